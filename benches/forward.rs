@@ -1,0 +1,56 @@
+//! Image-forward speed of a ViT-B/32-shaped CLIP with random weights (ms per image at batch 1
+//! and 8), on the CPU (burn flex) and, when an adapter exists, on wgpu.
+//!
+//! `cargo bench --bench forward`; `CLIP_LENS_BENCH_GPU=1` adds the wgpu device.
+
+use burn::tensor::{Device, Tensor};
+use clip_lens::device::{self, read_f32_blocking};
+use clip_lens::model::{CaptureRequest, ClipModel, Towers};
+use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
+use clip_lens::{ClipConfig, Layout, WeightFile};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+fn vit_b_32(device: &Device) -> ClipModel {
+    let config = ClipConfig::vit_b_32();
+    let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
+    ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, device).unwrap()
+}
+
+fn devices() -> Vec<(&'static str, Device)> {
+    let mut devices = vec![("cpu", device::cpu())];
+    if std::env::var("CLIP_LENS_BENCH_GPU").is_ok() {
+        match device::gpu() {
+            Ok(gpu) => devices.push(("wgpu", gpu)),
+            Err(e) => eprintln!("no wgpu device: {e}"),
+        }
+    }
+    devices
+}
+
+fn image_forward(c: &mut Criterion) {
+    let mut group = c.benchmark_group("vit_b_32_image_forward");
+    group.sample_size(10);
+    for (name, device) in devices() {
+        let model = vit_b_32(&device);
+        let vision = model.vision().unwrap();
+        for batch in [1usize, 8] {
+            group.throughput(Throughput::Elements(batch as u64));
+            let pixels = Tensor::<4>::ones([batch, 3, 224, 224], &device);
+            group.bench_with_input(BenchmarkId::new(name, format!("batch{batch}")), &batch, |b, _| {
+                b.iter(|| read_f32_blocking(vision.encode(pixels.clone()).unwrap()).unwrap())
+            });
+            // The lens forward: layer 9's neurons plus the attention rows and LN statistics.
+            group.bench_with_input(BenchmarkId::new(format!("{name}-with-lens-captures"), format!("batch{batch}")), &batch, |b, _| {
+                b.iter(|| {
+                    let output = vision.forward(pixels.clone(), &CaptureRequest::for_lens(&[9])).unwrap();
+                    read_f32_blocking(output.captures.neurons[&9].clone()).unwrap();
+                    read_f32_blocking(output.embeds).unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, image_forward);
+criterion_main!(benches);

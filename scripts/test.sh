@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs every test: native (CPU and wgpu on whatever adapter exists; lavapipe without a GPU),
+# then the browser tests in headless Chromium (WebGPU and CPU). Installs what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+export CARGO_TERM_COLOR=never
+# Headless Chromium and chromedriver as wasm-bindgen-test-runner uses them.
+export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}"
+# A wgpu adapter exists here (Mesa's lavapipe at least): the native GPU golden test must run.
+export CLIP_LENS_REQUIRE_GPU="${CLIP_LENS_REQUIRE_GPU:-1}"
+
+echo "== native tests"
+cargo test --locked
+
+echo "== browser tests (headless Chromium: WebGPU and CPU)"
+cargo test --locked --target wasm32-unknown-unknown --test web -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests.log"
+grep -q "test result: ok" "$CARGO_TARGET_DIR/browser-tests.log"

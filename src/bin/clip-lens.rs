@@ -1,0 +1,195 @@
+//! `clip-lens`: the native command line.
+//!
+//! - `effects`: image embeddings and per-layer MLP activations (and, with the lens, second-order
+//!   effects) of images, for checking against other implementations.
+//! - `text`: tokens and text embeddings.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use clip_lens::device::{device, read_f32_blocking, BackendKind};
+use clip_lens::model::{CaptureRequest, ClipModel, Towers};
+use clip_lens::preprocess::preprocess_image;
+use clip_lens::tensor_file::{serialize, NamedTensor};
+use clip_lens::tokenizer::ClipTokenizer;
+use clip_lens::{ClipConfig, Error, Result, WeightFile};
+
+#[derive(Parser)]
+#[command(name = "clip-lens", version, about = "The second-order lens on CLIP's neurons")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the model comes from and where it runs.
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// CLIP weights (.safetensors, OpenAI/open_clip or Hugging Face names).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Hugging Face config.json (default: the one beside the weights, else inferred from shapes).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// cpu (burn flex) or gpu (wgpu).
+    #[arg(long, default_value = "cpu")]
+    device: BackendKind,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Image embeddings and post-GELU activations of chosen layers.
+    Effects {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Comma-separated layer indices.
+        #[arg(long, value_delimiter = ',', required = true)]
+        layers: Vec<usize>,
+        /// Write a safetensors file instead of printing a summary.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        /// Image files, or .safetensors files holding preprocessed `pixels` [B,3,S,S].
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Tokens and text embeddings.
+    Text {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Write a safetensors file instead of printing a summary.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Texts to embed.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Effects { model, layers, out, batch, images } => effects(&model, &layers, out.as_deref(), batch, &images),
+        Command::Text { model, out, texts } => text(&model, out.as_deref(), &texts),
+    }
+}
+
+fn load_model(args: &ModelArgs, towers: Towers) -> Result<(ClipModel, Device)> {
+    let weights = WeightFile::open(&args.weights)?;
+    let config = ClipConfig::resolve(&weights, &args.weights, args.config.as_deref())?;
+    let device = device(args.device)?;
+    let model = ClipModel::load(&weights, &config, towers, &device)?;
+    Ok((model, device))
+}
+
+/// Preprocessed pixels of every input, in order, as `[3*S*S]` rows.
+fn load_pixels(paths: &[PathBuf], size: usize) -> Result<Vec<Vec<f32>>> {
+    let mut rows = Vec::new();
+    for path in paths {
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            rows.extend(pixels_from_safetensors(path, size)?);
+        } else {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            let pre = preprocess_image(&bytes, size as u32).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+            rows.push(pre.pixels);
+        }
+    }
+    Ok(rows)
+}
+
+fn pixels_from_safetensors(path: &Path, size: usize) -> Result<Vec<Vec<f32>>> {
+    let file = WeightFile::open(path)?;
+    let (values, shape) = file.tensor_any_shape("pixels")?;
+    if shape.len() != 4 || shape[1] != 3 || shape[2] != size || shape[3] != size {
+        return Err(Error::ShapeMismatch { name: format!("{}: pixels", path.display()), expected: vec![0, 3, size, size], found: shape });
+    }
+    Ok(values.chunks(3 * size * size).map(<[f32]>::to_vec).collect())
+}
+
+fn progress(len: usize, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, ETA {eta})").expect("valid template").progress_chars("=> "));
+    bar.set_message(what.to_string());
+    bar
+}
+
+fn effects(args: &ModelArgs, layers: &[usize], out: Option<&Path>, batch: usize, images: &[PathBuf]) -> Result<()> {
+    let (model, device) = load_model(args, Towers::Vision)?;
+    let vision = model.vision()?;
+    let size = vision.config.image_size;
+    let pixels = load_pixels(images, size)?;
+    let request = CaptureRequest::neurons(layers);
+    let mut embeds = Vec::new();
+    let mut neurons: Vec<Vec<f32>> = vec![Vec::new(); layers.len()];
+    let bar = progress(pixels.len(), "images");
+    for chunk in pixels.chunks(batch.max(1)) {
+        let flat: Vec<f32> = chunk.concat();
+        let input = Tensor::<4>::from_data(TensorData::new(flat, [chunk.len(), 3, size, size]), &device);
+        let output = vision.forward(input, &request)?;
+        embeds.extend(read_f32_blocking(output.embeds)?);
+        for (i, layer) in layers.iter().enumerate() {
+            neurons[i].extend(read_f32_blocking(output.captures.neurons[layer].clone())?);
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let n = pixels.len();
+    let c = &vision.config;
+    let mut tensors = vec![NamedTensor::f32("image_embeds", &[n, model.config.embed_dim], embeds)];
+    for (layer, values) in layers.iter().zip(neurons) {
+        tensors.push(NamedTensor::f32(format!("post_gelu.{layer}"), &[n, c.tokens(), c.mlp_width], values));
+    }
+    emit(&tensors, out)
+}
+
+fn text(args: &ModelArgs, out: Option<&Path>, texts: &[String]) -> Result<()> {
+    let (model, _device) = load_model(args, Towers::Text)?;
+    let text = model.text()?;
+    let context = text.config.context_length;
+    let tokens = ClipTokenizer::new().tokenize_batch(texts, context);
+    let embeds = read_f32_blocking(text.encode(&tokens)?)?;
+    let m = texts.len();
+    let tensors = vec![
+        NamedTensor::i32("tokens", &[m, context], tokens.iter().map(|&t| t as i32).collect()),
+        NamedTensor::f32("text_embeds", &[m, model.config.embed_dim], embeds),
+    ];
+    emit(&tensors, out)
+}
+
+/// Writes the tensors to `out`, or prints a readable summary of each.
+fn emit(tensors: &[NamedTensor], out: Option<&Path>) -> Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, serialize(tensors)?).map_err(|e| Error::io(path, e))?;
+            eprintln!("wrote {} tensors to {}", tensors.len(), path.display());
+        }
+        None => tensors.iter().for_each(print_summary),
+    }
+    Ok(())
+}
+
+fn print_summary(tensor: &NamedTensor) {
+    let values: Vec<f64> = match &tensor.values {
+        clip_lens::tensor_file::Values::F32(v) => v.iter().map(|&x| x as f64).collect(),
+        clip_lens::tensor_file::Values::I32(v) => v.iter().map(|&x| x as f64).collect(),
+    };
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let std = (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let head: Vec<String> = values.iter().take(6).map(|x| format!("{x:.4}")).collect();
+    println!("{:<16} {:?}  mean {mean:.5}  std {std:.5}  first [{}]", tensor.name, tensor.shape, head.join(", "));
+}

@@ -1,0 +1,96 @@
+//! Choosing a compute device and reading tensors back, the same way natively and in wasm.
+//!
+//! Natively the GPU is wgpu (Vulkan, Metal, DX12; lavapipe without a GPU); in the browser it is
+//! WebGPU, which must be initialised asynchronously, once per page. The CPU is burn's `flex`
+//! backend everywhere.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::error::{Error, Result};
+
+/// Which kind of device to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// burn `flex` on the CPU.
+    Cpu,
+    /// wgpu natively, WebGPU in the browser.
+    Gpu,
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu => "gpu",
+        })
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(BackendKind::Cpu),
+            "gpu" | "webgpu" | "wgpu" => Ok(BackendKind::Gpu),
+            other => Err(Error::InvalidInput(format!("unknown device `{other}` (expected cpu or gpu)"))),
+        }
+    }
+}
+
+/// The CPU device (burn `flex`).
+pub fn cpu() -> Device {
+    Device::flex()
+}
+
+static GPU: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+
+/// The GPU device, initialised on first use (natively: synchronously).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn gpu() -> Result<Device> {
+    if let Some(device) = GPU.get() {
+        return Ok(device.clone());
+    }
+    let device = Device::wgpu_options().init().map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
+    Ok(GPU.get_or_init(|| device).clone())
+}
+
+/// The GPU device, initialised on first use. In the browser WebGPU can only be initialised
+/// asynchronously and only once per page; later calls return the same device.
+pub async fn gpu_async() -> Result<Device> {
+    if let Some(device) = GPU.get() {
+        return Ok(device.clone());
+    }
+    let device = Device::wgpu_options().init_async().await.map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
+    Ok(GPU.get_or_init(|| device).clone())
+}
+
+/// A device of the requested kind (native only: the browser uses [`device_async`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn device(kind: BackendKind) -> Result<Device> {
+    match kind {
+        BackendKind::Cpu => Ok(cpu()),
+        BackendKind::Gpu => gpu(),
+    }
+}
+
+/// A device of the requested kind, on any target.
+pub async fn device_async(kind: BackendKind) -> Result<Device> {
+    match kind {
+        BackendKind::Cpu => Ok(cpu()),
+        BackendKind::Gpu => gpu_async().await,
+    }
+}
+
+/// Reads a float tensor back to the host as row-major f32 values. Works on every backend
+/// and target (in the browser a synchronous read would panic).
+pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    let data = tensor.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back failed: {e:?}")))?;
+    data.convert::<f32>().into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
+}
+
+/// Synchronous [`read_f32`] for native code.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_f32_blocking<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    let data = tensor.try_into_data().map_err(|e| Error::Device(format!("reading a tensor back failed: {e:?}")))?;
+    data.convert::<f32>().into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
+}

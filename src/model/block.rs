@@ -1,0 +1,201 @@
+//! The pieces of a pre-LN transformer block, with optional captures for the lens.
+
+use burn::tensor::activation::{gelu, sigmoid, softmax};
+use burn::tensor::Tensor;
+
+use super::Loader;
+use crate::config::Activation;
+use crate::error::Result;
+use crate::weights::Layout;
+
+/// `y = x @ weight + bias`, weight stored `[in, out]`.
+pub struct Linear {
+    /// `[in, out]`.
+    pub weight: Tensor<2>,
+    /// `[out]`.
+    pub bias: Tensor<1>,
+}
+
+impl Linear {
+    /// Applies the layer to the last axis of `[B, T, in]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, tokens, features] = x.dims();
+        let out = self.weight.dims()[1];
+        let y = x.reshape([batch * tokens, features]).matmul(self.weight.clone()) + self.bias.clone().unsqueeze::<2>();
+        y.reshape([batch, tokens, out])
+    }
+}
+
+/// LayerNorm over the last axis.
+pub struct LayerNorm {
+    /// Scale.
+    pub gamma: Tensor<1>,
+    /// Shift.
+    pub beta: Tensor<1>,
+    /// Added to the variance.
+    pub eps: f64,
+}
+
+/// The statistics a LayerNorm used: mean and `sqrt(var + eps)` per row, shaped `[B, T]`.
+#[derive(Clone)]
+pub struct LayerNormStats {
+    /// Mean over the features.
+    pub mean: Tensor<2>,
+    /// `sqrt(biased variance + eps)`.
+    pub std: Tensor<2>,
+}
+
+impl LayerNorm {
+    /// Normalises `[B, T, W]` and returns the statistics it used.
+    pub fn forward_with_stats(&self, x: Tensor<3>) -> (Tensor<3>, LayerNormStats) {
+        let [batch, tokens, _] = x.dims();
+        let mean = x.clone().mean_dim(2);
+        let centred = x - mean.clone();
+        let std = centred.clone().square().mean_dim(2).add_scalar(self.eps).sqrt();
+        let y = centred / std.clone() * self.gamma.clone().unsqueeze::<3>() + self.beta.clone().unsqueeze::<3>();
+        let stats = LayerNormStats { mean: mean.reshape([batch, tokens]), std: std.reshape([batch, tokens]) };
+        (y, stats)
+    }
+
+    /// Normalises `[B, T, W]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.forward_with_stats(x).0
+    }
+}
+
+/// Multi-head self-attention with separate query, key and value maps.
+pub struct Attention {
+    /// Query map.
+    pub query: Linear,
+    /// Key map.
+    pub key: Linear,
+    /// Value map (the lens reads its per-head rows).
+    pub value: Linear,
+    /// Output map (the lens reads its per-head columns).
+    pub out: Linear,
+    /// Number of heads.
+    pub heads: usize,
+}
+
+impl Attention {
+    /// Attention over `[B, T, W]`; `mask` `[T, T]` is added to the scores. Returns the output and
+    /// the attention probabilities `[B, H, T, T]`.
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
+        let [batch, tokens, width] = x.dims();
+        let head_dim = width / self.heads;
+        let split = |t: Tensor<3>| t.reshape([batch, tokens, self.heads, head_dim]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt());
+        if let Some(mask) = mask {
+            scores = scores + mask.clone().unsqueeze::<4>();
+        }
+        let probs = softmax(scores, 3);
+        let context = probs.clone().matmul(v).swap_dims(1, 2).reshape([batch, tokens, width]);
+        (self.out.forward(context), probs)
+    }
+}
+
+/// The MLP: `c_fc -> activation -> c_proj`.
+pub struct Mlp {
+    /// `c_fc` / `fc1`: width -> neurons.
+    pub fc_in: Linear,
+    /// `c_proj` / `fc2`: neurons -> width. Column n of its PyTorch weight is neuron n's
+    /// output direction `w_n`, here row n of `fc_out.weight`.
+    pub fc_out: Linear,
+    /// Nonlinearity.
+    pub activation: Activation,
+}
+
+impl Mlp {
+    /// The post-activation values ("neurons") `[B, T, N]`.
+    pub fn neurons(&self, x: Tensor<3>) -> Tensor<3> {
+        let pre = self.fc_in.forward(x);
+        match self.activation {
+            Activation::QuickGelu => pre.clone() * sigmoid(pre.mul_scalar(1.702)),
+            Activation::Gelu => gelu(pre),
+        }
+    }
+}
+
+/// What a block keeps for the lens when asked.
+#[derive(Default)]
+pub struct BlockCaptures {
+    /// Post-activation MLP values `[B, T, N]`.
+    pub neurons: Option<Tensor<3>>,
+    /// The CLS row of the attention probabilities `[B, H, T]`.
+    pub cls_attention: Option<Tensor<3>>,
+    /// `ln_1` statistics `[B, T]`.
+    pub ln_1: Option<LayerNormStats>,
+}
+
+/// One pre-LN residual block: `x += attn(ln_1 x); x += mlp(ln_2 x)`.
+pub struct ResidualBlock {
+    /// Before attention.
+    pub ln_1: LayerNorm,
+    /// Self-attention.
+    pub attn: Attention,
+    /// Before the MLP.
+    pub ln_2: LayerNorm,
+    /// The MLP.
+    pub mlp: Mlp,
+}
+
+impl ResidualBlock {
+    /// Runs the block. `keep_neurons` keeps the post-activation MLP values; `keep_lens` keeps
+    /// the CLS attention row and the `ln_1` statistics.
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2>>, keep_neurons: bool, keep_lens: bool) -> (Tensor<3>, BlockCaptures) {
+        let [batch, tokens, _] = x.dims();
+        let (normed, ln_1) = self.ln_1.forward_with_stats(x.clone());
+        let (attended, probs) = self.attn.forward(normed, mask);
+        let x = x + attended;
+        let neurons = self.mlp.neurons(self.ln_2.forward(x.clone()));
+        let x = x + self.mlp.fc_out.forward(neurons.clone());
+        let heads = self.attn.heads;
+        let captures = BlockCaptures {
+            neurons: keep_neurons.then_some(neurons),
+            cls_attention: keep_lens.then(|| probs.narrow(2, 0, 1).reshape([batch, heads, tokens])),
+            ln_1: keep_lens.then_some(ln_1),
+        };
+        (x, captures)
+    }
+
+    /// Loads block `layer` of the image (`vision`) or text tower.
+    pub(crate) fn load(loader: &Loader, vision: bool, layer: usize, width: usize, heads: usize, mlp_width: usize, eps: f64, activation: Activation) -> Result<Self> {
+        let name = |part: &str| loader.layout.layer_tensor(vision, layer, part);
+        let prefix = |part: &str| name(&format!("{part}.x")).trim_end_matches(".x").to_string();
+        let [query, key, value] = load_qkv(loader, vision, layer, width)?;
+        Ok(Self {
+            ln_1: loader.layer_norm(&prefix("ln_1"), width, eps)?,
+            attn: Attention { query, key, value, out: loader.linear(&prefix("attn_out"), width, width)?, heads },
+            ln_2: loader.layer_norm(&prefix("ln_2"), width, eps)?,
+            mlp: Mlp {
+                fc_in: loader.linear(&prefix("mlp_in"), width, mlp_width)?,
+                fc_out: loader.linear(&prefix("mlp_out"), mlp_width, width)?,
+                activation,
+            },
+        })
+    }
+}
+
+/// Query, key and value maps: split from OpenAI's packed `in_proj`, or Hugging Face's three.
+fn load_qkv(loader: &Loader, vision: bool, layer: usize, width: usize) -> Result<[Linear; 3]> {
+    let names = loader.layout.names();
+    let block = format!("{}{layer}.", if vision { names.vision_layer_prefix } else { names.text_layer_prefix });
+    match loader.layout {
+        Layout::OpenAi => {
+            let weight = loader.file.tensor(&format!("{block}attn.in_proj_weight"), &[3 * width, width])?;
+            let bias = loader.file.tensor(&format!("{block}attn.in_proj_bias"), &[3 * width])?;
+            let part = |i: usize| Linear {
+                weight: loader.matrix_from_rows_transposed(&weight[i * width * width..(i + 1) * width * width], width, width),
+                bias: loader.vector(bias[i * width..(i + 1) * width].to_vec()),
+            };
+            Ok([part(0), part(1), part(2)])
+        }
+        Layout::HuggingFace => {
+            let part = |p: &str| loader.linear(&format!("{block}self_attn.{p}_proj"), width, width);
+            Ok([part("q")?, part("k")?, part("v")?])
+        }
+    }
+}

@@ -1,0 +1,115 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! The `clip-lens` command line, end to end on the fixture.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a").join(name)
+}
+
+fn clip_lens(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(args).output().expect("the binary runs")
+}
+
+fn read_output(path: &Path) -> std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = view.data().chunks_exact(4).map(|b| match view.dtype() {
+                safetensors::Dtype::I32 => i32::from_le_bytes(b.try_into().unwrap()) as f32,
+                _ => f32::from_le_bytes(b.try_into().unwrap()),
+            });
+            (name, (view.shape().to_vec(), values.collect()))
+        })
+        .collect()
+}
+
+fn temp_path(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("clip-lens-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// `effects` on the reference's own pixels (a `.safetensors` with `pixels`), both layouts,
+/// with the config found beside the weights.
+#[test]
+fn effects_writes_reference_outputs() {
+    let expected = expected();
+    for weights in ["model-openai.safetensors", "model-hf.safetensors"] {
+        let out = temp_path(&format!("effects-{weights}"));
+        let result = clip_lens(&["effects", "--weights", fixture_path(weights).to_str().unwrap(), "--layers", "0,3", "--out", out.to_str().unwrap(), fixture_path("expected.safetensors").to_str().unwrap()]);
+        assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+        let written = read_output(&out);
+        for name in ["image_embeds", "post_gelu.0", "post_gelu.3"] {
+            assert_eq!(written[name].0, expected[name].shape, "{name} shape");
+            let deviation = relative_deviation(&written[name].1, &expected[name].values);
+            assert!(deviation <= MODEL_TOLERANCE, "{weights}: {name} deviates by {deviation:e}");
+        }
+        assert_eq!(written.len(), 3);
+    }
+}
+
+#[test]
+fn effects_on_png_files_is_close_to_reference() {
+    let expected = expected();
+    let images: Vec<String> = (0..6).map(|i| fixture_path(&format!("images/img{i:03}.png")).to_str().unwrap().to_string()).collect();
+    let out = temp_path("effects-png.safetensors");
+    let mut args = vec!["effects", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap().to_owned().leak(), "--layers", "1", "--out", out.to_str().unwrap().to_owned().leak()];
+    args.extend(images.iter().map(String::as_str));
+    let result = clip_lens(&args);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let deviation = relative_deviation(&read_output(&out)["image_embeds"].1, &expected["image_embeds"].values);
+    println!("image_embeds from PNGs (our decoder and resizer): relative deviation {deviation:.3e}");
+    assert!(deviation < 0.05, "embeddings from decoded PNGs deviate by {deviation}");
+}
+
+#[test]
+fn text_writes_tokens_and_embeddings() {
+    let expected = expected();
+    let probes = probes();
+    let out = temp_path("text.safetensors");
+    let mut args = vec!["text", "--weights", fixture_path("model-hf.safetensors").to_str().unwrap().to_owned().leak(), "--out", out.to_str().unwrap().to_owned().leak()];
+    args.extend(probes.iter().map(String::as_str));
+    let result = clip_lens(&args);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let written = read_output(&out);
+    assert_eq!(written["tokens"].1, expected["probe_tokens"].values);
+    let deviation = relative_deviation(&written["text_embeds"].1, &expected["probe_text_embeds"].values);
+    assert!(deviation <= MODEL_TOLERANCE, "text_embeds deviate by {deviation:e}");
+}
+
+#[test]
+fn summary_is_printed_without_out() {
+    let result = clip_lens(&["text", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "a photo of a cat"]);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(stdout.contains("tokens") && stdout.contains("[1, 77]") && stdout.contains("text_embeds") && stdout.contains("[1, 32]"), "{stdout}");
+}
+
+#[test]
+fn bad_inputs_give_clear_messages() {
+    let corrupt = temp_path("corrupt.png");
+    let png = std::fs::read(fixture_path("images/img000.png")).unwrap();
+    std::fs::write(&corrupt, &png[..png.len() / 3]).unwrap();
+    let weights = fixture_path("model-openai.safetensors");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["effects".into(), "--weights".into(), weights.display().to_string(), "--layers".into(), "0".into(), corrupt.display().to_string()], "corrupt.png"),
+        (vec!["effects".into(), "--weights".into(), "/nonexistent/w.safetensors".into(), "--layers".into(), "0".into(), corrupt.display().to_string()], "cannot read /nonexistent/w.safetensors"),
+        (vec!["effects".into(), "--weights".into(), weights.display().to_string(), "--layers".into(), "9".into(), fixture_path("expected.safetensors").display().to_string()], "layer 9 is out of range"),
+        (vec!["effects".into(), "--weights".into(), weights.display().to_string(), "--layers".into(), "0".into(), fixture_path("words.txt").display().to_string()], "words.txt"),
+    ];
+    for (args, needle) in cases {
+        let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{args:?} should fail");
+        assert!(stderr.contains("error:") && stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+    }
+}

@@ -1,0 +1,171 @@
+//! Golden checks against the paper's reference outputs (`tests/fixtures/tiny-a`), shared by
+//! the native tests and the browser (wasm-bindgen) tests. Fixture files are embedded with
+//! `include_bytes!` so that the same code runs where there is no filesystem.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use clip_lens::device::read_f32;
+use clip_lens::model::{CaptureRequest, ClipModel, Towers};
+use clip_lens::tokenizer::ClipTokenizer;
+use clip_lens::{ClipConfig, WeightFile};
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/", $name))
+    };
+}
+
+/// The fixture model under OpenAI names.
+pub const MODEL_OPENAI: &[u8] = fixture!("model-openai.safetensors");
+/// The fixture model under Hugging Face names.
+pub const MODEL_HF: &[u8] = fixture!("model-hf.safetensors");
+/// The reference outputs.
+pub const EXPECTED: &[u8] = fixture!("expected.safetensors");
+/// The reference's parameters and probe strings.
+pub const EXPECTED_JSON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/expected.json"));
+/// The fixture's Hugging Face config.
+pub const CONFIG_JSON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/config.json"));
+/// The six detail images whose reference pixels are in `expected.safetensors`.
+pub const DETAIL_PNGS: [&[u8]; 6] = [
+    fixture!("images/img000.png"),
+    fixture!("images/img001.png"),
+    fixture!("images/img002.png"),
+    fixture!("images/img003.png"),
+    fixture!("images/img004.png"),
+    fixture!("images/img005.png"),
+];
+
+/// Prints a line on the console (native) or the browser console (wasm).
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        #[cfg(target_arch = "wasm32")]
+        wasm_bindgen_test::console_log!($($arg)*);
+        #[cfg(not(target_arch = "wasm32"))]
+        println!($($arg)*);
+    }};
+}
+
+/// The tolerance for model outputs: relative to the tensor's largest magnitude.
+pub const MODEL_TOLERANCE: f32 = 1e-4;
+
+/// A tensor read from a fixture file.
+pub struct Expected {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// All tensors of `expected.safetensors` (integers converted to f32).
+pub fn expected() -> HashMap<String, Expected> {
+    let file = safetensors::SafeTensors::deserialize(EXPECTED).expect("fixture parses");
+    file.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let values = match view.dtype() {
+                safetensors::Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+                safetensors::Dtype::I32 => view.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+                other => panic!("unexpected fixture dtype {other:?}"),
+            };
+            (name, Expected { shape: view.shape().to_vec(), values })
+        })
+        .collect()
+}
+
+/// The probe strings of `expected.json`.
+pub fn probes() -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
+    json["probes"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect()
+}
+
+/// max |actual - expected| / max |expected|.
+pub fn relative_deviation(actual: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "length mismatch");
+    let scale = expected.iter().fold(0f32, |m, x| m.max(x.abs())).max(f32::MIN_POSITIVE);
+    let worst = actual.iter().zip(expected).fold(0f32, |m, (a, e)| m.max((a - e).abs()));
+    if actual.iter().any(|a| !a.is_finite()) {
+        return f32::INFINITY;
+    }
+    worst / scale
+}
+
+/// Loads the fixture model from `bytes` (either layout) onto `device`.
+pub fn load(bytes: &[u8], towers: Towers, device: &Device) -> ClipModel {
+    let weights = WeightFile::from_bytes(bytes.to_vec()).expect("fixture weights parse");
+    let config = ClipConfig::from_hf_json(CONFIG_JSON).expect("fixture config parses");
+    ClipModel::load(&weights, &config, towers, device).expect("fixture model loads")
+}
+
+/// Runs the image tower on the reference pixels and returns the relative deviation of
+/// `image_embeds` and of every layer's `post_gelu.L`, by name.
+pub async fn image_tower_deviations(bytes: &[u8], device: &Device) -> Vec<(String, f32)> {
+    let expected = expected();
+    let model = load(bytes, Towers::Vision, device);
+    let vision = model.vision().unwrap();
+    let pixels = &expected["pixels"];
+    let shape: [usize; 4] = pixels.shape.clone().try_into().unwrap();
+    let input = Tensor::<4>::from_data(TensorData::new(pixels.values.clone(), shape), device);
+    let layers: Vec<usize> = (0..vision.config.layers).collect();
+    let output = vision.forward(input, &CaptureRequest::neurons(&layers)).unwrap();
+    let mut deviations = vec![("image_embeds".to_string(), relative_deviation(&read_f32(output.embeds).await.unwrap(), &expected["image_embeds"].values))];
+    for (layer, neurons) in output.captures.neurons {
+        let name = format!("post_gelu.{layer}");
+        assert_eq!(neurons.dims().to_vec(), expected[&name].shape, "{name} shape");
+        deviations.push((name.clone(), relative_deviation(&read_f32(neurons).await.unwrap(), &expected[&name].values)));
+    }
+    deviations
+}
+
+/// Tokenizes the probes and checks them against `probe_tokens` exactly; returns the tokens.
+pub fn check_probe_tokens() -> Vec<u32> {
+    let expected = expected();
+    let tokens = ClipTokenizer::new().tokenize_batch(&probes(), 77);
+    let reference: Vec<u32> = expected["probe_tokens"].values.iter().map(|&t| t as u32).collect();
+    for (i, (ours, theirs)) in tokens.chunks(77).zip(reference.chunks(77)).enumerate() {
+        assert_eq!(ours, theirs, "tokens of probe {i} ({:?})", probes()[i]);
+    }
+    tokens
+}
+
+/// Runs the text tower on the probes and returns the relative deviation of `probe_text_embeds`.
+pub async fn text_tower_deviation(bytes: &[u8], device: &Device) -> f32 {
+    let tokens = check_probe_tokens();
+    let model = load(bytes, Towers::Text, device);
+    let embeds = model.text().unwrap().encode(&tokens).unwrap();
+    relative_deviation(&read_f32(embeds).await.unwrap(), &expected()["probe_text_embeds"].values)
+}
+
+/// Asserts every deviation is within the model tolerance, printing them all first.
+pub fn assert_within(label: &str, deviations: &[(String, f32)]) {
+    for (name, deviation) in deviations {
+        report!("{label}: {name}: relative deviation {deviation:.3e}");
+    }
+    for (name, deviation) in deviations {
+        assert!(*deviation <= MODEL_TOLERANCE, "{label}: {name} deviates by {deviation:.3e} > {MODEL_TOLERANCE:e}");
+    }
+}
+
+/// Mean and largest absolute difference between our preprocessing of each detail PNG and the
+/// reference's `pixels`.
+pub fn png_pixel_deviations() -> Vec<(f32, f32)> {
+    let expected = expected();
+    let per_image = 3 * 64 * 64;
+    DETAIL_PNGS
+        .iter()
+        .zip(expected["pixels"].values.chunks(per_image))
+        .map(|(png, reference)| {
+            let ours = clip_lens::preprocess::preprocess_image(png, 64).expect("fixture PNG decodes").pixels;
+            let diffs: Vec<f32> = ours.iter().zip(reference).map(|(a, b)| (a - b).abs()).collect();
+            (diffs.iter().sum::<f32>() / diffs.len() as f32, diffs.iter().fold(0f32, |m, &d| m.max(d)))
+        })
+        .collect()
+}
+
+/// Asserts the fixture's pixel tolerance: mean absolute difference below 0.02, largest below 0.25.
+pub fn assert_pixels_within(label: &str, deviations: &[(f32, f32)]) {
+    for (i, (mean, max)) in deviations.iter().enumerate() {
+        report!("{label}: pixels of img{i:03}.png: mean abs diff {mean:.2e}, max {max:.2e}");
+        assert!(*mean < 0.02 && *max < 0.25, "{label}: img{i:03}.png pixels deviate (mean {mean}, max {max})");
+    }
+}
