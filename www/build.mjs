@@ -1,0 +1,93 @@
+// Builds the site into www/dist: bundles the TypeScript with esbuild and copies the pages, the
+// stylesheet, the wasm-pack output (../pkg), the demo model and the sample images.
+// Usage: node build.mjs (npm run build). Needs ../pkg from
+// `wasm-pack build --target web --out-dir pkg` in the repository root.
+
+import { build } from "esbuild";
+import { cp, mkdir, readdir, rm, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const www = dirname(fileURLToPath(import.meta.url));
+const root = join(www, "..");
+const pkg = join(root, "pkg");
+const dist = join(www, "dist");
+
+/** Source (relative to the repository root) -> destination (relative to dist). */
+const copies = [
+  ["www/index.html", "index.html"],
+  ["www/bench.html", "bench.html"],
+  ["www/style.css", "style.css"],
+  ["pkg/clip_lens.js", "pkg/clip_lens.js"],
+  ["pkg/clip_lens_bg.wasm", "pkg/clip_lens_bg.wasm"],
+  ["tests/fixtures/tiny-a/model-openai.safetensors", "models/tiny/model.safetensors"],
+  ["tests/fixtures/tiny-a/config.json", "models/tiny/config.json"],
+  ["www/samples", "samples"],
+];
+
+function fail(message) {
+  console.error(`build: ${message}`);
+  process.exit(1);
+}
+
+for (const file of ["clip_lens.js", "clip_lens_bg.wasm"]) {
+  if (!existsSync(join(pkg, file))) {
+    fail(
+      `${relative(process.cwd(), join(pkg, file)) || file} is missing: run wasm-pack build --target web first ` +
+        "(in the repository root: wasm-pack build --target web --out-dir pkg --release, or --dev), then build again.",
+    );
+  }
+}
+for (const [from] of copies) {
+  if (!existsSync(join(root, from))) fail(`${from} is missing.`);
+}
+
+/** The worker imports the wasm-bindgen glue as "clip-lens-wasm" (see tsconfig.json); at run
+ * time it is the copy in dist/pkg, next to worker.js, so it stays outside the bundle. */
+const wasmGlue = {
+  name: "clip-lens-wasm",
+  setup(builder) {
+    builder.onResolve({ filter: /^clip-lens-wasm$/ }, () => ({ path: "./pkg/clip_lens.js", external: true }));
+  },
+};
+
+await rm(dist, { recursive: true, force: true });
+await mkdir(dist, { recursive: true });
+
+try {
+  await build({
+    absWorkingDir: www,
+    entryPoints: { main: "src/main.ts", worker: "src/worker.ts", bench: "src/bench.ts" },
+    outdir: dist,
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    platform: "browser",
+    minify: true,
+    sourcemap: true,
+    legalComments: "none",
+    plugins: [wasmGlue],
+    logLevel: "warning",
+  });
+} catch {
+  fail("esbuild failed (errors above).");
+}
+
+for (const [from, to] of copies) {
+  await mkdir(dirname(join(dist, to)), { recursive: true });
+  await cp(join(root, from), join(dist, to), { recursive: true });
+}
+// Inline JS snippets that wasm-bindgen may have written next to the glue.
+if (existsSync(join(pkg, "snippets"))) await cp(join(pkg, "snippets"), join(dist, "pkg", "snippets"), { recursive: true });
+
+async function listing(dir, prefix = "") {
+  const lines = [];
+  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) lines.push(...(await listing(path, `${prefix}${entry.name}/`)));
+    else lines.push(`  ${`${prefix}${entry.name}`.padEnd(40)} ${((await stat(path)).size / 1024).toFixed(1).padStart(10)} KiB`);
+  }
+  return lines;
+}
+console.log(`build: wrote ${relative(process.cwd(), dist) || "."}\n${(await listing(dist)).join("\n")}`);

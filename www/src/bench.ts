@@ -1,0 +1,177 @@
+// The benchmark page: runs `benchmarkVision` in the worker and tabulates the results.
+// `?shape=ViT-B/32&backend=cpu&batch=1&runs=3&autorun=1` drives it headlessly: when a run ends
+// (well or not) `document.body.dataset.done` is "1" and `<pre id="result">` holds the JSON
+// (`{"error": "..."}` after a failure; `<main data-status>` is then "error").
+
+import { WorkerClient } from "./client";
+import { formatMs } from "./format";
+import {
+  isBackendChoice,
+  isBenchShape,
+  type BackendChoice,
+  type BenchmarkResult,
+  type BenchShape,
+} from "./protocol";
+
+const MAX_BATCH = 64;
+const MAX_RUNS = 100;
+
+interface BenchSettings {
+  shape: BenchShape;
+  backend: BackendChoice;
+  batch: number;
+  runs: number;
+}
+
+function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
+  const found = document.getElementById(id);
+  if (!(found instanceof type)) throw new Error(`The page lacks the element #${id}.`);
+  return found;
+}
+
+const ui = {
+  main: byId("bench", HTMLElement),
+  form: byId("bench-form", HTMLFormElement),
+  fieldset: byId("bench-fieldset", HTMLFieldSetElement),
+  shape: byId("shape", HTMLSelectElement),
+  backend: byId("backend", HTMLSelectElement),
+  batch: byId("batch", HTMLInputElement),
+  runs: byId("runs", HTMLInputElement),
+  status: byId("status", HTMLElement),
+  results: byId("results", HTMLTableElement),
+  result: byId("result", HTMLPreElement),
+};
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function parseCount(what: string, text: string, max: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new Error(`${what} must be a whole number from 1 to ${max}, not “${text}”.`);
+  }
+  return value;
+}
+
+function parseSettings(values: { shape: string; backend: string; batch: string; runs: string }): BenchSettings {
+  if (!isBenchShape(values.shape)) throw new Error(`Unknown shape “${values.shape}”: use ViT-B/32, ViT-B/16 or ViT-L/14.`);
+  if (!isBackendChoice(values.backend)) throw new Error(`Unknown backend “${values.backend}”: use auto, webgpu or cpu.`);
+  return {
+    shape: values.shape,
+    backend: values.backend,
+    batch: parseCount("The batch size", values.batch, MAX_BATCH),
+    runs: parseCount("The number of runs", values.runs, MAX_RUNS),
+  };
+}
+
+function formSettings(): BenchSettings {
+  return parseSettings({ shape: ui.shape.value, backend: ui.backend.value, batch: ui.batch.value, runs: ui.runs.value });
+}
+
+const NUMBER_FIELDS = ["batch", "runs", "load_ms", "first_ms", "mean_ms_per_image"] as const;
+
+/** The JSON of `benchmarkVision`, checked. */
+function parseResult(json: string): BenchmarkResult {
+  const value: unknown = JSON.parse(json);
+  const record = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
+  const bad = NUMBER_FIELDS.filter((key) => typeof record[key] !== "number");
+  if (typeof record.backend !== "string" || typeof record.shape !== "string" || bad.length > 0) {
+    throw new Error(`benchmarkVision returned unexpected JSON: ${json}`);
+  }
+  return record as unknown as BenchmarkResult;
+}
+
+function cell(row: HTMLTableRowElement, text: string): void {
+  row.insertCell().textContent = text;
+}
+
+function addRow(result: BenchmarkResult): void {
+  const body = ui.results.tBodies[0] ?? ui.results.createTBody();
+  const row = body.insertRow();
+  cell(row, result.shape);
+  cell(row, result.backend);
+  cell(row, String(result.batch));
+  cell(row, String(result.runs));
+  cell(row, formatMs(result.load_ms));
+  cell(row, formatMs(result.first_ms));
+  cell(row, formatMs(result.mean_ms_per_image));
+  cell(row, result.mean_ms_per_image > 0 ? (1000 / result.mean_ms_per_image).toFixed(2) : "–");
+}
+
+function finish(status: "done" | "error", text: string, json: string): void {
+  ui.result.textContent = json;
+  ui.status.textContent = text;
+  ui.main.dataset.status = status;
+  ui.main.removeAttribute("aria-busy");
+  ui.fieldset.disabled = false;
+  document.body.dataset.done = "1";
+}
+
+async function run(client: WorkerClient, settings: BenchSettings): Promise<void> {
+  delete document.body.dataset.done;
+  ui.main.dataset.status = "running";
+  ui.main.setAttribute("aria-busy", "true");
+  ui.fieldset.disabled = true;
+  const label = `${settings.shape} on ${settings.backend}, batch ${settings.batch}, ${settings.runs} run${settings.runs === 1 ? "" : "s"}`;
+  ui.status.textContent = `Running ${label}… (the page stays responsive; the work happens in a Web Worker)`;
+  try {
+    const response = await client.benchmark(settings.shape, settings.backend, settings.batch, settings.runs);
+    const result = parseResult(response.json);
+    addRow(result);
+    finish("done", `Finished ${label}: ${formatMs(result.mean_ms_per_image)} per image.`, JSON.stringify(result, null, 2));
+  } catch (error) {
+    console.error(error);
+    finish("error", `The benchmark failed: ${message(error)}`, JSON.stringify({ error: message(error) }, null, 2));
+  }
+}
+
+function main(): void {
+  const client = new WorkerClient();
+  const params = new URLSearchParams(location.search);
+
+  // Address settings fill the form; bad ones are reported (and end an autorun).
+  let addressError: string | null = null;
+  try {
+    const settings = parseSettings({
+      shape: params.get("shape") ?? ui.shape.value,
+      backend: params.get("backend") ?? ui.backend.value,
+      batch: params.get("batch") ?? ui.batch.value,
+      runs: params.get("runs") ?? ui.runs.value,
+    });
+    ui.shape.value = settings.shape;
+    ui.backend.value = settings.backend;
+    ui.batch.value = String(settings.batch);
+    ui.runs.value = String(settings.runs);
+  } catch (error) {
+    addressError = `The address has a bad setting: ${message(error)}`;
+  }
+
+  ui.form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    let settings: BenchSettings;
+    try {
+      settings = formSettings();
+    } catch (error) {
+      finish("error", message(error), JSON.stringify({ error: message(error) }, null, 2));
+      return;
+    }
+    const address = new URLSearchParams({ ...settings, batch: String(settings.batch), runs: String(settings.runs) });
+    history.replaceState(null, "", `?${address}`);
+    void run(client, settings);
+  });
+
+  if (addressError !== null) {
+    finish("error", addressError, JSON.stringify({ error: addressError }, null, 2));
+  } else if (params.get("autorun") === "1") {
+    ui.form.requestSubmit();
+  }
+}
+
+try {
+  main();
+} catch (error) {
+  ui.status.textContent = `The benchmark page failed to start: ${message(error)}`;
+  ui.main.dataset.status = "error";
+  document.body.dataset.done = "1";
+}
