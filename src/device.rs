@@ -85,12 +85,12 @@ pub async fn device_async(kind: BackendKind) -> Result<Device> {
 /// and target (in the browser a synchronous read would panic).
 pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
     let data = tensor.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back failed: {e:?}")))?;
-    data.convert::<f32>().into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
 }
 
 /// Synchronous [`read_f32`] for native code.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_f32_blocking<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
     let data = tensor.try_into_data().map_err(|e| Error::Device(format!("reading a tensor back failed: {e:?}")))?;
-    data.convert::<f32>().into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
 }

@@ -85,7 +85,7 @@ fn one_tower_loads_without_the_other() {
     let weights = WeightFile::from_bytes(bytes).unwrap();
     let model = ClipModel::load(&weights, &config, Towers::Vision, &device::cpu()).unwrap();
     assert!(model.vision.is_some() && model.text.is_none());
-    assert!(model.text().unwrap_err().to_string().contains("text tower is not loaded"));
+    assert!(model.text().err().unwrap().to_string().contains("text tower is not loaded"));
     let message = ClipModel::load(&weights, &config, Towers::Text, &device::cpu()).err().unwrap().to_string();
     assert!(message.contains("missing tensor `text_model.embeddings.token_embedding.weight`"), "{message}");
 }

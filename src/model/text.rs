@@ -34,15 +34,17 @@ impl TextTransformer {
     pub(crate) fn load(loader: &Loader, config: &ClipConfig) -> Result<Self> {
         let c = &config.text;
         let names = loader.layout.names();
+        let n = c.context_length;
+        let token_embedding = loader.tensor(names.text_token_embedding, [c.vocab_size, c.width])?;
+        let positional_embedding = loader.tensor(names.text_positional_embedding, [n, c.width])?;
         let blocks = (0..c.layers)
             .map(|l| ResidualBlock::load(loader, false, l, c.width, c.heads, c.mlp_width, c.layer_norm_eps, c.activation))
             .collect::<Result<Vec<_>>>()?;
-        let n = c.context_length;
         let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { MASKED } else { 0.0 }).collect();
         Ok(Self {
             config: c.clone(),
-            token_embedding: loader.tensor(names.text_token_embedding, [c.vocab_size, c.width])?,
-            positional_embedding: loader.tensor(names.text_positional_embedding, [n, c.width])?,
+            token_embedding,
+            positional_embedding,
             blocks,
             ln_final: loader.layer_norm(names.text_ln_final, c.width, c.layer_norm_eps)?,
             projection: loader.projection(names.text_projection, c.width, config.embed_dim)?,
