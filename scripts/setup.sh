@@ -22,9 +22,10 @@ rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target
 wbg_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
 if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wbg_version"; then
   echo "setup: installing wasm-bindgen-cli $wbg_version"
-  cargo install wasm-bindgen-cli --version "$wbg_version" --locked --force
+  cargo install wasm-bindgen-cli --version "$wbg_version" --locked --force \
+    || cargo install wasm-bindgen-cli --version "$wbg_version" --force
 fi
-command -v wasm-pack >/dev/null || { echo "setup: installing wasm-pack"; cargo install wasm-pack --locked; }
+command -v wasm-pack >/dev/null || { echo "setup: installing wasm-pack"; cargo install wasm-pack --locked || cargo install wasm-pack; }
 
 if [ -f www/package.json ]; then
   npm ci --prefix www --no-audit --no-fund --loglevel=error

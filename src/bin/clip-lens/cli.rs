@@ -1,4 +1,4 @@
-//! `clip-lens`: the native command line.
+//! The native command line.
 //!
 //! - `effects`: image embeddings and per-layer MLP activations (and, with the lens, second-order
 //!   effects) of images, for checking against other implementations.
@@ -71,7 +71,8 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
+/// Parses the arguments, runs the command, reports errors on stderr.
+pub fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

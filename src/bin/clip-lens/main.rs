@@ -1,0 +1,13 @@
+//! `clip-lens`: the native command line (see `cli.rs`). It has no meaning in wasm, where the
+//! page drives the library through `src/web.rs`.
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
