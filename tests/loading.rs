@@ -157,3 +157,30 @@ fn bad_inputs_to_the_forward_are_errors() {
     tokens[0] = 60000;
     assert!(text.encode(&tokens).err().unwrap().to_string().contains("outside the vocabulary"));
 }
+
+/// F16 and BF16 storage is converted to f32: the fixture re-stored in each type gives the
+/// reference embeddings up to the storage type's rounding.
+#[test]
+fn f16_and_bf16_storage_load() {
+    let expected = expected();
+    for (dtype, tolerance) in [(safetensors::Dtype::F16, 1e-2f32), (safetensors::Dtype::BF16, 5e-2)] {
+        let bytes = edited_fixture(|tensors| {
+            for (_, stored, _, data) in tensors.iter_mut() {
+                let values = data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap()));
+                *data = match dtype {
+                    safetensors::Dtype::F16 => values.flat_map(|v| half::f16::from_f32(v).to_le_bytes()).collect(),
+                    _ => values.flat_map(|v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+                };
+                *stored = dtype;
+            }
+        });
+        let model = load(&bytes, Towers::Vision, &device::cpu());
+        let pixels = &expected["pixels"];
+        let input = burn::tensor::Tensor::<4>::from_data(burn::tensor::TensorData::new(pixels.values.clone(), [6, 3, 64, 64]), &device::cpu());
+        let embeds = device::read_f32_blocking(model.vision().unwrap().encode(input).unwrap()).unwrap();
+        let deviation = relative_deviation(&embeds, &expected["image_embeds"].values);
+        println!("{dtype:?} storage: image_embeds relative deviation {deviation:.3e}");
+        assert!(deviation < tolerance, "{dtype:?}: {deviation}");
+        assert!(deviation > 0.0, "{dtype:?} storage should round the weights");
+    }
+}
