@@ -10,6 +10,7 @@
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod lens;
 pub mod model;
 pub mod preprocess;
 pub mod synthetic;

@@ -39,3 +39,10 @@ fn pixels_from_pngs_match_in_the_browser() {
     let deviations = png_pixel_deviations();
     assert_pixels_within("browser", &deviations);
 }
+
+#[wasm_bindgen_test]
+async fn second_order_effects_on_webgpu_and_cpu() {
+    let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
+    assert_within("webgpu/lens", &second_order_deviations(MODEL_OPENAI, &gpu).await);
+    assert_within("cpu/lens", &second_order_deviations(MODEL_HF, &device::cpu()).await);
+}

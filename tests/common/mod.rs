@@ -169,3 +169,25 @@ pub fn assert_pixels_within(label: &str, deviations: &[(f32, f32)]) {
         assert!(*mean < 0.02 && *max < 0.25, "{label}: img{i:03}.png pixels deviate (mean {mean}, max {max})");
     }
 }
+
+/// Second-order effects of layers 0, 1, 2 for the reference pixels: relative deviation from
+/// `second_order.L`, by name.
+pub async fn second_order_deviations(bytes: &[u8], device: &Device) -> Vec<(String, f32)> {
+    let expected = expected();
+    let model = load(bytes, Towers::Vision, device);
+    let vision = model.vision().unwrap();
+    let pixels = &expected["pixels"];
+    let shape: [usize; 4] = pixels.shape.clone().try_into().unwrap();
+    let input = Tensor::<4>::from_data(TensorData::new(pixels.values.clone(), shape), device);
+    let layers = [0usize, 1, 2];
+    let output = vision.forward(input, &CaptureRequest::for_lens(&layers)).unwrap();
+    let mut deviations = Vec::new();
+    for layer in layers {
+        let factors = clip_lens::lens::LensFactors::new(vision, layer).unwrap();
+        let effects = clip_lens::lens::second_order_effects(vision, &factors, &output).unwrap();
+        let name = format!("second_order.{layer}");
+        assert_eq!(effects.dims().to_vec(), expected[&name].shape, "{name} shape");
+        deviations.push((name.clone(), relative_deviation(&read_f32(effects).await.unwrap(), &expected[&name].values)));
+    }
+    deviations
+}

@@ -100,6 +100,7 @@ function showFatal(error: unknown): void {
   ui.errorMessage.textContent = message(error);
   ui.errorPanel.hidden = false;
   ui.textFieldset.disabled = true;
+  if (ui.main.dataset.weights !== "downloaded") ui.progressText.textContent = "Stopped.";
   setStatus("error", "The demo stopped because of an error (details below).");
   ui.errorPanel.focus();
 }
@@ -126,7 +127,10 @@ function showProgress(event: ProgressEvent): void {
   ui.progressText.textContent = event.done
     ? `Downloaded ${formatBytes(event.loaded)} in ${formatMs(event.elapsedMs)}${speed && `, ${speed}`}.`
     : `${amount}${speed && ` at ${speed}`}`;
-  if (event.done) setStatus("loading", "Building the model…");
+  if (event.done) {
+    ui.main.dataset.weights = "downloaded";
+    setStatus("loading", "Building the model…");
+  }
 }
 
 function describeBackend(ready: ReadyResponse, requested: BackendChoice): string {

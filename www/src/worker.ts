@@ -180,8 +180,9 @@ async function load(request: LoadRequest): Promise<void> {
       return await module.Engine.create(weights, configJson, kind);
     } catch (error) {
       let message = describe(error);
-      if (looksLikeHtml(weights)) message += " (the file looks like an HTML page, not a safetensors file)";
-      throw new Error(`Could not load the model from ${weightsUrl}: ${message}`);
+      if (looksLikeHtml(weights)) message += ". The weights file looks like an HTML page, not a safetensors file.";
+      const source = configUrl === null ? weightsUrl : `${weightsUrl} with the config ${configUrl}`;
+      throw new Error(`Could not load the model from ${source}: ${message}`);
     }
   };
 

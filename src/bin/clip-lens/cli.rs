@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use clip_lens::device::{device, read_f32_blocking, BackendKind};
+use clip_lens::lens::{second_order_effects, LensFactors};
 use clip_lens::model::{CaptureRequest, ClipModel, Towers};
 use clip_lens::preprocess::preprocess_image;
 use clip_lens::tensor_file::{serialize, NamedTensor};
@@ -41,7 +42,7 @@ struct ModelArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Image embeddings and post-GELU activations of chosen layers.
+    /// Image embeddings, post-GELU activations and second-order effects of chosen layers.
     Effects {
         #[command(flatten)]
         model: ModelArgs,
@@ -133,26 +134,30 @@ fn effects(args: &ModelArgs, layers: &[usize], out: Option<&Path>, batch: usize,
     let vision = model.vision()?;
     let size = vision.config.image_size;
     let pixels = load_pixels(images, size)?;
-    let request = CaptureRequest::neurons(layers);
+    let request = CaptureRequest::for_lens(layers);
+    let factors = layers.iter().map(|&l| LensFactors::new(vision, l)).collect::<Result<Vec<_>>>()?;
     let mut embeds = Vec::new();
     let mut neurons: Vec<Vec<f32>> = vec![Vec::new(); layers.len()];
+    let mut effects: Vec<Vec<f32>> = vec![Vec::new(); layers.len()];
     let bar = progress(pixels.len(), "images");
     for chunk in pixels.chunks(batch.max(1)) {
         let flat: Vec<f32> = chunk.concat();
         let input = Tensor::<4>::from_data(TensorData::new(flat, [chunk.len(), 3, size, size]), &device);
         let output = vision.forward(input, &request)?;
-        embeds.extend(read_f32_blocking(output.embeds)?);
         for (i, layer) in layers.iter().enumerate() {
             neurons[i].extend(read_f32_blocking(output.captures.neurons[layer].clone())?);
+            effects[i].extend(read_f32_blocking(second_order_effects(vision, &factors[i], &output)?)?);
         }
+        embeds.extend(read_f32_blocking(output.embeds)?);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     let n = pixels.len();
     let c = &vision.config;
     let mut tensors = vec![NamedTensor::f32("image_embeds", &[n, model.config.embed_dim], embeds)];
-    for (layer, values) in layers.iter().zip(neurons) {
+    for ((layer, values), effect) in layers.iter().zip(neurons).zip(effects) {
         tensors.push(NamedTensor::f32(format!("post_gelu.{layer}"), &[n, c.tokens(), c.mlp_width], values));
+        tensors.push(NamedTensor::f32(format!("second_order.{layer}"), &[n, c.mlp_width, model.config.embed_dim], effect));
     }
     emit(&tensors, out)
 }

@@ -1,0 +1,6 @@
+//! The second-order lens (sections 1-3 of the method): per-neuron effects on the image
+//! embedding through the later attention heads.
+
+pub mod second_order;
+
+pub use second_order::{second_order_effects, LensFactors, EFFECT_COEFFICIENT};
