@@ -25,3 +25,47 @@ fn second_order_effects_match_reference_on_wgpu() {
     };
     assert_within("wgpu/openai", &pollster::block_on(second_order_deviations(MODEL_OPENAI, &gpu)));
 }
+
+#[test]
+fn statistics_match_reference_over_the_48_images() {
+    assert_within("cpu/stats", &pollster::block_on(statistics_deviations(MODEL_OPENAI, &device::cpu(), 8)));
+}
+
+/// Streaming in batches of 5 gives exactly what one batch of all 48 images gives.
+#[test]
+fn streaming_statistics_equal_in_memory_statistics() {
+    let streamed = pollster::block_on(effect_batches(MODEL_OPENAI, &device::cpu(), &[1], 5));
+    let whole = pollster::block_on(effect_batches(MODEL_OPENAI, &device::cpu(), &[1], 48));
+    let a = statistics(&streamed, 0, 256, 32, 6);
+    let b = statistics(&whole, 0, 256, 32, 6);
+    assert_eq!(a.top_images, b.top_images);
+    assert!(relative_deviation(&a.mean, &b.mean) < 1e-6);
+    assert!(relative_deviation(&a.norms, &b.norms) < 1e-6);
+    assert!(relative_deviation(&a.directions, &b.directions) < 1e-5);
+}
+
+#[test]
+fn statistics_reject_bad_inputs() {
+    use clip_lens::lens::{MeanAccumulator, TopKAccumulator};
+    assert!(MeanAccumulator::new(4, 2).mean().unwrap_err().to_string().contains("no images"));
+    assert!(MeanAccumulator::new(4, 2).add(&[0.0; 7]).unwrap_err().to_string().contains("whole number"));
+    let mut top = TopKAccumulator::new(vec![0.0; 8], 4, 2, 3).unwrap();
+    top.add(&[1.0; 16]).unwrap();
+    assert!(top.finish().unwrap_err().to_string().contains("k = 3 is larger than the number of images (2)"));
+}
+
+/// The sign rule on a hand-made case: rows mostly along -e1 give +e1 negated.
+#[test]
+fn singular_vector_sign_rule() {
+    let rows: Vec<Vec<f32>> = vec![vec![-2.0, 0.1], vec![-1.0, -0.1], vec![0.5, 0.0]];
+    let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+    let r = clip_lens::lens::first_right_singular_vector(&refs, 2);
+    assert!(r[0] < -0.99, "{r:?}");
+    // A tie (one row each way) negates whatever the iteration found.
+    let tie: Vec<Vec<f32>> = vec![vec![1.0, 0.0], vec![-1.0, 0.0]];
+    let refs: Vec<&[f32]> = tie.iter().map(Vec::as_slice).collect();
+    let r = clip_lens::lens::first_right_singular_vector(&refs, 2);
+    let positive = tie.iter().filter(|row| row[0] * r[0] + row[1] * r[1] > 0.0).count();
+    assert_eq!(positive, 1);
+    assert!((r[0].abs() - 1.0).abs() < 1e-6);
+}

@@ -46,3 +46,9 @@ async fn second_order_effects_on_webgpu_and_cpu() {
     assert_within("webgpu/lens", &second_order_deviations(MODEL_OPENAI, &gpu).await);
     assert_within("cpu/lens", &second_order_deviations(MODEL_HF, &device::cpu()).await);
 }
+
+#[wasm_bindgen_test]
+async fn neuron_statistics_on_webgpu() {
+    let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
+    assert_within("webgpu/stats", &statistics_deviations(MODEL_OPENAI, &gpu, 16).await);
+}

@@ -2,5 +2,7 @@
 //! embedding through the later attention heads.
 
 pub mod second_order;
+pub mod stats;
 
 pub use second_order::{second_order_effects, LensFactors, EFFECT_COEFFICIENT};
+pub use stats::{first_right_singular_vector, MeanAccumulator, NeuronStatistics, TopKAccumulator};

@@ -191,3 +191,71 @@ pub async fn second_order_deviations(bytes: &[u8], device: &Device) -> Vec<(Stri
     }
     deviations
 }
+
+/// All 48 preprocessed fixture images, `[48, 3, 64, 64]`.
+pub const PIXELS: &[u8] = fixture!("pixels.safetensors");
+
+/// Second-order effects `[B, N, D]` of `layers` for each batch of `batch` fixture images, in order.
+pub async fn effect_batches(bytes: &[u8], device: &Device, layers: &[usize], batch: usize) -> Vec<Vec<Vec<f32>>> {
+    let model = load(bytes, Towers::Vision, device);
+    let vision = model.vision().unwrap();
+    let file = WeightFile::from_bytes(PIXELS.to_vec()).unwrap();
+    let (pixels, shape) = file.tensor_any_shape("pixels").unwrap();
+    let per_image = shape[1..].iter().product::<usize>();
+    let factors: Vec<_> = layers.iter().map(|&l| clip_lens::lens::LensFactors::new(vision, l).unwrap()).collect();
+    let mut batches = Vec::new();
+    for chunk in pixels.chunks(per_image * batch) {
+        let input = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [chunk.len() / per_image, 3, 64, 64]), device);
+        let output = vision.forward(input, &CaptureRequest::for_lens(layers)).unwrap();
+        let mut per_layer = Vec::new();
+        for f in &factors {
+            per_layer.push(read_f32(clip_lens::lens::second_order_effects(vision, f, &output).unwrap()).await.unwrap());
+        }
+        batches.push(per_layer);
+    }
+    batches
+}
+
+/// Streaming statistics of layer index `i` of `layers` from effect batches.
+pub fn statistics(batches: &[Vec<Vec<f32>>], i: usize, neurons: usize, dim: usize, k: usize) -> clip_lens::lens::NeuronStatistics {
+    let mut mean = clip_lens::lens::MeanAccumulator::new(neurons, dim);
+    batches.iter().for_each(|b| mean.add(&b[i]).unwrap());
+    let mut top = clip_lens::lens::TopKAccumulator::new(mean.mean().unwrap(), neurons, dim, k).unwrap();
+    batches.iter().for_each(|b| top.add(&b[i]).unwrap());
+    top.finish().unwrap()
+}
+
+/// Relative deviations of `mean.L`, `pca.L`, `norms.L` over the 48 fixture images.
+pub async fn statistics_deviations(bytes: &[u8], device: &Device, batch: usize) -> Vec<(String, f32)> {
+    let expected = expected();
+    let layers = [0usize, 1, 2];
+    let batches = effect_batches(bytes, device, &layers, batch).await;
+    let mut deviations = Vec::new();
+    for (i, layer) in layers.iter().enumerate() {
+        let stats = statistics(&batches, i, 256, 32, 6);
+        deviations.push((format!("mean.{layer}"), relative_deviation(&stats.mean, &expected[&format!("mean.{layer}")].values)));
+        deviations.push((format!("pca.{layer}"), direction_deviation(&stats, &expected[&format!("pca.{layer}")].values)));
+        deviations.push((format!("norms.{layer}"), relative_deviation(&stats.norms, &expected[&format!("norms.{layer}")].values)));
+    }
+    deviations
+}
+
+/// Relative deviation of the directions, where for a tied sign vote (exactly k/2 positive
+/// projections: the reference's sign is then LAPACK's arbitrary one) either sign counts.
+pub fn direction_deviation(stats: &clip_lens::lens::NeuronStatistics, expected: &[f32]) -> f32 {
+    let d = stats.dim;
+    let mut adjusted = stats.directions.clone();
+    let mut ties = 0;
+    for n in 0..stats.neurons {
+        if 2 * stats.sign_votes[n] == stats.k {
+            ties += 1;
+            let ours = &stats.directions[n * d..(n + 1) * d];
+            let theirs = &expected[n * d..(n + 1) * d];
+            if ours.iter().zip(theirs).map(|(a, b)| a * b).sum::<f32>() < 0.0 {
+                adjusted[n * d..(n + 1) * d].iter_mut().for_each(|x| *x = -*x);
+            }
+        }
+    }
+    report!("{ties} of {} neurons have a tied sign vote", stats.neurons);
+    relative_deviation(&adjusted, expected)
+}

@@ -86,17 +86,17 @@ function cell(row: HTMLTableRowElement, text: string): void {
   row.insertCell().textContent = text;
 }
 
-function addRow(result: BenchmarkResult): void {
+function addRow(result: BenchmarkResult, adapter: string | null): void {
   const body = ui.results.tBodies[0] ?? ui.results.createTBody();
   const row = body.insertRow();
   cell(row, result.shape);
-  cell(row, result.backend);
+  cell(row, adapter === null ? result.backend : `${result.backend} (${adapter})`);
   cell(row, String(result.batch));
   cell(row, String(result.runs));
   cell(row, formatMs(result.load_ms));
   cell(row, formatMs(result.first_ms));
   cell(row, formatMs(result.mean_ms_per_image));
-  cell(row, result.mean_ms_per_image > 0 ? (1000 / result.mean_ms_per_image).toFixed(2) : "–");
+  cell(row, result.mean_ms_per_image > 0 ? (1000 / result.mean_ms_per_image).toPrecision(3) : "–");
 }
 
 function finish(status: "done" | "error", text: string, json: string): void {
@@ -118,8 +118,10 @@ async function run(client: WorkerClient, settings: BenchSettings): Promise<void>
   try {
     const response = await client.benchmark(settings.shape, settings.backend, settings.batch, settings.runs);
     const result = parseResult(response.json);
-    addRow(result);
-    finish("done", `Finished ${label}: ${formatMs(result.mean_ms_per_image)} per image.`, JSON.stringify(result, null, 2));
+    addRow(result, response.adapter);
+    const where =
+      response.adapter !== null ? ` (${result.backend}: ${response.adapter})` : settings.backend === "auto" ? ` (${result.backend})` : "";
+    finish("done", `Finished ${label}${where}: ${formatMs(result.mean_ms_per_image)} per image.`, JSON.stringify(result, null, 2));
   } catch (error) {
     console.error(error);
     finish("error", `The benchmark failed: ${message(error)}`, JSON.stringify({ error: message(error) }, null, 2));

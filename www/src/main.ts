@@ -134,7 +134,7 @@ function showProgress(event: ProgressEvent): void {
 }
 
 function describeBackend(ready: ReadyResponse, requested: BackendChoice): string {
-  if (ready.backend === "webgpu") return "WebGPU";
+  if (ready.backend === "webgpu") return ready.adapter === null ? "WebGPU" : `WebGPU (${ready.adapter})`;
   if (ready.webgpuUnavailable !== null) return `CPU (WebGPU unavailable: ${ready.webgpuUnavailable})`;
   return requested === "cpu" ? "CPU (WebGPU not requested: backend=cpu)" : "CPU (WebGPU unavailable)";
 }

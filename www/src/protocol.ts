@@ -85,6 +85,8 @@ export interface ReadyResponse {
   id: number;
   type: "ready";
   backend: BackendName;
+  /** The WebGPU adapter in words when the backend is WebGPU and the browser describes it. */
+  adapter: string | null;
   imageSize: number;
   /** When the engine runs on the CPU although WebGPU was allowed or asked: why. */
   webgpuUnavailable: string | null;
@@ -106,6 +108,8 @@ export interface BenchmarkResponse {
   type: "benchmark";
   /** The JSON string `benchmarkVision` returned. */
   json: string;
+  /** The WebGPU adapter in words when the benchmark ran on WebGPU, as in ReadyResponse. */
+  adapter: string | null;
 }
 
 export interface ErrorResponse {

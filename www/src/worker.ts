@@ -149,9 +149,22 @@ function looksLikeHtml(bytes: Uint8Array): boolean {
   return /^<(!doctype|html|head|body|\?xml)/.test(head);
 }
 
+/** The parts of the WebGPU API used here (tsconfig has no WebGPU types). */
+interface GpuAdapterLike {
+  readonly info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
+  readonly isFallbackAdapter?: boolean;
+}
+interface GpuLike {
+  requestAdapter(): Promise<GpuAdapterLike | null>;
+}
+
+function webgpu(): GpuLike | undefined {
+  return (navigator as { gpu?: GpuLike }).gpu;
+}
+
 /** Why WebGPU is not used, for the page; `error` is what the WebGPU attempt threw. */
 async function webgpuProblem(error: unknown): Promise<string> {
-  const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+  const gpu = webgpu();
   if (!gpu) return "this browser has no navigator.gpu (WebGPU is disabled or unsupported here)";
   try {
     if ((await gpu.requestAdapter()) === null) return "the browser offers no WebGPU adapter";
@@ -159,6 +172,22 @@ async function webgpuProblem(error: unknown): Promise<string> {
     return "requesting a WebGPU adapter failed";
   }
   return describe(error);
+}
+
+/** The browser's default WebGPU adapter in words ("nvidia ampere", "google swiftshader,
+ * software"), or null when there is none or the browser tells nothing about it. */
+async function adapterName(): Promise<string | null> {
+  try {
+    const adapter = await webgpu()?.requestAdapter();
+    if (!adapter) return null;
+    const info = adapter.info ?? {};
+    const parts = [...new Set([info.vendor, info.architecture, info.device, info.description].filter((part) => !!part))];
+    const software = adapter.isFallbackAdapter || info.isFallbackAdapter ? "software" : null;
+    const name = parts.join(" ");
+    return [name, software].filter((part) => !!part).join(", ") || null;
+  } catch {
+    return null;
+  }
 }
 
 // ---- Requests ----
@@ -202,12 +231,15 @@ async function load(request: LoadRequest): Promise<void> {
     created = await create(backend);
   }
 
+  const backendName: BackendName = created.backend() === "webgpu" ? "webgpu" : "cpu";
+  const adapter = backendName === "webgpu" ? await adapterName() : null;
   engine?.free();
   engine = created;
   post({
     id,
     type: "ready",
-    backend: created.backend() === "webgpu" ? "webgpu" : "cpu",
+    backend: backendName,
+    adapter,
     imageSize: created.imageSize,
     webgpuUnavailable,
     weightsBytes: weights.length,
@@ -235,7 +267,8 @@ async function embedText(request: EmbedTextRequest): Promise<void> {
 async function benchmark(request: BenchmarkRequest): Promise<void> {
   const module = await wasm();
   const json = await module.benchmarkVision(request.shape, request.backend, request.batch, request.runs);
-  post({ id: request.id, type: "benchmark", json });
+  const gpu = (JSON.parse(json) as { backend?: string }).backend !== "cpu";
+  post({ id: request.id, type: "benchmark", json, adapter: gpu ? await adapterName() : null });
 }
 
 async function handle(request: WorkerRequest): Promise<void> {

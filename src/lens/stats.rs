@@ -1,0 +1,218 @@
+//! Statistics of second-order effects over an image set (section 2 of the method), streaming:
+//! memory is O(neurons x k x D) whatever the number of images.
+//!
+//! Pass 1 ([`MeanAccumulator`]) averages each neuron's effect. Pass 2 ([`TopKAccumulator`])
+//! keeps, per neuron, the k images with the largest centred norm `|phi_n(I) - mean_n|` and
+//! their centred effects; [`TopKAccumulator::finish`] then gives the first right singular
+//! vector of those k effects (with the paper's sign rule) and the thresholds.
+
+use crate::error::{Error, Result};
+
+/// Pass 1: the mean effect of every neuron.
+pub struct MeanAccumulator {
+    neurons: usize,
+    dim: usize,
+    sum: Vec<f64>,
+    images: usize,
+}
+
+impl MeanAccumulator {
+    /// An empty accumulator for `neurons` effects of dimension `dim`.
+    pub fn new(neurons: usize, dim: usize) -> Self {
+        Self { neurons, dim, sum: vec![0.0; neurons * dim], images: 0 }
+    }
+
+    /// Adds a batch of effects, row-major `[B, N, D]`.
+    pub fn add(&mut self, effects: &[f32]) -> Result<()> {
+        let per_image = check_batch(effects, self.neurons, self.dim)?;
+        for image in effects.chunks_exact(per_image) {
+            self.sum.iter_mut().zip(image).for_each(|(s, &x)| *s += x as f64);
+            self.images += 1;
+        }
+        Ok(())
+    }
+
+    /// Images seen so far.
+    pub fn images(&self) -> usize {
+        self.images
+    }
+
+    /// The mean effects `[N, D]`; an error when no image was added.
+    pub fn mean(&self) -> Result<Vec<f32>> {
+        if self.images == 0 {
+            return Err(Error::InvalidInput("no images: the mean effect is undefined".into()));
+        }
+        Ok(self.sum.iter().map(|s| (s / self.images as f64) as f32).collect())
+    }
+}
+
+fn check_batch(effects: &[f32], neurons: usize, dim: usize) -> Result<usize> {
+    let per_image = neurons * dim;
+    if per_image == 0 || effects.len() % per_image != 0 {
+        return Err(Error::InvalidInput(format!("{} values is not a whole number of [{neurons}, {dim}] effects", effects.len())));
+    }
+    Ok(per_image)
+}
+
+/// One image kept for a neuron.
+#[derive(Debug, Clone)]
+struct Kept {
+    norm: f32,
+    image: usize,
+    centred: Vec<f32>,
+}
+
+/// Pass 2: per neuron, the k largest centred norms and their centred effects.
+pub struct TopKAccumulator {
+    k: usize,
+    dim: usize,
+    mean: Vec<f32>,
+    kept: Vec<Vec<Kept>>,
+    next_image: usize,
+}
+
+/// What the statistics of one layer are.
+#[derive(Debug, Clone)]
+pub struct NeuronStatistics {
+    /// Neurons.
+    pub neurons: usize,
+    /// Effect dimension.
+    pub dim: usize,
+    /// k.
+    pub k: usize,
+    /// Mean effect `[N, D]`.
+    pub mean: Vec<f32>,
+    /// First right singular vector of the top-k centred effects, sign rule applied, `[N, D]`.
+    pub directions: Vec<f32>,
+    /// The k largest centred norms, ascending, `[N, k]`; `norms[n * k]` is the threshold.
+    pub norms: Vec<f32>,
+    /// The images of those norms (ids in the order images were added), same order, `[N, k]`.
+    pub top_images: Vec<usize>,
+    /// Per neuron, how many of its top-k centred effects have a positive dot product with its
+    /// direction. Exactly k/2 is a tie, where the reference's sign is LAPACK's arbitrary one.
+    pub sign_votes: Vec<usize>,
+}
+
+impl TopKAccumulator {
+    /// Keeps `k` images per neuron, centring with `mean` (`[N, D]` from pass 1).
+    pub fn new(mean: Vec<f32>, neurons: usize, dim: usize, k: usize) -> Result<Self> {
+        if k == 0 || mean.len() != neurons * dim {
+            return Err(Error::InvalidInput(format!("top-k needs k > 0 and a [{neurons}, {dim}] mean")));
+        }
+        Ok(Self { k, dim, mean, kept: vec![Vec::with_capacity(k); neurons], next_image: 0 })
+    }
+
+    /// Adds a batch of effects `[B, N, D]`; images get consecutive ids.
+    pub fn add(&mut self, effects: &[f32]) -> Result<()> {
+        let per_image = check_batch(effects, self.kept.len(), self.dim)?;
+        for image in effects.chunks_exact(per_image) {
+            let id = self.next_image;
+            self.next_image += 1;
+            let rows = image.chunks_exact(self.dim).zip(self.mean.chunks_exact(self.dim));
+            for (kept, (effect, mean)) in self.kept.iter_mut().zip(rows) {
+                offer(kept, self.k, id, effect, mean);
+            }
+        }
+        Ok(())
+    }
+
+    /// Directions, thresholds and top images. An error when fewer than k images were added.
+    pub fn finish(self) -> Result<NeuronStatistics> {
+        if self.next_image < self.k {
+            return Err(Error::InvalidInput(format!("k = {} is larger than the number of images ({})", self.k, self.next_image)));
+        }
+        let (neurons, dim, k) = (self.kept.len(), self.dim, self.k);
+        let mut stats = NeuronStatistics { neurons, dim, k, mean: self.mean, directions: Vec::with_capacity(neurons * dim), norms: Vec::with_capacity(neurons * k), top_images: Vec::with_capacity(neurons * k), sign_votes: Vec::with_capacity(neurons) };
+        for mut kept in self.kept {
+            kept.sort_by(|a, b| a.norm.total_cmp(&b.norm).then(a.image.cmp(&b.image)));
+            let rows: Vec<&[f32]> = kept.iter().map(|e| e.centred.as_slice()).collect();
+            let direction = first_right_singular_vector(&rows, dim);
+            stats.sign_votes.push(rows.iter().filter(|row| dot(row, &direction) > 0.0).count());
+            stats.directions.extend(direction);
+            stats.norms.extend(kept.iter().map(|e| e.norm));
+            stats.top_images.extend(kept.iter().map(|e| e.image));
+        }
+        Ok(stats)
+    }
+}
+
+/// Keeps `image` among a neuron's `k` largest centred norms if it belongs there.
+fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f32]) {
+    let norm = effect.iter().zip(mean).map(|(e, m)| ((e - m) as f64).powi(2)).sum::<f64>().sqrt() as f32;
+    let centred = || effect.iter().zip(mean).map(|(e, m)| e - m).collect();
+    if kept.len() < k {
+        kept.push(Kept { norm, image, centred: centred() });
+        return;
+    }
+    let (weakest, smallest) = kept.iter().enumerate().fold((0, f32::INFINITY), |best, (i, e)| if e.norm < best.1 { (i, e.norm) } else { best });
+    if norm > smallest {
+        kept[weakest] = Kept { norm, image, centred: centred() };
+    }
+}
+
+/// The first right singular vector of the matrix whose rows are `rows` (not re-centred), with
+/// the paper's sign rule: kept if more than half of the rows have a positive dot product with
+/// it, else negated (a tie negates).
+///
+/// The rule needs an orientation to negate on a tie, which the reference takes from LAPACK's
+/// SVD (arbitrary); here it is the one where the largest row has a positive projection, so a
+/// tie gives the vector on which that row projects negatively. Outside ties the result does
+/// not depend on this choice.
+///
+/// Computed as `X^T v / |X^T v|` for the top eigenvector `v` of the small Gram matrix `X X^T`
+/// (k x k), found by power iteration in f64.
+pub fn first_right_singular_vector(rows: &[&[f32]], dim: usize) -> Vec<f32> {
+    let k = rows.len();
+    let gram: Vec<f64> = (0..k * k).map(|ij| dot(rows[ij / k], rows[ij % k])).collect();
+    let v = top_eigenvector(&gram, k);
+    let mut direction = vec![0f64; dim];
+    for (row, weight) in rows.iter().zip(&v) {
+        direction.iter_mut().zip(row.iter()).for_each(|(d, &x)| *d += weight * x as f64);
+    }
+    let norm = direction.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        direction.iter_mut().for_each(|x| *x /= norm);
+    }
+    let project = |row: &[f32]| row.iter().zip(&direction).map(|(&x, d)| x as f64 * d).sum::<f64>();
+    let largest = rows.iter().max_by(|a, b| dot(a, a).total_cmp(&dot(b, b)));
+    let orientation = if largest.is_some_and(|row| project(row) < 0.0) { -1.0 } else { 1.0 };
+    let positive = rows.iter().filter(|row| orientation * project(row) > 0.0).count();
+    let sign = orientation * if 2 * positive > k { 1.0 } else { -1.0 };
+    direction.into_iter().map(|x| (sign * x) as f32).collect()
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+/// Top eigenvector of a symmetric positive semi-definite `n x n` matrix, by power iteration
+/// starting from the column of the largest diagonal entry (never orthogonal to the top
+/// eigenvector unless that column is zero), to a change below 1e-13.
+fn top_eigenvector(matrix: &[f64], n: usize) -> Vec<f64> {
+    let start = (0..n).max_by(|&a, &b| matrix[a * n + a].total_cmp(&matrix[b * n + b])).unwrap_or(0);
+    let mut v: Vec<f64> = (0..n).map(|i| matrix[i * n + start]).collect();
+    if !normalise(&mut v) {
+        return vec![0.0; n];
+    }
+    for _ in 0..100_000 {
+        let mut next: Vec<f64> = (0..n).map(|i| (0..n).map(|j| matrix[i * n + j] * v[j]).sum()).collect();
+        if !normalise(&mut next) {
+            return v;
+        }
+        let change = next.iter().zip(&v).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        v = next;
+        if change < 1e-13 {
+            break;
+        }
+    }
+    v
+}
+
+fn normalise(v: &mut [f64]) -> bool {
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm == 0.0 || !norm.is_finite() {
+        return false;
+    }
+    v.iter_mut().for_each(|x| *x /= norm);
+    true
+}
