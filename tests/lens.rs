@@ -69,3 +69,19 @@ fn singular_vector_sign_rule() {
     assert_eq!(positive, 1);
     assert!((r[0].abs() - 1.0).abs() < 1e-6);
 }
+
+#[test]
+fn word_embeddings_and_dictionary_match_reference() {
+    let (deviations, _) = pollster::block_on(dictionary_deviations(MODEL_HF, &device::cpu()));
+    assert_within("cpu/dictionary", &deviations);
+}
+
+/// Same support and coefficients within 1e-3 of the reference's scikit-learn OMP.
+#[test]
+fn omp_matches_scikit_learn() {
+    for (layer, mismatches, worst) in omp_against_reference() {
+        println!("omp.{layer}: {mismatches} neurons with another support, worst coefficient deviation {worst:.2e}");
+        assert_eq!(mismatches, 0, "omp.{layer} support");
+        assert!(worst <= 1e-3, "omp.{layer} coefficients deviate by {worst}");
+    }
+}

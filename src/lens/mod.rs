@@ -1,8 +1,10 @@
 //! The second-order lens (sections 1-3 of the method): per-neuron effects on the image
 //! embedding through the later attention heads.
 
+pub mod omp;
 pub mod second_order;
 pub mod stats;
 
 pub use second_order::{second_order_effects, LensFactors, EFFECT_COEFFICIENT};
 pub use stats::{first_right_singular_vector, MeanAccumulator, NeuronStatistics, TopKAccumulator};
+pub use omp::{orthogonal_matching_pursuit, scaled_unit_rows, Dictionary, SparseCode};

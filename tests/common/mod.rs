@@ -259,3 +259,50 @@ pub fn direction_deviation(stats: &clip_lens::lens::NeuronStatistics, expected: 
     report!("{ties} of {} neurons have a tied sign vote", stats.neurons);
     relative_deviation(&adjusted, expected)
 }
+
+/// The fixture's word list.
+pub const WORDS: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/words.txt"));
+
+/// Embeds the fixture words with the text tower: `100 x` normalised, `[400, 32]`; returns the
+/// relative deviations of `word_embeds` and `dictionary` and the dictionary itself.
+pub async fn dictionary_deviations(bytes: &[u8], device: &Device) -> (Vec<(String, f32)>, clip_lens::lens::Dictionary) {
+    let expected = expected();
+    let model = load(bytes, Towers::Text, device);
+    let words: Vec<&str> = WORDS.lines().collect();
+    let tokens = ClipTokenizer::new().tokenize_batch(&words, 77);
+    let raw = read_f32(model.text().unwrap().encode(&tokens).unwrap()).await.unwrap();
+    let embeds = clip_lens::lens::scaled_unit_rows(&raw, 32);
+    let dictionary = clip_lens::lens::Dictionary::from_word_embeddings(&embeds, 32).unwrap();
+    let deviations = vec![
+        ("word_embeds".to_string(), relative_deviation(&embeds, &expected["word_embeds"].values)),
+        ("dictionary".to_string(), relative_deviation(&dictionary.atoms, &expected["dictionary"].values)),
+    ];
+    (deviations, dictionary)
+}
+
+/// OMP of the reference directions `pca.L` over the reference dictionary with 8 components:
+/// per layer, the number of neurons whose support differs and the worst coefficient deviation
+/// relative to the largest coefficient of the layer.
+pub fn omp_against_reference() -> Vec<(usize, usize, f32)> {
+    let expected = expected();
+    let dictionary = clip_lens::lens::Dictionary { atoms: expected["dictionary"].values.clone(), len: 400, dim: 32 };
+    (0..3)
+        .map(|layer| {
+            let codes = clip_lens::lens::orthogonal_matching_pursuit(&dictionary, &expected[&format!("pca.{layer}")].values, 8).unwrap();
+            let reference = &expected[&format!("omp.{layer}")].values;
+            let scale = reference.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let mut support_mismatches = 0;
+            let mut worst = 0f32;
+            for (n, code) in codes.iter().enumerate() {
+                let row = &reference[n * 400..(n + 1) * 400];
+                let mut dense = vec![0f32; 400];
+                code.indices.iter().zip(&code.coefficients).for_each(|(&i, &c)| dense[i] = c);
+                if dense.iter().zip(row).any(|(a, b)| (*a != 0.0) != (*b != 0.0)) {
+                    support_mismatches += 1;
+                }
+                worst = dense.iter().zip(row).fold(worst, |m, (a, b)| m.max((a - b).abs() / scale));
+            }
+            (layer, support_mismatches, worst)
+        })
+        .collect()
+}
