@@ -6,24 +6,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "== wasm (wasm-pack, release)"
-# wasm-opt runs separately: wasm-pack would call it with `-O` only, which binaryen rejects for
-# the post-MVP features rustc enables by default (bulk memory, reference types, ...), and with no
-# wasm-opt on PATH it would try to download one, which fails offline.
+# --no-opt: wasm-pack would run the wasm-opt on PATH, and Debian's binaryen (version 108)
+# breaks the module: it turns wasm-bindgen's externref table into a function table, so
+# instantiation fails ("WebAssembly.Table.set(): Argument 1 is invalid for table"). Without a
+# wasm-opt on PATH wasm-pack would try to download one, which fails offline. rustc's own
+# release optimisations still apply.
 wasm-pack build --target web --out-dir pkg --release --no-opt
-if command -v wasm-opt >/dev/null; then
-  echo "== wasm-opt ($(wasm-opt --version))"
-  if wasm-opt -O \
-      --enable-bulk-memory --enable-multivalue --enable-mutable-globals \
-      --enable-nontrapping-float-to-int --enable-reference-types --enable-sign-ext \
-      pkg/clip_lens_bg.wasm -o pkg/clip_lens_bg.opt.wasm; then
-    mv pkg/clip_lens_bg.opt.wasm pkg/clip_lens_bg.wasm
-  else
-    rm -f pkg/clip_lens_bg.opt.wasm
-    echo "serve: wasm-opt failed; serving the unoptimised module" >&2
-  fi
-else
-  echo "serve: wasm-opt (binaryen) is not on PATH; serving the unoptimised module" >&2
-fi
 
 echo "== site (www/dist)"
 npm --prefix www run build

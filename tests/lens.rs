@@ -85,3 +85,30 @@ fn omp_matches_scikit_learn() {
         assert!(worst <= 1e-3, "omp.{layer} coefficients deviate by {worst}");
     }
 }
+
+/// The cheap projection equals the exact one, `(phi_n - mean_n) . r_n` from the full effects,
+/// using the reference's own mean and directions.
+#[test]
+fn cheap_projection_equals_exact_projection() {
+    use burn::tensor::{Tensor, TensorData};
+    use clip_lens::lens::{projections, second_order_effects, LensFactors, ProjectionFactors};
+    use clip_lens::model::{CaptureRequest, Towers};
+    let expected = expected();
+    let cpu = device::cpu();
+    let model = load(MODEL_OPENAI, Towers::Vision, &cpu);
+    let vision = model.vision().unwrap();
+    let input = Tensor::<4>::from_data(TensorData::new(expected["pixels"].values.clone(), [6, 3, 64, 64]), &cpu);
+    let output = vision.forward(input, &CaptureRequest::for_lens(&[0, 1])).unwrap();
+    for layer in [0usize, 1] {
+        let factors = LensFactors::new(vision, layer).unwrap();
+        let matrix = |name: String| Tensor::<2>::from_data(TensorData::new(expected[&name].values.clone(), [256, 32]), &cpu);
+        let (mean, directions) = (matrix(format!("mean.{layer}")), matrix(format!("pca.{layer}")));
+        let exact = (second_order_effects(vision, &factors, &output).unwrap() - mean.clone().unsqueeze::<3>()) * directions.clone().unsqueeze::<3>();
+        let exact = device::read_f32_blocking(exact.sum_dim(2)).unwrap();
+        let projection = ProjectionFactors::new(vision, &factors, directions, mean);
+        let cheap = device::read_f32_blocking(projections(vision, &factors, &projection, &output).unwrap()).unwrap();
+        let deviation = relative_deviation(&cheap, &exact);
+        println!("layer {layer}: cheap vs exact projection, relative deviation {deviation:.2e}");
+        assert!(deviation < 1e-5, "layer {layer}: {deviation}");
+    }
+}

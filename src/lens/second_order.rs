@@ -67,37 +67,97 @@ impl LensFactors {
     }
 }
 
-/// The second-order effects `[B, N, D]` of every neuron of `factors.layer`, from a forward
-/// that captured `CaptureRequest::for_lens(&[layer])` (or more).
-pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput) -> Result<Tensor<3>> {
+/// The per-image pieces of the factored form, read from a captured forward.
+struct ImageTerms {
+    /// `s_{l,h,n}` per later layer, `[B, H, N]` (including `1 / sigma_post`).
+    scalars: Vec<Tensor<3>>,
+    /// `kappa`, `[B, D]`.
+    kappa: Tensor<2>,
+    /// `c(I) = 100 / |emb|`, `[B, 1]`.
+    scale: Tensor<2>,
+}
+
+fn image_terms(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput) -> Result<ImageTerms> {
     let captures = &output.captures;
     let layer = factors.layer;
     let missing = |what: &str| Error::InvalidInput(format!("the forward did not capture {what} needed by the lens of layer {layer}"));
     let neurons = captures.neurons.get(&layer).ok_or_else(|| missing("the neurons"))?.clone();
     let post = captures.ln_post.as_ref().ok_or_else(|| missing("the ln_post statistics"))?;
     let [batch, _, count] = neurons.dims();
-    let width = vision.config.width;
-    let heads = vision.config.heads;
-    let head_dim = width / heads;
     let embed_dim = vision.projection.dims()[1];
-    let sigma_post = post.std.clone(); // [B, 1]
-    let mut direct = Tensor::<3>::zeros([batch, count, embed_dim], &neurons.device());
+    let mut scalars = Vec::with_capacity(factors.later.len());
     let mut kappa = Tensor::<2>::zeros([batch, embed_dim], &neurons.device());
     for later in &factors.later {
         let attention = captures.cls_attention.get(&later.layer).ok_or_else(|| missing("the attention rows"))?.clone();
         let ln_1 = captures.ln_1.get(&later.layer).ok_or_else(|| missing("the ln_1 statistics"))?;
         // s_{l,h,n} = sum_t A[CLS,t] act_n(t) / sigma_l(t) / sigma_post: [B, H, N].
         let weighted = attention.clone() / ln_1.std.clone().unsqueeze_dim::<3>(1);
-        let scalars = weighted.matmul(neurons.clone()) / sigma_post.clone().unsqueeze_dim::<3>(2);
-        // Expand each head's scalar over its head_dim columns: [B, N, width].
-        let expanded = scalars.swap_dims(1, 2).unsqueeze_dim::<4>(3).expand([batch, count, heads, head_dim]).reshape([batch, count, width]);
-        let contribution = (expanded * later.neuron_values.clone().unsqueeze::<3>()).reshape([batch * count, width]).matmul(later.output_map.clone());
-        direct = direct + contribution.reshape([batch, count, embed_dim]);
+        scalars.push(weighted.matmul(neurons.clone()) / post.std.clone().unsqueeze_dim::<3>(2));
         kappa = kappa + shared_term(vision, layer, later.layer, attention, ln_1, post, count)?;
     }
-    let norms = output.embeds.clone().square().sum_dim(1).sqrt(); // [B, 1]
-    let scale = norms.recip().mul_scalar(EFFECT_COEFFICIENT).unsqueeze_dim::<3>(2);
-    Ok((direct + kappa.unsqueeze_dim::<3>(1)) * scale)
+    let scale = output.embeds.clone().square().sum_dim(1).sqrt().recip().mul_scalar(EFFECT_COEFFICIENT);
+    Ok(ImageTerms { scalars, kappa, scale })
+}
+
+/// The second-order effects `[B, N, D]` of every neuron of `factors.layer`, from a forward
+/// that captured `CaptureRequest::for_lens(&[layer])` (or more).
+pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput) -> Result<Tensor<3>> {
+    let terms = image_terms(vision, factors, output)?;
+    let [batch, embed_dim] = terms.kappa.dims();
+    let width = vision.config.width;
+    let heads = vision.config.heads;
+    let mut total = terms.kappa.unsqueeze_dim::<3>(1);
+    for (later, scalars) in factors.later.iter().zip(terms.scalars) {
+        let [_, _, count] = scalars.dims();
+        // Expand each head's scalar over its head_dim columns: [B, N, width].
+        let expanded = scalars.swap_dims(1, 2).unsqueeze_dim::<4>(3).expand([batch, count, heads, width / heads]).reshape([batch, count, width]);
+        let contribution = (expanded * later.neuron_values.clone().unsqueeze::<3>()).reshape([batch * count, width]).matmul(later.output_map.clone());
+        total = total + contribution.reshape([batch, count, embed_dim]);
+    }
+    Ok(total * terms.scale.unsqueeze_dim::<3>(2))
+}
+
+/// What the cheap projection needs besides the per-image scalars: `u_{l,h,n} . r_n` for every
+/// later layer and head, `r_n` itself (for `kappa . r_n`) and `mean_n . r_n`.
+pub struct ProjectionFactors {
+    /// `u_{l,h,n} . r_n` per later layer, `[H, N]`.
+    head_alignment: Vec<Tensor<2>>,
+    /// `r_n`, `[N, D]`.
+    directions: Tensor<2>,
+    /// `mean_n . r_n`, `[1, N]`.
+    mean_alignment: Tensor<2>,
+}
+
+impl ProjectionFactors {
+    /// Precomputes the scalars for directions `r` and means (both `[N, D]`).
+    pub fn new(vision: &VisionTransformer, factors: &LensFactors, directions: Tensor<2>, mean: Tensor<2>) -> Self {
+        let [count, _] = directions.dims();
+        let heads = vision.config.heads;
+        let width = vision.config.width;
+        let head_alignment = factors
+            .later
+            .iter()
+            .map(|later| {
+                // u_{l,h,n} . r_n = sum_{j in head h} G_l[n, j] (M_l r_n)_j
+                let mapped = directions.clone().matmul(later.output_map.clone().transpose()); // [N, width]
+                (later.neuron_values.clone() * mapped).reshape([count, heads, width / heads]).sum_dim(2).reshape([count, heads]).transpose()
+            })
+            .collect();
+        let mean_alignment = (mean * directions.clone()).sum_dim(1).reshape([1, count]);
+        Self { head_alignment, directions, mean_alignment }
+    }
+}
+
+/// The coefficient of each centred effect along its direction, `x_n = (phi_n - mean_n) . r_n`,
+/// `[B, N]`, without forming `phi`: `c(I) (sum_{l,h} s_{l,h,n} (u_{l,h,n} . r_n) + kappa . r_n)
+/// - mean_n . r_n`, O(layers x heads x tokens x neurons) per image.
+pub fn projections(vision: &VisionTransformer, factors: &LensFactors, projection: &ProjectionFactors, output: &VisionOutput) -> Result<Tensor<2>> {
+    let terms = image_terms(vision, factors, output)?;
+    let mut total = terms.kappa.matmul(projection.directions.clone().transpose()); // [B, N]
+    for (scalars, alignment) in terms.scalars.into_iter().zip(&projection.head_alignment) {
+        total = total + (scalars * alignment.clone().unsqueeze::<3>()).sum_dim(1).squeeze_dim::<2>(1);
+    }
+    Ok(total * terms.scale - projection.mean_alignment.clone())
 }
 
 /// kappa's part from later layer `l`, summed over its heads: `[B, D]`, before the `c(I)` scale.
