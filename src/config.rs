@@ -278,6 +278,27 @@ impl ClipConfig {
         }
     }
 
+    /// This configuration as a Hugging Face `CLIPConfig` JSON object (what
+    /// [`ClipConfig::from_hf_json`] reads back).
+    pub fn to_hf_json(&self) -> serde_json::Value {
+        let act = |a: Activation| if a == Activation::QuickGelu { "quick_gelu" } else { "gelu" };
+        let (v, t) = (&self.vision, &self.text);
+        serde_json::json!({
+            "model_type": "clip",
+            "projection_dim": self.embed_dim,
+            "vision_config": {
+                "hidden_size": v.width, "intermediate_size": v.mlp_width, "num_attention_heads": v.heads,
+                "num_hidden_layers": v.layers, "image_size": v.image_size, "patch_size": v.patch_size,
+                "layer_norm_eps": v.layer_norm_eps, "hidden_act": act(v.activation)
+            },
+            "text_config": {
+                "hidden_size": t.width, "intermediate_size": t.mlp_width, "num_attention_heads": t.heads,
+                "num_hidden_layers": t.layers, "max_position_embeddings": t.context_length, "vocab_size": t.vocab_size,
+                "layer_norm_eps": t.layer_norm_eps, "hidden_act": act(t.activation)
+            }
+        })
+    }
+
     /// Checks that the numbers are consistent (heads divide widths, patches tile the image).
     pub fn validate(&self) -> Result<()> {
         let v = &self.vision;

@@ -7,6 +7,7 @@
 //! [`model::VisionTransformer::forward`] with a [`model::CaptureRequest`] → embedding and the
 //! captures the lens needs. Text goes through [`tokenizer`] and [`model::TextTransformer`].
 
+pub mod bundle;
 pub mod config;
 pub mod device;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod preprocess;
 pub mod synthetic;
 pub mod tensor_file;
+pub mod text_embeddings;
 pub mod tokenizer;
 pub mod weights;
 

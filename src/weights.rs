@@ -175,6 +175,11 @@ impl WeightFile {
             .collect()
     }
 
+    /// The whole file's bytes (for hashing).
+    pub fn bytes(&self) -> &[u8] {
+        self.storage.bytes()
+    }
+
     /// The names of all tensors in the file.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.keys().map(String::as_str)
@@ -235,6 +240,19 @@ impl WeightFile {
             return Err(Error::ShapeMismatch { name: name.to_string(), expected: expected_shape.to_vec(), found: entry.shape.clone() });
         }
         self.convert(name, entry)
+    }
+
+    /// Reads an I32 tensor, checking its shape.
+    pub fn tensor_i32(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<i32>> {
+        let entry = self.entry(name)?;
+        if entry.shape != expected_shape {
+            return Err(Error::ShapeMismatch { name: name.to_string(), expected: expected_shape.to_vec(), found: entry.shape.clone() });
+        }
+        if entry.dtype != Dtype::I32 {
+            return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{:?} (expected I32)", entry.dtype) });
+        }
+        let bytes = &self.storage.bytes()[entry.start..entry.end];
+        Ok(bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
     }
 
     /// Reads a tensor as f32 whatever its shape; returns the data and the shape.

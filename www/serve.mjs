@@ -38,7 +38,7 @@ const MIME = {
   ".svg": "image/svg+xml",
   ".ico": "image/x-icon",
   ".txt": "text/plain; charset=utf-8",
-  ".md": "text/markdown; charset=utf-8",
+  ".md": "text/plain; charset=utf-8",
 };
 
 const SECURITY_HEADERS = {

@@ -112,18 +112,22 @@ function showProgress(event: ProgressEvent): void {
   const seconds = event.elapsedMs / 1000;
   const speed = seconds > 0 ? `${formatBytes(event.loaded / seconds)}/s` : "";
   const { progress } = ui;
+  let amount: string;
   if (event.total !== null && event.total > 0) {
+    const percent = `${Math.floor((100 * event.loaded) / event.total)}%`;
     progress.max = event.total;
     progress.value = event.loaded;
-    progress.textContent = `${Math.floor((100 * event.loaded) / event.total)}%`;
-  } else if (event.done) {
-    progress.max = 1;
-    progress.value = 1;
+    progress.textContent = percent;
+    amount = `${formatBytes(event.loaded)} of ${formatBytes(event.total)} (${percent})`;
   } else {
-    progress.removeAttribute("value"); // indeterminate: the size is unknown
+    if (event.done) {
+      progress.max = 1;
+      progress.value = 1;
+    } else {
+      progress.removeAttribute("value"); // indeterminate: the size is unknown
+    }
+    amount = `${formatBytes(event.loaded)} (size unknown)`;
   }
-  const amount =
-    event.total !== null ? `${formatBytes(event.loaded)} of ${formatBytes(event.total)}` : `${formatBytes(event.loaded)} (size unknown)`;
   ui.progressText.textContent = event.done
     ? `Downloaded ${formatBytes(event.loaded)} in ${formatMs(event.elapsedMs)}${speed && `, ${speed}`}.`
     : `${amount}${speed && ` at ${speed}`}`;

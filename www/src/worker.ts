@@ -171,7 +171,7 @@ async function webgpuProblem(error: unknown): Promise<string> {
   } catch {
     return "requesting a WebGPU adapter failed";
   }
-  return describe(error);
+  return error instanceof LoadError ? error.detail : describe(error);
 }
 
 /** The browser's default WebGPU adapter in words ("nvidia ampere", "google swiftshader,
@@ -192,6 +192,16 @@ async function adapterName(): Promise<string | null> {
 
 // ---- Requests ----
 
+/** A failure to build the engine; `detail` is the engine's own message. */
+class LoadError extends Error {
+  constructor(
+    message: string,
+    readonly detail: string,
+  ) {
+    super(message);
+  }
+}
+
 let engine: Engine | null = null;
 
 async function load(request: LoadRequest): Promise<void> {
@@ -210,8 +220,9 @@ async function load(request: LoadRequest): Promise<void> {
     } catch (error) {
       let message = describe(error);
       if (looksLikeHtml(weights)) message += ". The weights file looks like an HTML page, not a safetensors file.";
-      const source = configUrl === null ? weightsUrl : `${weightsUrl} with the config ${configUrl}`;
-      throw new Error(`Could not load the model from ${source}: ${message}`);
+      const source = configUrl === null ? weightsUrl : `${weightsUrl} (config ${configUrl})`;
+      const where = kind === "webgpu" ? "WebGPU" : "the CPU";
+      throw new LoadError(`Could not load the model from ${source} on ${where}: ${message}`, describe(error));
     }
   };
 

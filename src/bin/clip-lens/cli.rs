@@ -59,6 +59,47 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Neuron statistics over an image folder, word decompositions, and the page's bundle.
+    Precompute {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Folder of images (not recursive; unreadable files are skipped and counted).
+        #[arg(long)]
+        images: PathBuf,
+        /// Comma-separated lens layers.
+        #[arg(long, value_delimiter = ',', required = true)]
+        layers: Vec<usize>,
+        /// Images kept per neuron (the paper: 100).
+        #[arg(long, default_value_t = 100)]
+        top_k: usize,
+        /// Word list files, one text per line.
+        #[arg(long, num_args = 1.., required = true)]
+        words: Vec<PathBuf>,
+        /// OMP components per neuron (the paper: 128).
+        #[arg(long, default_value_t = 128)]
+        components: usize,
+        /// Output bundle directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Images per forward pass.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
+    },
+    /// A neuron's words from a bundle.
+    Describe {
+        /// Bundle directory.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Layer.
+        #[arg(long)]
+        layer: usize,
+        /// Neuron index.
+        #[arg(long)]
+        neuron: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Tokens and text embeddings.
     Text {
         #[command(flatten)]
@@ -87,6 +128,15 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Effects { model, layers, out, batch, images } => effects(&model, &layers, out.as_deref(), batch, &images),
         Command::Text { model, out, texts } => text(&model, out.as_deref(), &texts),
+        Command::Precompute { model, images, layers, top_k, words, components, out, batch } => {
+            let weights = WeightFile::open(&model.weights)?;
+            let config = ClipConfig::resolve(&weights, &model.weights, model.config.as_deref())?;
+            let device = device(model.device)?;
+            let clip = ClipModel::load(&weights, &config, Towers::Both, &device)?;
+            let args = crate::precompute::PrecomputeArgs { weights_path: &model.weights, images: &images, layers: &layers, top_k, words: &words, components, out: &out, batch };
+            crate::precompute::precompute(&clip, &config, &device, weights.bytes(), &args)
+        }
+        Command::Describe { bundle, layer, neuron, json } => describe(&bundle, layer, neuron, json),
     }
 }
 
@@ -122,7 +172,8 @@ fn pixels_from_safetensors(path: &Path, size: usize) -> Result<Vec<Vec<f32>>> {
     Ok(values.chunks(3 * size * size).map(<[f32]>::to_vec).collect())
 }
 
-fn progress(len: usize, what: &str) -> ProgressBar {
+/// A progress bar with rate and ETA.
+pub fn progress(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, ETA {eta})").expect("valid template").progress_chars("=> "));
     bar.set_message(what.to_string());
@@ -198,4 +249,19 @@ fn print_summary(tensor: &NamedTensor) {
     let std = (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
     let head: Vec<String> = values.iter().take(6).map(|x| format!("{x:.4}")).collect();
     println!("{:<16} {:?}  mean {mean:.5}  std {std:.5}  first [{}]", tensor.name, tensor.shape, head.join(", "));
+}
+
+fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()> {
+    let bundle = clip_lens::bundle::Bundle::read(bundle)?;
+    let words = bundle.describe(layer, neuron)?;
+    if json {
+        let list: Vec<serde_json::Value> = words.iter().map(|(w, c)| serde_json::json!([w, c])).collect();
+        println!("{}", serde_json::json!({"layer": layer, "neuron": neuron, "words": list}));
+    } else {
+        println!("layer {layer}, neuron {neuron}:");
+        for (word, coef) in words {
+            println!("  {:>+9.4}  {word}", coef);
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,201 @@
+//! The bundle: everything the page needs from a `precompute` run, in a directory with
+//! `manifest.json` and `lens.safetensors` (readable from Python with `safetensors`).
+//!
+//! Tensors (f32 unless noted), for each lens layer L:
+//! `layer.L.mean` `[N,D]`, `layer.L.direction` `[N,D]` (r_n), `layer.L.norms` `[N,k]` (the k
+//! largest centred norms, ascending: column 0 is the significance threshold),
+//! `layer.L.decomposition.index` `[N,m]` (i32 word index, -1 pads a code OMP ended early) and
+//! `layer.L.decomposition.coef` `[N,m]` (sorted by |coef| descending); and `words.embeds` `[V,D]`
+//! (100 x normalised text embeddings), `classes.embeds` `[C,D]` (unit-norm zero-shot
+//! classifier: templates averaged).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::tensor_file::{serialize, NamedTensor};
+use crate::WeightFile;
+
+/// The bundle format this code reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] when written.
+    pub format_version: u32,
+    /// A name for the model (e.g. the weights' file name).
+    pub model_name: String,
+    /// The model configuration as a Hugging Face `CLIPConfig` JSON object.
+    pub model_config: serde_json::Value,
+    /// sha256 of the weight file, lower-case hex.
+    pub weights_sha256: String,
+    /// The lens layers.
+    pub layers: Vec<usize>,
+    /// Neurons per layer.
+    pub neurons: usize,
+    /// Embedding dimension.
+    pub embed_dim: usize,
+    /// Top images kept per neuron.
+    pub top_k: usize,
+    /// OMP components per neuron.
+    pub components: usize,
+    /// The word list files the dictionary came from.
+    pub word_sources: Vec<String>,
+    /// The dictionary's words, in `words.embeds` order.
+    pub words: Vec<String>,
+    /// The zero-shot classes, in `classes.embeds` order.
+    pub classes: Vec<String>,
+    /// The images statistics were computed over (relative paths), in id order.
+    pub images: Vec<String>,
+    /// Images skipped because they could not be read or decoded.
+    pub skipped_images: Vec<String>,
+    /// Per layer (as a string key), per neuron: the ids of its top-k images, largest norm first.
+    pub top_images: BTreeMap<String, Vec<Vec<usize>>>,
+}
+
+/// One layer's lens data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerLens {
+    /// Mean effect `[N,D]`.
+    pub mean: Vec<f32>,
+    /// Directions r_n `[N,D]`.
+    pub direction: Vec<f32>,
+    /// Top-k centred norms, ascending, `[N,k]`.
+    pub norms: Vec<f32>,
+    /// Word indices `[N,m]`, -1 for padding.
+    pub decomposition_index: Vec<i32>,
+    /// Coefficients `[N,m]`.
+    pub decomposition_coef: Vec<f32>,
+}
+
+/// A loaded bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bundle {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// Lens data by layer.
+    pub layers: BTreeMap<usize, LayerLens>,
+    /// 100 x normalised word embeddings `[V,D]`.
+    pub word_embeds: Vec<f32>,
+    /// Unit-norm class embeddings `[C,D]`.
+    pub class_embeds: Vec<f32>,
+}
+
+/// sha256 of bytes, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Bundle {
+    /// The tensors file's bytes.
+    pub fn tensors(&self) -> Result<Vec<u8>> {
+        let m = &self.manifest;
+        let (n, d, k, c) = (m.neurons, m.embed_dim, m.top_k, m.components);
+        let mut tensors = Vec::new();
+        for (layer, lens) in &self.layers {
+            tensors.push(NamedTensor::f32(format!("layer.{layer}.mean"), &[n, d], lens.mean.clone()));
+            tensors.push(NamedTensor::f32(format!("layer.{layer}.direction"), &[n, d], lens.direction.clone()));
+            tensors.push(NamedTensor::f32(format!("layer.{layer}.norms"), &[n, k], lens.norms.clone()));
+            tensors.push(NamedTensor::i32(format!("layer.{layer}.decomposition.index"), &[n, c], lens.decomposition_index.clone()));
+            tensors.push(NamedTensor::f32(format!("layer.{layer}.decomposition.coef"), &[n, c], lens.decomposition_coef.clone()));
+        }
+        tensors.push(NamedTensor::f32("words.embeds", &[m.words.len(), d], self.word_embeds.clone()));
+        tensors.push(NamedTensor::f32("classes.embeds", &[m.classes.len(), d], self.class_embeds.clone()));
+        serialize(&tensors)
+    }
+
+    /// The manifest's JSON text.
+    pub fn manifest_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(&self.manifest).map_err(|e| Error::InvalidInput(format!("manifest: {e}")))
+    }
+
+    /// Reads a bundle from its two files' contents, checking the version, every tensor's shape
+    /// and the word indices.
+    pub fn from_parts(manifest_json: &str, tensors: Vec<u8>) -> Result<Self> {
+        let version: serde_json::Value = serde_json::from_str(manifest_json).map_err(|e| bundle_error(format!("manifest.json is not JSON: {e}")))?;
+        match version.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == FORMAT_VERSION as u64 => {}
+            Some(v) => return Err(bundle_error(format!("bundle format version {v}, this build reads version {FORMAT_VERSION}: rebuild the bundle with `clip-lens precompute`"))),
+            None => return Err(bundle_error("manifest.json has no format_version".into())),
+        }
+        let manifest: Manifest = serde_json::from_value(version).map_err(|e| bundle_error(format!("manifest.json: {e}")))?;
+        let file = WeightFile::from_bytes(tensors)?;
+        let (n, d, k, c) = (manifest.neurons, manifest.embed_dim, manifest.top_k, manifest.components);
+        let f32s = |name: &str, shape: &[usize]| file.tensor(name, shape).map_err(|e| bundle_error(e.to_string()));
+        let mut layers = BTreeMap::new();
+        for &layer in &manifest.layers {
+            let name = |part: &str| format!("layer.{layer}.{part}");
+            let index = file.tensor_i32(&name("decomposition.index"), &[n, c]).map_err(|e| bundle_error(e.to_string()))?;
+            if let Some(bad) = index.iter().find(|&&i| i < -1 || i >= manifest.words.len() as i32) {
+                return Err(bundle_error(format!("{} holds word index {bad}, outside the {} words", name("decomposition.index"), manifest.words.len())));
+            }
+            layers.insert(
+                layer,
+                LayerLens {
+                    mean: f32s(&name("mean"), &[n, d])?,
+                    direction: f32s(&name("direction"), &[n, d])?,
+                    norms: f32s(&name("norms"), &[n, k])?,
+                    decomposition_index: index,
+                    decomposition_coef: f32s(&name("decomposition.coef"), &[n, c])?,
+                },
+            );
+        }
+        let word_embeds = f32s("words.embeds", &[manifest.words.len(), d])?;
+        let class_embeds = f32s("classes.embeds", &[manifest.classes.len(), d])?;
+        Ok(Self { manifest, layers, word_embeds, class_embeds })
+    }
+
+    /// Checks that `weights` are the ones the bundle was computed from.
+    pub fn check_weights(&self, weights_sha256: &str) -> Result<()> {
+        if weights_sha256 != self.manifest.weights_sha256 {
+            return Err(bundle_error(format!(
+                "the bundle was computed for weights with sha256 {}, these weights have {weights_sha256} (bundle/model mismatch)",
+                self.manifest.weights_sha256
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes `manifest.json` and `lens.safetensors` into `dir` (created if needed).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write(&self, dir: &std::path::Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let tensors = dir.join("lens.safetensors");
+        std::fs::write(&tensors, self.tensors()?).map_err(|e| Error::io(&tensors, e))?;
+        let manifest = dir.join("manifest.json");
+        std::fs::write(&manifest, self.manifest_json()?).map_err(|e| Error::io(&manifest, e))
+    }
+
+    /// Reads and validates a bundle directory.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read(dir: &std::path::Path) -> Result<Self> {
+        let manifest = dir.join("manifest.json");
+        let json = std::fs::read_to_string(&manifest).map_err(|e| Error::io(&manifest, e))?;
+        let tensors = dir.join("lens.safetensors");
+        let bytes = std::fs::read(&tensors).map_err(|e| Error::io(&tensors, e))?;
+        Self::from_parts(&json, bytes)
+    }
+
+    /// A neuron's words with their signed coefficients, largest |coefficient| first.
+    pub fn describe(&self, layer: usize, neuron: usize) -> Result<Vec<(String, f32)>> {
+        let lens = self.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", self.manifest.layers)))?;
+        if neuron >= self.manifest.neurons {
+            return Err(Error::InvalidInput(format!("neuron {neuron} is out of range: layer {layer} has {} neurons", self.manifest.neurons)));
+        }
+        let c = self.manifest.components;
+        let row = neuron * c..(neuron + 1) * c;
+        Ok(lens.decomposition_index[row.clone()]
+            .iter()
+            .zip(&lens.decomposition_coef[row])
+            .filter(|(&i, _)| i >= 0)
+            .map(|(&i, &coef)| (self.manifest.words[i as usize].clone(), coef))
+            .collect())
+    }
+}
+
+fn bundle_error(message: String) -> Error {
+    Error::InvalidInput(format!("invalid bundle: {message}"))
+}

@@ -1,0 +1,138 @@
+#![cfg(not(target_arch = "wasm32"))]
+//! `precompute` end to end on the fixture's 48 PNGs, the bundle format, and `describe`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use clip_lens::bundle::{sha256_hex, Bundle};
+use common::*;
+
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a").join(name)
+}
+
+/// Runs `precompute` once for all tests of this file.
+fn bundle_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = std::env::temp_dir().join(format!("clip-lens-bundle-{}", std::process::id()));
+        let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+            .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", fixture_path("images").to_str().unwrap()])
+            .args(["--layers", "0,1,2", "--top-k", "6", "--components", "8", "--batch", "16", "--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(result.status.success(), "precompute failed: {}", String::from_utf8_lossy(&result.stderr));
+        out
+    })
+}
+
+/// Statistics from the PNG folder (our decoder and resizer) match the reference's, which were
+/// computed from its own preprocessing of the same files.
+#[test]
+fn precompute_statistics_match_reference() {
+    let bundle = Bundle::read(bundle_dir()).unwrap();
+    let expected = expected();
+    assert_eq!(bundle.manifest.images.len(), 48);
+    assert_eq!(bundle.manifest.words.len(), 400);
+    assert_eq!(bundle.manifest.classes.len(), 1000);
+    assert_eq!(bundle.manifest.weights_sha256, sha256_hex(MODEL_OPENAI));
+    for layer in 0..3usize {
+        let lens = &bundle.layers[&layer];
+        let mean = relative_deviation(&lens.mean, &expected[&format!("mean.{layer}")].values);
+        let norms = relative_deviation(&lens.norms, &expected[&format!("norms.{layer}")].values);
+        let directions = sign_free_deviation(&lens.direction, &expected[&format!("pca.{layer}")].values, 32);
+        println!("bundle layer {layer}: mean {mean:.2e}, norms {norms:.2e}, directions (up to sign) {directions:.2e}");
+        assert!(mean < 1e-4 && norms < 1e-4 && directions < 1e-4, "layer {layer}");
+    }
+}
+
+/// Largest deviation of unit directions compared up to sign (the sign is tested, with the
+/// reference's tie caveat, in tests/lens.rs).
+fn sign_free_deviation(ours: &[f32], theirs: &[f32], dim: usize) -> f32 {
+    ours.chunks(dim).zip(theirs.chunks(dim)).map(|(a, b)| {
+        let sign = if a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() < 0.0 { -1.0 } else { 1.0 };
+        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((sign * x - y).abs()))
+    }).fold(0f32, f32::max)
+}
+
+/// Each neuron's decomposition is sorted by |coefficient| and, where the direction's sign
+/// agrees with the reference, has the reference OMP's words and coefficients.
+#[test]
+fn precompute_decompositions_match_reference_omp() {
+    let bundle = Bundle::read(bundle_dir()).unwrap();
+    let expected = expected();
+    for layer in 0..3usize {
+        let lens = &bundle.layers[&layer];
+        let reference = &expected[&format!("omp.{layer}")].values;
+        let pca = &expected[&format!("pca.{layer}")].values;
+        let mut compared = 0;
+        for n in 0..256 {
+            let coefs = &lens.decomposition_coef[n * 8..(n + 1) * 8];
+            assert!(coefs.windows(2).all(|w| w[0].abs() >= w[1].abs()), "layer {layer} neuron {n} not sorted");
+            let same_sign = lens.direction[n * 32..(n + 1) * 32].iter().zip(&pca[n * 32..(n + 1) * 32]).map(|(a, b)| a * b).sum::<f32>() > 0.0;
+            if !same_sign {
+                continue;
+            }
+            compared += 1;
+            for (&i, &c) in lens.decomposition_index[n * 8..(n + 1) * 8].iter().zip(coefs) {
+                let r = reference[n * 400 + i as usize];
+                assert!(r != 0.0 && (r - c).abs() < 1e-3 * r.abs().max(1.0), "layer {layer} neuron {n} word {i}: {c} vs {r}");
+            }
+        }
+        assert!(compared >= 250, "layer {layer}: only {compared} neurons compared");
+    }
+}
+
+#[test]
+fn describe_prints_signed_words() {
+    let bundle = Bundle::read(bundle_dir()).unwrap();
+    let words = bundle.describe(1, 4).unwrap();
+    assert_eq!(words.len(), 8);
+    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["describe", "--bundle", bundle_dir().to_str().unwrap(), "--layer", "1", "--neuron", "4", "--json"]).output().unwrap();
+    assert!(result.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(json["words"][0][0].as_str().unwrap(), words[0].0);
+    assert!(bundle.describe(7, 0).unwrap_err().to_string().contains("layer 7 is not in the bundle"));
+    assert!(bundle.describe(1, 999).unwrap_err().to_string().contains("neuron 999 is out of range"));
+}
+
+#[test]
+fn bad_bundles_are_rejected_with_reasons() {
+    let dir = bundle_dir();
+    let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    let tensors = std::fs::read(dir.join("lens.safetensors")).unwrap();
+    let bundle = Bundle::from_parts(&manifest, tensors.clone()).unwrap();
+    let message = |json: String, bytes: Vec<u8>| Bundle::from_parts(&json, bytes).unwrap_err().to_string();
+    let newer = manifest.replacen("\"format_version\": 1", "\"format_version\": 99", 1);
+    assert!(message(newer, tensors.clone()).contains("bundle format version 99"));
+    let more_neurons = manifest.replacen("\"neurons\": 256", "\"neurons\": 300", 1);
+    assert!(message(more_neurons, tensors.clone()).contains("has shape [256, 8], expected [300, 8]"));
+    let mut fewer_words: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    fewer_words["words"] = serde_json::json!(["only", "two"]);
+    assert!(message(fewer_words.to_string(), tensors.clone()).contains("outside the 2 words"));
+    assert!(message("not json".into(), tensors.clone()).contains("not JSON"));
+    assert!(message(manifest.clone(), tensors[..tensors.len() / 2].to_vec()).contains("invalid safetensors"));
+    assert!(bundle.check_weights(&sha256_hex(MODEL_HF)).unwrap_err().to_string().contains("bundle/model mismatch"));
+    bundle.check_weights(&sha256_hex(MODEL_OPENAI)).unwrap();
+}
+
+#[test]
+fn precompute_reports_bad_inputs() {
+    let empty = std::env::temp_dir().join(format!("clip-lens-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let run = |images: &Path, layers: &str, k: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+            .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", images.to_str().unwrap(), "--layers", layers, "--top-k", k])
+            .args(["--words", fixture_path("words.txt").to_str().unwrap(), "--out", empty.join("b").to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(run(&empty, "1", "6").contains("contains no files"));
+    assert!(run(&fixture_path("images"), "4", "6").contains("layer 4 is out of range"));
+    assert!(run(&fixture_path("images"), "1", "100").contains("--top-k 100 is larger than the number of readable images (48"));
+}
