@@ -36,14 +36,7 @@ fn probe_tokens_match_reference_exactly() {
 /// a missing adapter a failure rather than a skip.
 #[test]
 fn image_and_text_towers_match_reference_on_wgpu() {
-    let gpu = match device::gpu() {
-        Ok(gpu) => gpu,
-        Err(e) if std::env::var("CLIP_LENS_REQUIRE_GPU").is_err() => {
-            eprintln!("skipping the wgpu golden test: {e}");
-            return;
-        }
-        Err(e) => panic!("CLIP_LENS_REQUIRE_GPU is set but {e}"),
-    };
+    let Some(gpu) = native_gpu_or_skip("the wgpu golden test") else { return };
     assert_within("wgpu/openai", &pollster::block_on(image_tower_deviations(MODEL_OPENAI, &gpu)));
     assert_within("wgpu/hf", &pollster::block_on(image_tower_deviations(MODEL_HF, &gpu)));
     let deviation = pollster::block_on(text_tower_deviation(MODEL_HF, &gpu));

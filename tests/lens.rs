@@ -15,14 +15,7 @@ fn second_order_effects_match_reference_on_cpu() {
 
 #[test]
 fn second_order_effects_match_reference_on_wgpu() {
-    let gpu = match device::gpu() {
-        Ok(gpu) => gpu,
-        Err(e) if std::env::var("CLIP_LENS_REQUIRE_GPU").is_err() => {
-            eprintln!("skipping the wgpu lens test: {e}");
-            return;
-        }
-        Err(e) => panic!("CLIP_LENS_REQUIRE_GPU is set but {e}"),
-    };
+    let Some(gpu) = native_gpu_or_skip("the wgpu lens test") else { return };
     assert_within("wgpu/openai", &pollster::block_on(second_order_deviations(MODEL_OPENAI, &gpu)));
 }
 
@@ -97,7 +90,7 @@ fn cheap_projection_equals_exact_projection() {
     let cpu = device::cpu();
     let model = load(MODEL_OPENAI, Towers::Vision, &cpu);
     let vision = model.vision().unwrap();
-    let input = Tensor::<4>::from_data(TensorData::new(expected["pixels"].values.clone(), [6, 3, 64, 64]), &cpu);
+    let input = reference_pixels(&expected, &cpu);
     let output = vision.forward(input, &CaptureRequest::for_lens(&[0, 1])).unwrap();
     for layer in [0usize, 1] {
         let factors = LensFactors::new(vision, layer).unwrap();

@@ -97,15 +97,34 @@ pub fn load(bytes: &[u8], towers: Towers, device: &Device) -> ClipModel {
     ClipModel::load(&weights, &config, towers, device).expect("fixture model loads")
 }
 
+/// The reference's preprocessed detail images `[6, 3, 64, 64]` on `device`.
+pub fn reference_pixels(expected: &HashMap<String, Expected>, device: &Device) -> Tensor<4> {
+    let pixels = &expected["pixels"];
+    let shape: [usize; 4] = pixels.shape.clone().try_into().unwrap();
+    Tensor::<4>::from_data(TensorData::new(pixels.values.clone(), shape), device)
+}
+
+/// The wgpu device for native GPU tests, or `None` (skip) when there is no adapter, unless
+/// `CLIP_LENS_REQUIRE_GPU` is set, which makes a missing adapter a failure.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn native_gpu_or_skip(test: &str) -> Option<Device> {
+    match clip_lens::device::gpu() {
+        Ok(gpu) => Some(gpu),
+        Err(e) if std::env::var("CLIP_LENS_REQUIRE_GPU").is_err() => {
+            eprintln!("skipping {test}: {e}");
+            None
+        }
+        Err(e) => panic!("CLIP_LENS_REQUIRE_GPU is set but {e}"),
+    }
+}
+
 /// Runs the image tower on the reference pixels and returns the relative deviation of
 /// `image_embeds` and of every layer's `post_gelu.L`, by name.
 pub async fn image_tower_deviations(bytes: &[u8], device: &Device) -> Vec<(String, f32)> {
     let expected = expected();
     let model = load(bytes, Towers::Vision, device);
     let vision = model.vision().unwrap();
-    let pixels = &expected["pixels"];
-    let shape: [usize; 4] = pixels.shape.clone().try_into().unwrap();
-    let input = Tensor::<4>::from_data(TensorData::new(pixels.values.clone(), shape), device);
+    let input = reference_pixels(&expected, device);
     let layers: Vec<usize> = (0..vision.config.layers).collect();
     let output = vision.forward(input, &CaptureRequest::neurons(&layers)).unwrap();
     let mut deviations = vec![("image_embeds".to_string(), relative_deviation(&read_f32(output.embeds).await.unwrap(), &expected["image_embeds"].values))];
@@ -176,9 +195,7 @@ pub async fn second_order_deviations(bytes: &[u8], device: &Device) -> Vec<(Stri
     let expected = expected();
     let model = load(bytes, Towers::Vision, device);
     let vision = model.vision().unwrap();
-    let pixels = &expected["pixels"];
-    let shape: [usize; 4] = pixels.shape.clone().try_into().unwrap();
-    let input = Tensor::<4>::from_data(TensorData::new(pixels.values.clone(), shape), device);
+    let input = reference_pixels(&expected, device);
     let layers = [0usize, 1, 2];
     let output = vision.forward(input, &CaptureRequest::for_lens(&layers)).unwrap();
     let mut deviations = Vec::new();
