@@ -304,9 +304,9 @@ impl ClipConfig {
         let v = &self.vision;
         let t = &self.text;
         let checks = [
-            (v.heads > 0 && v.width % v.heads == 0, format!("vision width {} is not divisible by {} heads", v.width, v.heads)),
-            (v.patch_size > 0 && v.image_size % v.patch_size == 0, format!("image size {} is not a multiple of patch size {}", v.image_size, v.patch_size)),
-            (t.heads > 0 && t.width % t.heads == 0, format!("text width {} is not divisible by {} heads", t.width, t.heads)),
+            (v.heads > 0 && v.width.is_multiple_of(v.heads), format!("vision width {} is not divisible by {} heads", v.width, v.heads)),
+            (v.patch_size > 0 && v.image_size.is_multiple_of(v.patch_size), format!("image size {} is not a multiple of patch size {}", v.image_size, v.patch_size)),
+            (t.heads > 0 && t.width.is_multiple_of(t.heads), format!("text width {} is not divisible by {} heads", t.width, t.heads)),
             (v.layers > 0 && t.layers > 0, "a tower has no layers".to_string()),
             (self.embed_dim > 0 && t.context_length > 1, "embedding dimension or context length is zero".to_string()),
         ];

@@ -35,7 +35,7 @@ pub struct Dictionary {
 impl Dictionary {
     /// Builds the dictionary from `100 x` normalised word embeddings `[V, D]`.
     pub fn from_word_embeddings(word_embeds: &[f32], dim: usize) -> Result<Self> {
-        if dim == 0 || word_embeds.is_empty() || word_embeds.len() % dim != 0 {
+        if dim == 0 || word_embeds.is_empty() || !word_embeds.len().is_multiple_of(dim) {
             return Err(Error::InvalidInput("the word list is empty or its embeddings are not [V, D]".into()));
         }
         let len = word_embeds.len() / dim;
@@ -102,7 +102,7 @@ impl<'a> GramColumns<'a> {
 /// linearly dependent on the chosen ones.
 pub fn orthogonal_matching_pursuit(dictionary: &Dictionary, targets: &[f32], nonzero: usize) -> Result<Vec<SparseCode>> {
     let dim = dictionary.dim;
-    if targets.len() % dim != 0 {
+    if !targets.len().is_multiple_of(dim) {
         return Err(Error::InvalidInput(format!("targets are not rows of dimension {dim}")));
     }
     if nonzero == 0 || nonzero > dictionary.len.min(dim) {

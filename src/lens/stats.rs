@@ -48,7 +48,7 @@ impl MeanAccumulator {
 
 fn check_batch(effects: &[f32], neurons: usize, dim: usize) -> Result<usize> {
     let per_image = neurons * dim;
-    if per_image == 0 || effects.len() % per_image != 0 {
+    if per_image == 0 || !effects.len().is_multiple_of(per_image) {
         return Err(Error::InvalidInput(format!("{} values is not a whole number of [{neurons}, {dim}] effects", effects.len())));
     }
     Ok(per_image)

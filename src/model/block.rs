@@ -130,6 +130,16 @@ pub struct BlockCaptures {
     pub ln_1: Option<LayerNormStats>,
 }
 
+/// The numbers that size a block.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockShape {
+    pub width: usize,
+    pub heads: usize,
+    pub mlp_width: usize,
+    pub eps: f64,
+    pub activation: Activation,
+}
+
 /// One pre-LN residual block: `x += attn(ln_1 x); x += mlp(ln_2 x)`.
 pub struct ResidualBlock {
     /// Before attention.
@@ -162,7 +172,8 @@ impl ResidualBlock {
     }
 
     /// Loads block `layer` of the image (`vision`) or text tower.
-    pub(crate) fn load(loader: &Loader, vision: bool, layer: usize, width: usize, heads: usize, mlp_width: usize, eps: f64, activation: Activation) -> Result<Self> {
+    pub(crate) fn load(loader: &Loader, vision: bool, layer: usize, shape: &BlockShape) -> Result<Self> {
+        let BlockShape { width, heads, mlp_width, eps, activation } = *shape;
         let name = |part: &str| loader.layout.layer_tensor(vision, layer, part);
         let prefix = |part: &str| name(&format!("{part}.x")).trim_end_matches(".x").to_string();
         let [query, key, value] = load_qkv(loader, vision, layer, width)?;

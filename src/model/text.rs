@@ -3,7 +3,7 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::block::{LayerNorm, ResidualBlock};
+use super::block::{BlockShape, LayerNorm, ResidualBlock};
 use super::Loader;
 use crate::config::{ClipConfig, TextConfig};
 use crate::error::{Error, Result};
@@ -37,8 +37,9 @@ impl TextTransformer {
         let n = c.context_length;
         let token_embedding = loader.tensor(names.text_token_embedding, [c.vocab_size, c.width])?;
         let positional_embedding = loader.tensor(names.text_positional_embedding, [n, c.width])?;
+        let shape = BlockShape { width: c.width, heads: c.heads, mlp_width: c.mlp_width, eps: c.layer_norm_eps, activation: c.activation };
         let blocks = (0..c.layers)
-            .map(|l| ResidualBlock::load(loader, false, l, c.width, c.heads, c.mlp_width, c.layer_norm_eps, c.activation))
+            .map(|l| ResidualBlock::load(loader, false, l, &shape))
             .collect::<Result<Vec<_>>>()?;
         let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { MASKED } else { 0.0 }).collect();
         Ok(Self {
@@ -57,7 +58,7 @@ impl TextTransformer {
     /// largest token id (the end token), as CLIP does.
     pub fn encode(&self, tokens: &[u32]) -> Result<Tensor<2>> {
         let n = self.config.context_length;
-        if tokens.is_empty() || tokens.len() % n != 0 {
+        if tokens.is_empty() || !tokens.len().is_multiple_of(n) {
             return Err(Error::InvalidInput(format!("{} token ids is not a positive multiple of the context length {n}", tokens.len())));
         }
         if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {

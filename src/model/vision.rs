@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::Tensor;
 
-use super::block::{LayerNorm, LayerNormStats, ResidualBlock};
+use super::block::{BlockShape, LayerNorm, LayerNormStats, ResidualBlock};
 use super::Loader;
 use crate::config::{ClipConfig, VisionConfig};
 use crate::error::{Error, Result};
@@ -81,8 +81,9 @@ impl VisionTransformer {
         let names = loader.layout.names();
         let patch_len = 3 * c.patch_size * c.patch_size;
         let conv = loader.file.tensor(names.vision_patch_embedding, &[c.width, 3, c.patch_size, c.patch_size])?;
+        let shape = BlockShape { width: c.width, heads: c.heads, mlp_width: c.mlp_width, eps: c.layer_norm_eps, activation: c.activation };
         let blocks = (0..c.layers)
-            .map(|l| ResidualBlock::load(loader, true, l, c.width, c.heads, c.mlp_width, c.layer_norm_eps, c.activation))
+            .map(|l| ResidualBlock::load(loader, true, l, &shape))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: c.clone(),
