@@ -179,6 +179,24 @@ impl Bundle {
         Self::from_parts(&json, bytes)
     }
 
+    /// The neurons of the bundle's layers whose direction best matches `embedding` (any
+    /// scale): `(layer, neuron, r_n . e / |e|)`, best first, at most `top`.
+    pub fn neurons_matching(&self, embedding: &[f32], top: usize) -> Result<Vec<(usize, usize, f32)>> {
+        let d = self.manifest.embed_dim;
+        if embedding.len() != d {
+            return Err(Error::InvalidInput(format!("the embedding has {} values, the bundle's space has {d}", embedding.len())));
+        }
+        let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        let mut scores: Vec<(usize, usize, f32)> = self
+            .layers
+            .iter()
+            .flat_map(|(&layer, lens)| lens.direction.chunks_exact(d).enumerate().map(move |(n, r)| (layer, n, r.iter().zip(embedding).map(|(a, b)| a * b).sum::<f32>() / norm)))
+            .collect();
+        scores.sort_by(|a, b| b.2.total_cmp(&a.2));
+        scores.truncate(top);
+        Ok(scores)
+    }
+
     /// A neuron's words with their signed coefficients, largest |coefficient| first.
     pub fn describe(&self, layer: usize, neuron: usize) -> Result<Vec<(String, f32)>> {
         let lens = self.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", self.manifest.layers)))?;

@@ -136,3 +136,30 @@ fn precompute_reports_bad_inputs() {
     assert!(run(&fixture_path("images"), "4", "6").contains("layer 4 is out of range"));
     assert!(run(&fixture_path("images"), "1", "100").contains("--top-k 100 is larger than the number of readable images (48"));
 }
+
+/// `neurons` ranks by r_n . e / |e|: the top neuron's direction is the one closest to the text.
+#[test]
+fn neurons_finds_the_best_matching_directions() {
+    let bundle = Bundle::read(bundle_dir()).unwrap();
+    let weights = fixture_path("model-openai.safetensors");
+    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["neurons", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--top", "3", "--json", "a photo of a cat"]).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let list = json.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    let scores: Vec<f64> = list.iter().map(|m| m["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+    // Brute force over every neuron with a random unit query agrees with the ranking.
+    let query: Vec<f32> = (0..32).map(|i| ((i * 7919) % 13) as f32 - 6.0).collect();
+    let best = bundle.neurons_matching(&query, 1).unwrap()[0];
+    let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt();
+    for (layer, lens) in &bundle.layers {
+        for (n, r) in lens.direction.chunks(32).enumerate() {
+            let score = r.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>() / norm;
+            assert!(score <= best.2 + 1e-6, "layer {layer} neuron {n} scores {score} > best {}", best.2);
+        }
+    }
+    let wrong = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["neurons", "--weights", fixture_path("model-hf.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "cat"]).output().unwrap();
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("bundle/model mismatch"));
+}

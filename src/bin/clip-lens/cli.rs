@@ -100,6 +100,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Neurons whose direction best matches a text.
+    Neurons {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Bundle directory (made from the same weights).
+        #[arg(long)]
+        bundle: PathBuf,
+        /// How many neurons to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The text.
+        text: String,
+    },
     /// Tokens and text embeddings.
     Text {
         #[command(flatten)]
@@ -137,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
             crate::precompute::precompute(&clip, &config, &device, weights.bytes(), &args)
         }
         Command::Describe { bundle, layer, neuron, json } => describe(&bundle, layer, neuron, json),
+        Command::Neurons { model, bundle, top, json, text } => neurons(&model, &bundle, top, json, &text),
     }
 }
 
@@ -261,6 +278,35 @@ fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()
         println!("layer {layer}, neuron {neuron}:");
         for (word, coef) in words {
             println!("  {:>+9.4}  {word}", coef);
+        }
+    }
+    Ok(())
+}
+
+fn neurons(args: &ModelArgs, bundle: &Path, top: usize, json: bool, query: &str) -> Result<()> {
+    let bundle = clip_lens::bundle::Bundle::read(bundle)?;
+    let weights = WeightFile::open(&args.weights)?;
+    bundle.check_weights(&clip_lens::bundle::sha256_hex(weights.bytes()))?;
+    let config = ClipConfig::resolve(&weights, &args.weights, args.config.as_deref())?;
+    let model = ClipModel::load(&weights, &config, Towers::Text, &device(args.device)?)?;
+    let text = model.text()?;
+    let tokens = ClipTokenizer::new().tokenize(query, text.config.context_length);
+    let embedding = read_f32_blocking(text.encode(&tokens)?)?;
+    let matches = bundle.neurons_matching(&embedding, top)?;
+    let described = matches
+        .iter()
+        .map(|&(layer, neuron, score)| Ok((layer, neuron, score, bundle.describe(layer, neuron)?)))
+        .collect::<Result<Vec<_>>>()?;
+    if json {
+        let list: Vec<serde_json::Value> = described
+            .iter()
+            .map(|(layer, neuron, score, words)| serde_json::json!({"layer": layer, "neuron": neuron, "score": score, "words": words.iter().take(5).map(|(w, c)| serde_json::json!([w, c])).collect::<Vec<_>>()}))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for (layer, neuron, score, words) in described {
+            let words: Vec<String> = words.iter().take(5).map(|(w, c)| format!("{w} ({c:+.3})")).collect();
+            println!("layer {layer:>2} neuron {neuron:>5}  {score:+.4}  {}", words.join(", "));
         }
     }
     Ok(())
