@@ -184,3 +184,12 @@ fn f16_and_bf16_storage_load() {
         assert!(deviation > 0.0, "{dtype:?} storage should round the weights");
     }
 }
+
+/// The configuration written into bundles reads back as the same configuration.
+#[test]
+fn config_round_trips_through_hf_json() {
+    for config in [ClipConfig::from_hf_json(CONFIG_JSON).unwrap(), ClipConfig::vit_b_32(), ClipConfig::vit_l_14()] {
+        let json = config.to_hf_json().to_string();
+        assert_eq!(ClipConfig::from_hf_json(&json).unwrap(), config);
+    }
+}
