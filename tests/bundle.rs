@@ -134,7 +134,7 @@ fn precompute_reports_bad_inputs() {
     };
     assert!(run(&empty, "1", "6").contains("contains no files"));
     assert!(run(&fixture_path("images"), "4", "6").contains("layer 4 is out of range"));
-    assert!(run(&fixture_path("images"), "1", "100").contains("--top-k 100 is larger than the number of readable images (48"));
+    assert!(run(&fixture_path("images"), "1", "100").contains("--top-k 100 is larger than the number of images (48)"));
 }
 
 /// `neurons` ranks by r_n . e / |e|: the top neuron's direction is the one closest to the text.
@@ -162,4 +162,29 @@ fn neurons_finds_the_best_matching_directions() {
     let wrong = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["neurons", "--weights", fixture_path("model-hf.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "cat"]).output().unwrap();
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("bundle/model mismatch"));
+}
+
+/// An unreadable file in the folder is skipped, counted and named in the manifest.
+#[test]
+fn precompute_skips_unreadable_images() {
+    let dir = std::env::temp_dir().join(format!("clip-lens-skip-{}", std::process::id()));
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..8 {
+        std::fs::copy(fixture_path(&format!("images/img{i:03}.png")), images.join(format!("img{i:03}.png"))).unwrap();
+    }
+    std::fs::write(images.join("broken.jpg"), b"not an image").unwrap();
+    let out = dir.join("bundle");
+    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", images.to_str().unwrap()])
+        .args(["--layers", "1", "--top-k", "3", "--components", "4", "--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(stderr.contains("skipping") && stderr.contains("broken.jpg") && stderr.contains("8 images, 1 skipped"), "{stderr}");
+    let bundle = Bundle::read(&out).unwrap();
+    assert_eq!(bundle.manifest.images.len(), 8);
+    assert_eq!(bundle.manifest.skipped_images.len(), 1);
+    assert!(bundle.manifest.top_images["1"].iter().all(|ids| ids.len() == 3 && ids.iter().all(|&i| i < 8)));
 }

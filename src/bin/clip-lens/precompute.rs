@@ -41,50 +41,67 @@ fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Decodes and preprocesses every file, skipping (and naming) those that fail.
-fn preprocess_all(files: &[PathBuf], size: usize) -> (Vec<(PathBuf, Vec<f32>)>, Vec<String>) {
-    let bar = progress(files.len(), "decoding");
-    let mut ok = Vec::new();
+/// Decodes and preprocesses `files`, returning the pixels of those that decode and naming
+/// (on stderr, through `bar`) those that do not.
+fn decode_batch(files: &[PathBuf], size: usize, bar: &ProgressBar) -> (Vec<PathBuf>, Vec<f32>, Vec<String>) {
+    let mut decoded = Vec::new();
+    let mut pixels = Vec::new();
     let mut skipped = Vec::new();
     for file in files {
         match std::fs::read(file).map_err(|e| e.to_string()).and_then(|b| preprocess_image(&b, size as u32).map_err(|e| e.to_string())) {
-            Ok(pre) => ok.push((file.clone(), pre.pixels)),
+            Ok(pre) => {
+                decoded.push(file.clone());
+                pixels.extend(pre.pixels);
+            }
             Err(e) => {
                 bar.suspend(|| eprintln!("skipping {}: {e}", file.display()));
                 skipped.push(file.display().to_string());
             }
         }
-        bar.inc(1);
     }
-    bar.finish_and_clear();
-    (ok, skipped)
+    (decoded, pixels, skipped)
 }
 
-/// One pass over the images: the effects of every lens layer, batch by batch, handed to `sink`.
-fn for_each_effect_batch(vision: &VisionTransformer, device: &Device, factors: &[LensFactors], pixels: &[Vec<f32>], batch: usize, what: &str, mut sink: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<()> {
+/// One pass over the image files, decoded batch by batch (memory O(batch)): the effects of
+/// every lens layer handed to `sink`. Returns the files that decoded and those skipped.
+fn for_each_effect_batch(vision: &VisionTransformer, device: &Device, factors: &[LensFactors], files: &[PathBuf], batch: usize, what: &str, mut sink: impl FnMut(usize, &[f32]) -> Result<()>) -> Result<(Vec<PathBuf>, Vec<String>)> {
     let size = vision.config.image_size;
     let layers: Vec<usize> = factors.iter().map(|f| f.layer).collect();
     let request = CaptureRequest::for_lens(&layers);
-    let bar = progress(pixels.len(), what);
-    for chunk in pixels.chunks(batch.max(1)) {
-        let input = Tensor::<4>::from_data(TensorData::new(chunk.concat(), [chunk.len(), 3, size, size]), device);
-        let output = vision.forward(input, &request)?;
-        for (i, f) in factors.iter().enumerate() {
-            sink(i, &read_f32_blocking(second_order_effects(vision, f, &output)?)?)?;
+    let bar = progress(files.len(), what);
+    let (mut decoded, mut skipped) = (Vec::new(), Vec::new());
+    for chunk in files.chunks(batch.max(1)) {
+        let (ok, pixels, failed) = decode_batch(chunk, size, &bar);
+        skipped.extend(failed);
+        if !ok.is_empty() {
+            let input = Tensor::<4>::from_data(TensorData::new(pixels, [ok.len(), 3, size, size]), device);
+            let output = vision.forward(input, &request)?;
+            for (i, f) in factors.iter().enumerate() {
+                sink(i, &read_f32_blocking(second_order_effects(vision, f, &output)?)?)?;
+            }
         }
+        decoded.extend(ok);
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(())
+    Ok((decoded, skipped))
 }
 
-fn statistics(vision: &VisionTransformer, device: &Device, factors: &[LensFactors], pixels: &[Vec<f32>], args: &PrecomputeArgs, dim: usize) -> Result<Vec<NeuronStatistics>> {
+/// The two streaming passes; returns the statistics per layer, the images used and those skipped.
+fn statistics(vision: &VisionTransformer, device: &Device, factors: &[LensFactors], files: &[PathBuf], args: &PrecomputeArgs, dim: usize) -> Result<(Vec<NeuronStatistics>, Vec<PathBuf>, Vec<String>)> {
     let neurons = vision.config.mlp_width;
     let mut means: Vec<MeanAccumulator> = factors.iter().map(|_| MeanAccumulator::new(neurons, dim)).collect();
-    for_each_effect_batch(vision, device, factors, pixels, args.batch, "pass 1/2 (means)", |i, e| means[i].add(e))?;
+    let (images, skipped) = for_each_effect_batch(vision, device, factors, files, args.batch, "pass 1/2 (means)", |i, e| means[i].add(e))?;
+    if images.len() < args.top_k {
+        return Err(Error::InvalidInput(format!("--top-k {} is larger than the number of readable images ({}, {} skipped)", args.top_k, images.len(), skipped.len())));
+    }
     let mut tops = means.iter().map(|m| TopKAccumulator::new(m.mean()?, neurons, dim, args.top_k)).collect::<Result<Vec<_>>>()?;
-    for_each_effect_batch(vision, device, factors, pixels, args.batch, "pass 2/2 (top-k)", |i, e| tops[i].add(e))?;
-    tops.into_iter().map(TopKAccumulator::finish).collect()
+    let (again, _) = for_each_effect_batch(vision, device, factors, &images, args.batch, "pass 2/2 (top-k)", |i, e| tops[i].add(e))?;
+    if again.len() != images.len() {
+        return Err(Error::InvalidInput("an image changed between the two passes (it no longer decodes)".into()));
+    }
+    let stats = tops.into_iter().map(TopKAccumulator::finish).collect::<Result<Vec<_>>>()?;
+    Ok((stats, images, skipped))
 }
 
 fn read_words(files: &[PathBuf]) -> Result<Vec<String>> {
@@ -127,14 +144,12 @@ pub fn precompute(model: &ClipModel, config: &ClipConfig, device: &Device, weigh
     }
     let words = read_words(args.words)?;
     let files = list_images(args.images)?;
-    let (images, skipped) = preprocess_all(&files, vision.config.image_size);
-    if images.len() < args.top_k {
-        return Err(Error::InvalidInput(format!("--top-k {} is larger than the number of readable images ({}, {} skipped)", args.top_k, images.len(), skipped.len())));
+    if files.len() < args.top_k {
+        return Err(Error::InvalidInput(format!("--top-k {} is larger than the number of images ({})", args.top_k, files.len())));
     }
     let dim = config.embed_dim;
     let factors = args.layers.iter().map(|&l| LensFactors::new(vision, l)).collect::<Result<Vec<_>>>()?;
-    let pixels: Vec<Vec<f32>> = images.iter().map(|(_, p)| p.clone()).collect();
-    let stats = statistics(vision, device, &factors, &pixels, args, dim)?;
+    let (stats, images, skipped) = statistics(vision, device, &factors, &files, args, dim)?;
 
     let tokenizer = ClipTokenizer::new();
     let bar: ProgressBar = progress(words.len(), "embedding words");
@@ -172,7 +187,7 @@ pub fn precompute(model: &ClipModel, config: &ClipConfig, device: &Device, weigh
         word_sources: args.words.iter().map(|p| p.display().to_string()).collect(),
         words,
         classes,
-        images: images.iter().map(|(p, _)| p.strip_prefix(base).unwrap_or(p).display().to_string()).collect(),
+        images: images.iter().map(|p| p.strip_prefix(base).unwrap_or(p).display().to_string()).collect(),
         skipped_images: skipped,
         top_images,
     };
