@@ -193,3 +193,16 @@ fn config_round_trips_through_hf_json() {
         assert_eq!(ClipConfig::from_hf_json(&json).unwrap(), config);
     }
 }
+
+/// A batch runs only up to its longest text; each text's embedding is the same as alone.
+#[test]
+fn text_embeddings_do_not_depend_on_the_batch() {
+    let model = load(MODEL_OPENAI, Towers::Text, &device::cpu());
+    let text = model.text().unwrap();
+    let tokens = check_probe_tokens();
+    let together = device::read_f32_blocking(text.encode(&tokens).unwrap()).unwrap();
+    for (i, row) in tokens.chunks(77).enumerate() {
+        let alone = device::read_f32_blocking(text.encode(row).unwrap()).unwrap();
+        assert!(relative_deviation(&alone, &together[i * 32..(i + 1) * 32]) < 1e-5, "probe {i}");
+    }
+}

@@ -67,14 +67,21 @@ impl TextTransformer {
         let texts = tokens.len() / n;
         let width = self.config.width;
         let device = self.token_embedding.device();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(tokens.iter().map(|&t| t as i64).collect::<Vec<_>>(), [tokens.len()]), &device);
-        let mut x = self.token_embedding.clone().select(0, ids).reshape([texts, n, width]) + self.positional_embedding.clone().unsqueeze::<3>();
+        // Attention is causal and each text is pooled at its end token, so the positions after
+        // the batch's last end token cannot change the result: run only the first `used`.
+        let ends: Vec<usize> = tokens.chunks(n).map(argmax).collect();
+        let used = ends.iter().max().map_or(n, |&e| e + 1);
+        let kept: Vec<i64> = tokens.chunks(n).flat_map(|row| row[..used].iter().map(|&t| t as i64)).collect();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(kept, [texts * used]), &device);
+        let positions = self.positional_embedding.clone().narrow(0, 0, used).unsqueeze::<3>();
+        let mask = self.causal_mask.clone().narrow(0, 0, used).narrow(1, 0, used);
+        let mut x = self.token_embedding.clone().select(0, ids).reshape([texts, used, width]) + positions;
         for block in &self.blocks {
-            x = block.forward(x, Some(&self.causal_mask), false, false).0;
+            x = block.forward(x, Some(&mask), false, false).0;
         }
-        let pooled_rows: Vec<i64> = tokens.chunks(n).enumerate().map(|(i, row)| (i * n + argmax(row)) as i64).collect();
+        let pooled_rows: Vec<i64> = ends.iter().enumerate().map(|(i, &end)| (i * used + end) as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(pooled_rows, [texts]), &device);
-        let pooled = x.reshape([texts * n, width]).select(0, rows).reshape([texts, 1, width]);
+        let pooled = x.reshape([texts * used, width]).select(0, rows).reshape([texts, 1, width]);
         Ok(self.ln_final.forward(pooled).reshape([texts, width]).matmul(self.projection.clone()))
     }
 }
