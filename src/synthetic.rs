@@ -64,9 +64,9 @@ fn linear(specs: &mut Vec<Spec>, prefix: &str, out: usize, inp: usize) {
 
 fn blocks(specs: &mut Vec<Spec>, layout: Layout, vision: bool, layers: usize, width: usize, mlp: usize) {
     for l in 0..layers {
-        let prefix = |part: &str| layout.layer_tensor(vision, l, &format!("{part}.x")).trim_end_matches(".x").to_string();
+        let prefix = |module: &str| layout.layer_module(vision, l, module);
         layer_norm(specs, &prefix("ln_1"), width);
-        let block = prefix("ln_1").trim_end_matches("ln_1").trim_end_matches("layer_norm1").to_string();
+        let block = layout.block_prefix(vision, l);
         match layout {
             Layout::OpenAi => linear_packed(specs, &format!("{block}attn.in_proj"), 3 * width, width),
             Layout::HuggingFace => {

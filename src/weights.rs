@@ -86,12 +86,15 @@ impl Layout {
         }
     }
 
-    /// The file name of a tensor of block `layer`. `part` is one of the layout-neutral names
-    /// `ln_1.{weight,bias}`, `ln_2.*`, `mlp_in.*`, `mlp_out.*`, `attn_out.*`.
-    pub fn layer_tensor(&self, vision: bool, layer: usize, part: &str) -> String {
+    /// The prefix of every tensor of block `layer`, e.g. `visual.transformer.resblocks.3.`.
+    pub fn block_prefix(&self, vision: bool, layer: usize) -> String {
         let names = self.names();
-        let prefix = if vision { names.vision_layer_prefix } else { names.text_layer_prefix };
-        let (module, param) = part.split_once('.').unwrap_or((part, ""));
+        format!("{}{layer}.", if vision { names.vision_layer_prefix } else { names.text_layer_prefix })
+    }
+
+    /// The file name of a module of block `layer`, without the parameter: `module` is one of
+    /// the layout-neutral names `ln_1`, `ln_2`, `mlp_in`, `mlp_out`, `attn_out`.
+    pub fn layer_module(&self, vision: bool, layer: usize, module: &str) -> String {
         let module = match (self, module) {
             (Layout::OpenAi, "ln_1") => "ln_1",
             (Layout::OpenAi, "ln_2") => "ln_2",
@@ -105,7 +108,14 @@ impl Layout {
             (Layout::HuggingFace, "attn_out") => "self_attn.out_proj",
             (_, other) => other,
         };
-        format!("{prefix}{layer}.{module}.{param}")
+        format!("{}{module}", self.block_prefix(vision, layer))
+    }
+
+    /// The file name of a tensor of block `layer`: `part` is `module.param` with a
+    /// layout-neutral module name (see [`Layout::layer_module`]), e.g. `mlp_in.weight`.
+    pub fn layer_tensor(&self, vision: bool, layer: usize, part: &str) -> String {
+        let (module, param) = part.split_once('.').unwrap_or((part, ""));
+        format!("{}.{param}", self.layer_module(vision, layer, module))
     }
 }
 
@@ -235,19 +245,21 @@ impl WeightFile {
     /// Reads a tensor as f32, checking its shape. The error names the tensor when it is
     /// missing, has another shape or is stored in an unsupported type.
     pub fn tensor(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<f32>> {
+        let entry = self.entry_of_shape(name, expected_shape)?;
+        self.convert(name, entry)
+    }
+
+    fn entry_of_shape(&self, name: &str, expected_shape: &[usize]) -> Result<&Entry> {
         let entry = self.entry(name)?;
         if entry.shape != expected_shape {
             return Err(Error::ShapeMismatch { name: name.to_string(), expected: expected_shape.to_vec(), found: entry.shape.clone() });
         }
-        self.convert(name, entry)
+        Ok(entry)
     }
 
     /// Reads an I32 tensor, checking its shape.
     pub fn tensor_i32(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<i32>> {
-        let entry = self.entry(name)?;
-        if entry.shape != expected_shape {
-            return Err(Error::ShapeMismatch { name: name.to_string(), expected: expected_shape.to_vec(), found: entry.shape.clone() });
-        }
+        let entry = self.entry_of_shape(name, expected_shape)?;
         if entry.dtype != Dtype::I32 {
             return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{:?} (expected I32)", entry.dtype) });
         }

@@ -174,8 +174,7 @@ impl ResidualBlock {
     /// Loads block `layer` of the image (`vision`) or text tower.
     pub(crate) fn load(loader: &Loader, vision: bool, layer: usize, shape: &BlockShape) -> Result<Self> {
         let BlockShape { width, heads, mlp_width, eps, activation } = *shape;
-        let name = |part: &str| loader.layout.layer_tensor(vision, layer, part);
-        let prefix = |part: &str| name(&format!("{part}.x")).trim_end_matches(".x").to_string();
+        let prefix = |module: &str| loader.layout.layer_module(vision, layer, module);
         let [query, key, value] = load_qkv(loader, vision, layer, width)?;
         Ok(Self {
             ln_1: loader.layer_norm(&prefix("ln_1"), width, eps)?,
@@ -192,8 +191,7 @@ impl ResidualBlock {
 
 /// Query, key and value maps: split from OpenAI's packed `in_proj`, or Hugging Face's three.
 fn load_qkv(loader: &Loader, vision: bool, layer: usize, width: usize) -> Result<[Linear; 3]> {
-    let names = loader.layout.names();
-    let block = format!("{}{layer}.", if vision { names.vision_layer_prefix } else { names.text_layer_prefix });
+    let block = loader.layout.block_prefix(vision, layer);
     match loader.layout {
         Layout::OpenAi => {
             let weight = loader.file.tensor(&format!("{block}attn.in_proj_weight"), &[3 * width, width])?;

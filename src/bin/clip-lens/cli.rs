@@ -145,24 +145,28 @@ fn run(cli: Cli) -> Result<()> {
         Command::Effects { model, layers, out, batch, images } => effects(&model, &layers, out.as_deref(), batch, &images),
         Command::Text { model, out, texts } => text(&model, out.as_deref(), &texts),
         Command::Precompute { model, images, layers, top_k, words, components, out, batch } => {
-            let weights = WeightFile::open(&model.weights)?;
-            let config = ClipConfig::resolve(&weights, &model.weights, model.config.as_deref())?;
-            let device = device(model.device)?;
-            let clip = ClipModel::load(&weights, &config, Towers::Both, &device)?;
+            let loaded = load_model(&model, Towers::Both)?;
             let args = crate::precompute::PrecomputeArgs { weights_path: &model.weights, images: &images, layers: &layers, top_k, words: &words, components, out: &out, batch };
-            crate::precompute::precompute(&clip, &config, &device, weights.bytes(), &args)
+            crate::precompute::precompute(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
         }
         Command::Describe { bundle, layer, neuron, json } => describe(&bundle, layer, neuron, json),
         Command::Neurons { model, bundle, top, json, text } => neurons(&model, &bundle, top, json, &text),
     }
 }
 
-fn load_model(args: &ModelArgs, towers: Towers) -> Result<(ClipModel, Device)> {
+/// A loaded model with the file it came from and the device it runs on.
+struct Loaded {
+    model: ClipModel,
+    weights: WeightFile,
+    device: Device,
+}
+
+fn load_model(args: &ModelArgs, towers: Towers) -> Result<Loaded> {
     let weights = WeightFile::open(&args.weights)?;
     let config = ClipConfig::resolve(&weights, &args.weights, args.config.as_deref())?;
     let device = device(args.device)?;
     let model = ClipModel::load(&weights, &config, towers, &device)?;
-    Ok((model, device))
+    Ok(Loaded { model, weights, device })
 }
 
 /// Preprocessed pixels of every input, in order, as `[3*S*S]` rows.
@@ -198,7 +202,7 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
 }
 
 fn effects(args: &ModelArgs, layers: &[usize], out: Option<&Path>, batch: usize, images: &[PathBuf]) -> Result<()> {
-    let (model, device) = load_model(args, Towers::Vision)?;
+    let Loaded { model, device, .. } = load_model(args, Towers::Vision)?;
     let vision = model.vision()?;
     let size = vision.config.image_size;
     let pixels = load_pixels(images, size)?;
@@ -231,7 +235,7 @@ fn effects(args: &ModelArgs, layers: &[usize], out: Option<&Path>, batch: usize,
 }
 
 fn text(args: &ModelArgs, out: Option<&Path>, texts: &[String]) -> Result<()> {
-    let (model, _device) = load_model(args, Towers::Text)?;
+    let Loaded { model, .. } = load_model(args, Towers::Text)?;
     let text = model.text()?;
     let context = text.config.context_length;
     let tokens = ClipTokenizer::new().tokenize_batch(texts, context);
@@ -285,10 +289,8 @@ fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()
 
 fn neurons(args: &ModelArgs, bundle: &Path, top: usize, json: bool, query: &str) -> Result<()> {
     let bundle = clip_lens::bundle::Bundle::read(bundle)?;
-    let weights = WeightFile::open(&args.weights)?;
+    let Loaded { model, weights, .. } = load_model(args, Towers::Text)?;
     bundle.check_weights(&clip_lens::bundle::sha256_hex(weights.bytes()))?;
-    let config = ClipConfig::resolve(&weights, &args.weights, args.config.as_deref())?;
-    let model = ClipModel::load(&weights, &config, Towers::Text, &device(args.device)?)?;
     let text = model.text()?;
     let tokens = ClipTokenizer::new().tokenize(query, text.config.context_length);
     let embedding = read_f32_blocking(text.encode(&tokens)?)?;

@@ -14,7 +14,7 @@ use clip_lens::model::{CaptureRequest, ClipModel, VisionTransformer};
 use clip_lens::preprocess::preprocess_image;
 use clip_lens::text_embeddings::{class_embeddings, lines, word_embeddings, IMAGENET_CLASSES, IMAGENET_TEMPLATES};
 use clip_lens::tokenizer::ClipTokenizer;
-use clip_lens::{ClipConfig, Error, Result};
+use clip_lens::{Error, Result};
 
 use crate::cli::progress;
 
@@ -135,7 +135,8 @@ fn decompose(dictionary: &Dictionary, directions: &[f32], components: usize) -> 
 }
 
 /// Runs the whole precomputation and writes the bundle.
-pub fn precompute(model: &ClipModel, config: &ClipConfig, device: &Device, weights_bytes: &[u8], args: &PrecomputeArgs) -> Result<()> {
+pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args: &PrecomputeArgs) -> Result<()> {
+    let config = &model.config;
     let vision = model.vision()?;
     let text = model.text()?;
     let layers = vision.config.layers;
