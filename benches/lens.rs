@@ -5,7 +5,7 @@
 
 use burn::tensor::{Device, Tensor};
 use clip_lens::device::{self, read_f32_blocking};
-use clip_lens::lens::{projections, second_order_effects, LensFactors, ProjectionFactors};
+use clip_lens::lens::{projections, second_order_effects, FactorForm, LensFactors, ProjectionFactors};
 use clip_lens::model::{CaptureRequest, ClipModel, Towers};
 use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
 use clip_lens::{ClipConfig, Layout, WeightFile};
@@ -21,17 +21,24 @@ fn layer_9(c: &mut Criterion) {
     let device = device::cpu();
     let model = vit_b_32(&device);
     let vision = model.vision().unwrap();
-    let factors = LensFactors::new(vision, 9).unwrap();
-    let pixels = Tensor::<4>::ones([1, 3, 224, 224], &device);
     let request = CaptureRequest::for_lens(&[9]);
     let mut group = c.benchmark_group("vit_b_32_layer_9");
     group.sample_size(10);
-    group.bench_function("cpu/effects_with_forward_per_image", |b| {
-        b.iter(|| {
-            let output = vision.forward(pixels.clone(), &request).unwrap();
-            read_f32_blocking(second_order_effects(vision, &factors, &output).unwrap()).unwrap()
-        })
-    });
+    for form in [FactorForm::PerHead, FactorForm::Compact] {
+        let factors = LensFactors::with_form(vision, 9, form).unwrap();
+        for batch in [1usize, 8] {
+            let pixels = Tensor::<4>::random([batch, 3, 224, 224], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            // Per batch: divide by the batch size for the per-image figure.
+            group.bench_function(format!("cpu/{form:?}/effects_with_forward/batch_{batch}"), |b| {
+                b.iter(|| {
+                    let output = vision.forward(pixels.clone(), &request).unwrap();
+                    read_f32_blocking(second_order_effects(vision, &factors, &output).unwrap()).unwrap()
+                })
+            });
+        }
+    }
+    let factors = LensFactors::new(vision, 9).unwrap();
+    let pixels = Tensor::<4>::ones([1, 3, 224, 224], &device);
     let output = vision.forward(pixels.clone(), &request).unwrap();
     let directions = Tensor::<2>::random([3072, 512], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let mean = Tensor::<2>::zeros([3072, 512], &device);

@@ -7,6 +7,7 @@
 //! [`model::VisionTransformer::forward`] with a [`model::CaptureRequest`] → embedding and the
 //! captures the lens needs. Text goes through [`tokenizer`] and [`model::TextTransformer`].
 
+pub mod apps;
 pub mod bundle;
 pub mod config;
 pub mod device;

@@ -5,6 +5,6 @@ pub mod omp;
 pub mod second_order;
 pub mod stats;
 
-pub use second_order::{projections, second_order_effects, LensFactors, ProjectionFactors, EFFECT_COEFFICIENT};
+pub use second_order::{projections, second_order_effects, FactorForm, LensFactors, ProjectionFactors, EFFECT_COEFFICIENT, PER_HEAD_BUDGET_BYTES};
 pub use stats::{first_right_singular_vector, MeanAccumulator, NeuronStatistics, TopKAccumulator};
 pub use omp::{orthogonal_matching_pursuit, scaled_unit_rows, Dictionary, SparseCode};

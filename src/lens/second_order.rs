@@ -10,10 +10,16 @@
 //! u_{l,h,n} = (gamma_post ⊙ W_O^h W_V^h (gamma_ln1^l ⊙ w_n)) @ P
 //! ```
 //!
-//! `u` is never materialised per head. With `G_l = (W_out ⊙ gamma_ln1^l) W_V^T` (`[N, width]`,
-//! columns grouped by head; weights only) and `M_l = (W_O^T ⊙ gamma_post) @ P` (`[width, D]`),
-//! `sum_h s_{l,h} u_{l,h} = (s_l expanded over each head's columns ⊙ G_l) @ M_l`: one
-//! `[N, width] x [width, D]` product per later layer and image (ViT-B/32, L = 9: ~2.4 GMAC).
+//! Nothing of size `[tokens x neurons x width]` is ever formed (the reference forms it per head).
+//! The weight-only factors come in two forms ([`FactorForm`]):
+//! - `PerHead`: the directions `u_{l,h,n}` themselves, `[N, K, D]` with `K` = later layers x
+//!   heads; an image's effects are one `[1, K] x [K, D]` product per neuron (ViT-B/32, L = 9:
+//!   ~38 MMAC per image). Costs `K N D` floats (151 MB for ViT-B/32 layer 9).
+//! - `Compact`: `G_l = (W_out ⊙ gamma_ln1^l) W_V^T` (`[N, width]`, columns grouped by head) and
+//!   `M_l = (W_O^T ⊙ gamma_post) @ P` (`[width, D]`), with
+//!   `sum_h s_{l,h} u_{l,h} = (s_l expanded over each head's columns ⊙ G_l) @ M_l`: one
+//!   `[N, width] x [width, D]` product per later layer and image (~2.4 GMAC for layer 9), for
+//!   when memory is short.
 //!
 //! `kappa` is the same vector for every neuron: the reference splits each bias and LayerNorm
 //! mean evenly over the residual components (`1 + 2l` of them enter block l) and over the
@@ -36,16 +42,50 @@ struct LaterLayer {
     output_map: Tensor<2>,
 }
 
+/// How the weight-only factors are kept: a memory/speed trade-off with identical results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorForm {
+    /// `G_l` and `M_l` per later layer: small, ~64x more arithmetic per image.
+    Compact,
+    /// The per-head directions `u_{l,h,n}` `[N, K, D]`: `K N D` floats, fast.
+    PerHead,
+}
+
+/// [`LensFactors::new`] keeps per-head directions up to this size (bytes, f32) per layer.
+pub const PER_HEAD_BUDGET_BYTES: usize = 256 << 20;
+
 /// The weight-only factors of the lens for one layer L, computed once per model and layer.
 pub struct LensFactors {
     /// The neurons' layer L.
     pub layer: usize,
     later: Vec<LaterLayer>,
+    form: FactorForm,
+    /// `u_{l,h,n}` as `[N, K, D]` (later layers x heads along K), in the per-head form (none
+    /// for the last layer, which has no later heads).
+    head_directions: Option<Tensor<3>>,
 }
 
 impl LensFactors {
-    /// Precomputes the factors of layer `layer` of `vision`.
+    /// Precomputes the factors of layer `layer` of `vision`, per head when they fit in
+    /// [`PER_HEAD_BUDGET_BYTES`], compact otherwise.
     pub fn new(vision: &VisionTransformer, layer: usize) -> Result<Self> {
+        let form = if Self::per_head_bytes(vision, layer) <= PER_HEAD_BUDGET_BYTES { FactorForm::PerHead } else { FactorForm::Compact };
+        Self::with_form(vision, layer, form)
+    }
+
+    /// The size in bytes of the per-head directions of `layer` (f32).
+    pub fn per_head_bytes(vision: &VisionTransformer, layer: usize) -> usize {
+        let config = &vision.config;
+        config.layers.saturating_sub(layer + 1) * config.heads * config.mlp_width * vision.projection.dims()[1] * 4
+    }
+
+    /// The form the factors are kept in.
+    pub fn form(&self) -> FactorForm {
+        self.form
+    }
+
+    /// Precomputes the factors of layer `layer` of `vision` in the given form.
+    pub fn with_form(vision: &VisionTransformer, layer: usize, form: FactorForm) -> Result<Self> {
         let layers = vision.blocks.len();
         if layer >= layers {
             return Err(Error::InvalidInput(format!("layer {layer} is out of range: the image tower has layers 0..={}", layers - 1)));
@@ -62,9 +102,25 @@ impl LensFactors {
                     output_map: (block.attn.out.weight.clone() * gamma_post.clone()).matmul(vision.projection.clone()),
                 }
             })
-            .collect();
-        Ok(Self { layer, later })
+            .collect::<Vec<_>>();
+        let head_directions = (form == FactorForm::PerHead && !later.is_empty()).then(|| per_head_directions(&later, vision.config.heads));
+        Ok(Self { layer, later, form, head_directions })
     }
+}
+
+/// `u_{l,h,n} = G_l[n, head h columns] @ M_l[head h rows]`, stacked as `[N, K, D]`.
+fn per_head_directions(later: &[LaterLayer], heads: usize) -> Tensor<3> {
+    let per_layer = later
+        .iter()
+        .map(|l| {
+            let [count, width] = l.neuron_values.dims();
+            let [_, dim] = l.output_map.dims();
+            let head_dim = width / heads;
+            let values = l.neuron_values.clone().reshape([count, heads, head_dim]).swap_dims(0, 1); // [H, N, hd]
+            values.matmul(l.output_map.clone().reshape([heads, head_dim, dim])) // [H, N, D]
+        })
+        .collect();
+    Tensor::cat(per_layer, 0).swap_dims(0, 1) // [N, K, D]
 }
 
 /// The per-image pieces of the factored form, read from a captured forward.
@@ -104,9 +160,17 @@ fn image_terms(vision: &VisionTransformer, factors: &LensFactors, output: &Visio
 pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput) -> Result<Tensor<3>> {
     let terms = image_terms(vision, factors, output)?;
     let [batch, embed_dim] = terms.kappa.dims();
+    let mut total = terms.kappa.unsqueeze_dim::<3>(1);
+    if factors.form == FactorForm::PerHead {
+        if let Some(directions) = &factors.head_directions {
+            // [N, B, K] x [N, K, D] -> [N, B, D]: one small product per neuron.
+            let scalars = Tensor::cat(terms.scalars, 1).permute([2, 0, 1]);
+            total = total + scalars.matmul(directions.clone()).swap_dims(0, 1);
+        }
+        return Ok(total * terms.scale.unsqueeze_dim::<3>(2));
+    }
     let width = vision.config.width;
     let heads = vision.config.heads;
-    let mut total = terms.kappa.unsqueeze_dim::<3>(1);
     for (later, scalars) in factors.later.iter().zip(terms.scalars) {
         let [_, _, count] = scalars.dims();
         // Expand each head's scalar over its head_dim columns: [B, N, width].

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use clip_lens::device::read_f32;
+use clip_lens::lens::FactorForm;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers};
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{ClipConfig, WeightFile};
@@ -189,8 +190,8 @@ pub fn assert_pixels_within(label: &str, deviations: &[(f32, f32)]) {
     }
 }
 
-/// Second-order effects of layers 0, 1, 2 for the reference pixels: relative deviation from
-/// `second_order.L`, by name.
+/// Second-order effects of layers 0, 1, 2 for the reference pixels, with the factors in both
+/// forms (per head and compact): relative deviation from `second_order.L`, by name and form.
 pub async fn second_order_deviations(bytes: &[u8], device: &Device) -> Vec<(String, f32)> {
     let expected = expected();
     let model = load(bytes, Towers::Vision, device);
@@ -199,12 +200,13 @@ pub async fn second_order_deviations(bytes: &[u8], device: &Device) -> Vec<(Stri
     let layers = [0usize, 1, 2];
     let output = vision.forward(input, &CaptureRequest::for_lens(&layers)).unwrap();
     let mut deviations = Vec::new();
-    for layer in layers {
-        let factors = clip_lens::lens::LensFactors::new(vision, layer).unwrap();
+    for (layer, form) in layers.into_iter().flat_map(|l| [(l, FactorForm::PerHead), (l, FactorForm::Compact)]) {
+        let factors = clip_lens::lens::LensFactors::with_form(vision, layer, form).unwrap();
+        assert_eq!(factors.form(), form);
         let effects = clip_lens::lens::second_order_effects(vision, &factors, &output).unwrap();
         let name = format!("second_order.{layer}");
         assert_eq!(effects.dims().to_vec(), expected[&name].shape, "{name} shape");
-        deviations.push((name.clone(), relative_deviation(&read_f32(effects).await.unwrap(), &expected[&name].values)));
+        deviations.push((format!("{name} ({form:?})"), relative_deviation(&read_f32(effects).await.unwrap(), &expected[&name].values)));
     }
     deviations
 }

@@ -1,0 +1,2 @@
+//! The paper's applications of the lens (section 4 of the spec): zero-shot classification,
+//! concept discovery, zero-shot segmentation, semantic adversarial words and ablations.
