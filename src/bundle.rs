@@ -7,7 +7,9 @@
 //! `layer.L.decomposition.index` `[N,m]` (i32 word index, -1 pads a code OMP ended early) and
 //! `layer.L.decomposition.coef` `[N,m]` (sorted by |coef| descending); and `words.embeds` `[V,D]`
 //! (100 x normalised text embeddings), `classes.embeds` `[C,D]` (unit-norm zero-shot
-//! classifier: templates averaged).
+//! classifier: templates averaged). With [`Storage::F16`] the means, directions and embeddings
+//! are stored as f16 (readers convert to f32). When the images were available, `thumbnails/`
+//! holds `<image id>.jpg` (a small centre crop) for every image that is in some neuron's top k.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +21,17 @@ use crate::tensor_file::{serialize, NamedTensor};
 use crate::WeightFile;
 
 /// The bundle format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// How the large tensors (means, directions, word and class embeddings) are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Storage {
+    /// 32-bit floats.
+    #[default]
+    F32,
+    /// 16-bit floats: half the size, ~1e-3 relative rounding.
+    F16,
+}
 
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,6 +66,10 @@ pub struct Manifest {
     pub skipped_images: Vec<String>,
     /// Per layer (as a string key), per neuron: the ids of its top-k images, largest norm first.
     pub top_images: BTreeMap<String, Vec<Vec<usize>>>,
+    /// The side in pixels of the thumbnails in `thumbnails/<image id>.jpg`; 0 when the bundle
+    /// has none.
+    #[serde(default)]
+    pub thumbnail_size: u32,
 }
 
 /// One layer's lens data.
@@ -91,19 +107,23 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Bundle {
     /// The tensors file's bytes.
-    pub fn tensors(&self) -> Result<Vec<u8>> {
+    pub fn tensors(&self, storage: Storage) -> Result<Vec<u8>> {
         let m = &self.manifest;
         let (n, d, k, c) = (m.neurons, m.embed_dim, m.top_k, m.components);
+        let large = |name: String, shape: &[usize], values: &[f32]| match storage {
+            Storage::F32 => NamedTensor::f32(name, shape, values.to_vec()),
+            Storage::F16 => NamedTensor::f16(name, shape, values),
+        };
         let mut tensors = Vec::new();
         for (layer, lens) in &self.layers {
-            tensors.push(NamedTensor::f32(format!("layer.{layer}.mean"), &[n, d], lens.mean.clone()));
-            tensors.push(NamedTensor::f32(format!("layer.{layer}.direction"), &[n, d], lens.direction.clone()));
+            tensors.push(large(format!("layer.{layer}.mean"), &[n, d], &lens.mean));
+            tensors.push(large(format!("layer.{layer}.direction"), &[n, d], &lens.direction));
             tensors.push(NamedTensor::f32(format!("layer.{layer}.norms"), &[n, k], lens.norms.clone()));
             tensors.push(NamedTensor::i32(format!("layer.{layer}.decomposition.index"), &[n, c], lens.decomposition_index.clone()));
             tensors.push(NamedTensor::f32(format!("layer.{layer}.decomposition.coef"), &[n, c], lens.decomposition_coef.clone()));
         }
-        tensors.push(NamedTensor::f32("words.embeds", &[m.words.len(), d], self.word_embeds.clone()));
-        tensors.push(NamedTensor::f32("classes.embeds", &[m.classes.len(), d], self.class_embeds.clone()));
+        tensors.push(large("words.embeds".into(), &[m.words.len(), d], &self.word_embeds));
+        tensors.push(large("classes.embeds".into(), &[m.classes.len(), d], &self.class_embeds));
         serialize(&tensors)
     }
 
@@ -161,10 +181,10 @@ impl Bundle {
 
     /// Writes `manifest.json` and `lens.safetensors` into `dir` (created if needed).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn write(&self, dir: &std::path::Path) -> Result<()> {
+    pub fn write(&self, dir: &std::path::Path, storage: Storage) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let tensors = dir.join("lens.safetensors");
-        std::fs::write(&tensors, self.tensors()?).map_err(|e| Error::io(&tensors, e))?;
+        std::fs::write(&tensors, self.tensors(storage)?).map_err(|e| Error::io(&tensors, e))?;
         let manifest = dir.join("manifest.json");
         std::fs::write(&manifest, self.manifest_json()?).map_err(|e| Error::io(&manifest, e))
     }

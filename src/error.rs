@@ -55,6 +55,9 @@ pub enum Error {
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
     /// A compute device failed (initialisation, readback).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     #[error("device error: {0}")]
     Device(String),
 }

@@ -106,7 +106,7 @@ fn bad_bundles_are_rejected_with_reasons() {
     let tensors = std::fs::read(dir.join("lens.safetensors")).unwrap();
     let bundle = Bundle::from_parts(&manifest, tensors.clone()).unwrap();
     let message = |json: String, bytes: Vec<u8>| Bundle::from_parts(&json, bytes).unwrap_err().to_string();
-    let newer = manifest.replacen("\"format_version\": 1", "\"format_version\": 99", 1);
+    let newer = manifest.replacen("\"format_version\": 2", "\"format_version\": 99", 1);
     assert!(message(newer, tensors.clone()).contains("bundle format version 99"));
     let more_neurons = manifest.replacen("\"neurons\": 256", "\"neurons\": 300", 1);
     assert!(message(more_neurons, tensors.clone()).contains("has shape [256, 8], expected [300, 8]"));
@@ -132,7 +132,7 @@ fn precompute_reports_bad_inputs() {
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
-    assert!(run(&empty, "1", "6").contains("contains no files"));
+    assert!(run(&empty, "1", "6").contains("contains no image files"));
     assert!(run(&fixture_path("images"), "4", "6").contains("layer 4 is out of range"));
     assert!(run(&fixture_path("images"), "1", "100").contains("--top-k 100 is larger than the number of images (48)"));
 }
@@ -177,7 +177,7 @@ fn precompute_skips_unreadable_images() {
     let out = dir.join("bundle");
     let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
         .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", images.to_str().unwrap()])
-        .args(["--layers", "1", "--top-k", "3", "--components", "4", "--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args(["--layers", "1", "--top-k", "3", "--components", "4", "--f16", "--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
@@ -187,4 +187,69 @@ fn precompute_skips_unreadable_images() {
     assert_eq!(bundle.manifest.images.len(), 8);
     assert_eq!(bundle.manifest.skipped_images.len(), 1);
     assert!(bundle.manifest.top_images["1"].iter().all(|ids| ids.len() == 3 && ids.iter().all(|&i| i < 8)));
+    // --f16: the large tensors are stored as f16 and read back as f32 (unit directions stay
+    // unit to f16 rounding).
+    let file = clip_lens::WeightFile::from_bytes(std::fs::read(out.join("lens.safetensors")).unwrap()).unwrap();
+    let safetensors = safetensors::SafeTensors::deserialize(file.bytes()).unwrap();
+    for name in ["layer.1.mean", "layer.1.direction", "words.embeds", "classes.embeds"] {
+        assert_eq!(safetensors.tensor(name).unwrap().dtype(), safetensors::Dtype::F16, "{name}");
+    }
+    assert_eq!(safetensors.tensor("layer.1.norms").unwrap().dtype(), safetensors::Dtype::F32);
+    for r in bundle.layers[&1].direction.chunks(32) {
+        let norm = r.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 2e-3, "{norm}");
+    }
+}
+
+/// Every image in some neuron's top k has a thumbnail: a JPEG of the manifest's size.
+#[test]
+fn precompute_writes_thumbnails_of_top_images() {
+    let bundle = Bundle::read(bundle_dir()).unwrap();
+    assert_eq!(bundle.manifest.thumbnail_size, 64);
+    let ids: std::collections::BTreeSet<usize> = bundle.manifest.top_images.values().flatten().flatten().copied().collect();
+    assert!(!ids.is_empty());
+    for id in ids {
+        let bytes = std::fs::read(bundle_dir().join(format!("thumbnails/{id}.jpg"))).unwrap();
+        let image = clip_lens::preprocess::decode_image(&bytes).unwrap();
+        assert_eq!(image.dimensions(), (64, 64), "thumbnail {id}");
+    }
+}
+
+/// An interrupted run (the Ctrl-C path) and then a crashed one (abort: only the periodic
+/// checkpoint survives) resume where they stopped, without redoing finished images, and give
+/// exactly the bundle of an uninterrupted run. A checkpoint of another run is refused.
+#[test]
+fn precompute_resumes_after_interruption_and_crash() {
+    let out = std::env::temp_dir().join(format!("clip-lens-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run_with_k = |k: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+            .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", fixture_path("images").to_str().unwrap()])
+            .args(["--layers", "0,1,2", "--top-k", k, "--components", "8", "--batch", "16", "--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let run = |extra: &[&str]| run_with_k("6", extra);
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let interrupted = run(&["--interrupt-after", "16"]);
+    assert!(!interrupted.status.success());
+    assert!(stderr(&interrupted).contains("interrupted: progress saved") && stderr(&interrupted).contains("run the same command again"), "{}", stderr(&interrupted));
+    assert!(out.join(".precompute-checkpoint.safetensors").exists());
+
+    let other_run = run_with_k("5", &[]);
+    assert!(!other_run.status.success());
+    assert!(stderr(&other_run).contains("checkpoint of a different run") && stderr(&other_run).contains("--restart"), "{}", stderr(&other_run));
+
+    // 32 images finish pass 1, 16 more are pass 2's first batch: then the process aborts.
+    let crashed = run(&["--checkpoint-seconds", "0", "--crash-after", "48"]);
+    assert!(!crashed.status.success());
+    assert!(stderr(&crashed).contains("resuming from the checkpoint: pass 1/2 at image 16/48"), "{}", stderr(&crashed));
+    assert!(stderr(&crashed).contains("simulated crash after 48 images"), "{}", stderr(&crashed));
+
+    let resumed = run(&[]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("resuming from the checkpoint: pass 2/2 at image 16/48"), "{}", stderr(&resumed));
+    assert!(!out.join(".precompute-checkpoint.safetensors").exists(), "the checkpoint is removed at the end");
+    assert_eq!(Bundle::read(&out).unwrap(), Bundle::read(bundle_dir()).unwrap());
 }

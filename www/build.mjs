@@ -23,6 +23,8 @@ const copies = [
   ["pkg/clip_lens_bg.wasm", "pkg/clip_lens_bg.wasm"],
   ["tests/fixtures/tiny-a/model-openai.safetensors", "models/tiny/model.safetensors"],
   ["tests/fixtures/tiny-a/config.json", "models/tiny/config.json"],
+  // Made by scripts/serve.sh (`clip-lens precompute` over www/samples).
+  ["www/generated/tiny-bundle", "models/tiny/bundle"],
   ["www/samples", "samples"],
 ];
 
@@ -40,7 +42,10 @@ for (const file of ["clip_lens.js", "clip_lens_bg.wasm"]) {
   }
 }
 for (const [from] of copies) {
-  if (!existsSync(join(root, from))) fail(`${from} is missing.`);
+  if (!existsSync(join(root, from))) {
+    const hint = from.startsWith("www/generated") ? " It is the demo bundle: run scripts/serve.sh, which builds it." : "";
+    fail(`${from} is missing.${hint}`);
+  }
 }
 
 /** The worker imports the wasm-bindgen glue as "clip-lens-wasm" (see tsconfig.json); at run

@@ -6,7 +6,10 @@
 //! their centred effects; [`TopKAccumulator::finish`] then gives the first right singular
 //! vector of those k effects (with the paper's sign rule) and the thresholds.
 
+use std::collections::HashMap;
+
 use crate::error::{Error, Result};
+use crate::tensor_file::{lookup, NamedTensor};
 
 /// Pass 1: the mean effect of every neuron.
 pub struct MeanAccumulator {
@@ -35,6 +38,21 @@ impl MeanAccumulator {
     /// Images seen so far.
     pub fn images(&self) -> usize {
         self.images
+    }
+
+    /// The state as named tensors under `prefix` (exact: the f64 sums), to resume later.
+    pub fn snapshot(&self, prefix: &str) -> Vec<NamedTensor> {
+        vec![
+            NamedTensor::f64(format!("{prefix}.sum"), &[self.neurons, self.dim], self.sum.clone()),
+            NamedTensor::i64(format!("{prefix}.images"), &[1], vec![self.images as i64]),
+        ]
+    }
+
+    /// Rebuilds an accumulator from [`MeanAccumulator::snapshot`]'s tensors.
+    pub fn restore(tensors: &HashMap<String, NamedTensor>, prefix: &str, neurons: usize, dim: usize) -> Result<Self> {
+        let sum = lookup(tensors, &format!("{prefix}.sum"))?.f64_values(&[neurons, dim])?;
+        let images = lookup(tensors, &format!("{prefix}.images"))?.i64_values(&[1])?[0] as usize;
+        Ok(Self { neurons, dim, sum, images })
     }
 
     /// The mean effects `[N, D]`; an error when no image was added.
@@ -114,6 +132,48 @@ impl TopKAccumulator {
             }
         }
         Ok(())
+    }
+
+    /// The state as named tensors under `prefix`, to resume later: the mean, per neuron the
+    /// kept images in their current order (`-1` pads), their norms and centred effects.
+    pub fn snapshot(&self, prefix: &str) -> Vec<NamedTensor> {
+        let (neurons, k, dim) = (self.kept.len(), self.k, self.dim);
+        let mut images = vec![-1i64; neurons * k];
+        let mut norms = vec![0f32; neurons * k];
+        let mut centred = vec![0f32; neurons * k * dim];
+        for (n, kept) in self.kept.iter().enumerate() {
+            for (slot, entry) in kept.iter().enumerate() {
+                images[n * k + slot] = entry.image as i64;
+                norms[n * k + slot] = entry.norm;
+                centred[(n * k + slot) * dim..][..dim].copy_from_slice(&entry.centred);
+            }
+        }
+        vec![
+            NamedTensor::f32(format!("{prefix}.mean"), &[neurons, dim], self.mean.clone()),
+            NamedTensor::i64(format!("{prefix}.images"), &[neurons, k], images),
+            NamedTensor::f32(format!("{prefix}.norms"), &[neurons, k], norms),
+            NamedTensor::f32(format!("{prefix}.centred"), &[neurons, k, dim], centred),
+            NamedTensor::i64(format!("{prefix}.next_image"), &[1], vec![self.next_image as i64]),
+        ]
+    }
+
+    /// Rebuilds an accumulator from [`TopKAccumulator::snapshot`]'s tensors.
+    pub fn restore(tensors: &HashMap<String, NamedTensor>, prefix: &str, neurons: usize, dim: usize, k: usize) -> Result<Self> {
+        let get = |part: &str| lookup(tensors, &format!("{prefix}.{part}"));
+        let mean = get("mean")?.f32_values(&[neurons, dim])?;
+        let images = get("images")?.i64_values(&[neurons, k])?;
+        let norms = get("norms")?.f32_values(&[neurons, k])?;
+        let centred = get("centred")?.f32_values(&[neurons, k, dim])?;
+        let next_image = get("next_image")?.i64_values(&[1])?[0] as usize;
+        let mut accumulator = Self::new(mean, neurons, dim, k)?;
+        accumulator.next_image = next_image;
+        for (n, kept) in accumulator.kept.iter_mut().enumerate() {
+            for slot in (0..k).take_while(|&slot| images[n * k + slot] >= 0) {
+                let i = n * k + slot;
+                kept.push(Kept { norm: norms[i], image: images[i] as usize, centred: centred[i * dim..(i + 1) * dim].to_vec() });
+            }
+        }
+        Ok(accumulator)
     }
 
     /// Directions, thresholds and top images. An error when fewer than k images were added.

@@ -325,3 +325,98 @@ pub fn omp_against_reference() -> Vec<(usize, usize, f32)> {
         })
         .collect()
 }
+
+/// The segmentation settings of `expected.json`: concept, layers, top neurons and the
+/// reference's chosen `[neuron, layer]` pairs, as listed (the `argsort` tail: best last).
+pub fn segmentation_settings() -> (String, Vec<usize>, usize, Vec<[usize; 2]>) {
+    let json: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
+    let seg = &json["segmentation"];
+    let layers = seg["layers"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as usize).collect();
+    let pairs = seg["neurons_layer_index"].as_array().unwrap().iter().map(|p| [p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize]).collect();
+    (seg["concept"].as_str().unwrap().to_string(), layers, seg["top_neurons"].as_u64().unwrap() as usize, pairs)
+}
+
+/// Zero-shot segmentation of the six detail images (reference pixels) for `expected.json`'s
+/// concept (the model's normalised text embedding) with the reference directions `pca.L`:
+/// our selected `[neuron, layer]` pairs, best first, and the relative deviation of our
+/// heatmaps from `seg_heatmap`.
+pub async fn segmentation_golden(bytes: &[u8], device: &Device) -> (Vec<[usize; 2]>, f32) {
+    use clip_lens::apps::segment;
+    let expected = expected();
+    let (concept, layers, k, _) = segmentation_settings();
+    let model = load(bytes, Towers::Both, device);
+    let e = segment::text_concept(model.text().unwrap(), &ClipTokenizer::new(), &concept).await.unwrap();
+    let directions: Vec<(usize, &[f32])> = layers.iter().map(|&l| (l, expected[&format!("pca.{l}")].values.as_slice())).collect();
+    let selected = segment::top_neurons(&directions, &e, k).unwrap();
+    let (maps, _) = segment::segment(model.vision().unwrap(), reference_pixels(&expected, device), &selected).await.unwrap();
+    assert_eq!(vec![maps.batch, maps.size, maps.size], expected["seg_heatmap"].shape, "seg_heatmap shape");
+    let pairs = selected.iter().map(|n| [n.neuron, n.layer]).collect();
+    (pairs, relative_deviation(&maps.values, &expected["seg_heatmap"].values))
+}
+
+/// The reference's lens data of `layer` as a bundle layer: `mean.L`, `pca.L`, `norms.L` and
+/// `omp.L` (dense `[256, 400]`, turned into 8 sorted components per neuron).
+pub fn reference_layer_lens(expected: &HashMap<String, Expected>, layer: usize) -> clip_lens::bundle::LayerLens {
+    let omp = &expected[&format!("omp.{layer}")].values;
+    let (mut decomposition_index, mut decomposition_coef) = (Vec::new(), Vec::new());
+    for row in omp.chunks(400) {
+        let mut nonzero: Vec<(usize, f32)> = row.iter().copied().enumerate().filter(|(_, c)| *c != 0.0).collect();
+        nonzero.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+        nonzero.resize(8, (usize::MAX, 0.0));
+        decomposition_index.extend(nonzero.iter().map(|&(i, _)| if i == usize::MAX { -1 } else { i as i32 }));
+        decomposition_coef.extend(nonzero.iter().map(|&(_, c)| c));
+    }
+    clip_lens::bundle::LayerLens {
+        mean: expected[&format!("mean.{layer}")].values.clone(),
+        direction: expected[&format!("pca.{layer}")].values.clone(),
+        norms: expected[&format!("norms.{layer}")].values.clone(),
+        decomposition_index,
+        decomposition_coef,
+    }
+}
+
+/// Concept discovery on the six detail images (layer 1, with the reference's lens data and
+/// our effects) against `expected.json`: the same significant neurons, the same top words, and
+/// the largest score deviation relative to each image's best score.
+pub async fn check_concept_discovery(bytes: &[u8], device: &Device) -> f32 {
+    use clip_lens::apps::concepts::{centred_norms, discover_concepts};
+    let expected = expected();
+    let json: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
+    let discovery = &json["concept_discovery"];
+    let layer = discovery["layer"].as_u64().unwrap() as usize;
+    let lens = reference_layer_lens(&expected, layer);
+    let model = load(bytes, Towers::Vision, device);
+    let vision = model.vision().unwrap();
+    let output = vision.forward(reference_pixels(&expected, device), &CaptureRequest::for_lens(&[layer])).unwrap();
+    let factors = clip_lens::lens::LensFactors::new(vision, layer).unwrap();
+    let effects = clip_lens::lens::second_order_effects(vision, &factors, &output).unwrap();
+    let mean = Tensor::<2>::from_data(TensorData::new(lens.mean.clone(), [256, 32]), device);
+    let norms = read_f32(centred_norms(effects, mean)).await.unwrap();
+    let words: Vec<String> = WORDS.lines().map(str::to_string).collect();
+    let mut worst = 0f32;
+    for (i, image) in json["detail_images"].as_array().unwrap().iter().enumerate() {
+        let reference = &discovery["results"][image.as_str().unwrap()];
+        let reference_words = reference["top_words"].as_array().unwrap();
+        let concepts = discover_concepts(layer, &norms[i * 256..(i + 1) * 256], &lens, 6, 8, &words, reference_words.len()).unwrap();
+        let significant: Vec<usize> = reference["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap() as usize).collect();
+        assert_eq!(concepts.significant_neurons, significant, "{image}: significant neurons");
+        let best = reference_words[0][1].as_f64().unwrap() as f32;
+        for ((word, score), reference) in concepts.words.iter().zip(reference_words) {
+            assert_eq!(word, reference[0].as_str().unwrap(), "{image}: words in order");
+            worst = worst.max((score - reference[1].as_f64().unwrap() as f32).abs() / best.abs());
+        }
+    }
+    report!("concept discovery: same neurons and words on 6 images, scores within {worst:.2e} of the best score");
+    worst
+}
+
+/// Asserts the segmentation golden result: the selected neurons are the reference's (which
+/// `expected.json` lists in NumPy `argsort` order, i.e. the best last) and the heatmaps are
+/// within the model tolerance.
+pub fn assert_segmentation_matches(label: &str, (pairs, deviation): (Vec<[usize; 2]>, f32)) {
+    let (_, _, _, reference) = segmentation_settings();
+    report!("{label}: seg_heatmap: relative deviation {deviation:.3e}");
+    let best_last: Vec<[usize; 2]> = pairs.into_iter().rev().collect();
+    assert_eq!(best_last, reference, "{label}: selected [neuron, layer] pairs, best last");
+    assert!(deviation <= MODEL_TOLERANCE, "{label}: seg_heatmap deviates by {deviation:.3e} > {MODEL_TOLERANCE:e}");
+}

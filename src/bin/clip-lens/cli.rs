@@ -28,16 +28,16 @@ struct Cli {
 
 /// Where the model comes from and where it runs.
 #[derive(clap::Args)]
-struct ModelArgs {
+pub struct ModelArgs {
     /// CLIP weights (.safetensors, OpenAI/open_clip or Hugging Face names).
     #[arg(long)]
-    weights: PathBuf,
+    pub weights: PathBuf,
     /// Hugging Face config.json (default: the one beside the weights, else inferred from shapes).
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     /// cpu (burn flex) or gpu (wgpu).
     #[arg(long, default_value = "cpu")]
-    device: BackendKind,
+    pub device: BackendKind,
 }
 
 #[derive(Subcommand)]
@@ -60,31 +60,7 @@ enum Command {
         images: Vec<PathBuf>,
     },
     /// Neuron statistics over an image folder, word decompositions, and the page's bundle.
-    Precompute {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// Folder of images (not recursive; unreadable files are skipped and counted).
-        #[arg(long)]
-        images: PathBuf,
-        /// Comma-separated lens layers.
-        #[arg(long, value_delimiter = ',', required = true)]
-        layers: Vec<usize>,
-        /// Images kept per neuron (the paper: 100).
-        #[arg(long, default_value_t = 100)]
-        top_k: usize,
-        /// Word list files, one text per line.
-        #[arg(long, num_args = 1.., required = true)]
-        words: Vec<PathBuf>,
-        /// OMP components per neuron (the paper: 128).
-        #[arg(long, default_value_t = 128)]
-        components: usize,
-        /// Output bundle directory.
-        #[arg(long)]
-        out: PathBuf,
-        /// Images per forward pass.
-        #[arg(long, default_value_t = 16)]
-        batch: usize,
-    },
+    Precompute(crate::precompute::PrecomputeCommand),
     /// A neuron's words from a bundle.
     Describe {
         /// Bundle directory.
@@ -127,6 +103,20 @@ enum Command {
         #[arg(required = true)]
         texts: Vec<String>,
     },
+    /// Zero-shot segmentation heatmaps of images for a concept, with overlays.
+    Segment {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        args: crate::segment::SegmentArgs,
+    },
+    /// Zero-shot segmentation scores (pixel accuracy, mIoU, mAP) against ground-truth masks.
+    EvalSeg {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        args: crate::segment::EvalSegArgs,
+    },
 }
 
 /// Parses the arguments, runs the command, reports errors on stderr.
@@ -144,13 +134,20 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Effects { model, layers, out, batch, images } => effects(&model, &layers, out.as_deref(), batch, &images),
         Command::Text { model, out, texts } => text(&model, out.as_deref(), &texts),
-        Command::Precompute { model, images, layers, top_k, words, components, out, batch } => {
-            let loaded = load_model(&model, Towers::Both)?;
-            let args = crate::precompute::PrecomputeArgs { weights_path: &model.weights, images: &images, layers: &layers, top_k, words: &words, components, out: &out, batch };
-            crate::precompute::precompute(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+        Command::Precompute(command) => {
+            let loaded = load_model(&command.model, Towers::Both)?;
+            crate::precompute::precompute(&loaded.model, &loaded.device, loaded.weights.bytes(), &command)
         }
         Command::Describe { bundle, layer, neuron, json } => describe(&bundle, layer, neuron, json),
         Command::Neurons { model, bundle, top, json, text } => neurons(&model, &bundle, top, json, &text),
+        Command::Segment { model, args } => {
+            let loaded = load_model(&model, crate::segment::towers_for(&args.concept))?;
+            crate::segment::segment(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+        }
+        Command::EvalSeg { model, args } => {
+            let loaded = load_model(&model, crate::segment::towers_for(&args.concept))?;
+            crate::segment::eval_seg(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+        }
     }
 }
 
@@ -261,10 +258,7 @@ fn emit(tensors: &[NamedTensor], out: Option<&Path>) -> Result<()> {
 }
 
 fn print_summary(tensor: &NamedTensor) {
-    let values: Vec<f64> = match &tensor.values {
-        clip_lens::tensor_file::Values::F32(v) => v.iter().map(|&x| x as f64).collect(),
-        clip_lens::tensor_file::Values::I32(v) => v.iter().map(|&x| x as f64).collect(),
-    };
+    let values = tensor.to_f64();
     let n = values.len().max(1) as f64;
     let mean = values.iter().sum::<f64>() / n;
     let std = (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();

@@ -5,6 +5,8 @@
 mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 mod precompute;
+#[cfg(not(target_arch = "wasm32"))]
+mod segment;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {

@@ -1,0 +1,79 @@
+//! Concept discovery (section 4): the significant neurons of a layer for an image, those whose
+//! centred effect norm `|phi_n(I) - mean_n|` exceeds the neuron's threshold (the k-th largest
+//! norm over the image set), and the words of their decompositions ranked by the sum over those
+//! neurons of `coefficient x centred norm`.
+
+use std::collections::HashMap;
+
+use burn::tensor::Tensor;
+use serde::Serialize;
+
+use crate::bundle::LayerLens;
+use crate::error::{Error, Result};
+
+/// How far above its threshold a centred norm must be to count, relative: the image that set
+/// a threshold equals it in exact arithmetic and is not significant (the rule is `>`), but a
+/// forward in another batch reproduces its norm only to rounding.
+pub const SIGNIFICANCE_MARGIN: f32 = 1e-5;
+
+/// Whether a centred norm is significant for a neuron with this threshold.
+pub fn is_significant(centred_norm: f32, threshold: f32) -> bool {
+    centred_norm > threshold * (1.0 + SIGNIFICANCE_MARGIN)
+}
+
+/// The centred norms `|phi_n - mean_n|`, `[B, N]`, of effects `[B, N, D]` with means `[N, D]`.
+pub fn centred_norms(effects: Tensor<3>, mean: Tensor<2>) -> Tensor<2> {
+    (effects - mean.unsqueeze::<3>()).square().sum_dim(2).sqrt().squeeze_dim::<2>(2)
+}
+
+/// What concept discovery found in one image for one layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Concepts {
+    /// The layer.
+    pub layer: usize,
+    /// The significant neurons, ascending.
+    pub significant_neurons: Vec<usize>,
+    /// Words and scores, best first.
+    pub words: Vec<(String, f32)>,
+}
+
+/// Concept discovery from an image's centred norms `[N]` of `layer`, with the bundle data of
+/// that layer (`k` thresholds per neuron, `m` components), keeping the `top` words.
+pub fn discover_concepts(layer: usize, centred_norms: &[f32], lens: &LayerLens, k: usize, m: usize, words: &[String], top: usize) -> Result<Concepts> {
+    let neurons = centred_norms.len();
+    if k == 0 || lens.norms.len() != neurons * k || lens.decomposition_index.len() != neurons * m {
+        return Err(Error::InvalidInput(format!("layer {layer}: {neurons} centred norms do not match the bundle's thresholds and decompositions")));
+    }
+    let significant_neurons: Vec<usize> = (0..neurons).filter(|&n| is_significant(centred_norms[n], lens.norms[n * k])).collect();
+    let mut scores: HashMap<usize, f64> = HashMap::new();
+    for &n in &significant_neurons {
+        let row = n * m..(n + 1) * m;
+        for (&word, &coef) in lens.decomposition_index[row.clone()].iter().zip(&lens.decomposition_coef[row]) {
+            if word >= 0 {
+                *scores.entry(word as usize).or_default() += coef as f64 * centred_norms[n] as f64;
+            }
+        }
+    }
+    let mut ranked: Vec<(usize, f64)> = scores.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let words = ranked
+        .into_iter()
+        .take(top)
+        .map(|(w, s)| words.get(w).map(|name| (name.clone(), s as f32)).ok_or_else(|| Error::InvalidInput(format!("word index {w} is outside the {} words", words.len()))))
+        .collect::<Result<_>>()?;
+    Ok(Concepts { layer, significant_neurons, words })
+}
+
+/// Concept discovery across several layers: the words' scores summed over the layers, best
+/// first, keeping `top`. The per-layer results must hold every word (`top = usize::MAX`).
+pub fn merge_layers(per_layer: &[Concepts], top: usize) -> Vec<(String, f32)> {
+    let mut scores: Vec<(String, f64)> = Vec::new();
+    for (word, score) in per_layer.iter().flat_map(|c| &c.words) {
+        match scores.iter_mut().find(|(w, _)| w == word) {
+            Some((_, total)) => *total += *score as f64,
+            None => scores.push((word.clone(), *score as f64)),
+        }
+    }
+    scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    scores.into_iter().take(top).map(|(w, s)| (w, s as f32)).collect()
+}

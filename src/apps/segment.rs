@@ -1,0 +1,378 @@
+//! Zero-shot segmentation for a concept (spec section 4; the reference's
+//! `compute_segmentation.py`).
+//!
+//! 1. The concept embedding `e`: the normalised text embedding of a free text
+//!    ([`text_concept`]), or a class of the bundle's zero-shot classifier (the 80-template
+//!    average, [`class_concept`]), e.g. the image's predicted class ([`predicted_class`]).
+//! 2. Rank the neurons of the chosen layers by `|r_n . e|` (`r_n` = the bundle's
+//!    `layer.L.direction`) and keep the top K ([`top_neurons`]).
+//! 3. Average their post-GELU activations at each patch token (CLS dropped), reshape to the
+//!    patch grid, upsample bilinearly by the patch size (PyTorch's
+//!    `F.interpolate(mode="bilinear", align_corners=False)`), min-max normalise each image to
+//!    [0, 1] ([`heatmaps`]). The predicted mask is `heatmap > 0.5`.
+//! 4. For display, [`heatmap_to_original`] maps a heatmap back onto the original image (undoing
+//!    the centre crop and the resize); for evaluation, [`preprocess_mask`] brings a
+//!    ground-truth mask to the model's input exactly like its image, and
+//!    [`super::metrics::SegmentationMetrics`] scores the heatmaps.
+//!
+//! Everything here runs in wasm: no threads, no files, device reads are asynchronous
+//! ([`crate::device::read_f32`]), the rest is host arithmetic on small vectors.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Int, Tensor, TensorData};
+use image::RgbImage;
+
+use crate::bundle::Bundle;
+use crate::device::read_f32;
+use crate::error::{Error, Result};
+use crate::model::{CaptureRequest, TextTransformer, VisionTransformer};
+use crate::preprocess::{center_crop, decode_image, resize_bicubic, CropGeometry};
+use crate::tokenizer::ClipTokenizer;
+
+/// The paper's layers for ViT-B/32.
+pub const PAPER_LAYERS: [usize; 3] = [8, 9, 10];
+/// The paper's number of neurons.
+pub const PAPER_TOP_NEURONS: usize = 200;
+
+/// A neuron with its alignment to a concept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RankedNeuron {
+    /// The layer.
+    pub layer: usize,
+    /// The neuron's index in the layer.
+    pub neuron: usize,
+    /// `r_n . e` (signed; the ranking uses its absolute value).
+    pub score: f32,
+}
+
+// ---------------------------------------------------------------------------
+// Concepts
+// ---------------------------------------------------------------------------
+
+/// `embedding / |embedding|`; an error for a zero (or non-finite) vector.
+pub fn unit(embedding: &[f32]) -> Result<Vec<f32>> {
+    let norm = embedding.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    if !(norm.is_finite() && norm > 0.0) {
+        return Err(Error::InvalidInput(format!("cannot normalise a concept embedding of norm {norm}")));
+    }
+    Ok(embedding.iter().map(|&x| (f64::from(x) / norm) as f32).collect())
+}
+
+/// The normalised text embedding of a free-text concept. Empty (or blank) text is an error.
+pub async fn text_concept(text: &TextTransformer, tokenizer: &ClipTokenizer, concept: &str) -> Result<Vec<f32>> {
+    if concept.trim().is_empty() {
+        return Err(Error::InvalidInput("the concept text is empty".into()));
+    }
+    let tokens = tokenizer.tokenize(concept, text.config.context_length);
+    unit(&read_f32(text.encode(&tokens)?).await?)
+}
+
+/// The index of an ImageNet class of the bundle by name (exact, else ignoring case).
+pub fn class_index(bundle: &Bundle, class: &str) -> Result<usize> {
+    let classes = &bundle.manifest.classes;
+    let wanted = class.trim();
+    classes
+        .iter()
+        .position(|c| c == wanted)
+        .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(wanted)))
+        .ok_or_else(|| Error::InvalidInput(format!("`{wanted}` is not one of the bundle's {} classes", classes.len())))
+}
+
+/// The unit-norm zero-shot classifier row of a class of the bundle (80 templates averaged).
+pub fn class_concept(bundle: &Bundle, class: &str) -> Result<Vec<f32>> {
+    let index = class_index(bundle, class)?;
+    let d = bundle.manifest.embed_dim;
+    unit(&bundle.class_embeds[index * d..(index + 1) * d])
+}
+
+/// The bundle class that best matches an (unnormalised) image embedding: the argmax of
+/// `classes.embeds . embedding`, the first on ties (NumPy's `argmax`).
+pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize> {
+    let d = bundle.manifest.embed_dim;
+    if image_embedding.len() != d {
+        return Err(Error::InvalidInput(format!("the image embedding has {} values, the bundle's space has {d}", image_embedding.len())));
+    }
+    let logits = bundle.class_embeds.chunks_exact(d).map(|row| row.iter().zip(image_embedding).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>());
+    let best = logits.enumerate().fold(None, |best: Option<(usize, f64)>, (i, x)| match best {
+        Some((_, b)) if x <= b => best,
+        _ => Some((i, x)),
+    });
+    best.map(|(i, _)| i).ok_or_else(|| Error::InvalidInput("the bundle has no classes".into()))
+}
+
+// ---------------------------------------------------------------------------
+// Ranking
+// ---------------------------------------------------------------------------
+
+/// The directions `[N, D]` of `layers` from the bundle, in the order given. An empty list or
+/// a layer the bundle does not have is an error.
+pub fn bundle_directions<'a>(bundle: &'a Bundle, layers: &[usize]) -> Result<Vec<(usize, &'a [f32])>> {
+    if layers.is_empty() {
+        return Err(Error::InvalidInput("no layers were chosen".into()));
+    }
+    layers
+        .iter()
+        .map(|&layer| {
+            let lens = bundle.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers)))?;
+            Ok((layer, lens.direction.as_slice()))
+        })
+        .collect()
+}
+
+/// Every neuron of `layers` (each `(layer, directions [N, D])`, `D = concept.len()`), ranked by
+/// `|r_n . e|`, largest first. Ties keep the order of the concatenation (layers as given,
+/// neurons ascending). Products are summed in f64.
+pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<RankedNeuron>> {
+    let d = concept.len();
+    if d == 0 {
+        return Err(Error::InvalidInput("the concept embedding is empty".into()));
+    }
+    if layers.is_empty() {
+        return Err(Error::InvalidInput("no layers were chosen".into()));
+    }
+    let mut ranked: Vec<(f64, RankedNeuron)> = Vec::new();
+    for &(layer, directions) in layers {
+        if directions.is_empty() || !directions.len().is_multiple_of(d) {
+            return Err(Error::InvalidInput(format!("layer {layer} has {} direction values, not a positive multiple of the embedding dimension {d}", directions.len())));
+        }
+        for (neuron, r) in directions.chunks_exact(d).enumerate() {
+            let score = r.iter().zip(concept).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+            ranked.push((score.abs(), RankedNeuron { layer, neuron, score: score as f32 }));
+        }
+    }
+    // A stable sort: ties stay in concatenation order.
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    Ok(ranked.into_iter().map(|(_, n)| n).collect())
+}
+
+/// The `k` neurons of `layers` best aligned with `concept` ([`rank_neurons`]). `k` must be
+/// between 1 and the number of neurons available.
+pub fn top_neurons(layers: &[(usize, &[f32])], concept: &[f32], k: usize) -> Result<Vec<RankedNeuron>> {
+    let mut ranked = rank_neurons(layers, concept)?;
+    if k == 0 {
+        return Err(Error::InvalidInput("the number of neurons to keep must be at least 1".into()));
+    }
+    if k > ranked.len() {
+        return Err(Error::InvalidInput(format!("cannot keep {k} neurons: the chosen layers have {} in all", ranked.len())));
+    }
+    ranked.truncate(k);
+    Ok(ranked)
+}
+
+// ---------------------------------------------------------------------------
+// Heatmaps
+// ---------------------------------------------------------------------------
+
+/// Heatmaps at the model's resolution, `[B, S, S]` row-major, each min-max normalised to
+/// [0, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heatmaps {
+    /// Images.
+    pub batch: usize,
+    /// Side `S` (the model's input size).
+    pub size: usize,
+    /// `batch * size * size` values.
+    pub values: Vec<f32>,
+}
+
+impl Heatmaps {
+    /// The heatmap of image `i`, `[S, S]`.
+    pub fn image(&self, i: usize) -> &[f32] {
+        let n = self.size * self.size;
+        &self.values[i * n..(i + 1) * n]
+    }
+
+    /// The predicted mask of image `i`: `heatmap > 0.5`.
+    pub fn mask(&self, i: usize) -> Vec<bool> {
+        super::metrics::predicted_mask(self.image(i))
+    }
+}
+
+/// The mean post-GELU activation of the `selected` neurons at every patch token (CLS
+/// dropped): `[B, T - 1]` on the captures' device. `neurons` are the captures
+/// ([`crate::model::VisionCaptures::neurons`], `[B, T, N]` by layer); every selected layer must
+/// be among them.
+pub fn selected_activation(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[RankedNeuron]) -> Result<Tensor<2>> {
+    if selected.is_empty() {
+        return Err(Error::InvalidInput("no neurons were selected".into()));
+    }
+    let mut by_layer: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
+    for n in selected {
+        by_layer.entry(n.layer).or_default().push(n.neuron as i64);
+    }
+    let mut total: Option<Tensor<3>> = None;
+    let mut tokens = 0;
+    for (layer, indices) in by_layer {
+        let captured = neurons.get(&layer).ok_or_else(|| Error::InvalidInput(format!("the activations of layer {layer} were not captured (captured: {:?})", neurons.keys().collect::<Vec<_>>())))?;
+        let [_, t, width] = captured.dims();
+        if let Some(&bad) = indices.iter().find(|&&i| i as usize >= width) {
+            return Err(Error::InvalidInput(format!("neuron {bad} is out of range: layer {layer} has {width} neurons")));
+        }
+        tokens = t;
+        let count = indices.len();
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(indices, [count]), &captured.device());
+        let sum = captured.clone().select(2, ids).sum_dim(2);
+        total = Some(match total {
+            Some(acc) => acc + sum,
+            None => sum,
+        });
+    }
+    let total = total.expect("at least one layer");
+    let [batch, _, _] = total.dims();
+    if tokens < 2 {
+        return Err(Error::InvalidInput(format!("the captures have {tokens} tokens: no patch tokens")));
+    }
+    Ok(total.narrow(1, 1, tokens - 1).reshape([batch, tokens - 1]).div_scalar(selected.len() as f64))
+}
+
+/// PyTorch's `F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)` of
+/// one `[height, width]` map: output pixel `o` samples input coordinate
+/// `max(0, (o + 0.5) / factor - 0.5)`, and the upper neighbour is clamped to the last row or
+/// column.
+pub fn upsample_bilinear(values: &[f32], height: usize, width: usize, factor: usize) -> Result<Vec<f32>> {
+    if values.len() != height * width || height == 0 || width == 0 || factor == 0 {
+        return Err(Error::InvalidInput(format!("cannot upsample {} values as a {height} x {width} map by {factor}", values.len())));
+    }
+    let scale = 1.0 / factor as f32;
+    let taps = |out: usize, len: usize| {
+        let source = ((out as f32 + 0.5) * scale - 0.5).max(0.0);
+        let low = (source as usize).min(len - 1);
+        let high = (low + 1).min(len - 1);
+        (low, high, source - low as f32)
+    };
+    let (out_h, out_w) = (height * factor, width * factor);
+    let columns: Vec<_> = (0..out_w).map(|x| taps(x, width)).collect();
+    let mut out = Vec::with_capacity(out_h * out_w);
+    for y in 0..out_h {
+        let (y0, y1, ly) = taps(y, height);
+        for &(x0, x1, lx) in &columns {
+            let top = (1.0 - lx) * values[y0 * width + x0] + lx * values[y0 * width + x1];
+            let bottom = (1.0 - lx) * values[y1 * width + x0] + lx * values[y1 * width + x1];
+            out.push((1.0 - ly) * top + ly * bottom);
+        }
+    }
+    Ok(out)
+}
+
+/// `(v - min) / (max - min)` in place. A constant map (where the reference divides by zero and
+/// then maps NaN to 0) becomes all zeros.
+pub fn min_max_normalise(values: &mut [f32]) {
+    let (min, max) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let range = max - min;
+    if range > 0.0 && range.is_finite() {
+        values.iter_mut().for_each(|v| *v = (*v - min) / range);
+    } else {
+        values.iter_mut().for_each(|v| *v = 0.0);
+    }
+}
+
+/// One image's heatmap from its per-patch scores (`grid * grid`, row-major): upsampled by
+/// `patch` and min-max normalised, `[grid * patch, grid * patch]`.
+pub fn heatmap_from_patches(patches: &[f32], grid: usize, patch: usize) -> Result<Vec<f32>> {
+    let mut map = upsample_bilinear(patches, grid, grid, patch)?;
+    min_max_normalise(&mut map);
+    Ok(map)
+}
+
+/// The heatmaps `[B, S, S]` of the `selected` neurons from captured post-GELU activations
+/// (`[B, T, N]` by layer; request them with [`CaptureRequest::neurons`]), `S = grid * patch`.
+/// Each image is normalised on its own.
+pub async fn heatmaps(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[RankedNeuron], patch_size: usize) -> Result<Heatmaps> {
+    let activation = selected_activation(neurons, selected)?;
+    let [batch, patches] = activation.dims();
+    let grid = (patches as f64).sqrt().round() as usize;
+    if grid * grid != patches {
+        return Err(Error::InvalidInput(format!("{patches} patch tokens do not form a square grid")));
+    }
+    let host = read_f32(activation).await?;
+    let mut values = Vec::with_capacity(batch * grid * grid * patch_size * patch_size);
+    for image in host.chunks_exact(patches) {
+        values.extend(heatmap_from_patches(image, grid, patch_size)?);
+    }
+    Ok(Heatmaps { batch, size: grid * patch_size, values })
+}
+
+/// Runs the image tower on preprocessed `pixels` `[B, 3, S, S]`, capturing only the layers of
+/// `selected`, and returns their heatmaps with the unnormalised image embeddings `[B, D]`.
+pub async fn segment(vision: &VisionTransformer, pixels: Tensor<4>, selected: &[RankedNeuron]) -> Result<(Heatmaps, Vec<f32>)> {
+    let mut layers: Vec<usize> = selected.iter().map(|n| n.layer).collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let output = vision.forward(pixels, &CaptureRequest::neurons(&layers))?;
+    let maps = heatmaps(&output.captures.neurons, selected, vision.config.patch_size).await?;
+    Ok((maps, read_f32(output.embeds).await?))
+}
+
+// ---------------------------------------------------------------------------
+// Geometry: back onto the original image, and ground-truth masks onto the model's input
+// ---------------------------------------------------------------------------
+
+/// Bilinear sample of a `size x size` map at continuous coordinates (pixel `i` centred at
+/// `i + 0.5`), clamped at the borders.
+fn sample(map: &[f32], size: usize, x: f32, y: f32) -> f32 {
+    let last = (size - 1) as f32;
+    let (sx, sy) = ((x - 0.5).clamp(0.0, last), (y - 0.5).clamp(0.0, last));
+    let (x0, y0) = (sx.floor() as usize, sy.floor() as usize);
+    let (x1, y1) = ((x0 + 1).min(size - 1), (y0 + 1).min(size - 1));
+    let (lx, ly) = (sx - x0 as f32, sy - y0 as f32);
+    let top = (1.0 - lx) * map[y0 * size + x0] + lx * map[y0 * size + x1];
+    let bottom = (1.0 - lx) * map[y1 * size + x0] + lx * map[y1 * size + x1];
+    (1.0 - ly) * top + ly * bottom
+}
+
+/// A model-resolution heatmap (`[S, S]`, `S = geometry.size`) on the original image
+/// (`[original_height, original_width]`, row-major): each original pixel centre is mapped into
+/// the crop ([`CropGeometry::original_to_model`]) and the heatmap sampled bilinearly there;
+/// pixels outside the crop get 0.
+pub fn heatmap_to_original(heatmap: &[f32], geometry: &CropGeometry) -> Result<Vec<f32>> {
+    let size = geometry.size as usize;
+    if size == 0 || heatmap.len() != size * size {
+        return Err(Error::InvalidInput(format!("the heatmap has {} values, the crop is {size} x {size}", heatmap.len())));
+    }
+    let (width, height) = (geometry.original_width as usize, geometry.original_height as usize);
+    let mut out = Vec::with_capacity(width * height);
+    for y in 0..height {
+        for x in 0..width {
+            let (mx, my) = geometry.original_to_model(x as f32 + 0.5, y as f32 + 0.5);
+            let inside = (0.0..size as f32).contains(&mx) && (0.0..size as f32).contains(&my);
+            out.push(if inside { sample(heatmap, size, mx, my) } else { 0.0 });
+        }
+    }
+    Ok(out)
+}
+
+/// A decoded ground-truth mask at the model's input, `[size, size]` row-major.
+///
+/// The mask goes through exactly the image's geometry: shorter side to `size` with the same
+/// (Pillow-exact) antialiased bicubic resampler, then the same torchvision centre crop, so that
+/// mask pixel `(x, y)` covers the same part of the scene as input pixel `(x, y)`. A pixel is
+/// foreground when its brightest channel, resampled, is at least 128 (`> 0.5` of full scale);
+/// masks whose values are only 0 and 1 are read as labels (1 = foreground) first. (The
+/// reference resizes masks to `size x size` with nearest neighbour, ignoring the aspect ratio,
+/// while its images are resized and centre-cropped, so its masks and heatmaps are misaligned on
+/// non-square images.)
+pub fn preprocess_mask_image(mask: &RgbImage, size: u32) -> Vec<bool> {
+    let (width, height) = mask.dimensions();
+    let labels = mask.pixels().all(|p| p.0.iter().all(|&c| c <= 1));
+    let binary = RgbImage::from_fn(width, height, |x, y| {
+        let level = mask.get_pixel(x, y).0.into_iter().max().unwrap_or(0);
+        let on = if labels { level == 1 } else { level >= 128 };
+        image::Rgb(if on { [255; 3] } else { [0; 3] })
+    });
+    let geometry = CropGeometry::for_image(width, height, size);
+    let resized = resize_bicubic(&binary, geometry.resized_width, geometry.resized_height);
+    center_crop(&resized, size).pixels().map(|p| p.0[0] >= 128).collect()
+}
+
+/// Decodes a ground-truth mask (PNG, JPEG, WebP, GIF; any non-black pixel of a 0/1 mask, or
+/// any pixel at least half-bright, is foreground) and brings it to the model's input like its
+/// image ([`preprocess_mask_image`]). The mask must have the image's size
+/// (`image_width x image_height`, after EXIF orientation).
+pub fn preprocess_mask(bytes: &[u8], image_width: u32, image_height: u32, size: u32) -> Result<Vec<bool>> {
+    let mask = decode_image(bytes).map_err(|e| Error::InvalidInput(format!("the mask cannot be decoded: {e}")))?;
+    if mask.dimensions() != (image_width, image_height) {
+        return Err(Error::InvalidInput(format!("the mask is {} x {}, its image {image_width} x {image_height}", mask.width(), mask.height())));
+    }
+    Ok(preprocess_mask_image(&mask, size))
+}
