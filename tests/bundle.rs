@@ -253,3 +253,68 @@ fn precompute_resumes_after_interruption_and_crash() {
     assert!(!out.join(".precompute-checkpoint.safetensors").exists(), "the checkpoint is removed at the end");
     assert_eq!(Bundle::read(&out).unwrap(), Bundle::read(bundle_dir()).unwrap());
 }
+
+/// `concepts --json` on three fixture PNGs with the bundle made from the PNG folder: one object
+/// per image in input order, and (the bundle's statistics matching the reference's to 1e-4)
+/// nearly the reference's significant neurons and the same best word.
+#[test]
+fn concepts_command_agrees_with_reference_discovery() {
+    let images: Vec<PathBuf> = ["img002.png", "img000.png", "img001.png"].iter().map(|n| fixture_path(&format!("images/{n}"))).collect();
+    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args(["concepts", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--layer", "1", "--top", "5", "--json"])
+        .args(&images)
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
+    let list = json.as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    for (object, path) in list.iter().zip(&images) {
+        assert_eq!(object["image"].as_str().unwrap(), path.to_str().unwrap());
+        assert_eq!(object["layer"].as_u64(), Some(1));
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let expected = &reference["concept_discovery"]["results"][name];
+        let ours: std::collections::BTreeSet<u64> = object["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        let theirs: std::collections::BTreeSet<u64> = expected["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        let jaccard = ours.intersection(&theirs).count() as f64 / ours.union(&theirs).count() as f64;
+        let words = object["words"].as_array().unwrap();
+        println!("{name}: significant neurons Jaccard {jaccard:.3}, best word {} (reference {})", words[0][0], expected["top_words"][0][0]);
+        assert!(jaccard >= 0.9, "{name}: {jaccard}");
+        assert_eq!(words.len(), 5);
+        assert_eq!(words[0][0], expected["top_words"][0][0], "{name}");
+    }
+    let missing = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args(["concepts", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--layer", "3"])
+        .arg(fixture_path("words.txt"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("layer 3 is not in the bundle"), "{}", String::from_utf8_lossy(&missing.stderr));
+}
+
+/// `classify --json`: the bundle's 1000 ImageNet classes, top 5 with probabilities that
+/// decrease and the cosines the library computes from the embedding `effects` writes.
+#[test]
+fn classify_command_lists_top_classes() {
+    let image = fixture_path("images/img003.png");
+    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args(["classify", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--json"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let classes = json[0]["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 5);
+    let probabilities: Vec<f64> = classes.iter().map(|c| c["probability"].as_f64().unwrap()).collect();
+    assert!(probabilities.windows(2).all(|w| w[0] >= w[1]) && probabilities[0] > 0.0 && probabilities[0] <= 1.0);
+    // The best class's cosine, recomputed by hand from the bundle's classifier row.
+    let bundle = Bundle::read(bundle_dir()).unwrap();
+    let best = classes[0]["index"].as_u64().unwrap() as usize;
+    assert_eq!(classes[0]["name"].as_str().unwrap(), bundle.manifest.classes[best]);
+    let expected = expected();
+    let embed = &expected["image_embeds"].values[3 * 32..4 * 32];
+    let norm = embed.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let cosine = embed.iter().zip(&bundle.class_embeds[best * 32..(best + 1) * 32]).map(|(a, b)| a * b).sum::<f32>() / norm;
+    assert!((cosine as f64 - classes[0]["cosine"].as_f64().unwrap()).abs() < 1e-3, "{cosine} vs {}", classes[0]["cosine"]);
+}

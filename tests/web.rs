@@ -64,3 +64,8 @@ async fn dictionary_and_omp_in_the_browser() {
         assert!(worst <= 1e-3);
     }
 }
+
+#[wasm_bindgen_test]
+async fn zero_shot_segmentation_on_cpu() {
+    assert_segmentation_matches("browser/cpu", segmentation_golden(MODEL_OPENAI, &device::cpu()).await);
+}

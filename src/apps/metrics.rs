@@ -34,7 +34,11 @@ pub fn predicted_mask(heatmap: &[f32]) -> Vec<bool> {
 /// to 0). NaN scores count as the lowest.
 pub fn average_precision(scores: &[f32], truth: &[bool]) -> Result<f64> {
     if scores.len() != truth.len() {
-        return Err(Error::InvalidInput(format!("{} scores for {} ground-truth labels", scores.len(), truth.len())));
+        return Err(Error::InvalidInput(format!(
+            "{} scores for {} ground-truth labels",
+            scores.len(),
+            truth.len()
+        )));
     }
     let positives = truth.iter().filter(|&&t| t).count();
     if positives == 0 {
@@ -100,10 +104,16 @@ impl SegmentationMetrics {
     /// at the same resolution, row-major.
     pub fn add(&mut self, heatmap: &[f32], truth: &[bool]) -> Result<()> {
         if heatmap.len() != truth.len() {
-            return Err(Error::InvalidInput(format!("the heatmap has {} pixels, the ground-truth mask {}", heatmap.len(), truth.len())));
+            return Err(Error::InvalidInput(format!(
+                "the heatmap has {} pixels, the ground-truth mask {}",
+                heatmap.len(),
+                truth.len()
+            )));
         }
         if heatmap.is_empty() {
-            return Err(Error::InvalidInput("an empty heatmap cannot be scored".into()));
+            return Err(Error::InvalidInput(
+                "an empty heatmap cannot be scored".into(),
+            ));
         }
         let ap = average_precision(heatmap, truth)?;
         for (&value, &t) in heatmap.iter().zip(truth) {
@@ -133,7 +143,10 @@ impl SegmentationMetrics {
 
     /// IoU of background and foreground from the summed intersections and unions.
     pub fn iou(&self) -> [f64; 2] {
-        [ratio(self.intersection[0], self.union[0]), ratio(self.intersection[1], self.union[1])]
+        [
+            ratio(self.intersection[0], self.union[0]),
+            ratio(self.intersection[1], self.union[1]),
+        ]
     }
 
     /// The mean of [`SegmentationMetrics::iou`].
@@ -153,7 +166,13 @@ impl SegmentationMetrics {
 
     /// All scores at once.
     pub fn scores(&self) -> SegmentationScores {
-        SegmentationScores { images: self.images, pixel_accuracy: self.pixel_accuracy(), iou: self.iou(), mean_iou: self.mean_iou(), mean_average_precision: self.mean_average_precision() }
+        SegmentationScores {
+            images: self.images,
+            pixel_accuracy: self.pixel_accuracy(),
+            iou: self.iou(),
+            mean_iou: self.mean_iou(),
+            mean_average_precision: self.mean_average_precision(),
+        }
     }
 }
 

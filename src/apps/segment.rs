@@ -52,15 +52,28 @@ pub struct RankedNeuron {
 
 /// `embedding / |embedding|`; an error for a zero (or non-finite) vector.
 pub fn unit(embedding: &[f32]) -> Result<Vec<f32>> {
-    let norm = embedding.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let norm = embedding
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
     if !(norm.is_finite() && norm > 0.0) {
-        return Err(Error::InvalidInput(format!("cannot normalise a concept embedding of norm {norm}")));
+        return Err(Error::InvalidInput(format!(
+            "cannot normalise a concept embedding of norm {norm}"
+        )));
     }
-    Ok(embedding.iter().map(|&x| (f64::from(x) / norm) as f32).collect())
+    Ok(embedding
+        .iter()
+        .map(|&x| (f64::from(x) / norm) as f32)
+        .collect())
 }
 
 /// The normalised text embedding of a free-text concept. Empty (or blank) text is an error.
-pub async fn text_concept(text: &TextTransformer, tokenizer: &ClipTokenizer, concept: &str) -> Result<Vec<f32>> {
+pub async fn text_concept(
+    text: &TextTransformer,
+    tokenizer: &ClipTokenizer,
+    concept: &str,
+) -> Result<Vec<f32>> {
     if concept.trim().is_empty() {
         return Err(Error::InvalidInput("the concept text is empty".into()));
     }
@@ -76,7 +89,12 @@ pub fn class_index(bundle: &Bundle, class: &str) -> Result<usize> {
         .iter()
         .position(|c| c == wanted)
         .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(wanted)))
-        .ok_or_else(|| Error::InvalidInput(format!("`{wanted}` is not one of the bundle's {} classes", classes.len())))
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "`{wanted}` is not one of the bundle's {} classes",
+                classes.len()
+            ))
+        })
 }
 
 /// The unit-norm zero-shot classifier row of a class of the bundle (80 templates averaged).
@@ -91,14 +109,25 @@ pub fn class_concept(bundle: &Bundle, class: &str) -> Result<Vec<f32>> {
 pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize> {
     let d = bundle.manifest.embed_dim;
     if image_embedding.len() != d {
-        return Err(Error::InvalidInput(format!("the image embedding has {} values, the bundle's space has {d}", image_embedding.len())));
+        return Err(Error::InvalidInput(format!(
+            "the image embedding has {} values, the bundle's space has {d}",
+            image_embedding.len()
+        )));
     }
-    let logits = bundle.class_embeds.chunks_exact(d).map(|row| row.iter().zip(image_embedding).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>());
-    let best = logits.enumerate().fold(None, |best: Option<(usize, f64)>, (i, x)| match best {
-        Some((_, b)) if x <= b => best,
-        _ => Some((i, x)),
+    let logits = bundle.class_embeds.chunks_exact(d).map(|row| {
+        row.iter()
+            .zip(image_embedding)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum::<f64>()
     });
-    best.map(|(i, _)| i).ok_or_else(|| Error::InvalidInput("the bundle has no classes".into()))
+    let best = logits
+        .enumerate()
+        .fold(None, |best: Option<(usize, f64)>, (i, x)| match best {
+            Some((_, b)) if x <= b => best,
+            _ => Some((i, x)),
+        });
+    best.map(|(i, _)| i)
+        .ok_or_else(|| Error::InvalidInput("the bundle has no classes".into()))
 }
 
 // ---------------------------------------------------------------------------
@@ -107,14 +136,22 @@ pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize
 
 /// The directions `[N, D]` of `layers` from the bundle, in the order given. An empty list or
 /// a layer the bundle does not have is an error.
-pub fn bundle_directions<'a>(bundle: &'a Bundle, layers: &[usize]) -> Result<Vec<(usize, &'a [f32])>> {
+pub fn bundle_directions<'a>(
+    bundle: &'a Bundle,
+    layers: &[usize],
+) -> Result<Vec<(usize, &'a [f32])>> {
     if layers.is_empty() {
         return Err(Error::InvalidInput("no layers were chosen".into()));
     }
     layers
         .iter()
         .map(|&layer| {
-            let lens = bundle.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers)))?;
+            let lens = bundle.layers.get(&layer).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "layer {layer} is not in the bundle (it has {:?})",
+                    bundle.manifest.layers
+                ))
+            })?;
             Ok((layer, lens.direction.as_slice()))
         })
         .collect()
@@ -137,8 +174,19 @@ pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<R
             return Err(Error::InvalidInput(format!("layer {layer} has {} direction values, not a positive multiple of the embedding dimension {d}", directions.len())));
         }
         for (neuron, r) in directions.chunks_exact(d).enumerate() {
-            let score = r.iter().zip(concept).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
-            ranked.push((score.abs(), RankedNeuron { layer, neuron, score: score as f32 }));
+            let score = r
+                .iter()
+                .zip(concept)
+                .map(|(a, b)| f64::from(*a) * f64::from(*b))
+                .sum::<f64>();
+            ranked.push((
+                score.abs(),
+                RankedNeuron {
+                    layer,
+                    neuron,
+                    score: score as f32,
+                },
+            ));
         }
     }
     // A stable sort: ties stay in concatenation order.
@@ -148,13 +196,22 @@ pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<R
 
 /// The `k` neurons of `layers` best aligned with `concept` ([`rank_neurons`]). `k` must be
 /// between 1 and the number of neurons available.
-pub fn top_neurons(layers: &[(usize, &[f32])], concept: &[f32], k: usize) -> Result<Vec<RankedNeuron>> {
+pub fn top_neurons(
+    layers: &[(usize, &[f32])],
+    concept: &[f32],
+    k: usize,
+) -> Result<Vec<RankedNeuron>> {
     let mut ranked = rank_neurons(layers, concept)?;
     if k == 0 {
-        return Err(Error::InvalidInput("the number of neurons to keep must be at least 1".into()));
+        return Err(Error::InvalidInput(
+            "the number of neurons to keep must be at least 1".into(),
+        ));
     }
     if k > ranked.len() {
-        return Err(Error::InvalidInput(format!("cannot keep {k} neurons: the chosen layers have {} in all", ranked.len())));
+        return Err(Error::InvalidInput(format!(
+            "cannot keep {k} neurons: the chosen layers have {} in all",
+            ranked.len()
+        )));
     }
     ranked.truncate(k);
     Ok(ranked)
@@ -193,7 +250,10 @@ impl Heatmaps {
 /// dropped): `[B, T - 1]` on the captures' device. `neurons` are the captures
 /// ([`crate::model::VisionCaptures::neurons`], `[B, T, N]` by layer); every selected layer must
 /// be among them.
-pub fn selected_activation(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[RankedNeuron]) -> Result<Tensor<2>> {
+pub fn selected_activation(
+    neurons: &BTreeMap<usize, Tensor<3>>,
+    selected: &[RankedNeuron],
+) -> Result<Tensor<2>> {
     if selected.is_empty() {
         return Err(Error::InvalidInput("no neurons were selected".into()));
     }
@@ -204,14 +264,22 @@ pub fn selected_activation(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[Ran
     let mut total: Option<Tensor<3>> = None;
     let mut tokens = 0;
     for (layer, indices) in by_layer {
-        let captured = neurons.get(&layer).ok_or_else(|| Error::InvalidInput(format!("the activations of layer {layer} were not captured (captured: {:?})", neurons.keys().collect::<Vec<_>>())))?;
+        let captured = neurons.get(&layer).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "the activations of layer {layer} were not captured (captured: {:?})",
+                neurons.keys().collect::<Vec<_>>()
+            ))
+        })?;
         let [_, t, width] = captured.dims();
         if let Some(&bad) = indices.iter().find(|&&i| i as usize >= width) {
-            return Err(Error::InvalidInput(format!("neuron {bad} is out of range: layer {layer} has {width} neurons")));
+            return Err(Error::InvalidInput(format!(
+                "neuron {bad} is out of range: layer {layer} has {width} neurons"
+            )));
         }
         tokens = t;
         let count = indices.len();
-        let ids = Tensor::<1, Int>::from_data(TensorData::new(indices, [count]), &captured.device());
+        let ids =
+            Tensor::<1, Int>::from_data(TensorData::new(indices, [count]), &captured.device());
         let sum = captured.clone().select(2, ids).sum_dim(2);
         total = Some(match total {
             Some(acc) => acc + sum,
@@ -221,18 +289,31 @@ pub fn selected_activation(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[Ran
     let total = total.expect("at least one layer");
     let [batch, _, _] = total.dims();
     if tokens < 2 {
-        return Err(Error::InvalidInput(format!("the captures have {tokens} tokens: no patch tokens")));
+        return Err(Error::InvalidInput(format!(
+            "the captures have {tokens} tokens: no patch tokens"
+        )));
     }
-    Ok(total.narrow(1, 1, tokens - 1).reshape([batch, tokens - 1]).div_scalar(selected.len() as f64))
+    Ok(total
+        .narrow(1, 1, tokens - 1)
+        .reshape([batch, tokens - 1])
+        .div_scalar(selected.len() as f64))
 }
 
 /// PyTorch's `F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)` of
 /// one `[height, width]` map: output pixel `o` samples input coordinate
 /// `max(0, (o + 0.5) / factor - 0.5)`, and the upper neighbour is clamped to the last row or
 /// column.
-pub fn upsample_bilinear(values: &[f32], height: usize, width: usize, factor: usize) -> Result<Vec<f32>> {
+pub fn upsample_bilinear(
+    values: &[f32],
+    height: usize,
+    width: usize,
+    factor: usize,
+) -> Result<Vec<f32>> {
     if values.len() != height * width || height == 0 || width == 0 || factor == 0 {
-        return Err(Error::InvalidInput(format!("cannot upsample {} values as a {height} x {width} map by {factor}", values.len())));
+        return Err(Error::InvalidInput(format!(
+            "cannot upsample {} values as a {height} x {width} map by {factor}",
+            values.len()
+        )));
     }
     let scale = 1.0 / factor as f32;
     let taps = |out: usize, len: usize| {
@@ -258,7 +339,11 @@ pub fn upsample_bilinear(values: &[f32], height: usize, width: usize, factor: us
 /// `(v - min) / (max - min)` in place. A constant map (where the reference divides by zero and
 /// then maps NaN to 0) becomes all zeros.
 pub fn min_max_normalise(values: &mut [f32]) {
-    let (min, max) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (min, max) = values
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let range = max - min;
     if range > 0.0 && range.is_finite() {
         values.iter_mut().for_each(|v| *v = (*v - min) / range);
@@ -278,24 +363,38 @@ pub fn heatmap_from_patches(patches: &[f32], grid: usize, patch: usize) -> Resul
 /// The heatmaps `[B, S, S]` of the `selected` neurons from captured post-GELU activations
 /// (`[B, T, N]` by layer; request them with [`CaptureRequest::neurons`]), `S = grid * patch`.
 /// Each image is normalised on its own.
-pub async fn heatmaps(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[RankedNeuron], patch_size: usize) -> Result<Heatmaps> {
+pub async fn heatmaps(
+    neurons: &BTreeMap<usize, Tensor<3>>,
+    selected: &[RankedNeuron],
+    patch_size: usize,
+) -> Result<Heatmaps> {
     let activation = selected_activation(neurons, selected)?;
     let [batch, patches] = activation.dims();
     let grid = (patches as f64).sqrt().round() as usize;
     if grid * grid != patches {
-        return Err(Error::InvalidInput(format!("{patches} patch tokens do not form a square grid")));
+        return Err(Error::InvalidInput(format!(
+            "{patches} patch tokens do not form a square grid"
+        )));
     }
     let host = read_f32(activation).await?;
     let mut values = Vec::with_capacity(batch * grid * grid * patch_size * patch_size);
     for image in host.chunks_exact(patches) {
         values.extend(heatmap_from_patches(image, grid, patch_size)?);
     }
-    Ok(Heatmaps { batch, size: grid * patch_size, values })
+    Ok(Heatmaps {
+        batch,
+        size: grid * patch_size,
+        values,
+    })
 }
 
 /// Runs the image tower on preprocessed `pixels` `[B, 3, S, S]`, capturing only the layers of
 /// `selected`, and returns their heatmaps with the unnormalised image embeddings `[B, D]`.
-pub async fn segment(vision: &VisionTransformer, pixels: Tensor<4>, selected: &[RankedNeuron]) -> Result<(Heatmaps, Vec<f32>)> {
+pub async fn segment(
+    vision: &VisionTransformer,
+    pixels: Tensor<4>,
+    selected: &[RankedNeuron],
+) -> Result<(Heatmaps, Vec<f32>)> {
     let mut layers: Vec<usize> = selected.iter().map(|n| n.layer).collect();
     layers.sort_unstable();
     layers.dedup();
@@ -328,15 +427,25 @@ fn sample(map: &[f32], size: usize, x: f32, y: f32) -> f32 {
 pub fn heatmap_to_original(heatmap: &[f32], geometry: &CropGeometry) -> Result<Vec<f32>> {
     let size = geometry.size as usize;
     if size == 0 || heatmap.len() != size * size {
-        return Err(Error::InvalidInput(format!("the heatmap has {} values, the crop is {size} x {size}", heatmap.len())));
+        return Err(Error::InvalidInput(format!(
+            "the heatmap has {} values, the crop is {size} x {size}",
+            heatmap.len()
+        )));
     }
-    let (width, height) = (geometry.original_width as usize, geometry.original_height as usize);
+    let (width, height) = (
+        geometry.original_width as usize,
+        geometry.original_height as usize,
+    );
     let mut out = Vec::with_capacity(width * height);
     for y in 0..height {
         for x in 0..width {
             let (mx, my) = geometry.original_to_model(x as f32 + 0.5, y as f32 + 0.5);
             let inside = (0.0..size as f32).contains(&mx) && (0.0..size as f32).contains(&my);
-            out.push(if inside { sample(heatmap, size, mx, my) } else { 0.0 });
+            out.push(if inside {
+                sample(heatmap, size, mx, my)
+            } else {
+                0.0
+            });
         }
     }
     Ok(out)
@@ -362,17 +471,30 @@ pub fn preprocess_mask_image(mask: &RgbImage, size: u32) -> Vec<bool> {
     });
     let geometry = CropGeometry::for_image(width, height, size);
     let resized = resize_bicubic(&binary, geometry.resized_width, geometry.resized_height);
-    center_crop(&resized, size).pixels().map(|p| p.0[0] >= 128).collect()
+    center_crop(&resized, size)
+        .pixels()
+        .map(|p| p.0[0] >= 128)
+        .collect()
 }
 
 /// Decodes a ground-truth mask (PNG, JPEG, WebP, GIF; any non-black pixel of a 0/1 mask, or
 /// any pixel at least half-bright, is foreground) and brings it to the model's input like its
 /// image ([`preprocess_mask_image`]). The mask must have the image's size
 /// (`image_width x image_height`, after EXIF orientation).
-pub fn preprocess_mask(bytes: &[u8], image_width: u32, image_height: u32, size: u32) -> Result<Vec<bool>> {
-    let mask = decode_image(bytes).map_err(|e| Error::InvalidInput(format!("the mask cannot be decoded: {e}")))?;
+pub fn preprocess_mask(
+    bytes: &[u8],
+    image_width: u32,
+    image_height: u32,
+    size: u32,
+) -> Result<Vec<bool>> {
+    let mask = decode_image(bytes)
+        .map_err(|e| Error::InvalidInput(format!("the mask cannot be decoded: {e}")))?;
     if mask.dimensions() != (image_width, image_height) {
-        return Err(Error::InvalidInput(format!("the mask is {} x {}, its image {image_width} x {image_height}", mask.width(), mask.height())));
+        return Err(Error::InvalidInput(format!(
+            "the mask is {} x {}, its image {image_width} x {image_height}",
+            mask.width(),
+            mask.height()
+        )));
     }
     Ok(preprocess_mask_image(&mask, size))
 }

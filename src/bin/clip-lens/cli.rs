@@ -3,6 +3,8 @@
 //! - `effects`: image embeddings and per-layer MLP activations (and, with the lens, second-order
 //!   effects) of images, for checking against other implementations.
 //! - `text`: tokens and text embeddings.
+//! - `precompute` (precompute.rs): the bundle; `describe`, `neurons`: reading it.
+//! - `concepts`, `classify` (inspect.rs), `segment`, `eval-seg` (segment.rs): the applications.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -76,6 +78,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Concept discovery: each image's significant neurons and their words.
+    Concepts {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        args: crate::inspect::ConceptsArgs,
+    },
+    /// Zero-shot classification with the bundle's ImageNet classifier.
+    Classify {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        args: crate::inspect::ClassifyArgs,
+    },
     /// Neurons whose direction best matches a text.
     Neurons {
         #[command(flatten)]
@@ -140,6 +156,14 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Describe { bundle, layer, neuron, json } => describe(&bundle, layer, neuron, json),
         Command::Neurons { model, bundle, top, json, text } => neurons(&model, &bundle, top, json, &text),
+        Command::Concepts { model, args } => {
+            let loaded = load_model(&model, Towers::Vision)?;
+            crate::inspect::concepts(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+        }
+        Command::Classify { model, args } => {
+            let loaded = load_model(&model, Towers::Vision)?;
+            crate::inspect::classify_images(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+        }
         Command::Segment { model, args } => {
             let loaded = load_model(&model, crate::segment::towers_for(&args.concept))?;
             crate::segment::segment(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
@@ -167,7 +191,7 @@ fn load_model(args: &ModelArgs, towers: Towers) -> Result<Loaded> {
 }
 
 /// Preprocessed pixels of every input, in order, as `[3*S*S]` rows.
-fn load_pixels(paths: &[PathBuf], size: usize) -> Result<Vec<Vec<f32>>> {
+pub fn load_pixels(paths: &[PathBuf], size: usize) -> Result<Vec<Vec<f32>>> {
     let mut rows = Vec::new();
     for path in paths {
         if path.extension().is_some_and(|e| e == "safetensors") {
@@ -282,9 +306,8 @@ fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()
 }
 
 fn neurons(args: &ModelArgs, bundle: &Path, top: usize, json: bool, query: &str) -> Result<()> {
-    let bundle = clip_lens::bundle::Bundle::read(bundle)?;
     let Loaded { model, weights, .. } = load_model(args, Towers::Text)?;
-    bundle.check_weights(&clip_lens::bundle::sha256_hex(weights.bytes()))?;
+    let bundle = crate::inspect::read_bundle_for(bundle, weights.bytes())?;
     let text = model.text()?;
     let tokens = ClipTokenizer::new().tokenize(query, text.config.context_length);
     let embedding = read_f32_blocking(text.encode(&tokens)?)?;

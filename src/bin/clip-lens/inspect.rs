@@ -1,0 +1,144 @@
+//! `clip-lens concepts` (concept discovery) and `clip-lens classify` (zero-shot
+//! classification): per-image readings of a bundle.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use clip_lens::apps::classify::{classify, ClassScore};
+use clip_lens::apps::concepts::{centred_norms, discover_concepts, merge_layers, Concepts};
+use clip_lens::bundle::{sha256_hex, Bundle};
+use clip_lens::device::read_f32_blocking;
+use clip_lens::lens::{second_order_effects, LensFactors};
+use clip_lens::model::{CaptureRequest, ClipModel, VisionOutput};
+use clip_lens::{Error, Result};
+
+use crate::cli::load_pixels;
+
+/// `concepts`' own arguments.
+#[derive(clap::Args)]
+pub struct ConceptsArgs {
+    /// Bundle directory (made from the same weights).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Comma-separated layers (default: the bundle's last layer); with several, the words'
+    /// scores are summed over them.
+    #[arg(long, value_delimiter = ',')]
+    pub layer: Vec<usize>,
+    /// Words shown per image.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    /// Print JSON: a list with one object per image, in input order.
+    #[arg(long)]
+    pub json: bool,
+    /// Image files.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+/// `classify`'s own arguments.
+#[derive(clap::Args)]
+pub struct ClassifyArgs {
+    /// Bundle directory (made from the same weights).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Classes shown per image.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// Print JSON: a list with one object per image, in input order.
+    #[arg(long)]
+    pub json: bool,
+    /// Image files.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+/// Reads a bundle and checks that it was made from these weights.
+pub fn read_bundle_for(dir: &Path, weights: &[u8]) -> Result<Bundle> {
+    let bundle = Bundle::read(dir)?;
+    bundle.check_weights(&sha256_hex(weights))?;
+    Ok(bundle)
+}
+
+/// One forward per image (with the captures of `layers`), in input order.
+fn forward_each(model: &ClipModel, device: &Device, images: &[PathBuf], layers: &[usize], mut each: impl FnMut(&Path, VisionOutput) -> Result<()>) -> Result<()> {
+    let vision = model.vision()?;
+    let size = vision.config.image_size;
+    let request = CaptureRequest::for_lens(layers);
+    for path in images {
+        let pixels = load_pixels(std::slice::from_ref(path), size)?.remove(0);
+        let output = vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device), &request)?;
+        each(path, output)?;
+    }
+    Ok(())
+}
+
+/// `clip-lens concepts`.
+pub fn concepts(model: &ClipModel, device: &Device, weights: &[u8], args: &ConceptsArgs) -> Result<()> {
+    let bundle = read_bundle_for(&args.bundle, weights)?;
+    let layers = if args.layer.is_empty() { bundle.manifest.layers.last().copied().into_iter().collect() } else { args.layer.clone() };
+    let vision = model.vision()?;
+    let manifest = &bundle.manifest;
+    let mut per_layer_data = Vec::new();
+    for &layer in &layers {
+        let lens = bundle.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers)))?;
+        let mean = Tensor::<2>::from_data(TensorData::new(lens.mean.clone(), [manifest.neurons, manifest.embed_dim]), device);
+        per_layer_data.push((layer, lens, LensFactors::new(vision, layer)?, mean));
+    }
+    let mut results = Vec::new();
+    forward_each(model, device, &args.images, &layers, |path, output| {
+        let mut found: Vec<Concepts> = Vec::new();
+        for (layer, lens, factors, mean) in &per_layer_data {
+            let norms = read_f32_blocking(centred_norms(second_order_effects(vision, factors, &output)?, mean.clone()))?;
+            found.push(discover_concepts(*layer, &norms, lens, manifest.top_k, manifest.components, &manifest.words, usize::MAX)?);
+        }
+        results.push((path.to_path_buf(), found));
+        Ok(())
+    })?;
+    if args.json {
+        let list: Vec<serde_json::Value> = results.iter().map(|(path, found)| concepts_json(path, found, args.top)).collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for (path, found) in &results {
+            let significant: usize = found.iter().map(|c| c.significant_neurons.len()).sum();
+            let words: Vec<String> = merge_layers(found, args.top).iter().map(|(w, s)| format!("{w} ({s:.3})")).collect();
+            println!("{} (layers {layers:?}, {significant} significant neurons): {}", path.display(), words.join(", "));
+        }
+    }
+    Ok(())
+}
+
+/// `{"image", "layer", "significant_neurons", "words"}`; over several layers `layer` is the
+/// list and the neurons are `[layer, neuron]` pairs.
+fn concepts_json(path: &Path, found: &[Concepts], top: usize) -> serde_json::Value {
+    let words: Vec<serde_json::Value> = merge_layers(found, top).iter().map(|(w, s)| serde_json::json!([w, s])).collect();
+    match found {
+        [one] => serde_json::json!({"image": path.display().to_string(), "layer": one.layer, "significant_neurons": one.significant_neurons, "words": words}),
+        several => {
+            let neurons: Vec<[usize; 2]> = several.iter().flat_map(|c| c.significant_neurons.iter().map(move |&n| [c.layer, n])).collect();
+            let layers: Vec<usize> = several.iter().map(|c| c.layer).collect();
+            serde_json::json!({"image": path.display().to_string(), "layer": layers, "significant_neurons": neurons, "words": words})
+        }
+    }
+}
+
+/// `clip-lens classify`.
+pub fn classify_images(model: &ClipModel, device: &Device, weights: &[u8], args: &ClassifyArgs) -> Result<()> {
+    let bundle = read_bundle_for(&args.bundle, weights)?;
+    let mut results: Vec<(PathBuf, Vec<ClassScore>)> = Vec::new();
+    forward_each(model, device, &args.images, &[], |path, output| {
+        let embed = read_f32_blocking(output.embeds)?;
+        results.push((path.to_path_buf(), classify(&embed, &bundle.class_embeds, &bundle.manifest.classes, args.top)?));
+        Ok(())
+    })?;
+    if args.json {
+        let list: Vec<serde_json::Value> = results.iter().map(|(path, top)| serde_json::json!({"image": path.display().to_string(), "classes": top})).collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for (path, top) in &results {
+            let classes: Vec<String> = top.iter().map(|c| format!("{} {:.1}%", c.name, 100.0 * c.probability)).collect();
+            println!("{}: {}", path.display(), classes.join(", "));
+        }
+    }
+    Ok(())
+}
