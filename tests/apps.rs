@@ -32,3 +32,71 @@ fn classification_ranks_by_cosine_with_softmax_probabilities() {
     let unknown = class_index(&names, "cat").unwrap_err().to_string();
     assert!(unknown.contains("unknown class \"cat\"") && unknown.contains("tabby cat"), "{unknown}");
 }
+
+/// A hand-made bundle in 2-d: class 0 "boat" = (1, 0), class 1 "car" = (0, 1), d = (1, -1).
+/// Neurons of layer 5: r0 = (1, 0) (r.d = 1), r1 = (0, 1) (-1), r2 = (0.6, 0.8) (-0.2).
+fn toy_bundle() -> clip_lens::bundle::Bundle {
+    use clip_lens::bundle::{Bundle, LayerLens, Manifest, FORMAT_VERSION};
+    let words: Vec<String> = ["sail", "boathouse", "ship", "wheel", "ocean"].map(String::from).to_vec();
+    // 100 x unit embeddings: cosines with class 0 are 0.6, 0.9, 0.95, 0, 0.
+    let unit = |x: f32| [100.0 * x, 100.0 * (1.0 - x * x).sqrt()];
+    let word_embeds: Vec<f32> = [0.6, 0.9, 0.95, 0.0, 0.0].iter().flat_map(|&x| unit(x)).collect();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        model_name: "toy".into(),
+        model_config: serde_json::json!({}),
+        weights_sha256: String::new(),
+        layers: vec![5],
+        neurons: 3,
+        embed_dim: 2,
+        top_k: 1,
+        components: 3,
+        word_sources: vec![],
+        words,
+        classes: vec!["boat".into(), "car".into()],
+        images: vec![],
+        skipped_images: vec![],
+        top_images: Default::default(),
+        thumbnail_size: 0,
+    };
+    let lens = LayerLens {
+        mean: vec![0.0; 6],
+        direction: vec![1.0, 0.0, 0.0, 1.0, 0.6, 0.8],
+        norms: vec![1.0; 3],
+        // n0: sail 0.5, boathouse 0.3, ship 0.2; n1: wheel 0.4, sail -0.2; n2: ocean 0.9, wheel 0.1.
+        decomposition_index: vec![0, 1, 2, 3, 0, -1, 4, 3, -1],
+        decomposition_coef: vec![0.5, 0.3, 0.2, 0.4, -0.2, 0.0, 0.9, 0.1, 0.0],
+    };
+    Bundle { manifest, layers: [(5, lens)].into(), word_embeds, class_embeds: vec![1.0, 0.0, 0.0, 1.0] }
+}
+
+/// By hand: the top 2 neurons by |r.d| are n0 (1) and n1 (-1). Scores: sail 0.5 x 1 + (-0.2)
+/// x (-1) = 0.7; boathouse 0.3 (names class 0: removed); ship 0.2 (cosine 0.95 with class 0 >
+/// 0.8: removed); wheel 0.4 x (-1) < 0 (pushes towards class 1: not listed); ocean is only in n2.
+#[test]
+fn adversarial_words_by_hand() {
+    use clip_lens::apps::adversarial::{adversarial_words, fools, AdversarialQuery};
+    let bundle = toy_bundle();
+    let (e0, e1) = ([1.0f32, 0.0], [0.0f32, 1.0]);
+    let mut query = AdversarialQuery { class0: ("boat", &e0), class1: ("car", &e1), layers: &[5], neurons: 2, words: 10, synonym_cosine: 0.8, block_list: &[] };
+    let found = adversarial_words(&bundle, &query).unwrap();
+    assert_eq!(found.neurons.iter().map(|n| (n.neuron, n.alignment)).collect::<Vec<_>>(), vec![(0, 1.0), (1, -1.0)]);
+    assert_eq!(found.words.len(), 1);
+    assert_eq!(found.words[0].word, "sail");
+    assert!((found.words[0].score - 0.7).abs() < 1e-6);
+    assert_eq!(found.words[0].neurons, vec![(5, 0), (5, 1)]);
+    assert_eq!(found.removed, vec!["boathouse".to_string(), "ship".to_string()]);
+    assert_eq!(found.descriptions, vec!["a photo of a car with sail".to_string()]);
+    let block = vec!["SAIL".to_string()];
+    query.block_list = &block;
+    let found = adversarial_words(&bundle, &query).unwrap();
+    assert!(found.words.is_empty() && found.removed.contains(&"sail".to_string()));
+    query.layers = &[7];
+    assert!(adversarial_words(&bundle, &query).unwrap_err().to_string().contains("layer 7 is not in the bundle"));
+    query.layers = &[5];
+    query.class0 = (" ", &e0);
+    assert!(adversarial_words(&bundle, &query).unwrap_err().to_string().contains("class name is empty"));
+    // emb . d: (2, 1) -> 1 > 0 fools; (1, 2) -> -1 does not.
+    assert!(fools(&[2.0, 1.0], &e0, &e1));
+    assert!(!fools(&[1.0, 2.0], &e0, &e1));
+}

@@ -318,3 +318,46 @@ fn classify_command_lists_top_classes() {
     let cosine = embed.iter().zip(&bundle.class_embeds[best * 32..(best + 1) * 32]).map(|(a, b)| a * b).sum::<f32>() / norm;
     assert!((cosine as f64 - classes[0]["cosine"].as_f64().unwrap()).abs() < 1e-3, "{cosine} vs {}", classes[0]["cosine"]);
 }
+
+/// `adversarial` and `fooled` end to end on the fixture bundle (random weights: the words are
+/// arbitrary, so this checks the contract): descriptions hold class 1 and never class 0, every
+/// word's neurons are among the listed top neurons, `--command` gets each description, and
+/// `fooled`'s rate is the share of `true` decisions.
+#[test]
+fn adversarial_and_fooled_commands() {
+    let weights = fixture_path("model-openai.safetensors");
+    let base = |command: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_clip-lens"));
+        c.args([command, "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--class0", "tabby cat", "--class1", "golden retriever"]);
+        c
+    };
+    let log = std::env::temp_dir().join(format!("clip-lens-adversarial-{}.txt", std::process::id()));
+    let result = base("adversarial").args(["--neurons", "20", "--words", "5", "--json", "--command", &format!("echo {{}} >> {}", log.display())]).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    let neurons: Vec<(u64, u64)> = json["neurons"].as_array().unwrap().iter().map(|n| (n["layer"].as_u64().unwrap(), n["neuron"].as_u64().unwrap())).collect();
+    assert_eq!(neurons.len(), 20);
+    let words = json["words"].as_array().unwrap();
+    assert!(!words.is_empty() && words.len() <= 5);
+    for w in words {
+        assert!(w["score"].as_f64().unwrap() > 0.0);
+        assert!(w["neurons"].as_array().unwrap().iter().all(|n| neurons.contains(&(n[0].as_u64().unwrap(), n[1].as_u64().unwrap()))));
+    }
+    let descriptions: Vec<&str> = json["descriptions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert!(!descriptions.is_empty());
+    assert!(descriptions.iter().all(|d| d.contains("golden retriever") && !d.contains("tabby cat")));
+    let piped = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(piped.lines().collect::<Vec<_>>(), descriptions);
+
+    let images: Vec<PathBuf> = (0..4).map(|i| fixture_path(&format!("images/img{i:03}.png"))).collect();
+    let result = base("fooled").arg("--json").args(&images).output().unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    let decisions: Vec<bool> = json["images"].as_array().unwrap().iter().map(|i| i["fooled"].as_bool().unwrap()).collect();
+    assert_eq!(decisions.len(), 4);
+    let rate = decisions.iter().filter(|&&f| f).count() as f64 / 4.0;
+    assert!((json["success_rate"].as_f64().unwrap() - rate).abs() < 1e-12);
+    let same = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["fooled", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--class0", "cat", "--class1", "Cat"]).arg(&images[0]).output().unwrap();
+    assert!(String::from_utf8_lossy(&same.stderr).contains("the same class"));
+}

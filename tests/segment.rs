@@ -425,6 +425,10 @@ fn bundle_helpers_report_unknown_layers_and_classes() {
         "{error}"
     );
     assert!(segment::bundle_directions(&bundle, &[]).is_err());
+    let error = segment::bundle_directions(&bundle, &[2, 1, 2])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("layer 2 is chosen twice"), "{error}");
     let error = segment::class_concept(&bundle, "unicorn")
         .unwrap_err()
         .to_string();

@@ -6,3 +6,4 @@ pub mod segment;
 
 pub mod classify;
 pub mod concepts;
+pub mod adversarial;

@@ -134,14 +134,23 @@ pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize
 // Ranking
 // ---------------------------------------------------------------------------
 
-/// The directions `[N, D]` of `layers` from the bundle, in the order given. An empty list or
-/// a layer the bundle does not have is an error.
+/// The directions `[N, D]` of `layers` from the bundle, in the order given. An empty list, a
+/// repeated layer or a layer the bundle does not have is an error.
 pub fn bundle_directions<'a>(
     bundle: &'a Bundle,
     layers: &[usize],
 ) -> Result<Vec<(usize, &'a [f32])>> {
     if layers.is_empty() {
         return Err(Error::InvalidInput("no layers were chosen".into()));
+    }
+    if let Some((i, layer)) = layers
+        .iter()
+        .enumerate()
+        .find(|(i, l)| layers[..*i].contains(l))
+    {
+        return Err(Error::InvalidInput(format!(
+            "layer {layer} is chosen twice (position {i})"
+        )));
     }
     layers
         .iter()

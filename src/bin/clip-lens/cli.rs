@@ -4,7 +4,8 @@
 //!   effects) of images, for checking against other implementations.
 //! - `text`: tokens and text embeddings.
 //! - `precompute` (precompute.rs): the bundle; `describe`, `neurons`: reading it.
-//! - `concepts`, `classify` (inspect.rs), `segment`, `eval-seg` (segment.rs): the applications.
+//! - `concepts`, `classify` (inspect.rs), `segment`, `eval-seg` (segment.rs), `adversarial`,
+//!   `fooled` (adversarial.rs): the applications.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -92,6 +93,20 @@ enum Command {
         #[command(flatten)]
         args: crate::inspect::ClassifyArgs,
     },
+    /// Words that make CLIP see class 0 in images of class 1, with image descriptions.
+    Adversarial {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        args: crate::adversarial::AdversarialArgs,
+    },
+    /// Whether images of class 1 fool CLIP into class 0, and the success rate.
+    Fooled {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        args: crate::adversarial::FooledArgs,
+    },
     /// Neurons whose direction best matches a text.
     Neurons {
         #[command(flatten)]
@@ -159,6 +174,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Concepts { model, args } => {
             let loaded = load_model(&model, Towers::Vision)?;
             crate::inspect::concepts(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+        }
+        Command::Adversarial { model, args } => {
+            let loaded = load_model(&model, Towers::Both)?;
+            crate::adversarial::adversarial(&loaded.model, loaded.weights.bytes(), &args)
+        }
+        Command::Fooled { model, args } => {
+            let loaded = load_model(&model, Towers::Both)?;
+            crate::adversarial::fooled(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
         }
         Command::Classify { model, args } => {
             let loaded = load_model(&model, Towers::Vision)?;

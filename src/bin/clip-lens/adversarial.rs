@@ -1,0 +1,162 @@
+//! `clip-lens adversarial` (words that make CLIP see class 0 in images of class 1) and
+//! `clip-lens fooled` (whether images fool CLIP that way).
+
+use std::path::PathBuf;
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use clip_lens::apps::adversarial::{adversarial_words, fools, AdversarialQuery};
+use clip_lens::apps::segment::{class_concept, text_concept};
+use clip_lens::bundle::Bundle;
+use clip_lens::device::read_f32_blocking;
+use clip_lens::model::ClipModel;
+use clip_lens::tokenizer::ClipTokenizer;
+use clip_lens::{Error, Result};
+
+use crate::cli::load_pixels;
+use crate::inspect::read_bundle_for;
+
+/// The two classes, shared by both commands.
+#[derive(clap::Args)]
+pub struct ClassPair {
+    /// Bundle directory (made from the same weights).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// The class CLIP should (wrongly) say: a bundle class name (its 80-template embedding) or
+    /// any text.
+    #[arg(long)]
+    pub class0: String,
+    /// The class the images depict (same forms).
+    #[arg(long)]
+    pub class1: String,
+}
+
+/// `adversarial`'s own arguments.
+#[derive(clap::Args)]
+pub struct AdversarialArgs {
+    #[command(flatten)]
+    pub classes: ClassPair,
+    /// Comma-separated layers (default: all the bundle's layers; the paper: 8,9,10).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<usize>,
+    /// Neurons kept by |r_n . d| (the paper: 100).
+    #[arg(long, default_value_t = 100)]
+    pub neurons: usize,
+    /// Words listed.
+    #[arg(long, default_value_t = 50)]
+    pub words: usize,
+    /// Words whose text embedding has a cosine above this with class 0 are synonyms, dropped.
+    #[arg(long, default_value_t = 0.8)]
+    pub synonym_cosine: f32,
+    /// Words never used (repeatable).
+    #[arg(long = "block")]
+    pub block: Vec<String>,
+    /// A shell command run for each description, `{}` replaced by it (single-quoted), e.g. an
+    /// LLM or a text-to-image tool: `--command "my-t2i --prompt {} --out out/"`.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `fooled`'s own arguments.
+#[derive(clap::Args)]
+pub struct FooledArgs {
+    #[command(flatten)]
+    pub classes: ClassPair,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Image files.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+}
+
+/// A class's unit embedding: the bundle's classifier row when the name is one of its
+/// classes, else the text embedding of the name.
+fn class_embedding(bundle: &Bundle, model: &ClipModel, name: &str) -> Result<Vec<f32>> {
+    if name.trim().is_empty() {
+        return Err(Error::InvalidInput("a class name is empty".into()));
+    }
+    match class_concept(bundle, name) {
+        Ok(embedding) => Ok(embedding),
+        Err(_) => pollster::block_on(text_concept(model.text()?, &ClipTokenizer::new(), name)),
+    }
+}
+
+fn embeddings(pair: &ClassPair, model: &ClipModel, weights: &[u8]) -> Result<(Bundle, Vec<f32>, Vec<f32>)> {
+    let bundle = read_bundle_for(&pair.bundle, weights)?;
+    if pair.class0.trim().eq_ignore_ascii_case(pair.class1.trim()) {
+        return Err(Error::InvalidInput("--class0 and --class1 are the same class".into()));
+    }
+    let e0 = class_embedding(&bundle, model, &pair.class0)?;
+    let e1 = class_embedding(&bundle, model, &pair.class1)?;
+    Ok((bundle, e0, e1))
+}
+
+/// `clip-lens adversarial`.
+pub fn adversarial(model: &ClipModel, weights: &[u8], args: &AdversarialArgs) -> Result<()> {
+    let (bundle, e0, e1) = embeddings(&args.classes, model, weights)?;
+    let layers = if args.layers.is_empty() { bundle.manifest.layers.clone() } else { args.layers.clone() };
+    let query = AdversarialQuery {
+        class0: (&args.classes.class0, &e0),
+        class1: (&args.classes.class1, &e1),
+        layers: &layers,
+        neurons: args.neurons,
+        words: args.words,
+        synonym_cosine: args.synonym_cosine,
+        block_list: &args.block,
+    };
+    let found = adversarial_words(&bundle, &query)?;
+    if args.json {
+        println!("{}", serde_json::json!({"class0": args.classes.class0, "class1": args.classes.class1, "layers": layers, "neurons": found.neurons, "words": found.words, "removed": found.removed, "descriptions": found.descriptions}));
+    } else {
+        println!("{} neurons of layers {layers:?}; removed as synonyms or blocked: {}", found.neurons.len(), found.removed.join(", "));
+        for w in &found.words {
+            println!("{:<24} {:+.4}  from {} neurons", w.word, w.score, w.neurons.len());
+        }
+        found.descriptions.iter().for_each(|d| println!("  \"{d}\""));
+    }
+    if let Some(template) = &args.command {
+        for description in &found.descriptions {
+            run_command(template, description)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs `template` with `{}` replaced by the single-quoted description, through `sh -c`.
+fn run_command(template: &str, description: &str) -> Result<()> {
+    let quoted = format!("'{}'", description.replace('\'', "'\\''"));
+    let line = template.replace("{}", &quoted);
+    let status = std::process::Command::new("sh").arg("-c").arg(&line).status().map_err(|e| Error::InvalidInput(format!("cannot run `{line}`: {e}")))?;
+    if !status.success() {
+        return Err(Error::InvalidInput(format!("`{line}` failed ({status})")));
+    }
+    Ok(())
+}
+
+/// `clip-lens fooled`.
+pub fn fooled(model: &ClipModel, device: &Device, weights: &[u8], args: &FooledArgs) -> Result<()> {
+    let (_, e0, e1) = embeddings(&args.classes, model, weights)?;
+    let vision = model.vision()?;
+    let size = vision.config.image_size;
+    let mut decisions = Vec::new();
+    for path in &args.images {
+        let pixels = load_pixels(std::slice::from_ref(path), size)?.remove(0);
+        let embed = read_f32_blocking(vision.encode(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device))?)?;
+        decisions.push((path.display().to_string(), fools(&embed, &e0, &e1)));
+    }
+    let rate = decisions.iter().filter(|(_, f)| *f).count() as f64 / decisions.len() as f64;
+    if args.json {
+        let images: Vec<serde_json::Value> = decisions.iter().map(|(p, f)| serde_json::json!({"image": p, "fooled": f})).collect();
+        println!("{}", serde_json::json!({"class0": args.classes.class0, "class1": args.classes.class1, "images": images, "success_rate": rate}));
+    } else {
+        for (path, fooled) in &decisions {
+            println!("{path}: CLIP says {}", if *fooled { &args.classes.class0 } else { &args.classes.class1 });
+        }
+        println!("success rate: {:.1}% ({} images)", 100.0 * rate, decisions.len());
+    }
+    Ok(())
+}
