@@ -100,3 +100,44 @@ fn adversarial_words_by_hand() {
     assert!(fools(&[2.0, 1.0], &e0, &e1));
     assert!(!fools(&[1.0, 2.0], &e0, &e1));
 }
+
+/// One image in 2-d, by hand. emb = (3, 4): v = 100 emb / 5 = (60, 80). Neuron 0: phi = (70, 0),
+/// mean (10, 0), centred (60, 0), norm 60 > threshold 50 (significant), r = (1, 0): x = 60,
+/// rank-1 keeps it all. Neuron 1: phi = (0, 30), mean 0, norm 30 < 40 (insignificant),
+/// r = (0.6, 0.8): x = 24, rank-1 residual (0, 30) - 24 (0.6, 0.8) = (-14.4, 10.8); its sparse
+/// rebuild r^ = 0.5 (2, 0) = (1, 0) gives x r^ = (24, 0), residual (-24, 30).
+#[test]
+fn ablations_by_hand() {
+    use burn::tensor::{Tensor, TensorData};
+    use clip_lens::apps::ablate::{ablated_embeddings, sparse_directions, AblationFactors, AblationTable};
+    let cpu = device::cpu();
+    let t2 = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &cpu);
+    let sparse = sparse_directions(&[0, -1, 1, -1], &[1.0, 0.0, 0.5, 0.0], 2, &[1.0, 0.0, 2.0, 0.0], 2);
+    assert_eq!(sparse, vec![1.0, 0.0, 1.0, 0.0]);
+    // Neuron 0's sparse rebuild is exact ((1, 0)); neuron 1's is (1, 0).
+    let factors = AblationFactors {
+        mean: t2(vec![10.0, 0.0, 0.0, 0.0], [2, 2]),
+        directions: t2(vec![1.0, 0.0, 0.6, 0.8], [2, 2]),
+        sparse_directions: t2(sparse, [2, 2]),
+        thresholds: t2(vec![50.0, 40.0], [1, 2]),
+    };
+    let effects = Tensor::<3>::from_data(TensorData::new(vec![70.0f32, 0.0, 0.0, 30.0], [1, 2, 2]), &cpu);
+    let variants: Vec<Vec<f32>> = ablated_embeddings(t2(vec![3.0, 4.0], [1, 2]), effects, &factors).into_iter().map(|t| device::read_f32_blocking(t).unwrap()).collect();
+    let expected: [[f32; 2]; 6] = [
+        [60.0, 80.0],                 // baseline
+        [60.0 - 60.0, 80.0 - 30.0],   // mean_all: minus (60, 0) and (0, 30)
+        [0.0, 80.0],                  // mean_significant: minus (60, 0)
+        [60.0, 50.0],                 // mean_insignificant: minus (0, 30)
+        [60.0 + 14.4, 80.0 - 10.8],   // rank_1: minus (0, 0) and (-14.4, 10.8)
+        [60.0 + 24.0, 80.0 - 30.0],   // sparse: minus (0, 0) and (-24, 30)
+    ];
+    for (got, want) in variants.iter().zip(expected) {
+        assert!(got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-4), "{got:?} vs {want:?}");
+    }
+    // Classes (1, 0) and (0, 1), label 1: correct where y > x: baseline, mean_all,
+    // mean_significant; wrong for mean_insignificant (60 > 50), rank_1, sparse.
+    let mut table = AblationTable::new(9);
+    table.add(&variants, &[1], &[1.0, 0.0, 0.0, 1.0], 2);
+    assert_eq!(table.correct, vec![1, 1, 1, 0, 0, 0]);
+    assert_eq!(table.accuracies()[0], 1.0);
+}

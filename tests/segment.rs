@@ -433,7 +433,7 @@ fn bundle_helpers_report_unknown_layers_and_classes() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("`unicorn` is not one of the bundle's 3 classes"),
+        error.contains("unknown class \"unicorn\""),
         "{error}"
     );
     assert_eq!(segment::class_index(&bundle, "Dog").unwrap(), 1);
@@ -532,7 +532,7 @@ fn segment_command_reports_bad_inputs() {
         (vec!["--concept", ""], "the concept text is empty"),
         (
             vec!["--concept", "class:unicorn"],
-            "`unicorn` is not one of the bundle's 3 classes",
+            "unknown class \"unicorn\"",
         ),
         (
             vec!["--concept", "cat", "--layers", "3"],

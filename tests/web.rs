@@ -69,3 +69,13 @@ async fn dictionary_and_omp_in_the_browser() {
 async fn zero_shot_segmentation_on_cpu() {
     assert_segmentation_matches("browser/cpu", segmentation_golden(MODEL_OPENAI, &device::cpu()).await);
 }
+
+#[wasm_bindgen_test]
+async fn concept_discovery_on_webgpu_and_cpu() {
+    let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
+    for (label, device) in [("webgpu", gpu), ("cpu", device::cpu())] {
+        let worst = check_concept_discovery(MODEL_OPENAI, &device).await;
+        report!("{label}/concepts: scores within {worst:.2e}");
+        assert!(worst < 1e-4, "{label}: {worst}");
+    }
+}

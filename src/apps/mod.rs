@@ -7,3 +7,4 @@ pub mod segment;
 pub mod classify;
 pub mod concepts;
 pub mod adversarial;
+pub mod ablate;

@@ -83,18 +83,7 @@ pub async fn text_concept(
 
 /// The index of an ImageNet class of the bundle by name (exact, else ignoring case).
 pub fn class_index(bundle: &Bundle, class: &str) -> Result<usize> {
-    let classes = &bundle.manifest.classes;
-    let wanted = class.trim();
-    classes
-        .iter()
-        .position(|c| c == wanted)
-        .or_else(|| classes.iter().position(|c| c.eq_ignore_ascii_case(wanted)))
-        .ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "`{wanted}` is not one of the bundle's {} classes",
-                classes.len()
-            ))
-        })
+    crate::apps::classify::class_index(&bundle.manifest.classes, class)
 }
 
 /// The unit-norm zero-shot classifier row of a class of the bundle (80 templates averaged).
