@@ -361,3 +361,50 @@ fn adversarial_and_fooled_commands() {
     let same = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["fooled", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--class0", "cat", "--class1", "Cat"]).arg(&images[0]).output().unwrap();
     assert!(String::from_utf8_lossy(&same.stderr).contains("the same class"));
 }
+
+/// `ablate` on a synthetic labelling of the fixture images (two ImageNet-named subfolders): the
+/// baseline row equals the share of images whose `classify` top class among the two is their
+/// folder's, and the JSON has every variant.
+#[test]
+fn ablate_command_on_a_synthetic_labelling() {
+    let dir = std::env::temp_dir().join(format!("clip-lens-ablate-{}", std::process::id()));
+    let classes = ["tabby cat", "golden retriever"];
+    for (c, class) in classes.iter().enumerate() {
+        let folder = dir.join("images").join(class.replace(' ', "_"));
+        std::fs::create_dir_all(&folder).unwrap();
+        for i in (c..12).step_by(2) {
+            std::fs::copy(fixture_path(&format!("images/img{i:03}.png")), folder.join(format!("img{i:03}.png"))).unwrap();
+        }
+    }
+    let json = dir.join("table.json");
+    let weights = fixture_path("model-openai.safetensors");
+    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args(["ablate", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--images", dir.join("images").to_str().unwrap(), "--layers", "1,2", "--json", json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let tables: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(tables.as_array().unwrap().len(), 2);
+    // The baseline by hand: cosines with the two class rows of the bundle.
+    let bundle = Bundle::read(bundle_dir()).unwrap();
+    let rows: Vec<&[f32]> = classes.iter().map(|c| { let i = bundle.manifest.classes.iter().position(|n| n.eq_ignore_ascii_case(c)).unwrap(); &bundle.class_embeds[i * 32..(i + 1) * 32] }).collect();
+    let effects = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["effects", "--weights", weights.to_str().unwrap(), "--layers", "1", "--out", dir.join("e.safetensors").to_str().unwrap()]).args((0..12).map(|i| fixture_path(&format!("images/img{i:03}.png")))).output().unwrap();
+    assert!(effects.status.success());
+    let file = clip_lens::WeightFile::from_bytes(std::fs::read(dir.join("e.safetensors")).unwrap()).unwrap();
+    let embeds = file.tensor("image_embeds", &[12, 32]).unwrap();
+    let correct = (0..12).filter(|&i| {
+        let e = &embeds[i * 32..(i + 1) * 32];
+        let score = |r: &[f32]| r.iter().zip(e).map(|(a, b)| a * b).sum::<f32>();
+        (score(rows[1]) > score(rows[0])) == (i % 2 == 1)
+    }).count();
+    for table in tables.as_array().unwrap() {
+        assert_eq!(table["images"].as_u64(), Some(12));
+        assert!((table["accuracy"]["baseline"].as_f64().unwrap() - correct as f64 / 12.0).abs() < 1e-12);
+        for variant in ["mean_all", "mean_significant", "mean_insignificant", "rank_1", "sparse"] {
+            let a = table["accuracy"][variant].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&a), "{variant}");
+        }
+    }
+    let one = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["ablate", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--images", dir.join("images/tabby_cat").to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&one.stderr).contains("at least two class subfolders"));
+}

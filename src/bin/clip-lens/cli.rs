@@ -5,7 +5,7 @@
 //! - `text`: tokens and text embeddings.
 //! - `precompute` (precompute.rs): the bundle; `describe`, `neurons`: reading it.
 //! - `concepts`, `classify` (inspect.rs), `segment`, `eval-seg` (segment.rs), `adversarial`,
-//!   `fooled` (adversarial.rs): the applications.
+//!   `fooled` (adversarial.rs), `ablate` (ablate.rs): the applications.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -107,6 +107,13 @@ enum Command {
         #[command(flatten)]
         args: crate::adversarial::FooledArgs,
     },
+    /// Accuracy with second-order effects ablated (the paper's Table 1) on a labelled folder.
+    Ablate {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        args: crate::ablate::AblateArgs,
+    },
     /// Neurons whose direction best matches a text.
     Neurons {
         #[command(flatten)]
@@ -182,6 +189,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Fooled { model, args } => {
             let loaded = load_model(&model, Towers::Both)?;
             crate::adversarial::fooled(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+        }
+        Command::Ablate { model, args } => {
+            let loaded = load_model(&model, Towers::Vision)?;
+            crate::ablate::ablate(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
         }
         Command::Classify { model, args } => {
             let loaded = load_model(&model, Towers::Vision)?;

@@ -2,6 +2,8 @@
 //! page drives the library through `src/web.rs`.
 
 #[cfg(not(target_arch = "wasm32"))]
+mod ablate;
+#[cfg(not(target_arch = "wasm32"))]
 mod adversarial;
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;

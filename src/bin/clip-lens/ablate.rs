@@ -1,0 +1,113 @@
+//! `clip-lens ablate`: the paper's Table 1 on a labelled folder (one subfolder per class,
+//! named after bundle classes; `_` reads as a space): accuracy of zero-shot classification
+//! among the folder's classes with each layer's second-order effects ablated.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use clip_lens::apps::ablate::{ablated_embeddings, sparse_directions, AblationFactors, AblationTable, VARIANTS};
+use clip_lens::apps::classify::class_index;
+use clip_lens::bundle::Bundle;
+use clip_lens::device::read_f32_blocking;
+use clip_lens::lens::{second_order_effects, Dictionary, LensFactors};
+use clip_lens::model::{CaptureRequest, ClipModel};
+use clip_lens::{Error, Result};
+
+use crate::cli::{load_pixels, progress};
+use crate::inspect::read_bundle_for;
+
+/// `ablate`'s own arguments.
+#[derive(clap::Args)]
+pub struct AblateArgs {
+    /// Bundle directory (made from the same weights).
+    #[arg(long)]
+    pub bundle: PathBuf,
+    /// Folder with one subfolder of images per class.
+    #[arg(long)]
+    pub images: PathBuf,
+    /// Comma-separated layers (default: all the bundle's layers), each ablated on its own.
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Also write the tables as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// The labelled images: (file, label index into `classes`), and the classes' bundle indices.
+fn labelled_images(dir: &Path, bundle: &Bundle) -> Result<(Vec<(PathBuf, usize)>, Vec<usize>)> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut folders: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    folders.sort();
+    if folders.len() < 2 {
+        return Err(Error::InvalidInput(format!("{} needs at least two class subfolders, it has {}", dir.display(), folders.len())));
+    }
+    let (mut images, mut classes) = (Vec::new(), Vec::new());
+    for (label, folder) in folders.iter().enumerate() {
+        let name = folder.file_name().map(|n| n.to_string_lossy().replace('_', " ")).unwrap_or_default();
+        classes.push(class_index(&bundle.manifest.classes, &name).map_err(|e| Error::InvalidInput(format!("subfolder {}: {e}", folder.display())))?);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(folder).map_err(|e| Error::io(folder, e))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+        files.sort();
+        images.extend(files.into_iter().map(|f| (f, label)));
+    }
+    Ok((images, classes))
+}
+
+/// `clip-lens ablate`.
+pub fn ablate(model: &ClipModel, device: &Device, weights: &[u8], args: &AblateArgs) -> Result<()> {
+    let bundle = read_bundle_for(&args.bundle, weights)?;
+    let manifest = &bundle.manifest;
+    let (n, d, k, m) = (manifest.neurons, manifest.embed_dim, manifest.top_k, manifest.components);
+    let layers = if args.layers.is_empty() { manifest.layers.clone() } else { args.layers.clone() };
+    let (images, class_ids) = labelled_images(&args.images, &bundle)?;
+    let classes: Vec<f32> = class_ids.iter().flat_map(|&c| bundle.class_embeds[c * d..(c + 1) * d].to_vec()).collect();
+    let dictionary = Dictionary::from_word_embeddings(&bundle.word_embeds, d)?;
+    let vision = model.vision()?;
+    let tensor = |values: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(values, shape), device);
+    let mut per_layer = Vec::new();
+    for &layer in &layers {
+        let lens = bundle.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers)))?;
+        let factors = AblationFactors {
+            mean: tensor(lens.mean.clone(), [n, d]),
+            directions: tensor(lens.direction.clone(), [n, d]),
+            sparse_directions: tensor(sparse_directions(&lens.decomposition_index, &lens.decomposition_coef, m, &dictionary.atoms, d), [n, d]),
+            thresholds: tensor(lens.norms.chunks(k).map(|row| row[0]).collect(), [1, n]),
+        };
+        per_layer.push((LensFactors::new(vision, layer)?, factors, AblationTable::new(layer)));
+    }
+    let size = vision.config.image_size;
+    let request = CaptureRequest::for_lens(&layers);
+    let bar = progress(images.len(), "ablations");
+    for chunk in images.chunks(args.batch.max(1)) {
+        let paths: Vec<PathBuf> = chunk.iter().map(|(p, _)| p.clone()).collect();
+        let labels: Vec<usize> = chunk.iter().map(|(_, l)| *l).collect();
+        let pixels: Vec<f32> = load_pixels(&paths, size)?.concat();
+        let output = vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 3, size, size]), device), &request)?;
+        for (lens_factors, factors, table) in &mut per_layer {
+            let effects = second_order_effects(vision, lens_factors, &output)?;
+            let variants = ablated_embeddings(output.embeds.clone(), effects, factors).into_iter().map(read_f32_blocking).collect::<Result<Vec<_>>>()?;
+            table.add(&variants, &labels, &classes, d);
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let tables: Vec<AblationTable> = per_layer.into_iter().map(|(_, _, t)| t).collect();
+    println!("{:<20} {}", "variant", layers.iter().map(|l| format!("layer {l:>2}")).collect::<Vec<_>>().join("  "));
+    for (v, name) in VARIANTS.iter().enumerate() {
+        println!("{name:<20} {}", tables.iter().map(|t| format!("{:>7.1}%", 100.0 * t.accuracies()[v])).collect::<Vec<_>>().join("  "));
+    }
+    if let Some(path) = &args.json {
+        let json: Vec<serde_json::Value> = tables
+            .iter()
+            .map(|t| {
+                let accuracy: serde_json::Map<String, serde_json::Value> = VARIANTS.iter().zip(t.accuracies()).map(|(v, a)| (v.to_string(), serde_json::json!(a))).collect();
+                serde_json::json!({"layer": t.layer, "images": t.images, "accuracy": accuracy})
+            })
+            .collect();
+        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap_or_default()).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
