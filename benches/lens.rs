@@ -49,5 +49,55 @@ fn layer_9(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, layer_9);
+/// OMP at the paper's size: 30,000 words, 512 dimensions, 128 components, for one block of 256
+/// neurons (x 12 for all 3072 of a layer). Random dictionary and targets.
+fn omp_30k_words(c: &mut Criterion) {
+    use clip_lens::lens::{orthogonal_matching_pursuit, Dictionary};
+    let (words, dim, neurons) = (30_000usize, 512usize, 256usize);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut random = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
+    let dictionary = Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim).unwrap();
+    let targets: Vec<f32> = (0..neurons * dim).map(|_| random()).collect();
+    let mut group = c.benchmark_group("omp_30k_words_512_dim_128_components");
+    group.sample_size(10);
+    let cpu = device::cpu();
+    group.bench_function("cpu/256_neurons", |b| b.iter(|| pollster::block_on(orthogonal_matching_pursuit(&dictionary, &targets, 128, &cpu)).unwrap()));
+    group.finish();
+}
+
+/// One `precompute` batch (8 images) for layers 8, 9, 10: forward, effects of the three layers,
+/// readback, and both passes' accumulators (k = 100). Images/s = 8 / time.
+fn precompute_batch(c: &mut Criterion) {
+    use clip_lens::lens::{MeanAccumulator, TopKAccumulator};
+    let device = device::cpu();
+    let model = vit_b_32(&device);
+    let vision = model.vision().unwrap();
+    let layers = [8usize, 9, 10];
+    let factors: Vec<LensFactors> = layers.iter().map(|&l| LensFactors::new(vision, l).unwrap()).collect();
+    let request = CaptureRequest::for_lens(&layers);
+    let pixels = Tensor::<4>::random([8, 3, 224, 224], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+    let mut means: Vec<MeanAccumulator> = layers.iter().map(|_| MeanAccumulator::new(3072, 512)).collect();
+    let mut tops: Vec<TopKAccumulator> = layers.iter().map(|_| TopKAccumulator::new(vec![0.0; 3072 * 512], 3072, 512, 100).unwrap()).collect();
+    let mut group = c.benchmark_group("vit_b_32_precompute");
+    group.sample_size(10);
+    group.bench_function("cpu/batch_8_layers_8_9_10_both_passes", |b| {
+        b.iter(|| {
+            let output = vision.forward(pixels.clone(), &request).unwrap();
+            for (i, f) in factors.iter().enumerate() {
+                let effects = read_f32_blocking(second_order_effects(vision, f, &output).unwrap()).unwrap();
+                means[i].add(&effects).unwrap();
+                tops[i].add(&effects).unwrap();
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, layer_9, omp_30k_words, precompute_batch);
 criterion_main!(benches);

@@ -72,7 +72,11 @@ fn word_embeddings_and_dictionary_match_reference() {
 /// Same support and coefficients within 1e-3 of the reference's scikit-learn OMP.
 #[test]
 fn omp_matches_scikit_learn() {
-    for (layer, mismatches, worst) in omp_against_reference() {
+    let mut results = pollster::block_on(omp_against_reference(&device::cpu()));
+    if let Some(gpu) = native_gpu_or_skip("OMP on wgpu") {
+        results.extend(pollster::block_on(omp_against_reference(&gpu)));
+    }
+    for (layer, mismatches, worst) in results {
         println!("omp.{layer}: {mismatches} neurons with another support, worst coefficient deviation {worst:.2e}");
         assert_eq!(mismatches, 0, "omp.{layer} support");
         assert!(worst <= 1e-3, "omp.{layer} coefficients deviate by {worst}");

@@ -2,8 +2,9 @@
 //! Matching Pursuit as scikit-learn's `SparseCoder(transform_algorithm="omp")` computes it
 //! (Gram-OMP with Cholesky updates).
 
-use std::collections::HashMap;
+use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::device::read_f32;
 use crate::error::{Error, Result};
 
 /// The paper's scale of text embeddings and dictionary atoms.
@@ -53,10 +54,6 @@ impl Dictionary {
         &self.atoms[i * self.dim..(i + 1) * self.dim]
     }
 
-    /// `D v`: the correlation of every atom with `v`.
-    fn correlations(&self, v: &[f32]) -> Vec<f64> {
-        self.atoms.chunks_exact(self.dim).map(|atom| dot(atom, v)).collect()
-    }
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f64 {
@@ -81,26 +78,23 @@ impl SparseCode {
     }
 }
 
-/// Columns of the Gram matrix `G = D D^T`, computed on demand and shared between targets
-/// (the words OMP picks repeat across neurons), so `G` (`V x V`) is never formed.
-struct GramColumns<'a> {
-    dictionary: &'a Dictionary,
-    columns: HashMap<usize, Vec<f64>>,
-}
-
-impl<'a> GramColumns<'a> {
-    fn column(&mut self, atom: usize) -> &[f64] {
-        let dictionary = self.dictionary;
-        self.columns.entry(atom).or_insert_with(|| dictionary.correlations(dictionary.atom(atom)))
-    }
-}
+/// Targets decomposed per matrix product: bounds the `[block, V]` correlations in memory
+/// (256 x 30,000 words: 31 MB).
+pub const OMP_BLOCK: usize = 256;
 
 /// OMP of each target (row-major `[N, D]`) over `dictionary` with at most `nonzero`
 /// coefficients, as scikit-learn's `orthogonal_mp_gram`: pick the atom with the largest
 /// |correlation| with the residual, refit all chosen coefficients by least squares through a
 /// Cholesky factor updated one row at a time; stop early if an atom repeats or the new atom is
 /// linearly dependent on the chosen ones.
-pub fn orthogonal_matching_pursuit(dictionary: &Dictionary, targets: &[f32], nonzero: usize) -> Result<Vec<SparseCode>> {
+///
+/// The targets go in blocks of [`OMP_BLOCK`], all in step: at each step the correlations of
+/// every atom with every residual of the block, `R D^T`, are one matrix product on `device`
+/// (the expensive part: `block x D x V`, compute-bound, fast on a GPU) and their argmax is
+/// taken there; only the picks come back. The Cholesky refit and the residuals (`t x D` per
+/// target and step) are computed on the host in f64. The correlations are those of the Gram
+/// form (`D r = D y - G_A gamma`) computed in f32.
+pub async fn orthogonal_matching_pursuit(dictionary: &Dictionary, targets: &[f32], nonzero: usize, device: &Device) -> Result<Vec<SparseCode>> {
     let dim = dictionary.dim;
     if !targets.len().is_multiple_of(dim) {
         return Err(Error::InvalidInput(format!("targets are not rows of dimension {dim}")));
@@ -108,45 +102,85 @@ pub fn orthogonal_matching_pursuit(dictionary: &Dictionary, targets: &[f32], non
     if nonzero == 0 || nonzero > dictionary.len.min(dim) {
         return Err(Error::InvalidInput(format!("the number of components ({nonzero}) must be between 1 and min(words, dimension) = {}", dictionary.len.min(dim))));
     }
-    let mut gram = GramColumns { dictionary, columns: HashMap::new() };
-    Ok(targets.chunks_exact(dim).map(|target| omp_one(&mut gram, target, nonzero)).collect())
-}
-
-fn omp_one(gram: &mut GramColumns, target: &[f32], nonzero: usize) -> SparseCode {
-    let xy = gram.dictionary.correlations(target);
-    let mut alpha = xy.clone();
-    let mut active: Vec<usize> = Vec::with_capacity(nonzero);
-    let mut chol = vec![0f64; nonzero * nonzero]; // lower-triangular L, row-major, L L^T = G_AA
-    let mut gamma: Vec<f64> = Vec::new();
-    while active.len() < nonzero {
-        let pick = alpha.iter().enumerate().fold(0, |best, (i, a)| if a.abs() > alpha[best].abs() { i } else { best });
-        if active.contains(&pick) || alpha[pick] * alpha[pick] < f64::MIN_POSITIVE {
-            break;
-        }
-        let column = gram.column(pick).to_vec();
-        if !extend_cholesky(&mut chol, nonzero, &active, &column, pick) {
-            break;
-        }
-        active.push(pick);
-        let rhs: Vec<f64> = active.iter().map(|&a| xy[a]).collect();
-        gamma = cholesky_solve(&chol, nonzero, &rhs);
-        let columns: Vec<Vec<f64>> = active.iter().map(|&a| gram.column(a).to_vec()).collect();
-        alpha = xy.iter().enumerate().map(|(i, x)| x - columns.iter().zip(&gamma).map(|(c, g)| c[i] * g).sum::<f64>()).collect();
+    // D^T, laid out contiguously (a transposed view would be copied at every product).
+    let transposed: Vec<f32> = (0..dim * dictionary.len).map(|i| dictionary.atoms[(i % dictionary.len) * dim + i / dictionary.len]).collect();
+    let atoms_t = Tensor::<2>::from_data(TensorData::new(transposed, [dim, dictionary.len]), device);
+    let mut codes = Vec::with_capacity(targets.len() / dim);
+    for block in targets.chunks(OMP_BLOCK * dim) {
+        codes.extend(omp_block(dictionary, &atoms_t, block, nonzero, device).await?);
     }
-    SparseCode { indices: active, coefficients: gamma.into_iter().map(|g| g as f32).collect() }
+    Ok(codes)
 }
 
-/// Adds the row of atom `new` (its Gram `column`) to the Cholesky factor of the active atoms'
-/// Gram matrix. Returns false when the atom is (numerically) dependent on the active ones.
-fn extend_cholesky(chol: &mut [f64], stride: usize, active: &[usize], column: &[f64], new: usize) -> bool {
-    let k = active.len();
+/// One target's pursuit state.
+struct Pursuit<'a> {
+    target: &'a [f32],
+    active: Vec<usize>,
+    /// `D_a . y` of the active atoms.
+    xy: Vec<f64>,
+    /// Lower-triangular `L` (row-major, stride `nonzero`) with `L L^T = G_AA`.
+    chol: Vec<f64>,
+    gamma: Vec<f64>,
+    residual: Vec<f32>,
+    done: bool,
+}
+
+impl Pursuit<'_> {
+    /// Takes atom `pick` (its correlation with the residual is `correlation`); false when the
+    /// pursuit ends instead.
+    fn step(&mut self, dictionary: &Dictionary, pick: usize, correlation: f64, nonzero: usize) -> bool {
+        if self.active.contains(&pick) || correlation * correlation < f64::MIN_POSITIVE {
+            return false;
+        }
+        let atom = dictionary.atom(pick);
+        let column: Vec<f64> = self.active.iter().map(|&a| dot(dictionary.atom(a), atom)).collect();
+        if !extend_cholesky(&mut self.chol, nonzero, &column, dot(atom, atom)) {
+            return false;
+        }
+        self.active.push(pick);
+        self.xy.push(dot(atom, self.target));
+        self.gamma = cholesky_solve(&self.chol, nonzero, &self.xy);
+        let mut residual: Vec<f64> = self.target.iter().map(|&y| y as f64).collect();
+        for (&a, g) in self.active.iter().zip(&self.gamma) {
+            residual.iter_mut().zip(dictionary.atom(a)).for_each(|(r, &x)| *r -= g * x as f64);
+        }
+        self.residual = residual.into_iter().map(|r| r as f32).collect();
+        self.active.len() < nonzero
+    }
+}
+
+async fn omp_block(dictionary: &Dictionary, atoms_t: &Tensor<2>, targets: &[f32], nonzero: usize, device: &Device) -> Result<Vec<SparseCode>> {
+    let dim = dictionary.dim;
+    let mut pursuits: Vec<Pursuit> = targets
+        .chunks_exact(dim)
+        .map(|target| Pursuit { target, active: Vec::new(), xy: Vec::new(), chol: vec![0.0; nonzero * nonzero], gamma: Vec::new(), residual: target.to_vec(), done: false })
+        .collect();
+    while pursuits.iter().any(|p| !p.done) {
+        let open: Vec<usize> = (0..pursuits.len()).filter(|&i| !pursuits[i].done).collect();
+        let residuals: Vec<f32> = open.iter().flat_map(|&i| pursuits[i].residual.iter().copied()).collect();
+        let correlations = Tensor::<2>::from_data(TensorData::new(residuals, [open.len(), dim]), device).matmul(atoms_t.clone()).abs();
+        let picks = read_f32(correlations.clone().argmax(1).float()).await?;
+        let largest = read_f32(correlations.max_dim(1)).await?;
+        for ((&i, &pick), &value) in open.iter().zip(&picks).zip(&largest) {
+            let pursuit = &mut pursuits[i];
+            pursuit.done = !pursuit.step(dictionary, pick as usize, value as f64, nonzero);
+        }
+    }
+    Ok(pursuits.into_iter().map(|p| SparseCode { indices: p.active, coefficients: p.gamma.into_iter().map(|g| g as f32).collect() }).collect())
+}
+
+/// Adds the row of a new atom (`column` = its Gram entries with the active atoms, `diagonal`
+/// its squared norm) to the Cholesky factor of the active atoms' Gram matrix. Returns false
+/// when the atom is (numerically) dependent on the active ones.
+fn extend_cholesky(chol: &mut [f64], stride: usize, column: &[f64], diagonal: f64) -> bool {
+    let k = column.len();
     // Solve L w = G[active, new] by forward substitution.
-    let mut w: Vec<f64> = active.iter().map(|&a| column[a]).collect();
+    let mut w: Vec<f64> = column.to_vec();
     for i in 0..k {
         let s: f64 = (0..i).map(|j| chol[i * stride + j] * w[j]).sum();
         w[i] = (w[i] - s) / chol[i * stride + i];
     }
-    let diagonal = column[new] - w.iter().map(|x| x * x).sum::<f64>();
+    let diagonal = diagonal - w.iter().map(|x| x * x).sum::<f64>();
     if diagonal <= f64::MIN_POSITIVE {
         return false;
     }

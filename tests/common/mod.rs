@@ -299,15 +299,16 @@ pub async fn dictionary_deviations(bytes: &[u8], device: &Device) -> (Vec<(Strin
     (deviations, dictionary)
 }
 
-/// OMP of the reference directions `pca.L` over the reference dictionary with 8 components:
-/// per layer, the number of neurons whose support differs and the worst coefficient deviation
-/// relative to the largest coefficient of the layer.
-pub fn omp_against_reference() -> Vec<(usize, usize, f32)> {
+/// OMP (on `device`) of the reference directions `pca.L` over the reference dictionary with 8
+/// components: per layer, the number of neurons whose support differs and the worst
+/// coefficient deviation relative to the largest coefficient of the layer.
+pub async fn omp_against_reference(device: &Device) -> Vec<(usize, usize, f32)> {
     let expected = expected();
     let dictionary = clip_lens::lens::Dictionary { atoms: expected["dictionary"].values.clone(), len: 400, dim: 32 };
-    (0..3)
-        .map(|layer| {
-            let codes = clip_lens::lens::orthogonal_matching_pursuit(&dictionary, &expected[&format!("pca.{layer}")].values, 8).unwrap();
+    let mut results = Vec::new();
+    for layer in 0..3 {
+        let codes = clip_lens::lens::orthogonal_matching_pursuit(&dictionary, &expected[&format!("pca.{layer}")].values, 8, device).await.unwrap();
+        results.push({
             let reference = &expected[&format!("omp.{layer}")].values;
             let scale = reference.iter().fold(0f32, |m, x| m.max(x.abs()));
             let mut support_mismatches = 0;
@@ -322,8 +323,9 @@ pub fn omp_against_reference() -> Vec<(usize, usize, f32)> {
                 worst = dense.iter().zip(row).fold(worst, |m, (a, b)| m.max((a - b).abs() / scale));
             }
             (layer, support_mismatches, worst)
-        })
-        .collect()
+        });
+    }
+    results
 }
 
 /// The segmentation settings of `expected.json`: concept, layers, top neurons and the

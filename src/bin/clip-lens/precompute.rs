@@ -358,8 +358,8 @@ fn read_words(files: &[PathBuf]) -> Result<Vec<String>> {
 }
 
 /// Decompositions `[N, m]` sorted by |coefficient|, padded with index -1.
-fn decompose(dictionary: &Dictionary, directions: &[f32], components: usize) -> Result<(Vec<i32>, Vec<f32>)> {
-    let codes = orthogonal_matching_pursuit(dictionary, directions, components)?;
+fn decompose(dictionary: &Dictionary, directions: &[f32], components: usize, device: &Device) -> Result<(Vec<i32>, Vec<f32>)> {
+    let codes = pollster::block_on(orthogonal_matching_pursuit(dictionary, directions, components, device))?;
     let mut index = Vec::with_capacity(codes.len() * components);
     let mut coef = Vec::with_capacity(codes.len() * components);
     for code in codes {
@@ -434,7 +434,7 @@ pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args
     let mut top_images = BTreeMap::new();
     let bar = progress(stats.len(), "sparse decompositions (OMP)");
     for (layer, s) in args.layers.iter().zip(stats) {
-        let (decomposition_index, decomposition_coef) = decompose(&dictionary, &s.directions, components)?;
+        let (decomposition_index, decomposition_coef) = decompose(&dictionary, &s.directions, components, device)?;
         top_images.insert(layer.to_string(), s.top_images.chunks(s.k).map(|ids| ids.iter().rev().copied().collect()).collect());
         lens.insert(*layer, LayerLens { mean: s.mean, direction: s.directions, norms: s.norms, decomposition_index, decomposition_coef });
         bar.inc(1);
