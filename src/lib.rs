@@ -10,6 +10,7 @@
 pub mod apps;
 pub mod bundle;
 pub mod config;
+pub mod convert;
 pub mod device;
 pub mod error;
 pub mod lens;

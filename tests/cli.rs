@@ -113,3 +113,47 @@ fn bad_inputs_give_clear_messages() {
         assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
     }
 }
+
+/// `convert` splits the towers: each file loads alone and gives the original's embeddings
+/// (exactly in f32; within f16 rounding, which is not zero, in f16), the manifest's sha256s are
+/// the files', and f16 halves the size.
+#[test]
+fn convert_splits_towers_for_the_web() {
+    use clip_lens::convert::ConvertedManifest;
+    use clip_lens::model::{ClipModel, Towers};
+    use clip_lens::{ClipConfig, WeightFile};
+    let cpu = clip_lens::device::cpu();
+    let config: ClipConfig = ClipConfig::from_hf_json(CONFIG_JSON).unwrap();
+    let expected = expected();
+    let pixels = reference_pixels(&expected, &cpu);
+    let tokens = check_probe_tokens();
+    for (source, bytes) in [("openai", MODEL_OPENAI), ("hf", MODEL_HF)] {
+        let weights = std::env::temp_dir().join(format!("clip-lens-convert-{source}-{}.safetensors", std::process::id()));
+        std::fs::write(&weights, bytes).unwrap();
+        let mut sizes = Vec::new();
+        for dtype in ["f32", "f16"] {
+            let out = std::env::temp_dir().join(format!("clip-lens-convert-{source}-{dtype}-{}", std::process::id()));
+            let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["convert", "--weights", weights.to_str().unwrap(), "--dtype", dtype, "--out", out.to_str().unwrap()]).output().unwrap();
+            assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+            let manifest: ConvertedManifest = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+            assert_eq!(manifest.source_sha256, clip_lens::bundle::sha256_hex(bytes));
+            let image_bytes = std::fs::read(out.join("image.safetensors")).unwrap();
+            let text_bytes = std::fs::read(out.join("text.safetensors")).unwrap();
+            assert_eq!(manifest.image.sha256, clip_lens::bundle::sha256_hex(&image_bytes));
+            assert_eq!(manifest.text.sha256, clip_lens::bundle::sha256_hex(&text_bytes));
+            sizes.push(image_bytes.len() + text_bytes.len());
+            let image = ClipModel::load(&WeightFile::from_bytes(image_bytes).unwrap(), &config, Towers::Vision, &cpu).unwrap();
+            let text = ClipModel::load(&WeightFile::from_bytes(text_bytes).unwrap(), &config, Towers::Text, &cpu).unwrap();
+            let image_embeds = clip_lens::device::read_f32_blocking(image.vision().unwrap().encode(pixels.clone()).unwrap()).unwrap();
+            let text_embeds = clip_lens::device::read_f32_blocking(text.text().unwrap().encode(&tokens).unwrap()).unwrap();
+            let image_deviation = relative_deviation(&image_embeds, &expected["image_embeds"].values);
+            let text_deviation = relative_deviation(&text_embeds, &expected["probe_text_embeds"].values);
+            println!("convert {source} {dtype}: image {image_deviation:.2e}, text {text_deviation:.2e}, {} bytes", sizes.last().unwrap());
+            match dtype {
+                "f32" => assert!(image_deviation < MODEL_TOLERANCE && text_deviation < MODEL_TOLERANCE),
+                _ => assert!(image_deviation > 0.0 && image_deviation < 1e-2 && text_deviation < 1e-2),
+            }
+        }
+        assert!((sizes[1] as f64) < 0.55 * sizes[0] as f64, "{sizes:?}");
+    }
+}

@@ -4,6 +4,7 @@
 //!   effects) of images, for checking against other implementations.
 //! - `text`: tokens and text embeddings.
 //! - `precompute` (precompute.rs): the bundle; `describe`, `neurons`: reading it.
+//! - `convert` (convert.rs): separate image and text tower files for the page.
 //! - `concepts`, `classify` (inspect.rs), `segment`, `eval-seg` (segment.rs), `adversarial`,
 //!   `fooled` (adversarial.rs), `ablate` (ablate.rs): the applications.
 
@@ -114,6 +115,8 @@ enum Command {
         #[command(flatten)]
         args: crate::ablate::AblateArgs,
     },
+    /// The image and text towers as separate files (f16 by default) for the page.
+    Convert(crate::convert::ConvertArgs),
     /// Neurons whose direction best matches a text.
     Neurons {
         #[command(flatten)]
@@ -190,6 +193,7 @@ fn run(cli: Cli) -> Result<()> {
             let loaded = load_model(&model, Towers::Both)?;
             crate::adversarial::fooled(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
         }
+        Command::Convert(args) => crate::convert::convert(&args),
         Command::Ablate { model, args } => {
             let loaded = load_model(&model, Towers::Vision)?;
             crate::ablate::ablate(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
