@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::tensor_file::{serialize, NamedTensor};
-use crate::WeightFile;
+use crate::{ClipConfig, WeightFile};
 
 /// The bundle format this code reads and writes.
 pub const FORMAT_VERSION: u32 = 2;
@@ -165,6 +165,7 @@ impl Bundle {
         }
         let word_embeds = f32s("words.embeds", &[manifest.words.len(), d])?;
         let class_embeds = f32s("classes.embeds", &[manifest.classes.len(), d])?;
+        check_top_images(&manifest)?;
         Ok(Self { manifest, layers, word_embeds, class_embeds })
     }
 
@@ -232,6 +233,57 @@ impl Bundle {
             .map(|(&i, &coef)| (self.manifest.words[i as usize].clone(), coef))
             .collect())
     }
+
+    /// Checks that the bundle fits a model of this configuration (its embedding dimension,
+    /// neurons per layer and layers): a bundle of another model is an error, never a shape
+    /// panic later.
+    pub fn check_model(&self, config: &ClipConfig) -> Result<()> {
+        let m = &self.manifest;
+        let vision = &config.vision;
+        if m.embed_dim != config.embed_dim || m.neurons != vision.mlp_width {
+            return Err(bundle_error(format!(
+                "the bundle has {} neurons per layer and {}-dimensional embeddings, the model {} and {} (bundle/model mismatch)",
+                m.neurons, m.embed_dim, vision.mlp_width, config.embed_dim
+            )));
+        }
+        if let Some(layer) = m.layers.iter().find(|&&l| l >= vision.layers) {
+            return Err(bundle_error(format!("the bundle has layer {layer}, the model's image tower has layers 0..={} (bundle/model mismatch)", vision.layers.saturating_sub(1))));
+        }
+        Ok(())
+    }
+
+    /// The neurons whose decomposition holds `word` (matched exactly, else ignoring case):
+    /// the word as the bundle spells it and `(layer, neuron, coefficient)`, largest
+    /// |coefficient| first; `None` when the word is not in the dictionary.
+    pub fn neurons_with_word(&self, word: &str) -> Option<(String, Vec<(usize, usize, f32)>)> {
+        let words = &self.manifest.words;
+        let wanted = word.trim();
+        let index = words.iter().position(|w| w == wanted).or_else(|| words.iter().position(|w| w.eq_ignore_ascii_case(wanted)))?;
+        let c = self.manifest.components.max(1);
+        let mut found: Vec<(usize, usize, f32)> = Vec::new();
+        for (&layer, lens) in &self.layers {
+            for (neuron, (indices, coefs)) in lens.decomposition_index.chunks_exact(c).zip(lens.decomposition_coef.chunks_exact(c)).enumerate() {
+                found.extend(indices.iter().zip(coefs).filter(|(&i, _)| i == index as i32).map(|(_, &coef)| (layer, neuron, coef)));
+            }
+        }
+        found.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()).then((a.0, a.1).cmp(&(b.0, b.1))));
+        Some((words[index].clone(), found))
+    }
+}
+
+/// Every listed layer has `top_images` for each neuron, at most k each, all naming images of
+/// the manifest.
+fn check_top_images(manifest: &Manifest) -> Result<()> {
+    for layer in &manifest.layers {
+        let Some(lists) = manifest.top_images.get(&layer.to_string()) else { continue };
+        if lists.len() != manifest.neurons || lists.iter().any(|ids| ids.len() > manifest.top_k) {
+            return Err(bundle_error(format!("top_images of layer {layer} must list at most {} images for each of the {} neurons", manifest.top_k, manifest.neurons)));
+        }
+        if let Some(bad) = lists.iter().flatten().find(|&&id| id >= manifest.images.len()) {
+            return Err(bundle_error(format!("top_images of layer {layer} names image {bad}, outside the {} images", manifest.images.len())));
+        }
+    }
+    Ok(())
 }
 
 fn bundle_error(message: String) -> Error {

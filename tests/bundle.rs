@@ -114,6 +114,24 @@ fn bad_bundles_are_rejected_with_reasons() {
     fewer_words["words"] = serde_json::json!(["only", "two"]);
     assert!(message(fewer_words.to_string(), tensors.clone()).contains("outside the 2 words"));
     assert!(message("not json".into(), tensors.clone()).contains("not JSON"));
+    // Malicious manifests: huge shapes, image ids out of range, neurons without lists.
+    let huge = manifest.replacen("\"neurons\": 256", "\"neurons\": 1000000000000000", 1);
+    assert!(message(huge, tensors.clone()).contains("expected [1000000000000000, 8]"));
+    let mut far: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    far["top_images"]["1"][3][0] = serde_json::json!(4_000_000_000u64);
+    assert!(message(far.to_string(), tensors.clone()).contains("names image 4000000000, outside the 48 images"));
+    let mut short: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    short["top_images"]["2"] = serde_json::json!([[0, 1]]);
+    assert!(message(short.to_string(), tensors.clone()).contains("for each of the 256 neurons"));
+    // A tensor stored with another dtype than the format's (i64 word indices) is named.
+    let mut retyped = clip_lens::tensor_file::deserialize(&tensors).unwrap().0;
+    let index = retyped.remove("layer.0.decomposition.index").unwrap();
+    let wide: Vec<i64> = index.to_f64().iter().map(|&x| x as i64).collect();
+    let mut all: Vec<_> = retyped.into_values().collect();
+    all.push(clip_lens::tensor_file::NamedTensor::i64("layer.0.decomposition.index", &index.shape, wide));
+    let retyped_bytes = clip_lens::tensor_file::serialize(&all).unwrap();
+    let error = message(manifest.clone(), retyped_bytes);
+    assert!(error.contains("layer.0.decomposition.index"), "{error}");
     assert!(message(manifest.clone(), tensors[..tensors.len() / 2].to_vec()).contains("invalid safetensors"));
     assert!(bundle.check_weights(&sha256_hex(MODEL_HF)).unwrap_err().to_string().contains("bundle/model mismatch"));
     bundle.check_weights(&sha256_hex(MODEL_OPENAI)).unwrap();
