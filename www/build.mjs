@@ -18,6 +18,7 @@ const dist = join(www, "dist");
 const copies = [
   ["www/index.html", "index.html"],
   ["www/bench.html", "bench.html"],
+  ["www/card.html", "card.html"],
   ["www/style.css", "style.css"],
   ["pkg/clip_lens.js", "pkg/clip_lens.js"],
   ["pkg/clip_lens_bg.wasm", "pkg/clip_lens_bg.wasm"],
@@ -63,7 +64,7 @@ await mkdir(dist, { recursive: true });
 try {
   await build({
     absWorkingDir: www,
-    entryPoints: { main: "src/main.ts", worker: "src/worker.ts", bench: "src/bench.ts" },
+    entryPoints: { main: "src/main.ts", worker: "src/worker.ts", bench: "src/bench.ts", "neuron-card": "src/neuron-card.ts", "card-page": "src/card-page.ts" },
     outdir: dist,
     bundle: true,
     format: "esm",

@@ -97,7 +97,30 @@ const server = createServer(async (request, response) => {
       info = await stat(path);
     }
     if (!info.isFile()) throw Object.assign(new Error("not a file"), { code: "ENOENT" });
+    // Byte ranges (the neuron card reads single rows of lens.safetensors).
+    const range = /^bytes=(\d+)-(\d*)$/.exec(request.headers.range ?? "");
+    if (range) {
+      const start = Number(range[1]);
+      const end = Math.min(range[2] ? Number(range[2]) : info.size - 1, info.size - 1);
+      if (start > end) {
+        response.writeHead(416, { ...SECURITY_HEADERS, "Content-Range": `bytes */${info.size}` });
+        log(416);
+        return response.end();
+      }
+      response.writeHead(206, {
+        ...SECURITY_HEADERS,
+        "Content-Type": MIME[extname(path).toLowerCase()] ?? "application/octet-stream",
+        "Content-Length": end - start + 1,
+        "Content-Range": `bytes ${start}-${end}/${info.size}`,
+        "Cache-Control": "no-cache",
+      });
+      log(206);
+      if (method === "HEAD") return response.end();
+      createReadStream(path, { start, end }).on("error", () => response.destroy()).pipe(response);
+      return;
+    }
     response.writeHead(200, {
+      "Accept-Ranges": "bytes",
       ...SECURITY_HEADERS,
       "Content-Type": MIME[extname(path).toLowerCase()] ?? "application/octet-stream",
       "Content-Length": info.size,
