@@ -106,8 +106,9 @@ impl VisionTransformer {
         Ok(())
     }
 
-    /// The residual stream after `ln_pre`: `[B, tokens, width]`.
-    fn embed(&self, pixels: Tensor<4>) -> Tensor<3> {
+    /// The residual stream after `ln_pre` (patch and class embeddings, positions): `[B,
+    /// tokens, width]`, the input of block 0.
+    pub fn embed(&self, pixels: Tensor<4>) -> Tensor<3> {
         let [batch, _, _, _] = pixels.dims();
         let (p, g, w) = (self.config.patch_size, self.config.grid(), self.config.width);
         let patches = pixels
