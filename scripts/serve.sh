@@ -9,9 +9,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "== demo bundle (the tiny fixture model over www/samples, the fixture's 400 words)"
 # --tests: the same feature set as scripts/test.sh, so the two share one build of burn.
 cargo build --locked --tests --bin clip-lens
-"$CARGO_TARGET_DIR/debug/clip-lens" precompute --weights tests/fixtures/tiny-a/model-openai.safetensors \
-  --images www/samples --layers 0,1,2 --top-k 3 --components 8 \
-  --words tests/fixtures/tiny-a/words.txt --out www/generated/tiny-bundle --restart
+bash scripts/demo-bundle.sh
 
 echo "== wasm (wasm-pack, release)"
 # --no-opt: wasm-pack would run the wasm-opt on PATH, and Debian's binaryen (version 108)

@@ -19,3 +19,10 @@ cargo test --locked
 echo "== browser tests (headless Chromium: WebGPU and CPU)"
 cargo test --locked --target wasm32-unknown-unknown --test web -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests.log"
 grep -q "test result: ok" "$CARGO_TARGET_DIR/browser-tests.log"
+
+echo "== the site in Chromium (playwright-core): the demo on WebGPU and CPU, errors, the neuron card"
+# A debug wasm build: it reuses the browser tests' compilation (seconds, not a release build).
+wasm-pack build --target web --out-dir target/pkg-dev --dev --no-opt
+bash scripts/demo-bundle.sh
+CLIP_LENS_PKG=target/pkg-dev npm --prefix www run build
+E2E_OUT="$CARGO_TARGET_DIR/e2e" node www/e2e.mjs

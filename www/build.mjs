@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 
 const www = dirname(fileURLToPath(import.meta.url));
 const root = join(www, "..");
-const pkg = join(root, "pkg");
+// CLIP_LENS_PKG: another wasm-pack output (scripts/test.sh builds a debug one into target/).
+const pkg = process.env.CLIP_LENS_PKG ? join(root, process.env.CLIP_LENS_PKG) : join(root, "pkg");
 const dist = join(www, "dist");
 
 /** Source (relative to the repository root) -> destination (relative to dist). */
@@ -20,8 +21,8 @@ const copies = [
   ["www/bench.html", "bench.html"],
   ["www/card.html", "card.html"],
   ["www/style.css", "style.css"],
-  ["pkg/clip_lens.js", "pkg/clip_lens.js"],
-  ["pkg/clip_lens_bg.wasm", "pkg/clip_lens_bg.wasm"],
+  [join(relative(root, pkg), "clip_lens.js"), "pkg/clip_lens.js"],
+  [join(relative(root, pkg), "clip_lens_bg.wasm"), "pkg/clip_lens_bg.wasm"],
   ["tests/fixtures/tiny-a/model-openai.safetensors", "models/tiny/model.safetensors"],
   ["tests/fixtures/tiny-a/config.json", "models/tiny/config.json"],
   // Made by scripts/serve.sh (`clip-lens precompute` over www/samples).
