@@ -24,5 +24,6 @@ echo "== the site in Chromium (playwright-core): the demo on WebGPU and CPU, err
 # A debug wasm build: it reuses the browser tests' compilation (seconds, not a release build).
 wasm-pack build --target web --out-dir target/pkg-dev --dev --no-opt
 bash scripts/demo-bundle.sh
+(cd www && npx tsc --noEmit -p tsconfig.test.json)
 CLIP_LENS_PKG=target/pkg-dev npm --prefix www run build
 E2E_OUT="$CARGO_TARGET_DIR/e2e" node www/e2e.mjs

@@ -1,17 +1,34 @@
 //! The WebAssembly API (wasm-bindgen), used by the page's Web Worker.
 //!
 //! The model code knows nothing of the web: this module only turns bytes and strings from
-//! JavaScript into calls of the library and results back into typed arrays and JSON.
+//! JavaScript into calls of the library ([`crate::apps`], [`crate::lens`], [`crate::bundle`])
+//! and results back into plain JavaScript objects (serde, through JSON text: see [`to_js`];
+//! object keys are snake_case, as in the CLI's `--json`) and typed arrays. Every method rejects with an `Error`
+//! carrying the library's message; none panics on bad input.
+//!
+//! The TypeScript types of the results are declared below (`TS_TYPES`, emitted into
+//! `pkg/clip_lens.d.ts`) and mirrored in `www/src/wasm-api.d.ts`: keep both in step.
+
+use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
+use crate::apps::adversarial::{adversarial_words, AdversarialQuery, AdversarialWords};
+use crate::apps::classify::{classify, ClassScore};
+use crate::apps::concepts::{centred_norms, discover_concepts, merge_layers};
+use crate::apps::segment::{self, ConceptSpec, RankedNeuron};
+use crate::bundle::{sha256_hex, Bundle};
 use crate::device::{self, read_f32, BackendKind};
-use crate::model::{ClipModel, Towers};
-use crate::preprocess::preprocess_image;
+use crate::lens::{second_order_effects, LensFactors};
+use crate::model::{CaptureRequest, ClipModel, Towers};
+use crate::preprocess::{preprocess_image, CropGeometry};
 use crate::synthetic::{random_weights, StorageType, TowerSelection};
 use crate::tokenizer::ClipTokenizer;
 use crate::{ClipConfig, Error, Layout, WeightFile};
+
+type Result<T> = std::result::Result<T, Error>;
 
 fn js_error(error: Error) -> JsError {
     JsError::new(&error.to_string())
@@ -25,7 +42,7 @@ pub fn start() {
 
 /// Picks the device: `"webgpu"` (an error when no adapter exists), `"cpu"`, or `"auto"`
 /// (WebGPU when an adapter exists, else the CPU).
-async fn pick_device(backend: &str) -> Result<(Device, BackendKind), Error> {
+async fn pick_device(backend: &str) -> Result<(Device, BackendKind)> {
     match backend {
         "cpu" => Ok((device::cpu(), BackendKind::Cpu)),
         "webgpu" | "gpu" => Ok((device::gpu_async().await?, BackendKind::Gpu)),
@@ -37,15 +54,449 @@ async fn pick_device(backend: &str) -> Result<(Device, BackendKind), Error> {
     }
 }
 
-/// A loaded CLIP model on one device. The text tower is loaded on first use, so a page that
-/// only analyses images never pays for it.
+fn invalid(message: impl Into<String>) -> Error {
+    Error::InvalidInput(message.into())
+}
+
+fn elapsed_ms(start: web_time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// A Rust value as a plain JavaScript object, through JSON text and `JSON.parse`.
+///
+/// Not serde-wasm-bindgen: that makes a call into the module for each JavaScript value it
+/// creates, and wasm-ld wraps every export of this module in a call to all the static
+/// constructors (`inventory`/`linkme` registrations of burn's compiler dependencies: the module
+/// has "command-style linkage" since nothing calls `__wasm_call_ctors` explicitly), ~0.25 ms
+/// per call, so one analysis took seconds. JSON text takes a few calls whatever the size.
+/// (Non-finite floats become `null`.)
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
+    let text = serde_json::to_string(value).map_err(|e| invalid(format!("cannot build the result: {e}")))?;
+    js_sys::JSON::parse(&text).map_err(|e| invalid(format!("cannot build the result: {e:?}")))
+}
+
+/// Options from JavaScript: `undefined` or `null` give the defaults; unknown keys are errors.
+fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>, what: &str) -> Result<T> {
+    let value = match value {
+        Some(v) if !(v.is_null() || v.is_undefined()) => v,
+        _ => return Ok(T::default()),
+    };
+    let error = |e: &dyn std::fmt::Display| invalid(format!("invalid {what} options: {e}"));
+    if !value.is_object() || js_sys::Array::is_array(&value) {
+        return Err(error(&"expected an object"));
+    }
+    let text: String = js_sys::JSON::stringify(&value).map_err(|_| error(&"not serialisable as JSON"))?.into();
+    serde_json::from_str(&text).map_err(|e| error(&e))
+}
+
+// ---------------------------------------------------------------------------
+// TypeScript types of the results (keep www/src/wasm-api.d.ts in step)
+// ---------------------------------------------------------------------------
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** A word (or class) with its score or coefficient. */
+export type Scored = [string, number];
+
+/** Options of `Engine.analyze`; every key is optional. */
+export interface AnalyzeOptions {
+  /** Classes returned (default 5). */
+  top_classes?: number;
+  /** Words per layer and merged (default 10). */
+  top_words?: number;
+  /** Words shown per significant neuron (default 5). */
+  neuron_words?: number;
+}
+
+/** A class of the bundle's zero-shot classifier. */
+export interface ClassScore {
+  index: number;
+  name: string;
+  /** Cosine of the image and class embeddings. */
+  cosine: number;
+  /** Softmax over all classes of 100 x cosine. */
+  probability: number;
+}
+
+/** A neuron whose centred norm is above its threshold for the analysed image. */
+export interface SignificantNeuron {
+  neuron: number;
+  /** Its centred norm |phi_n - mean_n| for this image. */
+  norm: number;
+  /** Its threshold (the k-th largest norm over the bundle's images). */
+  threshold: number;
+  /** Its decomposition's first words, with signed coefficients. */
+  words: Scored[];
+}
+
+/** Concept discovery in one layer. */
+export interface LayerConcepts {
+  layer: number;
+  /** The significant neurons, ascending. */
+  significant_neurons: number[];
+  /** Words ranked by the sum over significant neurons of coefficient x norm. */
+  words: Scored[];
+  /** The significant neurons with their norms and words, ascending. */
+  neurons: SignificantNeuron[];
+}
+
+/** How the original image was resized (shorter side to `size`) and centre-cropped. */
+export interface CropGeometry {
+  original_width: number;
+  original_height: number;
+  resized_width: number;
+  resized_height: number;
+  /** The crop's offset in the resized image. */
+  left: number;
+  top: number;
+  /** The model's input side. */
+  size: number;
+  /** The crop in original pixels: [left, top, width, height]. */
+  crop_box: [number, number, number, number];
+}
+
+/** Where the time of an analysis went, in milliseconds. */
+export interface AnalysisTimings {
+  /** Decoding and preprocessing. */
+  decode: number;
+  /** The image forward (with the lens captures) up to the embedding's readback. */
+  forward: number;
+  /** Second-order effects, centred norms, concept discovery. */
+  lens: number;
+  total: number;
+}
+
+export interface Analysis {
+  backend: string;
+  /** The top classes, best first. */
+  classes: ClassScore[];
+  /** Concept discovery per bundle layer, in the bundle's order. */
+  layers: LayerConcepts[];
+  /** Words merged over the layers (scores summed), best first. */
+  words: Scored[];
+  geometry: CropGeometry;
+  timings_ms: AnalysisTimings;
+}
+
+/** A neuron ranked against a concept or a text: `score` = r_n . e (unit e). */
+export interface RankedNeuron {
+  layer: number;
+  neuron: number;
+  score: number;
+}
+
+export interface Segmentation {
+  /** The free text, the class name, or the predicted class's name. */
+  concept: string;
+  kind: "text" | "class" | "predicted";
+  /** The class's index for "class" and "predicted", else null. */
+  class_index: number | null;
+  layers: number[];
+  /** The heatmap's side: the model's input size. */
+  size: number;
+  /** size x size values in [0, 1], row-major, on the model's input (the crop): map it onto the
+   * original image with the analysis's `geometry`. The mask is heatmap > 0.5. */
+  heatmap: Float32Array;
+  /** The neurons averaged, by |score| descending. */
+  neurons: RankedNeuron[];
+  ms: number;
+}
+
+/** One of the images that fire a neuron most. */
+export interface TopImage {
+  id: number;
+  /** Its path in the bundle's image set (null if the manifest has none for this id). */
+  path: string | null;
+  /** `thumbnails/<id>.jpg` relative to the bundle, or null when the bundle has no thumbnails. */
+  thumbnail: string | null;
+}
+
+export interface NearestClass {
+  index: number;
+  name: string;
+  cosine: number;
+}
+
+export interface NeuronCard {
+  layer: number;
+  neuron: number;
+  /** All the words of its decomposition, signed, by |coefficient| descending. */
+  words: Scored[];
+  /** Its significance threshold (null if the bundle keeps no norms). */
+  threshold: number | null;
+  /** The images with the largest centred norms, largest first. */
+  top_images: TopImage[];
+  /** The classes nearest to r_n (cosine), best first. */
+  classes: NearestClass[];
+}
+
+/** A neuron whose decomposition holds the searched word. */
+export interface WordNeuron {
+  layer: number;
+  neuron: number;
+  coefficient: number;
+}
+
+export interface SearchResult {
+  text: string;
+  /** The bundle's word the text matched (exactly, else ignoring case), or null. */
+  word: string | null;
+  /** The neurons whose decomposition holds that word, by |coefficient| descending. */
+  word_neurons: WordNeuron[];
+  /** The neurons by r_n . e(text) / |e(text)|, best first. */
+  text_neurons: RankedNeuron[];
+}
+
+/** Options of `Engine.adversarial`; every key is optional. */
+export interface AdversarialOptions {
+  /** Layers whose neurons are ranked (default: all the bundle's). */
+  layers?: number[];
+  /** Top neurons kept (default 100). */
+  neurons?: number;
+  /** Words returned (default 50). */
+  words?: number;
+  /** Words whose cosine with class 0 is above this are dropped (default 0.8). */
+  synonym_cosine?: number;
+  /** Words dropped whatever their score. */
+  block?: string[];
+}
+
+export interface AlignedNeuron {
+  layer: number;
+  neuron: number;
+  /** r_n . (e0 - e1). */
+  alignment: number;
+}
+
+export interface AdversarialWord {
+  word: string;
+  score: number;
+  /** [layer, neuron] of the top neurons whose decomposition holds it. */
+  neurons: [number, number][];
+}
+
+export interface AdversarialResult {
+  class0: string;
+  class1: string;
+  layers: number[];
+  neurons: AlignedNeuron[];
+  words: AdversarialWord[];
+  removed: string[];
+  /** "a photo of a {class1} with {word}", never naming class 0. */
+  descriptions: string[];
+}
+
+export interface FooledResult {
+  class0: string;
+  class1: string;
+  /** Whether CLIP prefers class 0: score > 0. */
+  fooled: boolean;
+  /** (emb / |emb|) . (e0 - e1): the difference of the image's cosines with the two classes. */
+  score: number;
+}
+"#;
+
+// ---------------------------------------------------------------------------
+// Results (serialised to the types above)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AnalyzeOptions {
+    top_classes: Option<usize>,
+    top_words: Option<usize>,
+    neuron_words: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct SignificantNeuron {
+    neuron: usize,
+    norm: f32,
+    threshold: f32,
+    words: Vec<(String, f32)>,
+}
+
+#[derive(Serialize)]
+struct LayerConcepts {
+    layer: usize,
+    significant_neurons: Vec<usize>,
+    words: Vec<(String, f32)>,
+    neurons: Vec<SignificantNeuron>,
+}
+
+#[derive(Serialize)]
+struct Geometry {
+    original_width: u32,
+    original_height: u32,
+    resized_width: u32,
+    resized_height: u32,
+    left: u32,
+    top: u32,
+    size: u32,
+    crop_box: [f32; 4],
+}
+
+impl From<&CropGeometry> for Geometry {
+    fn from(g: &CropGeometry) -> Self {
+        let (left, top, width, height) = g.crop_box_in_original();
+        Geometry {
+            original_width: g.original_width,
+            original_height: g.original_height,
+            resized_width: g.resized_width,
+            resized_height: g.resized_height,
+            left: g.left,
+            top: g.top,
+            size: g.size,
+            crop_box: [left, top, width, height],
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AnalysisTimings {
+    decode: f64,
+    forward: f64,
+    lens: f64,
+    total: f64,
+}
+
+#[derive(Serialize)]
+struct Analysis {
+    backend: String,
+    classes: Vec<ClassScore>,
+    layers: Vec<LayerConcepts>,
+    words: Vec<(String, f32)>,
+    geometry: Geometry,
+    timings_ms: AnalysisTimings,
+}
+
+#[derive(Serialize)]
+struct Ranked {
+    layer: usize,
+    neuron: usize,
+    score: f32,
+}
+
+impl From<&RankedNeuron> for Ranked {
+    fn from(n: &RankedNeuron) -> Self {
+        Ranked { layer: n.layer, neuron: n.neuron, score: n.score }
+    }
+}
+
+#[derive(Serialize)]
+struct Segmentation {
+    concept: String,
+    kind: &'static str,
+    class_index: Option<usize>,
+    layers: Vec<usize>,
+    size: usize,
+    /// Set as a `Float32Array` after the rest is converted.
+    #[serde(skip)]
+    heatmap: Vec<f32>,
+    neurons: Vec<Ranked>,
+    ms: f64,
+}
+
+#[derive(Serialize)]
+struct TopImage {
+    id: usize,
+    path: Option<String>,
+    thumbnail: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NearestClass {
+    index: usize,
+    name: String,
+    cosine: f32,
+}
+
+#[derive(Serialize)]
+struct NeuronCard {
+    layer: usize,
+    neuron: usize,
+    words: Vec<(String, f32)>,
+    threshold: Option<f32>,
+    top_images: Vec<TopImage>,
+    classes: Vec<NearestClass>,
+}
+
+#[derive(Serialize)]
+struct WordNeuron {
+    layer: usize,
+    neuron: usize,
+    coefficient: f32,
+}
+
+#[derive(Serialize)]
+struct SearchResult {
+    text: String,
+    word: Option<String>,
+    word_neurons: Vec<WordNeuron>,
+    text_neurons: Vec<Ranked>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AdversarialOptions {
+    layers: Option<Vec<usize>>,
+    neurons: Option<usize>,
+    words: Option<usize>,
+    synonym_cosine: Option<f32>,
+    block: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct AdversarialResult<'a> {
+    class0: &'a str,
+    class1: &'a str,
+    layers: &'a [usize],
+    #[serde(flatten)]
+    found: &'a AdversarialWords,
+}
+
+#[derive(Serialize)]
+struct FooledResult<'a> {
+    class0: &'a str,
+    class1: &'a str,
+    fooled: bool,
+    score: f32,
+}
+
+// ---------------------------------------------------------------------------
+// The engine
+// ---------------------------------------------------------------------------
+
+/// A bundle checked against the model, with its lens data on the device.
+struct LoadedBundle {
+    bundle: Bundle,
+    /// Per bundle layer, in the manifest's order: the lens factors and the mean effects
+    /// `[N, D]`.
+    lens: Vec<(usize, LensFactors, Tensor<2>)>,
+}
+
+/// What `segment` needs of the last analysed image.
+struct LastImage {
+    /// Post-GELU activations `[1, T, N]` of the bundle's layers.
+    neurons: BTreeMap<usize, Tensor<3>>,
+    /// The unnormalised image embedding.
+    embedding: Vec<f32>,
+}
+
+/// A loaded CLIP model on one device, optionally with a bundle. The text tower is loaded on
+/// first use, so a page that only analyses images never pays for it.
 #[wasm_bindgen]
 pub struct Engine {
     model: ClipModel,
+    /// The weight file, kept until the text tower is loaded (none when it has no text tower).
     weights: Option<WeightFile>,
+    /// sha256 of the weight file, checked against a bundle's manifest.
+    weights_sha256: String,
     device: Device,
     backend: BackendKind,
     tokenizer: Option<ClipTokenizer>,
+    bundle: Option<LoadedBundle>,
+    last: Option<LastImage>,
 }
 
 #[wasm_bindgen]
@@ -53,11 +504,12 @@ impl Engine {
     /// Loads the image tower from safetensors `weights` (either layout) on `backend`
     /// (`"auto"`, `"webgpu"` or `"cpu"`). `config_json` is a Hugging Face `config.json`; without
     /// one the shapes decide (OpenAI convention).
-    pub async fn create(weights: Vec<u8>, config_json: Option<String>, backend: String) -> Result<Engine, JsError> {
+    pub async fn create(weights: Vec<u8>, config_json: Option<String>, backend: String) -> std::result::Result<Engine, JsError> {
         Self::create_inner(weights, config_json, &backend).await.map_err(js_error)
     }
 
-    async fn create_inner(weights: Vec<u8>, config_json: Option<String>, backend: &str) -> Result<Engine, Error> {
+    async fn create_inner(weights: Vec<u8>, config_json: Option<String>, backend: &str) -> Result<Engine> {
+        let weights_sha256 = sha256_hex(&weights);
         let weights = WeightFile::from_bytes(weights)?;
         let config = match config_json {
             Some(json) => ClipConfig::from_hf_json(&json)?,
@@ -66,7 +518,7 @@ impl Engine {
         let (device, backend) = pick_device(backend).await?;
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
         let weights = weights.has_text().then_some(weights);
-        Ok(Engine { model, weights, device, backend, tokenizer: None })
+        Ok(Engine { model, weights, weights_sha256, device, backend, tokenizer: None, bundle: None, last: None })
     }
 
     /// `"webgpu"` or `"cpu"`.
@@ -85,33 +537,332 @@ impl Engine {
 
     /// The unnormalised image embedding of an encoded image (PNG, JPEG, WebP, GIF).
     #[wasm_bindgen(js_name = embedImage)]
-    pub async fn embed_image(&self, bytes: Vec<u8>) -> Result<Vec<f32>, JsError> {
+    pub async fn embed_image(&self, bytes: Vec<u8>) -> std::result::Result<Vec<f32>, JsError> {
         self.embed_image_inner(&bytes).await.map_err(js_error)
     }
 
-    async fn embed_image_inner(&self, bytes: &[u8]) -> Result<Vec<f32>, Error> {
+    /// The unnormalised text embedding of `text`; loads the text tower on first use.
+    #[wasm_bindgen(js_name = embedText)]
+    pub async fn embed_text(&mut self, text: String) -> std::result::Result<Vec<f32>, JsError> {
+        self.embed_text_inner(&text).await.map_err(js_error)
+    }
+
+    /// Loads a bundle (`manifest.json`'s text and `lens.safetensors`' bytes), checks it was
+    /// computed from these weights (sha256) and fits the model, and prepares its lens. Replaces
+    /// any earlier bundle and forgets the last analysed image.
+    #[wasm_bindgen(js_name = loadBundle)]
+    pub fn load_bundle(&mut self, manifest_json: String, tensors: Vec<u8>) -> std::result::Result<(), JsError> {
+        self.load_bundle_inner(&manifest_json, tensors).map_err(js_error)
+    }
+
+    /// Whether a bundle is loaded.
+    #[wasm_bindgen(getter, js_name = hasBundle)]
+    pub fn has_bundle(&self) -> bool {
+        self.bundle.is_some()
+    }
+
+    /// Analyses an encoded image with the bundle: top classes, concept discovery per layer and
+    /// merged, the significant neurons with their words, the crop geometry and timings. One
+    /// forward; its activations are kept for `segment`.
+    #[wasm_bindgen(unchecked_return_type = "Analysis")]
+    pub async fn analyze(
+        &mut self,
+        image: Vec<u8>,
+        #[wasm_bindgen(unchecked_param_type = "AnalyzeOptions | null")] options: Option<JsValue>,
+    ) -> std::result::Result<JsValue, JsError> {
+        self.analyze_inner(&image, options).await.and_then(|a| to_js(&a)).map_err(js_error)
+    }
+
+    /// The heatmap of a concept on the last analysed image, without a new forward. `concept`
+    /// is `"predicted"` (the image's top class), `"class:<name>"` (a class of the bundle) or
+    /// free text (loads the text tower). `layers` default to the bundle's; `top_neurons`
+    /// (default 200) is clamped to the neurons those layers have.
+    #[wasm_bindgen(unchecked_return_type = "Segmentation")]
+    pub async fn segment(
+        &mut self,
+        concept: String,
+        layers: Option<Vec<usize>>,
+        top_neurons: Option<usize>,
+    ) -> std::result::Result<JsValue, JsError> {
+        let segmentation = self.segment_inner(&concept, layers, top_neurons).await.map_err(js_error)?;
+        let object = to_js(&segmentation).map_err(js_error)?;
+        js_sys::Reflect::set(&object, &"heatmap".into(), &js_sys::Float32Array::from(segmentation.heatmap.as_slice())).map_err(|_| JsError::new("cannot set the heatmap"))?;
+        Ok(object)
+    }
+
+    /// A neuron's card from the bundle: all its words, its top images (with thumbnail paths),
+    /// the classes nearest to r_n and its threshold.
+    #[wasm_bindgen(unchecked_return_type = "NeuronCard")]
+    pub fn neuron(&self, layer: usize, index: usize) -> std::result::Result<JsValue, JsError> {
+        self.neuron_inner(layer, index).and_then(|c| to_js(&c)).map_err(js_error)
+    }
+
+    /// The neurons whose decomposition holds `text` when it is a word of the bundle, and the
+    /// `top` (default 20) neurons by r_n . e(text) (loads the text tower).
+    #[wasm_bindgen(unchecked_return_type = "SearchResult")]
+    pub async fn search(&mut self, text: String, top: Option<usize>) -> std::result::Result<JsValue, JsError> {
+        self.search_inner(&text, top.unwrap_or(20)).await.and_then(|s| to_js(&s)).map_err(js_error)
+    }
+
+    /// Semantic adversarial words for "depicts `class1`, CLIP should say `class0`". A class is
+    /// the bundle's classifier row when it names a bundle class, else its text embedding.
+    #[wasm_bindgen(unchecked_return_type = "AdversarialResult")]
+    pub async fn adversarial(
+        &mut self,
+        class0: String,
+        class1: String,
+        #[wasm_bindgen(unchecked_param_type = "AdversarialOptions | null")] options: Option<JsValue>,
+    ) -> std::result::Result<JsValue, JsError> {
+        self.adversarial_inner(&class0, &class1, options).await.map_err(js_error)
+    }
+
+    /// Whether CLIP prefers `class0` over `class1` for an encoded image, with the score.
+    #[wasm_bindgen(unchecked_return_type = "FooledResult")]
+    pub async fn fooled(&mut self, image: Vec<u8>, class0: String, class1: String) -> std::result::Result<JsValue, JsError> {
+        self.fooled_inner(&image, &class0, &class1).await.map_err(js_error)
+    }
+}
+
+// The typed results of the JavaScript methods (their TypeScript types are in `TS_TYPES`).
+impl Engine {
+    fn bundle(&self) -> Result<&LoadedBundle> {
+        self.bundle.as_ref().ok_or_else(|| invalid("no bundle is loaded: call loadBundle first"))
+    }
+
+    async fn embed_image_inner(&self, bytes: &[u8]) -> Result<Vec<f32>> {
         let size = self.image_size();
         let pixels = preprocess_image(bytes, size as u32)?.pixels;
         let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), &self.device);
         read_f32(self.model.vision()?.encode(input)?).await
     }
 
-    /// The unnormalised text embedding of `text`; loads the text tower on first use.
-    #[wasm_bindgen(js_name = embedText)]
-    pub async fn embed_text(&mut self, text: String) -> Result<Vec<f32>, JsError> {
-        self.embed_text_inner(&text).await.map_err(js_error)
-    }
-
-    async fn embed_text_inner(&mut self, text: &str) -> Result<Vec<f32>, Error> {
+    /// Loads the text tower (once; the weight file is then dropped).
+    fn ensure_text_tower(&mut self) -> Result<()> {
         if self.model.text.is_none() {
-            let weights = self.weights.as_ref().ok_or_else(|| Error::InvalidInput("these weights have no text tower".into()))?;
+            let weights = self.weights.as_ref().ok_or_else(|| invalid("these weights have no text tower"))?;
             let loaded = ClipModel::load(weights, &self.model.config, Towers::Text, &self.device)?;
             self.model.text = loaded.text;
             self.weights = None;
         }
+        Ok(())
+    }
+
+    async fn embed_text_inner(&mut self, text: &str) -> Result<Vec<f32>> {
+        self.ensure_text_tower()?;
         let tokenizer = self.tokenizer.get_or_insert_with(ClipTokenizer::new);
         let tokens = tokenizer.tokenize(text, self.model.config.text.context_length);
         read_f32(self.model.text()?.encode(&tokens)?).await
+    }
+
+    /// The unit text embedding of a non-empty text.
+    async fn text_concept(&mut self, text: &str) -> Result<Vec<f32>> {
+        self.ensure_text_tower()?;
+        let tokenizer = self.tokenizer.get_or_insert_with(ClipTokenizer::new);
+        segment::text_concept(self.model.text()?, tokenizer, text).await
+    }
+
+    /// A class's unit embedding: the bundle's classifier row when `name` is one of its classes,
+    /// else the text embedding of `name`.
+    async fn class_or_text(&mut self, name: &str) -> Result<Vec<f32>> {
+        if name.trim().is_empty() {
+            return Err(invalid("a class name is empty"));
+        }
+        match segment::class_concept(&self.bundle()?.bundle, name) {
+            Ok(embedding) => Ok(embedding),
+            Err(_) => self.text_concept(name).await,
+        }
+    }
+
+    fn load_bundle_inner(&mut self, manifest_json: &str, tensors: Vec<u8>) -> Result<()> {
+        let bundle = Bundle::from_parts(manifest_json, tensors)?;
+        bundle.check_weights(&self.weights_sha256)?;
+        bundle.check_model(&self.model.config)?;
+        let vision = self.model.vision()?;
+        let (n, d) = (bundle.manifest.neurons, bundle.manifest.embed_dim);
+        let mut lens = Vec::with_capacity(bundle.manifest.layers.len());
+        for &layer in &bundle.manifest.layers {
+            let mean = Tensor::<2>::from_data(TensorData::new(bundle.layers[&layer].mean.clone(), [n, d]), &self.device);
+            lens.push((layer, LensFactors::new(vision, layer)?, mean));
+        }
+        self.last = None;
+        self.bundle = Some(LoadedBundle { bundle, lens });
+        Ok(())
+    }
+
+    async fn analyze_inner(&mut self, image: &[u8], options: Option<JsValue>) -> Result<Analysis> {
+        let options: AnalyzeOptions = parse_options(options, "analyze")?;
+        let top_classes = options.top_classes.unwrap_or(5);
+        let top_words = options.top_words.unwrap_or(10);
+        let neuron_words = options.neuron_words.unwrap_or(5);
+        let start = web_time::Instant::now();
+        let loaded = self.bundle()?;
+        let (bundle, manifest) = (&loaded.bundle, &loaded.bundle.manifest);
+        let vision = self.model.vision()?;
+        let size = vision.config.image_size;
+        let preprocessed = preprocess_image(image, size as u32)?;
+        let decode = elapsed_ms(start);
+
+        let forward_start = web_time::Instant::now();
+        let input = Tensor::<4>::from_data(TensorData::new(preprocessed.pixels, [1, 3, size, size]), &self.device);
+        let mut output = vision.forward(input, &CaptureRequest::for_lens(&manifest.layers))?;
+        let embedding = read_f32(output.embeds.clone()).await?;
+        let forward = elapsed_ms(forward_start);
+
+        let lens_start = web_time::Instant::now();
+        let mut norms = Vec::with_capacity(loaded.lens.len());
+        for (_, factors, mean) in &loaded.lens {
+            norms.push(centred_norms(second_order_effects(vision, factors, &output)?, mean.clone()));
+        }
+        // One readback for all layers: [1, layers x N].
+        let norms = if norms.is_empty() { Vec::new() } else { read_f32(Tensor::cat(norms, 1)).await? };
+        let n = manifest.neurons;
+        let mut found = Vec::with_capacity(loaded.lens.len());
+        let mut layers = Vec::with_capacity(loaded.lens.len());
+        for (i, (layer, _, _)) in loaded.lens.iter().enumerate() {
+            let layer_norms = &norms[i * n..(i + 1) * n];
+            let lens = &bundle.layers[layer];
+            let concepts = discover_concepts(*layer, layer_norms, lens, manifest.top_k, manifest.components, &manifest.words, usize::MAX)?;
+            let neurons = concepts
+                .significant_neurons
+                .iter()
+                .map(|&neuron| {
+                    let mut words = bundle.describe(*layer, neuron)?;
+                    words.truncate(neuron_words);
+                    Ok(SignificantNeuron { neuron, norm: layer_norms[neuron], threshold: lens.norms[neuron * manifest.top_k], words })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            layers.push(LayerConcepts { layer: *layer, significant_neurons: concepts.significant_neurons.clone(), words: concepts.words.iter().take(top_words).cloned().collect(), neurons });
+            found.push(concepts);
+        }
+        let words = merge_layers(&found, top_words);
+        let classes = classify(&embedding, &bundle.class_embeds, &manifest.classes, top_classes)?;
+        let lens = elapsed_ms(lens_start);
+
+        let analysis = Analysis {
+            backend: self.backend(),
+            classes,
+            layers,
+            words,
+            geometry: Geometry::from(&preprocessed.geometry),
+            timings_ms: AnalysisTimings { decode, forward, lens, total: elapsed_ms(start) },
+        };
+        let neurons = std::mem::take(&mut output.captures.neurons);
+        self.last = Some(LastImage { neurons, embedding });
+        Ok(analysis)
+    }
+
+    async fn segment_inner(&mut self, concept: &str, layers: Option<Vec<usize>>, top_neurons: Option<usize>) -> Result<Segmentation> {
+        let start = web_time::Instant::now();
+        let concept = ConceptSpec::parse(concept)?;
+        self.bundle()?;
+        if self.last.is_none() {
+            return Err(invalid("no image has been analysed yet: call analyze first"));
+        }
+        // The text tower first: it needs `&mut self`.
+        let mut text_embedding = match concept {
+            ConceptSpec::Text(text) => Some(self.text_concept(text).await?),
+            _ => None,
+        };
+        let bundle = &self.bundle()?.bundle;
+        let last = self.last.as_ref().ok_or_else(|| invalid("no image has been analysed yet: call analyze first"))?;
+        let d = bundle.manifest.embed_dim;
+        let (label, kind, class_index, embedding) = match concept {
+            ConceptSpec::Text(text) => (text.to_string(), "text", None, text_embedding.take().ok_or_else(|| invalid("the concept text has no embedding"))?),
+            ConceptSpec::Class(name) => {
+                let index = segment::class_index(bundle, name)?;
+                (bundle.manifest.classes[index].clone(), "class", Some(index), segment::class_concept(bundle, name)?)
+            }
+            ConceptSpec::Predicted => {
+                let index = segment::predicted_class(bundle, &last.embedding)?;
+                (bundle.manifest.classes[index].clone(), "predicted", Some(index), segment::unit(&bundle.class_embeds[index * d..(index + 1) * d])?)
+            }
+        };
+        let layers = layers.unwrap_or_else(|| bundle.manifest.layers.clone());
+        let directions = segment::bundle_directions(bundle, &layers)?;
+        let available = directions.len() * bundle.manifest.neurons;
+        let k = top_neurons.unwrap_or(segment::PAPER_TOP_NEURONS).min(available);
+        let selected = segment::top_neurons(&directions, &embedding, k)?;
+        let maps = segment::heatmaps(&last.neurons, &selected, self.model.config.vision.patch_size).await?;
+        Ok(Segmentation {
+            concept: label,
+            kind,
+            class_index,
+            layers,
+            size: maps.size,
+            heatmap: maps.image(0).to_vec(),
+            neurons: selected.iter().map(Ranked::from).collect(),
+            ms: elapsed_ms(start),
+        })
+    }
+
+    fn neuron_inner(&self, layer: usize, neuron: usize) -> Result<NeuronCard> {
+        let bundle = &self.bundle()?.bundle;
+        let manifest = &bundle.manifest;
+        let words = bundle.describe(layer, neuron)?;
+        let lens = &bundle.layers[&layer];
+        let d = manifest.embed_dim;
+        let direction = &lens.direction[neuron * d..(neuron + 1) * d];
+        let classes = if direction.iter().any(|&x| x != 0.0) {
+            classify(direction, &bundle.class_embeds, &manifest.classes, 5)?.into_iter().map(|c| NearestClass { index: c.index, name: c.name, cosine: c.cosine }).collect()
+        } else {
+            Vec::new()
+        };
+        let ids = manifest.top_images.get(&layer.to_string()).and_then(|per_neuron| per_neuron.get(neuron)).cloned().unwrap_or_default();
+        let top_images = ids
+            .into_iter()
+            .map(|id| TopImage { id, path: manifest.images.get(id).cloned(), thumbnail: (manifest.thumbnail_size > 0).then(|| format!("thumbnails/{id}.jpg")) })
+            .collect();
+        Ok(NeuronCard { layer, neuron, words, threshold: lens.norms.get(neuron * manifest.top_k).copied(), top_images, classes })
+    }
+
+    async fn search_inner(&mut self, text: &str, top: usize) -> Result<SearchResult> {
+        if text.trim().is_empty() {
+            return Err(invalid("the search text is empty"));
+        }
+        self.bundle()?;
+        let embedding = self.embed_text_inner(text).await?;
+        let bundle = &self.bundle()?.bundle;
+        let (word, word_neurons) = match bundle.neurons_with_word(text) {
+            Some((word, neurons)) => (Some(word), neurons.into_iter().map(|(layer, neuron, coefficient)| WordNeuron { layer, neuron, coefficient }).collect()),
+            None => (None, Vec::new()),
+        };
+        let text_neurons = bundle.neurons_matching(&embedding, top)?.into_iter().map(|(layer, neuron, score)| Ranked { layer, neuron, score }).collect();
+        Ok(SearchResult { text: text.to_string(), word, word_neurons, text_neurons })
+    }
+
+    /// The two classes' unit embeddings, after checking they differ.
+    async fn class_pair(&mut self, class0: &str, class1: &str) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.bundle()?;
+        if class0.trim().eq_ignore_ascii_case(class1.trim()) {
+            return Err(invalid("class0 and class1 are the same class"));
+        }
+        Ok((self.class_or_text(class0).await?, self.class_or_text(class1).await?))
+    }
+
+    async fn adversarial_inner(&mut self, class0: &str, class1: &str, options: Option<JsValue>) -> Result<JsValue> {
+        let options: AdversarialOptions = parse_options(options, "adversarial")?;
+        let (e0, e1) = self.class_pair(class0, class1).await?;
+        let bundle = &self.bundle()?.bundle;
+        let layers = options.layers.unwrap_or_else(|| bundle.manifest.layers.clone());
+        let query = AdversarialQuery {
+            class0: (class0, &e0),
+            class1: (class1, &e1),
+            layers: &layers,
+            neurons: options.neurons.unwrap_or(100),
+            words: options.words.unwrap_or(50),
+            synonym_cosine: options.synonym_cosine.unwrap_or(0.8),
+            block_list: &options.block,
+        };
+        let found = adversarial_words(bundle, &query)?;
+        to_js(&AdversarialResult { class0, class1, layers: &layers, found: &found })
+    }
+
+    async fn fooled_inner(&mut self, image: &[u8], class0: &str, class1: &str) -> Result<JsValue> {
+        let (e0, e1) = self.class_pair(class0, class1).await?;
+        let embedding = self.embed_image_inner(image).await?;
+        let unit = segment::unit(&embedding)?;
+        let score: f32 = unit.iter().zip(e0.iter().zip(&e1)).map(|(x, (a, b))| x * (a - b)).sum();
+        to_js(&FooledResult { class0, class1, fooled: score > 0.0, score })
     }
 }
 
@@ -119,11 +870,11 @@ impl Engine {
 /// `"ViT-B/16"` or `"ViT-L/14"`; returns JSON `{backend, shape, batch, runs, load_ms,
 /// first_ms, mean_ms_per_image}`.
 #[wasm_bindgen(js_name = benchmarkVision)]
-pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize) -> Result<String, JsError> {
+pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize) -> std::result::Result<String, JsError> {
     benchmark_inner(&shape, &backend, batch.max(1), runs.max(1)).await.map_err(js_error)
 }
 
-async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize) -> Result<String, Error> {
+async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize) -> Result<String> {
     let config = match shape {
         "ViT-B/32" => ClipConfig::vit_b_32(),
         "ViT-B/16" => ClipConfig::vit_b_16(),

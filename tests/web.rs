@@ -81,3 +81,314 @@ async fn concept_discovery_on_webgpu_and_cpu() {
         assert!(worst < 1e-4, "{label}: {worst}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The Engine API of src/web.rs, through its JavaScript-facing methods, on the fixture model
+// with a bundle built from the reference's lens data (mean/pca/norms/omp of layers 0, 1, 2).
+// ---------------------------------------------------------------------------
+
+use clip_lens::bundle::{sha256_hex, Bundle, Manifest, Storage, FORMAT_VERSION};
+use clip_lens::web::Engine;
+use wasm_bindgen::{JsCast, JsError, JsValue};
+
+/// The test bundle's classes: names and the `probe_text_embeds` row each is (normalised).
+const ENGINE_CLASSES: [(&str, usize); 4] = [("cat", 0), ("dog", 1), ("origami crane", 2), ("creme brulee", 3)];
+
+/// A bundle from the reference's data for weights with `weights_sha256`: layers 0, 1, 2,
+/// the fixture words, a few classes, made-up top images and thumbnails.
+fn reference_bundle(weights_sha256: String) -> Bundle {
+    let expected = expected();
+    let layers = [0usize, 1, 2];
+    let probes = &expected["probe_text_embeds"].values;
+    let class_embeds = ENGINE_CLASSES.iter().flat_map(|&(_, i)| clip_lens::apps::segment::unit(&probes[i * 32..(i + 1) * 32]).unwrap()).collect();
+    let top_images = layers.iter().map(|l| (l.to_string(), (0..256).map(|n| (0..6).map(|j| (n + 7 * j) % 48).collect()).collect())).collect();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        model_name: "tiny-a".into(),
+        model_config: serde_json::from_str(CONFIG_JSON).unwrap(),
+        weights_sha256,
+        layers: layers.to_vec(),
+        neurons: 256,
+        embed_dim: 32,
+        top_k: 6,
+        components: 8,
+        word_sources: vec!["words.txt".into()],
+        words: WORDS.lines().map(str::to_string).collect(),
+        classes: ENGINE_CLASSES.iter().map(|(name, _)| name.to_string()).collect(),
+        images: (0..48).map(|i| format!("img{i:03}.png")).collect(),
+        skipped_images: vec![],
+        top_images,
+        thumbnail_size: 16,
+    };
+    let layers = layers.iter().map(|&l| (l, reference_layer_lens(&expected, l))).collect();
+    Bundle { manifest, layers, word_embeds: expected["word_embeds"].values.clone(), class_embeds }
+}
+
+/// The message of a JavaScript error from the engine.
+fn message(error: JsError) -> String {
+    let value = JsValue::from(error);
+    match value.dyn_ref::<js_sys::Error>() {
+        Some(e) => String::from(e.message()),
+        None => format!("{value:?}"),
+    }
+}
+
+fn json(value: JsValue) -> serde_json::Value {
+    let text: String = js_sys::JSON::stringify(&value).expect("a plain object").into();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Takes a Float32Array out of a result object (the rest converts to JSON).
+fn take_f32(value: &JsValue, key: &str) -> Vec<f32> {
+    let array = js_sys::Reflect::get(value, &key.into()).unwrap().dyn_into::<js_sys::Float32Array>().expect("a Float32Array").to_vec();
+    js_sys::Reflect::delete_property(value.unchecked_ref::<js_sys::Object>(), &key.into()).unwrap();
+    array
+}
+
+/// A plain JavaScript object, as the page passes options.
+fn options(value: serde_json::Value) -> Option<JsValue> {
+    Some(js_sys::JSON::parse(&value.to_string()).unwrap())
+}
+
+/// An engine on `backend` (fixture model, OpenAI layout) with the reference bundle loaded.
+async fn engine_with_bundle(backend: &str) -> Engine {
+    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into()).await.map_err(message).unwrap();
+    assert!(!engine.has_bundle());
+    let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
+    engine.load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap()).map_err(message).unwrap();
+    assert!(engine.has_bundle());
+    engine
+}
+
+/// Checks `analyze`'s layer-1 concepts of detail image `i` against `expected.json` (same
+/// significant neurons, same words in order) and returns the worst score deviation relative
+/// to the best reference score.
+fn check_engine_concepts(label: &str, i: usize, analysis: &serde_json::Value) -> f32 {
+    let reference_json: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
+    let image = reference_json["detail_images"][i].as_str().unwrap();
+    let reference = &reference_json["concept_discovery"]["results"][image];
+    let layer = analysis["layers"].as_array().unwrap().iter().find(|l| l["layer"] == 1).expect("layer 1 analysed");
+    assert_eq!(layer["significant_neurons"], reference["significant_neurons"], "{label} {image}: significant neurons");
+    let neurons = layer["neurons"].as_array().unwrap();
+    assert_eq!(neurons.len(), layer["significant_neurons"].as_array().unwrap().len());
+    for neuron in neurons {
+        assert!(neuron["norm"].as_f64().unwrap() > neuron["threshold"].as_f64().unwrap(), "{label}: {neuron}");
+        assert!(neuron["words"].as_array().unwrap().len() <= 5);
+    }
+    let words = layer["words"].as_array().unwrap();
+    let reference_words = reference["top_words"].as_array().unwrap();
+    assert_eq!(words.len(), reference_words.len(), "{label} {image}: number of words");
+    let best = reference_words[0][1].as_f64().unwrap();
+    let mut worst = 0f64;
+    for (ours, theirs) in words.iter().zip(reference_words) {
+        assert_eq!(ours[0], theirs[0], "{label} {image}: words in order");
+        worst = worst.max((ours[1].as_f64().unwrap() - theirs[1].as_f64().unwrap()).abs() / best.abs());
+    }
+    worst as f32
+}
+
+/// Segments the fixture's concept on the last analysed image (detail image `i`) with its
+/// settings; checks the neurons against the reference's and returns the heatmap's relative
+/// deviation from `seg_heatmap`.
+async fn check_engine_segmentation(label: &str, engine: &mut Engine, i: usize) -> f32 {
+    let (concept, layers, k, reference_pairs) = segmentation_settings();
+    let result = engine.segment(concept.clone(), Some(layers.clone()), Some(k)).await.map_err(message).unwrap();
+    let heatmap = take_f32(&result, "heatmap");
+    let result = json(result);
+    assert_eq!((result["kind"].as_str(), result["concept"].as_str(), result["size"].as_u64()), (Some("text"), Some(concept.as_str()), Some(64)));
+    let pairs: Vec<[usize; 2]> = result["neurons"].as_array().unwrap().iter().rev().map(|n| [n["neuron"].as_u64().unwrap() as usize, n["layer"].as_u64().unwrap() as usize]).collect();
+    assert_eq!(pairs, reference_pairs, "{label}: selected [neuron, layer] pairs, best last");
+    relative_deviation(&heatmap, &expected()["seg_heatmap"].values[i * 4096..(i + 1) * 4096])
+}
+
+#[wasm_bindgen_test]
+async fn engine_analyze_and_segment_on_cpu() {
+    let start = web_time::Instant::now();
+    let mut engine = engine_with_bundle("cpu").await;
+    assert_eq!(engine.backend(), "cpu");
+    let (mut worst_concepts, mut worst_heatmap) = (0f32, 0f32);
+    for (i, png) in DETAIL_PNGS.iter().enumerate() {
+        let analysis = json(engine.analyze(png.to_vec(), None).await.map_err(message).unwrap());
+        worst_concepts = worst_concepts.max(check_engine_concepts("cpu", i, &analysis));
+        // Four classes in the bundle: all of them, best first, probabilities summing to 1.
+        let classes = analysis["classes"].as_array().unwrap();
+        assert_eq!(classes.len(), 4);
+        assert!(classes.windows(2).all(|w| w[0]["cosine"].as_f64() >= w[1]["cosine"].as_f64()));
+        assert!((classes.iter().map(|c| c["probability"].as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-4);
+        assert_eq!(analysis["layers"].as_array().unwrap().iter().map(|l| l["layer"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(!analysis["words"].as_array().unwrap().is_empty() && analysis["words"].as_array().unwrap().len() <= 10);
+        let geometry = &analysis["geometry"];
+        assert_eq!(geometry["size"], 64);
+        assert!(geometry["crop_box"].as_array().unwrap().len() == 4 && geometry["original_width"].as_u64().unwrap() > 0);
+        for key in ["decode", "forward", "lens", "total"] {
+            assert!(analysis["timings_ms"][key].as_f64().unwrap() >= 0.0, "timing {key}");
+        }
+        worst_heatmap = worst_heatmap.max(check_engine_segmentation("cpu", &mut engine, i).await);
+    }
+    report!("engine/cpu: layer-1 concepts on 6 images: same neurons and words, scores within {worst_concepts:.2e} of the best; seg_heatmap within {worst_heatmap:.2e}");
+    assert!(worst_concepts < 1e-4, "{worst_concepts}");
+    assert!(worst_heatmap <= MODEL_TOLERANCE, "{worst_heatmap}");
+
+    // The last image is detail image 5: a class concept and the predicted class reuse its
+    // activations. `cat` is the normalised reference embedding of the fixture's concept text.
+    let (concept, layers, k, _) = segmentation_settings();
+    let text = engine.segment(concept, Some(layers.clone()), Some(k)).await.map_err(message).unwrap();
+    let class = engine.segment("class:Cat".into(), Some(layers.clone()), Some(k)).await.map_err(message).unwrap();
+    let (text_map, class_map) = (take_f32(&text, "heatmap"), take_f32(&class, "heatmap"));
+    let class = json(class);
+    assert_eq!((class["kind"].as_str(), class["concept"].as_str(), class["class_index"].as_u64()), (Some("class"), Some("cat"), Some(0)));
+    assert_eq!(json(text)["neurons"].as_array().unwrap().len(), k);
+    let class_vs_text = relative_deviation(&class_map, &text_map);
+    report!("engine/cpu: class:cat vs the text concept: heatmaps within {class_vs_text:.2e}");
+    assert!(class_vs_text <= MODEL_TOLERANCE);
+    let analysis = json(engine.analyze(DETAIL_PNGS[5].to_vec(), options(serde_json::json!({"top_classes": 2, "top_words": 3}))).await.map_err(message).unwrap());
+    assert_eq!(analysis["classes"].as_array().unwrap().len(), 2);
+    assert!(analysis["words"].as_array().unwrap().len() <= 3);
+    let predicted = engine.segment("predicted".into(), None, None).await.map_err(message).unwrap();
+    let map = take_f32(&predicted, "heatmap");
+    let predicted = json(predicted);
+    assert_eq!(predicted["kind"], "predicted");
+    assert_eq!(predicted["concept"], analysis["classes"][0]["name"]);
+    assert_eq!(predicted["layers"], serde_json::json!([0, 1, 2]));
+    // 200 neurons by default (the paper's), of the 768 of the three layers.
+    assert_eq!(predicted["neurons"].as_array().unwrap().len(), 200);
+    assert!(map.len() == 64 * 64 && map.iter().all(|v| (0.0..=1.0).contains(v)));
+    let all = engine.segment("predicted".into(), Some(vec![2]), Some(10_000)).await.map_err(message).unwrap();
+    assert_eq!(take_f32(&all, "heatmap").len(), 64 * 64);
+    let all = json(all);
+    assert_eq!(all["neurons"].as_array().unwrap().len(), 256, "top_neurons is clamped to the layers' neurons");
+    report!("engine/cpu: browser time {:.0} ms", start.elapsed().as_secs_f64() * 1e3);
+}
+
+#[wasm_bindgen_test]
+async fn engine_analyze_and_segment_on_webgpu() {
+    device::gpu_async().await.expect("a WebGPU adapter is required for this test");
+    let start = web_time::Instant::now();
+    let mut engine = engine_with_bundle("webgpu").await;
+    assert_eq!(engine.backend(), "webgpu");
+    let analysis = json(engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.map_err(message).unwrap());
+    let concepts = check_engine_concepts("webgpu", 0, &analysis);
+    let heatmap = check_engine_segmentation("webgpu", &mut engine, 0).await;
+    report!("engine/webgpu: layer-1 concepts of img000: scores within {concepts:.2e} of the best; seg_heatmap within {heatmap:.2e}; timings {}; browser time {:.0} ms", analysis["timings_ms"], start.elapsed().as_secs_f64() * 1e3);
+    assert!(concepts < 1e-4, "{concepts}");
+    assert!(heatmap <= MODEL_TOLERANCE, "{heatmap}");
+}
+
+#[wasm_bindgen_test]
+async fn engine_neuron_cards_and_search() {
+    let mut engine = engine_with_bundle("cpu").await;
+    let bundle = reference_bundle(String::new());
+    let card = json(engine.neuron(1, 23).map_err(message).unwrap());
+    let words: Vec<(String, f32)> = serde_json::from_value(card["words"].clone()).unwrap();
+    assert_eq!(words, bundle.describe(1, 23).unwrap());
+    assert_eq!(card["threshold"].as_f64().unwrap() as f32, bundle.layers[&1].norms[23 * 6]);
+    let images = card["top_images"].as_array().unwrap();
+    assert_eq!(images.len(), 6);
+    for (j, image) in images.iter().enumerate() {
+        let id = (23 + 7 * j) % 48;
+        assert_eq!(image, &serde_json::json!({"id": id, "path": format!("img{id:03}.png"), "thumbnail": format!("thumbnails/{id}.jpg")}));
+    }
+    // Nearest classes: all four, by the cosine of r_n with each class, best first.
+    let r = &bundle.layers[&1].direction[23 * 32..24 * 32];
+    let classes = card["classes"].as_array().unwrap();
+    assert_eq!(classes.len(), 4);
+    for class in classes {
+        let index = class["index"].as_u64().unwrap() as usize;
+        let cosine: f32 = r.iter().zip(&bundle.class_embeds[index * 32..(index + 1) * 32]).map(|(a, b)| a * b).sum::<f32>() / r.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((class["cosine"].as_f64().unwrap() as f32 - cosine).abs() < 1e-5);
+        assert_eq!(class["name"], ENGINE_CLASSES[index].0);
+    }
+    assert!(classes.windows(2).all(|w| w[0]["cosine"].as_f64() >= w[1]["cosine"].as_f64()));
+    assert!(message(engine.neuron(7, 0).unwrap_err()).contains("layer 7 is not in the bundle"));
+    assert!(message(engine.neuron(1, 256).unwrap_err()).contains("neuron 256 is out of range"));
+
+    // A word of the dictionary (case-insensitive): the neurons holding it, with coefficients.
+    let (word, holders) = bundle.neurons_with_word("genes").unwrap();
+    assert!(!holders.is_empty());
+    let found = json(engine.search("GENES".into(), None).await.map_err(message).unwrap());
+    assert_eq!(found["word"].as_str(), Some(word.as_str()));
+    let word_neurons = found["word_neurons"].as_array().unwrap();
+    assert_eq!(word_neurons.len(), holders.len());
+    for neuron in word_neurons {
+        let (layer, index) = (neuron["layer"].as_u64().unwrap() as usize, neuron["neuron"].as_u64().unwrap() as usize);
+        let coefficient = bundle.describe(layer, index).unwrap().into_iter().find(|(w, _)| *w == word).expect("the word is in its decomposition").1;
+        assert_eq!(neuron["coefficient"].as_f64().unwrap() as f32, coefficient);
+    }
+    let text_neurons = found["text_neurons"].as_array().unwrap();
+    assert_eq!(text_neurons.len(), 20);
+    assert!(text_neurons.windows(2).all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()));
+    // Free text: no word, neurons by r_n . e(text) / |e| (the text tower's embedding of the
+    // fixture's first probe is the reference's within the model tolerance).
+    let found = json(engine.search("a photo of a cat.".into(), Some(5)).await.map_err(message).unwrap());
+    assert!(found["word"].is_null() && found["word_neurons"].as_array().unwrap().is_empty());
+    let probe = &expected()["probe_text_embeds"].values[..32];
+    let reference: Vec<(usize, usize)> = bundle.neurons_matching(probe, 5).unwrap().into_iter().map(|(l, n, _)| (l, n)).collect();
+    let ours: Vec<(usize, usize)> = found["text_neurons"].as_array().unwrap().iter().map(|n| (n["layer"].as_u64().unwrap() as usize, n["neuron"].as_u64().unwrap() as usize)).collect();
+    assert_eq!(ours, reference);
+    assert!(message(engine.search(" ".into(), None).await.unwrap_err()).contains("the search text is empty"));
+}
+
+#[wasm_bindgen_test]
+async fn engine_adversarial_and_fooled() {
+    let mut engine = engine_with_bundle("cpu").await;
+    let result = json(engine.adversarial("cat".into(), "dog".into(), options(serde_json::json!({"neurons": 60, "words": 20}))).await.map_err(message).unwrap());
+    assert_eq!((result["class0"].as_str(), result["class1"].as_str()), (Some("cat"), Some("dog")));
+    assert_eq!(result["layers"], serde_json::json!([0, 1, 2]));
+    assert_eq!(result["neurons"].as_array().unwrap().len(), 60);
+    let words = result["words"].as_array().unwrap();
+    let descriptions = result["descriptions"].as_array().unwrap();
+    assert!(!words.is_empty() && words.len() <= 20, "{result}");
+    assert!(words.windows(2).all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64()));
+    assert!(words.iter().all(|w| w["score"].as_f64().unwrap() > 0.0 && !w["neurons"].as_array().unwrap().is_empty()));
+    assert!(!descriptions.is_empty());
+    for description in descriptions {
+        let text = description.as_str().unwrap().to_lowercase();
+        assert!(text.contains("dog") && !text.contains("cat"), "{text}");
+    }
+    report!("engine/adversarial cat <- dog: {} words, e.g. {}", words.len(), descriptions[0]);
+    // A free-text class goes through the text tower; the same class twice is an error.
+    let free = json(engine.adversarial("a paper crane".into(), "dog".into(), None).await.map_err(message).unwrap());
+    assert!(free["descriptions"].as_array().unwrap().iter().all(|d| !d.as_str().unwrap().contains("a paper crane")));
+    assert!(message(engine.adversarial("Cat".into(), "cat".into(), None).await.unwrap_err()).contains("same class"));
+    assert!(message(engine.adversarial("cat".into(), "dog".into(), options(serde_json::json!({"neuron": 3}))).await.unwrap_err()).contains("invalid adversarial options"));
+
+    // fooled: score = (emb / |emb|) . (e(cat) - e(dog)), with the classes' bundle rows.
+    let bundle = reference_bundle(String::new());
+    for png in &DETAIL_PNGS[..2] {
+        let result = json(engine.fooled(png.to_vec(), "cat".into(), "dog".into()).await.map_err(message).unwrap());
+        let embedding = engine.embed_image(png.to_vec()).await.map_err(message).unwrap();
+        let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let score: f32 = embedding.iter().enumerate().map(|(j, x)| x / norm * (bundle.class_embeds[j] - bundle.class_embeds[32 + j])).sum();
+        assert!((result["score"].as_f64().unwrap() as f32 - score).abs() < 1e-5, "{result} vs {score}");
+        assert_eq!(result["fooled"].as_bool(), Some(score > 0.0));
+    }
+}
+
+#[wasm_bindgen_test]
+async fn engine_errors_are_messages() {
+    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into()).await.map_err(message).unwrap();
+    assert!(message(engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.unwrap_err()).contains("no bundle is loaded"));
+    assert!(message(engine.neuron(1, 0).unwrap_err()).contains("no bundle is loaded"));
+    // A bundle of other weights (the same model in the other layout has another sha256).
+    let other = reference_bundle(sha256_hex(MODEL_HF));
+    let mismatch = message(engine.load_bundle(other.manifest_json().unwrap(), other.tensors(Storage::F32).unwrap()).unwrap_err());
+    assert!(mismatch.contains("bundle/model mismatch"), "{mismatch}");
+    assert!(!engine.has_bundle());
+    assert!(message(engine.load_bundle("{}".into(), vec![]).unwrap_err()).contains("invalid bundle"));
+
+    let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
+    engine.load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F16).unwrap()).map_err(message).unwrap();
+    assert!(message(engine.segment("predicted".into(), None, None).await.unwrap_err()).contains("no image has been analysed yet"));
+    let undecodable = message(engine.analyze(b"not an image".to_vec(), None).await.unwrap_err());
+    assert!(undecodable.contains("unsupported image format"), "{undecodable}");
+    assert!(message(engine.analyze(Vec::new(), None).await.unwrap_err()).contains("empty image"));
+    assert!(message(engine.analyze(DETAIL_PNGS[0].to_vec(), options(serde_json::json!({"topWords": 3}))).await.unwrap_err()).contains("invalid analyze options"));
+    engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.map_err(message).unwrap();
+    let unknown = message(engine.segment("class:zebra".into(), None, None).await.unwrap_err());
+    assert!(unknown.contains("unknown class \"zebra\""), "{unknown}");
+    assert!(message(engine.segment("   ".into(), None, None).await.unwrap_err()).contains("the concept text is empty"));
+    assert!(message(engine.segment("class: ".into(), None, None).await.unwrap_err()).contains("needs a class name"));
+    assert!(message(engine.segment("predicted".into(), Some(vec![3]), None).await.unwrap_err()).contains("layer 3 is not in the bundle"));
+    assert!(message(engine.segment("predicted".into(), None, Some(0)).await.unwrap_err()).contains("at least 1"));
+    assert!(message(engine.fooled(b"GIF89a".to_vec(), "cat".into(), "dog".into()).await.unwrap_err()).contains("image"));
+}

@@ -496,3 +496,33 @@ pub fn preprocess_mask(
     }
     Ok(preprocess_mask_image(&mask, size))
 }
+
+/// What a concept string asks for (the CLI's `--concept`, the page's `segment`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConceptSpec<'a> {
+    /// `predicted`: each image's top zero-shot class.
+    Predicted,
+    /// `class:<name>`: a class of the bundle (its 80-template embedding).
+    Class(&'a str),
+    /// Anything else: free text, embedded by the text tower.
+    Text(&'a str),
+}
+
+impl<'a> ConceptSpec<'a> {
+    /// Parses `"predicted"`, `"class:<name>"` or free text; empty text is an error.
+    pub fn parse(value: &'a str) -> Result<Self> {
+        let trimmed = value.trim();
+        if trimmed == "predicted" {
+            Ok(ConceptSpec::Predicted)
+        } else if let Some(class) = trimmed.strip_prefix("class:") {
+            match class.trim() {
+                "" => Err(Error::InvalidInput("`class:` needs a class name".into())),
+                name => Ok(ConceptSpec::Class(name)),
+            }
+        } else if trimmed.is_empty() {
+            Err(Error::InvalidInput("the concept text is empty".into()))
+        } else {
+            Ok(ConceptSpec::Text(value))
+        }
+    }
+}

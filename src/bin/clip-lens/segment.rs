@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use clip_lens::apps::metrics::SegmentationMetrics;
-use clip_lens::apps::segment::{
+use clip_lens::apps::segment::{ConceptSpec, 
     bundle_directions, class_concept, heatmap_to_original, heatmaps, predicted_class,
     preprocess_mask, text_concept, top_neurons, Heatmaps, RankedNeuron,
 };
@@ -72,36 +72,10 @@ pub struct EvalSegArgs {
     pub json: bool,
 }
 
-/// What a `--concept` value asks for.
-enum Concept {
-    Text(String),
-    Class(String),
-    Predicted,
-}
-
-impl Concept {
-    fn parse(value: &str) -> Result<Self> {
-        if value == "predicted" {
-            Ok(Concept::Predicted)
-        } else if let Some(class) = value.strip_prefix("class:") {
-            if class.trim().is_empty() {
-                return Err(Error::InvalidInput(
-                    "`--concept class:` needs a class name".into(),
-                ));
-            }
-            Ok(Concept::Class(class.trim().to_string()))
-        } else if value.trim().is_empty() {
-            Err(Error::InvalidInput("the concept text is empty".into()))
-        } else {
-            Ok(Concept::Text(value.to_string()))
-        }
-    }
-}
-
 /// The towers a `--concept` needs: the text tower only for free text.
 pub fn towers_for(concept: &str) -> Towers {
-    match Concept::parse(concept) {
-        Ok(Concept::Text(_)) => Towers::Both,
+    match ConceptSpec::parse(concept) {
+        Ok(ConceptSpec::Text(_)) => Towers::Both,
         _ => Towers::Vision,
     }
 }
@@ -130,7 +104,7 @@ impl<'a> Segmenter<'a> {
         layers: &[usize],
         top_neurons: usize,
     ) -> Result<Self> {
-        let concept = Concept::parse(concept)?;
+        let concept = ConceptSpec::parse(concept)?;
         let bundle = Bundle::read(bundle)?;
         bundle.check_weights(&sha256_hex(weights))?;
         let layers = if layers.is_empty() {
@@ -156,15 +130,15 @@ impl<'a> Segmenter<'a> {
             by_class: HashMap::new(),
         };
         let fixed = match concept {
-            Concept::Text(text) => Some((
+            ConceptSpec::Text(text) => Some((
                 format!("{text:?}"),
                 pollster::block_on(text_concept(model.text()?, &ClipTokenizer::new(), &text))?,
             )),
-            Concept::Class(class) => Some((
+            ConceptSpec::Class(class) => Some((
                 format!("class {class:?}"),
                 class_concept(&segmenter.bundle, &class)?,
             )),
-            Concept::Predicted => None,
+            ConceptSpec::Predicted => None,
         };
         if let Some((label, embedding)) = fixed {
             let neurons = segmenter.rank(&embedding)?;
