@@ -44,14 +44,29 @@ pub fn cpu() -> Device {
 
 static GPU: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
 
-/// The GPU device, initialised on first use (natively: synchronously).
+/// The outcome of the native GPU initialisation, which wgpu allows once per process.
+#[cfg(not(target_arch = "wasm32"))]
+static GPU_INIT: std::sync::Mutex<Option<std::result::Result<(), String>>> = std::sync::Mutex::new(None);
+
+/// The GPU device, initialised on first use (natively: synchronously). Threads asking at the
+/// same time wait for one initialisation; a failure is remembered and reported to every caller.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn gpu() -> Result<Device> {
-    if let Some(device) = GPU.get() {
-        return Ok(device.clone());
+    let mut outcome = GPU_INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if outcome.is_none() {
+        *outcome = Some(match Device::wgpu_options().init() {
+            Ok(device) => {
+                let _ = GPU.set(device);
+                Ok(())
+            }
+            Err(e) => Err(format!("no usable GPU adapter: {e}")),
+        });
     }
-    let device = Device::wgpu_options().init().map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
-    Ok(GPU.get_or_init(|| device).clone())
+    match (outcome.as_ref(), GPU.get()) {
+        (Some(Ok(())), Some(device)) => Ok(device.clone()),
+        (Some(Err(message)), _) => Err(Error::Device(message.clone())),
+        _ => Err(Error::Device("the GPU was not initialised".into())),
+    }
 }
 
 /// The GPU device, initialised on first use. In the browser WebGPU can only be initialised
