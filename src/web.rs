@@ -896,5 +896,35 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize) 
     }
     let first_ms = times[0];
     let mean_ms_per_image = times[1..].iter().sum::<f64>() / (runs * batch) as f64;
-    Ok(serde_json::json!({"backend": kind.to_string(), "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image}).to_string())
+    let lens = benchmark_lens(model.vision()?, &device, batch, runs).await?;
+    Ok(serde_json::json!({"backend": kind.to_string(), "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens}).to_string())
+}
+
+/// The lens part of the benchmark: the factors of layer `layers - 3` (9 for ViT-B/32), then
+/// per image the forward with the lens captures plus every neuron's second-order effects (read
+/// back), and the cheap projection alone.
+async fn benchmark_lens(vision: &crate::model::VisionTransformer, device: &Device, batch: usize, runs: usize) -> Result<serde_json::Value> {
+    use crate::lens::{projections, ProjectionFactors};
+    let layer = vision.config.layers.saturating_sub(3);
+    let start = web_time::Instant::now();
+    let factors = LensFactors::new(vision, layer)?;
+    let (neurons, dim) = (vision.config.mlp_width, vision.projection.dims()[1]);
+    let directions = Tensor::<2>::ones([neurons, dim], device).div_scalar((dim as f64).sqrt());
+    let projection = ProjectionFactors::new(vision, &factors, directions, Tensor::<2>::zeros([neurons, dim], device));
+    let factors_ms = start.elapsed().as_secs_f64() * 1e3;
+    let size = vision.config.image_size;
+    let request = CaptureRequest::for_lens(&[layer]);
+    let (mut effects_ms, mut projection_ms) = (Vec::new(), Vec::new());
+    for _ in 0..=runs {
+        let pixels = Tensor::<4>::ones([batch, 3, size, size], device);
+        let start = web_time::Instant::now();
+        let output = vision.forward(pixels, &request)?;
+        read_f32(second_order_effects(vision, &factors, &output)?).await?;
+        effects_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        let start = web_time::Instant::now();
+        read_f32(projections(vision, &factors, &projection, &output)?).await?;
+        projection_ms.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let per_image = |times: &[f64]| times[1..].iter().sum::<f64>() / (runs * batch) as f64;
+    Ok(serde_json::json!({"layer": layer, "form": format!("{:?}", factors.form()), "factors_ms": factors_ms, "effects_with_forward_ms_per_image": per_image(&effects_ms), "projection_ms_per_image": per_image(&projection_ms)}))
 }
