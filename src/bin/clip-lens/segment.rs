@@ -11,7 +11,7 @@ use clip_lens::apps::segment::{ConceptSpec,
     bundle_directions, class_concept, heatmap_to_original, heatmaps, predicted_class,
     preprocess_mask, text_concept, top_neurons, Heatmaps, RankedNeuron,
 };
-use clip_lens::bundle::{sha256_hex, Bundle};
+use clip_lens::bundle::Bundle;
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
 use clip_lens::preprocess::{decode_image, preprocess_rgb, Preprocessed};
@@ -19,22 +19,29 @@ use clip_lens::tensor_file::{serialize, NamedTensor};
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{Error, Result};
 
-/// `segment`'s own arguments.
+/// Which bundle, and which of its neurons make the heatmaps (both commands).
 #[derive(clap::Args)]
-pub struct SegmentArgs {
+pub struct NeuronChoice {
     /// Bundle directory (made from the same weights).
     #[arg(long)]
     pub bundle: PathBuf,
-    /// The concept: free text, `class:<ImageNet class name>` (the bundle's 80-template class
-    /// embedding), or `predicted` (each image's top zero-shot class).
-    #[arg(long)]
-    pub concept: String,
     /// Comma-separated layers whose neurons are ranked (default: all the bundle's layers).
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<usize>,
     /// Neurons averaged (the paper: 200); clamped to the number the layers have.
     #[arg(long, default_value_t = 200)]
     pub top_neurons: usize,
+}
+
+/// `segment`'s own arguments.
+#[derive(clap::Args)]
+pub struct SegmentArgs {
+    #[command(flatten)]
+    pub neurons: NeuronChoice,
+    /// The concept: free text, `class:<ImageNet class name>` (the bundle's 80-template class
+    /// embedding), or `predicted` (each image's top zero-shot class).
+    #[arg(long)]
+    pub concept: String,
     /// Write `heatmaps.safetensors` (`heatmap` [B,S,S]) and `<image stem>.overlay.png` here
     /// instead of printing a summary.
     #[arg(long)]
@@ -47,9 +54,8 @@ pub struct SegmentArgs {
 /// `eval-seg`'s own arguments.
 #[derive(clap::Args)]
 pub struct EvalSegArgs {
-    /// Bundle directory (made from the same weights).
-    #[arg(long)]
-    pub bundle: PathBuf,
+    #[command(flatten)]
+    pub neurons: NeuronChoice,
     /// Folder of images (not recursive; files whose stem ends in `-mask` are not images).
     #[arg(long)]
     pub images: PathBuf,
@@ -61,12 +67,6 @@ pub struct EvalSegArgs {
     /// name>`, or free text.
     #[arg(long, default_value = "predicted")]
     pub concept: String,
-    /// Comma-separated layers whose neurons are ranked (default: all the bundle's layers).
-    #[arg(long, value_delimiter = ',')]
-    pub layers: Vec<usize>,
-    /// Neurons averaged (the paper: 200); clamped to the number the layers have.
-    #[arg(long, default_value_t = 200)]
-    pub top_neurons: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -99,14 +99,12 @@ impl<'a> Segmenter<'a> {
         model: &'a ClipModel,
         device: &'a Device,
         weights: &[u8],
-        bundle: &Path,
+        choice: &NeuronChoice,
         concept: &str,
-        layers: &[usize],
-        top_neurons: usize,
     ) -> Result<Self> {
         let concept = ConceptSpec::parse(concept)?;
-        let bundle = Bundle::read(bundle)?;
-        bundle.check_weights(&sha256_hex(weights))?;
+        let bundle = crate::inspect::read_bundle_for(&choice.bundle, weights)?;
+        let (layers, top_neurons) = (&choice.layers, choice.top_neurons);
         let layers = if layers.is_empty() {
             bundle.manifest.layers.clone()
         } else {
@@ -230,10 +228,8 @@ pub fn segment(
         model,
         device,
         weights,
-        &args.bundle,
+        &args.neurons,
         &args.concept,
-        &args.layers,
-        args.top_neurons,
     )?;
     let size = segmenter.vision.config.image_size;
     if let Some(out) = &args.out {
@@ -338,10 +334,8 @@ pub fn eval_seg(
         model,
         device,
         weights,
-        &args.bundle,
+        &args.neurons,
         &args.concept,
-        &args.layers,
-        args.top_neurons,
     )?;
     let size = segmenter.vision.config.image_size;
     let mut metrics = SegmentationMetrics::new();
