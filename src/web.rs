@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::apps::adversarial::{adversarial_words, AdversarialQuery, AdversarialWords};
+use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery, AdversarialWords};
 use crate::apps::classify::{classify, ClassScore};
 use crate::apps::concepts::{centred_norms, discover_concepts, merge_layers};
 use crate::apps::segment::{self, ConceptSpec, RankedNeuron};
@@ -860,8 +860,8 @@ impl Engine {
     async fn fooled_inner(&mut self, image: &[u8], class0: &str, class1: &str) -> Result<JsValue> {
         let (e0, e1) = self.class_pair(class0, class1).await?;
         let embedding = self.embed_image_inner(image).await?;
-        let unit = segment::unit(&embedding)?;
-        let score: f32 = unit.iter().zip(e0.iter().zip(&e1)).map(|(x, (a, b))| x * (a - b)).sum();
+        segment::unit(&embedding)?; // a zero embedding is an error, as before
+        let score = fooling_score(&embedding, &e0, &e1);
         to_js(&FooledResult { class0, class1, fooled: score > 0.0, score })
     }
 }

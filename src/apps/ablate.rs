@@ -13,6 +13,7 @@
 use burn::tensor::Tensor;
 use serde::Serialize;
 
+use crate::apps::classify::best_class;
 use crate::apps::concepts::SIGNIFICANCE_MARGIN;
 
 /// The ablation variants, in table order.
@@ -90,7 +91,7 @@ impl AblationTable {
     pub fn add(&mut self, variants: &[Vec<f32>], labels: &[usize], classes: &[f32], dim: usize) {
         for (variant, rows) in variants.iter().enumerate() {
             for (row, &label) in rows.chunks_exact(dim).zip(labels) {
-                if predicted(row, classes, dim) == label {
+                if best_class(row, classes, classes.len() / dim).is_ok_and(|best| best == label) {
                     self.correct[variant] += 1;
                 }
             }
@@ -102,9 +103,4 @@ impl AblationTable {
     pub fn accuracies(&self) -> Vec<f64> {
         self.correct.iter().map(|&c| c as f64 / self.images.max(1) as f64).collect()
     }
-}
-
-/// The class with the largest dot product (first on ties).
-fn predicted(row: &[f32], classes: &[f32], dim: usize) -> usize {
-    classes.chunks_exact(dim).map(|c| c.iter().zip(row).map(|(a, b)| a * b).sum::<f32>()).enumerate().fold((0, f32::NEG_INFINITY), |best, (i, s)| if s > best.1 { (i, s) } else { best }).0
 }

@@ -50,6 +50,12 @@ pub fn class_cosines(image_embed: &[f32], class_embeds: &[f32], classes: usize) 
     Ok(class_embeds.chunks_exact(dim).map(|c| c.iter().zip(image_embed).map(|(a, b)| a * b).sum::<f32>() / norm).collect())
 }
 
+/// The class whose embedding has the largest cosine with `image_embed` (first on ties).
+pub fn best_class(image_embed: &[f32], class_embeds: &[f32], classes: usize) -> Result<usize> {
+    let cosines = class_cosines(image_embed, class_embeds, classes)?;
+    Ok(cosines.iter().enumerate().fold(0, |best, (i, &c)| if c > cosines[best] { i } else { best }))
+}
+
 /// The index of a class by name (exact, then case-insensitive); the error lists near names.
 pub fn class_index(class_names: &[String], name: &str) -> Result<usize> {
     let wanted = name.trim();

@@ -67,13 +67,11 @@ pub fn discover_concepts(layer: usize, centred_norms: &[f32], lens: &LayerLens, 
 /// Concept discovery across several layers: the words' scores summed over the layers, best
 /// first, keeping `top`. The per-layer results must hold every word (`top = usize::MAX`).
 pub fn merge_layers(per_layer: &[Concepts], top: usize) -> Vec<(String, f32)> {
-    let mut scores: Vec<(String, f64)> = Vec::new();
+    let mut totals: HashMap<&str, f64> = HashMap::new();
     for (word, score) in per_layer.iter().flat_map(|c| &c.words) {
-        match scores.iter_mut().find(|(w, _)| w == word) {
-            Some((_, total)) => *total += *score as f64,
-            None => scores.push((word.clone(), *score as f64)),
-        }
+        *totals.entry(word).or_default() += *score as f64;
     }
+    let mut scores: Vec<(String, f64)> = totals.into_iter().map(|(w, s)| (w.to_string(), s)).collect();
     scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     scores.into_iter().take(top).map(|(w, s)| (w, s as f32)).collect()
 }

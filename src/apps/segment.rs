@@ -96,27 +96,7 @@ pub fn class_concept(bundle: &Bundle, class: &str) -> Result<Vec<f32>> {
 /// The bundle class that best matches an (unnormalised) image embedding: the argmax of
 /// `classes.embeds . embedding`, the first on ties (NumPy's `argmax`).
 pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize> {
-    let d = bundle.manifest.embed_dim;
-    if image_embedding.len() != d {
-        return Err(Error::InvalidInput(format!(
-            "the image embedding has {} values, the bundle's space has {d}",
-            image_embedding.len()
-        )));
-    }
-    let logits = bundle.class_embeds.chunks_exact(d).map(|row| {
-        row.iter()
-            .zip(image_embedding)
-            .map(|(a, b)| f64::from(*a) * f64::from(*b))
-            .sum::<f64>()
-    });
-    let best = logits
-        .enumerate()
-        .fold(None, |best: Option<(usize, f64)>, (i, x)| match best {
-            Some((_, b)) if x <= b => best,
-            _ => Some((i, x)),
-        });
-    best.map(|(i, _)| i)
-        .ok_or_else(|| Error::InvalidInput("the bundle has no classes".into()))
+    crate::apps::classify::best_class(image_embedding, &bundle.class_embeds, bundle.manifest.classes.len())
 }
 
 // ---------------------------------------------------------------------------
