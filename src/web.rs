@@ -76,6 +76,12 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
 }
 
 /// Options from JavaScript: `undefined` or `null` give the defaults; unknown keys are errors.
+/// `object` with `key` set to a `Float32Array` copy of `values` (serde would make an Array).
+fn with_float_array(object: JsValue, key: &str, values: &[f32]) -> std::result::Result<JsValue, JsError> {
+    js_sys::Reflect::set(&object, &key.into(), &js_sys::Float32Array::from(values)).map_err(|_| JsError::new(&format!("cannot set `{key}` on the result")))?;
+    Ok(object)
+}
+
 fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>, what: &str) -> Result<T> {
     let value = match value {
         Some(v) if !(v.is_null() || v.is_undefined()) => v,
@@ -200,6 +206,20 @@ export interface Segmentation {
   /** The neurons averaged, by |score| descending. */
   neurons: RankedNeuron[];
   ms: number;
+}
+
+/** One neuron's activation map on an image (`Engine.activationMap`). */
+export interface ActivationMap {
+  layer: number;
+  neuron: number;
+  /** The map's side: the model's input size. */
+  size: number;
+  /** size x size values in [0, 1] (min-max of the neuron's post-GELU activation over the
+   * patches, bilinearly upsampled), row-major, on the model's input (the crop). */
+  heatmap: Float32Array;
+  /** The largest raw activation over the patches, before normalisation. */
+  peak: number;
+  geometry: CropGeometry;
 }
 
 /** One of the images that fire a neuron most. */
@@ -398,6 +418,18 @@ struct Segmentation {
 }
 
 #[derive(Serialize)]
+struct ActivationMap {
+    layer: usize,
+    neuron: usize,
+    size: usize,
+    /// Set as a `Float32Array` after the rest is converted.
+    #[serde(skip)]
+    heatmap: Vec<f32>,
+    peak: f32,
+    geometry: Geometry,
+}
+
+#[derive(Serialize)]
 struct TopImage {
     id: usize,
     path: Option<String>,
@@ -585,9 +617,16 @@ impl Engine {
         top_neurons: Option<usize>,
     ) -> std::result::Result<JsValue, JsError> {
         let segmentation = self.segment_inner(&concept, layers, top_neurons).await.map_err(js_error)?;
-        let object = to_js(&segmentation).map_err(js_error)?;
-        js_sys::Reflect::set(&object, &"heatmap".into(), &js_sys::Float32Array::from(segmentation.heatmap.as_slice())).map_err(|_| JsError::new("cannot set the heatmap"))?;
-        Ok(object)
+        with_float_array(to_js(&segmentation).map_err(js_error)?, "heatmap", &segmentation.heatmap)
+    }
+
+    /// One neuron's activation map on an encoded image, with its own forward (the last analysed
+    /// image is kept for `segment`). Needs no bundle; `layer` and `neuron` must exist in the
+    /// model.
+    #[wasm_bindgen(js_name = activationMap, unchecked_return_type = "ActivationMap")]
+    pub async fn activation_map(&self, image: Vec<u8>, layer: usize, neuron: usize) -> std::result::Result<JsValue, JsError> {
+        let map = self.activation_map_inner(&image, layer, neuron).await.map_err(js_error)?;
+        with_float_array(to_js(&map).map_err(js_error)?, "heatmap", &map.heatmap)
     }
 
     /// A neuron's card from the bundle: all its words, its top images (with thumbnail paths),
@@ -793,6 +832,25 @@ impl Engine {
             neurons: selected.iter().map(Ranked::from).collect(),
             ms: elapsed_ms(start),
         })
+    }
+
+    async fn activation_map_inner(&self, image: &[u8], layer: usize, neuron: usize) -> Result<ActivationMap> {
+        let vision = self.model.vision()?;
+        let config = &vision.config;
+        if layer >= config.layers {
+            return Err(invalid(format!("layer {layer} is out of range: the model has {} layers", config.layers)));
+        }
+        if neuron >= config.mlp_width {
+            return Err(invalid(format!("neuron {neuron} is out of range: layer {layer} has {} neurons", config.mlp_width)));
+        }
+        let size = config.image_size;
+        let preprocessed = preprocess_image(image, size as u32)?;
+        let input = Tensor::<4>::from_data(TensorData::new(preprocessed.pixels, [1, 3, size, size]), &self.device);
+        let output = vision.forward(input, &CaptureRequest::neurons(&[layer]))?;
+        let selected = [RankedNeuron { layer, neuron, score: 1.0 }];
+        let peak = read_f32(segment::selected_activation(&output.captures.neurons, &selected)?.max()).await?;
+        let maps = segment::heatmaps(&output.captures.neurons, &selected, config.patch_size).await?;
+        Ok(ActivationMap { layer, neuron, size: maps.size, heatmap: maps.image(0).to_vec(), peak: peak.first().copied().unwrap_or(0.0), geometry: Geometry::from(&preprocessed.geometry) })
     }
 
     fn neuron_inner(&self, layer: usize, neuron: usize) -> Result<NeuronCard> {

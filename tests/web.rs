@@ -392,3 +392,30 @@ async fn engine_errors_are_messages() {
     assert!(message(engine.segment("predicted".into(), None, Some(0)).await.unwrap_err()).contains("at least 1"));
     assert!(message(engine.fooled(b"GIF89a".to_vec(), "cat".into(), "dog".into()).await.unwrap_err()).contains("image"));
 }
+
+/// `activationMap` of a neuron equals the fixture's post-GELU activations of its patches,
+/// upsampled and normalised as segmentation does (`seg_heatmap` checks that step), and its peak
+/// is the reference's largest patch activation.
+#[wasm_bindgen_test]
+async fn engine_activation_map_matches_reference_activations() {
+    use clip_lens::apps::segment::heatmap_from_patches;
+    let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into()).await.map_err(message).unwrap();
+    let (tokens, neurons) = (17, 256);
+    let mut worst = 0f32;
+    for (i, layer, neuron) in [(0, 2, 4), (1, 1, 17), (3, 0, 200)] {
+        let result = engine.activation_map(DETAIL_PNGS[i].to_vec(), layer, neuron).await.map_err(message).unwrap();
+        let heatmap = take_f32(&result, "heatmap");
+        let result = json(result);
+        assert_eq!((result["layer"].as_u64(), result["neuron"].as_u64(), result["size"].as_u64()), (Some(layer as u64), Some(neuron as u64), Some(64)));
+        let activations = &expected()[format!("post_gelu.{layer}").as_str()].values;
+        let patches: Vec<f32> = (1..tokens).map(|t| activations[(i * tokens + t) * neurons + neuron]).collect();
+        let reference = heatmap_from_patches(&patches, 4, 16).unwrap();
+        worst = worst.max(relative_deviation(&heatmap, &reference));
+        let peak = patches.iter().copied().fold(f32::MIN, f32::max);
+        assert!((result["peak"].as_f64().unwrap() as f32 - peak).abs() <= 1e-4 * peak.abs().max(1.0), "peak {} vs {peak}", result["peak"]);
+    }
+    report!("engine/cpu: activation maps of 3 neurons within {worst:.2e} of the reference activations");
+    assert!(worst <= MODEL_TOLERANCE, "{worst}");
+    assert!(message(engine.activation_map(DETAIL_PNGS[0].to_vec(), 4, 0).await.unwrap_err()).contains("layer 4 is out of range"));
+    assert!(message(engine.activation_map(DETAIL_PNGS[0].to_vec(), 0, 256).await.unwrap_err()).contains("neuron 256 is out of range"));
+}
