@@ -1,7 +1,10 @@
 // End-to-end tests of the built site (www/dist) in Debian's Chromium, driven by playwright-core:
-// the page loads to `data-status="ready"` on WebGPU and on the CPU, a broken weights address
-// shows an error (not a blank page), and the embeddable neuron card renders from the bundle
-// alone (and reports a bad neuron). Screenshots go to $E2E_OUT (default ../target/e2e).
+// the demo loads to `data-status="ready"` on WebGPU and on the CPU and analyses the sample
+// (classes, concepts, a heatmap that is not blank); a backend switch and a lost GPU device
+// move to the CPU; ?image=&concept= links, the image queue (50 images, cancel), neuron deep
+// links with activation maps, search, the adversarial miner, embed mode, a phone-sized screen;
+// a broken weights address shows an error (not a blank page); the embeddable neuron card
+// renders from the bundle alone (and reports a bad neuron). Screenshots go to $E2E_OUT (default ../target/e2e).
 // Usage: node e2e.mjs (after `npm run build`; CHROMIUM=/path/to/chromium to override).
 
 import { chromium } from "playwright-core";
@@ -50,21 +53,157 @@ async function status(page, selector) {
   return page.$eval(selector, (element) => ({ status: element.dataset.status, text: element.textContent ?? "" }));
 }
 
+/** Waits for `selector`'s data-status to be ready or error; throws unless it is ready. */
+async function ready(page, selector) {
+  const { status: s, text } = await status(page, selector);
+  if (s !== "ready") throw new Error(`${selector}: status ${s}: ${text.slice(0, 400)}`);
+}
+
+/** The heatmap overlay's drawn pixels: how many are opaque, and how many distinct colours. */
+async function overlayStats(page, selector) {
+  return page.$eval(selector, (canvas) => {
+    const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    const colours = new Set();
+    let opaque = 0;
+    for (let i = 0; i < data.length; i += 4 * 7) {
+      if (data[i + 3] > 0) opaque++;
+      colours.add(`${data[i]},${data[i + 1]},${data[i + 2]}`);
+    }
+    return { width: canvas.width, height: canvas.height, opaque, colours: colours.size };
+  });
+}
+
+/** The lab shows classes, concepts and a heatmap with some structure. */
+async function checkLab(page) {
+  await ready(page, "#lab-result");
+  const classes = await page.$$eval("#lab-classes li", (items) => items.map((item) => item.textContent));
+  if (classes.length < 1) throw new Error("no classes");
+  const concepts = await page.$$eval("#lab-concepts li", (items) => items.length);
+  if (concepts < 1) throw new Error("no concepts");
+  const heat = await overlayStats(page, "#lab-overlay");
+  if (heat.opaque === 0 || heat.colours < 8) throw new Error(`the heatmap looks blank: ${JSON.stringify(heat)}`);
+  return { classes, heat };
+}
+
 for (const backend of ["webgpu", "cpu"]) {
   await check(`demo-${backend}`, async (page) => {
     await page.goto(`${base}/index.html?backend=${backend}`);
-    const { status: s, text } = await status(page, "main");
-    if (s !== "ready") throw new Error(`status ${s}: ${text.slice(0, 300)}`);
+    await ready(page, "main");
     const shown = await page.$eval("#backend", (e) => e.textContent ?? "");
     if (!shown.toLowerCase().includes(backend === "cpu" ? "cpu" : "webgpu")) throw new Error(`the page says the backend is “${shown}”`);
+    await checkLab(page);
   });
 }
+
+await check("backend-switch", async (page) => {
+  await page.goto(`${base}/index.html?backend=webgpu`);
+  await ready(page, "main");
+  await page.selectOption("#backend-choice", "cpu");
+  await page.waitForFunction(() => document.querySelector("#backend")?.dataset.backend === "cpu", null, { timeout: TIMEOUT });
+  await ready(page, "main");
+  await checkLab(page);
+});
+
+await check("device-lost-fallback", async (page) => {
+  await page.goto(`${base}/index.html?backend=webgpu&simulate=device-lost`);
+  await ready(page, "main");
+  const backend = await page.$eval("#backend", (e) => e.dataset.backend);
+  const notice = await page.$eval("#notice", (e) => (e.hidden ? "" : e.textContent));
+  if (backend !== "cpu" || !/lost/.test(notice)) throw new Error(`backend ${backend}, notice “${notice}”`);
+  await checkLab(page);
+});
+
+await check("image-and-concept-link", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu&image=samples/horse.png&concept=a%20horse`);
+  await ready(page, "main");
+  await checkLab(page);
+  const concept = await page.$eval("#lab-result", (e) => e.dataset.concept);
+  const caption = await page.$eval("#lab-caption", (e) => e.textContent);
+  if (concept !== "a horse" || caption !== "horse.png") throw new Error(`concept ${concept}, image ${caption}`);
+  // Another concept, then the mask view.
+  await page.fill("#concept-input", "predicted");
+  await page.click("#concept-form button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#lab-result")?.dataset.concept !== "a horse", null, { timeout: TIMEOUT });
+  await ready(page, "#lab-result");
+  await page.check("#mask-toggle");
+  const mask = await overlayStats(page, "#lab-overlay");
+  if (mask.opaque === 0) throw new Error("the mask view draws nothing");
+});
+
+await check("image-queue", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  const files = Array.from({ length: 50 }, (_, i) => join(www, "samples", ["cat.jpg", "coffee.jpg", "rocket.jpg", "horse.png", "astronaut.jpg"][i % 5]));
+  await page.setInputFiles("#lab-file", files);
+  await page.click("#queue-cancel", { timeout: 5000 });
+  await page.waitForFunction(() => [...document.querySelectorAll(".queue-item")].every((item) => !["queued", "running"].includes(item.dataset.state)), null, { timeout: TIMEOUT });
+  const states = await page.$$eval(".queue-item", (items) => items.map((item) => item.dataset.state));
+  const count = (state) => states.filter((s) => s === state).length;
+  if (states.length !== 50 || count("cancelled") === 0 || count("done") === 0 || count("error") > 0) throw new Error(`queue states: ${JSON.stringify(states)}`);
+  // A new batch once that one is over: a new queue, analysed to the end.
+  await page.setInputFiles("#lab-file", files.slice(0, 10));
+  await page.waitForFunction(() => {
+    const items = [...document.querySelectorAll(".queue-item")];
+    return items.length === 10 && items.every((item) => item.dataset.state === "done");
+  }, null, { timeout: TIMEOUT });
+  await ready(page, "#lab-result");
+});
+
+await check("neuron-deep-link", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu#/neuron/1/4`);
+  await ready(page, "main");
+  await ready(page, "#neuron-card");
+  const title = await page.$eval("#card-title", (e) => e.textContent);
+  const bars = await page.$$eval("#neuron-card .word-bars li", (items) => items.length);
+  if (title !== "Layer 1, neuron 4" || bars < 1) throw new Error(`card “${title}” with ${bars} words`);
+  await page.waitForFunction(() => /drawn/.test(document.querySelector("#neuron-card .map-status")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  const maps = await overlayStats(page, "#neuron-card .top-images canvas");
+  if (maps.opaque === 0) throw new Error("no activation map over the top images");
+  await page.click("#neuron-next");
+  await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 1, neuron 5", null, { timeout: TIMEOUT });
+});
+
+await check("search", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu#/neuron/1/4`);
+  await ready(page, "#neuron-card");
+  const word = await page.$eval("#neuron-card .word-bars li a", (a) => a.textContent);
+  await page.fill("#search-input", word);
+  await page.click("#search-form button[type=submit]");
+  await ready(page, "#search-result");
+  const text = await page.$eval("#search-result", (e) => e.textContent);
+  if (!text.includes(`decomposition holds “${word}”`) || !text.includes("L1/N4")) throw new Error(`search for ${word}: ${text.slice(0, 300)}`);
+});
+
+await check("adversarial-miner", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu#/miner`);
+  await ready(page, "main");
+  await ready(page, "#miner-result");
+  const rows = await page.$$eval("#miner-result tbody tr", (items) => items.length);
+  const descriptions = await page.$$eval("#miner-result .description", (items) => items.map((item) => item.textContent));
+  if (rows < 1 || descriptions.length < 1) throw new Error(`${rows} words, ${descriptions.length} descriptions`);
+  await page.setInputFiles("#miner-file", [join(www, "samples", "cat.jpg"), join(www, "samples", "coffee.jpg")]);
+  await page.waitForFunction(() => /Success rate: \d+ of 2/.test(document.querySelector("#miner-summary")?.textContent ?? ""), null, { timeout: TIMEOUT });
+});
+
+await check("embed-mode", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu&embed=1#/neuron/2/17`);
+  await ready(page, "#neuron-card");
+  if (await page.isVisible(".site-header")) throw new Error("the header shows in embed mode");
+});
 
 await check("broken-weights", async (page) => {
   await page.goto(`${base}/index.html?weights=models/missing.safetensors&backend=cpu`);
   const { status: s, text } = await status(page, "main");
   if (s !== "error") throw new Error(`status ${s}, expected error`);
   if (!/404|missing|reach/i.test(text)) throw new Error(`the error does not say what is wrong: ${text.slice(0, 300)}`);
+});
+
+await check("phone-layout", async (page) => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 1) throw new Error(`the page is ${overflow} px wider than a phone's screen`);
 });
 
 await check("neuron-card", async (page) => {

@@ -2,11 +2,14 @@
 // request's final response. Shared by the demo page (main.ts) and the benchmark (bench.ts).
 
 import type {
-  BackendChoice,
   BenchShape,
+  BackendChoice,
   BenchmarkResponse,
   EmbeddingResponse,
+  EngineCalls,
+  EngineMethod,
   ErrorResponse,
+  LoadRequest,
   ProgressEvent,
   ReadyResponse,
   RequestType,
@@ -41,14 +44,25 @@ export class WorkerClient {
     this.worker.addEventListener("messageerror", () => this.fail(new Error("A message from the Web Worker could not be read.")));
   }
 
-  /** Downloads the weights (and config) and builds the engine; `onProgress` sees the downloads. */
-  load(
-    weightsUrl: string,
-    configUrl: string | null,
-    backend: BackendChoice,
-    onProgress?: (event: ProgressEvent) => void,
-  ): Promise<ReadyResponse> {
-    return this.request("load", { weightsUrl, configUrl, backend }, [], onProgress);
+  /** Downloads (or takes) the weights, config and bundle and builds the engine; `onProgress`
+   * sees the downloads. Picked files' bytes are copied, not transferred: the page keeps them
+   * for a restart on another backend. */
+  load(body: Omit<LoadRequest, "id" | "type">, onProgress?: (event: ProgressEvent) => void): Promise<ReadyResponse> {
+    return this.request("load", body, [], onProgress);
+  }
+
+  /** Calls an engine method in the worker. The promise has the request's id as `requestId`
+   * (for `cancel`). */
+  call<M extends EngineMethod>(method: M, args: EngineCalls[M]["args"], transfer: Transferable[] = []): Promise<EngineCalls[M]["result"]> & { requestId: number } {
+    const requestId = this.nextId;
+    const promise = this.request("call", { method, args } as unknown as RequestBody<"call">, transfer).then((response) => response.value as EngineCalls[M]["result"]);
+    return Object.assign(promise, { requestId });
+  }
+
+  /** Drops queued requests that have not started; each then fails with a `WorkerError` whose
+   * `cancelled` is true. A request already running finishes. */
+  cancel(requestIds: number[]): void {
+    if (requestIds.length > 0 && !this.failure) this.worker.postMessage({ id: this.nextId++, type: "cancel", ids: requestIds } satisfies WorkerRequest);
   }
 
   /** The embedding of an encoded image; `bytes` is transferred to the worker (left empty here). */
@@ -109,8 +123,15 @@ export class WorkerClient {
 
 /** An `error` response of the worker, as an Error. */
 export class WorkerError extends Error {
+  /** Dropped from the queue by `cancel`. */
+  readonly cancelled: boolean;
+  /** The GPU device was lost (or the module crashed on WebGPU): retrying on the CPU may work. */
+  readonly deviceLost: boolean;
+
   constructor(response: ErrorResponse) {
     super(response.message);
     this.name = "WorkerError";
+    this.cancelled = response.cancelled === true;
+    this.deviceLost = response.deviceLost === true;
   }
 }

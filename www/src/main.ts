@@ -1,251 +1,344 @@
-// The demo page: loads CLIP in the worker, analyses the sample image, and compares it with
-// typed texts. `<main data-status>` is "loading" until the sample image is analysed, then
-// "ready"; any failure on the way shows a readable message and sets it to "error".
+// The app: loads the model and its bundle in a worker (WebGPU, else the CPU), then routes
+// between the image lab, the neuron explorer and the adversarial miner. `<main data-status>`
+// is "loading" until the first view has its result, then "ready"; a failure shows a readable
+// message and sets it to "error".
 
-import { WorkerClient } from "./client";
-import { formatBytes, formatMs, formatValue } from "./format";
-import { isBackendChoice, type BackendChoice, type ProgressEvent, type ReadyResponse } from "./protocol";
-import { cosine, norm } from "./vector";
-
-const DEFAULT_WEIGHTS = "models/tiny/model.safetensors";
-const DEFAULT_CONFIG = "models/tiny/config.json";
-const SAMPLE_IMAGE = "samples/cat.jpg";
-const HISTORY_LENGTH = 8;
+import { AdversarialMiner } from "./miner";
+import { byId, el, errorMessage } from "./dom";
+import { NeuronExplorer } from "./explorer";
+import { formatBytes, formatMs } from "./format";
+import { ImageLab } from "./lab";
+import { isBackendChoice, type BackendChoice, type BundleSource, type FileSource, type ProgressEvent, type ReadyResponse } from "./protocol";
+import { Session, type Sources } from "./session";
+import { OPENAI_VIT_B_32, readSettings, settingsHref, type Settings } from "./settings";
 
 type Status = "loading" | "ready" | "error";
-
-// ---- Settings from the address ----
-
-interface Settings {
-  weightsUrl: string;
-  /** null: infer the shapes from the weights. */
-  configUrl: string | null;
-  backend: BackendChoice;
-  /** Whether the weights are the bundled tiny test model. */
-  defaultModel: boolean;
-}
-
-function absoluteUrl(what: string, value: string): string {
-  try {
-    return new URL(value, document.baseURI).href;
-  } catch {
-    throw new Error(`The ${what} address “${value}” is not a valid URL.`);
-  }
-}
-
-/** `?weights=URL&config=URL&backend=auto|webgpu|cpu`. Own weights without a config: inferred. */
-function readSettings(search: string): Settings {
-  const params = new URLSearchParams(search);
-  const weights = params.get("weights") || null;
-  const config = params.get("config");
-  const backend = params.get("backend") || "auto";
-  if (!isBackendChoice(backend)) {
-    throw new Error(`Unknown backend “${backend}” in the address: use auto, webgpu or cpu.`);
-  }
-  const configValue = config !== null ? config || null : weights === null ? DEFAULT_CONFIG : null;
-  return {
-    weightsUrl: absoluteUrl("weights", weights ?? DEFAULT_WEIGHTS),
-    configUrl: configValue === null ? null : absoluteUrl("config", configValue),
-    backend,
-    defaultModel: weights === null,
-  };
-}
-
-// ---- The page's elements ----
-
-function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
-  const found = document.getElementById(id);
-  if (!(found instanceof type)) throw new Error(`The page lacks the element #${id}.`);
-  return found;
-}
 
 const ui = {
   main: byId("app", HTMLElement),
   status: byId("status", HTMLElement),
+  notice: byId("notice", HTMLElement),
   errorPanel: byId("error", HTMLElement),
   errorMessage: byId("error-message", HTMLElement),
   backend: byId("backend", HTMLElement),
-  weightsUrl: byId("weights-url", HTMLAnchorElement),
-  configUrl: byId("config-url", HTMLElement),
-  imageSize: byId("image-size", HTMLElement),
+  backendChoice: byId("backend-choice", HTMLSelectElement),
+  weightsSource: byId("weights-source", HTMLElement),
+  bundleSource: byId("bundle-source", HTMLElement),
+  modelFacts: byId("model-facts", HTMLElement),
   modelNote: byId("model-note", HTMLElement),
-  progress: byId("weights-progress", HTMLProgressElement),
-  progressText: byId("weights-progress-text", HTMLElement),
-  sample: byId("sample", HTMLImageElement),
-  embedDim: byId("embed-dim", HTMLElement),
-  embedNorm: byId("embed-norm", HTMLElement),
-  embedHead: byId("embed-head", HTMLElement),
-  embedTime: byId("embed-time", HTMLElement),
-  textForm: byId("text-form", HTMLFormElement),
-  textFieldset: byId("text-fieldset", HTMLFieldSetElement),
-  textInput: byId("text-input", HTMLInputElement),
-  textResult: byId("text-result", HTMLElement),
-  similarity: byId("similarity", HTMLOutputElement),
-  similarityMeter: byId("similarity-meter", HTMLMeterElement),
-  history: byId("history", HTMLOListElement),
+  downloads: byId("downloads", HTMLUListElement),
+  downloadsPanel: byId("downloads-panel", HTMLDetailsElement),
+  urlForm: byId("url-form", HTMLFormElement),
+  weightsUrl: byId("weights-url", HTMLInputElement),
+  configUrl: byId("config-url", HTMLInputElement),
+  bundleUrl: byId("bundle-url", HTMLInputElement),
+  presetOpenAi: byId("preset-openai", HTMLButtonElement),
+  fileForm: byId("file-form", HTMLFormElement),
+  weightsFile: byId("weights-file", HTMLInputElement),
+  bundleFiles: byId("bundle-files", HTMLInputElement),
+  configFile: byId("config-file", HTMLInputElement),
 };
 
 function setStatus(status: Status, text: string): void {
-  ui.main.dataset.status = status;
+  ui.main.dataset["status"] = status;
   ui.main.setAttribute("aria-busy", String(status === "loading"));
   ui.status.textContent = text;
 }
 
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 function showFatal(error: unknown): void {
   console.error(error);
-  ui.errorMessage.textContent = message(error);
+  ui.errorMessage.textContent = errorMessage(error);
   ui.errorPanel.hidden = false;
-  ui.textFieldset.disabled = true;
-  if (ui.main.dataset.weights !== "downloaded") ui.progressText.textContent = "Stopped.";
-  setStatus("error", "The demo stopped because of an error (details below).");
+  setStatus("error", "The page stopped because of an error (details below).");
   ui.errorPanel.focus();
 }
 
-// ---- Model loading ----
+function notify(text: string): void {
+  ui.notice.textContent = text;
+  ui.notice.hidden = false;
+}
+
+// ---- Downloads ----
+
+const progressRows = new Map<string, { progress: HTMLProgressElement; text: HTMLElement }>();
 
 function showProgress(event: ProgressEvent): void {
-  if (event.file !== "weights") return;
+  let row = progressRows.get(event.file);
+  if (!row) {
+    const progress = el("progress", { max: 1, value: 0, "aria-label": `${event.file} download` });
+    const text = el("span", { class: "progress-text" });
+    ui.downloads.append(el("li", { "data-file": event.file }, el("span", { class: "download-name" }, event.file), progress, text));
+    row = { progress, text };
+    progressRows.set(event.file, row);
+  }
+  const { progress, text } = row;
   const seconds = event.elapsedMs / 1000;
-  const speed = seconds > 0 ? `${formatBytes(event.loaded / seconds)}/s` : "";
-  const { progress } = ui;
-  let amount: string;
+  const speed = seconds > 0 && event.source === "network" ? ` at ${formatBytes(event.loaded / seconds)}/s` : "";
   if (event.total !== null && event.total > 0) {
-    const percent = `${Math.floor((100 * event.loaded) / event.total)}%`;
     progress.max = event.total;
     progress.value = event.loaded;
-    progress.textContent = percent;
-    amount = `${formatBytes(event.loaded)} of ${formatBytes(event.total)} (${percent})`;
+  } else if (event.done) {
+    progress.max = 1;
+    progress.value = 1;
   } else {
-    if (event.done) {
-      progress.max = 1;
-      progress.value = 1;
-    } else {
-      progress.removeAttribute("value"); // indeterminate: the size is unknown
-    }
-    amount = `${formatBytes(event.loaded)} (size unknown)`;
+    progress.removeAttribute("value"); // indeterminate: the size is unknown
   }
-  ui.progressText.textContent = event.done
-    ? `Downloaded ${formatBytes(event.loaded)} in ${formatMs(event.elapsedMs)}${speed && `, ${speed}`}.`
-    : `${amount}${speed && ` at ${speed}`}`;
-  if (event.done) {
-    ui.main.dataset.weights = "downloaded";
-    setStatus("loading", "Building the model…");
-  }
+  const amount = event.total !== null ? `${formatBytes(event.loaded)} of ${formatBytes(event.total)} (${Math.floor((100 * event.loaded) / Math.max(1, event.total))}%)` : `${formatBytes(event.loaded)} (size unknown)`;
+  const from = { network: "downloaded", cache: "from the browser's cache", local: "local file" }[event.source];
+  text.textContent = event.done ? `${formatBytes(event.loaded)}, ${from}${event.source === "network" ? ` in ${formatMs(event.elapsedMs)}` : ""}${speed}` : `${amount}${speed}`;
+  row.progress.closest("li")?.setAttribute("data-source", event.source);
 }
 
 function describeBackend(ready: ReadyResponse, requested: BackendChoice): string {
   if (ready.backend === "webgpu") return ready.adapter === null ? "WebGPU" : `WebGPU (${ready.adapter})`;
   if (ready.webgpuUnavailable !== null) return `CPU (WebGPU unavailable: ${ready.webgpuUnavailable})`;
-  return requested === "cpu" ? "CPU (WebGPU not requested: backend=cpu)" : "CPU (WebGPU unavailable)";
+  return requested === "cpu" ? "CPU (chosen)" : "CPU";
 }
 
-async function fetchSample(url: string): Promise<Uint8Array> {
-  let response: Response;
+// ---- Sources ----
+
+function urlSources(settings: Settings): Sources {
+  return {
+    weights: { kind: "url", url: settings.weightsUrl },
+    config: settings.configUrl === null ? null : { kind: "url", url: settings.configUrl },
+    bundle: settings.bundleUrl === null ? null : { kind: "url", url: settings.bundleUrl },
+  };
+}
+
+async function fileSource(file: File): Promise<FileSource> {
+  return { kind: "bytes", name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
+}
+
+/** Sources from picked files: weights, the bundle's two files, an optional config. */
+async function pickedSources(weights: File | undefined, bundleFiles: File[], config: File | undefined): Promise<Sources> {
+  if (!weights) throw new Error("Choose a weights file (.safetensors).");
+  const manifest = bundleFiles.find((file) => file.name.endsWith(".json"));
+  const tensors = bundleFiles.find((file) => file.name.endsWith(".safetensors"));
+  if (bundleFiles.length > 0 && (!manifest || !tensors)) throw new Error("A bundle is two files: choose its manifest.json and its lens.safetensors together.");
+  const bundle: BundleSource | null =
+    manifest && tensors ? { kind: "files", name: `${manifest.name} + ${tensors.name}`, manifest: new Uint8Array(await manifest.arrayBuffer()), tensors: new Uint8Array(await tensors.arrayBuffer()) } : null;
+  return { weights: await fileSource(weights), config: config ? await fileSource(config) : null, bundle };
+}
+
+function sourceText(source: FileSource | BundleSource | null): string {
+  if (source === null) return "none (the lens views need one)";
+  return source.kind === "url" ? source.url : `local: ${source.name}`;
+}
+
+// ---- The app ----
+
+const settings = (() => {
   try {
-    response = await fetch(url);
+    return readSettings(location.search);
   } catch (error) {
-    throw new Error(`Could not download the sample image ${url}: ${message(error)}`);
+    showFatal(error);
+    throw error;
   }
-  if (!response.ok) throw new Error(`Could not download the sample image ${url}: HTTP ${response.status} ${response.statusText}`.trim());
-  return new Uint8Array(await response.arrayBuffer());
+})();
+if (settings.embed) document.body.classList.add("embed");
+ui.backendChoice.value = settings.backend;
+
+const session = new Session(urlSources(settings), settings.backend, {
+  progress: showProgress,
+  ready: (ready, reason) => onReady(ready, reason),
+}, settings.simulateDeviceLoss);
+
+const lab = new ImageLab(
+  {
+    view: byId("view-lab", HTMLElement),
+    samples: byId("samples", HTMLElement),
+    fileInput: byId("lab-file", HTMLInputElement),
+    dropZone: byId("lab-drop", HTMLElement),
+    cameraButton: byId("camera-button", HTMLButtonElement),
+    camera: byId("camera", HTMLElement),
+    queue: byId("lab-queue", HTMLOListElement),
+    queueStatus: byId("queue-status", HTMLElement),
+    cancelButton: byId("queue-cancel", HTMLButtonElement),
+    result: byId("lab-result", HTMLElement),
+    image: byId("lab-image", HTMLImageElement),
+    overlay: byId("lab-overlay", HTMLCanvasElement),
+    caption: byId("lab-caption", HTMLElement),
+    classes: byId("lab-classes", HTMLOListElement),
+    concepts: byId("lab-concepts", HTMLOListElement),
+    neurons: byId("lab-neurons", HTMLElement),
+    timings: byId("lab-timings", HTMLElement),
+    conceptForm: byId("concept-form", HTMLFormElement),
+    conceptInput: byId("concept-input", HTMLInputElement),
+    classList: byId("class-names", HTMLDataListElement),
+    opacity: byId("opacity", HTMLInputElement),
+    mask: byId("mask-toggle", HTMLInputElement),
+    segmentInfo: byId("segment-info", HTMLElement),
+  },
+  session,
+  settings.concept ?? "predicted",
+);
+
+const explorer = new NeuronExplorer(
+  {
+    view: byId("view-explorer", HTMLElement),
+    pickForm: byId("neuron-pick", HTMLFormElement),
+    layer: byId("layer-select", HTMLSelectElement),
+    neuron: byId("neuron-input", HTMLInputElement),
+    previous: byId("neuron-previous", HTMLButtonElement),
+    next: byId("neuron-next", HTMLButtonElement),
+    card: byId("neuron-card", HTMLElement),
+    searchForm: byId("search-form", HTMLFormElement),
+    searchInput: byId("search-input", HTMLInputElement),
+    searchResult: byId("search-result", HTMLElement),
+  },
+  session,
+);
+
+const miner = new AdversarialMiner(
+  {
+    form: byId("miner-form", HTMLFormElement),
+    class0: byId("class0", HTMLInputElement),
+    class1: byId("class1", HTMLInputElement),
+    neurons: byId("miner-neurons", HTMLInputElement),
+    words: byId("miner-words", HTMLInputElement),
+    block: byId("miner-block", HTMLInputElement),
+    classList: byId("miner-classes", HTMLDataListElement),
+    result: byId("miner-result", HTMLElement),
+    testZone: byId("miner-test", HTMLElement),
+    testInput: byId("miner-file", HTMLInputElement),
+    testResults: byId("miner-results", HTMLOListElement),
+    testSummary: byId("miner-summary", HTMLElement),
+  },
+  session,
+);
+
+function onReady(ready: ReadyResponse, reason: string | null): void {
+  ui.backend.textContent = describeBackend(ready, ui.backendChoice.value as BackendChoice);
+  ui.backend.dataset["backend"] = ready.backend;
+  ui.main.dataset["backend"] = ready.backend;
+  const bundle = ready.bundle;
+  ui.modelFacts.textContent =
+    `${ready.imageSize}-pixel input, ${formatBytes(ready.weightsBytes)} of weights, built in ${formatMs(ready.initMs)}` +
+    (bundle ? `; bundle of ${bundle.modelName}: layers ${bundle.layers.join(", ")}, ${bundle.neurons} neurons each, ${bundle.words} words, ${bundle.classes.length} classes, ${bundle.images} images` : "");
+  for (const view of [lab, explorer, miner]) view.setBundle(bundle);
+  ui.downloadsPanel.open = false;
+  if (reason !== null) notify(reason);
 }
 
-// ---- Text comparison ----
+// ---- Routes ----
 
-function addHistory(text: string, similarity: number): void {
-  const item = document.createElement("li");
-  const quote = document.createElement("q");
-  quote.textContent = text;
-  const value = document.createElement("span");
-  value.className = "history-value";
-  value.textContent = formatValue(similarity);
-  item.append(quote, " ", value);
-  ui.history.prepend(item);
-  while (ui.history.children.length > HISTORY_LENGTH) ui.history.lastElementChild?.remove();
+type Route = { view: "lab" } | { view: "explorer"; layer: number | null; neuron: number | null; search: string | null } | { view: "miner" };
+
+function parseRoute(hash: string): Route {
+  const parts = hash.replace(/^#\/?/, "").split("/");
+  if (parts[0] === "neuron") {
+    const layer = parts[1] === undefined || parts[1] === "" ? null : Number(parts[1]);
+    const neuron = parts[2] === undefined || parts[2] === "" ? null : Number(parts[2]);
+    return { view: "explorer", layer, neuron, search: null };
+  }
+  if (parts[0] === "search") return { view: "explorer", layer: null, neuron: null, search: decodeURIComponent(parts.slice(1).join("/")) };
+  if (parts[0] === "miner") return { view: "miner" };
+  return { view: "lab" };
 }
 
-function enableTextComparison(client: WorkerClient, imageEmbedding: Float32Array): void {
-  ui.textFieldset.disabled = false;
-  let busy = false;
-  ui.textForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const text = ui.textInput.value.trim();
-    if (busy) return;
-    if (text === "") {
-      ui.similarity.value = "type a text first";
-      ui.textInput.focus();
-      return;
-    }
-    busy = true;
-    ui.textFieldset.disabled = true;
-    ui.textResult.dataset.status = "loading";
-    ui.textResult.setAttribute("aria-busy", "true");
-    ui.similarity.value = "computing…";
-    client
-      .embedText(text)
-      .then((response) => {
-        const similarity = cosine(imageEmbedding, response.values);
-        ui.similarity.value = `${formatValue(similarity)} for “${text}” (${formatMs(response.ms)})`;
-        ui.similarity.dataset.value = String(similarity);
-        ui.similarityMeter.value = similarity;
-        ui.similarityMeter.hidden = false;
-        ui.similarityMeter.textContent = formatValue(similarity);
-        ui.textResult.dataset.status = "ready";
-        addHistory(text, similarity);
-      })
-      .catch((error: unknown) => {
-        console.error(error);
-        ui.similarity.value = `failed: ${message(error)}`;
-        delete ui.similarity.dataset.value;
-        ui.textResult.dataset.status = "error";
-      })
-      .finally(() => {
-        busy = false;
-        ui.textFieldset.disabled = false;
-        ui.textResult.removeAttribute("aria-busy");
-        ui.textInput.focus();
-      });
+function showView(name: Route["view"]): void {
+  for (const section of document.querySelectorAll<HTMLElement>("section.view")) section.hidden = section.dataset["view"] !== name;
+  for (const link of document.querySelectorAll<HTMLAnchorElement>("nav.tabs a[data-view]")) {
+    if (link.dataset["view"] === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+/** Shows the route's view and loads what it needs; resolves when its result is shown. */
+async function route(): Promise<void> {
+  const target = parseRoute(location.hash);
+  showView(target.view);
+  if (target.view === "explorer") {
+    const bundle = session.ready?.bundle;
+    if (target.search !== null) await explorer.search(target.search);
+    else await explorer.show(target.layer ?? bundle?.layers[0] ?? 0, target.neuron ?? 0);
+  } else if (target.view === "miner") {
+    await miner.mine();
+  }
+}
+
+// ---- Model and bundle choice ----
+
+function wireSourceForms(): void {
+  ui.weightsUrl.value = settings.demo ? "" : settings.weightsUrl;
+  ui.configUrl.value = settings.demo || settings.configUrl === null ? "" : settings.configUrl;
+  ui.bundleUrl.value = settings.demo || settings.bundleUrl === null ? "" : settings.bundleUrl;
+  ui.presetOpenAi.addEventListener("click", () => {
+    ui.weightsUrl.value = OPENAI_VIT_B_32.weights;
+    ui.configUrl.value = OPENAI_VIT_B_32.config;
+    ui.bundleUrl.focus();
   });
+  ui.urlForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.href = settingsHref(ui.weightsUrl.value, ui.configUrl.value, ui.bundleUrl.value);
+  });
+  const loadFiles = async (files: File[]): Promise<void> => {
+    const weights = files.find((file) => file.name.endsWith(".safetensors") && !file.name.startsWith("lens"));
+    const bundle = files.filter((file) => file.name === "manifest.json" || file.name.startsWith("lens"));
+    const config = files.find((file) => file.name.endsWith(".json") && file.name !== "manifest.json");
+    await restart(ui.backendChoice.value as BackendChoice, await pickedSources(weights, bundle, config));
+  };
+  ui.fileForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const files = [...(ui.weightsFile.files ?? []), ...(ui.bundleFiles.files ?? []), ...(ui.configFile.files ?? [])];
+    loadFiles(files).catch(showFatal);
+  });
+  ui.fileForm.addEventListener("dragover", (event) => event.preventDefault());
+  ui.fileForm.addEventListener("drop", (event) => {
+    event.preventDefault();
+    loadFiles([...(event.dataTransfer?.files ?? [])]).catch(showFatal);
+  });
+  ui.backendChoice.addEventListener("change", () => {
+    const choice = ui.backendChoice.value;
+    if (isBackendChoice(choice)) restart(choice).catch(showFatal);
+  });
+}
+
+/** A new engine (another backend or other sources); the current view is shown again. */
+async function restart(backend: BackendChoice, sources?: Sources): Promise<void> {
+  ui.errorPanel.hidden = true;
+  setStatus("loading", `Loading on ${backend}…`);
+  progressRows.clear();
+  ui.downloads.replaceChildren();
+  ui.downloadsPanel.open = true;
+  const ready = await session.start(backend, sources);
+  if (sources) {
+    ui.weightsSource.textContent = sourceText(sources.weights);
+    ui.bundleSource.textContent = sourceText(sources.bundle);
+    ui.modelNote.hidden = true;
+  }
+  await lab.refresh();
+  await route();
+  setStatus("ready", `Ready on ${ready.backend === "webgpu" ? "WebGPU" : "the CPU"}.`);
 }
 
 // ---- Start ----
 
 async function start(): Promise<void> {
-  setStatus("loading", "Reading the settings…");
-  const settings = readSettings(location.search);
-  ui.weightsUrl.href = settings.weightsUrl;
-  ui.weightsUrl.textContent = settings.weightsUrl;
-  ui.configUrl.textContent = settings.configUrl ?? "none (shapes inferred from the weights)";
-  ui.modelNote.hidden = !settings.defaultModel;
+  const sources = urlSources(settings);
+  ui.weightsSource.textContent = sourceText(sources.weights);
+  ui.bundleSource.textContent = sourceText(sources.bundle);
+  ui.modelNote.hidden = !settings.demo;
+  wireSourceForms();
 
-  const client = new WorkerClient();
-  const sample = fetchSample(new URL(SAMPLE_IMAGE, document.baseURI).href);
-  sample.catch(() => undefined); // reported below if the model loads; otherwise the load error wins
+  setStatus("loading", "Downloading the model and its bundle…");
+  const ready = await session.start();
+  setStatus("loading", "Analysing…");
+  window.addEventListener("hashchange", () => void route().catch(showFatal));
 
-  setStatus("loading", "Downloading the model…");
-  const ready = await client.load(settings.weightsUrl, settings.configUrl, settings.backend, showProgress);
-  ui.backend.textContent = describeBackend(ready, settings.backend);
-  ui.backend.dataset.backend = ready.backend;
-  ui.main.dataset.backend = ready.backend;
-  ui.imageSize.textContent = `${ready.imageSize} × ${ready.imageSize} pixels`;
-
-  setStatus("loading", "Analysing the sample image…");
-  const embedding = await client.embedImage(await sample);
-  const values = embedding.values;
-  if (values.length === 0) throw new Error("The model returned an empty image embedding.");
-  ui.embedDim.textContent = String(values.length);
-  ui.embedNorm.textContent = formatValue(norm(values));
-  ui.embedHead.textContent = Array.from(values.subarray(0, 8), (value) => formatValue(value)).join(", ");
-  ui.embedTime.textContent = `${formatMs(embedding.ms)} (model built in ${formatMs(ready.initMs)})`;
-
-  enableTextComparison(client, values);
-  setStatus("ready", `Ready on ${ready.backend === "webgpu" ? "WebGPU" : "the CPU"}. Type a text to compare it with the image.`);
+  const target = parseRoute(location.hash);
+  if (settings.imageUrl !== null) {
+    if (target.view !== "lab") location.hash = "#/lab";
+    showView("lab");
+    await lab.open(settings.imageUrl, settings.concept ?? "predicted");
+  } else if (target.view === "lab") {
+    showView("lab");
+    if (ready.bundle) await lab.open("samples/cat.jpg");
+  } else {
+    await route();
+  }
+  setStatus("ready", `Ready on ${session.ready?.backend === "webgpu" ? "WebGPU" : "the CPU"}.${ready.bundle ? "" : " No bundle is loaded: the lens views need one (?bundle=URL)."}`);
 }
 
 window.addEventListener("unhandledrejection", (event) => showFatal(event.reason));
-window.addEventListener("error", (event) => showFatal(event.error ?? event.message));
 start().catch(showFatal);

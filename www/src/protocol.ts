@@ -3,6 +3,17 @@
 // answered by zero or more `progress` events and then exactly one final response: the one
 // named in `FinalResponse` for its type, or `error`.
 
+import type {
+  ActivationMap,
+  AdversarialOptions,
+  AdversarialResult,
+  Analysis,
+  FooledResult,
+  NeuronCard,
+  SearchResult,
+  Segmentation,
+} from "clip-lens-wasm";
+
 /** The backend a page asks for. "auto" tries WebGPU and falls back to the CPU. */
 export type BackendChoice = "auto" | "webgpu" | "cpu";
 
@@ -25,15 +36,28 @@ export function isBenchShape(value: string): value is BenchShape {
 
 // ---- Requests (page -> worker) ----
 
-/** Download the weights (and optionally a Hugging Face config.json) and build an engine. */
+/** Where a file comes from: an address, or bytes the user picked or dropped. */
+export type FileSource = { kind: "url"; url: string } | { kind: "bytes"; name: string; bytes: Uint8Array };
+
+/** A bundle (see the README): a directory address, or its two files picked by the user. */
+export type BundleSource =
+  | { kind: "url"; url: string }
+  | { kind: "files"; manifest: Uint8Array; tensors: Uint8Array; name: string };
+
+/** Download (or take) the weights, config and bundle, and build an engine with the bundle. */
 export interface LoadRequest {
   id: number;
   type: "load";
-  /** Absolute URL of a safetensors file (OpenAI or Hugging Face layout). */
-  weightsUrl: string;
-  /** Absolute URL of a config.json, or null to infer the shapes from the weights. */
-  configUrl: string | null;
+  /** A safetensors file (OpenAI or Hugging Face layout). */
+  weights: FileSource;
+  /** A Hugging Face config.json, or null to infer the shapes from the weights. */
+  config: FileSource | null;
+  /** The bundle made by `clip-lens precompute` for these weights; null: the model alone. */
+  bundle: BundleSource | null;
   backend: BackendChoice;
+  /** Test hook (`?simulate=device-lost`): the first engine call after this load fails as if
+   * the GPU device had been lost. */
+  simulateDeviceLoss?: boolean;
 }
 
 /** The embedding of an encoded image (PNG, JPEG, WebP, GIF). Needs a loaded engine. */
@@ -60,17 +84,49 @@ export interface BenchmarkRequest {
   runs: number;
 }
 
-export type WorkerRequest = LoadRequest | EmbedImageRequest | EmbedTextRequest | BenchmarkRequest;
-export type RequestType = WorkerRequest["type"];
+/** The engine's methods the page calls, with their arguments and results (types from
+ * src/web.rs, through the wasm-bindgen glue's .d.ts). */
+export interface EngineCalls {
+  analyze: { args: { bytes: Uint8Array }; result: Analysis };
+  segment: { args: { concept: string; layers: number[] | null; topNeurons: number | null }; result: Segmentation };
+  activationMap: { args: { bytes: Uint8Array; layer: number; neuron: number }; result: ActivationMap };
+  neuron: { args: { layer: number; neuron: number }; result: NeuronCard };
+  search: { args: { text: string; top: number }; result: SearchResult };
+  adversarial: { args: { class0: string; class1: string; options: AdversarialOptions | null }; result: AdversarialResult };
+  fooled: { args: { bytes: Uint8Array; class0: string; class1: string }; result: FooledResult };
+}
+export type EngineMethod = keyof EngineCalls;
+
+/** One engine method call (answered by a `result`). */
+export interface CallRequest<M extends EngineMethod = EngineMethod> {
+  id: number;
+  type: "call";
+  method: M;
+  args: EngineCalls[M]["args"];
+}
+
+/** Drop the queued (not yet started) requests with these ids; answered at once by nothing:
+ * each dropped request is answered by an `error` whose `cancelled` is true. */
+export interface CancelRequest {
+  id: number;
+  type: "cancel";
+  ids: number[];
+}
+
+export type WorkerRequest = LoadRequest | EmbedImageRequest | EmbedTextRequest | BenchmarkRequest | CallRequest | CancelRequest;
+export type RequestType = Exclude<WorkerRequest["type"], "cancel">;
 
 // ---- Responses (worker -> page) ----
+
+/** Which file a progress event is about. */
+export type FileRole = "weights" | "config" | "bundle manifest" | "bundle";
 
 /** Download progress of a `load` request (several per file). */
 export interface ProgressEvent {
   id: number;
   type: "progress";
-  /** Which file: the weights or the config. */
-  file: "weights" | "config";
+  file: FileRole;
+  /** The address, or the picked file's name. */
   url: string;
   /** Bytes received so far. */
   loaded: number;
@@ -79,6 +135,23 @@ export interface ProgressEvent {
   /** Milliseconds since this file's download started. */
   elapsedMs: number;
   done: boolean;
+  /** Where the bytes came from: the network, the Cache API (an earlier visit), or the user. */
+  source: "network" | "cache" | "local";
+}
+
+/** What the page needs to know about a loaded bundle. */
+export interface BundleInfo {
+  modelName: string;
+  layers: number[];
+  neurons: number;
+  topK: number;
+  components: number;
+  words: number;
+  classes: string[];
+  images: number;
+  /** The bundle directory's absolute address (thumbnails are relative to it); null for files. */
+  baseUrl: string | null;
+  hasThumbnails: boolean;
 }
 
 export interface ReadyResponse {
@@ -91,8 +164,9 @@ export interface ReadyResponse {
   /** When the engine runs on the CPU although WebGPU was allowed or asked: why. */
   webgpuUnavailable: string | null;
   weightsBytes: number;
-  /** Milliseconds spent building the engine after the download. */
+  /** Milliseconds spent building the engine (and preparing the bundle) after the downloads. */
   initMs: number;
+  bundle: BundleInfo | null;
 }
 
 export interface EmbeddingResponse {
@@ -112,13 +186,25 @@ export interface BenchmarkResponse {
   adapter: string | null;
 }
 
+export interface CallResponse {
+  id: number;
+  type: "result";
+  value: unknown;
+  /** Milliseconds the worker spent on the call (queueing excluded). */
+  ms: number;
+}
+
 export interface ErrorResponse {
   id: number;
   type: "error";
   message: string;
+  /** The request was dropped from the queue by a `cancel`. */
+  cancelled?: boolean;
+  /** The failure looks like a lost GPU device (or a crash on WebGPU): retry on the CPU. */
+  deviceLost?: boolean;
 }
 
-export type FinalResponse = ReadyResponse | EmbeddingResponse | BenchmarkResponse;
+export type FinalResponse = ReadyResponse | EmbeddingResponse | BenchmarkResponse | CallResponse;
 export type WorkerResponse = ProgressEvent | FinalResponse | ErrorResponse;
 
 /** The final response each request type resolves to. */
@@ -127,9 +213,11 @@ export interface ResponseFor {
   embedImage: EmbeddingResponse;
   embedText: EmbeddingResponse;
   benchmark: BenchmarkResponse;
+  call: CallResponse;
 }
 
-/** The parsed result of `benchmarkVision`. */
+/** The parsed result of `benchmarkVision` (times in ms; "per image" means over the timed runs,
+ * after one untimed first run). */
 export interface BenchmarkResult {
   backend: string;
   shape: string;
@@ -138,4 +226,36 @@ export interface BenchmarkResult {
   load_ms: number;
   first_ms: number;
   mean_ms_per_image: number;
+  /** The lens of layer L-3: factors, forward + every neuron's effects, cheap projection. */
+  lens: {
+    layer: number;
+    form: string;
+    factors_ms: number;
+    effects_with_forward_ms_per_image: number;
+    projection_ms_per_image: number;
+  };
+  /** Present when the applications were asked for: one image at a time through the Engine,
+   * with a synthetic bundle of the paper's sizes. */
+  analysis?: {
+    layers: number[];
+    top_k: number;
+    components: number;
+    words: number;
+    classes: number;
+    significant_neurons: number;
+    top_neurons: number;
+    /** Making the random weights and bundle (the benchmark's own cost, not the page's). */
+    synthesis_ms: number;
+    /** Engine.create: sha256 of the weights, the model on the device. */
+    engine_ms: number;
+    /** Engine.loadBundle: parse, checks, lens factors and means. */
+    bundle_load_ms: number;
+    first_analysis_ms: number;
+    first_segmentation_ms: number;
+    analysis_ms_per_image: number;
+    /** The forward's and the lens's parts of the analysis (its own timings). */
+    forward_ms_per_image: number;
+    lens_ms_per_image: number;
+    segmentation_ms: number;
+  };
 }

@@ -10,8 +10,15 @@ import type { Engine } from "clip-lens-wasm";
 import type {
   BackendName,
   BenchmarkRequest,
+  BundleInfo,
+  BundleSource,
+  CallRequest,
   EmbedImageRequest,
   EmbedTextRequest,
+  EngineCalls,
+  EngineMethod,
+  FileRole,
+  FileSource,
   LoadRequest,
   ProgressEvent,
   WorkerRequest,
@@ -77,16 +84,74 @@ function wasm(): Promise<Wasm> {
   return wasmPromise;
 }
 
-// ---- Downloads ----
+// ---- Downloads (through the Cache API) ----
 
 const PROGRESS_INTERVAL_MS = 50;
+const CACHE_NAME = "clip-lens-files-v1";
 
-/** Fetches `url`, reporting progress against Content-Length; throws readable errors. */
-async function download(id: number, file: ProgressEvent["file"], url: string): Promise<Uint8Array> {
+type Report = (loaded: number, total: number | null, done: boolean, source: ProgressEvent["source"]) => void;
+
+function reporter(id: number, file: FileRole, url: string): Report {
   const start = performance.now();
+  return (loaded, total, done, source) =>
+    post({ id, type: "progress", file, url, loaded, total, elapsedMs: performance.now() - start, done, source });
+}
+
+/** The Cache API's store, or null where the browser has none (an insecure origin) or refuses. */
+async function fileCache(): Promise<Cache | null> {
+  try {
+    return "caches" in globalThis ? await caches.open(CACHE_NAME) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a cached response is still the server's file: the server's ETag (else
+ * Last-Modified and Content-Length) is unchanged. Offline (the check fails), the cached copy
+ * is used. */
+async function cachedIsCurrent(url: string, cached: Response): Promise<boolean> {
+  let head: Response;
+  try {
+    head = await fetch(url, { method: "HEAD", cache: "no-store" });
+  } catch {
+    return true;
+  }
+  if (!head.ok) return false;
+  const same = (name: string): boolean => head.headers.get(name) === cached.headers.get(name);
+  const etag = head.headers.get("ETag");
+  if (etag !== null) return same("ETag");
+  return head.headers.get("Last-Modified") !== null && same("Last-Modified") && same("Content-Length");
+}
+
+/** The bytes of `url`: from the Cache API when an earlier visit stored the current version,
+ * else downloaded with progress against Content-Length (and stored). Readable errors. */
+async function download(id: number, file: FileRole, url: string): Promise<Uint8Array> {
+  const report = reporter(id, file, url);
+  const cache = await fileCache();
+  const cached = await cache?.match(url).catch(() => undefined);
+  if (cached && (await cachedIsCurrent(url, cached))) {
+    const bytes = new Uint8Array(await cached.arrayBuffer());
+    report(bytes.length, bytes.length, true, "cache");
+    return bytes;
+  }
+  const { bytes, headers } = await fetchWithProgress(file, url, report);
+  if (cache) {
+    // A full copy with the server's validators; a failure (quota) only costs the next visit.
+    const stored = new Headers();
+    for (const name of ["ETag", "Last-Modified", "Content-Type"]) {
+      const value = headers.get(name);
+      if (value !== null) stored.set(name, value);
+    }
+    stored.set("Content-Length", String(bytes.length));
+    await cache.put(url, new Response(new Blob([bytes as Uint8Array<ArrayBuffer>]), { headers: stored })).catch((error: unknown) => console.warn(`Not cached: ${url}: ${describe(error)}`));
+  }
+  return bytes;
+}
+
+async function fetchWithProgress(file: FileRole, url: string, report: Report): Promise<{ bytes: Uint8Array; headers: Headers }> {
   let response: Response;
   try {
-    response = await fetch(url);
+    response = await fetch(url, { cache: "no-store" });
   } catch (error) {
     throw new Error(
       `Could not download the ${file} from ${url}: the server could not be reached (${describe(error)}). ` +
@@ -103,20 +168,17 @@ async function download(id: number, file: ProgressEvent["file"], url: string): P
   const length = Number(response.headers.get("Content-Length") ?? Number.NaN);
   const total = Number.isSafeInteger(length) && length >= 0 && (!encoding || encoding === "identity") ? length : null;
 
-  const report = (loaded: number, done: boolean): void =>
-    post({ id, type: "progress", file, url, loaded, total, elapsedMs: performance.now() - start, done });
-
-  report(0, false);
+  report(0, total, false, "network");
   if (!response.body) {
     const bytes = new Uint8Array(await response.arrayBuffer());
-    report(bytes.length, true);
-    return bytes;
+    report(bytes.length, total, true, "network");
+    return { bytes, headers: response.headers };
   }
 
   const reader = response.body.getReader();
   let buffer = new Uint8Array(total ?? 1 << 20);
   let loaded = 0;
-  let lastReport = start;
+  let lastReport = performance.now();
   try {
     for (;;) {
       const { done, value } = await reader.read();
@@ -131,7 +193,7 @@ async function download(id: number, file: ProgressEvent["file"], url: string): P
       const now = performance.now();
       if (now - lastReport >= PROGRESS_INTERVAL_MS) {
         lastReport = now;
-        report(loaded, false);
+        report(loaded, total, false, "network");
       }
     }
   } catch (error) {
@@ -140,8 +202,15 @@ async function download(id: number, file: ProgressEvent["file"], url: string): P
   if (total !== null && loaded !== total) {
     throw new Error(`The download of the ${file} from ${url} is incomplete: ${loaded} of ${total} bytes.`);
   }
-  report(loaded, true);
-  return buffer.subarray(0, loaded);
+  report(loaded, total, true, "network");
+  return { bytes: buffer.subarray(0, loaded), headers: response.headers };
+}
+
+/** The bytes of a file source; picked files report one "local" progress event. */
+async function obtain(id: number, file: FileRole, source: FileSource): Promise<Uint8Array> {
+  if (source.kind === "url") return download(id, file, source.url);
+  reporter(id, file, source.name)(source.bytes.length, source.bytes.length, true, "local");
+  return source.bytes;
 }
 
 function looksLikeHtml(bytes: Uint8Array): boolean {
@@ -203,24 +272,84 @@ class LoadError extends Error {
 }
 
 let engine: Engine | null = null;
+/** Set by a load with `simulateDeviceLoss`: the next engine call fails as a lost device. */
+let simulatedLoss = false;
+
+/** The bundle's manifest fields the worker reads (manifest.json is validated in Rust). */
+interface ManifestFields {
+  model_name?: unknown;
+  layers?: unknown;
+  neurons?: unknown;
+  top_k?: unknown;
+  components?: unknown;
+  words?: unknown;
+  classes?: unknown;
+  images?: unknown;
+  thumbnail_size?: unknown;
+}
+
+function bundleInfo(manifestJson: string, baseUrl: string | null): BundleInfo {
+  let manifest: ManifestFields;
+  try {
+    manifest = JSON.parse(manifestJson) as ManifestFields;
+  } catch (error) {
+    throw new Error(`The bundle's manifest.json is not JSON: ${describe(error)}`);
+  }
+  const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+  return {
+    modelName: String(manifest.model_name ?? "?"),
+    layers: list(manifest.layers).map(Number),
+    neurons: Number(manifest.neurons ?? 0),
+    topK: Number(manifest.top_k ?? 0),
+    components: Number(manifest.components ?? 0),
+    words: list(manifest.words).length,
+    classes: list(manifest.classes).map(String),
+    images: list(manifest.images).length,
+    baseUrl,
+    hasThumbnails: Number(manifest.thumbnail_size ?? 0) > 0,
+  };
+}
+
+/** The bundle's manifest text, tensors and directory address. */
+async function obtainBundle(id: number, source: BundleSource): Promise<{ manifest: string; tensors: Uint8Array; baseUrl: string | null }> {
+  if (source.kind === "files") {
+    reporter(id, "bundle", source.name)(source.tensors.length, source.tensors.length, true, "local");
+    return { manifest: new TextDecoder().decode(source.manifest), tensors: source.tensors, baseUrl: null };
+  }
+  const baseUrl = source.url.endsWith("/") ? source.url : `${source.url}/`;
+  const [manifest, tensors] = await Promise.all([
+    download(id, "bundle manifest", new URL("manifest.json", baseUrl).href),
+    download(id, "bundle", new URL("lens.safetensors", baseUrl).href),
+  ]);
+  const text = new TextDecoder().decode(manifest);
+  if (looksLikeHtml(manifest)) throw new Error(`${baseUrl}manifest.json is an HTML page, not a bundle manifest: is ${baseUrl} a bundle directory?`);
+  return { manifest: text, tensors, baseUrl };
+}
+
+function sourceName(source: FileSource): string {
+  return source.kind === "url" ? source.url : source.name;
+}
 
 async function load(request: LoadRequest): Promise<void> {
-  const { id, weightsUrl, configUrl, backend } = request;
-  const [module, weights, config] = await Promise.all([
+  const { id, weights: weightsSource, config: configSource, bundle: bundleSource, backend } = request;
+  const [module, weights, config, bundle] = await Promise.all([
     wasm(),
-    download(id, "weights", weightsUrl),
-    configUrl === null ? Promise.resolve(null) : download(id, "config", configUrl),
+    obtain(id, "weights", weightsSource),
+    configSource === null ? Promise.resolve(null) : obtain(id, "config", configSource),
+    bundleSource === null ? Promise.resolve(null) : obtainBundle(id, bundleSource),
   ]);
   const configJson = config === null ? undefined : new TextDecoder().decode(config);
+  const weightsBytes = weights.length;
 
   const started = performance.now();
   const create = async (kind: BackendName): Promise<Engine> => {
     try {
+      // The engine takes its own copy (wasm memory); the bytes stay for a CPU retry.
       return await module.Engine.create(weights, configJson, kind);
     } catch (error) {
       let message = describe(error);
       if (looksLikeHtml(weights)) message += ". The weights file looks like an HTML page, not a safetensors file.";
-      const source = configUrl === null ? weightsUrl : `${weightsUrl} (config ${configUrl})`;
+      const source = configSource === null ? sourceName(weightsSource) : `${sourceName(weightsSource)} (config ${sourceName(configSource)})`;
       const where = kind === "webgpu" ? "WebGPU" : "the CPU";
       throw new LoadError(`Could not load the model from ${source} on ${where}: ${message}`, describe(error));
     }
@@ -242,10 +371,23 @@ async function load(request: LoadRequest): Promise<void> {
     created = await create(backend);
   }
 
+  let info: BundleInfo | null = null;
+  if (bundle !== null) {
+    info = bundleInfo(bundle.manifest, bundle.baseUrl);
+    try {
+      created.loadBundle(bundle.manifest, bundle.tensors);
+    } catch (error) {
+      created.free();
+      const where = bundle.baseUrl ?? "the chosen files";
+      throw new Error(`Could not use the bundle at ${where}: ${describe(error)}`);
+    }
+  }
+
   const backendName: BackendName = created.backend() === "webgpu" ? "webgpu" : "cpu";
   const adapter = backendName === "webgpu" ? await adapterName() : null;
   engine?.free();
   engine = created;
+  simulatedLoss = request.simulateDeviceLoss === true && backendName === "webgpu";
   post({
     id,
     type: "ready",
@@ -253,8 +395,9 @@ async function load(request: LoadRequest): Promise<void> {
     adapter,
     imageSize: created.imageSize,
     webgpuUnavailable,
-    weightsBytes: weights.length,
+    weightsBytes,
     initMs: performance.now() - started,
+    bundle: info,
   });
 }
 
@@ -282,7 +425,54 @@ async function benchmark(request: BenchmarkRequest): Promise<void> {
   post({ id: request.id, type: "benchmark", json, adapter: gpu ? await adapterName() : null });
 }
 
+type Args<M extends EngineMethod> = EngineCalls[M]["args"];
+
+/** Each engine method the page may call, with its arguments unpacked. */
+const METHODS: { [M in EngineMethod]: (engine: Engine, args: Args<M>) => Promise<EngineCalls[M]["result"]> } = {
+  analyze: (e, a) => e.analyze(a.bytes, null),
+  segment: (e, a) => e.segment(a.concept, a.layers === null ? undefined : Uint32Array.from(a.layers), a.topNeurons ?? undefined),
+  activationMap: (e, a) => e.activationMap(a.bytes, a.layer, a.neuron),
+  neuron: async (e, a) => e.neuron(a.layer, a.neuron),
+  search: (e, a) => e.search(a.text, a.top),
+  adversarial: (e, a) => e.adversarial(a.class0, a.class1, a.options),
+  fooled: (e, a) => e.fooled(a.bytes, a.class0, a.class1),
+};
+
+async function call(request: CallRequest): Promise<void> {
+  const started = performance.now();
+  const current = loadedEngine();
+  if (simulatedLoss) {
+    simulatedLoss = false;
+    throw new DeviceLostError("The GPU device was lost (simulated with ?simulate=device-lost).");
+  }
+  const method = METHODS[request.method] as (engine: Engine, args: unknown) => Promise<unknown>;
+  const value = await method(current, request.args);
+  // Float32Arrays (heatmaps) move to the page without a copy.
+  const transfer = value !== null && typeof value === "object" ? Object.values(value).filter((v): v is Float32Array => v instanceof Float32Array).map((v) => v.buffer) : [];
+  post({ id: request.id, type: "result", value, ms: performance.now() - started }, transfer);
+}
+
+/** A failure of the GPU device itself: the page retries on the CPU. */
+class DeviceLostError extends Error {}
+
+/** Whether a failure on the current engine means its GPU is gone: a crash on WebGPU, or an
+ * error that says the device was lost. */
+function isDeviceLoss(error: unknown): boolean {
+  if (error instanceof DeviceLostError) return true;
+  if (engine === null || engine.backend() !== "webgpu") return false;
+  return crashed !== null || /device (is |was |has been )?lost|lost device|DeviceLost/i.test(describe(error));
+}
+
+// ---- The queue ----
+
+const cancelled = new Set<number>();
+
 async function handle(request: WorkerRequest): Promise<void> {
+  if (request.type === "cancel") return;
+  if (cancelled.delete(request.id)) {
+    post({ id: request.id, type: "error", message: "Cancelled.", cancelled: true });
+    return;
+  }
   try {
     if (crashed !== null) {
       throw new Error(`The WebAssembly module crashed earlier (${crashed}); reload the page to start again.`);
@@ -296,18 +486,26 @@ async function handle(request: WorkerRequest): Promise<void> {
         return await embedText(request);
       case "benchmark":
         return await benchmark(request);
+      case "call":
+        return await call(request);
       default: {
         const unknown: never = request;
         throw new Error(`Unknown request ${JSON.stringify(unknown)}`);
       }
     }
   } catch (error) {
-    post({ id: request.id, type: "error", message: describe(error) });
+    const deviceLost = request.type === "call" && isDeviceLoss(error);
+    post({ id: request.id, type: "error", message: describe(error), deviceLost });
   }
 }
 
 let queue: Promise<void> = Promise.resolve();
 scope.addEventListener("message", (event) => {
   const request = event.data;
+  // Cancels act at once, on requests still waiting in the queue.
+  if (request.type === "cancel") {
+    for (const id of request.ids) cancelled.add(id);
+    return;
+  }
   queue = queue.then(() => handle(request));
 });

@@ -1,0 +1,58 @@
+// Small DOM helpers shared by the page's views: element builders, lookups and links.
+
+type Child = Node | string | null | undefined | false;
+type Props = Record<string, string | number | boolean | null | undefined>;
+
+/** `<tag>` with attributes (`class`, `data-*`, `aria-*`, ...; false/null/undefined left out)
+ * and children (strings become text). */
+export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props = {}, ...children: Child[]): HTMLElementTagNameMap[K] {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value === false || value === null || value === undefined) continue;
+    element.setAttribute(name, value === true ? "" : String(value));
+  }
+  append(element, ...children);
+  return element;
+}
+
+/** Appends children, skipping empty ones. */
+export function append(parent: Node, ...children: Child[]): void {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    parent.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+  }
+}
+
+/** The element with id `id`, which must be a `type`. */
+export function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
+  const found = document.getElementById(id);
+  if (!(found instanceof type)) throw new Error(`The page lacks the element #${id}.`);
+  return found;
+}
+
+/** The route of a neuron's card. */
+export function neuronHref(layer: number, neuron: number): string {
+  return `#/neuron/${layer}/${neuron}`;
+}
+
+/** A link to a neuron's card, "L9/N1234" with an explanatory label. */
+export function neuronLink(layer: number, neuron: number, text = `L${layer}/N${neuron}`): HTMLAnchorElement {
+  return el("a", { href: neuronHref(layer, neuron), class: "neuron-link", "aria-label": `Layer ${layer}, neuron ${neuron}` }, text);
+}
+
+/** A signed value's bar: width relative to `largest`, colour by sign. */
+export function signedBar(value: number, largest: number): HTMLSpanElement {
+  const bar = el("span", { class: `bar ${value >= 0 ? "positive" : "negative"}`, "aria-hidden": "true" });
+  bar.style.width = `${Math.min(100, (100 * Math.abs(value)) / Math.max(largest, 1e-12))}%`;
+  return bar;
+}
+
+/** The message of anything thrown. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** `<p class="error" role="alert">`. */
+export function errorParagraph(error: unknown): HTMLParagraphElement {
+  return el("p", { class: "inline-error", role: "alert" }, errorMessage(error));
+}

@@ -1,0 +1,223 @@
+// The neuron explorer: a neuron's card (signed words, top images with the neuron's activation
+// map over them, nearest ImageNet classes, how often it is significant), previous/next, and a
+// search box (a word of the dictionary finds the neurons whose decomposition holds it; any text
+// finds the neurons whose direction r_n best matches its embedding).
+
+import type { ActivationMap, NeuronCard, SearchResult } from "clip-lens-wasm";
+import { append, el, errorMessage, errorParagraph, neuronHref, neuronLink, signedBar } from "./dom";
+import { formatValue } from "./format";
+import { drawOverlay } from "./heatmap";
+import type { BundleInfo } from "./protocol";
+import type { Session } from "./session";
+
+/** 1 -> "1st", 3 -> "3rd", 12 -> "12th". */
+function ordinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? "th" : ({ 1: "st", 2: "nd", 3: "rd" } as Record<number, string>)[n % 10] ?? "th";
+  return `${n}${suffix}`;
+}
+
+/** Word bars shown before "all words". */
+const SHOWN_WORDS = 16;
+
+export interface ExplorerElements {
+  view: HTMLElement;
+  pickForm: HTMLFormElement;
+  layer: HTMLSelectElement;
+  neuron: HTMLInputElement;
+  previous: HTMLButtonElement;
+  next: HTMLButtonElement;
+  card: HTMLElement;
+  searchForm: HTMLFormElement;
+  searchInput: HTMLInputElement;
+  searchResult: HTMLElement;
+}
+
+export class NeuronExplorer {
+  private bundle: BundleInfo | null = null;
+  private shown: { layer: number; neuron: number } | null = null;
+  /** Activation-map calls of the shown card still queued (cancelled when the card changes). */
+  private readonly mapCalls = new Set<number>();
+
+  constructor(
+    private readonly ui: ExplorerElements,
+    private readonly session: Session,
+  ) {
+    this.wire();
+  }
+
+  setBundle(bundle: BundleInfo | null): void {
+    this.bundle = bundle;
+    this.ui.layer.replaceChildren(...(bundle?.layers ?? []).map((layer) => el("option", { value: layer }, `Layer ${layer}`)));
+    this.ui.neuron.max = String(Math.max(0, (bundle?.neurons ?? 1) - 1));
+    for (const control of [this.ui.layer, this.ui.neuron, this.ui.previous, this.ui.next, this.ui.searchInput]) control.disabled = bundle === null;
+  }
+
+  /** Shows the card of `neuron` of `layer` (the route #/neuron/L/N). */
+  async show(layer: number, neuron: number): Promise<void> {
+    const ui = this.ui;
+    this.session.cancel(this.mapCalls);
+    this.shown = { layer, neuron };
+    ui.layer.value = String(layer);
+    ui.neuron.value = String(neuron);
+    ui.card.dataset["status"] = "loading";
+    ui.card.replaceChildren(el("p", {}, `Loading neuron ${neuron} of layer ${layer}…`));
+    try {
+      const bundle = this.bundle;
+      if (!bundle) throw new Error("No bundle is loaded: the explorer needs one (?bundle=URL).");
+      if (!bundle.layers.includes(layer)) throw new Error(`Layer ${layer} is not in the bundle (it has layers ${bundle.layers.join(", ")}).`);
+      if (!Number.isInteger(neuron) || neuron < 0 || neuron >= bundle.neurons) throw new Error(`Neuron ${neuron} is out of range: layer ${layer} has neurons 0 to ${bundle.neurons - 1}.`);
+      const card = await this.session.call("neuron", { layer, neuron });
+      if (this.shown?.layer !== layer || this.shown.neuron !== neuron) return;
+      ui.card.replaceChildren(...this.renderCard(card, bundle));
+      ui.card.dataset["status"] = "ready";
+      document.title = `Layer ${layer}, neuron ${neuron} · clip-lens`;
+      void this.drawActivationMaps(card, bundle);
+    } catch (error) {
+      ui.card.replaceChildren(errorParagraph(error));
+      ui.card.dataset["status"] = "error";
+    }
+  }
+
+  /** Runs a search (the route #/search/<text>). */
+  async search(text: string): Promise<void> {
+    const ui = this.ui;
+    ui.searchInput.value = text;
+    ui.searchResult.dataset["status"] = "loading";
+    ui.searchResult.replaceChildren(el("p", {}, `Searching for “${text}”…`));
+    try {
+      const result = await this.session.call("search", { text, top: 20 });
+      ui.searchResult.replaceChildren(...this.renderSearch(result));
+      ui.searchResult.dataset["status"] = "ready";
+    } catch (error) {
+      ui.searchResult.replaceChildren(errorParagraph(error));
+      ui.searchResult.dataset["status"] = "error";
+    }
+  }
+
+  private wire(): void {
+    const ui = this.ui;
+    const go = (layer: number, neuron: number): void => {
+      location.hash = neuronHref(layer, neuron);
+    };
+    ui.pickForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      go(Number(ui.layer.value), Number(ui.neuron.value));
+    });
+    ui.layer.addEventListener("change", () => go(Number(ui.layer.value), Number(ui.neuron.value)));
+    const step = (delta: number): void => {
+      const count = this.bundle?.neurons ?? 1;
+      go(Number(ui.layer.value), (((Number(ui.neuron.value) || 0) + delta) % count + count) % count);
+    };
+    ui.previous.addEventListener("click", () => step(-1));
+    ui.next.addEventListener("click", () => step(1));
+    ui.view.addEventListener("keydown", (event) => {
+      const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement;
+      if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
+      if (event.key === "ArrowLeft") step(-1);
+      else if (event.key === "ArrowRight") step(1);
+    });
+    ui.searchForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const text = ui.searchInput.value.trim();
+      if (text) location.hash = `#/search/${encodeURIComponent(text)}`;
+    });
+  }
+
+  private renderCard(card: NeuronCard, bundle: BundleInfo): Node[] {
+    const title = el("h3", { id: "card-title" }, `Layer ${card.layer}, neuron ${card.neuron}`);
+    const share = el("a", { href: neuronHref(card.layer, card.neuron), class: "share-link" }, "link to this card");
+    const rate = bundle.images > 0 ? `${Math.max(0, bundle.topK - 1)} of the bundle's ${bundle.images} images (${((100 * Math.max(0, bundle.topK - 1)) / bundle.images).toFixed(1)}%)` : "no images";
+    const facts = el(
+      "dl",
+      { class: "facts" },
+      el("dt", {}, "Significant"),
+      el("dd", {}, card.threshold === null ? "unknown (no norms)" : `when its centred norm exceeds ${formatValue(card.threshold, 3)}, its ${ordinal(bundle.topK)} largest over the bundle's images: on ${rate}`),
+      el("dt", {}, "Nearest classes of r_n"),
+      el("dd", {}, card.classes.length ? card.classes.map((c) => `${c.name} (${formatValue(c.cosine, 3)})`).join(", ") : "none (its direction is zero)"),
+    );
+    return [el("header", { class: "card-header" }, title, " ", share), facts, this.renderWords(card), this.renderTopImages(card, bundle)];
+  }
+
+  private renderWords(card: NeuronCard): HTMLElement {
+    const largest = Math.max(1e-12, ...card.words.map(([, c]) => Math.abs(c)));
+    const list = el("ol", { class: "word-bars", "aria-label": "The words of its sparse decomposition, signed, largest first" });
+    const add = (words: [string, number][]): void => {
+      for (const [word, c] of words) {
+        list.append(el("li", { class: "score-row" }, el("a", { href: `#/search/${encodeURIComponent(word)}`, class: "score-label" }, word), signedBar(c, largest), el("span", { class: "num" }, `${c < 0 ? "−" : "+"}${formatValue(Math.abs(c), 3)}`)));
+      }
+    };
+    add(card.words.slice(0, SHOWN_WORDS));
+    const section = el("section", { class: "card-words", "aria-label": "Words" }, el("h4", {}, `Words (${card.words.length} of the decomposition)`), list);
+    if (card.words.length > SHOWN_WORDS) {
+      const more = el("button", { type: "button", class: "more" }, `Show all ${card.words.length} words`);
+      more.addEventListener("click", () => {
+        add(card.words.slice(SHOWN_WORDS));
+        more.remove();
+      });
+      section.append(more);
+    }
+    return section;
+  }
+
+  private renderTopImages(card: NeuronCard, bundle: BundleInfo): HTMLElement {
+    const grid = el("ol", { class: "top-images" });
+    for (const image of card.top_images) {
+      const name = image.path ?? `image ${image.id}`;
+      if (image.thumbnail && bundle.baseUrl) {
+        const src = new URL(image.thumbnail, bundle.baseUrl).href;
+        grid.append(
+          el("li", { "data-image": image.id },
+            el("figure", { class: "thumb" },
+              el("div", { class: "overlay-box" }, el("img", { src, alt: `Top image ${name}`, loading: "lazy" }), el("canvas", { class: "overlay", "aria-hidden": "true" })),
+              el("figcaption", {}, name)),
+          ),
+        );
+      } else {
+        grid.append(el("li", {}, name));
+      }
+    }
+    return el("section", { class: "card-images", "aria-label": "Top images" }, el("h4", {}, `Images that fire it most (${card.top_images.length})`), grid, el("p", { class: "hint map-status" }, card.top_images.length ? "Activation maps: computing…" : "The bundle lists no images."));
+  }
+
+  /** Overlays the neuron's activation map on each top image's thumbnail (one forward each). */
+  private async drawActivationMaps(card: NeuronCard, bundle: BundleInfo): Promise<void> {
+    const status = this.ui.card.querySelector(".map-status");
+    let drawn = 0;
+    for (const image of card.top_images) {
+      if (!image.thumbnail || !bundle.baseUrl) continue;
+      const item = this.ui.card.querySelector(`[data-image="${image.id}"]`);
+      const canvas = item?.querySelector("canvas");
+      if (!canvas) continue;
+      try {
+        const response = await fetch(new URL(image.thumbnail, bundle.baseUrl).href);
+        if (!response.ok) throw new Error(`thumbnail: HTTP ${response.status}`);
+        const map: ActivationMap = await this.session.call("activationMap", { bytes: new Uint8Array(await response.arrayBuffer()), layer: card.layer, neuron: card.neuron }, this.mapCalls);
+        if (this.shown?.layer !== card.layer || this.shown.neuron !== card.neuron) return;
+        drawOverlay(canvas, map.heatmap, map.size, map.geometry, { mask: false });
+        canvas.title = `peak activation ${formatValue(map.peak, 3)}`;
+        drawn++;
+      } catch (error) {
+        if (this.shown?.layer !== card.layer || this.shown.neuron !== card.neuron) return;
+        if (status) status.textContent = `Activation maps: ${errorMessage(error)}`;
+        return;
+      }
+    }
+    if (status) status.textContent = drawn ? `The neuron's activation map (its post-GELU activation over the patches) is drawn over each thumbnail.` : "";
+  }
+
+  private renderSearch(result: SearchResult): Node[] {
+    const nodes: Node[] = [];
+    if (result.word !== null) {
+      const list = el("ul", { class: "neuron-list" });
+      for (const n of result.word_neurons.slice(0, 50)) append(list, el("li", {}, neuronLink(n.layer, n.neuron), ` coefficient ${formatValue(n.coefficient, 3)}`));
+      nodes.push(el("h4", {}, `Neurons whose decomposition holds “${result.word}” (${result.word_neurons.length})`), result.word_neurons.length ? list : el("p", { class: "hint" }, "None."));
+    } else {
+      nodes.push(el("p", { class: "hint" }, `“${result.text}” is not a word of the bundle's dictionary.`));
+    }
+    const ranked = el("ol", { class: "neuron-list" });
+    for (const n of result.text_neurons) append(ranked, el("li", {}, neuronLink(n.layer, n.neuron), ` r·e = ${formatValue(n.score, 3)}`));
+    nodes.push(el("h4", {}, `Neurons whose direction best matches the text's embedding`), ranked);
+    return nodes;
+  }
+}

@@ -1,0 +1,391 @@
+// The image lab: pick an image (sample, file, drag and drop, paste, camera, or ?image=), see
+// its top classes, the concepts the lens discovers, the significant neurons with their words,
+// and a segmentation heatmap for a concept, drawn on the original image. Several dropped
+// images form a queue that can be cancelled.
+
+import type { Analysis, Segmentation } from "clip-lens-wasm";
+import { append, el, errorMessage, errorParagraph, neuronLink, signedBar } from "./dom";
+import { formatMs, formatValue } from "./format";
+import { drawOverlay, maskFraction } from "./heatmap";
+import type { BundleInfo } from "./protocol";
+import type { Session } from "./session";
+import { WorkerError } from "./client";
+
+/** The samples served with the page (www/samples; sources in SOURCES.md). */
+export const SAMPLES = [
+  { file: "cat.jpg", alt: "A tabby cat's face" },
+  { file: "astronaut.jpg", alt: "An astronaut in a spacesuit with a flag" },
+  { file: "coffee.jpg", alt: "A cup of coffee on a saucer" },
+  { file: "horse.png", alt: "A horse on a plain background" },
+  { file: "rocket.jpg", alt: "A rocket on its launch pad" },
+  { file: "galaxies.jpg", alt: "Two galaxies in space" },
+] as const;
+
+/** An image to analyse: where it came from and how to read it. */
+interface LabImage {
+  name: string;
+  /** An address the <img> can show (an object URL for local files). */
+  src: string;
+  bytes(): Promise<Uint8Array>;
+}
+
+/** The lab's elements (in index.html). */
+export interface LabElements {
+  view: HTMLElement;
+  samples: HTMLElement;
+  fileInput: HTMLInputElement;
+  dropZone: HTMLElement;
+  cameraButton: HTMLButtonElement;
+  camera: HTMLElement;
+  queue: HTMLOListElement;
+  queueStatus: HTMLElement;
+  cancelButton: HTMLButtonElement;
+  result: HTMLElement;
+  image: HTMLImageElement;
+  overlay: HTMLCanvasElement;
+  caption: HTMLElement;
+  classes: HTMLOListElement;
+  concepts: HTMLOListElement;
+  neurons: HTMLElement;
+  timings: HTMLElement;
+  conceptForm: HTMLFormElement;
+  conceptInput: HTMLInputElement;
+  classList: HTMLDataListElement;
+  opacity: HTMLInputElement;
+  mask: HTMLInputElement;
+  segmentInfo: HTMLElement;
+}
+
+/** "predicted", a bundle class ("class:<name>") or free text, from what the user typed. */
+export function conceptSpec(typed: string, classes: readonly string[]): string {
+  const text = typed.trim();
+  if (text === "" || text.toLowerCase() === "predicted" || text.toLowerCase() === "predicted class") return "predicted";
+  if (text.startsWith("class:")) return text;
+  const match = classes.find((name) => name.toLowerCase() === text.toLowerCase());
+  return match === undefined ? text : `class:${match}`;
+}
+
+function fromUrl(url: string, name = url.split("/").pop() || url): LabImage {
+  return {
+    name,
+    src: url,
+    async bytes() {
+      let response: Response;
+      try {
+        response = await fetch(url);
+      } catch (error) {
+        throw new Error(`Could not download the image ${url}: ${errorMessage(error)}`);
+      }
+      if (!response.ok) throw new Error(`Could not download the image ${url}: HTTP ${response.status} ${response.statusText}`.trim());
+      return new Uint8Array(await response.arrayBuffer());
+    },
+  };
+}
+
+function fromBlob(blob: Blob, name: string): LabImage {
+  return { name, src: URL.createObjectURL(blob), bytes: async () => new Uint8Array(await blob.arrayBuffer()) };
+}
+
+type QueueItem = { image: LabImage; row: HTMLLIElement; state: "queued" | "running" | "done" | "error" | "cancelled" };
+
+export class ImageLab {
+  private bundle: BundleInfo | null = null;
+  private analysis: Analysis | null = null;
+  private segmentation: Segmentation | null = null;
+  private shown: LabImage | null = null;
+  private queue: QueueItem[] = [];
+  private readonly queuedCalls = new Set<number>();
+  private running = false;
+  private stream: MediaStream | null = null;
+
+  constructor(
+    private readonly ui: LabElements,
+    private readonly session: Session,
+    private concept: string,
+  ) {
+    this.wire();
+  }
+
+  /** The bundle the lab works with (classes for the concept box). */
+  setBundle(bundle: BundleInfo | null): void {
+    this.bundle = bundle;
+    this.ui.classList.replaceChildren(...(bundle?.classes ?? []).map((name) => el("option", { value: name })));
+    this.ui.conceptInput.value = this.concept === "predicted" ? "" : this.concept.replace(/^class:/, "");
+  }
+
+  /** Analyses one image now (queue cleared); resolves when its segmentation is drawn. */
+  async open(url: string, concept?: string): Promise<void> {
+    if (concept !== undefined) {
+      this.concept = conceptSpec(concept, this.bundle?.classes ?? []);
+      this.ui.conceptInput.value = concept === "predicted" ? "" : concept;
+    }
+    this.cancelQueue();
+    await this.enqueue([fromUrl(url)]);
+  }
+
+  /** Re-analyses the shown image (after a backend switch the engine has forgotten it). */
+  async refresh(): Promise<void> {
+    if (this.shown) await this.analyse(this.shown);
+  }
+
+  private wire(): void {
+    const ui = this.ui;
+    for (const sample of SAMPLES) {
+      const button = el("button", { type: "button", class: "sample", "data-sample": sample.file, title: sample.alt },
+        el("img", { src: `samples/${sample.file}`, alt: sample.alt, width: 64, height: 64, loading: "lazy" }));
+      button.addEventListener("click", () => void this.open(`samples/${sample.file}`));
+      ui.samples.append(button);
+    }
+    ui.fileInput.addEventListener("change", () => {
+      void this.enqueueFiles([...(ui.fileInput.files ?? [])]);
+      ui.fileInput.value = "";
+    });
+    ui.dropZone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      ui.dropZone.classList.add("dragging");
+    });
+    ui.dropZone.addEventListener("dragleave", () => ui.dropZone.classList.remove("dragging"));
+    ui.dropZone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      ui.dropZone.classList.remove("dragging");
+      void this.enqueueFiles([...(event.dataTransfer?.files ?? [])]);
+    });
+    document.addEventListener("paste", (event) => {
+      if (ui.view.hidden) return;
+      const files = [...(event.clipboardData?.files ?? [])].filter((file) => file.type.startsWith("image/"));
+      if (files.length > 0) {
+        event.preventDefault();
+        void this.enqueueFiles(files);
+      }
+    });
+    ui.cameraButton.addEventListener("click", () => void this.toggleCamera());
+    ui.cancelButton.addEventListener("click", () => this.cancelQueue());
+    ui.conceptForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.concept = conceptSpec(ui.conceptInput.value, this.bundle?.classes ?? []);
+      void this.segment();
+    });
+    ui.opacity.addEventListener("input", () => this.applyOpacity());
+    ui.mask.addEventListener("change", () => this.redraw());
+    this.applyOpacity();
+  }
+
+  private applyOpacity(): void {
+    this.ui.overlay.style.opacity = String(Number(this.ui.opacity.value) / 100);
+  }
+
+  private enqueueFiles(files: File[]): Promise<void> {
+    const images = files.filter((file) => file.type.startsWith("image/") || /\.(png|jpe?g|webp|gif)$/i.test(file.name));
+    if (images.length === 0) {
+      this.setStatus("error", files.length ? `No image among the dropped files (${files.map((f) => f.name).join(", ")}).` : "Nothing was dropped.");
+      return Promise.resolve();
+    }
+    return this.enqueue(images.map((file) => fromBlob(file, file.name)));
+  }
+
+  private async enqueue(images: LabImage[]): Promise<void> {
+    // A new batch starts a new queue once the previous one has finished.
+    if (!this.queue.some((item) => item.state === "queued" || item.state === "running")) this.clearQueue();
+    for (const image of images) {
+      const row = el("li", { class: "queue-item", "data-state": "queued" }, el("span", { class: "queue-name" }, image.name), " ", el("span", { class: "queue-state" }, "queued"));
+      const item: QueueItem = { image, row, state: "queued" };
+      row.addEventListener("click", () => {
+        if (item.state === "done" || item.state === "error") void this.runOne(item);
+      });
+      this.queue.push(item);
+      this.ui.queue.append(row);
+    }
+    this.updateQueueStatus();
+    await this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (let item = this.next(); item; item = this.next()) await this.runOne(item);
+    } finally {
+      this.running = false;
+      this.updateQueueStatus();
+    }
+  }
+
+  private next(): QueueItem | undefined {
+    return this.queue.find((item) => item.state === "queued");
+  }
+
+  private async runOne(item: QueueItem): Promise<void> {
+    this.mark(item, "running", "analysing…");
+    try {
+      const analysis = await this.analyse(item.image);
+      this.mark(item, "done", analysis ? (analysis.classes[0]?.name ?? "done") : "done");
+    } catch (error) {
+      if (error instanceof WorkerError && error.cancelled) this.mark(item, "cancelled", "cancelled");
+      else this.mark(item, "error", errorMessage(error));
+    }
+  }
+
+  private mark(item: QueueItem, state: QueueItem["state"], text: string): void {
+    item.state = state;
+    item.row.dataset["state"] = state;
+    const label = item.row.querySelector(".queue-state");
+    if (label) label.textContent = text;
+    this.updateQueueStatus();
+  }
+
+  private updateQueueStatus(): void {
+    const count = (state: QueueItem["state"]): number => this.queue.filter((item) => item.state === state).length;
+    const waiting = count("queued") + count("running");
+    this.ui.cancelButton.disabled = count("queued") === 0;
+    this.ui.queue.parentElement?.toggleAttribute("hidden", this.queue.length < 2);
+    this.ui.queueStatus.textContent = this.queue.length < 2 ? "" : `${count("done")} analysed, ${waiting} waiting, ${count("error")} failed, ${count("cancelled")} cancelled.`;
+  }
+
+  /** Cancels the images that have not started (the running one finishes). */
+  private cancelQueue(): void {
+    for (const item of this.queue) if (item.state === "queued") this.mark(item, "cancelled", "cancelled");
+    this.session.cancel(this.queuedCalls);
+  }
+
+  private clearQueue(): void {
+    this.cancelQueue();
+    for (const item of this.queue) if (item.image.src.startsWith("blob:") && item.image !== this.shown) URL.revokeObjectURL(item.image.src);
+    this.queue = [];
+    this.ui.queue.replaceChildren();
+    this.updateQueueStatus();
+  }
+
+  private setStatus(status: "loading" | "ready" | "error", text: string): void {
+    this.ui.result.dataset["status"] = status;
+    this.ui.result.setAttribute("aria-busy", String(status === "loading"));
+    this.ui.timings.textContent = text;
+  }
+
+  /** Shows, analyses and segments one image; the lab's result section tracks its status. */
+  private async analyse(image: LabImage): Promise<Analysis | null> {
+    this.setStatus("loading", `Analysing ${image.name}…`);
+    const previous = this.shown;
+    this.shown = image;
+    if (previous && previous !== image && previous.src.startsWith("blob:") && !this.queue.some((item) => item.image === previous)) URL.revokeObjectURL(previous.src);
+    this.ui.image.src = image.src;
+    this.ui.image.alt = `The analysed image: ${image.name}`;
+    this.ui.caption.textContent = image.name;
+    this.segmentation = null;
+    this.ui.overlay.getContext("2d")?.clearRect(0, 0, this.ui.overlay.width, this.ui.overlay.height);
+    try {
+      const bytes = await image.bytes();
+      const analysis = await this.session.call("analyze", { bytes }, this.queuedCalls);
+      if (this.shown !== image) return analysis; // another image took over meanwhile
+      this.analysis = analysis;
+      this.render(analysis);
+      await this.segment();
+      return analysis;
+    } catch (error) {
+      if (this.shown === image) {
+        this.setStatus("error", `Could not analyse ${image.name}: ${errorMessage(error)}`);
+        this.ui.classes.replaceChildren();
+        this.ui.concepts.replaceChildren();
+        this.ui.neurons.replaceChildren(errorParagraph(error));
+      }
+      throw error;
+    }
+  }
+
+  private render(analysis: Analysis): void {
+    const ui = this.ui;
+    ui.classes.replaceChildren(
+      ...analysis.classes.map((c) =>
+        el("li", { class: "score-row" }, el("span", { class: "score-label" }, c.name), signedBar(c.probability, 1), el("span", { class: "num" }, `${(100 * c.probability).toFixed(1)}%`)),
+      ),
+    );
+    const largest = Math.max(1e-12, ...analysis.words.map(([, s]) => Math.abs(s)));
+    ui.concepts.replaceChildren(
+      ...analysis.words.map(([word, score]) =>
+        el("li", { class: "score-row" }, el("a", { href: `#/search/${encodeURIComponent(word)}`, class: "score-label", title: `Neurons whose words include “${word}”` }, word), signedBar(score, largest), el("span", { class: "num" }, formatValue(score, 3))),
+      ),
+    );
+    if (analysis.words.length === 0) ui.concepts.append(el("li", { class: "hint" }, "No neuron of the bundle's layers is significant on this image."));
+    ui.neurons.replaceChildren(
+      ...analysis.layers.map((layer) => {
+        const list = el("ul", { class: "neuron-list" });
+        for (const n of layer.neurons) {
+          list.append(el("li", {}, neuronLink(layer.layer, n.neuron), ` ${formatValue(n.norm, 2)} > ${formatValue(n.threshold, 2)}: `, n.words.map(([w, c]) => `${c < 0 ? "−" : ""}${w}`).join(", ")));
+        }
+        const summary = `Layer ${layer.layer}: ${layer.significant_neurons.length} significant neuron${layer.significant_neurons.length === 1 ? "" : "s"}`;
+        return el("details", { class: "layer-neurons", open: layer.neurons.length > 0 && layer.neurons.length <= 12 }, el("summary", {}, summary), list);
+      }),
+    );
+    const t = analysis.timings_ms;
+    this.setStatus("loading", `Analysed on ${analysis.backend === "webgpu" ? "WebGPU" : "the CPU"} in ${formatMs(t.total)} (decode ${formatMs(t.decode)}, forward ${formatMs(t.forward)}, lens ${formatMs(t.lens)}). Segmenting…`);
+  }
+
+  /** Segments the current concept on the analysed image and draws it. */
+  private async segment(): Promise<void> {
+    const analysis = this.analysis;
+    if (!analysis) return;
+    const timing = this.ui.timings.textContent?.replace(/ Segmenting…$/, "") ?? "";
+    this.setStatus("loading", `${timing} Segmenting…`);
+    try {
+      const segmentation = await this.session.call("segment", { concept: this.concept, layers: null, topNeurons: null }, this.queuedCalls);
+      this.segmentation = segmentation;
+      this.redraw();
+      const what = segmentation.kind === "text" ? `“${segmentation.concept}”` : `${segmentation.kind === "predicted" ? "the predicted class" : "the class"} “${segmentation.concept}”`;
+      const neurons = segmentation.neurons.slice(0, 5).map((n) => neuronLink(n.layer, n.neuron));
+      this.ui.segmentInfo.replaceChildren(
+        `Heatmap of ${what}: the mean activation map of the ${segmentation.neurons.length} neurons whose r_n best matches it (mask: ${(100 * maskFraction(segmentation.heatmap)).toFixed(0)}% of the crop; ${formatMs(segmentation.ms)}). Strongest: `,
+      );
+      neurons.forEach((link, i) => append(this.ui.segmentInfo, i ? ", " : "", link));
+      this.ui.result.dataset["concept"] = segmentation.concept;
+      this.setStatus("ready", timing);
+    } catch (error) {
+      this.ui.segmentInfo.replaceChildren(errorParagraph(error));
+      this.setStatus("error", `Segmentation failed: ${errorMessage(error)}`);
+    }
+  }
+
+  private redraw(): void {
+    const { segmentation, analysis } = this;
+    if (!segmentation || !analysis) return;
+    drawOverlay(this.ui.overlay, segmentation.heatmap, segmentation.size, analysis.geometry, { mask: this.ui.mask.checked });
+  }
+
+  /** Opens the camera preview, or takes the snapshot and closes it. */
+  private async toggleCamera(): Promise<void> {
+    const ui = this.ui;
+    if (this.stream) {
+      const video = ui.camera.querySelector("video");
+      if (video && video.videoWidth > 0) {
+        const canvas = el("canvas", { width: video.videoWidth, height: video.videoHeight });
+        canvas.getContext("2d")?.drawImage(video, 0, 0);
+        const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
+        if (blob) {
+          this.clearQueue();
+          void this.enqueue([fromBlob(blob, `camera snapshot ${new Date().toLocaleTimeString()}`)]);
+        }
+      }
+      this.stopCamera();
+      return;
+    }
+    try {
+      if (!navigator.mediaDevices?.getUserMedia) throw new Error("this browser gives no camera access to pages");
+      this.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+    } catch (error) {
+      ui.camera.replaceChildren(errorParagraph(`No camera: ${errorMessage(error)}`));
+      ui.camera.hidden = false;
+      return;
+    }
+    const video = el("video", { autoplay: true, playsinline: true, muted: true, "aria-label": "Camera preview" });
+    video.srcObject = this.stream;
+    ui.camera.replaceChildren(video);
+    ui.camera.hidden = false;
+    ui.cameraButton.textContent = "Take the snapshot";
+  }
+
+  private stopCamera(): void {
+    for (const track of this.stream?.getTracks() ?? []) track.stop();
+    this.stream = null;
+    this.ui.camera.hidden = true;
+    this.ui.camera.replaceChildren();
+    this.ui.cameraButton.textContent = "Camera";
+  }
+}

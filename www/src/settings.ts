@@ -1,0 +1,81 @@
+// The page's settings, read from its address. Query: weights, config, bundle, backend, image,
+// concept, embed, simulate; the hash is the route (see router in main.ts).
+
+import { isBackendChoice, type BackendChoice } from "./protocol";
+
+/** The offline demo: the tiny test model and its bundle, served with the page. */
+export const DEMO = {
+  weights: "models/tiny/model.safetensors",
+  config: "models/tiny/config.json",
+  bundle: "models/tiny/bundle/",
+} as const;
+
+/** OpenAI's ViT-B/32 on Hugging Face (a bundle made by `clip-lens precompute` goes with it). */
+export const OPENAI_VIT_B_32 = {
+  weights: "https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/model.safetensors",
+  config: "https://huggingface.co/openai/clip-vit-base-patch32/resolve/main/config.json",
+} as const;
+
+export interface Settings {
+  weightsUrl: string;
+  /** null: infer the shapes from the weights. */
+  configUrl: string | null;
+  /** null: `?bundle=` was given empty: the model alone (no lens). */
+  bundleUrl: string | null;
+  backend: BackendChoice;
+  /** Whether the weights are the bundled tiny test model. */
+  demo: boolean;
+  /** `?image=`: an image to analyse on start. */
+  imageUrl: string | null;
+  /** `?concept=`: the concept to segment on it ("predicted", "class:<name>" or text). */
+  concept: string | null;
+  /** `?embed=1`: only the view, for an iframe. */
+  embed: boolean;
+  /** `?simulate=device-lost`: the first engine call fails as a lost GPU (a test hook). */
+  simulateDeviceLoss: boolean;
+}
+
+export function absoluteUrl(what: string, value: string): string {
+  try {
+    return new URL(value, document.baseURI).href;
+  } catch {
+    throw new Error(`The ${what} address “${value}” is not a valid URL.`);
+  }
+}
+
+/** Reads the settings from `search`; readable errors for bad values. */
+export function readSettings(search: string): Settings {
+  const params = new URLSearchParams(search);
+  const weights = params.get("weights") || null;
+  const config = params.get("config");
+  const bundle = params.get("bundle");
+  const backend = params.get("backend") || "auto";
+  if (!isBackendChoice(backend)) {
+    throw new Error(`Unknown backend “${backend}” in the address: use auto, webgpu or cpu.`);
+  }
+  const configValue = config !== null ? config || null : weights === null ? DEMO.config : null;
+  const bundleValue = bundle !== null ? bundle || null : weights === null ? DEMO.bundle : null;
+  const image = params.get("image");
+  return {
+    weightsUrl: absoluteUrl("weights", weights ?? DEMO.weights),
+    configUrl: configValue === null ? null : absoluteUrl("config", configValue),
+    bundleUrl: bundleValue === null ? null : absoluteUrl("bundle", bundleValue.endsWith("/") ? bundleValue : `${bundleValue}/`),
+    backend,
+    demo: weights === null,
+    imageUrl: image ? absoluteUrl("image", image) : null,
+    concept: params.get("concept") || null,
+    embed: params.get("embed") === "1",
+    simulateDeviceLoss: params.get("simulate") === "device-lost",
+  };
+}
+
+/** The page's address for other weights/config/bundle (the rest of the query kept). */
+export function settingsHref(weights: string, config: string, bundle: string): string {
+  const params = new URLSearchParams(location.search);
+  for (const [name, value] of [["weights", weights], ["config", config], ["bundle", bundle]] as const) {
+    if (value.trim()) params.set(name, value.trim());
+    else params.delete(name);
+  }
+  const query = params.toString();
+  return `${location.pathname}${query ? `?${query}` : ""}${location.hash}`;
+}
