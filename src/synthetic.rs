@@ -154,3 +154,148 @@ pub fn random_weights(config: &ClipConfig, layout: Layout, towers: TowerSelectio
     }
     out
 }
+
+// ---------------------------------------------------------------------------
+// Bundles and images for benchmarks of the applications
+// ---------------------------------------------------------------------------
+
+/// The sizes of a synthetic bundle ([`random_bundle`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleSizes {
+    /// The lens layers.
+    pub layers: Vec<usize>,
+    /// Thresholds (top-k centred norms) kept per neuron.
+    pub top_k: usize,
+    /// Decomposition components (word, coefficient) per neuron.
+    pub components: usize,
+    /// Words in the dictionary.
+    pub words: usize,
+    /// Zero-shot classes.
+    pub classes: usize,
+    /// One neuron in this many has threshold 0, so it is significant for every image; the
+    /// others never are. (Concept discovery then has work of a realistic size.)
+    pub significant_every: usize,
+}
+
+impl BundleSizes {
+    /// The paper's settings for a model of `config`'s depth: layers L-4, L-3 and L-2 (8, 9 and
+    /// 10 of a 12-layer ViT-B), k = 100, m = 128, 5000 words, 1000 classes, one neuron in 20
+    /// significant.
+    pub fn paper(config: &ClipConfig) -> Self {
+        let last = config.vision.layers.saturating_sub(2);
+        Self { layers: vec![last.saturating_sub(2), last.saturating_sub(1), last], top_k: 100, components: 128, words: 5000, classes: 1000, significant_every: 20 }
+    }
+}
+
+impl SplitMix {
+    /// `rows` random unit vectors of `dim` values, each times `scale`.
+    fn unit_rows(&mut self, rows: usize, dim: usize, scale: f32) -> Vec<f32> {
+        let mut values: Vec<f32> = (0..rows * dim).map(|_| self.uniform(0.0, 1.0)).collect();
+        for row in values.chunks_exact_mut(dim) {
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+            row.iter_mut().for_each(|x| *x *= scale / norm);
+        }
+        values
+    }
+    /// A whole number below `bound` (> 0).
+    fn below(&mut self, bound: usize) -> usize {
+        ((self.next_f32() as f64 * bound as f64) as usize).min(bound - 1)
+    }
+}
+
+/// One layer's random lens data: small means, unit directions, ascending top-k norms (column 0,
+/// the threshold, is 0 for every `significant_every`-th neuron and 1e30 for the others), and
+/// decompositions of consecutive words from a random start with coefficients of falling
+/// magnitude and random sign.
+fn random_layer(rng: &mut SplitMix, neurons: usize, dim: usize, sizes: &BundleSizes) -> crate::bundle::LayerLens {
+    let (k, m) = (sizes.top_k, sizes.components);
+    let mean = (0..neurons * dim).map(|_| rng.uniform(0.0, 0.01)).collect();
+    let direction = rng.unit_rows(neurons, dim, 1.0);
+    let norms = (0..neurons)
+        .flat_map(|n| {
+            let threshold = if n % sizes.significant_every.max(1) == 0 { 0.0 } else { 1e30 };
+            (0..k).map(move |j| threshold + j as f32)
+        })
+        .collect();
+    let mut decomposition_index = Vec::with_capacity(neurons * m);
+    let mut decomposition_coef = Vec::with_capacity(neurons * m);
+    for _ in 0..neurons {
+        let start = rng.below(sizes.words.max(1));
+        for j in 0..m {
+            decomposition_index.push(((start + j) % sizes.words.max(1)) as i32);
+            let sign = if rng.next_f32() < 0.5 { -1.0 } else { 1.0 };
+            decomposition_coef.push(sign / (j + 1) as f32);
+        }
+    }
+    crate::bundle::LayerLens { mean, direction, norms, decomposition_index, decomposition_coef }
+}
+
+/// A bundle of random lens data for `config`'s image tower, naming the weights whose sha256 is
+/// `weights_sha256`, so that it passes [`crate::bundle::Bundle::check_weights`] and
+/// [`crate::bundle::Bundle::check_model`] like one `precompute` wrote: for timing the
+/// applications at real sizes. Words are `word<i>` (100 x random unit embeddings), classes
+/// `class<i>` (random unit embeddings); it lists no images.
+pub fn random_bundle(config: &ClipConfig, weights_sha256: &str, sizes: &BundleSizes, seed: u64) -> crate::bundle::Bundle {
+    use crate::bundle::{Bundle, Manifest, FORMAT_VERSION};
+    let (neurons, dim) = (config.vision.mlp_width, config.embed_dim);
+    let mut rng = SplitMix(seed);
+    let layers = sizes.layers.iter().map(|&layer| (layer, random_layer(&mut rng, neurons, dim, sizes))).collect();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        model_name: "random weights".into(),
+        model_config: config.to_hf_json(),
+        weights_sha256: weights_sha256.to_string(),
+        layers: sizes.layers.clone(),
+        neurons,
+        embed_dim: dim,
+        top_k: sizes.top_k,
+        components: sizes.components,
+        word_sources: vec![],
+        words: (0..sizes.words).map(|i| format!("word{i}")).collect(),
+        classes: (0..sizes.classes).map(|i| format!("class{i}")).collect(),
+        images: vec![],
+        skipped_images: vec![],
+        top_images: Default::default(),
+        thumbnail_size: 0,
+    };
+    let word_embeds = rng.unit_rows(sizes.words, dim, 100.0);
+    let class_embeds = rng.unit_rows(sizes.classes, dim, 1.0);
+    Bundle { manifest, layers, word_embeds, class_embeds }
+}
+
+/// A PNG of `width` x `height` pixels (colour gradients), to time the applications from
+/// encoded bytes as the page and the CLI receive them.
+pub fn gradient_png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, ((x + y) % 256) as u8]));
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png).expect("encoding a PNG in memory cannot fail");
+    bytes.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{sha256_hex, Bundle, Storage};
+
+    /// The bundle round-trips through its files and fits the model it names.
+    #[test]
+    fn random_bundle_is_a_valid_bundle_of_the_model() {
+        let config = ClipConfig::vit_b_32();
+        let sizes = BundleSizes { words: 300, classes: 10, top_k: 4, components: 8, ..BundleSizes::paper(&config) };
+        assert_eq!(sizes.layers, vec![8, 9, 10]);
+        let bundle = random_bundle(&config, &sha256_hex(b"weights"), &sizes, 3);
+        let read = Bundle::from_parts(&bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap()).unwrap();
+        assert_eq!(read, bundle);
+        read.check_weights(&sha256_hex(b"weights")).unwrap();
+        read.check_model(&config).unwrap();
+        let significant = bundle.layers[&9].norms.chunks_exact(4).filter(|row| row[0] == 0.0).count();
+        assert_eq!(significant, 3072usize.div_ceil(20));
+        assert!(bundle.layers[&9].norms.chunks_exact(4).all(|row| row.windows(2).all(|w| w[0] <= w[1])));
+    }
+
+    #[test]
+    fn gradient_png_decodes_to_its_size() {
+        let decoded = image::load_from_memory(&gradient_png(40, 30)).unwrap();
+        assert_eq!((decoded.width(), decoded.height()), (40, 30));
+    }
+}

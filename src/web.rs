@@ -19,12 +19,12 @@ use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuer
 use crate::apps::classify::{classify, ClassScore};
 use crate::apps::concepts::{centred_norms, discover_concepts, merge_layers};
 use crate::apps::segment::{self, ConceptSpec, RankedNeuron};
-use crate::bundle::{sha256_hex, Bundle};
+use crate::bundle::{sha256_hex, Bundle, Storage};
 use crate::device::{self, read_f32, BackendKind};
 use crate::lens::{second_order_effects, LensFactors};
 use crate::model::{CaptureRequest, ClipModel, Towers};
 use crate::preprocess::{preprocess_image, CropGeometry};
-use crate::synthetic::{random_weights, StorageType, TowerSelection};
+use crate::synthetic::{gradient_png, random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
 use crate::tokenizer::ClipTokenizer;
 use crate::{ClipConfig, Error, Layout, WeightFile};
 
@@ -926,13 +926,15 @@ impl Engine {
 
 /// Times the image forward of a random-weight model in this browser. `shape` is `"ViT-B/32"`,
 /// `"ViT-B/16"` or `"ViT-L/14"`; returns JSON `{backend, shape, batch, runs, load_ms,
-/// first_ms, mean_ms_per_image}`.
+/// first_ms, mean_ms_per_image, lens}`. With `analysis` (default off: it takes about as long
+/// again as the rest), the JSON also has `analysis`: the page's applications through the
+/// [`Engine`], one image at a time (see [`benchmark_analysis`]).
 #[wasm_bindgen(js_name = benchmarkVision)]
-pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize) -> std::result::Result<String, JsError> {
-    benchmark_inner(&shape, &backend, batch.max(1), runs.max(1)).await.map_err(js_error)
+pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize, analysis: Option<bool>) -> std::result::Result<String, JsError> {
+    benchmark_inner(&shape, &backend, batch.max(1), runs.max(1), analysis.unwrap_or(false)).await.map_err(js_error)
 }
 
-async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize) -> Result<String> {
+async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, analysis: bool) -> Result<String> {
     let config = match shape {
         "ViT-B/32" => ClipConfig::vit_b_32(),
         "ViT-B/16" => ClipConfig::vit_b_16(),
@@ -953,9 +955,20 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize) 
         times.push(start.elapsed().as_secs_f64() * 1e3);
     }
     let first_ms = times[0];
-    let mean_ms_per_image = times[1..].iter().sum::<f64>() / (runs * batch) as f64;
+    let mean_ms_per_image = mean_after_first(&times) / batch as f64;
     let lens = benchmark_lens(model.vision()?, &device, batch, runs).await?;
-    Ok(serde_json::json!({"backend": kind.to_string(), "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens}).to_string())
+    drop(model);
+    let mut result = serde_json::json!({"backend": kind.to_string(), "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens});
+    if analysis {
+        result["analysis"] = benchmark_analysis(&config, backend, runs).await?;
+    }
+    Ok(result.to_string())
+}
+
+/// The mean of the timed runs: all but the first (warm-up) one.
+fn mean_after_first(times: &[f64]) -> f64 {
+    let timed = times.get(1..).unwrap_or_default();
+    timed.iter().sum::<f64>() / timed.len().max(1) as f64
 }
 
 /// The lens part of the benchmark: the factors of layer `layers - 3` (9 for ViT-B/32), then
@@ -983,6 +996,72 @@ async fn benchmark_lens(vision: &crate::model::VisionTransformer, device: &Devic
         read_f32(projections(vision, &factors, &projection, &output)?).await?;
         projection_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    let per_image = |times: &[f64]| times[1..].iter().sum::<f64>() / (runs * batch) as f64;
+    let per_image = |times: &[f64]| mean_after_first(times) / batch as f64;
     Ok(serde_json::json!({"layer": layer, "form": format!("{:?}", factors.form()), "factors_ms": factors_ms, "effects_with_forward_ms_per_image": per_image(&effects_ms), "projection_ms_per_image": per_image(&projection_ms)}))
+}
+
+/// Synthetic inputs of the analysis benchmark: f16 random weights of `config`'s image tower,
+/// and a bundle for them of the paper's sizes ([`BundleSizes::paper`]) as its two files.
+fn analysis_inputs(config: &ClipConfig) -> Result<(Vec<u8>, BundleSizes, String, Vec<u8>)> {
+    let weights = random_weights(config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1);
+    let sizes = BundleSizes::paper(config);
+    let bundle = random_bundle(config, &sha256_hex(&weights), &sizes, 2);
+    Ok((weights, sizes, bundle.manifest_json()?, bundle.tensors(Storage::F16)?))
+}
+
+/// Per-run timings of the analysis benchmark, in milliseconds.
+#[derive(Default)]
+struct AnalysisRuns {
+    analysis: Vec<f64>,
+    forward: Vec<f64>,
+    lens: Vec<f64>,
+    segmentation: Vec<f64>,
+    significant_neurons: usize,
+}
+
+impl AnalysisRuns {
+    /// One analysis of `image` and the segmentation of its predicted class, as the page asks.
+    async fn run(&mut self, engine: &mut Engine, image: &[u8]) -> Result<()> {
+        let start = web_time::Instant::now();
+        let analysis = engine.analyze_inner(image, None).await?;
+        self.analysis.push(elapsed_ms(start));
+        self.forward.push(analysis.timings_ms.forward);
+        self.lens.push(analysis.timings_ms.lens);
+        self.significant_neurons = analysis.layers.iter().map(|l| l.significant_neurons.len()).sum();
+        let start = web_time::Instant::now();
+        engine.segment_inner("predicted", None, None).await?;
+        self.segmentation.push(elapsed_ms(start));
+        Ok(())
+    }
+}
+
+/// The applications through the page's [`Engine`] on `backend`, with a random-weight model of
+/// `config` and a synthetic bundle of the paper's sizes: the engine's creation (sha256 of the
+/// weights, model load), the bundle's loading (parse, checks, lens factors and means of its
+/// layers), then `runs + 1` times (the first untimed) `analyze` of a 640x480 PNG (decode,
+/// forward with the lens captures, centred norms, concept discovery, top-5 classes) and
+/// `segment("predicted")` (top 200 neurons of the bundle's layers, from the kept activations).
+async fn benchmark_analysis(config: &ClipConfig, backend: &str, runs: usize) -> Result<serde_json::Value> {
+    let start = web_time::Instant::now();
+    let (weights, sizes, manifest, tensors) = analysis_inputs(config)?;
+    let synthesis_ms = elapsed_ms(start);
+    let start = web_time::Instant::now();
+    let mut engine = Engine::create_inner(weights, Some(config.to_hf_json().to_string()), backend).await?;
+    let engine_ms = elapsed_ms(start);
+    let start = web_time::Instant::now();
+    engine.load_bundle_inner(&manifest, tensors)?;
+    let bundle_load_ms = elapsed_ms(start);
+    let image = gradient_png(640, 480);
+    let mut timings = AnalysisRuns::default();
+    for _ in 0..=runs {
+        timings.run(&mut engine, &image).await?;
+    }
+    Ok(serde_json::json!({
+        "layers": sizes.layers, "top_k": sizes.top_k, "components": sizes.components, "words": sizes.words, "classes": sizes.classes,
+        "significant_neurons": timings.significant_neurons, "top_neurons": segment::PAPER_TOP_NEURONS,
+        "synthesis_ms": synthesis_ms, "engine_ms": engine_ms, "bundle_load_ms": bundle_load_ms,
+        "first_analysis_ms": timings.analysis[0], "first_segmentation_ms": timings.segmentation[0],
+        "analysis_ms_per_image": mean_after_first(&timings.analysis), "forward_ms_per_image": mean_after_first(&timings.forward),
+        "lens_ms_per_image": mean_after_first(&timings.lens), "segmentation_ms": mean_after_first(&timings.segmentation),
+    }))
 }

@@ -1,7 +1,9 @@
 // The benchmark page: runs `benchmarkVision` in the worker and tabulates the results.
-// `?shape=ViT-B/32&backend=cpu&batch=1&runs=3&autorun=1` drives it headlessly: when a run ends
-// (well or not) `document.body.dataset.done` is "1" and `<pre id="result">` holds the JSON
-// (`{"error": "..."}` after a failure; `<main data-status>` is then "error").
+// `?shape=ViT-B/32&backend=cpu&batch=1&runs=3&autorun=1` drives it headlessly (`&analysis=1`
+// adds the applications: one image's analysis and segmentation through the Engine with a bundle
+// of the paper's sizes): when a run ends (well or not) `document.body.dataset.done` is "1" and
+// `<pre id="result">` holds the JSON (`{"error": "..."}` after a failure; `<main data-status>`
+// is then "error").
 
 import { WorkerClient } from "./client";
 import { formatMs } from "./format";
@@ -9,6 +11,7 @@ import {
   isBackendChoice,
   isBenchShape,
   type BackendChoice,
+  type BenchmarkResponse,
   type BenchmarkResult,
   type BenchShape,
 } from "./protocol";
@@ -21,7 +24,14 @@ interface BenchSettings {
   backend: BackendChoice;
   batch: number;
   runs: number;
+  /** Also time the applications (`benchmarkVision`'s fifth argument). */
+  analysis: boolean;
 }
+
+/** `WorkerClient.benchmark` with the analysis flag as a fifth argument, which the worker passes
+ * on to `benchmarkVision` once its benchmark request carries it; until then the result has no
+ * `analysis` entry and the page says so. */
+type Benchmark = (shape: BenchShape, backend: BackendChoice, batch: number, runs: number, analysis: boolean) => Promise<BenchmarkResponse>;
 
 function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
   const found = document.getElementById(id);
@@ -37,6 +47,7 @@ const ui = {
   backend: byId("backend", HTMLSelectElement),
   batch: byId("batch", HTMLInputElement),
   runs: byId("runs", HTMLInputElement),
+  analysis: byId("analysis", HTMLSelectElement),
   status: byId("status", HTMLElement),
   results: byId("results", HTMLTableElement),
   result: byId("result", HTMLPreElement),
@@ -54,7 +65,12 @@ function parseCount(what: string, text: string, max: number): number {
   return value;
 }
 
-function parseSettings(values: { shape: string; backend: string; batch: string; runs: string }): BenchSettings {
+function parseFlag(what: string, text: string): boolean {
+  if (text === "1" || text === "0") return text === "1";
+  throw new Error(`${what} must be 1 or 0, not “${text}”.`);
+}
+
+function parseSettings(values: { shape: string; backend: string; batch: string; runs: string; analysis: string }): BenchSettings {
   if (!isBenchShape(values.shape)) throw new Error(`Unknown shape “${values.shape}”: use ViT-B/32, ViT-B/16 or ViT-L/14.`);
   if (!isBackendChoice(values.backend)) throw new Error(`Unknown backend “${values.backend}”: use auto, webgpu or cpu.`);
   return {
@@ -62,20 +78,29 @@ function parseSettings(values: { shape: string; backend: string; batch: string; 
     backend: values.backend,
     batch: parseCount("The batch size", values.batch, MAX_BATCH),
     runs: parseCount("The number of runs", values.runs, MAX_RUNS),
+    analysis: parseFlag("The analysis setting", values.analysis),
   };
 }
 
 function formSettings(): BenchSettings {
-  return parseSettings({ shape: ui.shape.value, backend: ui.backend.value, batch: ui.batch.value, runs: ui.runs.value });
+  return parseSettings({ shape: ui.shape.value, backend: ui.backend.value, batch: ui.batch.value, runs: ui.runs.value, analysis: ui.analysis.value });
 }
 
 const NUMBER_FIELDS = ["batch", "runs", "load_ms", "first_ms", "mean_ms_per_image"] as const;
+const ANALYSIS_NUMBER_FIELDS = ["bundle_load_ms", "analysis_ms_per_image", "segmentation_ms"] as const;
 
-/** The JSON of `benchmarkVision`, checked. */
+function asRecord(value: unknown): Record<string, unknown> {
+  return (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
+}
+
+/** The JSON of `benchmarkVision`, checked (the `analysis` entry only when present). */
 function parseResult(json: string): BenchmarkResult {
-  const value: unknown = JSON.parse(json);
-  const record = (typeof value === "object" && value !== null ? value : {}) as Record<string, unknown>;
-  const bad = NUMBER_FIELDS.filter((key) => typeof record[key] !== "number");
+  const record = asRecord(JSON.parse(json));
+  const bad: string[] = NUMBER_FIELDS.filter((key) => typeof record[key] !== "number");
+  if (record.analysis !== undefined) {
+    const analysis = asRecord(record.analysis);
+    bad.push(...ANALYSIS_NUMBER_FIELDS.filter((key) => typeof analysis[key] !== "number").map((key) => `analysis.${key}`));
+  }
   if (typeof record.backend !== "string" || typeof record.shape !== "string" || bad.length > 0) {
     throw new Error(`benchmarkVision returned unexpected JSON: ${json}`);
   }
@@ -97,6 +122,20 @@ function addRow(result: BenchmarkResult, adapter: string | null): void {
   cell(row, formatMs(result.first_ms));
   cell(row, formatMs(result.mean_ms_per_image));
   cell(row, result.mean_ms_per_image > 0 ? (1000 / result.mean_ms_per_image).toPrecision(3) : "–");
+  const analysis = result.analysis;
+  cell(row, analysis === undefined ? "–" : formatMs(analysis.bundle_load_ms));
+  cell(row, analysis === undefined ? "–" : formatMs(analysis.analysis_ms_per_image));
+  cell(row, analysis === undefined ? "–" : formatMs(analysis.segmentation_ms));
+}
+
+/** The status line's summary of a result. */
+function summary(result: BenchmarkResult, asked: boolean): string {
+  const forward = `${formatMs(result.mean_ms_per_image)} per image`;
+  const analysis = result.analysis;
+  if (analysis !== undefined) {
+    return `${forward}; analysis ${formatMs(analysis.analysis_ms_per_image)} per image, segmentation ${formatMs(analysis.segmentation_ms)}`;
+  }
+  return asked ? `${forward} (no analysis: this worker does not pass the analysis flag on)` : forward;
 }
 
 function finish(status: "done" | "error", text: string, json: string): void {
@@ -113,15 +152,16 @@ async function run(client: WorkerClient, settings: BenchSettings): Promise<void>
   ui.main.dataset.status = "running";
   ui.main.setAttribute("aria-busy", "true");
   ui.fieldset.disabled = true;
-  const label = `${settings.shape} on ${settings.backend}, batch ${settings.batch}, ${settings.runs} run${settings.runs === 1 ? "" : "s"}`;
+  const label = `${settings.shape} on ${settings.backend}, batch ${settings.batch}, ${settings.runs} run${settings.runs === 1 ? "" : "s"}${settings.analysis ? ", with the analysis" : ""}`;
   ui.status.textContent = `Running ${label}… (the page stays responsive; the work happens in a Web Worker)`;
   try {
-    const response = await client.benchmark(settings.shape, settings.backend, settings.batch, settings.runs);
+    const benchmark: Benchmark = client.benchmark.bind(client);
+    const response = await benchmark(settings.shape, settings.backend, settings.batch, settings.runs, settings.analysis);
     const result = parseResult(response.json);
     addRow(result, response.adapter);
     const where =
       response.adapter !== null ? ` (${result.backend}: ${response.adapter})` : settings.backend === "auto" ? ` (${result.backend})` : "";
-    finish("done", `Finished ${label}${where}: ${formatMs(result.mean_ms_per_image)} per image.`, JSON.stringify(result, null, 2));
+    finish("done", `Finished ${label}${where}: ${summary(result, settings.analysis)}.`, JSON.stringify(result, null, 2));
   } catch (error) {
     console.error(error);
     finish("error", `The benchmark failed: ${message(error)}`, JSON.stringify({ error: message(error) }, null, 2));
@@ -140,11 +180,13 @@ function main(): void {
       backend: params.get("backend") ?? ui.backend.value,
       batch: params.get("batch") ?? ui.batch.value,
       runs: params.get("runs") ?? ui.runs.value,
+      analysis: params.get("analysis") ?? ui.analysis.value,
     });
     ui.shape.value = settings.shape;
     ui.backend.value = settings.backend;
     ui.batch.value = String(settings.batch);
     ui.runs.value = String(settings.runs);
+    ui.analysis.value = settings.analysis ? "1" : "0";
   } catch (error) {
     addressError = `The address has a bad setting: ${message(error)}`;
   }
@@ -158,7 +200,7 @@ function main(): void {
       finish("error", message(error), JSON.stringify({ error: message(error) }, null, 2));
       return;
     }
-    const address = new URLSearchParams({ ...settings, batch: String(settings.batch), runs: String(settings.runs) });
+    const address = new URLSearchParams({ ...settings, batch: String(settings.batch), runs: String(settings.runs), analysis: settings.analysis ? "1" : "0" });
     history.replaceState(null, "", `?${address}`);
     void run(client, settings);
   });

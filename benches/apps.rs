@@ -1,0 +1,154 @@
+//! Per-image application timings of a ViT-B/32-shaped CLIP (random weights) with a bundle of
+//! the paper's sizes (`synthetic::random_bundle`: layers 8, 9, 10, k = 100, m = 128, 5000
+//! words, 1000 classes), composed from the library calls the page's `Engine` and the CLI make:
+//!
+//! - `bundle_load`: parsing the bundle's files, the weights and model checks, the lens
+//!   factors and means of its layers on the device (`Engine.loadBundle`, the CLI's bundle read);
+//! - `analysis_per_image`: a 640x480 PNG decoded and preprocessed, one forward with the lens
+//!   captures of the three layers, their centred norms (one readback), concept discovery with
+//!   each significant neuron's words, the merged words and the top-5 classes (`Engine.analyze`,
+//!   `clip-lens concepts` + `classify`);
+//! - `segmentation_per_image`: the heatmap of the predicted class from the kept activations,
+//!   top 200 neurons over layers 8-10 (`Engine.segment("predicted")`, `clip-lens segment`);
+//! - `forward_with_lens_captures`: the forward (and embedding readback) alone.
+//!
+//! `cargo bench --profile dev --bench apps`; `CLIP_LENS_BENCH_GPU=1` adds the wgpu device.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use clip_lens::apps::classify::{classify, ClassScore};
+use clip_lens::apps::concepts::{centred_norms, discover_concepts, merge_layers, Concepts};
+use clip_lens::apps::segment::{bundle_directions, heatmaps, predicted_class, top_neurons, unit, Heatmaps, PAPER_TOP_NEURONS};
+use clip_lens::bundle::{sha256_hex, Bundle, Storage};
+use clip_lens::device::{self, read_f32_blocking};
+use clip_lens::lens::{second_order_effects, LensFactors};
+use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
+use clip_lens::preprocess::preprocess_image;
+use clip_lens::synthetic::{gradient_png, random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
+use clip_lens::{ClipConfig, Layout, Result, WeightFile};
+use criterion::{criterion_group, criterion_main, Criterion};
+
+/// The bundle's files as the page fetches them: manifest text and tensor bytes.
+struct BundleFiles {
+    manifest: String,
+    tensors: Vec<u8>,
+}
+
+/// A bundle with its lens data on the device (the `Engine`'s `LoadedBundle`).
+struct Prepared {
+    bundle: Bundle,
+    lens: Vec<(usize, LensFactors, Tensor<2>)>,
+}
+
+/// What an analysis leaves for segmentation (the `Engine`'s `LastImage`), and its results.
+struct Analysed {
+    neurons: BTreeMap<usize, Tensor<3>>,
+    embedding: Vec<f32>,
+    words: Vec<(String, f32)>,
+    classes: Vec<ClassScore>,
+}
+
+/// The weights' bytes and a paper-sized bundle for them, stored as `precompute --f16` writes.
+fn synthetic_inputs(config: &ClipConfig) -> (Vec<u8>, BundleFiles) {
+    let weights = random_weights(config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
+    let bundle = random_bundle(config, &sha256_hex(&weights), &BundleSizes::paper(config), 2);
+    let files = BundleFiles { manifest: bundle.manifest_json().unwrap(), tensors: bundle.tensors(Storage::F16).unwrap() };
+    (weights, files)
+}
+
+/// Reads and checks the bundle and puts its lens on the device.
+fn prepare(vision: &VisionTransformer, config: &ClipConfig, weights_sha256: &str, files: &BundleFiles, device: &Device) -> Result<Prepared> {
+    let bundle = Bundle::from_parts(&files.manifest, files.tensors.clone())?;
+    bundle.check_weights(weights_sha256)?;
+    bundle.check_model(config)?;
+    let (n, d) = (bundle.manifest.neurons, bundle.manifest.embed_dim);
+    let mut lens = Vec::new();
+    for &layer in &bundle.manifest.layers {
+        let mean = Tensor::<2>::from_data(TensorData::new(bundle.layers[&layer].mean.clone(), [n, d]), device);
+        lens.push((layer, LensFactors::new(vision, layer)?, mean));
+    }
+    Ok(Prepared { bundle, lens })
+}
+
+/// Concept discovery of every layer from the concatenated centred norms, with each
+/// significant neuron's top-5 words described.
+fn discover(prepared: &Prepared, norms: &[f32]) -> Result<Vec<Concepts>> {
+    let (bundle, manifest) = (&prepared.bundle, &prepared.bundle.manifest);
+    let n = manifest.neurons;
+    let mut found = Vec::new();
+    for (i, (layer, _, _)) in prepared.lens.iter().enumerate() {
+        let concepts = discover_concepts(*layer, &norms[i * n..(i + 1) * n], &bundle.layers[layer], manifest.top_k, manifest.components, &manifest.words, usize::MAX)?;
+        for &neuron in &concepts.significant_neurons {
+            std::hint::black_box(bundle.describe(*layer, neuron)?.into_iter().take(5).count());
+        }
+        found.push(concepts);
+    }
+    Ok(found)
+}
+
+/// One image's analysis: forward with the lens captures, centred norms, concepts, classes.
+fn analyse(vision: &VisionTransformer, prepared: &Prepared, image: &[u8], device: &Device) -> Result<Analysed> {
+    let size = vision.config.image_size;
+    let pixels = preprocess_image(image, size as u32)?.pixels;
+    let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device);
+    let mut output = vision.forward(input, &CaptureRequest::for_lens(&prepared.bundle.manifest.layers))?;
+    let embedding = read_f32_blocking(output.embeds.clone())?;
+    let norms: Vec<Tensor<2>> = prepared.lens.iter().map(|(_, factors, mean)| Ok(centred_norms(second_order_effects(vision, factors, &output)?, mean.clone()))).collect::<Result<_>>()?;
+    let norms = read_f32_blocking(Tensor::cat(norms, 1))?;
+    let words = merge_layers(&discover(prepared, &norms)?, 10);
+    let classes = classify(&embedding, &prepared.bundle.class_embeds, &prepared.bundle.manifest.classes, 5)?;
+    Ok(Analysed { neurons: std::mem::take(&mut output.captures.neurons), embedding, words, classes })
+}
+
+/// The heatmap of the analysed image's predicted class: its top 200 neurons of the bundle's
+/// layers, from the kept activations.
+fn segment_predicted(vision: &VisionTransformer, bundle: &Bundle, analysed: &Analysed) -> Result<Heatmaps> {
+    let d = bundle.manifest.embed_dim;
+    let class = predicted_class(bundle, &analysed.embedding)?;
+    let concept = unit(&bundle.class_embeds[class * d..(class + 1) * d])?;
+    let selected = top_neurons(&bundle_directions(bundle, &bundle.manifest.layers)?, &concept, PAPER_TOP_NEURONS)?;
+    pollster::block_on(heatmaps(&analysed.neurons, &selected, vision.config.patch_size))
+}
+
+fn devices() -> Vec<(&'static str, Device)> {
+    let mut devices = vec![("cpu", device::cpu())];
+    if std::env::var("CLIP_LENS_BENCH_GPU").is_ok() {
+        match device::gpu() {
+            Ok(gpu) => devices.push(("wgpu", gpu)),
+            Err(e) => eprintln!("no wgpu device: {e}"),
+        }
+    }
+    devices
+}
+
+fn applications(c: &mut Criterion) {
+    let config = ClipConfig::vit_b_32();
+    let (weights, files) = synthetic_inputs(&config);
+    let weights_sha256 = sha256_hex(&weights);
+    let weights = WeightFile::from_bytes(weights).unwrap();
+    let image = gradient_png(640, 480);
+    let mut group = c.benchmark_group("vit_b_32_apps");
+    group.sample_size(10);
+    for (name, device) in devices() {
+        let model = ClipModel::load(&weights, &config, Towers::Vision, &device).unwrap();
+        let vision = model.vision().unwrap();
+        group.bench_function(format!("{name}/bundle_load"), |b| b.iter(|| prepare(vision, &config, &weights_sha256, &files, &device).unwrap()));
+        let prepared = prepare(vision, &config, &weights_sha256, &files, &device).unwrap();
+        let (request, size) = (CaptureRequest::for_lens(&prepared.bundle.manifest.layers), config.vision.image_size);
+        group.bench_function(format!("{name}/forward_with_lens_captures"), |b| {
+            b.iter(|| {
+                let pixels = preprocess_image(&image, size as u32).unwrap().pixels;
+                read_f32_blocking(vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), &device), &request).unwrap().embeds).unwrap()
+            })
+        });
+        group.bench_function(format!("{name}/analysis_per_image"), |b| b.iter(|| analyse(vision, &prepared, &image, &device).unwrap()));
+        let analysed = analyse(vision, &prepared, &image, &device).unwrap();
+        eprintln!("{name}: top words {:?}, classes {:?}", &analysed.words[..3.min(analysed.words.len())], analysed.classes.iter().map(|c| &c.name).collect::<Vec<_>>());
+        group.bench_function(format!("{name}/segmentation_per_image"), |b| b.iter(|| segment_predicted(vision, &prepared.bundle, &analysed).unwrap()));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, applications);
+criterion_main!(benches);
