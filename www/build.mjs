@@ -4,7 +4,8 @@
 // `wasm-pack build --target web --out-dir pkg` in the repository root.
 
 import { build } from "esbuild";
-import { cp, mkdir, readdir, rm, stat } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { gzipSync } from "node:zlib";
 import { existsSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +26,9 @@ const copies = [
   [join(relative(root, pkg), "clip_lens_bg.wasm"), "pkg/clip_lens_bg.wasm"],
   ["tests/fixtures/tiny-a/model-openai.safetensors", "models/tiny/model.safetensors"],
   ["tests/fixtures/tiny-a/config.json", "models/tiny/config.json"],
+  // The same model in the Hugging Face layout (the e2e tests load it: layout detection, and a
+  // bundle/model mismatch since its sha256 differs from the bundle's).
+  ["tests/fixtures/tiny-a/model-hf.safetensors", "models/tiny/model-hf.safetensors"],
   // Made by scripts/serve.sh (`clip-lens precompute` over www/samples).
   ["www/generated/tiny-bundle", "models/tiny/bundle"],
   ["www/samples", "samples"],
@@ -98,3 +102,15 @@ async function listing(dir, prefix = "") {
   return lines;
 }
 console.log(`build: wrote ${relative(process.cwd(), dist) || "."}\n${(await listing(dist)).join("\n")}`);
+// What a first visit downloads before it can work (gzip -9, as a static host would serve it).
+const firstPaint = ["index.html", "style.css", "main.js", "worker.js", "pkg/clip_lens.js", "pkg/clip_lens_bg.wasm"];
+let raw = 0;
+let gzipped = 0;
+for (const file of firstPaint) {
+  const bytes = await readFile(join(dist, file));
+  const size = gzipSync(bytes, { level: 9 }).length;
+  raw += bytes.length;
+  gzipped += size;
+  if (file.endsWith(".wasm")) console.log(`build: ${file}: ${(bytes.length / 1048576).toFixed(2)} MiB raw, ${(size / 1048576).toFixed(2)} MiB gzipped`);
+}
+console.log(`build: page, worker and wasm: ${(raw / 1048576).toFixed(2)} MiB raw, ${(gzipped / 1048576).toFixed(2)} MiB gzipped (the demo model and bundle come on top)`);

@@ -198,6 +198,52 @@ await check("broken-weights", async (page) => {
   if (!/404|missing|reach/i.test(text)) throw new Error(`the error does not say what is wrong: ${text.slice(0, 300)}`);
 });
 
+await check("wrong-files", async (page) => {
+  // An HTML page as weights, then the other layout's weights with this bundle (another sha256).
+  await page.goto(`${base}/index.html?weights=index.html&config=models/tiny/config.json&bundle=models/tiny/bundle/&backend=cpu`);
+  const html = await status(page, "main");
+  if (html.status !== "error" || !/HTML page/.test(html.text)) throw new Error(`weights=index.html: ${html.status}: ${html.text.slice(0, 300)}`);
+  await page.goto(`${base}/index.html?weights=models/tiny/model-hf.safetensors&config=models/tiny/config.json&bundle=models/tiny/bundle/&backend=cpu`);
+  const mismatch = await status(page, "main");
+  if (mismatch.status !== "error" || !/mismatch/.test(mismatch.text)) throw new Error(`mismatched bundle: ${mismatch.status}: ${mismatch.text.slice(0, 300)}`);
+  await page.goto(`${base}/index.html?weights=models/tiny/model-hf.safetensors&config=models/tiny/config.json&bundle=models/missing/&backend=cpu`);
+  const missing = await status(page, "main");
+  if (missing.status !== "error" || !/404/.test(missing.text)) throw new Error(`missing bundle: ${missing.status}: ${missing.text.slice(0, 300)}`);
+});
+
+await check("second-visit-from-cache", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  await page.reload();
+  await ready(page, "main");
+  const sources = await page.$$eval("#downloads li", (items) => Object.fromEntries(items.map((item) => [item.dataset.file, item.dataset.source])));
+  if (sources.weights !== "cache" || sources.bundle !== "cache") throw new Error(`second visit: ${JSON.stringify(sources)}`);
+});
+
+await check("local-files", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  const root = join(www, "..");
+  await page.click("#source-panel summary");
+  // The model alone (the other layout): ready, and the page says the lens needs a bundle.
+  await page.setInputFiles("#weights-file", join(root, "tests/fixtures/tiny-a/model-hf.safetensors"));
+  await page.setInputFiles("#config-file", join(root, "tests/fixtures/tiny-a/config.json"));
+  await page.click("#file-form button[type=submit]");
+  await page.waitForFunction(() => document.querySelector("#weights-source")?.textContent?.startsWith("local:"), null, { timeout: TIMEOUT });
+  await ready(page, "main");
+  if (!/No bundle/.test(await page.$eval("#status", (e) => e.textContent))) throw new Error("no word of the missing bundle");
+  // The model with its bundle's two files: the lab works again.
+  await page.setInputFiles("#weights-file", join(root, "tests/fixtures/tiny-a/model-openai.safetensors"));
+  await page.setInputFiles("#bundle-files", [join(root, "www/generated/tiny-bundle/manifest.json"), join(root, "www/generated/tiny-bundle/lens.safetensors")]);
+  await page.setInputFiles("#config-file", []);
+  await page.click("#file-form button[type=submit]");
+  await page.waitForFunction(() => /manifest/.test(document.querySelector("#bundle-source")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  await ready(page, "main");
+  await checkLab(page);
+  const source = await page.$eval("#downloads li[data-file=bundle]", (e) => e.dataset.source);
+  if (source !== "local") throw new Error(`bundle source ${source}`);
+});
+
 await check("phone-layout", async (page) => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${base}/index.html?backend=cpu`);

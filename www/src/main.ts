@@ -307,9 +307,11 @@ async function restart(backend: BackendChoice, sources?: Sources): Promise<void>
     ui.bundleSource.textContent = sourceText(sources.bundle);
     ui.modelNote.hidden = true;
   }
-  await lab.refresh();
-  await route();
-  setStatus("ready", `Ready on ${ready.backend === "webgpu" ? "WebGPU" : "the CPU"}.`);
+  if (ready.bundle) {
+    await lab.refresh();
+    await route();
+  }
+  setStatus("ready", readyText(ready));
 }
 
 // ---- Start ----
@@ -337,7 +339,12 @@ async function start(): Promise<void> {
   } else {
     await route();
   }
-  setStatus("ready", `Ready on ${session.ready?.backend === "webgpu" ? "WebGPU" : "the CPU"}.${ready.bundle ? "" : " No bundle is loaded: the lens views need one (?bundle=URL)."}`);
+  setStatus("ready", readyText(session.ready ?? ready));
+}
+
+function readyText(ready: ReadyResponse): string {
+  const where = ready.backend === "webgpu" ? "WebGPU" : "the CPU";
+  return `Ready on ${where}.${ready.bundle ? "" : " No bundle is loaded: the image lab, the neurons and the adversarial words need one (?bundle=URL, or the bundle's two files)."}`;
 }
 
 window.addEventListener("unhandledrejection", (event) => showFatal(event.reason));

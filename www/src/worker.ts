@@ -52,13 +52,18 @@ console.error = (...args: unknown[]): void => {
   consoleError(...args);
 };
 
+const OUT_OF_MEMORY_HINT =
+  " The browser ran out of memory: WebAssembly has at most 4 GiB, and the tab shares the machine's memory. " +
+  "Close other tabs, use the f16 towers made by `clip-lens convert --dtype f16`, or a smaller model.";
+
 function describe(error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  const outOfMemory = /out of memory|allocation failed|could not allocate|memory allocation of \d+ bytes failed|WebAssembly.Memory/i.test(text);
   if (error instanceof WebAssembly.RuntimeError) {
     crashed = lastPanic ?? error.message;
-    return `The WebAssembly module crashed: ${crashed}`;
+    return `The WebAssembly module crashed: ${crashed}${outOfMemory || /alloc|memory/i.test(crashed) ? OUT_OF_MEMORY_HINT : ""}`;
   }
-  if (error instanceof Error) return error.message;
-  return String(error);
+  return outOfMemory ? `${text}.${OUT_OF_MEMORY_HINT}` : text;
 }
 
 // ---- The WebAssembly module ----
