@@ -7,7 +7,7 @@
 //! carrying the library's message; none panics on bad input.
 //!
 //! The TypeScript types of the results are declared below (`TS_TYPES`, emitted into
-//! `pkg/clip_lens.d.ts`) and mirrored in `www/src/wasm-api.d.ts`: keep both in step.
+//! `pkg/clip_lens.d.ts`, which the front end imports as `clip-lens-wasm`): the one source.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +20,7 @@ use crate::apps::classify::{classify, ClassScore};
 use crate::apps::concepts::{centred_norms, discover_concepts, merge_layers};
 use crate::apps::segment::{self, ConceptSpec, RankedNeuron};
 use crate::bundle::{sha256_hex, Bundle, Storage};
+use crate::convert::ConvertedManifest;
 use crate::device::{self, read_f32, BackendKind};
 use crate::lens::{second_order_effects, LensFactors};
 use crate::model::{CaptureRequest, ClipModel, Towers};
@@ -76,6 +77,15 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
 }
 
 /// Options from JavaScript: `undefined` or `null` give the defaults; unknown keys are errors.
+/// Checks a converted tower file's sha256 against its manifest.
+fn check_tower_file(tower: &str, expected: &str, bytes: &[u8]) -> Result<()> {
+    let found = sha256_hex(bytes);
+    if found != expected {
+        return Err(invalid(format!("the {tower} tower file does not match its manifest: sha256 {found}, the manifest says {expected} (a stale cache or a file from another conversion?)")));
+    }
+    Ok(())
+}
+
 /// `object` with `key` set to a `Float32Array` copy of `values` (serde would make an Array).
 fn with_float_array(object: JsValue, key: &str, values: &[f32]) -> std::result::Result<JsValue, JsError> {
     js_sys::Reflect::set(&object, &key.into(), &js_sys::Float32Array::from(values)).map_err(|_| JsError::new(&format!("cannot set `{key}` on the result")))?;
@@ -522,6 +532,9 @@ pub struct Engine {
     model: ClipModel,
     /// The weight file, kept until the text tower is loaded (none when it has no text tower).
     weights: Option<WeightFile>,
+    /// For a converted checkpoint (image tower only): the text tower file's expected sha256,
+    /// until `loadTextTower` loads it.
+    text_tower_sha256: Option<String>,
     /// sha256 of the weight file, checked against a bundle's manifest.
     weights_sha256: String,
     device: Device,
@@ -550,7 +563,49 @@ impl Engine {
         let (device, backend) = pick_device(backend).await?;
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
         let weights = weights.has_text().then_some(weights);
-        Ok(Engine { model, weights, weights_sha256, device, backend, tokenizer: None, bundle: None, last: None })
+        Ok(Engine { model, weights, weights_sha256, text_tower_sha256: None, device, backend, tokenizer: None, bundle: None, last: None })
+    }
+
+    /// Loads the image tower of a checkpoint split by `clip-lens convert`: its `manifest.json`,
+    /// `image.safetensors` (checked against the manifest's sha256) and `config.json`. Bundles
+    /// are checked against the source checkpoint's sha256; the text tower comes later, with
+    /// `loadTextTower`, when text is first needed.
+    #[wasm_bindgen(js_name = createFromConverted)]
+    pub async fn create_from_converted(manifest_json: String, image_tower: Vec<u8>, config_json: String, backend: String) -> std::result::Result<Engine, JsError> {
+        Self::create_from_converted_inner(&manifest_json, image_tower, &config_json, &backend).await.map_err(js_error)
+    }
+
+    async fn create_from_converted_inner(manifest_json: &str, image_tower: Vec<u8>, config_json: &str, backend: &str) -> Result<Engine> {
+        let manifest: ConvertedManifest = serde_json::from_str(manifest_json).map_err(|e| invalid(format!("invalid converted manifest.json: {e}")))?;
+        check_tower_file("image", &manifest.image.sha256, &image_tower)?;
+        let weights = WeightFile::from_bytes(image_tower)?;
+        let config = ClipConfig::from_hf_json(config_json)?;
+        let (device, backend) = pick_device(backend).await?;
+        let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
+        Ok(Engine { model, weights: None, weights_sha256: manifest.source_sha256, text_tower_sha256: Some(manifest.text.sha256), device, backend, tokenizer: None, bundle: None, last: None })
+    }
+
+    /// Whether text can be embedded without `loadTextTower` (the tower is loaded, or in the
+    /// weight file the engine was made from).
+    #[wasm_bindgen(getter, js_name = textTowerAvailable)]
+    pub fn text_tower_available(&self) -> bool {
+        self.model.text.is_some() || self.weights.is_some()
+    }
+
+    /// Loads the text tower of a converted checkpoint (`text.safetensors`, checked against the
+    /// manifest's sha256).
+    #[wasm_bindgen(js_name = loadTextTower)]
+    pub fn load_text_tower(&mut self, text_tower: Vec<u8>) -> std::result::Result<(), JsError> {
+        self.load_text_tower_inner(text_tower).map_err(js_error)
+    }
+
+    fn load_text_tower_inner(&mut self, text_tower: Vec<u8>) -> Result<()> {
+        let expected = self.text_tower_sha256.as_ref().ok_or_else(|| invalid("this engine was not made from a converted checkpoint: its text tower comes with its weights"))?;
+        check_tower_file("text", expected, &text_tower)?;
+        let loaded = ClipModel::load(&WeightFile::from_bytes(text_tower)?, &self.model.config, Towers::Text, &self.device)?;
+        self.model.text = loaded.text;
+        self.text_tower_sha256 = None;
+        Ok(())
     }
 
     /// `"webgpu"` or `"cpu"`.
@@ -678,6 +733,9 @@ impl Engine {
     /// Loads the text tower (once; the weight file is then dropped).
     fn ensure_text_tower(&mut self) -> Result<()> {
         if self.model.text.is_none() {
+            if self.text_tower_sha256.is_some() {
+                return Err(invalid("the text tower is not loaded yet: call loadTextTower with the converted text.safetensors"));
+            }
             let weights = self.weights.as_ref().ok_or_else(|| invalid("these weights have no text tower"))?;
             let loaded = ClipModel::load(weights, &self.model.config, Towers::Text, &self.device)?;
             self.model.text = loaded.text;

@@ -419,3 +419,40 @@ async fn engine_activation_map_matches_reference_activations() {
     assert!(message(engine.activation_map(DETAIL_PNGS[0].to_vec(), 4, 0).await.unwrap_err()).contains("layer 4 is out of range"));
     assert!(message(engine.activation_map(DETAIL_PNGS[0].to_vec(), 0, 256).await.unwrap_err()).contains("neuron 256 is out of range"));
 }
+
+/// An engine from the towers of `clip-lens convert` (f32): the same image and text embeddings
+/// as from the original file, bundles checked against the source's sha256, the text tower
+/// loaded on demand and checked against the manifest.
+#[wasm_bindgen_test]
+async fn engine_from_converted_towers() {
+    use clip_lens::convert::{split_towers, WeightDtype};
+    let (image, text, manifest) = split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F32).unwrap();
+    let manifest_json = serde_json::to_string(&manifest).unwrap();
+    let mut converted = Engine::create_from_converted(manifest_json.clone(), image.clone(), CONFIG_JSON.into(), "cpu".into()).await.map_err(message).unwrap();
+    let mut original = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into()).await.map_err(message).unwrap();
+    assert!(!converted.text_tower_available() && original.text_tower_available());
+
+    let ours = converted.embed_image(DETAIL_PNGS[2].to_vec()).await.map_err(message).unwrap();
+    let theirs = original.embed_image(DETAIL_PNGS[2].to_vec()).await.map_err(message).unwrap();
+    assert_eq!(ours, theirs, "image embeddings from the converted image tower");
+
+    let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
+    converted.load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap()).map_err(message).unwrap();
+
+    let before = message(converted.embed_text("a photo of a cat".into()).await.unwrap_err());
+    assert!(before.contains("loadTextTower"), "{before}");
+    let wrong = message(converted.load_text_tower(image).unwrap_err());
+    assert!(wrong.contains("text tower file does not match its manifest"), "{wrong}");
+    converted.load_text_tower(text).map_err(message).unwrap();
+    assert!(converted.text_tower_available());
+    let ours = converted.embed_text("a photo of a cat".into()).await.map_err(message).unwrap();
+    let theirs = original.embed_text("a photo of a cat".into()).await.map_err(message).unwrap();
+    assert_eq!(ours, theirs, "text embeddings from the converted text tower");
+
+    let mut corrupt = manifest.clone();
+    corrupt.image.sha256 = "0".repeat(64);
+    let (image, _, _) = split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F16).unwrap();
+    let stale = message(Engine::create_from_converted(serde_json::to_string(&corrupt).unwrap(), image, CONFIG_JSON.into(), "cpu".into()).await.err().unwrap());
+    assert!(stale.contains("image tower file does not match its manifest"), "{stale}");
+    report!("engine/cpu: converted towers give the original's image and text embeddings exactly");
+}
