@@ -29,7 +29,8 @@ const copies = [
   // The same model in the Hugging Face layout (the e2e tests load it: layout detection, and a
   // bundle/model mismatch since its sha256 differs from the bundle's).
   ["tests/fixtures/tiny-a/model-hf.safetensors", "models/tiny/model-hf.safetensors"],
-  // Made by scripts/serve.sh (`clip-lens precompute` over www/samples).
+  // Made by scripts/demo-bundle.sh (`clip-lens convert`, `clip-lens precompute` over www/samples).
+  ["www/generated/tiny-converted", "models/tiny/converted"],
   ["www/generated/tiny-bundle", "models/tiny/bundle"],
   ["www/samples", "samples"],
 ];
@@ -49,7 +50,7 @@ for (const file of ["clip_lens.js", "clip_lens_bg.wasm"]) {
 }
 for (const [from] of copies) {
   if (!existsSync(join(root, from))) {
-    const hint = from.startsWith("www/generated") ? " It is the demo bundle: run scripts/serve.sh, which builds it." : "";
+    const hint = from.startsWith("www/generated") ? " It is demo data: run scripts/demo-bundle.sh (scripts/serve.sh runs it)." : "";
     fail(`${from} is missing.${hint}`);
   }
 }

@@ -92,6 +92,9 @@ for (const backend of ["webgpu", "cpu"]) {
     const shown = await page.$eval("#backend", (e) => e.textContent ?? "");
     if (!shown.toLowerCase().includes(backend === "cpu" ? "cpu" : "webgpu")) throw new Error(`the page says the backend is “${shown}”`);
     await checkLab(page);
+    // The demo's converted towers: the image tower only; the text tower waits for text.
+    const files = await page.$$eval("#downloads li", (items) => items.map((item) => item.dataset.file));
+    if (!files.includes("image tower") || files.includes("text tower")) throw new Error(`downloads: ${files.join(", ")}`);
   });
 }
 
@@ -172,6 +175,9 @@ await check("search", async (page) => {
   await ready(page, "#search-result");
   const text = await page.$eval("#search-result", (e) => e.textContent);
   if (!text.includes(`decomposition holds “${word}”`) || !text.includes("L1/N4")) throw new Error(`search for ${word}: ${text.slice(0, 300)}`);
+  // Free text needed the text tower: it was downloaded now.
+  const tower = await page.$eval("#downloads li[data-file='text tower']", (e) => e.dataset.source).catch(() => null);
+  if (tower !== "network" && tower !== "cache") throw new Error(`text tower: ${tower}`);
 });
 
 await check("adversarial-miner", async (page) => {
@@ -217,7 +223,7 @@ await check("second-visit-from-cache", async (page) => {
   await page.reload();
   await ready(page, "main");
   const sources = await page.$$eval("#downloads li", (items) => Object.fromEntries(items.map((item) => [item.dataset.file, item.dataset.source])));
-  if (sources.weights !== "cache" || sources.bundle !== "cache") throw new Error(`second visit: ${JSON.stringify(sources)}`);
+  if (sources["image tower"] !== "cache" || sources.bundle !== "cache") throw new Error(`second visit: ${JSON.stringify(sources)}`);
 });
 
 await check("local-files", async (page) => {

@@ -51,11 +51,16 @@ export class WorkerClient {
     return this.request("load", body, [], onProgress);
   }
 
-  /** Calls an engine method in the worker. The promise has the request's id as `requestId`
-   * (for `cancel`). */
-  call<M extends EngineMethod>(method: M, args: EngineCalls[M]["args"], transfer: Transferable[] = []): Promise<EngineCalls[M]["result"]> & { requestId: number } {
+  /** Calls an engine method in the worker (arguments copied, not transferred); `onProgress`
+   * sees a download it needs (the text tower). The promise has the request's id as
+   * `requestId` (for `cancel`). */
+  call<M extends EngineMethod>(
+    method: M,
+    args: EngineCalls[M]["args"],
+    onProgress?: (event: ProgressEvent) => void,
+  ): Promise<EngineCalls[M]["result"]> & { requestId: number } {
     const requestId = this.nextId;
-    const promise = this.request("call", { method, args } as unknown as RequestBody<"call">, transfer).then((response) => response.value as EngineCalls[M]["result"]);
+    const promise = this.request("call", { method, args } as unknown as RequestBody<"call">, [], onProgress).then((response) => response.value as EngineCalls[M]["result"]);
     return Object.assign(promise, { requestId });
   }
 

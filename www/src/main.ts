@@ -8,9 +8,9 @@ import { byId, el, errorMessage } from "./dom";
 import { NeuronExplorer } from "./explorer";
 import { formatBytes, formatMs } from "./format";
 import { ImageLab } from "./lab";
-import { isBackendChoice, type BackendChoice, type BundleSource, type FileSource, type ProgressEvent, type ReadyResponse } from "./protocol";
+import { isBackendChoice, type BackendChoice, type BundleSource, type FileSource, type ProgressEvent, type ReadyResponse, type WeightsSource } from "./protocol";
 import { Session, type Sources } from "./session";
-import { OPENAI_VIT_B_32, readSettings, settingsHref, type Settings } from "./settings";
+import { isConvertedDirectory, OPENAI_VIT_B_32, readSettings, settingsHref, type Settings } from "./settings";
 
 type Status = "loading" | "ready" | "error";
 
@@ -99,7 +99,7 @@ function describeBackend(ready: ReadyResponse, requested: BackendChoice): string
 
 function urlSources(settings: Settings): Sources {
   return {
-    weights: { kind: "url", url: settings.weightsUrl },
+    weights: isConvertedDirectory(settings.weightsUrl) ? { kind: "converted", url: settings.weightsUrl } : { kind: "url", url: settings.weightsUrl },
     config: settings.configUrl === null ? null : { kind: "url", url: settings.configUrl },
     bundle: settings.bundleUrl === null ? null : { kind: "url", url: settings.bundleUrl },
   };
@@ -120,8 +120,9 @@ async function pickedSources(weights: File | undefined, bundleFiles: File[], con
   return { weights: await fileSource(weights), config: config ? await fileSource(config) : null, bundle };
 }
 
-function sourceText(source: FileSource | BundleSource | null): string {
+function sourceText(source: WeightsSource | BundleSource | null): string {
   if (source === null) return "none (the lens views need one)";
+  if (source.kind === "converted") return `${source.url} (converted towers: the text tower loads when text is first used)`;
   return source.kind === "url" ? source.url : `local: ${source.name}`;
 }
 

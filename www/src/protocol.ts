@@ -39,6 +39,11 @@ export function isBenchShape(value: string): value is BenchShape {
 /** Where a file comes from: an address, or bytes the user picked or dropped. */
 export type FileSource = { kind: "url"; url: string } | { kind: "bytes"; name: string; bytes: Uint8Array };
 
+/** The weights: one safetensors file, or a directory written by `clip-lens convert`
+ * (manifest.json, config.json, image.safetensors, text.safetensors): its image tower loads
+ * first and its text tower only when text is first needed. */
+export type WeightsSource = FileSource | { kind: "converted"; url: string };
+
 /** A bundle (see the README): a directory address, or its two files picked by the user. */
 export type BundleSource =
   | { kind: "url"; url: string }
@@ -48,8 +53,8 @@ export type BundleSource =
 export interface LoadRequest {
   id: number;
   type: "load";
-  /** A safetensors file (OpenAI or Hugging Face layout). */
-  weights: FileSource;
+  /** A safetensors file (OpenAI or Hugging Face layout), or converted towers. */
+  weights: WeightsSource;
   /** A Hugging Face config.json, or null to infer the shapes from the weights. */
   config: FileSource | null;
   /** The bundle made by `clip-lens precompute` for these weights; null: the model alone. */
@@ -119,7 +124,7 @@ export type RequestType = Exclude<WorkerRequest["type"], "cancel">;
 // ---- Responses (worker -> page) ----
 
 /** Which file a progress event is about. */
-export type FileRole = "weights" | "config" | "bundle manifest" | "bundle";
+export type FileRole = "weights" | "config" | "bundle manifest" | "bundle" | "weights manifest" | "image tower" | "text tower";
 
 /** Download progress of a `load` request (several per file). */
 export interface ProgressEvent {

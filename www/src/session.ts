@@ -3,11 +3,11 @@
 // device is lost). Views call it and never see the worker.
 
 import { WorkerClient, WorkerError } from "./client";
-import type { BackendChoice, BundleSource, EngineCalls, EngineMethod, FileSource, LoadRequest, ProgressEvent, ReadyResponse } from "./protocol";
+import type { BackendChoice, BundleSource, EngineCalls, EngineMethod, FileSource, LoadRequest, ProgressEvent, ReadyResponse, WeightsSource } from "./protocol";
 
 /** What to load: the sources outlive the worker, so a restart needs nothing from the user. */
 export interface Sources {
-  weights: FileSource;
+  weights: WeightsSource;
   config: FileSource | null;
   bundle: BundleSource | null;
 }
@@ -23,8 +23,9 @@ export interface SessionEvents {
 function copySources(sources: Sources): Sources {
   const copy = (source: FileSource): FileSource => (source.kind === "url" ? source : { ...source, bytes: source.bytes.slice() });
   const bundle = sources.bundle;
+  const weights = sources.weights;
   return {
-    weights: copy(sources.weights),
+    weights: weights.kind === "converted" ? weights : copy(weights),
     config: sources.config === null ? null : copy(sources.config),
     bundle: bundle === null || bundle.kind === "url" ? bundle : { ...bundle, manifest: bundle.manifest.slice(), tensors: bundle.tensors.slice() },
   };
@@ -76,7 +77,7 @@ export class Session {
     await this.loading;
     const client = this.client;
     if (client === null) throw new Error("The engine has not been started.");
-    const pending = client.call(method, args);
+    const pending = client.call(method, args, (event) => this.events.progress(event));
     queued?.add(pending.requestId);
     try {
       return await pending;

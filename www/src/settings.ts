@@ -5,8 +5,9 @@ import { isBackendChoice, type BackendChoice } from "./protocol";
 
 /** The offline demo: the tiny test model and its bundle, served with the page. */
 export const DEMO = {
-  weights: "models/tiny/model.safetensors",
-  config: "models/tiny/config.json",
+  /** `clip-lens convert` of the tiny model (f32): the image tower first, the text tower when
+   * text is first used. */
+  weights: "models/tiny/converted/",
   bundle: "models/tiny/bundle/",
 } as const;
 
@@ -17,6 +18,7 @@ export const OPENAI_VIT_B_32 = {
 } as const;
 
 export interface Settings {
+  /** A safetensors file, or a `clip-lens convert` directory (ends with "/" or manifest.json). */
   weightsUrl: string;
   /** null: infer the shapes from the weights. */
   configUrl: string | null;
@@ -43,6 +45,12 @@ export function absoluteUrl(what: string, value: string): string {
   }
 }
 
+/** Whether a weights address names a directory of `clip-lens convert` rather than a file. */
+export function isConvertedDirectory(url: string): boolean {
+  const path = new URL(url).pathname;
+  return path.endsWith("/") || path.endsWith("/manifest.json");
+}
+
 /** Reads the settings from `search`; readable errors for bad values. */
 export function readSettings(search: string): Settings {
   const params = new URLSearchParams(search);
@@ -53,7 +61,7 @@ export function readSettings(search: string): Settings {
   if (!isBackendChoice(backend)) {
     throw new Error(`Unknown backend “${backend}” in the address: use auto, webgpu or cpu.`);
   }
-  const configValue = config !== null ? config || null : weights === null ? DEMO.config : null;
+  const configValue = config !== null ? config || null : null;
   const bundleValue = bundle !== null ? bundle || null : weights === null ? DEMO.bundle : null;
   const image = params.get("image");
   return {

@@ -20,6 +20,7 @@ import type {
   FileRole,
   FileSource,
   LoadRequest,
+  WeightsSource,
   ProgressEvent,
   WorkerRequest,
   WorkerResponse,
@@ -331,29 +332,88 @@ async function obtainBundle(id: number, source: BundleSource): Promise<{ manifes
   return { manifest: text, tensors, baseUrl };
 }
 
-function sourceName(source: FileSource): string {
-  return source.kind === "url" ? source.url : source.name;
+function sourceName(source: WeightsSource): string {
+  return source.kind === "bytes" ? source.name : source.url;
 }
+
+/** The weights, ready for an engine: one file, or a converted directory's image tower (its
+ * text tower's address kept for later). */
+type Weights =
+  | { kind: "file"; bytes: Uint8Array }
+  | { kind: "converted"; manifest: string; image: Uint8Array; config: string; textUrl: string };
+
+/** The text tower still to load for the current engine (converted weights), or null. */
+let pendingTextTower: string | null = null;
+
+async function obtainWeights(id: number, source: WeightsSource): Promise<Weights> {
+  if (source.kind !== "converted") return { kind: "file", bytes: await obtain(id, "weights", source) };
+  const base = source.url.replace(/manifest\.json$/, "").replace(/\/?$/, "/");
+  const manifestBytes = await download(id, "weights manifest", new URL("manifest.json", base).href);
+  if (looksLikeHtml(manifestBytes)) throw new Error(`${base}manifest.json is an HTML page: is ${base} a directory written by clip-lens convert?`);
+  const manifest = new TextDecoder().decode(manifestBytes);
+  let files: { image?: { file?: unknown }; text?: { file?: unknown } };
+  try {
+    files = JSON.parse(manifest) as typeof files;
+  } catch (error) {
+    throw new Error(`${base}manifest.json is not JSON: ${describe(error)}`);
+  }
+  const imageFile = String(files.image?.file ?? "image.safetensors");
+  const textFile = String(files.text?.file ?? "text.safetensors");
+  const [image, config] = await Promise.all([download(id, "image tower", new URL(imageFile, base).href), download(id, "config", new URL("config.json", base).href)]);
+  return { kind: "converted", manifest, image, config: new TextDecoder().decode(config), textUrl: new URL(textFile, base).href };
+}
+
+/** Loads the converted text tower into the engine if it still lacks it (progress under the
+ * request `id`). */
+async function ensureTextTower(id: number, current: Engine): Promise<void> {
+  if (pendingTextTower === null || current.textTowerAvailable) return;
+  const bytes = await download(id, "text tower", pendingTextTower);
+  current.loadTextTower(bytes);
+  pendingTextTower = null;
+}
+
+/** Whether a call may embed text (and so needs the text tower). */
+function callNeedsText(request: CallRequest, classes: readonly string[]): boolean {
+  const isClass = (name: string): boolean => classes.some((c) => c.toLowerCase() === name.trim().toLowerCase());
+  switch (request.method) {
+    case "search":
+      return true;
+    case "segment": {
+      const concept = (request.args as EngineCalls["segment"]["args"]).concept.trim();
+      return concept !== "predicted" && !concept.startsWith("class:");
+    }
+    case "adversarial":
+    case "fooled": {
+      const args = request.args as { class0: string; class1: string };
+      return !isClass(args.class0) || !isClass(args.class1);
+    }
+    default:
+      return false;
+  }
+}
+
+let bundleClasses: string[] = [];
 
 async function load(request: LoadRequest): Promise<void> {
   const { id, weights: weightsSource, config: configSource, bundle: bundleSource, backend } = request;
   const [module, weights, config, bundle] = await Promise.all([
     wasm(),
-    obtain(id, "weights", weightsSource),
+    obtainWeights(id, weightsSource),
     configSource === null ? Promise.resolve(null) : obtain(id, "config", configSource),
     bundleSource === null ? Promise.resolve(null) : obtainBundle(id, bundleSource),
   ]);
   const configJson = config === null ? undefined : new TextDecoder().decode(config);
-  const weightsBytes = weights.length;
+  const weightsBytes = weights.kind === "file" ? weights.bytes.length : weights.image.length;
 
   const started = performance.now();
   const create = async (kind: BackendName): Promise<Engine> => {
     try {
       // The engine takes its own copy (wasm memory); the bytes stay for a CPU retry.
-      return await module.Engine.create(weights, configJson, kind);
+      if (weights.kind === "converted") return await module.Engine.createFromConverted(weights.manifest, weights.image, configJson ?? weights.config, kind);
+      return await module.Engine.create(weights.bytes, configJson, kind);
     } catch (error) {
       let message = describe(error);
-      if (looksLikeHtml(weights)) message += ". The weights file looks like an HTML page, not a safetensors file.";
+      if (looksLikeHtml(weights.kind === "file" ? weights.bytes : weights.image)) message += ". The weights file looks like an HTML page, not a safetensors file.";
       const source = configSource === null ? sourceName(weightsSource) : `${sourceName(weightsSource)} (config ${sourceName(configSource)})`;
       const where = kind === "webgpu" ? "WebGPU" : "the CPU";
       throw new LoadError(`Could not load the model from ${source} on ${where}: ${message}`, describe(error));
@@ -392,6 +452,8 @@ async function load(request: LoadRequest): Promise<void> {
   const adapter = backendName === "webgpu" ? await adapterName() : null;
   engine?.free();
   engine = created;
+  pendingTextTower = weights.kind === "converted" ? weights.textUrl : null;
+  bundleClasses = info?.classes ?? [];
   simulatedLoss = request.simulateDeviceLoss === true && backendName === "webgpu";
   post({
     id,
@@ -419,6 +481,7 @@ async function embedImage(request: EmbedImageRequest): Promise<void> {
 
 async function embedText(request: EmbedTextRequest): Promise<void> {
   const started = performance.now();
+  await ensureTextTower(request.id, loadedEngine());
   const values = await loadedEngine().embedText(request.text);
   post({ id: request.id, type: "embedding", values, ms: performance.now() - started }, [values.buffer]);
 }
@@ -450,6 +513,7 @@ async function call(request: CallRequest): Promise<void> {
     simulatedLoss = false;
     throw new DeviceLostError("The GPU device was lost (simulated with ?simulate=device-lost).");
   }
+  if (callNeedsText(request, bundleClasses)) await ensureTextTower(request.id, current);
   const method = METHODS[request.method] as (engine: Engine, args: unknown) => Promise<unknown>;
   const value = await method(current, request.args);
   // Float32Arrays (heatmaps) move to the page without a copy.
