@@ -9,7 +9,7 @@
 
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -32,6 +32,8 @@ const browser = await chromium.launch({
 });
 
 const results = [];
+/** Figures the checks measure, written to $E2E_OUT/timings.json. */
+const timings = {};
 async function check(name, run) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   const errors = [];
@@ -92,6 +94,9 @@ for (const backend of ["webgpu", "cpu"]) {
     const shown = await page.$eval("#backend", (e) => e.textContent ?? "");
     if (!shown.toLowerCase().includes(backend === "cpu" ? "cpu" : "webgpu")) throw new Error(`the page says the backend is “${shown}”`);
     await checkLab(page);
+    const readyAt = await page.evaluate(() => performance.getEntriesByName("clip-lens-ready")[0]?.startTime ?? null);
+    const paint = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
+    timings[`demo-${backend}`] = { first_contentful_paint_ms: paint, ready_with_sample_analysed_ms: readyAt };
     // The demo's converted towers: the image tower only; the text tower waits for text.
     const files = await page.$$eval("#downloads li", (items) => items.map((item) => item.dataset.file));
     if (!files.includes("image tower") || files.includes("text tower")) throw new Error(`downloads: ${files.join(", ")}`);
@@ -275,6 +280,8 @@ await check("neuron-card-error", async (page) => {
 
 await browser.close();
 server.kill();
+await writeFile(join(out, "timings.json"), JSON.stringify(timings, null, 2));
+console.log(`timings: ${JSON.stringify(timings)}`);
 for (const r of results) console.log(`${r.ok ? "ok  " : "FAIL"} ${r.name} (${(r.ms / 1000).toFixed(1)} s)${r.error ? `: ${r.error}` : ""}`);
 console.log(`screenshots: ${out}`);
 process.exit(results.every((r) => r.ok) ? 0 : 1);
