@@ -456,3 +456,44 @@ async fn engine_from_converted_towers() {
     assert!(stale.contains("image tower file does not match its manifest"), "{stale}");
     report!("engine/cpu: converted towers give the original's image and text embeddings exactly");
 }
+
+/// wasm memory in bytes (it never shrinks: this is the peak so far) and Chrome's used JS heap
+/// (`performance.memory`, 0 elsewhere).
+fn memory_figures() -> (f64, f64) {
+    let wasm = wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>().unwrap().buffer().dyn_into::<js_sys::ArrayBuffer>().unwrap().byte_length() as f64;
+    let heap = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .and_then(|performance| js_sys::Reflect::get(&performance, &"memory".into()))
+        .and_then(|memory| js_sys::Reflect::get(&memory, &"usedJSHeapSize".into()))
+        .ok()
+        .and_then(|value| value.as_f64())
+        .unwrap_or(0.0);
+    (wasm, heap)
+}
+
+/// Real-size image towers in the browser on the CPU backend: random-weight ViT-B/32 and ViT-L/14
+/// (f16 storage, as `clip-lens convert --dtype f16` writes them) load tensor by tensor from one
+/// copy of the file and run one forward without running out of memory; reports the wasm memory
+/// (its peak so far) and the JS heap.
+#[wasm_bindgen_test]
+async fn real_size_image_towers_load_and_run_on_cpu() {
+    use burn::tensor::{Distribution, Tensor};
+    use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
+    use clip_lens::{ClipConfig, ClipModel, Layout, Towers, WeightFile};
+    let cpu = device::cpu();
+    for (name, config) in [("ViT-B/32", ClipConfig::vit_b_32()), ("ViT-L/14", ClipConfig::vit_l_14())] {
+        let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 7);
+        let file_mb = bytes.len() as f64 / 1e6;
+        let start = web_time::Instant::now();
+        let model = ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, &cpu).map_err(|e| e.to_string()).unwrap();
+        let load_s = start.elapsed().as_secs_f64();
+        let size = config.vision.image_size;
+        let pixels = Tensor::<4>::random([1, 3, size, size], Distribution::Normal(0.0, 1.0), &cpu);
+        let start = web_time::Instant::now();
+        let embedding = device::read_f32(model.vision().unwrap().encode(pixels).unwrap()).await.unwrap();
+        let forward_s = start.elapsed().as_secs_f64();
+        assert_eq!(embedding.len(), config.embed_dim, "{name}");
+        assert!(embedding.iter().all(|x| x.is_finite()) && embedding.iter().any(|&x| x != 0.0), "{name}: a degenerate embedding");
+        let (wasm, heap) = memory_figures();
+        report!("browser/cpu {name}: {file_mb:.0} MB f16 image tower loaded in {load_s:.1} s, forward {forward_s:.1} s; wasm memory {:.0} MB (peak so far), JS heap {:.0} MB", wasm / 1e6, heap / 1e6);
+    }
+}

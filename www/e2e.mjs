@@ -38,9 +38,16 @@ async function check(name, run) {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
+  // serve.mjs sends a Content-Security-Policy without 'unsafe-eval' or 'unsafe-inline' (only
+  // 'wasm-unsafe-eval'): any violation fails the check.
+  const violations = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
   const started = Date.now();
   try {
     await run(page);
+    if (violations.length) throw new Error(`CSP violations: ${violations.join("; ")}`);
     results.push({ name, ok: true, ms: Date.now() - started });
   } catch (error) {
     results.push({ name, ok: false, ms: Date.now() - started, error: `${error.message}${errors.length ? ` (page errors: ${errors.join("; ")})` : ""}` });
