@@ -77,6 +77,14 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
 }
 
 /// Options from JavaScript: `undefined` or `null` give the defaults; unknown keys are errors.
+/// The largest device buffer in bytes: the page's figure on the GPU, none on the CPU.
+fn buffer_limit(backend: BackendKind, max_buffer_bytes: Option<f64>) -> usize {
+    match (backend, max_buffer_bytes) {
+        (BackendKind::Gpu, Some(bytes)) if bytes.is_finite() && bytes > 0.0 => bytes as usize,
+        _ => usize::MAX,
+    }
+}
+
 /// Checks a converted tower file's sha256 against its manifest.
 fn check_tower_file(tower: &str, expected: &str, bytes: &[u8]) -> Result<()> {
     let found = sha256_hex(bytes);
@@ -535,6 +543,8 @@ pub struct Engine {
     /// For a converted checkpoint (image tower only): the text tower file's expected sha256,
     /// until `loadTextTower` loads it.
     text_tower_sha256: Option<String>,
+    /// The device's largest buffer in bytes (`usize::MAX` on the CPU or when unknown).
+    buffer_limit: usize,
     /// sha256 of the weight file, checked against a bundle's manifest.
     weights_sha256: String,
     device: Device,
@@ -548,12 +558,14 @@ pub struct Engine {
 impl Engine {
     /// Loads the image tower from safetensors `weights` (either layout) on `backend`
     /// (`"auto"`, `"webgpu"` or `"cpu"`). `config_json` is a Hugging Face `config.json`; without
-    /// one the shapes decide (OpenAI convention).
-    pub async fn create(weights: Vec<u8>, config_json: Option<String>, backend: String) -> std::result::Result<Engine, JsError> {
-        Self::create_inner(weights, config_json, &backend).await.map_err(js_error)
+    /// one the shapes decide (OpenAI convention). `max_buffer_bytes` is the GPU's largest buffer
+    /// (the adapter's `maxStorageBufferBindingSize`, `maxBufferSize`): on WebGPU a weight tensor
+    /// above it is refused with a message, and the lens keeps its factors below it.
+    pub async fn create(weights: Vec<u8>, config_json: Option<String>, backend: String, max_buffer_bytes: Option<f64>) -> std::result::Result<Engine, JsError> {
+        Self::create_inner(weights, config_json, &backend, max_buffer_bytes).await.map_err(js_error)
     }
 
-    async fn create_inner(weights: Vec<u8>, config_json: Option<String>, backend: &str) -> Result<Engine> {
+    async fn create_inner(weights: Vec<u8>, config_json: Option<String>, backend: &str, max_buffer_bytes: Option<f64>) -> Result<Engine> {
         let weights_sha256 = sha256_hex(&weights);
         let weights = WeightFile::from_bytes(weights)?;
         let config = match config_json {
@@ -561,9 +573,11 @@ impl Engine {
             None => ClipConfig::infer(&weights)?,
         };
         let (device, backend) = pick_device(backend).await?;
+        let buffer_limit = buffer_limit(backend, max_buffer_bytes);
+        weights.check_buffer_limit(buffer_limit)?;
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
         let weights = weights.has_text().then_some(weights);
-        Ok(Engine { model, weights, weights_sha256, text_tower_sha256: None, device, backend, tokenizer: None, bundle: None, last: None })
+        Ok(Engine { model, weights, weights_sha256, text_tower_sha256: None, device, backend, buffer_limit, tokenizer: None, bundle: None, last: None })
     }
 
     /// Loads the image tower of a checkpoint split by `clip-lens convert`: its `manifest.json`,
@@ -571,18 +585,26 @@ impl Engine {
     /// are checked against the source checkpoint's sha256; the text tower comes later, with
     /// `loadTextTower`, when text is first needed.
     #[wasm_bindgen(js_name = createFromConverted)]
-    pub async fn create_from_converted(manifest_json: String, image_tower: Vec<u8>, config_json: String, backend: String) -> std::result::Result<Engine, JsError> {
-        Self::create_from_converted_inner(&manifest_json, image_tower, &config_json, &backend).await.map_err(js_error)
+    pub async fn create_from_converted(
+        manifest_json: String,
+        image_tower: Vec<u8>,
+        config_json: String,
+        backend: String,
+        max_buffer_bytes: Option<f64>,
+    ) -> std::result::Result<Engine, JsError> {
+        Self::create_from_converted_inner(&manifest_json, image_tower, &config_json, &backend, max_buffer_bytes).await.map_err(js_error)
     }
 
-    async fn create_from_converted_inner(manifest_json: &str, image_tower: Vec<u8>, config_json: &str, backend: &str) -> Result<Engine> {
+    async fn create_from_converted_inner(manifest_json: &str, image_tower: Vec<u8>, config_json: &str, backend: &str, max_buffer_bytes: Option<f64>) -> Result<Engine> {
         let manifest: ConvertedManifest = serde_json::from_str(manifest_json).map_err(|e| invalid(format!("invalid converted manifest.json: {e}")))?;
         check_tower_file("image", &manifest.image.sha256, &image_tower)?;
         let weights = WeightFile::from_bytes(image_tower)?;
         let config = ClipConfig::from_hf_json(config_json)?;
         let (device, backend) = pick_device(backend).await?;
+        let buffer_limit = buffer_limit(backend, max_buffer_bytes);
+        weights.check_buffer_limit(buffer_limit)?;
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
-        Ok(Engine { model, weights: None, weights_sha256: manifest.source_sha256, text_tower_sha256: Some(manifest.text.sha256), device, backend, tokenizer: None, bundle: None, last: None })
+        Ok(Engine { model, weights: None, weights_sha256: manifest.source_sha256, text_tower_sha256: Some(manifest.text.sha256), device, backend, buffer_limit, tokenizer: None, bundle: None, last: None })
     }
 
     /// Whether text can be embedded without `loadTextTower` (the tower is loaded, or in the
@@ -602,7 +624,9 @@ impl Engine {
     fn load_text_tower_inner(&mut self, text_tower: Vec<u8>) -> Result<()> {
         let expected = self.text_tower_sha256.as_ref().ok_or_else(|| invalid("this engine was not made from a converted checkpoint: its text tower comes with its weights"))?;
         check_tower_file("text", expected, &text_tower)?;
-        let loaded = ClipModel::load(&WeightFile::from_bytes(text_tower)?, &self.model.config, Towers::Text, &self.device)?;
+        let file = WeightFile::from_bytes(text_tower)?;
+        file.check_buffer_limit(self.buffer_limit)?;
+        let loaded = ClipModel::load(&file, &self.model.config, Towers::Text, &self.device)?;
         self.model.text = loaded.text;
         self.text_tower_sha256 = None;
         Ok(())
@@ -779,7 +803,7 @@ impl Engine {
         let mut lens = Vec::with_capacity(bundle.manifest.layers.len());
         for &layer in &bundle.manifest.layers {
             let mean = Tensor::<2>::from_data(TensorData::new(bundle.layers[&layer].mean.clone(), [n, d]), &self.device);
-            lens.push((layer, LensFactors::new(vision, layer)?, mean));
+            lens.push((layer, LensFactors::within(vision, layer, self.buffer_limit)?, mean));
         }
         self.last = None;
         self.bundle = Some(LoadedBundle { bundle, lens });
@@ -1104,7 +1128,7 @@ async fn benchmark_analysis(config: &ClipConfig, backend: &str, runs: usize) -> 
     let (weights, sizes, manifest, tensors) = analysis_inputs(config)?;
     let synthesis_ms = elapsed_ms(start);
     let start = web_time::Instant::now();
-    let mut engine = Engine::create_inner(weights, Some(config.to_hf_json().to_string()), backend).await?;
+    let mut engine = Engine::create_inner(weights, Some(config.to_hf_json().to_string()), backend, None).await?;
     let engine_ms = elapsed_ms(start);
     let start = web_time::Instant::now();
     engine.load_bundle_inner(&manifest, tensors)?;

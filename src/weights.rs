@@ -200,6 +200,28 @@ impl WeightFile {
         self.entries.get(name).map(|e| e.shape.as_slice())
     }
 
+    /// The tensor with the most elements and its size in bytes once loaded as f32 (every
+    /// tensor becomes one device buffer), or `None` for an empty file.
+    pub fn largest_tensor(&self) -> Option<(&str, usize)> {
+        self.entries
+            .iter()
+            .map(|(name, entry)| (name.as_str(), entry.shape.iter().product::<usize>() * 4))
+            .max_by_key(|&(name, bytes)| (bytes, std::cmp::Reverse(name)))
+    }
+
+    /// An error naming the first tensor (the largest) that would not fit in a device buffer
+    /// of `limit_bytes` once loaded as f32.
+    pub fn check_buffer_limit(&self, limit_bytes: usize) -> Result<()> {
+        match self.largest_tensor() {
+            Some((name, bytes)) if bytes > limit_bytes => Err(Error::InvalidInput(format!(
+                "the tensor `{name}` needs {:.1} MiB as f32, more than this device's largest buffer ({:.1} MiB): use the CPU backend",
+                bytes as f64 / 1048576.0,
+                limit_bytes as f64 / 1048576.0
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether a tensor is present.
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)

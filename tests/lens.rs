@@ -109,3 +109,16 @@ fn cheap_projection_equals_exact_projection() {
         assert!(deviation < 1e-5, "layer {layer}: {deviation}");
     }
 }
+
+/// `LensFactors::within` keeps the per-head form only when it fits the buffer limit.
+#[test]
+fn factors_respect_a_buffer_limit() {
+    use clip_lens::lens::{FactorForm, LensFactors};
+    let model = load(MODEL_OPENAI, clip_lens::model::Towers::Vision, &device::cpu());
+    let vision = model.vision().unwrap();
+    let bytes = LensFactors::per_head_bytes(vision, 1);
+    assert_eq!(bytes, 2 * 4 * 256 * 32 * 4, "2 later layers x 4 heads x 256 neurons x 32 dims, f32");
+    assert_eq!(LensFactors::within(vision, 1, bytes).unwrap().form(), FactorForm::PerHead);
+    assert_eq!(LensFactors::within(vision, 1, bytes - 1).unwrap().form(), FactorForm::Compact);
+    assert_eq!(LensFactors::new(vision, 1).unwrap().form(), FactorForm::PerHead);
+}

@@ -206,3 +206,18 @@ fn text_embeddings_do_not_depend_on_the_batch() {
         assert!(relative_deviation(&alone, &together[i * 32..(i + 1) * 32]) < 1e-5, "probe {i}");
     }
 }
+
+/// The largest tensor (what a GPU's largest buffer must hold) is found from the header, and a
+/// buffer limit below it is an error that names it; the safetensors crate is the reference.
+#[test]
+fn largest_tensor_and_buffer_limit() {
+    let reference = safetensors::SafeTensors::deserialize(MODEL_OPENAI).unwrap();
+    let (name, bytes) = reference.tensors().into_iter().map(|(n, v)| (n, v.shape().iter().product::<usize>() * 4)).max_by_key(|(_, b)| *b).unwrap();
+    let weights = WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap();
+    let (found, found_bytes) = weights.largest_tensor().unwrap();
+    assert_eq!(found_bytes, bytes);
+    assert_eq!(reference.tensor(found).unwrap().shape().iter().product::<usize>() * 4, bytes, "{found} vs {name}");
+    weights.check_buffer_limit(bytes).unwrap();
+    let message = weights.check_buffer_limit(bytes - 1).unwrap_err().to_string();
+    assert!(message.contains(&format!("`{found}`")) && message.contains("largest buffer") && message.contains("CPU backend"), "{message}");
+}

@@ -152,7 +152,7 @@ fn options(value: serde_json::Value) -> Option<JsValue> {
 
 /// An engine on `backend` (fixture model, OpenAI layout) with the reference bundle loaded.
 async fn engine_with_bundle(backend: &str) -> Engine {
-    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into()).await.map_err(message).unwrap();
+    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into(), None).await.map_err(message).unwrap();
     assert!(!engine.has_bundle());
     let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
     engine.load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap()).map_err(message).unwrap();
@@ -366,7 +366,7 @@ async fn engine_adversarial_and_fooled() {
 
 #[wasm_bindgen_test]
 async fn engine_errors_are_messages() {
-    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into()).await.map_err(message).unwrap();
+    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
     assert!(message(engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.unwrap_err()).contains("no bundle is loaded"));
     assert!(message(engine.neuron(1, 0).unwrap_err()).contains("no bundle is loaded"));
     // A bundle of other weights (the same model in the other layout has another sha256).
@@ -399,7 +399,7 @@ async fn engine_errors_are_messages() {
 #[wasm_bindgen_test]
 async fn engine_activation_map_matches_reference_activations() {
     use clip_lens::apps::segment::heatmap_from_patches;
-    let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into()).await.map_err(message).unwrap();
+    let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
     let (tokens, neurons) = (17, 256);
     let mut worst = 0f32;
     for (i, layer, neuron) in [(0, 2, 4), (1, 1, 17), (3, 0, 200)] {
@@ -428,8 +428,8 @@ async fn engine_from_converted_towers() {
     use clip_lens::convert::{split_towers, WeightDtype};
     let (image, text, manifest) = split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F32).unwrap();
     let manifest_json = serde_json::to_string(&manifest).unwrap();
-    let mut converted = Engine::create_from_converted(manifest_json.clone(), image.clone(), CONFIG_JSON.into(), "cpu".into()).await.map_err(message).unwrap();
-    let mut original = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into()).await.map_err(message).unwrap();
+    let mut converted = Engine::create_from_converted(manifest_json.clone(), image.clone(), CONFIG_JSON.into(), "cpu".into(), None).await.map_err(message).unwrap();
+    let mut original = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
     assert!(!converted.text_tower_available() && original.text_tower_available());
 
     let ours = converted.embed_image(DETAIL_PNGS[2].to_vec()).await.map_err(message).unwrap();
@@ -452,7 +452,7 @@ async fn engine_from_converted_towers() {
     let mut corrupt = manifest.clone();
     corrupt.image.sha256 = "0".repeat(64);
     let (image, _, _) = split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F16).unwrap();
-    let stale = message(Engine::create_from_converted(serde_json::to_string(&corrupt).unwrap(), image, CONFIG_JSON.into(), "cpu".into()).await.err().unwrap());
+    let stale = message(Engine::create_from_converted(serde_json::to_string(&corrupt).unwrap(), image, CONFIG_JSON.into(), "cpu".into(), None).await.err().unwrap());
     assert!(stale.contains("image tower file does not match its manifest"), "{stale}");
     report!("engine/cpu: converted towers give the original's image and text embeddings exactly");
 }
@@ -496,4 +496,14 @@ async fn real_size_image_towers_load_and_run_on_cpu() {
         let (wasm, heap) = memory_figures();
         report!("browser/cpu {name}: {file_mb:.0} MB f16 image tower loaded in {load_s:.1} s, forward {forward_s:.1} s; wasm memory {:.0} MB (peak so far), JS heap {:.0} MB", wasm / 1e6, heap / 1e6);
     }
+}
+
+/// On WebGPU the engine respects the device's largest buffer: a weight tensor above it is
+/// refused with its name, before anything is uploaded.
+#[wasm_bindgen_test]
+async fn engine_refuses_tensors_above_the_buffer_limit() {
+    let refused = message(Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), Some(4096.0)).await.err().expect("refused"));
+    assert!(refused.contains("more than this device's largest buffer (0.0 MiB)") && refused.contains("needs"), "{refused}");
+    // The CPU has no such limit.
+    Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), Some(4096.0)).await.map_err(message).unwrap();
 }

@@ -69,7 +69,14 @@ impl LensFactors {
     /// Precomputes the factors of layer `layer` of `vision`, per head when they fit in
     /// [`PER_HEAD_BUDGET_BYTES`], compact otherwise.
     pub fn new(vision: &VisionTransformer, layer: usize) -> Result<Self> {
-        let form = if Self::per_head_bytes(vision, layer) <= PER_HEAD_BUDGET_BYTES { FactorForm::PerHead } else { FactorForm::Compact };
+        Self::within(vision, layer, PER_HEAD_BUDGET_BYTES)
+    }
+
+    /// As [`LensFactors::new`], per head only when they also fit in `buffer_limit` bytes (a
+    /// device's largest buffer: the per-head directions are one tensor).
+    pub fn within(vision: &VisionTransformer, layer: usize, buffer_limit: usize) -> Result<Self> {
+        let budget = buffer_limit.min(PER_HEAD_BUDGET_BYTES);
+        let form = if Self::per_head_bytes(vision, layer) <= budget { FactorForm::PerHead } else { FactorForm::Compact };
         Self::with_form(vision, layer, form)
     }
 

@@ -228,6 +228,7 @@ function looksLikeHtml(bytes: Uint8Array): boolean {
 interface GpuAdapterLike {
   readonly info?: { vendor?: string; architecture?: string; device?: string; description?: string; isFallbackAdapter?: boolean };
   readonly isFallbackAdapter?: boolean;
+  readonly limits?: { maxStorageBufferBindingSize?: number; maxBufferSize?: number };
 }
 interface GpuLike {
   requestAdapter(): Promise<GpuAdapterLike | null>;
@@ -262,6 +263,19 @@ async function adapterName(): Promise<string | null> {
     return [name, software].filter((part) => !!part).join(", ") || null;
   } catch {
     return null;
+  }
+}
+
+/** The adapter's largest buffer in bytes (the smaller of its storage-binding and buffer-size
+ * limits), or undefined when unknown: the engine refuses weights and picks lens factors that
+ * fit. */
+async function adapterBufferLimit(): Promise<number | undefined> {
+  try {
+    const limits = (await webgpu()?.requestAdapter())?.limits;
+    const values = [limits?.maxStorageBufferBindingSize, limits?.maxBufferSize].filter((v): v is number => typeof v === "number" && v > 0);
+    return values.length ? Math.min(...values) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -406,11 +420,12 @@ async function load(request: LoadRequest): Promise<void> {
   const weightsBytes = weights.kind === "file" ? weights.bytes.length : weights.image.length;
 
   const started = performance.now();
+  const bufferLimit = backend === "cpu" ? undefined : await adapterBufferLimit();
   const create = async (kind: BackendName): Promise<Engine> => {
     try {
       // The engine takes its own copy (wasm memory); the bytes stay for a CPU retry.
-      if (weights.kind === "converted") return await module.Engine.createFromConverted(weights.manifest, weights.image, configJson ?? weights.config, kind);
-      return await module.Engine.create(weights.bytes, configJson, kind);
+      if (weights.kind === "converted") return await module.Engine.createFromConverted(weights.manifest, weights.image, configJson ?? weights.config, kind, bufferLimit);
+      return await module.Engine.create(weights.bytes, configJson, kind, bufferLimit);
     } catch (error) {
       let message = describe(error);
       if (looksLikeHtml(weights.kind === "file" ? weights.bytes : weights.image)) message += ". The weights file looks like an HTML page, not a safetensors file.";
