@@ -56,3 +56,40 @@ export function errorMessage(error: unknown): string {
 export function errorParagraph(error: unknown): HTMLParagraphElement {
   return el("p", { class: "inline-error", role: "alert" }, errorMessage(error));
 }
+
+/** Whether a file is an image the engine decodes (by type, else by extension). */
+export function isImageFile(file: File): boolean {
+  return file.type.startsWith("image/") || /\.(png|jpe?g|webp|gif)$/i.test(file.name);
+}
+
+/** Makes `zone` take dropped files: the `dragging` class while they hover, `onFiles` on drop. */
+export function acceptDroppedFiles(zone: HTMLElement, onFiles: (files: File[]) => void): void {
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    onFiles([...(event.dataTransfer?.files ?? [])]);
+  });
+}
+
+/** Fills `section` with `loading` text (`data-status="loading"`), then with what `render`
+ * makes of `work`'s result ("ready"), or with its error ("error"). Resolves to the result,
+ * or null after an error. */
+export async function fillSection<T>(section: HTMLElement, loading: string, work: () => Promise<T>, render: (value: T) => Node[]): Promise<T | null> {
+  section.dataset["status"] = "loading";
+  section.replaceChildren(el("p", {}, loading));
+  try {
+    const value = await work();
+    section.replaceChildren(...render(value));
+    section.dataset["status"] = "ready";
+    return value;
+  } catch (error) {
+    section.replaceChildren(errorParagraph(error));
+    section.dataset["status"] = "error";
+    return null;
+  }
+}

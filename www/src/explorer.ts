@@ -4,7 +4,7 @@
 // finds the neurons whose direction r_n best matches its embedding).
 
 import type { ActivationMap, NeuronCard, SearchResult } from "clip-lens-wasm";
-import { append, el, errorMessage, errorParagraph, neuronHref, neuronLink, signedBar } from "./dom";
+import { append, el, errorMessage, errorParagraph, fillSection, neuronHref, neuronLink, signedBar } from "./dom";
 import { formatValue } from "./format";
 import { drawOverlay } from "./heatmap";
 import type { BundleInfo } from "./protocol";
@@ -83,16 +83,7 @@ export class NeuronExplorer {
   async search(text: string): Promise<void> {
     const ui = this.ui;
     ui.searchInput.value = text;
-    ui.searchResult.dataset["status"] = "loading";
-    ui.searchResult.replaceChildren(el("p", {}, `Searching for “${text}”…`));
-    try {
-      const result = await this.session.call("search", { text, top: 20 });
-      ui.searchResult.replaceChildren(...this.renderSearch(result));
-      ui.searchResult.dataset["status"] = "ready";
-    } catch (error) {
-      ui.searchResult.replaceChildren(errorParagraph(error));
-      ui.searchResult.dataset["status"] = "error";
-    }
+    await fillSection(ui.searchResult, `Searching for “${text}”…`, () => this.session.call("search", { text, top: 20 }), (result) => this.renderSearch(result));
   }
 
   private wire(): void {

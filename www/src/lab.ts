@@ -4,7 +4,7 @@
 // images form a queue that can be cancelled.
 
 import type { Analysis, Segmentation } from "clip-lens-wasm";
-import { append, el, errorMessage, errorParagraph, neuronLink, signedBar } from "./dom";
+import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, signedBar } from "./dom";
 import { formatMs, formatValue } from "./format";
 import { drawOverlay, maskFraction } from "./heatmap";
 import type { BundleInfo } from "./protocol";
@@ -140,16 +140,7 @@ export class ImageLab {
       void this.enqueueFiles([...(ui.fileInput.files ?? [])]);
       ui.fileInput.value = "";
     });
-    ui.dropZone.addEventListener("dragover", (event) => {
-      event.preventDefault();
-      ui.dropZone.classList.add("dragging");
-    });
-    ui.dropZone.addEventListener("dragleave", () => ui.dropZone.classList.remove("dragging"));
-    ui.dropZone.addEventListener("drop", (event) => {
-      event.preventDefault();
-      ui.dropZone.classList.remove("dragging");
-      void this.enqueueFiles([...(event.dataTransfer?.files ?? [])]);
-    });
+    acceptDroppedFiles(ui.dropZone, (files) => void this.enqueueFiles(files));
     document.addEventListener("paste", (event) => {
       if (ui.view.hidden) return;
       const files = [...(event.clipboardData?.files ?? [])].filter((file) => file.type.startsWith("image/"));
@@ -175,7 +166,7 @@ export class ImageLab {
   }
 
   private enqueueFiles(files: File[]): Promise<void> {
-    const images = files.filter((file) => file.type.startsWith("image/") || /\.(png|jpe?g|webp|gif)$/i.test(file.name));
+    const images = files.filter(isImageFile);
     if (images.length === 0) {
       this.setStatus("error", files.length ? `No image among the dropped files (${files.map((f) => f.name).join(", ")}).` : "Nothing was dropped.");
       return Promise.resolve();

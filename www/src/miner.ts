@@ -4,7 +4,7 @@
 // for each test image whether CLIP is fooled, with the success rate.
 
 import type { AdversarialResult, FooledResult } from "clip-lens-wasm";
-import { append, el, errorMessage, errorParagraph, neuronLink } from "./dom";
+import { acceptDroppedFiles, append, el, errorMessage, fillSection, isImageFile, neuronLink } from "./dom";
 import { formatValue } from "./format";
 import type { BundleInfo } from "./protocol";
 import type { Session } from "./session";
@@ -48,22 +48,15 @@ export class AdversarialMiner {
     const ui = this.ui;
     const class0 = ui.class0.value.trim();
     const class1 = ui.class1.value.trim();
-    ui.result.dataset["status"] = "loading";
-    ui.result.replaceChildren(el("p", {}, `Mining words that push “${class1}” images towards “${class0}”…`));
-    try {
-      const block = ui.block.value.split(",").map((word) => word.trim()).filter((word) => word);
-      const options = { neurons: Number(ui.neurons.value) || 100, words: Number(ui.words.value) || 50, block };
-      const result = await this.session.call("adversarial", { class0, class1, options });
+    const block = ui.block.value.split(",").map((word) => word.trim()).filter((word) => word);
+    const options = { neurons: Number(ui.neurons.value) || 100, words: Number(ui.words.value) || 50, block };
+    await fillSection(ui.result, `Mining words that push “${class1}” images towards “${class0}”…`, () => this.session.call("adversarial", { class0, class1, options }), (result) => {
       this.pair = { class0, class1 };
       this.tested = [];
       ui.testResults.replaceChildren();
       ui.testSummary.textContent = "";
-      ui.result.replaceChildren(...this.render(result));
-      ui.result.dataset["status"] = "ready";
-    } catch (error) {
-      ui.result.replaceChildren(errorParagraph(error));
-      ui.result.dataset["status"] = "error";
-    }
+      return this.render(result);
+    });
   }
 
   private wire(): void {
@@ -76,16 +69,7 @@ export class AdversarialMiner {
       void this.test([...(ui.testInput.files ?? [])]);
       ui.testInput.value = "";
     });
-    ui.testZone.addEventListener("dragover", (event) => {
-      event.preventDefault();
-      ui.testZone.classList.add("dragging");
-    });
-    ui.testZone.addEventListener("dragleave", () => ui.testZone.classList.remove("dragging"));
-    ui.testZone.addEventListener("drop", (event) => {
-      event.preventDefault();
-      ui.testZone.classList.remove("dragging");
-      void this.test([...(event.dataTransfer?.files ?? [])]);
-    });
+    acceptDroppedFiles(ui.testZone, (files) => void this.test(files));
   }
 
   private render(result: AdversarialResult): Node[] {
@@ -120,7 +104,7 @@ export class AdversarialMiner {
   private async test(files: File[]): Promise<void> {
     const ui = this.ui;
     const pair = this.pair ?? { class0: ui.class0.value.trim(), class1: ui.class1.value.trim() };
-    for (const file of files.filter((f) => f.type.startsWith("image/") || /\.(png|jpe?g|webp|gif)$/i.test(f.name))) {
+    for (const file of files.filter(isImageFile)) {
       const row = el("li", { "data-state": "running" }, `${file.name}: testing…`);
       ui.testResults.append(row);
       try {
