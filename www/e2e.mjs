@@ -262,6 +262,16 @@ await check("local-files", async (page) => {
   if (source !== "local") throw new Error(`bundle source ${source}`);
 });
 
+await check("benchmark-page-cpu", async (page) => {
+  // ViT-B/32 with random weights and a synthetic bundle of the paper's sizes, on flex in wasm.
+  await page.goto(`${base}/bench.html?shape=ViT-B/32&backend=cpu&batch=1&runs=1&analysis=1&autorun=1`);
+  await page.waitForFunction(() => document.body.dataset.done === "1", null, { timeout: TIMEOUT });
+  const status = await page.$eval("main", (e) => e.dataset.status);
+  const result = JSON.parse(await page.$eval("#result", (e) => e.textContent));
+  if (status !== "done" || !(result.analysis?.analysis_ms_per_image > 0) || !(result.analysis?.segmentation_ms > 0)) throw new Error(`bench: ${status}: ${JSON.stringify(result).slice(0, 400)}`);
+  timings["bench-vit-b-32-cpu"] = result;
+});
+
 await check("phone-layout", async (page) => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${base}/index.html?backend=cpu`);

@@ -6,15 +6,9 @@
 // is then "error").
 
 import { WorkerClient } from "./client";
+import { byId } from "./dom";
 import { formatMs } from "./format";
-import {
-  isBackendChoice,
-  isBenchShape,
-  type BackendChoice,
-  type BenchmarkResponse,
-  type BenchmarkResult,
-  type BenchShape,
-} from "./protocol";
+import { isBackendChoice, isBenchShape, type BackendChoice, type BenchmarkResult, type BenchShape } from "./protocol";
 
 const MAX_BATCH = 64;
 const MAX_RUNS = 100;
@@ -28,16 +22,6 @@ interface BenchSettings {
   analysis: boolean;
 }
 
-/** `WorkerClient.benchmark` with the analysis flag as a fifth argument, which the worker passes
- * on to `benchmarkVision` once its benchmark request carries it; until then the result has no
- * `analysis` entry and the page says so. */
-type Benchmark = (shape: BenchShape, backend: BackendChoice, batch: number, runs: number, analysis: boolean) => Promise<BenchmarkResponse>;
-
-function byId<T extends HTMLElement>(id: string, type: { new (): T; prototype: T }): T {
-  const found = document.getElementById(id);
-  if (!(found instanceof type)) throw new Error(`The page lacks the element #${id}.`);
-  return found;
-}
 
 const ui = {
   main: byId("bench", HTMLElement),
@@ -129,13 +113,11 @@ function addRow(result: BenchmarkResult, adapter: string | null): void {
 }
 
 /** The status line's summary of a result. */
-function summary(result: BenchmarkResult, asked: boolean): string {
+function summary(result: BenchmarkResult): string {
   const forward = `${formatMs(result.mean_ms_per_image)} per image`;
   const analysis = result.analysis;
-  if (analysis !== undefined) {
-    return `${forward}; analysis ${formatMs(analysis.analysis_ms_per_image)} per image, segmentation ${formatMs(analysis.segmentation_ms)}`;
-  }
-  return asked ? `${forward} (no analysis: this worker does not pass the analysis flag on)` : forward;
+  if (analysis === undefined) return forward;
+  return `${forward}; analysis ${formatMs(analysis.analysis_ms_per_image)} per image, segmentation ${formatMs(analysis.segmentation_ms)}`;
 }
 
 function finish(status: "done" | "error", text: string, json: string): void {
@@ -155,13 +137,12 @@ async function run(client: WorkerClient, settings: BenchSettings): Promise<void>
   const label = `${settings.shape} on ${settings.backend}, batch ${settings.batch}, ${settings.runs} run${settings.runs === 1 ? "" : "s"}${settings.analysis ? ", with the analysis" : ""}`;
   ui.status.textContent = `Running ${label}… (the page stays responsive; the work happens in a Web Worker)`;
   try {
-    const benchmark: Benchmark = client.benchmark.bind(client);
-    const response = await benchmark(settings.shape, settings.backend, settings.batch, settings.runs, settings.analysis);
+    const response = await client.benchmark(settings.shape, settings.backend, settings.batch, settings.runs, settings.analysis);
     const result = parseResult(response.json);
     addRow(result, response.adapter);
     const where =
       response.adapter !== null ? ` (${result.backend}: ${response.adapter})` : settings.backend === "auto" ? ` (${result.backend})` : "";
-    finish("done", `Finished ${label}${where}: ${summary(result, settings.analysis)}.`, JSON.stringify(result, null, 2));
+    finish("done", `Finished ${label}${where}: ${summary(result)}.`, JSON.stringify(result, null, 2));
   } catch (error) {
     console.error(error);
     finish("error", `The benchmark failed: ${message(error)}`, JSON.stringify({ error: message(error) }, null, 2));

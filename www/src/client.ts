@@ -79,8 +79,8 @@ export class WorkerClient {
     return this.request("embedText", { text });
   }
 
-  benchmark(shape: BenchShape, backend: BackendChoice, batch: number, runs: number): Promise<BenchmarkResponse> {
-    return this.request("benchmark", { shape, backend, batch, runs });
+  benchmark(shape: BenchShape, backend: BackendChoice, batch: number, runs: number, analysis = false): Promise<BenchmarkResponse> {
+    return this.request("benchmark", { shape, backend, batch, runs, analysis });
   }
 
   terminate(): void {

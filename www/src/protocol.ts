@@ -87,6 +87,9 @@ export interface BenchmarkRequest {
   backend: BackendChoice;
   batch: number;
   runs: number;
+  /** Also time the applications (one image's analysis and segmentation with a synthetic
+   * bundle of the paper's sizes). */
+  analysis: boolean;
 }
 
 /** The engine's methods the page calls, with their arguments and results (types from
