@@ -17,12 +17,12 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use clip_lens::apps::analysis::BundleLens;
 use clip_lens::apps::classify::{classify, ClassScore};
-use clip_lens::apps::concepts::{centred_norms, discover_concepts, merge_layers, Concepts};
+use clip_lens::apps::concepts::{merge_layers, Concepts};
 use clip_lens::apps::segment::{bundle_directions, heatmaps, predicted_class, top_neurons, unit, Heatmaps, PAPER_TOP_NEURONS};
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
 use clip_lens::device::{self, read_f32_blocking};
-use clip_lens::lens::{second_order_effects, LensFactors};
 use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
 use clip_lens::preprocess::preprocess_image;
 use clip_lens::synthetic::{gradient_png, random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
@@ -38,7 +38,7 @@ struct BundleFiles {
 /// A bundle with its lens data on the device (the `Engine`'s `LoadedBundle`).
 struct Prepared {
     bundle: Bundle,
-    lens: Vec<(usize, LensFactors, Tensor<2>)>,
+    lens: BundleLens,
 }
 
 /// What an analysis leaves for segmentation (the `Engine`'s `LastImage`), and its results.
@@ -62,42 +62,27 @@ fn prepare(vision: &VisionTransformer, config: &ClipConfig, weights_sha256: &str
     let bundle = Bundle::from_parts(&files.manifest, files.tensors.clone())?;
     bundle.check_weights(weights_sha256)?;
     bundle.check_model(config)?;
-    let (n, d) = (bundle.manifest.neurons, bundle.manifest.embed_dim);
-    let mut lens = Vec::new();
-    for &layer in &bundle.manifest.layers {
-        let mean = Tensor::<2>::from_data(TensorData::new(bundle.layers[&layer].mean.clone(), [n, d]), device);
-        lens.push((layer, LensFactors::new(vision, layer)?, mean));
-    }
+    let lens = BundleLens::new(vision, &bundle, &bundle.manifest.layers, usize::MAX, device)?;
     Ok(Prepared { bundle, lens })
 }
 
-/// Concept discovery of every layer from the concatenated centred norms, with each
-/// significant neuron's top-5 words described.
-fn discover(prepared: &Prepared, norms: &[f32]) -> Result<Vec<Concepts>> {
-    let (bundle, manifest) = (&prepared.bundle, &prepared.bundle.manifest);
-    let n = manifest.neurons;
-    let mut found = Vec::new();
-    for (i, (layer, _, _)) in prepared.lens.iter().enumerate() {
-        let concepts = discover_concepts(*layer, &norms[i * n..(i + 1) * n], &bundle.layers[layer], manifest.top_k, manifest.components, &manifest.words, usize::MAX)?;
-        for &neuron in &concepts.significant_neurons {
-            std::hint::black_box(bundle.describe(*layer, neuron)?.into_iter().take(5).count());
-        }
-        found.push(concepts);
-    }
-    Ok(found)
-}
-
-/// One image's analysis: forward with the lens captures, centred norms, concepts, classes.
+/// One image's analysis: forward with the lens captures, concept discovery in every layer
+/// (with each significant neuron's top-5 words described), the merged words, the classes.
 fn analyse(vision: &VisionTransformer, prepared: &Prepared, image: &[u8], device: &Device) -> Result<Analysed> {
+    let bundle = &prepared.bundle;
     let size = vision.config.image_size;
     let pixels = preprocess_image(image, size as u32)?.pixels;
     let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device);
-    let mut output = vision.forward(input, &CaptureRequest::for_lens(&prepared.bundle.manifest.layers))?;
+    let mut output = vision.forward(input, &prepared.lens.capture_request())?;
     let embedding = read_f32_blocking(output.embeds.clone())?;
-    let norms: Vec<Tensor<2>> = prepared.lens.iter().map(|(_, factors, mean)| Ok(centred_norms(second_order_effects(vision, factors, &output)?, mean.clone()))).collect::<Result<_>>()?;
-    let norms = read_f32_blocking(Tensor::cat(norms, 1))?;
-    let words = merge_layers(&discover(prepared, &norms)?, 10);
-    let classes = classify(&embedding, &prepared.bundle.class_embeds, &prepared.bundle.manifest.classes, 5)?;
+    let found: Vec<Concepts> = pollster::block_on(prepared.lens.discover(vision, &output, bundle))?.into_iter().map(|f| f.concepts).collect();
+    for concepts in &found {
+        for &neuron in &concepts.significant_neurons {
+            std::hint::black_box(bundle.describe(concepts.layer, neuron)?.into_iter().take(5).count());
+        }
+    }
+    let words = merge_layers(&found, 10);
+    let classes = classify(&embedding, &bundle.class_embeds, &bundle.manifest.classes, 5)?;
     Ok(Analysed { neurons: std::mem::take(&mut output.captures.neurons), embedding, words, classes })
 }
 

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery, AdversarialWords};
+use crate::apps::analysis::{BundleLens, LayerFindings};
 use crate::apps::classify::{classify, ClassScore};
-use crate::apps::concepts::{centred_norms, discover_concepts, merge_layers};
+use crate::apps::concepts::{merge_layers, Concepts};
 use crate::apps::segment::{self, ConceptSpec, RankedNeuron};
 use crate::bundle::{sha256_hex, Bundle, Storage};
 use crate::convert::ConvertedManifest;
@@ -520,9 +521,8 @@ struct FooledResult<'a> {
 /// A bundle checked against the model, with its lens data on the device.
 struct LoadedBundle {
     bundle: Bundle,
-    /// Per bundle layer, in the manifest's order: the lens factors and the mean effects
-    /// `[N, D]`.
-    lens: Vec<(usize, LensFactors, Tensor<2>)>,
+    /// Its layers' lens on the device, in the manifest's order.
+    lens: BundleLens,
 }
 
 /// What `segment` needs of the last analysed image.
@@ -798,13 +798,7 @@ impl Engine {
         let bundle = Bundle::from_parts(manifest_json, tensors)?;
         bundle.check_weights(&self.weights_sha256)?;
         bundle.check_model(&self.model.config)?;
-        let vision = self.model.vision()?;
-        let (n, d) = (bundle.manifest.neurons, bundle.manifest.embed_dim);
-        let mut lens = Vec::with_capacity(bundle.manifest.layers.len());
-        for &layer in &bundle.manifest.layers {
-            let mean = Tensor::<2>::from_data(TensorData::new(bundle.layers[&layer].mean.clone(), [n, d]), &self.device);
-            lens.push((layer, LensFactors::within(vision, layer, self.buffer_limit)?, mean));
-        }
+        let lens = BundleLens::new(self.model.vision()?, &bundle, &bundle.manifest.layers, self.buffer_limit, &self.device)?;
         self.last = None;
         self.bundle = Some(LoadedBundle { bundle, lens });
         Ok(())
@@ -825,36 +819,27 @@ impl Engine {
 
         let forward_start = web_time::Instant::now();
         let input = Tensor::<4>::from_data(TensorData::new(preprocessed.pixels, [1, 3, size, size]), &self.device);
-        let mut output = vision.forward(input, &CaptureRequest::for_lens(&manifest.layers))?;
+        let mut output = vision.forward(input, &loaded.lens.capture_request())?;
         let embedding = read_f32(output.embeds.clone()).await?;
         let forward = elapsed_ms(forward_start);
 
         let lens_start = web_time::Instant::now();
-        let mut norms = Vec::with_capacity(loaded.lens.len());
-        for (_, factors, mean) in &loaded.lens {
-            norms.push(centred_norms(second_order_effects(vision, factors, &output)?, mean.clone()));
-        }
-        // One readback for all layers: [1, layers x N].
-        let norms = if norms.is_empty() { Vec::new() } else { read_f32(Tensor::cat(norms, 1)).await? };
-        let n = manifest.neurons;
-        let mut found = Vec::with_capacity(loaded.lens.len());
-        let mut layers = Vec::with_capacity(loaded.lens.len());
-        for (i, (layer, _, _)) in loaded.lens.iter().enumerate() {
-            let layer_norms = &norms[i * n..(i + 1) * n];
-            let lens = &bundle.layers[layer];
-            let concepts = discover_concepts(*layer, layer_norms, lens, manifest.top_k, manifest.components, &manifest.words, usize::MAX)?;
+        let findings = loaded.lens.discover(vision, &output, bundle).await?;
+        let mut layers = Vec::with_capacity(findings.len());
+        for LayerFindings { norms, concepts } in &findings {
+            let (layer, lens) = (concepts.layer, &bundle.layers[&concepts.layer]);
             let neurons = concepts
                 .significant_neurons
                 .iter()
                 .map(|&neuron| {
-                    let mut words = bundle.describe(*layer, neuron)?;
+                    let mut words = bundle.describe(layer, neuron)?;
                     words.truncate(neuron_words);
-                    Ok(SignificantNeuron { neuron, norm: layer_norms[neuron], threshold: lens.norms[neuron * manifest.top_k], words })
+                    Ok(SignificantNeuron { neuron, norm: norms[neuron], threshold: lens.norms[neuron * manifest.top_k], words })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            layers.push(LayerConcepts { layer: *layer, significant_neurons: concepts.significant_neurons.clone(), words: concepts.words.iter().take(top_words).cloned().collect(), neurons });
-            found.push(concepts);
+            layers.push(LayerConcepts { layer, significant_neurons: concepts.significant_neurons.clone(), words: concepts.words.iter().take(top_words).cloned().collect(), neurons });
         }
+        let found: Vec<Concepts> = findings.into_iter().map(|f| f.concepts).collect();
         let words = merge_layers(&found, top_words);
         let classes = classify(&embedding, &bundle.class_embeds, &manifest.classes, top_classes)?;
         let lens = elapsed_ms(lens_start);

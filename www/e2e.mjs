@@ -28,7 +28,11 @@ await new Promise((resolve, reject) => {
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  args: [
+    "--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    // A synthetic camera (a test pattern) for the lab's camera snapshot, without a prompt.
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+  ],
 });
 
 const results = [];
@@ -143,6 +147,26 @@ await check("image-and-concept-link", async (page) => {
   await page.check("#mask-toggle");
   const mask = await overlayStats(page, "#lab-overlay");
   if (mask.opaque === 0) throw new Error("the mask view draws nothing");
+});
+
+await check("paste-and-camera", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  // Paste an image (what Ctrl+V with an image on the clipboard delivers).
+  await page.evaluate(async () => {
+    const blob = await (await fetch("samples/horse.png")).blob();
+    const data = new DataTransfer();
+    data.items.add(new File([blob], "pasted.png", { type: "image/png" }));
+    document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true }));
+  });
+  await page.waitForFunction(() => document.querySelector("#lab-caption")?.textContent === "pasted.png", null, { timeout: TIMEOUT });
+  await checkLab(page);
+  // The camera: open the preview, take the snapshot.
+  await page.click("#camera-button");
+  await page.waitForFunction(() => (document.querySelector("#camera video")?.videoWidth ?? 0) > 0, null, { timeout: TIMEOUT });
+  await page.click("#camera-button");
+  await page.waitForFunction(() => /^camera snapshot/.test(document.querySelector("#lab-caption")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  await checkLab(page);
 });
 
 await check("image-queue", async (page) => {

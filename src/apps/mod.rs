@@ -4,6 +4,7 @@
 pub mod metrics;
 pub mod segment;
 
+pub mod analysis;
 pub mod classify;
 pub mod concepts;
 pub mod adversarial;

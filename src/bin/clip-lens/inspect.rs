@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use clip_lens::apps::analysis::BundleLens;
 use clip_lens::apps::classify::{classify, ClassScore};
-use clip_lens::apps::concepts::{centred_norms, discover_concepts, merge_layers, Concepts};
+use clip_lens::apps::concepts::{merge_layers, Concepts};
 use clip_lens::bundle::{sha256_hex, Bundle};
 use clip_lens::device::read_f32_blocking;
-use clip_lens::lens::{second_order_effects, LensFactors};
 use clip_lens::model::{CaptureRequest, ClipModel, VisionOutput};
-use clip_lens::{Error, Result};
+use clip_lens::Result;
 
 use crate::cli::load_pixels;
 
@@ -78,21 +78,11 @@ pub fn concepts(model: &ClipModel, device: &Device, weights: &[u8], args: &Conce
     let bundle = read_bundle_for(&args.bundle, weights)?;
     let layers = if args.layer.is_empty() { bundle.manifest.layers.last().copied().into_iter().collect() } else { args.layer.clone() };
     let vision = model.vision()?;
-    let manifest = &bundle.manifest;
-    let mut per_layer_data = Vec::new();
-    for &layer in &layers {
-        let lens = bundle.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers)))?;
-        let mean = Tensor::<2>::from_data(TensorData::new(lens.mean.clone(), [manifest.neurons, manifest.embed_dim]), device);
-        per_layer_data.push((layer, lens, LensFactors::new(vision, layer)?, mean));
-    }
+    let lens = BundleLens::new(vision, &bundle, &layers, usize::MAX, device)?;
     let mut results = Vec::new();
     forward_each(model, device, &args.images, &layers, |path, output| {
-        let mut found: Vec<Concepts> = Vec::new();
-        for (layer, lens, factors, mean) in &per_layer_data {
-            let norms = read_f32_blocking(centred_norms(second_order_effects(vision, factors, &output)?, mean.clone()))?;
-            found.push(discover_concepts(*layer, &norms, lens, manifest.top_k, manifest.components, &manifest.words, usize::MAX)?);
-        }
-        results.push((path.to_path_buf(), found));
+        let findings = pollster::block_on(lens.discover(vision, &output, &bundle))?;
+        results.push((path.to_path_buf(), findings.into_iter().map(|f| f.concepts).collect::<Vec<Concepts>>()));
         Ok(())
     })?;
     if args.json {
