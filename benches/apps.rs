@@ -14,6 +14,8 @@
 //!
 //! `cargo bench --profile dev --bench apps`; `CLIP_LENS_BENCH_GPU=1` adds the wgpu device.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -22,7 +24,7 @@ use clip_lens::apps::classify::{classify, ClassScore};
 use clip_lens::apps::concepts::{merge_layers, Concepts};
 use clip_lens::apps::segment::{bundle_directions, heatmaps, predicted_class, top_neurons, unit, Heatmaps, PAPER_TOP_NEURONS};
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
-use clip_lens::device::{self, read_f32_blocking};
+use clip_lens::device::read_f32_blocking;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
 use clip_lens::preprocess::preprocess_image;
 use clip_lens::synthetic::{gradient_png, random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
@@ -96,17 +98,6 @@ fn segment_predicted(vision: &VisionTransformer, bundle: &Bundle, analysed: &Ana
     pollster::block_on(heatmaps(&analysed.neurons, &selected, vision.config.patch_size))
 }
 
-fn devices() -> Vec<(&'static str, Device)> {
-    let mut devices = vec![("cpu", device::cpu())];
-    if std::env::var("CLIP_LENS_BENCH_GPU").is_ok() {
-        match device::gpu() {
-            Ok(gpu) => devices.push(("wgpu", gpu)),
-            Err(e) => eprintln!("no wgpu device: {e}"),
-        }
-    }
-    devices
-}
-
 fn applications(c: &mut Criterion) {
     let config = ClipConfig::vit_b_32();
     let (weights, files) = synthetic_inputs(&config);
@@ -115,7 +106,7 @@ fn applications(c: &mut Criterion) {
     let image = gradient_png(640, 480);
     let mut group = c.benchmark_group("vit_b_32_apps");
     group.sample_size(10);
-    for (name, device) in devices() {
+    for (name, device) in common::devices() {
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device).unwrap();
         let vision = model.vision().unwrap();
         group.bench_function(format!("{name}/bundle_load"), |b| b.iter(|| prepare(vision, &config, &weights_sha256, &files, &device).unwrap()));

@@ -3,8 +3,10 @@
 //!
 //! `cargo bench --bench forward`; `CLIP_LENS_BENCH_GPU=1` adds the wgpu device.
 
+mod common;
+
 use burn::tensor::{Device, Tensor};
-use clip_lens::device::{self, read_f32_blocking};
+use clip_lens::device::read_f32_blocking;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers};
 use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
 use clip_lens::{ClipConfig, Layout, WeightFile};
@@ -16,21 +18,10 @@ fn vit_b_32(device: &Device) -> ClipModel {
     ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, device).unwrap()
 }
 
-fn devices() -> Vec<(&'static str, Device)> {
-    let mut devices = vec![("cpu", device::cpu())];
-    if std::env::var("CLIP_LENS_BENCH_GPU").is_ok() {
-        match device::gpu() {
-            Ok(gpu) => devices.push(("wgpu", gpu)),
-            Err(e) => eprintln!("no wgpu device: {e}"),
-        }
-    }
-    devices
-}
-
 fn image_forward(c: &mut Criterion) {
     let mut group = c.benchmark_group("vit_b_32_image_forward");
     group.sample_size(10);
-    for (name, device) in devices() {
+    for (name, device) in common::devices() {
         let model = vit_b_32(&device);
         let vision = model.vision().unwrap();
         for batch in [1usize, 8] {
