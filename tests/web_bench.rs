@@ -26,7 +26,7 @@ async fn vit_b_32_forward_and_applications_on_cpu() {
     run("cpu", 8, 1, false).await;
 }
 
-/// Slow on a software adapter (SwiftShader: tens of minutes); the applications roughly double it.
+/// Slow on a software adapter: on SwiftShader here the run did not finish in 12 minutes.
 #[wasm_bindgen_test]
 async fn vit_b_32_forward_and_applications_on_webgpu() {
     run("webgpu", 1, 1, true).await;
