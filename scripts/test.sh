@@ -20,7 +20,7 @@ echo "== browser tests (headless Chromium: WebGPU and CPU)"
 cargo test --locked --target wasm32-unknown-unknown --test web -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests.log"
 grep -q "test result: ok" "$CARGO_TARGET_DIR/browser-tests.log"
 
-echo "== the site in Chromium (playwright-core): the demo on WebGPU and CPU, errors, the neuron card"
+echo "== the site in Chromium (playwright-core): every view on WebGPU and CPU, loading, errors, the neuron card"
 # A debug wasm build: it reuses the browser tests' compilation (seconds, not a release build).
 wasm-pack build --target web --out-dir target/pkg-dev --dev --no-opt
 bash scripts/demo-bundle.sh
