@@ -758,6 +758,8 @@ impl Engine {
     fn ensure_text_tower(&mut self) -> Result<()> {
         if self.model.text.is_none() {
             if self.text_tower_sha256.is_some() {
+                // The page's worker recognises `loadTextTower` in this message: it then loads
+                // the tower and repeats the call (every method asks for the tower first).
                 return Err(invalid("the text tower is not loaded yet: call loadTextTower with the converted text.safetensors"));
             }
             let weights = self.weights.as_ref().ok_or_else(|| invalid("these weights have no text tower"))?;
@@ -914,10 +916,8 @@ impl Engine {
         let preprocessed = preprocess_image(image, size as u32)?;
         let input = Tensor::<4>::from_data(TensorData::new(preprocessed.pixels, [1, 3, size, size]), &self.device);
         let output = vision.forward(input, &CaptureRequest::neurons(&[layer]))?;
-        let selected = [RankedNeuron { layer, neuron, score: 1.0 }];
-        let peak = read_f32(segment::selected_activation(&output.captures.neurons, &selected)?.max()).await?;
-        let maps = segment::heatmaps(&output.captures.neurons, &selected, config.patch_size).await?;
-        Ok(ActivationMap { layer, neuron, size: maps.size, heatmap: maps.image(0).to_vec(), peak: peak.first().copied().unwrap_or(0.0), geometry: Geometry::from(&preprocessed.geometry) })
+        let maps = segment::heatmaps(&output.captures.neurons, &[RankedNeuron { layer, neuron, score: 1.0 }], config.patch_size).await?;
+        Ok(ActivationMap { layer, neuron, size: maps.size, heatmap: maps.image(0).to_vec(), peak: maps.peaks[0], geometry: Geometry::from(&preprocessed.geometry) })
     }
 
     fn neuron_inner(&self, layer: usize, neuron: usize) -> Result<NeuronCard> {
@@ -1010,9 +1010,11 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     };
     let (device, kind) = pick_device(backend).await?;
     let start = web_time::Instant::now();
-    let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1);
-    let model = ClipModel::load(&WeightFile::from_bytes(bytes)?, &config, Towers::Vision, &device)?;
+    let weights = WeightFile::from_bytes(random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1))?;
+    let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
+    // The analysis benchmark's engine is made from the same file (a copy, not a second draw).
+    let weights = analysis.then(|| weights.bytes().to_vec());
     let size = config.vision.image_size;
     let mut times = Vec::new();
     for _ in 0..=runs {
@@ -1026,8 +1028,8 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     let lens = benchmark_lens(model.vision()?, &device, batch, runs).await?;
     drop(model);
     let mut result = serde_json::json!({"backend": kind.to_string(), "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens});
-    if analysis {
-        result["analysis"] = benchmark_analysis(&config, backend, runs).await?;
+    if let Some(weights) = weights {
+        result["analysis"] = benchmark_analysis(&config, weights, backend, runs).await?;
     }
     Ok(result.to_string())
 }
@@ -1067,13 +1069,11 @@ async fn benchmark_lens(vision: &crate::model::VisionTransformer, device: &Devic
     Ok(serde_json::json!({"layer": layer, "form": format!("{:?}", factors.form()), "factors_ms": factors_ms, "effects_with_forward_ms_per_image": per_image(&effects_ms), "projection_ms_per_image": per_image(&projection_ms)}))
 }
 
-/// Synthetic inputs of the analysis benchmark: f16 random weights of `config`'s image tower,
-/// and a bundle for them of the paper's sizes ([`BundleSizes::paper`]) as its two files.
-fn analysis_inputs(config: &ClipConfig) -> Result<(Vec<u8>, BundleSizes, String, Vec<u8>)> {
-    let weights = random_weights(config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1);
+/// A bundle of the paper's sizes ([`BundleSizes::paper`]) for `weights`, as its two files.
+fn analysis_bundle(config: &ClipConfig, weights: &[u8]) -> Result<(BundleSizes, String, Vec<u8>)> {
     let sizes = BundleSizes::paper(config);
-    let bundle = random_bundle(config, &sha256_hex(&weights), &sizes, 2);
-    Ok((weights, sizes, bundle.manifest_json()?, bundle.tensors(Storage::F16)?))
+    let bundle = random_bundle(config, &sha256_hex(weights), &sizes, 2);
+    Ok((sizes, bundle.manifest_json()?, bundle.tensors(Storage::F16)?))
 }
 
 /// Per-run timings of the analysis benchmark, in milliseconds.
@@ -1102,15 +1102,15 @@ impl AnalysisRuns {
     }
 }
 
-/// The applications through the page's [`Engine`] on `backend`, with a random-weight model of
-/// `config` and a synthetic bundle of the paper's sizes: the engine's creation (sha256 of the
+/// The applications through the page's [`Engine`] on `backend`, with the random-weight
+/// `weights` of `config` and a synthetic bundle of the paper's sizes: the engine's creation (sha256 of the
 /// weights, model load), the bundle's loading (parse, checks, lens factors and means of its
 /// layers), then `runs + 1` times (the first untimed) `analyze` of a 640x480 PNG (decode,
 /// forward with the lens captures, centred norms, concept discovery, top-5 classes) and
 /// `segment("predicted")` (top 200 neurons of the bundle's layers, from the kept activations).
-async fn benchmark_analysis(config: &ClipConfig, backend: &str, runs: usize) -> Result<serde_json::Value> {
+async fn benchmark_analysis(config: &ClipConfig, weights: Vec<u8>, backend: &str, runs: usize) -> Result<serde_json::Value> {
     let start = web_time::Instant::now();
-    let (weights, sizes, manifest, tensors) = analysis_inputs(config)?;
+    let (sizes, manifest, tensors) = analysis_bundle(config, &weights)?;
     let synthesis_ms = elapsed_ms(start);
     let start = web_time::Instant::now();
     let mut engine = Engine::create_inner(weights, Some(config.to_hf_json().to_string()), backend, None).await?;

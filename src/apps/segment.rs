@@ -209,6 +209,8 @@ pub struct Heatmaps {
     pub size: usize,
     /// `batch * size * size` values.
     pub values: Vec<f32>,
+    /// Per image, the largest patch score before normalisation.
+    pub peaks: Vec<f32>,
 }
 
 impl Heatmaps {
@@ -359,10 +361,12 @@ pub async fn heatmaps(
     for image in host.chunks_exact(patches) {
         values.extend(heatmap_from_patches(image, grid, patch_size)?);
     }
+    let peaks = host.chunks_exact(patches).map(|image| image.iter().copied().fold(f32::NEG_INFINITY, f32::max)).collect();
     Ok(Heatmaps {
         batch,
         size: grid * patch_size,
         values,
+        peaks,
     })
 }
 

@@ -306,15 +306,19 @@ export class ImageLab {
         return el("details", { class: "layer-neurons", open: layer.neurons.length > 0 && layer.neurons.length <= 12 }, el("summary", {}, summary), list);
       }),
     );
+  }
+
+  /** How the analysis went, for the status line. */
+  private static timingText(analysis: Analysis): string {
     const t = analysis.timings_ms;
-    this.setStatus("loading", `Analysed on ${analysis.backend === "webgpu" ? "WebGPU" : "the CPU"} in ${formatMs(t.total)} (decode ${formatMs(t.decode)}, forward ${formatMs(t.forward)}, lens ${formatMs(t.lens)}). Segmenting…`);
+    return `Analysed on ${analysis.backend === "webgpu" ? "WebGPU" : "the CPU"} in ${formatMs(t.total)} (decode ${formatMs(t.decode)}, forward ${formatMs(t.forward)}, lens ${formatMs(t.lens)}).`;
   }
 
   /** Segments the current concept on the analysed image and draws it. */
   private async segment(): Promise<void> {
     const analysis = this.analysis;
     if (!analysis) return;
-    const timing = this.ui.timings.textContent?.replace(/ Segmenting…$/, "") ?? "";
+    const timing = ImageLab.timingText(analysis);
     this.setStatus("loading", `${timing} Segmenting…`);
     try {
       const segmentation = await this.session.call("segment", { concept: this.concept, layers: null, topNeurons: null }, this.queuedCalls);

@@ -19,18 +19,6 @@ export interface SessionEvents {
   ready(ready: ReadyResponse, reason: string | null): void;
 }
 
-/** Copies the bytes of picked files so the originals survive a transfer to the worker. */
-function copySources(sources: Sources): Sources {
-  const copy = (source: FileSource): FileSource => (source.kind === "url" ? source : { ...source, bytes: source.bytes.slice() });
-  const bundle = sources.bundle;
-  const weights = sources.weights;
-  return {
-    weights: weights.kind === "converted" ? weights : copy(weights),
-    config: sources.config === null ? null : copy(sources.config),
-    bundle: bundle === null || bundle.kind === "url" ? bundle : { ...bundle, manifest: bundle.manifest.slice(), tensors: bundle.tensors.slice() },
-  };
-}
-
 export class Session {
   private client: WorkerClient | null = null;
   private current: ReadyResponse | null = null;
@@ -58,7 +46,9 @@ export class Session {
     this.client?.terminate();
     const client = new WorkerClient();
     this.client = client;
-    const body: Omit<LoadRequest, "id" | "type"> = { ...copySources(sources), backend, simulateDeviceLoss: this.simulateDeviceLoss };
+    // Posted without a transfer list: the worker gets a copy, and picked files' bytes stay here
+    // for a restart.
+    const body: Omit<LoadRequest, "id" | "type"> = { ...sources, backend, simulateDeviceLoss: this.simulateDeviceLoss };
     this.simulateDeviceLoss = false;
     const loading = client.load(body, (event) => this.events.progress(event)).then((ready) => {
       if (this.client === client) {

@@ -377,36 +377,20 @@ async function obtainWeights(id: number, source: WeightsSource): Promise<Weights
   return { kind: "converted", manifest, image, config: new TextDecoder().decode(config), textUrl: new URL(textFile, base).href };
 }
 
-/** Loads the converted text tower into the engine if it still lacks it (progress under the
- * request `id`). */
-async function ensureTextTower(id: number, current: Engine): Promise<void> {
-  if (pendingTextTower === null || current.textTowerAvailable) return;
-  const bytes = await download(id, "text tower", pendingTextTower);
-  current.loadTextTower(bytes);
-  pendingTextTower = null;
-}
-
-/** Whether a call may embed text (and so needs the text tower). */
-function callNeedsText(request: CallRequest, classes: readonly string[]): boolean {
-  const isClass = (name: string): boolean => classes.some((c) => c.toLowerCase() === name.trim().toLowerCase());
-  switch (request.method) {
-    case "search":
-      return true;
-    case "segment": {
-      const concept = (request.args as EngineCalls["segment"]["args"]).concept.trim();
-      return concept !== "predicted" && !concept.startsWith("class:");
-    }
-    case "adversarial":
-    case "fooled": {
-      const args = request.args as { class0: string; class1: string };
-      return !isClass(args.class0) || !isClass(args.class1);
-    }
-    default:
-      return false;
+/** Runs `work`; when it fails because the converted text tower is not loaded yet (the engine's
+ * error names `loadTextTower`), downloads and loads the tower (progress under the request
+ * `id`) and runs `work` again. Engine calls check for the tower before any other work. */
+async function withTextTower<T>(id: number, current: Engine, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (pendingTextTower === null || !/loadTextTower/.test(describe(error))) throw error;
+    current.loadTextTower(await download(id, "text tower", pendingTextTower));
+    pendingTextTower = null;
+    return work();
   }
 }
 
-let bundleClasses: string[] = [];
 
 async function load(request: LoadRequest): Promise<void> {
   const { id, weights: weightsSource, config: configSource, bundle: bundleSource, backend } = request;
@@ -468,7 +452,6 @@ async function load(request: LoadRequest): Promise<void> {
   engine?.free();
   engine = created;
   pendingTextTower = weights.kind === "converted" ? weights.textUrl : null;
-  bundleClasses = info?.classes ?? [];
   simulatedLoss = request.simulateDeviceLoss === true && backendName === "webgpu";
   post({
     id,
@@ -496,8 +479,8 @@ async function embedImage(request: EmbedImageRequest): Promise<void> {
 
 async function embedText(request: EmbedTextRequest): Promise<void> {
   const started = performance.now();
-  await ensureTextTower(request.id, loadedEngine());
-  const values = await loadedEngine().embedText(request.text);
+  const current = loadedEngine();
+  const values = await withTextTower(request.id, current, () => current.embedText(request.text));
   post({ id: request.id, type: "embedding", values, ms: performance.now() - started }, [values.buffer]);
 }
 
@@ -528,9 +511,8 @@ async function call(request: CallRequest): Promise<void> {
     simulatedLoss = false;
     throw new DeviceLostError("The GPU device was lost (simulated with ?simulate=device-lost).");
   }
-  if (callNeedsText(request, bundleClasses)) await ensureTextTower(request.id, current);
   const method = METHODS[request.method] as (engine: Engine, args: unknown) => Promise<unknown>;
-  const value = await method(current, request.args);
+  const value = await withTextTower(request.id, current, () => method(current, request.args));
   // Float32Arrays (heatmaps) move to the page without a copy.
   const transfer = value !== null && typeof value === "object" ? Object.values(value).filter((v): v is Float32Array => v instanceof Float32Array).map((v) => v.buffer) : [];
   post({ id: request.id, type: "result", value, ms: performance.now() - started }, transfer);
