@@ -49,11 +49,12 @@ fn layer_9(c: &mut Criterion) {
     group.finish();
 }
 
-/// OMP at the paper's size: 30,000 words, 512 dimensions, 128 components, for one block of 256
-/// neurons (x 12 for all 3072 of a layer). Random dictionary and targets.
+/// OMP at the paper's size: 30,000 words, 512 dimensions, 128 components. The device search
+/// for one block of 256 neurons (x 12 for all 3072 of a layer); the AMX tile search (where the
+/// CPU has it) for 256 and for all 3072 neurons of a layer. Random dictionary and targets.
 fn omp_30k_words(c: &mut Criterion) {
-    use clip_lens::lens::{orthogonal_matching_pursuit, Dictionary};
-    let (words, dim, neurons) = (30_000usize, 512usize, 256usize);
+    use clip_lens::lens::{orthogonal_matching_pursuit_with, AtomSearch, Dictionary};
+    let (words, dim, neurons) = (30_000usize, 512usize, 3072usize);
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut random = move || {
         state ^= state << 13;
@@ -64,10 +65,17 @@ fn omp_30k_words(c: &mut Criterion) {
     let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
     let dictionary = Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim).unwrap();
     let targets: Vec<f32> = (0..neurons * dim).map(|_| random()).collect();
+    let block = &targets[..256 * dim];
     let mut group = c.benchmark_group("omp_30k_words_512_dim_128_components");
     group.sample_size(10);
     let cpu = device::cpu();
-    group.bench_function("cpu/256_neurons", |b| b.iter(|| pollster::block_on(orthogonal_matching_pursuit(&dictionary, &targets, 128, &cpu)).unwrap()));
+    group.bench_function("cpu/256_neurons", |b| b.iter(|| pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, block, 128, AtomSearch::Device(&cpu))).unwrap()));
+    if clip_lens::lens::tiles_available() {
+        group.bench_function("amx_tiles/256_neurons", |b| b.iter(|| pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, block, 128, AtomSearch::Tiles)).unwrap()));
+        group.bench_function("amx_tiles/3072_neurons", |b| b.iter(|| pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, &targets, 128, AtomSearch::Tiles)).unwrap()));
+    } else {
+        println!("no AMX-BF16 here: the tiled OMP benchmarks are skipped");
+    }
     group.finish();
 }
 

@@ -4,6 +4,7 @@
 mod common;
 
 use clip_lens::device;
+use clip_lens::lens::AtomSearch;
 use common::*;
 
 #[test]
@@ -69,12 +70,17 @@ fn word_embeddings_and_dictionary_match_reference() {
     assert_within("cpu/dictionary", &deviations);
 }
 
-/// Same support and coefficients within 1e-3 of the reference's scikit-learn OMP.
+/// Same support and coefficients within 1e-3 of the reference's scikit-learn OMP: the atom
+/// search on the CPU device, on wgpu and, where the CPU has AMX, in bf16 tiles.
 #[test]
 fn omp_matches_scikit_learn() {
-    let mut results = pollster::block_on(omp_against_reference(&device::cpu()));
+    let cpu = device::cpu();
+    let mut results = pollster::block_on(omp_against_reference(AtomSearch::Device(&cpu)));
     if let Some(gpu) = native_gpu_or_skip("OMP on wgpu") {
-        results.extend(pollster::block_on(omp_against_reference(&gpu)));
+        results.extend(pollster::block_on(omp_against_reference(AtomSearch::Device(&gpu))));
+    }
+    if tiles_or_skip("OMP in AMX tiles") {
+        results.extend(pollster::block_on(omp_against_reference(AtomSearch::Tiles)));
     }
     for (layer, mismatches, worst) in results {
         println!("omp.{layer}: {mismatches} neurons with another support, worst coefficient deviation {worst:.2e}");
@@ -121,4 +127,74 @@ fn factors_respect_a_buffer_limit() {
     assert_eq!(LensFactors::within(vision, 1, bytes).unwrap().form(), FactorForm::PerHead);
     assert_eq!(LensFactors::within(vision, 1, bytes - 1).unwrap().form(), FactorForm::Compact);
     assert_eq!(LensFactors::new(vision, 1).unwrap().form(), FactorForm::PerHead);
+}
+
+/// Whether this CPU has AMX for the tiled atom search; a skip is printed otherwise.
+fn tiles_or_skip(what: &str) -> bool {
+    let available = clip_lens::lens::tiles_available();
+    if !available {
+        println!("skipped {what}: this CPU (or kernel) has no AMX-BF16");
+    }
+    available
+}
+
+/// A small xorshift generator for the random dictionaries below.
+fn uniform_numbers(mut state: u64) -> impl FnMut() -> f32 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    }
+}
+
+/// The bf16 tiles only screen. Here bf16 ranks the atoms the wrong way round: the winner's
+/// components (1.0038) round down to 1 while every other atom has half its components at 1.0040
+/// (rounding up to 1.0078) and half at 1.0034 (down to 1), so every other atom screens larger
+/// but is exactly smaller. The tiled search must still pick the atom whose exact correlation is
+/// the largest (computed here in f64), wherever it sits in the dictionary.
+#[test]
+fn tiled_omp_picks_the_exact_largest_where_bf16_ranks_it_lower() {
+    if !tiles_or_skip("the tiled near-tie test") {
+        return;
+    }
+    let (dim, words) = (70, 1000);
+    let target = vec![1f32; dim];
+    for winner in [3usize, 517, 999] {
+        let atoms: Vec<f32> = (0..words)
+            .flat_map(|i| (0..dim).map(move |d| if i == winner { 1.0038 } else if (d + i) % 2 == 0 { 1.0040 } else { 1.0034 - i as f32 * 1e-7 }))
+            .collect();
+        let dictionary = clip_lens::lens::Dictionary { atoms, len: words, dim };
+        let exact = (0..words)
+            .map(|i| dictionary.atoms[i * dim..(i + 1) * dim].iter().zip(&target).map(|(&a, &t)| a as f64 * t as f64).sum::<f64>().abs())
+            .enumerate()
+            .fold((0, f64::MIN), |best, (i, c)| if c > best.1 { (i, c) } else { best });
+        assert_eq!(exact.0, winner);
+        let codes = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(&dictionary, &target, 1, AtomSearch::Tiles)).unwrap();
+        assert_eq!(codes[0].indices, vec![winner]);
+    }
+}
+
+/// On a random dictionary whose size and dimension are not multiples of the tiles (1,000
+/// words x 70 dimensions), the tiled search gives the device search's codes: same atoms in the
+/// same order, coefficients within 1e-5 relative.
+#[test]
+fn tiled_omp_equals_device_omp_on_random_dictionaries() {
+    if !tiles_or_skip("the tiled OMP test") {
+        return;
+    }
+    let (dim, words, targets) = (70, 1000, 45);
+    let mut random = uniform_numbers(0x2545_f491_4f6c_dd1d);
+    let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
+    let dictionary = clip_lens::lens::Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim).unwrap();
+    let targets: Vec<f32> = (0..targets * dim).map(|_| random()).collect();
+    let cpu = device::cpu();
+    let device = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(&dictionary, &targets, 20, AtomSearch::Device(&cpu))).unwrap();
+    let tiled = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(&dictionary, &targets, 20, AtomSearch::Tiles)).unwrap();
+    for (n, (d, t)) in device.iter().zip(&tiled).enumerate() {
+        assert_eq!(d.indices, t.indices, "target {n}");
+        let scale = d.coefficients.iter().fold(0f32, |m, c| m.max(c.abs()));
+        let worst = d.coefficients.iter().zip(&t.coefficients).fold(0f32, |m, (a, b)| m.max((a - b).abs() / scale));
+        assert!(worst <= 1e-5, "target {n}: coefficients deviate by {worst}");
+    }
 }

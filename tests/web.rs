@@ -6,6 +6,7 @@
 mod common;
 
 use clip_lens::device;
+use clip_lens::lens::AtomSearch;
 use common::*;
 use wasm_bindgen_test::*;
 
@@ -58,8 +59,8 @@ async fn dictionary_and_omp_in_the_browser() {
     let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
     assert_within("webgpu/dictionary", &dictionary_deviations(MODEL_OPENAI, &gpu).await.0);
     assert_within("cpu/dictionary", &dictionary_deviations(MODEL_HF, &device::cpu()).await.0);
-    let mut results = omp_against_reference(&gpu).await;
-    results.extend(omp_against_reference(&device::cpu()).await);
+    let mut results = omp_against_reference(AtomSearch::Device(&gpu)).await;
+    results.extend(omp_against_reference(AtomSearch::Device(&device::cpu())).await);
     for (layer, mismatches, worst) in results {
         report!("browser omp.{layer}: {mismatches} supports differ, worst coefficient deviation {worst:.2e}");
         assert_eq!(mismatches, 0);

@@ -299,15 +299,15 @@ pub async fn dictionary_deviations(bytes: &[u8], device: &Device) -> (Vec<(Strin
     (deviations, dictionary)
 }
 
-/// OMP (on `device`) of the reference directions `pca.L` over the reference dictionary with 8
-/// components: per layer, the number of neurons whose support differs and the worst
+/// OMP (with `search`) of the reference directions `pca.L` over the reference dictionary with
+/// 8 components: per layer, the number of neurons whose support differs and the worst
 /// coefficient deviation relative to the largest coefficient of the layer.
-pub async fn omp_against_reference(device: &Device) -> Vec<(usize, usize, f32)> {
+pub async fn omp_against_reference(search: clip_lens::lens::AtomSearch<'_>) -> Vec<(usize, usize, f32)> {
     let expected = expected();
     let dictionary = clip_lens::lens::Dictionary { atoms: expected["dictionary"].values.clone(), len: 400, dim: 32 };
     let mut results = Vec::new();
     for layer in 0..3 {
-        let codes = clip_lens::lens::orthogonal_matching_pursuit(&dictionary, &expected[&format!("pca.{layer}")].values, 8, device).await.unwrap();
+        let codes = clip_lens::lens::orthogonal_matching_pursuit_with(&dictionary, &expected[&format!("pca.{layer}")].values, 8, search).await.unwrap();
         results.push({
             let reference = &expected[&format!("omp.{layer}")].values;
             let scale = reference.iter().fold(0f32, |m, x| m.max(x.abs()));
