@@ -148,24 +148,21 @@ fn uniform_numbers(mut state: u64) -> impl FnMut() -> f32 {
     }
 }
 
-/// The bf16 tiles only screen, each value split into two bf16 terms (`hi + lo`, 16 bits). Here
-/// the split ranks the atoms the wrong way round. Against a target of ones, every value is
-/// `1 + 2^-10 + j 2^-23`, where `lo` keeps multiples of 2^-17 (64 units of 2^-23): the winner
-/// (j = 29) rounds down, every other atom has half its values at j = 35 (rounding up) and half at
-/// j <= 19 (down). So every other atom screens larger but is exactly smaller. The tiled search
-/// must still pick the atom whose exact correlation is the largest (computed here in f64),
-/// wherever it sits in the dictionary.
+/// The bf16 tiles only screen. Here bf16 ranks the atoms the wrong way round: the winner's
+/// components (1.0038) round down to 1 while every other atom has half its components at 1.0040
+/// (rounding up to 1.0078) and half at 1.0034 (down to 1), so every other atom screens larger
+/// but is exactly smaller. The tiled search must still pick the atom whose exact correlation is
+/// the largest (computed here in f64), wherever it sits in the dictionary.
 #[test]
 fn tiled_omp_picks_the_exact_largest_where_bf16_ranks_it_lower() {
     if !tiles_or_skip("the tiled near-tie test") {
         return;
     }
     let (dim, words) = (70, 1000);
-    let value = |units: usize| 1.0 + 2f32.powi(-10) + units as f32 * 2f32.powi(-23);
     let target = vec![1f32; dim];
     for winner in [3usize, 517, 999] {
         let atoms: Vec<f32> = (0..words)
-            .flat_map(|i| (0..dim).map(move |d| if i == winner { value(29) } else if (d + i) % 2 == 0 { value(35) } else { value(19 - i % 4) }))
+            .flat_map(|i| (0..dim).map(move |d| if i == winner { 1.0038 } else if (d + i) % 2 == 0 { 1.0040 } else { 1.0034 - i as f32 * 1e-7 }))
             .collect();
         let dictionary = clip_lens::lens::Dictionary { atoms, len: words, dim };
         let exact = (0..words)

@@ -5,14 +5,17 @@
 //! magnitude: `targets x words x dim` multiply-adds, 94 GFLOP per step for 3072 neurons over
 //! 30,000 words of dimension 512 (12 TFLOP for 128 steps), far beyond what f32 SIMD does in a
 //! minute on two cores. AMX's `tdpbf16ps` multiplies 16x32 by 32x16 bf16 tiles into f32 at
-//! about 1 TFLOP/s per core, but bf16 keeps 8 significant bits. So every value is split into
-//! two bf16 terms, `x = hi + lo` (16 bits), and the tiles compute `r_hi a_hi + r_lo a_hi +
-//! r_hi a_lo` as one product over three times the dimension. With `u = 2^-8` that screened
-//! correlation `c~` is within `(3u^2 + 2^-23 + 3D 2^-24) |r| |a|` of the exact one (the
-//! dropped `r_lo a_lo`, the split's remainders and the f32 sums; [`screen_error`] doubles it),
-//! so the exact largest is among the atoms whose `|c~|` is within twice that, times `max|a|`,
-//! of the largest `|c~|`: usually one or two. Those candidates are recomputed exactly (f64) and
-//! the largest is the pick, the atom an exact search picks.
+//! about 1 TFLOP/s per core, but bf16 keeps 8 significant bits. So the tiles only *screen*:
+//! with `u = 2^-8` (bf16's unit roundoff) the screened correlation `c~` of a residual `r` and
+//! atom `a` is within `(2u + u^2 + (D + 1) 2^-24) |r| |a|` of the exact one (both inputs
+//! rounded, products exact in f32, one f32 rounding per pair and per sum; [`screen_error`] adds
+//! a quarter), so the exact largest is among the atoms whose `|c~|` is within twice that, times
+//! `max |a|`, of the largest `|c~|`. Those candidates (a few to a few hundred) are recomputed
+//! exactly (f64) and the largest is the pick: the atom an exact search picks.
+//!
+//! Splitting every value into two bf16 terms (`hi + lo`, one product over three times the
+//! dimension) would leave one or two candidates, but was slower: the tile loads, not the
+//! products, bound the kernel, and the tripled rows no longer fit the caches.
 
 use std::arch::asm;
 use std::arch::x86_64::{__cpuid_count, _mm512_abs_ps, _mm512_cmp_ps_mask, _mm512_load_ps, _mm512_set1_ps, _CMP_GE_OQ};
@@ -35,21 +38,17 @@ const TILE_LEN: usize = TILE_ROWS * TILE_DIMS;
 const BLOCK: usize = 2 * TILE_ROWS;
 /// bf16's unit roundoff.
 const BF16_ROUNDOFF: f64 = 1.0 / 256.0;
-/// The split terms: `[r_hi | r_lo | r_hi]` against `[a_hi | a_hi | a_lo]`.
-const TERMS: usize = 3;
 
-/// Twice the bound on the screening error relative to `|r| |a|` for `padded_dim` dimensions
-/// (see the module documentation).
+/// The bound on the screening error relative to `|r| |a|` for `padded_dim` dimensions, plus a
+/// quarter (see the module documentation).
 fn screen_error(padded_dim: usize) -> f64 {
-    let f32_roundoff = (2f64).powi(-24);
-    2.0 * (3.0 * BF16_ROUNDOFF * BF16_ROUNDOFF + 2.0 * f32_roundoff + (TERMS * padded_dim) as f64 * f32_roundoff)
+    let (u, f32_roundoff) = (BF16_ROUNDOFF, (2f64).powi(-24));
+    1.25 * (2.0 * u + u * u + (padded_dim + 1) as f64 * f32_roundoff)
 }
-
-/// `x` as two bf16 bit patterns, `hi + lo`, within `u^2 |x|` (plus f32's rounding) of `x`.
-fn split_bf16(x: f64) -> [u16; 2] {
-    let hi = bf16::from_f64(x);
-    [hi.to_bits(), bf16::from_f64(x - hi.to_f64()).to_bits()]
-}
+/// Residual rows screened together against each pair of atom tiles: at most this many bytes, so
+/// that they stay in the core's L2 cache while the atom tiles (32 KB for 512 dimensions) stay in
+/// L1.
+const ROWS_BYTES_IN_CACHE: usize = 1 << 20;
 /// Candidates kept per target before the list is pruned to the current margin.
 const PRUNE_AT: usize = 512;
 
@@ -77,13 +76,11 @@ fn request_tile_state() -> bool {
     unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
 }
 
-/// The dictionary as split bf16 terms `[a_hi | a_hi | a_lo]`, laid out as AMX `B` tiles: for
-/// each block of 16 atoms and each 32-value chunk of the three terms, 16 rows of
-/// (value pair) x (atom) x 2 values.
+/// The dictionary in bf16, laid out as AMX `B` tiles: for each block of 16 atoms and each
+/// 32-dimension chunk, 16 rows of (dimension pair) x (atom) x 2 values.
 pub struct TiledDictionary {
     tiles: Vec<u16>,
     atom_blocks: usize,
-    /// 32-value chunks of the three terms.
     chunks: usize,
     padded_dim: usize,
     screen_error: f64,
@@ -92,83 +89,83 @@ pub struct TiledDictionary {
 }
 
 impl TiledDictionary {
-    /// Converts `dictionary` to split bf16 tiles (atoms padded with zeros to a multiple of 32,
+    /// Converts `dictionary` to bf16 tiles (atoms padded with zeros to a multiple of 32,
     /// dimensions to a multiple of 32).
     pub fn new(dictionary: &Dictionary) -> Self {
         let padded_dim = dictionary.dim.next_multiple_of(TILE_DIMS);
-        let chunks = TERMS * padded_dim / TILE_DIMS;
+        let chunks = padded_dim / TILE_DIMS;
         let atom_blocks = dictionary.len.next_multiple_of(BLOCK) / TILE_ATOMS;
         let mut tiles = vec![0u16; atom_blocks * chunks * TILE_LEN];
         for atom in 0..dictionary.len {
             let (block, column) = (atom / TILE_ATOMS, atom % TILE_ATOMS);
             for (d, &value) in dictionary.atom(atom).iter().enumerate() {
-                let [hi, lo] = split_bf16(value as f64);
-                for (term, bits) in [hi, hi, lo].into_iter().enumerate() {
-                    let k = term * padded_dim + d;
-                    let (chunk, within) = (k / TILE_DIMS, k % TILE_DIMS);
-                    tiles[(block * chunks + chunk) * TILE_LEN + (within / 2) * 2 * TILE_ATOMS + column * 2 + within % 2] = bits;
-                }
+                let (chunk, within) = (d / TILE_DIMS, d % TILE_DIMS);
+                let offset = (block * chunks + chunk) * TILE_LEN + (within / 2) * 2 * TILE_ATOMS + column * 2 + within % 2;
+                tiles[offset] = bf16::from_f32(value).to_bits();
             }
         }
         let largest_atom_norm = (0..dictionary.len).map(|i| dot_f64(dictionary.atom(i), dictionary.atom(i)).sqrt()).fold(0.0, f64::max);
         Self { tiles, atom_blocks, chunks, padded_dim, screen_error: screen_error(padded_dim), atoms: dictionary.len, largest_atom_norm }
     }
 
-    /// Values per screened residual row: the three terms.
-    fn row_len(&self) -> usize {
-        TERMS * self.padded_dim
-    }
-
     /// For each residual, the atoms that may have the largest |correlation| with it: those
     /// whose screened |correlation| is within the screening error of the largest.
     pub fn candidates(&self, residuals: &[&[f64]]) -> Vec<Vec<u32>> {
-        let (rows, row_len) = (residuals.len().next_multiple_of(BLOCK), self.row_len());
-        let mut screened = vec![0u16; rows * row_len];
+        let rows = residuals.len().next_multiple_of(BLOCK);
+        let mut screened = vec![0u16; rows * self.padded_dim];
         let mut states: Vec<Candidates> = (0..rows).map(|_| Candidates::inert()).collect();
         for (i, residual) in residuals.iter().enumerate() {
-            let row = &mut screened[i * row_len..(i + 1) * row_len];
-            for (d, &r) in residual.iter().enumerate() {
-                let [hi, lo] = split_bf16(r);
-                (row[d], row[self.padded_dim + d], row[2 * self.padded_dim + d]) = (hi, lo, hi);
-            }
+            let row = &mut screened[i * self.padded_dim..][..residual.len()];
+            row.iter_mut().zip(residual.iter()).for_each(|(b, &r)| *b = bf16::from_f64(r).to_bits());
             let norm = residual.iter().map(|r| r * r).sum::<f64>().sqrt();
             states[i] = Candidates::with_margin(2.0 * self.screen_error * norm * self.largest_atom_norm);
         }
         let per_thread = rows.div_ceil(rayon::current_num_threads()).next_multiple_of(BLOCK);
-        screened.par_chunks(per_thread * row_len).zip(states.par_chunks_mut(per_thread)).for_each(|(rows, states)| {
+        screened.par_chunks(per_thread * self.padded_dim).zip(states.par_chunks_mut(per_thread)).for_each(|(rows, states)| {
             // SAFETY: `available()` checked AMX-BF16, AVX-512F and the tile permission; the
-            // slices hold `states.len()` (a multiple of 32) rows of `row_len()` values.
+            // slices hold `states.len()` (a multiple of 32) rows of `padded_dim` values.
             unsafe { self.screen(rows, states) }
         });
         states.into_iter().take(residuals.len()).map(Candidates::finish).collect()
     }
 
-    /// Screens `states.len()` residual rows (a multiple of 32, `row_len()` values each) against
-    /// every atom.
+    /// Screens `rows.len() / padded_dim` residual rows (a multiple of 32) against every atom.
     #[target_feature(enable = "avx512f")]
     unsafe fn screen(&self, rows: &[u16], states: &mut [Candidates]) {
-        let row_bytes = self.row_len() * 2;
+        let row_bytes = self.padded_dim * 2;
+        let group = (ROWS_BYTES_IN_CACHE / row_bytes / BLOCK).max(1) * BLOCK;
         let mut results = ResultTiles([[0.0; TILE_ROWS * TILE_ATOMS]; 4]);
         load_tile_config();
-        for block in (0..self.atom_blocks).step_by(2) {
-            let atoms = [self.tiles.as_ptr().add(block * self.chunks * TILE_LEN), self.tiles.as_ptr().add((block + 1) * self.chunks * TILE_LEN)];
-            for first in (0..states.len()).step_by(BLOCK) {
-                let targets = [rows.as_ptr().add(first * self.row_len()), rows.as_ptr().add((first + TILE_ROWS) * self.row_len())];
-                multiply_block(targets, row_bytes, atoms, self.chunks, &mut results);
-                for (tile, values) in results.0.iter().enumerate() {
-                    let target = first + (tile / 2) * TILE_ROWS;
-                    let atom = (block + tile % 2) * TILE_ATOMS;
-                    for (row, state) in states[target..target + TILE_ROWS].iter_mut().enumerate() {
-                        let magnitudes = _mm512_abs_ps(_mm512_load_ps(values.as_ptr().add(row * TILE_ATOMS)));
-                        let passing = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(magnitudes, _mm512_set1_ps(state.threshold));
-                        if passing != 0 {
-                            state.offer(atom, &std::mem::transmute::<_, [f32; TILE_ATOMS]>(magnitudes), passing, self.atoms);
-                        }
+        for group_start in (0..states.len()).step_by(group) {
+            let group_end = (group_start + group).min(states.len());
+            for block in (0..self.atom_blocks).step_by(2) {
+                let atoms = [self.tiles.as_ptr().add(block * self.chunks * TILE_LEN), self.tiles.as_ptr().add((block + 1) * self.chunks * TILE_LEN)];
+                self.screen_block(rows, row_bytes, atoms, block, group_start..group_end, states, &mut results);
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    }
+
+    /// Screens the residual rows `targets` (a range of multiples of 32) against atom tiles
+    /// `block` and `block + 1`.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn screen_block(&self, rows: &[u16], row_bytes: usize, atoms: [*const u16; 2], block: usize, targets: std::ops::Range<usize>, states: &mut [Candidates], results: &mut ResultTiles) {
+        for first in targets.step_by(BLOCK) {
+            let target_rows = [rows.as_ptr().add(first * self.padded_dim), rows.as_ptr().add((first + TILE_ROWS) * self.padded_dim)];
+            multiply_block(target_rows, row_bytes, atoms, self.chunks, results);
+            for (tile, values) in results.0.iter().enumerate() {
+                let target = first + (tile / 2) * TILE_ROWS;
+                let atom = (block + tile % 2) * TILE_ATOMS;
+                for (row, state) in states[target..target + TILE_ROWS].iter_mut().enumerate() {
+                    let magnitudes = _mm512_abs_ps(_mm512_load_ps(values.as_ptr().add(row * TILE_ATOMS)));
+                    let passing = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(magnitudes, _mm512_set1_ps(state.threshold));
+                    if passing != 0 {
+                        state.offer(atom, &std::mem::transmute::<_, [f32; TILE_ATOMS]>(magnitudes), passing, self.atoms);
                     }
                 }
             }
         }
-        asm!("tilerelease", options(nostack, nomem));
     }
 }
 
