@@ -11,7 +11,7 @@ export CARGO_TERM_COLOR=never
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # Headless Chromium and chromedriver as wasm-bindgen-test-runner uses them.
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
-export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-1800}"
 # A wgpu adapter exists here (Mesa's lavapipe at least): the native GPU golden test must run.
 export CLIP_LENS_REQUIRE_GPU="${CLIP_LENS_REQUIRE_GPU:-1}"
 

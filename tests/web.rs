@@ -499,6 +499,39 @@ async fn real_size_image_towers_load_and_run_on_cpu() {
     }
 }
 
+/// One ViT-B/32 analysis on WebGPU, as the page runs it (SwiftShader here, so slow: about five
+/// minutes, mostly the first analysis): the engine with random f16 weights, a synthetic bundle of
+/// the paper's sizes (layers 8-10, k = 100, m = 128, 5000 words, 1000 classes), one `analyze` of
+/// a 640x480 image and the segmentation of its predicted class; none may run out of memory.
+#[wasm_bindgen_test]
+async fn real_size_analysis_on_webgpu() {
+    use clip_lens::synthetic::{gradient_png, random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
+    use clip_lens::{ClipConfig, Layout};
+    let config = ClipConfig::vit_b_32();
+    let weights = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 11);
+    let bundle = random_bundle(&config, &sha256_hex(&weights), &BundleSizes::paper(&config), 5);
+    let (manifest, tensors) = (bundle.manifest_json().unwrap(), bundle.tensors(Storage::F16).unwrap());
+    let start = web_time::Instant::now();
+    let mut engine = Engine::create(weights, Some(config.to_hf_json().to_string()), "webgpu".into(), None).await.map_err(message).unwrap();
+    engine.load_bundle(manifest, tensors).map_err(message).unwrap();
+    let loaded_s = start.elapsed().as_secs_f64();
+    let start = web_time::Instant::now();
+    let analysis = engine.analyze(gradient_png(640, 480), None).await.map_err(message).unwrap();
+    let analysis_s = start.elapsed().as_secs_f64();
+    let field = |value: &JsValue, name: &str| js_sys::Reflect::get(value, &name.into()).unwrap();
+    assert_eq!(field(&analysis, "backend").as_string().as_deref(), Some("webgpu"));
+    assert_eq!(js_sys::Array::from(&field(&analysis, "classes")).length(), 5, "top-5 classes");
+    assert_eq!(js_sys::Array::from(&field(&analysis, "layers")).length(), 3, "layers 8, 9, 10");
+    let start = web_time::Instant::now();
+    let segmentation = engine.segment("predicted".into(), None, None).await.map_err(message).unwrap();
+    let segmentation_s = start.elapsed().as_secs_f64();
+    let heatmap = js_sys::Float32Array::from(field(&segmentation, "heatmap")).to_vec();
+    assert!(!heatmap.is_empty() && heatmap.iter().all(|x| x.is_finite()), "a heatmap of finite values");
+    assert!(heatmap.iter().any(|&x| x != heatmap[0]), "a heatmap that is not flat");
+    let (wasm, heap) = memory_figures();
+    report!("browser/webgpu ViT-B/32: engine and bundle {loaded_s:.1} s, first analysis {analysis_s:.1} s, segmentation {segmentation_s:.2} s; wasm memory {:.0} MB, JS heap {:.0} MB", wasm / 1e6, heap / 1e6);
+}
+
 /// On WebGPU the engine respects the device's largest buffer: a weight tensor above it is
 /// refused with its name, before anything is uploaded.
 #[wasm_bindgen_test]

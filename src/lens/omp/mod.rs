@@ -112,8 +112,7 @@ pub enum AtomSearch<'a> {
     Device(&'a Device),
     /// Intel AMX bf16 tiles on this CPU screen the correlations and the few atoms that may be
     /// the largest are recomputed exactly in f64 (x86-64 Linux with AMX; see [`tiles_available`]).
-    /// All targets go in one block.
-    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    /// All targets go in one block. Elsewhere it is an error.
     Tiles,
 }
 
@@ -168,13 +167,15 @@ pub async fn orthogonal_matching_pursuit_with(dictionary: &Dictionary, targets: 
                 codes.extend(pursue(dictionary, block, nonzero, |residuals| searcher.picks(residuals.iter().flat_map(|r| r.iter().map(|&x| x as f32)).collect())).await?);
             }
         }
-        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
         AtomSearch::Tiles => {
-            if !tiles::available() {
+            if !tiles_available() {
                 return Err(Error::Device("this CPU (or kernel) has no AMX-BF16 for the tiled OMP search".into()));
             }
-            let tiled = tiles::TiledDictionary::new(dictionary);
-            codes = pursue(dictionary, targets, nonzero, |residuals| std::future::ready(Ok(exact_picks(dictionary, &tiled.candidates(residuals), residuals)))).await?;
+            #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+            {
+                let tiled = tiles::TiledDictionary::new(dictionary);
+                codes = pursue(dictionary, targets, nonzero, |residuals| std::future::ready(Ok(exact_picks(dictionary, &tiled.candidates(residuals), residuals)))).await?;
+            }
         }
     }
     Ok(codes)
