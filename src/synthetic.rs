@@ -263,6 +263,14 @@ pub fn random_bundle(config: &ClipConfig, weights_sha256: &str, sizes: &BundleSi
     Bundle { manifest, layers, word_embeds, class_embeds }
 }
 
+/// A [`random_bundle`] of the paper's sizes ([`BundleSizes::paper`]) for the weight file
+/// `weights`, as the page loads it: its sizes, `manifest.json` and f16 `lens.safetensors`.
+pub fn paper_bundle_files(config: &ClipConfig, weights: &[u8]) -> crate::error::Result<(BundleSizes, String, Vec<u8>)> {
+    let sizes = BundleSizes::paper(config);
+    let bundle = random_bundle(config, &crate::bundle::sha256_hex(weights), &sizes, 2);
+    Ok((sizes, bundle.manifest_json()?, bundle.tensors(crate::bundle::Storage::F16)?))
+}
+
 /// A PNG of `width` x `height` pixels (colour gradients), to time the applications from
 /// encoded bytes as the page and the CLI receive them.
 pub fn gradient_png(width: u32, height: u32) -> Vec<u8> {

@@ -20,13 +20,13 @@ use crate::apps::analysis::{BundleLens, LayerFindings};
 use crate::apps::classify::{classify, ClassScore};
 use crate::apps::concepts::{merge_layers, Concepts};
 use crate::apps::segment::{self, ConceptSpec, RankedNeuron};
-use crate::bundle::{sha256_hex, Bundle, Storage};
+use crate::bundle::{sha256_hex, Bundle};
 use crate::convert::ConvertedManifest;
 use crate::device::{self, read_f32, BackendKind};
 use crate::lens::{second_order_effects, LensFactors};
 use crate::model::{CaptureRequest, ClipModel, Towers};
 use crate::preprocess::{preprocess_image, CropGeometry};
-use crate::synthetic::{gradient_png, random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
+use crate::synthetic::{gradient_png, paper_bundle_files, random_weights, StorageType, TowerSelection};
 use crate::tokenizer::ClipTokenizer;
 use crate::{ClipConfig, Error, Layout, WeightFile};
 
@@ -1069,13 +1069,6 @@ async fn benchmark_lens(vision: &crate::model::VisionTransformer, device: &Devic
     Ok(serde_json::json!({"layer": layer, "form": format!("{:?}", factors.form()), "factors_ms": factors_ms, "effects_with_forward_ms_per_image": per_image(&effects_ms), "projection_ms_per_image": per_image(&projection_ms)}))
 }
 
-/// A bundle of the paper's sizes ([`BundleSizes::paper`]) for `weights`, as its two files.
-fn analysis_bundle(config: &ClipConfig, weights: &[u8]) -> Result<(BundleSizes, String, Vec<u8>)> {
-    let sizes = BundleSizes::paper(config);
-    let bundle = random_bundle(config, &sha256_hex(weights), &sizes, 2);
-    Ok((sizes, bundle.manifest_json()?, bundle.tensors(Storage::F16)?))
-}
-
 /// Per-run timings of the analysis benchmark, in milliseconds.
 #[derive(Default)]
 struct AnalysisRuns {
@@ -1110,7 +1103,7 @@ impl AnalysisRuns {
 /// `segment("predicted")` (top 200 neurons of the bundle's layers, from the kept activations).
 async fn benchmark_analysis(config: &ClipConfig, weights: Vec<u8>, backend: &str, runs: usize) -> Result<serde_json::Value> {
     let start = web_time::Instant::now();
-    let (sizes, manifest, tensors) = analysis_bundle(config, &weights)?;
+    let (sizes, manifest, tensors) = paper_bundle_files(config, &weights)?;
     let synthesis_ms = elapsed_ms(start);
     let start = web_time::Instant::now();
     let mut engine = Engine::create_inner(weights, Some(config.to_hf_json().to_string()), backend, None).await?;

@@ -505,12 +505,11 @@ async fn real_size_image_towers_load_and_run_on_cpu() {
 /// a 640x480 image and the segmentation of its predicted class; none may run out of memory.
 #[wasm_bindgen_test]
 async fn real_size_analysis_on_webgpu() {
-    use clip_lens::synthetic::{gradient_png, random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
+    use clip_lens::synthetic::{gradient_png, paper_bundle_files, random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, Layout};
     let config = ClipConfig::vit_b_32();
     let weights = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 11);
-    let bundle = random_bundle(&config, &sha256_hex(&weights), &BundleSizes::paper(&config), 5);
-    let (manifest, tensors) = (bundle.manifest_json().unwrap(), bundle.tensors(Storage::F16).unwrap());
+    let (_, manifest, tensors) = paper_bundle_files(&config, &weights).unwrap();
     let start = web_time::Instant::now();
     let mut engine = Engine::create(weights, Some(config.to_hf_json().to_string()), "webgpu".into(), None).await.map_err(message).unwrap();
     engine.load_bundle(manifest, tensors).map_err(message).unwrap();

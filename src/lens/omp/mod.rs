@@ -60,24 +60,14 @@ impl Dictionary {
     }
 }
 
-/// `a . b` accumulated in f64 (eight independent sums, so that it vectorises).
-pub(crate) fn dot_f64(a: &[f32], b: &[f32]) -> f64 {
+/// `a . b` accumulated in f64 (eight independent sums, so that it vectorises); `a` is f32 (an
+/// atom or target) or f64 (a residual).
+pub(crate) fn dot_f64<T: Copy + Into<f64>>(a: &[T], b: &[f32]) -> f64 {
     let mut sums = [0f64; 8];
     let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let tail: f64 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(&x, &y)| x.into() * y as f64).sum();
     for (x, y) in a_chunks.zip(b_chunks) {
-        (0..8).for_each(|i| sums[i] += x[i] as f64 * y[i] as f64);
-    }
-    sums.iter().sum::<f64>() + tail
-}
-
-/// `r . a` of an f64 residual and an f32 atom, as [`dot_f64`].
-fn residual_dot(r: &[f64], a: &[f32]) -> f64 {
-    let mut sums = [0f64; 8];
-    let (r_chunks, a_chunks) = (r.chunks_exact(8), a.chunks_exact(8));
-    let tail: f64 = r_chunks.remainder().iter().zip(a_chunks.remainder()).map(|(&x, &y)| x * y as f64).sum();
-    for (x, y) in r_chunks.zip(a_chunks) {
-        (0..8).for_each(|i| sums[i] += x[i] * y[i] as f64);
+        (0..8).for_each(|i| sums[i] += x[i].into() * y[i] as f64);
     }
     sums.iter().sum::<f64>() + tail
 }
@@ -201,9 +191,9 @@ impl<'a> DeviceSearch<'a> {
     async fn picks(&self, residuals: Vec<f32>) -> Result<Vec<Option<(usize, f64)>>> {
         let rows = residuals.len() / self.dim;
         let correlations = Tensor::<2>::from_data(TensorData::new(residuals, [rows, self.dim]), self.device).matmul(self.atoms_t.clone()).abs();
-        let picks = read_f32(correlations.clone().argmax(1).float()).await?;
-        let largest = read_f32(correlations.max_dim(1)).await?;
-        Ok(picks.iter().zip(&largest).map(|(&pick, &value)| Some((pick as usize, value as f64))).collect())
+        // One readback per step: each row's argmax and max side by side.
+        let picks = read_f32(Tensor::cat(vec![correlations.clone().argmax(1).float(), correlations.max_dim(1)], 1)).await?;
+        Ok(picks.chunks_exact(2).map(|pick| Some((pick[0] as usize, pick[1] as f64))).collect())
     }
 }
 
@@ -217,7 +207,7 @@ fn exact_picks(dictionary: &Dictionary, candidates: &[Vec<u32>], residuals: &[&[
         .map(|(atoms, residual)| {
             atoms
                 .iter()
-                .map(|&atom| (atom as usize, residual_dot(residual, dictionary.atom(atom as usize)).abs()))
+                .map(|&atom| (atom as usize, dot_f64(residual, dictionary.atom(atom as usize)).abs()))
                 .fold(None, |best: Option<(usize, f64)>, (atom, value)| match best {
                     Some((b, v)) if v > value || (v == value && b < atom) => Some((b, v)),
                     _ => Some((atom, value)),
@@ -273,11 +263,10 @@ where
         .map(|target| Pursuit { target, active: Vec::new(), xy: Vec::new(), chol: vec![0.0; nonzero * nonzero], gamma: Vec::new(), residual: target.iter().map(|&y| y as f64).collect(), done: false })
         .collect();
     loop {
-        let open: Vec<usize> = (0..pursuits.len()).filter(|&i| !pursuits[i].done).collect();
-        if open.is_empty() {
+        let residuals: Vec<&[f64]> = pursuits.iter().filter(|p| !p.done).map(|p| p.residual.as_slice()).collect();
+        if residuals.is_empty() {
             break;
         }
-        let residuals: Vec<&[f64]> = open.iter().map(|&i| pursuits[i].residual.as_slice()).collect();
         let picks = search(&residuals).await?;
         let mut steps: Vec<(&mut Pursuit, Option<(usize, f64)>)> = pursuits.iter_mut().filter(|p| !p.done).zip(picks).collect();
         let advance = |(pursuit, pick): &mut (&mut Pursuit, Option<(usize, f64)>)| {
