@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: native (CPU and wgpu on whatever adapter exists; lavapipe without a GPU),
-# then the browser tests in headless Chromium (WebGPU and CPU). Installs what is missing first.
+# Runs every test: native (CPU and wgpu on whatever adapter exists; lavapipe without a GPU), a
+# bounded coverage-guided fuzzing run of the parsers of untrusted bytes (scripts/fuzz.sh), then
+# the browser tests in headless Chromium (WebGPU and CPU) and the site end to end. Installs
+# what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -21,6 +23,10 @@ disk_report
 
 echo "== native tests"
 cargo test --locked
+
+disk_report
+echo "== fuzzing: cargo-fuzz (nightly, AddressSanitizer) of the weights, bundle and image parsers, ${FUZZ_SECONDS:-60} s each, after every kept finding"
+bash scripts/fuzz.sh
 
 disk_report
 echo "== browser tests (headless Chromium: WebGPU and CPU)"

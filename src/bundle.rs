@@ -142,7 +142,8 @@ impl Bundle {
             None => return Err(bundle_error("manifest.json has no format_version".into())),
         }
         let manifest: Manifest = serde_json::from_value(version).map_err(|e| bundle_error(format!("manifest.json: {e}")))?;
-        let file = WeightFile::from_bytes(tensors)?;
+        check_sizes(&manifest)?;
+        let file = WeightFile::from_bytes(tensors).map_err(|e| bundle_error(format!("lens.safetensors: {e}")))?;
         let (n, d, k, c) = (manifest.neurons, manifest.embed_dim, manifest.top_k, manifest.components);
         let f32s = |name: &str, shape: &[usize]| file.tensor(name, shape).map_err(|e| bundle_error(e.to_string()));
         let mut layers = BTreeMap::new();
@@ -269,6 +270,23 @@ impl Bundle {
         found.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()).then((a.0, a.1).cmp(&(b.0, b.1))));
         Some((words[index].clone(), found))
     }
+}
+
+/// The manifest's sizes are ones the readers can rely on: at least one layer (each listed
+/// once), neuron, embedding dimension, top image, component, word and class. (With no neurons
+/// or words, the tensors' shapes would hold no values and so could not back the other sizes.)
+fn check_sizes(manifest: &Manifest) -> Result<()> {
+    let m = manifest;
+    let counts = [("layers", m.layers.len()), ("neurons", m.neurons), ("embed_dim", m.embed_dim), ("top_k", m.top_k), ("components", m.components), ("words", m.words.len()), ("classes", m.classes.len())];
+    if let Some((name, _)) = counts.iter().find(|(_, count)| *count == 0) {
+        return Err(bundle_error(format!("manifest.json: `{name}` is empty or zero")));
+    }
+    let mut layers = m.layers.clone();
+    layers.sort_unstable();
+    if let Some(pair) = layers.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(bundle_error(format!("manifest.json lists layer {} twice", pair[0])));
+    }
+    Ok(())
 }
 
 /// Every listed layer has `top_images` for each neuron, at most k each, all naming images of

@@ -6,26 +6,35 @@
 //! Data flow: encoded image bytes → [`preprocess`] → pixels `[B,3,S,S]` →
 //! [`model::VisionTransformer::forward`] with a [`model::CaptureRequest`] → embedding and the
 //! captures the lens needs. Text goes through [`tokenizer`] and [`model::TextTransformer`].
+//!
+//! Without the default `engine` feature only the file formats build (weights, configuration,
+//! bundle, images, tokenizer, tensor files, conversion): no burn. The fuzz targets use that.
 
+#[cfg(feature = "engine")]
 pub mod apps;
 pub mod bundle;
 pub mod config;
 pub mod convert;
+#[cfg(feature = "engine")]
 pub mod device;
 pub mod error;
+#[cfg(feature = "engine")]
 pub mod lens;
+#[cfg(feature = "engine")]
 pub mod model;
 pub mod preprocess;
 pub mod synthetic;
 pub mod tensor_file;
+#[cfg(feature = "engine")]
 pub mod text_embeddings;
 pub mod tokenizer;
 pub mod weights;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "engine"))]
 pub mod web;
 
 pub use config::ClipConfig;
 pub use error::{Error, Result};
+#[cfg(feature = "engine")]
 pub use model::{CaptureRequest, ClipModel, Towers};
 pub use weights::{Layout, WeightFile};

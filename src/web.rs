@@ -77,7 +77,12 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
     js_sys::JSON::parse(&text).map_err(|e| invalid(format!("cannot build the result: {e:?}")))
 }
 
-/// Options from JavaScript: `undefined` or `null` give the defaults; unknown keys are errors.
+/// The size of this module's WebAssembly memory in bytes.
+fn wasm_memory_bytes() -> f64 {
+    use wasm_bindgen::JsCast;
+    wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>().map(|memory| memory.buffer().dyn_into::<js_sys::ArrayBuffer>().map(|b| b.byte_length() as f64).unwrap_or(0.0)).unwrap_or(0.0)
+}
+
 /// The largest device buffer in bytes: the page's figure on the GPU, none on the CPU.
 fn buffer_limit(backend: BackendKind, max_buffer_bytes: Option<f64>) -> usize {
     match (backend, max_buffer_bytes) {
@@ -101,6 +106,7 @@ fn with_float_array(object: JsValue, key: &str, values: &[f32]) -> std::result::
     Ok(object)
 }
 
+/// Options from JavaScript: `undefined` or `null` give the defaults; unknown keys are errors.
 fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>, what: &str) -> Result<T> {
     let value = match value {
         Some(v) if !(v.is_null() || v.is_undefined()) => v,
@@ -333,6 +339,16 @@ export interface FooledResult {
   /** (emb / |emb|) . (e0 - e1): the difference of the image's cosines with the two classes. */
   score: number;
 }
+
+/** Memory the engine holds, in bytes. */
+export interface EngineMemory {
+  /** The WebAssembly memory: its high-water mark (it grows, never shrinks). */
+  wasm_bytes: number;
+  /** On WebGPU, what the GPU allocator holds: live tensors, and the total it reserved (pages
+   * kept for reuse included); null on the CPU, whose tensors live in the wasm memory. */
+  gpu_bytes_in_use: number | null;
+  gpu_bytes_reserved: number | null;
+}
 "#;
 
 // ---------------------------------------------------------------------------
@@ -507,6 +523,13 @@ struct AdversarialResult<'a> {
 }
 
 #[derive(Serialize)]
+struct EngineMemory {
+    wasm_bytes: f64,
+    gpu_bytes_in_use: Option<u64>,
+    gpu_bytes_reserved: Option<u64>,
+}
+
+#[derive(Serialize)]
 struct FooledResult<'a> {
     class0: &'a str,
     class1: &'a str,
@@ -630,6 +653,17 @@ impl Engine {
         self.model.text = loaded.text;
         self.text_tower_sha256 = None;
         Ok(())
+    }
+
+    /// The memory the engine holds: the WebAssembly memory and, on WebGPU, the GPU allocator's.
+    #[wasm_bindgen(unchecked_return_type = "EngineMemory")]
+    pub fn memory(&self) -> std::result::Result<JsValue, JsError> {
+        let gpu = match self.backend {
+            BackendKind::Gpu => self.device.memory_pool_usage(),
+            BackendKind::Cpu => None,
+        };
+        let memory = EngineMemory { wasm_bytes: wasm_memory_bytes(), gpu_bytes_in_use: gpu.as_ref().map(|g| g.bytes_in_use), gpu_bytes_reserved: gpu.map(|g| g.bytes_reserved) };
+        to_js(&memory).map_err(js_error)
     }
 
     /// `"webgpu"` or `"cpu"`.

@@ -123,6 +123,17 @@ fn bad_bundles_are_rejected_with_reasons() {
     let mut short: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     short["top_images"]["2"] = serde_json::json!([[0, 1]]);
     assert!(message(short.to_string(), tensors.clone()).contains("for each of the 256 neurons"));
+    // Degenerate sizes, which empty tensors could otherwise back (a zero neuron count makes
+    // `[0, D]` shapes valid for any D): every count the readers divide or index by is checked.
+    for (key, value) in [("neurons", serde_json::json!(0)), ("embed_dim", serde_json::json!(0)), ("top_k", serde_json::json!(0)), ("components", serde_json::json!(0)), ("words", serde_json::json!([])), ("classes", serde_json::json!([])), ("layers", serde_json::json!([]))] {
+        let mut degenerate: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+        degenerate[key] = value;
+        let error = message(degenerate.to_string(), tensors.clone());
+        assert!(error.contains(&format!("`{key}` is empty or zero")), "{key}: {error}");
+    }
+    let mut twice: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    twice["layers"] = serde_json::json!([1, 2, 1]);
+    assert!(message(twice.to_string(), tensors.clone()).contains("lists layer 1 twice"));
     // A tensor stored with another dtype than the format's (i64 word indices) is named.
     let mut retyped = clip_lens::tensor_file::deserialize(&tensors).unwrap().0;
     let index = retyped.remove("layer.0.decomposition.index").unwrap();

@@ -2,9 +2,12 @@
 //! Tests of `clip_lens::preprocess`: PIL parity on the tiny-a fixtures,
 //! torchvision geometry, error handling and the supported formats.
 
+mod common;
+
 use std::path::PathBuf;
 
 use clip_lens::preprocess::*;
+use common::with_exif_orientation;
 use image::codecs::gif::GifEncoder;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -431,30 +434,6 @@ fn decodes_jpeg_webp_gif() {
     let out = preprocess_image(&webp, 8).unwrap();
     assert_eq!(out.pixels.len(), 3 * 64);
     assert_eq!(out.geometry, CropGeometry::for_image(W, H, 8));
-}
-
-/// Inserts an APP1 Exif segment with Orientation = `orientation` right
-/// after the JPEG's SOI marker.
-fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
-    let mut tiff = Vec::new();
-    tiff.extend_from_slice(b"II"); // little-endian
-    tiff.extend_from_slice(&42u16.to_le_bytes());
-    tiff.extend_from_slice(&8u32.to_le_bytes()); // offset of IFD0
-    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
-    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
-    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
-    tiff.extend_from_slice(&1u32.to_le_bytes()); // count
-    tiff.extend_from_slice(&u32::from(orientation).to_le_bytes()); // value, padded
-    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
-    let mut payload = b"Exif\0\0".to_vec();
-    payload.extend_from_slice(&tiff);
-    let mut out = jpeg[..2].to_vec();
-    assert_eq!(out, [0xFF, 0xD8]);
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&(payload.len() as u16 + 2).to_be_bytes());
-    out.extend_from_slice(&payload);
-    out.extend_from_slice(&jpeg[2..]);
-    out
 }
 
 #[test]

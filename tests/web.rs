@@ -528,7 +528,46 @@ async fn real_size_analysis_on_webgpu() {
     assert!(!heatmap.is_empty() && heatmap.iter().all(|x| x.is_finite()), "a heatmap of finite values");
     assert!(heatmap.iter().any(|&x| x != heatmap[0]), "a heatmap that is not flat");
     let (wasm, heap) = memory_figures();
-    report!("browser/webgpu ViT-B/32: engine and bundle {loaded_s:.1} s, first analysis {analysis_s:.1} s, segmentation {segmentation_s:.2} s; wasm memory {:.0} MB, JS heap {:.0} MB", wasm / 1e6, heap / 1e6);
+    let gpu = json(engine.memory().map_err(message).unwrap());
+    report!(
+        "browser/webgpu ViT-B/32: engine and bundle {loaded_s:.1} s, first analysis {analysis_s:.1} s, segmentation {segmentation_s:.2} s; wasm memory {:.0} MB, JS heap {:.0} MB, GPU allocator {:.0} MB in use, {:.0} MB reserved",
+        wasm / 1e6,
+        heap / 1e6,
+        gpu["gpu_bytes_in_use"].as_f64().unwrap_or(0.0) / 1e6,
+        gpu["gpu_bytes_reserved"].as_f64().unwrap_or(0.0) / 1e6
+    );
+}
+
+/// Real-size image towers on WebGPU: random-weight ViT-B/32 and ViT-L/14 (f16 files, as
+/// `clip-lens convert --dtype f16` writes them) load through the page's `Engine`, tensor by
+/// tensor onto the GPU, as f32. Reports the wasm memory, the JS heap and what the GPU allocator
+/// holds, which must cover every weight in f32. (A ViT-L/14 forward is ~160 GFLOP: about half an
+/// hour on SwiftShader's 0.02-0.2 GFLOP/s, so only ViT-B/32 runs one, in the analysis test.)
+#[wasm_bindgen_test]
+async fn real_size_image_towers_load_on_webgpu() {
+    use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
+    use clip_lens::{ClipConfig, Layout};
+    for (name, config) in [("ViT-B/32", ClipConfig::vit_b_32()), ("ViT-L/14", ClipConfig::vit_l_14())] {
+        let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 13);
+        let f32_bytes = 2.0 * bytes.len() as f64; // every f16 value becomes an f32 on the GPU
+        let start = web_time::Instant::now();
+        let engine = Engine::create(bytes, Some(config.to_hf_json().to_string()), "webgpu".into(), None).await.map_err(message).unwrap();
+        let load_s = start.elapsed().as_secs_f64();
+        assert_eq!(engine.backend(), "webgpu", "{name}");
+        let memory = json(engine.memory().map_err(message).unwrap());
+        let (in_use, reserved) = (memory["gpu_bytes_in_use"].as_f64().unwrap(), memory["gpu_bytes_reserved"].as_f64().unwrap());
+        assert!(in_use >= 0.99 * f32_bytes && reserved >= in_use, "{name}: the GPU allocator holds {in_use} bytes ({reserved} reserved) for {f32_bytes} bytes of f32 weights");
+        let (wasm, heap) = memory_figures();
+        report!(
+            "browser/webgpu {name}: {:.0} MB f16 image tower loaded in {load_s:.1} s; GPU allocator {:.0} MB in use, {:.0} MB reserved; wasm memory {:.0} MB (peak so far), JS heap {:.0} MB",
+            f32_bytes / 2e6,
+            in_use / 1e6,
+            reserved / 1e6,
+            wasm / 1e6,
+            heap / 1e6
+        );
+        drop(engine);
+    }
 }
 
 /// On WebGPU the engine respects the device's largest buffer: a weight tensor above it is

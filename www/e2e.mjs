@@ -1,15 +1,18 @@
 // End-to-end tests of the built site (www/dist) in Debian's Chromium, driven by playwright-core:
 // the demo loads to `data-status="ready"` on WebGPU and on the CPU and analyses the sample
 // (classes, concepts, a heatmap that is not blank); a backend switch and a lost GPU device
-// move to the CPU; ?image=&concept= links, the image queue (50 images, cancel), neuron deep
+// move to the CPU; ?image=&concept= links, the image queue (50 dropped images, cancel; no
+// freezing or leaks), stopping a running analysis, neuron deep
 // links with activation maps, search, the adversarial miner, embed mode, a phone-sized screen;
 // a broken weights address shows an error (not a blank page); the embeddable neuron card
 // renders from the bundle alone (and reports a bad neuron). Screenshots go to $E2E_OUT (default ../target/e2e).
-// Usage: node e2e.mjs (after `npm run build`; CHROMIUM=/path/to/chromium to override).
+// Usage: node e2e.mjs (after `npm run build`; CHROMIUM=/path/to/chromium to override,
+// E2E_ONLY=image-queue,search to run only some checks).
 
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
+import { deflateSync } from "node:zlib";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -38,7 +41,10 @@ const browser = await chromium.launch({
 const results = [];
 /** Figures the checks measure, written to $E2E_OUT/timings.json. */
 const timings = {};
+/** E2E_ONLY=name,name runs only those checks (while working on them). */
+const only = process.env.E2E_ONLY ? process.env.E2E_ONLY.split(",") : null;
 async function check(name, run) {
+  if (only !== null && !only.includes(name)) return;
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   const errors = [];
   page.on("pageerror", (error) => errors.push(error.message));
@@ -169,23 +175,148 @@ await check("paste-and-camera", async (page) => {
   await checkLab(page);
 });
 
+/** Drops files (names in www/samples, or {name, type, base64}) on `selector` as a drag and drop
+ * from the desktop does: dragenter, dragover and drop events carrying them. */
+async function dropFiles(page, selector, files) {
+  await page.evaluate(async ({ selector, files }) => {
+    const transfer = new DataTransfer();
+    for (const file of files) {
+      const blob = typeof file === "string" ? await (await fetch(`samples/${file}`)).blob() : new Blob([Uint8Array.from(atob(file.base64), (c) => c.charCodeAt(0))], { type: file.type });
+      transfer.items.add(new File([blob], typeof file === "string" ? file : file.name, { type: blob.type }));
+    }
+    const target = document.querySelector(selector);
+    for (const type of ["dragenter", "dragover", "drop"]) target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+  }, { selector, files });
+}
+
+/** Counts the page's live object URLs and records main-thread long tasks (installed before the
+ * page's scripts run). */
+async function watchMainThread(page) {
+  await page.addInitScript(() => {
+    const live = new Set();
+    const create = URL.createObjectURL.bind(URL);
+    const revoke = URL.revokeObjectURL.bind(URL);
+    URL.createObjectURL = (object) => {
+      const url = create(object);
+      live.add(url);
+      return url;
+    };
+    URL.revokeObjectURL = (url) => {
+      live.delete(url);
+      revoke(url);
+    };
+    window.__liveObjectUrls = () => live.size;
+    window.__longTasks = [];
+    new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((entry) => entry.duration))).observe({ type: "longtask", buffered: true });
+  });
+}
+
+/** The page's JS heap after a garbage collection, its live object URLs and the engine's wasm
+ * memory (the lab's `data-wasm-bytes`, refreshed after each analysis). */
+async function memory(page, cdp) {
+  await cdp.send("HeapProfiler.collectGarbage");
+  const { metrics } = await cdp.send("Performance.getMetrics");
+  return {
+    js_heap_mb: metrics.find((m) => m.name === "JSHeapUsedSize").value / 2 ** 20,
+    live_object_urls: await page.evaluate(() => window.__liveObjectUrls()),
+    wasm_mb: Number(await page.$eval("#lab-result", (e) => e.dataset.wasmBytes ?? "0")) / 2 ** 20,
+  };
+}
+
+const queueStates = (page) => page.$$eval(".queue-item", (items) => items.map((item) => item.dataset.state));
+
 await check("image-queue", async (page) => {
+  // 50 dropped images: the waiting ones cancelled; then 50 more, all analysed. The page must
+  // stay responsive (main-thread long tasks) and not leak (object URLs, JS heap, wasm memory).
+  await watchMainThread(page);
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Performance.enable");
   await page.goto(`${base}/index.html?backend=cpu`);
   await ready(page, "main");
-  const files = Array.from({ length: 50 }, (_, i) => join(www, "samples", ["cat.jpg", "coffee.jpg", "rocket.jpg", "horse.png", "astronaut.jpg"][i % 5]));
-  await page.setInputFiles("#lab-file", files);
+  const names = Array.from({ length: 50 }, (_, i) => ["cat.jpg", "coffee.jpg", "rocket.jpg", "horse.png", "astronaut.jpg"][i % 5]);
+  await page.evaluate(() => (window.__longTasks.length = 0));
+  await dropFiles(page, "#lab-drop", names);
   await page.click("#queue-cancel", { timeout: 5000 });
   await page.waitForFunction(() => [...document.querySelectorAll(".queue-item")].every((item) => !["queued", "running"].includes(item.dataset.state)), null, { timeout: TIMEOUT });
-  const states = await page.$$eval(".queue-item", (items) => items.map((item) => item.dataset.state));
+  const states = await queueStates(page);
   const count = (state) => states.filter((s) => s === state).length;
   if (states.length !== 50 || count("cancelled") === 0 || count("done") === 0 || count("error") > 0) throw new Error(`queue states: ${JSON.stringify(states)}`);
+  await ready(page, "#lab-result");
+  const first = await memory(page, cdp);
   // A new batch once that one is over: a new queue, analysed to the end.
-  await page.setInputFiles("#lab-file", files.slice(0, 10));
+  const started = Date.now();
+  await dropFiles(page, "#lab-drop", names);
   await page.waitForFunction(() => {
     const items = [...document.querySelectorAll(".queue-item")];
-    return items.length === 10 && items.every((item) => item.dataset.state === "done");
+    return items.length === 50 && items.every((item) => item.dataset.state === "done");
   }, null, { timeout: TIMEOUT });
   await ready(page, "#lab-result");
+  const seconds = (Date.now() - started) / 1000;
+  const second = await memory(page, cdp);
+  const longTasks = await page.evaluate(() => window.__longTasks);
+  timings["image-queue"] = { first_batch: first, after_50_more: second, seconds_for_50: seconds, main_thread_long_tasks: longTasks.length, longest_task_ms: Math.max(0, ...longTasks) };
+  // The queue keeps one object URL per image (to show it again) and the shown image's.
+  if (second.live_object_urls > 51) throw new Error(`${second.live_object_urls} live object URLs after two batches of 50: the first batch's leaked`);
+  if (second.js_heap_mb - first.js_heap_mb > 24) throw new Error(`the JS heap grew by ${(second.js_heap_mb - first.js_heap_mb).toFixed(1)} MB over 50 images`);
+  if (!(second.wasm_mb > 0) || second.wasm_mb - first.wasm_mb > 16) throw new Error(`wasm memory ${first.wasm_mb} MB, then ${second.wasm_mb} MB after 50 images`);
+  if (Math.max(0, ...longTasks) > 1000) throw new Error(`the page froze: main-thread tasks of ${longTasks.map(Math.round).join(", ")} ms`);
+});
+
+/** A PNG of `width` x `height` RGB pixels (a gradient), encoded here: huge images are quick to
+ * make and slow to decode. */
+function gradientPng(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes) => {
+    let c = 0xffffffff;
+    for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const row = Buffer.alloc(1 + 3 * width);
+  for (let x = 0; x < width; x++) row.set([x & 255, (x >> 3) & 255, 128], 1 + 3 * x);
+  const raw = Buffer.concat(Array.from({ length: height }, () => row));
+  const signature = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
+  return Buffer.concat([signature, chunk("IHDR", header), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
+}
+
+await check("stop-running-analysis", async (page) => {
+  // A photo large enough that its analysis (decoding, mostly) runs for seconds: once to the end,
+  // then stopped half a second in. Stop must act at once, and the engine must work afterwards.
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  const big = { name: "huge.png", type: "image/png", base64: gradientPng(7000, 7000).toString("base64") };
+  const started = Date.now();
+  await dropFiles(page, "#lab-drop", [big]);
+  await page.waitForFunction(() => document.querySelector("#lab-caption")?.textContent === "huge.png", null, { timeout: TIMEOUT });
+  await ready(page, "#lab-result");
+  const fullSeconds = (Date.now() - started) / 1000;
+  await dropFiles(page, "#lab-drop", ["cat.jpg", big, "horse.png"]);
+  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(2)")?.dataset.state === "running", null, { timeout: TIMEOUT });
+  await page.click("#lab-stop", { timeout: 5000 });
+  const clicked = Date.now();
+  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(2)")?.dataset.state === "cancelled", null, { timeout: TIMEOUT });
+  const stopSeconds = (Date.now() - clicked) / 1000;
+  // The queue goes on with the next image, on the restarted engine.
+  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(3)")?.dataset.state === "done", null, { timeout: TIMEOUT });
+  await checkLab(page);
+  timings["stop-running-analysis"] = { full_analysis_s: fullSeconds, stopped_after_s: stopSeconds };
+  if (fullSeconds < 2) throw new Error(`the large image took only ${fullSeconds} s: the stop is not tested`);
+  if (stopSeconds > 1) throw new Error(`the stop took ${stopSeconds} s (the analysis takes ${fullSeconds} s)`);
 });
 
 await check("neuron-deep-link", async (page) => {

@@ -422,3 +422,27 @@ pub fn assert_segmentation_matches(label: &str, (pairs, deviation): (Vec<[usize;
     assert_eq!(best_last, reference, "{label}: selected [neuron, layer] pairs, best last");
     assert!(deviation <= MODEL_TOLERANCE, "{label}: seg_heatmap deviates by {deviation:.3e} > {MODEL_TOLERANCE:e}");
 }
+
+/// Inserts an APP1 Exif segment with Orientation = `orientation` right
+/// after the JPEG's SOI marker.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    let mut tiff = Vec::new();
+    tiff.extend_from_slice(b"II"); // little-endian
+    tiff.extend_from_slice(&42u16.to_le_bytes());
+    tiff.extend_from_slice(&8u32.to_le_bytes()); // offset of IFD0
+    tiff.extend_from_slice(&1u16.to_le_bytes()); // one entry
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes()); // count
+    tiff.extend_from_slice(&u32::from(orientation).to_le_bytes()); // value, padded
+    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    let mut payload = b"Exif\0\0".to_vec();
+    payload.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    assert_eq!(out, [0xFF, 0xD8]);
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&(payload.len() as u16 + 2).to_be_bytes());
+    out.extend_from_slice(&payload);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}

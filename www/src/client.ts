@@ -10,6 +10,7 @@ import type {
   EngineMethod,
   ErrorResponse,
   LoadRequest,
+  MemoryResponse,
   ProgressEvent,
   ReadyResponse,
   RequestType,
@@ -65,7 +66,7 @@ export class WorkerClient {
   }
 
   /** Drops queued requests that have not started; each then fails with a `WorkerError` whose
-   * `cancelled` is true. A request already running finishes. */
+   * `cancelled` is true. A request already running finishes (only `terminate` stops it). */
   cancel(requestIds: number[]): void {
     if (requestIds.length > 0 && !this.failure) this.worker.postMessage({ id: this.nextId++, type: "cancel", ids: requestIds } satisfies WorkerRequest);
   }
@@ -79,13 +80,20 @@ export class WorkerClient {
     return this.request("embedText", { text });
   }
 
+  /** The worker's WebAssembly memory. */
+  memory(): Promise<MemoryResponse> {
+    return this.request("memory", {});
+  }
+
   benchmark(shape: BenchShape, backend: BackendChoice, batch: number, runs: number, analysis = false): Promise<BenchmarkResponse> {
     return this.request("benchmark", { shape, backend, batch, runs, analysis });
   }
 
-  terminate(): void {
+  /** Stops the worker at once, whatever it is doing. Its requests fail: with a `WorkerError`
+   * whose `cancelled` is true when `cancelled`, else with "The Web Worker was stopped.". */
+  terminate(cancelled = false): void {
     this.worker.terminate();
-    this.fail(new Error("The Web Worker was stopped."));
+    this.fail(cancelled ? new WorkerError({ id: 0, type: "error", message: "Stopped.", cancelled: true }) : new Error("The Web Worker was stopped."));
   }
 
   private request<T extends RequestType>(
@@ -128,7 +136,7 @@ export class WorkerClient {
 
 /** An `error` response of the worker, as an Error. */
 export class WorkerError extends Error {
-  /** Dropped from the queue by `cancel`. */
+  /** Dropped from the queue by `cancel`, or stopped while running by `terminate(true)`. */
   readonly cancelled: boolean;
   /** The GPU device was lost (or the module crashed on WebGPU): retrying on the CPU may work. */
   readonly deviceLost: boolean;

@@ -1,11 +1,12 @@
 // The image lab: pick an image (sample, file, drag and drop, paste, camera, or ?image=), see
 // its top classes, the concepts the lens discovers, the significant neurons with their words,
 // and a segmentation heatmap for a concept, drawn on the original image. Several dropped
-// images form a queue that can be cancelled.
+// images form a queue whose waiting images can be cancelled; the running analysis can be
+// stopped (the engine restarts).
 
 import type { Analysis, Segmentation } from "clip-lens-wasm";
 import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, signedBar } from "./dom";
-import { formatMs, formatValue } from "./format";
+import { formatBytes, formatMs, formatValue } from "./format";
 import { drawOverlay, maskFraction } from "./heatmap";
 import type { BundleInfo } from "./protocol";
 import type { Session } from "./session";
@@ -40,6 +41,7 @@ export interface LabElements {
   queue: HTMLOListElement;
   queueStatus: HTMLElement;
   cancelButton: HTMLButtonElement;
+  stopButton: HTMLButtonElement;
   result: HTMLElement;
   image: HTMLImageElement;
   overlay: HTMLCanvasElement;
@@ -151,6 +153,7 @@ export class ImageLab {
     });
     ui.cameraButton.addEventListener("click", () => void this.toggleCamera());
     ui.cancelButton.addEventListener("click", () => this.cancelQueue());
+    ui.stopButton.addEventListener("click", () => void this.stopRunning());
     ui.conceptForm.addEventListener("submit", (event) => {
       event.preventDefault();
       this.concept = conceptSpec(ui.conceptInput.value, this.bundle?.classes ?? []);
@@ -246,10 +249,32 @@ export class ImageLab {
     this.updateQueueStatus();
   }
 
-  private setStatus(status: "loading" | "ready" | "error", text: string): void {
+  private setStatus(status: "loading" | "ready" | "error" | "cancelled", text: string): void {
     this.ui.result.dataset["status"] = status;
     this.ui.result.setAttribute("aria-busy", String(status === "loading"));
     this.ui.timings.textContent = text;
+    this.ui.stopButton.hidden = status !== "loading";
+    this.ui.stopButton.disabled = false;
+  }
+
+  /** Stops the running analysis (or segmentation) at once: the engine restarts, with the
+   * model from the browser's cache, and the queue goes on with the next image. */
+  private async stopRunning(): Promise<void> {
+    this.ui.stopButton.disabled = true;
+    try {
+      await this.session.stopRunning();
+    } catch (error) {
+      this.setStatus("error", `The engine did not restart after the stop: ${errorMessage(error)}`);
+    }
+  }
+
+  /** The engine's memory, on the result (`data-wasm-bytes`) and in words. */
+  private async memoryText(): Promise<string> {
+    const memory = await this.session.memory().catch(() => null);
+    if (memory?.wasmBytes == null) return "";
+    this.ui.result.dataset["wasmBytes"] = String(memory.wasmBytes);
+    const gpu = memory.gpuBytesReserved === null ? "" : `, GPU ${formatBytes(memory.gpuBytesReserved)}`;
+    return ` Engine memory: WebAssembly ${formatBytes(memory.wasmBytes)}${gpu}.`;
   }
 
   /** Shows, analyses and segments one image; the lab's result section tracks its status. */
@@ -273,10 +298,12 @@ export class ImageLab {
       return analysis;
     } catch (error) {
       if (this.shown === image) {
-        this.setStatus("error", `Could not analyse ${image.name}: ${errorMessage(error)}`);
+        const stopped = error instanceof WorkerError && error.cancelled;
+        if (stopped) this.setStatus("cancelled", `Stopped: ${image.name} was not analysed.`);
+        else this.setStatus("error", `Could not analyse ${image.name}: ${errorMessage(error)}`);
         this.ui.classes.replaceChildren();
         this.ui.concepts.replaceChildren();
-        this.ui.neurons.replaceChildren(errorParagraph(error));
+        this.ui.neurons.replaceChildren(stopped ? el("p", { class: "hint" }, "Stopped.") : errorParagraph(error));
       }
       throw error;
     }
@@ -331,7 +358,7 @@ export class ImageLab {
       );
       neurons.forEach((link, i) => append(this.ui.segmentInfo, i ? ", " : "", link));
       this.ui.result.dataset["concept"] = segmentation.concept;
-      this.setStatus("ready", timing);
+      this.setStatus("ready", timing + (await this.memoryText()));
     } catch (error) {
       this.ui.segmentInfo.replaceChildren(errorParagraph(error));
       this.setStatus("error", `Segmentation failed: ${errorMessage(error)}`);

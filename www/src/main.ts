@@ -157,6 +157,7 @@ const lab = new ImageLab(
     queue: byId("lab-queue", HTMLOListElement),
     queueStatus: byId("queue-status", HTMLElement),
     cancelButton: byId("queue-cancel", HTMLButtonElement),
+    stopButton: byId("lab-stop", HTMLButtonElement),
     result: byId("lab-result", HTMLElement),
     image: byId("lab-image", HTMLImageElement),
     overlay: byId("lab-overlay", HTMLCanvasElement),

@@ -121,7 +121,14 @@ export interface CancelRequest {
   ids: number[];
 }
 
-export type WorkerRequest = LoadRequest | EmbedImageRequest | EmbedTextRequest | BenchmarkRequest | CallRequest | CancelRequest;
+/** How much memory the worker's WebAssembly instance holds (answered at once, between other
+ * requests' steps: while the module computes, after it). */
+export interface MemoryRequest {
+  id: number;
+  type: "memory";
+}
+
+export type WorkerRequest = LoadRequest | EmbedImageRequest | EmbedTextRequest | BenchmarkRequest | CallRequest | CancelRequest | MemoryRequest;
 export type RequestType = Exclude<WorkerRequest["type"], "cancel">;
 
 // ---- Responses (worker -> page) ----
@@ -212,7 +219,17 @@ export interface ErrorResponse {
   deviceLost?: boolean;
 }
 
-export type FinalResponse = ReadyResponse | EmbeddingResponse | BenchmarkResponse | CallResponse;
+export interface MemoryResponse {
+  id: number;
+  type: "memory";
+  /** The WebAssembly memory's size in bytes (it grows, never shrinks: its high-water mark);
+   * null before the module is instantiated. */
+  wasmBytes: number | null;
+  /** On WebGPU, the bytes the GPU allocator holds (null on the CPU, or while a call runs). */
+  gpuBytesReserved: number | null;
+}
+
+export type FinalResponse = ReadyResponse | EmbeddingResponse | BenchmarkResponse | CallResponse | MemoryResponse;
 export type WorkerResponse = ProgressEvent | FinalResponse | ErrorResponse;
 
 /** The final response each request type resolves to. */
@@ -222,6 +239,7 @@ export interface ResponseFor {
   embedText: EmbeddingResponse;
   benchmark: BenchmarkResponse;
   call: CallResponse;
+  memory: MemoryResponse;
 }
 
 /** The parsed result of `benchmarkVision` (times in ms; "per image" means over the timed runs,

@@ -84,4 +84,19 @@ export class Session {
   cancel(queued: Set<number>): void {
     this.client?.cancel([...queued]);
   }
+
+  /** Stops the call that is running now, with every call still waiting in the worker: each
+   * fails with a `WorkerError` whose `cancelled` is true. Nothing else interrupts WebAssembly
+   * while it computes, so the worker is stopped (its memory freed) and a new one loads the same
+   * sources on the same backend, from the browser's cache; resolves when it is ready. */
+  stopRunning(): Promise<ReadyResponse> {
+    this.client?.terminate(true);
+    return this.start(this.backend, this.sources);
+  }
+
+  /** The engine's memory: its WebAssembly memory and, on WebGPU, the GPU allocator's. */
+  async memory(): Promise<{ wasmBytes: number | null; gpuBytesReserved: number | null }> {
+    await this.loading;
+    return this.client === null ? { wasmBytes: null, gpuBytesReserved: null } : this.client.memory();
+  }
 }

@@ -70,6 +70,8 @@ function describe(error: unknown): string {
 // ---- The WebAssembly module ----
 
 let wasmPromise: Promise<Wasm> | null = null;
+/** The instance's memory, for `memory` requests. */
+let wasmMemory: WebAssembly.Memory | null = null;
 
 /** Imports and instantiates the wasm-bindgen glue once (build.mjs maps it to ./pkg/clip_lens.js). */
 function wasm(): Promise<Wasm> {
@@ -81,7 +83,7 @@ function wasm(): Promise<Wasm> {
       throw new Error(`Could not load the WebAssembly glue (pkg/clip_lens.js): ${describe(error)}`);
     }
     try {
-      await module.default();
+      wasmMemory = (await module.default()).memory;
     } catch (error) {
       throw new Error(`Could not instantiate the WebAssembly module (pkg/clip_lens_bg.wasm): ${describe(error)}`);
     }
@@ -529,6 +531,16 @@ function isDeviceLoss(error: unknown): boolean {
   return crashed !== null || /device (is |was |has been )?lost|lost device|DeviceLost/i.test(describe(error));
 }
 
+/** What the GPU allocator holds, when the engine runs on WebGPU and is not in a call (a
+ * wasm-bindgen object cannot be borrowed while an async method holds it). */
+function gpuBytesReserved(): number | null {
+  try {
+    return engine?.memory().gpu_bytes_reserved ?? null;
+  } catch {
+    return null;
+  }
+}
+
 // ---- The queue ----
 
 const cancelled = new Set<number>();
@@ -554,6 +566,8 @@ async function handle(request: WorkerRequest): Promise<void> {
         return await benchmark(request);
       case "call":
         return await call(request);
+      case "memory":
+        return; // answered on arrival
       default: {
         const unknown: never = request;
         throw new Error(`Unknown request ${JSON.stringify(unknown)}`);
@@ -568,9 +582,13 @@ async function handle(request: WorkerRequest): Promise<void> {
 let queue: Promise<void> = Promise.resolve();
 scope.addEventListener("message", (event) => {
   const request = event.data;
-  // Cancels act at once, on requests still waiting in the queue.
+  // Cancels act at once, on requests still waiting in the queue; memory is answered at once.
   if (request.type === "cancel") {
     for (const id of request.ids) cancelled.add(id);
+    return;
+  }
+  if (request.type === "memory") {
+    post({ id: request.id, type: "memory", wasmBytes: wasmMemory?.buffer.byteLength ?? null, gpuBytesReserved: gpuBytesReserved() });
     return;
   }
   queue = queue.then(() => handle(request));
