@@ -38,6 +38,8 @@ echo "== the site in Chromium (playwright-core): every view on WebGPU and CPU, l
 # A debug wasm build: it reuses the browser tests' compilation (seconds, not a release build).
 wasm-pack build --target web --out-dir target/pkg-dev --dev --no-opt
 bash scripts/demo-bundle.sh
+# The page's own safetensors reader (the neuron card's), fuzzed like the Rust parsers.
+node www/fuzz.mjs
 (cd www && npx tsc --noEmit -p tsconfig.test.json)
 CLIP_LENS_PKG=target/pkg-dev npm --prefix www run build
 E2E_OUT="$CARGO_TARGET_DIR/e2e" node www/e2e.mjs
