@@ -17,7 +17,7 @@ export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-1800}"
 # A wgpu adapter exists here (Mesa's lavapipe at least): the native GPU golden test must run.
 export CLIP_LENS_REQUIRE_GPU="${CLIP_LENS_REQUIRE_GPU:-1}"
 
-disk_report() { echo "disk: $(df -h --output=avail "$CARGO_TARGET_DIR" 2>/dev/null | tail -1 | tr -d ' ') free, target $(du -sh "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1)"; }
+disk_report() { echo "$(date +%T) disk: $(df -h --output=avail "$CARGO_TARGET_DIR" 2>/dev/null | tail -1 | tr -d ' ') free, target $(du -sh "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1)"; }
 mkdir -p "$CARGO_TARGET_DIR"
 disk_report
 
