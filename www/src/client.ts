@@ -80,7 +80,7 @@ export class WorkerClient {
     return this.request("embedText", { text });
   }
 
-  /** The worker's WebAssembly memory. */
+  /** The engine's memory: WebAssembly, and the GPU allocator's on WebGPU. */
   memory(): Promise<MemoryResponse> {
     return this.request("memory", {});
   }

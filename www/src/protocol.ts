@@ -121,8 +121,8 @@ export interface CancelRequest {
   ids: number[];
 }
 
-/** How much memory the worker's WebAssembly instance holds (answered at once, between other
- * requests' steps: while the module computes, after it). */
+/** How much memory the engine holds. Answered on arrival, ahead of queued requests (while the
+ * module computes, as soon as it yields). */
 export interface MemoryRequest {
   id: number;
   type: "memory";
