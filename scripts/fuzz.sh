@@ -15,8 +15,8 @@
 # fix the cause, and keep the input in fuzz/regressions/<target>/ (tests/fuzz.rs replays it on
 # the stable toolchain too).
 #
-# Installs what it needs: a nightly toolchain (cargo-fuzz needs it for the sanitizer flags) and
-# cargo-fuzz.
+# Installs what it needs: a nightly toolchain (cargo-fuzz needs it for the sanitizer flags; the
+# stable one with RUSTC_BOOTSTRAP=1 when none can be had) and cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,11 +26,18 @@ TARGETS=(${FUZZ_TARGETS:-weights bundle image})
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 work="$CARGO_TARGET_DIR/fuzz"
 
-cargo +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal
+# cargo-fuzz passes nightly-only flags (-Zsanitizer). Without a nightly toolchain, and none to
+# be installed, the stable one takes them with RUSTC_BOOTSTRAP=1 (its ASan runtime ships too).
+cargo_fuzz=(cargo +nightly fuzz)
+if ! cargo +nightly --version >/dev/null 2>&1 && ! rustup toolchain install nightly --profile minimal; then
+  echo "fuzz: no nightly toolchain; using the default one with RUSTC_BOOTSTRAP=1"
+  cargo_fuzz=(cargo fuzz)
+  export RUSTC_BOOTSTRAP=1
+fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --locked
 
 fuzz_flags=(--debug-assertions --target-dir "$work/build")
-cargo +nightly fuzz build "${fuzz_flags[@]}"
+"${cargo_fuzz[@]}" build "${fuzz_flags[@]}"
 
 for target in "${TARGETS[@]}"; do
   corpus="$work/corpus/$target"
@@ -40,7 +47,7 @@ for target in "${TARGETS[@]}"; do
   inputs=("$corpus" "fuzz/seeds/$target")
   [ -d "fuzz/regressions/$target" ] && inputs+=("fuzz/regressions/$target")
   echo "== fuzz $target for ${FUZZ_SECONDS}s (seed $FUZZ_SEED) from ${inputs[*]}"
-  if ! cargo +nightly fuzz run "${fuzz_flags[@]}" "$target" "${inputs[@]}" -- \
+  if ! "${cargo_fuzz[@]}" run "${fuzz_flags[@]}" "$target" "${inputs[@]}" -- \
       -max_total_time="$FUZZ_SECONDS" -seed="$FUZZ_SEED" -max_len=65536 -timeout=30 \
       -rss_limit_mb=4096 -artifact_prefix="$artifacts" -print_final_stats=1 >"$log" 2>&1; then
     grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' "$log" | tail -80

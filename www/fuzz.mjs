@@ -5,11 +5,12 @@
 // header; a fixed xorshift seed, so a failure reproduces) is served by a fake fetch, with and
 // without Range support. Opening it and reading every tensor, and the first and last row of
 // every 2-d one, must either give as many values as the header's shape says or fail with an
-// Error that names the file: never a TypeError or RangeError from inside the reader.
+// Error that names the file: never a TypeError or RangeError from inside the reader. The files
+// in fuzz-regressions/ (inputs that once made it misbehave) are replayed first.
 // Usage: node fuzz.mjs [lens.safetensors] (default: the demo bundle, www/generated/tiny-bundle).
 
 import { build } from "esbuild";
-import { readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -87,9 +88,19 @@ function expected(error) {
   return null;
 }
 
+// Kept findings first: files that once made the reader misbehave (fuzz-regressions/).
+const regressions = join(www, "fuzz-regressions");
+const failures = [];
+for (const name of (await readdir(regressions)).sort()) {
+  const file = await readFile(join(regressions, name));
+  for (const ranges of [true, false]) {
+    globalThis.fetch = fakeFetch(file, ranges);
+    await exercise(file).catch(expected).catch((error) => failures.push(`fuzz-regressions/${name} (${ranges ? "ranges" : "whole file"}): ${error.message}`));
+  }
+}
+
 const seed = await readFile(seedPath);
 const hot = 8 + Number(new DataView(seed.buffer, seed.byteOffset).getBigUint64(0, true));
-const failures = [];
 let opened = 0;
 for (let i = 0; i < CASES; i++) {
   const file = i === 0 ? seed : mutate(seed, hot);
@@ -103,6 +114,6 @@ for (let i = 0; i < CASES; i++) {
     }
   }
 }
-console.log(`fuzz: ${CASES} mutants of ${seedPath} (${seed.length} bytes), each with and without Range support: ${opened} opened and read, the rest refused with a message; ${failures.length} failures`);
+console.log(`fuzz: the kept findings, then ${CASES} mutants of ${seedPath} (${seed.length} bytes), each with and without Range support: ${opened} opened and read, the rest refused with a message; ${failures.length} failures`);
 for (const failure of failures.slice(0, 20)) console.log(`  ${failure}`);
 process.exit(failures.length === 0 ? 0 : 1);
