@@ -1,5 +1,6 @@
 //! Image-forward speed of a ViT-B/32-shaped CLIP with random weights (ms per image at batch 1
-//! and 8), on the CPU (burn flex) and, when an adapter exists, on wgpu.
+//! and 8), on the CPU (burn flex) and, when an adapter exists, on wgpu; and the last block on
+//! every token against CLS alone.
 //!
 //! `cargo bench --bench forward`; `CLIP_LENS_BENCH_GPU=1` adds the wgpu device.
 
@@ -43,5 +44,23 @@ fn image_forward(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, image_forward);
+/// The image tower's last block on every token, and on CLS alone (what the forward runs when
+/// the last layer's neurons are not wanted): the work the CLS-only block saves.
+fn last_block(c: &mut Criterion) {
+    let mut group = c.benchmark_group("vit_b_32_last_block");
+    group.sample_size(20);
+    for (name, device) in common::devices() {
+        let model = vit_b_32(&device);
+        let vision = model.vision().unwrap();
+        let block = vision.blocks.last().unwrap();
+        let tokens = vision.config.tokens();
+        let x = Tensor::<3>::ones([1, tokens, vision.config.width], &device);
+        for (label, rows) in [("all-tokens", tokens), ("cls-only", 1)] {
+            group.bench_function(format!("{name}/{label}"), |b| b.iter(|| read_f32_blocking(block.forward_rows(x.clone(), rows, None, false, true).0).unwrap()));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, image_forward, last_block);
 criterion_main!(benches);

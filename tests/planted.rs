@@ -162,7 +162,8 @@ fn mlp_inputs(vision: &VisionTransformer, pixels: Tensor<4>, layer: usize) -> Ve
         x = b.forward(x, None, false, false).0;
     }
     let b = &vision.blocks[layer];
-    let x = x.clone() + b.attn.forward(b.ln_1.forward(x), None).0;
+    let normed = b.ln_1.forward(x.clone());
+    let x = x + b.attn.forward(normed.clone(), normed, None).0;
     read_f32_blocking(b.ln_2.forward(x)).unwrap()
 }
 

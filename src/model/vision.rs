@@ -129,10 +129,13 @@ impl VisionTransformer {
         self.check_request(request)?;
         let mut x = self.embed(pixels);
         let mut captures = VisionCaptures::default();
+        let last = self.blocks.len() - 1;
         for (layer, block) in self.blocks.iter().enumerate() {
             let keep_neurons = request.neurons.contains(&layer);
             let keep_lens = request.lens_from.is_some_and(|from| layer >= from);
-            let (next, kept) = block.forward(x, None, keep_neurons, keep_lens);
+            // Only CLS leaves the last block, unless its neurons are wanted at every token.
+            let rows = if layer == last && !keep_neurons { 1 } else { x.dims()[1] };
+            let (next, kept) = block.forward_rows(x, rows, None, keep_neurons, keep_lens);
             x = next;
             if let Some(neurons) = kept.neurons {
                 captures.neurons.insert(layer, neurons);
