@@ -22,7 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clip_lens::apps::analysis::BundleLens;
 use clip_lens::apps::classify::{classify, ClassScore};
 use clip_lens::apps::concepts::{merge_layers, Concepts};
-use clip_lens::apps::segment::{bundle_directions, heatmaps, predicted_class, top_neurons, unit, Heatmaps, PAPER_TOP_NEURONS};
+use clip_lens::apps::segment::{bundle_directions, class_row, heatmaps, predicted_class, top_neurons, Heatmaps, PAPER_TOP_NEURONS};
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
@@ -91,9 +91,7 @@ fn analyse(vision: &VisionTransformer, prepared: &Prepared, image: &[u8], device
 /// The heatmap of the analysed image's predicted class: its top 200 neurons of the bundle's
 /// layers, from the kept activations.
 fn segment_predicted(vision: &VisionTransformer, bundle: &Bundle, analysed: &Analysed) -> Result<Heatmaps> {
-    let d = bundle.manifest.embed_dim;
-    let class = predicted_class(bundle, &analysed.embedding)?;
-    let concept = unit(&bundle.class_embeds[class * d..(class + 1) * d])?;
+    let concept = class_row(bundle, predicted_class(bundle, &analysed.embedding)?)?;
     let selected = top_neurons(&bundle_directions(bundle, &bundle.manifest.layers)?, &concept, PAPER_TOP_NEURONS)?;
     pollster::block_on(heatmaps(&analysed.neurons, &selected, vision.config.patch_size))
 }

@@ -14,7 +14,7 @@
 
 use burn::tensor::{Tensor, TensorData};
 use clip_lens::apps::analysis::BundleLens;
-use clip_lens::apps::segment::{bundle_directions, heatmaps, predicted_class, top_neurons, unit, PAPER_TOP_NEURONS};
+use clip_lens::apps::segment::{bundle_directions, class_row, heatmaps, predicted_class, top_neurons, PAPER_TOP_NEURONS};
 use clip_lens::bundle::sha256_hex;
 use clip_lens::device::{self, read_f32_blocking};
 use clip_lens::model::{ClipModel, Towers};
@@ -50,9 +50,7 @@ fn main() -> clip_lens::Result<()> {
         let findings = pollster::block_on(lens.discover(vision, &output, &bundle))?;
         let significant: usize = findings.iter().map(|f| f.concepts.significant_neurons.len()).sum();
         marker(&device, &format!("{run} analysis: lens read back, {significant} significant neurons ({:.2} s)", start.elapsed().as_secs_f64()));
-        let d = bundle.manifest.embed_dim;
-        let class = predicted_class(&bundle, &embedding)?;
-        let concept = unit(&bundle.class_embeds[class * d..(class + 1) * d])?;
+        let concept = class_row(&bundle, predicted_class(&bundle, &embedding)?)?;
         let selected = top_neurons(&bundle_directions(&bundle, &bundle.manifest.layers)?, &concept, PAPER_TOP_NEURONS)?;
         pollster::block_on(heatmaps(&output.captures.neurons, &selected, config.vision.patch_size))?;
         marker(&device, &format!("{run} segmentation read back ({:.2} s)", start.elapsed().as_secs_f64()));

@@ -77,12 +77,6 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
     js_sys::JSON::parse(&text).map_err(|e| invalid(format!("cannot build the result: {e:?}")))
 }
 
-/// The size of this module's WebAssembly memory in bytes.
-fn wasm_memory_bytes() -> f64 {
-    use wasm_bindgen::JsCast;
-    wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>().map(|memory| memory.buffer().dyn_into::<js_sys::ArrayBuffer>().map(|b| b.byte_length() as f64).unwrap_or(0.0)).unwrap_or(0.0)
-}
-
 /// The largest device buffer in bytes: the page's figure on the GPU, none on the CPU.
 fn buffer_limit(backend: BackendKind, max_buffer_bytes: Option<f64>) -> usize {
     match (backend, max_buffer_bytes) {
@@ -340,14 +334,13 @@ export interface FooledResult {
   score: number;
 }
 
-/** Memory the engine holds, in bytes. */
-export interface EngineMemory {
-  /** The WebAssembly memory: its high-water mark (it grows, never shrinks). */
-  wasm_bytes: number;
-  /** On WebGPU, what the GPU allocator holds: live tensors, and the total it reserved (pages
-   * kept for reuse included); null on the CPU, whose tensors live in the wasm memory. */
-  gpu_bytes_in_use: number | null;
-  gpu_bytes_reserved: number | null;
+/** What the GPU allocator holds, in bytes (the WebAssembly memory is the instance's
+ * `memory.buffer.byteLength`). */
+export interface GpuMemory {
+  /** Live tensors. */
+  bytes_in_use: number;
+  /** All it reserved: live tensors and pages kept for reuse. */
+  bytes_reserved: number;
 }
 "#;
 
@@ -523,10 +516,9 @@ struct AdversarialResult<'a> {
 }
 
 #[derive(Serialize)]
-struct EngineMemory {
-    wasm_bytes: f64,
-    gpu_bytes_in_use: Option<u64>,
-    gpu_bytes_reserved: Option<u64>,
+struct GpuMemory {
+    bytes_in_use: u64,
+    bytes_reserved: u64,
 }
 
 #[derive(Serialize)]
@@ -655,15 +647,15 @@ impl Engine {
         Ok(())
     }
 
-    /// The memory the engine holds: the WebAssembly memory and, on WebGPU, the GPU allocator's.
-    #[wasm_bindgen(unchecked_return_type = "EngineMemory")]
-    pub fn memory(&self) -> std::result::Result<JsValue, JsError> {
-        let gpu = match self.backend {
+    /// What the GPU allocator holds on WebGPU; `null` on the CPU, whose tensors live in the
+    /// WebAssembly memory.
+    #[wasm_bindgen(js_name = gpuMemory, unchecked_return_type = "GpuMemory | null")]
+    pub fn gpu_memory(&self) -> std::result::Result<JsValue, JsError> {
+        let usage = match self.backend {
             BackendKind::Gpu => self.device.memory_pool_usage(),
             BackendKind::Cpu => None,
         };
-        let memory = EngineMemory { wasm_bytes: wasm_memory_bytes(), gpu_bytes_in_use: gpu.as_ref().map(|g| g.bytes_in_use), gpu_bytes_reserved: gpu.map(|g| g.bytes_reserved) };
-        to_js(&memory).map_err(js_error)
+        usage.map_or(Ok(JsValue::NULL), |u| to_js(&GpuMemory { bytes_in_use: u.bytes_in_use, bytes_reserved: u.bytes_reserved }).map_err(js_error))
     }
 
     /// `"webgpu"` or `"cpu"`.
@@ -907,16 +899,15 @@ impl Engine {
         };
         let bundle = &self.bundle()?.bundle;
         let last = self.last.as_ref().ok_or_else(|| invalid("no image has been analysed yet: call analyze first"))?;
-        let d = bundle.manifest.embed_dim;
         let (label, kind, class_index, embedding) = match concept {
             ConceptSpec::Text(text) => (text.to_string(), "text", None, text_embedding.take().ok_or_else(|| invalid("the concept text has no embedding"))?),
             ConceptSpec::Class(name) => {
                 let index = segment::class_index(bundle, name)?;
-                (bundle.manifest.classes[index].clone(), "class", Some(index), segment::class_concept(bundle, name)?)
+                (bundle.manifest.classes[index].clone(), "class", Some(index), segment::class_row(bundle, index)?)
             }
             ConceptSpec::Predicted => {
                 let index = segment::predicted_class(bundle, &last.embedding)?;
-                (bundle.manifest.classes[index].clone(), "predicted", Some(index), segment::unit(&bundle.class_embeds[index * d..(index + 1) * d])?)
+                (bundle.manifest.classes[index].clone(), "predicted", Some(index), segment::class_row(bundle, index)?)
             }
         };
         let layers = layers.unwrap_or_else(|| bundle.manifest.layers.clone());

@@ -528,13 +528,13 @@ async fn real_size_analysis_on_webgpu() {
     assert!(!heatmap.is_empty() && heatmap.iter().all(|x| x.is_finite()), "a heatmap of finite values");
     assert!(heatmap.iter().any(|&x| x != heatmap[0]), "a heatmap that is not flat");
     let (wasm, heap) = memory_figures();
-    let gpu = json(engine.memory().map_err(message).unwrap());
+    let gpu = json(engine.gpu_memory().map_err(message).unwrap());
     report!(
         "browser/webgpu ViT-B/32: engine and bundle {loaded_s:.1} s, first analysis {analysis_s:.1} s, segmentation {segmentation_s:.2} s; wasm memory {:.0} MB, JS heap {:.0} MB, GPU allocator {:.0} MB in use, {:.0} MB reserved",
         wasm / 1e6,
         heap / 1e6,
-        gpu["gpu_bytes_in_use"].as_f64().unwrap_or(0.0) / 1e6,
-        gpu["gpu_bytes_reserved"].as_f64().unwrap_or(0.0) / 1e6
+        gpu["bytes_in_use"].as_f64().unwrap_or(0.0) / 1e6,
+        gpu["bytes_reserved"].as_f64().unwrap_or(0.0) / 1e6
     );
 }
 
@@ -554,8 +554,8 @@ async fn real_size_image_towers_load_on_webgpu() {
         let engine = Engine::create(bytes, Some(config.to_hf_json().to_string()), "webgpu".into(), None).await.map_err(message).unwrap();
         let load_s = start.elapsed().as_secs_f64();
         assert_eq!(engine.backend(), "webgpu", "{name}");
-        let memory = json(engine.memory().map_err(message).unwrap());
-        let (in_use, reserved) = (memory["gpu_bytes_in_use"].as_f64().unwrap(), memory["gpu_bytes_reserved"].as_f64().unwrap());
+        let memory = json(engine.gpu_memory().map_err(message).unwrap());
+        let (in_use, reserved) = (memory["bytes_in_use"].as_f64().unwrap(), memory["bytes_reserved"].as_f64().unwrap());
         assert!(in_use >= 0.99 * f32_bytes && reserved >= in_use, "{name}: the GPU allocator holds {in_use} bytes ({reserved} reserved) for {f32_bytes} bytes of f32 weights");
         let (wasm, heap) = memory_figures();
         report!(

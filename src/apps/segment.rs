@@ -88,7 +88,12 @@ pub fn class_index(bundle: &Bundle, class: &str) -> Result<usize> {
 
 /// The unit-norm zero-shot classifier row of a class of the bundle (80 templates averaged).
 pub fn class_concept(bundle: &Bundle, class: &str) -> Result<Vec<f32>> {
-    let index = class_index(bundle, class)?;
+    class_row(bundle, class_index(bundle, class)?)
+}
+
+/// The unit-norm zero-shot classifier row of class `index` (a class the bundle has, e.g. from
+/// [`class_index`] or [`predicted_class`]).
+pub fn class_row(bundle: &Bundle, index: usize) -> Result<Vec<f32>> {
     let d = bundle.manifest.embed_dim;
     unit(&bundle.class_embeds[index * d..(index + 1) * d])
 }

@@ -129,6 +129,9 @@ export interface MemoryRequest {
 }
 
 export type WorkerRequest = LoadRequest | EmbedImageRequest | EmbedTextRequest | BenchmarkRequest | CallRequest | CancelRequest | MemoryRequest;
+/** The requests the worker handles one at a time, in order (cancel and memory are answered on
+ * arrival). */
+export type QueuedRequest = Exclude<WorkerRequest, CancelRequest | MemoryRequest>;
 export type RequestType = Exclude<WorkerRequest["type"], "cancel">;
 
 // ---- Responses (worker -> page) ----

@@ -20,6 +20,7 @@ import type {
   FileRole,
   FileSource,
   LoadRequest,
+  QueuedRequest,
   WeightsSource,
   ProgressEvent,
   WorkerRequest,
@@ -535,7 +536,7 @@ function isDeviceLoss(error: unknown): boolean {
  * wasm-bindgen object cannot be borrowed while an async method holds it). */
 function gpuBytesReserved(): number | null {
   try {
-    return engine?.memory().gpu_bytes_reserved ?? null;
+    return engine?.gpuMemory()?.bytes_reserved ?? null;
   } catch {
     return null;
   }
@@ -545,8 +546,7 @@ function gpuBytesReserved(): number | null {
 
 const cancelled = new Set<number>();
 
-async function handle(request: WorkerRequest): Promise<void> {
-  if (request.type === "cancel") return;
+async function handle(request: QueuedRequest): Promise<void> {
   if (cancelled.delete(request.id)) {
     post({ id: request.id, type: "error", message: "Cancelled.", cancelled: true });
     return;
@@ -566,8 +566,6 @@ async function handle(request: WorkerRequest): Promise<void> {
         return await benchmark(request);
       case "call":
         return await call(request);
-      case "memory":
-        return; // answered on arrival
       default: {
         const unknown: never = request;
         throw new Error(`Unknown request ${JSON.stringify(unknown)}`);
