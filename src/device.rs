@@ -37,6 +37,15 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
+/// The threads the CPU backend's matrix products and batches use: rayon's pool natively (one
+/// per core unless `RAYON_NUM_THREADS` says otherwise), one in the browser.
+pub fn cpu_threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rayon::current_num_threads();
+    #[cfg(target_arch = "wasm32")]
+    return 1;
+}
+
 /// The CPU device (burn `flex`).
 pub fn cpu() -> Device {
     Device::flex()

@@ -19,7 +19,11 @@ pub mod convert;
 pub mod device;
 pub mod error;
 #[cfg(feature = "engine")]
+pub mod kernels;
+#[cfg(feature = "engine")]
 pub mod lens;
+#[cfg(feature = "engine")]
+pub mod matmul_probe;
 #[cfg(feature = "engine")]
 pub mod model;
 pub mod preprocess;

@@ -1020,13 +1020,22 @@ impl Engine {
 /// `"ViT-B/16"` or `"ViT-L/14"`; returns JSON `{backend, shape, batch, runs, load_ms,
 /// first_ms, mean_ms_per_image, lens}`. With `analysis` (default off: it takes about as long
 /// again as the rest), the JSON also has `analysis`: the page's applications through the
-/// [`Engine`], one image at a time (see [`benchmark_analysis`]).
+/// [`Engine`], one image at a time (see [`benchmark_analysis`]). With `probe` (default off) it
+/// also has `matmul`: the matrix-product probe ([`crate::matmul_probe`]) on the forward's shapes
+/// at batch 1 and 8, `{threads, timings: [{name, m, k, n, ms, gflops}]}`.
 #[wasm_bindgen(js_name = benchmarkVision)]
-pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize, analysis: Option<bool>) -> std::result::Result<String, JsError> {
-    benchmark_inner(&shape, &backend, batch.max(1), runs.max(1), analysis.unwrap_or(false)).await.map_err(js_error)
+pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize, analysis: Option<bool>, probe: Option<bool>) -> std::result::Result<String, JsError> {
+    let parts = BenchmarkParts { analysis: analysis.unwrap_or(false), probe: probe.unwrap_or(false) };
+    benchmark_inner(&shape, &backend, batch.max(1), runs.max(1), parts).await.map_err(js_error)
 }
 
-async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, analysis: bool) -> Result<String> {
+/// What the benchmark times besides the forward and the lens.
+struct BenchmarkParts {
+    analysis: bool,
+    probe: bool,
+}
+
+async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, parts: BenchmarkParts) -> Result<String> {
     let config = match shape {
         "ViT-B/32" => ClipConfig::vit_b_32(),
         "ViT-B/16" => ClipConfig::vit_b_16(),
@@ -1039,7 +1048,7 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
     // The analysis benchmark's engine is made from the same file (a copy, not a second draw).
-    let weights = analysis.then(|| weights.bytes().to_vec());
+    let weights = parts.analysis.then(|| weights.bytes().to_vec());
     let size = config.vision.image_size;
     let mut times = Vec::new();
     for _ in 0..=runs {
@@ -1055,6 +1064,10 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     let mut result = serde_json::json!({"backend": kind.to_string(), "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens});
     if let Some(weights) = weights {
         result["analysis"] = benchmark_analysis(&config, weights, backend, runs).await?;
+    }
+    if parts.probe {
+        let timings = crate::matmul_probe::probe(&device, &config.vision, &[1, 8], runs).await?;
+        result["matmul"] = serde_json::json!({"threads": device::cpu_threads(), "timings": timings});
     }
     Ok(result.to_string())
 }

@@ -7,6 +7,7 @@ mod common;
 
 use clip_lens::device;
 use clip_lens::lens::AtomSearch;
+use common::browser::{json, memory_figures, message};
 use common::*;
 use wasm_bindgen_test::*;
 
@@ -123,20 +124,6 @@ fn reference_bundle(weights_sha256: String) -> Bundle {
     };
     let layers = layers.iter().map(|&l| (l, reference_layer_lens(&expected, l))).collect();
     Bundle { manifest, layers, word_embeds: expected["word_embeds"].values.clone(), class_embeds }
-}
-
-/// The message of a JavaScript error from the engine.
-fn message(error: JsError) -> String {
-    let value = JsValue::from(error);
-    match value.dyn_ref::<js_sys::Error>() {
-        Some(e) => String::from(e.message()),
-        None => format!("{value:?}"),
-    }
-}
-
-fn json(value: JsValue) -> serde_json::Value {
-    let text: String = js_sys::JSON::stringify(&value).expect("a plain object").into();
-    serde_json::from_str(&text).unwrap()
 }
 
 /// Takes a Float32Array out of a result object (the rest converts to JSON).
@@ -458,19 +445,6 @@ async fn engine_from_converted_towers() {
     report!("engine/cpu: converted towers give the original's image and text embeddings exactly");
 }
 
-/// wasm memory in bytes (it never shrinks: this is the peak so far) and Chrome's used JS heap
-/// (`performance.memory`, 0 elsewhere).
-fn memory_figures() -> (f64, f64) {
-    let wasm = wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>().unwrap().buffer().dyn_into::<js_sys::ArrayBuffer>().unwrap().byte_length() as f64;
-    let heap = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
-        .and_then(|performance| js_sys::Reflect::get(&performance, &"memory".into()))
-        .and_then(|memory| js_sys::Reflect::get(&memory, &"usedJSHeapSize".into()))
-        .ok()
-        .and_then(|value| value.as_f64())
-        .unwrap_or(0.0);
-    (wasm, heap)
-}
-
 /// Real-size image towers in the browser on the CPU backend: random-weight ViT-B/32 and ViT-L/14
 /// (f16 storage, as `clip-lens convert --dtype f16` writes them) load tensor by tensor from one
 /// copy of the file and run one forward without running out of memory; reports the wasm memory
@@ -497,45 +471,6 @@ async fn real_size_image_towers_load_and_run_on_cpu() {
         let (wasm, heap) = memory_figures();
         report!("browser/cpu {name}: {file_mb:.0} MB f16 image tower loaded in {load_s:.1} s, forward {forward_s:.1} s; wasm memory {:.0} MB (peak so far), JS heap {:.0} MB", wasm / 1e6, heap / 1e6);
     }
-}
-
-/// One ViT-B/32 analysis on WebGPU, as the page runs it (SwiftShader here, so slow: about five
-/// minutes, mostly the first analysis): the engine with random f16 weights, a synthetic bundle of
-/// the paper's sizes (layers 8-10, k = 100, m = 128, 5000 words, 1000 classes), one `analyze` of
-/// a 640x480 image and the segmentation of its predicted class; none may run out of memory.
-#[wasm_bindgen_test]
-async fn real_size_analysis_on_webgpu() {
-    use clip_lens::synthetic::{gradient_png, paper_bundle_files, random_weights, StorageType, TowerSelection};
-    use clip_lens::{ClipConfig, Layout};
-    let config = ClipConfig::vit_b_32();
-    let weights = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 11);
-    let (_, manifest, tensors) = paper_bundle_files(&config, &weights).unwrap();
-    let start = web_time::Instant::now();
-    let mut engine = Engine::create(weights, Some(config.to_hf_json().to_string()), "webgpu".into(), None).await.map_err(message).unwrap();
-    engine.load_bundle(manifest, tensors).map_err(message).unwrap();
-    let loaded_s = start.elapsed().as_secs_f64();
-    let start = web_time::Instant::now();
-    let analysis = engine.analyze(gradient_png(640, 480), None).await.map_err(message).unwrap();
-    let analysis_s = start.elapsed().as_secs_f64();
-    let field = |value: &JsValue, name: &str| js_sys::Reflect::get(value, &name.into()).unwrap();
-    assert_eq!(field(&analysis, "backend").as_string().as_deref(), Some("webgpu"));
-    assert_eq!(js_sys::Array::from(&field(&analysis, "classes")).length(), 5, "top-5 classes");
-    assert_eq!(js_sys::Array::from(&field(&analysis, "layers")).length(), 3, "layers 8, 9, 10");
-    let start = web_time::Instant::now();
-    let segmentation = engine.segment("predicted".into(), None, None).await.map_err(message).unwrap();
-    let segmentation_s = start.elapsed().as_secs_f64();
-    let heatmap = js_sys::Float32Array::from(field(&segmentation, "heatmap")).to_vec();
-    assert!(!heatmap.is_empty() && heatmap.iter().all(|x| x.is_finite()), "a heatmap of finite values");
-    assert!(heatmap.iter().any(|&x| x != heatmap[0]), "a heatmap that is not flat");
-    let (wasm, heap) = memory_figures();
-    let gpu = json(engine.gpu_memory().map_err(message).unwrap());
-    report!(
-        "browser/webgpu ViT-B/32: engine and bundle {loaded_s:.1} s, first analysis {analysis_s:.1} s, segmentation {segmentation_s:.2} s; wasm memory {:.0} MB, JS heap {:.0} MB, GPU allocator {:.0} MB in use, {:.0} MB reserved",
-        wasm / 1e6,
-        heap / 1e6,
-        gpu["bytes_in_use"].as_f64().unwrap_or(0.0) / 1e6,
-        gpu["bytes_reserved"].as_f64().unwrap_or(0.0) / 1e6
-    );
 }
 
 /// Real-size image towers on WebGPU: random-weight ViT-B/32 and ViT-L/14 (f16 files, as

@@ -418,12 +418,18 @@ await check("local-files", async (page) => {
 });
 
 await check("benchmark-page-cpu", async (page) => {
-  // ViT-B/32 with random weights and a synthetic bundle of the paper's sizes, on flex in wasm.
-  await page.goto(`${base}/bench.html?shape=ViT-B/32&backend=cpu&batch=1&runs=1&analysis=1&autorun=1`);
+  // ViT-B/32 with random weights and a synthetic bundle of the paper's sizes, on flex in wasm,
+  // and the matrix-product probe (3 products at batch 1 and 8, a table row each).
+  await page.goto(`${base}/bench.html?shape=ViT-B/32&backend=cpu&batch=1&runs=1&analysis=1&probe=1&autorun=1`);
   await page.waitForFunction(() => document.body.dataset.done === "1", null, { timeout: TIMEOUT });
   const status = await page.$eval("main", (e) => e.dataset.status);
   const result = JSON.parse(await page.$eval("#result", (e) => e.textContent));
   if (status !== "done" || !(result.analysis?.analysis_ms_per_image > 0) || !(result.analysis?.segmentation_ms > 0)) throw new Error(`bench: ${status}: ${JSON.stringify(result).slice(0, 400)}`);
+  const products = result.matmul?.timings ?? [];
+  const shapes = products.map((t) => `${t.m}x${t.k}x${t.n}`).join(" ");
+  if (shapes !== "50x768x2304 50x768x3072 50x3072x768 400x768x2304 400x768x3072 400x3072x768" || !products.every((t) => t.gflops > 0)) throw new Error(`probe: ${JSON.stringify(result.matmul)}`);
+  const rows = await page.$$eval("#matmul tbody tr", (r) => r.length);
+  if (rows !== 6) throw new Error(`the probe's table has ${rows} rows, not 6`);
   timings["bench-vit-b-32-cpu"] = result;
 });
 

@@ -97,7 +97,7 @@ impl LensFactors {
         if layer >= layers {
             return Err(Error::InvalidInput(format!("layer {layer} is out of range: the image tower has layers 0..={}", layers - 1)));
         }
-        let neuron_outputs = vision.blocks[layer].mlp.fc_out.weight.clone(); // [N, width]: row n = w_n
+        let neuron_outputs = vision.blocks[layer].mlp.fc_out.weight(); // [N, width]: row n = w_n
         let gamma_post = vision.ln_post.gamma.clone().unsqueeze::<2>();
         let later = (layer + 1..layers)
             .map(|l| {
@@ -105,8 +105,8 @@ impl LensFactors {
                 let gamma_1 = block.ln_1.gamma.clone().unsqueeze::<2>();
                 LaterLayer {
                     layer: l,
-                    neuron_values: (neuron_outputs.clone() * gamma_1).matmul(block.attn.value.weight.clone()),
-                    output_map: (block.attn.out.weight.clone() * gamma_post.clone()).matmul(vision.projection.clone()),
+                    neuron_values: (neuron_outputs.clone() * gamma_1).matmul(block.attn.value.weight()),
+                    output_map: (block.attn.out.weight() * gamma_post.clone()).matmul(vision.projection.clone()),
                 }
             })
             .collect::<Vec<_>>();
@@ -258,8 +258,9 @@ fn shared_term(
     // Per head: A[CLS] @ v0, concatenated over heads: [B, width].
     let per_head = values.reshape([batch, tokens, heads, head_dim]).swap_dims(1, 2);
     let mixed = attention.unsqueeze_dim::<4>(2).matmul(per_head).reshape([batch, width]);
+    // mixed @ W_out + b_out / K, through the layer (its bias once, less the rest):
     let out = &block.attn.out;
-    let o0 = mixed.matmul(out.weight.clone()) + out.bias.clone().div_scalar(components).unsqueeze::<2>();
+    let o0 = out.forward(mixed.unsqueeze_dim::<3>(1)).reshape([batch, width]) - out.bias.clone().mul_scalar(1.0 - 1.0 / components).unsqueeze::<2>();
     let gamma_post = vision.ln_post.gamma.clone().unsqueeze::<2>();
     let beta_post = vision.ln_post.beta.clone().unsqueeze::<2>();
     let h = heads as f64;

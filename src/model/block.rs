@@ -1,29 +1,89 @@
 //! The pieces of a pre-LN transformer block, with optional captures for the lens.
 
 use burn::tensor::activation::{gelu, sigmoid, softmax};
-use burn::tensor::Tensor;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::Loader;
 use crate::config::Activation;
 use crate::error::Result;
+use crate::kernels::{self, Epilogue, PackedLinear};
 use crate::weights::Layout;
 
-/// `y = x @ weight + bias`, weight stored `[in, out]`.
+/// `y = x @ weight + bias`, weight `[in, out]`.
 pub struct Linear {
-    /// `[in, out]`.
-    pub weight: Tensor<2>,
+    weights: LinearWeights,
     /// `[out]`.
     pub bias: Tensor<1>,
 }
 
+/// Where a linear layer's weight lives.
+enum LinearWeights {
+    /// A device tensor `[in, out]`, multiplied by burn's `matmul`.
+    Tensor(Tensor<2>),
+    /// On the CPU with a vector kernel: packed once for it ([`PackedLinear`], bias included).
+    Packed(Box<PackedLinear>),
+}
+
 impl Linear {
+    /// The layer with `weight` `[in, out]` and `bias` `[out]` (row-major host values) on
+    /// `device`: packed for the CPU kernel where there is one, else as tensors.
+    pub fn new(weight: Vec<f32>, bias: Vec<f32>, in_features: usize, out_features: usize, device: &Device) -> Self {
+        let weights = if kernels::packs_weights(device) {
+            LinearWeights::Packed(Box::new(PackedLinear::new(&weight, &bias, in_features, out_features)))
+        } else {
+            LinearWeights::Tensor(Tensor::from_data(TensorData::new(weight, [in_features, out_features]), device))
+        };
+        let bias = Tensor::from_data(TensorData::new(bias, [out_features]), device);
+        Self { weights, bias }
+    }
+
+    /// The weight `[in, out]` (a new tensor where it is packed: the lens reads it once per
+    /// bundle).
+    pub fn weight(&self) -> Tensor<2> {
+        match &self.weights {
+            LinearWeights::Tensor(weight) => weight.clone(),
+            LinearWeights::Packed(packed) => {
+                let shape = [packed.in_features(), packed.out_features()];
+                Tensor::from_data(TensorData::new(packed.weight(), shape), &self.bias.device())
+            }
+        }
+    }
+
     /// Applies the layer to the last axis of `[B, T, in]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.forward_with(x, Epilogue::None)
+    }
+
+    /// The layer, then `epilogue` (fused into the CPU kernel where the weight is packed).
+    pub fn forward_with(&self, x: Tensor<3>, epilogue: Epilogue) -> Tensor<3> {
         let [batch, tokens, features] = x.dims();
-        let out = self.weight.dims()[1];
-        let y = x.reshape([batch * tokens, features]).matmul(self.weight.clone()) + self.bias.clone().unsqueeze::<2>();
+        let x = x.reshape([batch * tokens, features]);
+        let packed_product = |packed: &PackedLinear, x| kernels::map_rows(x, packed.out_features(), |values, rows| packed.forward_with(values, rows, epilogue));
+        let y = match &self.weights {
+            LinearWeights::Packed(packed) => packed_product(packed, x).unwrap_or_else(|x| apply(self.matmul(x), epilogue)),
+            LinearWeights::Tensor(_) => apply(self.matmul(x), epilogue),
+        };
+        let out = y.dims()[1];
         y.reshape([batch, tokens, out])
     }
+
+    /// `x @ weight + bias` with burn's ops.
+    fn matmul(&self, x: Tensor<2>) -> Tensor<2> {
+        x.matmul(self.weight()) + self.bias.clone().unsqueeze::<2>()
+    }
+}
+
+/// `epilogue` with burn's ops.
+fn apply<const D: usize>(y: Tensor<D>, epilogue: Epilogue) -> Tensor<D> {
+    match epilogue {
+        Epilogue::None => y,
+        Epilogue::QuickGelu => quick_gelu(y),
+    }
+}
+
+/// CLIP's QuickGELU, `x * sigmoid(1.702 x)`.
+fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    x.clone() * sigmoid(x.mul_scalar(1.702))
 }
 
 /// LayerNorm over the last axis.
@@ -114,10 +174,9 @@ pub struct Mlp {
 impl Mlp {
     /// The post-activation values ("neurons") `[B, T, N]`.
     pub fn neurons(&self, x: Tensor<3>) -> Tensor<3> {
-        let pre = self.fc_in.forward(x);
         match self.activation {
-            Activation::QuickGelu => pre.clone() * sigmoid(pre.mul_scalar(1.702)),
-            Activation::Gelu => gelu(pre),
+            Activation::QuickGelu => self.fc_in.forward_with(x, Epilogue::QuickGelu),
+            Activation::Gelu => gelu(self.fc_in.forward(x)),
         }
     }
 }
@@ -210,9 +269,9 @@ fn load_qkv(loader: &Loader, vision: bool, layer: usize, width: usize) -> Result
         Layout::OpenAi => {
             let weight = loader.file.tensor(&format!("{block}attn.in_proj_weight"), &[3 * width, width])?;
             let bias = loader.file.tensor(&format!("{block}attn.in_proj_bias"), &[3 * width])?;
-            let part = |i: usize| Linear {
-                weight: loader.matrix_from_rows_transposed(&weight[i * width * width..(i + 1) * width * width], width, width),
-                bias: loader.vector(bias[i * width..(i + 1) * width].to_vec()),
+            let part = |i: usize| {
+                let rows = &weight[i * width * width..(i + 1) * width * width];
+                Linear::new(super::transpose(rows, width, width), bias[i * width..(i + 1) * width].to_vec(), width, width, loader.device)
             };
             Ok([part(0), part(1), part(2)])
         }

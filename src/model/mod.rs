@@ -86,24 +86,7 @@ impl Loader<'_> {
     /// A matrix stored PyTorch-style `[out, in]`, returned as `[in, out]`.
     pub fn transposed(&self, name: &str, out_features: usize, in_features: usize) -> Result<Tensor<2>> {
         let values = self.file.tensor(name, &[out_features, in_features])?;
-        Ok(self.matrix_from_rows_transposed(&values, out_features, in_features))
-    }
-
-    /// Builds `[in, out]` from row-major `[out, in]` values.
-    pub fn matrix_from_rows_transposed(&self, values: &[f32], rows: usize, cols: usize) -> Tensor<2> {
-        let mut transposed = vec![0.0f32; values.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                transposed[c * rows + r] = values[r * cols + c];
-            }
-        }
-        Tensor::from_data(TensorData::new(transposed, [cols, rows]), self.device)
-    }
-
-    /// A vector from host values.
-    pub fn vector(&self, values: Vec<f32>) -> Tensor<1> {
-        let len = values.len();
-        Tensor::from_data(TensorData::new(values, [len]), self.device)
+        Ok(Tensor::from_data(TensorData::new(transpose(&values, out_features, in_features), [in_features, out_features]), self.device))
     }
 
     /// `prefix.weight` / `prefix.bias` of a LayerNorm.
@@ -117,10 +100,9 @@ impl Loader<'_> {
 
     /// A linear layer `prefix.weight` [out, in] with `prefix.bias` [out].
     pub fn linear(&self, prefix: &str, in_features: usize, out_features: usize) -> Result<Linear> {
-        Ok(Linear {
-            weight: self.transposed(&format!("{prefix}.weight"), out_features, in_features)?,
-            bias: self.tensor(&format!("{prefix}.bias"), [out_features])?,
-        })
+        let weight = self.file.tensor(&format!("{prefix}.weight"), &[out_features, in_features])?;
+        let bias = self.file.tensor(&format!("{prefix}.bias"), &[out_features])?;
+        Ok(Linear::new(transpose(&weight, out_features, in_features), bias, in_features, out_features, self.device))
     }
 
     /// A projection matrix returned as `[width, out]`: OpenAI stores it so, Hugging Face as
@@ -131,4 +113,15 @@ impl Loader<'_> {
             Layout::HuggingFace => self.transposed(name, out, width),
         }
     }
+}
+
+/// The transpose `[cols, rows]` of row-major `[rows, cols]` values.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut transposed = vec![0.0f32; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            transposed[c * rows + r] = values[r * cols + c];
+        }
+    }
+    transposed
 }

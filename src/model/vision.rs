@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use burn::tensor::Tensor;
 
-use super::block::{BlockShape, LayerNorm, LayerNormStats, ResidualBlock};
+use super::block::{BlockShape, LayerNorm, LayerNormStats, Linear, ResidualBlock};
 use super::Loader;
 use crate::config::{ClipConfig, VisionConfig};
 use crate::error::{Error, Result};
@@ -58,9 +58,9 @@ pub struct VisionOutput {
 pub struct VisionTransformer {
     /// Its shape.
     pub config: VisionConfig,
-    /// The patch embedding (a stride-`patch` convolution without bias) as a matrix
-    /// `[3 * patch * patch, width]`.
-    pub patch_embedding: Tensor<2>,
+    /// The patch embedding (a stride-`patch` convolution without bias) as a linear layer
+    /// `[3 * patch * patch, width]` with a zero bias.
+    pub patch_embedding: Linear,
     /// `[width]`.
     pub class_embedding: Tensor<1>,
     /// `[tokens, width]`.
@@ -87,7 +87,7 @@ impl VisionTransformer {
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: c.clone(),
-            patch_embedding: loader.matrix_from_rows_transposed(&conv, c.width, patch_len),
+            patch_embedding: Linear::new(super::transpose(&conv, c.width, patch_len), vec![0.0; c.width], patch_len, c.width, loader.device),
             class_embedding: loader.tensor(names.vision_class_embedding, [c.width])?,
             positional_embedding: loader.tensor(names.vision_positional_embedding, [c.tokens(), c.width])?,
             ln_pre: loader.layer_norm(names.vision_ln_pre, c.width, c.layer_norm_eps)?,
@@ -114,9 +114,8 @@ impl VisionTransformer {
         let patches = pixels
             .reshape([batch, 3, g, p, g, p])
             .permute([0, 2, 4, 1, 3, 5])
-            .reshape([batch * g * g, 3 * p * p])
-            .matmul(self.patch_embedding.clone())
-            .reshape([batch, g * g, w]);
+            .reshape([batch, g * g, 3 * p * p]);
+        let patches = self.patch_embedding.forward(patches);
         let cls = self.class_embedding.clone().reshape([1, 1, w]).expand([batch, 1, w]);
         let tokens = Tensor::cat(vec![cls, patches], 1) + self.positional_embedding.clone().unsqueeze::<3>();
         self.ln_pre.forward(tokens)

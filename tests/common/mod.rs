@@ -12,6 +12,9 @@ use clip_lens::model::{CaptureRequest, ClipModel, Towers};
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{ClipConfig, WeightFile};
 
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
+
 macro_rules! fixture {
     ($name:literal) => {
         include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/", $name))

@@ -85,8 +85,8 @@ export class WorkerClient {
     return this.request("memory", {});
   }
 
-  benchmark(shape: BenchShape, backend: BackendChoice, batch: number, runs: number, analysis = false): Promise<BenchmarkResponse> {
-    return this.request("benchmark", { shape, backend, batch, runs, analysis });
+  benchmark(shape: BenchShape, backend: BackendChoice, batch: number, runs: number, analysis = false, probe = false): Promise<BenchmarkResponse> {
+    return this.request("benchmark", { shape, backend, batch, runs, analysis, probe });
   }
 
   /** Stops the worker at once, whatever it is doing. Its requests fail: with a `WorkerError`

@@ -90,6 +90,8 @@ export interface BenchmarkRequest {
   /** Also time the applications (one image's analysis and segmentation with a synthetic
    * bundle of the paper's sizes). */
   analysis: boolean;
+  /** Also run the matrix-product probe (the forward's products at batch 1 and 8, GFLOP/s). */
+  probe: boolean;
 }
 
 /** The engine's methods the page calls, with their arguments and results (types from
@@ -287,4 +289,20 @@ export interface BenchmarkResult {
     lens_ms_per_image: number;
     segmentation_ms: number;
   };
+  /** Present when the probe was asked for: the forward's matrix products on this backend. */
+  matmul?: {
+    /** The threads the CPU backend uses (1 in a single-threaded module). */
+    threads: number;
+    timings: MatmulTiming[];
+  };
+}
+
+/** One shape of the matrix-product probe: `[m, k] x [k, n]`, mean ms per product, GFLOP/s. */
+export interface MatmulTiming {
+  name: string;
+  m: number;
+  k: number;
+  n: number;
+  ms: number;
+  gflops: number;
 }

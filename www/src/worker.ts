@@ -489,7 +489,7 @@ async function embedText(request: EmbedTextRequest): Promise<void> {
 
 async function benchmark(request: BenchmarkRequest): Promise<void> {
   const module = await wasm();
-  const json = await module.benchmarkVision(request.shape, request.backend, request.batch, request.runs, request.analysis);
+  const json = await module.benchmarkVision(request.shape, request.backend, request.batch, request.runs, request.analysis, request.probe);
   const gpu = (JSON.parse(json) as { backend?: string }).backend !== "cpu";
   post({ id: request.id, type: "benchmark", json, adapter: gpu ? await adapterName() : null });
 }

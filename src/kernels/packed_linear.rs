@@ -1,0 +1,404 @@
+//! `y = x W + b` on the CPU with `W` packed once, when the model loads.
+//!
+//! What it computes: for row-major `x` `[M, K]`, a layer's `W` `[K, N]` and bias `b` `[N]`, the
+//! row-major `y` `[M, N]`, every output accumulated over the whole of `K` in registers and
+//! stored once.
+//!
+//! Why it is fast on the forward's shapes (`M` = 50 tokens an image, `K`, `N` of 768 to 3072),
+//! where flex's general matrix product (the `gemm` crate) reaches about a third of these
+//! cores' peak:
+//! - `W` is rearranged once into panels of [`PANEL`] columns, each panel `K` rows of
+//!   [`PANEL`] consecutive values: the kernel reads a panel front to back, one 192-byte row per
+//!   step, with no packing on any call.
+//! - The register tile is [`ROWS`] rows by [`PANEL`] columns (on AVX-512: 15 accumulators of 16
+//!   lanes; per step 3 loads of `W`, 5 broadcasts of `x` and 15 fused multiply-adds), so it is
+//!   bound by the multiply-add units, not by loads; five rows divide 50 tokens exactly.
+//! - The bias is the accumulators' starting value, and CLIP's QuickGELU, when asked, is applied
+//!   to each tile before it is stored: no pass over `y` for either.
+//! - Threads split the panels (natively, through rayon's pool): at batch 1 each thread runs
+//!   whole panels over all rows instead of sharing one small product.
+//!
+//! Pinned by the tests below (odd sizes, tails of rows and columns, against a plain triple
+//! loop) and by the golden tests of the image and text towers, which run through it on the CPU.
+
+/// Columns per panel: three AVX-512 registers, twelve WebAssembly SIMD ones.
+pub const PANEL: usize = 48;
+/// Rows per register tile.
+pub const ROWS: usize = 5;
+
+/// A layer's weight `[K, N]` and bias `[N]` in the kernel's layout: `panels` panels of `K` rows
+/// of [`PANEL`] values (zero past column `N`), the bias padded likewise.
+#[derive(Debug, Clone)]
+pub struct PackedLinear {
+    k: usize,
+    n: usize,
+    panels: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl PackedLinear {
+    /// Packs the row-major weight `[k, n]` and the bias `[n]`.
+    pub fn new(weight: &[f32], bias: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(weight.len(), k * n, "weight is not [k, n]");
+        assert_eq!(bias.len(), n, "bias is not [n]");
+        let count = n.div_ceil(PANEL);
+        let mut panels = vec![0.0f32; count * k * PANEL];
+        for (p, panel) in panels.chunks_exact_mut(k * PANEL).enumerate() {
+            let (start, end) = (p * PANEL, ((p + 1) * PANEL).min(n));
+            for (row, packed) in panel.chunks_exact_mut(PANEL).enumerate() {
+                packed[..end - start].copy_from_slice(&weight[row * n + start..row * n + end]);
+            }
+        }
+        let mut padded = vec![0.0f32; count * PANEL];
+        padded[..n].copy_from_slice(bias);
+        Self { k, n, panels, bias: padded }
+    }
+
+    /// Input features `K`.
+    pub fn in_features(&self) -> usize {
+        self.k
+    }
+
+    /// Output features `N`.
+    pub fn out_features(&self) -> usize {
+        self.n
+    }
+
+    /// The weight back in row-major `[K, N]` (for the lens, which reads the matrices).
+    pub fn weight(&self) -> Vec<f32> {
+        let mut weight = vec![0.0f32; self.k * self.n];
+        for (row, out) in weight.chunks_exact_mut(self.n).enumerate() {
+            for (p, chunk) in out.chunks_mut(PANEL).enumerate() {
+                let at = (p * self.k + row) * PANEL;
+                chunk.copy_from_slice(&self.panels[at..at + chunk.len()]);
+            }
+        }
+        weight
+    }
+
+    /// `x W + b` for row-major `x` `[m, K]`: row-major `[m, N]`.
+    pub fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.forward_with(x, m, Epilogue::None)
+    }
+
+    /// `x W + b`, then `epilogue` on each value.
+    pub fn forward_with(&self, x: &[f32], m: usize, epilogue: Epilogue) -> Vec<f32> {
+        assert_eq!(x.len(), m * self.k, "input is not [m, k]");
+        let mut y = vec![0.0f32; m * self.n];
+        let out = SharedOut(y.as_mut_ptr());
+        split_panels(self.n.div_ceil(PANEL), m * self.k * PANEL, |first, last| {
+            for p in first..last {
+                self.panel_product(x, m, p, epilogue, out);
+            }
+        });
+        y
+    }
+
+    /// Columns `p * PANEL ..` of every row of `y`.
+    fn panel_product(&self, x: &[f32], m: usize, p: usize, epilogue: Epilogue, y: SharedOut) {
+        let panel = &self.panels[p * self.k * PANEL..(p + 1) * self.k * PANEL];
+        let bias = &self.bias[p * PANEL..(p + 1) * PANEL];
+        let cols = PANEL.min(self.n - p * PANEL);
+        let mut row = 0;
+        while row < m {
+            let rows = ROWS.min(m - row);
+            let mut tile = [[0.0f32; PANEL]; ROWS];
+            tile_product(&x[row * self.k..(row + rows) * self.k], rows, self.k, panel, bias, &mut tile);
+            for (r, values) in tile.iter_mut().take(rows).enumerate() {
+                epilogue.apply(&mut values[..cols]);
+                // SAFETY: each (row, panel) block of y is written by one call only: panels are
+                // split between threads, rows walked here; the block lies inside y's m x n.
+                unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), y.0.add((row + r) * self.n + p * PANEL), cols) };
+            }
+            row += rows;
+        }
+    }
+}
+
+/// What is applied to each output value before it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epilogue {
+    /// The affine map alone.
+    None,
+    /// CLIP's QuickGELU, `y * sigmoid(1.702 y)`.
+    QuickGelu,
+}
+
+impl Epilogue {
+    fn apply(self, values: &mut [f32]) {
+        if self == Epilogue::QuickGelu {
+            for v in values {
+                *v /= 1.0 + (-1.702 * *v).exp();
+            }
+        }
+    }
+}
+
+/// The output pointer, shared by the threads that write disjoint panels of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: the threads write disjoint blocks (see `panel_product`).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// Runs `work(first, last)` over `0..count` panels: natively split between rayon's threads when
+/// the product is large enough to pay for them (`flops_per_panel` multiply-adds each), else in
+/// one call.
+fn split_panels(count: usize, flops_per_panel: usize, work: impl Fn(usize, usize) + Sync) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        const MIN_WORK_PER_THREAD: usize = 1 << 20;
+        let threads = rayon::current_num_threads().min(count).min((count * flops_per_panel / MIN_WORK_PER_THREAD).max(1));
+        if threads > 1 {
+            use rayon::prelude::*;
+            let per = count.div_ceil(threads);
+            (0..threads).into_par_iter().for_each(|t| work((t * per).min(count), ((t + 1) * per).min(count)));
+            return;
+        }
+    }
+    let _ = flops_per_panel;
+    work(0, count);
+}
+
+/// One register tile: `rows` (at most [`ROWS`]) rows of `x` (row-major, `k` wide) times one
+/// panel, plus the panel's bias, into `tile`.
+fn tile_product(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+    debug_assert!(rows >= 1 && rows <= ROWS && x.len() == rows * k && panel.len() == k * PANEL);
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        // SAFETY: the CPU has AVX-512F (checked); the slices have the sizes asserted above.
+        unsafe { avx512::tile(x, rows, k, panel, bias, tile) };
+        return;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        simd128::tile(x, rows, k, panel, bias, tile);
+        return;
+    }
+    #[allow(unreachable_code)]
+    {
+        portable_tile(x, rows, k, panel, bias, tile)
+    }
+}
+
+/// Whether this machine has a vector kernel (AVX-512 natively, SIMD in WebAssembly); elsewhere
+/// the model keeps flex's matrix product, which is faster than [`portable_tile`].
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx512::available()
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        true
+    }
+    #[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
+    {
+        false
+    }
+}
+
+/// The tile in plain Rust: the reference the vector kernels are tested against, and what runs
+/// where neither exists (only in tests: see [`available`]).
+fn portable_tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+    for (r, out) in tile.iter_mut().take(rows).enumerate() {
+        out.copy_from_slice(bias);
+        for (step, w) in panel.chunks_exact(PANEL).enumerate() {
+            let v = x[r * k + step];
+            for (o, w) in out.iter_mut().zip(w) {
+                *o += v * w;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{PANEL, ROWS};
+
+    pub fn available() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    /// Dispatches on the row count, so that each tile's accumulators are a fixed set of
+    /// registers.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+        unsafe {
+            match rows {
+                5 => tile_rows::<5>(x, k, panel, bias, tile),
+                4 => tile_rows::<4>(x, k, panel, bias, tile),
+                3 => tile_rows::<3>(x, k, panel, bias, tile),
+                2 => tile_rows::<2>(x, k, panel, bias, tile),
+                _ => tile_rows::<1>(x, k, panel, bias, tile),
+            }
+        }
+    }
+
+    /// `R` rows x 48 columns in `3 R` registers; per step of `k`: three loads of the panel's
+    /// row, one broadcast per row, `3 R` fused multiply-adds.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile_rows<const R: usize>(x: &[f32], k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+        unsafe {
+            let b = bias.as_ptr();
+            let start = [_mm512_loadu_ps(b), _mm512_loadu_ps(b.add(16)), _mm512_loadu_ps(b.add(32))];
+            let mut acc = [start; R];
+            let (x, w) = (x.as_ptr(), panel.as_ptr());
+            for step in 0..k {
+                let row = w.add(step * PANEL);
+                let w0 = _mm512_loadu_ps(row);
+                let w1 = _mm512_loadu_ps(row.add(16));
+                let w2 = _mm512_loadu_ps(row.add(32));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let v = _mm512_set1_ps(*x.add(r * k + step));
+                    acc[0] = _mm512_fmadd_ps(v, w0, acc[0]);
+                    acc[1] = _mm512_fmadd_ps(v, w1, acc[1]);
+                    acc[2] = _mm512_fmadd_ps(v, w2, acc[2]);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let out = tile[r].as_mut_ptr();
+                _mm512_storeu_ps(out, acc[0]);
+                _mm512_storeu_ps(out.add(16), acc[1]);
+                _mm512_storeu_ps(out.add(32), acc[2]);
+            }
+        }
+    }
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128 {
+    use std::arch::wasm32::*;
+
+    use super::{PANEL, ROWS};
+
+    /// Eight columns at a time (two 4-lane registers), so that a tile's accumulators, the
+    /// panel's values and the broadcast fit the 16 vector registers engines map WebAssembly SIMD
+    /// onto; WebAssembly has no fused multiply-add, so each term is a multiply and an add.
+    pub fn tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+        match rows {
+            5 => tile_rows::<5>(x, k, panel, bias, tile),
+            4 => tile_rows::<4>(x, k, panel, bias, tile),
+            3 => tile_rows::<3>(x, k, panel, bias, tile),
+            2 => tile_rows::<2>(x, k, panel, bias, tile),
+            _ => tile_rows::<1>(x, k, panel, bias, tile),
+        }
+    }
+
+    #[inline]
+    fn tile_rows<const R: usize>(x: &[f32], k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+        for block in (0..PANEL).step_by(8) {
+            // SAFETY: block + 8 <= PANEL = bias.len(); every panel row has PANEL values; the
+            // x reads are r * k + step < R * k = x.len().
+            unsafe {
+                let b = bias.as_ptr().add(block);
+                let start = [v128_load(b as *const v128), v128_load(b.add(4) as *const v128)];
+                let mut acc = [start; R];
+                for step in 0..k {
+                    let row = panel.as_ptr().add(step * PANEL + block);
+                    let w0 = v128_load(row as *const v128);
+                    let w1 = v128_load(row.add(4) as *const v128);
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let v = f32x4_splat(*x.get_unchecked(r * k + step));
+                        acc[0] = f32x4_add(acc[0], f32x4_mul(v, w0));
+                        acc[1] = f32x4_add(acc[1], f32x4_mul(v, w1));
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    let out = tile[r].as_mut_ptr().add(block);
+                    v128_store(out as *mut v128, acc[0]);
+                    v128_store(out.add(4) as *mut v128, acc[1]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in [-1, 1).
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The product by the definition, in f64, with the sum of the terms' magnitudes (which
+    /// bounds f32 accumulation's error: (k + 1) 2^-24 times it).
+    fn reference(x: &[f32], w: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<(f64, f64)> {
+        let mut y = vec![(0.0, 0.0); m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let terms = (0..k).map(|t| x[i * k + t] as f64 * w[t * n + j] as f64).chain([b[j] as f64]);
+                y[i * n + j] = terms.fold((0.0, 0.0), |(sum, size), t| (sum + t, size + t.abs()));
+            }
+        }
+        y
+    }
+
+    fn check(m: usize, k: usize, n: usize) {
+        let (x, w, b) = (values(m * k, 1), values(k * n, 2), values(n, 3));
+        let packed = PackedLinear::new(&w, &b, k, n);
+        let y = packed.forward(&x, m);
+        assert_eq!(y.len(), m * n);
+        for (i, (&got, &(want, size))) in y.iter().zip(&reference(&x, &w, &b, m, k, n)).enumerate() {
+            let bound = (k + 1) as f64 * f32::EPSILON as f64 / 2.0 * size + 1e-30;
+            assert!((got as f64 - want).abs() <= bound, "[{m},{k}]x[{k},{n}] at ({}, {}): {got} vs {want}", i / n, i % n);
+        }
+    }
+
+    #[test]
+    fn products_of_every_tail_match_the_definition() {
+        // Rows that are and are not multiples of the tile, columns that end mid-panel, a
+        // single row and column, and a forward-sized product split between threads.
+        for (m, k, n) in [(5, 8, 48), (7, 13, 50), (1, 1, 1), (3, 64, 95), (12, 33, 144), (50, 768, 96), (11, 40, 1)] {
+            check(m, k, n);
+        }
+    }
+
+    #[test]
+    fn quick_gelu_is_applied_to_every_value() {
+        let (m, k, n) = (7, 19, 53);
+        let (x, w, b) = (values(m * k, 9), values(k * n, 10), values(n, 11));
+        let packed = PackedLinear::new(&w, &b, k, n);
+        let plain = packed.forward(&x, m);
+        let activated = packed.forward_with(&x, m, Epilogue::QuickGelu);
+        for (&y, &a) in plain.iter().zip(&activated) {
+            let expected = y as f64 / (1.0 + (-1.702 * y as f64).exp());
+            assert!((a as f64 - expected).abs() <= 1e-6 * (1.0 + expected.abs()), "{a} vs QuickGELU({y}) = {expected}");
+        }
+    }
+
+    #[test]
+    fn the_weight_unpacks_exactly() {
+        let (w, b) = (values(7 * 101, 4), values(101, 5));
+        assert_eq!(PackedLinear::new(&w, &b, 7, 101).weight(), w);
+    }
+
+    #[test]
+    fn the_vector_tile_matches_the_portable_one() {
+        let k = 37;
+        let (x, panel, bias) = (values(ROWS * k, 6), values(k * PANEL, 7), values(PANEL, 8));
+        for rows in 1..=ROWS {
+            let (mut fast, mut plain) = ([[0.0f32; PANEL]; ROWS], [[0.0f32; PANEL]; ROWS]);
+            tile_product(&x[..rows * k], rows, k, &panel, &bias, &mut fast);
+            portable_tile(&x[..rows * k], rows, k, &panel, &bias, &mut plain);
+            for r in 0..rows {
+                for c in 0..PANEL {
+                    assert!((fast[r][c] - plain[r][c]).abs() <= 1e-5, "rows {rows}: ({r}, {c}) {} vs {}", fast[r][c], plain[r][c]);
+                }
+            }
+        }
+    }
+}
