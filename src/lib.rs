@@ -19,6 +19,8 @@ pub mod convert;
 pub mod device;
 pub mod error;
 #[cfg(feature = "engine")]
+pub mod forward_profile;
+#[cfg(feature = "engine")]
 pub mod kernels;
 #[cfg(feature = "engine")]
 pub mod lens;

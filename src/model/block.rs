@@ -143,20 +143,28 @@ impl Attention {
     /// `[T, T]` is added to the scores. Returns the output `[B, Q, W]` and the attention
     /// probabilities `[B, H, Q, T]`.
     pub fn forward(&self, queries: Tensor<3>, context: Tensor<3>, mask: Option<&Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
-        let [batch, rows, width] = queries.dims();
-        let tokens = context.dims()[1];
+        let q = self.query.forward(queries);
+        let (k, v) = (self.key.forward(context.clone()), self.value.forward(context));
+        let (mixed, probs) = self.mix(q, k, v, mask);
+        (self.out.forward(mixed), probs)
+    }
+
+    /// The heads' attention proper, from the projected queries `[B, Q, W]`, keys and values
+    /// `[B, T, W]`: the mixed values `[B, Q, W]` (heads side by side, before the output map)
+    /// and the probabilities `[B, H, Q, T]`.
+    pub fn mix(&self, q: Tensor<3>, k: Tensor<3>, v: Tensor<3>, mask: Option<&Tensor<2>>) -> (Tensor<3>, Tensor<4>) {
+        let [batch, rows, width] = q.dims();
+        let tokens = k.dims()[1];
         let head_dim = width / self.heads;
         let split = |t: Tensor<3>, n: usize| t.reshape([batch, n, self.heads, head_dim]).swap_dims(1, 2);
-        let q = split(self.query.forward(queries), rows);
-        let k = split(self.key.forward(context.clone()), tokens);
-        let v = split(self.value.forward(context), tokens);
+        let (q, k, v) = (split(q, rows), split(k, tokens), split(v, tokens));
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt());
         if let Some(mask) = mask {
             scores = scores + mask.clone().narrow(0, 0, rows).unsqueeze::<4>();
         }
         let probs = softmax(scores, 3);
-        let context = probs.clone().matmul(v).swap_dims(1, 2).reshape([batch, rows, width]);
-        (self.out.forward(context), probs)
+        let mixed = probs.clone().matmul(v).swap_dims(1, 2).reshape([batch, rows, width]);
+        (mixed, probs)
     }
 }
 
