@@ -1,6 +1,7 @@
-//! The matrix-product probe natively: burn's `matmul` on the CPU (flex, gemm) for the ViT-B/32
-//! forward's shapes at batch 1 and 8 (`clip_lens::matmul_probe::forward_shapes`), on 1, 2, 4 ...
-//! threads up to the machine's. Criterion's throughput is in elements, one element a
+//! The matrix-product probe natively: burn's `matmul` on the CPU (flex, gemm) and the packed
+//! linear kernel the forward runs there (`clip_lens::kernels::PackedLinear`, bias included), for
+//! the ViT-B/32 forward's shapes at batch 1 and 8 (`clip_lens::matmul_probe::forward_shapes`),
+//! on 1, 2, 4 ... threads up to the machine's. Criterion's throughput is in elements, one element a
 //! floating-point operation: its `Gelem/s` are GFLOP/s.
 //!
 //! `cargo bench --bench matmul`; `CLIP_LENS_BENCH_GPU=1` adds the wgpu device (its own threads).
@@ -9,7 +10,9 @@ mod common;
 
 use burn::tensor::{Distribution, Tensor};
 use clip_lens::device::read_f32_blocking;
+use clip_lens::kernels::packs_weights;
 use clip_lens::matmul_probe::forward_shapes;
+use clip_lens::model::Linear;
 use clip_lens::ClipConfig;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -31,15 +34,22 @@ fn matmul_probe(c: &mut Criterion) {
             for shape in forward_shapes(&config, batch) {
                 let lhs = Tensor::<2>::random([shape.m, shape.k], Distribution::Normal(0.0, 1.0), &device);
                 let rhs = Tensor::<2>::random([shape.k, shape.n], Distribution::Normal(0.0, 1.0), &device);
+                let layer = Linear::new(read_f32_blocking(rhs.clone()).unwrap(), vec![0.0; shape.n], shape.k, shape.n, &device);
+                let x = lhs.clone().unsqueeze::<3>();
                 group.throughput(Throughput::Elements(shape.flops() as u64));
-                for &t in &threads {
-                    let label = format!("{}/{}x{}x{}", shape.name, shape.m, shape.k, shape.n);
-                    let parameter = if t == 0 { name.to_string() } else { format!("{name}-{t}-threads") };
-                    let pool = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build().unwrap();
-                    group.bench_function(BenchmarkId::new(label, parameter), |b| {
-                        let product = || read_f32_blocking(lhs.clone().matmul(rhs.clone()).narrow(0, 0, 1).narrow(1, 0, 1)).unwrap();
-                        if t == 0 { b.iter(product) } else { pool.install(|| b.iter(product)) }
-                    });
+                let matmul = || lhs.clone().matmul(rhs.clone());
+                let packed = || layer.forward(x.clone()).reshape([shape.m, shape.n]);
+                let kernels: Vec<(&str, &(dyn Fn() -> Tensor<2> + Sync))> = if packs_weights(&device) { vec![("matmul", &matmul), ("packed", &packed)] } else { vec![("matmul", &matmul)] };
+                for (kernel, product) in kernels {
+                    for &t in &threads {
+                        let label = format!("{}/{}x{}x{}", shape.name, shape.m, shape.k, shape.n);
+                        let parameter = if t == 0 { format!("{name}-{kernel}") } else { format!("{name}-{kernel}-{t}-threads") };
+                        let pool = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build().unwrap();
+                        group.bench_function(BenchmarkId::new(label, parameter), |b| {
+                            let run = || read_f32_blocking(product().narrow(0, 0, 1).narrow(1, 0, 1)).unwrap();
+                            if t == 0 { b.iter(run) } else { pool.install(|| b.iter(run)) }
+                        });
+                    }
                 }
             }
         }

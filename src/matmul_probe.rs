@@ -1,7 +1,8 @@
-//! The matrix-product probe: burn's `matmul` on the image forward's own shapes, timed on a
-//! device, in GFLOP/s. Most of a forward's arithmetic is these products (ViT-B/32: 4.3 of its
-//! 4.4 GMAC), so the probe tells how near the CPU backend's matrix kernel runs to the machine's
-//! peak, apart from everything else the forward does. The criterion benchmark
+//! The matrix-product probe: the image forward's own products, timed on a device, in GFLOP/s:
+//! burn's `matmul`, and on the CPU also the packed linear kernel the forward runs there
+//! ([`crate::kernels::PackedLinear`], through [`Linear::forward`]). Most of a forward's
+//! arithmetic is these products (ViT-B/32: 4.3 of its 4.4 GMAC), so the probe tells how near
+//! the matrix kernels run to the machine's peak, apart from everything else the forward does. The criterion benchmark
 //! (`benches/matmul.rs`, per thread count) and the browser benchmark page (`&probe=1`) both run it.
 
 use burn::tensor::{Device, Distribution, Tensor};
@@ -9,6 +10,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 use crate::config::VisionConfig;
 use crate::device::read_f32;
 use crate::error::Result;
+use crate::kernels;
+use crate::model::Linear;
 
 /// One product `[m, k] x [k, n]` of the forward.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -49,6 +52,9 @@ pub struct MatmulTiming {
     /// The product.
     #[serde(flatten)]
     pub shape: MatmulShape,
+    /// Which kernel: `"matmul"` (burn's) or `"packed"` (the CPU's packed linear layer, bias
+    /// included).
+    pub kernel: &'static str,
     /// Mean milliseconds per product over the timed runs (after one untimed warm-up).
     pub ms: f64,
     /// `shape.flops() / ms`, in GFLOP/s.
@@ -60,23 +66,42 @@ pub struct MatmulTiming {
 pub async fn time_matmul(device: &Device, shape: &MatmulShape, runs: usize) -> Result<MatmulTiming> {
     let lhs = Tensor::<2>::random([shape.m, shape.k], Distribution::Normal(0.0, 1.0), device);
     let rhs = Tensor::<2>::random([shape.k, shape.n], Distribution::Normal(0.0, 1.0), device);
-    let product = || read_f32(lhs.clone().matmul(rhs.clone()).narrow(0, 0, 1).narrow(1, 0, 1));
-    product().await?;
+    time_product(shape, "matmul", runs, || lhs.clone().matmul(rhs.clone())).await
+}
+
+/// Times `runs` products of `shape` through a linear layer made for `device` (on the CPU: the
+/// packed kernel), bias included.
+pub async fn time_linear(device: &Device, shape: &MatmulShape, runs: usize) -> Result<MatmulTiming> {
+    let x = Tensor::<3>::random([1, shape.m, shape.k], Distribution::Normal(0.0, 1.0), device);
+    let weight = Tensor::<2>::random([shape.k, shape.n], Distribution::Normal(0.0, 1.0), device);
+    let layer = Linear::new(read_f32(weight).await?, vec![0.0; shape.n], shape.k, shape.n, device);
+    let kernel = if kernels::packs_weights(device) { "packed" } else { "matmul" };
+    time_product(shape, kernel, runs, || layer.forward(x.clone()).reshape([shape.m, shape.n])).await
+}
+
+/// Times `runs` calls of `product` (one warm-up first), each read back by one value.
+async fn time_product(shape: &MatmulShape, kernel: &'static str, runs: usize, product: impl Fn() -> Tensor<2>) -> Result<MatmulTiming> {
+    let settle = || read_f32(product().narrow(0, 0, 1).narrow(1, 0, 1));
+    settle().await?;
     let runs = runs.max(1);
     let start = web_time::Instant::now();
     for _ in 0..runs {
-        product().await?;
+        settle().await?;
     }
     let ms = start.elapsed().as_secs_f64() * 1e3 / runs as f64;
-    Ok(MatmulTiming { shape: shape.clone(), ms, gflops: shape.flops() / (ms * 1e6) })
+    Ok(MatmulTiming { shape: shape.clone(), kernel, ms, gflops: shape.flops() / (ms * 1e6) })
 }
 
-/// Times every product of [`forward_shapes`] for each batch in `batches`.
+/// Times every product of [`forward_shapes`] for each batch in `batches`: burn's `matmul`, and
+/// where the forward packs its weights (the CPU with a vector kernel) the packed layer too.
 pub async fn probe(device: &Device, config: &VisionConfig, batches: &[usize], runs: usize) -> Result<Vec<MatmulTiming>> {
     let mut timings = Vec::new();
     for &batch in batches {
         for shape in forward_shapes(config, batch) {
             timings.push(time_matmul(device, &shape, runs).await?);
+            if kernels::packs_weights(device) {
+                timings.push(time_linear(device, &shape, runs).await?);
+            }
         }
     }
     Ok(timings)

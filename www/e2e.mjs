@@ -425,11 +425,13 @@ await check("benchmark-page-cpu", async (page) => {
   const status = await page.$eval("main", (e) => e.dataset.status);
   const result = JSON.parse(await page.$eval("#result", (e) => e.textContent));
   if (status !== "done" || !(result.analysis?.analysis_ms_per_image > 0) || !(result.analysis?.segmentation_ms > 0)) throw new Error(`bench: ${status}: ${JSON.stringify(result).slice(0, 400)}`);
+  // (each shape twice on the CPU: burn's matmul and the packed kernel the forward uses)
   const products = result.matmul?.timings ?? [];
-  const shapes = products.map((t) => `${t.m}x${t.k}x${t.n}`).join(" ");
-  if (shapes !== "50x768x2304 50x768x3072 50x3072x768 400x768x2304 400x768x3072 400x3072x768" || !products.every((t) => t.gflops > 0)) throw new Error(`probe: ${JSON.stringify(result.matmul)}`);
+  const shapes = products.map((t) => `${t.kernel}:${t.m}x${t.k}x${t.n}`).join(" ");
+  const expected = ["50x768x2304", "50x768x3072", "50x3072x768", "400x768x2304", "400x768x3072", "400x3072x768"].flatMap((s) => [`matmul:${s}`, `packed:${s}`]).join(" ");
+  if (shapes !== expected || !products.every((t) => t.gflops > 0)) throw new Error(`probe: ${JSON.stringify(result.matmul)}`);
   const rows = await page.$$eval("#matmul tbody tr", (r) => r.length);
-  if (rows !== 6) throw new Error(`the probe's table has ${rows} rows, not 6`);
+  if (rows !== 12) throw new Error(`the probe's table has ${rows} rows, not 12`);
   timings["bench-vit-b-32-cpu"] = result;
 });
 

@@ -2,11 +2,13 @@
 //! browser (the same code: AVX-512 natively, WebAssembly SIMD in the page). Where a device is
 //! not flex (wgpu, WebGPU), or the CPU has no vector kernel, the model keeps burn's own ops.
 
+pub mod attention;
 pub mod packed_linear;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use burn_flex::{Flex, FlexTensor};
 
+pub use attention::{attention, AttentionShape};
 pub use packed_linear::{Epilogue, PackedLinear};
 
 /// Whether `device` is flex and this CPU has the packed kernels' vector code.
@@ -14,19 +16,74 @@ pub fn packs_weights(device: &Device) -> bool {
     *device == Device::flex() && packed_linear::available()
 }
 
+/// Whether `x` is an f32 tensor on flex, whose values the kernels can read.
+pub fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    x.device() == Device::flex() && x.dtype() == DType::F32
+}
+
+/// The contiguous flex primitive of `x`, which must be [`on_flex`].
+pub fn flex_values<const D: usize>(x: Tensor<D>) -> FlexTensor {
+    let flex = match x.try_into_primitive::<Flex>() {
+        Ok(tensor) => tensor,
+        Err(e) => panic!("flex_values of a tensor that is not on flex: {e:?}"),
+    };
+    if flex.layout().contiguous_offsets().is_some() {
+        flex
+    } else {
+        flex.to_contiguous()
+    }
+}
+
+/// Row-major `values` as a flex tensor of `shape`.
+pub fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(values, shape)))
+}
+
 /// `f(values, rows)` on the row-major f32 values of `x` `[rows, cols]`, as a flex tensor
-/// `[rows, out_cols]`. `None` (and `x` back) when `x` is not an f32 flex tensor.
+/// `[rows, out_cols]`; `x` back when it is not [`on_flex`].
 pub fn map_rows(x: Tensor<2>, out_cols: usize, f: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor<2>, Tensor<2>> {
-    if x.device() != Device::flex() || x.dtype() != DType::F32 {
+    if !on_flex(&x) {
         return Err(x);
     }
-    let [rows, _] = x.dims();
-    let flex: FlexTensor = match x.try_into_primitive::<Flex>() {
-        Ok(tensor) => tensor,
-        Err(e) => unreachable!("a flex f32 tensor is a flex primitive: {e:?}"),
-    };
-    let flex = if flex.layout().contiguous_offsets().is_some() { flex } else { flex.to_contiguous() };
-    let values = flex.as_slice::<f32>().expect("contiguous f32");
-    let out = f(values, rows);
-    Ok(Tensor::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(out, [rows, out_cols]))))
+    let rows = x.dims()[0];
+    let flex = flex_values(x);
+    Ok(flex_tensor(f(f32s(&flex), rows), [rows, out_cols]))
 }
+
+/// The values of a contiguous f32 flex tensor (from [`flex_values`]).
+pub fn f32s(x: &FlexTensor) -> &[f32] {
+    x.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// [`attention`] of `q` `[B, Q, W]` over `k`, `v` `[B, T, W]` in `heads` heads (the first `Q`
+/// rows of `mask` `[T, T]` added to the scores): the mixed values `[B, Q, W]` and the
+/// probabilities `[B, H, Q, T]`; `None` unless every input is [`on_flex`].
+pub fn flex_attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, mask: Option<&Tensor<2>>, heads: usize) -> Option<(Tensor<3>, Tensor<4>)> {
+    if !(on_flex(q) && on_flex(k) && on_flex(v) && mask.is_none_or(on_flex)) {
+        return None;
+    }
+    let [batch, queries, width] = q.dims();
+    let tokens = k.dims()[1];
+    let shape = AttentionShape { batch, queries, tokens, heads, head_dim: width / heads };
+    let (q, k, v) = (flex_values(q.clone()), flex_values(k.clone()), flex_values(v.clone()));
+    let mask = mask.map(|m| flex_values(m.clone()));
+    let (mixed, probs) = attention(f32s(&q), f32s(&k), f32s(&v), mask.as_ref().map(f32s), shape);
+    Some((flex_tensor(mixed, [batch, queries, width]), flex_tensor(probs, [batch, heads, queries, tokens])))
+}
+
+/// An output buffer shared by threads that write disjoint parts of it.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+impl SharedOut {
+    /// The element `offset` of the buffer.
+    ///
+    /// # Safety
+    /// `offset` is inside the buffer, and no other thread writes what the caller writes there.
+    unsafe fn at(self, offset: usize) -> *mut f32 {
+        unsafe { self.0.add(offset) }
+    }
+}
+// SAFETY: every user writes disjoint elements from each thread (see the kernels).
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}

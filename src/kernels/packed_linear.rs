@@ -21,6 +21,8 @@
 //! Pinned by the tests below (odd sizes, tails of rows and columns, against a plain triple
 //! loop) and by the golden tests of the image and text towers, which run through it on the CPU.
 
+use super::SharedOut;
+
 /// Columns per panel: three AVX-512 registers, twelve WebAssembly SIMD ones.
 pub const PANEL: usize = 48;
 /// Rows per register tile.
@@ -108,7 +110,7 @@ impl PackedLinear {
                 epilogue.apply(&mut values[..cols]);
                 // SAFETY: each (row, panel) block of y is written by one call only: panels are
                 // split between threads, rows walked here; the block lies inside y's m x n.
-                unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), y.0.add((row + r) * self.n + p * PANEL), cols) };
+                unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), y.at((row + r) * self.n + p * PANEL), cols) };
             }
             row += rows;
         }
@@ -141,7 +143,7 @@ impl Epilogue {
 /// of `e^x` (`exp_is_accurate`); arguments are clamped to [-87, 88], where `2^n` is a normal
 /// number (QuickGELU of a value beyond them is that value or 0 to within 1e-38).
 #[inline(always)]
-fn exp(x: f32) -> f32 {
+pub(super) fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
     const LN2_HI: f32 = 0.693_359_375; // ln 2 = LN2_HI + LN2_LO; LN2_HI = 355/512, so n LN2_HI is exact
     const LN2_LO: f32 = -2.121_944_4e-4;
@@ -153,13 +155,6 @@ fn exp(x: f32) -> f32 {
     let exponent = (shifted.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23;
     p * f32::from_bits(exponent as u32)
 }
-
-/// The output pointer, shared by the threads that write disjoint panels of it.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: the threads write disjoint blocks (see `panel_product`).
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
 
 /// Runs `work(first, last)` over `0..count` panels: natively split between rayon's threads when
 /// the product is large enough to pay for them (`flops_per_panel` multiply-adds each), else in

@@ -156,6 +156,9 @@ impl Attention {
         let [batch, rows, width] = q.dims();
         let tokens = k.dims()[1];
         let head_dim = width / self.heads;
+        if let Some(on_cpu) = kernels::flex_attention(&q, &k, &v, mask, self.heads) {
+            return on_cpu;
+        }
         let split = |t: Tensor<3>, n: usize| t.reshape([batch, n, self.heads, head_dim]).swap_dims(1, 2);
         let (q, k, v) = (split(q, rows), split(k, tokens), split(v, tokens));
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (head_dim as f64).sqrt());

@@ -132,7 +132,7 @@ function addMatmulRows(result: BenchmarkResult): void {
     const row = body.insertRow();
     cell(row, result.backend);
     cell(row, String(result.matmul.threads));
-    cell(row, timing.name);
+    cell(row, `${timing.name} (${timing.kernel})`);
     cell(row, matmulShape(timing));
     cell(row, formatMs(timing.ms));
     cell(row, timing.gflops.toPrecision(3));

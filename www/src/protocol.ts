@@ -297,9 +297,11 @@ export interface BenchmarkResult {
   };
 }
 
-/** One shape of the matrix-product probe: `[m, k] x [k, n]`, mean ms per product, GFLOP/s. */
+/** One shape of the matrix-product probe: `[m, k] x [k, n]`, mean ms per product, GFLOP/s;
+ * `kernel` is "matmul" (burn's) or "packed" (the CPU's packed linear layer the forward uses). */
 export interface MatmulTiming {
   name: string;
+  kernel: string;
   m: number;
   k: number;
   n: number;
