@@ -53,7 +53,7 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], mask: Option<&[f32]>, shape: A
         let head = Head { q: &q[b * queries * width..], k: &k[b * tokens * width..], v: &v[b * tokens * width..], column: h * head_dim, shape };
         // SAFETY: task (b, h) writes rows b * Q .. (b + 1) * Q of mixed at columns h d .. (h + 1) d
         // and block (b, h) of probs: no two tasks share an element; both lie inside the buffers.
-        unsafe { head.run(mask, out.at(b * queries * width), out_probs.at(t * queries * tokens)) };
+        unsafe { run_head(&head, mask, out.at(b * queries * width), out_probs.at(t * queries * tokens)) };
     };
     run_tasks(batch * heads, batch * queries * tokens * width, task);
     (mixed, probs)
@@ -72,6 +72,27 @@ fn run_tasks(count: usize, work: usize, task: impl Fn(usize) + Sync + Send) {
     (0..count).for_each(task);
 }
 
+/// [`Head::run`], in AVX-512 registers where the CPU has them.
+///
+/// # Safety
+/// As [`Head::run`].
+unsafe fn run_head(head: &Head, mask: Option<&[f32]>, mixed: *mut f32, probs: *mut f32) {
+    #[cfg(target_arch = "x86_64")]
+    if super::packed_linear::avx512::available() {
+        // SAFETY: the CPU has AVX-512F (checked); the rest is the caller's.
+        unsafe { run_head_avx512(head, mask, mixed, probs) };
+        return;
+    }
+    unsafe { head.run(mask, mixed, probs) }
+}
+
+/// [`Head::run`] compiled for AVX-512: its 16-lane blocks in one register each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_head_avx512(head: &Head, mask: Option<&[f32]>, mixed: *mut f32, probs: *mut f32) {
+    unsafe { head.run(mask, mixed, probs) }
+}
+
 /// One (image, head): its rows of q, k, v start at the image's first row; the head's columns
 /// start at `column`.
 struct Head<'a> {
@@ -85,6 +106,7 @@ struct Head<'a> {
 impl Head<'_> {
     /// Writes the head's mixed values into `mixed` (the image's first output row) and its
     /// probabilities `[Q, T]` into `probs`.
+    #[inline(always)]
     unsafe fn run(&self, mask: Option<&[f32]>, mixed: *mut f32, probs: *mut f32) {
         let AttentionShape { queries, tokens, heads, head_dim, .. } = self.shape;
         let width = heads * head_dim;
@@ -113,6 +135,7 @@ impl Head<'_> {
 }
 
 /// `a . b` in [`LANES`] partial sums (then added up), so that it vectorises.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0.0f32; LANES];
     let (blocks_a, rest_a) = a.split_at(a.len() / LANES * LANES);
@@ -126,6 +149,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `softmax` of a row in place (its maximum subtracted first).
+#[inline(always)]
 fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;

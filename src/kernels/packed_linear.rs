@@ -107,7 +107,7 @@ impl PackedLinear {
             let mut tile = [[0.0f32; PANEL]; ROWS];
             tile_product(&x[row * self.k..(row + rows) * self.k], rows, self.k, panel, bias, &mut tile);
             for (r, values) in tile.iter_mut().take(rows).enumerate() {
-                epilogue.apply(&mut values[..cols]);
+                apply_epilogue(epilogue, &mut values[..cols]);
                 // SAFETY: each (row, panel) block of y is written by one call only: panels are
                 // split between threads, rows walked here; the block lies inside y's m x n.
                 unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), y.at((row + r) * self.n + p * PANEL), cols) };
@@ -126,8 +126,21 @@ pub enum Epilogue {
     QuickGelu,
 }
 
+/// `epilogue` on `values`, in AVX-512 registers where the CPU has them.
+fn apply_epilogue(epilogue: Epilogue, values: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx512::available() {
+        // SAFETY: the CPU has AVX-512F (checked).
+        unsafe { avx512::epilogue(epilogue, values) };
+        return;
+    }
+    epilogue.apply(values)
+}
+
 impl Epilogue {
-    /// Applies the epilogue in place; a loop the compiler vectorises (no calls into libm).
+    /// Applies the epilogue in place; a loop the compiler vectorises (no calls into libm), with
+    /// the vector width of the function it is inlined into.
+    #[inline(always)]
     fn apply(self, values: &mut [f32]) {
         if self == Epilogue::QuickGelu {
             for v in values {
@@ -152,8 +165,9 @@ pub(super) fn exp(x: f32) -> f32 {
     let n = shifted - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let exponent = (shifted.to_bits() as i32 - ROUND.to_bits() as i32 + 127) << 23;
-    p * f32::from_bits(exponent as u32)
+    // n + 127 in the exponent field (wrapping: overflow checks would keep the loop scalar).
+    let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
+    p * f32::from_bits(exponent)
 }
 
 /// Runs `work(first, last)` over `0..count` panels: natively split between rayon's threads when
@@ -228,13 +242,20 @@ fn portable_tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], 
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx512 {
+pub(super) mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{PANEL, ROWS};
 
     pub fn available() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    /// [`Epilogue::apply`] compiled for AVX-512 (16 lanes; without this, baseline x86-64 code
+    /// would run it 4 lanes wide).
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn epilogue(epilogue: super::Epilogue, values: &mut [f32]) {
+        epilogue.apply(values)
     }
 
     /// Dispatches on the row count, so that each tile's accumulators are a fixed set of
@@ -290,9 +311,14 @@ mod simd128 {
 
     use super::{PANEL, ROWS};
 
+    /// Steps of `k` per pass over the panel's eight-column blocks: the tile's rows of `x` for
+    /// one pass (5 x 128 values) stay in the first-level cache while the six blocks reread them.
+    const STEPS: usize = 128;
+
     /// Eight columns at a time (two 4-lane registers), so that a tile's accumulators, the
     /// panel's values and the broadcast fit the 16 vector registers engines map WebAssembly SIMD
-    /// onto; WebAssembly has no fused multiply-add, so each term is a multiply and an add.
+    /// onto; WebAssembly has no fused multiply-add, so each term is a multiply and an add. `k`
+    /// runs in passes of [`STEPS`], the partial sums kept in `tile` between them.
     pub fn tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
         match rows {
             5 => tile_rows::<5>(x, k, panel, bias, tile),
@@ -305,14 +331,27 @@ mod simd128 {
 
     #[inline]
     fn tile_rows<const R: usize>(x: &[f32], k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+        for row in tile.iter_mut().take(R) {
+            row.copy_from_slice(bias);
+        }
+        for first in (0..k).step_by(STEPS) {
+            pass::<R>(x, k, panel, first..(first + STEPS).min(k), tile);
+        }
+    }
+
+    /// Adds steps `steps` of the product to the partial sums in `tile`.
+    #[inline]
+    fn pass<const R: usize>(x: &[f32], k: usize, panel: &[f32], steps: std::ops::Range<usize>, tile: &mut [[f32; PANEL]; ROWS]) {
         for block in (0..PANEL).step_by(8) {
-            // SAFETY: block + 8 <= PANEL = bias.len(); every panel row has PANEL values; the
+            // SAFETY: block + 8 <= PANEL, the width of tile's rows and of every panel row; the
             // x reads are r * k + step < R * k = x.len().
             unsafe {
-                let b = bias.as_ptr().add(block);
-                let start = [v128_load(b as *const v128), v128_load(b.add(4) as *const v128)];
-                let mut acc = [start; R];
-                for step in 0..k {
+                let mut acc = [[f32x4_splat(0.0); 2]; R];
+                for (acc, partial) in acc.iter_mut().zip(tile.iter()) {
+                    let partial = partial.as_ptr().add(block);
+                    *acc = [v128_load(partial as *const v128), v128_load(partial.add(4) as *const v128)];
+                }
+                for step in steps.clone() {
                     let row = panel.as_ptr().add(step * PANEL + block);
                     let w0 = v128_load(row as *const v128);
                     let w1 = v128_load(row.add(4) as *const v128);
