@@ -189,6 +189,20 @@ fn split_panels(count: usize, flops_per_panel: usize, work: impl Fn(usize, usize
     work(0, count);
 }
 
+/// `$kernel::<R>(args)` for the row count `$rows` (1 to [`ROWS`]), so that each tile's
+/// accumulators are a fixed set of registers.
+macro_rules! for_rows {
+    ($rows:expr, $kernel:ident($($arg:expr),*)) => {
+        match $rows {
+            5 => $kernel::<5>($($arg),*),
+            4 => $kernel::<4>($($arg),*),
+            3 => $kernel::<3>($($arg),*),
+            2 => $kernel::<2>($($arg),*),
+            _ => $kernel::<1>($($arg),*),
+        }
+    };
+}
+
 /// One register tile: `rows` (at most [`ROWS`]) rows of `x` (row-major, `k` wide) times one
 /// panel, plus the panel's bias, into `tile`.
 fn tile_product(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
@@ -258,19 +272,10 @@ pub(super) mod avx512 {
         epilogue.apply(values)
     }
 
-    /// Dispatches on the row count, so that each tile's accumulators are a fixed set of
-    /// registers.
+    /// Dispatches on the row count ([`for_rows`]).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
-        unsafe {
-            match rows {
-                5 => tile_rows::<5>(x, k, panel, bias, tile),
-                4 => tile_rows::<4>(x, k, panel, bias, tile),
-                3 => tile_rows::<3>(x, k, panel, bias, tile),
-                2 => tile_rows::<2>(x, k, panel, bias, tile),
-                _ => tile_rows::<1>(x, k, panel, bias, tile),
-            }
-        }
+        unsafe { for_rows!(rows, tile_rows(x, k, panel, bias, tile)) }
     }
 
     /// `R` rows x 48 columns in `3 R` registers; per step of `k`: three loads of the panel's
@@ -320,13 +325,7 @@ mod simd128 {
     /// onto; WebAssembly has no fused multiply-add, so each term is a multiply and an add. `k`
     /// runs in passes of [`STEPS`], the partial sums kept in `tile` between them.
     pub fn tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
-        match rows {
-            5 => tile_rows::<5>(x, k, panel, bias, tile),
-            4 => tile_rows::<4>(x, k, panel, bias, tile),
-            3 => tile_rows::<3>(x, k, panel, bias, tile),
-            2 => tile_rows::<2>(x, k, panel, bias, tile),
-            _ => tile_rows::<1>(x, k, panel, bias, tile),
-        }
+        for_rows!(rows, tile_rows(x, k, panel, bias, tile))
     }
 
     #[inline]
