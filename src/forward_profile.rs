@@ -2,7 +2,7 @@
 //! timed alone on a device (layer norms, the query, key and value maps, the heads' attention
 //! with its head split, the output map, the MLP's two layers with QuickGELU, the residual
 //! additions), and the whole block for comparison. `examples/forward_profile.rs` prints it
-//! natively; the browser benchmark page shows it with `&probe=1`.
+//! natively; the browser benchmark page shows it with `&probe=1` (`benchmarkVision`'s `steps`).
 
 use burn::tensor::{Device, Distribution, Tensor};
 

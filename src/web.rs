@@ -1022,7 +1022,8 @@ impl Engine {
 /// again as the rest), the JSON also has `analysis`: the page's applications through the
 /// [`Engine`], one image at a time (see [`benchmark_analysis`]). With `probe` (default off) it
 /// also has `matmul`: the matrix-product probe ([`crate::matmul_probe`]) on the forward's shapes
-/// at batch 1 and 8, `{threads, timings: [{name, m, k, n, ms, gflops}]}`.
+/// at batch 1 and 8, `{threads, timings: [{name, kernel, m, k, n, ms, gflops}]}`, and `steps`:
+/// one block's steps timed alone at `batch` ([`crate::forward_profile`]), `[{step, ms}]`.
 #[wasm_bindgen(js_name = benchmarkVision)]
 pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize, analysis: Option<bool>, probe: Option<bool>) -> std::result::Result<String, JsError> {
     let parts = BenchmarkParts { analysis: analysis.unwrap_or(false), probe: probe.unwrap_or(false) };
@@ -1060,8 +1061,12 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     let first_ms = times[0];
     let mean_ms_per_image = mean_after_first(&times) / batch as f64;
     let lens = benchmark_lens(model.vision()?, &device, batch, runs).await?;
+    let steps = if parts.probe { Some(crate::forward_profile::block_profile(model.vision()?, &device, batch, runs).await?) } else { None };
     drop(model);
     let mut result = serde_json::json!({"backend": kind.to_string(), "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens});
+    if let Some(steps) = steps {
+        result["steps"] = serde_json::to_value(steps).map_err(|e| invalid(e.to_string()))?;
+    }
     if let Some(weights) = weights {
         result["analysis"] = benchmark_analysis(&config, weights, backend, runs).await?;
     }

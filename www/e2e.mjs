@@ -432,6 +432,11 @@ await check("benchmark-page-cpu", async (page) => {
   if (shapes !== expected || !products.every((t) => t.gflops > 0)) throw new Error(`probe: ${JSON.stringify(result.matmul)}`);
   const rows = await page.$$eval("#matmul tbody tr", (r) => r.length);
   if (rows !== 12) throw new Error(`the probe's table has ${rows} rows, not 12`);
+  // ... and one block's eleven steps, the whole block last.
+  const steps = (result.steps ?? []).map((s) => s.step);
+  if (steps.length !== 11 || steps[10] !== "whole block" || !result.steps.every((s) => s.ms > 0)) throw new Error(`steps: ${JSON.stringify(result.steps)}`);
+  const stepRows = await page.$$eval("#steps tbody tr", (r) => r.length);
+  if (stepRows !== 11) throw new Error(`the steps table has ${stepRows} rows, not 11`);
   timings["bench-vit-b-32-cpu"] = result;
 });
 

@@ -38,6 +38,7 @@ const ui = {
   status: byId("status", HTMLElement),
   results: byId("results", HTMLTableElement),
   matmul: byId("matmul", HTMLTableElement),
+  steps: byId("steps", HTMLTableElement),
   result: byId("result", HTMLPreElement),
 };
 
@@ -95,6 +96,7 @@ function parseResult(json: string): BenchmarkResult {
     const matmul = asRecord(record.matmul);
     const timings = Array.isArray(matmul.timings) ? matmul.timings.map(asRecord) : [];
     if (typeof matmul.threads !== "number" || timings.length === 0) bad.push("matmul");
+    if (!Array.isArray(record.steps) || !record.steps.every((s) => typeof asRecord(s).ms === "number" && typeof asRecord(s).step === "string")) bad.push("steps");
     timings.forEach((timing, i) => bad.push(...MATMUL_NUMBER_FIELDS.filter((key) => typeof timing[key] !== "number").map((key) => `matmul.timings[${i}].${key}`)));
   }
   if (typeof record.backend !== "string" || typeof record.shape !== "string" || bad.length > 0) {
@@ -122,6 +124,21 @@ function addRow(result: BenchmarkResult, adapter: string | null): void {
   cell(row, analysis === undefined ? "–" : formatMs(analysis.bundle_load_ms));
   cell(row, analysis === undefined ? "–" : formatMs(analysis.analysis_ms_per_image));
   cell(row, analysis === undefined ? "–" : formatMs(analysis.segmentation_ms));
+}
+
+/** One row per step of the profiled block: backend, batch, step, ms and share of the block. */
+function addStepRows(result: BenchmarkResult): void {
+  if (result.steps === undefined) return;
+  const body = ui.steps.tBodies[0] ?? ui.steps.createTBody();
+  const block = result.steps[result.steps.length - 1]?.ms ?? 0;
+  for (const step of result.steps) {
+    const row = body.insertRow();
+    cell(row, result.backend);
+    cell(row, String(result.batch));
+    cell(row, step.step);
+    cell(row, formatMs(step.ms));
+    cell(row, block > 0 ? `${((100 * step.ms) / block).toFixed(1)} %` : "–");
+  }
 }
 
 /** One row per product of the probe: which, its shape, the threads, ms and GFLOP/s. */
@@ -173,6 +190,7 @@ async function run(client: WorkerClient, settings: BenchSettings): Promise<void>
     const result = parseResult(response.json);
     addRow(result, response.adapter);
     addMatmulRows(result);
+    addStepRows(result);
     const where =
       response.adapter !== null ? ` (${result.backend}: ${response.adapter})` : settings.backend === "auto" ? ` (${result.backend})` : "";
     finish("done", `Finished ${label}${where}: ${summary(result)}.`, JSON.stringify(result, null, 2));

@@ -289,6 +289,8 @@ export interface BenchmarkResult {
     lens_ms_per_image: number;
     segmentation_ms: number;
   };
+  /** Present when the probe was asked for: one block's steps timed alone (ms each). */
+  steps?: { step: string; ms: number }[];
   /** Present when the probe was asked for: the forward's matrix products on this backend. */
   matmul?: {
     /** The threads the CPU backend uses (1 in a single-threaded module). */
