@@ -28,14 +28,21 @@ async fn settle<const D: usize>(t: Tensor<D>) -> Result<()> {
     read_f32(one).await.map(|_| ())
 }
 
-/// The mean of `runs` timed calls of `step` (after one untimed).
+/// The least time a step is timed for: browsers coarsen their clock (to 0.1 ms without
+/// cross-origin isolation), and a layer norm takes tens of microseconds.
+const MIN_TIMED_MS: f64 = 20.0;
+
+/// The mean of at least `runs` timed calls of `step` (after one untimed), repeated until
+/// [`MIN_TIMED_MS`] have passed (at most 10,000 calls).
 async fn time_step<const D: usize>(name: &'static str, runs: usize, step: impl Fn() -> Tensor<D>) -> Result<StepTiming> {
     settle(step()).await?;
     let start = web_time::Instant::now();
-    for _ in 0..runs {
+    let mut calls = 0;
+    while calls < runs.max(1) || (start.elapsed().as_secs_f64() * 1e3 < MIN_TIMED_MS && calls < 10_000) {
         settle(step()).await?;
+        calls += 1;
     }
-    Ok(StepTiming { step: name, ms: start.elapsed().as_secs_f64() * 1e3 / runs.max(1) as f64 })
+    Ok(StepTiming { step: name, ms: start.elapsed().as_secs_f64() * 1e3 / calls as f64 })
 }
 
 /// Times each step of block 0 of `vision` for `batch` random images' residual streams, `runs`

@@ -434,6 +434,7 @@ await check("benchmark-page-cpu", async (page) => {
   if (rows !== 12) throw new Error(`the probe's table has ${rows} rows, not 12`);
   // ... and one block's eleven steps, the whole block last.
   const steps = (result.steps ?? []).map((s) => s.step);
+  // (each step timed for at least 20 ms, so even a layer norm reads above the clock's 0.1 ms grain)
   if (steps.length !== 11 || steps[10] !== "whole block" || !result.steps.every((s) => s.ms > 0)) throw new Error(`steps: ${JSON.stringify(result.steps)}`);
   const stepRows = await page.$$eval("#steps tbody tr", (r) => r.length);
   if (stepRows !== 11) throw new Error(`the steps table has ${stepRows} rows, not 11`);
