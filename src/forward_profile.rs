@@ -28,21 +28,27 @@ async fn settle<const D: usize>(t: Tensor<D>) -> Result<()> {
     read_f32(one).await.map(|_| ())
 }
 
-/// The least time a step is timed for: browsers coarsen their clock (to 0.1 ms without
+/// The least time a call is timed for: browsers coarsen their clock (to 0.1 ms without
 /// cross-origin isolation), and a layer norm takes tens of microseconds.
 const MIN_TIMED_MS: f64 = 20.0;
 
-/// The mean of at least `runs` timed calls of `step` (after one untimed), repeated until
-/// [`MIN_TIMED_MS`] have passed (at most 10,000 calls).
-async fn time_step<const D: usize>(name: &'static str, runs: usize, step: impl Fn() -> Tensor<D>) -> Result<StepTiming> {
-    settle(step()).await?;
+/// Mean milliseconds of at least `runs` timed calls of `call` (after one untimed), each read
+/// back by one value, repeated until [`MIN_TIMED_MS`] have passed (at most 10,000 calls). The
+/// matrix-product probe times its products the same way.
+pub(crate) async fn mean_ms<const D: usize>(runs: usize, call: impl Fn() -> Tensor<D>) -> Result<f64> {
+    settle(call()).await?;
     let start = web_time::Instant::now();
     let mut calls = 0;
     while calls < runs.max(1) || (start.elapsed().as_secs_f64() * 1e3 < MIN_TIMED_MS && calls < 10_000) {
-        settle(step()).await?;
+        settle(call()).await?;
         calls += 1;
     }
-    Ok(StepTiming { step: name, ms: start.elapsed().as_secs_f64() * 1e3 / calls as f64 })
+    Ok(start.elapsed().as_secs_f64() * 1e3 / calls as f64)
+}
+
+/// One step's [`mean_ms`].
+async fn time_step<const D: usize>(name: &'static str, runs: usize, step: impl Fn() -> Tensor<D>) -> Result<StepTiming> {
+    Ok(StepTiming { step: name, ms: mean_ms(runs, step).await? })
 }
 
 /// Times each step of block 0 of `vision` for `batch` random images' residual streams, `runs`

@@ -79,16 +79,9 @@ pub async fn time_linear(device: &Device, shape: &MatmulShape, runs: usize) -> R
     time_product(shape, kernel, runs, || layer.forward(x.clone()).reshape([shape.m, shape.n])).await
 }
 
-/// Times `runs` calls of `product` (one warm-up first), each read back by one value.
+/// Times `product` ([`crate::forward_profile::mean_ms`]) as one of `shape` on `kernel`.
 async fn time_product(shape: &MatmulShape, kernel: &'static str, runs: usize, product: impl Fn() -> Tensor<2>) -> Result<MatmulTiming> {
-    let settle = || read_f32(product().narrow(0, 0, 1).narrow(1, 0, 1));
-    settle().await?;
-    let runs = runs.max(1);
-    let start = web_time::Instant::now();
-    for _ in 0..runs {
-        settle().await?;
-    }
-    let ms = start.elapsed().as_secs_f64() * 1e3 / runs as f64;
+    let ms = crate::forward_profile::mean_ms(runs, product).await?;
     Ok(MatmulTiming { shape: shape.clone(), kernel, ms, gflops: shape.flops() / (ms * 1e6) })
 }
 
