@@ -18,6 +18,8 @@ echo "== wasm (wasm-pack, release)"
 # wasm-opt on PATH wasm-pack would try to download one, which fails offline. rustc's own
 # release optimisations still apply.
 wasm-pack build --target web --out-dir pkg --release --no-opt
+echo "== threaded wasm (the CPU backend on Web Workers; shared memory, std rebuilt: scripts/wasm-threads.sh)"
+bash scripts/wasm-threads.sh wasm-pack build --target web --out-dir pkg-threads --release --no-opt -- --features threads
 
 echo "== site (www/dist)"
 npm --prefix www run build

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: native (CPU and wgpu on whatever adapter exists; lavapipe without a GPU), a
 # bounded coverage-guided fuzzing run of the parsers of untrusted bytes (scripts/fuzz.sh), then
-# the browser tests in headless Chromium (WebGPU and CPU) and the site end to end. Installs
-# what is missing first.
+# the browser tests in headless Chromium (the single-threaded module on WebGPU and CPU, the
+# threaded module on its CPU threads) and the site end to end. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -34,13 +34,19 @@ cargo test --locked --target wasm32-unknown-unknown --test web -- --nocapture 2>
 grep -q "test result: ok" "$CARGO_TARGET_DIR/browser-tests.log"
 
 disk_report
+echo "== browser tests of the threaded module (CPU on rayon's pool of two Web Workers; scripts/wasm-threads.sh)"
+bash scripts/wasm-threads.sh cargo test --locked --target wasm32-unknown-unknown --features threads --test web -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests-threads.log"
+grep -q "test result: ok" "$CARGO_TARGET_DIR/browser-tests-threads.log"
+
+disk_report
 echo "== the site in Chromium (playwright-core): every view on WebGPU and CPU, loading, errors, the neuron card"
-# A debug wasm build: it reuses the browser tests' compilation (seconds, not a release build).
+# Debug wasm builds: they reuse the browser tests' compilations (seconds, not release builds).
 wasm-pack build --target web --out-dir target/pkg-dev --dev --no-opt
+bash scripts/wasm-threads.sh wasm-pack build --target web --out-dir target/pkg-threads-dev --dev --no-opt -- --features threads
 bash scripts/demo-bundle.sh
 # The page's own safetensors reader (the neuron card's), fuzzed like the Rust parsers.
 node www/fuzz.mjs
 (cd www && npx tsc --noEmit -p tsconfig.test.json)
-CLIP_LENS_PKG=target/pkg-dev npm --prefix www run build
+CLIP_LENS_PKG=target/pkg-dev CLIP_LENS_PKG_THREADS=target/pkg-threads-dev npm --prefix www run build
 E2E_OUT="$CARGO_TARGET_DIR/e2e" node www/e2e.mjs
 disk_report

@@ -37,13 +37,12 @@ impl std::str::FromStr for BackendKind {
     }
 }
 
-/// The threads the CPU backend's matrix products and batches use: rayon's pool natively (one
-/// per core unless `RAYON_NUM_THREADS` says otherwise), one in the browser.
+/// The threads the CPU backend's matrix products and batches use: rayon's pool. Natively one
+/// per core unless `RAYON_NUM_THREADS` says otherwise; in the browser one in the
+/// single-threaded module, and in the threaded one as many as the page started
+/// (`initThreadPool`).
 pub fn cpu_threads() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
-    return rayon::current_num_threads();
-    #[cfg(target_arch = "wasm32")]
-    return 1;
+    rayon::current_num_threads()
 }
 
 /// The CPU device (burn `flex`).
@@ -51,6 +50,7 @@ pub fn cpu() -> Device {
     Device::flex()
 }
 
+#[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
 static GPU: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
 
 /// The outcome of the native GPU initialisation, which wgpu allows once per process.
@@ -80,12 +80,19 @@ pub fn gpu() -> Result<Device> {
 
 /// The GPU device, initialised on first use. In the browser WebGPU can only be initialised
 /// asynchronously and only once per page; later calls return the same device.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "atomics")))]
 pub async fn gpu_async() -> Result<Device> {
     if let Some(device) = GPU.get() {
         return Ok(device.clone());
     }
     let device = Device::wgpu_options().init_async().await.map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
     Ok(GPU.get_or_init(|| device).clone())
+}
+
+/// The threaded wasm module has no GPU backend (see Cargo.toml): an error that says so.
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+pub async fn gpu_async() -> Result<Device> {
+    Err(Error::Device("WebGPU runs in the single-threaded module; this threaded one has only the CPU backend".into()))
 }
 
 /// A device of the requested kind (native only: the browser uses [`device_async`]).

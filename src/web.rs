@@ -42,6 +42,24 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// The threaded module (feature `threads`) exports `initThreadPool(n)`: a Promise that starts
+/// rayon's pool on `n` Web Workers sharing this module's memory. The page awaits it once, before
+/// any other call (a first parallel call without it would fix the pool at one thread).
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Whether this is the threaded module (built with atomics and the feature `threads`).
+#[wasm_bindgen(js_name = isThreaded)]
+pub fn is_threaded() -> bool {
+    cfg!(feature = "threads")
+}
+
+/// The threads the CPU backend uses now ([`device::cpu_threads`]).
+#[wasm_bindgen(js_name = cpuThreads)]
+pub fn cpu_threads() -> usize {
+    device::cpu_threads()
+}
+
 /// Picks the device: `"webgpu"` (an error when no adapter exists), `"cpu"`, or `"auto"`
 /// (WebGPU when an adapter exists, else the CPU).
 async fn pick_device(backend: &str) -> Result<(Device, BackendKind)> {
@@ -1024,6 +1042,7 @@ impl Engine {
 /// also has `matmul`: the matrix-product probe ([`crate::matmul_probe`]) on the forward's shapes
 /// at batch 1 and 8, `{threads, timings: [{name, kernel, m, k, n, ms, gflops}]}`, and `steps`:
 /// one block's steps timed alone at `batch` ([`crate::forward_profile`]), `[{step, ms}]`.
+/// `threads` is the CPU backend's thread count ([`device::cpu_threads`]).
 #[wasm_bindgen(js_name = benchmarkVision)]
 pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize, analysis: Option<bool>, probe: Option<bool>) -> std::result::Result<String, JsError> {
     let parts = BenchmarkParts { analysis: analysis.unwrap_or(false), probe: probe.unwrap_or(false) };
@@ -1063,7 +1082,8 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     let lens = benchmark_lens(model.vision()?, &device, batch, runs).await?;
     let steps = if parts.probe { Some(crate::forward_profile::block_profile(model.vision()?, &device, batch, runs).await?) } else { None };
     drop(model);
-    let mut result = serde_json::json!({"backend": kind.to_string(), "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens});
+    let threads = device::cpu_threads();
+    let mut result = serde_json::json!({"backend": kind.to_string(), "threads": threads, "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens});
     if let Some(steps) = steps {
         result["steps"] = serde_json::to_value(steps).map_err(|e| invalid(e.to_string()))?;
     }
@@ -1072,7 +1092,7 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     }
     if parts.probe {
         let timings = crate::matmul_probe::probe(&device, &config.vision, &[1, 8], runs).await?;
-        result["matmul"] = serde_json::json!({"threads": device::cpu_threads(), "timings": timings});
+        result["matmul"] = serde_json::json!({"threads": threads, "timings": timings});
     }
     Ok(result.to_string())
 }

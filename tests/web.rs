@@ -7,14 +7,37 @@ mod common;
 
 use clip_lens::device;
 use clip_lens::lens::AtomSearch;
-use common::browser::{json, memory_figures, message};
+use common::browser::{json, memory_figures, message, start_threads, TEST_THREADS};
 use common::*;
 use wasm_bindgen_test::*;
 
+// The threaded module's tests run in a Web Worker, as the page's engine does: rayon's callers
+// block on atomics, which a page's main thread may not.
+#[cfg(not(feature = "threads"))]
 wasm_bindgen_test_configure!(run_in_browser);
+#[cfg(feature = "threads")]
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
+
+/// WebGPU where this module has it; None in the threaded module, which is the CPU backend's
+/// alone (see Cargo.toml), so that its run of these tests covers the CPU.
+async fn webgpu() -> Option<burn::tensor::Device> {
+    if cfg!(feature = "threads") {
+        return None;
+    }
+    Some(device::gpu_async().await.expect("a WebGPU adapter is required for this test"))
+}
 
 #[wasm_bindgen_test]
+async fn the_cpu_backend_runs_on_the_module_threads() {
+    start_threads().await;
+    assert_eq!(clip_lens::web::is_threaded(), cfg!(feature = "threads"));
+    assert_eq!(device::cpu_threads(), TEST_THREADS, "rayon's pool");
+}
+
+#[cfg(not(feature = "threads"))]
+#[wasm_bindgen_test]
 async fn golden_image_and_text_towers_on_webgpu() {
+    start_threads().await;
     let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
     assert_within("webgpu/openai", &image_tower_deviations(MODEL_OPENAI, &gpu).await);
     assert_within("webgpu/hf", &image_tower_deviations(MODEL_HF, &gpu).await);
@@ -22,8 +45,21 @@ async fn golden_image_and_text_towers_on_webgpu() {
     assert_within("webgpu/text-hf", &[("probe_text_embeds".into(), text_tower_deviation(MODEL_HF, &gpu).await)]);
 }
 
+/// The threaded module refuses WebGPU with a message that says where it is, and "auto" runs on
+/// its CPU.
+#[cfg(feature = "threads")]
+#[wasm_bindgen_test]
+async fn the_threaded_module_refuses_webgpu_and_picks_the_cpu() {
+    start_threads().await;
+    let refused = message(Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), None).await.err().expect("refused"));
+    assert!(refused.contains("WebGPU runs in the single-threaded module"), "{refused}");
+    let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "auto".into(), None).await.map_err(message).unwrap();
+    assert_eq!(engine.backend(), "cpu");
+}
+
 #[wasm_bindgen_test]
 async fn golden_image_and_text_towers_on_cpu() {
+    start_threads().await;
     let cpu = device::cpu();
     assert_within("cpu/openai", &image_tower_deviations(MODEL_OPENAI, &cpu).await);
     assert_within("cpu/hf", &image_tower_deviations(MODEL_HF, &cpu).await);
@@ -32,35 +68,44 @@ async fn golden_image_and_text_towers_on_cpu() {
 }
 
 #[wasm_bindgen_test]
-fn probe_tokens_match_in_the_browser() {
+async fn probe_tokens_match_in_the_browser() {
+    start_threads().await;
     check_probe_tokens();
 }
 
 #[wasm_bindgen_test]
-fn pixels_from_pngs_match_in_the_browser() {
+async fn pixels_from_pngs_match_in_the_browser() {
+    start_threads().await;
     let deviations = png_pixel_deviations();
     assert_pixels_within("browser", &deviations);
 }
 
 #[wasm_bindgen_test]
 async fn second_order_effects_on_webgpu_and_cpu() {
-    let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
-    assert_within("webgpu/lens", &second_order_deviations(MODEL_OPENAI, &gpu).await);
+    start_threads().await;
+    if let Some(gpu) = webgpu().await {
+        assert_within("webgpu/lens", &second_order_deviations(MODEL_OPENAI, &gpu).await);
+    }
     assert_within("cpu/lens", &second_order_deviations(MODEL_HF, &device::cpu()).await);
 }
 
+#[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn neuron_statistics_on_webgpu() {
+    start_threads().await;
     let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
     assert_within("webgpu/stats", &statistics_deviations(MODEL_OPENAI, &gpu, 16).await);
 }
 
 #[wasm_bindgen_test]
 async fn dictionary_and_omp_in_the_browser() {
-    let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
-    assert_within("webgpu/dictionary", &dictionary_deviations(MODEL_OPENAI, &gpu).await.0);
+    start_threads().await;
+    let mut results = Vec::new();
+    if let Some(gpu) = webgpu().await {
+        assert_within("webgpu/dictionary", &dictionary_deviations(MODEL_OPENAI, &gpu).await.0);
+        results.extend(omp_against_reference(AtomSearch::Device(&gpu)).await);
+    }
     assert_within("cpu/dictionary", &dictionary_deviations(MODEL_HF, &device::cpu()).await.0);
-    let mut results = omp_against_reference(AtomSearch::Device(&gpu)).await;
     results.extend(omp_against_reference(AtomSearch::Device(&device::cpu())).await);
     for (layer, mismatches, worst) in results {
         report!("browser omp.{layer}: {mismatches} supports differ, worst coefficient deviation {worst:.2e}");
@@ -71,13 +116,15 @@ async fn dictionary_and_omp_in_the_browser() {
 
 #[wasm_bindgen_test]
 async fn zero_shot_segmentation_on_cpu() {
+    start_threads().await;
     assert_segmentation_matches("browser/cpu", segmentation_golden(MODEL_OPENAI, &device::cpu()).await);
 }
 
 #[wasm_bindgen_test]
 async fn concept_discovery_on_webgpu_and_cpu() {
-    let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
-    for (label, device) in [("webgpu", gpu), ("cpu", device::cpu())] {
+    start_threads().await;
+    let devices = webgpu().await.map(|gpu| ("webgpu", gpu)).into_iter().chain([("cpu", device::cpu())]);
+    for (label, device) in devices {
         let worst = check_concept_discovery(MODEL_OPENAI, &device).await;
         report!("{label}/concepts: scores within {worst:.2e}");
         assert!(worst < 1e-4, "{label}: {worst}");
@@ -91,7 +138,7 @@ async fn concept_discovery_on_webgpu_and_cpu() {
 
 use clip_lens::bundle::{sha256_hex, Bundle, Manifest, Storage, FORMAT_VERSION};
 use clip_lens::web::Engine;
-use wasm_bindgen::{JsCast, JsError, JsValue};
+use wasm_bindgen::{JsCast, JsValue};
 
 /// The test bundle's classes: names and the `probe_text_embeds` row each is (normalised).
 const ENGINE_CLASSES: [(&str, usize); 4] = [("cat", 0), ("dog", 1), ("origami crane", 2), ("creme brulee", 3)];
@@ -191,6 +238,7 @@ async fn check_engine_segmentation(label: &str, engine: &mut Engine, i: usize) -
 
 #[wasm_bindgen_test]
 async fn engine_analyze_and_segment_on_cpu() {
+    start_threads().await;
     let start = web_time::Instant::now();
     let mut engine = engine_with_bundle("cpu").await;
     assert_eq!(engine.backend(), "cpu");
@@ -248,8 +296,10 @@ async fn engine_analyze_and_segment_on_cpu() {
     report!("engine/cpu: browser time {:.0} ms", start.elapsed().as_secs_f64() * 1e3);
 }
 
+#[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn engine_analyze_and_segment_on_webgpu() {
+    start_threads().await;
     device::gpu_async().await.expect("a WebGPU adapter is required for this test");
     let start = web_time::Instant::now();
     let mut engine = engine_with_bundle("webgpu").await;
@@ -264,6 +314,7 @@ async fn engine_analyze_and_segment_on_webgpu() {
 
 #[wasm_bindgen_test]
 async fn engine_neuron_cards_and_search() {
+    start_threads().await;
     let mut engine = engine_with_bundle("cpu").await;
     let bundle = reference_bundle(String::new());
     let card = json(engine.neuron(1, 23).map_err(message).unwrap());
@@ -318,6 +369,7 @@ async fn engine_neuron_cards_and_search() {
 
 #[wasm_bindgen_test]
 async fn engine_adversarial_and_fooled() {
+    start_threads().await;
     let mut engine = engine_with_bundle("cpu").await;
     let result = json(engine.adversarial("cat".into(), "dog".into(), options(serde_json::json!({"neurons": 60, "words": 20}))).await.map_err(message).unwrap());
     assert_eq!((result["class0"].as_str(), result["class1"].as_str()), (Some("cat"), Some("dog")));
@@ -354,6 +406,7 @@ async fn engine_adversarial_and_fooled() {
 
 #[wasm_bindgen_test]
 async fn engine_errors_are_messages() {
+    start_threads().await;
     let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
     assert!(message(engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.unwrap_err()).contains("no bundle is loaded"));
     assert!(message(engine.neuron(1, 0).unwrap_err()).contains("no bundle is loaded"));
@@ -386,6 +439,7 @@ async fn engine_errors_are_messages() {
 /// is the reference's largest patch activation.
 #[wasm_bindgen_test]
 async fn engine_activation_map_matches_reference_activations() {
+    start_threads().await;
     use clip_lens::apps::segment::heatmap_from_patches;
     let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
     let (tokens, neurons) = (17, 256);
@@ -413,6 +467,7 @@ async fn engine_activation_map_matches_reference_activations() {
 /// loaded on demand and checked against the manifest.
 #[wasm_bindgen_test]
 async fn engine_from_converted_towers() {
+    start_threads().await;
     use clip_lens::convert::{split_towers, WeightDtype};
     let (image, text, manifest) = split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F32).unwrap();
     let manifest_json = serde_json::to_string(&manifest).unwrap();
@@ -451,6 +506,7 @@ async fn engine_from_converted_towers() {
 /// (its peak so far) and the JS heap.
 #[wasm_bindgen_test]
 async fn real_size_image_towers_load_and_run_on_cpu() {
+    start_threads().await;
     use burn::tensor::{Distribution, Tensor};
     use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, ClipModel, Layout, Towers, WeightFile};
@@ -478,8 +534,10 @@ async fn real_size_image_towers_load_and_run_on_cpu() {
 /// tensor onto the GPU, as f32. Reports the wasm memory, the JS heap and what the GPU allocator
 /// holds, which must cover every weight in f32. (A ViT-L/14 forward is ~160 GFLOP: about half an
 /// hour on SwiftShader's 0.02-0.2 GFLOP/s, so only ViT-B/32 runs one, in the analysis test.)
+#[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn real_size_image_towers_load_on_webgpu() {
+    start_threads().await;
     use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, Layout};
     for (name, config) in [("ViT-B/32", ClipConfig::vit_b_32()), ("ViT-L/14", ClipConfig::vit_l_14())] {
@@ -507,8 +565,10 @@ async fn real_size_image_towers_load_on_webgpu() {
 
 /// On WebGPU the engine respects the device's largest buffer: a weight tensor above it is
 /// refused with its name, before anything is uploaded.
+#[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn engine_refuses_tensors_above_the_buffer_limit() {
+    start_threads().await;
     let refused = message(Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), Some(4096.0)).await.err().expect("refused"));
     assert!(refused.contains("more than this device's largest buffer (0.0 MiB)") && refused.contains("needs"), "{refused}");
     // The CPU has no such limit.

@@ -12,12 +12,21 @@
 
 mod common;
 
-use clip_lens::web::{benchmark_vision, Engine};
-use common::browser::{json, memory_figures, message};
-use wasm_bindgen::JsValue;
+use clip_lens::web::benchmark_vision;
+use common::browser::start_threads;
+// The real-size WebGPU analysis's.
+#[cfg(not(feature = "threads"))]
+use {
+    clip_lens::web::Engine,
+    common::browser::{json, memory_figures, message},
+    wasm_bindgen::JsValue,
+};
 use wasm_bindgen_test::*;
 
+#[cfg(not(feature = "threads"))]
 wasm_bindgen_test_configure!(run_in_browser);
+#[cfg(feature = "threads")]
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 async fn run(backend: &str, batch: usize, runs: usize, analysis: bool) {
     match benchmark_vision("ViT-B/32".into(), backend.into(), batch, runs, Some(analysis), Some(true)).await {
@@ -28,13 +37,17 @@ async fn run(backend: &str, batch: usize, runs: usize, analysis: bool) {
 
 #[wasm_bindgen_test]
 async fn vit_b_32_forward_and_applications_on_cpu() {
+    start_threads().await;
     run("cpu", 1, 3, true).await;
     run("cpu", 8, 1, false).await;
 }
 
 /// Slow on a software adapter: on SwiftShader here the run did not finish in 12 minutes.
+// The threaded module is the CPU backend's alone.
+#[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn vit_b_32_forward_and_applications_on_webgpu() {
+    start_threads().await;
     run("webgpu", 1, 1, true).await;
 }
 
@@ -42,8 +55,11 @@ async fn vit_b_32_forward_and_applications_on_webgpu() {
 /// minutes, mostly the first analysis): the engine with random f16 weights, a synthetic bundle of
 /// the paper's sizes (layers 8-10, k = 100, m = 128, 5000 words, 1000 classes), one `analyze` of
 /// a 640x480 image and the segmentation of its predicted class; none may run out of memory.
+// The threaded module is the CPU backend's alone.
+#[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn real_size_analysis_on_webgpu() {
+    start_threads().await;
     use clip_lens::synthetic::{gradient_png, paper_bundle_files, random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, Layout};
     let config = ClipConfig::vit_b_32();

@@ -14,6 +14,9 @@ const www = dirname(fileURLToPath(import.meta.url));
 const root = join(www, "..");
 // CLIP_LENS_PKG: another wasm-pack output (scripts/test.sh builds a debug one into target/).
 const pkg = process.env.CLIP_LENS_PKG ? join(root, process.env.CLIP_LENS_PKG) : join(root, "pkg");
+// The threaded module (scripts/wasm-threads.sh; CLIP_LENS_PKG_THREADS for another build). The
+// site works without it, on one thread.
+const pkgThreads = process.env.CLIP_LENS_PKG_THREADS ? join(root, process.env.CLIP_LENS_PKG_THREADS) : join(root, "pkg-threads");
 const dist = join(www, "dist");
 
 /** Source (relative to the repository root) -> destination (relative to dist). */
@@ -70,7 +73,14 @@ await mkdir(dist, { recursive: true });
 try {
   await build({
     absWorkingDir: www,
-    entryPoints: { main: "src/main.ts", worker: "src/worker.ts", bench: "src/bench.ts", "neuron-card": "src/neuron-card.ts", "card-page": "src/card-page.ts" },
+    entryPoints: {
+      main: "src/main.ts",
+      worker: "src/worker.ts",
+      bench: "src/bench.ts",
+      "neuron-card": "src/neuron-card.ts",
+      "card-page": "src/card-page.ts",
+      "isolation-sw": "src/isolation-sw.ts",
+    },
     outdir: dist,
     bundle: true,
     format: "esm",
@@ -92,6 +102,14 @@ for (const [from, to] of copies) {
 }
 // Inline JS snippets that wasm-bindgen may have written next to the glue.
 if (existsSync(join(pkg, "snippets"))) await cp(join(pkg, "snippets"), join(dist, "pkg", "snippets"), { recursive: true });
+// The threaded module, with its snippets (wasm-bindgen-rayon's worker script).
+if (existsSync(join(pkgThreads, "clip_lens_bg.wasm"))) {
+  for (const file of ["clip_lens.js", "clip_lens_bg.wasm", "snippets"]) {
+    if (existsSync(join(pkgThreads, file))) await cp(join(pkgThreads, file), join(dist, "pkg-threads", file), { recursive: true });
+  }
+} else {
+  console.warn(`build: no threaded module at ${relative(process.cwd(), pkgThreads) || "."}: the site runs on one CPU thread (bash scripts/wasm-threads.sh builds it)`);
+}
 
 async function listing(dir, prefix = "") {
   const lines = [];

@@ -11,6 +11,8 @@
 
 import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer } from "node:http";
 import { mkdir, writeFile } from "node:fs/promises";
 import { deflateSync } from "node:zlib";
 import { dirname, join } from "node:path";
@@ -23,11 +25,27 @@ const base = `http://127.0.0.1:${port}`;
 const TIMEOUT = Number(process.env.E2E_TIMEOUT_MS ?? 300_000);
 
 await mkdir(out, { recursive: true });
-const server = spawn(process.execPath, [join(www, "serve.mjs")], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "pipe", "inherit"] });
-await new Promise((resolve, reject) => {
-  server.stdout.on("data", (chunk) => String(chunk).includes("serve:") && resolve());
-  server.on("exit", (code) => reject(new Error(`serve.mjs exited with ${code}`)));
-});
+// The site must have its threaded module (CLIP_LENS_PKG_THREADS when building): the CPU checks
+// expect one thread per core. E2E_NO_THREADS=1 checks a site built without it.
+const threadsBuilt = existsSync(join(www, "dist", "pkg-threads", "clip_lens_bg.wasm"));
+if (!threadsBuilt && process.env.E2E_NO_THREADS !== "1") {
+  console.error("e2e: www/dist has no pkg-threads (build the threaded module, or set E2E_NO_THREADS=1)");
+  process.exit(1);
+}
+
+/** serve.mjs on `servePort` (extra environment in `env`), once it listens. */
+async function serve(servePort, env = {}) {
+  const child = spawn(process.execPath, [join(www, "serve.mjs")], { env: { ...process.env, ...env, PORT: String(servePort) }, stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise((resolve, reject) => {
+    child.stdout.on("data", (chunk) => String(chunk).includes("serve:") && resolve());
+    child.on("exit", (code) => reject(new Error(`serve.mjs exited with ${code}`)));
+  });
+  return child;
+}
+const server = await serve(port);
+// The same site from a host that cannot send headers (ISOLATION=0): the service worker's case.
+const plainPort = port + 1;
+const plainServer = await serve(plainPort, { ISOLATION: "0" });
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -72,6 +90,21 @@ async function status(page, selector) {
   return page.$eval(selector, (element) => ({ status: element.dataset.status, text: element.textContent ?? "" }));
 }
 
+/** What the page says of the CPU threads on this machine: one per core, at most 8, where the
+ * site has its threaded module. */
+async function expectedThreads(page) {
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const threads = threadsBuilt ? Math.max(1, Math.min(cores, 8)) : 1;
+  return { threads, text: threads === 1 ? "1 thread" : `${threads} threads` };
+}
+
+/** Throws unless the backend line names the CPU with the expected threads. */
+async function checkCpuThreads(page) {
+  const shown = await page.$eval("#backend", (e) => e.textContent ?? "");
+  const { text } = await expectedThreads(page);
+  if (!shown.startsWith(`CPU, ${text}`)) throw new Error(`the page says the backend is “${shown}”, not the CPU on ${text}`);
+}
+
 /** Waits for `selector`'s data-status to be ready or error; throws unless it is ready. */
 async function ready(page, selector) {
   const { status: s, text } = await status(page, selector);
@@ -110,6 +143,7 @@ for (const backend of ["webgpu", "cpu"]) {
     await ready(page, "main");
     const shown = await page.$eval("#backend", (e) => e.textContent ?? "");
     if (!shown.toLowerCase().includes(backend === "cpu" ? "cpu" : "webgpu")) throw new Error(`the page says the backend is “${shown}”`);
+    if (backend === "cpu") await checkCpuThreads(page);
     await checkLab(page);
     const readyAt = await page.evaluate(() => performance.getEntriesByName("clip-lens-ready")[0]?.startTime ?? null);
     const paint = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
@@ -425,6 +459,8 @@ await check("benchmark-page-cpu", async (page) => {
   const status = await page.$eval("main", (e) => e.dataset.status);
   const result = JSON.parse(await page.$eval("#result", (e) => e.textContent));
   if (status !== "done" || !(result.analysis?.analysis_ms_per_image > 0) || !(result.analysis?.segmentation_ms > 0)) throw new Error(`bench: ${status}: ${JSON.stringify(result).slice(0, 400)}`);
+  const { threads } = await expectedThreads(page);
+  if (result.threads !== threads || result.matmul?.threads !== threads) throw new Error(`bench ran on ${result.threads} threads, not ${threads}`);
   // (each shape twice on the CPU: burn's matmul and the packed kernel the forward uses)
   const products = result.matmul?.timings ?? [];
   const shapes = products.map((t) => `${t.kernel}:${t.m}x${t.k}x${t.n}`).join(" ");
@@ -464,8 +500,62 @@ await check("neuron-card-error", async (page) => {
   if (s !== "error" || !message.includes("out of range")) throw new Error(`status ${s}: ${message || text}`);
 });
 
+await check("one-thread", async (page) => {
+  // ?threads=1: the single-threaded module, and the page says why.
+  await page.goto(`${base}/index.html?backend=cpu&threads=1`);
+  await ready(page, "main");
+  const shown = await page.$eval("#backend", (e) => e.textContent ?? "");
+  if (!shown.startsWith("CPU, 1 thread: one thread was asked for")) throw new Error(`the page says “${shown}”`);
+  await checkLab(page);
+});
+
+await check("service-worker-isolation", async (page) => {
+  // A host without COOP/COEP: the page registers its service worker, reloads once under it and
+  // is then cross-origin isolated, with the threaded module.
+  await page.goto(`http://127.0.0.1:${plainPort}/index.html?backend=cpu`);
+  await ready(page, "main");
+  const state = await page.evaluate(() => ({ isolated: globalThis.crossOriginIsolated, controlled: navigator.serviceWorker.controller !== null }));
+  if (!state.isolated || !state.controlled) throw new Error(`after the service worker: ${JSON.stringify(state)}`);
+  await checkCpuThreads(page);
+  await checkLab(page);
+});
+
+await check("embedded-on-another-origin", async (page) => {
+  // A page on another origin, itself cross-origin isolated (COEP require-corp, the strictest
+  // embedder), shows the neuron card from this site and the explorer in an iframe.
+  const hostPage = `<!doctype html><meta charset="utf-8"><title>A blog post</title>
+<script type="module" src="${base}/neuron-card.js"></script>
+<clip-lens-neuron bundle="${base}/models/tiny/bundle" layer="1" neuron="4"></clip-lens-neuron>
+<iframe src="${base}/index.html?embed=1&backend=cpu#/neuron/1/4" width="720" height="900" title="clip-lens"></iframe>`;
+  const host = createServer((request, response) => {
+    response.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" });
+    response.end(hostPage);
+  });
+  await new Promise((resolve) => host.listen(port + 2, "127.0.0.1", resolve));
+  try {
+    await page.goto(`http://127.0.0.1:${port + 2}/post.html`);
+    const { status: s, text } = await status(page, "clip-lens-neuron");
+    const words = await page.$$eval("clip-lens-neuron", (cards) => cards[0]?.shadowRoot?.querySelectorAll("li").length ?? 0);
+    if (s !== "ready" || words < 1) throw new Error(`card: ${s} with ${words} words: ${text.slice(0, 300)}`);
+    // Its thumbnails (images from this site under the embedder's require-corp: CORP admits them).
+    const thumbnailsLoaded = () => {
+      const images = [...(document.querySelector("clip-lens-neuron")?.shadowRoot?.querySelectorAll("img") ?? [])];
+      return images.length > 0 && images.every((img) => img.complete && img.naturalWidth > 0);
+    };
+    await page.waitForFunction(thumbnailsLoaded, null, { timeout: 30_000 }).catch(() => {
+      throw new Error("the card's thumbnails did not load");
+    });
+    const frame = page.frames().find((f) => f.url().startsWith(`${base}/index.html`));
+    if (!frame) throw new Error("the iframe did not load");
+    await ready(frame, "#neuron-card");
+  } finally {
+    host.close();
+  }
+});
+
 await browser.close();
 server.kill();
+plainServer.kill();
 await writeFile(join(out, "timings.json"), JSON.stringify(timings, null, 2));
 console.log(`timings: ${JSON.stringify(timings)}`);
 for (const r of results) console.log(`${r.ok ? "ok  " : "FAIL"} ${r.name} (${(r.ms / 1000).toFixed(1)} s)${r.error ? `: ${r.error}` : ""}`);

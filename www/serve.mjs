@@ -1,5 +1,11 @@
 // A dependency-free static file server for www/dist on 127.0.0.1.
 // Usage: node serve.mjs [directory]   (PORT=8080 by default; directory defaults to ./dist)
+//
+// It makes the site cross-origin isolated (COOP and COEP on every response), which the browser
+// requires for WebAssembly threads; ISOLATION=0 leaves those two out, as a static host that
+// cannot set headers would (the site's service worker then adds them: src/isolation-sw.ts).
+// Every response also allows other origins to embed it (CORS and CORP): the neuron card and
+// the ?embed=1 iframe on someone's page, isolated or not.
 
 import { createServer } from "node:http";
 import { createReadStream, existsSync } from "node:fs";
@@ -41,11 +47,21 @@ const MIME = {
   ".md": "text/plain; charset=utf-8",
 };
 
+const isolated = process.env.ISOLATION !== "0";
+
 const SECURITY_HEADERS = {
+  // worker-src blob:: the threaded module's pool workers start from a blob (wasm-bindgen-rayon).
   "Content-Security-Policy":
-    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; img-src 'self' blob: data:; connect-src 'self' https:; style-src 'self'",
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; img-src 'self' blob: data:; connect-src 'self' https:; style-src 'self'",
   "X-Content-Type-Options": "nosniff",
   "Referrer-Policy": "no-referrer",
+  // Any page may embed the card (its script, the bundle's rows and thumbnails) and the iframe.
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Expose-Headers": "Content-Length, Content-Range, ETag, Last-Modified",
+  "Cross-Origin-Resource-Policy": "cross-origin",
+  // Cross-origin isolation: shared memory for the threaded module. require-corp admits every
+  // resource of this site (same origin) and CORS requests to other hosts (weights by URL).
+  ...(isolated ? { "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" } : {}),
 };
 
 function send(response, status, text, method) {
@@ -74,8 +90,19 @@ function resolvePath(urlPath) {
 const server = createServer(async (request, response) => {
   const method = request.method ?? "GET";
   const log = (status) => console.log(`${method} ${request.url} ${status}`);
+  if (method === "OPTIONS") {
+    // A CORS preflight (a range request from another origin may need one).
+    response.writeHead(204, {
+      ...SECURITY_HEADERS,
+      "Access-Control-Allow-Methods": "GET, HEAD",
+      "Access-Control-Allow-Headers": "Range",
+      "Access-Control-Max-Age": "600",
+    });
+    log(204);
+    return response.end();
+  }
   if (method !== "GET" && method !== "HEAD") {
-    response.setHeader("Allow", "GET, HEAD");
+    response.setHeader("Allow", "GET, HEAD, OPTIONS");
     log(405);
     return send(response, 405, "Method not allowed", method);
   }
@@ -147,4 +174,5 @@ server.listen(port, HOST, () => {
   const { port: actual } = server.address();
   console.log(`serve: ${root}`);
   console.log(`serve: open http://${HOST}:${actual}/ (benchmark: http://${HOST}:${actual}/bench.html); Ctrl+C stops`);
+  if (!isolated) console.log("serve: ISOLATION=0: no COOP/COEP headers (the site's service worker adds them)");
 });

@@ -9,7 +9,7 @@
 //! Why it is fast where burn's ops are slow for CLIP's 50 or 77 tokens: no head split (flex
 //! copies `[B, T, H, d]` into `[B, H, T, d]` for the two batched products and back after), no
 //! separate passes for the scale, the mask, the softmax's max, exponentials and sum; one task
-//! per (image, head), natively split between rayon's threads. The dot products run in 16-lane
+//! per (image, head), split between rayon's threads. The dot products run in 16-lane
 //! blocks the compiler vectorises; the exponential is the packed kernel's
 //! ([`super::packed_linear::exp`]).
 //!
@@ -59,16 +59,14 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], mask: Option<&[f32]>, shape: A
     (mixed, probs)
 }
 
-/// Runs `task(0..count)`: natively on rayon's threads when there is enough work (`work`
-/// multiply-adds in all), else in order.
+/// Runs `task(0..count)`: on rayon's threads (natively, and in the threaded wasm module) when
+/// there is enough work (`work` multiply-adds in all), else in order.
 fn run_tasks(count: usize, work: usize, task: impl Fn(usize) + Sync + Send) {
-    #[cfg(not(target_arch = "wasm32"))]
-    if count > 1 && work >= 1 << 16 {
+    if count > 1 && work >= 1 << 16 && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
         (0..count).into_par_iter().for_each(task);
         return;
     }
-    let _ = work;
     (0..count).for_each(task);
 }
 

@@ -15,7 +15,7 @@
 //!   bound by the multiply-add units, not by loads; five rows divide 50 tokens exactly.
 //! - The bias is the accumulators' starting value, and CLIP's QuickGELU, when asked, is applied
 //!   to each tile before it is stored: no pass over `y` for either.
-//! - Threads split the panels (natively, through rayon's pool): at batch 1 each thread runs
+//! - Threads split the panels (rayon: natively, and in the threaded wasm module): at batch 1 each thread runs
 //!   whole panels over all rows instead of sharing one small product.
 //!
 //! Pinned by the tests below (odd sizes, tails of rows and columns, against a plain triple
@@ -170,22 +170,18 @@ pub(super) fn exp(x: f32) -> f32 {
     p * f32::from_bits(exponent)
 }
 
-/// Runs `work(first, last)` over `0..count` panels: natively split between rayon's threads when
-/// the product is large enough to pay for them (`flops_per_panel` multiply-adds each), else in
-/// one call.
+/// Runs `work(first, last)` over `0..count` panels: split between rayon's threads (natively, and
+/// in the threaded wasm module) when the product is large enough to pay for them
+/// (`flops_per_panel` multiply-adds each), else in one call.
 fn split_panels(count: usize, flops_per_panel: usize, work: impl Fn(usize, usize) + Sync) {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        const MIN_WORK_PER_THREAD: usize = 1 << 20;
-        let threads = rayon::current_num_threads().min(count).min((count * flops_per_panel / MIN_WORK_PER_THREAD).max(1));
-        if threads > 1 {
-            use rayon::prelude::*;
-            let per = count.div_ceil(threads);
-            (0..threads).into_par_iter().for_each(|t| work((t * per).min(count), ((t + 1) * per).min(count)));
-            return;
-        }
+    const MIN_WORK_PER_THREAD: usize = 1 << 20;
+    let threads = rayon::current_num_threads().min(count).min((count * flops_per_panel / MIN_WORK_PER_THREAD).max(1));
+    if threads > 1 {
+        use rayon::prelude::*;
+        let per = count.div_ceil(threads);
+        (0..threads).into_par_iter().for_each(|t| work((t * per).min(count), ((t + 1) * per).min(count)));
+        return;
     }
-    let _ = flops_per_panel;
     work(0, count);
 }
 

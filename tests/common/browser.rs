@@ -21,7 +21,9 @@ pub fn json(value: JsValue) -> serde_json::Value {
 /// wasm memory in bytes (it never shrinks: this is the peak so far) and Chrome's used JS heap
 /// (`performance.memory`, 0 elsewhere).
 pub fn memory_figures() -> (f64, f64) {
-    let wasm = wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>().unwrap().buffer().dyn_into::<js_sys::ArrayBuffer>().unwrap().byte_length() as f64;
+    // An ArrayBuffer, or a SharedArrayBuffer in the threaded module: read its length either way.
+    let buffer = wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>().unwrap().buffer();
+    let wasm = js_sys::Reflect::get(&buffer, &"byteLength".into()).unwrap().as_f64().unwrap();
     let heap = js_sys::Reflect::get(&js_sys::global(), &"performance".into())
         .and_then(|performance| js_sys::Reflect::get(&performance, &"memory".into()))
         .and_then(|memory| js_sys::Reflect::get(&memory, &"usedJSHeapSize".into()))
@@ -31,3 +33,21 @@ pub fn memory_figures() -> (f64, f64) {
     (wasm, heap)
 }
 
+
+/// The CPU threads the browser tests run on: 2 in the threaded module (rayon's pool on two Web
+/// Workers, as on this 2-core machine's page), 1 in the single-threaded one.
+pub const TEST_THREADS: usize = if cfg!(feature = "threads") { 2 } else { 1 };
+
+/// Starts the threaded module's pool of [`TEST_THREADS`] workers, once per test run; nothing in
+/// the single-threaded module. Every test calls it first: rayon's first parallel call without a
+/// pool would fix it at one thread.
+pub async fn start_threads() {
+    #[cfg(feature = "threads")]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static STARTED: AtomicBool = AtomicBool::new(false);
+        if !STARTED.swap(true, Ordering::SeqCst) {
+            wasm_bindgen_futures::JsFuture::from(clip_lens::web::init_thread_pool(TEST_THREADS)).await.expect("rayon's pool on Web Workers");
+        }
+    }
+}

@@ -8,6 +8,7 @@
 import { WorkerClient } from "./client";
 import { byId } from "./dom";
 import { formatMs } from "./format";
+import { ensureIsolation } from "./isolation";
 import { isBackendChoice, isBenchShape, type BackendChoice, type BenchmarkResult, type BenchShape, type MatmulTiming } from "./protocol";
 
 const MAX_BATCH = 64;
@@ -99,7 +100,7 @@ function parseResult(json: string): BenchmarkResult {
     if (!Array.isArray(record.steps) || !record.steps.every((s) => typeof asRecord(s).ms === "number" && typeof asRecord(s).step === "string")) bad.push("steps");
     timings.forEach((timing, i) => bad.push(...MATMUL_NUMBER_FIELDS.filter((key) => typeof timing[key] !== "number").map((key) => `matmul.timings[${i}].${key}`)));
   }
-  if (typeof record.backend !== "string" || typeof record.shape !== "string" || bad.length > 0) {
+  if (typeof record.backend !== "string" || typeof record.shape !== "string" || typeof record.threads !== "number" || bad.length > 0) {
     throw new Error(`benchmarkVision returned unexpected JSON: ${json}`);
   }
   return record as unknown as BenchmarkResult;
@@ -114,6 +115,7 @@ function addRow(result: BenchmarkResult, adapter: string | null): void {
   const row = body.insertRow();
   cell(row, result.shape);
   cell(row, adapter === null ? result.backend : `${result.backend} (${adapter})`);
+  cell(row, String(result.threads));
   cell(row, String(result.batch));
   cell(row, String(result.runs));
   cell(row, formatMs(result.load_ms));
@@ -134,6 +136,7 @@ function addStepRows(result: BenchmarkResult): void {
   for (const step of result.steps) {
     const row = body.insertRow();
     cell(row, result.backend);
+    cell(row, String(result.threads));
     cell(row, String(result.batch));
     cell(row, step.step);
     cell(row, formatMs(step.ms));
@@ -148,7 +151,7 @@ function addMatmulRows(result: BenchmarkResult): void {
   for (const timing of result.matmul.timings) {
     const row = body.insertRow();
     cell(row, result.backend);
-    cell(row, String(result.matmul.threads));
+    cell(row, String(result.threads));
     cell(row, `${timing.name} (${timing.kernel})`);
     cell(row, matmulShape(timing));
     cell(row, formatMs(timing.ms));
@@ -162,7 +165,7 @@ function matmulShape(timing: MatmulTiming): string {
 
 /** The status line's summary of a result. */
 function summary(result: BenchmarkResult): string {
-  const forward = `${formatMs(result.mean_ms_per_image)} per image`;
+  const forward = `${formatMs(result.mean_ms_per_image)} per image${result.backend === "cpu" ? ` on ${result.threads} thread${result.threads === 1 ? "" : "s"}` : ""}`;
   const analysis = result.analysis;
   const probe = result.matmul === undefined ? "" : `; matrix products ${Math.min(...result.matmul.timings.map((t) => t.gflops)).toPrecision(3)}–${Math.max(...result.matmul.timings.map((t) => t.gflops)).toPrecision(3)} GFLOP/s`;
   if (analysis === undefined) return forward + probe;
@@ -246,10 +249,10 @@ function main(): void {
   }
 }
 
-try {
-  main();
-} catch (error) {
-  ui.status.textContent = `The benchmark page failed to start: ${message(error)}`;
-  ui.main.dataset.status = "error";
-  document.body.dataset.done = "1";
-}
+ensureIsolation()
+  .then((reloading) => reloading || main())
+  .catch((error: unknown) => {
+    ui.status.textContent = `The benchmark page failed to start: ${message(error)}`;
+    ui.main.dataset.status = "error";
+    document.body.dataset.done = "1";
+  });

@@ -34,7 +34,10 @@ export class WorkerClient {
   /** Set when the worker itself failed; every request from then on fails with it. */
   private failure: Error | null = null;
 
+  /** `url` is the worker's script; the page's own `?threads=N` is passed on to it. */
   constructor(url: URL = new URL("./worker.js", import.meta.url)) {
+    const threads = new URLSearchParams(globalThis.location?.search ?? "").get("threads");
+    if (threads !== null) url.searchParams.set("threads", threads);
     this.worker = new Worker(url, { type: "module" });
     this.worker.addEventListener("message", (event: MessageEvent<WorkerResponse>) => this.receive(event.data));
     this.worker.addEventListener("error", (event: ErrorEvent) => {

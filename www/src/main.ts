@@ -7,6 +7,7 @@ import { AdversarialMiner } from "./miner";
 import { byId, el, errorMessage } from "./dom";
 import { NeuronExplorer } from "./explorer";
 import { formatBytes, formatMs } from "./format";
+import { ensureIsolation } from "./isolation";
 import { ImageLab } from "./lab";
 import { isBackendChoice, type BackendChoice, type BundleSource, type FileSource, type ProgressEvent, type ReadyResponse, type WeightsSource } from "./protocol";
 import { Session, type Sources } from "./session";
@@ -93,8 +94,9 @@ function showProgress(event: ProgressEvent): void {
 
 function describeBackend(ready: ReadyResponse, requested: BackendChoice): string {
   if (ready.backend === "webgpu") return ready.adapter === null ? "WebGPU" : `WebGPU (${ready.adapter})`;
-  if (ready.webgpuUnavailable !== null) return `CPU (WebGPU unavailable: ${ready.webgpuUnavailable})`;
-  return requested === "cpu" ? "CPU (chosen)" : "CPU";
+  const threads = ready.threads === 1 ? `1 thread${ready.singleThreadReason === null ? "" : `: ${ready.singleThreadReason}`}` : `${ready.threads} threads`;
+  if (ready.webgpuUnavailable !== null) return `CPU, ${threads} (WebGPU unavailable: ${ready.webgpuUnavailable})`;
+  return requested === "cpu" ? `CPU, ${threads} (chosen)` : `CPU, ${threads}`;
 }
 
 // ---- Sources ----
@@ -321,6 +323,8 @@ async function restart(backend: BackendChoice, sources?: Sources): Promise<void>
 // ---- Start ----
 
 async function start(): Promise<void> {
+  // Where the server cannot make the page cross-origin isolated, the service worker does, after one reload.
+  if (await ensureIsolation()) return;
   const sources = urlSources(settings);
   ui.weightsSource.textContent = sourceText(sources.weights);
   ui.bundleSource.textContent = sourceText(sources.bundle);

@@ -183,6 +183,10 @@ export interface ReadyResponse {
   imageSize: number;
   /** When the engine runs on the CPU although WebGPU was allowed or asked: why. */
   webgpuUnavailable: string | null;
+  /** The WebAssembly module's CPU threads (rayon's pool on Web Workers; 1 without threads). */
+  threads: number;
+  /** Why the module runs on one thread when the machine has more cores; null otherwise. */
+  singleThreadReason: string | null;
   weightsBytes: number;
   /** Milliseconds spent building the engine (and preparing the bundle) after the downloads. */
   initMs: number;
@@ -251,6 +255,8 @@ export interface ResponseFor {
  * after one untimed first run). */
 export interface BenchmarkResult {
   backend: string;
+  /** The CPU backend's threads (1 in the single-threaded module). */
+  threads: number;
   shape: string;
   batch: number;
   runs: number;

@@ -8,6 +8,7 @@
 
 import type { Engine } from "clip-lens-wasm";
 import type {
+  BackendChoice,
   BackendName,
   BenchmarkRequest,
   BundleInfo,
@@ -70,27 +71,105 @@ function describe(error: unknown): string {
 
 // ---- The WebAssembly module ----
 
-let wasmPromise: Promise<Wasm> | null = null;
-/** The instance's memory, for `memory` requests. */
+/** The module in use, its memory (for `memory` requests) and its CPU threads. */
+interface LoadedWasm {
+  module: Wasm;
+  memory: WebAssembly.Memory;
+  threads: number;
+  /** Why it runs on one thread where the machine has more cores; null otherwise. */
+  singleThreadReason: string | null;
+}
+
+/** The threaded module's extra export (wasm-bindgen-rayon): starts rayon's pool on `n` workers. */
+type ThreadedWasm = Wasm & { initThreadPool?: (threads: number) => Promise<void> };
+
+/** The memory of the module used last, for `memory` requests. */
 let wasmMemory: WebAssembly.Memory | null = null;
 
-/** Imports and instantiates the wasm-bindgen glue once (build.mjs maps it to ./pkg/clip_lens.js). */
-function wasm(): Promise<Wasm> {
-  wasmPromise ??= (async () => {
-    let module: Wasm;
-    try {
-      module = await import("clip-lens-wasm");
-    } catch (error) {
-      throw new Error(`Could not load the WebAssembly glue (pkg/clip_lens.js): ${describe(error)}`);
-    }
-    try {
-      wasmMemory = (await module.default()).memory;
-    } catch (error) {
-      throw new Error(`Could not instantiate the WebAssembly module (pkg/clip_lens_bg.wasm): ${describe(error)}`);
-    }
-    return module;
+/** Most workers the pool starts unprompted: the forward's products split into 48-column panels
+ * gain little beyond this, and each worker costs its stack and start-up. */
+const MAX_AUTO_THREADS = 8;
+
+/** The CPU threads to run on: the page's `?threads=N` (passed on in this worker's URL; 1 picks
+ * the single-threaded module), else one per logical core up to MAX_AUTO_THREADS. */
+function wantedThreads(): number {
+  const asked = new URL(self.location.href).searchParams.get("threads");
+  const n = asked === null ? Number.NaN : Number(asked);
+  if (Number.isInteger(n) && n >= 1) return Math.min(n, 64);
+  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, MAX_AUTO_THREADS));
+}
+
+/** Imports the wasm-bindgen glue at `url` and instantiates its module. */
+async function instantiate(url: string, name: string): Promise<{ module: ThreadedWasm; memory: WebAssembly.Memory }> {
+  let module: ThreadedWasm;
+  try {
+    module = (await import(url)) as ThreadedWasm;
+  } catch (error) {
+    throw new Error(`Could not load the WebAssembly glue (${name}/clip_lens.js): ${describe(error)}`);
+  }
+  try {
+    return { module, memory: (await module.default()).memory };
+  } catch (error) {
+    throw new Error(`Could not instantiate the WebAssembly module (${name}/clip_lens_bg.wasm): ${describe(error)}`);
+  }
+}
+
+/** The threaded module with its pool started, or why it cannot run here. */
+async function threadedWasm(threads: number): Promise<LoadedWasm | string> {
+  if (!self.crossOriginIsolated) {
+    return "the page is not cross-origin isolated (neither its server nor the site's service worker sent COOP/COEP headers, or it is in an iframe of a page that is not isolated), so the browser allows no shared memory";
+  }
+  try {
+    const { module, memory } = await instantiate("./pkg-threads/clip_lens.js", "pkg-threads");
+    if (module.initThreadPool === undefined) return "pkg-threads holds a single-threaded module";
+    await module.initThreadPool(threads);
+    return { module, memory, threads: module.cpuThreads(), singleThreadReason: null };
+  } catch (error) {
+    return `the threaded module failed to start (${describe(error)})`;
+  }
+}
+
+/** The single-threaded module (pkg/): the only one with WebGPU. */
+let singleWasm: Promise<LoadedWasm> | null = null;
+/** The CPU backend's module: the threaded one where it can run, else the single-threaded one. */
+let cpuWasm: Promise<LoadedWasm> | null = null;
+
+function singleThreaded(reason: string | null): Promise<LoadedWasm> {
+  singleWasm ??= instantiate("./pkg/clip_lens.js", "pkg").then(({ module, memory }) => ({ module, memory, threads: 1, singleThreadReason: reason }));
+  return singleWasm;
+}
+
+function cpuModule(): Promise<LoadedWasm> {
+  cpuWasm ??= (async () => {
+    const threads = wantedThreads();
+    if (threads === 1) return singleThreaded(navigator.hardwareConcurrency > 1 ? "one thread was asked for (?threads=1)" : null);
+    const threaded = await threadedWasm(threads);
+    if (typeof threaded !== "string") return threaded;
+    console.warn(`clip-lens: one CPU thread: ${threaded}`);
+    return singleThreaded(threaded);
   })();
-  return wasmPromise;
+  return cpuWasm;
+}
+
+/** Whether the browser offers a WebGPU adapter ("auto" then starts on WebGPU). */
+async function hasWebgpuAdapter(): Promise<boolean> {
+  try {
+    return (await webgpu()?.requestAdapter()) != null;
+  } catch {
+    return false;
+  }
+}
+
+/** Imports and instantiates the WebAssembly module for `backend`, once per module. WebGPU
+ * (asked, or "auto" with an adapter) needs the single-threaded module: wgpu's WebGPU backend
+ * cannot be built with shared memory. The CPU backend runs in the threaded module (rayon's
+ * pool on Web Workers) where the page is cross-origin isolated and more than one thread is
+ * wanted. Both are copies of the wasm-pack output next to worker.js (pkg/, pkg-threads/). */
+async function wasm(backend: BackendChoice): Promise<LoadedWasm> {
+  const gpuFirst = backend === "webgpu" || (backend === "auto" && (await hasWebgpuAdapter()));
+  const loaded = await (gpuFirst ? singleThreaded("WebGPU was tried first, and it runs in the single-threaded module") : cpuModule());
+  wasmMemory = loaded.memory;
+  return loaded;
 }
 
 // ---- Downloads (through the Cache API) ----
@@ -397,8 +476,8 @@ async function withTextTower<T>(id: number, current: Engine, work: () => Promise
 
 async function load(request: LoadRequest): Promise<void> {
   const { id, weights: weightsSource, config: configSource, bundle: bundleSource, backend } = request;
-  const [module, weights, config, bundle] = await Promise.all([
-    wasm(),
+  const [{ module, threads, singleThreadReason }, weights, config, bundle] = await Promise.all([
+    wasm(backend),
     obtainWeights(id, weightsSource),
     configSource === null ? Promise.resolve(null) : obtain(id, "config", configSource),
     bundleSource === null ? Promise.resolve(null) : obtainBundle(id, bundleSource),
@@ -463,6 +542,8 @@ async function load(request: LoadRequest): Promise<void> {
     adapter,
     imageSize: created.imageSize,
     webgpuUnavailable,
+    threads,
+    singleThreadReason,
     weightsBytes,
     initMs: performance.now() - started,
     bundle: info,
@@ -488,7 +569,7 @@ async function embedText(request: EmbedTextRequest): Promise<void> {
 }
 
 async function benchmark(request: BenchmarkRequest): Promise<void> {
-  const module = await wasm();
+  const { module } = await wasm(request.backend);
   const json = await module.benchmarkVision(request.shape, request.backend, request.batch, request.runs, request.analysis, request.probe);
   const gpu = (JSON.parse(json) as { backend?: string }).backend !== "cpu";
   post({ id: request.id, type: "benchmark", json, adapter: gpu ? await adapterName() : null });

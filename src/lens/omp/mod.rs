@@ -8,7 +8,6 @@ mod tiles;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::device::read_f32;
-#[cfg(not(target_arch = "wasm32"))]
 use rayon::prelude::*;
 use crate::error::{Error, Result};
 
@@ -272,10 +271,7 @@ where
         let advance = |(pursuit, pick): &mut (&mut Pursuit, Option<(usize, f64)>)| {
             pursuit.done = !pick.is_some_and(|(atom, value)| pursuit.step(dictionary, atom, value, nonzero));
         };
-        #[cfg(not(target_arch = "wasm32"))]
         steps.par_iter_mut().for_each(advance);
-        #[cfg(target_arch = "wasm32")]
-        steps.iter_mut().for_each(advance);
     }
     Ok(pursuits.into_iter().map(|p| SparseCode { indices: p.active, coefficients: p.gamma.into_iter().map(|g| g as f32).collect() }).collect())
 }
