@@ -117,16 +117,21 @@ impl Head<'_> {
                 *score = dot(qi, &self.k[j * width + self.column..][..head_dim]) * scale + mask.map_or(0.0, |m| m[i * tokens + j]);
             }
             softmax_in_place(&mut scores);
-            row_out.fill(0.0);
-            for (j, &p) in scores.iter().enumerate() {
-                for (o, &x) in row_out.iter_mut().zip(&self.v[j * width + self.column..][..head_dim]) {
+            // The first token's term starts the sum (no zero fill: a `memory.fill` in wasm,
+            // see [`super::store`]).
+            let value_row = |j: usize| &self.v[j * width + self.column..][..head_dim];
+            for (o, &x) in row_out.iter_mut().zip(value_row(0)) {
+                *o = scores[0] * x;
+            }
+            for (j, &p) in scores.iter().enumerate().skip(1) {
+                for (o, &x) in row_out.iter_mut().zip(value_row(j)) {
                     *o += p * x;
                 }
             }
             // SAFETY: see `attention`: this task's own columns of row i, and row i of its block.
             unsafe {
-                std::ptr::copy_nonoverlapping(row_out.as_ptr(), mixed.add(i * width + self.column), head_dim);
-                std::ptr::copy_nonoverlapping(scores.as_ptr(), probs.add(i * tokens), tokens);
+                super::store(&row_out, mixed.add(i * width + self.column));
+                super::store(&scores, probs.add(i * tokens));
             }
         }
     }

@@ -96,21 +96,25 @@ impl PackedLinear {
         y
     }
 
-    /// Columns `p * PANEL ..` of every row of `y`.
+    /// Columns `p * PANEL ..` of every row of `y`. Never inlined, so that every caller (one
+    /// thread, or rayon's tasks) runs this one compiled copy: inlined into rayon's task, the
+    /// release wasm build ran it at half the speed.
+    #[inline(never)]
     fn panel_product(&self, x: &[f32], m: usize, p: usize, epilogue: Epilogue, y: SharedOut) {
         let panel = &self.panels[p * self.k * PANEL..(p + 1) * self.k * PANEL];
         let bias = &self.bias[p * PANEL..(p + 1) * PANEL];
         let cols = PANEL.min(self.n - p * PANEL);
+        // One tile for all rows: every product overwrites the rows it uses.
+        let mut tile = [[0.0f32; PANEL]; ROWS];
         let mut row = 0;
         while row < m {
             let rows = ROWS.min(m - row);
-            let mut tile = [[0.0f32; PANEL]; ROWS];
             tile_product(&x[row * self.k..(row + rows) * self.k], rows, self.k, panel, bias, &mut tile);
             for (r, values) in tile.iter_mut().take(rows).enumerate() {
                 apply_epilogue(epilogue, &mut values[..cols]);
                 // SAFETY: each (row, panel) block of y is written by one call only: panels are
                 // split between threads, rows walked here; the block lies inside y's m x n.
-                unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), y.at((row + r) * self.n + p * PANEL), cols) };
+                unsafe { super::store(&values[..cols], y.at((row + r) * self.n + p * PANEL)) };
             }
             row += rows;
         }
@@ -326,25 +330,24 @@ mod simd128 {
 
     #[inline]
     fn tile_rows<const R: usize>(x: &[f32], k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
-        for row in tile.iter_mut().take(R) {
-            row.copy_from_slice(bias);
-        }
         for first in (0..k).step_by(STEPS) {
-            pass::<R>(x, k, panel, first..(first + STEPS).min(k), tile);
+            pass::<R>(x, k, panel, first..(first + STEPS).min(k), (first == 0).then_some(bias), tile);
         }
     }
 
-    /// Adds steps `steps` of the product to the partial sums in `tile`.
+    /// Adds steps `steps` of the product to the partial sums in `tile`; the first pass starts
+    /// from `bias` instead (loaded into the accumulators: a copy of it into `tile` would be a
+    /// `memory.copy`, see [`super::store`]).
     #[inline]
-    fn pass<const R: usize>(x: &[f32], k: usize, panel: &[f32], steps: std::ops::Range<usize>, tile: &mut [[f32; PANEL]; ROWS]) {
+    fn pass<const R: usize>(x: &[f32], k: usize, panel: &[f32], steps: std::ops::Range<usize>, bias: Option<&[f32]>, tile: &mut [[f32; PANEL]; ROWS]) {
         for block in (0..PANEL).step_by(8) {
-            // SAFETY: block + 8 <= PANEL, the width of tile's rows and of every panel row; the
-            // x reads are r * k + step < R * k = x.len().
+            // SAFETY: block + 8 <= PANEL, the width of tile's rows, of the bias and of every
+            // panel row; the x reads are r * k + step < R * k = x.len().
             unsafe {
                 let mut acc = [[f32x4_splat(0.0); 2]; R];
                 for (acc, partial) in acc.iter_mut().zip(tile.iter()) {
-                    let partial = partial.as_ptr().add(block);
-                    *acc = [v128_load(partial as *const v128), v128_load(partial.add(4) as *const v128)];
+                    let start = bias.unwrap_or(partial).as_ptr().add(block);
+                    *acc = [v128_load(start as *const v128), v128_load(start.add(4) as *const v128)];
                 }
                 for step in steps.clone() {
                     let row = panel.as_ptr().add(step * PANEL + block);
