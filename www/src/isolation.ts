@@ -19,6 +19,16 @@ function wantsServiceWorker(): boolean {
  * single-threaded module and says why). Never reloads twice in a row: a browser whose service
  * worker's headers do not isolate it would otherwise loop. */
 export async function ensureIsolation(): Promise<boolean> {
+  try {
+    return await isolateOnce();
+  } catch (error) {
+    // Storage refused (a browser setting) or the like: the page goes on, on one thread.
+    console.warn(`clip-lens: no cross-origin isolation (${String(error)}); running on one thread`);
+    return false;
+  }
+}
+
+async function isolateOnce(): Promise<boolean> {
   if (globalThis.crossOriginIsolated) sessionStorage.removeItem(RELOADED_KEY);
   if (!wantsServiceWorker()) return false;
   if (sessionStorage.getItem(RELOADED_KEY) !== null) {
