@@ -96,9 +96,11 @@ impl PackedLinear {
         y
     }
 
-    /// Columns `p * PANEL ..` of every row of `y`. Never inlined, so that every caller (one
-    /// thread, or rayon's tasks) runs this one compiled copy: inlined into rayon's task, the
-    /// release wasm build ran it at half the speed.
+    /// Columns `p * PANEL ..` of every row of `y`. Never inlined: inlined into `forward_with`'s
+    /// rayon task, the threaded release wasm module ran the packed product at 9 GFLOP/s on two
+    /// threads against 31-36 with this (`bench.html?probe=1&threads=2`; the forward 922 ms against
+    /// 267-364). Both this and [`super::store`] are needed; the inlined copy has no more
+    /// `memory.fill`/`memory.copy` than this one, so the cause is not pinned down.
     #[inline(never)]
     fn panel_product(&self, x: &[f32], m: usize, p: usize, epilogue: Epilogue, y: SharedOut) {
         let panel = &self.panels[p * self.k * PANEL..(p + 1) * self.k * PANEL];

@@ -7,7 +7,7 @@
 
 import { WorkerClient } from "./client";
 import { byId } from "./dom";
-import { formatMs } from "./format";
+import { formatMs, formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
 import { isBackendChoice, isBenchShape, type BackendChoice, type BenchmarkResult, type BenchShape, type MatmulTiming } from "./protocol";
 
@@ -165,7 +165,7 @@ function matmulShape(timing: MatmulTiming): string {
 
 /** The status line's summary of a result. */
 function summary(result: BenchmarkResult): string {
-  const forward = `${formatMs(result.mean_ms_per_image)} per image${result.backend === "cpu" ? ` on ${result.threads} thread${result.threads === 1 ? "" : "s"}` : ""}`;
+  const forward = `${formatMs(result.mean_ms_per_image)} per image${result.backend === "cpu" ? ` on ${formatThreads(result.threads)}` : ""}`;
   const analysis = result.analysis;
   const probe = result.matmul === undefined ? "" : `; matrix products ${Math.min(...result.matmul.timings.map((t) => t.gflops)).toPrecision(3)}–${Math.max(...result.matmul.timings.map((t) => t.gflops)).toPrecision(3)} GFLOP/s`;
   if (analysis === undefined) return forward + probe;

@@ -13,6 +13,11 @@ export function formatBytes(bytes: number): string {
   return `${unit === 0 ? value.toFixed(0) : value.toFixed(1)} ${BYTE_UNITS[unit]}`;
 }
 
+/** 1 -> "1 thread", 2 -> "2 threads". */
+export function formatThreads(threads: number): string {
+  return `${threads} thread${threads === 1 ? "" : "s"}`;
+}
+
 /** 12.345 -> "12.3 ms", 2345 -> "2.35 s". */
 export function formatMs(ms: number): string {
   return ms < 1000 ? `${ms.toFixed(1)} ms` : `${(ms / 1000).toFixed(2)} s`;

@@ -6,7 +6,7 @@
 import { AdversarialMiner } from "./miner";
 import { byId, el, errorMessage } from "./dom";
 import { NeuronExplorer } from "./explorer";
-import { formatBytes, formatMs } from "./format";
+import { formatBytes, formatMs, formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
 import { ImageLab } from "./lab";
 import { isBackendChoice, type BackendChoice, type BundleSource, type FileSource, type ProgressEvent, type ReadyResponse, type WeightsSource } from "./protocol";
@@ -94,7 +94,7 @@ function showProgress(event: ProgressEvent): void {
 
 function describeBackend(ready: ReadyResponse, requested: BackendChoice): string {
   if (ready.backend === "webgpu") return ready.adapter === null ? "WebGPU" : `WebGPU (${ready.adapter})`;
-  const threads = ready.threads === 1 ? `1 thread${ready.singleThreadReason === null ? "" : `: ${ready.singleThreadReason}`}` : `${ready.threads} threads`;
+  const threads = `${formatThreads(ready.threads)}${ready.singleThreadReason === null ? "" : `: ${ready.singleThreadReason}`}`;
   if (ready.webgpuUnavailable !== null) return `CPU, ${threads} (WebGPU unavailable: ${ready.webgpuUnavailable})`;
   return requested === "cpu" ? `CPU, ${threads} (chosen)` : `CPU, ${threads}`;
 }

@@ -71,11 +71,14 @@ function describe(error: unknown): string {
 
 // ---- The WebAssembly module ----
 
-/** The module in use, its memory (for `memory` requests) and its CPU threads. */
-interface LoadedWasm {
-  module: Wasm;
+/** An instantiated module and its memory (for `memory` requests). */
+interface Instance {
+  module: ThreadedWasm;
   memory: WebAssembly.Memory;
-  threads: number;
+}
+
+/** The module a request runs in; its threads are `module.cpuThreads()`. */
+interface LoadedWasm extends Instance {
   /** Why it runs on one thread where the machine has more cores; null otherwise. */
   singleThreadReason: string | null;
 }
@@ -100,7 +103,7 @@ function wantedThreads(): number {
 }
 
 /** Imports the wasm-bindgen glue at `url` and instantiates its module. */
-async function instantiate(url: string, name: string): Promise<{ module: ThreadedWasm; memory: WebAssembly.Memory }> {
+async function instantiate(url: string, name: string): Promise<Instance> {
   let module: ThreadedWasm;
   try {
     module = (await import(url)) as ThreadedWasm;
@@ -123,20 +126,21 @@ async function threadedWasm(threads: number): Promise<LoadedWasm | string> {
     const { module, memory } = await instantiate("./pkg-threads/clip_lens.js", "pkg-threads");
     if (module.initThreadPool === undefined) return "pkg-threads holds a single-threaded module";
     await module.initThreadPool(threads);
-    return { module, memory, threads: module.cpuThreads(), singleThreadReason: null };
+    return { module, memory, singleThreadReason: null };
   } catch (error) {
     return `the threaded module failed to start (${describe(error)})`;
   }
 }
 
 /** The single-threaded module (pkg/): the only one with WebGPU. */
-let singleWasm: Promise<LoadedWasm> | null = null;
+let singleWasm: Promise<Instance> | null = null;
 /** The CPU backend's module: the threaded one where it can run, else the single-threaded one. */
 let cpuWasm: Promise<LoadedWasm> | null = null;
 
-function singleThreaded(reason: string | null): Promise<LoadedWasm> {
-  singleWasm ??= instantiate("./pkg/clip_lens.js", "pkg").then(({ module, memory }) => ({ module, memory, threads: 1, singleThreadReason: reason }));
-  return singleWasm;
+/** The single-threaded module, for a request that runs in it because of `reason`. */
+async function singleThreaded(reason: string | null): Promise<LoadedWasm> {
+  singleWasm ??= instantiate("./pkg/clip_lens.js", "pkg");
+  return { ...(await singleWasm), singleThreadReason: reason };
 }
 
 function cpuModule(): Promise<LoadedWasm> {
@@ -476,7 +480,7 @@ async function withTextTower<T>(id: number, current: Engine, work: () => Promise
 
 async function load(request: LoadRequest): Promise<void> {
   const { id, weights: weightsSource, config: configSource, bundle: bundleSource, backend } = request;
-  const [{ module, threads, singleThreadReason }, weights, config, bundle] = await Promise.all([
+  const [{ module, singleThreadReason }, weights, config, bundle] = await Promise.all([
     wasm(backend),
     obtainWeights(id, weightsSource),
     configSource === null ? Promise.resolve(null) : obtain(id, "config", configSource),
@@ -542,7 +546,7 @@ async function load(request: LoadRequest): Promise<void> {
     adapter,
     imageSize: created.imageSize,
     webgpuUnavailable,
-    threads,
+    threads: module.cpuThreads(),
     singleThreadReason,
     weightsBytes,
     initMs: performance.now() - started,
