@@ -7,6 +7,8 @@ CPUExecutionProvider so clip-lens can be compared on the same machine.
 
     pip install onnx onnxruntime numpy
     python3 benches/onnx_peer.py [--runs 10]
+    python3 benches/onnx_peer.py --save vit-b32.onnx   # write the model only (~350 MB),
+                                                       # e.g. for benches/onnx_peer_web.mjs
 """
 import argparse, json, platform, statistics, sys, time
 
@@ -95,7 +97,8 @@ def build_model(seed=0):
         nodes, "clip_vit_b32_image",
         [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["B", 3, IMAGE, IMAGE])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["B", EMBED])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    # IR 8 is opset 17's; onnx's default (its newest IR) may be too new for onnxruntime-web.
+    model = helper.make_model(graph, ir_version=8, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return model
 
@@ -136,7 +139,13 @@ def main():
     ap.add_argument("--runs", type=int, default=10, help="timed runs per configuration")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes")
+    ap.add_argument("--save", metavar="PATH", help="write the model (weights inline) to PATH and exit")
     args = ap.parse_args()
+
+    if args.save:  # ~350 MB: under protobuf's 2 GB limit, so one self-contained file
+        onnx.save(build_model(), args.save, save_as_external_data=False)
+        print(f"saved {args.save}")
+        return
 
     print(f"onnxruntime {ort.__version__} (onnx {onnx.__version__}, numpy {np.__version__})")
     print(f"cpu: {cpu_model()}")

@@ -24,7 +24,7 @@ pub enum Error {
         found: Vec<usize>,
     },
     /// A tensor is stored in a type we cannot convert to f32.
-    #[error("tensor `{name}` has unsupported dtype {dtype} (supported: F32, F16, BF16)")]
+    #[error("tensor `{name}` has unsupported dtype {dtype} (supported: F32, F16, BF16, F64)")]
     UnsupportedDtype {
         /// The tensor's name.
         name: String,

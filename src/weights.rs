@@ -1,6 +1,6 @@
 //! Safetensors weight files: from bytes (browser) or memory-mapped from a path (native);
 //! detection of the tensor-name layout (OpenAI/open_clip or Hugging Face transformers);
-//! conversion of F32, F16 and BF16 storage to f32.
+//! conversion of F32, F16, BF16 and F64 storage to f32.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -308,9 +308,26 @@ impl WeightFile {
             Dtype::F32 => Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
             Dtype::F16 => Ok(bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
             Dtype::BF16 => Ok(bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
+            Dtype::F64 => narrow_f64(name, bytes),
             other => Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{other:?}") }),
         }
     }
+}
+
+/// F64 storage (NumPy 2 writes float64 by default) narrowed to f32, to the nearest value; a
+/// finite value beyond f32's range is an error that names the tensor, not an infinity.
+fn narrow_f64(name: &str, bytes: &[u8]) -> Result<Vec<f32>> {
+    bytes
+        .chunks_exact(8)
+        .map(|b| {
+            let value = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            let narrowed = value as f32;
+            if value.is_finite() && !narrowed.is_finite() {
+                return Err(Error::InvalidInput(format!("tensor `{name}` holds {value:e}, beyond the range of f32, which the model computes in")));
+            }
+            Ok(narrowed)
+        })
+        .collect()
 }
 
 fn describe_safetensors_error(err: safetensors::SafeTensorError) -> Error {

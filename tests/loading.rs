@@ -54,6 +54,36 @@ fn unsupported_dtype_is_named() {
     assert!(message.contains("`visual.ln_pre.weight` has unsupported dtype I32"), "{message}");
 }
 
+/// The fixture with every F32 tensor widened to F64, as NumPy 2 saves float32 arrays cast to
+/// its default type.
+fn fixture_as_f64() -> Vec<u8> {
+    edited_fixture(|t| {
+        for (_, dtype, _, bytes) in t.iter_mut().filter(|(_, d, ..)| *d == safetensors::Dtype::F32) {
+            *dtype = safetensors::Dtype::F64;
+            *bytes = bytes.chunks_exact(4).flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) as f64).to_le_bytes()).collect();
+        }
+    })
+}
+
+#[test]
+fn f64_weights_load_and_match_the_reference() {
+    let bytes = fixture_as_f64();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(file.tensors().iter().any(|(_, v)| v.dtype() == safetensors::Dtype::F64), "the edited fixture holds F64 tensors");
+    assert_within("cpu/f64", &pollster::block_on(image_tower_deviations(&bytes, &device::cpu())));
+}
+
+#[test]
+fn an_f64_value_beyond_f32_is_named() {
+    let bytes = edited_fixture(|t| {
+        let ln = t.iter_mut().find(|(n, ..)| n == "visual.ln_pre.weight").unwrap();
+        ln.1 = safetensors::Dtype::F64;
+        ln.3 = std::iter::once(1e300f64).chain(std::iter::repeat(1.0)).take(ln.2.iter().product()).flat_map(f64::to_le_bytes).collect();
+    });
+    let message = load_error(bytes, Towers::Vision).to_string();
+    assert!(message.contains("`visual.ln_pre.weight` holds 1e300, beyond the range of f32"), "{message}");
+}
+
 #[test]
 fn truncated_and_garbage_files_are_clear_errors() {
     let truncated = MODEL_OPENAI[..MODEL_OPENAI.len() / 2].to_vec();

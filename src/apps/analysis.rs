@@ -5,11 +5,11 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::apps::concepts::{centred_norms, discover_concepts, Concepts};
+use crate::apps::concepts::{discover_concepts, Concepts};
 use crate::bundle::Bundle;
 use crate::device::read_f32;
 use crate::error::{Error, Result};
-use crate::lens::{second_order_effects, LensFactors};
+use crate::lens::{centred_effect_norms, LensFactors};
 use crate::model::{CaptureRequest, VisionOutput, VisionTransformer};
 
 /// One bundle layer's lens on the device.
@@ -73,7 +73,7 @@ impl BundleLens {
         if self.layers.is_empty() {
             return Ok(Vec::new());
         }
-        let norms = self.layers.iter().map(|l| Ok(centred_norms(second_order_effects(vision, &l.factors, output)?, l.mean.clone()))).collect::<Result<Vec<_>>>()?;
+        let norms = self.layers.iter().map(|l| centred_effect_norms(vision, &l.factors, output, &l.mean)).collect::<Result<Vec<_>>>()?;
         let norms = read_f32(Tensor::cat(norms, 1)).await?; // [1, layers x N]
         let manifest = &bundle.manifest;
         self.layers

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use burn::tensor::Tensor;
 use serde::Serialize;
 
 use crate::bundle::LayerLens;
@@ -19,11 +18,6 @@ pub const SIGNIFICANCE_MARGIN: f32 = 1e-5;
 /// Whether a centred norm is significant for a neuron with this threshold.
 pub fn is_significant(centred_norm: f32, threshold: f32) -> bool {
     centred_norm > threshold * (1.0 + SIGNIFICANCE_MARGIN)
-}
-
-/// The centred norms `|phi_n - mean_n|`, `[B, N]`, of effects `[B, N, D]` with means `[N, D]`.
-pub fn centred_norms(effects: Tensor<3>, mean: Tensor<2>) -> Tensor<2> {
-    (effects - mean.unsqueeze::<3>()).square().sum_dim(2).sqrt().squeeze_dim::<2>(2)
 }
 
 /// What concept discovery found in one image for one layer.

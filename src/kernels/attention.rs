@@ -55,19 +55,8 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], mask: Option<&[f32]>, shape: A
         // and block (b, h) of probs: no two tasks share an element; both lie inside the buffers.
         unsafe { run_head(&head, mask, out.at(b * queries * width), out_probs.at(t * queries * tokens)) };
     };
-    run_tasks(batch * heads, batch * queries * tokens * width, task);
+    super::run_tasks(batch * heads, batch * queries * tokens * width, task);
     (mixed, probs)
-}
-
-/// Runs `task(0..count)`: on rayon's threads (natively, and in the threaded wasm module) when
-/// there is enough work (`work` multiply-adds in all), else in order.
-fn run_tasks(count: usize, work: usize, task: impl Fn(usize) + Sync + Send) {
-    if count > 1 && work >= 1 << 16 && rayon::current_num_threads() > 1 {
-        use rayon::prelude::*;
-        (0..count).into_par_iter().for_each(task);
-        return;
-    }
-    (0..count).for_each(task);
 }
 
 /// [`Head::run`], in AVX-512 registers where the CPU has them.

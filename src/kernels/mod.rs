@@ -3,12 +3,14 @@
 //! not flex (wgpu, WebGPU), or the CPU has no vector kernel, the model keeps burn's own ops.
 
 pub mod attention;
+pub mod effects;
 pub mod packed_linear;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use burn_flex::{Flex, FlexTensor};
 
 pub use attention::{attention, AttentionShape};
+pub use effects::{head_centred_norms, head_effects, EffectShape, HeadTerms};
 pub use packed_linear::{Epilogue, PackedLinear};
 
 /// Whether `device` is flex and this CPU has the packed kernels' vector code.
@@ -71,6 +73,38 @@ pub fn flex_attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, mask: Option<
     Some((flex_tensor(mixed, [batch, queries, width]), flex_tensor(probs, [batch, heads, queries, tokens])))
 }
 
+/// [`head_effects`] of the lens's per-head terms as tensors: `scalars` `[B, K, N]`,
+/// `directions` `[K, N, D]`, `kappa` `[B, D]`, `scale` `[B, 1]`; the effects `[B, N, D]`, or
+/// `None` unless every input is [`on_flex`].
+pub fn flex_head_effects(scalars: &Tensor<3>, directions: &Tensor<3>, kappa: &Tensor<2>, scale: &Tensor<2>) -> Option<Tensor<3>> {
+    with_head_terms(scalars, directions, kappa, scale, |terms| {
+        let EffectShape { batch, neurons, dim, .. } = terms.shape;
+        flex_tensor(head_effects(terms), [batch, neurons, dim])
+    })
+}
+
+/// [`head_centred_norms`] of the same terms as [`flex_head_effects`] with `mean` `[N, D]`: the
+/// norms `[B, N]`, or `None` unless every input is [`on_flex`].
+pub fn flex_head_centred_norms(scalars: &Tensor<3>, directions: &Tensor<3>, kappa: &Tensor<2>, scale: &Tensor<2>, mean: &Tensor<2>) -> Option<Tensor<2>> {
+    if !on_flex(mean) {
+        return None;
+    }
+    let mean = flex_values(mean.clone());
+    with_head_terms(scalars, directions, kappa, scale, |terms| flex_tensor(head_centred_norms(terms, f32s(&mean)), [terms.shape.batch, terms.shape.neurons]))
+}
+
+/// `f` of the per-head terms read from flex tensors, or `None` unless all are [`on_flex`].
+fn with_head_terms<T>(scalars: &Tensor<3>, directions: &Tensor<3>, kappa: &Tensor<2>, scale: &Tensor<2>, f: impl FnOnce(&HeadTerms) -> T) -> Option<T> {
+    if !(on_flex(scalars) && on_flex(directions) && on_flex(kappa) && on_flex(scale)) {
+        return None;
+    }
+    let [batch, heads, neurons] = scalars.dims();
+    let dim = directions.dims()[2];
+    let (s, u, kappa, c) = (flex_values(scalars.clone()), flex_values(directions.clone()), flex_values(kappa.clone()), flex_values(scale.clone()));
+    let terms = HeadTerms { scalars: f32s(&s), directions: f32s(&u), kappa: f32s(&kappa), scale: f32s(&c), shape: EffectShape { batch, neurons, heads, dim } };
+    Some(f(&terms))
+}
+
 /// Copies `values` to `out`. In wasm as scalar stores, not `memory.copy`: engines run that
 /// instruction outside the compiled code, and on the threaded module's shared memory such calls
 /// from two threads at once halved the packed product's speed in Chromium
@@ -91,6 +125,17 @@ unsafe fn store(values: &[f32], out: *mut f32) {
     unsafe {
         std::ptr::copy_nonoverlapping(values.as_ptr(), out, values.len())
     };
+}
+
+/// Runs `task(0..count)`: on rayon's threads (natively, and in the threaded wasm module) when
+/// there is enough work (`work` multiply-adds in all), else in order.
+pub(super) fn run_tasks(count: usize, work: usize, task: impl Fn(usize) + Sync + Send) {
+    if count > 1 && work >= 1 << 16 && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        (0..count).into_par_iter().for_each(task);
+        return;
+    }
+    (0..count).for_each(task);
 }
 
 /// An output buffer shared by threads that write disjoint parts of it.

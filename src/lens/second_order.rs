@@ -28,6 +28,7 @@
 use burn::tensor::Tensor;
 
 use crate::error::{Error, Result};
+use crate::kernels;
 use crate::model::{LayerNormStats, VisionOutput, VisionTransformer};
 
 /// The paper's scale: effects are `100 / |emb|` times the unnormalised contribution.
@@ -40,6 +41,10 @@ struct LaterLayer {
     neuron_values: Tensor<2>,
     /// `M_l = (W_O^T ⊙ gamma_post) @ P`, `[width, D]`.
     output_map: Tensor<2>,
+    /// What `kappa`'s value map makes of its parts, `[3, width]`: the rows
+    /// `(gamma_ln1^l ⊙ b_out^L / N) W_V`, `gamma_ln1^l W_V` and `beta_ln1^l W_V + b_V`, so that
+    /// no image's `[T, width] x [width, width]` value map is needed (see [`shared_term`]).
+    shared_values: Tensor<2>,
 }
 
 /// How the weight-only factors are kept: a memory/speed trade-off with identical results.
@@ -60,7 +65,7 @@ pub struct LensFactors {
     pub layer: usize,
     later: Vec<LaterLayer>,
     form: FactorForm,
-    /// `u_{l,h,n}` as `[N, K, D]` (later layers x heads along K), in the per-head form (none
+    /// `u_{l,h,n}` as `[K, N, D]` (later layers x heads along K), in the per-head form (none
     /// for the last layer, which has no later heads).
     head_directions: Option<Tensor<3>>,
 }
@@ -97,16 +102,22 @@ impl LensFactors {
         if layer >= layers {
             return Err(Error::InvalidInput(format!("layer {layer} is out of range: the image tower has layers 0..={}", layers - 1)));
         }
-        let neuron_outputs = vision.blocks[layer].mlp.fc_out.weight(); // [N, width]: row n = w_n
+        let fc_out = &vision.blocks[layer].mlp.fc_out;
+        let neuron_outputs = fc_out.weight(); // [N, width]: row n = w_n
+        let count = neuron_outputs.dims()[0];
         let gamma_post = vision.ln_post.gamma.clone().unsqueeze::<2>();
         let later = (layer + 1..layers)
             .map(|l| {
                 let block = &vision.blocks[l];
-                let gamma_1 = block.ln_1.gamma.clone().unsqueeze::<2>();
+                let value = block.attn.value.weight();
+                let (gamma_1, beta_1) = (block.ln_1.gamma.clone().unsqueeze::<2>(), block.ln_1.beta.clone().unsqueeze::<2>());
+                let parts = Tensor::cat(vec![gamma_1.clone() * fc_out.bias.clone().div_scalar(count as f64).unsqueeze::<2>(), gamma_1.clone(), beta_1], 0);
+                let value_bias = Tensor::cat(vec![Tensor::zeros([2, value.dims()[1]], &value.device()), block.attn.value.bias.clone().unsqueeze::<2>()], 0);
                 LaterLayer {
                     layer: l,
-                    neuron_values: (neuron_outputs.clone() * gamma_1).matmul(block.attn.value.weight()),
+                    neuron_values: (neuron_outputs.clone() * gamma_1).matmul(value.clone()),
                     output_map: (block.attn.out.weight() * gamma_post.clone()).matmul(vision.projection.clone()),
+                    shared_values: parts.matmul(value) + value_bias,
                 }
             })
             .collect::<Vec<_>>();
@@ -115,7 +126,8 @@ impl LensFactors {
     }
 }
 
-/// `u_{l,h,n} = G_l[n, head h columns] @ M_l[head h rows]`, stacked as `[N, K, D]`.
+/// `u_{l,h,n} = G_l[n, head h columns] @ M_l[head h rows]`, stacked as `[K, N, D]` (one
+/// contiguous tensor, which the CPU kernel reads as it is).
 fn per_head_directions(later: &[LaterLayer], heads: usize) -> Tensor<3> {
     let per_layer = later
         .iter()
@@ -127,7 +139,7 @@ fn per_head_directions(later: &[LaterLayer], heads: usize) -> Tensor<3> {
             values.matmul(l.output_map.clone().reshape([heads, head_dim, dim])) // [H, N, D]
         })
         .collect();
-    Tensor::cat(per_layer, 0).swap_dims(0, 1) // [N, K, D]
+    Tensor::cat(per_layer, 0)
 }
 
 /// The per-image pieces of the factored form, read from a captured forward.
@@ -156,7 +168,7 @@ fn image_terms(vision: &VisionTransformer, factors: &LensFactors, output: &Visio
         // s_{l,h,n} = sum_t A[CLS,t] act_n(t) / sigma_l(t) / sigma_post: [B, H, N].
         let weighted = attention.clone() / ln_1.std.clone().unsqueeze_dim::<3>(1);
         scalars.push(weighted.matmul(neurons.clone()) / post.std.clone().unsqueeze_dim::<3>(2));
-        kappa = kappa + shared_term(vision, layer, later.layer, attention, ln_1, post, count)?;
+        kappa = kappa + shared_term(vision, later, attention, ln_1, post, count)?;
     }
     let scale = output.embeds.clone().square().sum_dim(1).sqrt().recip().mul_scalar(EFFECT_COEFFICIENT);
     Ok(ImageTerms { scalars, kappa, scale })
@@ -166,15 +178,42 @@ fn image_terms(vision: &VisionTransformer, factors: &LensFactors, output: &Visio
 /// that captured `CaptureRequest::for_lens(&[layer])` (or more).
 pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput) -> Result<Tensor<3>> {
     let terms = image_terms(vision, factors, output)?;
+    if let Some(directions) = &factors.head_directions {
+        if let Some(effects) = kernels::flex_head_effects(&Tensor::cat(terms.scalars.clone(), 1), directions, &terms.kappa, &terms.scale) {
+            return Ok(effects);
+        }
+    }
+    Ok(effects_from_terms(vision, factors, terms))
+}
+
+/// The centred norms `|phi_n - mean_n|` `[B, N]` of [`second_order_effects`], with the means
+/// `[N, D]`; on the CPU in one pass over the per-head directions, without forming the effects.
+pub fn centred_effect_norms(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput, mean: &Tensor<2>) -> Result<Tensor<2>> {
+    let terms = image_terms(vision, factors, output)?;
+    if let Some(directions) = &factors.head_directions {
+        if let Some(norms) = kernels::flex_head_centred_norms(&Tensor::cat(terms.scalars.clone(), 1), directions, &terms.kappa, &terms.scale, mean) {
+            return Ok(norms);
+        }
+    }
+    Ok(centred_norms(effects_from_terms(vision, factors, terms), mean.clone()))
+}
+
+/// The centred norms `|phi_n - mean_n|`, `[B, N]`, of effects `[B, N, D]` with means `[N, D]`.
+pub fn centred_norms(effects: Tensor<3>, mean: Tensor<2>) -> Tensor<2> {
+    (effects - mean.unsqueeze::<3>()).square().sum_dim(2).sqrt().squeeze_dim::<2>(2)
+}
+
+/// The effects `[B, N, D]` from an image's terms with burn's ops (any device).
+fn effects_from_terms(vision: &VisionTransformer, factors: &LensFactors, terms: ImageTerms) -> Tensor<3> {
     let [batch, embed_dim] = terms.kappa.dims();
     let mut total = terms.kappa.unsqueeze_dim::<3>(1);
     if factors.form == FactorForm::PerHead {
         if let Some(directions) = &factors.head_directions {
             // [N, B, K] x [N, K, D] -> [N, B, D]: one small product per neuron.
             let scalars = Tensor::cat(terms.scalars, 1).permute([2, 0, 1]);
-            total = total + scalars.matmul(directions.clone()).swap_dims(0, 1);
+            total = total + scalars.matmul(directions.clone().swap_dims(0, 1)).swap_dims(0, 1);
         }
-        return Ok(total * terms.scale.unsqueeze_dim::<3>(2));
+        return total * terms.scale.unsqueeze_dim::<3>(2);
     }
     let width = vision.config.width;
     let heads = vision.config.heads;
@@ -185,7 +224,7 @@ pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, o
         let contribution = (expanded * later.neuron_values.clone().unsqueeze::<3>()).reshape([batch * count, width]).matmul(later.output_map.clone());
         total = total + contribution.reshape([batch, count, embed_dim]);
     }
-    Ok(total * terms.scale.unsqueeze_dim::<3>(2))
+    total * terms.scale.unsqueeze_dim::<3>(2)
 }
 
 /// What the cheap projection needs besides the per-image scalars: `u_{l,h,n} . r_n` for every
@@ -232,33 +271,39 @@ pub fn projections(vision: &VisionTransformer, factors: &LensFactors, projection
 }
 
 /// kappa's part from later layer `l`, summed over its heads: `[B, D]`, before the `c(I)` scale.
+///
+/// Each token's input to the value map is `y0(t) = gamma_1 ⊙ (b_out / N - mu(t) / K) / sigma(t)
+/// + beta_1 / K` (`K` = `(1 + 2l) N` residual components), and of the value map's bias only
+/// `b_V / K` is kept: `v0(t) = y0(t) W_V + b_V / K`. That is three fixed rows
+/// ([`LaterLayer::shared_values`]) weighted by `1 / sigma(t)`, `-mu(t) / (K sigma(t))` and
+/// `1 / K`, so a head's mix `sum_t A[CLS, t] v0(t)` is those rows weighted by the attention
+/// row's sums of the same weights: `O(H T)` per image instead of a `[T, width] x [width,
+/// width]` product.
 fn shared_term(
     vision: &VisionTransformer,
-    layer: usize,
-    l: usize,
+    later: &LaterLayer,
     attention: Tensor<3>,
     ln_1: &LayerNormStats,
     post: &LayerNormStats,
     count: usize,
 ) -> Result<Tensor<2>> {
+    let l = later.layer;
     let block = &vision.blocks[l];
-    let [batch, heads, tokens] = attention.dims();
+    let [batch, heads, _] = attention.dims();
     let width = vision.config.width;
     let head_dim = width / heads;
     let layers = vision.blocks.len() as f64;
     let n = count as f64;
     let components = (1 + 2 * l) as f64 * n; // K
     let post_components = (1 + 2 * l) as f64 * (1.0 + 2.0 * layers) * heads as f64 * n; // K'
-    let bias_out = vision.blocks[layer].mlp.fc_out.bias.clone().div_scalar(n).reshape([1, 1, width]);
-    let mean = ln_1.mean.clone().unsqueeze_dim::<3>(2).div_scalar(components); // [B, T, 1]
-    let std = ln_1.std.clone().unsqueeze_dim::<3>(2);
-    // y0 = gamma_1 (b_out / N - mu / K) / sigma + beta_1 / K: [B, T, width]
-    let y0 = (bias_out - mean) / std * block.ln_1.gamma.clone().reshape([1, 1, width]) + block.ln_1.beta.clone().div_scalar(components).reshape([1, 1, width]);
-    let values = block.attn.value.forward(y0) - block.attn.value.bias.clone().mul_scalar(1.0 - 1.0 / components).reshape([1, 1, width]);
-    // Per head: A[CLS] @ v0, concatenated over heads: [B, width].
-    let per_head = values.reshape([batch, tokens, heads, head_dim]).swap_dims(1, 2);
-    let mixed = attention.unsqueeze_dim::<4>(2).matmul(per_head).reshape([batch, width]);
-    // mixed @ W_out + b_out / K, through the layer (its bias once, less the rest):
+    let inverse_std = ln_1.std.clone().recip(); // [B, T]
+    // sum_t A[CLS, t] w(t) per head, [B, H, 1]:
+    let attended = |w: Tensor<2>| (attention.clone() * w.unsqueeze_dim::<3>(1)).sum_dim(2);
+    let by_bias = attended(inverse_std.clone());
+    let by_gamma = attended(ln_1.mean.clone() * inverse_std).div_scalar(-components);
+    let by_constant = attention.clone().sum_dim(2).div_scalar(components);
+    let row = |i: usize| later.shared_values.clone().slice([i..i + 1]).reshape([1, heads, head_dim]);
+    let mixed = (by_bias * row(0) + by_gamma * row(1) + by_constant * row(2)).reshape([batch, width]);
     let out = &block.attn.out;
     let o0 = out.forward(mixed.unsqueeze_dim::<3>(1)).reshape([batch, width]) - out.bias.clone().mul_scalar(1.0 - 1.0 / components).unsqueeze::<2>();
     let gamma_post = vision.ln_post.gamma.clone().unsqueeze::<2>();

@@ -384,7 +384,7 @@ pub fn reference_layer_lens(expected: &HashMap<String, Expected>, layer: usize) 
 /// our effects) against `expected.json`: the same significant neurons, the same top words, and
 /// the largest score deviation relative to each image's best score.
 pub async fn check_concept_discovery(bytes: &[u8], device: &Device) -> f32 {
-    use clip_lens::apps::concepts::{centred_norms, discover_concepts};
+    use clip_lens::apps::concepts::discover_concepts;
     let expected = expected();
     let json: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
     let discovery = &json["concept_discovery"];
@@ -394,9 +394,8 @@ pub async fn check_concept_discovery(bytes: &[u8], device: &Device) -> f32 {
     let vision = model.vision().unwrap();
     let output = vision.forward(reference_pixels(&expected, device), &CaptureRequest::for_lens(&[layer])).unwrap();
     let factors = clip_lens::lens::LensFactors::new(vision, layer).unwrap();
-    let effects = clip_lens::lens::second_order_effects(vision, &factors, &output).unwrap();
     let mean = Tensor::<2>::from_data(TensorData::new(lens.mean.clone(), [256, 32]), device);
-    let norms = read_f32(centred_norms(effects, mean)).await.unwrap();
+    let norms = read_f32(clip_lens::lens::centred_effect_norms(vision, &factors, &output, &mean).unwrap()).await.unwrap();
     let words: Vec<String> = WORDS.lines().map(str::to_string).collect();
     let mut worst = 0f32;
     for (i, image) in json["detail_images"].as_array().unwrap().iter().enumerate() {
