@@ -13,7 +13,7 @@
 //! - The register tile is up to [`ROWS`] rows by [`PANEL`] columns (on AVX-512: 27
 //!   accumulators of 16 lanes; per step 3 loads of `W`, 9 broadcasts of `x` and 27 fused
 //!   multiply-adds), so it is bound by the multiply-add units, not by loads. The rows are split
-//!   into tiles of near-equal size (50 tokens: 9, 8, 8, 9, 8, 8), so no tile is a small tail.
+//!   into tiles of near-equal size (50 tokens: 8, 8, 9, 8, 8, 9), so no tile is a small tail.
 //!   In WebAssembly the tile is 4 rows, 8 columns at a time (see [`ROWS`]).
 //! - The bias is the accumulators' starting value, and CLIP's QuickGELU, when asked, is applied
 //!   to each tile before it is stored: no pass over `y` for either.
@@ -29,9 +29,9 @@ use super::SharedOut;
 pub const PANEL: usize = 48;
 /// Rows per register tile, at most: nine with AVX-512, whose 32 vector registers hold the
 /// tile's 27 accumulators, three panel values and a broadcast. Per step that is 27 fused
-/// multiply-adds for 12 loads, against 15 for 8 with five rows: one thread's product rose from
-/// 112-120 to 144-150 GFLOP/s on the forward's shapes (Intel Xeon, a standalone copy of the
-/// kernel; rows of 8 measured 137-145, more than 9 spill).
+/// multiply-adds for 12 loads, against 15 for 8 with five rows: on the forward's shapes one
+/// thread went from 112-120 to 132-150 GFLOP/s in a standalone copy of the kernel (rows of 8:
+/// 137-145; more than 9 spill) and from 79-106 to 93-110 in `benches/matmul.rs` (Intel Xeon).
 #[cfg(not(target_arch = "wasm32"))]
 pub const ROWS: usize = 9;
 /// Rows per register tile, at most: four in WebAssembly, whose SIMD engines map onto 16
@@ -346,7 +346,7 @@ mod simd128 {
     use super::{PANEL, ROWS};
 
     /// Steps of `k` per pass over the panel's eight-column blocks: the tile's rows of `x` for
-    /// one pass (5 x 128 values) stay in the first-level cache while the six blocks reread them.
+    /// one pass (4 x 128 values) stay in the first-level cache while the six blocks reread them.
     const STEPS: usize = 128;
 
     /// Eight columns at a time (two 4-lane registers), so that a tile's accumulators (4 rows:
