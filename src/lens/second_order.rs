@@ -178,8 +178,8 @@ fn image_terms(vision: &VisionTransformer, factors: &LensFactors, output: &Visio
 /// that captured `CaptureRequest::for_lens(&[layer])` (or more).
 pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput) -> Result<Tensor<3>> {
     let terms = image_terms(vision, factors, output)?;
-    if let Some(directions) = &factors.head_directions {
-        if let Some(effects) = kernels::flex_head_effects(&Tensor::cat(terms.scalars.clone(), 1), directions, &terms.kappa, &terms.scale) {
+    if let Some((scalars, directions)) = cpu_head_terms(factors, &terms) {
+        if let Some(effects) = kernels::flex_head_effects(&scalars, directions, &terms.kappa, &terms.scale) {
             return Ok(effects);
         }
     }
@@ -190,16 +190,24 @@ pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, o
 /// `[N, D]`; on the CPU in one pass over the per-head directions, without forming the effects.
 pub fn centred_effect_norms(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput, mean: &Tensor<2>) -> Result<Tensor<2>> {
     let terms = image_terms(vision, factors, output)?;
-    if let Some(directions) = &factors.head_directions {
-        if let Some(norms) = kernels::flex_head_centred_norms(&Tensor::cat(terms.scalars.clone(), 1), directions, &terms.kappa, &terms.scale, mean) {
+    if let Some((scalars, directions)) = cpu_head_terms(factors, &terms) {
+        if let Some(norms) = kernels::flex_head_centred_norms(&scalars, directions, &terms.kappa, &terms.scale, mean) {
             return Ok(norms);
         }
     }
     Ok(centred_norms(effects_from_terms(vision, factors, terms), mean.clone()))
 }
 
+/// The per-head form's scalars `[B, K, N]` and directions `[K, N, D]` for the CPU kernels
+/// (`kernels::effects`), when the factors are per head and on flex (elsewhere nothing is
+/// concatenated for them).
+fn cpu_head_terms<'a>(factors: &'a LensFactors, terms: &ImageTerms) -> Option<(Tensor<3>, &'a Tensor<3>)> {
+    let directions = factors.head_directions.as_ref().filter(|d| kernels::on_flex(*d))?;
+    Some((Tensor::cat(terms.scalars.clone(), 1), directions))
+}
+
 /// The centred norms `|phi_n - mean_n|`, `[B, N]`, of effects `[B, N, D]` with means `[N, D]`.
-pub fn centred_norms(effects: Tensor<3>, mean: Tensor<2>) -> Tensor<2> {
+fn centred_norms(effects: Tensor<3>, mean: Tensor<2>) -> Tensor<2> {
     (effects - mean.unsqueeze::<3>()).square().sum_dim(2).sqrt().squeeze_dim::<2>(2)
 }
 
