@@ -1,5 +1,6 @@
 //! Second-order effects of all 3072 neurons of layer 9 of a ViT-B/32-shaped CLIP (random
-//! weights), per image, forward included; and the cheap projection alone.
+//! weights), per image, forward included; the weight-only factors a bundle's load computes for
+//! layers 8, 9 and 10; and the cheap projection alone.
 //!
 //! `cargo bench --bench lens`. The paper's code takes 38 s per image for the effects on 2 cores.
 
@@ -36,6 +37,10 @@ fn layer_9(c: &mut Criterion) {
                 })
             });
         }
+    }
+    // What a bundle's load computes per layer (the paper's bundle: layers 8, 9 and 10).
+    for layer in [8, 9, 10] {
+        group.bench_function(format!("cpu/factors_of_layer_{layer}"), |b| b.iter(|| LensFactors::new(vision, layer).unwrap()));
     }
     let factors = LensFactors::new(vision, 9).unwrap();
     let pixels = Tensor::<4>::ones([1, 3, 224, 224], &device);

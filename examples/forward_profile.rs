@@ -2,6 +2,9 @@
 //! (`clip_lens::forward_profile`) at batch 1 and 8, in ms and as a share of the block.
 //!
 //! `cargo run --release --example forward_profile [RUNS]` (default 20 runs a step).
+// A native tool: in a wasm32 build (`wasm-pack test` builds the examples too) it is empty.
+#![cfg_attr(target_arch = "wasm32", no_main)]
+#![cfg(not(target_arch = "wasm32"))]
 
 use clip_lens::forward_profile::block_profile;
 use clip_lens::model::{ClipModel, Towers};

@@ -11,6 +11,9 @@
 //! (`cd /tmp/profile && cargo run --manifest-path ~/clip-lens/Cargo.toml --example kernel_profile`).
 //! The first analysis compiles the kernels; the second is the steady state. Markers on stderr
 //! bracket each phase, so `Executing` lines can be counted between them.
+// A native tool: in a wasm32 build (`wasm-pack test` builds the examples too) it is empty.
+#![cfg_attr(target_arch = "wasm32", no_main)]
+#![cfg(not(target_arch = "wasm32"))]
 
 use burn::tensor::{Tensor, TensorData};
 use clip_lens::apps::analysis::BundleLens;

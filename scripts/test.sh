@@ -30,12 +30,14 @@ bash scripts/fuzz.sh
 
 disk_report
 echo "== browser tests (headless Chromium: WebGPU and CPU)"
-cargo test --locked --target wasm32-unknown-unknown --test web -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests.log"
+# The README's browser-test command (wasm-pack runs `cargo test` for wasm32 with
+# wasm-bindgen-test-runner and Debian's chromedriver from PATH); --test web: the suite alone.
+wasm-pack test --headless --chrome --locked --test web -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests.log"
 grep -q "test result: ok" "$CARGO_TARGET_DIR/browser-tests.log"
 
 disk_report
 echo "== browser tests of the threaded module (CPU on rayon's pool of two Web Workers; scripts/wasm-threads.sh)"
-bash scripts/wasm-threads.sh cargo test --locked --target wasm32-unknown-unknown --features threads --test web -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests-threads.log"
+bash scripts/wasm-threads.sh wasm-pack test --headless --chrome --locked --test web --features threads -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests-threads.log"
 grep -q "test result: ok" "$CARGO_TARGET_DIR/browser-tests-threads.log"
 
 disk_report
@@ -43,7 +45,6 @@ echo "== the site in Chromium (playwright-core): every view on WebGPU and CPU, l
 # Debug wasm builds: they reuse the browser tests' compilations (seconds, not release builds).
 wasm-pack build --target web --out-dir target/pkg-dev --dev --no-opt
 bash scripts/wasm-threads.sh wasm-pack build --target web --out-dir target/pkg-threads-dev --dev --no-opt -- --features threads
-bash scripts/demo-bundle.sh
 # The page's own safetensors reader (the neuron card's), fuzzed like the Rust parsers.
 node www/fuzz.mjs
 (cd www && npx tsc --noEmit -p tsconfig.test.json)

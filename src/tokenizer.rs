@@ -1,6 +1,6 @@
 //! OpenAI CLIP's byte-pair-encoding tokenizer.
 //!
-//! Wraps `instant-clip-tokenizer` (OpenAI's vocabulary, bundled) and adds what CLIP's
+//! Wraps `instant-clip-tokenizer` with OpenAI's vocabulary and adds what CLIP's
 //! `clip.tokenize` does around it: the start token 49406, the end token 49407, zero padding to
 //! the context length, and truncation that keeps the end token as the last token.
 
@@ -10,6 +10,16 @@ use instant_clip_tokenizer::{Token, Tokenizer};
 pub const START_OF_TEXT: u32 = 49406;
 /// CLIP's end-of-text token id; the text tower pools the position of this token.
 pub const END_OF_TEXT: u32 = 49407;
+/// CLIP's vocabulary: 256 bytes, the same with an end-of-word mark, 48,894 merges and the two
+/// marker tokens.
+const VOCABULARY_SIZE: u16 = 49408;
+
+/// The part of OpenAI's `bpe_simple_vocab_16e6.txt` (MIT, from the CLIP repository) that a
+/// vocabulary of [`VOCABULARY_SIZE`] reads: its header line and first 48,894 merges, 0.5 MB. The
+/// whole file, which `instant-clip-tokenizer` embeds by default, is 3.2 MB and was the largest
+/// single item in the WebAssembly module's data.
+const BPE_MERGES: &[u8] = include_bytes!("../data/clip/bpe-merges.txt");
+
 /// CLIP's context length (tokens per text).
 pub const CONTEXT_LENGTH: usize = 77;
 
@@ -28,7 +38,8 @@ impl Default for ClipTokenizer {
 impl ClipTokenizer {
     /// A tokenizer with OpenAI's CLIP vocabulary (49,408 tokens).
     pub fn new() -> Self {
-        Self { inner: Tokenizer::new() }
+        let inner = Tokenizer::with_vocabulary(std::io::Cursor::new(BPE_MERGES), VOCABULARY_SIZE).expect("the bundled BPE merges are valid");
+        Self { inner }
     }
 
     /// Tokenizes one text into exactly `context_length` ids: start token, the text's BPE tokens

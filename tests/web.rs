@@ -7,7 +7,7 @@ mod common;
 
 use clip_lens::device;
 use clip_lens::lens::AtomSearch;
-use common::browser::{json, memory_figures, message, start_threads, TEST_THREADS};
+use common::browser::{json, memory_figures, message, start_module, TEST_THREADS};
 use common::*;
 use wasm_bindgen_test::*;
 
@@ -29,7 +29,7 @@ async fn webgpu() -> Option<burn::tensor::Device> {
 
 #[wasm_bindgen_test]
 async fn the_cpu_backend_runs_on_the_module_threads() {
-    start_threads().await;
+    start_module().await;
     assert_eq!(clip_lens::web::is_threaded(), cfg!(feature = "threads"));
     assert_eq!(device::cpu_threads(), TEST_THREADS, "rayon's pool");
 }
@@ -37,7 +37,7 @@ async fn the_cpu_backend_runs_on_the_module_threads() {
 #[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn golden_image_and_text_towers_on_webgpu() {
-    start_threads().await;
+    start_module().await;
     let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
     assert_within("webgpu/openai", &image_tower_deviations(MODEL_OPENAI, &gpu).await);
     assert_within("webgpu/hf", &image_tower_deviations(MODEL_HF, &gpu).await);
@@ -50,7 +50,7 @@ async fn golden_image_and_text_towers_on_webgpu() {
 #[cfg(feature = "threads")]
 #[wasm_bindgen_test]
 async fn the_threaded_module_refuses_webgpu_and_picks_the_cpu() {
-    start_threads().await;
+    start_module().await;
     let refused = message(Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), None).await.err().expect("refused"));
     assert!(refused.contains("WebGPU runs in the single-threaded module"), "{refused}");
     let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "auto".into(), None).await.map_err(message).unwrap();
@@ -59,7 +59,7 @@ async fn the_threaded_module_refuses_webgpu_and_picks_the_cpu() {
 
 #[wasm_bindgen_test]
 async fn golden_image_and_text_towers_on_cpu() {
-    start_threads().await;
+    start_module().await;
     let cpu = device::cpu();
     assert_within("cpu/openai", &image_tower_deviations(MODEL_OPENAI, &cpu).await);
     assert_within("cpu/hf", &image_tower_deviations(MODEL_HF, &cpu).await);
@@ -69,20 +69,20 @@ async fn golden_image_and_text_towers_on_cpu() {
 
 #[wasm_bindgen_test]
 async fn probe_tokens_match_in_the_browser() {
-    start_threads().await;
+    start_module().await;
     check_probe_tokens();
 }
 
 #[wasm_bindgen_test]
 async fn pixels_from_pngs_match_in_the_browser() {
-    start_threads().await;
+    start_module().await;
     let deviations = png_pixel_deviations();
     assert_pixels_within("browser", &deviations);
 }
 
 #[wasm_bindgen_test]
 async fn second_order_effects_on_webgpu_and_cpu() {
-    start_threads().await;
+    start_module().await;
     if let Some(gpu) = webgpu().await {
         assert_within("webgpu/lens", &second_order_deviations(MODEL_OPENAI, &gpu).await);
     }
@@ -92,14 +92,14 @@ async fn second_order_effects_on_webgpu_and_cpu() {
 #[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn neuron_statistics_on_webgpu() {
-    start_threads().await;
+    start_module().await;
     let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
     assert_within("webgpu/stats", &statistics_deviations(MODEL_OPENAI, &gpu, 16).await);
 }
 
 #[wasm_bindgen_test]
 async fn dictionary_and_omp_in_the_browser() {
-    start_threads().await;
+    start_module().await;
     let mut results = Vec::new();
     if let Some(gpu) = webgpu().await {
         assert_within("webgpu/dictionary", &dictionary_deviations(MODEL_OPENAI, &gpu).await.0);
@@ -116,13 +116,13 @@ async fn dictionary_and_omp_in_the_browser() {
 
 #[wasm_bindgen_test]
 async fn zero_shot_segmentation_on_cpu() {
-    start_threads().await;
+    start_module().await;
     assert_segmentation_matches("browser/cpu", segmentation_golden(MODEL_OPENAI, &device::cpu()).await);
 }
 
 #[wasm_bindgen_test]
 async fn concept_discovery_on_webgpu_and_cpu() {
-    start_threads().await;
+    start_module().await;
     let devices = webgpu().await.map(|gpu| ("webgpu", gpu)).into_iter().chain([("cpu", device::cpu())]);
     for (label, device) in devices {
         let worst = check_concept_discovery(MODEL_OPENAI, &device).await;
@@ -238,7 +238,7 @@ async fn check_engine_segmentation(label: &str, engine: &mut Engine, i: usize) -
 
 #[wasm_bindgen_test]
 async fn engine_analyze_and_segment_on_cpu() {
-    start_threads().await;
+    start_module().await;
     let start = web_time::Instant::now();
     let mut engine = engine_with_bundle("cpu").await;
     assert_eq!(engine.backend(), "cpu");
@@ -299,7 +299,7 @@ async fn engine_analyze_and_segment_on_cpu() {
 #[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn engine_analyze_and_segment_on_webgpu() {
-    start_threads().await;
+    start_module().await;
     device::gpu_async().await.expect("a WebGPU adapter is required for this test");
     let start = web_time::Instant::now();
     let mut engine = engine_with_bundle("webgpu").await;
@@ -314,7 +314,7 @@ async fn engine_analyze_and_segment_on_webgpu() {
 
 #[wasm_bindgen_test]
 async fn engine_neuron_cards_and_search() {
-    start_threads().await;
+    start_module().await;
     let mut engine = engine_with_bundle("cpu").await;
     let bundle = reference_bundle(String::new());
     let card = json(engine.neuron(1, 23).map_err(message).unwrap());
@@ -369,7 +369,7 @@ async fn engine_neuron_cards_and_search() {
 
 #[wasm_bindgen_test]
 async fn engine_adversarial_and_fooled() {
-    start_threads().await;
+    start_module().await;
     let mut engine = engine_with_bundle("cpu").await;
     let result = json(engine.adversarial("cat".into(), "dog".into(), options(serde_json::json!({"neurons": 60, "words": 20}))).await.map_err(message).unwrap());
     assert_eq!((result["class0"].as_str(), result["class1"].as_str()), (Some("cat"), Some("dog")));
@@ -406,7 +406,7 @@ async fn engine_adversarial_and_fooled() {
 
 #[wasm_bindgen_test]
 async fn engine_errors_are_messages() {
-    start_threads().await;
+    start_module().await;
     let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
     assert!(message(engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.unwrap_err()).contains("no bundle is loaded"));
     assert!(message(engine.neuron(1, 0).unwrap_err()).contains("no bundle is loaded"));
@@ -439,7 +439,7 @@ async fn engine_errors_are_messages() {
 /// is the reference's largest patch activation.
 #[wasm_bindgen_test]
 async fn engine_activation_map_matches_reference_activations() {
-    start_threads().await;
+    start_module().await;
     use clip_lens::apps::segment::heatmap_from_patches;
     let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
     let (tokens, neurons) = (17, 256);
@@ -467,7 +467,7 @@ async fn engine_activation_map_matches_reference_activations() {
 /// loaded on demand and checked against the manifest.
 #[wasm_bindgen_test]
 async fn engine_from_converted_towers() {
-    start_threads().await;
+    start_module().await;
     use clip_lens::convert::{split_towers, WeightDtype};
     let (image, text, manifest) = split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F32).unwrap();
     let manifest_json = serde_json::to_string(&manifest).unwrap();
@@ -506,7 +506,7 @@ async fn engine_from_converted_towers() {
 /// (its peak so far) and the JS heap.
 #[wasm_bindgen_test]
 async fn real_size_image_towers_load_and_run_on_cpu() {
-    start_threads().await;
+    start_module().await;
     use burn::tensor::{Distribution, Tensor};
     use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, ClipModel, Layout, Towers, WeightFile};
@@ -537,7 +537,7 @@ async fn real_size_image_towers_load_and_run_on_cpu() {
 #[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn real_size_image_towers_load_on_webgpu() {
-    start_threads().await;
+    start_module().await;
     use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, Layout};
     for (name, config) in [("ViT-B/32", ClipConfig::vit_b_32()), ("ViT-L/14", ClipConfig::vit_l_14())] {
@@ -568,7 +568,7 @@ async fn real_size_image_towers_load_on_webgpu() {
 #[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
 async fn engine_refuses_tensors_above_the_buffer_limit() {
-    start_threads().await;
+    start_module().await;
     let refused = message(Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), Some(4096.0)).await.err().expect("refused"));
     assert!(refused.contains("more than this device's largest buffer (0.0 MiB)") && refused.contains("needs"), "{refused}");
     // The CPU has no such limit.

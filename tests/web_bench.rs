@@ -5,15 +5,17 @@
 //! which takes minutes on a software adapter (it was a browser test until the CI's time ran
 //! short: the smaller WebGPU tests cover the same code).
 //!
-//! `CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=3600 cargo test --target
-//! wasm32-unknown-unknown --test web_bench -- --nocapture`. The same figures come from the
+//! Its tests are ignored, so that `wasm-pack test --headless --chrome` runs the browser suite
+//! alone: `WASM_BINDGEN_TEST_TIMEOUT=3600 wasm-pack test --headless --chrome --test web_bench --
+//! --nocapture --include-ignored` (or `cargo test --target wasm32-unknown-unknown --test web_bench
+//! -- --nocapture --include-ignored` with `CHROMEDRIVER=/usr/bin/chromedriver`). The same figures come from the
 //! page `bench.html` of the built site (`&analysis=1` for the applications, `&probe=1` for the probe).
 #![cfg(target_arch = "wasm32")]
 
 mod common;
 
 use clip_lens::web::benchmark_vision;
-use common::browser::start_threads;
+use common::browser::start_module;
 // The real-size WebGPU analysis's.
 #[cfg(not(feature = "threads"))]
 use {
@@ -36,8 +38,9 @@ async fn run(backend: &str, batch: usize, runs: usize, analysis: bool) {
 }
 
 #[wasm_bindgen_test]
+#[ignore = "a benchmark of minutes: run it with --include-ignored"]
 async fn vit_b_32_forward_and_applications_on_cpu() {
-    start_threads().await;
+    start_module().await;
     run("cpu", 1, 3, true).await;
     run("cpu", 8, 1, false).await;
 }
@@ -46,8 +49,9 @@ async fn vit_b_32_forward_and_applications_on_cpu() {
 // The threaded module is the CPU backend's alone.
 #[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
+#[ignore = "a benchmark of minutes: run it with --include-ignored"]
 async fn vit_b_32_forward_and_applications_on_webgpu() {
-    start_threads().await;
+    start_module().await;
     run("webgpu", 1, 1, true).await;
 }
 
@@ -58,8 +62,9 @@ async fn vit_b_32_forward_and_applications_on_webgpu() {
 // The threaded module is the CPU backend's alone.
 #[cfg(not(feature = "threads"))]
 #[wasm_bindgen_test]
+#[ignore = "a benchmark of minutes: run it with --include-ignored"]
 async fn real_size_analysis_on_webgpu() {
-    start_threads().await;
+    start_module().await;
     use clip_lens::synthetic::{gradient_png, paper_bundle_files, random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, Layout};
     let config = ClipConfig::vit_b_32();

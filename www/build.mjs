@@ -53,7 +53,7 @@ for (const file of ["clip_lens.js", "clip_lens_bg.wasm"]) {
 }
 for (const [from] of copies) {
   if (!existsSync(join(root, from))) {
-    const hint = from.startsWith("www/generated") ? " It is demo data: run scripts/demo-bundle.sh (scripts/serve.sh runs it)." : "";
+    const hint = from.startsWith("www/generated") ? " It is the committed demo data: restore it with git, or rebuild it with scripts/demo-bundle.sh." : "";
     fail(`${from} is missing.${hint}`);
   }
 }

@@ -137,6 +137,14 @@ async function checkLab(page) {
   return { classes, heat };
 }
 
+/** When the page painted first and when it was ready with the sample analysed (ms after it
+ * was opened). */
+async function readyTimes(page) {
+  const readyAt = await page.evaluate(() => performance.getEntriesByName("clip-lens-ready")[0]?.startTime ?? null);
+  const paint = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
+  return { first_contentful_paint_ms: paint, ready_with_sample_analysed_ms: readyAt };
+}
+
 for (const backend of ["webgpu", "cpu"]) {
   await check(`demo-${backend}`, async (page) => {
     await page.goto(`${base}/index.html?backend=${backend}`);
@@ -145,14 +153,25 @@ for (const backend of ["webgpu", "cpu"]) {
     if (!shown.toLowerCase().includes(backend === "cpu" ? "cpu" : "webgpu")) throw new Error(`the page says the backend is “${shown}”`);
     if (backend === "cpu") await checkCpuThreads(page);
     await checkLab(page);
-    const readyAt = await page.evaluate(() => performance.getEntriesByName("clip-lens-ready")[0]?.startTime ?? null);
-    const paint = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
-    timings[`demo-${backend}`] = { first_contentful_paint_ms: paint, ready_with_sample_analysed_ms: readyAt };
+    timings[`demo-${backend}`] = await readyTimes(page);
     // The demo's converted towers: the image tower only; the text tower waits for text.
     const files = await page.$$eval("#downloads li", (items) => items.map((item) => item.dataset.file));
     if (!files.includes("image tower") || files.includes("text tower")) throw new Error(`downloads: ${files.join(", ")}`);
   });
 }
+
+// Headless Chromium's only WebGPU adapter is SwiftShader (software, isFallbackAdapter): `auto`
+// takes the CPU and says why; `?backend=webgpu` (demo-webgpu above) still uses it.
+await check("auto-skips-software-webgpu", async (page) => {
+  await page.goto(`${base}/index.html`);
+  await ready(page, "main");
+  const backend = await page.$eval("#backend", (e) => e.dataset.backend);
+  const shown = await page.$eval("#backend", (e) => e.textContent ?? "");
+  if (backend !== "cpu" || !/software/.test(shown)) throw new Error(`backend ${backend}, shown “${shown}”`);
+  await checkCpuThreads(page);
+  await checkLab(page);
+  timings["demo-auto"] = await readyTimes(page);
+});
 
 await check("backend-switch", async (page) => {
   await page.goto(`${base}/index.html?backend=webgpu`);

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod effects;
+pub mod head_directions;
 pub mod packed_linear;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
@@ -11,6 +12,7 @@ use burn_flex::{Flex, FlexTensor};
 
 pub use attention::{attention, AttentionShape};
 pub use effects::{head_centred_norms, head_effects, EffectShape, HeadTerms};
+pub use head_directions::head_directions;
 pub use packed_linear::{Epilogue, PackedLinear};
 
 /// Whether `device` is flex and this CPU has the packed kernels' vector code.
@@ -71,6 +73,20 @@ pub fn flex_attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, mask: Option<
     let mask = mask.map(|m| flex_values(m.clone()));
     let (mixed, probs) = attention(f32s(&q), f32s(&k), f32s(&v), mask.as_ref().map(f32s), shape);
     Some((flex_tensor(mixed, [batch, queries, width]), flex_tensor(probs, [batch, heads, queries, tokens])))
+}
+
+/// [`head_directions`] of the later layers' `G_l` `[N, width]` and `M_l` `[width, D]` as
+/// tensors: `[layers x heads, N, D]`, or `None` unless every input is [`on_flex`] and this CPU
+/// has the packed kernel.
+pub fn flex_head_directions(layers: &[(&Tensor<2>, &Tensor<2>)], heads: usize) -> Option<Tensor<3>> {
+    if !(packed_linear::available() && layers.iter().all(|(g, m)| on_flex(g) && on_flex(m))) {
+        return None;
+    }
+    let [neurons, width] = layers.first()?.0.dims();
+    let dim = layers[0].1.dims()[1];
+    let values: Vec<(FlexTensor, FlexTensor)> = layers.iter().map(|(g, m)| (flex_values((*g).clone()), flex_values((*m).clone()))).collect();
+    let slices: Vec<(&[f32], &[f32])> = values.iter().map(|(g, m)| (f32s(g), f32s(m))).collect();
+    Some(flex_tensor(head_directions(&slices, neurons, width, dim, heads), [layers.len() * heads, neurons, dim]))
 }
 
 /// [`head_effects`] of the lens's per-head terms as tensors: `scalars` `[B, K, N]`,

@@ -99,15 +99,33 @@ impl PackedLinear {
 
     /// `x W + b`, then `epilogue` on each value.
     pub fn forward_with(&self, x: &[f32], m: usize, epilogue: Epilogue) -> Vec<f32> {
-        assert_eq!(x.len(), m * self.k, "input is not [m, k]");
         let mut y = vec![0.0f32; m * self.n];
+        self.run(x, m, Bias::Added, epilogue, &mut y);
+        y
+    }
+
+    /// `x W + b` for row-major `x` `[m, K]`, written to `y` `[m, N]`.
+    pub fn forward_into(&self, x: &[f32], m: usize, y: &mut [f32]) {
+        self.run(x, m, Bias::Added, Epilogue::None, y);
+    }
+
+    /// `x W` without the bias: row-major `[m, N]`.
+    pub fn product(&self, x: &[f32], m: usize) -> Vec<f32> {
+        let mut y = vec![0.0f32; m * self.n];
+        self.run(x, m, Bias::Left, Epilogue::None, &mut y);
+        y
+    }
+
+    /// Every panel's product into `y`, the panels split between threads.
+    fn run(&self, x: &[f32], m: usize, bias: Bias, epilogue: Epilogue, y: &mut [f32]) {
+        assert_eq!(x.len(), m * self.k, "input is not [m, k]");
+        assert_eq!(y.len(), m * self.n, "output is not [m, n]");
         let out = SharedOut(y.as_mut_ptr());
         split_panels(self.n.div_ceil(PANEL), m * self.k * PANEL, |first, last| {
             for p in first..last {
-                self.panel_product(x, m, p, epilogue, out);
+                self.panel_product(x, m, p, bias, epilogue, out);
             }
         });
-        y
     }
 
     /// Columns `p * PANEL ..` of every row of `y`. Never inlined: inlined into `forward_with`'s
@@ -116,9 +134,12 @@ impl PackedLinear {
     /// 267-364). Both this and [`super::store`] are needed; the inlined copy has no more
     /// `memory.fill`/`memory.copy` than this one, so the cause is not pinned down.
     #[inline(never)]
-    fn panel_product(&self, x: &[f32], m: usize, p: usize, epilogue: Epilogue, y: SharedOut) {
+    fn panel_product(&self, x: &[f32], m: usize, p: usize, bias: Bias, epilogue: Epilogue, y: SharedOut) {
         let panel = &self.panels[p * self.k * PANEL..(p + 1) * self.k * PANEL];
-        let bias = &self.bias[p * PANEL..(p + 1) * PANEL];
+        let bias = match bias {
+            Bias::Added => &self.bias[p * PANEL..(p + 1) * PANEL],
+            Bias::Left => &[0.0; PANEL],
+        };
         let cols = PANEL.min(self.n - p * PANEL);
         // One tile for all rows: every product overwrites the rows it uses.
         let mut tile = [[0.0f32; PANEL]; ROWS];
@@ -139,6 +160,13 @@ impl PackedLinear {
 fn row_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
     let tiles = m.div_ceil(ROWS);
     (0..tiles).map(move |t| (t * m / tiles, (t + 1) * m / tiles - t * m / tiles))
+}
+
+/// Whether a product adds the layer's bias.
+#[derive(Debug, Clone, Copy)]
+enum Bias {
+    Added,
+    Left,
 }
 
 /// What is applied to each output value before it is stored.
@@ -446,6 +474,20 @@ mod tests {
         for (m, k, n) in [(5, 8, 48), (7, 13, 50), (1, 1, 1), (3, 64, 95), (12, 33, 144), (50, 768, 96), (11, 40, 1), (2, 5, 48), (4, 17, 97), (17, 21, 49)] {
             check(m, k, n);
         }
+    }
+
+    #[test]
+    fn the_product_without_bias_and_the_product_into_a_slice_match_the_definition() {
+        let (m, k, n) = (13, 70, 101);
+        let (x, w, b) = (values(m * k, 12), values(k * n, 13), values(n, 14));
+        let packed = PackedLinear::new(&w, &b, k, n);
+        let zero = vec![0.0f32; n];
+        for (&got, &(want, size)) in packed.product(&x, m).iter().zip(&reference(&x, &w, &zero, m, k, n)) {
+            assert!((got as f64 - want).abs() <= (k + 1) as f64 * f32::EPSILON as f64 / 2.0 * size + 1e-30, "{got} vs {want}");
+        }
+        let mut into = vec![f32::NAN; m * n];
+        packed.forward_into(&x, m, &mut into);
+        assert_eq!(into, packed.forward(&x, m));
     }
 
     #[test]

@@ -109,15 +109,15 @@ impl LensFactors {
         let later = (layer + 1..layers)
             .map(|l| {
                 let block = &vision.blocks[l];
-                let value = block.attn.value.weight();
+                let value = &block.attn.value;
                 let (gamma_1, beta_1) = (block.ln_1.gamma.clone().unsqueeze::<2>(), block.ln_1.beta.clone().unsqueeze::<2>());
                 let parts = Tensor::cat(vec![gamma_1.clone() * fc_out.bias.clone().div_scalar(count as f64).unsqueeze::<2>(), gamma_1.clone(), beta_1], 0);
-                let value_bias = Tensor::cat(vec![Tensor::zeros([2, value.dims()[1]], &value.device()), block.attn.value.bias.clone().unsqueeze::<2>()], 0);
+                let value_bias = Tensor::cat(vec![Tensor::zeros([2, value.bias.dims()[0]], &value.bias.device()), value.bias.clone().unsqueeze::<2>()], 0);
                 LaterLayer {
                     layer: l,
-                    neuron_values: (neuron_outputs.clone() * gamma_1).matmul(value.clone()),
+                    neuron_values: value.product(neuron_outputs.clone() * gamma_1),
                     output_map: (block.attn.out.weight() * gamma_post.clone()).matmul(vision.projection.clone()),
-                    shared_values: parts.matmul(value) + value_bias,
+                    shared_values: value.product(parts) + value_bias,
                 }
             })
             .collect::<Vec<_>>();
@@ -127,8 +127,13 @@ impl LensFactors {
 }
 
 /// `u_{l,h,n} = G_l[n, head h columns] @ M_l[head h rows]`, stacked as `[K, N, D]` (one
-/// contiguous tensor, which the CPU kernel reads as it is).
+/// contiguous tensor, which the CPU kernel reads as it is); on the CPU's packed kernel where
+/// there is one ([`kernels::flex_head_directions`]).
 fn per_head_directions(later: &[LaterLayer], heads: usize) -> Tensor<3> {
+    let pairs: Vec<_> = later.iter().map(|l| (&l.neuron_values, &l.output_map)).collect();
+    if let Some(directions) = kernels::flex_head_directions(&pairs, heads) {
+        return directions;
+    }
     let per_layer = later
         .iter()
         .map(|l| {

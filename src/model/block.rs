@@ -49,6 +49,15 @@ impl Linear {
         }
     }
 
+    /// `x @ weight` without the bias, for `x` `[M, in]` (the lens's factors; on the packed
+    /// kernel where the weight is packed).
+    pub fn product(&self, x: Tensor<2>) -> Tensor<2> {
+        match &self.weights {
+            LinearWeights::Packed(packed) => kernels::map_rows(x, packed.out_features(), |values, rows| packed.product(values, rows)).unwrap_or_else(|x| x.matmul(self.weight())),
+            LinearWeights::Tensor(weight) => x.matmul(weight.clone()),
+        }
+    }
+
     /// Applies the layer to the last axis of `[B, T, in]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.forward_with(x, Epilogue::None)

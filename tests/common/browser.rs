@@ -38,10 +38,12 @@ pub fn memory_figures() -> (f64, f64) {
 /// Workers, as on this 2-core machine's page), 1 in the single-threaded one.
 pub const TEST_THREADS: usize = if cfg!(feature = "threads") { 2 } else { 1 };
 
-/// Starts the threaded module's pool of [`TEST_THREADS`] workers, once per test run; nothing in
-/// the single-threaded module. Every test calls it first: rayon's first parallel call without a
-/// pool would fix it at one thread.
-pub async fn start_threads() {
+/// Prepares the module as the page's `init` does, once per test run: its start function (the
+/// static constructors, which wasm-bindgen-test does not run, and the panic hook), then, in the
+/// threaded module, rayon's pool of [`TEST_THREADS`] workers. Every test that uses the engine
+/// calls it first: rayon's first parallel call without a pool would fix it at one thread.
+pub async fn start_module() {
+    clip_lens::web::start();
     #[cfg(feature = "threads")]
     {
         use std::sync::atomic::{AtomicBool, Ordering};

@@ -263,6 +263,8 @@ export interface BenchmarkResult {
   load_ms: number;
   first_ms: number;
   mean_ms_per_image: number;
+  /** One call into the module in microseconds (an export that only returns a number). */
+  call_us: number;
   /** The lens of layer L-3: factors, forward + every neuron's effects, cheap projection. */
   lens: {
     layer: number;
@@ -294,6 +296,9 @@ export interface BenchmarkResult {
     forward_ms_per_image: number;
     lens_ms_per_image: number;
     segmentation_ms: number;
+    /** Microseconds per crossing of the module's boundary, each [through serde-wasm-bindgen,
+     * through JSON text]: the analysis result, a neuron card, the analysis options in. */
+    conversions_us: { analysis: [number, number]; card: [number, number]; options: [number, number] };
   };
   /** Present when the probe was asked for: one block's steps timed alone (ms each). */
   steps?: { step: string; ms: number }[];

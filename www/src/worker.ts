@@ -155,22 +155,37 @@ function cpuModule(): Promise<LoadedWasm> {
   return cpuWasm;
 }
 
-/** Whether the browser offers a WebGPU adapter ("auto" then starts on WebGPU). */
-async function hasWebgpuAdapter(): Promise<boolean> {
+/** Words in an adapter's description that mark a software rasteriser. */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|warp|basic render|software/i;
+
+/** Why `auto` does not use WebGPU here, or null when it does: no adapter, or only a
+ * fallback (software) one, which runs the model 10-100x slower than the CPU backend
+ * (SwiftShader: 0.02-0.2 GFLOP/s). `?backend=webgpu` still uses a software adapter. */
+async function autoSkipsWebgpu(): Promise<string | null> {
+  const gpu = webgpu();
+  if (!gpu) return "this browser has no navigator.gpu (WebGPU is disabled or unsupported here)";
+  let adapter: GpuAdapterLike | null;
   try {
-    return (await webgpu()?.requestAdapter()) != null;
+    adapter = await gpu.requestAdapter();
   } catch {
-    return false;
+    return "requesting a WebGPU adapter failed";
   }
+  if (!adapter) return "the browser offers no WebGPU adapter";
+  const info = adapter.info ?? {};
+  const description = [info.vendor, info.architecture, info.device, info.description].filter((part) => !!part).join(" ");
+  if (adapter.isFallbackAdapter || info.isFallbackAdapter || SOFTWARE_ADAPTER.test(description)) {
+    return `the only WebGPU adapter is a software one${description ? ` (${description})` : ""}, slower than the CPU; ?backend=webgpu uses it anyway`;
+  }
+  return null;
 }
 
 /** Imports and instantiates the WebAssembly module for `backend`, once per module. WebGPU
- * (asked, or "auto" with an adapter) needs the single-threaded module: wgpu's WebGPU backend
+ * (asked, or "auto" when [`autoSkipsWebgpu`] finds a hardware adapter) needs the single-threaded module: wgpu's WebGPU backend
  * cannot be built with shared memory. The CPU backend runs in the threaded module (rayon's
  * pool on Web Workers) where the page is cross-origin isolated and more than one thread is
  * wanted. Both are copies of the wasm-pack output next to worker.js (pkg/, pkg-threads/). */
 async function wasm(backend: BackendChoice): Promise<LoadedWasm> {
-  const gpuFirst = backend === "webgpu" || (backend === "auto" && (await hasWebgpuAdapter()));
+  const gpuFirst = backend !== "cpu";
   const loaded = await (gpuFirst ? singleThreaded("WebGPU was tried first, and it runs in the single-threaded module") : cpuModule());
   wasmMemory = loaded.memory;
   return loaded;
@@ -479,7 +494,9 @@ async function withTextTower<T>(id: number, current: Engine, work: () => Promise
 
 
 async function load(request: LoadRequest): Promise<void> {
-  const { id, weights: weightsSource, config: configSource, bundle: bundleSource, backend } = request;
+  const { id, weights: weightsSource, config: configSource, bundle: bundleSource } = request;
+  const autoSkip = request.backend === "auto" ? await autoSkipsWebgpu() : null;
+  const backend = autoSkip === null ? request.backend : "cpu";
   const [{ module, singleThreadReason }, weights, config, bundle] = await Promise.all([
     wasm(backend),
     obtainWeights(id, weightsSource),
@@ -507,7 +524,7 @@ async function load(request: LoadRequest): Promise<void> {
 
   // "auto" is done here rather than in Rust so that the page can be told why WebGPU failed.
   let created: Engine;
-  let webgpuUnavailable: string | null = null;
+  let webgpuUnavailable: string | null = autoSkip;
   if (backend === "auto") {
     try {
       created = await create("webgpu");
@@ -573,10 +590,20 @@ async function embedText(request: EmbedTextRequest): Promise<void> {
 }
 
 async function benchmark(request: BenchmarkRequest): Promise<void> {
-  const { module } = await wasm(request.backend);
-  const json = await module.benchmarkVision(request.shape, request.backend, request.batch, request.runs, request.analysis, request.probe);
-  const gpu = (JSON.parse(json) as { backend?: string }).backend !== "cpu";
-  post({ id: request.id, type: "benchmark", json, adapter: gpu ? await adapterName() : null });
+  const backend = request.backend === "auto" && (await autoSkipsWebgpu()) !== null ? "cpu" : request.backend;
+  const { module } = await wasm(backend);
+  const parsed = JSON.parse(await module.benchmarkVision(request.shape, backend, request.batch, request.runs, request.analysis, request.probe)) as { backend?: string };
+  const json = JSON.stringify({ ...parsed, call_us: callMicros(module) });
+  post({ id: request.id, type: "benchmark", json, adapter: parsed.backend !== "cpu" ? await adapterName() : null });
+}
+
+/** One call into the module, in microseconds: the mean of 2000 calls of an export that only
+ * returns a number (what every call pays before its own work). */
+function callMicros(module: Wasm): number {
+  const calls = 2000;
+  const started = performance.now();
+  for (let i = 0; i < calls; i++) module.cpuThreads();
+  return ((performance.now() - started) * 1000) / calls;
 }
 
 type Args<M extends EngineMethod> = EngineCalls[M]["args"];
