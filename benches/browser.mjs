@@ -5,7 +5,12 @@
 //   node benches/browser.mjs [--dist DIR] SETTINGS...
 // where each SETTINGS is bench.html's address settings, e.g.
 //   node benches/browser.mjs "backend=cpu&runs=3&analysis=1" "backend=webgpu&runs=1&analysis=1"
-// (shape defaults to ViT-B/32, batch to 1). DIR defaults to www/dist. BENCH_TIMEOUT_MS bounds
+// (shape defaults to ViT-B/32, batch to 1). A SETTINGS that starts with `index.html` opens the
+// page itself instead and times it from opening to ready with the sample analysed (a fresh
+// browser profile: nothing cached), e.g. with the paper-sized data of
+// `cargo run --profile dev --example paper_site www/dist/models/paper`:
+//   node benches/browser.mjs "index.html?weights=models/paper/vit-b-32.safetensors&config=models/paper/config.json&bundle=models/paper/bundle/"
+// DIR defaults to www/dist. BENCH_TIMEOUT_MS bounds
 // each run (default 15 minutes); a run that does not finish prints {"error": "timeout ..."}.
 // CHROMIUM overrides /usr/bin/chromium, BENCH_PORT the server's port (8766).
 
@@ -34,8 +39,10 @@ async function serve() {
   return server;
 }
 
-/** One run of bench.html with `settings`: its JSON result, or an error object. */
+/** One run of bench.html with `settings`, or of the page itself: its JSON result, or an error
+ * object. */
 async function measure(browser, settings) {
+  if (settings.startsWith("index.html")) return pageReady(browser, settings);
   const page = await browser.newPage();
   page.on("console", (message) => message.type() === "error" && console.error(`[page] ${message.text()}`));
   const started = Date.now();
@@ -49,6 +56,26 @@ async function measure(browser, settings) {
     return { settings, wall_s: (Date.now() - started) / 1000, error: error.name === "TimeoutError" ? `timeout after ${timeout} ms` : error.message };
   } finally {
     await page.close();
+  }
+}
+
+/** The page at `address` in a fresh context: when it painted first and when it was ready with
+ * the sample analysed (ms after it was opened), and what its header says ran. */
+async function pageReady(browser, address) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on("console", (message) => message.type() === "error" && console.error(`[page] ${message.text()}`));
+  try {
+    await page.goto(`http://127.0.0.1:${port}/${address}`);
+    await page.waitForFunction(() => ["ready", "error"].includes(document.querySelector("main")?.dataset.status ?? ""), null, { timeout, polling: 100 });
+    const status = await page.$eval("main", (main) => main.dataset.status);
+    if (status !== "ready") return { settings: address, error: await page.$eval("#error-message", (e) => e.textContent) };
+    const mark = (name) => page.evaluate((n) => performance.getEntriesByName(n)[0]?.startTime ?? null, name);
+    return { settings: address, backend: await page.$eval("#backend", (e) => e.textContent), first_contentful_paint_ms: await mark("first-contentful-paint"), ready_with_sample_analysed_ms: await mark("clip-lens-ready") };
+  } catch (error) {
+    return { settings: address, error: error.message };
+  } finally {
+    await context.close();
   }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! The model code knows nothing of the web: this module only turns bytes and strings from
 //! JavaScript into calls of the library ([`crate::apps`], [`crate::lens`], [`crate::bundle`])
-//! and results back into plain JavaScript objects (serde, through JSON text, the faster here:
-//! see [`to_js`];
+//! and results back into plain JavaScript objects (serde, through JSON text, which measured
+//! faster here than serde-wasm-bindgen: see [`to_js`];
 //! object keys are snake_case, as in the CLI's `--json`) and typed arrays. Every method rejects with an `Error`
 //! carrying the library's message; none panics on bad input.
 //!
@@ -111,10 +111,10 @@ fn elapsed_ms(start: web_time::Instant) -> f64 {
 /// A Rust value as a plain JavaScript object (snake_case keys, `null` for `None`, arrays for
 /// sequences; non-finite floats become `null`), through JSON text and `JSON.parse`: measured
 /// against serde-wasm-bindgen ([`to_js_through_serde`]) in the benchmark page
-/// (`analysis.conversions_us`), JSON text took half the time for an analysis (856 against 1,798
-/// µs) and two thirds for a neuron card (40 against 62 µs); serde-wasm-bindgen makes a call into
-/// JavaScript for every value it creates. Options go the other way through serde-wasm-bindgen,
-/// where it is the faster ([`parse_options`]).
+/// (`analysis.conversions_us`), JSON text took under half the time for an analysis (580-670
+/// against 1,320-1,640 µs) and for a neuron card (27-31 against 54-69 µs): serde-wasm-bindgen
+/// makes a call into JavaScript for every value it creates. Options come in the same way
+/// ([`parse_options`]).
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
     let text = serde_json::to_string(value).map_err(|e| invalid(format!("cannot build the result: {e}")))?;
     js_sys::JSON::parse(&text).map_err(|e| invalid(format!("cannot build the result: {e:?}")))
@@ -149,8 +149,10 @@ fn with_float_array(object: JsValue, key: &str, values: &[f32]) -> std::result::
 }
 
 /// Options from JavaScript: `undefined` or `null` give the defaults; unknown keys are errors.
-/// Through serde-wasm-bindgen, which reads the object directly, not through `JSON.stringify`
-/// (the benchmark page's `analysis.conversions_us.options`).
+/// Through `JSON.stringify` and serde_json, like the results ([`to_js`]): the benchmark page's
+/// `analysis.conversions_us.options` measured 1.5-1.7 µs, against 7-10 µs through
+/// serde-wasm-bindgen, which must go through a `serde_json::Value` to see unknown keys (it reads
+/// a struct's own fields by name, so `{"topWords": 3}` would pass unseen).
 fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>, what: &str) -> Result<T> {
     let value = match value {
         Some(v) if !(v.is_null() || v.is_undefined()) => v,
@@ -160,10 +162,8 @@ fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>,
     if !value.is_object() || js_sys::Array::is_array(&value) {
         return Err(error(&"expected an object"));
     }
-    // Through a JSON value: serde-wasm-bindgen reads a struct's own fields by name, so unknown
-    // keys would pass unseen; a map reads them all, and serde then refuses the unknown ones.
-    let fields: serde_json::Value = serde_wasm_bindgen::from_value(value).map_err(|e| error(&e))?;
-    serde_json::from_value(fields).map_err(|e| error(&e))
+    let text: String = js_sys::JSON::stringify(&value).map_err(|_| error(&"not serialisable as JSON"))?.into();
+    serde_json::from_str(&text).map_err(|e| error(&e))
 }
 
 // ---------------------------------------------------------------------------
@@ -1211,14 +1211,14 @@ impl ConversionTimes {
 
     fn measure(analysis: &impl Serialize, card: &impl Serialize) -> Result<Self> {
         let options = js_sys::JSON::parse(r#"{"top_classes": 5, "top_words": 10, "neuron_words": 3}"#).map_err(|_| invalid("options"))?;
-        let through_json = || -> Result<AnalyzeOptions> {
-            let text: String = js_sys::JSON::stringify(&options).map_err(|_| invalid("options"))?.into();
-            serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))
+        let through_serde = || -> Result<AnalyzeOptions> {
+            let fields: serde_json::Value = serde_wasm_bindgen::from_value(options.clone()).map_err(|e| invalid(e.to_string()))?;
+            serde_json::from_value(fields).map_err(|e| invalid(e.to_string()))
         };
         Ok(Self {
             analysis: Self::both_ways(analysis)?,
             card: Self::both_ways(card)?,
-            options: [Self::time(|| parse_options::<AnalyzeOptions>(Some(options.clone()), "analyze"))?, Self::time(through_json)?],
+            options: [Self::time(through_serde)?, Self::time(|| parse_options::<AnalyzeOptions>(Some(options.clone()), "analyze"))?],
         })
     }
 
