@@ -22,7 +22,9 @@ use burn::tensor::{Device, Tensor, TensorData};
 use clip_lens::apps::analysis::BundleLens;
 use clip_lens::apps::classify::{classify, ClassScore};
 use clip_lens::apps::concepts::{merge_layers, Concepts};
-use clip_lens::apps::segment::{bundle_directions, class_row, heatmaps, predicted_class, top_neurons, Heatmaps, PAPER_TOP_NEURONS};
+use clip_lens::apps::segment::{
+    bundle_directions, class_row, heatmaps, predicted_class, top_neurons, Heatmaps, PAPER_TOP_NEURONS,
+};
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
@@ -53,14 +55,22 @@ struct Analysed {
 
 /// The weights' bytes and a paper-sized bundle for them, stored as `precompute --f16` writes.
 fn synthetic_inputs(config: &ClipConfig) -> (Vec<u8>, BundleFiles) {
-    let weights = random_weights(config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
+    let weights =
+        random_weights(config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
     let bundle = random_bundle(config, &sha256_hex(&weights), &BundleSizes::paper(config), 2);
-    let files = BundleFiles { manifest: bundle.manifest_json().unwrap(), tensors: bundle.tensors(Storage::F16).unwrap() };
+    let files =
+        BundleFiles { manifest: bundle.manifest_json().unwrap(), tensors: bundle.tensors(Storage::F16).unwrap() };
     (weights, files)
 }
 
 /// Reads and checks the bundle and puts its lens on the device.
-fn prepare(vision: &VisionTransformer, config: &ClipConfig, weights_sha256: &str, files: &BundleFiles, device: &Device) -> Result<Prepared> {
+fn prepare(
+    vision: &VisionTransformer,
+    config: &ClipConfig,
+    weights_sha256: &str,
+    files: &BundleFiles,
+    device: &Device,
+) -> Result<Prepared> {
     let bundle = Bundle::from_parts(&files.manifest, files.tensors.clone())?;
     bundle.check_weights(weights_sha256)?;
     bundle.check_model(config)?;
@@ -77,7 +87,8 @@ fn analyse(vision: &VisionTransformer, prepared: &Prepared, image: &[u8], device
     let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device);
     let mut output = vision.forward(input, &prepared.lens.capture_request())?;
     let embedding = read_f32_blocking(output.embeds.clone())?;
-    let found: Vec<Concepts> = pollster::block_on(prepared.lens.discover(vision, &output, bundle))?.into_iter().map(|f| f.concepts).collect();
+    let found: Vec<Concepts> =
+        pollster::block_on(prepared.lens.discover(vision, &output, bundle))?.into_iter().map(|f| f.concepts).collect();
     for concepts in &found {
         for &neuron in &concepts.significant_neurons {
             std::hint::black_box(bundle.describe(concepts.layer, neuron)?.into_iter().take(5).count());
@@ -107,19 +118,35 @@ fn applications(c: &mut Criterion) {
     for (name, device) in common::devices() {
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device).unwrap();
         let vision = model.vision().unwrap();
-        group.bench_function(format!("{name}/bundle_load"), |b| b.iter(|| prepare(vision, &config, &weights_sha256, &files, &device).unwrap()));
+        group.bench_function(format!("{name}/bundle_load"), |b| {
+            b.iter(|| prepare(vision, &config, &weights_sha256, &files, &device).unwrap())
+        });
         let prepared = prepare(vision, &config, &weights_sha256, &files, &device).unwrap();
         let (request, size) = (CaptureRequest::for_lens(&prepared.bundle.manifest.layers), config.vision.image_size);
         group.bench_function(format!("{name}/forward_with_lens_captures"), |b| {
             b.iter(|| {
                 let pixels = preprocess_image(&image, size as u32).unwrap().pixels;
-                read_f32_blocking(vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), &device), &request).unwrap().embeds).unwrap()
+                read_f32_blocking(
+                    vision
+                        .forward(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), &device), &request)
+                        .unwrap()
+                        .embeds,
+                )
+                .unwrap()
             })
         });
-        group.bench_function(format!("{name}/analysis_per_image"), |b| b.iter(|| analyse(vision, &prepared, &image, &device).unwrap()));
+        group.bench_function(format!("{name}/analysis_per_image"), |b| {
+            b.iter(|| analyse(vision, &prepared, &image, &device).unwrap())
+        });
         let analysed = analyse(vision, &prepared, &image, &device).unwrap();
-        eprintln!("{name}: top words {:?}, classes {:?}", &analysed.words[..3.min(analysed.words.len())], analysed.classes.iter().map(|c| &c.name).collect::<Vec<_>>());
-        group.bench_function(format!("{name}/segmentation_per_image"), |b| b.iter(|| segment_predicted(vision, &prepared.bundle, &analysed).unwrap()));
+        eprintln!(
+            "{name}: top words {:?}, classes {:?}",
+            &analysed.words[..3.min(analysed.words.len())],
+            analysed.classes.iter().map(|c| &c.name).collect::<Vec<_>>()
+        );
+        group.bench_function(format!("{name}/segmentation_per_image"), |b| {
+            b.iter(|| segment_predicted(vision, &prepared.bundle, &analysed).unwrap())
+        });
     }
     group.finish();
 }

@@ -15,13 +15,15 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 fn vit_b_32(device: &Device) -> ClipModel {
     let config = ClipConfig::vit_b_32();
-    let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
+    let bytes =
+        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
     ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, device).unwrap()
 }
 
 /// Both groups on one model per device (generating and loading it takes longer than a group).
 fn forward_benches(c: &mut Criterion) {
-    let models: Vec<(&str, ClipModel)> = common::devices().into_iter().map(|(name, device)| (name, vit_b_32(&device))).collect();
+    let models: Vec<(&str, ClipModel)> =
+        common::devices().into_iter().map(|(name, device)| (name, vit_b_32(&device))).collect();
     image_forward(c, &models);
     last_block(c, &models);
 }
@@ -39,13 +41,17 @@ fn image_forward(c: &mut Criterion, models: &[(&str, ClipModel)]) {
                 b.iter(|| read_f32_blocking(vision.encode(pixels.clone()).unwrap()).unwrap())
             });
             // The lens forward: layer 9's neurons plus the attention rows and LN statistics.
-            group.bench_with_input(BenchmarkId::new(format!("{name}-with-lens-captures"), format!("batch{batch}")), &batch, |b, _| {
-                b.iter(|| {
-                    let output = vision.forward(pixels.clone(), &CaptureRequest::for_lens(&[9])).unwrap();
-                    read_f32_blocking(output.captures.neurons[&9].clone()).unwrap();
-                    read_f32_blocking(output.embeds).unwrap()
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{name}-with-lens-captures"), format!("batch{batch}")),
+                &batch,
+                |b, _| {
+                    b.iter(|| {
+                        let output = vision.forward(pixels.clone(), &CaptureRequest::for_lens(&[9])).unwrap();
+                        read_f32_blocking(output.captures.neurons[&9].clone()).unwrap();
+                        read_f32_blocking(output.embeds).unwrap()
+                    })
+                },
+            );
         }
     }
     group.finish();
@@ -62,7 +68,9 @@ fn last_block(c: &mut Criterion, models: &[(&str, ClipModel)]) {
         let tokens = vision.config.tokens();
         let x = Tensor::<3>::ones([1, tokens, vision.config.width], &vision.projection.device());
         for (label, rows) in [("all-tokens", tokens), ("cls-only", 1)] {
-            group.bench_function(format!("{name}/{label}"), |b| b.iter(|| read_f32_blocking(block.forward_rows(x.clone(), rows, None, false, true).0).unwrap()));
+            group.bench_function(format!("{name}/{label}"), |b| {
+                b.iter(|| read_f32_blocking(block.forward_rows(x.clone(), rows, None, false, true).0).unwrap())
+            });
         }
     }
     group.finish();

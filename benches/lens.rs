@@ -14,7 +14,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 fn vit_b_32(device: &Device) -> ClipModel {
     let config = ClipConfig::vit_b_32();
-    let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
+    let bytes =
+        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
     ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, device).unwrap()
 }
 
@@ -28,7 +29,8 @@ fn layer_9(c: &mut Criterion) {
     for form in [FactorForm::PerHead, FactorForm::Compact] {
         let factors = LensFactors::with_form(vision, 9, form).unwrap();
         for batch in [1usize, 8] {
-            let pixels = Tensor::<4>::random([batch, 3, 224, 224], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+            let pixels =
+                Tensor::<4>::random([batch, 3, 224, 224], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
             // Per batch: divide by the batch size for the per-image figure.
             group.bench_function(format!("cpu/{form:?}/effects_with_forward/batch_{batch}"), |b| {
                 b.iter(|| {
@@ -40,7 +42,9 @@ fn layer_9(c: &mut Criterion) {
     }
     // What a bundle's load computes per layer (the paper's bundle: layers 8, 9 and 10).
     for layer in [8, 9, 10] {
-        group.bench_function(format!("cpu/factors_of_layer_{layer}"), |b| b.iter(|| LensFactors::new(vision, layer).unwrap()));
+        group.bench_function(format!("cpu/factors_of_layer_{layer}"), |b| {
+            b.iter(|| LensFactors::new(vision, layer).unwrap())
+        });
     }
     let factors = LensFactors::new(vision, 9).unwrap();
     let pixels = Tensor::<4>::ones([1, 3, 224, 224], &device);
@@ -74,10 +78,25 @@ fn omp_30k_words(c: &mut Criterion) {
     let mut group = c.benchmark_group("omp_30k_words_512_dim_128_components");
     group.sample_size(10);
     let cpu = device::cpu();
-    group.bench_function("cpu/256_neurons", |b| b.iter(|| pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, block, 128, AtomSearch::Device(&cpu))).unwrap()));
+    group.bench_function("cpu/256_neurons", |b| {
+        b.iter(|| {
+            pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, block, 128, AtomSearch::Device(&cpu)))
+                .unwrap()
+        })
+    });
     if clip_lens::lens::tiles_available() {
-        group.bench_function("amx_tiles/256_neurons", |b| b.iter(|| pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, block, 128, AtomSearch::Tiles)).unwrap()));
-        group.bench_function("amx_tiles/3072_neurons", |b| b.iter(|| pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, &targets, 128, AtomSearch::Tiles)).unwrap()));
+        group.bench_function("amx_tiles/256_neurons", |b| {
+            b.iter(|| {
+                pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, block, 128, AtomSearch::Tiles))
+                    .unwrap()
+            })
+        });
+        group.bench_function("amx_tiles/3072_neurons", |b| {
+            b.iter(|| {
+                pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, &targets, 128, AtomSearch::Tiles))
+                    .unwrap()
+            })
+        });
     } else {
         println!("no AMX-BF16 here: the tiled OMP benchmarks are skipped");
     }
@@ -96,7 +115,8 @@ fn precompute_batch(c: &mut Criterion) {
     let request = CaptureRequest::for_lens(&layers);
     let pixels = Tensor::<4>::random([8, 3, 224, 224], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
     let mut means: Vec<MeanAccumulator> = layers.iter().map(|_| MeanAccumulator::new(3072, 512)).collect();
-    let mut tops: Vec<TopKAccumulator> = layers.iter().map(|_| TopKAccumulator::new(vec![0.0; 3072 * 512], 3072, 512, 100).unwrap()).collect();
+    let mut tops: Vec<TopKAccumulator> =
+        layers.iter().map(|_| TopKAccumulator::new(vec![0.0; 3072 * 512], 3072, 512, 100).unwrap()).collect();
     let mut group = c.benchmark_group("vit_b_32_precompute");
     group.sample_size(10);
     group.bench_function("cpu/batch_8_layers_8_9_10_both_passes", |b| {

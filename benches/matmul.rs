@@ -34,20 +34,30 @@ fn matmul_probe(c: &mut Criterion) {
             for shape in forward_shapes(&config, batch) {
                 let lhs = Tensor::<2>::random([shape.m, shape.k], Distribution::Normal(0.0, 1.0), &device);
                 let rhs = Tensor::<2>::random([shape.k, shape.n], Distribution::Normal(0.0, 1.0), &device);
-                let layer = Linear::new(read_f32_blocking(rhs.clone()).unwrap(), vec![0.0; shape.n], shape.k, shape.n, &device);
+                let layer =
+                    Linear::new(read_f32_blocking(rhs.clone()).unwrap(), vec![0.0; shape.n], shape.k, shape.n, &device);
                 let x = lhs.clone().unsqueeze::<3>();
                 group.throughput(Throughput::Elements(shape.flops() as u64));
                 let matmul = || lhs.clone().matmul(rhs.clone());
                 let packed = || layer.forward(x.clone()).reshape([shape.m, shape.n]);
-                let kernels: Vec<(&str, &(dyn Fn() -> Tensor<2> + Sync))> = if packs_weights(&device) { vec![("matmul", &matmul), ("packed", &packed)] } else { vec![("matmul", &matmul)] };
+                let kernels: Vec<(&str, &(dyn Fn() -> Tensor<2> + Sync))> = if packs_weights(&device) {
+                    vec![("matmul", &matmul), ("packed", &packed)]
+                } else {
+                    vec![("matmul", &matmul)]
+                };
                 for (kernel, product) in kernels {
                     for &t in &threads {
                         let label = format!("{}/{}x{}x{}", shape.name, shape.m, shape.k, shape.n);
-                        let parameter = if t == 0 { format!("{name}-{kernel}") } else { format!("{name}-{kernel}-{t}-threads") };
+                        let parameter =
+                            if t == 0 { format!("{name}-{kernel}") } else { format!("{name}-{kernel}-{t}-threads") };
                         let pool = rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build().unwrap();
                         group.bench_function(BenchmarkId::new(label, parameter), |b| {
                             let run = || read_f32_blocking(product().narrow(0, 0, 1).narrow(1, 0, 1)).unwrap();
-                            if t == 0 { b.iter(run) } else { pool.install(|| b.iter(run)) }
+                            if t == 0 {
+                                b.iter(run)
+                            } else {
+                                pool.install(|| b.iter(run))
+                            }
                         });
                     }
                 }

@@ -12,9 +12,13 @@ use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
 use clip_lens::{device, ClipConfig, Layout, WeightFile};
 
 fn main() -> clip_lens::Result<()> {
-    let runs = std::env::args().nth(1).map_or(Ok(20), |r| r.parse()).map_err(|e| clip_lens::Error::InvalidInput(format!("RUNS: {e}")))?;
+    let runs = std::env::args()
+        .nth(1)
+        .map_or(Ok(20), |r| r.parse())
+        .map_err(|e| clip_lens::Error::InvalidInput(format!("RUNS: {e}")))?;
     let config = ClipConfig::vit_b_32();
-    let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
+    let bytes =
+        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
     let cpu = device::cpu();
     let model = ClipModel::load(&WeightFile::from_bytes(bytes)?, &config, Towers::Vision, &cpu)?;
     println!("ViT-B/32 block 0 on the CPU, {} threads, {runs} runs a step", device::cpu_threads());

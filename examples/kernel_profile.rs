@@ -17,7 +17,9 @@
 
 use burn::tensor::{Tensor, TensorData};
 use clip_lens::apps::analysis::BundleLens;
-use clip_lens::apps::segment::{bundle_directions, class_row, heatmaps, predicted_class, top_neurons, PAPER_TOP_NEURONS};
+use clip_lens::apps::segment::{
+    bundle_directions, class_row, heatmaps, predicted_class, top_neurons, PAPER_TOP_NEURONS,
+};
 use clip_lens::bundle::sha256_hex;
 use clip_lens::device::{self, read_f32_blocking};
 use clip_lens::model::{ClipModel, Towers};
@@ -35,7 +37,8 @@ fn marker(device: &burn::tensor::Device, text: &str) {
 fn main() -> clip_lens::Result<()> {
     let device = device::gpu()?;
     let config = ClipConfig::vit_b_32();
-    let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1);
+    let bytes =
+        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1);
     let bundle = random_bundle(&config, &sha256_hex(&bytes), &BundleSizes::paper(&config), 2);
     let model = ClipModel::load(&WeightFile::from_bytes(bytes)?, &config, Towers::Vision, &device)?;
     let vision = model.vision()?;
@@ -47,12 +50,21 @@ fn main() -> clip_lens::Result<()> {
     for run in ["first", "second"] {
         let start = std::time::Instant::now();
         let pixels = preprocess_image(&image, size as u32)?.pixels;
-        let output = vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), &device), &lens.capture_request())?;
+        let output = vision.forward(
+            Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), &device),
+            &lens.capture_request(),
+        )?;
         let embedding = read_f32_blocking(output.embeds.clone())?;
         marker(&device, &format!("{run} analysis: forward read back ({:.2} s)", start.elapsed().as_secs_f64()));
         let findings = pollster::block_on(lens.discover(vision, &output, &bundle))?;
         let significant: usize = findings.iter().map(|f| f.concepts.significant_neurons.len()).sum();
-        marker(&device, &format!("{run} analysis: lens read back, {significant} significant neurons ({:.2} s)", start.elapsed().as_secs_f64()));
+        marker(
+            &device,
+            &format!(
+                "{run} analysis: lens read back, {significant} significant neurons ({:.2} s)",
+                start.elapsed().as_secs_f64()
+            ),
+        );
         let concept = class_row(&bundle, predicted_class(&bundle, &embedding)?)?;
         let selected = top_neurons(&bundle_directions(&bundle, &bundle.manifest.layers)?, &concept, PAPER_TOP_NEURONS)?;
         pollster::block_on(heatmaps(&output.captures.neurons, &selected, config.vision.patch_size))?;

@@ -22,13 +22,19 @@ use clip_lens::{ClipConfig, Layout};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::args().nth(1).ok_or("usage: paper_site OUT")?);
     let config = ClipConfig::vit_b_32();
-    let weights = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1);
+    let weights =
+        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1);
     let (_, manifest, tensors) = paper_bundle_files(&config, &weights)?;
     std::fs::create_dir_all(out.join("bundle"))?;
     std::fs::write(out.join("vit-b-32.safetensors"), &weights)?;
     std::fs::write(out.join("config.json"), config.to_hf_json().to_string())?;
     std::fs::write(out.join("bundle/manifest.json"), manifest)?;
     std::fs::write(out.join("bundle/lens.safetensors"), tensors)?;
-    println!("wrote {} (weights {} MB, bundle {} MB)", out.display(), weights.len() >> 20, std::fs::metadata(out.join("bundle/lens.safetensors"))?.len() >> 20);
+    println!(
+        "wrote {} (weights {} MB, bundle {} MB)",
+        out.display(),
+        weights.len() >> 20,
+        std::fs::metadata(out.join("bundle/lens.safetensors"))?.len() >> 20
+    );
     Ok(())
 }

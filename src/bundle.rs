@@ -133,8 +133,16 @@ impl Bundle {
             tensors.push(large(format!("layer.{layer}.mean"), &[n, d], &lens.mean));
             tensors.push(large(format!("layer.{layer}.direction"), &[n, d], &lens.direction));
             tensors.push(NamedTensor::f32(format!("layer.{layer}.norms"), &[n, k], lens.norms.clone()));
-            tensors.push(NamedTensor::i32(format!("layer.{layer}.decomposition.index"), &[n, c], lens.decomposition_index.clone()));
-            tensors.push(NamedTensor::f32(format!("layer.{layer}.decomposition.coef"), &[n, c], lens.decomposition_coef.clone()));
+            tensors.push(NamedTensor::i32(
+                format!("layer.{layer}.decomposition.index"),
+                &[n, c],
+                lens.decomposition_index.clone(),
+            ));
+            tensors.push(NamedTensor::f32(
+                format!("layer.{layer}.decomposition.coef"),
+                &[n, c],
+                lens.decomposition_coef.clone(),
+            ));
         }
         tensors.push(large("words.embeds".into(), &[m.words.len(), d], &self.word_embeds));
         tensors.push(large("classes.embeds".into(), &[m.classes.len(), d], &self.class_embeds));
@@ -149,13 +157,15 @@ impl Bundle {
     /// Reads a bundle from its two files' contents, checking the version, every tensor's shape
     /// and the word indices.
     pub fn from_parts(manifest_json: &str, tensors: Vec<u8>) -> Result<Self> {
-        let version: serde_json::Value = serde_json::from_str(manifest_json).map_err(|e| bundle_error(format!("manifest.json is not JSON: {e}")))?;
+        let version: serde_json::Value =
+            serde_json::from_str(manifest_json).map_err(|e| bundle_error(format!("manifest.json is not JSON: {e}")))?;
         match version.get("format_version").and_then(|v| v.as_u64()) {
             Some(v) if v == FORMAT_VERSION as u64 => {}
             Some(v) => return Err(bundle_error(format!("bundle format version {v}, this build reads version {FORMAT_VERSION}: rebuild the bundle with `clip-lens precompute`"))),
             None => return Err(bundle_error("manifest.json has no format_version".into())),
         }
-        let manifest: Manifest = serde_json::from_value(version).map_err(|e| bundle_error(format!("manifest.json: {e}")))?;
+        let manifest: Manifest =
+            serde_json::from_value(version).map_err(|e| bundle_error(format!("manifest.json: {e}")))?;
         check_sizes(&manifest)?;
         let file = WeightFile::from_bytes(tensors).map_err(|e| bundle_error(format!("lens.safetensors: {e}")))?;
         let (n, d, k, c) = (manifest.neurons, manifest.embed_dim, manifest.top_k, manifest.components);
@@ -163,9 +173,14 @@ impl Bundle {
         let mut layers = BTreeMap::new();
         for &layer in &manifest.layers {
             let name = |part: &str| format!("layer.{layer}.{part}");
-            let index = file.tensor_i32(&name("decomposition.index"), &[n, c]).map_err(|e| bundle_error(e.to_string()))?;
+            let index =
+                file.tensor_i32(&name("decomposition.index"), &[n, c]).map_err(|e| bundle_error(e.to_string()))?;
             if let Some(bad) = index.iter().find(|&&i| i < -1 || i >= manifest.words.len() as i32) {
-                return Err(bundle_error(format!("{} holds word index {bad}, outside the {} words", name("decomposition.index"), manifest.words.len())));
+                return Err(bundle_error(format!(
+                    "{} holds word index {bad}, outside the {} words",
+                    name("decomposition.index"),
+                    manifest.words.len()
+                )));
             }
             layers.insert(
                 layer,
@@ -220,13 +235,21 @@ impl Bundle {
     pub fn neurons_matching(&self, embedding: &[f32], top: usize) -> Result<Vec<(usize, usize, f32)>> {
         let d = self.manifest.embed_dim;
         if embedding.len() != d {
-            return Err(Error::InvalidInput(format!("the embedding has {} values, the bundle's space has {d}", embedding.len())));
+            return Err(Error::InvalidInput(format!(
+                "the embedding has {} values, the bundle's space has {d}",
+                embedding.len()
+            )));
         }
         let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
         let mut scores: Vec<(usize, usize, f32)> = self
             .layers
             .iter()
-            .flat_map(|(&layer, lens)| lens.direction.chunks_exact(d).enumerate().map(move |(n, r)| (layer, n, r.iter().zip(embedding).map(|(a, b)| a * b).sum::<f32>() / norm)))
+            .flat_map(|(&layer, lens)| {
+                lens.direction
+                    .chunks_exact(d)
+                    .enumerate()
+                    .map(move |(n, r)| (layer, n, r.iter().zip(embedding).map(|(a, b)| a * b).sum::<f32>() / norm))
+            })
             .collect();
         scores.sort_by(|a, b| b.2.total_cmp(&a.2));
         scores.truncate(top);
@@ -235,9 +258,14 @@ impl Bundle {
 
     /// A neuron's words with their signed coefficients, largest |coefficient| first.
     pub fn describe(&self, layer: usize, neuron: usize) -> Result<Vec<(String, f32)>> {
-        let lens = self.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", self.manifest.layers)))?;
+        let lens = self.layers.get(&layer).ok_or_else(|| {
+            Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", self.manifest.layers))
+        })?;
         if neuron >= self.manifest.neurons {
-            return Err(Error::InvalidInput(format!("neuron {neuron} is out of range: layer {layer} has {} neurons", self.manifest.neurons)));
+            return Err(Error::InvalidInput(format!(
+                "neuron {neuron} is out of range: layer {layer} has {} neurons",
+                self.manifest.neurons
+            )));
         }
         let c = self.manifest.components;
         let row = neuron * c..(neuron + 1) * c;
@@ -262,7 +290,10 @@ impl Bundle {
             )));
         }
         if let Some(layer) = m.layers.iter().find(|&&l| l >= vision.layers) {
-            return Err(bundle_error(format!("the bundle has layer {layer}, the model's image tower has layers 0..={} (bundle/model mismatch)", vision.layers.saturating_sub(1))));
+            return Err(bundle_error(format!(
+                "the bundle has layer {layer}, the model's image tower has layers 0..={} (bundle/model mismatch)",
+                vision.layers.saturating_sub(1)
+            )));
         }
         Ok(())
     }
@@ -273,12 +304,23 @@ impl Bundle {
     pub fn neurons_with_word(&self, word: &str) -> Option<(String, Vec<(usize, usize, f32)>)> {
         let words = &self.manifest.words;
         let wanted = word.trim();
-        let index = words.iter().position(|w| w == wanted).or_else(|| words.iter().position(|w| w.eq_ignore_ascii_case(wanted)))?;
+        let index = words
+            .iter()
+            .position(|w| w == wanted)
+            .or_else(|| words.iter().position(|w| w.eq_ignore_ascii_case(wanted)))?;
         let c = self.manifest.components.max(1);
         let mut found: Vec<(usize, usize, f32)> = Vec::new();
         for (&layer, lens) in &self.layers {
-            for (neuron, (indices, coefs)) in lens.decomposition_index.chunks_exact(c).zip(lens.decomposition_coef.chunks_exact(c)).enumerate() {
-                found.extend(indices.iter().zip(coefs).filter(|(&i, _)| i == index as i32).map(|(_, &coef)| (layer, neuron, coef)));
+            for (neuron, (indices, coefs)) in
+                lens.decomposition_index.chunks_exact(c).zip(lens.decomposition_coef.chunks_exact(c)).enumerate()
+            {
+                found.extend(
+                    indices
+                        .iter()
+                        .zip(coefs)
+                        .filter(|(&i, _)| i == index as i32)
+                        .map(|(_, &coef)| (layer, neuron, coef)),
+                );
             }
         }
         found.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()).then((a.0, a.1).cmp(&(b.0, b.1))));
@@ -291,7 +333,15 @@ impl Bundle {
 /// or words, the tensors' shapes would hold no values and so could not back the other sizes.)
 fn check_sizes(manifest: &Manifest) -> Result<()> {
     let m = manifest;
-    let counts = [("layers", m.layers.len()), ("neurons", m.neurons), ("embed_dim", m.embed_dim), ("top_k", m.top_k), ("components", m.components), ("words", m.words.len()), ("classes", m.classes.len())];
+    let counts = [
+        ("layers", m.layers.len()),
+        ("neurons", m.neurons),
+        ("embed_dim", m.embed_dim),
+        ("top_k", m.top_k),
+        ("components", m.components),
+        ("words", m.words.len()),
+        ("classes", m.classes.len()),
+    ];
     if let Some((name, _)) = counts.iter().find(|(_, count)| *count == 0) {
         return Err(bundle_error(format!("manifest.json: `{name}` is empty or zero")));
     }
@@ -309,10 +359,16 @@ fn check_top_images(manifest: &Manifest) -> Result<()> {
     for layer in &manifest.layers {
         let Some(lists) = manifest.top_images.get(&layer.to_string()) else { continue };
         if lists.len() != manifest.neurons || lists.iter().any(|ids| ids.len() > manifest.top_k) {
-            return Err(bundle_error(format!("top_images of layer {layer} must list at most {} images for each of the {} neurons", manifest.top_k, manifest.neurons)));
+            return Err(bundle_error(format!(
+                "top_images of layer {layer} must list at most {} images for each of the {} neurons",
+                manifest.top_k, manifest.neurons
+            )));
         }
         if let Some(bad) = lists.iter().flatten().find(|&&id| id >= manifest.images.len()) {
-            return Err(bundle_error(format!("top_images of layer {layer} names image {bad}, outside the {} images", manifest.images.len())));
+            return Err(bundle_error(format!(
+                "top_images of layer {layer} names image {bad}, outside the {} images",
+                manifest.images.len()
+            )));
         }
     }
     Ok(())

@@ -222,10 +222,9 @@ impl ClipConfig {
         let layout = weights.layout()?;
         let mut config = Self::vit_b_32();
         let dim = |name: &str, axis: usize| -> Result<usize> {
-            let shape = weights.shape(name).ok_or_else(|| Error::MissingTensor {
-                name: name.to_string(),
-                layout: layout.to_string(),
-            })?;
+            let shape = weights
+                .shape(name)
+                .ok_or_else(|| Error::MissingTensor { name: name.to_string(), layout: layout.to_string() })?;
             shape.get(axis).copied().ok_or_else(|| Error::Config(format!("tensor `{name}` has shape {shape:?}")))
         };
         let names = layout.names();
@@ -267,7 +266,11 @@ impl ClipConfig {
     /// The configuration for a weight file on disk: `explicit` if given, else the
     /// `config.json` beside the weights if there is one, else inferred from the shapes.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn resolve(weights: &WeightFile, weights_path: &std::path::Path, explicit: Option<&std::path::Path>) -> Result<Self> {
+    pub fn resolve(
+        weights: &WeightFile,
+        weights_path: &std::path::Path,
+        explicit: Option<&std::path::Path>,
+    ) -> Result<Self> {
         let beside = weights_path.parent().map(|dir| dir.join("config.json")).filter(|p| p.is_file());
         match explicit.map(std::path::Path::to_path_buf).or(beside) {
             Some(path) => {
@@ -304,9 +307,18 @@ impl ClipConfig {
         let v = &self.vision;
         let t = &self.text;
         let checks = [
-            (v.heads > 0 && v.width.is_multiple_of(v.heads), format!("vision width {} is not divisible by {} heads", v.width, v.heads)),
-            (v.patch_size > 0 && v.image_size.is_multiple_of(v.patch_size), format!("image size {} is not a multiple of patch size {}", v.image_size, v.patch_size)),
-            (t.heads > 0 && t.width.is_multiple_of(t.heads), format!("text width {} is not divisible by {} heads", t.width, t.heads)),
+            (
+                v.heads > 0 && v.width.is_multiple_of(v.heads),
+                format!("vision width {} is not divisible by {} heads", v.width, v.heads),
+            ),
+            (
+                v.patch_size > 0 && v.image_size.is_multiple_of(v.patch_size),
+                format!("image size {} is not a multiple of patch size {}", v.image_size, v.patch_size),
+            ),
+            (
+                t.heads > 0 && t.width.is_multiple_of(t.heads),
+                format!("text width {} is not divisible by {} heads", t.width, t.heads),
+            ),
             (v.layers > 0 && t.layers > 0, "a tower has no layers".to_string()),
             (self.embed_dim > 0 && t.context_length > 1, "embedding dimension or context length is zero".to_string()),
         ];

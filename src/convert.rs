@@ -75,9 +75,18 @@ pub fn split_towers(weights: &WeightFile, dtype: WeightDtype) -> Result<(Vec<u8>
             WeightDtype::F32 => NamedTensor::f32(name, &shape, values),
             WeightDtype::F16 => NamedTensor::f16(name, &shape, &values),
         };
-        if is_image_tower(name, layout) { image.push(tensor) } else { text.push(tensor) }
+        if is_image_tower(name, layout) {
+            image.push(tensor)
+        } else {
+            text.push(tensor)
+        }
     }
-    let describe = |file: &str, bytes: &[u8], tensors: usize| TowerFile { file: file.to_string(), sha256: sha256_hex(bytes), bytes: bytes.len(), tensors };
+    let describe = |file: &str, bytes: &[u8], tensors: usize| TowerFile {
+        file: file.to_string(),
+        sha256: sha256_hex(bytes),
+        bytes: bytes.len(),
+        tensors,
+    };
     let (image_bytes, text_bytes) = (serialize(&image)?, serialize(&text)?);
     let manifest = ConvertedManifest {
         source_sha256: sha256_hex(weights.bytes()),

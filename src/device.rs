@@ -85,7 +85,8 @@ pub async fn gpu_async() -> Result<Device> {
     if let Some(device) = GPU.get() {
         return Ok(device.clone());
     }
-    let device = Device::wgpu_options().init_async().await.map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
+    let device =
+        Device::wgpu_options().init_async().await.map_err(|e| Error::Device(format!("no usable GPU adapter: {e}")))?;
     Ok(GPU.get_or_init(|| device).clone())
 }
 
@@ -115,7 +116,8 @@ pub async fn device_async(kind: BackendKind) -> Result<Device> {
 /// Reads a float tensor back to the host as row-major f32 values. Works on every backend
 /// and target (in the browser a synchronous read would panic).
 pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
-    let data = tensor.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back failed: {e:?}")))?;
+    let data =
+        tensor.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back failed: {e:?}")))?;
     data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
 }
 

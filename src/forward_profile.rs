@@ -47,19 +47,29 @@ pub(crate) async fn mean_ms<const D: usize>(runs: usize, call: impl Fn() -> Tens
 }
 
 /// One step's [`mean_ms`].
-async fn time_step<const D: usize>(name: &'static str, runs: usize, step: impl Fn() -> Tensor<D>) -> Result<StepTiming> {
+async fn time_step<const D: usize>(
+    name: &'static str,
+    runs: usize,
+    step: impl Fn() -> Tensor<D>,
+) -> Result<StepTiming> {
     Ok(StepTiming { step: name, ms: mean_ms(runs, step).await? })
 }
 
 /// Times each step of block 0 of `vision` for `batch` random images' residual streams, `runs`
 /// times each. The steps' sum is close to the block's time; twelve blocks are most of a forward.
-pub async fn block_profile(vision: &VisionTransformer, device: &Device, batch: usize, runs: usize) -> Result<Vec<StepTiming>> {
+pub async fn block_profile(
+    vision: &VisionTransformer,
+    device: &Device,
+    batch: usize,
+    runs: usize,
+) -> Result<Vec<StepTiming>> {
     let block = &vision.blocks[0];
     let (tokens, width) = (vision.config.tokens(), vision.config.width);
     let x = Tensor::<3>::random([batch, tokens, width], Distribution::Normal(0.0, 1.0), device);
     let normed = block.ln_1.forward(x.clone());
     let attn = &block.attn;
-    let (q, k, v) = (attn.query.forward(normed.clone()), attn.key.forward(normed.clone()), attn.value.forward(normed.clone()));
+    let (q, k, v) =
+        (attn.query.forward(normed.clone()), attn.key.forward(normed.clone()), attn.value.forward(normed.clone()));
     let mixed = attn.mix(q.clone(), k.clone(), v.clone(), None).0;
     let attended = attn.out.forward(mixed.clone());
     let neurons = block.mlp.neurons(block.ln_2.forward(x.clone()));
@@ -68,7 +78,10 @@ pub async fn block_profile(vision: &VisionTransformer, device: &Device, batch: u
         time_step("query map", runs, || attn.query.forward(normed.clone())).await?,
         time_step("key map", runs, || attn.key.forward(normed.clone())).await?,
         time_step("value map", runs, || attn.value.forward(normed.clone())).await?,
-        time_step("attention: heads split, scores, softmax, mix", runs, || attn.mix(q.clone(), k.clone(), v.clone(), None).0).await?,
+        time_step("attention: heads split, scores, softmax, mix", runs, || {
+            attn.mix(q.clone(), k.clone(), v.clone(), None).0
+        })
+        .await?,
         time_step("output map", runs, || attn.out.forward(mixed.clone())).await?,
         time_step("residual addition", runs, || x.clone() + attended.clone()).await?,
         time_step("layer norm (ln_2)", runs, || block.ln_2.forward(x.clone())).await?,

@@ -80,14 +80,24 @@ pub async fn time_linear(device: &Device, shape: &MatmulShape, runs: usize) -> R
 }
 
 /// Times `product` ([`crate::forward_profile::mean_ms`]) as one of `shape` on `kernel`.
-async fn time_product(shape: &MatmulShape, kernel: &'static str, runs: usize, product: impl Fn() -> Tensor<2>) -> Result<MatmulTiming> {
+async fn time_product(
+    shape: &MatmulShape,
+    kernel: &'static str,
+    runs: usize,
+    product: impl Fn() -> Tensor<2>,
+) -> Result<MatmulTiming> {
     let ms = crate::forward_profile::mean_ms(runs, product).await?;
     Ok(MatmulTiming { shape: shape.clone(), kernel, ms, gflops: shape.flops() / (ms * 1e6) })
 }
 
 /// Times every product of [`forward_shapes`] for each batch in `batches`: burn's `matmul`, and
 /// where the forward packs its weights (the CPU with a vector kernel) the packed layer too.
-pub async fn probe(device: &Device, config: &VisionConfig, batches: &[usize], runs: usize) -> Result<Vec<MatmulTiming>> {
+pub async fn probe(
+    device: &Device,
+    config: &VisionConfig,
+    batches: &[usize],
+    runs: usize,
+) -> Result<Vec<MatmulTiming>> {
     let mut timings = Vec::new();
     for &batch in batches {
         for shape in forward_shapes(config, batch) {

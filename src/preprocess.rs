@@ -111,18 +111,13 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, PreprocessError> {
     }
     // Dimensions are checked by hand below so that the error can name them.
     reader.limits(allocation_limits());
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| map_image_error(e, (0, 0)))?;
+    let mut decoder = reader.into_decoder().map_err(|e| map_image_error(e, (0, 0)))?;
     let (width, height) = decoder.dimensions();
     check_decoded_size(width, height, decoder.total_bytes())?;
-    decoder
-        .set_limits(decode_limits())
-        .map_err(|e| map_image_error(e, (width, height)))?;
+    decoder.set_limits(decode_limits()).map_err(|e| map_image_error(e, (width, height)))?;
     // A malformed EXIF block should not make an otherwise fine image fail.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let mut image =
-        DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, (width, height)))?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, (width, height)))?;
     image.apply_orientation(orientation);
     Ok(to_rgb8(image))
 }
@@ -148,10 +143,7 @@ fn check_decoded_size(width: u32, height: u32, total_bytes: u64) -> Result<(), P
         return Err(PreprocessError::Empty(format!("{width} x {height} pixels")));
     }
     if width > MAX_IMAGE_DIMENSION || height > MAX_IMAGE_DIMENSION {
-        return Err(too_large(
-            (width, height),
-            format!("{MAX_IMAGE_DIMENSION} pixels per side"),
-        ));
+        return Err(too_large((width, height), format!("{MAX_IMAGE_DIMENSION} pixels per side")));
     }
     // The RGB8 copy made after decoding is never larger than the decoded
     // buffer plus 3 bytes per pixel; budget for both.
@@ -164,19 +156,12 @@ fn check_decoded_size(width: u32, height: u32, total_bytes: u64) -> Result<(), P
 
 /// Builds a [`PreprocessError::TooLarge`].
 fn too_large((width, height): (u32, u32), limit: String) -> PreprocessError {
-    PreprocessError::TooLarge {
-        width,
-        height,
-        limit,
-    }
+    PreprocessError::TooLarge { width, height, limit }
 }
 
 /// The allocation limit, in words.
 fn decoded_bytes_limit() -> String {
-    format!(
-        "{} MiB of decoded pixels",
-        MAX_DECODED_BYTES / (1024 * 1024)
-    )
+    format!("{} MiB of decoded pixels", MAX_DECODED_BYTES / (1024 * 1024))
 }
 
 /// Maps an `image` crate error onto [`PreprocessError`].
@@ -278,10 +263,7 @@ impl CropGeometry {
                 f64::from(orig) / f64::from(resized)
             }
         };
-        (
-            ratio(self.original_width, self.resized_width),
-            ratio(self.original_height, self.resized_height),
-        )
+        (ratio(self.original_width, self.resized_width), ratio(self.original_height, self.resized_height))
     }
 
     /// Maps a point `(x, y)` of the `size x size` model input (continuous
@@ -313,12 +295,7 @@ impl CropGeometry {
     pub fn crop_box_in_original(&self) -> (f32, f32, f32, f32) {
         let (sx, sy) = self.scale();
         let size = f64::from(self.size);
-        (
-            (f64::from(self.left) * sx) as f32,
-            (f64::from(self.top) * sy) as f32,
-            (size * sx) as f32,
-            (size * sy) as f32,
-        )
+        ((f64::from(self.left) * sx) as f32, (f64::from(self.top) * sy) as f32, (size * sx) as f32, (size * sy) as f32)
     }
 }
 
@@ -422,11 +399,7 @@ impl Coefficients {
             }
             bounds.push((xmin as usize, n));
         }
-        Coefficients {
-            bounds,
-            weights,
-            ksize,
-        }
+        Coefficients { bounds, weights, ksize }
     }
 
     /// First input index and taps for the `i`-th computed output position.
@@ -486,12 +459,7 @@ struct Plane {
 
 /// Horizontal pass over input rows `rows` (Pillow's
 /// `ImagingResampleHorizontal_8bpc`).
-fn horizontal_pass(
-    src: &[u8],
-    src_width: usize,
-    rows: (usize, usize),
-    coeffs: &Coefficients,
-) -> Plane {
+fn horizontal_pass(src: &[u8], src_width: usize, rows: (usize, usize), coeffs: &Coefficients) -> Plane {
     let out_width = coeffs.bounds.len();
     let height = rows.1 - rows.0;
     let mut data = vec![0u8; out_width * height * 3];
@@ -503,11 +471,7 @@ fn horizontal_pass(
             px.copy_from_slice(&convolve(row, start, 3, taps));
         }
     }
-    Plane {
-        width: out_width,
-        height,
-        data,
-    }
+    Plane { width: out_width, height, data }
 }
 
 /// Vertical pass (Pillow's `ImagingResampleVertical_8bpc`); `row_offset` is
@@ -523,11 +487,7 @@ fn vertical_pass(src: &Plane, row_offset: usize, coeffs: &Coefficients) -> Plane
             px.copy_from_slice(&convolve(column, start - row_offset, stride, taps));
         }
     }
-    Plane {
-        width: src.width,
-        height: out_height,
-        data,
-    }
+    Plane { width: src.width, height: out_height, data }
 }
 
 /// Copies the `width x height` window at `(left, top)` out of the packed
@@ -539,11 +499,7 @@ fn crop_plane(src: &[u8], src_width: usize, window: (usize, usize, usize, usize)
         let start = (y * src_width + left) * 3;
         data.extend_from_slice(&src[start..start + width * 3]);
     }
-    Plane {
-        width,
-        height,
-        data,
-    }
+    Plane { width, height, data }
 }
 
 /// The `(left, top, crop_w, crop_h)` window of the Pillow bicubic resize of
@@ -564,12 +520,7 @@ fn resize_window(image: &RgbImage, out: (u32, u32), window: (u32, u32, u32, u32)
         None => (top as usize, (top + crop_h) as usize),
     };
     let horizontal = if out.0 != in_w {
-        horizontal_pass(
-            src,
-            in_w as usize,
-            rows,
-            &Coefficients::new(in_w, out.0, left, crop_w),
-        )
+        horizontal_pass(src, in_w as usize, rows, &Coefficients::new(in_w, out.0, left, crop_w))
     } else {
         let window = (left as usize, rows.0, crop_w as usize, rows.1 - rows.0);
         crop_plane(src, in_w as usize, window)
@@ -578,10 +529,7 @@ fn resize_window(image: &RgbImage, out: (u32, u32), window: (u32, u32, u32, u32)
         Some(v) => vertical_pass(&horizontal, rows.0, v),
         None => horizontal,
     };
-    debug_assert_eq!(
-        (result.width, result.height),
-        (crop_w as usize, crop_h as usize)
-    );
+    debug_assert_eq!((result.width, result.height), (crop_w as usize, crop_h as usize));
     RgbImage::from_raw(crop_w, crop_h, result.data).expect("buffer size matches dimensions")
 }
 
@@ -622,9 +570,7 @@ pub fn normalize(image: &RgbImage) -> Vec<f32> {
     let pixels = raw.len() / 3;
     let mut out = Vec::with_capacity(raw.len());
     for c in 0..3 {
-        out.extend(
-            (0..pixels).map(|i| (f32::from(raw[i * 3 + c]) / 255.0 - CLIP_MEAN[c]) / CLIP_STD[c]),
-        );
+        out.extend((0..pixels).map(|i| (f32::from(raw[i * 3 + c]) / 255.0 - CLIP_MEAN[c]) / CLIP_STD[c]));
     }
     out
 }
@@ -665,9 +611,5 @@ pub fn preprocess_rgb(image: &RgbImage, size: u32) -> Preprocessed {
             (geometry.left, geometry.top, size, size),
         )
     };
-    Preprocessed {
-        pixels: normalize(&crop),
-        size,
-        geometry,
-    }
+    Preprocessed { pixels: normalize(&crop), size, geometry }
 }

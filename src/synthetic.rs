@@ -120,7 +120,13 @@ fn specs(config: &ClipConfig, layout: Layout, towers: TowerSelection) -> Vec<Spe
 }
 
 /// A safetensors file (bytes) with random weights of `config`'s shapes under `layout`'s names.
-pub fn random_weights(config: &ClipConfig, layout: Layout, towers: TowerSelection, storage: StorageType, seed: u64) -> Vec<u8> {
+pub fn random_weights(
+    config: &ClipConfig,
+    layout: Layout,
+    towers: TowerSelection,
+    storage: StorageType,
+    seed: u64,
+) -> Vec<u8> {
     let specs = specs(config, layout, towers);
     let element = match storage {
         StorageType::F32 => 4,
@@ -134,7 +140,10 @@ pub fn random_weights(config: &ClipConfig, layout: Layout, towers: TowerSelectio
     let mut offset = 0usize;
     for s in &specs {
         let bytes = s.shape.iter().product::<usize>() * element;
-        header.insert(s.name.clone(), serde_json::json!({"dtype": dtype, "shape": s.shape, "data_offsets": [offset, offset + bytes]}));
+        header.insert(
+            s.name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": s.shape, "data_offsets": [offset, offset + bytes]}),
+        );
         offset += bytes;
     }
     let mut header = serde_json::to_vec(&serde_json::Value::Object(header)).expect("a JSON map serialises");
@@ -183,7 +192,14 @@ impl BundleSizes {
     /// significant.
     pub fn paper(config: &ClipConfig) -> Self {
         let last = config.vision.layers.saturating_sub(2);
-        Self { layers: vec![last.saturating_sub(2), last.saturating_sub(1), last], top_k: 100, components: 128, words: 5000, classes: 1000, significant_every: 20 }
+        Self {
+            layers: vec![last.saturating_sub(2), last.saturating_sub(1), last],
+            top_k: 100,
+            components: 128,
+            words: 5000,
+            classes: 1000,
+            significant_every: 20,
+        }
     }
 }
 
@@ -235,7 +251,12 @@ fn random_layer(rng: &mut SplitMix, neurons: usize, dim: usize, sizes: &BundleSi
 /// [`crate::bundle::Bundle::check_model`] like one `precompute` wrote: for timing the
 /// applications at real sizes. Words are `word<i>` (100 x random unit embeddings), classes
 /// `class<i>` (random unit embeddings); it lists no images.
-pub fn random_bundle(config: &ClipConfig, weights_sha256: &str, sizes: &BundleSizes, seed: u64) -> crate::bundle::Bundle {
+pub fn random_bundle(
+    config: &ClipConfig,
+    weights_sha256: &str,
+    sizes: &BundleSizes,
+    seed: u64,
+) -> crate::bundle::Bundle {
     use crate::bundle::{Bundle, Manifest, FORMAT_VERSION};
     let (neurons, dim) = (config.vision.mlp_width, config.embed_dim);
     let mut rng = SplitMix(seed);
@@ -274,7 +295,9 @@ pub fn paper_bundle_files(config: &ClipConfig, weights: &[u8]) -> crate::error::
 /// A PNG of `width` x `height` pixels (colour gradients), to time the applications from
 /// encoded bytes as the page and the CLI receive them.
 pub fn gradient_png(width: u32, height: u32) -> Vec<u8> {
-    let image = image::RgbImage::from_fn(width, height, |x, y| image::Rgb([(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, ((x + y) % 256) as u8]));
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 255 / width.max(1)) as u8, (y * 255 / height.max(1)) as u8, ((x + y) % 256) as u8])
+    });
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, image::ImageFormat::Png).expect("encoding a PNG in memory cannot fail");
     bytes.into_inner()

@@ -40,7 +40,11 @@ impl NamedTensor {
     }
     /// An f32 tensor stored as f16.
     pub fn f16(name: impl Into<String>, shape: &[usize], values: &[f32]) -> Self {
-        Self { name: name.into(), shape: shape.to_vec(), values: Values::F16(values.iter().map(|&x| half::f16::from_f32(x)).collect()) }
+        Self {
+            name: name.into(),
+            shape: shape.to_vec(),
+            values: Values::F16(values.iter().map(|&x| half::f16::from_f32(x)).collect()),
+        }
     }
     /// An f64 tensor.
     pub fn f64(name: impl Into<String>, shape: &[usize], values: Vec<f64>) -> Self {
@@ -69,7 +73,10 @@ impl NamedTensor {
     /// Checks the shape; names the tensor and both shapes when it differs.
     pub fn check_shape(&self, shape: &[usize]) -> Result<&Self> {
         if self.shape != shape {
-            return Err(Error::InvalidInput(format!("tensor `{}` has shape {:?}, expected {shape:?}", self.name, self.shape)));
+            return Err(Error::InvalidInput(format!(
+                "tensor `{}` has shape {:?}, expected {shape:?}",
+                self.name, self.shape
+            )));
         }
         Ok(self)
     }
@@ -132,7 +139,11 @@ impl NamedTensor {
             Dtype::F64 => Values::F64(bytemuck::pod_collect_to_vec(data)),
             Dtype::I32 => Values::I32(bytemuck::pod_collect_to_vec(data)),
             Dtype::I64 => Values::I64(bytemuck::pod_collect_to_vec(data)),
-            other => return Err(Error::InvalidInput(format!("tensor `{name}` has dtype {other:?}, expected F32, F16, F64, I32 or I64"))),
+            other => {
+                return Err(Error::InvalidInput(format!(
+                    "tensor `{name}` has dtype {other:?}, expected F32, F16, F64, I32 or I64"
+                )))
+            }
         };
         Ok(Self { name: name.to_string(), shape: view.shape().to_vec(), values })
     }
@@ -165,9 +176,15 @@ pub fn lookup<'a>(tensors: &'a HashMap<String, NamedTensor>, name: &str) -> Resu
 
 /// Every tensor of a safetensors file, by name, and its metadata.
 pub fn deserialize(bytes: &[u8]) -> Result<(HashMap<String, NamedTensor>, HashMap<String, String>)> {
-    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| Error::InvalidInput(format!("not a safetensors file: {e}")))?;
+    let (_, header) =
+        SafeTensors::read_metadata(bytes).map_err(|e| Error::InvalidInput(format!("not a safetensors file: {e}")))?;
     let metadata = header.metadata().clone().unwrap_or_default();
-    let file = SafeTensors::deserialize(bytes).map_err(|e| Error::InvalidInput(format!("not a safetensors file: {e}")))?;
-    let tensors = file.tensors().iter().map(|(name, view)| Ok((name.clone(), NamedTensor::from_view(name, view)?))).collect::<Result<_>>()?;
+    let file =
+        SafeTensors::deserialize(bytes).map_err(|e| Error::InvalidInput(format!("not a safetensors file: {e}")))?;
+    let tensors = file
+        .tensors()
+        .iter()
+        .map(|(name, view)| Ok((name.clone(), NamedTensor::from_view(name, view)?)))
+        .collect::<Result<_>>()?;
     Ok((tensors, metadata))
 }

@@ -14,7 +14,13 @@ pub const IMAGENET_TEMPLATES: &str = include_str!("../data/imagenet/templates.tx
 
 /// Unnormalised text embeddings `[M, D]` of `texts`, `batch` texts per forward; `progress` is
 /// told how many texts are done after each batch.
-pub async fn embed_texts(text: &TextTransformer, tokenizer: &ClipTokenizer, texts: &[String], batch: usize, mut progress: impl FnMut(usize)) -> Result<Vec<f32>> {
+pub async fn embed_texts(
+    text: &TextTransformer,
+    tokenizer: &ClipTokenizer,
+    texts: &[String],
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<f32>> {
     let mut embeds = Vec::new();
     let mut done = 0;
     for chunk in texts.chunks(batch.max(1)) {
@@ -27,7 +33,13 @@ pub async fn embed_texts(text: &TextTransformer, tokenizer: &ClipTokenizer, text
 }
 
 /// `100 x` normalised embeddings `[V, D]` of a word pool (the dictionary's input).
-pub async fn word_embeddings(text: &TextTransformer, tokenizer: &ClipTokenizer, words: &[String], batch: usize, progress: impl FnMut(usize)) -> Result<Vec<f32>> {
+pub async fn word_embeddings(
+    text: &TextTransformer,
+    tokenizer: &ClipTokenizer,
+    words: &[String],
+    batch: usize,
+    progress: impl FnMut(usize),
+) -> Result<Vec<f32>> {
     if words.is_empty() {
         return Err(Error::InvalidInput("the word list is empty".into()));
     }
@@ -38,7 +50,14 @@ pub async fn word_embeddings(text: &TextTransformer, tokenizer: &ClipTokenizer, 
 
 /// Unit-norm zero-shot classifier `[C, D]`: per class, the mean of the unit-normalised
 /// embeddings of every template filled with the class name, normalised again (CLIP's recipe).
-pub async fn class_embeddings(text: &TextTransformer, tokenizer: &ClipTokenizer, classes: &[String], templates: &[String], batch: usize, mut progress: impl FnMut(usize)) -> Result<Vec<f32>> {
+pub async fn class_embeddings(
+    text: &TextTransformer,
+    tokenizer: &ClipTokenizer,
+    classes: &[String],
+    templates: &[String],
+    batch: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Vec<f32>> {
     if classes.is_empty() || templates.is_empty() {
         return Err(Error::InvalidInput("class names and templates must not be empty".into()));
     }
@@ -48,7 +67,8 @@ pub async fn class_embeddings(text: &TextTransformer, tokenizer: &ClipTokenizer,
         let raw = embed_texts(text, tokenizer, &prompts, batch, |_| {}).await?;
         let dim = raw.len() / prompts.len();
         let unit = scaled_unit_rows(&raw, dim);
-        let mean: Vec<f32> = (0..dim).map(|d| unit.iter().skip(d).step_by(dim).sum::<f32>() / prompts.len() as f32).collect();
+        let mean: Vec<f32> =
+            (0..dim).map(|d| unit.iter().skip(d).step_by(dim).sum::<f32>() / prompts.len() as f32).collect();
         classifier.extend(scaled_unit_rows(&mean, dim).into_iter().map(|x| x / crate::lens::omp::TEXT_SCALE));
         progress(i + 1);
     }

@@ -38,7 +38,8 @@ impl Default for ClipTokenizer {
 impl ClipTokenizer {
     /// A tokenizer with OpenAI's CLIP vocabulary (49,408 tokens).
     pub fn new() -> Self {
-        let inner = Tokenizer::with_vocabulary(std::io::Cursor::new(BPE_MERGES), VOCABULARY_SIZE).expect("the bundled BPE merges are valid");
+        let inner = Tokenizer::with_vocabulary(std::io::Cursor::new(BPE_MERGES), VOCABULARY_SIZE)
+            .expect("the bundled BPE merges are valid");
         Self { inner }
     }
 

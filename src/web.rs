@@ -122,7 +122,9 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
 
 /// [`to_js`] through serde-wasm-bindgen: the benchmark's comparison.
 fn to_js_through_serde<T: Serialize>(value: &T) -> Result<JsValue> {
-    value.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(|e| invalid(format!("cannot build the result: {e}")))
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| invalid(format!("cannot build the result: {e}")))
 }
 
 /// The largest device buffer in bytes: the page's figure on the GPU, none on the CPU.
@@ -144,7 +146,8 @@ fn check_tower_file(tower: &str, expected: &str, bytes: &[u8]) -> Result<()> {
 
 /// `object` with `key` set to a `Float32Array` copy of `values` (serde would make an Array).
 fn with_float_array(object: JsValue, key: &str, values: &[f32]) -> std::result::Result<JsValue, JsError> {
-    js_sys::Reflect::set(&object, &key.into(), &js_sys::Float32Array::from(values)).map_err(|_| JsError::new(&format!("cannot set `{key}` on the result")))?;
+    js_sys::Reflect::set(&object, &key.into(), &js_sys::Float32Array::from(values))
+        .map_err(|_| JsError::new(&format!("cannot set `{key}` on the result")))?;
     Ok(object)
 }
 
@@ -628,11 +631,21 @@ impl Engine {
     /// one the shapes decide (OpenAI convention). `max_buffer_bytes` is the GPU's largest buffer
     /// (the adapter's `maxStorageBufferBindingSize`, `maxBufferSize`): on WebGPU a weight tensor
     /// above it is refused with a message, and the lens keeps its factors below it.
-    pub async fn create(weights: Vec<u8>, config_json: Option<String>, backend: String, max_buffer_bytes: Option<f64>) -> std::result::Result<Engine, JsError> {
+    pub async fn create(
+        weights: Vec<u8>,
+        config_json: Option<String>,
+        backend: String,
+        max_buffer_bytes: Option<f64>,
+    ) -> std::result::Result<Engine, JsError> {
         Self::create_inner(weights, config_json, &backend, max_buffer_bytes).await.map_err(js_error)
     }
 
-    async fn create_inner(weights: Vec<u8>, config_json: Option<String>, backend: &str, max_buffer_bytes: Option<f64>) -> Result<Engine> {
+    async fn create_inner(
+        weights: Vec<u8>,
+        config_json: Option<String>,
+        backend: &str,
+        max_buffer_bytes: Option<f64>,
+    ) -> Result<Engine> {
         let weights_sha256 = sha256_hex(&weights);
         let weights = WeightFile::from_bytes(weights)?;
         let config = match config_json {
@@ -644,7 +657,18 @@ impl Engine {
         weights.check_buffer_limit(buffer_limit)?;
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
         let weights = weights.has_text().then_some(weights);
-        Ok(Engine { model, weights, weights_sha256, text_tower_sha256: None, device, backend, buffer_limit, tokenizer: None, bundle: None, last: None })
+        Ok(Engine {
+            model,
+            weights,
+            weights_sha256,
+            text_tower_sha256: None,
+            device,
+            backend,
+            buffer_limit,
+            tokenizer: None,
+            bundle: None,
+            last: None,
+        })
     }
 
     /// Loads the image tower of a checkpoint split by `clip-lens convert`: its `manifest.json`,
@@ -659,11 +683,20 @@ impl Engine {
         backend: String,
         max_buffer_bytes: Option<f64>,
     ) -> std::result::Result<Engine, JsError> {
-        Self::create_from_converted_inner(&manifest_json, image_tower, &config_json, &backend, max_buffer_bytes).await.map_err(js_error)
+        Self::create_from_converted_inner(&manifest_json, image_tower, &config_json, &backend, max_buffer_bytes)
+            .await
+            .map_err(js_error)
     }
 
-    async fn create_from_converted_inner(manifest_json: &str, image_tower: Vec<u8>, config_json: &str, backend: &str, max_buffer_bytes: Option<f64>) -> Result<Engine> {
-        let manifest: ConvertedManifest = serde_json::from_str(manifest_json).map_err(|e| invalid(format!("invalid converted manifest.json: {e}")))?;
+    async fn create_from_converted_inner(
+        manifest_json: &str,
+        image_tower: Vec<u8>,
+        config_json: &str,
+        backend: &str,
+        max_buffer_bytes: Option<f64>,
+    ) -> Result<Engine> {
+        let manifest: ConvertedManifest = serde_json::from_str(manifest_json)
+            .map_err(|e| invalid(format!("invalid converted manifest.json: {e}")))?;
         check_tower_file("image", &manifest.image.sha256, &image_tower)?;
         let weights = WeightFile::from_bytes(image_tower)?;
         let config = ClipConfig::from_hf_json(config_json)?;
@@ -671,7 +704,18 @@ impl Engine {
         let buffer_limit = buffer_limit(backend, max_buffer_bytes);
         weights.check_buffer_limit(buffer_limit)?;
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
-        Ok(Engine { model, weights: None, weights_sha256: manifest.source_sha256, text_tower_sha256: Some(manifest.text.sha256), device, backend, buffer_limit, tokenizer: None, bundle: None, last: None })
+        Ok(Engine {
+            model,
+            weights: None,
+            weights_sha256: manifest.source_sha256,
+            text_tower_sha256: Some(manifest.text.sha256),
+            device,
+            backend,
+            buffer_limit,
+            tokenizer: None,
+            bundle: None,
+            last: None,
+        })
     }
 
     /// Whether text can be embedded without `loadTextTower` (the tower is loaded, or in the
@@ -689,7 +733,9 @@ impl Engine {
     }
 
     fn load_text_tower_inner(&mut self, text_tower: Vec<u8>) -> Result<()> {
-        let expected = self.text_tower_sha256.as_ref().ok_or_else(|| invalid("this engine was not made from a converted checkpoint: its text tower comes with its weights"))?;
+        let expected = self.text_tower_sha256.as_ref().ok_or_else(|| {
+            invalid("this engine was not made from a converted checkpoint: its text tower comes with its weights")
+        })?;
         check_tower_file("text", expected, &text_tower)?;
         let file = WeightFile::from_bytes(text_tower)?;
         file.check_buffer_limit(self.buffer_limit)?;
@@ -707,7 +753,9 @@ impl Engine {
             BackendKind::Gpu => self.device.memory_pool_usage(),
             BackendKind::Cpu => None,
         };
-        usage.map_or(Ok(JsValue::NULL), |u| to_js(&GpuMemory { bytes_in_use: u.bytes_in_use, bytes_reserved: u.bytes_reserved }).map_err(js_error))
+        usage.map_or(Ok(JsValue::NULL), |u| {
+            to_js(&GpuMemory { bytes_in_use: u.bytes_in_use, bytes_reserved: u.bytes_reserved }).map_err(js_error)
+        })
     }
 
     /// `"webgpu"` or `"cpu"`.
@@ -781,7 +829,12 @@ impl Engine {
     /// image is kept for `segment`). Needs no bundle; `layer` and `neuron` must exist in the
     /// model.
     #[wasm_bindgen(js_name = activationMap, unchecked_return_type = "ActivationMap")]
-    pub async fn activation_map(&self, image: Vec<u8>, layer: usize, neuron: usize) -> std::result::Result<JsValue, JsError> {
+    pub async fn activation_map(
+        &self,
+        image: Vec<u8>,
+        layer: usize,
+        neuron: usize,
+    ) -> std::result::Result<JsValue, JsError> {
         let map = self.activation_map_inner(&image, layer, neuron).await.map_err(js_error)?;
         with_float_array(to_js(&map).map_err(js_error)?, "heatmap", &map.heatmap)
     }
@@ -814,7 +867,12 @@ impl Engine {
 
     /// Whether CLIP prefers `class0` over `class1` for an encoded image, with the score.
     #[wasm_bindgen(unchecked_return_type = "FooledResult")]
-    pub async fn fooled(&mut self, image: Vec<u8>, class0: String, class1: String) -> std::result::Result<JsValue, JsError> {
+    pub async fn fooled(
+        &mut self,
+        image: Vec<u8>,
+        class0: String,
+        class1: String,
+    ) -> std::result::Result<JsValue, JsError> {
         self.fooled_inner(&image, &class0, &class1).await.map_err(js_error)
     }
 }
@@ -838,7 +896,9 @@ impl Engine {
             if self.text_tower_sha256.is_some() {
                 // The page's worker recognises `loadTextTower` in this message: it then loads
                 // the tower and repeats the call (every method asks for the tower first).
-                return Err(invalid("the text tower is not loaded yet: call loadTextTower with the converted text.safetensors"));
+                return Err(invalid(
+                    "the text tower is not loaded yet: call loadTextTower with the converted text.safetensors",
+                ));
             }
             let weights = self.weights.as_ref().ok_or_else(|| invalid("these weights have no text tower"))?;
             let loaded = ClipModel::load(weights, &self.model.config, Towers::Text, &self.device)?;
@@ -878,7 +938,8 @@ impl Engine {
         let bundle = Bundle::from_parts(manifest_json, tensors)?;
         bundle.check_weights(&self.weights_sha256)?;
         bundle.check_model(&self.model.config)?;
-        let lens = BundleLens::new(self.model.vision()?, &bundle, &bundle.manifest.layers, self.buffer_limit, &self.device)?;
+        let lens =
+            BundleLens::new(self.model.vision()?, &bundle, &bundle.manifest.layers, self.buffer_limit, &self.device)?;
         self.last = None;
         self.bundle = Some(LoadedBundle { bundle, lens });
         Ok(())
@@ -914,10 +975,20 @@ impl Engine {
                 .map(|&neuron| {
                     let mut words = bundle.describe(layer, neuron)?;
                     words.truncate(neuron_words);
-                    Ok(SignificantNeuron { neuron, norm: norms[neuron], threshold: lens.norms[neuron * manifest.top_k], words })
+                    Ok(SignificantNeuron {
+                        neuron,
+                        norm: norms[neuron],
+                        threshold: lens.norms[neuron * manifest.top_k],
+                        words,
+                    })
                 })
                 .collect::<Result<Vec<_>>>()?;
-            layers.push(LayerConcepts { layer, significant_neurons: concepts.significant_neurons.clone(), words: concepts.words.iter().take(top_words).cloned().collect(), neurons });
+            layers.push(LayerConcepts {
+                layer,
+                significant_neurons: concepts.significant_neurons.clone(),
+                words: concepts.words.iter().take(top_words).cloned().collect(),
+                neurons,
+            });
         }
         let found: Vec<Concepts> = findings.into_iter().map(|f| f.concepts).collect();
         let words = merge_layers(&found, top_words);
@@ -937,7 +1008,12 @@ impl Engine {
         Ok(analysis)
     }
 
-    async fn segment_inner(&mut self, concept: &str, layers: Option<Vec<usize>>, top_neurons: Option<usize>) -> Result<Segmentation> {
+    async fn segment_inner(
+        &mut self,
+        concept: &str,
+        layers: Option<Vec<usize>>,
+        top_neurons: Option<usize>,
+    ) -> Result<Segmentation> {
         let start = web_time::Instant::now();
         let concept = ConceptSpec::parse(concept)?;
         self.bundle()?;
@@ -952,7 +1028,12 @@ impl Engine {
         let bundle = &self.bundle()?.bundle;
         let last = self.last.as_ref().ok_or_else(|| invalid("no image has been analysed yet: call analyze first"))?;
         let (label, kind, class_index, embedding) = match concept {
-            ConceptSpec::Text(text) => (text.to_string(), "text", None, text_embedding.take().ok_or_else(|| invalid("the concept text has no embedding"))?),
+            ConceptSpec::Text(text) => (
+                text.to_string(),
+                "text",
+                None,
+                text_embedding.take().ok_or_else(|| invalid("the concept text has no embedding"))?,
+            ),
             ConceptSpec::Class(name) => {
                 let index = segment::class_index(bundle, name)?;
                 (bundle.manifest.classes[index].clone(), "class", Some(index), segment::class_row(bundle, index)?)
@@ -987,14 +1068,29 @@ impl Engine {
             return Err(invalid(format!("layer {layer} is out of range: the model has {} layers", config.layers)));
         }
         if neuron >= config.mlp_width {
-            return Err(invalid(format!("neuron {neuron} is out of range: layer {layer} has {} neurons", config.mlp_width)));
+            return Err(invalid(format!(
+                "neuron {neuron} is out of range: layer {layer} has {} neurons",
+                config.mlp_width
+            )));
         }
         let size = config.image_size;
         let preprocessed = preprocess_image(image, size as u32)?;
         let input = Tensor::<4>::from_data(TensorData::new(preprocessed.pixels, [1, 3, size, size]), &self.device);
         let output = vision.forward(input, &CaptureRequest::neurons(&[layer]))?;
-        let maps = segment::heatmaps(&output.captures.neurons, &[RankedNeuron { layer, neuron, score: 1.0 }], config.patch_size).await?;
-        Ok(ActivationMap { layer, neuron, size: maps.size, heatmap: maps.image(0).to_vec(), peak: maps.peaks[0], geometry: Geometry::from(&preprocessed.geometry) })
+        let maps = segment::heatmaps(
+            &output.captures.neurons,
+            &[RankedNeuron { layer, neuron, score: 1.0 }],
+            config.patch_size,
+        )
+        .await?;
+        Ok(ActivationMap {
+            layer,
+            neuron,
+            size: maps.size,
+            heatmap: maps.image(0).to_vec(),
+            peak: maps.peaks[0],
+            geometry: Geometry::from(&preprocessed.geometry),
+        })
     }
 
     fn neuron_inner(&self, layer: usize, neuron: usize) -> Result<NeuronCard> {
@@ -1005,16 +1101,35 @@ impl Engine {
         let d = manifest.embed_dim;
         let direction = &lens.direction[neuron * d..(neuron + 1) * d];
         let classes = if direction.iter().any(|&x| x != 0.0) {
-            classify(direction, &bundle.class_embeds, &manifest.classes, 5)?.into_iter().map(|c| NearestClass { index: c.index, name: c.name, cosine: c.cosine }).collect()
+            classify(direction, &bundle.class_embeds, &manifest.classes, 5)?
+                .into_iter()
+                .map(|c| NearestClass { index: c.index, name: c.name, cosine: c.cosine })
+                .collect()
         } else {
             Vec::new()
         };
-        let ids = manifest.top_images.get(&layer.to_string()).and_then(|per_neuron| per_neuron.get(neuron)).cloned().unwrap_or_default();
+        let ids = manifest
+            .top_images
+            .get(&layer.to_string())
+            .and_then(|per_neuron| per_neuron.get(neuron))
+            .cloned()
+            .unwrap_or_default();
         let top_images = ids
             .into_iter()
-            .map(|id| TopImage { id, path: manifest.images.get(id).cloned(), thumbnail: (manifest.thumbnail_size > 0).then(|| format!("thumbnails/{id}.jpg")) })
+            .map(|id| TopImage {
+                id,
+                path: manifest.images.get(id).cloned(),
+                thumbnail: (manifest.thumbnail_size > 0).then(|| format!("thumbnails/{id}.jpg")),
+            })
             .collect();
-        Ok(NeuronCard { layer, neuron, words, threshold: lens.norms.get(neuron * manifest.top_k).copied(), top_images, classes })
+        Ok(NeuronCard {
+            layer,
+            neuron,
+            words,
+            threshold: lens.norms.get(neuron * manifest.top_k).copied(),
+            top_images,
+            classes,
+        })
     }
 
     async fn search_inner(&mut self, text: &str, top: usize) -> Result<SearchResult> {
@@ -1025,10 +1140,20 @@ impl Engine {
         let embedding = self.embed_text_inner(text).await?;
         let bundle = &self.bundle()?.bundle;
         let (word, word_neurons) = match bundle.neurons_with_word(text) {
-            Some((word, neurons)) => (Some(word), neurons.into_iter().map(|(layer, neuron, coefficient)| WordNeuron { layer, neuron, coefficient }).collect()),
+            Some((word, neurons)) => (
+                Some(word),
+                neurons
+                    .into_iter()
+                    .map(|(layer, neuron, coefficient)| WordNeuron { layer, neuron, coefficient })
+                    .collect(),
+            ),
             None => (None, Vec::new()),
         };
-        let text_neurons = bundle.neurons_matching(&embedding, top)?.into_iter().map(|(layer, neuron, score)| Ranked { layer, neuron, score }).collect();
+        let text_neurons = bundle
+            .neurons_matching(&embedding, top)?
+            .into_iter()
+            .map(|(layer, neuron, score)| Ranked { layer, neuron, score })
+            .collect();
         Ok(SearchResult { text: text.to_string(), word, word_neurons, text_neurons })
     }
 
@@ -1078,7 +1203,14 @@ impl Engine {
 /// one block's steps timed alone at `batch` ([`crate::forward_profile`]), `[{step, ms}]`.
 /// `threads` is the CPU backend's thread count ([`device::cpu_threads`]).
 #[wasm_bindgen(js_name = benchmarkVision)]
-pub async fn benchmark_vision(shape: String, backend: String, batch: usize, runs: usize, analysis: Option<bool>, probe: Option<bool>) -> std::result::Result<String, JsError> {
+pub async fn benchmark_vision(
+    shape: String,
+    backend: String,
+    batch: usize,
+    runs: usize,
+    analysis: Option<bool>,
+    probe: Option<bool>,
+) -> std::result::Result<String, JsError> {
     let parts = BenchmarkParts { analysis: analysis.unwrap_or(false), probe: probe.unwrap_or(false) };
     benchmark_inner(&shape, &backend, batch.max(1), runs.max(1), parts).await.map_err(js_error)
 }
@@ -1089,7 +1221,13 @@ struct BenchmarkParts {
     probe: bool,
 }
 
-async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, parts: BenchmarkParts) -> Result<String> {
+async fn benchmark_inner(
+    shape: &str,
+    backend: &str,
+    batch: usize,
+    runs: usize,
+    parts: BenchmarkParts,
+) -> Result<String> {
     let config = match shape {
         "ViT-B/32" => ClipConfig::vit_b_32(),
         "ViT-B/16" => ClipConfig::vit_b_16(),
@@ -1098,7 +1236,13 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     };
     let (device, kind) = pick_device(backend).await?;
     let start = web_time::Instant::now();
-    let weights = WeightFile::from_bytes(random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 1))?;
+    let weights = WeightFile::from_bytes(random_weights(
+        &config,
+        Layout::OpenAi,
+        TowerSelection { vision: true, text: false },
+        StorageType::F16,
+        1,
+    ))?;
     let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
     // The analysis benchmark's engine is made from the same file (a copy, not a second draw).
@@ -1114,7 +1258,11 @@ async fn benchmark_inner(shape: &str, backend: &str, batch: usize, runs: usize, 
     let first_ms = times[0];
     let mean_ms_per_image = mean_after_first(&times) / batch as f64;
     let lens = benchmark_lens(model.vision()?, &device, batch, runs).await?;
-    let steps = if parts.probe { Some(crate::forward_profile::block_profile(model.vision()?, &device, batch, runs).await?) } else { None };
+    let steps = if parts.probe {
+        Some(crate::forward_profile::block_profile(model.vision()?, &device, batch, runs).await?)
+    } else {
+        None
+    };
     drop(model);
     let threads = device::cpu_threads();
     let mut result = serde_json::json!({"backend": kind.to_string(), "threads": threads, "shape": shape, "batch": batch, "runs": runs, "load_ms": load_ms, "first_ms": first_ms, "mean_ms_per_image": mean_ms_per_image, "lens": lens});
@@ -1140,7 +1288,12 @@ fn mean_after_first(times: &[f64]) -> f64 {
 /// The lens part of the benchmark: the factors of layer `layers - 3` (9 for ViT-B/32), then
 /// per image the forward with the lens captures plus every neuron's second-order effects (read
 /// back), and the cheap projection alone.
-async fn benchmark_lens(vision: &crate::model::VisionTransformer, device: &Device, batch: usize, runs: usize) -> Result<serde_json::Value> {
+async fn benchmark_lens(
+    vision: &crate::model::VisionTransformer,
+    device: &Device,
+    batch: usize,
+    runs: usize,
+) -> Result<serde_json::Value> {
     use crate::lens::{projections, ProjectionFactors};
     let layer = vision.config.layers.saturating_sub(3);
     let start = web_time::Instant::now();
@@ -1163,7 +1316,9 @@ async fn benchmark_lens(vision: &crate::model::VisionTransformer, device: &Devic
         projection_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
     let per_image = |times: &[f64]| mean_after_first(times) / batch as f64;
-    Ok(serde_json::json!({"layer": layer, "form": format!("{:?}", factors.form()), "factors_ms": factors_ms, "effects_with_forward_ms_per_image": per_image(&effects_ms), "projection_ms_per_image": per_image(&projection_ms)}))
+    Ok(
+        serde_json::json!({"layer": layer, "form": format!("{:?}", factors.form()), "factors_ms": factors_ms, "effects_with_forward_ms_per_image": per_image(&effects_ms), "projection_ms_per_image": per_image(&projection_ms)}),
+    )
 }
 
 /// Per-run timings of the analysis benchmark, in milliseconds.
@@ -1210,15 +1365,20 @@ impl ConversionTimes {
     const TIMES: usize = 20;
 
     fn measure(analysis: &impl Serialize, card: &impl Serialize) -> Result<Self> {
-        let options = js_sys::JSON::parse(r#"{"top_classes": 5, "top_words": 10, "neuron_words": 3}"#).map_err(|_| invalid("options"))?;
+        let options = js_sys::JSON::parse(r#"{"top_classes": 5, "top_words": 10, "neuron_words": 3}"#)
+            .map_err(|_| invalid("options"))?;
         let through_serde = || -> Result<AnalyzeOptions> {
-            let fields: serde_json::Value = serde_wasm_bindgen::from_value(options.clone()).map_err(|e| invalid(e.to_string()))?;
+            let fields: serde_json::Value =
+                serde_wasm_bindgen::from_value(options.clone()).map_err(|e| invalid(e.to_string()))?;
             serde_json::from_value(fields).map_err(|e| invalid(e.to_string()))
         };
         Ok(Self {
             analysis: Self::both_ways(analysis)?,
             card: Self::both_ways(card)?,
-            options: [Self::time(through_serde)?, Self::time(|| parse_options::<AnalyzeOptions>(Some(options.clone()), "analyze"))?],
+            options: [
+                Self::time(through_serde)?,
+                Self::time(|| parse_options::<AnalyzeOptions>(Some(options.clone()), "analyze"))?,
+            ],
         })
     }
 
@@ -1243,7 +1403,12 @@ impl ConversionTimes {
 /// layers), then `runs + 1` times (the first untimed) `analyze` of a 640x480 PNG (decode,
 /// forward with the lens captures, centred norms, concept discovery, top-5 classes) and
 /// `segment("predicted")` (top 200 neurons of the bundle's layers, from the kept activations).
-async fn benchmark_analysis(config: &ClipConfig, weights: Vec<u8>, backend: &str, runs: usize) -> Result<serde_json::Value> {
+async fn benchmark_analysis(
+    config: &ClipConfig,
+    weights: Vec<u8>,
+    backend: &str,
+    runs: usize,
+) -> Result<serde_json::Value> {
     let start = web_time::Instant::now();
     let (sizes, manifest, tensors) = paper_bundle_files(config, &weights)?;
     let synthesis_ms = elapsed_ms(start);

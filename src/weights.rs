@@ -179,7 +179,12 @@ impl WeightFile {
             .into_iter()
             .map(|(name, info)| {
                 let (start, end) = info.data_offsets;
-                let entry = Entry { dtype: info.dtype, shape: info.shape.clone(), start: data_start + start, end: data_start + end };
+                let entry = Entry {
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    start: data_start + start,
+                    end: data_start + end,
+                };
                 (name, entry)
             })
             .collect()
@@ -257,11 +262,12 @@ impl WeightFile {
 
     /// The number of consecutive blocks `prefix0.`, `prefix1.`, ... present.
     pub fn count_layers(&self, prefix: &str) -> usize {
-        (0..).take_while(|l| {
-            let block = format!("{prefix}{l}.");
-            self.entries.keys().any(|k| k.starts_with(&block))
-        })
-        .count()
+        (0..)
+            .take_while(|l| {
+                let block = format!("{prefix}{l}.");
+                self.entries.keys().any(|k| k.starts_with(&block))
+            })
+            .count()
     }
 
     /// Reads a tensor as f32, checking its shape. The error names the tensor when it is
@@ -274,7 +280,11 @@ impl WeightFile {
     fn entry_of_shape(&self, name: &str, expected_shape: &[usize]) -> Result<&Entry> {
         let entry = self.entry(name)?;
         if entry.shape != expected_shape {
-            return Err(Error::ShapeMismatch { name: name.to_string(), expected: expected_shape.to_vec(), found: entry.shape.clone() });
+            return Err(Error::ShapeMismatch {
+                name: name.to_string(),
+                expected: expected_shape.to_vec(),
+                found: entry.shape.clone(),
+            });
         }
         Ok(entry)
     }
@@ -283,7 +293,10 @@ impl WeightFile {
     pub fn tensor_i32(&self, name: &str, expected_shape: &[usize]) -> Result<Vec<i32>> {
         let entry = self.entry_of_shape(name, expected_shape)?;
         if entry.dtype != Dtype::I32 {
-            return Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{:?} (expected I32)", entry.dtype) });
+            return Err(Error::UnsupportedDtype {
+                name: name.to_string(),
+                dtype: format!("{:?} (expected I32)", entry.dtype),
+            });
         }
         let bytes = &self.storage.bytes()[entry.start..entry.end];
         Ok(bytes.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
@@ -307,7 +320,9 @@ impl WeightFile {
         match entry.dtype {
             Dtype::F32 => Ok(bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
             Dtype::F16 => Ok(bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
-            Dtype::BF16 => Ok(bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
+            Dtype::BF16 => {
+                Ok(bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect())
+            }
             Dtype::F64 => narrow_f64(name, bytes),
             other => Err(Error::UnsupportedDtype { name: name.to_string(), dtype: format!("{other:?}") }),
         }
@@ -323,7 +338,9 @@ fn narrow_f64(name: &str, bytes: &[u8]) -> Result<Vec<f32>> {
             let value = f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
             let narrowed = value as f32;
             if value.is_finite() && !narrowed.is_finite() {
-                return Err(Error::InvalidInput(format!("tensor `{name}` holds {value:e}, beyond the range of f32, which the model computes in")));
+                return Err(Error::InvalidInput(format!(
+                    "tensor `{name}` holds {value:e}, beyond the range of f32, which the model computes in"
+                )));
             }
             Ok(narrowed)
         })
@@ -335,9 +352,13 @@ fn describe_safetensors_error(err: safetensors::SafeTensorError) -> Error {
     let message = match err {
         E::HeaderTooSmall => "file shorter than the 8-byte header length (empty or truncated)".to_string(),
         E::InvalidHeaderLength => "header length points past the end of the file (truncated?)".to_string(),
-        E::MetadataIncompleteBuffer => "tensor data does not match the file size (truncated or padded file)".to_string(),
+        E::MetadataIncompleteBuffer => {
+            "tensor data does not match the file size (truncated or padded file)".to_string()
+        }
         E::HeaderTooLarge => "header larger than 100 MB (not a safetensors file?)".to_string(),
-        E::InvalidHeader | E::InvalidHeaderDeserialization | E::InvalidHeaderStart => "header is not valid safetensors JSON (not a safetensors file?)".to_string(),
+        E::InvalidHeader | E::InvalidHeaderDeserialization | E::InvalidHeaderStart => {
+            "header is not valid safetensors JSON (not a safetensors file?)".to_string()
+        }
         other => other.to_string(),
     };
     Error::InvalidSafetensors(message)

@@ -78,7 +78,15 @@ fn adversarial_words_by_hand() {
     use clip_lens::apps::adversarial::{adversarial_words, fools, AdversarialQuery};
     let bundle = toy_bundle();
     let (e0, e1) = ([1.0f32, 0.0], [0.0f32, 1.0]);
-    let mut query = AdversarialQuery { class0: ("boat", &e0), class1: ("car", &e1), layers: &[5], neurons: 2, words: 10, synonym_cosine: 0.8, block_list: &[] };
+    let mut query = AdversarialQuery {
+        class0: ("boat", &e0),
+        class1: ("car", &e1),
+        layers: &[5],
+        neurons: 2,
+        words: 10,
+        synonym_cosine: 0.8,
+        block_list: &[],
+    };
     let found = adversarial_words(&bundle, &query).unwrap();
     assert_eq!(found.neurons.iter().map(|n| (n.neuron, n.alignment)).collect::<Vec<_>>(), vec![(0, 1.0), (1, -1.0)]);
     assert_eq!(found.words.len(), 1);
@@ -122,14 +130,17 @@ fn ablations_by_hand() {
         thresholds: t2(vec![50.0, 40.0], [1, 2]),
     };
     let effects = Tensor::<3>::from_data(TensorData::new(vec![70.0f32, 0.0, 0.0, 30.0], [1, 2, 2]), &cpu);
-    let variants: Vec<Vec<f32>> = ablated_embeddings(t2(vec![3.0, 4.0], [1, 2]), effects, &factors).into_iter().map(|t| device::read_f32_blocking(t).unwrap()).collect();
+    let variants: Vec<Vec<f32>> = ablated_embeddings(t2(vec![3.0, 4.0], [1, 2]), effects, &factors)
+        .into_iter()
+        .map(|t| device::read_f32_blocking(t).unwrap())
+        .collect();
     let expected: [[f32; 2]; 6] = [
-        [60.0, 80.0],                 // baseline
-        [60.0 - 60.0, 80.0 - 30.0],   // mean_all: minus (60, 0) and (0, 30)
-        [0.0, 80.0],                  // mean_significant: minus (60, 0)
-        [60.0, 50.0],                 // mean_insignificant: minus (0, 30)
-        [60.0 + 14.4, 80.0 - 10.8],   // rank_1: minus (0, 0) and (-14.4, 10.8)
-        [60.0 + 24.0, 80.0 - 30.0],   // sparse: minus (0, 0) and (-24, 30)
+        [60.0, 80.0],               // baseline
+        [60.0 - 60.0, 80.0 - 30.0], // mean_all: minus (60, 0) and (0, 30)
+        [0.0, 80.0],                // mean_significant: minus (60, 0)
+        [60.0, 50.0],               // mean_insignificant: minus (0, 30)
+        [60.0 + 14.4, 80.0 - 10.8], // rank_1: minus (0, 0) and (-14.4, 10.8)
+        [60.0 + 24.0, 80.0 - 30.0], // sparse: minus (0, 0) and (-24, 30)
     ];
     for (got, want) in variants.iter().zip(expected) {
         assert!(got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-4), "{got:?} vs {want:?}");

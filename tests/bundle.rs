@@ -20,8 +20,27 @@ fn bundle_dir() -> &'static Path {
     DIR.get_or_init(|| {
         let out = std::env::temp_dir().join(format!("clip-lens-bundle-{}", std::process::id()));
         let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-            .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", fixture_path("images").to_str().unwrap()])
-            .args(["--layers", "0,1,2", "--top-k", "6", "--components", "8", "--batch", "16", "--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args([
+                "precompute",
+                "--weights",
+                fixture_path("model-openai.safetensors").to_str().unwrap(),
+                "--images",
+                fixture_path("images").to_str().unwrap(),
+            ])
+            .args([
+                "--layers",
+                "0,1,2",
+                "--top-k",
+                "6",
+                "--components",
+                "8",
+                "--batch",
+                "16",
+                "--words",
+                fixture_path("words.txt").to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .output()
             .unwrap();
         assert!(result.status.success(), "precompute failed: {}", String::from_utf8_lossy(&result.stderr));
@@ -52,10 +71,13 @@ fn precompute_statistics_match_reference() {
 /// Largest deviation of unit directions compared up to sign (the sign is tested, with the
 /// reference's tie caveat, in tests/lens.rs).
 fn sign_free_deviation(ours: &[f32], theirs: &[f32], dim: usize) -> f32 {
-    ours.chunks(dim).zip(theirs.chunks(dim)).map(|(a, b)| {
-        let sign = if a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() < 0.0 { -1.0 } else { 1.0 };
-        a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((sign * x - y).abs()))
-    }).fold(0f32, f32::max)
+    ours.chunks(dim)
+        .zip(theirs.chunks(dim))
+        .map(|(a, b)| {
+            let sign = if a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() < 0.0 { -1.0 } else { 1.0 };
+            a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((sign * x - y).abs()))
+        })
+        .fold(0f32, f32::max)
 }
 
 /// Each neuron's decomposition is sorted by |coefficient| and, where the direction's sign
@@ -72,14 +94,22 @@ fn precompute_decompositions_match_reference_omp() {
         for n in 0..256 {
             let coefs = &lens.decomposition_coef[n * 8..(n + 1) * 8];
             assert!(coefs.windows(2).all(|w| w[0].abs() >= w[1].abs()), "layer {layer} neuron {n} not sorted");
-            let same_sign = lens.direction[n * 32..(n + 1) * 32].iter().zip(&pca[n * 32..(n + 1) * 32]).map(|(a, b)| a * b).sum::<f32>() > 0.0;
+            let same_sign = lens.direction[n * 32..(n + 1) * 32]
+                .iter()
+                .zip(&pca[n * 32..(n + 1) * 32])
+                .map(|(a, b)| a * b)
+                .sum::<f32>()
+                > 0.0;
             if !same_sign {
                 continue;
             }
             compared += 1;
             for (&i, &c) in lens.decomposition_index[n * 8..(n + 1) * 8].iter().zip(coefs) {
                 let r = reference[n * 400 + i as usize];
-                assert!(r != 0.0 && (r - c).abs() < 1e-3 * r.abs().max(1.0), "layer {layer} neuron {n} word {i}: {c} vs {r}");
+                assert!(
+                    r != 0.0 && (r - c).abs() < 1e-3 * r.abs().max(1.0),
+                    "layer {layer} neuron {n} word {i}: {c} vs {r}"
+                );
             }
         }
         assert!(compared >= 250, "layer {layer}: only {compared} neurons compared");
@@ -91,7 +121,10 @@ fn describe_prints_signed_words() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
     let words = bundle.describe(1, 4).unwrap();
     assert_eq!(words.len(), 8);
-    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["describe", "--bundle", bundle_dir().to_str().unwrap(), "--layer", "1", "--neuron", "4", "--json"]).output().unwrap();
+    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args(["describe", "--bundle", bundle_dir().to_str().unwrap(), "--layer", "1", "--neuron", "4", "--json"])
+        .output()
+        .unwrap();
     assert!(result.status.success());
     let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     assert_eq!(json["words"][0][0].as_str().unwrap(), words[0].0);
@@ -125,7 +158,15 @@ fn bad_bundles_are_rejected_with_reasons() {
     assert!(message(short.to_string(), tensors.clone()).contains("for each of the 256 neurons"));
     // Degenerate sizes, which empty tensors could otherwise back (a zero neuron count makes
     // `[0, D]` shapes valid for any D): every count the readers divide or index by is checked.
-    for (key, value) in [("neurons", serde_json::json!(0)), ("embed_dim", serde_json::json!(0)), ("top_k", serde_json::json!(0)), ("components", serde_json::json!(0)), ("words", serde_json::json!([])), ("classes", serde_json::json!([])), ("layers", serde_json::json!([]))] {
+    for (key, value) in [
+        ("neurons", serde_json::json!(0)),
+        ("embed_dim", serde_json::json!(0)),
+        ("top_k", serde_json::json!(0)),
+        ("components", serde_json::json!(0)),
+        ("words", serde_json::json!([])),
+        ("classes", serde_json::json!([])),
+        ("layers", serde_json::json!([])),
+    ] {
         let mut degenerate: serde_json::Value = serde_json::from_str(&manifest).unwrap();
         degenerate[key] = value;
         let error = message(degenerate.to_string(), tensors.clone());
@@ -154,7 +195,17 @@ fn precompute_reports_bad_inputs() {
     std::fs::create_dir_all(&empty).unwrap();
     let run = |images: &Path, layers: &str, k: &str| {
         let out = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-            .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", images.to_str().unwrap(), "--layers", layers, "--top-k", k])
+            .args([
+                "precompute",
+                "--weights",
+                fixture_path("model-openai.safetensors").to_str().unwrap(),
+                "--images",
+                images.to_str().unwrap(),
+                "--layers",
+                layers,
+                "--top-k",
+                k,
+            ])
             .args(["--words", fixture_path("words.txt").to_str().unwrap(), "--out", empty.join("b").to_str().unwrap()])
             .output()
             .unwrap();
@@ -171,7 +222,20 @@ fn precompute_reports_bad_inputs() {
 fn neurons_finds_the_best_matching_directions() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
     let weights = fixture_path("model-openai.safetensors");
-    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["neurons", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--top", "3", "--json", "a photo of a cat"]).output().unwrap();
+    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args([
+            "neurons",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "--top",
+            "3",
+            "--json",
+            "a photo of a cat",
+        ])
+        .output()
+        .unwrap();
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     let list = json.as_array().unwrap();
@@ -188,7 +252,17 @@ fn neurons_finds_the_best_matching_directions() {
             assert!(score <= best.2 + 1e-6, "layer {layer} neuron {n} scores {score} > best {}", best.2);
         }
     }
-    let wrong = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["neurons", "--weights", fixture_path("model-hf.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "cat"]).output().unwrap();
+    let wrong = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args([
+            "neurons",
+            "--weights",
+            fixture_path("model-hf.safetensors").to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "cat",
+        ])
+        .output()
+        .unwrap();
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("bundle/model mismatch"));
 }
@@ -205,13 +279,34 @@ fn precompute_skips_unreadable_images() {
     std::fs::write(images.join("broken.jpg"), b"not an image").unwrap();
     let out = dir.join("bundle");
     let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-        .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", images.to_str().unwrap()])
-        .args(["--layers", "1", "--top-k", "3", "--components", "4", "--f16", "--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "precompute",
+            "--weights",
+            fixture_path("model-openai.safetensors").to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+        ])
+        .args([
+            "--layers",
+            "1",
+            "--top-k",
+            "3",
+            "--components",
+            "4",
+            "--f16",
+            "--words",
+            fixture_path("words.txt").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(result.status.success(), "{stderr}");
-    assert!(stderr.contains("skipping") && stderr.contains("broken.jpg") && stderr.contains("8 images, 1 skipped"), "{stderr}");
+    assert!(
+        stderr.contains("skipping") && stderr.contains("broken.jpg") && stderr.contains("8 images, 1 skipped"),
+        "{stderr}"
+    );
     let bundle = Bundle::read(&out).unwrap();
     assert_eq!(bundle.manifest.images.len(), 8);
     assert_eq!(bundle.manifest.skipped_images.len(), 1);
@@ -235,7 +330,8 @@ fn precompute_skips_unreadable_images() {
 fn precompute_writes_thumbnails_of_top_images() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
     assert_eq!(bundle.manifest.thumbnail_size, 64);
-    let ids: std::collections::BTreeSet<usize> = bundle.manifest.top_images.values().flatten().flatten().copied().collect();
+    let ids: std::collections::BTreeSet<usize> =
+        bundle.manifest.top_images.values().flatten().flatten().copied().collect();
     assert!(!ids.is_empty());
     for id in ids {
         let bytes = std::fs::read(bundle_dir().join(format!("thumbnails/{id}.jpg"))).unwrap();
@@ -253,8 +349,27 @@ fn precompute_resumes_after_interruption_and_crash() {
     let _ = std::fs::remove_dir_all(&out);
     let run_with_k = |k: &str, extra: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-            .args(["precompute", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--images", fixture_path("images").to_str().unwrap()])
-            .args(["--layers", "0,1,2", "--top-k", k, "--components", "8", "--batch", "16", "--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args([
+                "precompute",
+                "--weights",
+                fixture_path("model-openai.safetensors").to_str().unwrap(),
+                "--images",
+                fixture_path("images").to_str().unwrap(),
+            ])
+            .args([
+                "--layers",
+                "0,1,2",
+                "--top-k",
+                k,
+                "--components",
+                "8",
+                "--batch",
+                "16",
+                "--words",
+                fixture_path("words.txt").to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .args(extra)
             .output()
             .unwrap()
@@ -263,12 +378,21 @@ fn precompute_resumes_after_interruption_and_crash() {
     let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
     let interrupted = run(&["--interrupt-after", "16"]);
     assert!(!interrupted.status.success());
-    assert!(stderr(&interrupted).contains("interrupted: progress saved") && stderr(&interrupted).contains("run the same command again"), "{}", stderr(&interrupted));
+    assert!(
+        stderr(&interrupted).contains("interrupted: progress saved")
+            && stderr(&interrupted).contains("run the same command again"),
+        "{}",
+        stderr(&interrupted)
+    );
     assert!(out.join(".precompute-checkpoint.safetensors").exists());
 
     let other_run = run_with_k("5", &[]);
     assert!(!other_run.status.success());
-    assert!(stderr(&other_run).contains("checkpoint of a different run") && stderr(&other_run).contains("--restart"), "{}", stderr(&other_run));
+    assert!(
+        stderr(&other_run).contains("checkpoint of a different run") && stderr(&other_run).contains("--restart"),
+        "{}",
+        stderr(&other_run)
+    );
 
     // 32 images finish pass 1, 16 more are pass 2's first batch: then the process aborts.
     let crashed = run(&["--checkpoint-seconds", "0", "--crash-after", "48"]);
@@ -288,9 +412,21 @@ fn precompute_resumes_after_interruption_and_crash() {
 /// nearly the reference's significant neurons and the same best word.
 #[test]
 fn concepts_command_agrees_with_reference_discovery() {
-    let images: Vec<PathBuf> = ["img002.png", "img000.png", "img001.png"].iter().map(|n| fixture_path(&format!("images/{n}"))).collect();
+    let images: Vec<PathBuf> =
+        ["img002.png", "img000.png", "img001.png"].iter().map(|n| fixture_path(&format!("images/{n}"))).collect();
     let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-        .args(["concepts", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--layer", "1", "--top", "5", "--json"])
+        .args([
+            "concepts",
+            "--weights",
+            fixture_path("model-openai.safetensors").to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "--layer",
+            "1",
+            "--top",
+            "5",
+            "--json",
+        ])
         .args(&images)
         .output()
         .unwrap();
@@ -304,21 +440,38 @@ fn concepts_command_agrees_with_reference_discovery() {
         assert_eq!(object["layer"].as_u64(), Some(1));
         let name = path.file_name().unwrap().to_str().unwrap();
         let expected = &reference["concept_discovery"]["results"][name];
-        let ours: std::collections::BTreeSet<u64> = object["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
-        let theirs: std::collections::BTreeSet<u64> = expected["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        let ours: std::collections::BTreeSet<u64> =
+            object["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        let theirs: std::collections::BTreeSet<u64> =
+            expected["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
         let jaccard = ours.intersection(&theirs).count() as f64 / ours.union(&theirs).count() as f64;
         let words = object["words"].as_array().unwrap();
-        println!("{name}: significant neurons Jaccard {jaccard:.3}, best word {} (reference {})", words[0][0], expected["top_words"][0][0]);
+        println!(
+            "{name}: significant neurons Jaccard {jaccard:.3}, best word {} (reference {})",
+            words[0][0], expected["top_words"][0][0]
+        );
         assert!(jaccard >= 0.9, "{name}: {jaccard}");
         assert_eq!(words.len(), 5);
         assert_eq!(words[0][0], expected["top_words"][0][0], "{name}");
     }
     let missing = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-        .args(["concepts", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--layer", "3"])
+        .args([
+            "concepts",
+            "--weights",
+            fixture_path("model-openai.safetensors").to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "--layer",
+            "3",
+        ])
         .arg(fixture_path("words.txt"))
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("layer 3 is not in the bundle"), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("layer 3 is not in the bundle"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
 }
 
 /// `classify --json`: the bundle's 1000 ImageNet classes, top 5 with probabilities that
@@ -327,7 +480,14 @@ fn concepts_command_agrees_with_reference_discovery() {
 fn classify_command_lists_top_classes() {
     let image = fixture_path("images/img003.png");
     let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-        .args(["classify", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--json"])
+        .args([
+            "classify",
+            "--weights",
+            fixture_path("model-openai.safetensors").to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "--json",
+        ])
         .arg(&image)
         .output()
         .unwrap();
@@ -344,8 +504,13 @@ fn classify_command_lists_top_classes() {
     let expected = expected();
     let embed = &expected["image_embeds"].values[3 * 32..4 * 32];
     let norm = embed.iter().map(|x| x * x).sum::<f32>().sqrt();
-    let cosine = embed.iter().zip(&bundle.class_embeds[best * 32..(best + 1) * 32]).map(|(a, b)| a * b).sum::<f32>() / norm;
-    assert!((cosine as f64 - classes[0]["cosine"].as_f64().unwrap()).abs() < 1e-3, "{cosine} vs {}", classes[0]["cosine"]);
+    let cosine =
+        embed.iter().zip(&bundle.class_embeds[best * 32..(best + 1) * 32]).map(|(a, b)| a * b).sum::<f32>() / norm;
+    assert!(
+        (cosine as f64 - classes[0]["cosine"].as_f64().unwrap()).abs() < 1e-3,
+        "{cosine} vs {}",
+        classes[0]["cosine"]
+    );
 }
 
 /// `adversarial` and `fooled` end to end on the fixture bundle (random weights: the words are
@@ -357,23 +522,46 @@ fn adversarial_and_fooled_commands() {
     let weights = fixture_path("model-openai.safetensors");
     let base = |command: &str| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_clip-lens"));
-        c.args([command, "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--class0", "tabby cat", "--class1", "golden retriever"]);
+        c.args([
+            command,
+            "--weights",
+            weights.to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "--class0",
+            "tabby cat",
+            "--class1",
+            "golden retriever",
+        ]);
         c
     };
     let log = std::env::temp_dir().join(format!("clip-lens-adversarial-{}.txt", std::process::id()));
-    let result = base("adversarial").args(["--neurons", "20", "--words", "5", "--json", "--command", &format!("echo {{}} >> {}", log.display())]).output().unwrap();
+    let result = base("adversarial")
+        .args(["--neurons", "20", "--words", "5", "--json", "--command", &format!("echo {{}} >> {}", log.display())])
+        .output()
+        .unwrap();
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let stdout = String::from_utf8_lossy(&result.stdout);
     let json: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
-    let neurons: Vec<(u64, u64)> = json["neurons"].as_array().unwrap().iter().map(|n| (n["layer"].as_u64().unwrap(), n["neuron"].as_u64().unwrap())).collect();
+    let neurons: Vec<(u64, u64)> = json["neurons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["layer"].as_u64().unwrap(), n["neuron"].as_u64().unwrap()))
+        .collect();
     assert_eq!(neurons.len(), 20);
     let words = json["words"].as_array().unwrap();
     assert!(!words.is_empty() && words.len() <= 5);
     for w in words {
         assert!(w["score"].as_f64().unwrap() > 0.0);
-        assert!(w["neurons"].as_array().unwrap().iter().all(|n| neurons.contains(&(n[0].as_u64().unwrap(), n[1].as_u64().unwrap()))));
+        assert!(w["neurons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| neurons.contains(&(n[0].as_u64().unwrap(), n[1].as_u64().unwrap()))));
     }
-    let descriptions: Vec<&str> = json["descriptions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    let descriptions: Vec<&str> =
+        json["descriptions"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
     assert!(!descriptions.is_empty());
     assert!(descriptions.iter().all(|d| d.contains("golden retriever") && !d.contains("tabby cat")));
     let piped = std::fs::read_to_string(&log).unwrap();
@@ -383,11 +571,26 @@ fn adversarial_and_fooled_commands() {
     let result = base("fooled").arg("--json").args(&images).output().unwrap();
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
-    let decisions: Vec<bool> = json["images"].as_array().unwrap().iter().map(|i| i["fooled"].as_bool().unwrap()).collect();
+    let decisions: Vec<bool> =
+        json["images"].as_array().unwrap().iter().map(|i| i["fooled"].as_bool().unwrap()).collect();
     assert_eq!(decisions.len(), 4);
     let rate = decisions.iter().filter(|&&f| f).count() as f64 / 4.0;
     assert!((json["success_rate"].as_f64().unwrap() - rate).abs() < 1e-12);
-    let same = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["fooled", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--class0", "cat", "--class1", "Cat"]).arg(&images[0]).output().unwrap();
+    let same = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args([
+            "fooled",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "--class0",
+            "cat",
+            "--class1",
+            "Cat",
+        ])
+        .arg(&images[0])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&same.stderr).contains("the same class"));
 }
 
@@ -402,13 +605,26 @@ fn ablate_command_on_a_synthetic_labelling() {
         let folder = dir.join("images").join(class.replace(' ', "_"));
         std::fs::create_dir_all(&folder).unwrap();
         for i in (c..12).step_by(2) {
-            std::fs::copy(fixture_path(&format!("images/img{i:03}.png")), folder.join(format!("img{i:03}.png"))).unwrap();
+            std::fs::copy(fixture_path(&format!("images/img{i:03}.png")), folder.join(format!("img{i:03}.png")))
+                .unwrap();
         }
     }
     let json = dir.join("table.json");
     let weights = fixture_path("model-openai.safetensors");
     let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-        .args(["ablate", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--images", dir.join("images").to_str().unwrap(), "--layers", "1,2", "--json", json.to_str().unwrap()])
+        .args([
+            "ablate",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "--images",
+            dir.join("images").to_str().unwrap(),
+            "--layers",
+            "1,2",
+            "--json",
+            json.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
@@ -416,16 +632,36 @@ fn ablate_command_on_a_synthetic_labelling() {
     assert_eq!(tables.as_array().unwrap().len(), 2);
     // The baseline by hand: cosines with the two class rows of the bundle.
     let bundle = Bundle::read(bundle_dir()).unwrap();
-    let rows: Vec<&[f32]> = classes.iter().map(|c| { let i = bundle.manifest.classes.iter().position(|n| n.eq_ignore_ascii_case(c)).unwrap(); &bundle.class_embeds[i * 32..(i + 1) * 32] }).collect();
-    let effects = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["effects", "--weights", weights.to_str().unwrap(), "--layers", "1", "--out", dir.join("e.safetensors").to_str().unwrap()]).args((0..12).map(|i| fixture_path(&format!("images/img{i:03}.png")))).output().unwrap();
+    let rows: Vec<&[f32]> = classes
+        .iter()
+        .map(|c| {
+            let i = bundle.manifest.classes.iter().position(|n| n.eq_ignore_ascii_case(c)).unwrap();
+            &bundle.class_embeds[i * 32..(i + 1) * 32]
+        })
+        .collect();
+    let effects = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args([
+            "effects",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--layers",
+            "1",
+            "--out",
+            dir.join("e.safetensors").to_str().unwrap(),
+        ])
+        .args((0..12).map(|i| fixture_path(&format!("images/img{i:03}.png"))))
+        .output()
+        .unwrap();
     assert!(effects.status.success());
     let file = clip_lens::WeightFile::from_bytes(std::fs::read(dir.join("e.safetensors")).unwrap()).unwrap();
     let embeds = file.tensor("image_embeds", &[12, 32]).unwrap();
-    let correct = (0..12).filter(|&i| {
-        let e = &embeds[i * 32..(i + 1) * 32];
-        let score = |r: &[f32]| r.iter().zip(e).map(|(a, b)| a * b).sum::<f32>();
-        (score(rows[1]) > score(rows[0])) == (i % 2 == 1)
-    }).count();
+    let correct = (0..12)
+        .filter(|&i| {
+            let e = &embeds[i * 32..(i + 1) * 32];
+            let score = |r: &[f32]| r.iter().zip(e).map(|(a, b)| a * b).sum::<f32>();
+            (score(rows[1]) > score(rows[0])) == (i % 2 == 1)
+        })
+        .count();
     for table in tables.as_array().unwrap() {
         assert_eq!(table["images"].as_u64(), Some(12));
         assert!((table["accuracy"]["baseline"].as_f64().unwrap() - correct as f64 / 12.0).abs() < 1e-12);
@@ -434,6 +670,17 @@ fn ablate_command_on_a_synthetic_labelling() {
             assert!((0.0..=1.0).contains(&a), "{variant}");
         }
     }
-    let one = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["ablate", "--weights", weights.to_str().unwrap(), "--bundle", bundle_dir().to_str().unwrap(), "--images", dir.join("images/tabby_cat").to_str().unwrap()]).output().unwrap();
+    let one = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        .args([
+            "ablate",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--bundle",
+            bundle_dir().to_str().unwrap(),
+            "--images",
+            dir.join("images/tabby_cat").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&one.stderr).contains("at least two class subfolders"));
 }

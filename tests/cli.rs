@@ -44,7 +44,16 @@ fn effects_writes_reference_outputs() {
     let expected = expected();
     for weights in ["model-openai.safetensors", "model-hf.safetensors"] {
         let out = temp_path(&format!("effects-{weights}"));
-        let result = clip_lens(&["effects", "--weights", fixture_path(weights).to_str().unwrap(), "--layers", "0,2", "--out", out.to_str().unwrap(), fixture_path("expected.safetensors").to_str().unwrap()]);
+        let result = clip_lens(&[
+            "effects",
+            "--weights",
+            fixture_path(weights).to_str().unwrap(),
+            "--layers",
+            "0,2",
+            "--out",
+            out.to_str().unwrap(),
+            fixture_path("expected.safetensors").to_str().unwrap(),
+        ]);
         assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
         let written = read_output(&out);
         for name in ["image_embeds", "post_gelu.0", "post_gelu.2", "second_order.0", "second_order.2"] {
@@ -59,9 +68,18 @@ fn effects_writes_reference_outputs() {
 #[test]
 fn effects_on_png_files_is_close_to_reference() {
     let expected = expected();
-    let images: Vec<String> = (0..6).map(|i| fixture_path(&format!("images/img{i:03}.png")).to_str().unwrap().to_string()).collect();
+    let images: Vec<String> =
+        (0..6).map(|i| fixture_path(&format!("images/img{i:03}.png")).to_str().unwrap().to_string()).collect();
     let out = temp_path("effects-png.safetensors");
-    let mut args = vec!["effects", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap().to_owned().leak(), "--layers", "1", "--out", out.to_str().unwrap().to_owned().leak()];
+    let mut args = vec![
+        "effects",
+        "--weights",
+        fixture_path("model-openai.safetensors").to_str().unwrap().to_owned().leak(),
+        "--layers",
+        "1",
+        "--out",
+        out.to_str().unwrap().to_owned().leak(),
+    ];
     args.extend(images.iter().map(String::as_str));
     let result = clip_lens(&args);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
@@ -75,7 +93,13 @@ fn text_writes_tokens_and_embeddings() {
     let expected = expected();
     let probes = probes();
     let out = temp_path("text.safetensors");
-    let mut args = vec!["text", "--weights", fixture_path("model-hf.safetensors").to_str().unwrap().to_owned().leak(), "--out", out.to_str().unwrap().to_owned().leak()];
+    let mut args = vec![
+        "text",
+        "--weights",
+        fixture_path("model-hf.safetensors").to_str().unwrap().to_owned().leak(),
+        "--out",
+        out.to_str().unwrap().to_owned().leak(),
+    ];
     args.extend(probes.iter().map(String::as_str));
     let result = clip_lens(&args);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
@@ -87,10 +111,21 @@ fn text_writes_tokens_and_embeddings() {
 
 #[test]
 fn summary_is_printed_without_out() {
-    let result = clip_lens(&["text", "--weights", fixture_path("model-openai.safetensors").to_str().unwrap(), "a photo of a cat"]);
+    let result = clip_lens(&[
+        "text",
+        "--weights",
+        fixture_path("model-openai.safetensors").to_str().unwrap(),
+        "a photo of a cat",
+    ]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(stdout.contains("tokens") && stdout.contains("[1, 77]") && stdout.contains("text_embeds") && stdout.contains("[1, 32]"), "{stdout}");
+    assert!(
+        stdout.contains("tokens")
+            && stdout.contains("[1, 77]")
+            && stdout.contains("text_embeds")
+            && stdout.contains("[1, 32]"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -100,10 +135,50 @@ fn bad_inputs_give_clear_messages() {
     std::fs::write(&corrupt, &png[..png.len() / 3]).unwrap();
     let weights = fixture_path("model-openai.safetensors");
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["effects".into(), "--weights".into(), weights.display().to_string(), "--layers".into(), "0".into(), corrupt.display().to_string()], "corrupt.png"),
-        (vec!["effects".into(), "--weights".into(), "/nonexistent/w.safetensors".into(), "--layers".into(), "0".into(), corrupt.display().to_string()], "cannot read /nonexistent/w.safetensors"),
-        (vec!["effects".into(), "--weights".into(), weights.display().to_string(), "--layers".into(), "9".into(), fixture_path("expected.safetensors").display().to_string()], "layer 9 is out of range"),
-        (vec!["effects".into(), "--weights".into(), weights.display().to_string(), "--layers".into(), "0".into(), fixture_path("words.txt").display().to_string()], "words.txt"),
+        (
+            vec![
+                "effects".into(),
+                "--weights".into(),
+                weights.display().to_string(),
+                "--layers".into(),
+                "0".into(),
+                corrupt.display().to_string(),
+            ],
+            "corrupt.png",
+        ),
+        (
+            vec![
+                "effects".into(),
+                "--weights".into(),
+                "/nonexistent/w.safetensors".into(),
+                "--layers".into(),
+                "0".into(),
+                corrupt.display().to_string(),
+            ],
+            "cannot read /nonexistent/w.safetensors",
+        ),
+        (
+            vec![
+                "effects".into(),
+                "--weights".into(),
+                weights.display().to_string(),
+                "--layers".into(),
+                "9".into(),
+                fixture_path("expected.safetensors").display().to_string(),
+            ],
+            "layer 9 is out of range",
+        ),
+        (
+            vec![
+                "effects".into(),
+                "--weights".into(),
+                weights.display().to_string(),
+                "--layers".into(),
+                "0".into(),
+                fixture_path("words.txt").display().to_string(),
+            ],
+            "words.txt",
+        ),
     ];
     for (args, needle) in cases {
         let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(&args).output().unwrap();
@@ -128,27 +203,47 @@ fn convert_splits_towers_for_the_web() {
     let pixels = reference_pixels(&expected, &cpu);
     let tokens = check_probe_tokens();
     for (source, bytes) in [("openai", MODEL_OPENAI), ("hf", MODEL_HF)] {
-        let weights = std::env::temp_dir().join(format!("clip-lens-convert-{source}-{}.safetensors", std::process::id()));
+        let weights =
+            std::env::temp_dir().join(format!("clip-lens-convert-{source}-{}.safetensors", std::process::id()));
         std::fs::write(&weights, bytes).unwrap();
         let mut sizes = Vec::new();
         for dtype in ["f32", "f16"] {
             let out = std::env::temp_dir().join(format!("clip-lens-convert-{source}-{dtype}-{}", std::process::id()));
-            let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(["convert", "--weights", weights.to_str().unwrap(), "--dtype", dtype, "--out", out.to_str().unwrap()]).output().unwrap();
+            let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+                .args([
+                    "convert",
+                    "--weights",
+                    weights.to_str().unwrap(),
+                    "--dtype",
+                    dtype,
+                    "--out",
+                    out.to_str().unwrap(),
+                ])
+                .output()
+                .unwrap();
             assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-            let manifest: ConvertedManifest = serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+            let manifest: ConvertedManifest =
+                serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
             assert_eq!(manifest.source_sha256, clip_lens::bundle::sha256_hex(bytes));
             let image_bytes = std::fs::read(out.join("image.safetensors")).unwrap();
             let text_bytes = std::fs::read(out.join("text.safetensors")).unwrap();
             assert_eq!(manifest.image.sha256, clip_lens::bundle::sha256_hex(&image_bytes));
             assert_eq!(manifest.text.sha256, clip_lens::bundle::sha256_hex(&text_bytes));
             sizes.push(image_bytes.len() + text_bytes.len());
-            let image = ClipModel::load(&WeightFile::from_bytes(image_bytes).unwrap(), &config, Towers::Vision, &cpu).unwrap();
-            let text = ClipModel::load(&WeightFile::from_bytes(text_bytes).unwrap(), &config, Towers::Text, &cpu).unwrap();
-            let image_embeds = clip_lens::device::read_f32_blocking(image.vision().unwrap().encode(pixels.clone()).unwrap()).unwrap();
-            let text_embeds = clip_lens::device::read_f32_blocking(text.text().unwrap().encode(&tokens).unwrap()).unwrap();
+            let image =
+                ClipModel::load(&WeightFile::from_bytes(image_bytes).unwrap(), &config, Towers::Vision, &cpu).unwrap();
+            let text =
+                ClipModel::load(&WeightFile::from_bytes(text_bytes).unwrap(), &config, Towers::Text, &cpu).unwrap();
+            let image_embeds =
+                clip_lens::device::read_f32_blocking(image.vision().unwrap().encode(pixels.clone()).unwrap()).unwrap();
+            let text_embeds =
+                clip_lens::device::read_f32_blocking(text.text().unwrap().encode(&tokens).unwrap()).unwrap();
             let image_deviation = relative_deviation(&image_embeds, &expected["image_embeds"].values);
             let text_deviation = relative_deviation(&text_embeds, &expected["probe_text_embeds"].values);
-            println!("convert {source} {dtype}: image {image_deviation:.2e}, text {text_deviation:.2e}, {} bytes", sizes.last().unwrap());
+            println!(
+                "convert {source} {dtype}: image {image_deviation:.2e}, text {text_deviation:.2e}, {} bytes",
+                sizes.last().unwrap()
+            );
             match dtype {
                 "f32" => assert!(image_deviation < MODEL_TOLERANCE && text_deviation < MODEL_TOLERANCE),
                 _ => assert!(image_deviation > 0.0 && image_deviation < 1e-2 && text_deviation < 1e-2),

@@ -77,16 +77,43 @@ fn safetensors_header_end(bytes: &[u8]) -> usize {
 
 #[test]
 fn safetensors_reader_never_panics() {
-    fuzz("safetensors", MODEL_OPENAI, safetensors_header_end(MODEL_OPENAI), 3000, 0x9e37_79b9_7f4a_7c15, targets::weights);
+    fuzz(
+        "safetensors",
+        MODEL_OPENAI,
+        safetensors_header_end(MODEL_OPENAI),
+        3000,
+        0x9e37_79b9_7f4a_7c15,
+        targets::weights,
+    );
 }
 
 #[test]
 fn bundle_reader_never_panics() {
     let dir = std::env::temp_dir().join(format!("clip-lens-fuzz-{}", std::process::id()));
     let result = std::process::Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-        .args(["precompute", "--weights", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/model-openai.safetensors")])
-        .args(["--images", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/images"), "--layers", "1", "--top-k", "3", "--components", "4", "--thumbnail-size", "0"])
-        .args(["--words", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/words.txt"), "--out", dir.to_str().unwrap()])
+        .args([
+            "precompute",
+            "--weights",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/model-openai.safetensors"),
+        ])
+        .args([
+            "--images",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/images"),
+            "--layers",
+            "1",
+            "--top-k",
+            "3",
+            "--components",
+            "4",
+            "--thumbnail-size",
+            "0",
+        ])
+        .args([
+            "--words",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/words.txt"),
+            "--out",
+            dir.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
@@ -112,7 +139,8 @@ fn image_decoder_never_panics() {
 // Kept findings and seeds of the cargo-fuzz targets
 // ---------------------------------------------------------------------------
 
-const TARGETS: [(&str, fn(&[u8])); 3] = [("weights", targets::weights), ("bundle", targets::bundle), ("image", targets::image)];
+const TARGETS: [(&str, fn(&[u8])); 3] =
+    [("weights", targets::weights), ("bundle", targets::bundle), ("image", targets::image)];
 
 fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind).join(target)
@@ -121,7 +149,8 @@ fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
 /// The files of `fuzz/<kind>/<target>/`, sorted (none when the folder does not exist).
 fn files(kind: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let Ok(entries) = std::fs::read_dir(fuzz_dir(kind, target)) else { return Vec::new() };
-    let mut paths: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).filter(|p| p.is_file() && !p.ends_with("README.md")).collect();
+    let mut paths: Vec<PathBuf> =
+        entries.map(|e| e.unwrap().path()).filter(|p| p.is_file() && !p.ends_with("README.md")).collect();
     paths.sort();
     paths.into_iter().map(|p| (p.clone(), std::fs::read(&p).unwrap())).collect()
 }
@@ -131,15 +160,37 @@ fn files(kind: &str, target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 fn kept_fuzz_findings_pass() {
     for (target, run) in TARGETS {
         for (path, input) in files("regressions", target) {
-            assert!(catch_unwind(AssertUnwindSafe(|| run(&input))).is_ok(), "{target}: {} panics again", path.display());
+            assert!(
+                catch_unwind(AssertUnwindSafe(|| run(&input))).is_ok(),
+                "{target}: {} panics again",
+                path.display()
+            );
         }
     }
 }
 
 /// A model small enough for seeds of a few kilobytes, with every tensor a real one has.
 fn micro_config() -> ClipConfig {
-    let vision = VisionConfig { width: 8, layers: 2, heads: 2, mlp_width: 16, image_size: 8, patch_size: 4, layer_norm_eps: 1e-5, activation: Activation::QuickGelu };
-    let text = TextConfig { width: 8, layers: 1, heads: 2, mlp_width: 16, context_length: 4, vocab_size: 10, layer_norm_eps: 1e-5, activation: Activation::QuickGelu };
+    let vision = VisionConfig {
+        width: 8,
+        layers: 2,
+        heads: 2,
+        mlp_width: 16,
+        image_size: 8,
+        patch_size: 4,
+        layer_norm_eps: 1e-5,
+        activation: Activation::QuickGelu,
+    };
+    let text = TextConfig {
+        width: 8,
+        layers: 1,
+        heads: 2,
+        mlp_width: 16,
+        context_length: 4,
+        vocab_size: 10,
+        layer_norm_eps: 1e-5,
+        activation: Activation::QuickGelu,
+    };
     ClipConfig { vision, text, embed_dim: 4 }
 }
 
@@ -149,7 +200,8 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let both = TowerSelection { vision: true, text: true };
     let openai = random_weights(&config, Layout::OpenAi, both, StorageType::F32, 1);
     let hf = random_weights(&config, Layout::HuggingFace, both, StorageType::F16, 2);
-    let image_only = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 3);
+    let image_only =
+        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 3);
 
     let sizes = BundleSizes { layers: vec![0, 1], top_k: 2, components: 3, words: 5, classes: 3, significant_every: 2 };
     let mut bundle = random_bundle(&config, &sha256_hex(&openai), &sizes, 4);
@@ -202,13 +254,17 @@ fn sample_images() -> Vec<(&'static str, Vec<u8>)> {
 fn fuzz_seeds_are_accepted() {
     for (target, _) in TARGETS {
         let seeds = files("seeds", target);
-        assert!(!seeds.is_empty(), "fuzz/seeds/{target} is empty: run `cargo test --test fuzz write_fuzz_seeds -- --ignored`");
+        assert!(
+            !seeds.is_empty(),
+            "fuzz/seeds/{target} is empty: run `cargo test --test fuzz write_fuzz_seeds -- --ignored`"
+        );
         for (path, bytes) in seeds {
             let accepted = match target {
                 "weights" => WeightFile::from_bytes(bytes).and_then(|file| ClipConfig::infer(&file)).map(drop),
                 "bundle" => {
                     let split = bytes.iter().position(|&b| b == targets::BUNDLE_SEPARATOR).unwrap();
-                    Bundle::from_parts(std::str::from_utf8(&bytes[..split]).unwrap(), bytes[split + 1..].to_vec()).map(drop)
+                    Bundle::from_parts(std::str::from_utf8(&bytes[..split]).unwrap(), bytes[split + 1..].to_vec())
+                        .map(drop)
                 }
                 _ => preprocess_image(&bytes, targets::IMAGE_SIZE).map(drop).map_err(Into::into),
             };

@@ -104,9 +104,11 @@ fn cheap_projection_equals_exact_projection() {
     let output = vision.forward(input, &CaptureRequest::for_lens(&[0, 1])).unwrap();
     for layer in [0usize, 1] {
         let factors = LensFactors::new(vision, layer).unwrap();
-        let matrix = |name: String| Tensor::<2>::from_data(TensorData::new(expected[&name].values.clone(), [256, 32]), &cpu);
+        let matrix =
+            |name: String| Tensor::<2>::from_data(TensorData::new(expected[&name].values.clone(), [256, 32]), &cpu);
         let (mean, directions) = (matrix(format!("mean.{layer}")), matrix(format!("pca.{layer}")));
-        let exact = (second_order_effects(vision, &factors, &output).unwrap() - mean.clone().unsqueeze::<3>()) * directions.clone().unsqueeze::<3>();
+        let exact = (second_order_effects(vision, &factors, &output).unwrap() - mean.clone().unsqueeze::<3>())
+            * directions.clone().unsqueeze::<3>();
         let exact = device::read_f32_blocking(exact.sum_dim(2)).unwrap();
         let projection = ProjectionFactors::new(vision, &factors, directions, mean);
         let cheap = device::read_f32_blocking(projections(vision, &factors, &projection, &output).unwrap()).unwrap();
@@ -162,15 +164,38 @@ fn tiled_omp_picks_the_exact_largest_where_bf16_ranks_it_lower() {
     let target = vec![1f32; dim];
     for winner in [3usize, 517, 999] {
         let atoms: Vec<f32> = (0..words)
-            .flat_map(|i| (0..dim).map(move |d| if i == winner { 1.0038 } else if (d + i) % 2 == 0 { 1.0040 } else { 1.0034 - i as f32 * 1e-7 }))
+            .flat_map(|i| {
+                (0..dim).map(move |d| {
+                    if i == winner {
+                        1.0038
+                    } else if (d + i) % 2 == 0 {
+                        1.0040
+                    } else {
+                        1.0034 - i as f32 * 1e-7
+                    }
+                })
+            })
             .collect();
         let dictionary = clip_lens::lens::Dictionary { atoms, len: words, dim };
         let exact = (0..words)
-            .map(|i| dictionary.atoms[i * dim..(i + 1) * dim].iter().zip(&target).map(|(&a, &t)| a as f64 * t as f64).sum::<f64>().abs())
+            .map(|i| {
+                dictionary.atoms[i * dim..(i + 1) * dim]
+                    .iter()
+                    .zip(&target)
+                    .map(|(&a, &t)| a as f64 * t as f64)
+                    .sum::<f64>()
+                    .abs()
+            })
             .enumerate()
             .fold((0, f64::MIN), |best, (i, c)| if c > best.1 { (i, c) } else { best });
         assert_eq!(exact.0, winner);
-        let codes = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(&dictionary, &target, 1, AtomSearch::Tiles)).unwrap();
+        let codes = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(
+            &dictionary,
+            &target,
+            1,
+            AtomSearch::Tiles,
+        ))
+        .unwrap();
         assert_eq!(codes[0].indices, vec![winner]);
     }
 }
@@ -186,11 +211,25 @@ fn tiled_omp_equals_device_omp_on_random_dictionaries() {
     let (dim, words, targets) = (70, 1000, 45);
     let mut random = uniform_numbers(0x2545_f491_4f6c_dd1d);
     let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
-    let dictionary = clip_lens::lens::Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim).unwrap();
+    let dictionary =
+        clip_lens::lens::Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim)
+            .unwrap();
     let targets: Vec<f32> = (0..targets * dim).map(|_| random()).collect();
     let cpu = device::cpu();
-    let device = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(&dictionary, &targets, 20, AtomSearch::Device(&cpu))).unwrap();
-    let tiled = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(&dictionary, &targets, 20, AtomSearch::Tiles)).unwrap();
+    let device = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(
+        &dictionary,
+        &targets,
+        20,
+        AtomSearch::Device(&cpu),
+    ))
+    .unwrap();
+    let tiled = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(
+        &dictionary,
+        &targets,
+        20,
+        AtomSearch::Tiles,
+    ))
+    .unwrap();
     for (n, (d, t)) in device.iter().zip(&tiled).enumerate() {
         assert_eq!(d.indices, t.indices, "target {n}");
         let scale = d.coefficients.iter().fold(0f32, |m, c| m.max(c.abs()));

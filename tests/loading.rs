@@ -13,9 +13,13 @@ use common::*;
 /// Re-serialises the fixture with `edit` applied to its (name, dtype, shape, bytes) list.
 fn edited_fixture(edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {
     let file = safetensors::SafeTensors::deserialize(MODEL_OPENAI).unwrap();
-    let mut tensors: Vec<_> = file.tensors().into_iter().map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
+    let mut tensors: Vec<_> =
+        file.tensors().into_iter().map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
     edit(&mut tensors);
-    let views: Vec<_> = tensors.iter().map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
+    let views: Vec<_> = tensors
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
     safetensors::serialize(views, &None).unwrap()
 }
 
@@ -60,7 +64,10 @@ fn fixture_as_f64() -> Vec<u8> {
     edited_fixture(|t| {
         for (_, dtype, _, bytes) in t.iter_mut().filter(|(_, d, ..)| *d == safetensors::Dtype::F32) {
             *dtype = safetensors::Dtype::F64;
-            *bytes = bytes.chunks_exact(4).flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) as f64).to_le_bytes()).collect();
+            *bytes = bytes
+                .chunks_exact(4)
+                .flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) as f64).to_le_bytes())
+                .collect();
         }
     })
 }
@@ -69,7 +76,10 @@ fn fixture_as_f64() -> Vec<u8> {
 fn f64_weights_load_and_match_the_reference() {
     let bytes = fixture_as_f64();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert!(file.tensors().iter().any(|(_, v)| v.dtype() == safetensors::Dtype::F64), "the edited fixture holds F64 tensors");
+    assert!(
+        file.tensors().iter().any(|(_, v)| v.dtype() == safetensors::Dtype::F64),
+        "the edited fixture holds F64 tensors"
+    );
     assert_within("cpu/f64", &pollster::block_on(image_tower_deviations(&bytes, &device::cpu())));
 }
 
@@ -78,7 +88,11 @@ fn an_f64_value_beyond_f32_is_named() {
     let bytes = edited_fixture(|t| {
         let ln = t.iter_mut().find(|(n, ..)| n == "visual.ln_pre.weight").unwrap();
         ln.1 = safetensors::Dtype::F64;
-        ln.3 = std::iter::once(1e300f64).chain(std::iter::repeat(1.0)).take(ln.2.iter().product()).flat_map(f64::to_le_bytes).collect();
+        ln.3 = std::iter::once(1e300f64)
+            .chain(std::iter::repeat(1.0))
+            .take(ln.2.iter().product())
+            .flat_map(f64::to_le_bytes)
+            .collect();
     });
     let message = load_error(bytes, Towers::Vision).to_string();
     assert!(message.contains("`visual.ln_pre.weight` holds 1e300, beyond the range of f32"), "{message}");
@@ -111,7 +125,8 @@ fn layouts_are_detected() {
 #[test]
 fn one_tower_loads_without_the_other() {
     let config = ClipConfig::from_hf_json(CONFIG_JSON).unwrap();
-    let bytes = random_weights(&config, Layout::HuggingFace, TowerSelection { vision: true, text: false }, StorageType::F32, 7);
+    let bytes =
+        random_weights(&config, Layout::HuggingFace, TowerSelection { vision: true, text: false }, StorageType::F32, 7);
     let weights = WeightFile::from_bytes(bytes).unwrap();
     let model = ClipModel::load(&weights, &config, Towers::Vision, &device::cpu()).unwrap();
     assert!(model.vision.is_some() && model.text.is_none());
@@ -124,12 +139,18 @@ fn one_tower_loads_without_the_other() {
 fn hf_config_json_is_read() {
     let config = ClipConfig::from_hf_json(CONFIG_JSON).unwrap();
     // Values written in tests/fixtures/tiny-a/config.json.
-    assert_eq!((config.vision.width, config.vision.layers, config.vision.heads, config.vision.mlp_width), (64, 4, 4, 256));
+    assert_eq!(
+        (config.vision.width, config.vision.layers, config.vision.heads, config.vision.mlp_width),
+        (64, 4, 4, 256)
+    );
     assert_eq!((config.vision.image_size, config.vision.patch_size, config.vision.tokens()), (64, 16, 17));
     assert_eq!((config.text.width, config.text.layers, config.text.heads, config.text.mlp_width), (16, 2, 2, 64));
     assert_eq!((config.text.context_length, config.text.vocab_size, config.embed_dim), (77, 49408, 32));
     assert_eq!(config.vision.activation, Activation::QuickGelu);
-    assert!(ClipConfig::from_hf_json("{\"vision_config\": {\"hidden_act\": \"relu\"}}").unwrap_err().to_string().contains("relu"));
+    assert!(ClipConfig::from_hf_json("{\"vision_config\": {\"hidden_act\": \"relu\"}}")
+        .unwrap_err()
+        .to_string()
+        .contains("relu"));
     assert!(ClipConfig::from_hf_json("not json").unwrap_err().to_string().contains("config.json"));
     let inconsistent = "{\"vision_config\": {\"hidden_size\": 100, \"num_attention_heads\": 12}}";
     assert!(ClipConfig::from_hf_json(inconsistent).unwrap_err().to_string().contains("not divisible"));
@@ -139,7 +160,11 @@ fn hf_config_json_is_read() {
 /// inferred from the shapes alone (OpenAI convention) and the towers load.
 #[test]
 fn real_shapes_are_inferred_and_load() {
-    for (name, expected) in [("ViT-B/32", ClipConfig::vit_b_32()), ("ViT-B/16", ClipConfig::vit_b_16()), ("ViT-L/14", ClipConfig::vit_l_14())] {
+    for (name, expected) in [
+        ("ViT-B/32", ClipConfig::vit_b_32()),
+        ("ViT-B/16", ClipConfig::vit_b_16()),
+        ("ViT-L/14", ClipConfig::vit_l_14()),
+    ] {
         let towers = TowerSelection { vision: true, text: name == "ViT-B/32" };
         let bytes = random_weights(&expected, Layout::OpenAi, towers, StorageType::F16, 1);
         let weights = WeightFile::from_bytes(bytes).unwrap();
@@ -159,8 +184,10 @@ fn real_shapes_are_inferred_and_load() {
 #[test]
 fn vit_b_32_forward_runs_with_captures() {
     let config = ClipConfig::vit_b_32();
-    let bytes = random_weights(&config, Layout::HuggingFace, TowerSelection { vision: true, text: false }, StorageType::F16, 3);
-    let model = ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, &device::cpu()).unwrap();
+    let bytes =
+        random_weights(&config, Layout::HuggingFace, TowerSelection { vision: true, text: false }, StorageType::F16, 3);
+    let model =
+        ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, &device::cpu()).unwrap();
     let pixels = burn::tensor::Tensor::<4>::ones([1, 3, 224, 224], &device::cpu());
     let output = model.vision().unwrap().forward(pixels, &CaptureRequest::for_lens(&[9])).unwrap();
     assert_eq!(output.embeds.dims(), [1, 512]);
@@ -178,9 +205,19 @@ fn bad_inputs_to_the_forward_are_errors() {
     let model = load(MODEL_OPENAI, Towers::Both, &device::cpu());
     let vision = model.vision().unwrap();
     let wrong_size = burn::tensor::Tensor::<4>::zeros([1, 3, 32, 32], &device::cpu());
-    assert!(vision.forward(wrong_size, &CaptureRequest::default()).err().unwrap().to_string().contains("expected [B, 3, 64, 64]"));
+    assert!(vision
+        .forward(wrong_size, &CaptureRequest::default())
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("expected [B, 3, 64, 64]"));
     let pixels = burn::tensor::Tensor::<4>::zeros([1, 3, 64, 64], &device::cpu());
-    assert!(vision.forward(pixels, &CaptureRequest::neurons(&[4])).err().unwrap().to_string().contains("layer 4 is out of range"));
+    assert!(vision
+        .forward(pixels, &CaptureRequest::neurons(&[4]))
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("layer 4 is out of range"));
     let text = model.text().unwrap();
     assert!(text.encode(&[1, 2, 3]).err().unwrap().to_string().contains("multiple of the context length"));
     let mut tokens = vec![0u32; 77];
@@ -206,7 +243,10 @@ fn f16_and_bf16_storage_load() {
         });
         let model = load(&bytes, Towers::Vision, &device::cpu());
         let pixels = &expected["pixels"];
-        let input = burn::tensor::Tensor::<4>::from_data(burn::tensor::TensorData::new(pixels.values.clone(), [6, 3, 64, 64]), &device::cpu());
+        let input = burn::tensor::Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(pixels.values.clone(), [6, 3, 64, 64]),
+            &device::cpu(),
+        );
         let embeds = device::read_f32_blocking(model.vision().unwrap().encode(input).unwrap()).unwrap();
         let deviation = relative_deviation(&embeds, &expected["image_embeds"].values);
         println!("{dtype:?} storage: image_embeds relative deviation {deviation:.3e}");
@@ -242,12 +282,22 @@ fn text_embeddings_do_not_depend_on_the_batch() {
 #[test]
 fn largest_tensor_and_buffer_limit() {
     let reference = safetensors::SafeTensors::deserialize(MODEL_OPENAI).unwrap();
-    let (name, bytes) = reference.tensors().into_iter().map(|(n, v)| (n, v.shape().iter().product::<usize>() * 4)).max_by_key(|(_, b)| *b).unwrap();
+    let (name, bytes) = reference
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.shape().iter().product::<usize>() * 4))
+        .max_by_key(|(_, b)| *b)
+        .unwrap();
     let weights = WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap();
     let (found, found_bytes) = weights.largest_tensor().unwrap();
     assert_eq!(found_bytes, bytes);
     assert_eq!(reference.tensor(found).unwrap().shape().iter().product::<usize>() * 4, bytes, "{found} vs {name}");
     weights.check_buffer_limit(bytes).unwrap();
     let message = weights.check_buffer_limit(bytes - 1).unwrap_err().to_string();
-    assert!(message.contains(&format!("`{found}`")) && message.contains("largest buffer") && message.contains("CPU backend"), "{message}");
+    assert!(
+        message.contains(&format!("`{found}`"))
+            && message.contains("largest buffer")
+            && message.contains("CPU backend"),
+        "{message}"
+    );
 }

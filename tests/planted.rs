@@ -93,7 +93,14 @@ const COMPONENTS: usize = 8;
 /// asserted: `segment` ranks by the text embedding, not the atom). The neurons are ones whose
 /// unmodified decomposition does not start with the word (the control; neuron 77 of layer 2
 /// already starts with "code").
-const PLANTS: [(&str, usize, usize, usize); 6] = [("refine", 0, 17, 0), ("attachments", 0, 101, 1), ("adam", 1, 42, 0), ("dollar", 1, 200, 1), ("code", 2, 90, 0), ("specifies", 2, 150, 1)];
+const PLANTS: [(&str, usize, usize, usize); 6] = [
+    ("refine", 0, 17, 0),
+    ("attachments", 0, 101, 1),
+    ("adam", 1, 42, 0),
+    ("dollar", 1, 200, 1),
+    ("code", 2, 90, 0),
+    ("specifies", 2, 150, 1),
+];
 
 struct Planted {
     word: &'static str,
@@ -227,11 +234,32 @@ fn head_maps(t: &EditableWeights, layer: usize, cfg: &ClipConfig) -> Vec<Vec<f64
     let (proj, gamma_post) = (t.get("visual.proj"), t.get("visual.ln_post.weight"));
     let mut maps = Vec::new();
     for l in layer + 1..cfg.vision.layers {
-        let (out, in_proj, gamma_1) = (t.get(&block(l, "attn.out_proj.weight")), t.get(&block(l, "attn.in_proj_weight")), t.get(&block(l, "ln_1.weight")));
+        let (out, in_proj, gamma_1) = (
+            t.get(&block(l, "attn.out_proj.weight")),
+            t.get(&block(l, "attn.in_proj_weight")),
+            t.get(&block(l, "ln_1.weight")),
+        );
         for h in 0..heads {
             // P^T diag(gamma_post) W_O^h: [D x hd]; W_V^h = rows 2w + h hd .. of in_proj.
-            let m: Vec<f64> = (0..d * hd).map(|i| (0..w).map(|o| proj[o * d + i / hd] as f64 * gamma_post[o] as f64 * out[o * w + h * hd + i % hd] as f64).sum()).collect();
-            maps.push((0..d * w).map(|i| (0..hd).map(|j| m[(i / w) * hd + j] * in_proj[(2 * w + h * hd + j) * w + i % w] as f64).sum::<f64>() * gamma_1[i % w] as f64).collect());
+            let m: Vec<f64> = (0..d * hd)
+                .map(|i| {
+                    (0..w)
+                        .map(|o| {
+                            proj[o * d + i / hd] as f64 * gamma_post[o] as f64 * out[o * w + h * hd + i % hd] as f64
+                        })
+                        .sum()
+                })
+                .collect();
+            maps.push(
+                (0..d * w)
+                    .map(|i| {
+                        (0..hd)
+                            .map(|j| m[(i / w) * hd + j] * in_proj[(2 * w + h * hd + j) * w + i % w] as f64)
+                            .sum::<f64>()
+                            * gamma_1[i % w] as f64
+                    })
+                    .collect(),
+            );
         }
     }
     maps
@@ -239,16 +267,28 @@ fn head_maps(t: &EditableWeights, layer: usize, cfg: &ClipConfig) -> Vec<Vec<f64
 
 /// Plants unit direction `target` in neuron `n` of `layer` (see the file's doc comment),
 /// firing on images picked by principal component `component` among those not in `taken`.
-fn plant(t: &mut EditableWeights, layer: usize, n: usize, target: &[f64], component: usize, taken: &[usize]) -> (Vec<usize>, usize) {
+fn plant(
+    t: &mut EditableWeights,
+    layer: usize,
+    n: usize,
+    target: &[f64],
+    component: usize,
+    taken: &[usize],
+) -> (Vec<usize>, usize) {
     let cfg = config();
-    let (w, d, tokens, heads, neurons) = (cfg.vision.width, cfg.embed_dim, cfg.vision.tokens(), cfg.vision.heads, cfg.vision.mlp_width);
+    let (w, d, tokens, heads, neurons) =
+        (cfg.vision.width, cfg.embed_dim, cfg.vision.tokens(), cfg.vision.heads, cfg.vision.mlp_width);
     let model = t.model(Towers::Vision);
     let vision = model.vision().unwrap();
     let y = mlp_inputs(vision, pixels(), layer);
-    let token = |b: usize, k: usize| -> Vec<f64> { y[(b * tokens + k) * w..(b * tokens + k + 1) * w].iter().map(|&v| v as f64).collect() };
+    let token = |b: usize, k: usize| -> Vec<f64> {
+        y[(b * tokens + k) * w..(b * tokens + k + 1) * w].iter().map(|&v| v as f64).collect()
+    };
 
     // Firing: S by a principal component of the images' mean MLP inputs, Fisher direction.
-    let image_means: Vec<Vec<f64>> = (0..IMAGES).map(|b| (0..w).map(|i| (0..tokens).map(|k| token(b, k)[i]).sum::<f64>() / tokens as f64).collect()).collect();
+    let image_means: Vec<Vec<f64>> = (0..IMAGES)
+        .map(|b| (0..w).map(|i| (0..tokens).map(|k| token(b, k)[i]).sum::<f64>() / tokens as f64).collect())
+        .collect();
     let scores = principal_scores(&image_means, component);
     let mut order: Vec<usize> = (0..IMAGES).filter(|b| !taken.contains(b)).collect();
     order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
@@ -257,7 +297,12 @@ fn plant(t: &mut EditableWeights, layer: usize, n: usize, target: &[f64], compon
     let fires = |b: usize| firing.contains(&b);
     let class_mean = |positive: bool| -> Vec<f64> {
         let ids: Vec<usize> = (0..IMAGES).filter(|&b| fires(b) == positive).collect();
-        (0..w).map(|i| ids.iter().map(|&b| (0..tokens).map(|k| token(b, k)[i]).sum::<f64>()).sum::<f64>() / (ids.len() * tokens) as f64).collect()
+        (0..w)
+            .map(|i| {
+                ids.iter().map(|&b| (0..tokens).map(|k| token(b, k)[i]).sum::<f64>()).sum::<f64>()
+                    / (ids.len() * tokens) as f64
+            })
+            .collect()
     };
     let (mean_s, mean_r) = (class_mean(true), class_mean(false));
     let mut within = vec![0.0; w * w];
@@ -273,7 +318,8 @@ fn plant(t: &mut EditableWeights, layer: usize, n: usize, target: &[f64], compon
     let fisher = solve_spd(&within, w, &mean_s.iter().zip(&mean_r).map(|(a, b)| a - b).collect::<Vec<_>>());
     let (on, off) = (dot(&fisher, &mean_s), dot(&fisher, &mean_r));
     let (mid, half) = ((on + off) / 2.0, (on - off) / 2.0);
-    let pre = |b: usize| (0..tokens).map(|k| KAPPA * (dot(&fisher, &token(b, k)) - mid) / half).sum::<f64>() / tokens as f64;
+    let pre =
+        |b: usize| (0..tokens).map(|k| KAPPA * (dot(&fisher, &token(b, k)) - mid) / half).sum::<f64>() / tokens as f64;
     let probe = *firing.iter().max_by(|a, b| pre(**a).total_cmp(&pre(**b))).unwrap();
     let fc = t.get_mut(&block(layer, "mlp.c_fc.weight"));
     (0..w).for_each(|i| fc[n * w + i] = (KAPPA * fisher[i] / half) as f32);
@@ -287,7 +333,12 @@ fn plant(t: &mut EditableWeights, layer: usize, n: usize, target: &[f64], compon
         let attention = read_f32_blocking(output.captures.cls_attention[&l].clone()).unwrap();
         let sigma = read_f32_blocking(output.captures.ln_1[&l].std.clone()).unwrap();
         for h in 0..heads {
-            let s = |b: usize| (0..tokens).map(|k| attention[(b * heads + h) * tokens + k] as f64 / sigma[b * tokens + k] as f64).sum::<f64>() / sigma_post[b] as f64;
+            let s = |b: usize| {
+                (0..tokens)
+                    .map(|k| attention[(b * heads + h) * tokens + k] as f64 / sigma[b * tokens + k] as f64)
+                    .sum::<f64>()
+                    / sigma_post[b] as f64
+            };
             omega.push(firing.iter().map(|&b| s(b)).sum::<f64>() / FIRING_IMAGES as f64);
         }
     }
@@ -307,7 +358,8 @@ fn plant(t: &mut EditableWeights, layer: usize, n: usize, target: &[f64], compon
         let pc = project_out(c);
         a.iter_mut().zip(&pc).for_each(|(x, y)| *x += om * y);
         (0..w).for_each(|i| g[i] += om * (0..d).map(|k| target[k] * c[k * w + i]).sum::<f64>());
-        (0..w * w).for_each(|ij| h[ij] += om * om * (0..d).map(|k| pc[k * w + ij / w] * pc[k * w + ij % w]).sum::<f64>());
+        (0..w * w)
+            .for_each(|ij| h[ij] += om * om * (0..d).map(|k| pc[k * w + ij / w] * pc[k * w + ij % w]).sum::<f64>());
     }
     (0..w * w).for_each(|ij| h[ij] += MU * (0..d).map(|k| a[k * w + ij / w] * a[k * w + ij % w]).sum::<f64>());
     let ridge = LAMBDA * (0..w).map(|i| h[i * w + i]).sum::<f64>() / w as f64;
@@ -327,7 +379,15 @@ fn run(args: &[&str]) -> Output {
 fn precompute(weights: &Path, out: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_clip-lens"));
     command
-        .args(["precompute", "--weights", weights.to_str().unwrap(), "--images", fixture_path("images").to_str().unwrap(), "--layers", "0,1,2"])
+        .args([
+            "precompute",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--images",
+            fixture_path("images").to_str().unwrap(),
+            "--layers",
+            "0,1,2",
+        ])
         .args(["--top-k", &TOP_K.to_string(), "--components", &COMPONENTS.to_string(), "--thumbnail-size", "0"])
         .args(["--words", fixture_path("words.txt").to_str().unwrap(), "--out", out.to_str().unwrap()]);
     command
@@ -335,7 +395,11 @@ fn precompute(weights: &Path, out: &Path) -> Command {
 
 /// The neurons `segment` prints as its best (up to 5): `(layer, neuron, score)`.
 fn segment_best(stdout: &str) -> Vec<(usize, usize, f32)> {
-    let list = stdout.split("best ").nth(1).and_then(|s| s.split(';').next()).unwrap_or_else(|| panic!("no neuron list in {stdout:?}"));
+    let list = stdout
+        .split("best ")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap_or_else(|| panic!("no neuron list in {stdout:?}"));
     list.split(", ")
         .map(|item| {
             let (neuron, score) = item.trim().split_once(" (").unwrap();
@@ -356,9 +420,12 @@ fn planted_concepts_are_found_by_precompute_concepts_and_segment() {
     let d = cfg.embed_dim;
     let (tensors, _) = deserialize(&std::fs::read(fixture_path("model-openai.safetensors")).unwrap()).unwrap();
     let mut edited = EditableWeights(tensors);
-    let words: Vec<String> = std::fs::read_to_string(fixture_path("words.txt")).unwrap().lines().map(String::from).collect();
+    let words: Vec<String> =
+        std::fs::read_to_string(fixture_path("words.txt")).unwrap().lines().map(String::from).collect();
     let text_model = edited.model(Towers::Text);
-    let raw = read_f32_blocking(text_model.text().unwrap().encode(&ClipTokenizer::new().tokenize_batch(&words, 77)).unwrap()).unwrap();
+    let raw =
+        read_f32_blocking(text_model.text().unwrap().encode(&ClipTokenizer::new().tokenize_batch(&words, 77)).unwrap())
+            .unwrap();
     let embeds = scaled_unit_rows(&raw, d);
     let dictionary = Dictionary::from_word_embeddings(&embeds, d).unwrap();
     let row = |values: &[f32], i: usize| -> Vec<f64> { values[i * d..(i + 1) * d].iter().map(|&x| x as f64).collect() };
@@ -390,12 +457,30 @@ fn planted_concepts_are_found_by_precompute_concepts_and_segment() {
     // precompute: the word first, positive; the top images are firing images.
     for p in &planted {
         let lens = &bundle.layers[&p.layer];
-        let (index, coef) = (&lens.decomposition_index[p.neuron * m..(p.neuron + 1) * m], &lens.decomposition_coef[p.neuron * m..(p.neuron + 1) * m]);
-        let decomposition: Vec<(&str, f32)> = index.iter().zip(coef).filter(|(i, _)| **i >= 0).map(|(&i, &c)| (words[i as usize].as_str(), c)).collect();
+        let (index, coef) = (
+            &lens.decomposition_index[p.neuron * m..(p.neuron + 1) * m],
+            &lens.decomposition_coef[p.neuron * m..(p.neuron + 1) * m],
+        );
+        let decomposition: Vec<(&str, f32)> =
+            index.iter().zip(coef).filter(|(i, _)| **i >= 0).map(|(&i, &c)| (words[i as usize].as_str(), c)).collect();
         let cosine = dot(&row(&lens.direction, p.neuron), &unit(&row(&dictionary.atoms, word_index(p.word) as usize)));
         let top = &bundle.manifest.top_images[&p.layer.to_string()][p.neuron];
-        println!("{} in L{}/{}: cos(r_n, a_w) {cosine:+.4}; words {:?}; top images {top:?} (fires on {:?})", p.word, p.layer, p.neuron, &decomposition[..4], p.firing);
-        assert_eq!(index[0], word_index(p.word), "{}: not first in L{}/{}: {decomposition:?}", p.word, p.layer, p.neuron);
+        println!(
+            "{} in L{}/{}: cos(r_n, a_w) {cosine:+.4}; words {:?}; top images {top:?} (fires on {:?})",
+            p.word,
+            p.layer,
+            p.neuron,
+            &decomposition[..4],
+            p.firing
+        );
+        assert_eq!(
+            index[0],
+            word_index(p.word),
+            "{}: not first in L{}/{}: {decomposition:?}",
+            p.word,
+            p.layer,
+            p.neuron
+        );
         assert!(coef[0] > 0.0, "{}: negative coefficient in L{}/{}", p.word, p.layer, p.neuron);
         assert!(cosine > 0.9, "{}: r_n is not along the atom ({cosine})", p.word);
         assert_eq!(top.len(), k);
@@ -409,22 +494,56 @@ fn planted_concepts_are_found_by_precompute_concepts_and_segment() {
         // concepts: on the image that fires the neuron most, the word is in the top 3.
         let probe = image_path(p.probe);
         let layer = p.layer.to_string();
-        let result = run(&["concepts", "--weights", weights_arg, "--bundle", bundle_arg, "--layer", &layer, "--top", "3", "--json", probe.to_str().unwrap()]);
+        let result = run(&[
+            "concepts",
+            "--weights",
+            weights_arg,
+            "--bundle",
+            bundle_arg,
+            "--layer",
+            &layer,
+            "--top",
+            "3",
+            "--json",
+            probe.to_str().unwrap(),
+        ]);
         let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
         let found = &json[0];
         let top: Vec<&str> = found["words"].as_array().unwrap().iter().map(|w| w[0].as_str().unwrap()).collect();
-        let significant: Vec<u64> = found["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        let significant: Vec<u64> =
+            found["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
         println!("concepts on img{:03} (L{}): {top:?}, {} significant neurons", p.probe, p.layer, significant.len());
-        assert!(significant.contains(&(p.neuron as u64)), "{}: L{}/{} is not significant for img{:03}", p.word, p.layer, p.neuron, p.probe);
+        assert!(
+            significant.contains(&(p.neuron as u64)),
+            "{}: L{}/{} is not significant for img{:03}",
+            p.word,
+            p.layer,
+            p.neuron,
+            p.probe
+        );
         assert!(top.contains(&p.word), "{}: not in the top 3 concepts of img{:03}: {top:?}", p.word, p.probe);
 
         // segment: the concept's top 5 neurons of the layer include the planted one, with a
         // positive alignment.
-        let result = run(&["segment", "--weights", weights_arg, "--bundle", bundle_arg, "--concept", p.word, "--layers", &layer, "--top-neurons", "5", probe.to_str().unwrap()]);
+        let result = run(&[
+            "segment",
+            "--weights",
+            weights_arg,
+            "--bundle",
+            bundle_arg,
+            "--concept",
+            p.word,
+            "--layers",
+            &layer,
+            "--top-neurons",
+            "5",
+            probe.to_str().unwrap(),
+        ]);
         let best = segment_best(&String::from_utf8_lossy(&result.stdout));
         let rank = best.iter().position(|&(l, n, _)| (l, n) == (p.layer, p.neuron));
         println!("segment {:?} (L{}): {best:?}", p.word, p.layer);
-        let rank = rank.unwrap_or_else(|| panic!("{}: L{}/{} is not among the top neurons {best:?}", p.word, p.layer, p.neuron));
+        let rank = rank
+            .unwrap_or_else(|| panic!("{}: L{}/{} is not among the top neurons {best:?}", p.word, p.layer, p.neuron));
         assert!(best[rank].2 > 0.0, "{}: negative alignment {best:?}", p.word);
     }
 
@@ -435,9 +554,11 @@ fn planted_concepts_are_found_by_precompute_concepts_and_segment() {
         let lens = &control.layers[&p.layer];
         let first = lens.decomposition_index[p.neuron * m];
         let cosine = dot(&row(&lens.direction, p.neuron), &unit(&row(&dictionary.atoms, word_index(p.word) as usize)));
-        println!("control L{}/{}: first word {:?}, cos(r_n, a_{}) {cosine:+.3}", p.layer, p.neuron, words[first as usize], p.word);
+        println!(
+            "control L{}/{}: first word {:?}, cos(r_n, a_{}) {cosine:+.3}",
+            p.layer, p.neuron, words[first as usize], p.word
+        );
         assert_ne!(first, word_index(p.word), "{}: first in the unmodified L{}/{}", p.word, p.layer, p.neuron);
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
-

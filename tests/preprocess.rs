@@ -34,10 +34,7 @@ fn reference_pixels() -> Vec<f32> {
     assert_eq!(view.dtype(), safetensors::Dtype::F32);
     let size = FIXTURE_SIZE as usize;
     assert_eq!(view.shape(), &[FIXTURE_COUNT, 3, size, size]);
-    view.data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect()
+    view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -55,12 +52,7 @@ fn golden_matches_pil_reference() {
         assert_eq!(out.size, FIXTURE_SIZE);
         assert_eq!(out.pixels.len(), per_image);
         let expected = &reference[i * per_image..(i + 1) * per_image];
-        let diffs: Vec<f32> = out
-            .pixels
-            .iter()
-            .zip(expected)
-            .map(|(a, b)| (a - b).abs())
-            .collect();
+        let diffs: Vec<f32> = out.pixels.iter().zip(expected).map(|(a, b)| (a - b).abs()).collect();
         let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
         let max = diffs.iter().cloned().fold(0f32, f32::max);
         differing += diffs.iter().filter(|&&d| d > 1e-5).count();
@@ -137,14 +129,7 @@ fn close(a: (f32, f32), b: (f32, f32)) -> bool {
 
 #[test]
 fn geometry_maps_crop_corners() {
-    for &(w, h) in &[
-        (480, 640),
-        (640, 480),
-        (500, 500),
-        (333, 500),
-        (1000, 333),
-        (3, 7),
-    ] {
+    for &(w, h) in &[(480, 640), (640, 480), (500, 500), (333, 500), (1000, 333), (3, 7)] {
         let s = 224;
         let g = CropGeometry::for_image(w, h, s);
         let (bl, bt, bw, bh) = g.crop_box_in_original();
@@ -185,9 +170,7 @@ fn resize_same_size_is_identity_and_crop_pads() {
     assert_eq!(*c.get_pixel(3, 2), *img.get_pixel(3, 2));
     assert_eq!(*c.get_pixel(0, 3), Rgb([0, 0, 0]));
     // Crop of a full resize equals the windowed pipeline.
-    let src = RgbImage::from_fn(50, 31, |x, y| {
-        Rgb([(x * 5) as u8, (y * 8) as u8, ((x * y) % 256) as u8])
-    });
+    let src = RgbImage::from_fn(50, 31, |x, y| Rgb([(x * 5) as u8, (y * 8) as u8, ((x * y) % 256) as u8]));
     let g = CropGeometry::for_image(50, 31, 16);
     let full = resize_bicubic(&src, g.resized_width, g.resized_height);
     let cropped = center_crop(&full, 16);
@@ -196,24 +179,11 @@ fn resize_same_size_is_identity_and_crop_pads() {
 
 #[test]
 fn normalize_is_chw() {
-    let img = RgbImage::from_fn(2, 1, |x, _| {
-        if x == 0 {
-            Rgb([255, 0, 0])
-        } else {
-            Rgb([0, 255, 0])
-        }
-    });
+    let img = RgbImage::from_fn(2, 1, |x, _| if x == 0 { Rgb([255, 0, 0]) } else { Rgb([0, 255, 0]) });
     let v = normalize(&img);
     assert_eq!(v.len(), 6);
     let n = |value: f32, c: usize| (value - CLIP_MEAN[c]) / CLIP_STD[c];
-    let want = [
-        n(1.0, 0),
-        n(0.0, 0),
-        n(0.0, 1),
-        n(1.0, 1),
-        n(0.0, 2),
-        n(0.0, 2),
-    ];
+    let want = [n(1.0, 0), n(0.0, 0), n(0.0, 1), n(1.0, 1), n(0.0, 2), n(0.0, 2)];
     for (a, b) in v.iter().zip(want) {
         assert!((a - b).abs() < 1e-6);
     }
@@ -228,11 +198,7 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
         }
     }
     !crc
@@ -242,9 +208,7 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// `width x height` (CRC recomputed).
 fn png_claiming(width: u32, height: u32) -> Vec<u8> {
     let mut png = Vec::new();
-    PngEncoder::new(&mut png)
-        .write_image(&[1, 2, 3], 1, 1, ExtendedColorType::Rgb8)
-        .unwrap();
+    PngEncoder::new(&mut png).write_image(&[1, 2, 3], 1, 1, ExtendedColorType::Rgb8).unwrap();
     // 8-byte signature, then IHDR: length (4) "IHDR" (4) data (13) CRC (4).
     assert_eq!(&png[12..16], b"IHDR");
     png[16..20].copy_from_slice(&width.to_be_bytes());
@@ -273,14 +237,8 @@ fn random_bytes_are_unsupported() {
         })
         .collect();
     let err = decode_image(&bytes).unwrap_err();
-    assert!(
-        matches!(err, PreprocessError::UnsupportedFormat(_)),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().contains("unsupported image format"),
-        "{err}"
-    );
+    assert!(matches!(err, PreprocessError::UnsupportedFormat(_)), "{err:?}");
+    assert!(err.to_string().contains("unsupported image format"), "{err}");
 }
 
 #[test]
@@ -293,28 +251,12 @@ fn empty_input_is_empty() {
 #[test]
 fn huge_png_header_is_too_large() {
     let err = decode_image(&png_claiming(100_000, 100_000)).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PreprocessError::TooLarge {
-                width: 100_000,
-                height: 100_000,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, PreprocessError::TooLarge { width: 100_000, height: 100_000, .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("image too large: 100000 x 100000 exceeds the limit of"),
-        "{msg}"
-    );
+    assert!(msg.contains("image too large: 100000 x 100000 exceeds the limit of"), "{msg}");
     // Within the side limit but over the allocation limit.
     let err = decode_image(&png_claiming(16_000, 16_000)).unwrap_err();
-    assert!(
-        matches!(err, PreprocessError::TooLarge { width: 16_000, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, PreprocessError::TooLarge { width: 16_000, .. }), "{err:?}");
     println!("{err}");
 }
 
@@ -335,11 +277,7 @@ const H: u32 = 16;
 /// 8x8 blocks of solid colour, distinct per block (JPEG-friendly).
 fn block_colour(x: u32, y: u32) -> [u8; 3] {
     let (bx, by) = (x / 8, y / 8);
-    [
-        (bx * 60 + 20) as u8,
-        (by * 150 + 40) as u8,
-        (200 - bx * 40) as u8,
-    ]
+    [(bx * 60 + 20) as u8, (by * 150 + 40) as u8, (200 - bx * 40) as u8]
 }
 
 fn synthetic() -> RgbImage {
@@ -363,45 +301,29 @@ fn assert_colours(img: &RgbImage, tolerance: i32, what: &str) {
 
 fn encode_png(data: &[u8], colour: ExtendedColorType) -> Vec<u8> {
     let mut out = Vec::new();
-    PngEncoder::new(&mut out)
-        .write_image(data, W, H, colour)
-        .unwrap();
+    PngEncoder::new(&mut out).write_image(data, W, H, colour).unwrap();
     out
 }
 
 #[test]
 fn decodes_png_variants() {
     let rgb = synthetic();
-    assert_colours(
-        &decode_image(&encode_png(rgb.as_raw(), ExtendedColorType::Rgb8)).unwrap(),
-        0,
-        "rgb8",
-    );
+    assert_colours(&decode_image(&encode_png(rgb.as_raw(), ExtendedColorType::Rgb8)).unwrap(), 0, "rgb8");
 
     // Alpha is dropped, not composited, even where fully transparent.
     let rgba: ImageBuffer<Rgba<u8>, _> = ImageBuffer::from_fn(W, H, |x, y| {
         let [r, g, b] = block_colour(x, y);
         Rgba([r, g, b, ((x * 8) % 256) as u8])
     });
-    assert_colours(
-        &decode_image(&encode_png(rgba.as_raw(), ExtendedColorType::Rgba8)).unwrap(),
-        0,
-        "rgba8",
-    );
+    assert_colours(&decode_image(&encode_png(rgba.as_raw(), ExtendedColorType::Rgba8)).unwrap(), 0, "rgba8");
 
     let gray: ImageBuffer<Luma<u8>, _> = ImageBuffer::from_fn(W, H, |x, _| Luma([(x * 7) as u8]));
     let decoded = decode_image(&encode_png(gray.as_raw(), ExtendedColorType::L8)).unwrap();
     assert_eq!(decoded.dimensions(), (W, H));
-    assert!(decoded
-        .enumerate_pixels()
-        .all(|(x, _, p)| p.0 == [(x * 7) as u8; 3]));
+    assert!(decoded.enumerate_pixels().all(|(x, _, p)| p.0 == [(x * 7) as u8; 3]));
 
     // 16-bit: low byte 0xFF, so keeping the high byte differs from rounding.
-    let rgb16: Vec<u8> = rgb
-        .as_raw()
-        .iter()
-        .flat_map(|&v| (u16::from(v) << 8 | 0xFF).to_ne_bytes())
-        .collect();
+    let rgb16: Vec<u8> = rgb.as_raw().iter().flat_map(|&v| (u16::from(v) << 8 | 0xFF).to_ne_bytes()).collect();
     let decoded = decode_image(&encode_png(&rgb16, ExtendedColorType::Rgb16)).unwrap();
     assert_colours(&decoded, 0, "rgb16");
 }
@@ -410,23 +332,17 @@ fn decodes_png_variants() {
 fn decodes_jpeg_webp_gif() {
     let rgb = synthetic();
     let mut jpeg = Vec::new();
-    JpegEncoder::new_with_quality(&mut jpeg, 95)
-        .write_image(rgb.as_raw(), W, H, ExtendedColorType::Rgb8)
-        .unwrap();
+    JpegEncoder::new_with_quality(&mut jpeg, 95).write_image(rgb.as_raw(), W, H, ExtendedColorType::Rgb8).unwrap();
     assert_colours(&decode_image(&jpeg).unwrap(), 12, "jpeg");
 
     let mut webp = Vec::new();
-    WebPEncoder::new_lossless(&mut webp)
-        .write_image(rgb.as_raw(), W, H, ExtendedColorType::Rgb8)
-        .unwrap();
+    WebPEncoder::new_lossless(&mut webp).write_image(rgb.as_raw(), W, H, ExtendedColorType::Rgb8).unwrap();
     assert_colours(&decode_image(&webp).unwrap(), 0, "webp");
 
     let mut gif = Vec::new();
     {
         let mut encoder = GifEncoder::new(&mut gif);
-        encoder
-            .encode(rgb.as_raw(), W, H, ExtendedColorType::Rgb8)
-            .unwrap();
+        encoder.encode(rgb.as_raw(), W, H, ExtendedColorType::Rgb8).unwrap();
     }
     assert_colours(&decode_image(&gif).unwrap(), 8, "gif");
 
@@ -439,17 +355,9 @@ fn decodes_jpeg_webp_gif() {
 #[test]
 fn jpeg_exif_orientation_is_applied() {
     // 32x16, top-left 8x8 block red, everything else mid grey.
-    let img = RgbImage::from_fn(W, H, |x, y| {
-        if x < 8 && y < 8 {
-            Rgb([230, 20, 20])
-        } else {
-            Rgb([128, 128, 128])
-        }
-    });
+    let img = RgbImage::from_fn(W, H, |x, y| if x < 8 && y < 8 { Rgb([230, 20, 20]) } else { Rgb([128, 128, 128]) });
     let mut jpeg = Vec::new();
-    JpegEncoder::new_with_quality(&mut jpeg, 95)
-        .write_image(img.as_raw(), W, H, ExtendedColorType::Rgb8)
-        .unwrap();
+    JpegEncoder::new_with_quality(&mut jpeg, 95).write_image(img.as_raw(), W, H, ExtendedColorType::Rgb8).unwrap();
     let plain = decode_image(&jpeg).unwrap();
     assert_eq!(plain.dimensions(), (W, H));
 
@@ -458,11 +366,7 @@ fn jpeg_exif_orientation_is_applied() {
     assert_eq!(rotated.dimensions(), (H, W));
     let red = |p: &Rgb<u8>| p.0[0] > 180 && p.0[1] < 80 && p.0[2] < 80;
     // The red corner block moves from the top-left to the top-right.
-    assert!(
-        red(rotated.get_pixel(H - 4, 4)),
-        "{:?}",
-        rotated.get_pixel(H - 4, 4)
-    );
+    assert!(red(rotated.get_pixel(H - 4, 4)), "{:?}", rotated.get_pixel(H - 4, 4));
     assert!(!red(rotated.get_pixel(4, 4)));
     assert!(!red(rotated.get_pixel(H - 4, W - 4)));
     assert!(!red(rotated.get_pixel(4, W - 4)));

@@ -29,10 +29,7 @@ fn close(actual: f64, expected: f64) -> bool {
 
 #[test]
 fn golden_heatmaps_and_neurons_match_reference() {
-    assert_segmentation_matches(
-        "cpu",
-        pollster::block_on(segmentation_golden(MODEL_OPENAI, &device::cpu())),
-    );
+    assert_segmentation_matches("cpu", pollster::block_on(segmentation_golden(MODEL_OPENAI, &device::cpu())));
 }
 
 // ---------------------------------------------------------------------------
@@ -73,46 +70,23 @@ fn bilinear_upsampling_matches_pytorch_2x2_to_4x4() {
 fn selected_activation_averages_patch_tokens() {
     let cpu = device::cpu();
     // Layer 0: token t, neuron n holds 10 t + n. Layer 1: 100 + token.
-    let layer0: Vec<f32> = (0..5)
-        .flat_map(|t| (0..3).map(move |n| (10 * t + n) as f32))
-        .collect();
-    let layer1: Vec<f32> = (0..5)
-        .flat_map(|t| (0..3).map(move |_| (100 + t) as f32))
-        .collect();
+    let layer0: Vec<f32> = (0..5).flat_map(|t| (0..3).map(move |n| (10 * t + n) as f32)).collect();
+    let layer1: Vec<f32> = (0..5).flat_map(|t| (0..3).map(move |_| (100 + t) as f32)).collect();
     let mut captures = BTreeMap::new();
-    captures.insert(
-        0,
-        Tensor::<3>::from_data(TensorData::new(layer0, [1, 5, 3]), &cpu),
-    );
-    captures.insert(
-        1,
-        Tensor::<3>::from_data(TensorData::new(layer1, [1, 5, 3]), &cpu),
-    );
-    let pick = |layer, neuron| RankedNeuron {
-        layer,
-        neuron,
-        score: 1.0,
-    };
+    captures.insert(0, Tensor::<3>::from_data(TensorData::new(layer0, [1, 5, 3]), &cpu));
+    captures.insert(1, Tensor::<3>::from_data(TensorData::new(layer1, [1, 5, 3]), &cpu));
+    let pick = |layer, neuron| RankedNeuron { layer, neuron, score: 1.0 };
     let selected = [pick(0, 2), pick(1, 0), pick(0, 1)];
-    let mean =
-        device::read_f32_blocking(segment::selected_activation(&captures, &selected).unwrap())
-            .unwrap();
+    let mean = device::read_f32_blocking(segment::selected_activation(&captures, &selected).unwrap()).unwrap();
     // Patch token t (1..=4): ((10 t + 2) + (100 + t) + (10 t + 1)) / 3 = (21 t + 103) / 3.
     let expected: Vec<f32> = (1..5).map(|t| (21 * t + 103) as f32 / 3.0).collect();
     for (a, e) in mean.iter().zip(&expected) {
         assert!((a - e).abs() < 1e-4, "{mean:?} vs {expected:?}");
     }
-    let missing = segment::selected_activation(&captures, &[pick(3, 0)])
-        .unwrap_err()
-        .to_string();
+    let missing = segment::selected_activation(&captures, &[pick(3, 0)]).unwrap_err().to_string();
     assert!(missing.contains("layer 3 were not captured"), "{missing}");
-    let out_of_range = segment::selected_activation(&captures, &[pick(0, 3)])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        out_of_range.contains("neuron 3 is out of range"),
-        "{out_of_range}"
-    );
+    let out_of_range = segment::selected_activation(&captures, &[pick(0, 3)]).unwrap_err().to_string();
+    assert!(out_of_range.contains("neuron 3 is out of range"), "{out_of_range}");
 }
 
 // ---------------------------------------------------------------------------
@@ -131,10 +105,7 @@ fn ranking_uses_absolute_alignment_across_layers() {
     let order: Vec<(usize, usize)> = ranked.iter().map(|n| (n.layer, n.neuron)).collect();
     assert_eq!(order, [(4, 1), (7, 1), (4, 0)]);
     assert_eq!(ranked[0].score, -0.9);
-    assert!(segment::top_neurons(&layers, &e, 0)
-        .unwrap_err()
-        .to_string()
-        .contains("at least 1"));
+    assert!(segment::top_neurons(&layers, &e, 0).unwrap_err().to_string().contains("at least 1"));
     assert!(segment::top_neurons(&layers, &e, 5)
         .unwrap_err()
         .to_string()
@@ -152,16 +123,8 @@ fn empty_concept_text_is_an_error() {
     let model = load(MODEL_OPENAI, clip_lens::Towers::Text, &device::cpu());
     let tokenizer = clip_lens::tokenizer::ClipTokenizer::new();
     for text in ["", "   "] {
-        let error = pollster::block_on(segment::text_concept(
-            model.text().unwrap(),
-            &tokenizer,
-            text,
-        ))
-        .unwrap_err();
-        assert!(
-            error.to_string().contains("the concept text is empty"),
-            "{error}"
-        );
+        let error = pollster::block_on(segment::text_concept(model.text().unwrap(), &tokenizer, text)).unwrap_err();
+        assert!(error.to_string().contains("the concept text is empty"), "{error}");
     }
 }
 
@@ -178,20 +141,11 @@ fn average_precision_matches_sklearn_example() {
     assert!(close(ap, 5.0 / 6.0), "{ap}");
     // Ties form one threshold: scores [0.5, 0.5, 0.2], truth [1, 0, 1]: 0.5 -> R 1/2, P 1/2;
     // 0.2 -> R 1, P 2/3; AP = 1/4 + 1/3 = 7/12 (whatever the order of the tied pair).
-    for (scores, truth) in [
-        ([0.5, 0.5, 0.2], [true, false, true]),
-        ([0.5, 0.5, 0.2], [false, true, true]),
-    ] {
-        assert!(close(
-            average_precision(&scores, &truth).unwrap(),
-            7.0 / 12.0
-        ));
+    for (scores, truth) in [([0.5, 0.5, 0.2], [true, false, true]), ([0.5, 0.5, 0.2], [false, true, true])] {
+        assert!(close(average_precision(&scores, &truth).unwrap(), 7.0 / 12.0));
     }
     // No positive: 0 (scikit-learn returns 0 with a warning; the reference maps NaN to 0).
-    assert_eq!(
-        average_precision(&[0.3, 0.7], &[false, false]).unwrap(),
-        0.0
-    );
+    assert_eq!(average_precision(&[0.3, 0.7], &[false, false]).unwrap(), 0.0);
     assert!(average_precision(&[0.3], &[true, false]).is_err());
 }
 
@@ -209,26 +163,16 @@ fn average_precision_matches_sklearn_example() {
 #[test]
 fn metrics_accumulate_over_the_dataset() {
     let mut metrics = SegmentationMetrics::new();
-    metrics
-        .add(&[0.9, 0.2, 0.7, 0.5], &[true, false, false, true])
-        .unwrap();
-    metrics
-        .add(&[0.8, 0.8, 0.1, 0.6], &[true, false, false, true])
-        .unwrap();
+    metrics.add(&[0.9, 0.2, 0.7, 0.5], &[true, false, false, true]).unwrap();
+    metrics.add(&[0.8, 0.8, 0.1, 0.6], &[true, false, false, true]).unwrap();
     let s = metrics.scores();
     assert_eq!(s.images, 2);
     assert!(close(s.pixel_accuracy, 5.0 / 8.0), "{s:?}");
-    assert!(
-        close(s.iou[0], 2.0 / 5.0) && close(s.iou[1], 1.0 / 2.0),
-        "{s:?}"
-    );
+    assert!(close(s.iou[0], 2.0 / 5.0) && close(s.iou[1], 1.0 / 2.0), "{s:?}");
     assert!(close(s.mean_iou, 9.0 / 20.0), "{s:?}");
     assert!(close(s.mean_average_precision, 17.0 / 24.0), "{s:?}");
     let error = metrics.add(&[0.5; 3], &[true; 4]).unwrap_err().to_string();
-    assert!(
-        error.contains("the heatmap has 3 pixels, the ground-truth mask 4"),
-        "{error}"
-    );
+    assert!(error.contains("the heatmap has 3 pixels, the ground-truth mask 4"), "{error}");
     assert_eq!(metrics.images(), 2, "a rejected image is not counted");
 }
 
@@ -252,11 +196,7 @@ fn heatmap_maps_back_onto_non_square_originals() {
     assert_eq!(wide.len(), 32);
     for y in 0..4 {
         for x in 0..8 {
-            let expected = if (2..6).contains(&x) {
-                h(y, x - 2)
-            } else {
-                0.0
-            };
+            let expected = if (2..6).contains(&x) { h(y, x - 2) } else { 0.0 };
             assert_eq!(wide[y * 8 + x], expected, "landscape ({x}, {y})");
         }
     }
@@ -264,11 +204,7 @@ fn heatmap_maps_back_onto_non_square_originals() {
     let tall = segment::heatmap_to_original(&heat, &CropGeometry::for_image(4, 8, 4)).unwrap();
     for y in 0..8 {
         for x in 0..4 {
-            let expected = if (2..6).contains(&y) {
-                h(y - 2, x)
-            } else {
-                0.0
-            };
+            let expected = if (2..6).contains(&y) { h(y - 2, x) } else { 0.0 };
             assert_eq!(tall[y * 4 + x], expected, "portrait ({x}, {y})");
         }
     }
@@ -295,30 +231,13 @@ fn png(image: &image::RgbImage) -> Vec<u8> {
 /// no image are errors.
 #[test]
 fn masks_are_preprocessed_like_their_images() {
-    let left_half = |on: u8| {
-        image::RgbImage::from_fn(8, 4, |x, _| {
-            image::Rgb(if x < 4 { [on; 3] } else { [0; 3] })
-        })
-    };
+    let left_half = |on: u8| image::RgbImage::from_fn(8, 4, |x, _| image::Rgb(if x < 4 { [on; 3] } else { [0; 3] }));
     let expected: Vec<bool> = (0..16).map(|i| i % 4 < 2).collect();
-    assert_eq!(
-        segment::preprocess_mask(&png(&left_half(255)), 8, 4, 4).unwrap(),
-        expected
-    );
-    assert_eq!(
-        segment::preprocess_mask(&png(&left_half(1)), 8, 4, 4).unwrap(),
-        expected
-    );
-    let mismatch = segment::preprocess_mask(&png(&left_half(255)), 9, 4, 4)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        mismatch.contains("the mask is 8 x 4, its image 9 x 4"),
-        "{mismatch}"
-    );
-    let garbage = segment::preprocess_mask(b"not a png", 8, 4, 4)
-        .unwrap_err()
-        .to_string();
+    assert_eq!(segment::preprocess_mask(&png(&left_half(255)), 8, 4, 4).unwrap(), expected);
+    assert_eq!(segment::preprocess_mask(&png(&left_half(1)), 8, 4, 4).unwrap(), expected);
+    let mismatch = segment::preprocess_mask(&png(&left_half(255)), 9, 4, 4).unwrap_err().to_string();
+    assert!(mismatch.contains("the mask is 8 x 4, its image 9 x 4"), "{mismatch}");
+    let garbage = segment::preprocess_mask(b"not a png", 8, 4, 4).unwrap_err().to_string();
     assert!(garbage.contains("the mask cannot be decoded"), "{garbage}");
 }
 
@@ -327,9 +246,7 @@ fn masks_are_preprocessed_like_their_images() {
 // ---------------------------------------------------------------------------
 
 fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tiny-a")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a").join(name)
 }
 
 fn samples() -> PathBuf {
@@ -337,9 +254,7 @@ fn samples() -> PathBuf {
 }
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir()
-        .join(format!("clip-lens-segment-{}", std::process::id()))
-        .join(name);
+    let dir = std::env::temp_dir().join(format!("clip-lens-segment-{}", std::process::id())).join(name);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -375,17 +290,32 @@ fn bundle_dir() -> &'static Path {
         });
         let mut tensors = Vec::new();
         for layer in [1, 2] {
-            tensors.push(NamedTensor::f32(format!("layer.{layer}.mean"), &[n, d], expected[&format!("mean.{layer}")].values.clone()));
-            tensors.push(NamedTensor::f32(format!("layer.{layer}.direction"), &[n, d], expected[&format!("pca.{layer}")].values.clone()));
-            tensors.push(NamedTensor::f32(format!("layer.{layer}.norms"), &[n, k], expected[&format!("norms.{layer}")].values.clone()));
+            tensors.push(NamedTensor::f32(
+                format!("layer.{layer}.mean"),
+                &[n, d],
+                expected[&format!("mean.{layer}")].values.clone(),
+            ));
+            tensors.push(NamedTensor::f32(
+                format!("layer.{layer}.direction"),
+                &[n, d],
+                expected[&format!("pca.{layer}")].values.clone(),
+            ));
+            tensors.push(NamedTensor::f32(
+                format!("layer.{layer}.norms"),
+                &[n, k],
+                expected[&format!("norms.{layer}")].values.clone(),
+            ));
             tensors.push(NamedTensor::i32(format!("layer.{layer}.decomposition.index"), &[n, 1], vec![-1; n]));
             tensors.push(NamedTensor::f32(format!("layer.{layer}.decomposition.coef"), &[n, 1], vec![0.0; n]));
         }
         tensors.push(NamedTensor::f32("words.embeds", &[1, d], expected["word_embeds"].values[..d].to_vec()));
-        let classes: Vec<f32> = expected["probe_text_embeds"].values[..3 * d].chunks(d).flat_map(|row| {
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            row.iter().map(move |x| x / norm)
-        }).collect();
+        let classes: Vec<f32> = expected["probe_text_embeds"].values[..3 * d]
+            .chunks(d)
+            .flat_map(|row| {
+                let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+                row.iter().map(move |x| x / norm)
+            })
+            .collect();
         tensors.push(NamedTensor::f32("classes.embeds", &[3, d], classes));
         std::fs::write(dir.join("manifest.json"), manifest.to_string()).unwrap();
         std::fs::write(dir.join("lens.safetensors"), serialize(&tensors).unwrap()).unwrap();
@@ -394,10 +324,7 @@ fn bundle_dir() -> &'static Path {
 }
 
 fn clip_lens(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(args).output().expect("the binary runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -417,44 +344,23 @@ fn bundle_helpers_report_unknown_layers_and_classes() {
         std::fs::read(dir.join("lens.safetensors")).unwrap(),
     )
     .unwrap();
-    let error = segment::bundle_directions(&bundle, &[1, 5])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("layer 5 is not in the bundle (it has [1, 2])"),
-        "{error}"
-    );
+    let error = segment::bundle_directions(&bundle, &[1, 5]).unwrap_err().to_string();
+    assert!(error.contains("layer 5 is not in the bundle (it has [1, 2])"), "{error}");
     assert!(segment::bundle_directions(&bundle, &[]).is_err());
-    let error = segment::bundle_directions(&bundle, &[2, 1, 2])
-        .unwrap_err()
-        .to_string();
+    let error = segment::bundle_directions(&bundle, &[2, 1, 2]).unwrap_err().to_string();
     assert!(error.contains("layer 2 is chosen twice"), "{error}");
-    let error = segment::class_concept(&bundle, "unicorn")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("unknown class \"unicorn\""),
-        "{error}"
-    );
+    let error = segment::class_concept(&bundle, "unicorn").unwrap_err().to_string();
+    assert!(error.contains("unknown class \"unicorn\""), "{error}");
     assert_eq!(segment::class_index(&bundle, "Dog").unwrap(), 1);
     // The reference embedding of "a photo of a cat." is class 0's row, so it predicts class 0.
-    assert_eq!(
-        segment::predicted_class(&bundle, &expected()["probe_text_embeds"].values[..32]).unwrap(),
-        0
-    );
+    assert_eq!(segment::predicted_class(&bundle, &expected()["probe_text_embeds"].values[..32]).unwrap(), 0);
 }
 
 fn read_heatmap(path: &Path) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let view = file.tensor("heatmap").unwrap();
-    (
-        view.shape().to_vec(),
-        view.data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-    )
+    (view.shape().to_vec(), view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect())
 }
 
 /// `segment` on the six detail PNGs (decoded and resized by us, not the reference's pixels) for the fixture's concept, given as free text and as the bundle class
@@ -464,9 +370,7 @@ fn read_heatmap(path: &Path) -> (Vec<usize>, Vec<f32>) {
 #[test]
 fn segment_command_writes_heatmaps_and_overlays() {
     let expected = expected();
-    let images: Vec<PathBuf> = (0..6)
-        .map(|i| fixture_path(&format!("images/img{i:03}.png")))
-        .collect();
+    let images: Vec<PathBuf> = (0..6).map(|i| fixture_path(&format!("images/img{i:03}.png"))).collect();
     let weights = fixture_path("model-openai.safetensors");
     for (name, concept) in [("text", "a photo of a cat."), ("class", "class:tabby cat")] {
         let out = temp_dir(&format!("segment-{name}"));
@@ -489,12 +393,7 @@ fn segment_command_writes_heatmaps_and_overlays() {
         let (ok, stdout, stderr) = clip_lens(&args);
         assert!(ok, "{stderr}");
         assert_eq!(stdout.lines().count(), 6, "{stdout}");
-        assert!(
-            stdout
-                .lines()
-                .all(|l| l.contains("16 neurons, best L1/50 ")),
-            "{stdout}"
-        );
+        assert!(stdout.lines().all(|l| l.contains("16 neurons, best L1/50 ")), "{stdout}");
         let (shape, values) = read_heatmap(&out.join("heatmaps.safetensors"));
         assert_eq!(shape, [6, 64, 64]);
         let reference = &expected["seg_heatmap"].values;
@@ -504,10 +403,7 @@ fn segment_command_writes_heatmaps_and_overlays() {
         for (i, image) in images.iter().enumerate() {
             let original = image::open(image).unwrap();
             let overlay = image::open(out.join(format!("img{i:03}.overlay.png"))).unwrap();
-            assert_eq!(
-                (overlay.width(), overlay.height()),
-                (original.width(), original.height())
-            );
+            assert_eq!((overlay.width(), overlay.height()), (original.width(), original.height()));
         }
     }
 }
@@ -517,42 +413,25 @@ fn segment_command_reports_bad_inputs() {
     let weights = fixture_path("model-openai.safetensors");
     let image = fixture_path("images/img000.png");
     let run = |extra: &[&str]| {
-        let mut args = vec![
-            "segment",
-            "--weights",
-            s(&weights),
-            "--bundle",
-            s(bundle_dir()),
-        ];
+        let mut args = vec!["segment", "--weights", s(&weights), "--bundle", s(bundle_dir())];
         args.extend_from_slice(extra);
         args.push(s(&image));
         clip_lens(&args)
     };
     for (extra, needle) in [
         (vec!["--concept", ""], "the concept text is empty"),
-        (
-            vec!["--concept", "class:unicorn"],
-            "unknown class \"unicorn\"",
-        ),
-        (
-            vec!["--concept", "cat", "--layers", "3"],
-            "layer 3 is not in the bundle",
-        ),
+        (vec!["--concept", "class:unicorn"], "unknown class \"unicorn\""),
+        (vec!["--concept", "cat", "--layers", "3"], "layer 3 is not in the bundle"),
         (vec!["--concept", "cat", "--top-neurons", "0"], "at least 1"),
     ] {
         let (ok, _, stderr) = run(&extra);
-        assert!(
-            !ok && stderr.contains("error:") && stderr.contains(needle),
-            "{extra:?}: {stderr}"
-        );
+        assert!(!ok && stderr.contains("error:") && stderr.contains(needle), "{extra:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{extra:?}: {stderr}");
     }
     let (ok, stdout, stderr) = run(&["--concept", "class:dog", "--top-neurons", "100000"]);
     assert!(ok, "{stderr}");
     assert!(
-        stderr.contains(
-            "--top-neurons 100000 is more than the 512 neurons of layers [1, 2]: using 512"
-        ),
+        stderr.contains("--top-neurons 100000 is more than the 512 neurons of layers [1, 2]: using 512"),
         "{stderr}"
     );
     assert!(stdout.contains("512 neurons"), "{stdout}");
@@ -589,27 +468,16 @@ fn eval_seg_scores_the_sample_horse() {
     assert!(ok, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["images"], 1, "{json}");
-    let unmatched: Vec<&str> = json["unmatched"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
+    let unmatched: Vec<&str> = json["unmatched"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     assert!(
-        unmatched.iter().any(|p| p.ends_with("cat.jpg"))
-            && !unmatched.iter().any(|p| p.contains("horse")),
+        unmatched.iter().any(|p| p.ends_with("cat.jpg")) && !unmatched.iter().any(|p| p.contains("horse")),
         "{unmatched:?}"
     );
     let score = |name: &str| json[name].as_f64().unwrap();
     for name in ["pixel_accuracy", "mean_iou", "mean_average_precision"] {
         assert!((0.0..=1.0).contains(&score(name)), "{name}: {json}");
     }
-    let iou: Vec<f64> = json["iou"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect();
+    let iou: Vec<f64> = json["iou"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert!(close(score("mean_iou"), (iou[0] + iou[1]) / 2.0), "{json}");
     // The horse covers part of the crop: the foreground AP cannot be 0 (a mask with positives).
     assert!(score("mean_average_precision") > 0.0, "{json}");
@@ -638,21 +506,11 @@ fn eval_seg_reports_bad_masks() {
     };
     let (ok, _, stderr) = run();
     assert!(!ok && stderr.contains("has a mask in"), "{stderr}");
-    std::fs::copy(
-        fixture_path("images/img000.png"),
-        masks.join("horse-mask.png"),
-    )
-    .unwrap();
+    std::fs::copy(fixture_path("images/img000.png"), masks.join("horse-mask.png")).unwrap();
     let (ok, _, stderr) = run();
-    assert!(
-        !ok && stderr.contains("horse-mask.png") && stderr.contains("the mask is"),
-        "{stderr}"
-    );
+    assert!(!ok && stderr.contains("horse-mask.png") && stderr.contains("the mask is"), "{stderr}");
     std::fs::write(masks.join("horse-mask.png"), b"not a png").unwrap();
     let (ok, _, stderr) = run();
-    assert!(
-        !ok && stderr.contains("horse-mask.png") && stderr.contains("cannot be decoded"),
-        "{stderr}"
-    );
+    assert!(!ok && stderr.contains("horse-mask.png") && stderr.contains("cannot be decoded"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

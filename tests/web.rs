@@ -41,7 +41,10 @@ async fn golden_image_and_text_towers_on_webgpu() {
     let gpu = device::gpu_async().await.expect("a WebGPU adapter is required for this test");
     assert_within("webgpu/openai", &image_tower_deviations(MODEL_OPENAI, &gpu).await);
     assert_within("webgpu/hf", &image_tower_deviations(MODEL_HF, &gpu).await);
-    assert_within("webgpu/text-openai", &[("probe_text_embeds".into(), text_tower_deviation(MODEL_OPENAI, &gpu).await)]);
+    assert_within(
+        "webgpu/text-openai",
+        &[("probe_text_embeds".into(), text_tower_deviation(MODEL_OPENAI, &gpu).await)],
+    );
     assert_within("webgpu/text-hf", &[("probe_text_embeds".into(), text_tower_deviation(MODEL_HF, &gpu).await)]);
 }
 
@@ -51,9 +54,17 @@ async fn golden_image_and_text_towers_on_webgpu() {
 #[wasm_bindgen_test]
 async fn the_threaded_module_refuses_webgpu_and_picks_the_cpu() {
     start_module().await;
-    let refused = message(Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), None).await.err().expect("refused"));
+    let refused = message(
+        Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), None)
+            .await
+            .err()
+            .expect("refused"),
+    );
     assert!(refused.contains("WebGPU runs in the single-threaded module"), "{refused}");
-    let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "auto".into(), None).await.map_err(message).unwrap();
+    let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "auto".into(), None)
+        .await
+        .map_err(message)
+        .unwrap();
     assert_eq!(engine.backend(), "cpu");
 }
 
@@ -149,8 +160,14 @@ fn reference_bundle(weights_sha256: String) -> Bundle {
     let expected = expected();
     let layers = [0usize, 1, 2];
     let probes = &expected["probe_text_embeds"].values;
-    let class_embeds = ENGINE_CLASSES.iter().flat_map(|&(_, i)| clip_lens::apps::segment::unit(&probes[i * 32..(i + 1) * 32]).unwrap()).collect();
-    let top_images = layers.iter().map(|l| (l.to_string(), (0..256).map(|n| (0..6).map(|j| (n + 7 * j) % 48).collect()).collect())).collect();
+    let class_embeds = ENGINE_CLASSES
+        .iter()
+        .flat_map(|&(_, i)| clip_lens::apps::segment::unit(&probes[i * 32..(i + 1) * 32]).unwrap())
+        .collect();
+    let top_images = layers
+        .iter()
+        .map(|l| (l.to_string(), (0..256).map(|n| (0..6).map(|j| (n + 7 * j) % 48).collect()).collect()))
+        .collect();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         model_name: "tiny-a".into(),
@@ -175,7 +192,11 @@ fn reference_bundle(weights_sha256: String) -> Bundle {
 
 /// Takes a Float32Array out of a result object (the rest converts to JSON).
 fn take_f32(value: &JsValue, key: &str) -> Vec<f32> {
-    let array = js_sys::Reflect::get(value, &key.into()).unwrap().dyn_into::<js_sys::Float32Array>().expect("a Float32Array").to_vec();
+    let array = js_sys::Reflect::get(value, &key.into())
+        .unwrap()
+        .dyn_into::<js_sys::Float32Array>()
+        .expect("a Float32Array")
+        .to_vec();
     js_sys::Reflect::delete_property(value.unchecked_ref::<js_sys::Object>(), &key.into()).unwrap();
     array
 }
@@ -187,10 +208,16 @@ fn options(value: serde_json::Value) -> Option<JsValue> {
 
 /// An engine on `backend` (fixture model, OpenAI layout) with the reference bundle loaded.
 async fn engine_with_bundle(backend: &str) -> Engine {
-    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into(), None).await.map_err(message).unwrap();
+    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into(), None)
+        .await
+        .map_err(message)
+        .unwrap();
     assert!(!engine.has_bundle());
     let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
-    engine.load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap()).map_err(message).unwrap();
+    engine
+        .load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap())
+        .map_err(message)
+        .unwrap();
     assert!(engine.has_bundle());
     engine
 }
@@ -230,8 +257,17 @@ async fn check_engine_segmentation(label: &str, engine: &mut Engine, i: usize) -
     let result = engine.segment(concept.clone(), Some(layers.clone()), Some(k)).await.map_err(message).unwrap();
     let heatmap = take_f32(&result, "heatmap");
     let result = json(result);
-    assert_eq!((result["kind"].as_str(), result["concept"].as_str(), result["size"].as_u64()), (Some("text"), Some(concept.as_str()), Some(64)));
-    let pairs: Vec<[usize; 2]> = result["neurons"].as_array().unwrap().iter().rev().map(|n| [n["neuron"].as_u64().unwrap() as usize, n["layer"].as_u64().unwrap() as usize]).collect();
+    assert_eq!(
+        (result["kind"].as_str(), result["concept"].as_str(), result["size"].as_u64()),
+        (Some("text"), Some(concept.as_str()), Some(64))
+    );
+    let pairs: Vec<[usize; 2]> = result["neurons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|n| [n["neuron"].as_u64().unwrap() as usize, n["layer"].as_u64().unwrap() as usize])
+        .collect();
     assert_eq!(pairs, reference_pairs, "{label}: selected [neuron, layer] pairs, best last");
     relative_deviation(&heatmap, &expected()["seg_heatmap"].values[i * 4096..(i + 1) * 4096])
 }
@@ -251,11 +287,16 @@ async fn engine_analyze_and_segment_on_cpu() {
         assert_eq!(classes.len(), 4);
         assert!(classes.windows(2).all(|w| w[0]["cosine"].as_f64() >= w[1]["cosine"].as_f64()));
         assert!((classes.iter().map(|c| c["probability"].as_f64().unwrap()).sum::<f64>() - 1.0).abs() < 1e-4);
-        assert_eq!(analysis["layers"].as_array().unwrap().iter().map(|l| l["layer"].as_u64().unwrap()).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            analysis["layers"].as_array().unwrap().iter().map(|l| l["layer"].as_u64().unwrap()).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         assert!(!analysis["words"].as_array().unwrap().is_empty() && analysis["words"].as_array().unwrap().len() <= 10);
         let geometry = &analysis["geometry"];
         assert_eq!(geometry["size"], 64);
-        assert!(geometry["crop_box"].as_array().unwrap().len() == 4 && geometry["original_width"].as_u64().unwrap() > 0);
+        assert!(
+            geometry["crop_box"].as_array().unwrap().len() == 4 && geometry["original_width"].as_u64().unwrap() > 0
+        );
         for key in ["decode", "forward", "lens", "total"] {
             assert!(analysis["timings_ms"][key].as_f64().unwrap() >= 0.0, "timing {key}");
         }
@@ -272,12 +313,21 @@ async fn engine_analyze_and_segment_on_cpu() {
     let class = engine.segment("class:Cat".into(), Some(layers.clone()), Some(k)).await.map_err(message).unwrap();
     let (text_map, class_map) = (take_f32(&text, "heatmap"), take_f32(&class, "heatmap"));
     let class = json(class);
-    assert_eq!((class["kind"].as_str(), class["concept"].as_str(), class["class_index"].as_u64()), (Some("class"), Some("cat"), Some(0)));
+    assert_eq!(
+        (class["kind"].as_str(), class["concept"].as_str(), class["class_index"].as_u64()),
+        (Some("class"), Some("cat"), Some(0))
+    );
     assert_eq!(json(text)["neurons"].as_array().unwrap().len(), k);
     let class_vs_text = relative_deviation(&class_map, &text_map);
     report!("engine/cpu: class:cat vs the text concept: heatmaps within {class_vs_text:.2e}");
     assert!(class_vs_text <= MODEL_TOLERANCE);
-    let analysis = json(engine.analyze(DETAIL_PNGS[5].to_vec(), options(serde_json::json!({"top_classes": 2, "top_words": 3}))).await.map_err(message).unwrap());
+    let analysis = json(
+        engine
+            .analyze(DETAIL_PNGS[5].to_vec(), options(serde_json::json!({"top_classes": 2, "top_words": 3})))
+            .await
+            .map_err(message)
+            .unwrap(),
+    );
     assert_eq!(analysis["classes"].as_array().unwrap().len(), 2);
     assert!(analysis["words"].as_array().unwrap().len() <= 3);
     let predicted = engine.segment("predicted".into(), None, None).await.map_err(message).unwrap();
@@ -325,7 +375,10 @@ async fn engine_neuron_cards_and_search() {
     assert_eq!(images.len(), 6);
     for (j, image) in images.iter().enumerate() {
         let id = (23 + 7 * j) % 48;
-        assert_eq!(image, &serde_json::json!({"id": id, "path": format!("img{id:03}.png"), "thumbnail": format!("thumbnails/{id}.jpg")}));
+        assert_eq!(
+            image,
+            &serde_json::json!({"id": id, "path": format!("img{id:03}.png"), "thumbnail": format!("thumbnails/{id}.jpg")})
+        );
     }
     // Nearest classes: all four, by the cosine of r_n with each class, best first.
     let r = &bundle.layers[&1].direction[23 * 32..24 * 32];
@@ -333,7 +386,9 @@ async fn engine_neuron_cards_and_search() {
     assert_eq!(classes.len(), 4);
     for class in classes {
         let index = class["index"].as_u64().unwrap() as usize;
-        let cosine: f32 = r.iter().zip(&bundle.class_embeds[index * 32..(index + 1) * 32]).map(|(a, b)| a * b).sum::<f32>() / r.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let cosine: f32 =
+            r.iter().zip(&bundle.class_embeds[index * 32..(index + 1) * 32]).map(|(a, b)| a * b).sum::<f32>()
+                / r.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((class["cosine"].as_f64().unwrap() as f32 - cosine).abs() < 1e-5);
         assert_eq!(class["name"], ENGINE_CLASSES[index].0);
     }
@@ -350,7 +405,13 @@ async fn engine_neuron_cards_and_search() {
     assert_eq!(word_neurons.len(), holders.len());
     for neuron in word_neurons {
         let (layer, index) = (neuron["layer"].as_u64().unwrap() as usize, neuron["neuron"].as_u64().unwrap() as usize);
-        let coefficient = bundle.describe(layer, index).unwrap().into_iter().find(|(w, _)| *w == word).expect("the word is in its decomposition").1;
+        let coefficient = bundle
+            .describe(layer, index)
+            .unwrap()
+            .into_iter()
+            .find(|(w, _)| *w == word)
+            .expect("the word is in its decomposition")
+            .1;
         assert_eq!(neuron["coefficient"].as_f64().unwrap() as f32, coefficient);
     }
     let text_neurons = found["text_neurons"].as_array().unwrap();
@@ -361,8 +422,14 @@ async fn engine_neuron_cards_and_search() {
     let found = json(engine.search("a photo of a cat.".into(), Some(5)).await.map_err(message).unwrap());
     assert!(found["word"].is_null() && found["word_neurons"].as_array().unwrap().is_empty());
     let probe = &expected()["probe_text_embeds"].values[..32];
-    let reference: Vec<(usize, usize)> = bundle.neurons_matching(probe, 5).unwrap().into_iter().map(|(l, n, _)| (l, n)).collect();
-    let ours: Vec<(usize, usize)> = found["text_neurons"].as_array().unwrap().iter().map(|n| (n["layer"].as_u64().unwrap() as usize, n["neuron"].as_u64().unwrap() as usize)).collect();
+    let reference: Vec<(usize, usize)> =
+        bundle.neurons_matching(probe, 5).unwrap().into_iter().map(|(l, n, _)| (l, n)).collect();
+    let ours: Vec<(usize, usize)> = found["text_neurons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["layer"].as_u64().unwrap() as usize, n["neuron"].as_u64().unwrap() as usize))
+        .collect();
     assert_eq!(ours, reference);
     assert!(message(engine.search(" ".into(), None).await.unwrap_err()).contains("the search text is empty"));
 }
@@ -371,7 +438,13 @@ async fn engine_neuron_cards_and_search() {
 async fn engine_adversarial_and_fooled() {
     start_module().await;
     let mut engine = engine_with_bundle("cpu").await;
-    let result = json(engine.adversarial("cat".into(), "dog".into(), options(serde_json::json!({"neurons": 60, "words": 20}))).await.map_err(message).unwrap());
+    let result = json(
+        engine
+            .adversarial("cat".into(), "dog".into(), options(serde_json::json!({"neurons": 60, "words": 20})))
+            .await
+            .map_err(message)
+            .unwrap(),
+    );
     assert_eq!((result["class0"].as_str(), result["class1"].as_str()), (Some("cat"), Some("dog")));
     assert_eq!(result["layers"], serde_json::json!([0, 1, 2]));
     assert_eq!(result["neurons"].as_array().unwrap().len(), 60);
@@ -390,7 +463,10 @@ async fn engine_adversarial_and_fooled() {
     let free = json(engine.adversarial("a paper crane".into(), "dog".into(), None).await.map_err(message).unwrap());
     assert!(free["descriptions"].as_array().unwrap().iter().all(|d| !d.as_str().unwrap().contains("a paper crane")));
     assert!(message(engine.adversarial("Cat".into(), "cat".into(), None).await.unwrap_err()).contains("same class"));
-    assert!(message(engine.adversarial("cat".into(), "dog".into(), options(serde_json::json!({"neuron": 3}))).await.unwrap_err()).contains("invalid adversarial options"));
+    assert!(message(
+        engine.adversarial("cat".into(), "dog".into(), options(serde_json::json!({"neuron": 3}))).await.unwrap_err()
+    )
+    .contains("invalid adversarial options"));
 
     // fooled: score = (emb / |emb|) . (e(cat) - e(dog)), with the classes' bundle rows.
     let bundle = reference_bundle(String::new());
@@ -398,7 +474,11 @@ async fn engine_adversarial_and_fooled() {
         let result = json(engine.fooled(png.to_vec(), "cat".into(), "dog".into()).await.map_err(message).unwrap());
         let embedding = engine.embed_image(png.to_vec()).await.map_err(message).unwrap();
         let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt();
-        let score: f32 = embedding.iter().enumerate().map(|(j, x)| x / norm * (bundle.class_embeds[j] - bundle.class_embeds[32 + j])).sum();
+        let score: f32 = embedding
+            .iter()
+            .enumerate()
+            .map(|(j, x)| x / norm * (bundle.class_embeds[j] - bundle.class_embeds[32 + j]))
+            .sum();
         assert!((result["score"].as_f64().unwrap() as f32 - score).abs() < 1e-5, "{result} vs {score}");
         assert_eq!(result["fooled"].as_bool(), Some(score > 0.0));
     }
@@ -407,29 +487,41 @@ async fn engine_adversarial_and_fooled() {
 #[wasm_bindgen_test]
 async fn engine_errors_are_messages() {
     start_module().await;
-    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
+    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None)
+        .await
+        .map_err(message)
+        .unwrap();
     assert!(message(engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.unwrap_err()).contains("no bundle is loaded"));
     assert!(message(engine.neuron(1, 0).unwrap_err()).contains("no bundle is loaded"));
     // A bundle of other weights (the same model in the other layout has another sha256).
     let other = reference_bundle(sha256_hex(MODEL_HF));
-    let mismatch = message(engine.load_bundle(other.manifest_json().unwrap(), other.tensors(Storage::F32).unwrap()).unwrap_err());
+    let mismatch =
+        message(engine.load_bundle(other.manifest_json().unwrap(), other.tensors(Storage::F32).unwrap()).unwrap_err());
     assert!(mismatch.contains("bundle/model mismatch"), "{mismatch}");
     assert!(!engine.has_bundle());
     assert!(message(engine.load_bundle("{}".into(), vec![]).unwrap_err()).contains("invalid bundle"));
 
     let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
-    engine.load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F16).unwrap()).map_err(message).unwrap();
-    assert!(message(engine.segment("predicted".into(), None, None).await.unwrap_err()).contains("no image has been analysed yet"));
+    engine
+        .load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F16).unwrap())
+        .map_err(message)
+        .unwrap();
+    assert!(message(engine.segment("predicted".into(), None, None).await.unwrap_err())
+        .contains("no image has been analysed yet"));
     let undecodable = message(engine.analyze(b"not an image".to_vec(), None).await.unwrap_err());
     assert!(undecodable.contains("unsupported image format"), "{undecodable}");
     assert!(message(engine.analyze(Vec::new(), None).await.unwrap_err()).contains("empty image"));
-    assert!(message(engine.analyze(DETAIL_PNGS[0].to_vec(), options(serde_json::json!({"topWords": 3}))).await.unwrap_err()).contains("invalid analyze options"));
+    assert!(message(
+        engine.analyze(DETAIL_PNGS[0].to_vec(), options(serde_json::json!({"topWords": 3}))).await.unwrap_err()
+    )
+    .contains("invalid analyze options"));
     engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.map_err(message).unwrap();
     let unknown = message(engine.segment("class:zebra".into(), None, None).await.unwrap_err());
     assert!(unknown.contains("unknown class \"zebra\""), "{unknown}");
     assert!(message(engine.segment("   ".into(), None, None).await.unwrap_err()).contains("the concept text is empty"));
     assert!(message(engine.segment("class: ".into(), None, None).await.unwrap_err()).contains("needs a class name"));
-    assert!(message(engine.segment("predicted".into(), Some(vec![3]), None).await.unwrap_err()).contains("layer 3 is not in the bundle"));
+    assert!(message(engine.segment("predicted".into(), Some(vec![3]), None).await.unwrap_err())
+        .contains("layer 3 is not in the bundle"));
     assert!(message(engine.segment("predicted".into(), None, Some(0)).await.unwrap_err()).contains("at least 1"));
     assert!(message(engine.fooled(b"GIF89a".to_vec(), "cat".into(), "dog".into()).await.unwrap_err()).contains("image"));
 }
@@ -441,25 +533,37 @@ async fn engine_errors_are_messages() {
 async fn engine_activation_map_matches_reference_activations() {
     start_module().await;
     use clip_lens::apps::segment::heatmap_from_patches;
-    let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
+    let engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None)
+        .await
+        .map_err(message)
+        .unwrap();
     let (tokens, neurons) = (17, 256);
     let mut worst = 0f32;
     for (i, layer, neuron) in [(0, 2, 4), (1, 1, 17), (3, 0, 200)] {
         let result = engine.activation_map(DETAIL_PNGS[i].to_vec(), layer, neuron).await.map_err(message).unwrap();
         let heatmap = take_f32(&result, "heatmap");
         let result = json(result);
-        assert_eq!((result["layer"].as_u64(), result["neuron"].as_u64(), result["size"].as_u64()), (Some(layer as u64), Some(neuron as u64), Some(64)));
+        assert_eq!(
+            (result["layer"].as_u64(), result["neuron"].as_u64(), result["size"].as_u64()),
+            (Some(layer as u64), Some(neuron as u64), Some(64))
+        );
         let activations = &expected()[format!("post_gelu.{layer}").as_str()].values;
         let patches: Vec<f32> = (1..tokens).map(|t| activations[(i * tokens + t) * neurons + neuron]).collect();
         let reference = heatmap_from_patches(&patches, 4, 16).unwrap();
         worst = worst.max(relative_deviation(&heatmap, &reference));
         let peak = patches.iter().copied().fold(f32::MIN, f32::max);
-        assert!((result["peak"].as_f64().unwrap() as f32 - peak).abs() <= 1e-4 * peak.abs().max(1.0), "peak {} vs {peak}", result["peak"]);
+        assert!(
+            (result["peak"].as_f64().unwrap() as f32 - peak).abs() <= 1e-4 * peak.abs().max(1.0),
+            "peak {} vs {peak}",
+            result["peak"]
+        );
     }
     report!("engine/cpu: activation maps of 3 neurons within {worst:.2e} of the reference activations");
     assert!(worst <= MODEL_TOLERANCE, "{worst}");
-    assert!(message(engine.activation_map(DETAIL_PNGS[0].to_vec(), 4, 0).await.unwrap_err()).contains("layer 4 is out of range"));
-    assert!(message(engine.activation_map(DETAIL_PNGS[0].to_vec(), 0, 256).await.unwrap_err()).contains("neuron 256 is out of range"));
+    assert!(message(engine.activation_map(DETAIL_PNGS[0].to_vec(), 4, 0).await.unwrap_err())
+        .contains("layer 4 is out of range"));
+    assert!(message(engine.activation_map(DETAIL_PNGS[0].to_vec(), 0, 256).await.unwrap_err())
+        .contains("neuron 256 is out of range"));
 }
 
 /// An engine from the towers of `clip-lens convert` (f32): the same image and text embeddings
@@ -469,10 +573,18 @@ async fn engine_activation_map_matches_reference_activations() {
 async fn engine_from_converted_towers() {
     start_module().await;
     use clip_lens::convert::{split_towers, WeightDtype};
-    let (image, text, manifest) = split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F32).unwrap();
+    let (image, text, manifest) =
+        split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F32).unwrap();
     let manifest_json = serde_json::to_string(&manifest).unwrap();
-    let mut converted = Engine::create_from_converted(manifest_json.clone(), image.clone(), CONFIG_JSON.into(), "cpu".into(), None).await.map_err(message).unwrap();
-    let mut original = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None).await.map_err(message).unwrap();
+    let mut converted =
+        Engine::create_from_converted(manifest_json.clone(), image.clone(), CONFIG_JSON.into(), "cpu".into(), None)
+            .await
+            .map_err(message)
+            .unwrap();
+    let mut original = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None)
+        .await
+        .map_err(message)
+        .unwrap();
     assert!(!converted.text_tower_available() && original.text_tower_available());
 
     let ours = converted.embed_image(DETAIL_PNGS[2].to_vec()).await.map_err(message).unwrap();
@@ -480,7 +592,10 @@ async fn engine_from_converted_towers() {
     assert_eq!(ours, theirs, "image embeddings from the converted image tower");
 
     let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
-    converted.load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap()).map_err(message).unwrap();
+    converted
+        .load_bundle(bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap())
+        .map_err(message)
+        .unwrap();
 
     let before = message(converted.embed_text("a photo of a cat".into()).await.unwrap_err());
     assert!(before.contains("loadTextTower"), "{before}");
@@ -494,8 +609,20 @@ async fn engine_from_converted_towers() {
 
     let mut corrupt = manifest.clone();
     corrupt.image.sha256 = "0".repeat(64);
-    let (image, _, _) = split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F16).unwrap();
-    let stale = message(Engine::create_from_converted(serde_json::to_string(&corrupt).unwrap(), image, CONFIG_JSON.into(), "cpu".into(), None).await.err().unwrap());
+    let (image, _, _) =
+        split_towers(&clip_lens::WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap(), WeightDtype::F16).unwrap();
+    let stale = message(
+        Engine::create_from_converted(
+            serde_json::to_string(&corrupt).unwrap(),
+            image,
+            CONFIG_JSON.into(),
+            "cpu".into(),
+            None,
+        )
+        .await
+        .err()
+        .unwrap(),
+    );
     assert!(stale.contains("image tower file does not match its manifest"), "{stale}");
     report!("engine/cpu: converted towers give the original's image and text embeddings exactly");
 }
@@ -512,10 +639,13 @@ async fn real_size_image_towers_load_and_run_on_cpu() {
     use clip_lens::{ClipConfig, ClipModel, Layout, Towers, WeightFile};
     let cpu = device::cpu();
     for (name, config) in [("ViT-B/32", ClipConfig::vit_b_32()), ("ViT-L/14", ClipConfig::vit_l_14())] {
-        let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 7);
+        let bytes =
+            random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 7);
         let file_mb = bytes.len() as f64 / 1e6;
         let start = web_time::Instant::now();
-        let model = ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, &cpu).map_err(|e| e.to_string()).unwrap();
+        let model = ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, &cpu)
+            .map_err(|e| e.to_string())
+            .unwrap();
         let load_s = start.elapsed().as_secs_f64();
         let size = config.vision.image_size;
         let pixels = Tensor::<4>::random([1, 3, size, size], Distribution::Normal(0.0, 1.0), &cpu);
@@ -523,7 +653,10 @@ async fn real_size_image_towers_load_and_run_on_cpu() {
         let embedding = device::read_f32(model.vision().unwrap().encode(pixels).unwrap()).await.unwrap();
         let forward_s = start.elapsed().as_secs_f64();
         assert_eq!(embedding.len(), config.embed_dim, "{name}");
-        assert!(embedding.iter().all(|x| x.is_finite()) && embedding.iter().any(|&x| x != 0.0), "{name}: a degenerate embedding");
+        assert!(
+            embedding.iter().all(|x| x.is_finite()) && embedding.iter().any(|&x| x != 0.0),
+            "{name}: a degenerate embedding"
+        );
         let (wasm, heap) = memory_figures();
         report!("browser/cpu {name}: {file_mb:.0} MB f16 image tower loaded in {load_s:.1} s, forward {forward_s:.1} s; wasm memory {:.0} MB (peak so far), JS heap {:.0} MB", wasm / 1e6, heap / 1e6);
     }
@@ -541,15 +674,22 @@ async fn real_size_image_towers_load_on_webgpu() {
     use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, Layout};
     for (name, config) in [("ViT-B/32", ClipConfig::vit_b_32()), ("ViT-L/14", ClipConfig::vit_l_14())] {
-        let bytes = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 13);
+        let bytes =
+            random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 13);
         let f32_bytes = 2.0 * bytes.len() as f64; // every f16 value becomes an f32 on the GPU
         let start = web_time::Instant::now();
-        let engine = Engine::create(bytes, Some(config.to_hf_json().to_string()), "webgpu".into(), None).await.map_err(message).unwrap();
+        let engine = Engine::create(bytes, Some(config.to_hf_json().to_string()), "webgpu".into(), None)
+            .await
+            .map_err(message)
+            .unwrap();
         let load_s = start.elapsed().as_secs_f64();
         assert_eq!(engine.backend(), "webgpu", "{name}");
         let memory = json(engine.gpu_memory().map_err(message).unwrap());
         let (in_use, reserved) = (memory["bytes_in_use"].as_f64().unwrap(), memory["bytes_reserved"].as_f64().unwrap());
-        assert!(in_use >= 0.99 * f32_bytes && reserved >= in_use, "{name}: the GPU allocator holds {in_use} bytes ({reserved} reserved) for {f32_bytes} bytes of f32 weights");
+        assert!(
+            in_use >= 0.99 * f32_bytes && reserved >= in_use,
+            "{name}: the GPU allocator holds {in_use} bytes ({reserved} reserved) for {f32_bytes} bytes of f32 weights"
+        );
         let (wasm, heap) = memory_figures();
         report!(
             "browser/webgpu {name}: {:.0} MB f16 image tower loaded in {load_s:.1} s; GPU allocator {:.0} MB in use, {:.0} MB reserved; wasm memory {:.0} MB (peak so far), JS heap {:.0} MB",
@@ -569,8 +709,19 @@ async fn real_size_image_towers_load_on_webgpu() {
 #[wasm_bindgen_test]
 async fn engine_refuses_tensors_above_the_buffer_limit() {
     start_module().await;
-    let refused = message(Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), Some(4096.0)).await.err().expect("refused"));
-    assert!(refused.contains("more than this device's largest buffer (0.0 MiB)") && refused.contains("needs"), "{refused}");
+    let refused = message(
+        Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "webgpu".into(), Some(4096.0))
+            .await
+            .err()
+            .expect("refused"),
+    );
+    assert!(
+        refused.contains("more than this device's largest buffer (0.0 MiB)") && refused.contains("needs"),
+        "{refused}"
+    );
     // The CPU has no such limit.
-    Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), Some(4096.0)).await.map_err(message).unwrap();
+    Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), Some(4096.0))
+        .await
+        .map_err(message)
+        .unwrap();
 }

@@ -17,13 +17,13 @@ mod common;
 use clip_lens::web::benchmark_vision;
 use common::browser::start_module;
 // The real-size WebGPU analysis's.
+use wasm_bindgen_test::*;
 #[cfg(not(feature = "threads"))]
 use {
     clip_lens::web::Engine,
     common::browser::{json, memory_figures, message},
     wasm_bindgen::JsValue,
 };
-use wasm_bindgen_test::*;
 
 #[cfg(not(feature = "threads"))]
 wasm_bindgen_test_configure!(run_in_browser);
@@ -68,10 +68,14 @@ async fn real_size_analysis_on_webgpu() {
     use clip_lens::synthetic::{gradient_png, paper_bundle_files, random_weights, StorageType, TowerSelection};
     use clip_lens::{ClipConfig, Layout};
     let config = ClipConfig::vit_b_32();
-    let weights = random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 11);
+    let weights =
+        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F16, 11);
     let (_, manifest, tensors) = paper_bundle_files(&config, &weights).unwrap();
     let start = web_time::Instant::now();
-    let mut engine = Engine::create(weights, Some(config.to_hf_json().to_string()), "webgpu".into(), None).await.map_err(message).unwrap();
+    let mut engine = Engine::create(weights, Some(config.to_hf_json().to_string()), "webgpu".into(), None)
+        .await
+        .map_err(message)
+        .unwrap();
     engine.load_bundle(manifest, tensors).map_err(message).unwrap();
     let loaded_s = start.elapsed().as_secs_f64();
     let start = web_time::Instant::now();

@@ -55,7 +55,10 @@ pub fn ablated_embeddings(embeds: Tensor<2>, effects: Tensor<3>, factors: &Ablat
     let v = embeds.clone() / embeds.square().sum_dim(1).sqrt() * 100.0;
     let centred = effects - factors.mean.clone().unsqueeze::<3>(); // [B, N, D]
     let norms = centred.clone().square().sum_dim(2).sqrt().reshape([batch, neurons]);
-    let significant = norms.greater(factors.thresholds.clone().mul_scalar(1.0 + SIGNIFICANCE_MARGIN)).float().reshape([batch, neurons, 1]);
+    let significant = norms
+        .greater(factors.thresholds.clone().mul_scalar(1.0 + SIGNIFICANCE_MARGIN))
+        .float()
+        .reshape([batch, neurons, 1]);
     let x = (centred.clone() * factors.directions.clone().unsqueeze::<3>()).sum_dim(2); // [B, N, 1]
     let rebuilt = |directions: &Tensor<2>| centred.clone() - x.clone() * directions.clone().unsqueeze::<3>();
     let removed = |t: Tensor<3>| v.clone() - t.sum_dim(1).reshape([batch, dim]);

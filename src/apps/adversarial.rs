@@ -75,10 +75,18 @@ pub fn aligned_neurons(bundle: &Bundle, layers: &[usize], d: &[f32], top: usize)
     let dim = bundle.manifest.embed_dim;
     let mut ranked = Vec::new();
     for &layer in layers {
-        let lens = bundle.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers)))?;
-        ranked.extend(lens.direction.chunks_exact(dim).enumerate().map(|(neuron, r)| AlignedNeuron { layer, neuron, alignment: dot(r, d) }));
+        let lens = bundle.layers.get(&layer).ok_or_else(|| {
+            Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers))
+        })?;
+        ranked.extend(lens.direction.chunks_exact(dim).enumerate().map(|(neuron, r)| AlignedNeuron {
+            layer,
+            neuron,
+            alignment: dot(r, d),
+        }));
     }
-    ranked.sort_by(|a, b| b.alignment.abs().total_cmp(&a.alignment.abs()).then((a.layer, a.neuron).cmp(&(b.layer, b.neuron))));
+    ranked.sort_by(|a, b| {
+        b.alignment.abs().total_cmp(&a.alignment.abs()).then((a.layer, a.neuron).cmp(&(b.layer, b.neuron)))
+    });
     ranked.truncate(top);
     Ok(ranked)
 }
@@ -92,7 +100,10 @@ pub fn adversarial_words(bundle: &Bundle, query: &AdversarialQuery) -> Result<Ad
             return Err(Error::InvalidInput("a class name is empty".into()));
         }
         if e.len() != dim {
-            return Err(Error::InvalidInput(format!("the embedding of \"{name}\" has {} values, the bundle's space has {dim}", e.len())));
+            return Err(Error::InvalidInput(format!(
+                "the embedding of \"{name}\" has {} values, the bundle's space has {dim}",
+                e.len()
+            )));
         }
     }
     if query.neurons == 0 || query.words == 0 {
@@ -116,7 +127,9 @@ pub fn adversarial_words(bundle: &Bundle, query: &AdversarialQuery) -> Result<Ad
     let class0_lower = query.class0.0.to_lowercase();
     let blocked = |word: &str| {
         let lower = word.to_lowercase();
-        query.block_list.iter().any(|b| b.to_lowercase() == lower) || lower.contains(&class0_lower) || class0_lower.contains(&lower)
+        query.block_list.iter().any(|b| b.to_lowercase() == lower)
+            || lower.contains(&class0_lower)
+            || class0_lower.contains(&lower)
     };
     let (mut words, mut removed) = (Vec::new(), Vec::new());
     for (index, (score, from)) in scores {
@@ -151,7 +164,11 @@ pub fn describe(class1: &str, word: &str, class0: &str) -> Option<String> {
 pub fn fooling_score(image_embed: &[f32], class0: &[f32], class1: &[f32]) -> f32 {
     let norm = image_embed.iter().map(|x| x * x).sum::<f32>().sqrt();
     let dot: f32 = image_embed.iter().zip(class0).zip(class1).map(|((e, a), b)| e * (a - b)).sum();
-    if norm > 0.0 { dot / norm } else { 0.0 }
+    if norm > 0.0 {
+        dot / norm
+    } else {
+        0.0
+    }
 }
 
 /// Whether CLIP prefers class 0 for an image embedding (any scale): `emb . d > 0`.

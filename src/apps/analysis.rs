@@ -40,13 +40,24 @@ impl BundleLens {
     /// Prepares `layers` of `bundle` (each must be one of its layers) for `vision` on `device`;
     /// the factors are per head when they fit in `buffer_limit` bytes (see
     /// [`LensFactors::within`]).
-    pub fn new(vision: &VisionTransformer, bundle: &Bundle, layers: &[usize], buffer_limit: usize, device: &Device) -> Result<Self> {
+    pub fn new(
+        vision: &VisionTransformer,
+        bundle: &Bundle,
+        layers: &[usize],
+        buffer_limit: usize,
+        device: &Device,
+    ) -> Result<Self> {
         let manifest = &bundle.manifest;
         let layers = layers
             .iter()
             .map(|&layer| {
-                let lens = bundle.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers)))?;
-                let mean = Tensor::<2>::from_data(TensorData::new(lens.mean.clone(), [manifest.neurons, manifest.embed_dim]), device);
+                let lens = bundle.layers.get(&layer).ok_or_else(|| {
+                    Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers))
+                })?;
+                let mean = Tensor::<2>::from_data(
+                    TensorData::new(lens.mean.clone(), [manifest.neurons, manifest.embed_dim]),
+                    device,
+                );
                 Ok(PreparedLayer { layer, factors: LensFactors::within(vision, layer, buffer_limit)?, mean })
             })
             .collect::<Result<_>>()?;
@@ -65,7 +76,12 @@ impl BundleLens {
 
     /// Concept discovery in every prepared layer for the one image of a forward captured with
     /// [`BundleLens::capture_request`]: all layers' centred norms in one readback.
-    pub async fn discover(&self, vision: &VisionTransformer, output: &VisionOutput, bundle: &Bundle) -> Result<Vec<LayerFindings>> {
+    pub async fn discover(
+        &self,
+        vision: &VisionTransformer,
+        output: &VisionOutput,
+        bundle: &Bundle,
+    ) -> Result<Vec<LayerFindings>> {
         let batch = output.embeds.dims()[0];
         if batch != 1 {
             return Err(Error::InvalidInput(format!("concept discovery takes one image per forward, not {batch}")));
@@ -73,14 +89,26 @@ impl BundleLens {
         if self.layers.is_empty() {
             return Ok(Vec::new());
         }
-        let norms = self.layers.iter().map(|l| centred_effect_norms(vision, &l.factors, output, &l.mean)).collect::<Result<Vec<_>>>()?;
+        let norms = self
+            .layers
+            .iter()
+            .map(|l| centred_effect_norms(vision, &l.factors, output, &l.mean))
+            .collect::<Result<Vec<_>>>()?;
         let norms = read_f32(Tensor::cat(norms, 1)).await?; // [1, layers x N]
         let manifest = &bundle.manifest;
         self.layers
             .iter()
             .zip(norms.chunks_exact(manifest.neurons))
             .map(|(l, layer_norms)| {
-                let concepts = discover_concepts(l.layer, layer_norms, &bundle.layers[&l.layer], manifest.top_k, manifest.components, &manifest.words, usize::MAX)?;
+                let concepts = discover_concepts(
+                    l.layer,
+                    layer_norms,
+                    &bundle.layers[&l.layer],
+                    manifest.top_k,
+                    manifest.components,
+                    &manifest.words,
+                    usize::MAX,
+                )?;
                 Ok(LayerFindings { norms: layer_norms.to_vec(), concepts })
             })
             .collect()

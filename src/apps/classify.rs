@@ -23,7 +23,12 @@ pub struct ClassScore {
 
 /// The `top` classes of one image embedding (any scale, `[D]`) among `class_embeds`
 /// (`[C, D]`, unit rows), best first.
-pub fn classify(image_embed: &[f32], class_embeds: &[f32], class_names: &[String], top: usize) -> Result<Vec<ClassScore>> {
+pub fn classify(
+    image_embed: &[f32],
+    class_embeds: &[f32],
+    class_names: &[String],
+    top: usize,
+) -> Result<Vec<ClassScore>> {
     let cosines = class_cosines(image_embed, class_embeds, class_names.len())?;
     let largest = cosines.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f64> = cosines.iter().map(|&c| (((c - largest) * LOGIT_SCALE) as f64).exp()).collect();
@@ -33,7 +38,12 @@ pub fn classify(image_embed: &[f32], class_embeds: &[f32], class_names: &[String
     Ok(order
         .into_iter()
         .take(top)
-        .map(|index| ClassScore { index, name: class_names[index].clone(), cosine: cosines[index], probability: (exps[index] / total) as f32 })
+        .map(|index| ClassScore {
+            index,
+            name: class_names[index].clone(),
+            cosine: cosines[index],
+            probability: (exps[index] / total) as f32,
+        })
         .collect())
 }
 
@@ -41,13 +51,19 @@ pub fn classify(image_embed: &[f32], class_embeds: &[f32], class_names: &[String
 pub fn class_cosines(image_embed: &[f32], class_embeds: &[f32], classes: usize) -> Result<Vec<f32>> {
     let dim = image_embed.len();
     if classes == 0 || dim == 0 || class_embeds.len() != classes * dim {
-        return Err(Error::InvalidInput(format!("{} class embedding values do not form {classes} classes of dimension {dim}", class_embeds.len())));
+        return Err(Error::InvalidInput(format!(
+            "{} class embedding values do not form {classes} classes of dimension {dim}",
+            class_embeds.len()
+        )));
     }
     let norm = image_embed.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm == 0.0 || !norm.is_finite() {
         return Err(Error::InvalidInput("the image embedding is zero or not finite".into()));
     }
-    Ok(class_embeds.chunks_exact(dim).map(|c| c.iter().zip(image_embed).map(|(a, b)| a * b).sum::<f32>() / norm).collect())
+    Ok(class_embeds
+        .chunks_exact(dim)
+        .map(|c| c.iter().zip(image_embed).map(|(a, b)| a * b).sum::<f32>() / norm)
+        .collect())
 }
 
 /// The class whose embedding has the largest cosine with `image_embed` (first on ties).
@@ -66,7 +82,12 @@ pub fn class_index(class_names: &[String], name: &str) -> Result<usize> {
         return Ok(i);
     }
     let lower = wanted.to_lowercase();
-    let similar: Vec<&str> = class_names.iter().filter(|c| !lower.is_empty() && (c.to_lowercase().contains(&lower) || lower.contains(&c.to_lowercase()))).take(5).map(String::as_str).collect();
+    let similar: Vec<&str> = class_names
+        .iter()
+        .filter(|c| !lower.is_empty() && (c.to_lowercase().contains(&lower) || lower.contains(&c.to_lowercase())))
+        .take(5)
+        .map(String::as_str)
+        .collect();
     let hint = if similar.is_empty() { String::new() } else { format!(" (similar: {})", similar.join(", ")) };
     Err(Error::InvalidInput(format!("unknown class \"{name}\"{hint}")))
 }

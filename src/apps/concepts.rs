@@ -33,12 +33,23 @@ pub struct Concepts {
 
 /// Concept discovery from an image's centred norms `[N]` of `layer`, with the bundle data of
 /// that layer (`k` thresholds per neuron, `m` components), keeping the `top` words.
-pub fn discover_concepts(layer: usize, centred_norms: &[f32], lens: &LayerLens, k: usize, m: usize, words: &[String], top: usize) -> Result<Concepts> {
+pub fn discover_concepts(
+    layer: usize,
+    centred_norms: &[f32],
+    lens: &LayerLens,
+    k: usize,
+    m: usize,
+    words: &[String],
+    top: usize,
+) -> Result<Concepts> {
     let neurons = centred_norms.len();
     if k == 0 || lens.norms.len() != neurons * k || lens.decomposition_index.len() != neurons * m {
-        return Err(Error::InvalidInput(format!("layer {layer}: {neurons} centred norms do not match the bundle's thresholds and decompositions")));
+        return Err(Error::InvalidInput(format!(
+            "layer {layer}: {neurons} centred norms do not match the bundle's thresholds and decompositions"
+        )));
     }
-    let significant_neurons: Vec<usize> = (0..neurons).filter(|&n| is_significant(centred_norms[n], lens.norms[n * k])).collect();
+    let significant_neurons: Vec<usize> =
+        (0..neurons).filter(|&n| is_significant(centred_norms[n], lens.norms[n * k])).collect();
     let mut scores: HashMap<usize, f64> = HashMap::new();
     for &n in &significant_neurons {
         let row = n * m..(n + 1) * m;
@@ -53,7 +64,12 @@ pub fn discover_concepts(layer: usize, centred_norms: &[f32], lens: &LayerLens, 
     let words = ranked
         .into_iter()
         .take(top)
-        .map(|(w, s)| words.get(w).map(|name| (name.clone(), s as f32)).ok_or_else(|| Error::InvalidInput(format!("word index {w} is outside the {} words", words.len()))))
+        .map(|(w, s)| {
+            words
+                .get(w)
+                .map(|name| (name.clone(), s as f32))
+                .ok_or_else(|| Error::InvalidInput(format!("word index {w} is outside the {} words", words.len())))
+        })
         .collect::<Result<_>>()?;
     Ok(Concepts { layer, significant_neurons, words })
 }

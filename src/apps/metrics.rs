@@ -34,11 +34,7 @@ pub fn predicted_mask(heatmap: &[f32]) -> Vec<bool> {
 /// to 0). NaN scores count as the lowest.
 pub fn average_precision(scores: &[f32], truth: &[bool]) -> Result<f64> {
     if scores.len() != truth.len() {
-        return Err(Error::InvalidInput(format!(
-            "{} scores for {} ground-truth labels",
-            scores.len(),
-            truth.len()
-        )));
+        return Err(Error::InvalidInput(format!("{} scores for {} ground-truth labels", scores.len(), truth.len())));
     }
     let positives = truth.iter().filter(|&&t| t).count();
     if positives == 0 {
@@ -111,9 +107,7 @@ impl SegmentationMetrics {
             )));
         }
         if heatmap.is_empty() {
-            return Err(Error::InvalidInput(
-                "an empty heatmap cannot be scored".into(),
-            ));
+            return Err(Error::InvalidInput("an empty heatmap cannot be scored".into()));
         }
         let ap = average_precision(heatmap, truth)?;
         for (&value, &t) in heatmap.iter().zip(truth) {
@@ -143,10 +137,7 @@ impl SegmentationMetrics {
 
     /// IoU of background and foreground from the summed intersections and unions.
     pub fn iou(&self) -> [f64; 2] {
-        [
-            ratio(self.intersection[0], self.union[0]),
-            ratio(self.intersection[1], self.union[1]),
-        ]
+        [ratio(self.intersection[0], self.union[0]), ratio(self.intersection[1], self.union[1])]
     }
 
     /// The mean of [`SegmentationMetrics::iou`].

@@ -4,8 +4,8 @@
 pub mod metrics;
 pub mod segment;
 
+pub mod ablate;
+pub mod adversarial;
 pub mod analysis;
 pub mod classify;
 pub mod concepts;
-pub mod adversarial;
-pub mod ablate;

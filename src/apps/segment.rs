@@ -52,28 +52,15 @@ pub struct RankedNeuron {
 
 /// `embedding / |embedding|`; an error for a zero (or non-finite) vector.
 pub fn unit(embedding: &[f32]) -> Result<Vec<f32>> {
-    let norm = embedding
-        .iter()
-        .map(|&x| f64::from(x) * f64::from(x))
-        .sum::<f64>()
-        .sqrt();
+    let norm = embedding.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
     if !(norm.is_finite() && norm > 0.0) {
-        return Err(Error::InvalidInput(format!(
-            "cannot normalise a concept embedding of norm {norm}"
-        )));
+        return Err(Error::InvalidInput(format!("cannot normalise a concept embedding of norm {norm}")));
     }
-    Ok(embedding
-        .iter()
-        .map(|&x| (f64::from(x) / norm) as f32)
-        .collect())
+    Ok(embedding.iter().map(|&x| (f64::from(x) / norm) as f32).collect())
 }
 
 /// The normalised text embedding of a free-text concept. Empty (or blank) text is an error.
-pub async fn text_concept(
-    text: &TextTransformer,
-    tokenizer: &ClipTokenizer,
-    concept: &str,
-) -> Result<Vec<f32>> {
+pub async fn text_concept(text: &TextTransformer, tokenizer: &ClipTokenizer, concept: &str) -> Result<Vec<f32>> {
     if concept.trim().is_empty() {
         return Err(Error::InvalidInput("the concept text is empty".into()));
     }
@@ -110,30 +97,18 @@ pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize
 
 /// The directions `[N, D]` of `layers` from the bundle, in the order given. An empty list, a
 /// repeated layer or a layer the bundle does not have is an error.
-pub fn bundle_directions<'a>(
-    bundle: &'a Bundle,
-    layers: &[usize],
-) -> Result<Vec<(usize, &'a [f32])>> {
+pub fn bundle_directions<'a>(bundle: &'a Bundle, layers: &[usize]) -> Result<Vec<(usize, &'a [f32])>> {
     if layers.is_empty() {
         return Err(Error::InvalidInput("no layers were chosen".into()));
     }
-    if let Some((i, layer)) = layers
-        .iter()
-        .enumerate()
-        .find(|(i, l)| layers[..*i].contains(l))
-    {
-        return Err(Error::InvalidInput(format!(
-            "layer {layer} is chosen twice (position {i})"
-        )));
+    if let Some((i, layer)) = layers.iter().enumerate().find(|(i, l)| layers[..*i].contains(l)) {
+        return Err(Error::InvalidInput(format!("layer {layer} is chosen twice (position {i})")));
     }
     layers
         .iter()
         .map(|&layer| {
             let lens = bundle.layers.get(&layer).ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "layer {layer} is not in the bundle (it has {:?})",
-                    bundle.manifest.layers
-                ))
+                Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers))
             })?;
             Ok((layer, lens.direction.as_slice()))
         })
@@ -154,22 +129,14 @@ pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<R
     let mut ranked: Vec<(f64, RankedNeuron)> = Vec::new();
     for &(layer, directions) in layers {
         if directions.is_empty() || !directions.len().is_multiple_of(d) {
-            return Err(Error::InvalidInput(format!("layer {layer} has {} direction values, not a positive multiple of the embedding dimension {d}", directions.len())));
+            return Err(Error::InvalidInput(format!(
+                "layer {layer} has {} direction values, not a positive multiple of the embedding dimension {d}",
+                directions.len()
+            )));
         }
         for (neuron, r) in directions.chunks_exact(d).enumerate() {
-            let score = r
-                .iter()
-                .zip(concept)
-                .map(|(a, b)| f64::from(*a) * f64::from(*b))
-                .sum::<f64>();
-            ranked.push((
-                score.abs(),
-                RankedNeuron {
-                    layer,
-                    neuron,
-                    score: score as f32,
-                },
-            ));
+            let score = r.iter().zip(concept).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
+            ranked.push((score.abs(), RankedNeuron { layer, neuron, score: score as f32 }));
         }
     }
     // A stable sort: ties stay in concatenation order.
@@ -179,16 +146,10 @@ pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<R
 
 /// The `k` neurons of `layers` best aligned with `concept` ([`rank_neurons`]). `k` must be
 /// between 1 and the number of neurons available.
-pub fn top_neurons(
-    layers: &[(usize, &[f32])],
-    concept: &[f32],
-    k: usize,
-) -> Result<Vec<RankedNeuron>> {
+pub fn top_neurons(layers: &[(usize, &[f32])], concept: &[f32], k: usize) -> Result<Vec<RankedNeuron>> {
     let mut ranked = rank_neurons(layers, concept)?;
     if k == 0 {
-        return Err(Error::InvalidInput(
-            "the number of neurons to keep must be at least 1".into(),
-        ));
+        return Err(Error::InvalidInput("the number of neurons to keep must be at least 1".into()));
     }
     if k > ranked.len() {
         return Err(Error::InvalidInput(format!(
@@ -235,10 +196,7 @@ impl Heatmaps {
 /// dropped): `[B, T - 1]` on the captures' device. `neurons` are the captures
 /// ([`crate::model::VisionCaptures::neurons`], `[B, T, N]` by layer); every selected layer must
 /// be among them.
-pub fn selected_activation(
-    neurons: &BTreeMap<usize, Tensor<3>>,
-    selected: &[RankedNeuron],
-) -> Result<Tensor<2>> {
+pub fn selected_activation(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[RankedNeuron]) -> Result<Tensor<2>> {
     if selected.is_empty() {
         return Err(Error::InvalidInput("no neurons were selected".into()));
     }
@@ -263,8 +221,7 @@ pub fn selected_activation(
         }
         tokens = t;
         let count = indices.len();
-        let ids =
-            Tensor::<1, Int>::from_data(TensorData::new(indices, [count]), &captured.device());
+        let ids = Tensor::<1, Int>::from_data(TensorData::new(indices, [count]), &captured.device());
         let sum = captured.clone().select(2, ids).sum_dim(2);
         total = Some(match total {
             Some(acc) => acc + sum,
@@ -274,26 +231,16 @@ pub fn selected_activation(
     let total = total.expect("at least one layer");
     let [batch, _, _] = total.dims();
     if tokens < 2 {
-        return Err(Error::InvalidInput(format!(
-            "the captures have {tokens} tokens: no patch tokens"
-        )));
+        return Err(Error::InvalidInput(format!("the captures have {tokens} tokens: no patch tokens")));
     }
-    Ok(total
-        .narrow(1, 1, tokens - 1)
-        .reshape([batch, tokens - 1])
-        .div_scalar(selected.len() as f64))
+    Ok(total.narrow(1, 1, tokens - 1).reshape([batch, tokens - 1]).div_scalar(selected.len() as f64))
 }
 
 /// PyTorch's `F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False)` of
 /// one `[height, width]` map: output pixel `o` samples input coordinate
 /// `max(0, (o + 0.5) / factor - 0.5)`, and the upper neighbour is clamped to the last row or
 /// column.
-pub fn upsample_bilinear(
-    values: &[f32],
-    height: usize,
-    width: usize,
-    factor: usize,
-) -> Result<Vec<f32>> {
+pub fn upsample_bilinear(values: &[f32], height: usize, width: usize, factor: usize) -> Result<Vec<f32>> {
     if values.len() != height * width || height == 0 || width == 0 || factor == 0 {
         return Err(Error::InvalidInput(format!(
             "cannot upsample {} values as a {height} x {width} map by {factor}",
@@ -324,11 +271,7 @@ pub fn upsample_bilinear(
 /// `(v - min) / (max - min)` in place. A constant map (where the reference divides by zero and
 /// then maps NaN to 0) becomes all zeros.
 pub fn min_max_normalise(values: &mut [f32]) {
-    let (min, max) = values
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
+    let (min, max) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let range = max - min;
     if range > 0.0 && range.is_finite() {
         values.iter_mut().for_each(|v| *v = (*v - min) / range);
@@ -357,22 +300,16 @@ pub async fn heatmaps(
     let [batch, patches] = activation.dims();
     let grid = (patches as f64).sqrt().round() as usize;
     if grid * grid != patches {
-        return Err(Error::InvalidInput(format!(
-            "{patches} patch tokens do not form a square grid"
-        )));
+        return Err(Error::InvalidInput(format!("{patches} patch tokens do not form a square grid")));
     }
     let host = read_f32(activation).await?;
     let mut values = Vec::with_capacity(batch * grid * grid * patch_size * patch_size);
     for image in host.chunks_exact(patches) {
         values.extend(heatmap_from_patches(image, grid, patch_size)?);
     }
-    let peaks = host.chunks_exact(patches).map(|image| image.iter().copied().fold(f32::NEG_INFINITY, f32::max)).collect();
-    Ok(Heatmaps {
-        batch,
-        size: grid * patch_size,
-        values,
-        peaks,
-    })
+    let peaks =
+        host.chunks_exact(patches).map(|image| image.iter().copied().fold(f32::NEG_INFINITY, f32::max)).collect();
+    Ok(Heatmaps { batch, size: grid * patch_size, values, peaks })
 }
 
 /// Runs the image tower on preprocessed `pixels` `[B, 3, S, S]`, capturing only the layers of
@@ -419,20 +356,13 @@ pub fn heatmap_to_original(heatmap: &[f32], geometry: &CropGeometry) -> Result<V
             heatmap.len()
         )));
     }
-    let (width, height) = (
-        geometry.original_width as usize,
-        geometry.original_height as usize,
-    );
+    let (width, height) = (geometry.original_width as usize, geometry.original_height as usize);
     let mut out = Vec::with_capacity(width * height);
     for y in 0..height {
         for x in 0..width {
             let (mx, my) = geometry.original_to_model(x as f32 + 0.5, y as f32 + 0.5);
             let inside = (0.0..size as f32).contains(&mx) && (0.0..size as f32).contains(&my);
-            out.push(if inside {
-                sample(heatmap, size, mx, my)
-            } else {
-                0.0
-            });
+            out.push(if inside { sample(heatmap, size, mx, my) } else { 0.0 });
         }
     }
     Ok(out)
@@ -458,24 +388,15 @@ pub fn preprocess_mask_image(mask: &RgbImage, size: u32) -> Vec<bool> {
     });
     let geometry = CropGeometry::for_image(width, height, size);
     let resized = resize_bicubic(&binary, geometry.resized_width, geometry.resized_height);
-    center_crop(&resized, size)
-        .pixels()
-        .map(|p| p.0[0] >= 128)
-        .collect()
+    center_crop(&resized, size).pixels().map(|p| p.0[0] >= 128).collect()
 }
 
 /// Decodes a ground-truth mask (PNG, JPEG, WebP, GIF; any non-black pixel of a 0/1 mask, or
 /// any pixel at least half-bright, is foreground) and brings it to the model's input like its
 /// image ([`preprocess_mask_image`]). The mask must have the image's size
 /// (`image_width x image_height`, after EXIF orientation).
-pub fn preprocess_mask(
-    bytes: &[u8],
-    image_width: u32,
-    image_height: u32,
-    size: u32,
-) -> Result<Vec<bool>> {
-    let mask = decode_image(bytes)
-        .map_err(|e| Error::InvalidInput(format!("the mask cannot be decoded: {e}")))?;
+pub fn preprocess_mask(bytes: &[u8], image_width: u32, image_height: u32, size: u32) -> Result<Vec<bool>> {
+    let mask = decode_image(bytes).map_err(|e| Error::InvalidInput(format!("the mask cannot be decoded: {e}")))?;
     if mask.dimensions() != (image_width, image_height) {
         return Err(Error::InvalidInput(format!(
             "the mask is {} x {}, its image {image_width} x {image_height}",

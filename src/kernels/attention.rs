@@ -43,14 +43,23 @@ pub struct AttentionShape {
 pub fn attention(q: &[f32], k: &[f32], v: &[f32], mask: Option<&[f32]>, shape: AttentionShape) -> (Vec<f32>, Vec<f32>) {
     let AttentionShape { batch, queries, tokens, heads, head_dim } = shape;
     let width = heads * head_dim;
-    assert!(q.len() == batch * queries * width && k.len() == batch * tokens * width && v.len() == k.len(), "q, k, v do not match the shape");
+    assert!(
+        q.len() == batch * queries * width && k.len() == batch * tokens * width && v.len() == k.len(),
+        "q, k, v do not match the shape"
+    );
     assert!(mask.is_none_or(|m| m.len() >= queries * tokens && m.len() % tokens == 0), "the mask is not [>= Q, T]");
     let mut mixed = vec![0.0f32; q.len()];
     let mut probs = vec![0.0f32; batch * heads * queries * tokens];
     let (out, out_probs) = (SharedOut(mixed.as_mut_ptr()), SharedOut(probs.as_mut_ptr()));
     let task = |t: usize| {
         let (b, h) = (t / heads, t % heads);
-        let head = Head { q: &q[b * queries * width..], k: &k[b * tokens * width..], v: &v[b * tokens * width..], column: h * head_dim, shape };
+        let head = Head {
+            q: &q[b * queries * width..],
+            k: &k[b * tokens * width..],
+            v: &v[b * tokens * width..],
+            column: h * head_dim,
+            shape,
+        };
         // SAFETY: task (b, h) writes rows b * Q .. (b + 1) * Q of mixed at columns h d .. (h + 1) d
         // and block (b, h) of probs: no two tasks share an element; both lie inside the buffers.
         unsafe { run_head(&head, mask, out.at(b * queries * width), out_probs.at(t * queries * tokens)) };
@@ -103,7 +112,8 @@ impl Head<'_> {
         for i in 0..queries {
             let qi = &self.q[i * width + self.column..][..head_dim];
             for (j, score) in scores.iter_mut().enumerate() {
-                *score = dot(qi, &self.k[j * width + self.column..][..head_dim]) * scale + mask.map_or(0.0, |m| m[i * tokens + j]);
+                *score = dot(qi, &self.k[j * width + self.column..][..head_dim]) * scale
+                    + mask.map_or(0.0, |m| m[i * tokens + j]);
             }
             softmax_in_place(&mut scores);
             // The first token's term starts the sum (no zero fill: a `memory.fill` in wasm,
@@ -158,7 +168,14 @@ mod tests {
     use super::*;
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0).collect()
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32
+                    / (1u32 << 24) as f32
+                    * 2.0
+                    - 1.0
+            })
+            .collect()
     }
 
     /// Attention by the definition, in f64.
@@ -202,8 +219,16 @@ mod tests {
         ];
         for (s, masked) in cases {
             let width = s.heads * s.head_dim;
-            let (q, k, v) = (values(s.batch * s.queries * width, 1), values(s.batch * s.tokens * width, 2), values(s.batch * s.tokens * width, 3));
-            let mask: Option<Vec<f32>> = masked.then(|| (0..s.queries * s.tokens).map(|x| if x % s.tokens > x / s.tokens { f32::NEG_INFINITY } else { 0.0 }).collect());
+            let (q, k, v) = (
+                values(s.batch * s.queries * width, 1),
+                values(s.batch * s.tokens * width, 2),
+                values(s.batch * s.tokens * width, 3),
+            );
+            let mask: Option<Vec<f32>> = masked.then(|| {
+                (0..s.queries * s.tokens)
+                    .map(|x| if x % s.tokens > x / s.tokens { f32::NEG_INFINITY } else { 0.0 })
+                    .collect()
+            });
             let (mixed, probs) = attention(&q, &k, &v, mask.as_deref(), s);
             let (want_mixed, want_probs) = reference(&q, &k, &v, mask.as_deref(), s);
             for (got, want) in mixed.iter().zip(&want_mixed).chain(probs.iter().zip(&want_probs)) {

@@ -56,7 +56,10 @@ impl HeadTerms<'_> {
         let EffectShape { batch, neurons, heads, dim } = self.shape;
         assert!(heads >= 1, "the per-head form needs a later head");
         assert!(
-            self.scalars.len() == batch * heads * neurons && self.directions.len() == neurons * heads * dim && self.kappa.len() == batch * dim && self.scale.len() == batch,
+            self.scalars.len() == batch * heads * neurons
+                && self.directions.len() == neurons * heads * dim
+                && self.kappa.len() == batch * dim
+                && self.scale.len() == batch,
             "the terms do not match {:?}",
             self.shape
         );
@@ -183,7 +186,14 @@ mod tests {
     use super::*;
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0).collect()
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32
+                    / (1u32 << 24) as f32
+                    * 2.0
+                    - 1.0
+            })
+            .collect()
     }
 
     /// `phi` by the definition, in f64, `[B, N, D]`.
@@ -193,7 +203,12 @@ mod tests {
         for b in 0..batch {
             for n in 0..neurons {
                 for d in 0..dim {
-                    let sum: f64 = (0..heads).map(|k| t.scalars[(b * heads + k) * neurons + n] as f64 * t.directions[(k * neurons + n) * dim + d] as f64).sum();
+                    let sum: f64 = (0..heads)
+                        .map(|k| {
+                            t.scalars[(b * heads + k) * neurons + n] as f64
+                                * t.directions[(k * neurons + n) * dim + d] as f64
+                        })
+                        .sum();
                     phi[(b * neurons + n) * dim + d] = t.scale[b] as f64 * (sum + t.kappa[b * dim + d] as f64);
                 }
             }
@@ -206,10 +221,19 @@ mod tests {
         // ViT-B/32's layer 10 at batch 2 (one later layer of 12 heads, split between threads),
         // and odd sizes: one head, a dimension that is not a multiple of the lanes, a partial
         // last block of neurons.
-        for shape in [EffectShape { batch: 2, neurons: 3072, heads: 12, dim: 512 }, EffectShape { batch: 3, neurons: 37, heads: 1, dim: 21 }, EffectShape { batch: 1, neurons: 5, heads: 7, dim: 40 }] {
+        for shape in [
+            EffectShape { batch: 2, neurons: 3072, heads: 12, dim: 512 },
+            EffectShape { batch: 3, neurons: 37, heads: 1, dim: 21 },
+            EffectShape { batch: 1, neurons: 5, heads: 7, dim: 40 },
+        ] {
             let EffectShape { batch, neurons, heads, dim } = shape;
-            let (scalars, directions, kappa, scale, mean) =
-                (values(batch * heads * neurons, 1), values(neurons * heads * dim, 2), values(batch * dim, 3), values(batch, 4), values(neurons * dim, 5));
+            let (scalars, directions, kappa, scale, mean) = (
+                values(batch * heads * neurons, 1),
+                values(neurons * heads * dim, 2),
+                values(batch * dim, 3),
+                values(batch, 4),
+                values(neurons * dim, 5),
+            );
             let terms = HeadTerms { scalars: &scalars, directions: &directions, kappa: &kappa, scale: &scale, shape };
             let want = reference(&terms);
             for (got, want) in head_effects(&terms).iter().zip(&want) {
@@ -218,7 +242,10 @@ mod tests {
             let norms = head_centred_norms(&terms, &mean);
             for (i, got) in norms.iter().enumerate() {
                 let (b, n) = (i / neurons, i % neurons);
-                let want = (0..dim).map(|d| (want[(b * neurons + n) * dim + d] - mean[n * dim + d] as f64).powi(2)).sum::<f64>().sqrt();
+                let want = (0..dim)
+                    .map(|d| (want[(b * neurons + n) * dim + d] - mean[n * dim + d] as f64).powi(2))
+                    .sum::<f64>()
+                    .sqrt();
                 assert!((*got as f64 - want).abs() <= 1e-5 * (1.0 + want), "{shape:?} ({b}, {n}): {got} vs {want}");
             }
         }

@@ -17,18 +17,28 @@ use super::packed_linear::PackedLinear;
 
 /// `u` for `layers`, pairs of row-major `G_l` `[neurons, width]` and `M_l` `[width, dim]`, with
 /// `heads` heads: `[layers x heads, neurons, dim]`, row-major.
-pub fn head_directions(layers: &[(&[f32], &[f32])], neurons: usize, width: usize, dim: usize, heads: usize) -> Vec<f32> {
+pub fn head_directions(
+    layers: &[(&[f32], &[f32])],
+    neurons: usize,
+    width: usize,
+    dim: usize,
+    heads: usize,
+) -> Vec<f32> {
     assert!(heads >= 1 && width % heads == 0, "{width} features do not split into {heads} heads");
     let head_dim = width / heads;
     let mut directions = vec![0.0f32; layers.len() * heads * neurons * dim];
     let mut blocks = directions.chunks_exact_mut(neurons * dim);
     let no_bias = vec![0.0f32; dim];
     for &(values, map) in layers {
-        assert!(values.len() == neurons * width && map.len() == width * dim, "G_l or M_l does not match [{neurons}, {width}] x [{width}, {dim}]");
+        assert!(
+            values.len() == neurons * width && map.len() == width * dim,
+            "G_l or M_l does not match [{neurons}, {width}] x [{width}, {dim}]"
+        );
         for head in 0..heads {
             let columns = head * head_dim..(head + 1) * head_dim;
             let rows = PackedLinear::new(&map[columns.start * dim..columns.end * dim], &no_bias, head_dim, dim);
-            let head_values: Vec<f32> = values.chunks_exact(width).flat_map(|row| &row[columns.clone()]).copied().collect();
+            let head_values: Vec<f32> =
+                values.chunks_exact(width).flat_map(|row| &row[columns.clone()]).copied().collect();
             rows.forward_into(&head_values, neurons, blocks.next().expect("one block per head"));
         }
     }
@@ -40,14 +50,24 @@ mod tests {
     use super::*;
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0).collect()
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32
+                    / (1u32 << 24) as f32
+                    * 2.0
+                    - 1.0
+            })
+            .collect()
     }
 
     #[test]
     fn directions_match_the_definition() {
         // Two later layers, three heads of 5 features, a dimension that ends mid-panel.
         let (neurons, width, dim, heads) = (11, 15, 50, 3);
-        let pairs = [(values(neurons * width, 1), values(width * dim, 2)), (values(neurons * width, 3), values(width * dim, 4))];
+        let pairs = [
+            (values(neurons * width, 1), values(width * dim, 2)),
+            (values(neurons * width, 3), values(width * dim, 4)),
+        ];
         let layers: Vec<(&[f32], &[f32])> = pairs.iter().map(|(g, m)| (g.as_slice(), m.as_slice())).collect();
         let got = head_directions(&layers, neurons, width, dim, heads);
         assert_eq!(got.len(), 2 * heads * neurons * dim);
@@ -56,9 +76,15 @@ mod tests {
             for h in 0..heads {
                 for n in 0..neurons {
                     for d in 0..dim {
-                        let want: f64 = (h * head_dim..(h + 1) * head_dim).map(|c| g[n * width + c] as f64 * m[c * dim + d] as f64).sum();
+                        let want: f64 = (h * head_dim..(h + 1) * head_dim)
+                            .map(|c| g[n * width + c] as f64 * m[c * dim + d] as f64)
+                            .sum();
                         let at = (((l * heads + h) * neurons) + n) * dim + d;
-                        assert!((got[at] as f64 - want).abs() < 1e-5, "layer {l} head {h} neuron {n} dim {d}: {} vs {want}", got[at]);
+                        assert!(
+                            (got[at] as f64 - want).abs() < 1e-5,
+                            "layer {l} head {h} neuron {n} dim {d}: {} vs {want}",
+                            got[at]
+                        );
                     }
                 }
             }

@@ -45,7 +45,11 @@ pub fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tenso
 
 /// `f(values, rows)` on the row-major f32 values of `x` `[rows, cols]`, as a flex tensor
 /// `[rows, out_cols]`; `x` back when it is not [`on_flex`].
-pub fn map_rows(x: Tensor<2>, out_cols: usize, f: impl FnOnce(&[f32], usize) -> Vec<f32>) -> Result<Tensor<2>, Tensor<2>> {
+pub fn map_rows(
+    x: Tensor<2>,
+    out_cols: usize,
+    f: impl FnOnce(&[f32], usize) -> Vec<f32>,
+) -> Result<Tensor<2>, Tensor<2>> {
     if !on_flex(&x) {
         return Err(x);
     }
@@ -62,7 +66,13 @@ pub fn f32s(x: &FlexTensor) -> &[f32] {
 /// [`attention`] of `q` `[B, Q, W]` over `k`, `v` `[B, T, W]` in `heads` heads (the first `Q`
 /// rows of `mask` `[T, T]` added to the scores): the mixed values `[B, Q, W]` and the
 /// probabilities `[B, H, Q, T]`; `None` unless every input is [`on_flex`].
-pub fn flex_attention(q: &Tensor<3>, k: &Tensor<3>, v: &Tensor<3>, mask: Option<&Tensor<2>>, heads: usize) -> Option<(Tensor<3>, Tensor<4>)> {
+pub fn flex_attention(
+    q: &Tensor<3>,
+    k: &Tensor<3>,
+    v: &Tensor<3>,
+    mask: Option<&Tensor<2>>,
+    heads: usize,
+) -> Option<(Tensor<3>, Tensor<4>)> {
     if !(on_flex(q) && on_flex(k) && on_flex(v) && mask.is_none_or(on_flex)) {
         return None;
     }
@@ -84,7 +94,8 @@ pub fn flex_head_directions(layers: &[(&Tensor<2>, &Tensor<2>)], heads: usize) -
     }
     let [neurons, width] = layers.first()?.0.dims();
     let dim = layers[0].1.dims()[1];
-    let values: Vec<(FlexTensor, FlexTensor)> = layers.iter().map(|(g, m)| (flex_values((*g).clone()), flex_values((*m).clone()))).collect();
+    let values: Vec<(FlexTensor, FlexTensor)> =
+        layers.iter().map(|(g, m)| (flex_values((*g).clone()), flex_values((*m).clone()))).collect();
     let slices: Vec<(&[f32], &[f32])> = values.iter().map(|(g, m)| (f32s(g), f32s(m))).collect();
     Some(flex_tensor(head_directions(&slices, neurons, width, dim, heads), [layers.len() * heads, neurons, dim]))
 }
@@ -92,7 +103,12 @@ pub fn flex_head_directions(layers: &[(&Tensor<2>, &Tensor<2>)], heads: usize) -
 /// [`head_effects`] of the lens's per-head terms as tensors: `scalars` `[B, K, N]`,
 /// `directions` `[K, N, D]`, `kappa` `[B, D]`, `scale` `[B, 1]`; the effects `[B, N, D]`, or
 /// `None` unless every input is [`on_flex`].
-pub fn flex_head_effects(scalars: &Tensor<3>, directions: &Tensor<3>, kappa: &Tensor<2>, scale: &Tensor<2>) -> Option<Tensor<3>> {
+pub fn flex_head_effects(
+    scalars: &Tensor<3>,
+    directions: &Tensor<3>,
+    kappa: &Tensor<2>,
+    scale: &Tensor<2>,
+) -> Option<Tensor<3>> {
     with_head_terms(scalars, directions, kappa, scale, |terms| {
         let EffectShape { batch, neurons, dim, .. } = terms.shape;
         flex_tensor(head_effects(terms), [batch, neurons, dim])
@@ -101,23 +117,48 @@ pub fn flex_head_effects(scalars: &Tensor<3>, directions: &Tensor<3>, kappa: &Te
 
 /// [`head_centred_norms`] of the same terms as [`flex_head_effects`] with `mean` `[N, D]`: the
 /// norms `[B, N]`, or `None` unless every input is [`on_flex`].
-pub fn flex_head_centred_norms(scalars: &Tensor<3>, directions: &Tensor<3>, kappa: &Tensor<2>, scale: &Tensor<2>, mean: &Tensor<2>) -> Option<Tensor<2>> {
+pub fn flex_head_centred_norms(
+    scalars: &Tensor<3>,
+    directions: &Tensor<3>,
+    kappa: &Tensor<2>,
+    scale: &Tensor<2>,
+    mean: &Tensor<2>,
+) -> Option<Tensor<2>> {
     if !on_flex(mean) {
         return None;
     }
     let mean = flex_values(mean.clone());
-    with_head_terms(scalars, directions, kappa, scale, |terms| flex_tensor(head_centred_norms(terms, f32s(&mean)), [terms.shape.batch, terms.shape.neurons]))
+    with_head_terms(scalars, directions, kappa, scale, |terms| {
+        flex_tensor(head_centred_norms(terms, f32s(&mean)), [terms.shape.batch, terms.shape.neurons])
+    })
 }
 
 /// `f` of the per-head terms read from flex tensors, or `None` unless all are [`on_flex`].
-fn with_head_terms<T>(scalars: &Tensor<3>, directions: &Tensor<3>, kappa: &Tensor<2>, scale: &Tensor<2>, f: impl FnOnce(&HeadTerms) -> T) -> Option<T> {
+fn with_head_terms<T>(
+    scalars: &Tensor<3>,
+    directions: &Tensor<3>,
+    kappa: &Tensor<2>,
+    scale: &Tensor<2>,
+    f: impl FnOnce(&HeadTerms) -> T,
+) -> Option<T> {
     if !(on_flex(scalars) && on_flex(directions) && on_flex(kappa) && on_flex(scale)) {
         return None;
     }
     let [batch, heads, neurons] = scalars.dims();
     let dim = directions.dims()[2];
-    let (s, u, kappa, c) = (flex_values(scalars.clone()), flex_values(directions.clone()), flex_values(kappa.clone()), flex_values(scale.clone()));
-    let terms = HeadTerms { scalars: f32s(&s), directions: f32s(&u), kappa: f32s(&kappa), scale: f32s(&c), shape: EffectShape { batch, neurons, heads, dim } };
+    let (s, u, kappa, c) = (
+        flex_values(scalars.clone()),
+        flex_values(directions.clone()),
+        flex_values(kappa.clone()),
+        flex_values(scale.clone()),
+    );
+    let terms = HeadTerms {
+        scalars: f32s(&s),
+        directions: f32s(&u),
+        kappa: f32s(&kappa),
+        scale: f32s(&c),
+        shape: EffectShape { batch, neurons, heads, dim },
+    };
     Some(f(&terms))
 }
 

@@ -216,7 +216,10 @@ pub(super) fn exp(x: f32) -> f32 {
     let shifted = x * std::f32::consts::LOG2_E + ROUND;
     let n = shifted - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
     // n + 127 in the exponent field (wrapping: overflow checks would keep the loop scalar).
     let exponent = shifted.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23;
     p * f32::from_bits(exponent)
@@ -339,7 +342,13 @@ pub(super) mod avx512 {
     /// row, one broadcast per row, `3 R` fused multiply-adds.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn tile_rows<const R: usize>(x: &[f32], k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+    unsafe fn tile_rows<const R: usize>(
+        x: &[f32],
+        k: usize,
+        panel: &[f32],
+        bias: &[f32],
+        tile: &mut [[f32; PANEL]; ROWS],
+    ) {
         unsafe {
             let b = bias.as_ptr();
             let start = [_mm512_loadu_ps(b), _mm512_loadu_ps(b.add(16)), _mm512_loadu_ps(b.add(32))];
@@ -396,7 +405,14 @@ mod simd128 {
     /// from `bias` instead (loaded into the accumulators: a copy of it into `tile` would be a
     /// `memory.copy`, see [`super::store`]).
     #[inline]
-    fn pass<const R: usize>(x: &[f32], k: usize, panel: &[f32], steps: std::ops::Range<usize>, bias: Option<&[f32]>, tile: &mut [[f32; PANEL]; ROWS]) {
+    fn pass<const R: usize>(
+        x: &[f32],
+        k: usize,
+        panel: &[f32],
+        steps: std::ops::Range<usize>,
+        bias: Option<&[f32]>,
+        tile: &mut [[f32; PANEL]; ROWS],
+    ) {
         for block in (0..PANEL).step_by(8) {
             // SAFETY: block + 8 <= PANEL, the width of tile's rows, of the bias and of every
             // panel row; the x reads are r * k + step < R * k = x.len().
@@ -463,7 +479,12 @@ mod tests {
         assert_eq!(y.len(), m * n);
         for (i, (&got, &(want, size))) in y.iter().zip(&reference(&x, &w, &b, m, k, n)).enumerate() {
             let bound = (k + 1) as f64 * f32::EPSILON as f64 / 2.0 * size + 1e-30;
-            assert!((got as f64 - want).abs() <= bound, "[{m},{k}]x[{k},{n}] at ({}, {}): {got} vs {want}", i / n, i % n);
+            assert!(
+                (got as f64 - want).abs() <= bound,
+                "[{m},{k}]x[{k},{n}] at ({}, {}): {got} vs {want}",
+                i / n,
+                i % n
+            );
         }
     }
 
@@ -471,7 +492,18 @@ mod tests {
     fn products_of_every_tail_match_the_definition() {
         // Rows that are and are not multiples of the tile, columns that end mid-panel, a
         // single row and column, and a forward-sized product split between threads.
-        for (m, k, n) in [(5, 8, 48), (7, 13, 50), (1, 1, 1), (3, 64, 95), (12, 33, 144), (50, 768, 96), (11, 40, 1), (2, 5, 48), (4, 17, 97), (17, 21, 49)] {
+        for (m, k, n) in [
+            (5, 8, 48),
+            (7, 13, 50),
+            (1, 1, 1),
+            (3, 64, 95),
+            (12, 33, 144),
+            (50, 768, 96),
+            (11, 40, 1),
+            (2, 5, 48),
+            (4, 17, 97),
+            (17, 21, 49),
+        ] {
             check(m, k, n);
         }
     }
@@ -483,7 +515,10 @@ mod tests {
         let packed = PackedLinear::new(&w, &b, k, n);
         let zero = vec![0.0f32; n];
         for (&got, &(want, size)) in packed.product(&x, m).iter().zip(&reference(&x, &w, &zero, m, k, n)) {
-            assert!((got as f64 - want).abs() <= (k + 1) as f64 * f32::EPSILON as f64 / 2.0 * size + 1e-30, "{got} vs {want}");
+            assert!(
+                (got as f64 - want).abs() <= (k + 1) as f64 * f32::EPSILON as f64 / 2.0 * size + 1e-30,
+                "{got} vs {want}"
+            );
         }
         let mut into = vec![f32::NAN; m * n];
         packed.forward_into(&x, m, &mut into);
@@ -549,7 +584,12 @@ mod tests {
             portable_tile(&x[..rows * k], rows, k, &panel, &bias, &mut plain);
             for r in 0..rows {
                 for c in 0..PANEL {
-                    assert!((fast[r][c] - plain[r][c]).abs() <= 1e-5, "rows {rows}: ({r}, {c}) {} vs {}", fast[r][c], plain[r][c]);
+                    assert!(
+                        (fast[r][c] - plain[r][c]).abs() <= 1e-5,
+                        "rows {rows}: ({r}, {c}) {} vs {}",
+                        fast[r][c],
+                        plain[r][c]
+                    );
                 }
             }
         }

@@ -5,6 +5,12 @@ pub mod omp;
 pub mod second_order;
 pub mod stats;
 
-pub use second_order::{centred_effect_norms, projections, second_order_effects, FactorForm, LensFactors, ProjectionFactors, EFFECT_COEFFICIENT, PER_HEAD_BUDGET_BYTES};
+pub use omp::{
+    orthogonal_matching_pursuit, orthogonal_matching_pursuit_with, scaled_unit_rows, tiles_available, AtomSearch,
+    Dictionary, SparseCode,
+};
+pub use second_order::{
+    centred_effect_norms, projections, second_order_effects, FactorForm, LensFactors, ProjectionFactors,
+    EFFECT_COEFFICIENT, PER_HEAD_BUDGET_BYTES,
+};
 pub use stats::{first_right_singular_vector, MeanAccumulator, NeuronStatistics, TopKAccumulator};
-pub use omp::{orthogonal_matching_pursuit, orthogonal_matching_pursuit_with, scaled_unit_rows, tiles_available, AtomSearch, Dictionary, SparseCode};

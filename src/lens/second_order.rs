@@ -81,7 +81,8 @@ impl LensFactors {
     /// device's largest buffer: the per-head directions are one tensor).
     pub fn within(vision: &VisionTransformer, layer: usize, buffer_limit: usize) -> Result<Self> {
         let budget = buffer_limit.min(PER_HEAD_BUDGET_BYTES);
-        let form = if Self::per_head_bytes(vision, layer) <= budget { FactorForm::PerHead } else { FactorForm::Compact };
+        let form =
+            if Self::per_head_bytes(vision, layer) <= budget { FactorForm::PerHead } else { FactorForm::Compact };
         Self::with_form(vision, layer, form)
     }
 
@@ -100,7 +101,10 @@ impl LensFactors {
     pub fn with_form(vision: &VisionTransformer, layer: usize, form: FactorForm) -> Result<Self> {
         let layers = vision.blocks.len();
         if layer >= layers {
-            return Err(Error::InvalidInput(format!("layer {layer} is out of range: the image tower has layers 0..={}", layers - 1)));
+            return Err(Error::InvalidInput(format!(
+                "layer {layer} is out of range: the image tower has layers 0..={}",
+                layers - 1
+            )));
         }
         let fc_out = &vision.blocks[layer].mlp.fc_out;
         let neuron_outputs = fc_out.weight(); // [N, width]: row n = w_n
@@ -110,9 +114,23 @@ impl LensFactors {
             .map(|l| {
                 let block = &vision.blocks[l];
                 let value = &block.attn.value;
-                let (gamma_1, beta_1) = (block.ln_1.gamma.clone().unsqueeze::<2>(), block.ln_1.beta.clone().unsqueeze::<2>());
-                let parts = Tensor::cat(vec![gamma_1.clone() * fc_out.bias.clone().div_scalar(count as f64).unsqueeze::<2>(), gamma_1.clone(), beta_1], 0);
-                let value_bias = Tensor::cat(vec![Tensor::zeros([2, value.bias.dims()[0]], &value.bias.device()), value.bias.clone().unsqueeze::<2>()], 0);
+                let (gamma_1, beta_1) =
+                    (block.ln_1.gamma.clone().unsqueeze::<2>(), block.ln_1.beta.clone().unsqueeze::<2>());
+                let parts = Tensor::cat(
+                    vec![
+                        gamma_1.clone() * fc_out.bias.clone().div_scalar(count as f64).unsqueeze::<2>(),
+                        gamma_1.clone(),
+                        beta_1,
+                    ],
+                    0,
+                );
+                let value_bias = Tensor::cat(
+                    vec![
+                        Tensor::zeros([2, value.bias.dims()[0]], &value.bias.device()),
+                        value.bias.clone().unsqueeze::<2>(),
+                    ],
+                    0,
+                );
                 LaterLayer {
                     layer: l,
                     neuron_values: value.product(neuron_outputs.clone() * gamma_1),
@@ -121,7 +139,8 @@ impl LensFactors {
                 }
             })
             .collect::<Vec<_>>();
-        let head_directions = (form == FactorForm::PerHead && !later.is_empty()).then(|| per_head_directions(&later, vision.config.heads));
+        let head_directions = (form == FactorForm::PerHead && !later.is_empty())
+            .then(|| per_head_directions(&later, vision.config.heads));
         Ok(Self { layer, later, form, head_directions })
     }
 }
@@ -160,7 +179,9 @@ struct ImageTerms {
 fn image_terms(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput) -> Result<ImageTerms> {
     let captures = &output.captures;
     let layer = factors.layer;
-    let missing = |what: &str| Error::InvalidInput(format!("the forward did not capture {what} needed by the lens of layer {layer}"));
+    let missing = |what: &str| {
+        Error::InvalidInput(format!("the forward did not capture {what} needed by the lens of layer {layer}"))
+    };
     let neurons = captures.neurons.get(&layer).ok_or_else(|| missing("the neurons"))?.clone();
     let post = captures.ln_post.as_ref().ok_or_else(|| missing("the ln_post statistics"))?;
     let [batch, _, count] = neurons.dims();
@@ -181,7 +202,11 @@ fn image_terms(vision: &VisionTransformer, factors: &LensFactors, output: &Visio
 
 /// The second-order effects `[B, N, D]` of every neuron of `factors.layer`, from a forward
 /// that captured `CaptureRequest::for_lens(&[layer])` (or more).
-pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput) -> Result<Tensor<3>> {
+pub fn second_order_effects(
+    vision: &VisionTransformer,
+    factors: &LensFactors,
+    output: &VisionOutput,
+) -> Result<Tensor<3>> {
     let terms = image_terms(vision, factors, output)?;
     if let Some((scalars, directions)) = cpu_head_terms(factors, &terms) {
         if let Some(effects) = kernels::flex_head_effects(&scalars, directions, &terms.kappa, &terms.scale) {
@@ -193,7 +218,12 @@ pub fn second_order_effects(vision: &VisionTransformer, factors: &LensFactors, o
 
 /// The centred norms `|phi_n - mean_n|` `[B, N]` of [`second_order_effects`], with the means
 /// `[N, D]`; on the CPU in one pass over the per-head directions, without forming the effects.
-pub fn centred_effect_norms(vision: &VisionTransformer, factors: &LensFactors, output: &VisionOutput, mean: &Tensor<2>) -> Result<Tensor<2>> {
+pub fn centred_effect_norms(
+    vision: &VisionTransformer,
+    factors: &LensFactors,
+    output: &VisionOutput,
+    mean: &Tensor<2>,
+) -> Result<Tensor<2>> {
     let terms = image_terms(vision, factors, output)?;
     if let Some((scalars, directions)) = cpu_head_terms(factors, &terms) {
         if let Some(norms) = kernels::flex_head_centred_norms(&scalars, directions, &terms.kappa, &terms.scale, mean) {
@@ -233,8 +263,14 @@ fn effects_from_terms(vision: &VisionTransformer, factors: &LensFactors, terms: 
     for (later, scalars) in factors.later.iter().zip(terms.scalars) {
         let [_, _, count] = scalars.dims();
         // Expand each head's scalar over its head_dim columns: [B, N, width].
-        let expanded = scalars.swap_dims(1, 2).unsqueeze_dim::<4>(3).expand([batch, count, heads, width / heads]).reshape([batch, count, width]);
-        let contribution = (expanded * later.neuron_values.clone().unsqueeze::<3>()).reshape([batch * count, width]).matmul(later.output_map.clone());
+        let expanded = scalars
+            .swap_dims(1, 2)
+            .unsqueeze_dim::<4>(3)
+            .expand([batch, count, heads, width / heads])
+            .reshape([batch, count, width]);
+        let contribution = (expanded * later.neuron_values.clone().unsqueeze::<3>())
+            .reshape([batch * count, width])
+            .matmul(later.output_map.clone());
         total = total + contribution.reshape([batch, count, embed_dim]);
     }
     total * terms.scale.unsqueeze_dim::<3>(2)
@@ -263,7 +299,11 @@ impl ProjectionFactors {
             .map(|later| {
                 // u_{l,h,n} . r_n = sum_{j in head h} G_l[n, j] (M_l r_n)_j
                 let mapped = directions.clone().matmul(later.output_map.clone().transpose()); // [N, width]
-                (later.neuron_values.clone() * mapped).reshape([count, heads, width / heads]).sum_dim(2).reshape([count, heads]).transpose()
+                (later.neuron_values.clone() * mapped)
+                    .reshape([count, heads, width / heads])
+                    .sum_dim(2)
+                    .reshape([count, heads])
+                    .transpose()
             })
             .collect();
         let mean_alignment = (mean * directions.clone()).sum_dim(1).reshape([1, count]);
@@ -274,7 +314,12 @@ impl ProjectionFactors {
 /// The coefficient of each centred effect along its direction, `x_n = (phi_n - mean_n) . r_n`,
 /// `[B, N]`, without forming `phi`: `c(I) (sum_{l,h} s_{l,h,n} (u_{l,h,n} . r_n) + kappa . r_n)
 /// - mean_n . r_n`, O(layers x heads x tokens x neurons) per image.
-pub fn projections(vision: &VisionTransformer, factors: &LensFactors, projection: &ProjectionFactors, output: &VisionOutput) -> Result<Tensor<2>> {
+pub fn projections(
+    vision: &VisionTransformer,
+    factors: &LensFactors,
+    projection: &ProjectionFactors,
+    output: &VisionOutput,
+) -> Result<Tensor<2>> {
     let terms = image_terms(vision, factors, output)?;
     let mut total = terms.kappa.matmul(projection.directions.clone().transpose()); // [B, N]
     for (scalars, alignment) in terms.scalars.into_iter().zip(&projection.head_alignment) {
@@ -310,7 +355,7 @@ fn shared_term(
     let components = (1 + 2 * l) as f64 * n; // K
     let post_components = (1 + 2 * l) as f64 * (1.0 + 2.0 * layers) * heads as f64 * n; // K'
     let inverse_std = ln_1.std.clone().recip(); // [B, T]
-    // sum_t A[CLS, t] w(t) per head, [B, H, 1]:
+                                                // sum_t A[CLS, t] w(t) per head, [B, H, 1]:
     let attended = |w: Tensor<2>| (attention.clone() * w.unsqueeze_dim::<3>(1)).sum_dim(2);
     let by_bias = attended(inverse_std.clone());
     let by_gamma = attended(ln_1.mean.clone() * inverse_std).div_scalar(-components);
@@ -318,7 +363,8 @@ fn shared_term(
     let row = |i: usize| later.shared_values.clone().slice([i..i + 1]).reshape([1, heads, head_dim]);
     let mixed = (by_bias * row(0) + by_gamma * row(1) + by_constant * row(2)).reshape([batch, width]);
     let out = &block.attn.out;
-    let o0 = out.forward(mixed.unsqueeze_dim::<3>(1)).reshape([batch, width]) - out.bias.clone().mul_scalar(1.0 - 1.0 / components).unsqueeze::<2>();
+    let o0 = out.forward(mixed.unsqueeze_dim::<3>(1)).reshape([batch, width])
+        - out.bias.clone().mul_scalar(1.0 - 1.0 / components).unsqueeze::<2>();
     let gamma_post = vision.ln_post.gamma.clone().unsqueeze::<2>();
     let beta_post = vision.ln_post.beta.clone().unsqueeze::<2>();
     let h = heads as f64;

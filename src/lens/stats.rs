@@ -67,7 +67,10 @@ impl MeanAccumulator {
 fn check_batch(effects: &[f32], neurons: usize, dim: usize) -> Result<usize> {
     let per_image = neurons * dim;
     if per_image == 0 || !effects.len().is_multiple_of(per_image) {
-        return Err(Error::InvalidInput(format!("{} values is not a whole number of [{neurons}, {dim}] effects", effects.len())));
+        return Err(Error::InvalidInput(format!(
+            "{} values is not a whole number of [{neurons}, {dim}] effects",
+            effects.len()
+        )));
     }
     Ok(per_image)
 }
@@ -158,7 +161,13 @@ impl TopKAccumulator {
     }
 
     /// Rebuilds an accumulator from [`TopKAccumulator::snapshot`]'s tensors.
-    pub fn restore(tensors: &HashMap<String, NamedTensor>, prefix: &str, neurons: usize, dim: usize, k: usize) -> Result<Self> {
+    pub fn restore(
+        tensors: &HashMap<String, NamedTensor>,
+        prefix: &str,
+        neurons: usize,
+        dim: usize,
+        k: usize,
+    ) -> Result<Self> {
         let get = |part: &str| lookup(tensors, &format!("{prefix}.{part}"));
         let mean = get("mean")?.f32_values(&[neurons, dim])?;
         let images = get("images")?.i64_values(&[neurons, k])?;
@@ -170,7 +179,11 @@ impl TopKAccumulator {
         for (n, kept) in accumulator.kept.iter_mut().enumerate() {
             for slot in (0..k).take_while(|&slot| images[n * k + slot] >= 0) {
                 let i = n * k + slot;
-                kept.push(Kept { norm: norms[i], image: images[i] as usize, centred: centred[i * dim..(i + 1) * dim].to_vec() });
+                kept.push(Kept {
+                    norm: norms[i],
+                    image: images[i] as usize,
+                    centred: centred[i * dim..(i + 1) * dim].to_vec(),
+                });
             }
         }
         Ok(accumulator)
@@ -179,10 +192,22 @@ impl TopKAccumulator {
     /// Directions, thresholds and top images. An error when fewer than k images were added.
     pub fn finish(self) -> Result<NeuronStatistics> {
         if self.next_image < self.k {
-            return Err(Error::InvalidInput(format!("k = {} is larger than the number of images ({})", self.k, self.next_image)));
+            return Err(Error::InvalidInput(format!(
+                "k = {} is larger than the number of images ({})",
+                self.k, self.next_image
+            )));
         }
         let (neurons, dim, k) = (self.kept.len(), self.dim, self.k);
-        let mut stats = NeuronStatistics { neurons, dim, k, mean: self.mean, directions: Vec::with_capacity(neurons * dim), norms: Vec::with_capacity(neurons * k), top_images: Vec::with_capacity(neurons * k), sign_votes: Vec::with_capacity(neurons) };
+        let mut stats = NeuronStatistics {
+            neurons,
+            dim,
+            k,
+            mean: self.mean,
+            directions: Vec::with_capacity(neurons * dim),
+            norms: Vec::with_capacity(neurons * k),
+            top_images: Vec::with_capacity(neurons * k),
+            sign_votes: Vec::with_capacity(neurons),
+        };
         for mut kept in self.kept {
             kept.sort_by(|a, b| a.norm.total_cmp(&b.norm).then(a.image.cmp(&b.image)));
             let rows: Vec<&[f32]> = kept.iter().map(|e| e.centred.as_slice()).collect();
@@ -204,7 +229,10 @@ fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f
         kept.push(Kept { norm, image, centred: centred() });
         return;
     }
-    let (weakest, smallest) = kept.iter().enumerate().fold((0, f32::INFINITY), |best, (i, e)| if e.norm < best.1 { (i, e.norm) } else { best });
+    let (weakest, smallest) =
+        kept.iter()
+            .enumerate()
+            .fold((0, f32::INFINITY), |best, (i, e)| if e.norm < best.1 { (i, e.norm) } else { best });
     if norm > smallest {
         kept[weakest] = Kept { norm, image, centred: centred() };
     }

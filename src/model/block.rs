@@ -53,7 +53,10 @@ impl Linear {
     /// kernel where the weight is packed).
     pub fn product(&self, x: Tensor<2>) -> Tensor<2> {
         match &self.weights {
-            LinearWeights::Packed(packed) => kernels::map_rows(x, packed.out_features(), |values, rows| packed.product(values, rows)).unwrap_or_else(|x| x.matmul(self.weight())),
+            LinearWeights::Packed(packed) => {
+                kernels::map_rows(x, packed.out_features(), |values, rows| packed.product(values, rows))
+                    .unwrap_or_else(|x| x.matmul(self.weight()))
+            }
             LinearWeights::Tensor(weight) => x.matmul(weight.clone()),
         }
     }
@@ -67,9 +70,13 @@ impl Linear {
     pub fn forward_with(&self, x: Tensor<3>, epilogue: Epilogue) -> Tensor<3> {
         let [batch, tokens, features] = x.dims();
         let x = x.reshape([batch * tokens, features]);
-        let packed_product = |packed: &PackedLinear, x| kernels::map_rows(x, packed.out_features(), |values, rows| packed.forward_with(values, rows, epilogue));
+        let packed_product = |packed: &PackedLinear, x| {
+            kernels::map_rows(x, packed.out_features(), |values, rows| packed.forward_with(values, rows, epilogue))
+        };
         let y = match &self.weights {
-            LinearWeights::Packed(packed) => packed_product(packed, x).unwrap_or_else(|x| apply(self.matmul(x), epilogue)),
+            LinearWeights::Packed(packed) => {
+                packed_product(packed, x).unwrap_or_else(|x| apply(self.matmul(x), epilogue))
+            }
             LinearWeights::Tensor(_) => apply(self.matmul(x), epilogue),
         };
         let out = y.dims()[1];
@@ -237,7 +244,13 @@ pub struct ResidualBlock {
 impl ResidualBlock {
     /// Runs the block. `keep_neurons` keeps the post-activation MLP values; `keep_lens` keeps
     /// the CLS attention row and the `ln_1` statistics.
-    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2>>, keep_neurons: bool, keep_lens: bool) -> (Tensor<3>, BlockCaptures) {
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        mask: Option<&Tensor<2>>,
+        keep_neurons: bool,
+        keep_lens: bool,
+    ) -> (Tensor<3>, BlockCaptures) {
         let tokens = x.dims()[1];
         self.forward_rows(x, tokens, mask, keep_neurons, keep_lens)
     }
@@ -247,7 +260,14 @@ impl ResidualBlock {
     /// them all, but the queries, the attention output and the MLP run on those rows alone.
     /// The image tower's last block needs only CLS (`rows = 1`): ~80% of its work is saved.
     /// Kept neurons, when asked, are those rows'.
-    pub fn forward_rows(&self, x: Tensor<3>, rows: usize, mask: Option<&Tensor<2>>, keep_neurons: bool, keep_lens: bool) -> (Tensor<3>, BlockCaptures) {
+    pub fn forward_rows(
+        &self,
+        x: Tensor<3>,
+        rows: usize,
+        mask: Option<&Tensor<2>>,
+        keep_neurons: bool,
+        keep_lens: bool,
+    ) -> (Tensor<3>, BlockCaptures) {
         let [batch, tokens, _] = x.dims();
         let first_rows = |t: Tensor<3>| if rows == tokens { t } else { t.narrow(1, 0, rows) };
         let (normed, ln_1) = self.ln_1.forward_with_stats(x.clone());
@@ -291,7 +311,13 @@ fn load_qkv(loader: &Loader, vision: bool, layer: usize, width: usize) -> Result
             let bias = loader.file.tensor(&format!("{block}attn.in_proj_bias"), &[3 * width])?;
             let part = |i: usize| {
                 let rows = &weight[i * width * width..(i + 1) * width * width];
-                Linear::new(super::transpose(rows, width, width), bias[i * width..(i + 1) * width].to_vec(), width, width, loader.device)
+                Linear::new(
+                    super::transpose(rows, width, width),
+                    bias[i * width..(i + 1) * width].to_vec(),
+                    width,
+                    width,
+                    loader.device,
+                )
             };
             Ok([part(0), part(1), part(2)])
         }

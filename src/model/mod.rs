@@ -86,7 +86,10 @@ impl Loader<'_> {
     /// A matrix stored PyTorch-style `[out, in]`, returned as `[in, out]`.
     pub fn transposed(&self, name: &str, out_features: usize, in_features: usize) -> Result<Tensor<2>> {
         let values = self.file.tensor(name, &[out_features, in_features])?;
-        Ok(Tensor::from_data(TensorData::new(transpose(&values, out_features, in_features), [in_features, out_features]), self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(transpose(&values, out_features, in_features), [in_features, out_features]),
+            self.device,
+        ))
     }
 
     /// `prefix.weight` / `prefix.bias` of a LayerNorm.

@@ -37,10 +37,15 @@ impl TextTransformer {
         let n = c.context_length;
         let token_embedding = loader.tensor(names.text_token_embedding, [c.vocab_size, c.width])?;
         let positional_embedding = loader.tensor(names.text_positional_embedding, [n, c.width])?;
-        let shape = BlockShape { width: c.width, heads: c.heads, mlp_width: c.mlp_width, eps: c.layer_norm_eps, activation: c.activation };
-        let blocks = (0..c.layers)
-            .map(|l| ResidualBlock::load(loader, false, l, &shape))
-            .collect::<Result<Vec<_>>>()?;
+        let shape = BlockShape {
+            width: c.width,
+            heads: c.heads,
+            mlp_width: c.mlp_width,
+            eps: c.layer_norm_eps,
+            activation: c.activation,
+        };
+        let blocks =
+            (0..c.layers).map(|l| ResidualBlock::load(loader, false, l, &shape)).collect::<Result<Vec<_>>>()?;
         let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { MASKED } else { 0.0 }).collect();
         Ok(Self {
             config: c.clone(),
@@ -59,10 +64,16 @@ impl TextTransformer {
     pub fn encode(&self, tokens: &[u32]) -> Result<Tensor<2>> {
         let n = self.config.context_length;
         if tokens.is_empty() || !tokens.len().is_multiple_of(n) {
-            return Err(Error::InvalidInput(format!("{} token ids is not a positive multiple of the context length {n}", tokens.len())));
+            return Err(Error::InvalidInput(format!(
+                "{} token ids is not a positive multiple of the context length {n}",
+                tokens.len()
+            )));
         }
         if let Some(bad) = tokens.iter().find(|&&t| t as usize >= self.config.vocab_size) {
-            return Err(Error::InvalidInput(format!("token id {bad} is outside the vocabulary of {}", self.config.vocab_size)));
+            return Err(Error::InvalidInput(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                self.config.vocab_size
+            )));
         }
         let texts = tokens.len() / n;
         let width = self.config.width;

@@ -81,13 +81,23 @@ impl VisionTransformer {
         let names = loader.layout.names();
         let patch_len = 3 * c.patch_size * c.patch_size;
         let conv = loader.file.tensor(names.vision_patch_embedding, &[c.width, 3, c.patch_size, c.patch_size])?;
-        let shape = BlockShape { width: c.width, heads: c.heads, mlp_width: c.mlp_width, eps: c.layer_norm_eps, activation: c.activation };
-        let blocks = (0..c.layers)
-            .map(|l| ResidualBlock::load(loader, true, l, &shape))
-            .collect::<Result<Vec<_>>>()?;
+        let shape = BlockShape {
+            width: c.width,
+            heads: c.heads,
+            mlp_width: c.mlp_width,
+            eps: c.layer_norm_eps,
+            activation: c.activation,
+        };
+        let blocks = (0..c.layers).map(|l| ResidualBlock::load(loader, true, l, &shape)).collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: c.clone(),
-            patch_embedding: Linear::new(super::transpose(&conv, c.width, patch_len), vec![0.0; c.width], patch_len, c.width, loader.device),
+            patch_embedding: Linear::new(
+                super::transpose(&conv, c.width, patch_len),
+                vec![0.0; c.width],
+                patch_len,
+                c.width,
+                loader.device,
+            ),
             class_embedding: loader.tensor(names.vision_class_embedding, [c.width])?,
             positional_embedding: loader.tensor(names.vision_positional_embedding, [c.tokens(), c.width])?,
             ln_pre: loader.layer_norm(names.vision_ln_pre, c.width, c.layer_norm_eps)?,
@@ -101,7 +111,9 @@ impl VisionTransformer {
     pub fn check_pixels(&self, dims: [usize; 4]) -> Result<()> {
         let s = self.config.image_size;
         if dims[0] == 0 || dims[1] != 3 || dims[2] != s || dims[3] != s {
-            return Err(Error::InvalidInput(format!("pixels have shape {dims:?}, expected [B, 3, {s}, {s}] with B > 0")));
+            return Err(Error::InvalidInput(format!(
+                "pixels have shape {dims:?}, expected [B, 3, {s}, {s}] with B > 0"
+            )));
         }
         Ok(())
     }
@@ -111,10 +123,8 @@ impl VisionTransformer {
     pub fn embed(&self, pixels: Tensor<4>) -> Tensor<3> {
         let [batch, _, _, _] = pixels.dims();
         let (p, g, w) = (self.config.patch_size, self.config.grid(), self.config.width);
-        let patches = pixels
-            .reshape([batch, 3, g, p, g, p])
-            .permute([0, 2, 4, 1, 3, 5])
-            .reshape([batch, g * g, 3 * p * p]);
+        let patches =
+            pixels.reshape([batch, 3, g, p, g, p]).permute([0, 2, 4, 1, 3, 5]).reshape([batch, g * g, 3 * p * p]);
         let patches = self.patch_embedding.forward(patches);
         let cls = self.class_embedding.clone().reshape([1, 1, w]).expand([batch, 1, w]);
         let tokens = Tensor::cat(vec![cls, patches], 1) + self.positional_embedding.clone().unsqueeze::<3>();
@@ -161,7 +171,9 @@ impl VisionTransformer {
 
     fn check_request(&self, request: &CaptureRequest) -> Result<()> {
         let layers = self.config.layers;
-        let out_of_range = |l: usize| Error::InvalidInput(format!("layer {l} is out of range: the image tower has layers 0..={}", layers - 1));
+        let out_of_range = |l: usize| {
+            Error::InvalidInput(format!("layer {l} is out of range: the image tower has layers 0..={}", layers - 1))
+        };
         if let Some(&l) = request.neurons.iter().find(|&&l| l >= layers) {
             return Err(out_of_range(l));
         }

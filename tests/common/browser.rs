@@ -33,7 +33,6 @@ pub fn memory_figures() -> (f64, f64) {
     (wasm, heap)
 }
 
-
 /// The CPU threads the browser tests run on: 2 in the threaded module (rayon's pool on two Web
 /// Workers, as on this 2-core machine's page), 1 in the single-threaded one.
 pub const TEST_THREADS: usize = if cfg!(feature = "threads") { 2 } else { 1 };
@@ -49,7 +48,9 @@ pub async fn start_module() {
         use std::sync::atomic::{AtomicBool, Ordering};
         static STARTED: AtomicBool = AtomicBool::new(false);
         if !STARTED.swap(true, Ordering::SeqCst) {
-            wasm_bindgen_futures::JsFuture::from(clip_lens::web::init_thread_pool(TEST_THREADS)).await.expect("rayon's pool on Web Workers");
+            wasm_bindgen_futures::JsFuture::from(clip_lens::web::init_thread_pool(TEST_THREADS))
+                .await
+                .expect("rayon's pool on Web Workers");
         }
     }
 }

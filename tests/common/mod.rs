@@ -28,7 +28,8 @@ pub const MODEL_HF: &[u8] = fixture!("model-hf.safetensors");
 /// The reference outputs.
 pub const EXPECTED: &[u8] = fixture!("expected.safetensors");
 /// The reference's parameters and probe strings.
-pub const EXPECTED_JSON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/expected.json"));
+pub const EXPECTED_JSON: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/expected.json"));
 /// The fixture's Hugging Face config.
 pub const CONFIG_JSON: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/config.json"));
 /// The six detail images whose reference pixels are in `expected.safetensors`.
@@ -68,8 +69,12 @@ pub fn expected() -> HashMap<String, Expected> {
         .into_iter()
         .map(|(name, view)| {
             let values = match view.dtype() {
-                safetensors::Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-                safetensors::Dtype::I32 => view.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+                safetensors::Dtype::F32 => {
+                    view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+                }
+                safetensors::Dtype::I32 => {
+                    view.data().chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32).collect()
+                }
                 other => panic!("unexpected fixture dtype {other:?}"),
             };
             (name, Expected { shape: view.shape().to_vec(), values })
@@ -131,7 +136,10 @@ pub async fn image_tower_deviations(bytes: &[u8], device: &Device) -> Vec<(Strin
     let input = reference_pixels(&expected, device);
     let layers: Vec<usize> = (0..vision.config.layers).collect();
     let output = vision.forward(input, &CaptureRequest::neurons(&layers)).unwrap();
-    let mut deviations = vec![("image_embeds".to_string(), relative_deviation(&read_f32(output.embeds).await.unwrap(), &expected["image_embeds"].values))];
+    let mut deviations = vec![(
+        "image_embeds".to_string(),
+        relative_deviation(&read_f32(output.embeds).await.unwrap(), &expected["image_embeds"].values),
+    )];
     for (layer, neurons) in output.captures.neurons {
         let name = format!("post_gelu.{layer}");
         assert_eq!(neurons.dims().to_vec(), expected[&name].shape, "{name} shape");
@@ -209,7 +217,10 @@ pub async fn second_order_deviations(bytes: &[u8], device: &Device) -> Vec<(Stri
         let effects = clip_lens::lens::second_order_effects(vision, &factors, &output).unwrap();
         let name = format!("second_order.{layer}");
         assert_eq!(effects.dims().to_vec(), expected[&name].shape, "{name} shape");
-        deviations.push((format!("{name} ({form:?})"), relative_deviation(&read_f32(effects).await.unwrap(), &expected[&name].values)));
+        deviations.push((
+            format!("{name} ({form:?})"),
+            relative_deviation(&read_f32(effects).await.unwrap(), &expected[&name].values),
+        ));
     }
     deviations
 }
@@ -227,7 +238,8 @@ pub async fn effect_batches(bytes: &[u8], device: &Device, layers: &[usize], bat
     let factors: Vec<_> = layers.iter().map(|&l| clip_lens::lens::LensFactors::new(vision, l).unwrap()).collect();
     let mut batches = Vec::new();
     for chunk in pixels.chunks(per_image * batch) {
-        let input = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [chunk.len() / per_image, 3, 64, 64]), device);
+        let input =
+            Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [chunk.len() / per_image, 3, 64, 64]), device);
         let output = vision.forward(input, &CaptureRequest::for_lens(layers)).unwrap();
         let mut per_layer = Vec::new();
         for f in &factors {
@@ -239,7 +251,13 @@ pub async fn effect_batches(bytes: &[u8], device: &Device, layers: &[usize], bat
 }
 
 /// Streaming statistics of layer index `i` of `layers` from effect batches.
-pub fn statistics(batches: &[Vec<Vec<f32>>], i: usize, neurons: usize, dim: usize, k: usize) -> clip_lens::lens::NeuronStatistics {
+pub fn statistics(
+    batches: &[Vec<Vec<f32>>],
+    i: usize,
+    neurons: usize,
+    dim: usize,
+    k: usize,
+) -> clip_lens::lens::NeuronStatistics {
     let mut mean = clip_lens::lens::MeanAccumulator::new(neurons, dim);
     batches.iter().for_each(|b| mean.add(&b[i]).unwrap());
     let mut top = clip_lens::lens::TopKAccumulator::new(mean.mean().unwrap(), neurons, dim, k).unwrap();
@@ -255,9 +273,16 @@ pub async fn statistics_deviations(bytes: &[u8], device: &Device, batch: usize) 
     let mut deviations = Vec::new();
     for (i, layer) in layers.iter().enumerate() {
         let stats = statistics(&batches, i, 256, 32, 6);
-        deviations.push((format!("mean.{layer}"), relative_deviation(&stats.mean, &expected[&format!("mean.{layer}")].values)));
-        deviations.push((format!("pca.{layer}"), direction_deviation(&stats, &expected[&format!("pca.{layer}")].values)));
-        deviations.push((format!("norms.{layer}"), relative_deviation(&stats.norms, &expected[&format!("norms.{layer}")].values)));
+        deviations.push((
+            format!("mean.{layer}"),
+            relative_deviation(&stats.mean, &expected[&format!("mean.{layer}")].values),
+        ));
+        deviations
+            .push((format!("pca.{layer}"), direction_deviation(&stats, &expected[&format!("pca.{layer}")].values)));
+        deviations.push((
+            format!("norms.{layer}"),
+            relative_deviation(&stats.norms, &expected[&format!("norms.{layer}")].values),
+        ));
     }
     deviations
 }
@@ -310,7 +335,14 @@ pub async fn omp_against_reference(search: clip_lens::lens::AtomSearch<'_>) -> V
     let dictionary = clip_lens::lens::Dictionary { atoms: expected["dictionary"].values.clone(), len: 400, dim: 32 };
     let mut results = Vec::new();
     for layer in 0..3 {
-        let codes = clip_lens::lens::orthogonal_matching_pursuit_with(&dictionary, &expected[&format!("pca.{layer}")].values, 8, search).await.unwrap();
+        let codes = clip_lens::lens::orthogonal_matching_pursuit_with(
+            &dictionary,
+            &expected[&format!("pca.{layer}")].values,
+            8,
+            search,
+        )
+        .await
+        .unwrap();
         results.push({
             let reference = &expected[&format!("omp.{layer}")].values;
             let scale = reference.iter().fold(0f32, |m, x| m.max(x.abs()));
@@ -337,7 +369,12 @@ pub fn segmentation_settings() -> (String, Vec<usize>, usize, Vec<[usize; 2]>) {
     let json: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
     let seg = &json["segmentation"];
     let layers = seg["layers"].as_array().unwrap().iter().map(|l| l.as_u64().unwrap() as usize).collect();
-    let pairs = seg["neurons_layer_index"].as_array().unwrap().iter().map(|p| [p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize]).collect();
+    let pairs = seg["neurons_layer_index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| [p[0].as_u64().unwrap() as usize, p[1].as_u64().unwrap() as usize])
+        .collect();
     (seg["concept"].as_str().unwrap().to_string(), layers, seg["top_neurons"].as_u64().unwrap() as usize, pairs)
 }
 
@@ -351,9 +388,11 @@ pub async fn segmentation_golden(bytes: &[u8], device: &Device) -> (Vec<[usize; 
     let (concept, layers, k, _) = segmentation_settings();
     let model = load(bytes, Towers::Both, device);
     let e = segment::text_concept(model.text().unwrap(), &ClipTokenizer::new(), &concept).await.unwrap();
-    let directions: Vec<(usize, &[f32])> = layers.iter().map(|&l| (l, expected[&format!("pca.{l}")].values.as_slice())).collect();
+    let directions: Vec<(usize, &[f32])> =
+        layers.iter().map(|&l| (l, expected[&format!("pca.{l}")].values.as_slice())).collect();
     let selected = segment::top_neurons(&directions, &e, k).unwrap();
-    let (maps, _) = segment::segment(model.vision().unwrap(), reference_pixels(&expected, device), &selected).await.unwrap();
+    let (maps, _) =
+        segment::segment(model.vision().unwrap(), reference_pixels(&expected, device), &selected).await.unwrap();
     assert_eq!(vec![maps.batch, maps.size, maps.size], expected["seg_heatmap"].shape, "seg_heatmap shape");
     let pairs = selected.iter().map(|n| [n.neuron, n.layer]).collect();
     (pairs, relative_deviation(&maps.values, &expected["seg_heatmap"].values))
@@ -395,14 +434,18 @@ pub async fn check_concept_discovery(bytes: &[u8], device: &Device) -> f32 {
     let output = vision.forward(reference_pixels(&expected, device), &CaptureRequest::for_lens(&[layer])).unwrap();
     let factors = clip_lens::lens::LensFactors::new(vision, layer).unwrap();
     let mean = Tensor::<2>::from_data(TensorData::new(lens.mean.clone(), [256, 32]), device);
-    let norms = read_f32(clip_lens::lens::centred_effect_norms(vision, &factors, &output, &mean).unwrap()).await.unwrap();
+    let norms =
+        read_f32(clip_lens::lens::centred_effect_norms(vision, &factors, &output, &mean).unwrap()).await.unwrap();
     let words: Vec<String> = WORDS.lines().map(str::to_string).collect();
     let mut worst = 0f32;
     for (i, image) in json["detail_images"].as_array().unwrap().iter().enumerate() {
         let reference = &discovery["results"][image.as_str().unwrap()];
         let reference_words = reference["top_words"].as_array().unwrap();
-        let concepts = discover_concepts(layer, &norms[i * 256..(i + 1) * 256], &lens, 6, 8, &words, reference_words.len()).unwrap();
-        let significant: Vec<usize> = reference["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap() as usize).collect();
+        let concepts =
+            discover_concepts(layer, &norms[i * 256..(i + 1) * 256], &lens, 6, 8, &words, reference_words.len())
+                .unwrap();
+        let significant: Vec<usize> =
+            reference["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap() as usize).collect();
         assert_eq!(concepts.significant_neurons, significant, "{image}: significant neurons");
         let best = reference_words[0][1].as_f64().unwrap() as f32;
         for ((word, score), reference) in concepts.words.iter().zip(reference_words) {

@@ -43,13 +43,24 @@ fn labelled_images(dir: &Path, bundle: &Bundle) -> Result<(Vec<(PathBuf, usize)>
     let mut folders: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
     folders.sort();
     if folders.len() < 2 {
-        return Err(Error::InvalidInput(format!("{} needs at least two class subfolders, it has {}", dir.display(), folders.len())));
+        return Err(Error::InvalidInput(format!(
+            "{} needs at least two class subfolders, it has {}",
+            dir.display(),
+            folders.len()
+        )));
     }
     let (mut images, mut classes) = (Vec::new(), Vec::new());
     for (label, folder) in folders.iter().enumerate() {
         let name = folder.file_name().map(|n| n.to_string_lossy().replace('_', " ")).unwrap_or_default();
-        classes.push(class_index(&bundle.manifest.classes, &name).map_err(|e| Error::InvalidInput(format!("subfolder {}: {e}", folder.display())))?);
-        let mut files: Vec<PathBuf> = std::fs::read_dir(folder).map_err(|e| Error::io(folder, e))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+        classes.push(
+            class_index(&bundle.manifest.classes, &name)
+                .map_err(|e| Error::InvalidInput(format!("subfolder {}: {e}", folder.display())))?,
+        );
+        let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+            .map_err(|e| Error::io(folder, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
         files.sort();
         images.extend(files.into_iter().map(|f| (f, label)));
     }
@@ -69,11 +80,16 @@ pub fn ablate(model: &ClipModel, device: &Device, weights: &[u8], args: &AblateA
     let tensor = |values: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(values, shape), device);
     let mut per_layer = Vec::new();
     for &layer in &layers {
-        let lens = bundle.layers.get(&layer).ok_or_else(|| Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers)))?;
+        let lens = bundle.layers.get(&layer).ok_or_else(|| {
+            Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers))
+        })?;
         let factors = AblationFactors {
             mean: tensor(lens.mean.clone(), [n, d]),
             directions: tensor(lens.direction.clone(), [n, d]),
-            sparse_directions: tensor(sparse_directions(&lens.decomposition_index, &lens.decomposition_coef, m, &dictionary.atoms, d), [n, d]),
+            sparse_directions: tensor(
+                sparse_directions(&lens.decomposition_index, &lens.decomposition_coef, m, &dictionary.atoms, d),
+                [n, d],
+            ),
             thresholds: tensor(lens.norms.chunks(k).map(|row| row[0]).collect(), [1, n]),
         };
         per_layer.push((LensFactors::new(vision, layer)?, factors, AblationTable::new(layer)));
@@ -85,10 +101,14 @@ pub fn ablate(model: &ClipModel, device: &Device, weights: &[u8], args: &AblateA
         let paths: Vec<PathBuf> = chunk.iter().map(|(p, _)| p.clone()).collect();
         let labels: Vec<usize> = chunk.iter().map(|(_, l)| *l).collect();
         let pixels: Vec<f32> = load_pixels(&paths, size)?.concat();
-        let output = vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 3, size, size]), device), &request)?;
+        let output = vision
+            .forward(Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 3, size, size]), device), &request)?;
         for (lens_factors, factors, table) in &mut per_layer {
             let effects = second_order_effects(vision, lens_factors, &output)?;
-            let variants = ablated_embeddings(output.embeds.clone(), effects, factors).into_iter().map(read_f32_blocking).collect::<Result<Vec<_>>>()?;
+            let variants = ablated_embeddings(output.embeds.clone(), effects, factors)
+                .into_iter()
+                .map(read_f32_blocking)
+                .collect::<Result<Vec<_>>>()?;
             table.add(&variants, &labels, &classes, d);
         }
         bar.inc(chunk.len() as u64);
@@ -97,17 +117,22 @@ pub fn ablate(model: &ClipModel, device: &Device, weights: &[u8], args: &AblateA
     let tables: Vec<AblationTable> = per_layer.into_iter().map(|(_, _, t)| t).collect();
     println!("{:<20} {}", "variant", layers.iter().map(|l| format!("layer {l:>2}")).collect::<Vec<_>>().join("  "));
     for (v, name) in VARIANTS.iter().enumerate() {
-        println!("{name:<20} {}", tables.iter().map(|t| format!("{:>7.1}%", 100.0 * t.accuracies()[v])).collect::<Vec<_>>().join("  "));
+        println!(
+            "{name:<20} {}",
+            tables.iter().map(|t| format!("{:>7.1}%", 100.0 * t.accuracies()[v])).collect::<Vec<_>>().join("  ")
+        );
     }
     if let Some(path) = &args.json {
         let json: Vec<serde_json::Value> = tables
             .iter()
             .map(|t| {
-                let accuracy: serde_json::Map<String, serde_json::Value> = VARIANTS.iter().zip(t.accuracies()).map(|(v, a)| (v.to_string(), serde_json::json!(a))).collect();
+                let accuracy: serde_json::Map<String, serde_json::Value> =
+                    VARIANTS.iter().zip(t.accuracies()).map(|(v, a)| (v.to_string(), serde_json::json!(a))).collect();
                 serde_json::json!({"layer": t.layer, "images": t.images, "accuracy": accuracy})
             })
             .collect();
-        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap_or_default()).map_err(|e| Error::io(path, e))?;
+        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap_or_default())
+            .map_err(|e| Error::io(path, e))?;
     }
     Ok(())
 }

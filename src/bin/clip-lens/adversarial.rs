@@ -110,9 +110,16 @@ pub fn adversarial(model: &ClipModel, weights: &[u8], args: &AdversarialArgs) ->
     };
     let found = adversarial_words(&bundle, &query)?;
     if args.json {
-        println!("{}", serde_json::json!({"class0": args.classes.class0, "class1": args.classes.class1, "layers": layers, "neurons": found.neurons, "words": found.words, "removed": found.removed, "descriptions": found.descriptions}));
+        println!(
+            "{}",
+            serde_json::json!({"class0": args.classes.class0, "class1": args.classes.class1, "layers": layers, "neurons": found.neurons, "words": found.words, "removed": found.removed, "descriptions": found.descriptions})
+        );
     } else {
-        println!("{} neurons of layers {layers:?}; removed as synonyms or blocked: {}", found.neurons.len(), found.removed.join(", "));
+        println!(
+            "{} neurons of layers {layers:?}; removed as synonyms or blocked: {}",
+            found.neurons.len(),
+            found.removed.join(", ")
+        );
         for w in &found.words {
             println!("{:<24} {:+.4}  from {} neurons", w.word, w.score, w.neurons.len());
         }
@@ -130,7 +137,11 @@ pub fn adversarial(model: &ClipModel, weights: &[u8], args: &AdversarialArgs) ->
 fn run_command(template: &str, description: &str) -> Result<()> {
     let quoted = format!("'{}'", description.replace('\'', "'\\''"));
     let line = template.replace("{}", &quoted);
-    let status = std::process::Command::new("sh").arg("-c").arg(&line).status().map_err(|e| Error::InvalidInput(format!("cannot run `{line}`: {e}")))?;
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .status()
+        .map_err(|e| Error::InvalidInput(format!("cannot run `{line}`: {e}")))?;
     if !status.success() {
         return Err(Error::InvalidInput(format!("`{line}` failed ({status})")));
     }
@@ -145,13 +156,19 @@ pub fn fooled(model: &ClipModel, device: &Device, weights: &[u8], args: &FooledA
     let mut decisions = Vec::new();
     for path in &args.images {
         let pixels = load_pixels(std::slice::from_ref(path), size)?.remove(0);
-        let embed = read_f32_blocking(vision.encode(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device))?)?;
+        let embed = read_f32_blocking(
+            vision.encode(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device))?,
+        )?;
         decisions.push((path.display().to_string(), fools(&embed, &e0, &e1)));
     }
     let rate = decisions.iter().filter(|(_, f)| *f).count() as f64 / decisions.len() as f64;
     if args.json {
-        let images: Vec<serde_json::Value> = decisions.iter().map(|(p, f)| serde_json::json!({"image": p, "fooled": f})).collect();
-        println!("{}", serde_json::json!({"class0": args.classes.class0, "class1": args.classes.class1, "images": images, "success_rate": rate}));
+        let images: Vec<serde_json::Value> =
+            decisions.iter().map(|(p, f)| serde_json::json!({"image": p, "fooled": f})).collect();
+        println!(
+            "{}",
+            serde_json::json!({"class0": args.classes.class0, "class1": args.classes.class1, "images": images, "success_rate": rate})
+        );
     } else {
         for (path, fooled) in &decisions {
             println!("{path}: CLIP says {}", if *fooled { &args.classes.class0 } else { &args.classes.class1 });

@@ -173,7 +173,9 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Effects { model, layers, out, batch, images } => effects(&model, &layers, out.as_deref(), batch, &images),
+        Command::Effects { model, layers, out, batch, images } => {
+            effects(&model, &layers, out.as_deref(), batch, &images)
+        }
         Command::Text { model, out, texts } => text(&model, out.as_deref(), &texts),
         Command::Precompute(command) => {
             let loaded = load_model(&command.model, Towers::Both)?;
@@ -236,7 +238,8 @@ pub fn load_pixels(paths: &[PathBuf], size: usize) -> Result<Vec<Vec<f32>>> {
             rows.extend(pixels_from_safetensors(path, size)?);
         } else {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            let pre = preprocess_image(&bytes, size as u32).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+            let pre = preprocess_image(&bytes, size as u32)
+                .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
             rows.push(pre.pixels);
         }
     }
@@ -247,7 +250,11 @@ fn pixels_from_safetensors(path: &Path, size: usize) -> Result<Vec<Vec<f32>>> {
     let file = WeightFile::open(path)?;
     let (values, shape) = file.tensor_any_shape("pixels")?;
     if shape.len() != 4 || shape[1] != 3 || shape[2] != size || shape[3] != size {
-        return Err(Error::ShapeMismatch { name: format!("{}: pixels", path.display()), expected: vec![0, 3, size, size], found: shape });
+        return Err(Error::ShapeMismatch {
+            name: format!("{}: pixels", path.display()),
+            expected: vec![0, 3, size, size],
+            found: shape,
+        });
     }
     Ok(values.chunks(3 * size * size).map(<[f32]>::to_vec).collect())
 }
@@ -255,7 +262,11 @@ fn pixels_from_safetensors(path: &Path, size: usize) -> Result<Vec<Vec<f32>>> {
 /// A progress bar with rate and ETA.
 pub fn progress(len: usize, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
-    bar.set_style(ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, ETA {eta})").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, ETA {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar.set_message(what.to_string());
     bar
 }
@@ -288,7 +299,11 @@ fn effects(args: &ModelArgs, layers: &[usize], out: Option<&Path>, batch: usize,
     let mut tensors = vec![NamedTensor::f32("image_embeds", &[n, model.config.embed_dim], embeds)];
     for ((layer, values), effect) in layers.iter().zip(neurons).zip(effects) {
         tensors.push(NamedTensor::f32(format!("post_gelu.{layer}"), &[n, c.tokens(), c.mlp_width], values));
-        tensors.push(NamedTensor::f32(format!("second_order.{layer}"), &[n, c.mlp_width, model.config.embed_dim], effect));
+        tensors.push(NamedTensor::f32(
+            format!("second_order.{layer}"),
+            &[n, c.mlp_width, model.config.embed_dim],
+            effect,
+        ));
     }
     emit(&tensors, out)
 }

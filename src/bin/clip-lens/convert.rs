@@ -46,6 +46,13 @@ pub fn convert(args: &ConvertArgs) -> Result<()> {
     write("config.json", serde_json::to_string_pretty(&config.to_hf_json()).unwrap_or_default().as_bytes())?;
     write("manifest.json", serde_json::to_string_pretty(&manifest).unwrap_or_default().as_bytes())?;
     let mb = |bytes: usize| bytes as f64 / 1e6;
-    eprintln!("wrote {} ({:.1} MB) and {} ({:.1} MB) to {}", manifest.image.file, mb(manifest.image.bytes), manifest.text.file, mb(manifest.text.bytes), args.out.display());
+    eprintln!(
+        "wrote {} ({:.1} MB) and {} ({:.1} MB) to {}",
+        manifest.image.file,
+        mb(manifest.image.bytes),
+        manifest.text.file,
+        mb(manifest.text.bytes),
+        args.out.display()
+    );
     Ok(())
 }

@@ -61,13 +61,20 @@ pub fn read_bundle_for(dir: &Path, weights: &[u8]) -> Result<Bundle> {
 }
 
 /// One forward per image (with the captures of `layers`), in input order.
-fn forward_each(model: &ClipModel, device: &Device, images: &[PathBuf], layers: &[usize], mut each: impl FnMut(&Path, VisionOutput) -> Result<()>) -> Result<()> {
+fn forward_each(
+    model: &ClipModel,
+    device: &Device,
+    images: &[PathBuf],
+    layers: &[usize],
+    mut each: impl FnMut(&Path, VisionOutput) -> Result<()>,
+) -> Result<()> {
     let vision = model.vision()?;
     let size = vision.config.image_size;
     let request = CaptureRequest::for_lens(layers);
     for path in images {
         let pixels = load_pixels(std::slice::from_ref(path), size)?.remove(0);
-        let output = vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device), &request)?;
+        let output =
+            vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device), &request)?;
         each(path, output)?;
     }
     Ok(())
@@ -76,7 +83,11 @@ fn forward_each(model: &ClipModel, device: &Device, images: &[PathBuf], layers: 
 /// `clip-lens concepts`.
 pub fn concepts(model: &ClipModel, device: &Device, weights: &[u8], args: &ConceptsArgs) -> Result<()> {
     let bundle = read_bundle_for(&args.bundle, weights)?;
-    let layers = if args.layer.is_empty() { bundle.manifest.layers.last().copied().into_iter().collect() } else { args.layer.clone() };
+    let layers = if args.layer.is_empty() {
+        bundle.manifest.layers.last().copied().into_iter().collect()
+    } else {
+        args.layer.clone()
+    };
     let vision = model.vision()?;
     let lens = BundleLens::new(vision, &bundle, &layers, usize::MAX, device)?;
     let mut results = Vec::new();
@@ -86,12 +97,14 @@ pub fn concepts(model: &ClipModel, device: &Device, weights: &[u8], args: &Conce
         Ok(())
     })?;
     if args.json {
-        let list: Vec<serde_json::Value> = results.iter().map(|(path, found)| concepts_json(path, found, args.top)).collect();
+        let list: Vec<serde_json::Value> =
+            results.iter().map(|(path, found)| concepts_json(path, found, args.top)).collect();
         println!("{}", serde_json::Value::Array(list));
     } else {
         for (path, found) in &results {
             let significant: usize = found.iter().map(|c| c.significant_neurons.len()).sum();
-            let words: Vec<String> = merge_layers(found, args.top).iter().map(|(w, s)| format!("{w} ({s:.3})")).collect();
+            let words: Vec<String> =
+                merge_layers(found, args.top).iter().map(|(w, s)| format!("{w} ({s:.3})")).collect();
             println!("{} (layers {layers:?}, {significant} significant neurons): {}", path.display(), words.join(", "));
         }
     }
@@ -101,11 +114,15 @@ pub fn concepts(model: &ClipModel, device: &Device, weights: &[u8], args: &Conce
 /// `{"image", "layer", "significant_neurons", "words"}`; over several layers `layer` is the
 /// list and the neurons are `[layer, neuron]` pairs.
 fn concepts_json(path: &Path, found: &[Concepts], top: usize) -> serde_json::Value {
-    let words: Vec<serde_json::Value> = merge_layers(found, top).iter().map(|(w, s)| serde_json::json!([w, s])).collect();
+    let words: Vec<serde_json::Value> =
+        merge_layers(found, top).iter().map(|(w, s)| serde_json::json!([w, s])).collect();
     match found {
-        [one] => serde_json::json!({"image": path.display().to_string(), "layer": one.layer, "significant_neurons": one.significant_neurons, "words": words}),
+        [one] => {
+            serde_json::json!({"image": path.display().to_string(), "layer": one.layer, "significant_neurons": one.significant_neurons, "words": words})
+        }
         several => {
-            let neurons: Vec<[usize; 2]> = several.iter().flat_map(|c| c.significant_neurons.iter().map(move |&n| [c.layer, n])).collect();
+            let neurons: Vec<[usize; 2]> =
+                several.iter().flat_map(|c| c.significant_neurons.iter().map(move |&n| [c.layer, n])).collect();
             let layers: Vec<usize> = several.iter().map(|c| c.layer).collect();
             serde_json::json!({"image": path.display().to_string(), "layer": layers, "significant_neurons": neurons, "words": words})
         }
@@ -122,11 +139,15 @@ pub fn classify_images(model: &ClipModel, device: &Device, weights: &[u8], args:
         Ok(())
     })?;
     if args.json {
-        let list: Vec<serde_json::Value> = results.iter().map(|(path, top)| serde_json::json!({"image": path.display().to_string(), "classes": top})).collect();
+        let list: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(path, top)| serde_json::json!({"image": path.display().to_string(), "classes": top}))
+            .collect();
         println!("{}", serde_json::Value::Array(list));
     } else {
         for (path, top) in &results {
-            let classes: Vec<String> = top.iter().map(|c| format!("{} {:.1}%", c.name, 100.0 * c.probability)).collect();
+            let classes: Vec<String> =
+                top.iter().map(|c| format!("{} {:.1}%", c.name, 100.0 * c.probability)).collect();
             println!("{}: {}", path.display(), classes.join(", "));
         }
     }

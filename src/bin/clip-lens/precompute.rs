@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use clip_lens::bundle::{sha256_hex, Bundle, LayerLens, Manifest, Storage, FORMAT_VERSION};
 use clip_lens::device::read_f32_blocking;
-use clip_lens::lens::{orthogonal_matching_pursuit, second_order_effects, Dictionary, LensFactors, MeanAccumulator, NeuronStatistics, TopKAccumulator};
+use clip_lens::lens::{
+    orthogonal_matching_pursuit, second_order_effects, Dictionary, LensFactors, MeanAccumulator, NeuronStatistics,
+    TopKAccumulator,
+};
 use clip_lens::model::{CaptureRequest, ClipModel, VisionTransformer};
 use clip_lens::preprocess::{center_crop, decode_image, preprocess_image};
 use clip_lens::tensor_file::{deserialize, serialize_with_metadata, NamedTensor};
@@ -76,7 +79,11 @@ pub struct PrecomputeCommand {
 
 impl PrecomputeCommand {
     fn storage(&self) -> Storage {
-        if self.f16 { Storage::F16 } else { Storage::F32 }
+        if self.f16 {
+            Storage::F16
+        } else {
+            Storage::F32
+        }
     }
 }
 
@@ -99,11 +106,20 @@ const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "webp", "gif"];
 /// The image files of a folder (not recursive, by extension), sorted by name.
 fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let is_image = |p: &Path| p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
+    let is_image = |p: &Path| {
+        p.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    };
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file() && is_image(p)).collect();
     files.sort();
     if files.is_empty() {
-        return Err(Error::InvalidInput(format!("{} contains no image files ({})", dir.display(), IMAGE_EXTENSIONS.join(", "))));
+        return Err(Error::InvalidInput(format!(
+            "{} contains no image files ({})",
+            dir.display(),
+            IMAGE_EXTENSIONS.join(", ")
+        )));
     }
     Ok(files)
 }
@@ -115,7 +131,10 @@ fn decode_batch(files: &[PathBuf], size: usize, bar: &ProgressBar) -> (Vec<PathB
     let mut pixels = Vec::new();
     let mut skipped = Vec::new();
     for file in files {
-        match std::fs::read(file).map_err(|e| e.to_string()).and_then(|b| preprocess_image(&b, size as u32).map_err(|e| e.to_string())) {
+        match std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| preprocess_image(&b, size as u32).map_err(|e| e.to_string()))
+        {
             Ok(pre) => {
                 decoded.push(file.clone());
                 pixels.extend(pre.pixels);
@@ -155,8 +174,12 @@ impl Accumulators {
 
     fn snapshot(&self, layers: &[usize]) -> Vec<NamedTensor> {
         match self {
-            Accumulators::Means(m) => m.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect(),
-            Accumulators::Tops(t) => t.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect(),
+            Accumulators::Means(m) => {
+                m.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect()
+            }
+            Accumulators::Tops(t) => {
+                t.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect()
+            }
         }
     }
 }
@@ -174,13 +197,23 @@ const CHECKPOINT_VERSION: &str = "1";
 
 impl Checkpoint {
     fn new(out: &Path, fingerprint: String, seconds: u64) -> Self {
-        Self { path: out.join(".precompute-checkpoint.safetensors"), fingerprint, every: Duration::from_secs(seconds), last_saved: Instant::now() }
+        Self {
+            path: out.join(".precompute-checkpoint.safetensors"),
+            fingerprint,
+            every: Duration::from_secs(seconds),
+            last_saved: Instant::now(),
+        }
     }
 
     /// Writes the state atomically (a temporary file renamed over the old checkpoint).
     fn save(&mut self, position: &Position, accumulators: &Accumulators, layers: &[usize]) -> Result<()> {
-        let position_json = serde_json::to_string(position).map_err(|e| Error::InvalidInput(format!("checkpoint position: {e}")))?;
-        let metadata = HashMap::from([("version".to_string(), CHECKPOINT_VERSION.to_string()), ("fingerprint".to_string(), self.fingerprint.clone()), ("position".to_string(), position_json)]);
+        let position_json =
+            serde_json::to_string(position).map_err(|e| Error::InvalidInput(format!("checkpoint position: {e}")))?;
+        let metadata = HashMap::from([
+            ("version".to_string(), CHECKPOINT_VERSION.to_string()),
+            ("fingerprint".to_string(), self.fingerprint.clone()),
+            ("position".to_string(), position_json),
+        ]);
         let bytes = serialize_with_metadata(&accumulators.snapshot(layers), Some(metadata))?;
         let parent = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -197,7 +230,14 @@ impl Checkpoint {
 
     /// The saved state, if a checkpoint of this very run exists. A checkpoint of another run
     /// (other weights, layers, k or files) is an error unless `restart`.
-    fn load(&self, layers: &[usize], neurons: usize, dim: usize, k: usize, restart: bool) -> Result<Option<(Position, Accumulators)>> {
+    fn load(
+        &self,
+        layers: &[usize],
+        neurons: usize,
+        dim: usize,
+        k: usize,
+        restart: bool,
+    ) -> Result<Option<(Position, Accumulators)>> {
         if !self.path.exists() {
             return Ok(None);
         }
@@ -205,7 +245,12 @@ impl Checkpoint {
             std::fs::remove_file(&self.path).map_err(|e| Error::io(&self.path, e))?;
             return Ok(None);
         }
-        let corrupt = |why: String| Error::InvalidInput(format!("the checkpoint {} is unusable ({why}); pass --restart to start over", self.path.display()));
+        let corrupt = |why: String| {
+            Error::InvalidInput(format!(
+                "the checkpoint {} is unusable ({why}); pass --restart to start over",
+                self.path.display()
+            ))
+        };
         let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
         let (tensors, metadata) = deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
         let field = |name: &str| metadata.get(name).cloned().ok_or_else(|| corrupt(format!("no {name}")));
@@ -221,8 +266,20 @@ impl Checkpoint {
         let position: Position = serde_json::from_str(&field("position")?).map_err(|e| corrupt(e.to_string()))?;
         let restore = |l: &usize| format!("layer.{l}");
         let accumulators = match position.pass {
-            1 => Accumulators::Means(layers.iter().map(|l| MeanAccumulator::restore(&tensors, &restore(l), neurons, dim)).collect::<Result<_>>().map_err(|e| corrupt(e.to_string()))?),
-            2 => Accumulators::Tops(layers.iter().map(|l| TopKAccumulator::restore(&tensors, &restore(l), neurons, dim, k)).collect::<Result<_>>().map_err(|e| corrupt(e.to_string()))?),
+            1 => Accumulators::Means(
+                layers
+                    .iter()
+                    .map(|l| MeanAccumulator::restore(&tensors, &restore(l), neurons, dim))
+                    .collect::<Result<_>>()
+                    .map_err(|e| corrupt(e.to_string()))?,
+            ),
+            2 => Accumulators::Tops(
+                layers
+                    .iter()
+                    .map(|l| TopKAccumulator::restore(&tensors, &restore(l), neurons, dim, k))
+                    .collect::<Result<_>>()
+                    .map_err(|e| corrupt(e.to_string()))?,
+            ),
             other => return Err(corrupt(format!("pass {other}"))),
         };
         Ok(Some((position, accumulators)))
@@ -238,7 +295,10 @@ impl Checkpoint {
 
 /// What a checkpoint must agree on: weights, layers, k, and every file's name and size.
 fn fingerprint(weights_sha256: &str, args: &PrecomputeCommand, files: &[PathBuf]) -> String {
-    let listing: String = files.iter().map(|f| format!("{}:{}\n", f.display(), std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))).collect();
+    let listing: String = files
+        .iter()
+        .map(|f| format!("{}:{}\n", f.display(), std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)))
+        .collect();
     sha256_hex(format!("{weights_sha256}|{:?}|{}|{listing}", args.layers, args.top_k).as_bytes())
 }
 
@@ -254,7 +314,11 @@ struct Passes<'a> {
 
 impl Passes<'_> {
     /// Runs (or resumes) both passes; returns the statistics per layer and the position at the end.
-    fn run(&mut self, files: &[PathBuf], resumed: Option<(Position, Accumulators)>) -> Result<(Vec<NeuronStatistics>, Position)> {
+    fn run(
+        &mut self,
+        files: &[PathBuf],
+        resumed: Option<(Position, Accumulators)>,
+    ) -> Result<(Vec<NeuronStatistics>, Position)> {
         let (neurons, dim) = (self.vision.config.mlp_width, self.vision.projection.dims()[1]);
         let (mut position, mut accumulators) = match resumed {
             Some((position, accumulators)) => {
@@ -262,15 +326,28 @@ impl Passes<'_> {
                 eprintln!("resuming from the checkpoint: pass {}/2 at image {}/{total}", position.pass, position.done);
                 (position, accumulators)
             }
-            None => (Position { pass: 1, done: 0, images: Vec::new(), skipped: Vec::new() }, Accumulators::Means(self.factors.iter().map(|_| MeanAccumulator::new(neurons, dim)).collect())),
+            None => (
+                Position { pass: 1, done: 0, images: Vec::new(), skipped: Vec::new() },
+                Accumulators::Means(self.factors.iter().map(|_| MeanAccumulator::new(neurons, dim)).collect()),
+            ),
         };
         if position.pass == 1 {
             self.pass(files, "pass 1/2 (means)", &mut position, &mut accumulators)?;
             let Accumulators::Means(means) = accumulators else { unreachable!("pass 1 accumulates means") };
             if position.images.len() < self.args.top_k {
-                return Err(Error::InvalidInput(format!("--top-k {} is larger than the number of readable images ({}, {} skipped)", self.args.top_k, position.images.len(), position.skipped.len())));
+                return Err(Error::InvalidInput(format!(
+                    "--top-k {} is larger than the number of readable images ({}, {} skipped)",
+                    self.args.top_k,
+                    position.images.len(),
+                    position.skipped.len()
+                )));
             }
-            accumulators = Accumulators::Tops(means.iter().map(|m| TopKAccumulator::new(m.mean()?, neurons, dim, self.args.top_k)).collect::<Result<_>>()?);
+            accumulators = Accumulators::Tops(
+                means
+                    .iter()
+                    .map(|m| TopKAccumulator::new(m.mean()?, neurons, dim, self.args.top_k))
+                    .collect::<Result<_>>()?,
+            );
             position.pass = 2;
             position.done = 0;
             self.checkpoint.save(&position, &accumulators, &self.args.layers)?;
@@ -283,7 +360,13 @@ impl Passes<'_> {
 
     /// One pass over `inputs[position.done..]`, batch by batch (memory O(batch)), with
     /// checkpoints.
-    fn pass(&mut self, inputs: &[PathBuf], what: &str, position: &mut Position, accumulators: &mut Accumulators) -> Result<()> {
+    fn pass(
+        &mut self,
+        inputs: &[PathBuf],
+        what: &str,
+        position: &mut Position,
+        accumulators: &mut Accumulators,
+    ) -> Result<()> {
         let size = self.vision.config.image_size;
         let layers: Vec<usize> = self.factors.iter().map(|f| f.layer).collect();
         let request = CaptureRequest::for_lens(&layers);
@@ -294,7 +377,9 @@ impl Passes<'_> {
         for chunk in inputs[start..].chunks(self.args.batch.max(1)) {
             let (ok, pixels, failed) = decode_batch(chunk, size, &bar);
             if position.pass == 2 && ok.len() != chunk.len() {
-                return Err(Error::InvalidInput("an image changed between the two passes (it no longer decodes)".into()));
+                return Err(Error::InvalidInput(
+                    "an image changed between the two passes (it no longer decodes)".into(),
+                ));
             }
             if !ok.is_empty() {
                 let input = Tensor::<4>::from_data(TensorData::new(pixels, [ok.len(), 3, size, size]), self.device);
@@ -358,7 +443,12 @@ fn read_words(files: &[PathBuf]) -> Result<Vec<String>> {
 }
 
 /// Decompositions `[N, m]` sorted by |coefficient|, padded with index -1.
-fn decompose(dictionary: &Dictionary, directions: &[f32], components: usize, device: &Device) -> Result<(Vec<i32>, Vec<f32>)> {
+fn decompose(
+    dictionary: &Dictionary,
+    directions: &[f32],
+    components: usize,
+    device: &Device,
+) -> Result<(Vec<i32>, Vec<f32>)> {
     let codes = pollster::block_on(orthogonal_matching_pursuit(dictionary, directions, components, device))?;
     let mut index = Vec::with_capacity(codes.len() * components);
     let mut coef = Vec::with_capacity(codes.len() * components);
@@ -384,10 +474,17 @@ fn write_thumbnails(out: &Path, images: &[PathBuf], ids: &BTreeSet<usize>, size:
         let image = decode_image(&bytes)?;
         let (w, h) = image.dimensions();
         let scale = size as f32 / w.min(h) as f32;
-        let resized = image::imageops::resize(&image, ((w as f32 * scale).round() as u32).max(size), ((h as f32 * scale).round() as u32).max(size), image::imageops::FilterType::Triangle);
+        let resized = image::imageops::resize(
+            &image,
+            ((w as f32 * scale).round() as u32).max(size),
+            ((h as f32 * scale).round() as u32).max(size),
+            image::imageops::FilterType::Triangle,
+        );
         let path = dir.join(format!("{id}.jpg"));
         let mut encoded = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 80).encode_image(&center_crop(&resized, size)).map_err(|e| Error::InvalidInput(format!("encoding the thumbnail of {}: {e}", file.display())))?;
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 80)
+            .encode_image(&center_crop(&resized, size))
+            .map_err(|e| Error::InvalidInput(format!("encoding the thumbnail of {}: {e}", file.display())))?;
         std::fs::write(&path, encoded).map_err(|e| Error::io(&path, e))?;
         bar.inc(1);
     }
@@ -402,12 +499,19 @@ pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args
     let text = model.text()?;
     let layers = vision.config.layers;
     if let Some(&bad) = args.layers.iter().find(|&&l| l >= layers) {
-        return Err(Error::InvalidInput(format!("layer {bad} is out of range: the image tower has layers 0..={}", layers - 1)));
+        return Err(Error::InvalidInput(format!(
+            "layer {bad} is out of range: the image tower has layers 0..={}",
+            layers - 1
+        )));
     }
     let words = read_words(&args.words)?;
     let files = list_images(&args.images)?;
     if files.len() < args.top_k {
-        return Err(Error::InvalidInput(format!("--top-k {} is larger than the number of images ({})", args.top_k, files.len())));
+        return Err(Error::InvalidInput(format!(
+            "--top-k {} is larger than the number of images ({})",
+            args.top_k,
+            files.len()
+        )));
     }
     let dim = config.embed_dim;
     let weights_sha256 = sha256_hex(weights_bytes);
@@ -420,12 +524,15 @@ pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args
 
     let tokenizer = ClipTokenizer::new();
     let bar: ProgressBar = progress(words.len(), "embedding words");
-    let word_embeds = pollster::block_on(word_embeddings(text, &tokenizer, &words, 256, |d| bar.set_position(d as u64)))?;
+    let word_embeds =
+        pollster::block_on(word_embeddings(text, &tokenizer, &words, 256, |d| bar.set_position(d as u64)))?;
     bar.finish_and_clear();
     let classes = lines(IMAGENET_CLASSES);
     let templates = lines(IMAGENET_TEMPLATES);
     let bar = progress(classes.len(), "embedding ImageNet classes");
-    let class_embeds = pollster::block_on(class_embeddings(text, &tokenizer, &classes, &templates, 80, |d| bar.set_position(d as u64)))?;
+    let class_embeds = pollster::block_on(class_embeddings(text, &tokenizer, &classes, &templates, 80, |d| {
+        bar.set_position(d as u64)
+    }))?;
     bar.finish_and_clear();
 
     let dictionary = Dictionary::from_word_embeddings(&word_embeds, dim)?;
@@ -435,8 +542,20 @@ pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args
     let bar = progress(stats.len(), "sparse decompositions (OMP)");
     for (layer, s) in args.layers.iter().zip(stats) {
         let (decomposition_index, decomposition_coef) = decompose(&dictionary, &s.directions, components, device)?;
-        top_images.insert(layer.to_string(), s.top_images.chunks(s.k).map(|ids| ids.iter().rev().copied().collect()).collect());
-        lens.insert(*layer, LayerLens { mean: s.mean, direction: s.directions, norms: s.norms, decomposition_index, decomposition_coef });
+        top_images.insert(
+            layer.to_string(),
+            s.top_images.chunks(s.k).map(|ids| ids.iter().rev().copied().collect()).collect(),
+        );
+        lens.insert(
+            *layer,
+            LayerLens {
+                mean: s.mean,
+                direction: s.directions,
+                norms: s.norms,
+                decomposition_index,
+                decomposition_coef,
+            },
+        );
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -466,6 +585,11 @@ pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args
     let bundle = Bundle { manifest, layers: lens, word_embeds, class_embeds };
     bundle.write(&args.out, args.storage())?;
     passes.checkpoint.remove()?;
-    eprintln!("wrote the bundle to {} ({} images, {} skipped)", args.out.display(), bundle.manifest.images.len(), bundle.manifest.skipped_images.len());
+    eprintln!(
+        "wrote the bundle to {} ({} images, {} skipped)",
+        args.out.display(),
+        bundle.manifest.images.len(),
+        bundle.manifest.skipped_images.len()
+    );
     Ok(())
 }

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use clip_lens::apps::metrics::SegmentationMetrics;
-use clip_lens::apps::segment::{ConceptSpec, 
-    bundle_directions, class_concept, heatmap_to_original, heatmaps, predicted_class,
-    preprocess_mask, text_concept, top_neurons, Heatmaps, RankedNeuron,
+use clip_lens::apps::segment::{
+    bundle_directions, class_concept, heatmap_to_original, heatmaps, predicted_class, preprocess_mask, text_concept,
+    top_neurons, ConceptSpec, Heatmaps, RankedNeuron,
 };
 use clip_lens::bundle::Bundle;
 use clip_lens::device::read_f32_blocking;
@@ -105,11 +105,7 @@ impl<'a> Segmenter<'a> {
         let concept = ConceptSpec::parse(concept)?;
         let bundle = crate::inspect::read_bundle_for(&choice.bundle, weights)?;
         let (layers, top_neurons) = (&choice.layers, choice.top_neurons);
-        let layers = if layers.is_empty() {
-            bundle.manifest.layers.clone()
-        } else {
-            layers.to_vec()
-        };
+        let layers = if layers.is_empty() { bundle.manifest.layers.clone() } else { layers.to_vec() };
         let available = bundle_directions(&bundle, &layers)?.len() * bundle.manifest.neurons;
         let top = if top_neurons > available {
             eprintln!("--top-neurons {top_neurons} is more than the {available} neurons of layers {layers:?}: using {available}");
@@ -118,24 +114,13 @@ impl<'a> Segmenter<'a> {
             top_neurons
         };
         let vision = model.vision()?;
-        let mut segmenter = Self {
-            bundle,
-            vision,
-            device,
-            layers,
-            top,
-            fixed: None,
-            by_class: HashMap::new(),
-        };
+        let mut segmenter = Self { bundle, vision, device, layers, top, fixed: None, by_class: HashMap::new() };
         let fixed = match concept {
             ConceptSpec::Text(text) => Some((
                 format!("{text:?}"),
                 pollster::block_on(text_concept(model.text()?, &ClipTokenizer::new(), &text))?,
             )),
-            ConceptSpec::Class(class) => Some((
-                format!("class {class:?}"),
-                class_concept(&segmenter.bundle, &class)?,
-            )),
+            ConceptSpec::Class(class) => Some((format!("class {class:?}"), class_concept(&segmenter.bundle, &class)?)),
             ConceptSpec::Predicted => None,
         };
         if let Some((label, embedding)) = fixed {
@@ -146,42 +131,27 @@ impl<'a> Segmenter<'a> {
     }
 
     fn rank(&self, concept: &[f32]) -> Result<Vec<RankedNeuron>> {
-        top_neurons(
-            &bundle_directions(&self.bundle, &self.layers)?,
-            concept,
-            self.top,
-        )
+        top_neurons(&bundle_directions(&self.bundle, &self.layers)?, concept, self.top)
     }
 
     /// The heatmap `[S, S]` of one preprocessed image, with the concept's label and neurons.
     fn heatmap(&mut self, pixels: Vec<f32>) -> Result<(Heatmaps, String, Vec<RankedNeuron>)> {
         let size = self.vision.config.image_size;
-        let input =
-            Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), self.device);
-        let output = self
-            .vision
-            .forward(input, &CaptureRequest::neurons(&self.layers))?;
+        let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), self.device);
+        let output = self.vision.forward(input, &CaptureRequest::neurons(&self.layers))?;
         let (label, neurons) = match &self.fixed {
             Some((label, neurons)) => (label.clone(), neurons.clone()),
             None => {
                 let class = predicted_class(&self.bundle, &read_f32_blocking(output.embeds)?)?;
                 if !self.by_class.contains_key(&class) {
                     let d = self.bundle.manifest.embed_dim;
-                    let neurons =
-                        self.rank(&self.bundle.class_embeds[class * d..(class + 1) * d])?;
+                    let neurons = self.rank(&self.bundle.class_embeds[class * d..(class + 1) * d])?;
                     self.by_class.insert(class, neurons);
                 }
-                (
-                    format!("predicted class {:?}", self.bundle.manifest.classes[class]),
-                    self.by_class[&class].clone(),
-                )
+                (format!("predicted class {:?}", self.bundle.manifest.classes[class]), self.by_class[&class].clone())
             }
         };
-        let maps = pollster::block_on(heatmaps(
-            &output.captures.neurons,
-            &neurons,
-            self.vision.config.patch_size,
-        ))?;
+        let maps = pollster::block_on(heatmaps(&output.captures.neurons, &neurons, self.vision.config.patch_size))?;
         Ok((maps, label, neurons))
     }
 }
@@ -189,8 +159,7 @@ impl<'a> Segmenter<'a> {
 /// Decodes and preprocesses one image, naming the file in errors.
 fn read_image(path: &Path, size: usize) -> Result<(image::RgbImage, Preprocessed)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let image = decode_image(&bytes)
-        .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+    let image = decode_image(&bytes).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
     let pre = preprocess_rgb(&image, size as u32);
     Ok((image, pre))
 }
@@ -202,35 +171,19 @@ fn overlay(image: &image::RgbImage, heat: &[f32]) -> image::RgbImage {
         let alpha = 0.6 * heat[y as usize * width + x as usize].clamp(0.0, 1.0);
         let p = image.get_pixel(x, y).0;
         let tint = [255.0, 0.0, 0.0];
-        image::Rgb(std::array::from_fn(|c| {
-            ((1.0 - alpha) * f32::from(p[c]) + alpha * tint[c]).round() as u8
-        }))
+        image::Rgb(std::array::from_fn(|c| ((1.0 - alpha) * f32::from(p[c]) + alpha * tint[c]).round() as u8))
     })
 }
 
 fn describe_neurons(neurons: &[RankedNeuron]) -> String {
-    let head: Vec<String> = neurons
-        .iter()
-        .take(5)
-        .map(|n| format!("L{}/{} ({:+.3})", n.layer, n.neuron, n.score))
-        .collect();
+    let head: Vec<String> =
+        neurons.iter().take(5).map(|n| format!("L{}/{} ({:+.3})", n.layer, n.neuron, n.score)).collect();
     format!("{} neurons, best {}", neurons.len(), head.join(", "))
 }
 
 /// `clip-lens segment`.
-pub fn segment(
-    model: &ClipModel,
-    device: &Device,
-    weights: &[u8],
-    args: &SegmentArgs,
-) -> Result<()> {
-    let mut segmenter = Segmenter::new(
-        model,
-        device,
-        weights,
-        &args.neurons,
-        &args.concept,
-    )?;
+pub fn segment(model: &ClipModel, device: &Device, weights: &[u8], args: &SegmentArgs) -> Result<()> {
+    let mut segmenter = Segmenter::new(model, device, weights, &args.neurons, &args.concept)?;
     let size = segmenter.vision.config.image_size;
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -248,9 +201,7 @@ pub fn segment(
             100.0 * covered
         );
         if let Some(out) = &args.out {
-            let stem = path
-                .file_stem()
-                .map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+            let stem = path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
             let file = out.join(format!("{stem}.overlay.png"));
             let on_original = heatmap_to_original(heat, &pre.geometry)?;
             overlay(&image, &on_original)
@@ -261,18 +212,9 @@ pub fn segment(
     }
     if let Some(out) = &args.out {
         let file = out.join("heatmaps.safetensors");
-        let tensors = [NamedTensor::f32(
-            "heatmap",
-            &[args.images.len(), size, size],
-            all,
-        )];
+        let tensors = [NamedTensor::f32("heatmap", &[args.images.len(), size, size], all)];
         std::fs::write(&file, serialize(&tensors)?).map_err(|e| Error::io(&file, e))?;
-        eprintln!(
-            "wrote {} and {} overlays to {}",
-            file.display(),
-            args.images.len(),
-            out.display()
-        );
+        eprintln!("wrote {} and {} overlays to {}", file.display(), args.images.len(), out.display());
     }
     Ok(())
 }
@@ -281,10 +223,7 @@ pub fn segment(
 /// have none.
 fn pair_images(dir: &Path, masks: &Path) -> Result<(Vec<(PathBuf, PathBuf)>, Vec<PathBuf>)> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
     files.sort();
     let mut pairs = Vec::new();
     let mut unmatched = Vec::new();
@@ -295,10 +234,7 @@ fn pair_images(dir: &Path, masks: &Path) -> Result<(Vec<(PathBuf, PathBuf)>, Vec
         if stem.ends_with("-mask") {
             continue;
         }
-        let candidates = [
-            masks.join(format!("{stem}-mask.png")),
-            masks.join(format!("{stem}.png")),
-        ];
+        let candidates = [masks.join(format!("{stem}-mask.png")), masks.join(format!("{stem}.png"))];
         match candidates.into_iter().find(|m| m.is_file() && *m != file) {
             Some(mask) => pairs.push((file, mask)),
             None => unmatched.push(file),
@@ -308,12 +244,7 @@ fn pair_images(dir: &Path, masks: &Path) -> Result<(Vec<(PathBuf, PathBuf)>, Vec
 }
 
 /// `clip-lens eval-seg`.
-pub fn eval_seg(
-    model: &ClipModel,
-    device: &Device,
-    weights: &[u8],
-    args: &EvalSegArgs,
-) -> Result<()> {
+pub fn eval_seg(model: &ClipModel, device: &Device, weights: &[u8], args: &EvalSegArgs) -> Result<()> {
     let (pairs, unmatched) = pair_images(&args.images, &args.masks)?;
     for file in &unmatched {
         eprintln!(
@@ -330,13 +261,7 @@ pub fn eval_seg(
             args.masks.display()
         )));
     }
-    let mut segmenter = Segmenter::new(
-        model,
-        device,
-        weights,
-        &args.neurons,
-        &args.concept,
-    )?;
+    let mut segmenter = Segmenter::new(model, device, weights, &args.neurons, &args.concept)?;
     let size = segmenter.vision.config.image_size;
     let mut metrics = SegmentationMetrics::new();
     let bar = crate::cli::progress(pairs.len(), "images");
@@ -358,11 +283,7 @@ pub fn eval_seg(
             serde_json::json!({"images": scores.images, "pixel_accuracy": scores.pixel_accuracy, "mean_iou": scores.mean_iou, "iou": scores.iou, "mean_average_precision": scores.mean_average_precision, "unmatched": unmatched})
         );
     } else {
-        println!(
-            "{} images ({} without a mask skipped)",
-            scores.images,
-            unmatched.len()
-        );
+        println!("{} images ({} without a mask skipped)", scores.images, unmatched.len());
         println!("pixel accuracy {:.2}%", 100.0 * scores.pixel_accuracy);
         println!(
             "mIoU {:.2}% (background {:.2}%, foreground {:.2}%)",

@@ -8,8 +8,8 @@ mod tiles;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::device::read_f32;
-use rayon::prelude::*;
 use crate::error::{Error, Result};
+use rayon::prelude::*;
 
 /// The paper's scale of text embeddings and dictionary atoms.
 pub const TEXT_SCALE: f32 = 100.0;
@@ -49,7 +49,9 @@ impl Dictionary {
             let mean = (0..len).map(|r| atoms[r * dim + column] as f64).sum::<f64>() / len as f64;
             (0..len).for_each(|r| atoms[r * dim + column] -= mean as f32);
             let norm = (0..len).map(|r| (atoms[r * dim + column] as f64).powi(2)).sum::<f64>().sqrt().max(1e-12);
-            (0..len).for_each(|r| atoms[r * dim + column] = (atoms[r * dim + column] as f64 / norm * TEXT_SCALE as f64) as f32);
+            (0..len).for_each(|r| {
+                atoms[r * dim + column] = (atoms[r * dim + column] as f64 / norm * TEXT_SCALE as f64) as f32
+            });
         }
         Ok(Self { atoms, len, dim })
     }
@@ -83,7 +85,8 @@ pub struct SparseCode {
 impl SparseCode {
     /// Indices and coefficients sorted by |coefficient|, largest first.
     pub fn by_magnitude(&self) -> Vec<(usize, f32)> {
-        let mut pairs: Vec<(usize, f32)> = self.indices.iter().copied().zip(self.coefficients.iter().copied()).collect();
+        let mut pairs: Vec<(usize, f32)> =
+            self.indices.iter().copied().zip(self.coefficients.iter().copied()).collect();
         pairs.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()).then(a.0.cmp(&b.0)));
         pairs
     }
@@ -135,25 +138,43 @@ pub fn tiles_available() -> bool {
 /// residual (the expensive part: `targets x D x V`, compute-bound) are searched for the largest;
 /// the Cholesky refit and the residuals (`t x D` per target and step) are computed on the host
 /// in f64.
-pub async fn orthogonal_matching_pursuit(dictionary: &Dictionary, targets: &[f32], nonzero: usize, device: &Device) -> Result<Vec<SparseCode>> {
+pub async fn orthogonal_matching_pursuit(
+    dictionary: &Dictionary,
+    targets: &[f32],
+    nonzero: usize,
+    device: &Device,
+) -> Result<Vec<SparseCode>> {
     orthogonal_matching_pursuit_with(dictionary, targets, nonzero, AtomSearch::for_device(device)).await
 }
 
 /// [`orthogonal_matching_pursuit`] with a chosen atom search.
-pub async fn orthogonal_matching_pursuit_with(dictionary: &Dictionary, targets: &[f32], nonzero: usize, search: AtomSearch<'_>) -> Result<Vec<SparseCode>> {
+pub async fn orthogonal_matching_pursuit_with(
+    dictionary: &Dictionary,
+    targets: &[f32],
+    nonzero: usize,
+    search: AtomSearch<'_>,
+) -> Result<Vec<SparseCode>> {
     let dim = dictionary.dim;
     if !targets.len().is_multiple_of(dim) {
         return Err(Error::InvalidInput(format!("targets are not rows of dimension {dim}")));
     }
     if nonzero == 0 || nonzero > dictionary.len.min(dim) {
-        return Err(Error::InvalidInput(format!("the number of components ({nonzero}) must be between 1 and min(words, dimension) = {}", dictionary.len.min(dim))));
+        return Err(Error::InvalidInput(format!(
+            "the number of components ({nonzero}) must be between 1 and min(words, dimension) = {}",
+            dictionary.len.min(dim)
+        )));
     }
     let mut codes = Vec::with_capacity(targets.len() / dim);
     match search {
         AtomSearch::Device(device) => {
             let searcher = DeviceSearch::new(dictionary, device);
             for block in targets.chunks(OMP_BLOCK * dim) {
-                codes.extend(pursue(dictionary, block, nonzero, |residuals| searcher.picks(residuals.iter().flat_map(|r| r.iter().map(|&x| x as f32)).collect())).await?);
+                codes.extend(
+                    pursue(dictionary, block, nonzero, |residuals| {
+                        searcher.picks(residuals.iter().flat_map(|r| r.iter().map(|&x| x as f32)).collect())
+                    })
+                    .await?,
+                );
             }
         }
         AtomSearch::Tiles => {
@@ -163,7 +184,10 @@ pub async fn orthogonal_matching_pursuit_with(dictionary: &Dictionary, targets: 
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             {
                 let tiled = tiles::TiledDictionary::new(dictionary);
-                codes = pursue(dictionary, targets, nonzero, |residuals| std::future::ready(Ok(exact_picks(dictionary, &tiled.candidates(residuals), residuals)))).await?;
+                codes = pursue(dictionary, targets, nonzero, |residuals| {
+                    std::future::ready(Ok(exact_picks(dictionary, &tiled.candidates(residuals), residuals)))
+                })
+                .await?;
             }
         }
     }
@@ -181,17 +205,26 @@ impl<'a> DeviceSearch<'a> {
     fn new(dictionary: &Dictionary, device: &'a Device) -> Self {
         let dim = dictionary.dim;
         // D^T, laid out contiguously (a transposed view would be copied at every product).
-        let transposed: Vec<f32> = (0..dim * dictionary.len).map(|i| dictionary.atoms[(i % dictionary.len) * dim + i / dictionary.len]).collect();
-        Self { atoms_t: Tensor::<2>::from_data(TensorData::new(transposed, [dim, dictionary.len]), device), device, dim }
+        let transposed: Vec<f32> = (0..dim * dictionary.len)
+            .map(|i| dictionary.atoms[(i % dictionary.len) * dim + i / dictionary.len])
+            .collect();
+        Self {
+            atoms_t: Tensor::<2>::from_data(TensorData::new(transposed, [dim, dictionary.len]), device),
+            device,
+            dim,
+        }
     }
 
     /// The atom with the largest |correlation| per residual (row-major `[n, D]`, in f32), and
     /// that |correlation|.
     async fn picks(&self, residuals: Vec<f32>) -> Result<Vec<Option<(usize, f64)>>> {
         let rows = residuals.len() / self.dim;
-        let correlations = Tensor::<2>::from_data(TensorData::new(residuals, [rows, self.dim]), self.device).matmul(self.atoms_t.clone()).abs();
+        let correlations = Tensor::<2>::from_data(TensorData::new(residuals, [rows, self.dim]), self.device)
+            .matmul(self.atoms_t.clone())
+            .abs();
         // One readback per step: each row's argmax and max side by side.
-        let picks = read_f32(Tensor::cat(vec![correlations.clone().argmax(1).float(), correlations.max_dim(1)], 1)).await?;
+        let picks =
+            read_f32(Tensor::cat(vec![correlations.clone().argmax(1).float(), correlations.max_dim(1)], 1)).await?;
         Ok(picks.chunks_exact(2).map(|pick| Some((pick[0] as usize, pick[1] as f64))).collect())
     }
 }
@@ -204,13 +237,13 @@ fn exact_picks(dictionary: &Dictionary, candidates: &[Vec<u32>], residuals: &[&[
         .par_iter()
         .zip(residuals.par_iter())
         .map(|(atoms, residual)| {
-            atoms
-                .iter()
-                .map(|&atom| (atom as usize, dot_f64(residual, dictionary.atom(atom as usize)).abs()))
-                .fold(None, |best: Option<(usize, f64)>, (atom, value)| match best {
+            atoms.iter().map(|&atom| (atom as usize, dot_f64(residual, dictionary.atom(atom as usize)).abs())).fold(
+                None,
+                |best: Option<(usize, f64)>, (atom, value)| match best {
                     Some((b, v)) if v > value || (v == value && b < atom) => Some((b, v)),
                     _ => Some((atom, value)),
-                })
+                },
+            )
         })
         .collect()
 }
@@ -252,14 +285,27 @@ impl Pursuit<'_> {
 }
 
 /// Runs the pursuits of `targets` in step; `search` gives each open residual's pick.
-async fn pursue<F, Fut>(dictionary: &Dictionary, targets: &[f32], nonzero: usize, mut search: F) -> Result<Vec<SparseCode>>
+async fn pursue<F, Fut>(
+    dictionary: &Dictionary,
+    targets: &[f32],
+    nonzero: usize,
+    mut search: F,
+) -> Result<Vec<SparseCode>>
 where
     F: FnMut(&[&[f64]]) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<Option<(usize, f64)>>>>,
 {
     let mut pursuits: Vec<Pursuit> = targets
         .chunks_exact(dictionary.dim)
-        .map(|target| Pursuit { target, active: Vec::new(), xy: Vec::new(), chol: vec![0.0; nonzero * nonzero], gamma: Vec::new(), residual: target.iter().map(|&y| y as f64).collect(), done: false })
+        .map(|target| Pursuit {
+            target,
+            active: Vec::new(),
+            xy: Vec::new(),
+            chol: vec![0.0; nonzero * nonzero],
+            gamma: Vec::new(),
+            residual: target.iter().map(|&y| y as f64).collect(),
+            done: false,
+        })
         .collect();
     loop {
         let residuals: Vec<&[f64]> = pursuits.iter().filter(|p| !p.done).map(|p| p.residual.as_slice()).collect();
@@ -267,13 +313,17 @@ where
             break;
         }
         let picks = search(&residuals).await?;
-        let mut steps: Vec<(&mut Pursuit, Option<(usize, f64)>)> = pursuits.iter_mut().filter(|p| !p.done).zip(picks).collect();
+        let mut steps: Vec<(&mut Pursuit, Option<(usize, f64)>)> =
+            pursuits.iter_mut().filter(|p| !p.done).zip(picks).collect();
         let advance = |(pursuit, pick): &mut (&mut Pursuit, Option<(usize, f64)>)| {
             pursuit.done = !pick.is_some_and(|(atom, value)| pursuit.step(dictionary, atom, value, nonzero));
         };
         steps.par_iter_mut().for_each(advance);
     }
-    Ok(pursuits.into_iter().map(|p| SparseCode { indices: p.active, coefficients: p.gamma.into_iter().map(|g| g as f32).collect() }).collect())
+    Ok(pursuits
+        .into_iter()
+        .map(|p| SparseCode { indices: p.active, coefficients: p.gamma.into_iter().map(|g| g as f32).collect() })
+        .collect())
 }
 
 /// Adds the row of a new atom (`column` = its Gram entries with the active atoms, `diagonal`

@@ -56,7 +56,8 @@ const PRUNE_AT: usize = 512;
 /// and Linux granted the tile state. Asked once.
 pub fn available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| cpu_has_amx_bf16() && std::arch::is_x86_feature_detected!("avx512f") && request_tile_state())
+    *AVAILABLE
+        .get_or_init(|| cpu_has_amx_bf16() && std::arch::is_x86_feature_detected!("avx512f") && request_tile_state())
 }
 
 fn cpu_has_amx_bf16() -> bool {
@@ -100,12 +101,22 @@ impl TiledDictionary {
             let (block, column) = (atom / TILE_ATOMS, atom % TILE_ATOMS);
             for (d, &value) in dictionary.atom(atom).iter().enumerate() {
                 let (chunk, within) = (d / TILE_DIMS, d % TILE_DIMS);
-                let offset = (block * chunks + chunk) * TILE_LEN + (within / 2) * 2 * TILE_ATOMS + column * 2 + within % 2;
+                let offset =
+                    (block * chunks + chunk) * TILE_LEN + (within / 2) * 2 * TILE_ATOMS + column * 2 + within % 2;
                 tiles[offset] = bf16::from_f32(value).to_bits();
             }
         }
-        let largest_atom_norm = (0..dictionary.len).map(|i| dot_f64(dictionary.atom(i), dictionary.atom(i)).sqrt()).fold(0.0, f64::max);
-        Self { tiles, atom_blocks, chunks, padded_dim, screen_error: screen_error(padded_dim), atoms: dictionary.len, largest_atom_norm }
+        let largest_atom_norm =
+            (0..dictionary.len).map(|i| dot_f64(dictionary.atom(i), dictionary.atom(i)).sqrt()).fold(0.0, f64::max);
+        Self {
+            tiles,
+            atom_blocks,
+            chunks,
+            padded_dim,
+            screen_error: screen_error(padded_dim),
+            atoms: dictionary.len,
+            largest_atom_norm,
+        }
     }
 
     /// For each residual, the atoms that may have the largest |correlation| with it: those
@@ -121,11 +132,13 @@ impl TiledDictionary {
             states[i] = Candidates::with_margin(2.0 * self.screen_error * norm * self.largest_atom_norm);
         }
         let per_thread = rows.div_ceil(rayon::current_num_threads()).next_multiple_of(BLOCK);
-        screened.par_chunks(per_thread * self.padded_dim).zip(states.par_chunks_mut(per_thread)).for_each(|(rows, states)| {
-            // SAFETY: `available()` checked AMX-BF16, AVX-512F and the tile permission; the
-            // slices hold `states.len()` (a multiple of 32) rows of `padded_dim` values.
-            unsafe { self.screen(rows, states) }
-        });
+        screened.par_chunks(per_thread * self.padded_dim).zip(states.par_chunks_mut(per_thread)).for_each(
+            |(rows, states)| {
+                // SAFETY: `available()` checked AMX-BF16, AVX-512F and the tile permission; the
+                // slices hold `states.len()` (a multiple of 32) rows of `padded_dim` values.
+                unsafe { self.screen(rows, states) }
+            },
+        );
         states.into_iter().take(residuals.len()).map(Candidates::finish).collect()
     }
 
@@ -139,7 +152,10 @@ impl TiledDictionary {
         for group_start in (0..states.len()).step_by(group) {
             let group_end = (group_start + group).min(states.len());
             for block in (0..self.atom_blocks).step_by(2) {
-                let atoms = [self.tiles.as_ptr().add(block * self.chunks * TILE_LEN), self.tiles.as_ptr().add((block + 1) * self.chunks * TILE_LEN)];
+                let atoms = [
+                    self.tiles.as_ptr().add(block * self.chunks * TILE_LEN),
+                    self.tiles.as_ptr().add((block + 1) * self.chunks * TILE_LEN),
+                ];
                 self.screen_block(rows, row_bytes, atoms, block, group_start..group_end, states, &mut results);
             }
         }
@@ -150,9 +166,19 @@ impl TiledDictionary {
     /// `block` and `block + 1`.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn screen_block(&self, rows: &[u16], row_bytes: usize, atoms: [*const u16; 2], block: usize, targets: std::ops::Range<usize>, states: &mut [Candidates], results: &mut ResultTiles) {
+    unsafe fn screen_block(
+        &self,
+        rows: &[u16],
+        row_bytes: usize,
+        atoms: [*const u16; 2],
+        block: usize,
+        targets: std::ops::Range<usize>,
+        states: &mut [Candidates],
+        results: &mut ResultTiles,
+    ) {
         for first in targets.step_by(BLOCK) {
-            let target_rows = [rows.as_ptr().add(first * self.padded_dim), rows.as_ptr().add((first + TILE_ROWS) * self.padded_dim)];
+            let target_rows =
+                [rows.as_ptr().add(first * self.padded_dim), rows.as_ptr().add((first + TILE_ROWS) * self.padded_dim)];
             multiply_block(target_rows, row_bytes, atoms, self.chunks, results);
             for (tile, values) in results.0.iter().enumerate() {
                 let target = first + (tile / 2) * TILE_ROWS;
@@ -161,7 +187,12 @@ impl TiledDictionary {
                     let magnitudes = _mm512_abs_ps(_mm512_load_ps(values.as_ptr().add(row * TILE_ATOMS)));
                     let passing = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(magnitudes, _mm512_set1_ps(state.threshold));
                     if passing != 0 {
-                        state.offer(atom, &std::mem::transmute::<_, [f32; TILE_ATOMS]>(magnitudes), passing, self.atoms);
+                        state.offer(
+                            atom,
+                            &std::mem::transmute::<_, [f32; TILE_ATOMS]>(magnitudes),
+                            passing,
+                            self.atoms,
+                        );
                     }
                 }
             }
@@ -193,7 +224,13 @@ unsafe fn load_tile_config() {
 
 /// Results of 32 targets (two row tiles of `targets`, `row_bytes` apart per row) against 32
 /// atoms (two column tiles) over all `chunks` of 32 dimensions.
-unsafe fn multiply_block(targets: [*const u16; 2], row_bytes: usize, atoms: [*const u16; 2], chunks: usize, results: &mut ResultTiles) {
+unsafe fn multiply_block(
+    targets: [*const u16; 2],
+    row_bytes: usize,
+    atoms: [*const u16; 2],
+    chunks: usize,
+    results: &mut ResultTiles,
+) {
     asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
     for chunk in 0..chunks {
         asm!(
