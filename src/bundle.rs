@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::tensor_file::{serialize, NamedTensor};
+use crate::vector;
 use crate::{ClipConfig, WeightFile};
 
 /// The bundle format this code reads and writes.
@@ -240,7 +241,7 @@ impl Bundle {
                 embedding.len()
             )));
         }
-        let norm = embedding.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+        let norm = vector::norm(embedding).max(f32::MIN_POSITIVE);
         let mut scores: Vec<(usize, usize, f32)> = self
             .layers
             .iter()
@@ -248,7 +249,7 @@ impl Bundle {
                 lens.direction
                     .chunks_exact(d)
                     .enumerate()
-                    .map(move |(n, r)| (layer, n, r.iter().zip(embedding).map(|(a, b)| a * b).sum::<f32>() / norm))
+                    .map(move |(n, r)| (layer, n, vector::dot(r, embedding) / norm))
             })
             .collect();
         scores.sort_by(|a, b| b.2.total_cmp(&a.2));

@@ -34,6 +34,7 @@ pub mod tensor_file;
 #[cfg(feature = "engine")]
 pub mod text_embeddings;
 pub mod tokenizer;
+pub mod vector;
 pub mod weights;
 
 #[cfg(all(target_arch = "wasm32", feature = "engine"))]

@@ -208,7 +208,7 @@ impl SplitMix {
     fn unit_rows(&mut self, rows: usize, dim: usize, scale: f32) -> Vec<f32> {
         let mut values: Vec<f32> = (0..rows * dim).map(|_| self.uniform(0.0, 1.0)).collect();
         for row in values.chunks_exact_mut(dim) {
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::MIN_POSITIVE);
+            let norm = crate::vector::norm(row).max(f32::MIN_POSITIVE);
             row.iter_mut().for_each(|x| *x *= scale / norm);
         }
         values

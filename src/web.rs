@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -20,7 +20,7 @@ use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuer
 use crate::apps::analysis::{BundleLens, LayerFindings};
 use crate::apps::classify::{classify, ClassScore};
 use crate::apps::concepts::{merge_layers, Concepts};
-use crate::apps::segment::{self, ConceptSpec, RankedNeuron};
+use crate::apps::segment::{self, ConceptNeurons, ConceptSpec, RankedNeuron};
 use crate::bundle::{sha256_hex, Bundle};
 use crate::convert::ConvertedManifest;
 use crate::device::{self, read_f32, BackendKind};
@@ -886,8 +886,8 @@ impl Engine {
     async fn embed_image_inner(&self, bytes: &[u8]) -> Result<Vec<f32>> {
         let size = self.image_size();
         let pixels = preprocess_image(bytes, size as u32)?.pixels;
-        let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), &self.device);
-        read_f32(self.model.vision()?.encode(input)?).await
+        let vision = self.model.vision()?;
+        read_f32(vision.encode(vision.pixel_tensor(pixels)?)?).await
     }
 
     /// Loads the text tower (once; the weight file is then dropped).
@@ -959,7 +959,7 @@ impl Engine {
         let decode = elapsed_ms(start);
 
         let forward_start = web_time::Instant::now();
-        let input = Tensor::<4>::from_data(TensorData::new(preprocessed.pixels, [1, 3, size, size]), &self.device);
+        let input = vision.pixel_tensor(preprocessed.pixels)?;
         let mut output = vision.forward(input, &loaded.lens.capture_request())?;
         let embedding = read_f32(output.embeds.clone()).await?;
         let forward = elapsed_ms(forward_start);
@@ -1043,17 +1043,15 @@ impl Engine {
                 (bundle.manifest.classes[index].clone(), "predicted", Some(index), segment::class_row(bundle, index)?)
             }
         };
-        let layers = layers.unwrap_or_else(|| bundle.manifest.layers.clone());
-        let directions = segment::bundle_directions(bundle, &layers)?;
-        let available = directions.len() * bundle.manifest.neurons;
-        let k = top_neurons.unwrap_or(segment::PAPER_TOP_NEURONS).min(available);
-        let selected = segment::top_neurons(&directions, &embedding, k)?;
+        let count = top_neurons.unwrap_or(segment::PAPER_TOP_NEURONS);
+        let choice = ConceptNeurons::new(bundle, &layers.unwrap_or_default(), count)?;
+        let selected = choice.rank(bundle, &embedding)?;
         let maps = segment::heatmaps(&last.neurons, &selected, self.model.config.vision.patch_size).await?;
         Ok(Segmentation {
             concept: label,
             kind,
             class_index,
-            layers,
+            layers: choice.layers,
             size: maps.size,
             heatmap: maps.image(0).to_vec(),
             neurons: selected.iter().map(Ranked::from).collect(),
@@ -1075,7 +1073,7 @@ impl Engine {
         }
         let size = config.image_size;
         let preprocessed = preprocess_image(image, size as u32)?;
-        let input = Tensor::<4>::from_data(TensorData::new(preprocessed.pixels, [1, 3, size, size]), &self.device);
+        let input = vision.pixel_tensor(preprocessed.pixels)?;
         let output = vision.forward(input, &CaptureRequest::neurons(&[layer]))?;
         let maps = segment::heatmaps(
             &output.captures.neurons,

@@ -4,22 +4,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use clip_lens::bundle::{sha256_hex, Bundle};
 use common::*;
-
-fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a").join(name)
-}
 
 /// Runs `precompute` once for all tests of this file.
 fn bundle_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let out = std::env::temp_dir().join(format!("clip-lens-bundle-{}", std::process::id()));
-        let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        let result = clip_lens_command()
             .args([
                 "precompute",
                 "--weights",
@@ -121,7 +116,7 @@ fn describe_prints_signed_words() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
     let words = bundle.describe(1, 4).unwrap();
     assert_eq!(words.len(), 8);
-    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let result = clip_lens_command()
         .args(["describe", "--bundle", bundle_dir().to_str().unwrap(), "--layer", "1", "--neuron", "4", "--json"])
         .output()
         .unwrap();
@@ -194,7 +189,7 @@ fn precompute_reports_bad_inputs() {
     let empty = std::env::temp_dir().join(format!("clip-lens-empty-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     let run = |images: &Path, layers: &str, k: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        let out = clip_lens_command()
             .args([
                 "precompute",
                 "--weights",
@@ -222,7 +217,7 @@ fn precompute_reports_bad_inputs() {
 fn neurons_finds_the_best_matching_directions() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
     let weights = fixture_path("model-openai.safetensors");
-    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let result = clip_lens_command()
         .args([
             "neurons",
             "--weights",
@@ -252,7 +247,7 @@ fn neurons_finds_the_best_matching_directions() {
             assert!(score <= best.2 + 1e-6, "layer {layer} neuron {n} scores {score} > best {}", best.2);
         }
     }
-    let wrong = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let wrong = clip_lens_command()
         .args([
             "neurons",
             "--weights",
@@ -278,7 +273,7 @@ fn precompute_skips_unreadable_images() {
     }
     std::fs::write(images.join("broken.jpg"), b"not an image").unwrap();
     let out = dir.join("bundle");
-    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let result = clip_lens_command()
         .args([
             "precompute",
             "--weights",
@@ -348,7 +343,7 @@ fn precompute_resumes_after_interruption_and_crash() {
     let out = std::env::temp_dir().join(format!("clip-lens-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run_with_k = |k: &str, extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+        clip_lens_command()
             .args([
                 "precompute",
                 "--weights",
@@ -414,7 +409,7 @@ fn precompute_resumes_after_interruption_and_crash() {
 fn concepts_command_agrees_with_reference_discovery() {
     let images: Vec<PathBuf> =
         ["img002.png", "img000.png", "img001.png"].iter().map(|n| fixture_path(&format!("images/{n}"))).collect();
-    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let result = clip_lens_command()
         .args([
             "concepts",
             "--weights",
@@ -454,7 +449,7 @@ fn concepts_command_agrees_with_reference_discovery() {
         assert_eq!(words.len(), 5);
         assert_eq!(words[0][0], expected["top_words"][0][0], "{name}");
     }
-    let missing = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let missing = clip_lens_command()
         .args([
             "concepts",
             "--weights",
@@ -479,7 +474,7 @@ fn concepts_command_agrees_with_reference_discovery() {
 #[test]
 fn classify_command_lists_top_classes() {
     let image = fixture_path("images/img003.png");
-    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let result = clip_lens_command()
         .args([
             "classify",
             "--weights",
@@ -521,7 +516,7 @@ fn classify_command_lists_top_classes() {
 fn adversarial_and_fooled_commands() {
     let weights = fixture_path("model-openai.safetensors");
     let base = |command: &str| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_clip-lens"));
+        let mut c = clip_lens_command();
         c.args([
             command,
             "--weights",
@@ -576,7 +571,7 @@ fn adversarial_and_fooled_commands() {
     assert_eq!(decisions.len(), 4);
     let rate = decisions.iter().filter(|&&f| f).count() as f64 / 4.0;
     assert!((json["success_rate"].as_f64().unwrap() - rate).abs() < 1e-12);
-    let same = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let same = clip_lens_command()
         .args([
             "fooled",
             "--weights",
@@ -611,7 +606,7 @@ fn ablate_command_on_a_synthetic_labelling() {
     }
     let json = dir.join("table.json");
     let weights = fixture_path("model-openai.safetensors");
-    let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let result = clip_lens_command()
         .args([
             "ablate",
             "--weights",
@@ -639,7 +634,7 @@ fn ablate_command_on_a_synthetic_labelling() {
             &bundle.class_embeds[i * 32..(i + 1) * 32]
         })
         .collect();
-    let effects = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let effects = clip_lens_command()
         .args([
             "effects",
             "--weights",
@@ -670,7 +665,7 @@ fn ablate_command_on_a_synthetic_labelling() {
             assert!((0.0..=1.0).contains(&a), "{variant}");
         }
     }
-    let one = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let one = clip_lens_command()
         .args([
             "ablate",
             "--weights",

@@ -4,16 +4,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 
-fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a").join(name)
-}
-
 fn clip_lens(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(args).output().expect("the binary runs")
+    clip_lens_command().args(args).output().expect("the binary runs")
 }
 
 fn read_output(path: &Path) -> std::collections::HashMap<String, (Vec<usize>, Vec<f32>)> {
@@ -181,7 +176,7 @@ fn bad_inputs_give_clear_messages() {
         ),
     ];
     for (args, needle) in cases {
-        let result = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(&args).output().unwrap();
+        let result = clip_lens_command().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(!result.status.success(), "{args:?} should fail");
         assert!(stderr.contains("error:") && stderr.contains(needle), "{args:?}: {stderr}");
@@ -209,7 +204,7 @@ fn convert_splits_towers_for_the_web() {
         let mut sizes = Vec::new();
         for dtype in ["f32", "f16"] {
             let out = std::env::temp_dir().join(format!("clip-lens-convert-{source}-{dtype}-{}", std::process::id()));
-            let result = Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+            let result = clip_lens_command()
                 .args([
                     "convert",
                     "--weights",

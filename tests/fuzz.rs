@@ -90,7 +90,7 @@ fn safetensors_reader_never_panics() {
 #[test]
 fn bundle_reader_never_panics() {
     let dir = std::env::temp_dir().join(format!("clip-lens-fuzz-{}", std::process::id()));
-    let result = std::process::Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+    let result = clip_lens_command()
         .args([
             "precompute",
             "--weights",

@@ -55,6 +55,8 @@
 //! {2, 4}, μ in {30, 1000} and 6 or 10 firing images (one at a time) passes as well; μ = 1
 //! does not (the uniform-firing term must dominate).
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -67,6 +69,7 @@ use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
 use clip_lens::tensor_file::{deserialize, serialize, NamedTensor, Values};
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{ClipConfig, WeightFile};
+use common::{clip_lens_command, fixture_path};
 
 const IMAGES: usize = 48;
 /// Images each planted neuron fires on.
@@ -110,10 +113,6 @@ struct Planted {
     firing: Vec<usize>,
     /// The firing image with the largest mean pre-activation.
     probe: usize,
-}
-
-fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a").join(name)
 }
 
 fn image_path(i: usize) -> PathBuf {
@@ -371,13 +370,13 @@ fn plant(
 }
 
 fn run(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(args).output().unwrap();
+    let output = clip_lens_command().args(args).output().unwrap();
     assert!(output.status.success(), "clip-lens {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     output
 }
 
 fn precompute(weights: &Path, out: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_clip-lens"));
+    let mut command = clip_lens_command();
     command
         .args([
             "precompute",

@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use clip_lens::preprocess::*;
-use common::with_exif_orientation;
+use common::{fixture_path, with_exif_orientation};
 use image::codecs::gif::GifEncoder;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
@@ -17,18 +15,14 @@ use image::{ExtendedColorType, ImageBuffer, ImageEncoder, Luma, Rgb, RgbImage, R
 const FIXTURE_SIZE: u32 = 64;
 const FIXTURE_COUNT: usize = 48;
 
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a")
-}
-
 fn fixture_png(index: usize) -> Vec<u8> {
-    let path = fixture_dir().join(format!("images/img{index:03}.png"));
+    let path = fixture_path(&format!("images/img{index:03}.png"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
 /// The reference PIL/torchvision preprocessing, `[48, 3, 64, 64]` f32.
 fn reference_pixels() -> Vec<f32> {
-    let bytes = std::fs::read(fixture_dir().join("pixels.safetensors")).unwrap();
+    let bytes = std::fs::read(fixture_path("pixels.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let view = tensors.tensor("pixels").unwrap();
     assert_eq!(view.dtype(), safetensors::Dtype::F32);

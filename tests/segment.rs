@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use burn::tensor::{Tensor, TensorData};
@@ -245,10 +244,6 @@ fn masks_are_preprocessed_like_their_images() {
 // A tiny bundle and the command line
 // ---------------------------------------------------------------------------
 
-fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a").join(name)
-}
-
 fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("www/samples")
 }
@@ -324,7 +319,7 @@ fn bundle_dir() -> &'static Path {
 }
 
 fn clip_lens(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_clip-lens")).args(args).output().expect("the binary runs");
+    let out = clip_lens_command().args(args).output().expect("the binary runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -336,14 +331,18 @@ fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-#[test]
-fn bundle_helpers_report_unknown_layers_and_classes() {
+fn read_bundle() -> Bundle {
     let dir = bundle_dir();
-    let bundle = Bundle::from_parts(
+    Bundle::from_parts(
         &std::fs::read_to_string(dir.join("manifest.json")).unwrap(),
         std::fs::read(dir.join("lens.safetensors")).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn bundle_helpers_report_unknown_layers_and_classes() {
+    let bundle = read_bundle();
     let error = segment::bundle_directions(&bundle, &[1, 5]).unwrap_err().to_string();
     assert!(error.contains("layer 5 is not in the bundle (it has [1, 2])"), "{error}");
     assert!(segment::bundle_directions(&bundle, &[]).is_err());
@@ -513,4 +512,28 @@ fn eval_seg_reports_bad_masks() {
     let (ok, _, stderr) = run();
     assert!(!ok && stderr.contains("horse-mask.png") && stderr.contains("cannot be decoded"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// The page and the CLI choose a concept's neurons the same way: the bundle's layers unless
+/// some are given, the count clamped to the neurons they have, ranked by |r_n . e| (checked here
+/// against the reference's directions with the products written out).
+#[test]
+fn concept_neurons_default_to_the_bundles_layers_and_clamp_the_count() {
+    let bundle = read_bundle();
+    let every = segment::ConceptNeurons::new(&bundle, &[], 1000).unwrap();
+    assert_eq!((every.layers.as_slice(), every.count), (&[1, 2][..], 2 * 256));
+    let some = segment::ConceptNeurons::new(&bundle, &[2], 3).unwrap();
+    assert_eq!((some.layers.as_slice(), some.count), (&[2][..], 3));
+    assert!(segment::ConceptNeurons::new(&bundle, &[7], 3).is_err());
+
+    let concept = segment::class_concept(&bundle, "dog").unwrap();
+    let directions = &expected()["pca.2"].values;
+    let mut by_alignment: Vec<(f64, usize)> = directions
+        .chunks(32)
+        .enumerate()
+        .map(|(n, r)| (r.iter().zip(&concept).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>().abs(), n))
+        .collect();
+    by_alignment.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let chosen: Vec<usize> = some.rank(&bundle, &concept).unwrap().iter().map(|n| n.neuron).collect();
+    assert_eq!(chosen, by_alignment[..3].iter().map(|&(_, n)| n).collect::<Vec<_>>());
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::lens::omp::TEXT_SCALE;
+use crate::vector::{self, dot};
 
 /// What to search for.
 #[derive(Debug, Clone)]
@@ -162,7 +163,7 @@ pub fn describe(class1: &str, word: &str, class0: &str) -> Option<String> {
 /// `(emb / |emb|) . d`: the image's cosine with class 0 minus that with class 1 (unit class
 /// embeddings); 0 for a zero embedding.
 pub fn fooling_score(image_embed: &[f32], class0: &[f32], class1: &[f32]) -> f32 {
-    let norm = image_embed.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let norm = vector::norm(image_embed);
     let dot: f32 = image_embed.iter().zip(class0).zip(class1).map(|((e, a), b)| e * (a - b)).sum();
     if norm > 0.0 {
         dot / norm
@@ -174,8 +175,4 @@ pub fn fooling_score(image_embed: &[f32], class0: &[f32], class1: &[f32]) -> f32
 /// Whether CLIP prefers class 0 for an image embedding (any scale): `emb . d > 0`.
 pub fn fools(image_embed: &[f32], class0: &[f32], class1: &[f32]) -> bool {
     fooling_score(image_embed, class0, class1) > 0.0
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::vector;
 
 /// CLIP's logit scale (`exp(logit_scale)` of the trained ViT models).
 pub const LOGIT_SCALE: f32 = 100.0;
@@ -56,14 +57,11 @@ pub fn class_cosines(image_embed: &[f32], class_embeds: &[f32], classes: usize) 
             class_embeds.len()
         )));
     }
-    let norm = image_embed.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let norm = vector::norm(image_embed);
     if norm == 0.0 || !norm.is_finite() {
         return Err(Error::InvalidInput("the image embedding is zero or not finite".into()));
     }
-    Ok(class_embeds
-        .chunks_exact(dim)
-        .map(|c| c.iter().zip(image_embed).map(|(a, b)| a * b).sum::<f32>() / norm)
-        .collect())
+    Ok(class_embeds.chunks_exact(dim).map(|c| vector::dot(c, image_embed) / norm).collect())
 }
 
 /// The class whose embedding has the largest cosine with `image_embed` (first on ties).

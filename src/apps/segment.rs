@@ -29,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::model::{CaptureRequest, TextTransformer, VisionTransformer};
 use crate::preprocess::{center_crop, decode_image, resize_bicubic, CropGeometry};
 use crate::tokenizer::ClipTokenizer;
+use crate::vector;
 
 /// The paper's layers for ViT-B/32.
 pub const PAPER_LAYERS: [usize; 3] = [8, 9, 10];
@@ -52,11 +53,12 @@ pub struct RankedNeuron {
 
 /// `embedding / |embedding|`; an error for a zero (or non-finite) vector.
 pub fn unit(embedding: &[f32]) -> Result<Vec<f32>> {
-    let norm = embedding.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
-    if !(norm.is_finite() && norm > 0.0) {
-        return Err(Error::InvalidInput(format!("cannot normalise a concept embedding of norm {norm}")));
-    }
-    Ok(embedding.iter().map(|&x| (f64::from(x) / norm) as f32).collect())
+    vector::unit(embedding).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "cannot normalise a concept embedding of norm {}",
+            vector::dot_f64(embedding, embedding).sqrt()
+        ))
+    })
 }
 
 /// The normalised text embedding of a free-text concept. Empty (or blank) text is an error.
@@ -159,6 +161,31 @@ pub fn top_neurons(layers: &[(usize, &[f32])], concept: &[f32], k: usize) -> Res
     }
     ranked.truncate(k);
     Ok(ranked)
+}
+
+/// Which neurons make a concept's heatmap: the `count` neurons of `layers` whose directions are
+/// closest to the concept (the paper: 200 of layers 8-10). The page and the CLI choose with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConceptNeurons {
+    /// The layers ranked.
+    pub layers: Vec<usize>,
+    /// How many neurons are kept.
+    pub count: usize,
+}
+
+impl ConceptNeurons {
+    /// `count` neurons of `layers` (every layer of the bundle when empty); `count` is clamped
+    /// to the neurons those layers have. Layers the bundle lacks, or repeated, are an error.
+    pub fn new(bundle: &Bundle, layers: &[usize], count: usize) -> Result<Self> {
+        let layers = if layers.is_empty() { bundle.manifest.layers.clone() } else { layers.to_vec() };
+        let available = bundle_directions(bundle, &layers)?.len() * bundle.manifest.neurons;
+        Ok(Self { layers, count: count.min(available) })
+    }
+
+    /// The chosen neurons for a unit concept embedding, best first ([`top_neurons`]).
+    pub fn rank(&self, bundle: &Bundle, concept: &[f32]) -> Result<Vec<RankedNeuron>> {
+        top_neurons(&bundle_directions(bundle, &self.layers)?, concept, self.count)
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use crate::tensor_file::{lookup, NamedTensor};
+use crate::vector::dot_f64;
 
 /// Pass 1: the mean effect of every neuron.
 pub struct MeanAccumulator {
@@ -212,7 +213,7 @@ impl TopKAccumulator {
             kept.sort_by(|a, b| a.norm.total_cmp(&b.norm).then(a.image.cmp(&b.image)));
             let rows: Vec<&[f32]> = kept.iter().map(|e| e.centred.as_slice()).collect();
             let direction = first_right_singular_vector(&rows, dim);
-            stats.sign_votes.push(rows.iter().filter(|row| dot(row, &direction) > 0.0).count());
+            stats.sign_votes.push(rows.iter().filter(|row| dot_f64(row, &direction) > 0.0).count());
             stats.directions.extend(direction);
             stats.norms.extend(kept.iter().map(|e| e.norm));
             stats.top_images.extend(kept.iter().map(|e| e.image));
@@ -251,7 +252,7 @@ fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f
 /// (k x k), found by power iteration in f64.
 pub fn first_right_singular_vector(rows: &[&[f32]], dim: usize) -> Vec<f32> {
     let k = rows.len();
-    let gram: Vec<f64> = (0..k * k).map(|ij| dot(rows[ij / k], rows[ij % k])).collect();
+    let gram: Vec<f64> = (0..k * k).map(|ij| dot_f64(rows[ij / k], rows[ij % k])).collect();
     let v = top_eigenvector(&gram, k);
     let mut direction = vec![0f64; dim];
     for (row, weight) in rows.iter().zip(&v) {
@@ -262,15 +263,11 @@ pub fn first_right_singular_vector(rows: &[&[f32]], dim: usize) -> Vec<f32> {
         direction.iter_mut().for_each(|x| *x /= norm);
     }
     let project = |row: &[f32]| row.iter().zip(&direction).map(|(&x, d)| x as f64 * d).sum::<f64>();
-    let largest = rows.iter().max_by(|a, b| dot(a, a).total_cmp(&dot(b, b)));
+    let largest = rows.iter().max_by(|a, b| dot_f64(a, a).total_cmp(&dot_f64(b, b)));
     let orientation = if largest.is_some_and(|row| project(row) < 0.0) { -1.0 } else { 1.0 };
     let positive = rows.iter().filter(|row| orientation * project(row) > 0.0).count();
     let sign = orientation * if 2 * positive > k { 1.0 } else { -1.0 };
     direction.into_iter().map(|x| (sign * x) as f32).collect()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
 }
 
 /// Top eigenvector of a symmetric positive semi-definite `n x n` matrix, by power iteration

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 use super::block::{BlockShape, LayerNorm, LayerNormStats, Linear, ResidualBlock};
 use super::Loader;
@@ -129,6 +129,21 @@ impl VisionTransformer {
         let cls = self.class_embedding.clone().reshape([1, 1, w]).expand([batch, 1, w]);
         let tokens = Tensor::cat(vec![cls, patches], 1) + self.positional_embedding.clone().unsqueeze::<3>();
         self.ln_pre.forward(tokens)
+    }
+
+    /// Preprocessed images (each `[3, S, S]` row-major, one after another) as the forward's
+    /// input `[B, 3, S, S]` on the tower's device; an error unless they are whole images.
+    pub fn pixel_tensor(&self, values: Vec<f32>) -> Result<Tensor<4>> {
+        let size = self.config.image_size;
+        let per_image = 3 * size * size;
+        if values.is_empty() || values.len() % per_image != 0 {
+            return Err(Error::InvalidInput(format!(
+                "{} pixel values are not whole images of 3 x {size} x {size}",
+                values.len()
+            )));
+        }
+        let batch = values.len() / per_image;
+        Ok(Tensor::from_data(TensorData::new(values, [batch, 3, size, size]), &self.positional_embedding.device()))
     }
 
     /// The image forward, keeping what `request` asks for. `pixels` is `[B, 3, S, S]`,

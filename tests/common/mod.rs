@@ -42,6 +42,19 @@ pub const DETAIL_PNGS: [&[u8]; 6] = [
     fixture!("images/img005.png"),
 ];
 
+/// The fixture file `name` under `tests/fixtures/tiny-a` (native tests; the browser tests embed
+/// what they need).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn fixture_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-a").join(name)
+}
+
+/// The `clip-lens` command line, ready for arguments (native integration tests).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn clip_lens_command() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_clip-lens"))
+}
+
 /// Prints a line on the console (native) or the browser console (wasm).
 #[macro_export]
 macro_rules! report {

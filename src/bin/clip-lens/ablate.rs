@@ -101,8 +101,7 @@ pub fn ablate(model: &ClipModel, device: &Device, weights: &[u8], args: &AblateA
         let paths: Vec<PathBuf> = chunk.iter().map(|(p, _)| p.clone()).collect();
         let labels: Vec<usize> = chunk.iter().map(|(_, l)| *l).collect();
         let pixels: Vec<f32> = load_pixels(&paths, size)?.concat();
-        let output = vision
-            .forward(Tensor::<4>::from_data(TensorData::new(pixels, [chunk.len(), 3, size, size]), device), &request)?;
+        let output = vision.forward(vision.pixel_tensor(pixels)?, &request)?;
         for (lens_factors, factors, table) in &mut per_layer {
             let effects = second_order_effects(vision, lens_factors, &output)?;
             let variants = ablated_embeddings(output.embeds.clone(), effects, factors)

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::{Device, Tensor, TensorData};
-
 use clip_lens::apps::adversarial::{adversarial_words, fools, AdversarialQuery};
 use clip_lens::apps::segment::{class_concept, text_concept};
 use clip_lens::bundle::Bundle;
@@ -149,16 +147,14 @@ fn run_command(template: &str, description: &str) -> Result<()> {
 }
 
 /// `clip-lens fooled`.
-pub fn fooled(model: &ClipModel, device: &Device, weights: &[u8], args: &FooledArgs) -> Result<()> {
+pub fn fooled(model: &ClipModel, weights: &[u8], args: &FooledArgs) -> Result<()> {
     let (_, e0, e1) = embeddings(&args.classes, model, weights)?;
     let vision = model.vision()?;
     let size = vision.config.image_size;
     let mut decisions = Vec::new();
     for path in &args.images {
         let pixels = load_pixels(std::slice::from_ref(path), size)?.remove(0);
-        let embed = read_f32_blocking(
-            vision.encode(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device))?,
-        )?;
+        let embed = read_f32_blocking(vision.encode(vision.pixel_tensor(pixels)?)?)?;
         decisions.push((path.display().to_string(), fools(&embed, &e0, &e1)));
     }
     let rate = decisions.iter().filter(|(_, f)| *f).count() as f64 / decisions.len() as f64;

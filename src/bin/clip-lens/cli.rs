@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -193,7 +193,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Fooled { model, args } => {
             let loaded = load_model(&model, Towers::Both)?;
-            crate::adversarial::fooled(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+            crate::adversarial::fooled(&loaded.model, loaded.weights.bytes(), &args)
         }
         Command::Convert(args) => crate::convert::convert(&args),
         Command::Ablate { model, args } => {
@@ -202,15 +202,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Classify { model, args } => {
             let loaded = load_model(&model, Towers::Vision)?;
-            crate::inspect::classify_images(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+            crate::inspect::classify_images(&loaded.model, loaded.weights.bytes(), &args)
         }
         Command::Segment { model, args } => {
             let loaded = load_model(&model, crate::segment::towers_for(&args.concept))?;
-            crate::segment::segment(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+            crate::segment::segment(&loaded.model, loaded.weights.bytes(), &args)
         }
         Command::EvalSeg { model, args } => {
             let loaded = load_model(&model, crate::segment::towers_for(&args.concept))?;
-            crate::segment::eval_seg(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+            crate::segment::eval_seg(&loaded.model, loaded.weights.bytes(), &args)
         }
     }
 }
@@ -272,7 +272,7 @@ pub fn progress(len: usize, what: &str) -> ProgressBar {
 }
 
 fn effects(args: &ModelArgs, layers: &[usize], out: Option<&Path>, batch: usize, images: &[PathBuf]) -> Result<()> {
-    let Loaded { model, device, .. } = load_model(args, Towers::Vision)?;
+    let Loaded { model, .. } = load_model(args, Towers::Vision)?;
     let vision = model.vision()?;
     let size = vision.config.image_size;
     let pixels = load_pixels(images, size)?;
@@ -284,7 +284,7 @@ fn effects(args: &ModelArgs, layers: &[usize], out: Option<&Path>, batch: usize,
     let bar = progress(pixels.len(), "images");
     for chunk in pixels.chunks(batch.max(1)) {
         let flat: Vec<f32> = chunk.concat();
-        let input = Tensor::<4>::from_data(TensorData::new(flat, [chunk.len(), 3, size, size]), &device);
+        let input = vision.pixel_tensor(flat)?;
         let output = vision.forward(input, &request)?;
         for (i, layer) in layers.iter().enumerate() {
             neurons[i].extend(read_f32_blocking(output.captures.neurons[layer].clone())?);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 use clip_lens::apps::analysis::BundleLens;
 use clip_lens::apps::classify::{classify, ClassScore};
@@ -63,7 +63,6 @@ pub fn read_bundle_for(dir: &Path, weights: &[u8]) -> Result<Bundle> {
 /// One forward per image (with the captures of `layers`), in input order.
 fn forward_each(
     model: &ClipModel,
-    device: &Device,
     images: &[PathBuf],
     layers: &[usize],
     mut each: impl FnMut(&Path, VisionOutput) -> Result<()>,
@@ -73,8 +72,7 @@ fn forward_each(
     let request = CaptureRequest::for_lens(layers);
     for path in images {
         let pixels = load_pixels(std::slice::from_ref(path), size)?.remove(0);
-        let output =
-            vision.forward(Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), device), &request)?;
+        let output = vision.forward(vision.pixel_tensor(pixels)?, &request)?;
         each(path, output)?;
     }
     Ok(())
@@ -91,7 +89,7 @@ pub fn concepts(model: &ClipModel, device: &Device, weights: &[u8], args: &Conce
     let vision = model.vision()?;
     let lens = BundleLens::new(vision, &bundle, &layers, usize::MAX, device)?;
     let mut results = Vec::new();
-    forward_each(model, device, &args.images, &layers, |path, output| {
+    forward_each(model, &args.images, &layers, |path, output| {
         let findings = pollster::block_on(lens.discover(vision, &output, &bundle))?;
         results.push((path.to_path_buf(), findings.into_iter().map(|f| f.concepts).collect::<Vec<Concepts>>()));
         Ok(())
@@ -130,10 +128,10 @@ fn concepts_json(path: &Path, found: &[Concepts], top: usize) -> serde_json::Val
 }
 
 /// `clip-lens classify`.
-pub fn classify_images(model: &ClipModel, device: &Device, weights: &[u8], args: &ClassifyArgs) -> Result<()> {
+pub fn classify_images(model: &ClipModel, weights: &[u8], args: &ClassifyArgs) -> Result<()> {
     let bundle = read_bundle_for(&args.bundle, weights)?;
     let mut results: Vec<(PathBuf, Vec<ClassScore>)> = Vec::new();
-    forward_each(model, device, &args.images, &[], |path, output| {
+    forward_each(model, &args.images, &[], |path, output| {
         let embed = read_f32_blocking(output.embeds)?;
         results.push((path.to_path_buf(), classify(&embed, &bundle.class_embeds, &bundle.manifest.classes, args.top)?));
         Ok(())

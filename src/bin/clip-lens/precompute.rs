@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
@@ -305,7 +305,6 @@ fn fingerprint(weights_sha256: &str, args: &PrecomputeCommand, files: &[PathBuf]
 /// The streaming passes, resumable.
 struct Passes<'a> {
     vision: &'a VisionTransformer,
-    device: &'a Device,
     factors: Vec<LensFactors>,
     args: &'a PrecomputeCommand,
     checkpoint: Checkpoint,
@@ -382,7 +381,7 @@ impl Passes<'_> {
                 ));
             }
             if !ok.is_empty() {
-                let input = Tensor::<4>::from_data(TensorData::new(pixels, [ok.len(), 3, size, size]), self.device);
+                let input = self.vision.pixel_tensor(pixels)?;
                 let output = self.vision.forward(input, &request)?;
                 for (i, f) in self.factors.iter().enumerate() {
                     accumulators.add(i, &read_f32_blocking(second_order_effects(self.vision, f, &output)?)?)?;
@@ -519,7 +518,7 @@ pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args
     let resumed = checkpoint.load(&args.layers, vision.config.mlp_width, dim, args.top_k, args.restart)?;
     install_interrupt_handler();
     let factors = args.layers.iter().map(|&l| LensFactors::new(vision, l)).collect::<Result<Vec<_>>>()?;
-    let mut passes = Passes { vision, device, factors, args, checkpoint, processed_this_run: 0 };
+    let mut passes = Passes { vision, factors, args, checkpoint, processed_this_run: 0 };
     let (stats, position) = passes.run(&files, resumed)?;
 
     let tokenizer = ClipTokenizer::new();

@@ -4,12 +4,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
-
 use clip_lens::apps::metrics::SegmentationMetrics;
 use clip_lens::apps::segment::{
-    bundle_directions, class_concept, heatmap_to_original, heatmaps, predicted_class, preprocess_mask, text_concept,
-    top_neurons, ConceptSpec, Heatmaps, RankedNeuron,
+    class_concept, heatmap_to_original, heatmaps, predicted_class, preprocess_mask, text_concept, ConceptNeurons,
+    ConceptSpec, Heatmaps, RankedNeuron,
 };
 use clip_lens::bundle::Bundle;
 use clip_lens::device::read_f32_blocking;
@@ -85,9 +83,7 @@ pub fn towers_for(concept: &str) -> Towers {
 struct Segmenter<'a> {
     bundle: Bundle,
     vision: &'a VisionTransformer,
-    device: &'a Device,
-    layers: Vec<usize>,
-    top: usize,
+    neurons: ConceptNeurons,
     /// The neurons of a fixed concept, with its label.
     fixed: Option<(String, Vec<RankedNeuron>)>,
     /// Per predicted class, its neurons.
@@ -95,26 +91,16 @@ struct Segmenter<'a> {
 }
 
 impl<'a> Segmenter<'a> {
-    fn new(
-        model: &'a ClipModel,
-        device: &'a Device,
-        weights: &[u8],
-        choice: &NeuronChoice,
-        concept: &str,
-    ) -> Result<Self> {
+    fn new(model: &'a ClipModel, weights: &[u8], choice: &NeuronChoice, concept: &str) -> Result<Self> {
         let concept = ConceptSpec::parse(concept)?;
         let bundle = crate::inspect::read_bundle_for(&choice.bundle, weights)?;
-        let (layers, top_neurons) = (&choice.layers, choice.top_neurons);
-        let layers = if layers.is_empty() { bundle.manifest.layers.clone() } else { layers.to_vec() };
-        let available = bundle_directions(&bundle, &layers)?.len() * bundle.manifest.neurons;
-        let top = if top_neurons > available {
-            eprintln!("--top-neurons {top_neurons} is more than the {available} neurons of layers {layers:?}: using {available}");
-            available
-        } else {
-            top_neurons
-        };
+        let neurons = ConceptNeurons::new(&bundle, &choice.layers, choice.top_neurons)?;
+        if neurons.count < choice.top_neurons {
+            let (requested, layers, available) = (choice.top_neurons, &neurons.layers, neurons.count);
+            eprintln!("--top-neurons {requested} is more than the {available} neurons of layers {layers:?}: using {available}");
+        }
         let vision = model.vision()?;
-        let mut segmenter = Self { bundle, vision, device, layers, top, fixed: None, by_class: HashMap::new() };
+        let mut segmenter = Self { bundle, vision, neurons, fixed: None, by_class: HashMap::new() };
         let fixed = match concept {
             ConceptSpec::Text(text) => Some((
                 format!("{text:?}"),
@@ -131,14 +117,13 @@ impl<'a> Segmenter<'a> {
     }
 
     fn rank(&self, concept: &[f32]) -> Result<Vec<RankedNeuron>> {
-        top_neurons(&bundle_directions(&self.bundle, &self.layers)?, concept, self.top)
+        self.neurons.rank(&self.bundle, concept)
     }
 
     /// The heatmap `[S, S]` of one preprocessed image, with the concept's label and neurons.
     fn heatmap(&mut self, pixels: Vec<f32>) -> Result<(Heatmaps, String, Vec<RankedNeuron>)> {
-        let size = self.vision.config.image_size;
-        let input = Tensor::<4>::from_data(TensorData::new(pixels, [1, 3, size, size]), self.device);
-        let output = self.vision.forward(input, &CaptureRequest::neurons(&self.layers))?;
+        let input = self.vision.pixel_tensor(pixels)?;
+        let output = self.vision.forward(input, &CaptureRequest::neurons(&self.neurons.layers))?;
         let (label, neurons) = match &self.fixed {
             Some((label, neurons)) => (label.clone(), neurons.clone()),
             None => {
@@ -182,8 +167,8 @@ fn describe_neurons(neurons: &[RankedNeuron]) -> String {
 }
 
 /// `clip-lens segment`.
-pub fn segment(model: &ClipModel, device: &Device, weights: &[u8], args: &SegmentArgs) -> Result<()> {
-    let mut segmenter = Segmenter::new(model, device, weights, &args.neurons, &args.concept)?;
+pub fn segment(model: &ClipModel, weights: &[u8], args: &SegmentArgs) -> Result<()> {
+    let mut segmenter = Segmenter::new(model, weights, &args.neurons, &args.concept)?;
     let size = segmenter.vision.config.image_size;
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -244,7 +229,7 @@ fn pair_images(dir: &Path, masks: &Path) -> Result<(Vec<(PathBuf, PathBuf)>, Vec
 }
 
 /// `clip-lens eval-seg`.
-pub fn eval_seg(model: &ClipModel, device: &Device, weights: &[u8], args: &EvalSegArgs) -> Result<()> {
+pub fn eval_seg(model: &ClipModel, weights: &[u8], args: &EvalSegArgs) -> Result<()> {
     let (pairs, unmatched) = pair_images(&args.images, &args.masks)?;
     for file in &unmatched {
         eprintln!(
@@ -261,7 +246,7 @@ pub fn eval_seg(model: &ClipModel, device: &Device, weights: &[u8], args: &EvalS
             args.masks.display()
         )));
     }
-    let mut segmenter = Segmenter::new(model, device, weights, &args.neurons, &args.concept)?;
+    let mut segmenter = Segmenter::new(model, weights, &args.neurons, &args.concept)?;
     let size = segmenter.vision.config.image_size;
     let mut metrics = SegmentationMetrics::new();
     let bar = crate::cli::progress(pairs.len(), "images");

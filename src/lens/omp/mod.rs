@@ -9,6 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::device::read_f32;
 use crate::error::{Error, Result};
+use crate::vector::dot_f64;
 use rayon::prelude::*;
 
 /// The paper's scale of text embeddings and dictionary atoms.
@@ -59,18 +60,6 @@ impl Dictionary {
     fn atom(&self, i: usize) -> &[f32] {
         &self.atoms[i * self.dim..(i + 1) * self.dim]
     }
-}
-
-/// `a . b` accumulated in f64 (eight independent sums, so that it vectorises); `a` is f32 (an
-/// atom or target) or f64 (a residual).
-pub(crate) fn dot_f64<T: Copy + Into<f64>>(a: &[T], b: &[f32]) -> f64 {
-    let mut sums = [0f64; 8];
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(&x, &y)| x.into() * y as f64).sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        (0..8).for_each(|i| sums[i] += x[i].into() * y[i] as f64);
-    }
-    sums.iter().sum::<f64>() + tail
 }
 
 /// A sparse code: atom indices in the order OMP chose them, and their coefficients.

@@ -24,7 +24,8 @@ use std::sync::OnceLock;
 use half::bf16;
 use rayon::prelude::*;
 
-use super::{dot_f64, Dictionary};
+use super::Dictionary;
+use crate::vector::dot_f64;
 
 /// Rows of every tile: targets (screened residuals) or dimension pairs (atoms).
 const TILE_ROWS: usize = 16;
