@@ -2,8 +2,8 @@
 # Installs everything the build, the demo and the tests need on a fresh Debian machine with
 # rustup, cargo, node and npm: the wasm32 target, wasm-bindgen-cli at the Cargo.lock version and
 # the front end's npm packages (with binaryen's wasm-opt); for the tests also Debian packages
-# (Chromium and its driver, Mesa's software Vulkan for the native GPU tests), rustfmt and
-# wasm-pack.
+# (Chromium and its driver, Mesa's software Vulkan for the native GPU tests), rustfmt, clippy
+# and wasm-pack.
 # Idempotent.
 #   bash scripts/setup.sh          # everything (scripts/test.sh)
 #   bash scripts/setup.sh --demo   # what building the demo needs (scripts/serve.sh)
@@ -34,8 +34,9 @@ if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $wbg_version"; 
     || cargo install wasm-bindgen-cli --version "$wbg_version" --force
 fi
 if [ "$demo_only" = 0 ]; then
-  # The formatting gate of scripts/test.sh.
+  # The formatting and lint gates of scripts/test.sh.
   rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed | grep -q '^clippy' || rustup component add clippy
   command -v wasm-pack >/dev/null || { echo "setup: installing wasm-pack"; cargo install wasm-pack --locked || cargo install wasm-pack; }
 fi
 

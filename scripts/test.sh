@@ -21,6 +21,13 @@ disk_report() { echo "$(date +%T) disk: $(df -h --output=avail "$CARGO_TARGET_DI
 mkdir -p "$CARGO_TARGET_DIR"
 disk_report
 
+echo "== formatting (rustfmt.toml)"
+cargo fmt --all --check
+(cd fuzz && cargo fmt --all --check)
+echo "== lints: clippy natively (every target) and for wasm32 (the library and its tests); warnings are errors"
+cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --target wasm32-unknown-unknown --lib --tests -- -D warnings
+
 echo "== native tests"
 cargo test --locked
 

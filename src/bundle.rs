@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::tensor_file::{serialize, NamedTensor};
 use crate::vector;
+
+/// A neuron whose decomposition holds a word: `(layer, neuron, coefficient)`.
+pub type WordUse = (usize, usize, f32);
 use crate::{ClipConfig, WeightFile};
 
 /// The bundle format this code reads and writes.
@@ -302,7 +305,7 @@ impl Bundle {
     /// The neurons whose decomposition holds `word` (matched exactly, else ignoring case):
     /// the word as the bundle spells it and `(layer, neuron, coefficient)`, largest
     /// |coefficient| first; `None` when the word is not in the dictionary.
-    pub fn neurons_with_word(&self, word: &str) -> Option<(String, Vec<(usize, usize, f32)>)> {
+    pub fn neurons_with_word(&self, word: &str) -> Option<(String, Vec<WordUse>)> {
         let words = &self.manifest.words;
         let wanted = word.trim();
         let index = words

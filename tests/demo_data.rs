@@ -86,7 +86,7 @@ fn tensors_difference(expected: &[u8], made: &[u8]) -> Option<String> {
             .map(|(w, g)| (w - g).abs())
             .enumerate()
             .fold((0, 0.0f32), |a, (i, d)| if d > a.1 || d.is_nan() { (i, d) } else { a });
-        (!(worst <= bound)).then(|| {
+        (worst > bound || worst.is_nan()).then(|| {
             format!("{name}: value {at} is {} against {} committed (tolerance {bound:.2e})", got[at], want[at])
         })
     })

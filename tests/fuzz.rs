@@ -139,8 +139,10 @@ fn image_decoder_never_panics() {
 // Kept findings and seeds of the cargo-fuzz targets
 // ---------------------------------------------------------------------------
 
-const TARGETS: [(&str, fn(&[u8])); 3] =
-    [("weights", targets::weights), ("bundle", targets::bundle), ("image", targets::image)];
+/// A fuzz target: its name and its entry point.
+type Target = (&'static str, fn(&[u8]));
+
+const TARGETS: [Target; 3] = [("weights", targets::weights), ("bundle", targets::bundle), ("image", targets::image)];
 
 fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join(kind).join(target)

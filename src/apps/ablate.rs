@@ -7,6 +7,7 @@
 //! - `rank_1`: `phi_n` by `mean_n + x_n r_n`, `x_n = (phi_n - mean_n) . r_n`;
 //! - `sparse`: `phi_n` by `mean_n + x_n r^_n` with `r^_n` the direction rebuilt from its
 //!   sparse decomposition over the dictionary.
+//!
 //! The change to the embedding is linear in the effects (as in the paper: the later layers'
 //! normalisation statistics stay those of the forward).
 

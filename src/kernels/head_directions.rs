@@ -24,7 +24,7 @@ pub fn head_directions(
     dim: usize,
     heads: usize,
 ) -> Vec<f32> {
-    assert!(heads >= 1 && width % heads == 0, "{width} features do not split into {heads} heads");
+    assert!(heads >= 1 && width.is_multiple_of(heads), "{width} features do not split into {heads} heads");
     let head_dim = width / heads;
     let mut directions = vec![0.0f32; layers.len() * heads * neurons * dim];
     let mut blocks = directions.chunks_exact_mut(neurons * dim);

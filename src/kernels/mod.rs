@@ -44,7 +44,8 @@ pub fn flex_tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> Tenso
 }
 
 /// `f(values, rows)` on the row-major f32 values of `x` `[rows, cols]`, as a flex tensor
-/// `[rows, out_cols]`; `x` back when it is not [`on_flex`].
+/// `[rows, out_cols]`; `x` back when it is not [`on_flex`] (a large `Err`: the tensor itself).
+#[allow(clippy::result_large_err)]
 pub fn map_rows(
     x: Tensor<2>,
     out_cols: usize,

@@ -217,6 +217,7 @@ impl Epilogue {
 #[inline(always)]
 pub(super) fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    #[allow(clippy::excessive_precision)] // written out exactly: 355/512
     const LN2_HI: f32 = 0.693_359_375; // ln 2 = LN2_HI + LN2_LO; LN2_HI = 355/512, so n LN2_HI is exact
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
@@ -282,7 +283,7 @@ fn tile_product(
     prefetch: Option<&[f32]>,
     tile: &mut [[f32; PANEL]; ROWS],
 ) {
-    debug_assert!(rows >= 1 && rows <= ROWS && x.len() == rows * k && panel.len() == k * PANEL);
+    debug_assert!((1..=ROWS).contains(&rows) && x.len() == rows * k && panel.len() == k * PANEL);
     debug_assert!(prefetch.is_none_or(|next| next.len() >= k * PANEL));
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {

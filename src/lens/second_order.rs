@@ -330,13 +330,13 @@ pub fn projections(
 
 /// kappa's part from later layer `l`, summed over its heads: `[B, D]`, before the `c(I)` scale.
 ///
-/// Each token's input to the value map is `y0(t) = gamma_1 ⊙ (b_out / N - mu(t) / K) / sigma(t)
-/// + beta_1 / K` (`K` = `(1 + 2l) N` residual components), and of the value map's bias only
+/// Each token's input to the value map is
+/// `y0(t) = gamma_1 ⊙ (b_out / N - mu(t) / K) / sigma(t) + beta_1 / K` (`K` = `(1 + 2l) N` residual components), and of the value map's bias only
 /// `b_V / K` is kept: `v0(t) = y0(t) W_V + b_V / K`. That is three fixed rows
 /// ([`LaterLayer::shared_values`]) weighted by `1 / sigma(t)`, `-mu(t) / (K sigma(t))` and
 /// `1 / K`, so a head's mix `sum_t A[CLS, t] v0(t)` is those rows weighted by the attention
-/// row's sums of the same weights: `O(H T)` per image instead of a `[T, width] x [width,
-/// width]` product.
+/// row's sums of the same weights: `O(H T)` per image instead of a `[T, width] x
+/// [width, width]` product.
 fn shared_term(
     vision: &VisionTransformer,
     later: &LaterLayer,
@@ -360,7 +360,7 @@ fn shared_term(
     let by_bias = attended(inverse_std.clone());
     let by_gamma = attended(ln_1.mean.clone() * inverse_std).div_scalar(-components);
     let by_constant = attention.clone().sum_dim(2).div_scalar(components);
-    let row = |i: usize| later.shared_values.clone().slice([i..i + 1]).reshape([1, heads, head_dim]);
+    let row = |i: usize| later.shared_values.clone().narrow(0, i, 1).reshape([1, heads, head_dim]);
     let mixed = (by_bias * row(0) + by_gamma * row(1) + by_constant * row(2)).reshape([batch, width]);
     let out = &block.attn.out;
     let o0 = out.forward(mixed.unsqueeze_dim::<3>(1)).reshape([batch, width])

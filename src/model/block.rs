@@ -16,7 +16,8 @@ pub struct Linear {
     pub bias: Tensor<1>,
 }
 
-/// Where a linear layer's weight lives.
+/// Where a linear layer's weight lives (one per layer: the variants' sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 enum LinearWeights {
     /// A device tensor `[in, out]`, multiplied by burn's `matmul`.
     Tensor(Tensor<2>),
@@ -70,12 +71,11 @@ impl Linear {
     pub fn forward_with(&self, x: Tensor<3>, epilogue: Epilogue) -> Tensor<3> {
         let [batch, tokens, features] = x.dims();
         let x = x.reshape([batch * tokens, features]);
-        let packed_product = |packed: &PackedLinear, x| {
-            kernels::map_rows(x, packed.out_features(), |values, rows| packed.forward_with(values, rows, epilogue))
-        };
         let y = match &self.weights {
             LinearWeights::Packed(packed) => {
-                packed_product(packed, x).unwrap_or_else(|x| apply(self.matmul(x), epilogue))
+                let out = packed.out_features();
+                kernels::map_rows(x, out, |values, rows| packed.forward_with(values, rows, epilogue))
+                    .unwrap_or_else(|x| apply(self.matmul(x), epilogue))
             }
             LinearWeights::Tensor(_) => apply(self.matmul(x), epilogue),
         };

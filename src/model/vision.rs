@@ -136,7 +136,7 @@ impl VisionTransformer {
     pub fn pixel_tensor(&self, values: Vec<f32>) -> Result<Tensor<4>> {
         let size = self.config.image_size;
         let per_image = 3 * size * size;
-        if values.is_empty() || values.len() % per_image != 0 {
+        if values.is_empty() || !values.len().is_multiple_of(per_image) {
             return Err(Error::InvalidInput(format!(
                 "{} pixel values are not whole images of 3 x {size} x {size}",
                 values.len()

@@ -37,8 +37,11 @@ pub struct AblateArgs {
     pub json: Option<PathBuf>,
 }
 
-/// The labelled images: (file, label index into `classes`), and the classes' bundle indices.
-fn labelled_images(dir: &Path, bundle: &Bundle) -> Result<(Vec<(PathBuf, usize)>, Vec<usize>)> {
+/// An image file and its label (an index into the classes found).
+type LabelledImage = (PathBuf, usize);
+
+/// The labelled images, and the classes' bundle indices.
+fn labelled_images(dir: &Path, bundle: &Bundle) -> Result<(Vec<LabelledImage>, Vec<usize>)> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut folders: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
     folders.sort();

@@ -104,9 +104,9 @@ impl<'a> Segmenter<'a> {
         let fixed = match concept {
             ConceptSpec::Text(text) => Some((
                 format!("{text:?}"),
-                pollster::block_on(text_concept(model.text()?, &ClipTokenizer::new(), &text))?,
+                pollster::block_on(text_concept(model.text()?, &ClipTokenizer::new(), text))?,
             )),
-            ConceptSpec::Class(class) => Some((format!("class {class:?}"), class_concept(&segmenter.bundle, &class)?)),
+            ConceptSpec::Class(class) => Some((format!("class {class:?}"), class_concept(&segmenter.bundle, class)?)),
             ConceptSpec::Predicted => None,
         };
         if let Some((label, embedding)) = fixed {
@@ -204,9 +204,12 @@ pub fn segment(model: &ClipModel, weights: &[u8], args: &SegmentArgs) -> Result<
     Ok(())
 }
 
+/// An image file and its mask file.
+type ImageAndMask = (PathBuf, PathBuf);
+
 /// The image files of `dir` (sorted) paired with their masks in `masks`, and the images that
 /// have none.
-fn pair_images(dir: &Path, masks: &Path) -> Result<(Vec<(PathBuf, PathBuf)>, Vec<PathBuf>)> {
+fn pair_images(dir: &Path, masks: &Path) -> Result<(Vec<ImageAndMask>, Vec<PathBuf>)> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
     files.sort();

@@ -190,7 +190,7 @@ impl TiledDictionary {
                     if passing != 0 {
                         state.offer(
                             atom,
-                            &std::mem::transmute::<_, [f32; TILE_ATOMS]>(magnitudes),
+                            &std::mem::transmute::<std::arch::x86_64::__m512, [f32; TILE_ATOMS]>(magnitudes),
                             passing,
                             self.atoms,
                         );
