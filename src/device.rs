@@ -4,7 +4,7 @@
 //! WebGPU, which must be initialised asynchronously, once per page. The CPU is burn's `flex`
 //! backend everywhere.
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, ExecutionError, Tensor};
 
 use crate::error::{Error, Result};
 
@@ -116,14 +116,22 @@ pub async fn device_async(kind: BackendKind) -> Result<Device> {
 /// Reads a float tensor back to the host as row-major f32 values. Works on every backend
 /// and target (in the browser a synchronous read would panic).
 pub async fn read_f32<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
-    let data =
-        tensor.into_data_async().await.map_err(|e| Error::Device(format!("reading a tensor back failed: {e:?}")))?;
+    let data = tensor.into_data_async().await.map_err(readback_error)?;
     data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
+}
+
+/// A failed readback: [`Error::DeviceLost`] when burn says the device is poisoned (every later
+/// operation on it fails), else [`Error::Device`].
+fn readback_error(error: ExecutionError) -> Error {
+    match error {
+        ExecutionError::DevicePoisoned { reason } => Error::DeviceLost(reason),
+        other => Error::Device(format!("reading a tensor back failed: {other:?}")),
+    }
 }
 
 /// Synchronous [`read_f32`] for native code.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_f32_blocking<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
-    let data = tensor.try_into_data().map_err(|e| Error::Device(format!("reading a tensor back failed: {e:?}")))?;
+    let data = tensor.try_into_data().map_err(readback_error)?;
     data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::Device(format!("unexpected tensor data: {e:?}")))
 }

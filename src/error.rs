@@ -54,20 +54,66 @@ pub enum Error {
     /// An image could not be decoded or preprocessed.
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
-    /// A compute device failed (initialisation, readback).
+    /// A long run stopped before its end (a resumable `precompute`).
     #[error("interrupted: {0}")]
     Interrupted(String),
-
+    /// A compute device failed (initialisation, readback).
     #[error("device error: {0}")]
     Device(String),
+    /// The GPU device is gone (lost, or reset by the browser): the caller can move to the CPU.
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+    /// The text tower of converted weights is not loaded yet: the caller loads it
+    /// (`loadTextTower` in the page) and asks again.
+    #[error("the text tower is not loaded yet: call loadTextTower with the converted text.safetensors")]
+    NeedsTextTower,
 }
 
 /// Shorthand for results with the crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// What a caller can do about the error, as a short stable name (the page's worker
+    /// branches on it): `needs-text-tower` (load it and ask again), `device-lost` (move to
+    /// the CPU), `device` (the device failed otherwise), `io`, `interrupted`, and `bad-input`
+    /// for everything the input itself got wrong (weights, configuration, images, arguments).
+    /// The page's TypeScript type of these names is `EngineErrorKind` in `src/web.rs`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::NeedsTextTower => "needs-text-tower",
+            Error::DeviceLost(_) => "device-lost",
+            Error::Device(_) => "device",
+            Error::Io { .. } => "io",
+            Error::Interrupted(_) => "interrupted",
+            Error::MissingTensor { .. }
+            | Error::ShapeMismatch { .. }
+            | Error::UnsupportedDtype { .. }
+            | Error::InvalidSafetensors(_)
+            | Error::UnknownLayout(_)
+            | Error::Config(_)
+            | Error::InvalidInput(_)
+            | Error::Preprocess(_) => "bad-input",
+        }
+    }
+
     /// An [`Error::Io`] for `path`.
     pub fn io(path: impl AsRef<std::path::Path>, err: impl std::fmt::Display) -> Self {
         Error::Io { path: path.as_ref().display().to_string(), message: err.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn kinds_tell_what_a_caller_does() {
+        assert_eq!(Error::NeedsTextTower.kind(), "needs-text-tower");
+        assert_eq!(Error::DeviceLost("gone".into()).kind(), "device-lost");
+        assert_eq!(Error::Device("no adapter".into()).kind(), "device");
+        assert_eq!(Error::io("x.safetensors", "not found").kind(), "io");
+        assert_eq!(Error::InvalidInput("k = 0".into()).kind(), "bad-input");
+        assert_eq!(Error::Config("no width".into()).kind(), "bad-input");
+        assert!(Error::NeedsTextTower.to_string().contains("loadTextTower"));
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use clip_lens::device;
 use clip_lens::lens::AtomSearch;
-use common::browser::{json, memory_figures, message, start_module, TEST_THREADS};
+use common::browser::{json, kind, memory_figures, message, start_module, TEST_THREADS};
 use common::*;
 use wasm_bindgen_test::*;
 
@@ -143,52 +143,15 @@ async fn concept_discovery_on_webgpu_and_cpu() {
 }
 
 // ---------------------------------------------------------------------------
-// The Engine API of src/web.rs, through its JavaScript-facing methods, on the fixture model
-// with a bundle built from the reference's lens data (mean/pca/norms/omp of layers 0, 1, 2).
+// The Engine API of src/web, through its JavaScript-facing methods, on the fixture model with
+// a bundle built from the reference's lens data (mean/pca/norms/omp of layers 0, 1, 2); the
+// same checks as tests/engine.rs makes natively, plus the JavaScript conversions.
 // ---------------------------------------------------------------------------
 
-use clip_lens::bundle::{sha256_hex, Bundle, Manifest, Storage, FORMAT_VERSION};
+use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::web::Engine;
+use common::engine::{check_engine_concepts, reference_bundle, ENGINE_CLASSES};
 use wasm_bindgen::{JsCast, JsValue};
-
-/// The test bundle's classes: names and the `probe_text_embeds` row each is (normalised).
-const ENGINE_CLASSES: [(&str, usize); 4] = [("cat", 0), ("dog", 1), ("origami crane", 2), ("creme brulee", 3)];
-
-/// A bundle from the reference's data for weights with `weights_sha256`: layers 0, 1, 2,
-/// the fixture words, a few classes, made-up top images and thumbnails.
-fn reference_bundle(weights_sha256: String) -> Bundle {
-    let expected = expected();
-    let layers = [0usize, 1, 2];
-    let probes = &expected["probe_text_embeds"].values;
-    let class_embeds = ENGINE_CLASSES
-        .iter()
-        .flat_map(|&(_, i)| clip_lens::apps::segment::unit(&probes[i * 32..(i + 1) * 32]).unwrap())
-        .collect();
-    let top_images = layers
-        .iter()
-        .map(|l| (l.to_string(), (0..256).map(|n| (0..6).map(|j| (n + 7 * j) % 48).collect()).collect()))
-        .collect();
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        model_name: "tiny-a".into(),
-        model_config: serde_json::from_str(CONFIG_JSON).unwrap(),
-        weights_sha256,
-        layers: layers.to_vec(),
-        neurons: 256,
-        embed_dim: 32,
-        top_k: 6,
-        components: 8,
-        word_sources: vec!["words.txt".into()],
-        words: WORDS.lines().map(str::to_string).collect(),
-        classes: ENGINE_CLASSES.iter().map(|(name, _)| name.to_string()).collect(),
-        images: (0..48).map(|i| format!("img{i:03}.png")).collect(),
-        skipped_images: vec![],
-        top_images,
-        thumbnail_size: 16,
-    };
-    let layers = layers.iter().map(|&l| (l, reference_layer_lens(&expected, l))).collect();
-    Bundle { manifest, layers, word_embeds: expected["word_embeds"].values.clone(), class_embeds }
-}
 
 /// Takes a Float32Array out of a result object (the rest converts to JSON).
 fn take_f32(value: &JsValue, key: &str) -> Vec<f32> {
@@ -220,33 +183,6 @@ async fn engine_with_bundle(backend: &str) -> Engine {
         .unwrap();
     assert!(engine.has_bundle());
     engine
-}
-
-/// Checks `analyze`'s layer-1 concepts of detail image `i` against `expected.json` (same
-/// significant neurons, same words in order) and returns the worst score deviation relative
-/// to the best reference score.
-fn check_engine_concepts(label: &str, i: usize, analysis: &serde_json::Value) -> f32 {
-    let reference_json: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
-    let image = reference_json["detail_images"][i].as_str().unwrap();
-    let reference = &reference_json["concept_discovery"]["results"][image];
-    let layer = analysis["layers"].as_array().unwrap().iter().find(|l| l["layer"] == 1).expect("layer 1 analysed");
-    assert_eq!(layer["significant_neurons"], reference["significant_neurons"], "{label} {image}: significant neurons");
-    let neurons = layer["neurons"].as_array().unwrap();
-    assert_eq!(neurons.len(), layer["significant_neurons"].as_array().unwrap().len());
-    for neuron in neurons {
-        assert!(neuron["norm"].as_f64().unwrap() > neuron["threshold"].as_f64().unwrap(), "{label}: {neuron}");
-        assert!(neuron["words"].as_array().unwrap().len() <= 5);
-    }
-    let words = layer["words"].as_array().unwrap();
-    let reference_words = reference["top_words"].as_array().unwrap();
-    assert_eq!(words.len(), reference_words.len(), "{label} {image}: number of words");
-    let best = reference_words[0][1].as_f64().unwrap();
-    let mut worst = 0f64;
-    for (ours, theirs) in words.iter().zip(reference_words) {
-        assert_eq!(ours[0], theirs[0], "{label} {image}: words in order");
-        worst = worst.max((ours[1].as_f64().unwrap() - theirs[1].as_f64().unwrap()).abs() / best.abs());
-    }
-    worst as f32
 }
 
 /// Segments the fixture's concept on the last analysed image (detail image `i`) with its
@@ -597,9 +533,12 @@ async fn engine_from_converted_towers() {
         .map_err(message)
         .unwrap();
 
-    let before = message(converted.embed_text("a photo of a cat".into()).await.unwrap_err());
-    assert!(before.contains("loadTextTower"), "{before}");
-    let wrong = message(converted.load_text_tower(image).unwrap_err());
+    let before = converted.embed_text("a photo of a cat".into()).await.unwrap_err();
+    assert_eq!(kind(&before).as_deref(), Some("needs-text-tower"), "{}", message(before.clone()));
+    assert!(message(before).contains("loadTextTower"));
+    let wrong = converted.load_text_tower(image).unwrap_err();
+    assert_eq!(kind(&wrong).as_deref(), Some("bad-input"));
+    let wrong = message(wrong);
     assert!(wrong.contains("text tower file does not match its manifest"), "{wrong}");
     converted.load_text_tower(text).map_err(message).unwrap();
     assert!(converted.text_tower_available());

@@ -9,3 +9,4 @@ pub mod adversarial;
 pub mod analysis;
 pub mod classify;
 pub mod concepts;
+pub mod engine;

@@ -1,15 +1,19 @@
 //! Helpers of the browser tests and the browser benchmark: engine errors and results as Rust
 //! values, and the page's memory figures.
 
-use wasm_bindgen::{JsCast, JsError, JsValue};
+use wasm_bindgen::{JsCast, JsValue};
 
 /// The message of a JavaScript error from the engine.
-pub fn message(error: JsError) -> String {
-    let value = JsValue::from(error);
-    match value.dyn_ref::<js_sys::Error>() {
+pub fn message(error: JsValue) -> String {
+    match error.dyn_ref::<js_sys::Error>() {
         Some(e) => String::from(e.message()),
-        None => format!("{value:?}"),
+        None => format!("{error:?}"),
     }
+}
+
+/// The `kind` of a JavaScript error from the engine (`needs-text-tower`, `bad-input`, ...).
+pub fn kind(error: &JsValue) -> Option<String> {
+    js_sys::Reflect::get(error, &"kind".into()).ok()?.as_string()
 }
 
 /// A result object as JSON.

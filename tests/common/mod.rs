@@ -14,6 +14,7 @@ use clip_lens::{ClipConfig, WeightFile};
 
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
+pub mod engine;
 
 macro_rules! fixture {
     ($name:literal) => {

@@ -14,8 +14,7 @@ use clip_lens::lens::{second_order_effects, Dictionary, LensFactors};
 use clip_lens::model::{CaptureRequest, ClipModel};
 use clip_lens::{Error, Result};
 
-use crate::cli::{load_pixels, progress};
-use crate::inspect::read_bundle_for;
+use crate::common::{load_pixels, progress, read_bundle_for};
 
 /// `ablate`'s own arguments.
 #[derive(clap::Args)]

@@ -11,8 +11,7 @@ use clip_lens::model::ClipModel;
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{Error, Result};
 
-use crate::cli::load_pixels;
-use crate::inspect::read_bundle_for;
+use crate::common::{load_pixels, read_bundle_for};
 
 /// The two classes, shared by both commands.
 #[derive(clap::Args)]

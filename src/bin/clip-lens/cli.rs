@@ -11,37 +11,22 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use burn::tensor::Device;
 use clap::{Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
 
-use clip_lens::device::{device, read_f32_blocking, BackendKind};
+use clip_lens::device::read_f32_blocking;
 use clip_lens::lens::{second_order_effects, LensFactors};
-use clip_lens::model::{CaptureRequest, ClipModel, Towers};
-use clip_lens::preprocess::preprocess_image;
+use clip_lens::model::{CaptureRequest, Towers};
 use clip_lens::tensor_file::{serialize, NamedTensor};
 use clip_lens::tokenizer::ClipTokenizer;
-use clip_lens::{ClipConfig, Error, Result, WeightFile};
+use clip_lens::{Error, Result};
+
+use crate::common::{load_model, load_pixels, progress, read_bundle_for, Loaded, ModelArgs};
 
 #[derive(Parser)]
 #[command(name = "clip-lens", version, about = "The second-order lens on CLIP's neurons")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// Where the model comes from and where it runs.
-#[derive(clap::Args)]
-pub struct ModelArgs {
-    /// CLIP weights (.safetensors, OpenAI/open_clip or Hugging Face names).
-    #[arg(long)]
-    pub weights: PathBuf,
-    /// Hugging Face config.json (default: the one beside the weights, else inferred from shapes).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// cpu (burn flex) or gpu (wgpu).
-    #[arg(long, default_value = "cpu")]
-    pub device: BackendKind,
 }
 
 #[derive(Subcommand)]
@@ -215,62 +200,6 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A loaded model with the file it came from and the device it runs on.
-struct Loaded {
-    model: ClipModel,
-    weights: WeightFile,
-    device: Device,
-}
-
-fn load_model(args: &ModelArgs, towers: Towers) -> Result<Loaded> {
-    let weights = WeightFile::open(&args.weights)?;
-    let config = ClipConfig::resolve(&weights, &args.weights, args.config.as_deref())?;
-    let device = device(args.device)?;
-    let model = ClipModel::load(&weights, &config, towers, &device)?;
-    Ok(Loaded { model, weights, device })
-}
-
-/// Preprocessed pixels of every input, in order, as `[3*S*S]` rows.
-pub fn load_pixels(paths: &[PathBuf], size: usize) -> Result<Vec<Vec<f32>>> {
-    let mut rows = Vec::new();
-    for path in paths {
-        if path.extension().is_some_and(|e| e == "safetensors") {
-            rows.extend(pixels_from_safetensors(path, size)?);
-        } else {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            let pre = preprocess_image(&bytes, size as u32)
-                .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
-            rows.push(pre.pixels);
-        }
-    }
-    Ok(rows)
-}
-
-fn pixels_from_safetensors(path: &Path, size: usize) -> Result<Vec<Vec<f32>>> {
-    let file = WeightFile::open(path)?;
-    let (values, shape) = file.tensor_any_shape("pixels")?;
-    if shape.len() != 4 || shape[1] != 3 || shape[2] != size || shape[3] != size {
-        return Err(Error::ShapeMismatch {
-            name: format!("{}: pixels", path.display()),
-            expected: vec![0, 3, size, size],
-            found: shape,
-        });
-    }
-    Ok(values.chunks(3 * size * size).map(<[f32]>::to_vec).collect())
-}
-
-/// A progress bar with rate and ETA.
-pub fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, ETA {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
-}
-
 fn effects(args: &ModelArgs, layers: &[usize], out: Option<&Path>, batch: usize, images: &[PathBuf]) -> Result<()> {
     let Loaded { model, .. } = load_model(args, Towers::Vision)?;
     let vision = model.vision()?;
@@ -360,7 +289,7 @@ fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()
 
 fn neurons(args: &ModelArgs, bundle: &Path, top: usize, json: bool, query: &str) -> Result<()> {
     let Loaded { model, weights, .. } = load_model(args, Towers::Text)?;
-    let bundle = crate::inspect::read_bundle_for(bundle, weights.bytes())?;
+    let bundle = read_bundle_for(bundle, weights.bytes())?;
     let text = model.text()?;
     let tokens = ClipTokenizer::new().tokenize(query, text.config.context_length);
     let embedding = read_f32_blocking(text.encode(&tokens)?)?;

@@ -8,12 +8,11 @@ use burn::tensor::Device;
 use clip_lens::apps::analysis::BundleLens;
 use clip_lens::apps::classify::{classify, ClassScore};
 use clip_lens::apps::concepts::{merge_layers, Concepts};
-use clip_lens::bundle::{sha256_hex, Bundle};
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::{CaptureRequest, ClipModel, VisionOutput};
 use clip_lens::Result;
 
-use crate::cli::load_pixels;
+use crate::common::{load_pixels, read_bundle_for};
 
 /// `concepts`' own arguments.
 #[derive(clap::Args)]
@@ -51,13 +50,6 @@ pub struct ClassifyArgs {
     /// Image files.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-}
-
-/// Reads a bundle and checks that it was made from these weights.
-pub fn read_bundle_for(dir: &Path, weights: &[u8]) -> Result<Bundle> {
-    let bundle = Bundle::read(dir)?;
-    bundle.check_weights(&sha256_hex(weights))?;
-    Ok(bundle)
 }
 
 /// One forward per image (with the captures of `layers`), in input order.

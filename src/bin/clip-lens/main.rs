@@ -1,4 +1,4 @@
-//! `clip-lens`: the native command line (see `cli.rs`). It has no meaning in wasm, where the
+//! `clip-lens`: the native command line (see `cli.rs`; `common.rs` is what the commands share). It has no meaning in wasm, where the
 //! page drives the library through `src/web.rs`.
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -7,6 +7,8 @@ mod ablate;
 mod adversarial;
 #[cfg(not(target_arch = "wasm32"))]
 mod cli;
+#[cfg(not(target_arch = "wasm32"))]
+mod common;
 #[cfg(not(target_arch = "wasm32"))]
 mod convert;
 #[cfg(not(target_arch = "wasm32"))]

@@ -29,7 +29,7 @@ use clip_lens::text_embeddings::{class_embeddings, lines, word_embeddings, IMAGE
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{Error, Result};
 
-use crate::cli::{progress, ModelArgs};
+use crate::common::{progress, ModelArgs};
 
 /// `clip-lens precompute`'s arguments.
 #[derive(clap::Args)]

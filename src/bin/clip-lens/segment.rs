@@ -17,6 +17,8 @@ use clip_lens::tensor_file::{serialize, NamedTensor};
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{Error, Result};
 
+use crate::common::{progress, read_bundle_for};
+
 /// Which bundle, and which of its neurons make the heatmaps (both commands).
 #[derive(clap::Args)]
 pub struct NeuronChoice {
@@ -93,7 +95,7 @@ struct Segmenter<'a> {
 impl<'a> Segmenter<'a> {
     fn new(model: &'a ClipModel, weights: &[u8], choice: &NeuronChoice, concept: &str) -> Result<Self> {
         let concept = ConceptSpec::parse(concept)?;
-        let bundle = crate::inspect::read_bundle_for(&choice.bundle, weights)?;
+        let bundle = read_bundle_for(&choice.bundle, weights)?;
         let neurons = ConceptNeurons::new(&bundle, &choice.layers, choice.top_neurons)?;
         if neurons.count < choice.top_neurons {
             let (requested, layers, available) = (choice.top_neurons, &neurons.layers, neurons.count);
@@ -252,7 +254,7 @@ pub fn eval_seg(model: &ClipModel, weights: &[u8], args: &EvalSegArgs) -> Result
     let mut segmenter = Segmenter::new(model, weights, &args.neurons, &args.concept)?;
     let size = segmenter.vision.config.image_size;
     let mut metrics = SegmentationMetrics::new();
-    let bar = crate::cli::progress(pairs.len(), "images");
+    let bar = progress(pairs.len(), "images");
     for (image_path, mask_path) in &pairs {
         let (image, pre) = read_image(image_path, size)?;
         let bytes = std::fs::read(mask_path).map_err(|e| Error::io(mask_path, e))?;

@@ -1,0 +1,518 @@
+//! The engine: a CLIP model on one device with a bundle's lens, answering what the page asks
+//! (analyze, segment, activation map, neuron card, search, adversarial words, fooled) with
+//! typed results ([`results`]). The page's WebAssembly bindings (`src/web`) are a thin layer
+//! over it; natively `tests/engine.rs` checks every method against the fixture.
+//!
+//! The text tower loads on first use (from the weight file, or, for converted towers, when the
+//! caller hands it over after an [`Error::NeedsTextTower`]), so analysing images never pays for
+//! it.
+
+pub mod results;
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Device, Tensor};
+
+pub use results::*;
+
+use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery};
+use crate::apps::analysis::{BundleLens, LayerFindings};
+use crate::apps::classify::classify;
+use crate::apps::concepts::{merge_layers, Concepts};
+use crate::apps::segment::{self, ConceptNeurons, ConceptSpec, RankedNeuron};
+use crate::bundle::{sha256_hex, Bundle};
+use crate::convert::ConvertedManifest;
+use crate::device::{read_f32, BackendKind};
+use crate::error::{Error, Result};
+use crate::model::{CaptureRequest, ClipModel, Towers};
+use crate::preprocess::preprocess_image;
+use crate::tokenizer::ClipTokenizer;
+use crate::{ClipConfig, WeightFile};
+
+/// A bundle checked against the model, with its lens data on the device.
+struct LoadedBundle {
+    bundle: Bundle,
+    /// Its layers' lens on the device, in the manifest's order.
+    lens: BundleLens,
+}
+
+/// What `segment` needs of the last analysed image.
+struct LastImage {
+    /// Post-GELU activations `[1, T, N]` of the bundle's layers.
+    neurons: BTreeMap<usize, Tensor<3>>,
+    /// The unnormalised image embedding.
+    embedding: Vec<f32>,
+}
+
+/// A loaded CLIP model on one device, optionally with a bundle.
+pub struct Engine {
+    model: ClipModel,
+    /// The weight file, kept until the text tower is loaded (none when it has no text tower).
+    weights: Option<WeightFile>,
+    /// For converted towers (image tower only): the text tower file's expected sha256, until
+    /// [`Engine::load_text_tower`] loads it.
+    text_tower_sha256: Option<String>,
+    /// The device's largest buffer in bytes (`usize::MAX` on the CPU or when unknown).
+    buffer_limit: usize,
+    /// sha256 of the weight file, checked against a bundle's manifest.
+    weights_sha256: String,
+    device: Device,
+    backend: BackendKind,
+    tokenizer: Option<ClipTokenizer>,
+    bundle: Option<LoadedBundle>,
+    last: Option<LastImage>,
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::InvalidInput(message.into())
+}
+
+fn elapsed_ms(start: web_time::Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// Checks a converted tower file's sha256 against its manifest.
+fn check_tower_file(tower: &str, expected: &str, bytes: &[u8]) -> Result<()> {
+    let found = sha256_hex(bytes);
+    if found != expected {
+        return Err(invalid(format!("the {tower} tower file does not match its manifest: sha256 {found}, the manifest says {expected} (a stale cache or a file from another conversion?)")));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// The image tower of safetensors `weights` (either layout) on `device` (of kind
+    /// `backend`). `config_json` is a Hugging Face `config.json`; without one the shapes decide
+    /// (OpenAI convention). A weight tensor above `buffer_limit` bytes is refused, and the lens
+    /// keeps its factors below it (the GPU's largest buffer; `usize::MAX` on the CPU).
+    pub fn new(
+        weights: Vec<u8>,
+        config_json: Option<&str>,
+        device: Device,
+        backend: BackendKind,
+        buffer_limit: usize,
+    ) -> Result<Engine> {
+        let weights_sha256 = sha256_hex(&weights);
+        let weights = WeightFile::from_bytes(weights)?;
+        let config = match config_json {
+            Some(json) => ClipConfig::from_hf_json(json)?,
+            None => ClipConfig::infer(&weights)?,
+        };
+        weights.check_buffer_limit(buffer_limit)?;
+        let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
+        let weights = weights.has_text().then_some(weights);
+        Ok(Engine::with_model(model, weights, weights_sha256, None, device, backend, buffer_limit))
+    }
+
+    /// The image tower of a checkpoint split by `clip-lens convert`: its `manifest.json`,
+    /// `image.safetensors` (checked against the manifest's sha256) and `config.json`. Bundles
+    /// are checked against the source checkpoint's sha256; the text tower comes later
+    /// ([`Engine::load_text_tower`]).
+    pub fn from_converted(
+        manifest_json: &str,
+        image_tower: Vec<u8>,
+        config_json: &str,
+        device: Device,
+        backend: BackendKind,
+        buffer_limit: usize,
+    ) -> Result<Engine> {
+        let manifest: ConvertedManifest = serde_json::from_str(manifest_json)
+            .map_err(|e| invalid(format!("invalid converted manifest.json: {e}")))?;
+        check_tower_file("image", &manifest.image.sha256, &image_tower)?;
+        let weights = WeightFile::from_bytes(image_tower)?;
+        let config = ClipConfig::from_hf_json(config_json)?;
+        weights.check_buffer_limit(buffer_limit)?;
+        let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
+        let text_sha256 = Some(manifest.text.sha256);
+        Ok(Engine::with_model(model, None, manifest.source_sha256, text_sha256, device, backend, buffer_limit))
+    }
+
+    fn with_model(
+        model: ClipModel,
+        weights: Option<WeightFile>,
+        weights_sha256: String,
+        text_tower_sha256: Option<String>,
+        device: Device,
+        backend: BackendKind,
+        buffer_limit: usize,
+    ) -> Engine {
+        Engine {
+            model,
+            weights,
+            weights_sha256,
+            text_tower_sha256,
+            device,
+            backend,
+            buffer_limit,
+            tokenizer: None,
+            bundle: None,
+            last: None,
+        }
+    }
+
+    /// Whether text can be embedded without [`Engine::load_text_tower`] (the tower is loaded,
+    /// or in the weight file the engine was made from).
+    pub fn text_tower_available(&self) -> bool {
+        self.model.text.is_some() || self.weights.is_some()
+    }
+
+    /// Loads the text tower of converted towers (`text.safetensors`, checked against the
+    /// manifest's sha256).
+    pub fn load_text_tower(&mut self, text_tower: Vec<u8>) -> Result<()> {
+        let expected = self.text_tower_sha256.as_ref().ok_or_else(|| {
+            invalid("this engine was not made from a converted checkpoint: its text tower comes with its weights")
+        })?;
+        check_tower_file("text", expected, &text_tower)?;
+        let file = WeightFile::from_bytes(text_tower)?;
+        file.check_buffer_limit(self.buffer_limit)?;
+        let loaded = ClipModel::load(&file, &self.model.config, Towers::Text, &self.device)?;
+        self.model.text = loaded.text;
+        self.text_tower_sha256 = None;
+        Ok(())
+    }
+
+    /// What the GPU allocator holds; `None` on the CPU.
+    pub fn gpu_memory(&self) -> Option<GpuMemory> {
+        let usage = match self.backend {
+            BackendKind::Gpu => self.device.memory_pool_usage(),
+            BackendKind::Cpu => None,
+        };
+        usage.map(|u| GpuMemory { bytes_in_use: u.bytes_in_use, bytes_reserved: u.bytes_reserved })
+    }
+
+    /// The device's kind.
+    pub fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    /// `"cpu"`, or the GPU backend's name: `"webgpu"` in the browser, `"wgpu"` natively.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu if cfg!(target_arch = "wasm32") => "webgpu",
+            BackendKind::Gpu => "wgpu",
+        }
+    }
+
+    /// The model's input resolution in pixels.
+    pub fn image_size(&self) -> usize {
+        self.model.config.vision.image_size
+    }
+
+    /// Whether a bundle is loaded.
+    pub fn has_bundle(&self) -> bool {
+        self.bundle.is_some()
+    }
+
+    fn bundle(&self) -> Result<&LoadedBundle> {
+        self.bundle.as_ref().ok_or_else(|| invalid("no bundle is loaded: call loadBundle first"))
+    }
+
+    /// The unnormalised image embedding of an encoded image (PNG, JPEG, WebP, GIF).
+    pub async fn embed_image(&self, bytes: &[u8]) -> Result<Vec<f32>> {
+        let pixels = preprocess_image(bytes, self.image_size() as u32)?.pixels;
+        let vision = self.model.vision()?;
+        read_f32(vision.encode(vision.pixel_tensor(pixels)?)?).await
+    }
+
+    /// Loads the text tower (once; the weight file is then dropped).
+    fn ensure_text_tower(&mut self) -> Result<()> {
+        if self.model.text.is_none() {
+            if self.text_tower_sha256.is_some() {
+                // The caller loads it (`loadTextTower` in the page) and asks again.
+                return Err(Error::NeedsTextTower);
+            }
+            let weights = self.weights.as_ref().ok_or_else(|| invalid("these weights have no text tower"))?;
+            let loaded = ClipModel::load(weights, &self.model.config, Towers::Text, &self.device)?;
+            self.model.text = loaded.text;
+            self.weights = None;
+        }
+        Ok(())
+    }
+
+    /// The unnormalised text embedding of `text`; loads the text tower on first use.
+    pub async fn embed_text(&mut self, text: &str) -> Result<Vec<f32>> {
+        self.ensure_text_tower()?;
+        let tokenizer = self.tokenizer.get_or_insert_with(ClipTokenizer::new);
+        let tokens = tokenizer.tokenize(text, self.model.config.text.context_length);
+        read_f32(self.model.text()?.encode(&tokens)?).await
+    }
+
+    /// The unit text embedding of a non-empty text.
+    async fn text_concept(&mut self, text: &str) -> Result<Vec<f32>> {
+        self.ensure_text_tower()?;
+        let tokenizer = self.tokenizer.get_or_insert_with(ClipTokenizer::new);
+        segment::text_concept(self.model.text()?, tokenizer, text).await
+    }
+
+    /// A class's unit embedding: the bundle's classifier row when `name` is one of its classes,
+    /// else the text embedding of `name`.
+    async fn class_or_text(&mut self, name: &str) -> Result<Vec<f32>> {
+        if name.trim().is_empty() {
+            return Err(invalid("a class name is empty"));
+        }
+        match segment::class_concept(&self.bundle()?.bundle, name) {
+            Ok(embedding) => Ok(embedding),
+            Err(_) => self.text_concept(name).await,
+        }
+    }
+
+    /// Loads a bundle (`manifest.json`'s text and `lens.safetensors`' bytes), checks it was
+    /// computed from these weights (sha256) and fits the model, and prepares its lens. Replaces
+    /// any earlier bundle and forgets the last analysed image.
+    pub fn load_bundle(&mut self, manifest_json: &str, tensors: Vec<u8>) -> Result<()> {
+        let bundle = Bundle::from_parts(manifest_json, tensors)?;
+        bundle.check_weights(&self.weights_sha256)?;
+        bundle.check_model(&self.model.config)?;
+        let vision = self.model.vision()?;
+        let lens = BundleLens::new(vision, &bundle, &bundle.manifest.layers, self.buffer_limit, &self.device)?;
+        self.last = None;
+        self.bundle = Some(LoadedBundle { bundle, lens });
+        Ok(())
+    }
+
+    /// Analyses an encoded image with the bundle: top classes, concept discovery per layer and
+    /// merged, the significant neurons with their words, the crop geometry and timings. One
+    /// forward; its activations are kept for [`Engine::segment`].
+    pub async fn analyze(&mut self, image: &[u8], options: &AnalyzeOptions) -> Result<Analysis> {
+        let top_classes = options.top_classes.unwrap_or(5);
+        let top_words = options.top_words.unwrap_or(10);
+        let neuron_words = options.neuron_words.unwrap_or(5);
+        let start = web_time::Instant::now();
+        let loaded = self.bundle()?;
+        let (bundle, manifest) = (&loaded.bundle, &loaded.bundle.manifest);
+        let vision = self.model.vision()?;
+        let preprocessed = preprocess_image(image, vision.config.image_size as u32)?;
+        let decode = elapsed_ms(start);
+
+        let forward_start = web_time::Instant::now();
+        let input = vision.pixel_tensor(preprocessed.pixels)?;
+        let mut output = vision.forward(input, &loaded.lens.capture_request())?;
+        let embedding = read_f32(output.embeds.clone()).await?;
+        let forward = elapsed_ms(forward_start);
+
+        let lens_start = web_time::Instant::now();
+        let findings = loaded.lens.discover(vision, &output, bundle).await?;
+        let mut layers = Vec::with_capacity(findings.len());
+        for LayerFindings { norms, concepts } in &findings {
+            let (layer, lens) = (concepts.layer, &bundle.layers[&concepts.layer]);
+            let neurons = concepts
+                .significant_neurons
+                .iter()
+                .map(|&neuron| {
+                    let mut words = bundle.describe(layer, neuron)?;
+                    words.truncate(neuron_words);
+                    let threshold = lens.norms[neuron * manifest.top_k];
+                    Ok(SignificantNeuron { neuron, norm: norms[neuron], threshold, words })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            layers.push(LayerConcepts {
+                layer,
+                significant_neurons: concepts.significant_neurons.clone(),
+                words: concepts.words.iter().take(top_words).cloned().collect(),
+                neurons,
+            });
+        }
+        let found: Vec<Concepts> = findings.into_iter().map(|f| f.concepts).collect();
+        let words = merge_layers(&found, top_words);
+        let classes = classify(&embedding, &bundle.class_embeds, &manifest.classes, top_classes)?;
+        let lens = elapsed_ms(lens_start);
+
+        let analysis = Analysis {
+            backend: self.backend_name().to_string(),
+            classes,
+            layers,
+            words,
+            geometry: Geometry::from(&preprocessed.geometry),
+            timings_ms: AnalysisTimings { decode, forward, lens, total: elapsed_ms(start) },
+        };
+        let neurons = std::mem::take(&mut output.captures.neurons);
+        self.last = Some(LastImage { neurons, embedding });
+        Ok(analysis)
+    }
+
+    /// The heatmap of a concept on the last analysed image, without a new forward. `concept`
+    /// is `"predicted"` (the image's top class), `"class:<name>"` (a class of the bundle) or
+    /// free text (loads the text tower). `layers` default to the bundle's; `top_neurons`
+    /// (default 200, the paper's) is clamped to the neurons those layers have.
+    pub async fn segment(
+        &mut self,
+        concept: &str,
+        layers: Option<Vec<usize>>,
+        top_neurons: Option<usize>,
+    ) -> Result<Segmentation> {
+        let start = web_time::Instant::now();
+        let concept = ConceptSpec::parse(concept)?;
+        self.bundle()?;
+        if self.last.is_none() {
+            return Err(invalid("no image has been analysed yet: call analyze first"));
+        }
+        // The text tower first: it needs `&mut self`.
+        let mut text_embedding = match concept {
+            ConceptSpec::Text(text) => Some(self.text_concept(text).await?),
+            _ => None,
+        };
+        let bundle = &self.bundle()?.bundle;
+        let last = self.last.as_ref().ok_or_else(|| invalid("no image has been analysed yet: call analyze first"))?;
+        let (label, kind, class_index, embedding) = match concept {
+            ConceptSpec::Text(text) => {
+                let embedding = text_embedding.take().ok_or_else(|| invalid("the concept text has no embedding"))?;
+                (text.to_string(), "text", None, embedding)
+            }
+            ConceptSpec::Class(name) => {
+                let index = segment::class_index(bundle, name)?;
+                (bundle.manifest.classes[index].clone(), "class", Some(index), segment::class_row(bundle, index)?)
+            }
+            ConceptSpec::Predicted => {
+                let index = segment::predicted_class(bundle, &last.embedding)?;
+                (bundle.manifest.classes[index].clone(), "predicted", Some(index), segment::class_row(bundle, index)?)
+            }
+        };
+        let count = top_neurons.unwrap_or(segment::PAPER_TOP_NEURONS);
+        let choice = ConceptNeurons::new(bundle, &layers.unwrap_or_default(), count)?;
+        let selected = choice.rank(bundle, &embedding)?;
+        let maps = segment::heatmaps(&last.neurons, &selected, self.model.config.vision.patch_size).await?;
+        Ok(Segmentation {
+            concept: label,
+            kind,
+            class_index,
+            layers: choice.layers,
+            size: maps.size,
+            heatmap: maps.image(0).to_vec(),
+            neurons: selected.iter().map(Ranked::from).collect(),
+            ms: elapsed_ms(start),
+        })
+    }
+
+    /// One neuron's activation map on an encoded image, with its own forward (the last
+    /// analysed image is kept for [`Engine::segment`]). Needs no bundle; `layer` and `neuron`
+    /// must exist in the model.
+    pub async fn activation_map(&self, image: &[u8], layer: usize, neuron: usize) -> Result<ActivationMap> {
+        let vision = self.model.vision()?;
+        let config = &vision.config;
+        if layer >= config.layers {
+            return Err(invalid(format!("layer {layer} is out of range: the model has {} layers", config.layers)));
+        }
+        if neuron >= config.mlp_width {
+            return Err(invalid(format!(
+                "neuron {neuron} is out of range: layer {layer} has {} neurons",
+                config.mlp_width
+            )));
+        }
+        let preprocessed = preprocess_image(image, config.image_size as u32)?;
+        let input = vision.pixel_tensor(preprocessed.pixels)?;
+        let output = vision.forward(input, &CaptureRequest::neurons(&[layer]))?;
+        let one = [RankedNeuron { layer, neuron, score: 1.0 }];
+        let maps = segment::heatmaps(&output.captures.neurons, &one, config.patch_size).await?;
+        Ok(ActivationMap {
+            layer,
+            neuron,
+            size: maps.size,
+            heatmap: maps.image(0).to_vec(),
+            peak: maps.peaks[0],
+            geometry: Geometry::from(&preprocessed.geometry),
+        })
+    }
+
+    /// A neuron's card from the bundle: all its words, its top images (with thumbnail paths),
+    /// the classes nearest to r_n and its threshold.
+    pub fn neuron(&self, layer: usize, neuron: usize) -> Result<NeuronCard> {
+        let bundle = &self.bundle()?.bundle;
+        let manifest = &bundle.manifest;
+        let words = bundle.describe(layer, neuron)?;
+        let lens = &bundle.layers[&layer];
+        let d = manifest.embed_dim;
+        let direction = &lens.direction[neuron * d..(neuron + 1) * d];
+        let classes = if direction.iter().any(|&x| x != 0.0) {
+            classify(direction, &bundle.class_embeds, &manifest.classes, 5)?
+                .into_iter()
+                .map(|c| NearestClass { index: c.index, name: c.name, cosine: c.cosine })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ids = manifest
+            .top_images
+            .get(&layer.to_string())
+            .and_then(|per_neuron| per_neuron.get(neuron))
+            .cloned()
+            .unwrap_or_default();
+        let top_images = ids
+            .into_iter()
+            .map(|id| TopImage {
+                id,
+                path: manifest.images.get(id).cloned(),
+                thumbnail: (manifest.thumbnail_size > 0).then(|| format!("thumbnails/{id}.jpg")),
+            })
+            .collect();
+        let threshold = lens.norms.get(neuron * manifest.top_k).copied();
+        Ok(NeuronCard { layer, neuron, words, threshold, top_images, classes })
+    }
+
+    /// The neurons whose decomposition holds `text` when it is a word of the bundle, and the
+    /// `top` neurons by r_n . e(text) (loads the text tower).
+    pub async fn search(&mut self, text: &str, top: usize) -> Result<SearchResult> {
+        if text.trim().is_empty() {
+            return Err(invalid("the search text is empty"));
+        }
+        self.bundle()?;
+        let embedding = self.embed_text(text).await?;
+        let bundle = &self.bundle()?.bundle;
+        let (word, word_neurons) = match bundle.neurons_with_word(text) {
+            Some((word, neurons)) => {
+                let holders =
+                    neurons.into_iter().map(|(layer, neuron, coefficient)| WordNeuron { layer, neuron, coefficient });
+                (Some(word), holders.collect())
+            }
+            None => (None, Vec::new()),
+        };
+        let text_neurons = bundle
+            .neurons_matching(&embedding, top)?
+            .into_iter()
+            .map(|(layer, neuron, score)| Ranked { layer, neuron, score })
+            .collect();
+        Ok(SearchResult { text: text.to_string(), word, word_neurons, text_neurons })
+    }
+
+    /// The two classes' unit embeddings, after checking they differ.
+    async fn class_pair(&mut self, class0: &str, class1: &str) -> Result<(Vec<f32>, Vec<f32>)> {
+        self.bundle()?;
+        if class0.trim().eq_ignore_ascii_case(class1.trim()) {
+            return Err(invalid("class0 and class1 are the same class"));
+        }
+        Ok((self.class_or_text(class0).await?, self.class_or_text(class1).await?))
+    }
+
+    /// Semantic adversarial words for "depicts `class1`, CLIP should say `class0`". A class is
+    /// the bundle's classifier row when it names a bundle class, else its text embedding.
+    pub async fn adversarial(
+        &mut self,
+        class0: &str,
+        class1: &str,
+        options: &AdversarialOptions,
+    ) -> Result<AdversarialResult> {
+        let (e0, e1) = self.class_pair(class0, class1).await?;
+        let bundle = &self.bundle()?.bundle;
+        let layers = options.layers.clone().unwrap_or_else(|| bundle.manifest.layers.clone());
+        let query = AdversarialQuery {
+            class0: (class0, &e0),
+            class1: (class1, &e1),
+            layers: &layers,
+            neurons: options.neurons.unwrap_or(100),
+            words: options.words.unwrap_or(50),
+            synonym_cosine: options.synonym_cosine.unwrap_or(0.8),
+            block_list: &options.block,
+        };
+        let found = adversarial_words(bundle, &query)?;
+        Ok(AdversarialResult { class0: class0.into(), class1: class1.into(), layers, found })
+    }
+
+    /// Whether CLIP prefers `class0` over `class1` for an encoded image, with the score.
+    pub async fn fooled(&mut self, image: &[u8], class0: &str, class1: &str) -> Result<FooledResult> {
+        let (e0, e1) = self.class_pair(class0, class1).await?;
+        let embedding = self.embed_image(image).await?;
+        segment::unit(&embedding)?; // a zero embedding is an error
+        let score = fooling_score(&embedding, &e0, &e1);
+        Ok(FooledResult { class0: class0.into(), class1: class1.into(), fooled: score > 0.0, score })
+    }
+}

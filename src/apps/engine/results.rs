@@ -1,0 +1,287 @@
+//! What the engine's methods return and take, as plain data: serialised to the page (JSON
+//! text; `src/web` declares their TypeScript types) and to the CLI's `--json`, with snake_case
+//! keys.
+
+use serde::{Deserialize, Serialize};
+
+use crate::apps::adversarial::AdversarialWords;
+use crate::apps::classify::ClassScore;
+use crate::apps::segment::RankedNeuron;
+use crate::preprocess::CropGeometry;
+
+/// Options of [`super::Engine::analyze`]; every one has a default.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalyzeOptions {
+    /// Classes returned (default 5).
+    pub top_classes: Option<usize>,
+    /// Words per layer and merged (default 10).
+    pub top_words: Option<usize>,
+    /// Words shown per significant neuron (default 5).
+    pub neuron_words: Option<usize>,
+}
+
+/// A significant neuron of an analysed image.
+#[derive(Debug, Clone, Serialize)]
+pub struct SignificantNeuron {
+    /// Its index in the layer.
+    pub neuron: usize,
+    /// Its centred norm `|phi_n - mean_n|` on the image.
+    pub norm: f32,
+    /// The significance threshold: its k-th largest norm over the precompute images.
+    pub threshold: f32,
+    /// Its first words and coefficients.
+    pub words: Vec<(String, f32)>,
+}
+
+/// One layer's concepts of an analysed image.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerConcepts {
+    /// The layer.
+    pub layer: usize,
+    /// Its significant neurons, ascending.
+    pub significant_neurons: Vec<usize>,
+    /// The layer's words, best first.
+    pub words: Vec<(String, f32)>,
+    /// The significant neurons with their words.
+    pub neurons: Vec<SignificantNeuron>,
+}
+
+/// Where the model's square input lies in the original image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Geometry {
+    /// The original's width in pixels.
+    pub original_width: u32,
+    /// The original's height.
+    pub original_height: u32,
+    /// The width after the resize of the short side.
+    pub resized_width: u32,
+    /// The height after the resize.
+    pub resized_height: u32,
+    /// The crop's left edge in the resized image.
+    pub left: u32,
+    /// The crop's top edge in the resized image.
+    pub top: u32,
+    /// The crop's side.
+    pub size: u32,
+    /// The crop in the original's pixels: left, top, width, height.
+    pub crop_box: [f32; 4],
+}
+
+impl From<&CropGeometry> for Geometry {
+    fn from(g: &CropGeometry) -> Self {
+        let (left, top, width, height) = g.crop_box_in_original();
+        Geometry {
+            original_width: g.original_width,
+            original_height: g.original_height,
+            resized_width: g.resized_width,
+            resized_height: g.resized_height,
+            left: g.left,
+            top: g.top,
+            size: g.size,
+            crop_box: [left, top, width, height],
+        }
+    }
+}
+
+/// Where an analysis's time went, in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnalysisTimings {
+    /// Decoding and preprocessing.
+    pub decode: f64,
+    /// The image forward with the lens's captures.
+    pub forward: f64,
+    /// The lens, concept discovery and classification.
+    pub lens: f64,
+    /// All of it.
+    pub total: f64,
+}
+
+/// An image's analysis with a bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    /// The backend it ran on ([`super::Engine::backend_name`]).
+    pub backend: String,
+    /// The top classes.
+    pub classes: Vec<ClassScore>,
+    /// Each bundle layer's concepts.
+    pub layers: Vec<LayerConcepts>,
+    /// The layers' words merged, best first.
+    pub words: Vec<(String, f32)>,
+    /// The crop geometry.
+    pub geometry: Geometry,
+    /// Timings.
+    pub timings_ms: AnalysisTimings,
+}
+
+/// A neuron and its score.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ranked {
+    /// Its layer.
+    pub layer: usize,
+    /// Its index.
+    pub neuron: usize,
+    /// Its score (signed).
+    pub score: f32,
+}
+
+impl From<&RankedNeuron> for Ranked {
+    fn from(n: &RankedNeuron) -> Self {
+        Ranked { layer: n.layer, neuron: n.neuron, score: n.score }
+    }
+}
+
+/// A concept's heatmap on the last analysed image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Segmentation {
+    /// The concept as shown: the text, or the class's name.
+    pub concept: String,
+    /// `text`, `class` or `predicted`.
+    pub kind: &'static str,
+    /// The class's index in the bundle, for a class.
+    pub class_index: Option<usize>,
+    /// The layers whose neurons were ranked.
+    pub layers: Vec<usize>,
+    /// The heatmap's side (the model's input size).
+    pub size: usize,
+    /// The heatmap `[size, size]` in [0, 1] (not serialised: the page gets a `Float32Array`).
+    #[serde(skip)]
+    pub heatmap: Vec<f32>,
+    /// The neurons averaged, best first.
+    pub neurons: Vec<Ranked>,
+    /// Milliseconds.
+    pub ms: f64,
+}
+
+/// One neuron's activation map on an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivationMap {
+    /// The layer.
+    pub layer: usize,
+    /// The neuron.
+    pub neuron: usize,
+    /// The map's side (the model's input size).
+    pub size: usize,
+    /// The map `[size, size]` in [0, 1] (not serialised: the page gets a `Float32Array`).
+    #[serde(skip)]
+    pub heatmap: Vec<f32>,
+    /// The largest activation over the patches, before normalisation.
+    pub peak: f32,
+    /// The crop geometry.
+    pub geometry: Geometry,
+}
+
+/// One of a neuron's top images.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopImage {
+    /// Its index in the bundle's image list.
+    pub id: usize,
+    /// Its path there.
+    pub path: Option<String>,
+    /// Its thumbnail's path in the bundle, when the bundle has thumbnails.
+    pub thumbnail: Option<String>,
+}
+
+/// A class near a neuron's direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct NearestClass {
+    /// The class's index in the bundle.
+    pub index: usize,
+    /// Its name.
+    pub name: String,
+    /// The cosine of r_n with the class embedding.
+    pub cosine: f32,
+}
+
+/// A neuron's card.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeuronCard {
+    /// The layer.
+    pub layer: usize,
+    /// The neuron.
+    pub neuron: usize,
+    /// All its words with their coefficients.
+    pub words: Vec<(String, f32)>,
+    /// Its significance threshold.
+    pub threshold: Option<f32>,
+    /// Its top images.
+    pub top_images: Vec<TopImage>,
+    /// The classes nearest to r_n, best first.
+    pub classes: Vec<NearestClass>,
+}
+
+/// A neuron whose decomposition holds a searched word.
+#[derive(Debug, Clone, Serialize)]
+pub struct WordNeuron {
+    /// The layer.
+    pub layer: usize,
+    /// The neuron.
+    pub neuron: usize,
+    /// The word's coefficient in its decomposition.
+    pub coefficient: f32,
+}
+
+/// A search's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    /// The text searched.
+    pub text: String,
+    /// The dictionary's word, when the text is one.
+    pub word: Option<String>,
+    /// The neurons whose decomposition holds it.
+    pub word_neurons: Vec<WordNeuron>,
+    /// The neurons whose r_n best match the text's embedding.
+    pub text_neurons: Vec<Ranked>,
+}
+
+/// Options of [`super::Engine::adversarial`]; every one has a default.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdversarialOptions {
+    /// The layers searched (default: the bundle's).
+    pub layers: Option<Vec<usize>>,
+    /// Neurons kept (default 100).
+    pub neurons: Option<usize>,
+    /// Words returned (default 50).
+    pub words: Option<usize>,
+    /// Words whose cosine with class 0 is above this are dropped (default 0.8).
+    pub synonym_cosine: Option<f32>,
+    /// Words never returned.
+    pub block: Vec<String>,
+}
+
+/// Adversarial words for a pair of classes.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdversarialResult {
+    /// The class CLIP should say.
+    pub class0: String,
+    /// The class the images depict.
+    pub class1: String,
+    /// The layers searched.
+    pub layers: Vec<usize>,
+    /// What was found.
+    #[serde(flatten)]
+    pub found: AdversarialWords,
+}
+
+/// What the GPU allocator holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuMemory {
+    /// Bytes in tensors.
+    pub bytes_in_use: u64,
+    /// Bytes reserved from the device.
+    pub bytes_reserved: u64,
+}
+
+/// Whether CLIP prefers class 0 over class 1 for an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct FooledResult {
+    /// The class CLIP should say.
+    pub class0: String,
+    /// The class the image depicts.
+    pub class1: String,
+    /// Whether it says class 0.
+    pub fooled: bool,
+    /// `(emb / |emb|) . (e0 - e1)`.
+    pub score: f32,
+}
