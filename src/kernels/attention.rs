@@ -166,17 +166,7 @@ fn softmax_in_place(row: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32
-                    / (1u32 << 24) as f32
-                    * 2.0
-                    - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::test_values as values;
 
     /// Attention by the definition, in f64.
     fn reference(q: &[f32], k: &[f32], v: &[f32], mask: Option<&[f32]>, s: AttentionShape) -> (Vec<f64>, Vec<f64>) {

@@ -184,17 +184,7 @@ unsafe fn block_avx512(work: &impl Fn(usize, usize), first: usize, last: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32
-                    / (1u32 << 24) as f32
-                    * 2.0
-                    - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::test_values as values;
 
     /// `phi` by the definition, in f64, `[B, N, D]`.
     fn reference(t: &HeadTerms) -> Vec<f64> {

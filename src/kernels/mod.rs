@@ -212,3 +212,17 @@ impl SharedOut {
 // SAFETY: every user writes disjoint elements from each thread (see the kernels).
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
+
+/// `len` deterministic values in [-1, 1) for the kernels' tests (a multiplicative hash of the
+/// index and `seed`).
+#[cfg(test)]
+pub(crate) fn test_values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed.wrapping_mul(40_503)) >> 8) as f32
+                / (1u32 << 24) as f32
+                * 2.0
+                - 1.0
+        })
+        .collect()
+}
