@@ -95,7 +95,7 @@ export interface BenchmarkRequest {
 }
 
 /** The engine's methods the page calls, with their arguments and results (types from
- * src/web.rs, through the wasm-bindgen glue's .d.ts). */
+ * src/web/types.rs, through the wasm-bindgen glue's .d.ts). */
 export interface EngineCalls {
   analyze: { args: { bytes: Uint8Array }; result: Analysis };
   segment: { args: { concept: string; layers: number[] | null; topNeurons: number | null }; result: Segmentation };
