@@ -10,7 +10,7 @@ use crate::apps::segment::RankedNeuron;
 use crate::preprocess::CropGeometry;
 
 /// Options of [`super::Engine::analyze`]; every one has a default.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnalyzeOptions {
     /// Classes returned (default 5).
@@ -235,7 +235,7 @@ pub struct SearchResult {
 }
 
 /// Options of [`super::Engine::adversarial`]; every one has a default.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdversarialOptions {
     /// The layers searched (default: the bundle's).

@@ -1,0 +1,229 @@
+// The TypeScript types of the engine's results, options and errors (src/apps/engine/results.rs
+// serialised; the crate's Error::kind), emitted into pkg/clip_lens.d.ts by src/web/types.rs.
+// tests/typescript_types.rs checks every interface's fields against the serialised results.
+
+/** The `kind` property of an `Error` an engine method throws (the crate's `Error::kind`). */
+export type EngineErrorKind = "needs-text-tower" | "device-lost" | "device" | "io" | "interrupted" | "bad-input";
+
+/** A word (or class) with its score or coefficient. */
+export type Scored = [string, number];
+
+/** Options of `Engine.analyze`; every key is optional. */
+export interface AnalyzeOptions {
+  /** Classes returned (default 5). */
+  top_classes?: number;
+  /** Words per layer and merged (default 10). */
+  top_words?: number;
+  /** Words shown per significant neuron (default 5). */
+  neuron_words?: number;
+}
+
+/** A class of the bundle's zero-shot classifier. */
+export interface ClassScore {
+  index: number;
+  name: string;
+  /** Cosine of the image and class embeddings. */
+  cosine: number;
+  /** Softmax over all classes of 100 x cosine. */
+  probability: number;
+}
+
+/** A neuron whose centred norm is above its threshold for the analysed image. */
+export interface SignificantNeuron {
+  neuron: number;
+  /** Its centred norm |phi_n - mean_n| for this image. */
+  norm: number;
+  /** Its threshold (the k-th largest norm over the bundle's images). */
+  threshold: number;
+  /** Its decomposition's first words, with signed coefficients. */
+  words: Scored[];
+}
+
+/** Concept discovery in one layer. */
+export interface LayerConcepts {
+  layer: number;
+  /** The significant neurons, ascending. */
+  significant_neurons: number[];
+  /** Words ranked by the sum over significant neurons of coefficient x norm. */
+  words: Scored[];
+  /** The significant neurons with their norms and words, ascending. */
+  neurons: SignificantNeuron[];
+}
+
+/** How the original image was resized (shorter side to `size`) and centre-cropped. */
+export interface CropGeometry {
+  original_width: number;
+  original_height: number;
+  resized_width: number;
+  resized_height: number;
+  /** The crop's offset in the resized image. */
+  left: number;
+  top: number;
+  /** The model's input side. */
+  size: number;
+  /** The crop in original pixels: [left, top, width, height]. */
+  crop_box: [number, number, number, number];
+}
+
+/** Where the time of an analysis went, in milliseconds. */
+export interface AnalysisTimings {
+  /** Decoding and preprocessing. */
+  decode: number;
+  /** The image forward (with the lens captures) up to the embedding's readback. */
+  forward: number;
+  /** Second-order effects, centred norms, concept discovery. */
+  lens: number;
+  total: number;
+}
+
+export interface Analysis {
+  backend: string;
+  /** The top classes, best first. */
+  classes: ClassScore[];
+  /** Concept discovery per bundle layer, in the bundle's order. */
+  layers: LayerConcepts[];
+  /** Words merged over the layers (scores summed), best first. */
+  words: Scored[];
+  geometry: CropGeometry;
+  timings_ms: AnalysisTimings;
+}
+
+/** A neuron ranked against a concept or a text: `score` = r_n . e (unit e). */
+export interface RankedNeuron {
+  layer: number;
+  neuron: number;
+  score: number;
+}
+
+export interface Segmentation {
+  /** The free text, the class name, or the predicted class's name. */
+  concept: string;
+  kind: "text" | "class" | "predicted";
+  /** The class's index for "class" and "predicted", else null. */
+  class_index: number | null;
+  layers: number[];
+  /** The heatmap's side: the model's input size. */
+  size: number;
+  /** size x size values in [0, 1], row-major, on the model's input (the crop): map it onto the
+   * original image with the analysis's `geometry`. The mask is heatmap > 0.5. */
+  heatmap: Float32Array;
+  /** The neurons averaged, by |score| descending. */
+  neurons: RankedNeuron[];
+  ms: number;
+}
+
+/** One neuron's activation map on an image (`Engine.activationMap`). */
+export interface ActivationMap {
+  layer: number;
+  neuron: number;
+  /** The map's side: the model's input size. */
+  size: number;
+  /** size x size values in [0, 1] (min-max of the neuron's post-GELU activation over the
+   * patches, bilinearly upsampled), row-major, on the model's input (the crop). */
+  heatmap: Float32Array;
+  /** The largest raw activation over the patches, before normalisation. */
+  peak: number;
+  geometry: CropGeometry;
+}
+
+/** One of the images that fire a neuron most. */
+export interface TopImage {
+  id: number;
+  /** Its path in the bundle's image set (null if the manifest has none for this id). */
+  path: string | null;
+  /** `thumbnails/<id>.jpg` relative to the bundle, or null when the bundle has no thumbnails. */
+  thumbnail: string | null;
+}
+
+export interface NearestClass {
+  index: number;
+  name: string;
+  cosine: number;
+}
+
+export interface NeuronCard {
+  layer: number;
+  neuron: number;
+  /** All the words of its decomposition, signed, by |coefficient| descending. */
+  words: Scored[];
+  /** Its significance threshold (null if the bundle keeps no norms). */
+  threshold: number | null;
+  /** The images with the largest centred norms, largest first. */
+  top_images: TopImage[];
+  /** The classes nearest to r_n (cosine), best first. */
+  classes: NearestClass[];
+}
+
+/** A neuron whose decomposition holds the searched word. */
+export interface WordNeuron {
+  layer: number;
+  neuron: number;
+  coefficient: number;
+}
+
+export interface SearchResult {
+  text: string;
+  /** The bundle's word the text matched (exactly, else ignoring case), or null. */
+  word: string | null;
+  /** The neurons whose decomposition holds that word, by |coefficient| descending. */
+  word_neurons: WordNeuron[];
+  /** The neurons by r_n . e(text) / |e(text)|, best first. */
+  text_neurons: RankedNeuron[];
+}
+
+/** Options of `Engine.adversarial`; every key is optional. */
+export interface AdversarialOptions {
+  /** Layers whose neurons are ranked (default: all the bundle's). */
+  layers?: number[];
+  /** Top neurons kept (default 100). */
+  neurons?: number;
+  /** Words returned (default 50). */
+  words?: number;
+  /** Words whose cosine with class 0 is above this are dropped (default 0.8). */
+  synonym_cosine?: number;
+  /** Words dropped whatever their score. */
+  block?: string[];
+}
+
+export interface AlignedNeuron {
+  layer: number;
+  neuron: number;
+  /** r_n . (e0 - e1). */
+  alignment: number;
+}
+
+export interface AdversarialWord {
+  word: string;
+  score: number;
+  /** [layer, neuron] of the top neurons whose decomposition holds it. */
+  neurons: [number, number][];
+}
+
+export interface AdversarialResult {
+  class0: string;
+  class1: string;
+  layers: number[];
+  neurons: AlignedNeuron[];
+  words: AdversarialWord[];
+  removed: string[];
+  /** "a photo of a {class1} with {word}", never naming class 0. */
+  descriptions: string[];
+}
+
+export interface FooledResult {
+  class0: string;
+  class1: string;
+  /** Whether CLIP prefers class 0: score > 0. */
+  fooled: boolean;
+  /** (emb / |emb|) . (e0 - e1): the difference of the image's cosines with the two classes. */
+  score: number;
+}
+
+/** What the GPU allocator holds, in bytes (the WebAssembly memory is the instance's
+ * `memory.buffer.byteLength`). */
+export interface GpuMemory {
+  /** Live tensors. */
+  bytes_in_use: number;
+  /** All it reserved: live tensors and pages kept for reuse. */
+  bytes_reserved: number;
+}

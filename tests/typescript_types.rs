@@ -1,0 +1,117 @@
+//! The page's TypeScript types (`src/web/types.d.ts`, emitted into the wasm-bindgen glue) against
+//! what they describe: every interface's fields are the keys of the engine's serialised result
+//! (natively, on the fixture), and `EngineErrorKind` is every kind `Error::kind` gives.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use clip_lens::apps::engine::{AdversarialOptions, AnalyzeOptions, Engine, GpuMemory};
+use clip_lens::bundle::{sha256_hex, Storage};
+use clip_lens::device::{self, BackendKind};
+use clip_lens::Error;
+use common::engine::reference_bundle;
+use common::*;
+use pollster::block_on;
+use serde_json::Value;
+
+const TYPES: &str = include_str!("../src/web/types.d.ts");
+
+/// Each `export interface` of [`TYPES`] with its field names (optional or not).
+fn interfaces() -> BTreeMap<String, BTreeSet<String>> {
+    let mut found = BTreeMap::new();
+    let mut current: Option<(String, BTreeSet<String>)> = None;
+    for line in TYPES.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("export interface ") {
+            current = Some((name.trim_end_matches(" {").to_string(), BTreeSet::new()));
+        } else if line == "}" {
+            if let Some((name, fields)) = current.take() {
+                found.insert(name, fields);
+            }
+        } else if let Some((_, fields)) = current.as_mut() {
+            if let Some((field, _)) = line.split_once(':').filter(|_| !line.starts_with("/*") && !line.starts_with('*'))
+            {
+                fields.insert(field.trim_end_matches('?').to_string());
+            }
+        }
+    }
+    found
+}
+
+/// `value` as the page receives it.
+fn json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap()
+}
+
+/// The keys of a serialised object, plus `extra` (the heatmaps the page gets as typed arrays).
+fn keys(value: &Value, extra: &[&str]) -> BTreeSet<String> {
+    let object = value.as_object().unwrap_or_else(|| panic!("not an object: {value}"));
+    object.keys().cloned().chain(extra.iter().map(|k| k.to_string())).collect()
+}
+
+#[test]
+fn every_interface_has_the_fields_of_what_it_describes() {
+    let mut engine =
+        Engine::new(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON), device::cpu(), BackendKind::Cpu, usize::MAX).unwrap();
+    let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
+    engine.load_bundle(&bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap()).unwrap();
+
+    let analysis = json(&block_on(engine.analyze(DETAIL_PNGS[0], &AnalyzeOptions::default())).unwrap());
+    let layer = analysis["layers"].as_array().unwrap().iter().find(|l| !l["neurons"].as_array().unwrap().is_empty());
+    let segmentation = json(&block_on(engine.segment("predicted", None, None)).unwrap());
+    let map = json(&block_on(engine.activation_map(DETAIL_PNGS[0], 1, 4)).unwrap());
+    let card = json(&engine.neuron(1, 23).unwrap());
+    let search = json(&block_on(engine.search("genes", 5)).unwrap());
+    let options = AdversarialOptions { neurons: Some(20), words: Some(5), ..Default::default() };
+    let adversarial = json(&block_on(engine.adversarial("cat", "dog", &options)).unwrap());
+    let fooled = json(&block_on(engine.fooled(DETAIL_PNGS[0], "cat", "dog")).unwrap());
+    let layer = layer.expect("a layer with a significant neuron");
+
+    let described: Vec<(&str, BTreeSet<String>)> = vec![
+        ("AnalyzeOptions", keys(&json(&AnalyzeOptions::default()), &[])),
+        ("AdversarialOptions", keys(&json(&AdversarialOptions::default()), &[])),
+        ("Analysis", keys(&analysis, &[])),
+        ("ClassScore", keys(&analysis["classes"][0], &[])),
+        ("LayerConcepts", keys(layer, &[])),
+        ("SignificantNeuron", keys(&layer["neurons"][0], &[])),
+        ("CropGeometry", keys(&analysis["geometry"], &[])),
+        ("AnalysisTimings", keys(&analysis["timings_ms"], &[])),
+        ("Segmentation", keys(&segmentation, &["heatmap"])),
+        ("RankedNeuron", keys(&segmentation["neurons"][0], &[])),
+        ("ActivationMap", keys(&map, &["heatmap"])),
+        ("NeuronCard", keys(&card, &[])),
+        ("TopImage", keys(&card["top_images"][0], &[])),
+        ("NearestClass", keys(&card["classes"][0], &[])),
+        ("SearchResult", keys(&search, &[])),
+        ("WordNeuron", keys(&search["word_neurons"][0], &[])),
+        ("AdversarialResult", keys(&adversarial, &[])),
+        ("AlignedNeuron", keys(&adversarial["neurons"][0], &[])),
+        ("AdversarialWord", keys(&adversarial["words"][0], &[])),
+        ("FooledResult", keys(&fooled, &[])),
+        ("GpuMemory", keys(&json(&GpuMemory { bytes_in_use: 1, bytes_reserved: 2 }), &[])),
+    ];
+    let declared = interfaces();
+    for (name, fields) in &described {
+        assert_eq!(declared.get(*name), Some(fields), "interface {name} in src/web/types.d.ts");
+    }
+    let checked: BTreeSet<&str> = described.iter().map(|(name, _)| *name).collect();
+    let unchecked: Vec<&String> = declared.keys().filter(|name| !checked.contains(name.as_str())).collect();
+    assert!(unchecked.is_empty(), "interfaces without a check here: {unchecked:?}");
+}
+
+#[test]
+fn the_error_kinds_are_those_the_crate_gives() {
+    let union = TYPES.lines().find_map(|l| l.strip_prefix("export type EngineErrorKind = ")).expect("EngineErrorKind");
+    let declared: BTreeSet<&str> = union.trim_end_matches(';').split('|').map(|k| k.trim().trim_matches('"')).collect();
+    let errors = [
+        Error::NeedsTextTower,
+        Error::DeviceLost(String::new()),
+        Error::Device(String::new()),
+        Error::io("x", "y"),
+        Error::Interrupted(String::new()),
+        Error::InvalidInput(String::new()),
+    ];
+    let given: BTreeSet<&str> = errors.iter().map(Error::kind).collect();
+    assert_eq!(declared, given);
+}
