@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use clip_lens::bundle::{sha256_hex, Bundle};
 use clip_lens::device::{device, BackendKind};
 use clip_lens::model::{ClipModel, Towers};
+use clip_lens::precompute::Progress;
 use clip_lens::preprocess::preprocess_image;
 use clip_lens::{ClipConfig, Error, Result, WeightFile};
 
@@ -89,4 +90,44 @@ pub fn read_bundle_for(dir: &Path, weights: &[u8]) -> Result<Bundle> {
     let bundle = Bundle::read(dir)?;
     bundle.check_weights(&sha256_hex(weights))?;
     Ok(bundle)
+}
+
+/// The library's [`Progress`] as indicatif bars, one per stage; notes print above the bar.
+#[derive(Default)]
+pub struct Bars {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress for Bars {
+    fn start(&mut self, what: &str, total: usize, done: usize) {
+        let bar = progress(total, what);
+        bar.set_position(done as u64);
+        bar.reset_eta();
+        self.bar = Some(bar);
+    }
+
+    fn advance(&mut self, steps: usize) {
+        if let Some(bar) = &self.bar {
+            bar.inc(steps as u64);
+        }
+    }
+
+    fn reach(&mut self, done: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{message}")),
+            None => eprintln!("{message}"),
+        }
+    }
 }

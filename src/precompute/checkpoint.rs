@@ -1,0 +1,168 @@
+//! The checkpoint of a `precompute` run: the accumulators of the pass in progress (f64 sums
+//! included) and the position in the image list, written atomically, so that a run stopped by
+//! Ctrl-C or a crash resumes with identical results.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::sha256_hex;
+use crate::lens::{MeanAccumulator, TopKAccumulator};
+use crate::tensor_file::{deserialize, serialize_with_metadata, NamedTensor};
+use crate::{Error, Result};
+
+/// Where a run stands: the pass (1: means over every file, 2: top-k over the images that
+/// decoded), how many inputs of that pass are done, and the images that decoded or not.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Position {
+    pub pass: u8,
+    pub done: usize,
+    pub images: Vec<PathBuf>,
+    pub skipped: Vec<String>,
+}
+
+/// The accumulators of the current pass, one per lens layer.
+pub(super) enum Accumulators {
+    Means(Vec<MeanAccumulator>),
+    Tops(Vec<TopKAccumulator>),
+}
+
+impl Accumulators {
+    pub(super) fn add(&mut self, layer: usize, effects: &[f32]) -> Result<()> {
+        match self {
+            Accumulators::Means(m) => m[layer].add(effects),
+            Accumulators::Tops(t) => t[layer].add(effects),
+        }
+    }
+
+    fn snapshot(&self, layers: &[usize]) -> Vec<NamedTensor> {
+        match self {
+            Accumulators::Means(m) => {
+                m.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect()
+            }
+            Accumulators::Tops(t) => {
+                t.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect()
+            }
+        }
+    }
+}
+
+/// The checkpoint file of a run, and when it was last written.
+pub(super) struct Checkpoint {
+    pub(super) path: PathBuf,
+    /// What must be equal for a checkpoint to be resumed: weights, layers, k and the files.
+    fingerprint: String,
+    every: Duration,
+    last_saved: Instant,
+}
+
+const CHECKPOINT_VERSION: &str = "1";
+
+impl Checkpoint {
+    pub(super) fn new(out: &Path, fingerprint: String, seconds: u64) -> Self {
+        Self {
+            path: out.join(".precompute-checkpoint.safetensors"),
+            fingerprint,
+            every: Duration::from_secs(seconds),
+            last_saved: Instant::now(),
+        }
+    }
+
+    /// Writes the state atomically (a temporary file renamed over the old checkpoint).
+    pub(super) fn save(&mut self, position: &Position, accumulators: &Accumulators, layers: &[usize]) -> Result<()> {
+        let position_json =
+            serde_json::to_string(position).map_err(|e| Error::InvalidInput(format!("checkpoint position: {e}")))?;
+        let metadata = HashMap::from([
+            ("version".to_string(), CHECKPOINT_VERSION.to_string()),
+            ("fingerprint".to_string(), self.fingerprint.clone()),
+            ("position".to_string(), position_json),
+        ]);
+        let bytes = serialize_with_metadata(&accumulators.snapshot(layers), Some(metadata))?;
+        let parent = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let temporary = self.path.with_extension("tmp");
+        std::fs::write(&temporary, bytes).map_err(|e| Error::io(&temporary, e))?;
+        std::fs::rename(&temporary, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        self.last_saved = Instant::now();
+        Ok(())
+    }
+
+    pub(super) fn due(&self) -> bool {
+        self.last_saved.elapsed() >= self.every
+    }
+
+    /// The saved state, if a checkpoint of this very run exists. A checkpoint of another run
+    /// (other weights, layers, k or files) is an error unless `restart`.
+    pub(super) fn load(
+        &self,
+        layers: &[usize],
+        neurons: usize,
+        dim: usize,
+        k: usize,
+        restart: bool,
+    ) -> Result<Option<(Position, Accumulators)>> {
+        if !self.path.exists() {
+            return Ok(None);
+        }
+        if restart {
+            std::fs::remove_file(&self.path).map_err(|e| Error::io(&self.path, e))?;
+            return Ok(None);
+        }
+        let corrupt = |why: String| {
+            Error::InvalidInput(format!(
+                "the checkpoint {} is unusable ({why}); pass --restart to start over",
+                self.path.display()
+            ))
+        };
+        let bytes = std::fs::read(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        let (tensors, metadata) = deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+        let field = |name: &str| metadata.get(name).cloned().ok_or_else(|| corrupt(format!("no {name}")));
+        if field("version")? != CHECKPOINT_VERSION {
+            return Err(corrupt("written by another version".into()));
+        }
+        if field("fingerprint")? != self.fingerprint {
+            return Err(Error::InvalidInput(format!(
+                "{} holds a checkpoint of a different run (other weights, layers, --top-k or image files); pass --restart to discard it",
+                self.path.display()
+            )));
+        }
+        let position: Position = serde_json::from_str(&field("position")?).map_err(|e| corrupt(e.to_string()))?;
+        let restore = |l: &usize| format!("layer.{l}");
+        let accumulators = match position.pass {
+            1 => Accumulators::Means(
+                layers
+                    .iter()
+                    .map(|l| MeanAccumulator::restore(&tensors, &restore(l), neurons, dim))
+                    .collect::<Result<_>>()
+                    .map_err(|e| corrupt(e.to_string()))?,
+            ),
+            2 => Accumulators::Tops(
+                layers
+                    .iter()
+                    .map(|l| TopKAccumulator::restore(&tensors, &restore(l), neurons, dim, k))
+                    .collect::<Result<_>>()
+                    .map_err(|e| corrupt(e.to_string()))?,
+            ),
+            other => return Err(corrupt(format!("pass {other}"))),
+        };
+        Ok(Some((position, accumulators)))
+    }
+
+    pub(super) fn remove(&self) -> Result<()> {
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&self.path, e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// What a checkpoint must agree on: weights, layers, k, and every file's name and size.
+pub(super) fn fingerprint(weights_sha256: &str, layers: &[usize], top_k: usize, files: &[PathBuf]) -> String {
+    let listing: String = files
+        .iter()
+        .map(|f| format!("{}:{}\n", f.display(), std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)))
+        .collect();
+    sha256_hex(format!("{weights_sha256}|{layers:?}|{top_k}|{listing}").as_bytes())
+}
