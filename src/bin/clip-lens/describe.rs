@@ -1,0 +1,54 @@
+//! `clip-lens describe` (a neuron's words from a bundle) and `clip-lens neurons` (the neurons
+//! whose direction best matches a text).
+
+use std::path::Path;
+
+use clip_lens::device::read_f32_blocking;
+use clip_lens::model::Towers;
+use clip_lens::tokenizer::ClipTokenizer;
+use clip_lens::Result;
+
+use crate::common::{load_model, read_bundle_for, Loaded, ModelArgs};
+
+/// `clip-lens describe`.
+pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()> {
+    let bundle = clip_lens::bundle::Bundle::read(bundle)?;
+    let words = bundle.describe(layer, neuron)?;
+    if json {
+        let list: Vec<serde_json::Value> = words.iter().map(|(w, c)| serde_json::json!([w, c])).collect();
+        println!("{}", serde_json::json!({"layer": layer, "neuron": neuron, "words": list}));
+    } else {
+        println!("layer {layer}, neuron {neuron}:");
+        for (word, coef) in words {
+            println!("  {:>+9.4}  {word}", coef);
+        }
+    }
+    Ok(())
+}
+
+/// `clip-lens neurons`.
+pub fn neurons(args: &ModelArgs, bundle: &Path, top: usize, json: bool, query: &str) -> Result<()> {
+    let Loaded { model, weights, .. } = load_model(args, Towers::Text)?;
+    let bundle = read_bundle_for(bundle, weights.bytes())?;
+    let text = model.text()?;
+    let tokens = ClipTokenizer::new().tokenize(query, text.config.context_length);
+    let embedding = read_f32_blocking(text.encode(&tokens)?)?;
+    let matches = bundle.neurons_matching(&embedding, top)?;
+    let described = matches
+        .iter()
+        .map(|&(layer, neuron, score)| Ok((layer, neuron, score, bundle.describe(layer, neuron)?)))
+        .collect::<Result<Vec<_>>>()?;
+    if json {
+        let list: Vec<serde_json::Value> = described
+            .iter()
+            .map(|(layer, neuron, score, words)| serde_json::json!({"layer": layer, "neuron": neuron, "score": score, "words": words.iter().take(5).map(|(w, c)| serde_json::json!([w, c])).collect::<Vec<_>>()}))
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for (layer, neuron, score, words) in described {
+            let words: Vec<String> = words.iter().take(5).map(|(w, c)| format!("{w} ({c:+.3})")).collect();
+            println!("layer {layer:>2} neuron {neuron:>5}  {score:+.4}  {}", words.join(", "));
+        }
+    }
+    Ok(())
+}
