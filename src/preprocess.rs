@@ -299,6 +299,46 @@ impl CropGeometry {
     }
 }
 
+/// A decoded ground-truth mask at the model's input, `[size, size]` row-major.
+///
+/// The mask goes through exactly the image's geometry: shorter side to `size` with the same
+/// (Pillow-exact) antialiased bicubic resampler, then the same torchvision centre crop, so that
+/// mask pixel `(x, y)` covers the same part of the scene as input pixel `(x, y)`. A pixel is
+/// foreground when its brightest channel, resampled, is at least 128 (`> 0.5` of full scale);
+/// masks whose values are only 0 and 1 are read as labels (1 = foreground) first. (The
+/// reference resizes masks to `size x size` with nearest neighbour, ignoring the aspect ratio,
+/// while its images are resized and centre-cropped, so its masks and heatmaps are misaligned on
+/// non-square images.)
+pub fn preprocess_mask_image(mask: &RgbImage, size: u32) -> Vec<bool> {
+    let (width, height) = mask.dimensions();
+    let labels = mask.pixels().all(|p| p.0.iter().all(|&c| c <= 1));
+    let binary = RgbImage::from_fn(width, height, |x, y| {
+        let level = mask.get_pixel(x, y).0.into_iter().max().unwrap_or(0);
+        let on = if labels { level == 1 } else { level >= 128 };
+        image::Rgb(if on { [255; 3] } else { [0; 3] })
+    });
+    let geometry = CropGeometry::for_image(width, height, size);
+    let resized = resize_bicubic(&binary, geometry.resized_width, geometry.resized_height);
+    center_crop(&resized, size).pixels().map(|p| p.0[0] >= 128).collect()
+}
+
+/// Decodes a ground-truth mask (PNG, JPEG, WebP, GIF; any non-black pixel of a 0/1 mask, or
+/// any pixel at least half-bright, is foreground) and brings it to the model's input like its
+/// image ([`preprocess_mask_image`]). The mask must have the image's size
+/// (`image_width x image_height`, after EXIF orientation).
+pub fn preprocess_mask(bytes: &[u8], image_width: u32, image_height: u32, size: u32) -> crate::Result<Vec<bool>> {
+    let mask =
+        decode_image(bytes).map_err(|e| crate::Error::InvalidInput(format!("the mask cannot be decoded: {e}")))?;
+    if mask.dimensions() != (image_width, image_height) {
+        return Err(crate::Error::InvalidInput(format!(
+            "the mask is {} x {}, its image {image_width} x {image_height}",
+            mask.width(),
+            mask.height()
+        )));
+    }
+    Ok(preprocess_mask_image(&mask, size))
+}
+
 /// torchvision's `Resize(size)` output for a `width x height` image.
 fn resized_dimensions(width: u32, height: u32, size: u32) -> (u32, u32) {
     if width == 0 || height == 0 {
@@ -612,4 +652,32 @@ pub fn preprocess_rgb(image: &RgbImage, size: u32) -> Preprocessed {
         )
     };
     Preprocessed { pixels: normalize(&crop), size, geometry }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(image: &image::RgbImage) -> Vec<u8> {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+        bytes.into_inner()
+    }
+
+    /// An 8 x 4 mask whose left half is foreground goes through the image's geometry (identity
+    /// resize, crop of columns 2..6): model columns 0, 1 (original 2, 3) are foreground, 2, 3 are
+    /// not. The same mask as 0/1 labels gives the same; a mask of another size or bytes that are
+    /// no image are errors.
+    #[test]
+    fn masks_are_preprocessed_like_their_images() {
+        let left_half =
+            |on: u8| image::RgbImage::from_fn(8, 4, |x, _| image::Rgb(if x < 4 { [on; 3] } else { [0; 3] }));
+        let expected: Vec<bool> = (0..16).map(|i| i % 4 < 2).collect();
+        assert_eq!(preprocess_mask(&png(&left_half(255)), 8, 4, 4).unwrap(), expected);
+        assert_eq!(preprocess_mask(&png(&left_half(1)), 8, 4, 4).unwrap(), expected);
+        let mismatch = preprocess_mask(&png(&left_half(255)), 9, 4, 4).unwrap_err().to_string();
+        assert!(mismatch.contains("the mask is 8 x 4, its image 9 x 4"), "{mismatch}");
+        let garbage = preprocess_mask(b"not a png", 8, 4, 4).unwrap_err().to_string();
+        assert!(garbage.contains("the mask cannot be decoded"), "{garbage}");
+    }
 }

@@ -10,11 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::tensor::{Tensor, TensorData};
-use clip_lens::apps::metrics::{average_precision, SegmentationMetrics};
 use clip_lens::apps::segment::{self, RankedNeuron};
 use clip_lens::bundle::{sha256_hex, Bundle, FORMAT_VERSION};
 use clip_lens::device;
-use clip_lens::preprocess::CropGeometry;
 use clip_lens::tensor_file::{serialize, NamedTensor};
 use common::*;
 
@@ -34,34 +32,6 @@ fn golden_heatmaps_and_neurons_match_reference() {
 // ---------------------------------------------------------------------------
 // Upsampling and normalisation
 // ---------------------------------------------------------------------------
-
-/// PyTorch's documented example (`nn.Upsample`, `mode="bilinear"`, `align_corners=False`):
-/// [[1, 2], [3, 4]] by 2. Along each axis output o samples max(0, (o + 0.5) / 2 - 0.5) =
-/// 0, 0.25, 0.75, 1.25 (clamped to the last input), i.e. weights (1, 0), (0.75, 0.25),
-/// (0.25, 0.75), (0, 1): row 0 = [1, 1.25, 1.75, 2], row 3 = [3, 3.25, 3.75, 4], row 1 =
-/// 0.75 row 0 + 0.25 row 3, row 2 = 0.25 row 0 + 0.75 row 3.
-#[test]
-fn bilinear_upsampling_matches_pytorch_2x2_to_4x4() {
-    let out = segment::upsample_bilinear(&[1.0, 2.0, 3.0, 4.0], 2, 2, 2).unwrap();
-    #[rustfmt::skip]
-    let expected = [
-        1.0, 1.25, 1.75, 2.0,
-        1.5, 1.75, 2.25, 2.5,
-        2.5, 2.75, 3.25, 3.5,
-        3.0, 3.25, 3.75, 4.0,
-    ];
-    assert_eq!(out, expected);
-    // Min-max normalised: (v - 1) / 3.
-    let map = segment::heatmap_from_patches(&[1.0, 2.0, 3.0, 4.0], 2, 2).unwrap();
-    for (a, e) in map.iter().zip(expected) {
-        assert!((a - (e - 1.0) / 3.0).abs() < 1e-6);
-    }
-    // A constant map (0/0 in the reference, NaN mapped to 0) is all zeros.
-    let mut flat = vec![5.0f32; 4];
-    segment::min_max_normalise(&mut flat);
-    assert_eq!(flat, [0.0; 4]);
-    assert!(segment::upsample_bilinear(&[1.0, 2.0, 3.0], 2, 2, 2).is_err());
-}
 
 /// The mean over the selected neurons at each patch token, CLS dropped: captures [1, 5, 3]
 /// (CLS + 2x2 patches, 3 neurons) for two layers.
@@ -125,119 +95,6 @@ fn empty_concept_text_is_an_error() {
         let error = pollster::block_on(segment::text_concept(model.text().unwrap(), &tokenizer, text)).unwrap_err();
         assert!(error.to_string().contains("the concept text is empty"), "{error}");
     }
-}
-
-// ---------------------------------------------------------------------------
-// Metrics
-// ---------------------------------------------------------------------------
-
-/// scikit-learn's documented example: `average_precision_score([0, 0, 1, 1],
-/// [0.1, 0.4, 0.35, 0.8])` = 0.83 (by hand: 0.8 -> R 1/2, P 1; 0.4 -> no new recall;
-/// 0.35 -> R 1, P 2/3; AP = 1/2 * 1 + 1/2 * 2/3 = 5/6).
-#[test]
-fn average_precision_matches_sklearn_example() {
-    let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
-    assert!(close(ap, 5.0 / 6.0), "{ap}");
-    // Ties form one threshold: scores [0.5, 0.5, 0.2], truth [1, 0, 1]: 0.5 -> R 1/2, P 1/2;
-    // 0.2 -> R 1, P 2/3; AP = 1/4 + 1/3 = 7/12 (whatever the order of the tied pair).
-    for (scores, truth) in [([0.5, 0.5, 0.2], [true, false, true]), ([0.5, 0.5, 0.2], [false, true, true])] {
-        assert!(close(average_precision(&scores, &truth).unwrap(), 7.0 / 12.0));
-    }
-    // No positive: 0 (scikit-learn returns 0 with a warning; the reference maps NaN to 0).
-    assert_eq!(average_precision(&[0.3, 0.7], &[false, false]).unwrap(), 0.0);
-    assert!(average_precision(&[0.3], &[true, false]).is_err());
-}
-
-/// Two 2x2 images, pixels in row-major order; the prediction is heatmap > 0.5.
-///
-/// A: heatmap [0.9, 0.2, 0.7, 0.5], truth [1, 0, 0, 1] -> predicted [1, 0, 1, 0]
-///    (0.5 is not above 0.5): correct 2 of 4; background: pred {1, 3}, truth {1, 2}:
-///    I 1, U 3; foreground: pred {0, 2}, truth {0, 3}: I 1, U 3.
-///    AP: 0.9 (T) R 1/2 P 1; 0.7 (F); 0.5 (T) R 1 P 2/3; 0.2 (F): 1/2 + 1/2 * 2/3 = 5/6.
-/// B: heatmap [0.8, 0.8, 0.1, 0.6], truth [1, 0, 0, 1] -> predicted [1, 1, 0, 1]: correct 3;
-///    background: pred {2}, truth {1, 2}: I 1, U 2; foreground: pred {0, 1, 3}, truth {0, 3}:
-///    I 2, U 3. AP: 0.8 (T, F tied) R 1/2 P 1/2; 0.6 (T) R 1 P 2/3: 1/4 + 1/3 = 7/12.
-/// Dataset: pixel accuracy 5/8; IoU background (1+1)/(3+2) = 2/5, foreground (1+2)/(3+3) = 1/2;
-/// mIoU 9/20 (the mean of per-image mIoUs would be 11/24); mAP (5/6 + 7/12) / 2 = 17/24.
-#[test]
-fn metrics_accumulate_over_the_dataset() {
-    let mut metrics = SegmentationMetrics::new();
-    metrics.add(&[0.9, 0.2, 0.7, 0.5], &[true, false, false, true]).unwrap();
-    metrics.add(&[0.8, 0.8, 0.1, 0.6], &[true, false, false, true]).unwrap();
-    let s = metrics.scores();
-    assert_eq!(s.images, 2);
-    assert!(close(s.pixel_accuracy, 5.0 / 8.0), "{s:?}");
-    assert!(close(s.iou[0], 2.0 / 5.0) && close(s.iou[1], 1.0 / 2.0), "{s:?}");
-    assert!(close(s.mean_iou, 9.0 / 20.0), "{s:?}");
-    assert!(close(s.mean_average_precision, 17.0 / 24.0), "{s:?}");
-    let error = metrics.add(&[0.5; 3], &[true; 4]).unwrap_err().to_string();
-    assert!(error.contains("the heatmap has 3 pixels, the ground-truth mask 4"), "{error}");
-    assert_eq!(metrics.images(), 2, "a rejected image is not counted");
-}
-
-// ---------------------------------------------------------------------------
-// Geometry
-// ---------------------------------------------------------------------------
-
-/// Model input 4 x 4, heatmap value h(r, c) = 4 r + c + 1.
-/// Landscape 8 x 4: shorter side already 4, so the resize is the identity and the crop starts
-/// at column round((8 - 4) / 2) = 2: original (x, y) shows model (x - 2, y); columns 0, 1, 6, 7
-/// are outside (0). Portrait 4 x 8: the same with rows. Landscape 16 x 8: resized to 8 x 4
-/// (scale 2), crop at resized column 2 = original column 4; original pixel centre x + 0.5 maps
-/// to model (x + 0.5) / 2 - 2, sampled at that minus 0.5: x = 5 -> model 0.25 -> 0.75 h(., 0) +
-/// 0.25 h(., 1); x = 3 -> model -0.25, outside.
-#[test]
-fn heatmap_maps_back_onto_non_square_originals() {
-    let heat: Vec<f32> = (0..16).map(|i| i as f32 + 1.0).collect();
-    let h = |r: usize, c: usize| (4 * r + c + 1) as f32;
-
-    let wide = segment::heatmap_to_original(&heat, &CropGeometry::for_image(8, 4, 4)).unwrap();
-    assert_eq!(wide.len(), 32);
-    for y in 0..4 {
-        for x in 0..8 {
-            let expected = if (2..6).contains(&x) { h(y, x - 2) } else { 0.0 };
-            assert_eq!(wide[y * 8 + x], expected, "landscape ({x}, {y})");
-        }
-    }
-
-    let tall = segment::heatmap_to_original(&heat, &CropGeometry::for_image(4, 8, 4)).unwrap();
-    for y in 0..8 {
-        for x in 0..4 {
-            let expected = if (2..6).contains(&y) { h(y - 2, x) } else { 0.0 };
-            assert_eq!(tall[y * 4 + x], expected, "portrait ({x}, {y})");
-        }
-    }
-
-    let large = segment::heatmap_to_original(&heat, &CropGeometry::for_image(16, 8, 4)).unwrap();
-    assert_eq!(large.len(), 16 * 8);
-    // Row y = 1 -> model row 0.75 - 0.5 = 0.25: 0.75 h(0, .) + 0.25 h(1, .).
-    let row = |c: usize| 0.75 * h(0, c) + 0.25 * h(1, c);
-    assert!((large[16 + 5] - (0.75 * row(0) + 0.25 * row(1))).abs() < 1e-5);
-    assert_eq!(large[16 + 3], 0.0);
-    assert_eq!(large[16 + 12], 0.0, "x = 12 -> model 4.25, outside");
-    assert!(segment::heatmap_to_original(&heat[..15], &CropGeometry::for_image(8, 4, 4)).is_err());
-}
-
-fn png(image: &image::RgbImage) -> Vec<u8> {
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
-    bytes.into_inner()
-}
-
-/// An 8 x 4 mask whose left half is foreground goes through the image's geometry (identity
-/// resize, crop of columns 2..6): model columns 0, 1 (original 2, 3) are foreground, 2, 3 are
-/// not. The same mask as 0/1 labels gives the same; a mask of another size or bytes that are
-/// no image are errors.
-#[test]
-fn masks_are_preprocessed_like_their_images() {
-    let left_half = |on: u8| image::RgbImage::from_fn(8, 4, |x, _| image::Rgb(if x < 4 { [on; 3] } else { [0; 3] }));
-    let expected: Vec<bool> = (0..16).map(|i| i % 4 < 2).collect();
-    assert_eq!(segment::preprocess_mask(&png(&left_half(255)), 8, 4, 4).unwrap(), expected);
-    assert_eq!(segment::preprocess_mask(&png(&left_half(1)), 8, 4, 4).unwrap(), expected);
-    let mismatch = segment::preprocess_mask(&png(&left_half(255)), 9, 4, 4).unwrap_err().to_string();
-    assert!(mismatch.contains("the mask is 8 x 4, its image 9 x 4"), "{mismatch}");
-    let garbage = segment::preprocess_mask(b"not a png", 8, 4, 4).unwrap_err().to_string();
-    assert!(garbage.contains("the mask cannot be decoded"), "{garbage}");
 }
 
 // ---------------------------------------------------------------------------

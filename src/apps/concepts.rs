@@ -85,3 +85,46 @@ pub fn merge_layers(per_layer: &[Concepts], top: usize) -> Vec<(String, f32)> {
     scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     scores.into_iter().take(top).map(|(w, s)| (w, s as f32)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three neurons, k = 2, m = 2. Thresholds (each neuron's first norm) 1, 2, 0.5; centred
+    /// norms 1.5, 3, 0.5: neurons 0 and 1 are significant, 2 equals its threshold and is not.
+    /// Scores: word 1 gets 0.4 x 1.5 (neuron 0) - 0.5 x 3 (neuron 1) = -0.9, word 0 gets
+    /// 0.2 x 3 = 0.6; neuron 2's word 2 does not count.
+    #[test]
+    fn concept_scores_sum_coefficient_times_norm_over_significant_neurons() {
+        let lens = LayerLens {
+            mean: vec![],
+            direction: vec![],
+            norms: vec![1.0, 0.9, 2.0, 1.0, 0.5, 0.4],
+            decomposition_index: vec![1, -1, 1, 0, 2, -1],
+            decomposition_coef: vec![0.4, 0.0, -0.5, 0.2, 1.0, 0.0],
+        };
+        let words: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let found = discover_concepts(7, &[1.5, 3.0, 0.5], &lens, 2, 2, &words, 10).unwrap();
+        assert_eq!(found.significant_neurons, [0, 1]);
+        assert_eq!(found.words.len(), 2);
+        assert_eq!(found.words[0].0, "a");
+        assert!((found.words[0].1 - 0.6).abs() < 1e-6);
+        assert_eq!(found.words[1].0, "b");
+        assert!((found.words[1].1 + 0.9).abs() < 1e-6);
+        let top = discover_concepts(7, &[1.5, 3.0, 0.5], &lens, 2, 2, &words, 1).unwrap();
+        assert_eq!(top.words.len(), 1);
+        assert!(discover_concepts(7, &[1.5, 3.0], &lens, 2, 2, &words, 10).is_err());
+    }
+
+    /// Word scores add across layers: a 1, b 0.5 + 0.75, c 0.1; the top two are b, a.
+    #[test]
+    fn merged_layers_add_each_words_scores() {
+        let layer = |words: &[(&str, f32)]| Concepts {
+            layer: 0,
+            significant_neurons: vec![],
+            words: words.iter().map(|&(w, s)| (w.to_string(), s)).collect(),
+        };
+        let merged = merge_layers(&[layer(&[("a", 1.0), ("b", 0.5)]), layer(&[("b", 0.75), ("c", 0.1)])], 2);
+        assert_eq!(merged, [("b".to_string(), 1.25), ("a".to_string(), 1.0)]);
+    }
+}

@@ -174,3 +174,56 @@ fn ratio(numerator: u64, denominator: u64) -> f64 {
         numerator as f64 / denominator as f64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(actual: f64, expected: f64) -> bool {
+        (actual - expected).abs() < 1e-9
+    }
+
+    /// scikit-learn's documented example: `average_precision_score([0, 0, 1, 1],
+    /// [0.1, 0.4, 0.35, 0.8])` = 0.83 (by hand: 0.8 -> R 1/2, P 1; 0.4 -> no new recall;
+    /// 0.35 -> R 1, P 2/3; AP = 1/2 * 1 + 1/2 * 2/3 = 5/6).
+    #[test]
+    fn average_precision_matches_sklearn_example() {
+        let ap = average_precision(&[0.1, 0.4, 0.35, 0.8], &[false, false, true, true]).unwrap();
+        assert!(close(ap, 5.0 / 6.0), "{ap}");
+        // Ties form one threshold: scores [0.5, 0.5, 0.2], truth [1, 0, 1]: 0.5 -> R 1/2, P 1/2;
+        // 0.2 -> R 1, P 2/3; AP = 1/4 + 1/3 = 7/12 (whatever the order of the tied pair).
+        for (scores, truth) in [([0.5, 0.5, 0.2], [true, false, true]), ([0.5, 0.5, 0.2], [false, true, true])] {
+            assert!(close(average_precision(&scores, &truth).unwrap(), 7.0 / 12.0));
+        }
+        // No positive: 0 (scikit-learn returns 0 with a warning; the reference maps NaN to 0).
+        assert_eq!(average_precision(&[0.3, 0.7], &[false, false]).unwrap(), 0.0);
+        assert!(average_precision(&[0.3], &[true, false]).is_err());
+    }
+
+    /// Two 2x2 images, pixels in row-major order; the prediction is heatmap > 0.5.
+    ///
+    /// A: heatmap [0.9, 0.2, 0.7, 0.5], truth [1, 0, 0, 1] -> predicted [1, 0, 1, 0]
+    ///    (0.5 is not above 0.5): correct 2 of 4; background: pred {1, 3}, truth {1, 2}:
+    ///    I 1, U 3; foreground: pred {0, 2}, truth {0, 3}: I 1, U 3.
+    ///    AP: 0.9 (T) R 1/2 P 1; 0.7 (F); 0.5 (T) R 1 P 2/3; 0.2 (F): 1/2 + 1/2 * 2/3 = 5/6.
+    /// B: heatmap [0.8, 0.8, 0.1, 0.6], truth [1, 0, 0, 1] -> predicted [1, 1, 0, 1]: correct 3;
+    ///    background: pred {2}, truth {1, 2}: I 1, U 2; foreground: pred {0, 1, 3}, truth {0, 3}:
+    ///    I 2, U 3. AP: 0.8 (T, F tied) R 1/2 P 1/2; 0.6 (T) R 1 P 2/3: 1/4 + 1/3 = 7/12.
+    /// Dataset: pixel accuracy 5/8; IoU background (1+1)/(3+2) = 2/5, foreground (1+2)/(3+3) = 1/2;
+    /// mIoU 9/20 (the mean of per-image mIoUs would be 11/24); mAP (5/6 + 7/12) / 2 = 17/24.
+    #[test]
+    fn metrics_accumulate_over_the_dataset() {
+        let mut metrics = SegmentationMetrics::new();
+        metrics.add(&[0.9, 0.2, 0.7, 0.5], &[true, false, false, true]).unwrap();
+        metrics.add(&[0.8, 0.8, 0.1, 0.6], &[true, false, false, true]).unwrap();
+        let s = metrics.scores();
+        assert_eq!(s.images, 2);
+        assert!(close(s.pixel_accuracy, 5.0 / 8.0), "{s:?}");
+        assert!(close(s.iou[0], 2.0 / 5.0) && close(s.iou[1], 1.0 / 2.0), "{s:?}");
+        assert!(close(s.mean_iou, 9.0 / 20.0), "{s:?}");
+        assert!(close(s.mean_average_precision, 17.0 / 24.0), "{s:?}");
+        let error = metrics.add(&[0.5; 3], &[true; 4]).unwrap_err().to_string();
+        assert!(error.contains("the heatmap has 3 pixels, the ground-truth mask 4"), "{error}");
+        assert_eq!(metrics.images(), 2, "a rejected image is not counted");
+    }
+}

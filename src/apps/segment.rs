@@ -11,7 +11,7 @@
 //!    `F.interpolate(mode="bilinear", align_corners=False)`), min-max normalise each image to
 //!    [0, 1] ([`heatmaps`]). The predicted mask is `heatmap > 0.5`.
 //! 4. For display, [`heatmap_to_original`] maps a heatmap back onto the original image (undoing
-//!    the centre crop and the resize); for evaluation, [`preprocess_mask`] brings a
+//!    the centre crop and the resize); for evaluation, [`crate::preprocess::preprocess_mask`] brings a
 //!    ground-truth mask to the model's input exactly like its image, and
 //!    [`super::metrics::SegmentationMetrics`] scores the heatmaps.
 //!
@@ -21,13 +21,12 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::{Int, Tensor, TensorData};
-use image::RgbImage;
 
 use crate::bundle::Bundle;
 use crate::device::read_f32;
 use crate::error::{Error, Result};
 use crate::model::{CaptureRequest, TextTransformer, VisionTransformer};
-use crate::preprocess::{center_crop, decode_image, resize_bicubic, CropGeometry};
+use crate::preprocess::CropGeometry;
 use crate::tokenizer::ClipTokenizer;
 use crate::vector;
 
@@ -395,45 +394,6 @@ pub fn heatmap_to_original(heatmap: &[f32], geometry: &CropGeometry) -> Result<V
     Ok(out)
 }
 
-/// A decoded ground-truth mask at the model's input, `[size, size]` row-major.
-///
-/// The mask goes through exactly the image's geometry: shorter side to `size` with the same
-/// (Pillow-exact) antialiased bicubic resampler, then the same torchvision centre crop, so that
-/// mask pixel `(x, y)` covers the same part of the scene as input pixel `(x, y)`. A pixel is
-/// foreground when its brightest channel, resampled, is at least 128 (`> 0.5` of full scale);
-/// masks whose values are only 0 and 1 are read as labels (1 = foreground) first. (The
-/// reference resizes masks to `size x size` with nearest neighbour, ignoring the aspect ratio,
-/// while its images are resized and centre-cropped, so its masks and heatmaps are misaligned on
-/// non-square images.)
-pub fn preprocess_mask_image(mask: &RgbImage, size: u32) -> Vec<bool> {
-    let (width, height) = mask.dimensions();
-    let labels = mask.pixels().all(|p| p.0.iter().all(|&c| c <= 1));
-    let binary = RgbImage::from_fn(width, height, |x, y| {
-        let level = mask.get_pixel(x, y).0.into_iter().max().unwrap_or(0);
-        let on = if labels { level == 1 } else { level >= 128 };
-        image::Rgb(if on { [255; 3] } else { [0; 3] })
-    });
-    let geometry = CropGeometry::for_image(width, height, size);
-    let resized = resize_bicubic(&binary, geometry.resized_width, geometry.resized_height);
-    center_crop(&resized, size).pixels().map(|p| p.0[0] >= 128).collect()
-}
-
-/// Decodes a ground-truth mask (PNG, JPEG, WebP, GIF; any non-black pixel of a 0/1 mask, or
-/// any pixel at least half-bright, is foreground) and brings it to the model's input like its
-/// image ([`preprocess_mask_image`]). The mask must have the image's size
-/// (`image_width x image_height`, after EXIF orientation).
-pub fn preprocess_mask(bytes: &[u8], image_width: u32, image_height: u32, size: u32) -> Result<Vec<bool>> {
-    let mask = decode_image(bytes).map_err(|e| Error::InvalidInput(format!("the mask cannot be decoded: {e}")))?;
-    if mask.dimensions() != (image_width, image_height) {
-        return Err(Error::InvalidInput(format!(
-            "the mask is {} x {}, its image {image_width} x {image_height}",
-            mask.width(),
-            mask.height()
-        )));
-    }
-    Ok(preprocess_mask_image(&mask, size))
-}
-
 /// What a concept string asks for (the CLI's `--concept`, the page's `segment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConceptSpec<'a> {
@@ -461,5 +421,77 @@ impl<'a> ConceptSpec<'a> {
         } else {
             Ok(ConceptSpec::Text(value))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PyTorch's documented example (`nn.Upsample`, `mode="bilinear"`, `align_corners=False`):
+    /// [[1, 2], [3, 4]] by 2. Along each axis output o samples max(0, (o + 0.5) / 2 - 0.5) =
+    /// 0, 0.25, 0.75, 1.25 (clamped to the last input), i.e. weights (1, 0), (0.75, 0.25),
+    /// (0.25, 0.75), (0, 1): row 0 = [1, 1.25, 1.75, 2], row 3 = [3, 3.25, 3.75, 4], row 1 =
+    /// 0.75 row 0 + 0.25 row 3, row 2 = 0.25 row 0 + 0.75 row 3.
+    #[test]
+    fn bilinear_upsampling_matches_pytorch_2x2_to_4x4() {
+        let out = upsample_bilinear(&[1.0, 2.0, 3.0, 4.0], 2, 2, 2).unwrap();
+        #[rustfmt::skip]
+        let expected = [
+            1.0, 1.25, 1.75, 2.0,
+            1.5, 1.75, 2.25, 2.5,
+            2.5, 2.75, 3.25, 3.5,
+            3.0, 3.25, 3.75, 4.0,
+        ];
+        assert_eq!(out, expected);
+        // Min-max normalised: (v - 1) / 3.
+        let map = heatmap_from_patches(&[1.0, 2.0, 3.0, 4.0], 2, 2).unwrap();
+        for (a, e) in map.iter().zip(expected) {
+            assert!((a - (e - 1.0) / 3.0).abs() < 1e-6);
+        }
+        // A constant map (0/0 in the reference, NaN mapped to 0) is all zeros.
+        let mut flat = vec![5.0f32; 4];
+        min_max_normalise(&mut flat);
+        assert_eq!(flat, [0.0; 4]);
+        assert!(upsample_bilinear(&[1.0, 2.0, 3.0], 2, 2, 2).is_err());
+    }
+
+    /// Model input 4 x 4, heatmap value h(r, c) = 4 r + c + 1.
+    /// Landscape 8 x 4: shorter side already 4, so the resize is the identity and the crop starts
+    /// at column round((8 - 4) / 2) = 2: original (x, y) shows model (x - 2, y); columns 0, 1, 6, 7
+    /// are outside (0). Portrait 4 x 8: the same with rows. Landscape 16 x 8: resized to 8 x 4
+    /// (scale 2), crop at resized column 2 = original column 4; original pixel centre x + 0.5 maps
+    /// to model (x + 0.5) / 2 - 2, sampled at that minus 0.5: x = 5 -> model 0.25 -> 0.75 h(., 0) +
+    /// 0.25 h(., 1); x = 3 -> model -0.25, outside.
+    #[test]
+    fn heatmap_maps_back_onto_non_square_originals() {
+        let heat: Vec<f32> = (0..16).map(|i| i as f32 + 1.0).collect();
+        let h = |r: usize, c: usize| (4 * r + c + 1) as f32;
+
+        let wide = heatmap_to_original(&heat, &CropGeometry::for_image(8, 4, 4)).unwrap();
+        assert_eq!(wide.len(), 32);
+        for y in 0..4 {
+            for x in 0..8 {
+                let expected = if (2..6).contains(&x) { h(y, x - 2) } else { 0.0 };
+                assert_eq!(wide[y * 8 + x], expected, "landscape ({x}, {y})");
+            }
+        }
+
+        let tall = heatmap_to_original(&heat, &CropGeometry::for_image(4, 8, 4)).unwrap();
+        for y in 0..8 {
+            for x in 0..4 {
+                let expected = if (2..6).contains(&y) { h(y - 2, x) } else { 0.0 };
+                assert_eq!(tall[y * 4 + x], expected, "portrait ({x}, {y})");
+            }
+        }
+
+        let large = heatmap_to_original(&heat, &CropGeometry::for_image(16, 8, 4)).unwrap();
+        assert_eq!(large.len(), 16 * 8);
+        // Row y = 1 -> model row 0.75 - 0.5 = 0.25: 0.75 h(0, .) + 0.25 h(1, .).
+        let row = |c: usize| 0.75 * h(0, c) + 0.25 * h(1, c);
+        assert!((large[16 + 5] - (0.75 * row(0) + 0.25 * row(1))).abs() < 1e-5);
+        assert_eq!(large[16 + 3], 0.0);
+        assert_eq!(large[16 + 12], 0.0, "x = 12 -> model 4.25, outside");
+        assert!(heatmap_to_original(&heat[..15], &CropGeometry::for_image(8, 4, 4)).is_err());
     }
 }

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 
 use clip_lens::apps::metrics::SegmentationMetrics;
 use clip_lens::apps::segment::{
-    class_concept, heatmap_to_original, heatmaps, predicted_class, preprocess_mask, text_concept, ConceptNeurons,
-    ConceptSpec, Heatmaps, RankedNeuron,
+    class_concept, heatmap_to_original, heatmaps, predicted_class, text_concept, ConceptNeurons, ConceptSpec, Heatmaps,
+    RankedNeuron,
 };
 use clip_lens::bundle::Bundle;
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
-use clip_lens::preprocess::{decode_image, preprocess_rgb, Preprocessed};
+use clip_lens::preprocess::{decode_image, preprocess_mask, preprocess_rgb, Preprocessed};
 use clip_lens::tensor_file::{serialize, NamedTensor};
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{Error, Result};
