@@ -14,28 +14,8 @@ fn bundle_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let out = std::env::temp_dir().join(format!("clip-lens-bundle-{}", std::process::id()));
-        let result = clip_lens_command()
-            .args([
-                "precompute",
-                "--weights",
-                fixture_path("model-openai.safetensors").to_str().unwrap(),
-                "--images",
-                fixture_path("images").to_str().unwrap(),
-            ])
-            .args([
-                "--layers",
-                "0,1,2",
-                "--top-k",
-                "6",
-                "--components",
-                "8",
-                "--batch",
-                "16",
-                "--words",
-                fixture_path("words.txt").to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
+        let result = precompute_command(&fixture_path("images"), &out)
+            .args(["--layers", "0,1,2", "--top-k", "6", "--components", "8", "--batch", "16"])
             .output()
             .unwrap();
         assert!(result.status.success(), "precompute failed: {}", String::from_utf8_lossy(&result.stderr));
@@ -189,21 +169,8 @@ fn precompute_reports_bad_inputs() {
     let empty = std::env::temp_dir().join(format!("clip-lens-empty-{}", std::process::id()));
     std::fs::create_dir_all(&empty).unwrap();
     let run = |images: &Path, layers: &str, k: &str| {
-        let out = clip_lens_command()
-            .args([
-                "precompute",
-                "--weights",
-                fixture_path("model-openai.safetensors").to_str().unwrap(),
-                "--images",
-                images.to_str().unwrap(),
-                "--layers",
-                layers,
-                "--top-k",
-                k,
-            ])
-            .args(["--words", fixture_path("words.txt").to_str().unwrap(), "--out", empty.join("b").to_str().unwrap()])
-            .output()
-            .unwrap();
+        let out =
+            precompute_command(images, &empty.join("b")).args(["--layers", layers, "--top-k", k]).output().unwrap();
         assert!(!out.status.success());
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -273,27 +240,8 @@ fn precompute_skips_unreadable_images() {
     }
     std::fs::write(images.join("broken.jpg"), b"not an image").unwrap();
     let out = dir.join("bundle");
-    let result = clip_lens_command()
-        .args([
-            "precompute",
-            "--weights",
-            fixture_path("model-openai.safetensors").to_str().unwrap(),
-            "--images",
-            images.to_str().unwrap(),
-        ])
-        .args([
-            "--layers",
-            "1",
-            "--top-k",
-            "3",
-            "--components",
-            "4",
-            "--f16",
-            "--words",
-            fixture_path("words.txt").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
+    let result = precompute_command(&images, &out)
+        .args(["--layers", "1", "--top-k", "3", "--components", "4", "--f16"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
@@ -343,28 +291,8 @@ fn precompute_resumes_after_interruption_and_crash() {
     let out = std::env::temp_dir().join(format!("clip-lens-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let run_with_k = |k: &str, extra: &[&str]| {
-        clip_lens_command()
-            .args([
-                "precompute",
-                "--weights",
-                fixture_path("model-openai.safetensors").to_str().unwrap(),
-                "--images",
-                fixture_path("images").to_str().unwrap(),
-            ])
-            .args([
-                "--layers",
-                "0,1,2",
-                "--top-k",
-                k,
-                "--components",
-                "8",
-                "--batch",
-                "16",
-                "--words",
-                fixture_path("words.txt").to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
+        precompute_command(&fixture_path("images"), &out)
+            .args(["--layers", "0,1,2", "--top-k", k, "--components", "8", "--batch", "16"])
             .args(extra)
             .output()
             .unwrap()

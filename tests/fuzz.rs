@@ -90,30 +90,8 @@ fn safetensors_reader_never_panics() {
 #[test]
 fn bundle_reader_never_panics() {
     let dir = std::env::temp_dir().join(format!("clip-lens-fuzz-{}", std::process::id()));
-    let result = clip_lens_command()
-        .args([
-            "precompute",
-            "--weights",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/model-openai.safetensors"),
-        ])
-        .args([
-            "--images",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/images"),
-            "--layers",
-            "1",
-            "--top-k",
-            "3",
-            "--components",
-            "4",
-            "--thumbnail-size",
-            "0",
-        ])
-        .args([
-            "--words",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny-a/words.txt"),
-            "--out",
-            dir.to_str().unwrap(),
-        ])
+    let result = precompute_command(&fixture_path("images"), &dir)
+        .args(["--layers", "1", "--top-k", "3", "--components", "4", "--thumbnail-size", "0"])
         .output()
         .unwrap();
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));

@@ -56,6 +56,16 @@ pub fn clip_lens_command() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_clip-lens"))
 }
 
+/// `clip-lens precompute` of the fixture model with the fixture's words, from the images in
+/// `images` into `out`; the caller adds the layers, k and the rest.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn precompute_command(images: &std::path::Path, out: &std::path::Path) -> std::process::Command {
+    let mut command = clip_lens_command();
+    command.args(["precompute", "--weights"]).arg(fixture_path("model-openai.safetensors"));
+    command.arg("--images").arg(images).arg("--words").arg(fixture_path("words.txt")).arg("--out").arg(out);
+    command
+}
+
 /// Prints a line on the console (native) or the browser console (wasm).
 #[macro_export]
 macro_rules! report {
