@@ -89,6 +89,22 @@ fn analyze_and_segment_match_the_reference() {
     assert_eq!(all.neurons.len(), 256, "top_neurons is clamped to the layers' neurons");
 }
 
+/// The summary the page shows is the bundle's manifest in numbers.
+#[test]
+fn the_bundle_summary_counts_the_manifest() {
+    assert!(failure(engine().bundle_summary()).0.contains("no bundle is loaded"));
+    let summary = engine_with_bundle().bundle_summary().unwrap();
+    let classes: Vec<String> = ENGINE_CLASSES.iter().map(|(name, _)| name.to_string()).collect();
+    assert_eq!(
+        (summary.model_name.as_str(), summary.layers.as_slice(), summary.neurons, summary.top_k, summary.components),
+        ("tiny-a", &[0, 1, 2][..], 256, 6, 8)
+    );
+    assert_eq!(
+        (summary.words, summary.classes, summary.images, summary.thumbnail_size),
+        (WORDS.lines().count(), classes, 48, 16)
+    );
+}
+
 #[test]
 fn neuron_cards_and_search() {
     let mut engine = engine_with_bundle();

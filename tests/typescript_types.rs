@@ -90,6 +90,7 @@ fn every_interface_has_the_fields_of_what_it_describes() {
         ("AdversarialWord", keys(&adversarial["words"][0], &[])),
         ("FooledResult", keys(&fooled, &[])),
         ("GpuMemory", keys(&json(&GpuMemory { bytes_in_use: 1, bytes_reserved: 2 }), &[])),
+        ("BundleSummary", keys(&json(&engine.bundle_summary().unwrap()), &[])),
     ];
     let declared = interfaces();
     for (name, fields) in &described {

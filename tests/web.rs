@@ -303,6 +303,8 @@ async fn engine_neuron_cards_and_search() {
     start_module().await;
     let mut engine = engine_with_bundle("cpu").await;
     let bundle = reference_bundle(String::new());
+    let summary = json(engine.bundle_summary().map_err(message).unwrap());
+    assert_eq!((summary["layers"].clone(), summary["images"].clone()), (serde_json::json!([0, 1, 2]), 48.into()));
     let card = json(engine.neuron(1, 23).map_err(message).unwrap());
     let words: Vec<(String, f32)> = serde_json::from_value(card["words"].clone()).unwrap();
     assert_eq!(words, bundle.describe(1, 23).unwrap());

@@ -269,6 +269,12 @@ impl Engine {
         self.engine.load_bundle(&manifest_json, tensors).map_err(js_error)
     }
 
+    /// What the page shows of the loaded bundle (its sizes, layers and classes).
+    #[wasm_bindgen(js_name = bundleSummary, unchecked_return_type = "BundleSummary")]
+    pub fn bundle_summary(&self) -> JsResult<JsValue> {
+        self.engine.bundle_summary().and_then(|s| to_js(&s)).map_err(js_error)
+    }
+
     /// Whether a bundle is loaded.
     #[wasm_bindgen(getter, js_name = hasBundle)]
     pub fn has_bundle(&self) -> bool {

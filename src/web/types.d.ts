@@ -210,6 +210,27 @@ export interface AdversarialResult {
   descriptions: string[];
 }
 
+/** What the page shows of the loaded bundle (`Engine.bundleSummary`). */
+export interface BundleSummary {
+  /** The model the bundle was computed for (the weight file's name). */
+  model_name: string;
+  layers: number[];
+  /** Neurons per layer. */
+  neurons: number;
+  /** Top images kept per neuron. */
+  top_k: number;
+  /** OMP components per neuron. */
+  components: number;
+  /** Words in its dictionary. */
+  words: number;
+  /** Its zero-shot classes. */
+  classes: string[];
+  /** Images it was computed over. */
+  images: number;
+  /** Side of its thumbnails in pixels (0: none). */
+  thumbnail_size: number;
+}
+
 export interface FooledResult {
   class0: string;
   class1: string;

@@ -49,38 +49,20 @@ let engine: Engine | null = null;
 /** Set by a load with `simulateDeviceLoss`: the next engine call fails as a lost device. */
 let simulatedLoss = false;
 
-/** The bundle's manifest fields the worker reads (manifest.json is validated in Rust). */
-interface ManifestFields {
-  model_name?: unknown;
-  layers?: unknown;
-  neurons?: unknown;
-  top_k?: unknown;
-  components?: unknown;
-  words?: unknown;
-  classes?: unknown;
-  images?: unknown;
-  thumbnail_size?: unknown;
-}
-
-function bundleInfo(manifestJson: string, baseUrl: string | null): BundleInfo {
-  let manifest: ManifestFields;
-  try {
-    manifest = JSON.parse(manifestJson) as ManifestFields;
-  } catch (error) {
-    throw new Error(`The bundle's manifest.json is not JSON: ${describe(error)}`);
-  }
-  const list = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
+/** What the page shows of the engine's bundle (the engine read and checked its manifest). */
+function bundleInfo(current: Engine, baseUrl: string | null): BundleInfo {
+  const summary = current.bundleSummary();
   return {
-    modelName: String(manifest.model_name ?? "?"),
-    layers: list(manifest.layers).map(Number),
-    neurons: Number(manifest.neurons ?? 0),
-    topK: Number(manifest.top_k ?? 0),
-    components: Number(manifest.components ?? 0),
-    words: list(manifest.words).length,
-    classes: list(manifest.classes).map(String),
-    images: list(manifest.images).length,
+    modelName: summary.model_name,
+    layers: summary.layers,
+    neurons: summary.neurons,
+    topK: summary.top_k,
+    components: summary.components,
+    words: summary.words,
+    classes: summary.classes,
+    images: summary.images,
     baseUrl,
-    hasThumbnails: Number(manifest.thumbnail_size ?? 0) > 0,
+    hasThumbnails: summary.thumbnail_size > 0,
   };
 }
 
@@ -193,7 +175,6 @@ async function load(request: LoadRequest): Promise<void> {
 
   let info: BundleInfo | null = null;
   if (bundle !== null) {
-    info = bundleInfo(bundle.manifest, bundle.baseUrl);
     try {
       created.loadBundle(bundle.manifest, bundle.tensors);
     } catch (error) {
@@ -201,6 +182,7 @@ async function load(request: LoadRequest): Promise<void> {
       const where = bundle.baseUrl ?? "the chosen files";
       throw new Error(`Could not use the bundle at ${where}: ${describe(error)}`);
     }
+    info = bundleInfo(created, bundle.baseUrl);
   }
 
   const backendName: BackendName = created.backend() === "webgpu" ? "webgpu" : "cpu";

@@ -204,6 +204,22 @@ impl Engine {
         self.bundle.is_some()
     }
 
+    /// What the page shows of the loaded bundle.
+    pub fn bundle_summary(&self) -> Result<BundleSummary> {
+        let manifest = &self.bundle()?.bundle.manifest;
+        Ok(BundleSummary {
+            model_name: manifest.model_name.clone(),
+            layers: manifest.layers.clone(),
+            neurons: manifest.neurons,
+            top_k: manifest.top_k,
+            components: manifest.components,
+            words: manifest.words.len(),
+            classes: manifest.classes.clone(),
+            images: manifest.images.len(),
+            thumbnail_size: manifest.thumbnail_size,
+        })
+    }
+
     fn bundle(&self) -> Result<&LoadedBundle> {
         self.bundle.as_ref().ok_or_else(|| invalid("no bundle is loaded: call loadBundle first"))
     }

@@ -273,6 +273,29 @@ pub struct GpuMemory {
     pub bytes_reserved: u64,
 }
 
+/// What the page shows of a loaded bundle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BundleSummary {
+    /// The model the bundle was computed for (the weight file's name).
+    pub model_name: String,
+    /// Its lens layers.
+    pub layers: Vec<usize>,
+    /// Neurons per layer.
+    pub neurons: usize,
+    /// Top images kept per neuron.
+    pub top_k: usize,
+    /// OMP components per neuron.
+    pub components: usize,
+    /// Words in its dictionary.
+    pub words: usize,
+    /// Its zero-shot classes.
+    pub classes: Vec<String>,
+    /// Images it was computed over.
+    pub images: usize,
+    /// Side of its thumbnails in pixels (0: none).
+    pub thumbnail_size: u32,
+}
+
 /// Whether CLIP prefers class 0 over class 1 for an image.
 #[derive(Debug, Clone, Serialize)]
 pub struct FooledResult {
