@@ -17,7 +17,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::apps::engine::{self, AdversarialOptions, AnalyzeOptions};
+use crate::apps::engine::{self, elapsed_ms, invalid, AdversarialOptions, AnalyzeOptions};
 use crate::device::{self, BackendKind};
 use crate::Error;
 
@@ -96,14 +96,6 @@ async fn pick_device(backend: &str) -> Result<(Device, BackendKind)> {
         },
         other => Err(Error::InvalidInput(format!("unknown backend `{other}` (expected auto, webgpu or cpu)"))),
     }
-}
-
-fn invalid(message: impl Into<String>) -> Error {
-    Error::InvalidInput(message.into())
-}
-
-fn elapsed_ms(start: web_time::Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1e3
 }
 
 /// A Rust value as a plain JavaScript object (snake_case keys, `null` for `None`, arrays for

@@ -63,11 +63,13 @@ pub struct Engine {
     last: Option<LastImage>,
 }
 
-fn invalid(message: impl Into<String>) -> Error {
+/// An [`Error::InvalidInput`] with `message` (the page's bindings use it too).
+pub(crate) fn invalid(message: impl Into<String>) -> Error {
     Error::InvalidInput(message.into())
 }
 
-fn elapsed_ms(start: web_time::Instant) -> f64 {
+/// Milliseconds since `start` (on every target: `web_time` in the browser).
+pub(crate) fn elapsed_ms(start: web_time::Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
