@@ -40,6 +40,16 @@ export function neuronLink(layer: number, neuron: number, text = `L${layer}/N${n
   return el("a", { href: neuronHref(layer, neuron), class: "neuron-link", "aria-label": `Layer ${layer}, neuron ${neuron}` }, text);
 }
 
+/** The route of a word's page. */
+export function wordHref(word: string): string {
+  return `#/word/${encodeURIComponent(word)}`;
+}
+
+/** A link to a word's page (the neurons whose decomposition holds it). */
+export function wordLink(word: string, text = word, className = "word-link"): HTMLAnchorElement {
+  return el("a", { href: wordHref(word), class: className, title: `Neurons whose words include “${word}”` }, text);
+}
+
 /** A signed value's bar: width relative to `largest`, colour by sign. */
 export function signedBar(value: number, largest: number): HTMLSpanElement {
   const bar = el("span", { class: `bar ${value >= 0 ? "positive" : "negative"}`, "aria-hidden": "true" });

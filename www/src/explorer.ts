@@ -1,14 +1,20 @@
-// The neuron explorer: a neuron's card (signed words, top images with the neuron's activation
-// map over them, nearest ImageNet classes, how often it is significant), previous/next, and a
-// search box (a word of the dictionary finds the neurons whose decomposition holds it; any text
-// finds the neurons whose direction r_n best matches its embedding).
+// The neuron explorer: a neuron's card (signed words, each a link to its word page; top images
+// with the neuron's activation map over them; nearest ImageNet classes; how often it is
+// significant, with the distribution of its centred norm), "add to list", downloads (JSON,
+// CSV, each map as PNG), previous/next, and a search box (a word of the dictionary finds the
+// neurons whose decomposition holds it; any text finds the neurons whose direction r_n best
+// matches its embedding), with each found neuron's thumbnails.
 
 import type { ActivationMap, NeuronCard, SearchResult } from "clip-lens-wasm";
-import { append, el, errorMessage, errorParagraph, fillSection, neuronHref, neuronLink, signedBar } from "./dom";
-import { formatValue } from "./format";
-import { drawOverlay } from "./heatmap";
+import { append, el, errorMessage, errorParagraph, fillSection, neuronHref, neuronLink, signedBar, wordLink } from "./dom";
+import { canvasPng, csvBlob, downloadButton, jsonBlob } from "./export";
+import { formatSigned, formatValue } from "./format";
+import { composeOverlay, drawOverlay } from "./heatmap";
+import { distributionSection } from "./histogram";
+import { type ListStore, listButton } from "./lists";
 import type { BundleInfo } from "./protocol";
 import type { Session } from "./session";
+import { thumbnailStrip, thumbnailUrl } from "./thumbnails";
 
 /** 1 -> "1st", 3 -> "3rd", 12 -> "12th". */
 function ordinal(n: number): string {
@@ -19,6 +25,8 @@ function ordinal(n: number): string {
 
 /** Word bars shown before "all words". */
 const SHOWN_WORDS = 16;
+/** Opacity of the activation map over a thumbnail (as .thumb .overlay in style.css). */
+const THUMB_OVERLAY_OPACITY = 0.55;
 
 export interface ExplorerElements {
   view: HTMLElement;
@@ -38,10 +46,13 @@ export class NeuronExplorer {
   private shown: { layer: number; neuron: number } | null = null;
   /** Activation-map calls of the shown card still queued (cancelled when the card changes). */
   private readonly mapCalls = new Set<number>();
+  /** Card calls of the search results' thumbnails still queued. */
+  private readonly thumbnailCalls = new Set<number>();
 
   constructor(
     private readonly ui: ExplorerElements,
     private readonly session: Session,
+    private readonly list: ListStore,
   ) {
     this.wire();
   }
@@ -83,7 +94,24 @@ export class NeuronExplorer {
   async search(text: string): Promise<void> {
     const ui = this.ui;
     ui.searchInput.value = text;
-    await fillSection(ui.searchResult, `Searching for “${text}”…`, () => this.session.call("search", { text, top: 20 }), (result) => this.renderSearch(result));
+    this.session.cancel(this.thumbnailCalls);
+    const result = await fillSection(ui.searchResult, `Searching for “${text}”…`, () => this.session.call("search", { text, top: 20 }), (found) => this.renderSearch(found));
+    if (result) await this.fillSearchThumbnails();
+  }
+
+  /** Adds each listed neuron's thumbnails to its search result row. */
+  private async fillSearchThumbnails(): Promise<void> {
+    for (const row of this.ui.searchResult.querySelectorAll<HTMLElement>("li[data-layer]")) {
+      const layer = Number(row.dataset["layer"]);
+      const neuron = Number(row.dataset["neuron"]);
+      try {
+        const card = await this.session.call("neuron", { layer, neuron }, this.thumbnailCalls);
+        const strip = thumbnailStrip(card.top_images, this.bundle, layer, neuron, 4);
+        if (strip && row.isConnected) row.append(strip);
+      } catch {
+        return; // a new search took over (cancelled), or the engine is gone: the links remain
+      }
+    }
   }
 
   private wire(): void {
@@ -118,6 +146,17 @@ export class NeuronExplorer {
   private renderCard(card: NeuronCard, bundle: BundleInfo): Node[] {
     const title = el("h3", { id: "card-title" }, `Layer ${card.layer}, neuron ${card.neuron}`);
     const share = el("a", { href: neuronHref(card.layer, card.neuron), class: "share-link" }, "link to this card");
+    const failed = (error: unknown): void => {
+      this.ui.card.querySelector(".card-actions")?.append(errorParagraph(`The download failed: ${errorMessage(error)}`));
+    };
+    const name = `neuron-${card.layer}-${card.neuron}`;
+    const actions = el(
+      "div",
+      { class: "button-row card-actions" },
+      listButton(this.list, card.layer, card.neuron),
+      downloadButton("JSON", `Download the card of layer ${card.layer}, neuron ${card.neuron} as JSON`, () => `${name}.json`, () => jsonBlob(card), failed),
+      downloadButton("CSV", `Download the card of layer ${card.layer}, neuron ${card.neuron} as CSV`, () => `${name}.csv`, async () => csvBlob(await this.session.call("neuronCsv", { layer: card.layer, neuron: card.neuron })), failed),
+    );
     const rate = bundle.images > 0 ? `${Math.max(0, bundle.topK - 1)} of the bundle's ${bundle.images} images (${((100 * Math.max(0, bundle.topK - 1)) / bundle.images).toFixed(1)}%)` : "no images";
     const facts = el(
       "dl",
@@ -127,7 +166,7 @@ export class NeuronExplorer {
       el("dt", {}, "Nearest classes of r_n"),
       el("dd", {}, card.classes.length ? card.classes.map((c) => `${c.name} (${formatValue(c.cosine, 3)})`).join(", ") : "none (its direction is zero)"),
     );
-    return [el("header", { class: "card-header" }, title, " ", share), facts, this.renderWords(card), this.renderTopImages(card, bundle)];
+    return [el("header", { class: "card-header" }, title, " ", share), actions, facts, distributionSection(card, "the last analysed image"), this.renderWords(card), this.renderTopImages(card, bundle)];
   }
 
   private renderWords(card: NeuronCard): HTMLElement {
@@ -135,7 +174,7 @@ export class NeuronExplorer {
     const list = el("ol", { class: "word-bars", "aria-label": "The words of its sparse decomposition, signed, largest first" });
     const add = (words: [string, number][]): void => {
       for (const [word, c] of words) {
-        list.append(el("li", { class: "score-row" }, el("a", { href: `#/search/${encodeURIComponent(word)}`, class: "score-label" }, word), signedBar(c, largest), el("span", { class: "num" }, `${c < 0 ? "−" : "+"}${formatValue(Math.abs(c), 3)}`)));
+        list.append(el("li", { class: "score-row" }, wordLink(word, word, "score-label word-link"), signedBar(c, largest), el("span", { class: "num" }, formatSigned(c))));
       }
     };
     add(card.words.slice(0, SHOWN_WORDS));
@@ -155,8 +194,8 @@ export class NeuronExplorer {
     const grid = el("ol", { class: "top-images" });
     for (const image of card.top_images) {
       const name = image.path ?? `image ${image.id}`;
-      if (image.thumbnail && bundle.baseUrl) {
-        const src = new URL(image.thumbnail, bundle.baseUrl).href;
+      const src = thumbnailUrl(image, bundle);
+      if (src !== null) {
         grid.append(
           el("li", { "data-image": image.id },
             el("figure", { class: "thumb" },
@@ -176,17 +215,18 @@ export class NeuronExplorer {
     const status = this.ui.card.querySelector(".map-status");
     let drawn = 0;
     for (const image of card.top_images) {
-      if (!image.thumbnail || !bundle.baseUrl) continue;
+      const src = thumbnailUrl(image, bundle);
       const item = this.ui.card.querySelector(`[data-image="${image.id}"]`);
       const canvas = item?.querySelector("canvas");
-      if (!canvas) continue;
+      if (src === null || !canvas) continue;
       try {
-        const response = await fetch(new URL(image.thumbnail, bundle.baseUrl).href);
+        const response = await fetch(src);
         if (!response.ok) throw new Error(`thumbnail: HTTP ${response.status}`);
         const map: ActivationMap = await this.session.call("activationMap", { bytes: new Uint8Array(await response.arrayBuffer()), layer: card.layer, neuron: card.neuron }, this.mapCalls);
         if (this.shown?.layer !== card.layer || this.shown.neuron !== card.neuron) return;
         drawOverlay(canvas, map.heatmap, map.size, map.geometry, { mask: false });
         canvas.title = `peak activation ${formatValue(map.peak, 3)}`;
+        item?.querySelector("figure")?.append(this.mapDownload(card, image.id, canvas));
         drawn++;
       } catch (error) {
         if (this.shown?.layer !== card.layer || this.shown.neuron !== card.neuron) return;
@@ -197,17 +237,31 @@ export class NeuronExplorer {
     if (status) status.textContent = drawn ? `The neuron's activation map (its post-GELU activation over the patches) is drawn over each thumbnail.` : "";
   }
 
+  /** A button that saves a top image's thumbnail with the activation map over it as PNG. */
+  private mapDownload(card: NeuronCard, imageId: number, canvas: HTMLCanvasElement): HTMLButtonElement {
+    const image = canvas.parentElement?.querySelector("img");
+    return downloadButton("PNG", `Download the activation map of layer ${card.layer}, neuron ${card.neuron} on image ${imageId} as PNG`, () => `heatmap-${card.layer}-${card.neuron}-image-${imageId}.png`, () => {
+      if (!image) throw new Error("the thumbnail is missing");
+      return canvasPng(composeOverlay(image, canvas, THUMB_OVERLAY_OPACITY));
+    });
+  }
+
   private renderSearch(result: SearchResult): Node[] {
     const nodes: Node[] = [];
+    const row = (layer: number, neuron: number, text: string): HTMLLIElement => el("li", { "data-layer": layer, "data-neuron": neuron }, neuronLink(layer, neuron), text);
     if (result.word !== null) {
       const list = el("ul", { class: "neuron-list" });
-      for (const n of result.word_neurons.slice(0, 50)) append(list, el("li", {}, neuronLink(n.layer, n.neuron), ` coefficient ${formatValue(n.coefficient, 3)}`));
-      nodes.push(el("h4", {}, `Neurons whose decomposition holds “${result.word}” (${result.word_neurons.length})`), result.word_neurons.length ? list : el("p", { class: "hint" }, "None."));
+      for (const n of result.word_neurons.slice(0, 50)) append(list, row(n.layer, n.neuron, ` coefficient ${formatValue(n.coefficient, 3)}`));
+      nodes.push(
+        el("h4", {}, `Neurons whose decomposition holds “${result.word}” (${result.word_neurons.length})`),
+        el("p", { class: "hint" }, wordLink(result.word, `The word page of “${result.word}”`), " lists them with their other words."),
+        result.word_neurons.length ? list : el("p", { class: "hint" }, "None."),
+      );
     } else {
       nodes.push(el("p", { class: "hint" }, `“${result.text}” is not a word of the bundle's dictionary.`));
     }
     const ranked = el("ol", { class: "neuron-list" });
-    for (const n of result.text_neurons) append(ranked, el("li", {}, neuronLink(n.layer, n.neuron), ` r·e = ${formatValue(n.score, 3)}`));
+    for (const n of result.text_neurons) append(ranked, row(n.layer, n.neuron, ` r·e = ${formatValue(n.score, 3)}`));
     nodes.push(el("h4", {}, `Neurons whose direction best matches the text's embedding`), ranked);
     return nodes;
   }

@@ -28,3 +28,15 @@ export function formatValue(value: number, decimals = 4): string {
   const text = value.toFixed(decimals);
   return Number(text) === 0 ? (0).toFixed(decimals) : text;
 }
+
+/** A number with `digits` significant digits, without an exponent for everyday sizes
+ * (0.012345 -> "0.0123", 1234.5 -> "1230"). */
+export function formatSignificant(value: number, digits = 3): string {
+  if (!Number.isFinite(value)) return String(value);
+  return String(Number(value.toPrecision(digits)));
+}
+
+/** "+0.123" or "−0.123" (a typographic minus). */
+export function formatSigned(value: number, decimals = 3): string {
+  return `${value < 0 ? "−" : "+"}${formatValue(Math.abs(value), decimals)}`;
+}

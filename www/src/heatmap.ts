@@ -79,3 +79,17 @@ export function maskFraction(heatmap: Float32Array): number {
   for (const value of heatmap) if (value > 0.5) on++;
   return heatmap.length === 0 ? 0 : on / heatmap.length;
 }
+
+/** A canvas of `image` with `overlay` (drawn by `drawOverlay` at the image's own size) over it
+ * at `opacity`: what the page shows, for a PNG download. */
+export function composeOverlay(image: HTMLImageElement, overlay: HTMLCanvasElement, opacity: number): HTMLCanvasElement {
+  const canvas = document.createElement("canvas");
+  canvas.width = overlay.width;
+  canvas.height = overlay.height;
+  const context = canvas.getContext("2d");
+  if (!context) throw new Error("This browser cannot draw on a canvas.");
+  if (image.complete && image.naturalWidth > 0) context.drawImage(image, 0, 0, canvas.width, canvas.height);
+  context.globalAlpha = Math.min(1, Math.max(0, opacity));
+  context.drawImage(overlay, 0, 0);
+  return canvas;
+}

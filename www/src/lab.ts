@@ -2,12 +2,17 @@
 // its top classes, the concepts the lens discovers, the significant neurons with their words,
 // and a segmentation heatmap for a concept, drawn on the original image. Several dropped
 // images form a queue whose waiting images can be cancelled; the running analysis can be
-// stopped (the engine restarts).
+// stopped (the engine restarts). Under the result: the ablation panel (ablation.ts), each
+// significant neuron's distribution with the image's norm marked, and the exports (the
+// analysis as JSON or CSV, the heatmap as PNG).
 
-import type { Analysis, Segmentation } from "clip-lens-wasm";
-import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, signedBar } from "./dom";
+import type { Analysis, Segmentation, SignificantNeuron } from "clip-lens-wasm";
+import { AblationPanel, type AblationElements } from "./ablation";
+import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, signedBar, wordLink } from "./dom";
+import { canvasPng, csvBlob, downloadButton, fileSlug, jsonBlob } from "./export";
 import { formatBytes, formatMs, formatValue } from "./format";
-import { drawOverlay, maskFraction } from "./heatmap";
+import { composeOverlay, drawOverlay, maskFraction } from "./heatmap";
+import { distributionSection } from "./histogram";
 import type { BundleInfo } from "./protocol";
 import type { Session } from "./session";
 import { WorkerError } from "./client";
@@ -56,6 +61,9 @@ export interface LabElements {
   opacity: HTMLInputElement;
   mask: HTMLInputElement;
   segmentInfo: HTMLElement;
+  /** The analysis's downloads (filled here). */
+  exports: HTMLElement;
+  ablation: AblationElements;
 }
 
 /** "predicted", a bundle class ("class:<name>") or free text, from what the user typed. */
@@ -99,13 +107,16 @@ export class ImageLab {
   private readonly queuedCalls = new Set<number>();
   private running = false;
   private stream: MediaStream | null = null;
+  private readonly ablation: AblationPanel;
 
   constructor(
     private readonly ui: LabElements,
     private readonly session: Session,
     private concept: string,
   ) {
+    this.ablation = new AblationPanel(ui.ablation, session);
     this.wire();
+    this.wireExports();
   }
 
   /** The bundle the lab works with (classes for the concept box). */
@@ -162,6 +173,21 @@ export class ImageLab {
     ui.opacity.addEventListener("input", () => this.applyOpacity());
     ui.mask.addEventListener("change", () => this.redraw());
     this.applyOpacity();
+  }
+
+  /** The downloads: the analysis with its ablations as JSON, the engine's CSV of them, and
+   * the heatmap drawn over the image as PNG. */
+  private wireExports(): void {
+    const ui = this.ui;
+    const failed = (error: unknown): void => this.setStatus("error", `The download failed: ${errorMessage(error)}`);
+    ui.exports.append(
+      downloadButton("Analysis JSON", "Download the analysis and its ablations as JSON", () => "analysis.json", () => jsonBlob({ analysis: this.analysis, ablations: this.ablation.results }), failed),
+      downloadButton("Analysis CSV", "Download the analysis and its ablations as CSV", () => "analysis.csv", async () => csvBlob(await this.session.call("analysisCsv", {})), failed),
+      downloadButton("Heatmap PNG", "Download the heatmap over the image as PNG", () => `heatmap-${fileSlug(this.segmentation?.concept ?? "none")}.png`, () => {
+        if (!this.segmentation) throw new Error("no heatmap is drawn yet");
+        return canvasPng(composeOverlay(ui.image, ui.overlay, Number(ui.opacity.value) / 100));
+      }, failed),
+    );
   }
 
   private applyOpacity(): void {
@@ -287,13 +313,16 @@ export class ImageLab {
     this.ui.image.alt = `The analysed image: ${image.name}`;
     this.ui.caption.textContent = image.name;
     this.segmentation = null;
+    this.ui.exports.hidden = true;
     this.ui.overlay.getContext("2d")?.clearRect(0, 0, this.ui.overlay.width, this.ui.overlay.height);
     try {
       const bytes = await image.bytes();
       const analysis = await this.session.call("analyze", { bytes }, this.queuedCalls);
       if (this.shown !== image) return analysis; // another image took over meanwhile
       this.analysis = analysis;
+      this.ablation.setAnalysis(analysis);
       this.render(analysis);
+      this.ui.exports.hidden = false;
       await this.segment();
       return analysis;
     } catch (error) {
@@ -304,6 +333,8 @@ export class ImageLab {
         this.ui.classes.replaceChildren();
         this.ui.concepts.replaceChildren();
         this.ui.neurons.replaceChildren(stopped ? el("p", { class: "hint" }, "Stopped.") : errorParagraph(error));
+        this.analysis = null;
+        this.ablation.setAnalysis(null);
       }
       throw error;
     }
@@ -319,20 +350,52 @@ export class ImageLab {
     const largest = Math.max(1e-12, ...analysis.words.map(([, s]) => Math.abs(s)));
     ui.concepts.replaceChildren(
       ...analysis.words.map(([word, score]) =>
-        el("li", { class: "score-row" }, el("a", { href: `#/search/${encodeURIComponent(word)}`, class: "score-label", title: `Neurons whose words include “${word}”` }, word), signedBar(score, largest), el("span", { class: "num" }, formatValue(score, 3))),
+        el("li", { class: "score-row" }, wordLink(word, word, "score-label word-link"), signedBar(score, largest), el("span", { class: "num" }, formatValue(score, 3))),
       ),
     );
     if (analysis.words.length === 0) ui.concepts.append(el("li", { class: "hint" }, "No neuron of the bundle's layers is significant on this image."));
     ui.neurons.replaceChildren(
       ...analysis.layers.map((layer) => {
         const list = el("ul", { class: "neuron-list" });
-        for (const n of layer.neurons) {
-          list.append(el("li", {}, neuronLink(layer.layer, n.neuron), ` ${formatValue(n.norm, 2)} > ${formatValue(n.threshold, 2)}: `, n.words.map(([w, c]) => `${c < 0 ? "−" : ""}${w}`).join(", ")));
-        }
+        for (const n of layer.neurons) list.append(this.neuronRow(layer.layer, n));
         const summary = `Layer ${layer.layer}: ${layer.significant_neurons.length} significant neuron${layer.significant_neurons.length === 1 ? "" : "s"}`;
         return el("details", { class: "layer-neurons", open: layer.neurons.length > 0 && layer.neurons.length <= 12 }, el("summary", {}, summary), list);
       }),
     );
+  }
+
+  /** A significant neuron: its link, norm against threshold and words, the ablation controls
+   * and a toggle for its distribution with this image's norm marked. */
+  private neuronRow(layer: number, n: SignificantNeuron): HTMLLIElement {
+    const words = el("span", { class: "neuron-words" });
+    n.words.forEach(([w, c], i) => append(words, i ? ", " : "", wordLink(w, `${c < 0 ? "−" : ""}${w}`)));
+    const panel = el("div", { class: "neuron-distribution", id: `distribution-${layer}-${n.neuron}`, hidden: true });
+    const toggle = el("button", { type: "button", class: "distribution-toggle", "aria-expanded": "false", "aria-controls": panel.id, "aria-label": `Distribution of layer ${layer}, neuron ${n.neuron}, with this image marked` }, "distribution");
+    toggle.addEventListener("click", () => void this.toggleDistribution(toggle, panel, layer, n.neuron));
+    return el(
+      "li",
+      { class: "significant-neuron", "data-neuron": `${layer}:${n.neuron}` },
+      el("div", { class: "neuron-row" }, ...this.ablation.rowControls(layer, n.neuron), neuronLink(layer, n.neuron), ` ${formatValue(n.norm, 2)} > ${formatValue(n.threshold, 2)}: `, words, " ", toggle),
+      panel,
+    );
+  }
+
+  /** Shows or hides a neuron's distribution (loaded once, with the analysed image's norm). */
+  private async toggleDistribution(toggle: HTMLButtonElement, panel: HTMLElement, layer: number, neuron: number): Promise<void> {
+    const open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", String(open));
+    panel.hidden = !open;
+    if (!open || panel.dataset["status"] === "ready") return;
+    panel.dataset["status"] = "loading";
+    panel.replaceChildren(el("p", { class: "hint" }, "Loading its distribution…"));
+    try {
+      const card = await this.session.call("neuron", { layer, neuron });
+      panel.replaceChildren(distributionSection(card, `this image (${this.shown?.name ?? "analysed"})`));
+      panel.dataset["status"] = "ready";
+    } catch (error) {
+      panel.replaceChildren(errorParagraph(error));
+      panel.dataset["status"] = "error";
+    }
   }
 
   /** How the analysis went, for the status line. */

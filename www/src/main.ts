@@ -1,5 +1,6 @@
 // The app: loads the model and its bundle in a worker (WebGPU, else the CPU), then routes
-// between the image lab, the neuron explorer and the adversarial miner. `<main data-status>`
+// between the image lab, the neuron explorer (with word pages and lists of neurons) and the
+// adversarial miner. `<main data-status>`
 // is "loading" until the first view has its result, then "ready"; a failure shows a readable
 // message and sets it to "error".
 
@@ -9,9 +10,11 @@ import { NeuronExplorer } from "./explorer";
 import { formatBytes, formatMs, formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
 import { ImageLab } from "./lab";
+import { ListStore, ListView, wireListLink } from "./lists";
 import { isBackendChoice, type BackendChoice, type BundleSource, type FileSource, type ProgressEvent, type ReadyResponse, type WeightsSource } from "./protocol";
 import { Session, type Sources } from "./session";
 import { isConvertedDirectory, OPENAI_VIT_B_32, readSettings, settingsHref, type Settings } from "./settings";
+import { WordPageView } from "./word-page";
 
 type Status = "loading" | "ready" | "error";
 
@@ -174,10 +177,22 @@ const lab = new ImageLab(
     opacity: byId("opacity", HTMLInputElement),
     mask: byId("mask-toggle", HTMLInputElement),
     segmentInfo: byId("segment-info", HTMLElement),
+    exports: byId("lab-export", HTMLElement),
+    ablation: {
+      panel: byId("ablation", HTMLElement),
+      neuronsForm: byId("ablate-neurons-form", HTMLFormElement),
+      neurons: byId("ablate-neurons", HTMLInputElement),
+      layerForm: byId("ablate-layer-form", HTMLFormElement),
+      layer: byId("ablate-layer", HTMLSelectElement),
+      result: byId("ablation-result", HTMLElement),
+    },
   },
   session,
   settings.concept ?? "predicted",
 );
+
+const myList = new ListStore();
+wireListLink(myList, byId("list-link", HTMLAnchorElement), byId("list-count", HTMLElement));
 
 const explorer = new NeuronExplorer(
   {
@@ -193,7 +208,24 @@ const explorer = new NeuronExplorer(
     searchResult: byId("search-result", HTMLElement),
   },
   session,
+  myList,
 );
+
+const lists = new ListView(
+  {
+    view: byId("view-list", HTMLElement),
+    form: byId("list-form", HTMLFormElement),
+    spec: byId("list-spec", HTMLInputElement),
+    copy: byId("list-copy", HTMLButtonElement),
+    copyStatus: byId("list-copy-status", HTMLElement),
+    copyField: byId("list-copy-field", HTMLInputElement),
+    cards: byId("list-cards", HTMLElement),
+  },
+  session,
+  myList,
+);
+
+const wordPage = new WordPageView({ view: byId("view-word", HTMLElement), title: byId("word-title", HTMLElement), result: byId("word-result", HTMLElement) }, session);
 
 const miner = new AdversarialMiner(
   {
@@ -221,14 +253,29 @@ function onReady(ready: ReadyResponse, reason: string | null): void {
   ui.modelFacts.textContent =
     `${ready.imageSize}-pixel input, ${formatBytes(ready.weightsBytes)} of weights, built in ${formatMs(ready.initMs)}` +
     (bundle ? `; bundle of ${bundle.modelName}: layers ${bundle.layers.join(", ")}, ${bundle.neurons} neurons each, ${bundle.words} words, ${bundle.classes.length} classes, ${bundle.images} images` : "");
-  for (const view of [lab, explorer, miner]) view.setBundle(bundle);
+  for (const view of [lab, explorer, miner, lists, wordPage]) view.setBundle(bundle);
   ui.downloadsPanel.open = false;
   if (reason !== null) notify(reason);
 }
 
 // ---- Routes ----
 
-type Route = { view: "lab" } | { view: "explorer"; layer: number | null; neuron: number | null; search: string | null } | { view: "miner" };
+type Route =
+  | { view: "lab" }
+  | { view: "explorer"; layer: number | null; neuron: number | null; search: string | null }
+  | { view: "list"; spec: string }
+  | { view: "word"; word: string }
+  | { view: "miner" };
+
+/** A route's rest, decoded (a malformed escape is kept as typed). */
+function decodePart(parts: string[]): string {
+  const text = parts.join("/");
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
 
 function parseRoute(hash: string): Route {
   const parts = hash.replace(/^#\/?/, "").split("/");
@@ -237,7 +284,9 @@ function parseRoute(hash: string): Route {
     const neuron = parts[2] === undefined || parts[2] === "" ? null : Number(parts[2]);
     return { view: "explorer", layer, neuron, search: null };
   }
-  if (parts[0] === "search") return { view: "explorer", layer: null, neuron: null, search: decodeURIComponent(parts.slice(1).join("/")) };
+  if (parts[0] === "search") return { view: "explorer", layer: null, neuron: null, search: decodePart(parts.slice(1)) };
+  if (parts[0] === "list") return { view: "list", spec: decodePart(parts.slice(1)) };
+  if (parts[0] === "word") return { view: "word", word: decodePart(parts.slice(1)) };
   if (parts[0] === "miner") return { view: "miner" };
   return { view: "lab" };
 }
@@ -258,6 +307,10 @@ async function route(): Promise<void> {
     const bundle = session.ready?.bundle;
     if (target.search !== null) await explorer.search(target.search);
     else await explorer.show(target.layer ?? bundle?.layers[0] ?? 0, target.neuron ?? 0);
+  } else if (target.view === "list") {
+    await lists.show(target.spec);
+  } else if (target.view === "word") {
+    await wordPage.show(target.word);
   } else if (target.view === "miner") {
     await miner.mine();
   }

@@ -4,14 +4,18 @@
 // named in `FinalResponse` for its type, or `error`.
 
 import type {
+  AblationRequest,
+  AblationResult,
   ActivationMap,
   AdversarialOptions,
   AdversarialResult,
   Analysis,
   FooledResult,
   NeuronCard,
+  NeuronList,
   SearchResult,
   Segmentation,
+  WordPage,
 } from "clip-lens-wasm";
 
 /** The backend a page asks for. "auto" tries WebGPU and falls back to the CPU. */
@@ -104,6 +108,13 @@ export interface EngineCalls {
   search: { args: { text: string; top: number }; result: SearchResult };
   adversarial: { args: { class0: string; class1: string; options: AdversarialOptions | null }; result: AdversarialResult };
   fooled: { args: { bytes: Uint8Array; class0: string; class1: string }; result: FooledResult };
+  wordPage: { args: { word: string; topImages: number | null }; result: WordPage };
+  neuronList: { args: { spec: string }; result: NeuronList };
+  /** On the last analysed image, without a new forward. */
+  ablate: { args: { request: AblationRequest }; result: AblationResult };
+  neuronCsv: { args: { layer: number; neuron: number }; result: string };
+  /** The last analysis and every ablation run on it since, as CSV. */
+  analysisCsv: { args: Record<string, never>; result: string };
 }
 export type EngineMethod = keyof EngineCalls;
 

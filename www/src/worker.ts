@@ -252,6 +252,11 @@ const METHODS: { [M in EngineMethod]: (engine: Engine, args: Args<M>) => Promise
   search: (e, a) => e.search(a.text, a.top),
   adversarial: (e, a) => e.adversarial(a.class0, a.class1, a.options),
   fooled: (e, a) => e.fooled(a.bytes, a.class0, a.class1),
+  wordPage: async (e, a) => e.wordPage(a.word, a.topImages ?? undefined),
+  neuronList: async (e, a) => e.neuronList(a.spec),
+  ablate: (e, a) => e.ablate(a.request),
+  neuronCsv: async (e, a) => e.neuronCsv(a.layer, a.neuron),
+  analysisCsv: async (e) => e.analysisCsv(),
 };
 
 async function call(request: CallRequest): Promise<void> {

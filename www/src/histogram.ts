@@ -1,0 +1,120 @@
+// A neuron's distribution of centred norms |phi_n - mean_n| over the bundle's images: a bar
+// chart on a log-spaced axis (SVG) with its significance threshold (and, after an analysis,
+// the analysed image's norm) marked, the share of images above the threshold, and the
+// percentiles as a table: the chart's text alternative.
+
+import type { NeuronCard, NeuronDistribution } from "clip-lens-wasm";
+import { el } from "./dom";
+import { formatSignificant } from "./format";
+
+const SVG = "http://www.w3.org/2000/svg";
+/** The chart's drawing box (the SVG scales to its container). */
+const WIDTH = 320;
+const HEIGHT = 120;
+const TOP = 14;
+const BOTTOM = 16;
+
+/** A value marked on the chart: a vertical line with a label. */
+export interface Mark {
+  value: number;
+  label: string;
+  /** CSS class of the line: "threshold" or "analysed". */
+  kind: "threshold" | "analysed";
+}
+
+export const NO_HISTOGRAM = "This bundle (format 2) has no per-neuron histograms: rebuild it with `clip-lens precompute`.";
+
+function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>, ...children: (Node | string)[]): SVGElementTagNameMap[K] {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  element.append(...children);
+  return element;
+}
+
+/** Where `value` lies on the axis, 0 (first edge) to 1 (last edge), clamped: log-spaced
+ * between the edges, linear when the first edge is not positive. */
+export function axisPosition(edges: readonly number[], value: number): number {
+  const first = edges[0] ?? 0;
+  const last = edges[edges.length - 1] ?? 1;
+  const log = first > 0 && value > 0;
+  const [a, b, v] = log ? [Math.log(first), Math.log(last), Math.log(value)] : [first, last, value];
+  return b > a ? Math.min(1, Math.max(0, (v - a) / (b - a))) : 0;
+}
+
+/** "N of M images (x.xx%) above the threshold". */
+export function shareText(distribution: NeuronDistribution): string {
+  return `${distribution.above_threshold} of ${distribution.images} images (${(100 * distribution.share_above).toFixed(2)}%) above the threshold`;
+}
+
+/** The chart's summary for screen readers. */
+function chartLabel(distribution: NeuronDistribution, marks: readonly Mark[]): string {
+  const first = distribution.edges[0] ?? 0;
+  const last = distribution.edges[distribution.edges.length - 1] ?? 0;
+  const marked = marks.map((mark) => `${mark.label}`).join("; ");
+  return `Histogram of the neuron's centred norm over ${distribution.images} images, ${distribution.counts.length} bins from ${formatSignificant(first)} to ${formatSignificant(last)} (log scale): ${shareText(distribution)}${marked ? `; marked: ${marked}` : ""}.`;
+}
+
+/** The bar chart of `distribution` with `marks` as vertical lines. */
+export function histogramChart(distribution: NeuronDistribution, marks: readonly Mark[] = [], threshold: number | null = null): SVGSVGElement {
+  const { edges, counts } = distribution;
+  const largest = Math.max(1, ...counts);
+  const plot = HEIGHT - TOP - BOTTOM;
+  const x = (value: number): number => WIDTH * axisPosition(edges, value);
+  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "histogram", role: "img", "aria-label": chartLabel(distribution, marks) });
+  counts.forEach((count, i) => {
+    const low = edges[i] ?? 0;
+    const high = edges[i + 1] ?? low;
+    const height = count > 0 ? Math.max(1.5, (plot * count) / largest) : 0;
+    const above = threshold !== null && low >= threshold;
+    chart.append(
+      svg("rect", { class: `hist-bar${above ? " above" : ""}`, x: x(low) + 0.5, y: TOP + plot - height, width: Math.max(0.5, x(high) - x(low) - 1), height },
+        svg("title", {}, `${formatSignificant(low)} to ${formatSignificant(high)}: ${count} image${count === 1 ? "" : "s"}`)),
+    );
+  });
+  chart.append(
+    svg("line", { class: "hist-axis", x1: 0, x2: WIDTH, y1: TOP + plot, y2: TOP + plot }),
+    svg("text", { class: "hist-tick", x: 0, y: HEIGHT - 3 }, formatSignificant(edges[0] ?? 0)),
+    svg("text", { class: "hist-tick", x: WIDTH, y: HEIGHT - 3, "text-anchor": "end" }, formatSignificant(edges[edges.length - 1] ?? 0)),
+    svg("text", { class: "hist-tick", x: 0, y: 10 }, `${largest} image${largest === 1 ? "" : "s"}`),
+  );
+  marks.forEach((mark, i) => {
+    const at = x(mark.value);
+    const anchor = at > WIDTH / 2 ? "end" : "start";
+    chart.append(
+      svg("g", { class: `hist-mark ${mark.kind}`, "data-value": mark.value },
+        svg("line", { x1: at, x2: at, y1: TOP - 2, y2: TOP + plot }),
+        svg("text", { x: anchor === "end" ? at - 3 : at + 3, y: TOP + 9 + 11 * i, "text-anchor": anchor }, mark.label)),
+    );
+  });
+  return chart;
+}
+
+/** The percentiles as a two-row table (percentile, centred norm). */
+export function percentileTable(distribution: NeuronDistribution): HTMLTableElement {
+  const [head, values] = [el("tr", {}, el("th", { scope: "row" }, "Percentile")), el("tr", {}, el("th", { scope: "row" }, "Centred norm"))];
+  for (const [percentile, value] of distribution.percentiles) {
+    head.append(el("th", { scope: "col" }, `${percentile}`));
+    values.append(el("td", {}, formatSignificant(value)));
+  }
+  return el("table", { class: "percentiles" }, el("caption", { class: "visually-hidden" }, "Percentiles of the centred norm over the bundle's images"), el("thead", {}, head), el("tbody", {}, values));
+}
+
+/** The card's distribution section: chart, share above the threshold and percentiles, with
+ * the analysed image's norm marked when `analysedLabel` is given and the card has one; a
+ * format-2 bundle's message instead when the card has no distribution. */
+export function distributionSection(card: NeuronCard, analysedLabel: string | null = null): HTMLElement {
+  const section = el("section", { class: "distribution", "aria-label": "Distribution of its centred norm" }, el("h4", {}, "Distribution of its centred norm"));
+  const distribution = card.distribution;
+  if (distribution === null) {
+    section.append(el("p", { class: "hint no-histogram" }, NO_HISTOGRAM));
+    return section;
+  }
+  const marks: Mark[] = [];
+  if (card.threshold !== null) marks.push({ value: card.threshold, label: `threshold ${formatSignificant(card.threshold)}`, kind: "threshold" });
+  if (analysedLabel !== null && card.analysed_norm !== null) marks.push({ value: card.analysed_norm, label: `${analysedLabel} ${formatSignificant(card.analysed_norm)}`, kind: "analysed" });
+  section.append(
+    el("figure", { class: "histogram-figure" }, histogramChart(distribution, marks, card.threshold), el("figcaption", { class: "histogram-caption" }, `${shareText(distribution)}.`)),
+    percentileTable(distribution),
+  );
+  return section;
+}

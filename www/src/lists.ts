@@ -1,0 +1,187 @@
+// Lists of neurons: the route #/list/9:4,9:17,10:301 shows their cards side by side (words,
+// threshold, top thumbnails, histogram) with the words they share highlighted. The visitor's
+// own list is kept in localStorage ("add to list" on every card; its link and count in the
+// header), and a list's link can be copied.
+
+import type { NeuronCard, NeuronList } from "clip-lens-wasm";
+import { el, errorMessage, fillSection, neuronLink, signedBar, wordLink } from "./dom";
+import { formatSigned, formatSignificant } from "./format";
+import { distributionSection } from "./histogram";
+import type { BundleInfo } from "./protocol";
+import type { Session } from "./session";
+import { thumbnailStrip } from "./thumbnails";
+
+const STORAGE_KEY = "clip-lens-list";
+/** Words shown on a compact card. */
+const LIST_WORDS = 8;
+
+/** "L:N", the list's item form. */
+export function neuronKey(layer: number, neuron: number): string {
+  return `${layer}:${neuron}`;
+}
+
+/** The route of a list. */
+export function listHref(keys: readonly string[]): string {
+  return `#/list/${keys.join(",")}`;
+}
+
+/** The visitor's list, in localStorage (in memory where storage is refused). */
+export class ListStore {
+  private keys: string[];
+  private readonly listeners: (() => void)[] = [];
+
+  constructor() {
+    this.keys = ListStore.read();
+  }
+
+  private static read(): string[] {
+    try {
+      const stored: unknown = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "[]");
+      return Array.isArray(stored) ? stored.filter((key): key is string => typeof key === "string" && /^\d+:\d+$/.test(key)) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  get items(): readonly string[] {
+    return this.keys;
+  }
+
+  has(key: string): boolean {
+    return this.keys.includes(key);
+  }
+
+  /** Adds `key` when absent, else removes it. */
+  toggle(key: string): void {
+    this.keys = this.has(key) ? this.keys.filter((k) => k !== key) : [...this.keys, key];
+    try {
+      localStorage.setItem(STORAGE_KEY, JSON.stringify(this.keys));
+    } catch {
+      // Private browsing without storage: the list lasts as long as the page.
+    }
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Calls `listener` after every change. */
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+}
+
+/** The "add to list" toggle button of a neuron's card (aria-pressed while it is listed). */
+export function listButton(store: ListStore, layer: number, neuron: number): HTMLButtonElement {
+  const key = neuronKey(layer, neuron);
+  const button = el("button", { type: "button", class: "list-button", "aria-label": `Add layer ${layer}, neuron ${neuron} to my list` });
+  const update = (): void => {
+    const listed = store.has(key);
+    button.textContent = listed ? "✓ in my list" : "+ add to list";
+    button.setAttribute("aria-pressed", String(listed));
+  };
+  button.addEventListener("click", () => {
+    store.toggle(key);
+    update();
+  });
+  update();
+  return button;
+}
+
+/** The header's link to the visitor's list, with its count. */
+export function wireListLink(store: ListStore, link: HTMLAnchorElement, count: HTMLElement): void {
+  const update = (): void => {
+    link.href = listHref(store.items);
+    count.textContent = String(store.items.length);
+    link.setAttribute("aria-label", `My list: ${store.items.length} neuron${store.items.length === 1 ? "" : "s"}`);
+  };
+  store.onChange(update);
+  update();
+}
+
+export interface ListElements {
+  view: HTMLElement;
+  form: HTMLFormElement;
+  spec: HTMLInputElement;
+  copy: HTMLButtonElement;
+  copyStatus: HTMLElement;
+  copyField: HTMLInputElement;
+  cards: HTMLElement;
+}
+
+/** The list view (#/list/<spec>). */
+export class ListView {
+  private bundle: BundleInfo | null = null;
+
+  constructor(
+    private readonly ui: ListElements,
+    private readonly session: Session,
+    private readonly store: ListStore,
+  ) {
+    ui.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      location.hash = listHref(ui.spec.value.split(",").map((item) => item.trim()).filter((item) => item));
+    });
+    ui.copy.addEventListener("click", () => void this.copyLink());
+  }
+
+  setBundle(bundle: BundleInfo | null): void {
+    this.bundle = bundle;
+  }
+
+  /** Shows the cards of `spec` ("9:4,9:17"); an empty spec shows the visitor's list. */
+  async show(spec: string): Promise<void> {
+    const ui = this.ui;
+    const wanted = spec.trim() === "" ? this.store.items.join(",") : spec.trim();
+    ui.spec.value = wanted;
+    ui.copyField.hidden = true;
+    ui.copyStatus.textContent = "";
+    document.title = "Neuron list · clip-lens";
+    if (wanted === "") {
+      ui.cards.replaceChildren(el("p", { class: "hint" }, "Your list is empty: add neurons with “+ add to list” on their cards, or type some above (layer:neuron, comma separated)."));
+      ui.cards.dataset["status"] = "ready";
+      return;
+    }
+    await fillSection(ui.cards, `Loading ${wanted}…`, () => this.session.call("neuronList", { spec: wanted }), (list) => this.render(list));
+  }
+
+  private render(list: NeuronList): Node[] {
+    const shared = new Set(list.shared_words);
+    const summary = list.shared_words.length
+      ? el("p", { class: "shared-summary" }, `Words shared by at least two of them (highlighted): `, ...list.shared_words.flatMap((word, i) => [i ? ", " : "", wordLink(word, word, "word-link shared")]))
+      : el("p", { class: "hint shared-summary" }, "No word is shared by two of these neurons' first words.");
+    return [summary, el("div", { class: "list-cards" }, ...list.cards.map((card) => this.compactCard(card, shared)))];
+  }
+
+  /** A small card: title, threshold, first words (shared ones highlighted), thumbnails, histogram. */
+  private compactCard(card: NeuronCard, shared: ReadonlySet<string>): HTMLElement {
+    const largest = Math.max(1e-12, ...card.words.map(([, c]) => Math.abs(c)));
+    const words = el("ol", { class: "word-bars compact", "aria-label": `First words of layer ${card.layer}, neuron ${card.neuron}` });
+    for (const [word, c] of card.words.slice(0, LIST_WORDS)) {
+      const isShared = shared.has(word);
+      words.append(el("li", { class: `score-row${isShared ? " shared" : ""}`, "data-shared": isShared }, wordLink(word, word, `score-label word-link${isShared ? " shared" : ""}`), signedBar(c, largest), el("span", { class: "num" }, formatSigned(c))));
+    }
+    return el(
+      "article",
+      { class: "compact-card", "data-neuron": neuronKey(card.layer, card.neuron), "aria-label": `Layer ${card.layer}, neuron ${card.neuron}` },
+      el("header", { class: "card-header" }, el("h3", {}, neuronLink(card.layer, card.neuron, `Layer ${card.layer}, neuron ${card.neuron}`)), listButton(this.store, card.layer, card.neuron)),
+      el("p", { class: "hint" }, card.threshold === null ? "No threshold (no norms)." : `Threshold ${formatSignificant(card.threshold)}`),
+      words,
+      thumbnailStrip(card.top_images, this.bundle, card.layer, card.neuron) ?? el("p", { class: "hint" }, "No thumbnails."),
+      distributionSection(card),
+    );
+  }
+
+  /** Copies the list's address; where the clipboard is refused, shows it selected in a field. */
+  private async copyLink(): Promise<void> {
+    const ui = this.ui;
+    const url = new URL(listHref(ui.spec.value.split(",").map((item) => item.trim()).filter((item) => item)), location.href).href;
+    try {
+      await navigator.clipboard.writeText(url);
+      ui.copyField.hidden = true;
+      ui.copyStatus.textContent = "Link copied.";
+    } catch (error) {
+      ui.copyField.value = url;
+      ui.copyField.hidden = false;
+      ui.copyField.select();
+      ui.copyStatus.textContent = `The clipboard is not available (${errorMessage(error)}): copy the link from the field.`;
+    }
+  }
+}
