@@ -7,7 +7,11 @@
 //! `layer.L.decomposition.index` `[N,m]` (i32 word index, -1 pads a code OMP ended early) and
 //! `layer.L.decomposition.coef` `[N,m]` (sorted by |coef| descending); and `words.embeds` `[V,D]`
 //! (100 x normalised text embeddings), `classes.embeds` `[C,D]` (unit-norm zero-shot
-//! classifier: templates averaged). With [`Storage::F16`] the means, directions and embeddings
+//! classifier: templates averaged). Format 3 adds, when `histogram_bins` > 0, each neuron's
+//! distribution of centred norms over the images (see [`crate::lens::histogram`]):
+//! `layer.L.histogram.edges` `[N,B+1]`, `layer.L.histogram.counts` `[N,B]` (i32) and
+//! `layer.L.percentiles` `[N,P]` (the manifest's `percentiles`); format 2 still reads, without
+//! them. With [`Storage::F16`] the means, directions and embeddings
 //! are stored as f16 (readers convert to f32). When the images were available, `thumbnails/`
 //! holds `<image id>.jpg` (a small centre crop) for every image that is in some neuron's top k.
 
@@ -17,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::lens::Distributions;
 use crate::tensor_file::{serialize, NamedTensor};
 use crate::vector;
 
@@ -24,8 +29,11 @@ use crate::vector;
 pub type WordUse = (usize, usize, f32);
 use crate::{ClipConfig, WeightFile};
 
-/// The bundle format this code reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// The bundle format this code writes.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The formats this code reads (2: without the per-neuron distributions).
+pub const READABLE_VERSIONS: [u32; 2] = [2, 3];
 
 /// How the large tensors (means, directions, word and class embeddings) are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -74,6 +82,12 @@ pub struct Manifest {
     /// has none.
     #[serde(default)]
     pub thumbnail_size: u32,
+    /// Histogram bins per neuron (0: the bundle has no distributions, as in format 2).
+    #[serde(default)]
+    pub histogram_bins: usize,
+    /// The percentiles kept per neuron, in `layer.L.percentiles` order.
+    #[serde(default)]
+    pub percentiles: Vec<f32>,
 }
 
 /// One layer's lens data.
@@ -89,6 +103,8 @@ pub struct LayerLens {
     pub decomposition_index: Vec<i32>,
     /// Coefficients `[N,m]`.
     pub decomposition_coef: Vec<f32>,
+    /// Each neuron's distribution of centred norms (none in format 2).
+    pub distributions: Option<Distributions>,
 }
 
 /// A loaded bundle.
@@ -147,6 +163,24 @@ impl Bundle {
                 &[n, c],
                 lens.decomposition_coef.clone(),
             ));
+            if let Some(d) = &lens.distributions {
+                let bins = m.histogram_bins;
+                tensors.push(NamedTensor::f32(
+                    format!("layer.{layer}.histogram.edges"),
+                    &[n, bins + 1],
+                    d.edges.clone(),
+                ));
+                tensors.push(NamedTensor::i32(
+                    format!("layer.{layer}.histogram.counts"),
+                    &[n, bins],
+                    d.counts.iter().map(|&c| c.min(i32::MAX as u64) as i32).collect(),
+                ));
+                tensors.push(NamedTensor::f32(
+                    format!("layer.{layer}.percentiles"),
+                    &[n, m.percentiles.len()],
+                    d.percentiles.clone(),
+                ));
+            }
         }
         tensors.push(large("words.embeds".into(), &[m.words.len(), d], &self.word_embeds));
         tensors.push(large("classes.embeds".into(), &[m.classes.len(), d], &self.class_embeds));
@@ -164,8 +198,8 @@ impl Bundle {
         let version: serde_json::Value =
             serde_json::from_str(manifest_json).map_err(|e| bundle_error(format!("manifest.json is not JSON: {e}")))?;
         match version.get("format_version").and_then(|v| v.as_u64()) {
-            Some(v) if v == FORMAT_VERSION as u64 => {}
-            Some(v) => return Err(bundle_error(format!("bundle format version {v}, this build reads version {FORMAT_VERSION}: rebuild the bundle with `clip-lens precompute`"))),
+            Some(v) if READABLE_VERSIONS.iter().any(|&r| r as u64 == v) => {}
+            Some(v) => return Err(bundle_error(format!("bundle format version {v}, this build reads versions {READABLE_VERSIONS:?}: rebuild the bundle with `clip-lens precompute`"))),
             None => return Err(bundle_error("manifest.json has no format_version".into())),
         }
         let manifest: Manifest =
@@ -194,6 +228,7 @@ impl Bundle {
                     norms: f32s(&name("norms"), &[n, k])?,
                     decomposition_index: index,
                     decomposition_coef: f32s(&name("decomposition.coef"), &[n, c])?,
+                    distributions: read_distributions(&file, &manifest, layer)?,
                 },
             );
         }
@@ -349,6 +384,11 @@ fn check_sizes(manifest: &Manifest) -> Result<()> {
     if let Some((name, _)) = counts.iter().find(|(_, count)| *count == 0) {
         return Err(bundle_error(format!("manifest.json: `{name}` is empty or zero")));
     }
+    if m.histogram_bins > 0 && (m.percentiles.is_empty() || m.percentiles.iter().any(|p| !(*p > 0.0 && *p <= 100.0))) {
+        return Err(bundle_error(
+            "manifest.json: `percentiles` must list values in (0, 100] when `histogram_bins` is set".into(),
+        ));
+    }
     let mut layers = m.layers.clone();
     layers.sort_unstable();
     if let Some(pair) = layers.windows(2).find(|pair| pair[0] == pair[1]) {
@@ -376,6 +416,32 @@ fn check_top_images(manifest: &Manifest) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A layer's distributions, when the manifest says the bundle has them.
+fn read_distributions(file: &WeightFile, manifest: &Manifest, layer: usize) -> Result<Option<Distributions>> {
+    let (n, bins) = (manifest.neurons, manifest.histogram_bins);
+    if bins == 0 {
+        return Ok(None);
+    }
+    let name = |part: &str| format!("layer.{layer}.{part}");
+    let read = |e: Error| bundle_error(e.to_string());
+    let counts = file.tensor_i32(&name("histogram.counts"), &[n, bins]).map_err(read)?;
+    if counts.iter().any(|&c| c < 0) {
+        return Err(bundle_error(format!("{} holds a negative count", name("histogram.counts"))));
+    }
+    let edges = file.tensor(&name("histogram.edges"), &[n, bins + 1]).map_err(read)?;
+    if edges
+        .chunks_exact(bins + 1)
+        .any(|row| row.windows(2).any(|pair| pair[0].partial_cmp(&pair[1]) != Some(std::cmp::Ordering::Less)))
+    {
+        return Err(bundle_error(format!("{} are not ascending", name("histogram.edges"))));
+    }
+    Ok(Some(Distributions {
+        edges,
+        counts: counts.into_iter().map(|c| c as u64).collect(),
+        percentiles: file.tensor(&name("percentiles"), &[n, manifest.percentiles.len()]).map_err(read)?,
+    }))
 }
 
 fn bundle_error(message: String) -> Error {

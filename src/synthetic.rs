@@ -243,7 +243,7 @@ fn random_layer(rng: &mut SplitMix, neurons: usize, dim: usize, sizes: &BundleSi
             decomposition_coef.push(sign / (j + 1) as f32);
         }
     }
-    crate::bundle::LayerLens { mean, direction, norms, decomposition_index, decomposition_coef }
+    crate::bundle::LayerLens { mean, direction, norms, decomposition_index, decomposition_coef, distributions: None }
 }
 
 /// A bundle of random lens data for `config`'s image tower, naming the weights whose sha256 is
@@ -278,6 +278,8 @@ pub fn random_bundle(
         skipped_images: vec![],
         top_images: Default::default(),
         thumbnail_size: 0,
+        histogram_bins: 0,
+        percentiles: vec![],
     };
     let word_embeds = rng.unit_rows(sizes.words, dim, 100.0);
     let class_embeds = rng.unit_rows(sizes.classes, dim, 1.0);

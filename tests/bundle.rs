@@ -43,6 +43,40 @@ fn precompute_statistics_match_reference() {
     }
 }
 
+/// Format 3's distributions: every neuron's histogram counts the 48 images once, and the
+/// percentiles at or above the 90th (ranks 44..48 of 48, within the top 6) are the reference's
+/// top norms; the median lies inside its bin and below the threshold.
+#[test]
+fn precompute_distributions_match_reference_norms() {
+    let bundle = Bundle::read(bundle_dir()).unwrap();
+    let expected = expected();
+    let manifest = &bundle.manifest;
+    assert_eq!((manifest.format_version, manifest.histogram_bins), (3, 32));
+    assert_eq!(manifest.percentiles, [50.0, 90.0, 98.0, 99.0, 99.9]);
+    for layer in 0..3usize {
+        let d = bundle.layers[&layer].distributions.as_ref().expect("format 3 has distributions");
+        let reference = &expected[&format!("norms.{layer}")].values; // [256, 6] ascending
+        for n in 0..256 {
+            let counts = &d.counts[n * 32..(n + 1) * 32];
+            let edges = &d.edges[n * 33..(n + 1) * 33];
+            let percentiles = &d.percentiles[n * 5..(n + 1) * 5];
+            let top = &reference[n * 6..(n + 1) * 6];
+            assert_eq!(counts.iter().sum::<u64>(), 48, "layer {layer} neuron {n}");
+            assert!(edges.windows(2).all(|w| w[0] < w[1]));
+            // p90: rank 44 = the 5th largest; p98, p99, p99.9: rank 48 = the largest.
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * b.abs().max(1e-6);
+            assert!(close(percentiles[1], top[1]), "layer {layer} neuron {n}: p90 {} vs {}", percentiles[1], top[1]);
+            for &p in &percentiles[2..] {
+                assert!(close(p, top[5]), "layer {layer} neuron {n}: {p} vs the largest {}", top[5]);
+            }
+            assert!(percentiles[0] <= top[0] * 1.0001 && percentiles[0] >= edges[0].min(percentiles[0]));
+            // The largest norm is counted in the bin whose edges hold it (or an outer bin).
+            let bin = edges.partition_point(|&e| e <= top[5]).saturating_sub(1).min(31);
+            assert!(counts[bin] >= 1, "layer {layer} neuron {n}: bin {bin} of the largest norm is empty");
+        }
+    }
+}
+
 /// Largest deviation of unit directions compared up to sign (the sign is tested, with the
 /// reference's tie caveat, in tests/lens.rs).
 fn sign_free_deviation(ours: &[f32], theirs: &[f32], dim: usize) -> f32 {
@@ -103,6 +137,12 @@ fn describe_prints_signed_words() {
     assert!(result.status.success());
     let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     assert_eq!(json["words"][0][0].as_str().unwrap(), words[0].0);
+    // The page's card: the distribution of format 3 included.
+    let d = &json["distribution"];
+    assert_eq!(d["images"].as_u64(), Some(48));
+    assert_eq!(d["counts"].as_array().unwrap().iter().map(|c| c.as_u64().unwrap()).sum::<u64>(), 48);
+    assert_eq!(d["percentiles"][4][1].as_f64().unwrap() as f32, bundle.layers[&1].norms[4 * 6 + 5]);
+    assert_eq!(json["top_images"].as_array().unwrap().len(), 6);
     assert!(bundle.describe(7, 0).unwrap_err().to_string().contains("layer 7 is not in the bundle"));
     assert!(bundle.describe(1, 999).unwrap_err().to_string().contains("neuron 999 is out of range"));
 }
@@ -114,8 +154,20 @@ fn bad_bundles_are_rejected_with_reasons() {
     let tensors = std::fs::read(dir.join("lens.safetensors")).unwrap();
     let bundle = Bundle::from_parts(&manifest, tensors.clone()).unwrap();
     let message = |json: String, bytes: Vec<u8>| Bundle::from_parts(&json, bytes).unwrap_err().to_string();
-    let newer = manifest.replacen("\"format_version\": 2", "\"format_version\": 99", 1);
+    let newer = manifest.replacen("\"format_version\": 3", "\"format_version\": 99", 1);
     assert!(message(newer, tensors.clone()).contains("bundle format version 99"));
+    // Format 2 (no histograms): still read, without distributions.
+    let mut old: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    old["format_version"] = serde_json::json!(2);
+    old.as_object_mut().unwrap().remove("histogram_bins");
+    old.as_object_mut().unwrap().remove("percentiles");
+    let read = Bundle::from_parts(&old.to_string(), tensors.clone()).unwrap();
+    assert!(read.layers.values().all(|l| l.distributions.is_none()));
+    let more_bins = manifest.replacen("\"histogram_bins\": 32", "\"histogram_bins\": 40", 1);
+    assert!(message(more_bins, tensors.clone()).contains("layer.0.histogram.counts"));
+    let mut no_percentiles: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    no_percentiles["percentiles"] = serde_json::json!([]);
+    assert!(message(no_percentiles.to_string(), tensors.clone()).contains("`percentiles` must list"));
     let more_neurons = manifest.replacen("\"neurons\": 256", "\"neurons\": 300", 1);
     assert!(message(more_neurons, tensors.clone()).contains("has shape [256, 8], expected [300, 8]"));
     let mut fewer_words: serde_json::Value = serde_json::from_str(&manifest).unwrap();

@@ -7,7 +7,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use clip_lens::apps::engine::{AdversarialOptions, AnalyzeOptions, Engine, GpuMemory};
+use clip_lens::apps::engine::{
+    AblationRequest, AdversarialOptions, AnalyzeOptions, Engine, GpuMemory, NeuronDistribution,
+};
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::device::{self, BackendKind};
 use clip_lens::Error;
@@ -67,6 +69,17 @@ fn every_interface_has_the_fields_of_what_it_describes() {
     let adversarial = json(&block_on(engine.adversarial("cat", "dog", &options)).unwrap());
     let fooled = json(&block_on(engine.fooled(DETAIL_PNGS[0], "cat", "dog")).unwrap());
     let layer = layer.expect("a layer with a significant neuron");
+    let words = json(&engine.word_page("genes", 3).unwrap());
+    let list = json(&engine.neuron_list("1:23,1:4").unwrap());
+    let ablation = json(&block_on(engine.ablate(&AblationRequest::RankOne { layer: 1 })).unwrap());
+    let distribution = NeuronDistribution {
+        edges: vec![1.0, 2.0],
+        counts: vec![3],
+        percentiles: vec![(50.0, 1.5)],
+        images: 3,
+        above_threshold: 1,
+        share_above: 1.0 / 3.0,
+    };
 
     let described: Vec<(&str, BTreeSet<String>)> = vec![
         ("AnalyzeOptions", keys(&json(&AnalyzeOptions::default()), &[])),
@@ -91,6 +104,12 @@ fn every_interface_has_the_fields_of_what_it_describes() {
         ("FooledResult", keys(&fooled, &[])),
         ("GpuMemory", keys(&json(&GpuMemory { bytes_in_use: 1, bytes_reserved: 2 }), &[])),
         ("BundleSummary", keys(&json(&engine.bundle_summary().unwrap()), &[])),
+        ("NeuronDistribution", keys(&json(&distribution), &[])),
+        ("WordPage", keys(&words, &[])),
+        ("WordPageNeuron", keys(&words["neurons"][0], &[])),
+        ("NeuronList", keys(&list, &[])),
+        ("AblationView", keys(&ablation["before"], &[])),
+        ("AblationResult", keys(&ablation, &[])),
     ];
     let declared = interfaces();
     for (name, fields) in &described {

@@ -5,6 +5,7 @@ pub mod metrics;
 pub mod segment;
 
 pub mod ablate;
+pub mod ablate_image;
 pub mod adversarial;
 pub mod analysis;
 pub mod classify;

@@ -4,10 +4,14 @@
 //! Pass 1 ([`MeanAccumulator`]) averages each neuron's effect. Pass 2 ([`TopKAccumulator`])
 //! keeps, per neuron, the k images with the largest centred norm `|phi_n(I) - mean_n|` and
 //! their centred effects; [`TopKAccumulator::finish`] then gives the first right singular
-//! vector of those k effects (with the paper's sign rule) and the thresholds.
+//! vector of those k effects (with the paper's sign rule) and the thresholds. With
+//! [`TopKAccumulator::with_histograms`] pass 2 also counts every neuron's centred norms into a
+//! histogram ([`super::histogram`]), whose bins come from pass 1's RMS centred norms
+//! ([`MeanAccumulator::centred_scales`]).
 
 use std::collections::HashMap;
 
+use super::histogram::{Distributions, NormHistograms};
 use crate::error::{Error, Result};
 use crate::tensor_file::{lookup, NamedTensor};
 use crate::vector::dot_f64;
@@ -17,13 +21,15 @@ pub struct MeanAccumulator {
     neurons: usize,
     dim: usize,
     sum: Vec<f64>,
+    /// Per neuron, the sum of `|phi_n|^2` (for [`MeanAccumulator::centred_scales`]).
+    square_sum: Vec<f64>,
     images: usize,
 }
 
 impl MeanAccumulator {
     /// An empty accumulator for `neurons` effects of dimension `dim`.
     pub fn new(neurons: usize, dim: usize) -> Self {
-        Self { neurons, dim, sum: vec![0.0; neurons * dim], images: 0 }
+        Self { neurons, dim, sum: vec![0.0; neurons * dim], square_sum: vec![0.0; neurons], images: 0 }
     }
 
     /// Adds a batch of effects, row-major `[B, N, D]`.
@@ -31,6 +37,9 @@ impl MeanAccumulator {
         let per_image = check_batch(effects, self.neurons, self.dim)?;
         for image in effects.chunks_exact(per_image) {
             self.sum.iter_mut().zip(image).for_each(|(s, &x)| *s += x as f64);
+            for (square, effect) in self.square_sum.iter_mut().zip(image.chunks_exact(self.dim)) {
+                *square += dot_f64(effect, effect);
+            }
             self.images += 1;
         }
         Ok(())
@@ -45,6 +54,7 @@ impl MeanAccumulator {
     pub fn snapshot(&self, prefix: &str) -> Vec<NamedTensor> {
         vec![
             NamedTensor::f64(format!("{prefix}.sum"), &[self.neurons, self.dim], self.sum.clone()),
+            NamedTensor::f64(format!("{prefix}.square_sum"), &[self.neurons], self.square_sum.clone()),
             NamedTensor::i64(format!("{prefix}.images"), &[1], vec![self.images as i64]),
         ]
     }
@@ -52,8 +62,41 @@ impl MeanAccumulator {
     /// Rebuilds an accumulator from [`MeanAccumulator::snapshot`]'s tensors.
     pub fn restore(tensors: &HashMap<String, NamedTensor>, prefix: &str, neurons: usize, dim: usize) -> Result<Self> {
         let sum = lookup(tensors, &format!("{prefix}.sum"))?.f64_values(&[neurons, dim])?;
+        let square_sum = lookup(tensors, &format!("{prefix}.square_sum"))?.f64_values(&[neurons])?;
         let images = lookup(tensors, &format!("{prefix}.images"))?.i64_values(&[1])?[0] as usize;
-        Ok(Self { neurons, dim, sum, images })
+        Ok(Self { neurons, dim, sum, square_sum, images })
+    }
+
+    /// Adds another accumulator's sums (the same neurons and dimension; disjoint images).
+    pub fn merge(&mut self, other: &MeanAccumulator) -> Result<()> {
+        if (self.neurons, self.dim) != (other.neurons, other.dim) {
+            return Err(Error::InvalidInput(format!(
+                "cannot add [{}, {}] sums to [{}, {}] ones",
+                other.neurons, other.dim, self.neurons, self.dim
+            )));
+        }
+        self.sum.iter_mut().zip(&other.sum).for_each(|(a, b)| *a += b);
+        self.square_sum.iter_mut().zip(&other.square_sum).for_each(|(a, b)| *a += b);
+        self.images += other.images;
+        Ok(())
+    }
+
+    /// Each neuron's RMS centred norm `sqrt(E|phi_n|^2 - |mean_n|^2)` `[N]`, in f64 from the
+    /// sums (the histograms' scale); an error when no image was added.
+    pub fn centred_scales(&self) -> Result<Vec<f32>> {
+        if self.images == 0 {
+            return Err(Error::InvalidInput("no images: the centred norms' scale is undefined".into()));
+        }
+        let images = self.images as f64;
+        Ok(self
+            .square_sum
+            .iter()
+            .zip(self.sum.chunks_exact(self.dim))
+            .map(|(&square, sum)| {
+                let mean_square: f64 = sum.iter().map(|s| (s / images).powi(2)).sum();
+                (square / images - mean_square).max(0.0).sqrt() as f32
+            })
+            .collect())
     }
 
     /// The mean effects `[N, D]`; an error when no image was added.
@@ -91,6 +134,7 @@ pub struct TopKAccumulator {
     mean: Vec<f32>,
     kept: Vec<Vec<Kept>>,
     next_image: usize,
+    histograms: Option<NormHistograms>,
 }
 
 /// What the statistics of one layer are.
@@ -113,6 +157,8 @@ pub struct NeuronStatistics {
     /// Per neuron, how many of its top-k centred effects have a positive dot product with its
     /// direction. Exactly k/2 is a tie, where the reference's sign is LAPACK's arbitrary one.
     pub sign_votes: Vec<usize>,
+    /// The distributions of the centred norms, when the accumulator kept histograms.
+    pub distributions: Option<Distributions>,
 }
 
 impl TopKAccumulator {
@@ -121,7 +167,17 @@ impl TopKAccumulator {
         if k == 0 || mean.len() != neurons * dim {
             return Err(Error::InvalidInput(format!("top-k needs k > 0 and a [{neurons}, {dim}] mean")));
         }
-        Ok(Self { k, dim, mean, kept: vec![Vec::with_capacity(k); neurons], next_image: 0 })
+        Ok(Self { k, dim, mean, kept: vec![Vec::with_capacity(k); neurons], next_image: 0, histograms: None })
+    }
+
+    /// Also counts every centred norm into a histogram per neuron, with bins around `scales`
+    /// (`[N]`, pass 1's [`MeanAccumulator::centred_scales`]).
+    pub fn with_histograms(mut self, scales: Vec<f32>) -> Result<Self> {
+        if scales.len() != self.kept.len() {
+            return Err(Error::InvalidInput(format!("{} scales for {} neurons", scales.len(), self.kept.len())));
+        }
+        self.histograms = Some(NormHistograms::new(scales));
+        Ok(self)
     }
 
     /// Adds a batch of effects `[B, N, D]`; images get consecutive ids.
@@ -131,8 +187,11 @@ impl TopKAccumulator {
             let id = self.next_image;
             self.next_image += 1;
             let rows = image.chunks_exact(self.dim).zip(self.mean.chunks_exact(self.dim));
-            for (kept, (effect, mean)) in self.kept.iter_mut().zip(rows) {
-                offer(kept, self.k, id, effect, mean);
+            for (n, (kept, (effect, mean))) in self.kept.iter_mut().zip(rows).enumerate() {
+                let norm = offer(kept, self.k, id, effect, mean);
+                if let Some(histograms) = &mut self.histograms {
+                    histograms.add(n, norm);
+                }
             }
         }
         Ok(())
@@ -152,16 +211,19 @@ impl TopKAccumulator {
                 centred[(n * k + slot) * dim..][..dim].copy_from_slice(&entry.centred);
             }
         }
-        vec![
+        let mut tensors = vec![
             NamedTensor::f32(format!("{prefix}.mean"), &[neurons, dim], self.mean.clone()),
             NamedTensor::i64(format!("{prefix}.images"), &[neurons, k], images),
             NamedTensor::f32(format!("{prefix}.norms"), &[neurons, k], norms),
             NamedTensor::f32(format!("{prefix}.centred"), &[neurons, k, dim], centred),
             NamedTensor::i64(format!("{prefix}.next_image"), &[1], vec![self.next_image as i64]),
-        ]
+        ];
+        tensors.extend(self.histograms.iter().flat_map(|h| h.snapshot(prefix)));
+        tensors
     }
 
-    /// Rebuilds an accumulator from [`TopKAccumulator::snapshot`]'s tensors.
+    /// Rebuilds an accumulator from [`TopKAccumulator::snapshot`]'s tensors (with its
+    /// histograms when the snapshot has them).
     pub fn restore(
         tensors: &HashMap<String, NamedTensor>,
         prefix: &str,
@@ -177,6 +239,9 @@ impl TopKAccumulator {
         let next_image = get("next_image")?.i64_values(&[1])?[0] as usize;
         let mut accumulator = Self::new(mean, neurons, dim, k)?;
         accumulator.next_image = next_image;
+        if tensors.contains_key(&format!("{prefix}.histogram.counts")) {
+            accumulator.histograms = Some(NormHistograms::restore(tensors, prefix, neurons)?);
+        }
         for (n, kept) in accumulator.kept.iter_mut().enumerate() {
             for slot in (0..k).take_while(|&slot| images[n * k + slot] >= 0) {
                 let i = n * k + slot;
@@ -208,6 +273,7 @@ impl TopKAccumulator {
             norms: Vec::with_capacity(neurons * k),
             top_images: Vec::with_capacity(neurons * k),
             sign_votes: Vec::with_capacity(neurons),
+            distributions: None,
         };
         for mut kept in self.kept {
             kept.sort_by(|a, b| a.norm.total_cmp(&b.norm).then(a.image.cmp(&b.image)));
@@ -218,17 +284,19 @@ impl TopKAccumulator {
             stats.norms.extend(kept.iter().map(|e| e.norm));
             stats.top_images.extend(kept.iter().map(|e| e.image));
         }
+        stats.distributions = self.histograms.map(|h| h.finish(&stats.norms, k));
         Ok(stats)
     }
 }
 
-/// Keeps `image` among a neuron's `k` largest centred norms if it belongs there.
-fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f32]) {
+/// Keeps `image` among a neuron's `k` largest centred norms if it belongs there; returns its
+/// centred norm.
+fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f32]) -> f32 {
     let norm = effect.iter().zip(mean).map(|(e, m)| ((e - m) as f64).powi(2)).sum::<f64>().sqrt() as f32;
     let centred = || effect.iter().zip(mean).map(|(e, m)| e - m).collect();
     if kept.len() < k {
         kept.push(Kept { norm, image, centred: centred() });
-        return;
+        return norm;
     }
     let (weakest, smallest) =
         kept.iter()
@@ -237,6 +305,7 @@ fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f
     if norm > smallest {
         kept[weakest] = Kept { norm, image, centred: centred() };
     }
+    norm
 }
 
 /// The first right singular vector of the matrix whose rows are `rows` (not re-centred), with

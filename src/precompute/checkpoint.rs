@@ -58,7 +58,7 @@ pub(super) struct Checkpoint {
     last_saved: Instant,
 }
 
-const CHECKPOINT_VERSION: &str = "1";
+const CHECKPOINT_VERSION: &str = "2";
 
 impl Checkpoint {
     pub(super) fn new(out: &Path, fingerprint: String, seconds: u64) -> Self {

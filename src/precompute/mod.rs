@@ -20,7 +20,7 @@ use std::sync::atomic::AtomicBool;
 use burn::tensor::Device;
 
 use crate::bundle::{sha256_hex, Bundle, LayerLens, Manifest, Storage, FORMAT_VERSION};
-use crate::lens::{orthogonal_matching_pursuit, Dictionary, LensFactors};
+use crate::lens::{orthogonal_matching_pursuit, Dictionary, LensFactors, HISTOGRAM_BINS, PERCENTILES};
 use crate::model::ClipModel;
 use crate::preprocess::{center_crop, decode_image, preprocess_image};
 use crate::text_embeddings::{class_embeddings, lines, word_embeddings, IMAGENET_CLASSES, IMAGENET_TEMPLATES};
@@ -267,6 +267,7 @@ pub fn precompute(
                 norms: s.norms,
                 decomposition_index,
                 decomposition_coef,
+                distributions: s.distributions,
             },
         );
         progress.advance(1);
@@ -294,6 +295,8 @@ pub fn precompute(
         skipped_images: position.skipped,
         top_images,
         thumbnail_size: settings.thumbnail_size,
+        histogram_bins: HISTOGRAM_BINS,
+        percentiles: PERCENTILES.to_vec(),
     };
     let bundle = Bundle { manifest, layers: lens, word_embeds, class_embeds };
     bundle.write(&settings.out, settings.storage)?;

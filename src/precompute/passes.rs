@@ -1,5 +1,6 @@
 //! The two streaming passes over the images (section 2 of the method): pass 1 sums every
-//! neuron's second-order effects into its mean, pass 2 keeps each neuron's top k centred effects.
+//! neuron's second-order effects into its mean (and squared norms, for the histograms' bins),
+//! pass 2 keeps each neuron's top k centred effects and counts its centred norms in a histogram.
 //! Batch by batch (memory O(batch)), checkpointed, resumable.
 
 use std::path::PathBuf;
@@ -54,7 +55,10 @@ impl Passes<'_> {
                 )));
             }
             accumulators = Accumulators::Tops(
-                means.iter().map(|m| TopKAccumulator::new(m.mean()?, neurons, dim, top_k)).collect::<Result<_>>()?,
+                means
+                    .iter()
+                    .map(|m| TopKAccumulator::new(m.mean()?, neurons, dim, top_k)?.with_histograms(m.centred_scales()?))
+                    .collect::<Result<_>>()?,
             );
             position.pass = 2;
             position.done = 0;

@@ -17,7 +17,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::apps::engine::{self, elapsed_ms, invalid, AdversarialOptions, AnalyzeOptions};
+use crate::apps::engine::{self, elapsed_ms, invalid, AblationRequest, AdversarialOptions, AnalyzeOptions};
 use crate::device::{self, BackendKind};
 use crate::Error;
 
@@ -138,11 +138,15 @@ fn with_float_array(object: JsValue, key: &str, values: &[f32]) -> JsResult<JsVa
 /// serde-wasm-bindgen, which must go through a `serde_json::Value` to see unknown keys (it reads
 /// a struct's own fields by name, so `{"topWords": 3}` would pass unseen).
 fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>, what: &str) -> Result<T> {
-    let value = match value {
-        Some(v) if !(v.is_null() || v.is_undefined()) => v,
-        _ => return Ok(T::default()),
-    };
-    let error = |e: &dyn std::fmt::Display| invalid(format!("invalid {what} options: {e}"));
+    match value {
+        Some(v) if !(v.is_null() || v.is_undefined()) => parse_object(v, &format!("{what} options")),
+        _ => Ok(T::default()),
+    }
+}
+
+/// A plain object read as `T` through its JSON text (unknown keys refused where `T` says so).
+fn parse_object<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T> {
+    let error = |e: &dyn std::fmt::Display| invalid(format!("invalid {what}: {e}"));
     if !value.is_object() || js_sys::Array::is_array(&value) {
         return Err(error(&"expected an object"));
     }
@@ -315,6 +319,42 @@ impl Engine {
     #[wasm_bindgen(unchecked_return_type = "NeuronCard")]
     pub fn neuron(&self, layer: usize, index: usize) -> JsResult<JsValue> {
         self.engine.neuron(layer, index).and_then(|card| to_js(&card)).map_err(js_error)
+    }
+
+    /// The cards of a list such as `"9:4,9:17,10:301"`, with the words at least two share.
+    #[wasm_bindgen(js_name = neuronList, unchecked_return_type = "NeuronList")]
+    pub fn neuron_list(&self, spec: String) -> JsResult<JsValue> {
+        self.engine.neuron_list(&spec).and_then(|list| to_js(&list)).map_err(js_error)
+    }
+
+    /// A word's page: every neuron whose decomposition holds `word`, with its first words and
+    /// its first `top_images` (default 6) top images.
+    #[wasm_bindgen(js_name = wordPage, unchecked_return_type = "WordPage")]
+    pub fn word_page(&self, word: String, top_images: Option<usize>) -> JsResult<JsValue> {
+        self.engine.word_page(&word, top_images.unwrap_or(6)).and_then(|page| to_js(&page)).map_err(js_error)
+    }
+
+    /// Ablates second-order effects of the last analysed image (no new forward): its top
+    /// classes and concept words before and after.
+    #[wasm_bindgen(unchecked_return_type = "AblationResult")]
+    pub async fn ablate(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "AblationRequest")] request: JsValue,
+    ) -> JsResult<JsValue> {
+        let request: AblationRequest = parse_object(request, "ablation request").map_err(js_error)?;
+        self.engine.ablate(&request).await.and_then(|result| to_js(&result)).map_err(js_error)
+    }
+
+    /// A neuron's card as CSV.
+    #[wasm_bindgen(js_name = neuronCsv)]
+    pub fn neuron_csv(&self, layer: usize, neuron: usize) -> JsResult<String> {
+        self.engine.neuron_csv(layer, neuron).map_err(js_error)
+    }
+
+    /// The last analysis and the ablations run on it as CSV.
+    #[wasm_bindgen(js_name = analysisCsv)]
+    pub fn analysis_csv(&self) -> JsResult<String> {
+        self.engine.analysis_csv().map_err(js_error)
     }
 
     /// The neurons whose decomposition holds `text` when it is a word of the bundle, and the

@@ -152,6 +152,79 @@ export interface NeuronCard {
   top_images: TopImage[];
   /** The classes nearest to r_n (cosine), best first. */
   classes: NearestClass[];
+  /** Its distribution of centred norms over the bundle's images (null for a format-2 bundle). */
+  distribution: NeuronDistribution | null;
+  /** The last analysed image's centred norm for this neuron (null before an analysis). */
+  analysed_norm: number | null;
+}
+
+/** A neuron's distribution of centred norms |phi_n - mean_n| over the bundle's images. */
+export interface NeuronDistribution {
+  /** Bin edges, ascending, log-spaced (bins + 1 values). */
+  edges: number[];
+  /** Images per bin; the first bin also counts smaller norms, the last larger ones. */
+  counts: number[];
+  /** [percentile, value]: 50, 90, 98, 99, 99.9. */
+  percentiles: [number, number][];
+  /** Images counted. */
+  images: number;
+  /** Images whose norm is above the significance threshold. */
+  above_threshold: number;
+  /** above_threshold / images. */
+  share_above: number;
+}
+
+/** A word's page (`Engine.wordPage`): every neuron whose decomposition holds it. */
+export interface WordPage {
+  /** The word as the bundle spells it. */
+  word: string;
+  /** By |coefficient| descending. */
+  neurons: WordPageNeuron[];
+}
+
+export interface WordPageNeuron {
+  layer: number;
+  neuron: number;
+  /** The word's signed coefficient in the neuron's decomposition. */
+  coefficient: number;
+  /** The neuron's first words (this one included). */
+  words: Scored[];
+  /** Its first top images. */
+  top_images: TopImage[];
+}
+
+/** Several cards side by side (`Engine.neuronList`). */
+export interface NeuronList {
+  cards: NeuronCard[];
+  /** Words among the first 20 of at least two cards, most shared first. */
+  shared_words: string[];
+}
+
+/** What `Engine.ablate` replaces on the last analysed image. */
+export type AblationRequest =
+  | { kind: "neurons"; /** "9:4,9:17" */ neurons: string }
+  | { kind: "significant"; layer: number }
+  | { kind: "insignificant"; layer: number }
+  | { kind: "rank-one"; layer: number };
+
+/** Top classes and merged concept words, before or after an ablation. */
+export interface AblationView {
+  classes: ClassScore[];
+  words: Scored[];
+}
+
+export interface AblationResult {
+  request: AblationRequest;
+  /** What was done, in words. */
+  description: string;
+  /** Neurons whose effect was replaced. */
+  ablated: number;
+  before: AblationView;
+  after: AblationView;
+  /** |v' - v| where |v| = 100 (the embedding classification sees). */
+  shift: number;
+  /** Milliseconds (the layer's effects, computed once per image, included). */
+  ms: number;
 }
 
 /** A neuron whose decomposition holds the searched word. */

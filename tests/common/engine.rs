@@ -40,6 +40,8 @@ pub fn reference_bundle(weights_sha256: String) -> Bundle {
         skipped_images: vec![],
         top_images,
         thumbnail_size: 16,
+        histogram_bins: 0,
+        percentiles: vec![],
     };
     let layers = layers.iter().map(|&l| (l, reference_layer_lens(&expected, l))).collect();
     Bundle { manifest, layers, word_embeds: expected["word_embeds"].values.clone(), class_embeds }

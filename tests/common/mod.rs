@@ -440,6 +440,7 @@ pub fn reference_layer_lens(expected: &HashMap<String, Expected>, layer: usize) 
         norms: expected[&format!("norms.{layer}")].values.clone(),
         decomposition_index,
         decomposition_coef,
+        distributions: None,
     }
 }
 

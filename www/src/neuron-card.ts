@@ -40,7 +40,8 @@ export interface NeuronCardData {
   images: { id: number; name: string; thumbnail: string | null }[];
 }
 
-const SUPPORTED_FORMAT = 2;
+/** Bundle formats this card reads (3 adds per-neuron histograms, which it does not need). */
+const SUPPORTED_FORMATS = [2, 3];
 const cache = new Map<string, Promise<{ manifest: Manifest; tensors: RemoteSafetensors }>>();
 
 function bundleFiles(base: string): Promise<{ manifest: Manifest; tensors: RemoteSafetensors }> {
@@ -56,8 +57,8 @@ function bundleFiles(base: string): Promise<{ manifest: Manifest; tensors: Remot
       }
       if (!response.ok) throw new Error(`${root}manifest.json answered ${response.status}: is this a bundle directory?`);
       const manifest = (await response.json()) as Manifest;
-      if (manifest.format_version !== SUPPORTED_FORMAT) {
-        throw new Error(`The bundle has format version ${manifest.format_version}; this card reads version ${SUPPORTED_FORMAT}.`);
+      if (!SUPPORTED_FORMATS.includes(manifest.format_version)) {
+        throw new Error(`The bundle has format version ${manifest.format_version}; this card reads versions ${SUPPORTED_FORMATS.join(" and ")}.`);
       }
       return { manifest, tensors: await RemoteSafetensors.open(`${root}lens.safetensors`) };
     })();

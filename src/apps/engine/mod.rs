@@ -1,17 +1,21 @@
 //! The engine: a CLIP model on one device with a bundle's lens, answering what the page asks
-//! (analyze, segment, activation map, neuron card, search, adversarial words, fooled) with
-//! typed results ([`results`]). The page's WebAssembly bindings (`src/web`) are a thin layer
+//! (analyze, segment, activation map, neuron card, neuron lists and word pages ([`cards`]),
+//! ablations on the analysed image ([`ablation`]), search, adversarial words, fooled, CSV
+//! exports ([`export`])) with typed results ([`results`]). The page's WebAssembly bindings (`src/web`) are a thin layer
 //! over it; natively `tests/engine.rs` checks every method against the fixture.
 //!
 //! The text tower loads on first use (from the weight file, or, for converted towers, when the
 //! caller hands it over after an [`Error::NeedsTextTower`]), so analysing images never pays for
 //! it.
 
+mod ablation;
+pub mod cards;
+pub mod export;
 pub mod results;
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
 pub use results::*;
 
@@ -24,7 +28,7 @@ use crate::bundle::{sha256_hex, Bundle};
 use crate::convert::ConvertedManifest;
 use crate::device::{read_f32, BackendKind};
 use crate::error::{Error, Result};
-use crate::model::{CaptureRequest, ClipModel, Towers};
+use crate::model::{CaptureRequest, ClipModel, Towers, VisionOutput};
 use crate::preprocess::preprocess_image;
 use crate::tokenizer::ClipTokenizer;
 use crate::{ClipConfig, WeightFile};
@@ -36,12 +40,20 @@ struct LoadedBundle {
     lens: BundleLens,
 }
 
-/// What `segment` needs of the last analysed image.
+/// What `segment`, `ablate` and the cards need of the last analysed image.
 struct LastImage {
-    /// Post-GELU activations `[1, T, N]` of the bundle's layers.
-    neurons: BTreeMap<usize, Tensor<3>>,
+    /// Its forward's output with the lens captures (for segment: the post-GELU activations
+    /// `[1, T, N]` of the bundle's layers; for ablations: the effects).
+    output: VisionOutput,
     /// The unnormalised image embedding.
     embedding: Vec<f32>,
+    /// Every bundle layer's centred norms `[N]`.
+    norms: BTreeMap<usize, Vec<f32>>,
+    /// Centred effects `[N, D]` of the layers an ablation needed, computed on first use.
+    centred: BTreeMap<usize, Vec<f32>>,
+    /// The analysis, and the ablations run on it since (for the CSV export).
+    analysis: Analysis,
+    ablations: Vec<AblationResult>,
 }
 
 /// A loaded CLIP model on one device, optionally with a bundle.
@@ -127,6 +139,12 @@ impl Engine {
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
         let text_sha256 = Some(manifest.text.sha256);
         Ok(Engine::with_model(model, None, manifest.source_sha256, text_sha256, device, backend, buffer_limit))
+    }
+
+    /// An engine over a model already loaded (the CLI's), made from weights with
+    /// `weights_sha256`; text needs [`Engine::load_text_tower`] unless `model` has its tower.
+    pub fn from_model(model: ClipModel, weights_sha256: String, device: Device, backend: BackendKind) -> Engine {
+        Engine::with_model(model, None, weights_sha256, None, device, backend, usize::MAX)
     }
 
     fn with_model(
@@ -279,7 +297,11 @@ impl Engine {
     /// computed from these weights (sha256) and fits the model, and prepares its lens. Replaces
     /// any earlier bundle and forgets the last analysed image.
     pub fn load_bundle(&mut self, manifest_json: &str, tensors: Vec<u8>) -> Result<()> {
-        let bundle = Bundle::from_parts(manifest_json, tensors)?;
+        self.use_bundle(Bundle::from_parts(manifest_json, tensors)?)
+    }
+
+    /// [`Engine::load_bundle`] for a bundle already read.
+    pub fn use_bundle(&mut self, bundle: Bundle) -> Result<()> {
         bundle.check_weights(&self.weights_sha256)?;
         bundle.check_model(&self.model.config)?;
         let vision = self.model.vision()?;
@@ -305,12 +327,13 @@ impl Engine {
 
         let forward_start = web_time::Instant::now();
         let input = vision.pixel_tensor(preprocessed.pixels)?;
-        let mut output = vision.forward(input, &loaded.lens.capture_request())?;
+        let output = vision.forward(input, &loaded.lens.capture_request())?;
         let embedding = read_f32(output.embeds.clone()).await?;
         let forward = elapsed_ms(forward_start);
 
         let lens_start = web_time::Instant::now();
         let findings = loaded.lens.discover(vision, &output, bundle).await?;
+        let norms: BTreeMap<usize, Vec<f32>> = findings.iter().map(|f| (f.concepts.layer, f.norms.clone())).collect();
         let mut layers = Vec::with_capacity(findings.len());
         for LayerFindings { norms, concepts } in &findings {
             let (layer, lens) = (concepts.layer, &bundle.layers[&concepts.layer]);
@@ -344,8 +367,14 @@ impl Engine {
             geometry: Geometry::from(&preprocessed.geometry),
             timings_ms: AnalysisTimings { decode, forward, lens, total: elapsed_ms(start) },
         };
-        let neurons = std::mem::take(&mut output.captures.neurons);
-        self.last = Some(LastImage { neurons, embedding });
+        self.last = Some(LastImage {
+            output,
+            embedding,
+            norms,
+            centred: BTreeMap::new(),
+            analysis: analysis.clone(),
+            ablations: Vec::new(),
+        });
         Ok(analysis)
     }
 
@@ -389,7 +418,8 @@ impl Engine {
         let count = top_neurons.unwrap_or(segment::PAPER_TOP_NEURONS);
         let choice = ConceptNeurons::new(bundle, &layers.unwrap_or_default(), count)?;
         let selected = choice.rank(bundle, &embedding)?;
-        let maps = segment::heatmaps(&last.neurons, &selected, self.model.config.vision.patch_size).await?;
+        let maps =
+            segment::heatmaps(&last.output.captures.neurons, &selected, self.model.config.vision.patch_size).await?;
         Ok(Segmentation {
             concept: label,
             kind,
@@ -433,38 +463,37 @@ impl Engine {
     }
 
     /// A neuron's card from the bundle: all its words, its top images (with thumbnail paths),
-    /// the classes nearest to r_n and its threshold.
+    /// the classes nearest to r_n, its threshold and distribution, and its centred norm on the
+    /// last analysed image.
     pub fn neuron(&self, layer: usize, neuron: usize) -> Result<NeuronCard> {
-        let bundle = &self.bundle()?.bundle;
-        let manifest = &bundle.manifest;
-        let words = bundle.describe(layer, neuron)?;
-        let lens = &bundle.layers[&layer];
-        let d = manifest.embed_dim;
-        let direction = &lens.direction[neuron * d..(neuron + 1) * d];
-        let classes = if direction.iter().any(|&x| x != 0.0) {
-            classify(direction, &bundle.class_embeds, &manifest.classes, 5)?
-                .into_iter()
-                .map(|c| NearestClass { index: c.index, name: c.name, cosine: c.cosine })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let ids = manifest
-            .top_images
-            .get(&layer.to_string())
-            .and_then(|per_neuron| per_neuron.get(neuron))
-            .cloned()
-            .unwrap_or_default();
-        let top_images = ids
-            .into_iter()
-            .map(|id| TopImage {
-                id,
-                path: manifest.images.get(id).cloned(),
-                thumbnail: (manifest.thumbnail_size > 0).then(|| format!("thumbnails/{id}.jpg")),
-            })
-            .collect();
-        let threshold = lens.norms.get(neuron * manifest.top_k).copied();
-        Ok(NeuronCard { layer, neuron, words, threshold, top_images, classes })
+        cards::neuron_card(&self.bundle()?.bundle, layer, neuron, self.analysed_norm(layer, neuron))
+    }
+
+    /// The cards of a list such as `"9:4,9:17,10:301"`, with the words they share.
+    pub fn neuron_list(&self, spec: &str) -> Result<NeuronList> {
+        cards::neuron_list(&self.bundle()?.bundle, spec, |layer, neuron| self.analysed_norm(layer, neuron))
+    }
+
+    /// A word's page: the neurons whose decomposition holds it, each with its first words and
+    /// its first `images` top images.
+    pub fn word_page(&self, word: &str, images: usize) -> Result<WordPage> {
+        cards::word_page(&self.bundle()?.bundle, word, images)
+    }
+
+    /// A neuron's card as CSV ([`export::card_csv`]).
+    pub fn neuron_csv(&self, layer: usize, neuron: usize) -> Result<String> {
+        Ok(export::card_csv(&self.neuron(layer, neuron)?))
+    }
+
+    /// The last analysis and the ablations run on it as CSV ([`export::analysis_csv`]).
+    pub fn analysis_csv(&self) -> Result<String> {
+        let last = self.last.as_ref().ok_or_else(|| invalid("no image has been analysed yet: call analyze first"))?;
+        Ok(export::analysis_csv(&last.analysis, &last.ablations))
+    }
+
+    /// The last analysed image's centred norm of a neuron, when its layer was analysed.
+    fn analysed_norm(&self, layer: usize, neuron: usize) -> Option<f32> {
+        self.last.as_ref()?.norms.get(&layer)?.get(neuron).copied()
     }
 
     /// The neurons whose decomposition holds `text` when it is a word of the bundle, and the

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::apps::ablate_image::AblationRequest;
 use crate::apps::adversarial::AdversarialWords;
 use crate::apps::classify::ClassScore;
 use crate::apps::segment::RankedNeuron;
@@ -208,6 +209,88 @@ pub struct NeuronCard {
     pub top_images: Vec<TopImage>,
     /// The classes nearest to r_n, best first.
     pub classes: Vec<NearestClass>,
+    /// Its distribution of centred norms over the bundle's images (none in format 2).
+    pub distribution: Option<NeuronDistribution>,
+    /// The last analysed image's centred norm for this neuron, when there is one.
+    pub analysed_norm: Option<f32>,
+}
+
+/// A neuron's distribution of centred norms `|phi_n - mean_n|` over the bundle's images.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeuronDistribution {
+    /// Bin edges, ascending, log-spaced (bins + 1 values).
+    pub edges: Vec<f32>,
+    /// Images per bin; the first bin also counts smaller norms, the last larger ones.
+    pub counts: Vec<u64>,
+    /// `(percentile, value)`: 50, 90, 98, 99, 99.9.
+    pub percentiles: Vec<(f32, f32)>,
+    /// Images counted.
+    pub images: u64,
+    /// Images whose norm is above the significance threshold.
+    pub above_threshold: usize,
+    /// `above_threshold / images`.
+    pub share_above: f64,
+}
+
+/// A word's page: every neuron whose decomposition holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WordPage {
+    /// The word as the bundle spells it.
+    pub word: String,
+    /// The neurons, by |coefficient| descending.
+    pub neurons: Vec<WordPageNeuron>,
+}
+
+/// A neuron on a word's page.
+#[derive(Debug, Clone, Serialize)]
+pub struct WordPageNeuron {
+    /// The layer.
+    pub layer: usize,
+    /// The neuron.
+    pub neuron: usize,
+    /// The word's signed coefficient in its decomposition.
+    pub coefficient: f32,
+    /// Its first words (this one included).
+    pub words: Vec<(String, f32)>,
+    /// Its first top images.
+    pub top_images: Vec<TopImage>,
+}
+
+/// Several neurons' cards, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeuronList {
+    /// The cards, in the list's order.
+    pub cards: Vec<NeuronCard>,
+    /// Words among the first words of at least two cards, most shared first.
+    pub shared_words: Vec<String>,
+}
+
+/// Classes and concept words of the analysed image, before or after an ablation.
+#[derive(Debug, Clone, Serialize)]
+pub struct AblationView {
+    /// The top classes.
+    pub classes: Vec<ClassScore>,
+    /// Concept words merged over the bundle's layers.
+    pub words: Vec<(String, f32)>,
+}
+
+/// An ablation on the analysed image.
+#[derive(Debug, Clone, Serialize)]
+pub struct AblationResult {
+    /// What was asked.
+    pub request: AblationRequest,
+    /// What was done, in words.
+    pub description: String,
+    /// Neurons whose effect was replaced.
+    pub ablated: usize,
+    /// The image as analysed.
+    pub before: AblationView,
+    /// With the effects replaced.
+    pub after: AblationView,
+    /// `|v' - v|`, where `|v| = 100`.
+    pub shift: f32,
+    /// Milliseconds (the layers' effects, once per image, included).
+    pub ms: f64,
 }
 
 /// A neuron whose decomposition holds a searched word.

@@ -1,6 +1,8 @@
-//! `clip-lens ablate`: the paper's Table 1 on a labelled folder (one subfolder per class,
-//! named after bundle classes; `_` reads as a space): accuracy of zero-shot classification
-//! among the folder's classes with each layer's second-order effects ablated.
+//! `clip-lens ablate`: the paper's Table 1 on a labelled folder (`--images`: one subfolder per
+//! class, named after bundle classes; `_` reads as a space): accuracy of zero-shot
+//! classification among the folder's classes with each layer's second-order effects ablated;
+//! or on one image (`--image`), as the page's lab does: its top classes and concept words
+//! before and after each ablation asked (the engine's `ablate`).
 
 use std::path::{Path, PathBuf};
 
@@ -8,32 +10,51 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use clip_lens::apps::ablate::{ablated_embeddings, sparse_directions, AblationFactors, AblationTable, VARIANTS};
 use clip_lens::apps::classify::class_index;
-use clip_lens::bundle::Bundle;
+use clip_lens::apps::engine::{AblationRequest, AblationResult, AnalyzeOptions, Engine};
+use clip_lens::bundle::{sha256_hex, Bundle};
 use clip_lens::device::read_f32_blocking;
+use clip_lens::device::BackendKind;
 use clip_lens::lens::{second_order_effects, Dictionary, LensFactors};
 use clip_lens::model::{CaptureRequest, ClipModel};
 use clip_lens::{Error, Result};
 
-use crate::common::{load_pixels, progress, read_bundle_for};
+use crate::common::{load_pixels, progress, read_bundle_for, Loaded};
 
 /// `ablate`'s own arguments.
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["images", "image"])))]
+#[command(group(clap::ArgGroup::new("ablation").multiple(true)))]
 pub struct AblateArgs {
     /// Bundle directory (made from the same weights).
     #[arg(long)]
     pub bundle: PathBuf,
-    /// Folder with one subfolder of images per class.
+    /// Folder with one subfolder of images per class (the paper's table).
     #[arg(long)]
-    pub images: PathBuf,
-    /// Comma-separated layers (default: all the bundle's layers), each ablated on its own.
+    pub images: Option<PathBuf>,
+    /// One image: classes and concept words before and after each ablation asked.
+    #[arg(long, requires = "ablation")]
+    pub image: Option<PathBuf>,
+    /// With --image: mean-ablate these neurons, layer:neuron comma-separated (9:4,9:17).
+    #[arg(long, group = "ablation")]
+    pub neurons: Option<String>,
+    /// With --image: mean-ablate the layer's neurons that are significant on the image.
+    #[arg(long, group = "ablation")]
+    pub significant: Option<usize>,
+    /// With --image: mean-ablate the layer's neurons that are not significant on the image.
+    #[arg(long, group = "ablation")]
+    pub insignificant: Option<usize>,
+    /// With --image: keep only the rank-1 reconstruction of the layer's neurons.
+    #[arg(long, group = "ablation")]
+    pub rank_one: Option<usize>,
+    /// With --images: comma-separated layers (default: all the bundle's), each ablated on its own.
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<usize>,
-    /// Images per forward pass.
+    /// Images per forward pass (--images).
     #[arg(long, default_value_t = 8)]
     pub batch: usize,
-    /// Also write the tables as JSON here.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
+    /// Print the results as JSON (or, with a path, write them there).
+    #[arg(long, num_args = 0..=1)]
+    pub json: Option<Option<PathBuf>>,
 }
 
 /// An image file and its label (an index into the classes found).
@@ -69,13 +90,82 @@ fn labelled_images(dir: &Path, bundle: &Bundle) -> Result<(Vec<LabelledImage>, V
     Ok((images, classes))
 }
 
-/// `clip-lens ablate`.
-pub fn ablate(model: &ClipModel, device: &Device, weights: &[u8], args: &AblateArgs) -> Result<()> {
+/// `clip-lens ablate`, on a folder or on one image.
+pub fn ablate(loaded: Loaded, backend: BackendKind, args: &AblateArgs) -> Result<()> {
+    match (&args.images, &args.image) {
+        (Some(folder), _) => table(&loaded.model, &loaded.device, loaded.weights.bytes(), folder, args),
+        (None, Some(image)) => on_image(loaded, backend, image, args),
+        (None, None) => Err(Error::InvalidInput("ablate needs --images FOLDER or --image FILE".into())),
+    }
+}
+
+/// The ablations asked for one image, in the order of the options.
+fn requests(args: &AblateArgs) -> Vec<AblationRequest> {
+    let mut requests = Vec::new();
+    requests.extend(args.neurons.clone().map(|neurons| AblationRequest::Neurons { neurons }));
+    requests.extend(args.significant.map(|layer| AblationRequest::Significant { layer }));
+    requests.extend(args.insignificant.map(|layer| AblationRequest::Insignificant { layer }));
+    requests.extend(args.rank_one.map(|layer| AblationRequest::RankOne { layer }));
+    requests
+}
+
+/// One image through the engine: its analysis and each ablation, printed as a table (or JSON
+/// `{analysis, ablations}`, the page's export).
+fn on_image(loaded: Loaded, backend: BackendKind, image: &Path, args: &AblateArgs) -> Result<()> {
+    let weights_sha256 = sha256_hex(loaded.weights.bytes());
+    let bundle = read_bundle_for(&args.bundle, loaded.weights.bytes())?;
+    let mut engine = Engine::from_model(loaded.model, weights_sha256, loaded.device, backend);
+    engine.use_bundle(bundle)?;
+    let bytes = std::fs::read(image).map_err(|e| Error::io(image, e))?;
+    let analysis = pollster::block_on(engine.analyze(&bytes, &AnalyzeOptions::default()))
+        .map_err(|e| Error::InvalidInput(format!("{}: {e}", image.display())))?;
+    let ablations =
+        requests(args).iter().map(|request| pollster::block_on(engine.ablate(request))).collect::<Result<Vec<_>>>()?;
+    match &args.json {
+        Some(target) => {
+            write_json(target.as_deref(), &serde_json::json!({"analysis": analysis, "ablations": ablations}))
+        }
+        None => {
+            ablations.iter().for_each(print_ablation);
+            Ok(())
+        }
+    }
+}
+
+/// An ablation's classes and words, before and after, side by side.
+fn print_ablation(result: &AblationResult) {
+    println!("{} (|v' - v| = {:.3}, {:.1} ms)", result.description, result.shift, result.ms);
+    println!("  {:<36} after", "before");
+    let (before, after) = (&result.before, &result.after);
+    for i in 0..before.classes.len().max(after.classes.len()) {
+        let class = |list: &[clip_lens::apps::classify::ClassScore]| {
+            list.get(i).map(|c| format!("{} {:.1}%", c.name, 100.0 * c.probability)).unwrap_or_default()
+        };
+        println!("  {:<36} {}", class(&before.classes), class(&after.classes));
+    }
+    let words = |list: &[(String, f32)]| list.iter().map(|(w, _)| w.as_str()).collect::<Vec<_>>().join(", ");
+    println!("  words before: {}\n  words after:  {}", words(&before.words), words(&after.words));
+}
+
+/// JSON to stdout (`None`) or to a file.
+fn write_json(target: Option<&Path>, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    match target {
+        None => {
+            println!("{text}");
+            Ok(())
+        }
+        Some(path) => std::fs::write(path, text).map_err(|e| Error::io(path, e)),
+    }
+}
+
+/// The paper's table over a labelled folder.
+fn table(model: &ClipModel, device: &Device, weights: &[u8], folder: &Path, args: &AblateArgs) -> Result<()> {
     let bundle = read_bundle_for(&args.bundle, weights)?;
     let manifest = &bundle.manifest;
     let (n, d, k, m) = (manifest.neurons, manifest.embed_dim, manifest.top_k, manifest.components);
     let layers = if args.layers.is_empty() { manifest.layers.clone() } else { args.layers.clone() };
-    let (images, class_ids) = labelled_images(&args.images, &bundle)?;
+    let (images, class_ids) = labelled_images(folder, &bundle)?;
     let classes: Vec<f32> = class_ids.iter().flat_map(|&c| bundle.class_embeds[c * d..(c + 1) * d].to_vec()).collect();
     let dictionary = Dictionary::from_word_embeddings(&bundle.word_embeds, d)?;
     let vision = model.vision()?;
@@ -123,7 +213,7 @@ pub fn ablate(model: &ClipModel, device: &Device, weights: &[u8], args: &AblateA
             tables.iter().map(|t| format!("{:>7.1}%", 100.0 * t.accuracies()[v])).collect::<Vec<_>>().join("  ")
         );
     }
-    if let Some(path) = &args.json {
+    if let Some(target) = &args.json {
         let json: Vec<serde_json::Value> = tables
             .iter()
             .map(|t| {
@@ -132,8 +222,7 @@ pub fn ablate(model: &ClipModel, device: &Device, weights: &[u8], args: &AblateA
                 serde_json::json!({"layer": t.layer, "images": t.images, "accuracy": accuracy})
             })
             .collect();
-        std::fs::write(path, serde_json::to_string_pretty(&json).unwrap_or_default())
-            .map_err(|e| Error::io(path, e))?;
+        write_json(target.as_deref(), &serde_json::Value::Array(json))?;
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
-//! `clip-lens describe` (a neuron's words from a bundle) and `clip-lens neurons` (the neurons
+//! `clip-lens describe` (a neuron's card from a bundle) and `clip-lens neurons` (the neurons
 //! whose direction best matches a text).
 
 use std::path::Path;
 
+use clip_lens::apps::engine::cards::neuron_card;
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::Towers;
 use clip_lens::tokenizer::ClipTokenizer;
@@ -10,18 +11,29 @@ use clip_lens::Result;
 
 use crate::common::{load_model, read_bundle_for, Loaded, ModelArgs};
 
-/// `clip-lens describe`.
+/// `clip-lens describe`: the neuron's card (the page's, as JSON with `--json`): its words, top
+/// images, nearest classes, threshold and distribution.
 pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()> {
     let bundle = clip_lens::bundle::Bundle::read(bundle)?;
-    let words = bundle.describe(layer, neuron)?;
+    let card = neuron_card(&bundle, layer, neuron, None)?;
     if json {
-        let list: Vec<serde_json::Value> = words.iter().map(|(w, c)| serde_json::json!([w, c])).collect();
-        println!("{}", serde_json::json!({"layer": layer, "neuron": neuron, "words": list}));
-    } else {
-        println!("layer {layer}, neuron {neuron}:");
-        for (word, coef) in words {
-            println!("  {:>+9.4}  {word}", coef);
+        println!("{}", serde_json::to_string_pretty(&card).unwrap_or_default());
+        return Ok(());
+    }
+    println!("layer {layer}, neuron {neuron}:");
+    for (word, coef) in &card.words {
+        println!("  {:>+9.4}  {word}", coef);
+    }
+    if let Some(threshold) = card.threshold {
+        println!("threshold (k-th largest centred norm): {threshold:.4}");
+    }
+    match &card.distribution {
+        Some(d) => {
+            let percentiles: Vec<String> = d.percentiles.iter().map(|(p, v)| format!("p{p} {v:.4}")).collect();
+            println!("centred norms over {} images: {}", d.images, percentiles.join(", "));
+            println!("above the threshold: {} images ({:.2}%)", d.above_threshold, 100.0 * d.share_above);
         }
+        None => println!("(a format-2 bundle: no distribution; rebuild it with `clip-lens precompute`)"),
     }
     Ok(())
 }

@@ -103,7 +103,8 @@ enum Command {
         #[command(flatten)]
         args: crate::adversarial::FooledArgs,
     },
-    /// Accuracy with second-order effects ablated (the paper's Table 1) on a labelled folder.
+    /// Second-order effects ablated: the paper's Table 1 on a labelled folder, or one image's classes
+    /// and concept words before and after.
     Ablate {
         #[command(flatten)]
         model: ModelArgs,
@@ -192,8 +193,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Convert(args) => crate::convert::convert(&args),
         Command::Ablate { model, args } => {
-            let loaded = load_model(&model, Towers::Vision)?;
-            crate::ablate::ablate(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
+            crate::ablate::ablate(load_model(&model, Towers::Vision)?, model.device, &args)
         }
         Command::Classify { model, args } => {
             let loaded = load_model(&model, Towers::Vision)?;

@@ -1,0 +1,169 @@
+//! What the explorer shows from a bundle alone (no model): a neuron's card with its
+//! distribution, several cards side by side with their shared words, and a word's page. The
+//! CLI's `describe --json` prints the same card.
+
+use std::collections::HashMap;
+
+use super::results::{NearestClass, NeuronCard, NeuronDistribution, NeuronList, TopImage, WordPage, WordPageNeuron};
+use crate::apps::ablate_image::parse_neurons;
+use crate::apps::classify::classify;
+use crate::apps::concepts::is_significant;
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+
+/// The most neurons a list shows.
+pub const MAX_LIST: usize = 64;
+
+/// Words of each card compared for [`NeuronList::shared_words`].
+const SHARED_WORDS_PER_CARD: usize = 20;
+
+/// A neuron's card: all its words, top images, nearest classes, threshold and distribution;
+/// `analysed_norm` is the last analysed image's centred norm, when there is one.
+pub fn neuron_card(bundle: &Bundle, layer: usize, neuron: usize, analysed_norm: Option<f32>) -> Result<NeuronCard> {
+    let manifest = &bundle.manifest;
+    let words = bundle.describe(layer, neuron)?;
+    let lens = &bundle.layers[&layer];
+    let d = manifest.embed_dim;
+    let direction = &lens.direction[neuron * d..(neuron + 1) * d];
+    let classes = if direction.iter().any(|&x| x != 0.0) {
+        classify(direction, &bundle.class_embeds, &manifest.classes, 5)?
+            .into_iter()
+            .map(|c| NearestClass { index: c.index, name: c.name, cosine: c.cosine })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let threshold = lens.norms.get(neuron * manifest.top_k).copied();
+    Ok(NeuronCard {
+        layer,
+        neuron,
+        words,
+        threshold,
+        top_images: top_images(bundle, layer, neuron, usize::MAX),
+        classes,
+        distribution: distribution(bundle, layer, neuron),
+        analysed_norm,
+    })
+}
+
+/// A neuron's first `limit` top images, with their paths and thumbnails.
+fn top_images(bundle: &Bundle, layer: usize, neuron: usize, limit: usize) -> Vec<TopImage> {
+    let manifest = &bundle.manifest;
+    let ids = manifest.top_images.get(&layer.to_string()).and_then(|per_neuron| per_neuron.get(neuron));
+    ids.into_iter()
+        .flatten()
+        .take(limit)
+        .map(|&id| TopImage {
+            id,
+            path: manifest.images.get(id).cloned(),
+            thumbnail: (manifest.thumbnail_size > 0).then(|| format!("thumbnails/{id}.jpg")),
+        })
+        .collect()
+}
+
+/// A neuron's distribution, when the bundle has them (format 3). The share above the
+/// threshold counts the top-k norms that are significant (by the rule concept discovery uses).
+fn distribution(bundle: &Bundle, layer: usize, neuron: usize) -> Option<NeuronDistribution> {
+    let manifest = &bundle.manifest;
+    let lens = &bundle.layers[&layer];
+    let d = lens.distributions.as_ref()?;
+    let (bins, k, p) = (manifest.histogram_bins, manifest.top_k, manifest.percentiles.len());
+    let counts = d.counts[neuron * bins..(neuron + 1) * bins].to_vec();
+    let images: u64 = counts.iter().sum();
+    let top = &lens.norms[neuron * k..(neuron + 1) * k];
+    let above_threshold = top.iter().filter(|&&norm| is_significant(norm, top[0])).count();
+    Some(NeuronDistribution {
+        edges: d.edges[neuron * (bins + 1)..(neuron + 1) * (bins + 1)].to_vec(),
+        counts,
+        percentiles: manifest
+            .percentiles
+            .iter()
+            .copied()
+            .zip(d.percentiles[neuron * p..(neuron + 1) * p].iter().copied())
+            .collect(),
+        images,
+        above_threshold,
+        share_above: above_threshold as f64 / images.max(1) as f64,
+    })
+}
+
+/// The cards of a list such as `"9:4,9:17,10:301"` (at most [`MAX_LIST`]), with the words that
+/// at least two of them share among their first words. `analysed_norm` gives a neuron's norm on
+/// the last analysed image.
+pub fn neuron_list(
+    bundle: &Bundle,
+    spec: &str,
+    analysed_norm: impl Fn(usize, usize) -> Option<f32>,
+) -> Result<NeuronList> {
+    let neurons = parse_neurons(spec)?;
+    if neurons.len() > MAX_LIST {
+        return Err(Error::InvalidInput(format!(
+            "a list shows at most {MAX_LIST} neurons, this one has {}",
+            neurons.len()
+        )));
+    }
+    let cards = neurons
+        .iter()
+        .map(|&(layer, neuron)| {
+            neuron_card(bundle, layer, neuron, analysed_norm(layer, neuron))
+                .map_err(|e| Error::InvalidInput(format!("{layer}:{neuron}: {}", message(&e))))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(NeuronList { shared_words: shared_words(&cards), cards })
+}
+
+/// An error's message without the variant's prefix.
+fn message(error: &Error) -> String {
+    match error {
+        Error::InvalidInput(message) => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Words among the first [`SHARED_WORDS_PER_CARD`] of at least two cards: most shared first,
+/// then in order of first appearance.
+fn shared_words(cards: &[NeuronCard]) -> Vec<String> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for card in cards {
+        for (word, _) in card.words.iter().take(SHARED_WORDS_PER_CARD) {
+            let count = counts.entry(word).or_insert(0);
+            if *count == 0 {
+                order.push(word);
+            }
+            *count += 1;
+        }
+    }
+    let mut shared: Vec<(usize, &str)> =
+        order.iter().enumerate().filter(|(_, w)| counts[*w] >= 2).map(|(i, w)| (i, *w)).collect();
+    shared.sort_by_key(|&(first, word)| (std::cmp::Reverse(counts[word]), first));
+    shared.into_iter().map(|(_, w)| w.to_string()).collect()
+}
+
+/// A word's page: each neuron whose decomposition holds `word` with its coefficient, its first
+/// six words and its first `images` top images; an error naming the word when the dictionary
+/// does not hold it.
+pub fn word_page(bundle: &Bundle, word: &str, images: usize) -> Result<WordPage> {
+    let (spelled, uses) = bundle.neurons_with_word(word).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "“{}” is not a word of the bundle's dictionary ({} words)",
+            word.trim(),
+            bundle.manifest.words.len()
+        ))
+    })?;
+    let neurons = uses
+        .into_iter()
+        .map(|(layer, neuron, coefficient)| {
+            let mut words = bundle.describe(layer, neuron)?;
+            words.truncate(6);
+            Ok(WordPageNeuron {
+                layer,
+                neuron,
+                coefficient,
+                words,
+                top_images: top_images(bundle, layer, neuron, images),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(WordPage { word: spelled, neurons })
+}
