@@ -5,7 +5,10 @@
 // freezing or leaks), stopping a running analysis, neuron deep
 // links with activation maps, search, the adversarial miner, embed mode, a phone-sized screen;
 // a broken weights address shows an error (not a blank page); the embeddable neuron card
-// renders from the bundle alone (and reports a bad neuron). Screenshots go to $E2E_OUT (default ../target/e2e).
+// renders from the bundle alone (and reports a bad neuron); issue 15's explorer: a card's
+// histogram (and the analysed image's norm on it), ablations in the lab, lists of neurons (and
+// bad lists), downloads (JSON, CSV, PNG), word pages, the new controls from the keyboard, and
+// a format-2 bundle's cards without histograms. Screenshots go to $E2E_OUT (default ../target/e2e).
 // Usage: node e2e.mjs (after `npm run build`; CHROMIUM=/path/to/chromium to override,
 // E2E_ONLY=image-queue,search to run only some checks).
 
@@ -13,7 +16,7 @@ import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer } from "node:http";
-import { mkdir, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { deflateSync } from "node:zlib";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -570,6 +573,354 @@ await check("embedded-on-another-origin", async (page) => {
   } finally {
     host.close();
   }
+});
+
+// ---- Issue 15: distributions, ablation, lists, exports, word pages ----
+
+/** Moves to the route `hash` in the loaded page (a hashchange, no reload). */
+async function go(page, hash) {
+  await page.evaluate((h) => (location.hash = h), hash);
+}
+
+/** The first word of the card of `layer`/`neuron` (a word of the demo's dictionary). */
+async function cardWord(page, layer, neuron) {
+  await go(page, `#/neuron/${layer}/${neuron}`);
+  await page.waitForFunction((t) => document.querySelector("#card-title")?.textContent === t, `Layer ${layer}, neuron ${neuron}`, { timeout: TIMEOUT });
+  await ready(page, "#neuron-card");
+  return page.$eval("#neuron-card .word-bars li a", (a) => a.textContent);
+}
+
+/** Opens the lab's first list of significant neurons (closed when a layer has more than 12). */
+async function openNeuronLists(page) {
+  await page.$eval("#lab-neurons details", (list) => (list.open = true));
+}
+
+/** Throws unless the card's distribution section has its chart (role img, with a summary),
+ * 32 bars, the threshold marker, the caption and the percentiles; returns the markers. */
+async function checkHistogram(page, scope) {
+  const found = await page.$eval(scope, (root) => {
+    const chart = root.querySelector(".distribution svg.histogram");
+    return {
+      role: chart?.getAttribute("role") ?? null,
+      label: chart?.getAttribute("aria-label") ?? "",
+      bars: root.querySelectorAll(".distribution .hist-bar").length,
+      marks: [...root.querySelectorAll(".distribution .hist-mark")].map((g) => ({ kind: g.classList.contains("threshold") ? "threshold" : "analysed", value: Number(g.dataset.value) })),
+      caption: root.querySelector(".distribution .histogram-caption")?.textContent ?? "",
+      percentiles: [...root.querySelectorAll(".distribution .percentiles td")].map((td) => td.textContent),
+    };
+  });
+  if (found.role !== "img" || !/centred norm over \d+ images/.test(found.label)) throw new Error(`chart: ${JSON.stringify(found)}`);
+  if (found.bars !== 32 || !found.marks.some((m) => m.kind === "threshold")) throw new Error(`bars and marks: ${JSON.stringify(found)}`);
+  if (!/^\d+ of \d+ images \(\d+\.\d\d%\) above the threshold/.test(found.caption) || found.percentiles.length !== 5) throw new Error(`caption and percentiles: ${JSON.stringify(found)}`);
+  return found.marks;
+}
+
+await check("card-histogram", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu#/neuron/1/4`);
+  await ready(page, "#neuron-card");
+  const marks = await checkHistogram(page, "#neuron-card");
+  // Nothing was analysed: no image is marked.
+  if (marks.some((m) => m.kind === "analysed")) throw new Error(`an image is marked before any analysis: ${JSON.stringify(marks)}`);
+});
+
+await check("lab-histogram-marks-image", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  await checkLab(page);
+  await openNeuronLists(page);
+  const row = await page.$eval("#lab-neurons .significant-neuron", (li) => ({ key: li.dataset.neuron, norm: Number(/ (\d+\.\d+) >/.exec(li.textContent)?.[1]) }));
+  await page.click(`.significant-neuron[data-neuron="${row.key}"] .distribution-toggle`);
+  await ready(page, `.significant-neuron[data-neuron="${row.key}"] .neuron-distribution`);
+  const marks = await checkHistogram(page, `.significant-neuron[data-neuron="${row.key}"]`);
+  const analysed = marks.find((m) => m.kind === "analysed");
+  if (!analysed || Math.abs(analysed.value - row.norm) > 0.01 + 0.01 * row.norm) throw new Error(`neuron ${row.key} (norm ${row.norm}): marks ${JSON.stringify(marks)}`);
+  const threshold = marks.find((m) => m.kind === "threshold");
+  if (!(analysed.value > threshold.value)) throw new Error(`a significant neuron's norm ${analysed.value} is not above its threshold ${threshold.value}`);
+  // Its card in the explorer marks the same image.
+  const [layer, neuron] = row.key.split(":");
+  await go(page, `#/neuron/${layer}/${neuron}`);
+  await page.waitForFunction((t) => document.querySelector("#card-title")?.textContent === t, `Layer ${layer}, neuron ${neuron}`, { timeout: TIMEOUT });
+  await ready(page, "#neuron-card");
+  const cardMarks = await checkHistogram(page, "#neuron-card");
+  if (!cardMarks.some((m) => m.kind === "analysed" && Math.abs(m.value - analysed.value) < 1e-6)) throw new Error(`the card's marks: ${JSON.stringify(cardMarks)}`);
+  await go(page, "#/lab"); // the screenshot: the lab with the distribution open
+});
+
+/** Runs an ablation by clicking `selector`; returns what the result shows. */
+async function ablate(page, selector) {
+  await page.click(selector);
+  await ready(page, "#ablation-result");
+  return page.$eval("#ablation-result", (root) => {
+    const side = (i) => {
+      const section = root.querySelectorAll(".ablation-side")[i];
+      const lists = section ? section.querySelectorAll("ol") : [];
+      return {
+        classes: [...(lists[0]?.querySelectorAll("li") ?? [])].map((li) => li.textContent),
+        words: [...(lists[1]?.querySelectorAll("li") ?? [])].map((li) => li.textContent),
+      };
+    };
+    return { summary: root.querySelector(".ablation-summary")?.textContent ?? "", shift: Number(root.querySelector(".shift")?.textContent), before: side(0), after: side(1) };
+  });
+}
+
+/** Throws unless an ablation's result shows both sides and changed something. */
+function expectChange(result, what) {
+  const same = JSON.stringify(result.before) === JSON.stringify(result.after);
+  if (result.before.classes.length < 1 || result.after.classes.length < 1) throw new Error(`${what}: no classes: ${JSON.stringify(result)}`);
+  if (same && !(result.shift > 0)) throw new Error(`${what}: nothing changed: ${JSON.stringify(result)}`);
+}
+
+await check("ablation", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  await checkLab(page);
+  await openNeuronLists(page);
+  // One significant neuron.
+  const key = await page.$eval("#lab-neurons .significant-neuron", (li) => li.dataset.neuron);
+  const one = await ablate(page, `.ablate-one[data-neuron="${key}"]`);
+  if (!one.summary.includes(key) || !(one.shift > 0)) throw new Error(`one neuron: ${JSON.stringify(one)}`);
+  // The deepest layer's significant neurons, then its insignificant ones, then rank one.
+  const significant = await ablate(page, "#ablate-layer-form button[data-kind=significant]");
+  expectChange(significant, "significant");
+  const insignificant = await ablate(page, "#ablate-layer-form button[data-kind=insignificant]");
+  expectChange(insignificant, "insignificant");
+  const rankOne = await ablate(page, "#ablate-layer-form button[data-kind=rank-one]");
+  if (!/rank/i.test(rankOne.summary)) throw new Error(`rank one: ${JSON.stringify(rankOne)}`);
+  // A ticked set: the field lists the ticked neurons.
+  const boxes = await page.$$eval(".ablate-select", (items) => items.slice(0, 2).map((box) => box.dataset.neuron));
+  for (const neuron of boxes) await page.check(`.ablate-select[data-neuron="${neuron}"]`);
+  const typed = await page.inputValue("#ablate-neurons");
+  if (typed !== boxes.join(",")) throw new Error(`ticked ${boxes.join(",")}, the field says “${typed}”`);
+  const set = await ablate(page, "#ablate-neurons-form button[type=submit]");
+  if (!set.summary.includes(`${boxes.length} neuron`)) throw new Error(`the set: ${JSON.stringify(set)}`);
+  // A bad set: the engine's message, in the page.
+  await page.fill("#ablate-neurons", "99:1");
+  await page.click("#ablate-neurons-form button[type=submit]");
+  const bad = await status(page, "#ablation-result");
+  if (bad.status !== "error" || !bad.text.includes("99")) throw new Error(`bad set: ${JSON.stringify(bad)}`);
+  await ablate(page, "#ablate-layer-form button[data-kind=significant]"); // the screenshot shows a result
+});
+
+await check("list", async (page) => {
+  await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  await page.goto(`${base}/index.html?backend=cpu#/neuron/1/4`);
+  await ready(page, "#neuron-card");
+  // Neurons that share a word: those of a word's page.
+  const word = await cardWord(page, 1, 4);
+  await go(page, `#/word/${encodeURIComponent(word)}`);
+  await ready(page, "#word-result");
+  const keys = (await page.$$eval(".word-page-neuron", (items) => items.map((li) => li.dataset.neuron))).slice(0, 3);
+  if (keys.length < 2) keys.push(keys[0] === "0:1" ? "0:2" : "0:1");
+  await go(page, `#/list/${keys.join(",")}`);
+  await ready(page, "#list-cards");
+  const cards = await page.$$eval(".compact-card", (items) => items.map((card) => ({ key: card.dataset.neuron, box: card.getBoundingClientRect().toJSON(), histogram: card.querySelector("svg.histogram") !== null, thumbnails: card.querySelectorAll(".thumb-strip img").length, shared: card.querySelectorAll(".score-row.shared").length })));
+  if (cards.map((c) => c.key).join(",") !== keys.join(",")) throw new Error(`cards ${cards.map((c) => c.key)} for ${keys}`);
+  if (!(Math.abs(cards[0].box.y - cards[1].box.y) < 2 && cards[1].box.x > cards[0].box.x)) throw new Error(`not side by side: ${JSON.stringify(cards.map((c) => c.box))}`);
+  if (!cards.every((c) => c.histogram && c.thumbnails > 0)) throw new Error(`compact cards: ${JSON.stringify(cards)}`);
+  const shared = await page.$$eval(".shared-summary .word-link.shared", (links) => links.map((a) => a.textContent));
+  if (keys.length >= 2 && cards.filter((c) => c.shared > 0).length < 2 && shared.length > 0) throw new Error(`shared words ${shared} are not highlighted in the cards`);
+  if (!shared.includes(word) && (await page.$$eval(".word-page-neuron", (items) => items.length)) >= 2) throw new Error(`“${word}” is not among the shared words ${shared}`);
+  // Copy link: the clipboard, then the field where the clipboard is refused.
+  const url = await page.evaluate(() => location.href);
+  await page.click("#list-copy");
+  await page.waitForFunction(() => /copied/i.test(document.querySelector("#list-copy-status")?.textContent ?? ""), null, { timeout: 10_000 });
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  if (copied !== url) throw new Error(`copied “${copied}”, expected ${url}`);
+  await page.evaluate(() => (navigator.clipboard.writeText = () => Promise.reject(new Error("refused"))));
+  await page.click("#list-copy");
+  await page.waitForSelector("#list-copy-field:not([hidden])", { timeout: 10_000 });
+  const field = await page.inputValue("#list-copy-field");
+  if (field !== url) throw new Error(`the fallback field says “${field}”, expected ${url}`);
+  // "Add to list" on a card: the header counts it and links to it.
+  await go(page, "#/neuron/2/17");
+  await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 2, neuron 17", null, { timeout: TIMEOUT });
+  await ready(page, "#neuron-card");
+  await page.click("#neuron-card .list-button");
+  if ((await page.getAttribute("#neuron-card .list-button", "aria-pressed")) !== "true") throw new Error("the card's list button is not pressed");
+  if ((await page.textContent("#list-count")) !== "1") throw new Error(`the header counts ${await page.textContent("#list-count")}`);
+  await page.click("#list-link");
+  await ready(page, "#list-cards");
+  const listed = await page.$$eval(".compact-card", (items) => items.map((card) => card.dataset.neuron));
+  if (listed.join(",") !== "2:17") throw new Error(`my list shows ${listed}`);
+  // It is kept: a reload shows the same list.
+  await page.reload();
+  await ready(page, "#list-cards");
+  if ((await page.textContent("#list-count")) !== "1") throw new Error("the list was not kept");
+  await go(page, `#/list/${keys.join(",")}`); // the screenshot: the cards side by side
+  await ready(page, "#list-cards");
+});
+
+await check("list-bad", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu#/list/0:1,99:2`);
+  const unknown = await status(page, "#list-cards");
+  if (unknown.status !== "error" || !unknown.text.includes("99")) throw new Error(`#/list/0:1,99:2: ${JSON.stringify(unknown)}`);
+  await go(page, "#/list/0:99999");
+  await page.waitForFunction(() => /99999/.test(document.querySelector("#list-cards")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  const range = await status(page, "#list-cards");
+  if (range.status !== "error") throw new Error(`#/list/0:99999: ${JSON.stringify(range)}`);
+  await go(page, "#/list/garbage");
+  await page.waitForFunction(() => /garbage/.test(document.querySelector("#list-cards")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  const garbage = await status(page, "#list-cards");
+  if (garbage.status !== "error") throw new Error(`#/list/garbage: ${JSON.stringify(garbage)}`);
+  if ((await page.$eval("main", (e) => e.dataset.status)) !== "ready") throw new Error("a bad list stopped the page");
+});
+
+/** Clicks `selector` and returns the download it starts: its file name and bytes. */
+async function download(page, selector) {
+  const [started] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), page.click(selector)]);
+  const path = await started.path();
+  return { name: started.suggestedFilename(), bytes: await readFile(path) };
+}
+
+await check("export", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  await checkLab(page);
+  await ablate(page, "#ablate-layer-form button[data-kind=significant]");
+  // The analysis, with its ablation.
+  const json = await download(page, "#lab-export button:nth-child(1)");
+  const analysis = JSON.parse(json.bytes.toString("utf8"));
+  if (json.name !== "analysis.json" || !Array.isArray(analysis.analysis?.classes) || analysis.ablations?.length !== 1 || !analysis.ablations[0].after) throw new Error(`${json.name}: ${json.bytes.toString("utf8").slice(0, 300)}`);
+  const csv = await download(page, "#lab-export button:nth-child(2)");
+  const csvLines = csv.bytes.toString("utf8").split("\n");
+  if (csv.name !== "analysis.csv" || csvLines[0] !== "section,variant,layer,neuron,rank,label,value" || csvLines.length < 10) throw new Error(`${csv.name}: ${csvLines.slice(0, 3).join(" / ")}`);
+  const png = await download(page, "#lab-export button:nth-child(3)");
+  const concept = await page.$eval("#lab-result", (e) => e.dataset.concept);
+  const expectedPng = `heatmap-${concept.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, "-").replace(/^-+|-+$/g, "")}.png`;
+  if (png.name !== expectedPng || !png.bytes.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10])) || png.bytes.length < 200) throw new Error(`${png.name} (expected ${expectedPng}), ${png.bytes.length} bytes`);
+  // A card: JSON, CSV, and an activation map as PNG.
+  await go(page, "#/neuron/1/4");
+  await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 1, neuron 4", null, { timeout: TIMEOUT });
+  await ready(page, "#neuron-card");
+  const card = await download(page, "#neuron-card .card-actions .download-button >> nth=0");
+  const parsed = JSON.parse(card.bytes.toString("utf8"));
+  const keys = ["layer", "neuron", "words", "threshold", "top_images", "classes", "distribution", "analysed_norm"];
+  if (card.name !== "neuron-1-4.json" || !keys.every((k) => k in parsed) || parsed.layer !== 1 || parsed.neuron !== 4) throw new Error(`${card.name}: keys ${Object.keys(parsed)}`);
+  const cardCsv = await download(page, "#neuron-card .card-actions .download-button >> nth=1");
+  const cardLines = cardCsv.bytes.toString("utf8").split("\n");
+  if (cardCsv.name !== "neuron-1-4.csv" || cardLines[0] !== "layer,neuron,field,index,label,value" || !cardLines.some((l) => l.startsWith("1,4,word,"))) throw new Error(`${cardCsv.name}: ${cardLines.slice(0, 3).join(" / ")}`);
+  await page.waitForFunction(() => /drawn/.test(document.querySelector("#neuron-card .map-status")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  const map = await download(page, "#neuron-card .top-images .download-button >> nth=0");
+  if (!/^heatmap-1-4-image-\d+\.png$/.test(map.name) || !map.bytes.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]))) throw new Error(`activation map: ${map.name}`);
+});
+
+/** Waits for the thumbnails of the word page's first neurons (the later ones load lazily). */
+async function firstThumbnailsLoaded(page) {
+  await page.waitForFunction(() => {
+    const images = [...document.querySelectorAll(".word-page-neuron:nth-child(-n+3) .thumb-strip img")];
+    return images.length > 0 && images.every((img) => img.complete && img.naturalWidth > 0);
+  }, null, { timeout: 30_000 });
+}
+
+await check("word-page", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu#/neuron/1/4`);
+  await ready(page, "#neuron-card");
+  // The card's words link to their pages.
+  const href = await page.$eval("#neuron-card .word-bars li a", (a) => a.getAttribute("href"));
+  const word = await page.$eval("#neuron-card .word-bars li a", (a) => a.textContent);
+  if (href !== `#/word/${encodeURIComponent(word)}`) throw new Error(`the word links to ${href}`);
+  await page.click("#neuron-card .word-bars li a");
+  await ready(page, "#word-result");
+  const rows = await page.$$eval(".word-page-neuron", (items) => items.map((li) => ({ key: li.dataset.neuron, text: li.textContent, images: li.querySelectorAll(".thumb-strip img").length })));
+  if (!rows.some((r) => r.key === "1:4") || !rows.every((r) => r.images > 0 && /[+−]\d/.test(r.text))) throw new Error(`word page of ${word}: ${JSON.stringify(rows)}`);
+  await firstThumbnailsLoaded(page);
+  // Search results show their neurons' thumbnails too.
+  await go(page, `#/search/${encodeURIComponent(word)}`);
+  await ready(page, "#search-result");
+  await page.waitForSelector("#search-result li[data-layer] .thumb-strip img", { timeout: TIMEOUT });
+  // An unknown word: the engine's message.
+  await go(page, "#/word/zzqxv%20unknown");
+  await page.waitForFunction(() => /zzqxv/.test(document.querySelector("#word-result")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  const unknown = await status(page, "#word-result");
+  if (unknown.status !== "error" || !/not a word/.test(unknown.text)) throw new Error(`unknown word: ${JSON.stringify(unknown)}`);
+  await go(page, `#/word/${encodeURIComponent(word)}`); // the screenshot: the word's page
+  await ready(page, "#word-result");
+  await firstThumbnailsLoaded(page);
+});
+
+/** Presses Tab until `selector` has the focus (at most `max` presses). */
+async function tabTo(page, selector, max = 400) {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press("Tab");
+    if (await page.evaluate((s) => document.activeElement?.matches(s) ?? false, selector)) return;
+  }
+  throw new Error(`${selector} is not reachable with Tab`);
+}
+
+/** The new controls without an accessible name (aria-label, a <label>, or their text). */
+async function unnamedControls(page) {
+  return page.$$eval(".ablate-one, .ablate-select, .distribution-toggle, .download-button, .list-button, #ablate-neurons, #ablate-layer, #ablate-layer-form button, #list-spec, #list-copy, #list-copy-field, svg.histogram", (items) =>
+    items.filter((e) => !(e.getAttribute("aria-label") || e.labels?.length || e.textContent.trim())).map((e) => e.outerHTML.slice(0, 120)));
+}
+
+await check("keyboard", async (page) => {
+  await page.goto(`${base}/index.html?backend=cpu`);
+  await ready(page, "main");
+  await checkLab(page);
+  // Open the first layer's neurons with Enter, tick a neuron with Space, ablate it with Enter,
+  // open a distribution with Space.
+  await tabTo(page, "#lab-neurons summary");
+  await page.keyboard.press("Enter");
+  await tabTo(page, ".ablate-select");
+  await page.keyboard.press("Space");
+  if (!(await page.inputValue("#ablate-neurons"))) throw new Error("Space did not tick the neuron");
+  await tabTo(page, ".ablate-one");
+  await page.keyboard.press("Enter");
+  await ready(page, "#ablation-result");
+  await page.focus("#lab-neurons a");
+  await tabTo(page, ".distribution-toggle");
+  await page.keyboard.press("Space");
+  await ready(page, ".neuron-distribution:not([hidden])");
+  // The layer's buttons (past the layers' hundreds of neuron rows: from the exports).
+  await page.focus("#lab-export button");
+  await tabTo(page, "#ablate-layer-form button[data-kind=rank-one]", 20);
+  await page.keyboard.press("Enter");
+  await ready(page, "#ablation-result");
+  if (!/rank/i.test(await page.textContent("#ablation-result .ablation-summary"))) throw new Error("Enter on rank one did not ablate");
+  const missing = await unnamedControls(page);
+  // A card: add to the list with Enter, download with Enter.
+  await go(page, "#/neuron/1/4");
+  await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 1, neuron 4", null, { timeout: TIMEOUT });
+  await ready(page, "#neuron-card");
+  await page.focus("#search-input");
+  await tabTo(page, "#neuron-card .list-button");
+  await page.keyboard.press("Enter");
+  if ((await page.getAttribute("#neuron-card .list-button", "aria-pressed")) !== "true") throw new Error("Enter did not add the card to the list");
+  await tabTo(page, "#neuron-card .download-button");
+  const [file] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), page.keyboard.press("Enter")]);
+  if (file.suggestedFilename() !== "neuron-1-4.json") throw new Error(`Enter downloaded ${file.suggestedFilename()}`);
+  // The list view's controls.
+  await go(page, "#/list/1:4,1:5");
+  await ready(page, "#list-cards");
+  missing.push(...(await unnamedControls(page)));
+  if (missing.length) throw new Error(`controls without a name: ${missing.join(" | ")}`);
+  const histogram = await page.$eval("#list-cards svg.histogram", (svg) => ({ role: svg.getAttribute("role"), label: svg.getAttribute("aria-label") }));
+  if (histogram.role !== "img" || !histogram.label) throw new Error(`the histogram has no text alternative: ${JSON.stringify(histogram)}`);
+});
+
+await check("old-bundle", async (page) => {
+  // The demo bundle as format 2 (no histograms): its manifest rewritten, its tensors as they are.
+  const from = join(www, "dist", "models", "tiny", "bundle");
+  const to = join(www, "dist", "models", "tiny", "bundle-format2");
+  await mkdir(to, { recursive: true });
+  const manifest = JSON.parse(await readFile(join(from, "manifest.json"), "utf8"));
+  manifest.format_version = 2;
+  delete manifest.histogram_bins;
+  delete manifest.percentiles;
+  await writeFile(join(to, "manifest.json"), JSON.stringify(manifest));
+  await copyFile(join(from, "lens.safetensors"), join(to, "lens.safetensors"));
+  await cp(join(from, "thumbnails"), join(to, "thumbnails"), { recursive: true });
+  await page.goto(`${base}/index.html?backend=cpu&bundle=models/tiny/bundle-format2/#/neuron/1/4`);
+  await ready(page, "#neuron-card");
+  const message = await page.$eval("#neuron-card .distribution", (e) => e.textContent);
+  if (!/format 2\) has no per-neuron histograms/.test(message) || !/clip-lens precompute/.test(message)) throw new Error(`the card says “${message}”`);
+  if (await page.$("#neuron-card svg.histogram")) throw new Error("a format-2 card draws a histogram");
+  await go(page, "#/list/1:4,1:5");
+  await ready(page, "#list-cards");
+  const notes = await page.$$eval(".compact-card .no-histogram", (items) => items.length);
+  if (notes !== 2) throw new Error(`${notes} of the list's 2 cards say they have no histogram`);
+  await go(page, "#/neuron/1/4");
+  await ready(page, "#neuron-card");
 });
 
 await browser.close();

@@ -10,9 +10,11 @@ import { formatSignificant } from "./format";
 const SVG = "http://www.w3.org/2000/svg";
 /** The chart's drawing box (the SVG scales to its container). */
 const WIDTH = 320;
-const HEIGHT = 120;
-const TOP = 14;
-const BOTTOM = 16;
+const PLOT = 80;
+/** Under the plot: the axis's labels. */
+const BOTTOM = 14;
+/** Above the plot: a row per mark for its label. */
+const MARK_ROW = 11;
 
 /** A value marked on the chart: a vertical line with a label. */
 export interface Mark {
@@ -58,32 +60,37 @@ function chartLabel(distribution: NeuronDistribution, marks: readonly Mark[]): s
 export function histogramChart(distribution: NeuronDistribution, marks: readonly Mark[] = [], threshold: number | null = null): SVGSVGElement {
   const { edges, counts } = distribution;
   const largest = Math.max(1, ...counts);
-  const plot = HEIGHT - TOP - BOTTOM;
+  const plot = PLOT;
+  const top = 4 + MARK_ROW * marks.length;
+  const height = top + PLOT + BOTTOM;
   const x = (value: number): number => WIDTH * axisPosition(edges, value);
-  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "histogram", role: "img", "aria-label": chartLabel(distribution, marks) });
+  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${height}`, class: "histogram", role: "img", "aria-label": chartLabel(distribution, marks) });
   counts.forEach((count, i) => {
     const low = edges[i] ?? 0;
     const high = edges[i + 1] ?? low;
-    const height = count > 0 ? Math.max(1.5, (plot * count) / largest) : 0;
+    const bar = count > 0 ? Math.max(1.5, (plot * count) / largest) : 0;
     const above = threshold !== null && low >= threshold;
     chart.append(
-      svg("rect", { class: `hist-bar${above ? " above" : ""}`, x: x(low) + 0.5, y: TOP + plot - height, width: Math.max(0.5, x(high) - x(low) - 1), height },
+      svg("rect", { class: `hist-bar${above ? " above" : ""}`, x: x(low) + 0.5, y: top + plot - bar, width: Math.max(0.5, x(high) - x(low) - 1), height: bar },
         svg("title", {}, `${formatSignificant(low)} to ${formatSignificant(high)}: ${count} image${count === 1 ? "" : "s"}`)),
     );
   });
+  const baseline = top + plot;
   chart.append(
-    svg("line", { class: "hist-axis", x1: 0, x2: WIDTH, y1: TOP + plot, y2: TOP + plot }),
-    svg("text", { class: "hist-tick", x: 0, y: HEIGHT - 3 }, formatSignificant(edges[0] ?? 0)),
-    svg("text", { class: "hist-tick", x: WIDTH, y: HEIGHT - 3, "text-anchor": "end" }, formatSignificant(edges[edges.length - 1] ?? 0)),
-    svg("text", { class: "hist-tick", x: 0, y: 10 }, `${largest} image${largest === 1 ? "" : "s"}`),
+    svg("line", { class: "hist-axis", x1: 0, x2: WIDTH, y1: baseline, y2: baseline }),
+    svg("text", { class: "hist-tick", x: 0, y: height - 3 }, formatSignificant(edges[0] ?? 0)),
+    svg("text", { class: "hist-tick", x: WIDTH / 2, y: height - 3, "text-anchor": "middle" }, `tallest bar: ${largest} image${largest === 1 ? "" : "s"}`),
+    svg("text", { class: "hist-tick", x: WIDTH, y: height - 3, "text-anchor": "end" }, formatSignificant(edges[edges.length - 1] ?? 0)),
   );
+  // Each mark's label on its own row above the plot, on the side with room.
   marks.forEach((mark, i) => {
     const at = x(mark.value);
     const anchor = at > WIDTH / 2 ? "end" : "start";
+    const row = 4 + MARK_ROW * (i + 1) - 2;
     chart.append(
       svg("g", { class: `hist-mark ${mark.kind}`, "data-value": mark.value },
-        svg("line", { x1: at, x2: at, y1: TOP - 2, y2: TOP + plot }),
-        svg("text", { x: anchor === "end" ? at - 3 : at + 3, y: TOP + 9 + 11 * i, "text-anchor": anchor }, mark.label)),
+        svg("line", { x1: at, x2: at, y1: row - 8, y2: baseline }),
+        svg("text", { x: anchor === "end" ? at - 3 : at + 3, y: row, "text-anchor": anchor }, mark.label)),
     );
   });
   return chart;
@@ -114,7 +121,7 @@ export function distributionSection(card: NeuronCard, analysedLabel: string | nu
   if (analysedLabel !== null && card.analysed_norm !== null) marks.push({ value: card.analysed_norm, label: `${analysedLabel} ${formatSignificant(card.analysed_norm)}`, kind: "analysed" });
   section.append(
     el("figure", { class: "histogram-figure" }, histogramChart(distribution, marks, card.threshold), el("figcaption", { class: "histogram-caption" }, `${shareText(distribution)}.`)),
-    percentileTable(distribution),
+    el("div", { class: "table-scroll" }, percentileTable(distribution)),
   );
   return section;
 }
