@@ -96,7 +96,7 @@ export class NeuronExplorer {
     ui.searchInput.value = text;
     this.session.cancel(this.thumbnailCalls);
     const result = await fillSection(ui.searchResult, `Searching for “${text}”…`, () => this.session.call("search", { text, top: 20 }), (found) => this.renderSearch(found));
-    if (result) await this.fillSearchThumbnails();
+    if (result) void this.fillSearchThumbnails();
   }
 
   /** Adds each listed neuron's thumbnails to its search result row. */
