@@ -24,7 +24,10 @@ export interface Mark {
   kind: "threshold" | "analysed";
 }
 
-export const NO_HISTOGRAM = "This bundle (format 2) has no per-neuron histograms: rebuild it with `clip-lens precompute`.";
+/** What a card of a format-2 bundle (no histograms) says instead of its chart. */
+function noHistogram(): HTMLParagraphElement {
+  return el("p", { class: "hint no-histogram" }, "This bundle (format 2) has no per-neuron histograms: rebuild it with ", el("code", {}, "clip-lens precompute"), ".");
+}
 
 function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>, ...children: (Node | string)[]): SVGElementTagNameMap[K] {
   const element = document.createElementNS(SVG, tag);
@@ -113,7 +116,7 @@ export function distributionSection(card: NeuronCard, analysedLabel: string | nu
   const section = el("section", { class: "distribution", "aria-label": "Distribution of its centred norm" }, el("h4", {}, "Distribution of its centred norm"));
   const distribution = card.distribution;
   if (distribution === null) {
-    section.append(el("p", { class: "hint no-histogram" }, NO_HISTOGRAM));
+    section.append(noHistogram());
     return section;
   }
   const marks: Mark[] = [];
