@@ -10,7 +10,11 @@
 //!   `clip-lens concepts` + `classify`);
 //! - `segmentation_per_image`: the heatmap of the predicted class from the kept activations,
 //!   top 200 neurons over layers 8-10 (`Engine.segment("predicted")`, `clip-lens segment`);
-//! - `forward_with_lens_captures`: the forward (and embedding readback) alone.
+//! - `forward_with_lens_captures`: the forward (and embedding readback) alone;
+//! - `ablation_first_of_layer`, `ablation_cached_layer`, `rank_one_cached_layer`: the lab's
+//!   ablations through the `Engine` on the analysed image (`Engine.ablate`, `clip-lens ablate
+//!   --image`): two neurons of layer 8 (which computes the layer's effects `[N, D]` once), one
+//!   more neuron, the layer's rank-1 reconstruction (the analysis itself untimed).
 //!
 //! `cargo bench --profile dev --bench apps`; `CLIP_LENS_BENCH_GPU=1` adds the wgpu device.
 
@@ -151,5 +155,42 @@ fn applications(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, applications);
+/// The lab's ablations on the CPU engine (see the module's comment).
+fn ablations(c: &mut Criterion) {
+    use clip_lens::apps::engine::{AblationRequest, AnalyzeOptions, Engine};
+    use clip_lens::device::{cpu, BackendKind};
+    use std::time::{Duration, Instant};
+    let config = ClipConfig::vit_b_32();
+    let (weights, files) = synthetic_inputs(&config);
+    let config_json = config.to_hf_json().to_string();
+    let mut engine = Engine::new(weights, Some(&config_json), cpu(), BackendKind::Cpu, usize::MAX).unwrap();
+    engine.load_bundle(&files.manifest, files.tensors.clone()).unwrap();
+    let image = gradient_png(640, 480);
+    let analyse = |engine: &mut Engine| pollster::block_on(engine.analyze(&image, &AnalyzeOptions::default())).unwrap();
+    let ablate = |engine: &mut Engine, request: &AblationRequest| pollster::block_on(engine.ablate(request)).unwrap();
+    let two = AblationRequest::Neurons { neurons: "8:0,8:1".into() };
+    let mut group = c.benchmark_group("vit_b_32_ablations");
+    group.sample_size(10);
+    group.bench_function("cpu/ablation_first_of_layer", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                analyse(&mut engine);
+                let start = Instant::now();
+                ablate(&mut engine, &two);
+                total += start.elapsed();
+            }
+            total
+        })
+    });
+    analyse(&mut engine);
+    ablate(&mut engine, &two);
+    let one = AblationRequest::Neurons { neurons: "8:2".into() };
+    group.bench_function("cpu/ablation_cached_layer", |b| b.iter(|| ablate(&mut engine, &one)));
+    let rank_one = AblationRequest::RankOne { layer: 8 };
+    group.bench_function("cpu/rank_one_cached_layer", |b| b.iter(|| ablate(&mut engine, &rank_one)));
+    group.finish();
+}
+
+criterion_group!(benches, applications, ablations);
 criterion_main!(benches);

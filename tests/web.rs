@@ -150,7 +150,7 @@ async fn concept_discovery_on_webgpu_and_cpu() {
 
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::web::Engine;
-use common::engine::{check_engine_concepts, reference_bundle, ENGINE_CLASSES};
+use common::engine::{check_engine_concepts, check_mean_ablation, reference_bundle, ENGINE_CLASSES};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Takes a Float32Array out of a result object (the rest converts to JSON).
@@ -370,6 +370,41 @@ async fn engine_neuron_cards_and_search() {
         .collect();
     assert_eq!(ours, reference);
     assert!(message(engine.search(" ".into(), None).await.unwrap_err()).contains("the search text is empty"));
+}
+
+/// The explorer's methods through the bindings: an ablation on the analysed image against the
+/// hand computation (the native tests' shared check), a list, a word page, the CSV exports and
+/// their errors.
+#[wasm_bindgen_test]
+async fn engine_ablation_lists_word_pages_and_exports() {
+    start_module().await;
+    let mut engine = engine_with_bundle("cpu").await;
+    let request = || options(serde_json::json!({"kind": "neurons", "neurons": "1:4,1:17"})).unwrap();
+    assert!(message(engine.ablate(request()).await.unwrap_err()).contains("analyse an image first"));
+    engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.map_err(message).unwrap();
+    let result = json(engine.ablate(request()).await.map_err(message).unwrap());
+    check_mean_ablation(&result, 0, &[4, 17]);
+    let bad = engine.ablate(options(serde_json::json!({"kind": "rank-one", "layer": 1, "x": 2})).unwrap()).await;
+    let error = bad.unwrap_err();
+    assert_eq!(kind(&error).as_deref(), Some("bad-input"));
+    assert!(message(error).contains("invalid ablation request"));
+    let card = json(engine.neuron(1, 23).map_err(message).unwrap());
+    assert!(card["analysed_norm"].as_f64().unwrap() > 0.0 && card["distribution"].is_null());
+
+    let list = json(engine.neuron_list("1:23,0:5".into()).map_err(message).unwrap());
+    assert_eq!(list["cards"].as_array().unwrap().len(), 2);
+    assert!(list["shared_words"].is_array());
+    assert!(message(engine.neuron_list("1:23,9:1".into()).unwrap_err()).contains("9:1: layer 9 is not in the bundle"));
+    let page = json(engine.word_page("genes".into(), Some(2)).map_err(message).unwrap());
+    let holders = reference_bundle(String::new()).neurons_with_word("genes").unwrap().1;
+    assert_eq!(page["neurons"].as_array().unwrap().len(), holders.len());
+    assert_eq!(page["neurons"][0]["top_images"].as_array().unwrap().len(), 2);
+    assert!(message(engine.word_page("zzzz".into(), None).unwrap_err()).contains("“zzzz” is not a word"));
+    let csv = engine.neuron_csv(1, 23).map_err(message).unwrap();
+    assert!(csv.starts_with("layer,neuron,field,index,label,value\n"));
+    let csv = engine.analysis_csv().map_err(message).unwrap();
+    // The description holds a comma: the field is quoted.
+    assert!(csv.lines().any(|l| l.starts_with("class,\"after: mean-ablated 2 neurons (1:4, 1:17)\",,,0,")), "{csv}");
 }
 
 #[wasm_bindgen_test]

@@ -10,7 +10,7 @@ use super::{
     create_engine, elapsed_ms, invalid, js_error, parse_options, pick_device, to_js, to_js_through_serde, JsResult,
     Result,
 };
-use crate::apps::engine::{self, AnalyzeOptions};
+use crate::apps::engine::{self, AblationRequest, AnalyzeOptions};
 use crate::apps::segment;
 use crate::device::{self, read_f32};
 use crate::lens::{second_order_effects, LensFactors};
@@ -153,6 +153,11 @@ struct AnalysisRuns {
     forward: Vec<f64>,
     lens: Vec<f64>,
     segmentation: Vec<f64>,
+    /// Ablations on the analysed image: the first of a layer (its effects computed), another
+    /// on the same layer, the layer's rank-1 reconstruction.
+    ablation_first: Vec<f64>,
+    ablation: Vec<f64>,
+    rank_one: Vec<f64>,
     /// The results and options crossing the module's boundary, both ways (the last run's).
     conversions: Option<ConversionTimes>,
     significant_neurons: usize,
@@ -172,6 +177,21 @@ impl AnalysisRuns {
         let start = web_time::Instant::now();
         engine.segment("predicted", None, None).await?;
         self.segmentation.push(elapsed_ms(start));
+        self.ablate(engine, analysis.layers[0].layer).await
+    }
+
+    /// The lab's ablations on the analysed image, each timed as the page waits for it.
+    async fn ablate(&mut self, engine: &mut engine::Engine, layer: usize) -> Result<()> {
+        let neurons = |list: &str| AblationRequest::Neurons { neurons: list.to_string() };
+        for (request, times) in [
+            (neurons(&format!("{layer}:0,{layer}:1")), &mut self.ablation_first),
+            (neurons(&format!("{layer}:2")), &mut self.ablation),
+            (AblationRequest::RankOne { layer }, &mut self.rank_one),
+        ] {
+            let start = web_time::Instant::now();
+            engine.ablate(&request).await?;
+            times.push(elapsed_ms(start));
+        }
         Ok(())
     }
 }
@@ -227,7 +247,9 @@ impl ConversionTimes {
 /// weights, model load), the bundle's loading (parse, checks, lens factors and means of its
 /// layers), then `runs + 1` times (the first untimed) `analyze` of a 640x480 PNG (decode,
 /// forward with the lens captures, centred norms, concept discovery, top-5 classes) and
-/// `segment("predicted")` (top 200 neurons of the bundle's layers, from the kept activations).
+/// `segment("predicted")` (top 200 neurons of the bundle's layers, from the kept activations)
+/// and three ablations on the first layer (two neurons, which computes the layer's effects; one
+/// more neuron; the rank-1 reconstruction).
 async fn benchmark_analysis(
     config: &ClipConfig,
     weights: Vec<u8>,
@@ -255,6 +277,8 @@ async fn benchmark_analysis(
         "first_analysis_ms": timings.analysis[0], "first_segmentation_ms": timings.segmentation[0],
         "analysis_ms_per_image": mean_after_first(&timings.analysis), "forward_ms_per_image": mean_after_first(&timings.forward),
         "lens_ms_per_image": mean_after_first(&timings.lens), "segmentation_ms": mean_after_first(&timings.segmentation),
+        "ablation_first_ms": mean_after_first(&timings.ablation_first), "ablation_ms": mean_after_first(&timings.ablation),
+        "rank_one_ms": mean_after_first(&timings.rank_one),
         "conversions_us": timings.conversions,
     }))
 }

@@ -73,3 +73,44 @@ pub fn check_engine_concepts(label: &str, i: usize, analysis: &serde_json::Value
     }
     worst as f32
 }
+
+/// Checks an ablation result (as JSON) of detail image `image` that mean-ablated the layer-1
+/// neurons `removed`, against a hand computation from the reference's tensors:
+/// `v' = v - sum_n (phi_n - mean_n)` with `v = 100 e / |e|`; the classes after are the cosines
+/// of `v'` with the bundle's unit class rows, the shift is `|v' - v|`. Returns the shift.
+pub fn check_mean_ablation(result: &serde_json::Value, image: usize, removed: &[usize]) -> f32 {
+    let expected = expected();
+    let e = &expected["image_embeds"].values[image * 32..(image + 1) * 32];
+    let length = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let v: Vec<f32> = e.iter().map(|x| 100.0 * x / length).collect();
+    let effects = &expected["second_order.1"].values[image * 256 * 32..(image + 1) * 256 * 32];
+    let mean = &expected["mean.1"].values;
+    let mut ablated = v.clone();
+    for &n in removed {
+        for j in n * 32..(n + 1) * 32 {
+            ablated[j % 32] -= effects[j] - mean[j];
+        }
+    }
+    let bundle = reference_bundle(String::new());
+    let cosine = |v: &[f32], index: usize| {
+        let row = &bundle.class_embeds[index * 32..(index + 1) * 32];
+        v.iter().zip(row).map(|(a, b)| a * b).sum::<f32>() / v.iter().map(|x| x * x).sum::<f32>().sqrt()
+    };
+    for (view, embedding) in [("before", &v), ("after", &ablated)] {
+        for class in result[view]["classes"].as_array().unwrap() {
+            let index = class["index"].as_u64().unwrap() as usize;
+            let ours = class["cosine"].as_f64().unwrap() as f32;
+            assert!(
+                (ours - cosine(embedding, index)).abs() < 5e-5,
+                "{view} {index}: {ours} vs {}",
+                cosine(embedding, index)
+            );
+            assert_eq!(class["name"].as_str(), Some(ENGINE_CLASSES[index].0));
+        }
+    }
+    let shift = ablated.iter().zip(&v).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
+    let ours = result["shift"].as_f64().unwrap() as f32;
+    assert!((ours - shift).abs() < 1e-3 * shift.max(1.0), "shift {ours} vs {shift}");
+    assert_eq!(result["ablated"].as_u64(), Some(removed.len() as u64));
+    shift
+}

@@ -54,11 +54,16 @@ impl Engine {
             ablated += ablate_layer(&mut v, layer_effects, replacement);
         }
         let shift = vector::norm(&v.iter().zip(&before_v).map(|(a, b)| a - b).collect::<Vec<_>>());
+        let before = match &last.before {
+            Some(before) => before.clone(),
+            None => view(bundle, &before_v, &last.norms)?,
+        };
+        last.before = Some(before.clone());
         let result = AblationResult {
             request: request.clone(),
             description,
             ablated,
-            before: view(bundle, &before_v, &last.norms)?,
+            before,
             after: view(bundle, &v, &norms)?,
             shift,
             ms: elapsed_ms(start),

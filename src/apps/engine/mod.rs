@@ -51,6 +51,8 @@ struct LastImage {
     norms: BTreeMap<usize, Vec<f32>>,
     /// Centred effects `[N, D]` of the layers an ablation needed, computed on first use.
     centred: BTreeMap<usize, Vec<f32>>,
+    /// The classes and words every ablation compares with, computed on first use.
+    before: Option<AblationView>,
     /// The analysis, and the ablations run on it since (for the CSV export).
     analysis: Analysis,
     ablations: Vec<AblationResult>,
@@ -372,6 +374,7 @@ impl Engine {
             embedding,
             norms,
             centred: BTreeMap::new(),
+            before: None,
             analysis: analysis.clone(),
             ablations: Vec::new(),
         });
