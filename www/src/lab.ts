@@ -385,7 +385,7 @@ export class ImageLab {
     const open = toggle.getAttribute("aria-expanded") !== "true";
     toggle.setAttribute("aria-expanded", String(open));
     panel.hidden = !open;
-    if (!open || panel.dataset["status"] === "ready") return;
+    if (!open || panel.dataset["status"] === "ready" || panel.dataset["status"] === "loading") return;
     panel.dataset["status"] = "loading";
     panel.replaceChildren(el("p", { class: "hint" }, "Loading its distribution…"));
     try {
