@@ -68,20 +68,23 @@ export class ListStore {
   }
 }
 
-/** The "add to list" toggle button of a neuron's card (aria-pressed while it is listed). */
+/** Shows on a list button whether its neuron is listed. */
+function showListed(button: HTMLButtonElement, listed: boolean): void {
+  button.textContent = listed ? "✓ in my list" : "+ add to list";
+  button.setAttribute("aria-pressed", String(listed));
+}
+
+/** The "add to list" toggle button of a neuron's card (aria-pressed while it is listed); a
+ * click updates every button of that neuron on the page. */
 export function listButton(store: ListStore, layer: number, neuron: number): HTMLButtonElement {
   const key = neuronKey(layer, neuron);
-  const button = el("button", { type: "button", class: "list-button", "aria-label": `Add layer ${layer}, neuron ${neuron} to my list` });
-  const update = (): void => {
-    const listed = store.has(key);
-    button.textContent = listed ? "✓ in my list" : "+ add to list";
-    button.setAttribute("aria-pressed", String(listed));
-  };
+  const button = el("button", { type: "button", class: "list-button", "data-neuron": key, "aria-label": `Add layer ${layer}, neuron ${neuron} to my list` });
   button.addEventListener("click", () => {
     store.toggle(key);
-    update();
+    for (const same of document.querySelectorAll<HTMLButtonElement>(`.list-button[data-neuron="${key}"]`)) showListed(same, store.has(key));
+    showListed(button, store.has(key));
   });
-  update();
+  showListed(button, store.has(key));
   return button;
 }
 
