@@ -387,6 +387,11 @@ await check("neuron-deep-link", async (page) => {
   if (maps.opaque === 0) throw new Error("no activation map over the top images");
   await page.click("#neuron-next");
   await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 1, neuron 5", null, { timeout: TIMEOUT });
+  // A malformed address: a message in the card, not a blank view.
+  await page.evaluate(() => { location.hash = "#/neuron/abc/4"; });
+  await page.waitForFunction(() => document.querySelector("#neuron-card")?.dataset.status === "error", null, { timeout: TIMEOUT });
+  const message = await page.$eval("#neuron-card", (e) => e.textContent);
+  if (!message.includes("names no neuron")) throw new Error(`#/neuron/abc/4 says: ${message}`);
 });
 
 await check("search", async (page) => {

@@ -76,6 +76,7 @@ export class NeuronExplorer {
     try {
       const bundle = this.bundle;
       if (!bundle) throw new Error("No bundle is loaded: the explorer needs one (?bundle=URL).");
+      if (!Number.isInteger(layer) || !Number.isInteger(neuron)) throw new Error(`The address ${location.hash} names no neuron: write #/neuron/<layer>/<index>, e.g. #/neuron/${bundle.layers[0] ?? 0}/4.`);
       if (!bundle.layers.includes(layer)) throw new Error(`Layer ${layer} is not in the bundle (it has layers ${bundle.layers.join(", ")}).`);
       if (!Number.isInteger(neuron) || neuron < 0 || neuron >= bundle.neurons) throw new Error(`Neuron ${neuron} is out of range: layer ${layer} has neurons 0 to ${bundle.neurons - 1}.`);
       const card = await this.session.call("neuron", { layer, neuron });
