@@ -220,6 +220,10 @@ fn check_inputs(model: &ClipModel, weights_bytes: &[u8], settings: &Settings) ->
             layers - 1
         )));
     }
+    let layers = &settings.layers;
+    if let Some(repeated) = layers.iter().enumerate().find_map(|(i, l)| layers[..i].contains(l).then_some(*l)) {
+        return Err(Error::InvalidInput(format!("layer {repeated} is given twice")));
+    }
     let words = read_words(&settings.words)?;
     let files = list_images(&settings.images)?;
     if files.len() < settings.top_k {
