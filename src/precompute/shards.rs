@@ -223,13 +223,12 @@ fn read_header(path: &Path) -> Result<Header> {
 
 /// A shard file's accumulators (pass 1's for a pass-1 or means file, pass 2's otherwise).
 fn read_accumulators(path: &Path, header: &Header, neurons: usize, dim: usize) -> Result<Accumulators> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let in_file = |e: Error| Error::InvalidInput(format!("{}: {e}", path.display()));
     let pass = if header.kind == Kind::Pass2 { 2 } else { 1 };
-    deserialize(&bytes)
-        .and_then(|(tensors, _)| {
-            Accumulators::restore(&tensors, pass, &header.run.layers, neurons, dim, header.run.top_k)
-        })
-        .map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (tensors, _) = deserialize(&bytes).map_err(in_file)?;
+    drop(bytes);
+    Accumulators::restore(&tensors, pass, &header.run.layers, neurons, dim, header.run.top_k).map_err(in_file)
 }
 
 fn write_shard_file(path: &Path, header: &Header, accumulators: &Accumulators) -> Result<()> {

@@ -3,14 +3,16 @@
 //! bars and turns Ctrl-C into a checkpoint). With `--shard I/N` it runs one shard of a pass, with
 //! `--merge` it merges shard files (`docs/sharding.md`).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use burn::tensor::Device;
 
 use clip_lens::bundle::Storage;
 use clip_lens::model::ClipModel;
-use clip_lens::precompute::{merge_shards, precompute as run, precompute_shard, Merged, Settings, Shard};
+use clip_lens::precompute::{merge_shards, precompute as run, precompute_shard, Merged, Progress, Settings, Shard};
 use clip_lens::Result;
 
 use crate::common::{Bars, ModelArgs};
@@ -96,6 +98,43 @@ impl PrecomputeCommand {
     }
 }
 
+/// The bars, and where stderr is not a terminal (a batch engine's log, where the bars are not
+/// drawn) a line per stage when it ends: steps, seconds and rate.
+struct Logged {
+    bars: Bars,
+    log: bool,
+    stage: Option<(String, usize, Instant)>,
+}
+
+impl Logged {
+    fn new() -> Self {
+        Self { bars: Bars::default(), log: !std::io::stderr().is_terminal(), stage: None }
+    }
+}
+
+impl Progress for Logged {
+    fn start(&mut self, what: &str, total: usize, done: usize) {
+        self.bars.start(what, total, done);
+        self.stage = Some((what.to_string(), total.saturating_sub(done), Instant::now()));
+    }
+    fn advance(&mut self, steps: usize) {
+        self.bars.advance(steps);
+    }
+    fn reach(&mut self, done: usize) {
+        self.bars.reach(done);
+    }
+    fn finish(&mut self) {
+        self.bars.finish();
+        if let (true, Some((what, steps, started))) = (self.log, self.stage.take()) {
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!("{what}: {steps} in {seconds:.2} s ({:.2}/s)", steps as f64 / seconds.max(1e-9));
+        }
+    }
+    fn note(&mut self, message: &str) {
+        self.bars.note(message);
+    }
+}
+
 /// Set by the Ctrl-C handler; the passes check it after every batch.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -120,7 +159,7 @@ impl PrecomputeCommand {
 pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args: &PrecomputeCommand) -> Result<()> {
     install_interrupt_handler();
     let settings = args.settings(&INTERRUPTED);
-    let bars = &mut Bars::default();
+    let bars = &mut Logged::new();
     if let Some(shard) = args.shard {
         let file = precompute_shard(model, weights_bytes, &settings, shard, args.means.as_deref(), bars)?;
         let pass = if args.means.is_some() { 2 } else { 1 };
