@@ -255,6 +255,46 @@ impl TopKAccumulator {
         Ok(accumulator)
     }
 
+    /// Adds the images of `other` (pass 2 over the images that follow this accumulator's, with
+    /// the same mean, k and histogram bins) as if they had been added here after this one's:
+    /// their ids are shifted by the number of images added here. Each neuron keeps the k
+    /// strongest of both sets, which are exactly those a single accumulator given every image
+    /// in order would keep (see [`offer`]); the histograms' counts add up.
+    pub fn append(&mut self, other: &TopKAccumulator) -> Result<()> {
+        if (self.k, self.dim, self.kept.len()) != (other.k, other.dim, other.kept.len()) {
+            return Err(Error::InvalidInput(format!(
+                "cannot append a top-{} accumulator of [{}, {}] effects to a top-{} one of [{}, {}]",
+                other.k,
+                other.kept.len(),
+                other.dim,
+                self.k,
+                self.kept.len(),
+                self.dim
+            )));
+        }
+        if self.mean != other.mean {
+            return Err(Error::InvalidInput("cannot append top-k images centred on another mean".into()));
+        }
+        match (&mut self.histograms, &other.histograms) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs)?,
+            (None, None) => {}
+            _ => return Err(Error::InvalidInput("cannot append top-k images with and without histograms".into())),
+        }
+        let offset = self.next_image;
+        for (kept, theirs) in self.kept.iter_mut().zip(&other.kept) {
+            kept.extend(theirs.iter().map(|e| Kept { image: e.image + offset, ..e.clone() }));
+            kept.sort_by(stronger);
+            kept.truncate(self.k);
+        }
+        self.next_image += other.next_image;
+        Ok(())
+    }
+
+    /// Images added so far.
+    pub fn images(&self) -> usize {
+        self.next_image
+    }
+
     /// Directions, thresholds and top images. An error when fewer than k images were added.
     pub fn finish(self) -> Result<NeuronStatistics> {
         if self.next_image < self.k {
@@ -291,6 +331,11 @@ impl TopKAccumulator {
 
 /// Keeps `image` among a neuron's `k` largest centred norms if it belongs there; returns its
 /// centred norm.
+///
+/// The kept images are always the k first in [`stronger`]'s order among those offered (images
+/// come in id order, so a later image with a norm equal to the weakest kept one stays out, and
+/// among equal weakest norms the latest image leaves first): a set that does not depend on the
+/// order of the offers, which [`TopKAccumulator::append`] relies on.
 fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f32]) -> f32 {
     let norm = effect.iter().zip(mean).map(|(e, m)| ((e - m) as f64).powi(2)).sum::<f64>().sqrt() as f32;
     let centred = || effect.iter().zip(mean).map(|(e, m)| e - m).collect();
@@ -298,14 +343,16 @@ fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f
         kept.push(Kept { norm, image, centred: centred() });
         return norm;
     }
-    let (weakest, smallest) =
-        kept.iter()
-            .enumerate()
-            .fold((0, f32::INFINITY), |best, (i, e)| if e.norm < best.1 { (i, e.norm) } else { best });
-    if norm > smallest {
+    let weakest = (0..kept.len()).min_by(|&a, &b| stronger(&kept[b], &kept[a])).unwrap_or(0);
+    if norm > kept[weakest].norm {
         kept[weakest] = Kept { norm, image, centred: centred() };
     }
     norm
+}
+
+/// The order of the top k: the larger norm first, on equal norms the earlier image.
+fn stronger(a: &Kept, b: &Kept) -> std::cmp::Ordering {
+    b.norm.total_cmp(&a.norm).then(a.image.cmp(&b.image))
 }
 
 /// The first right singular vector of the matrix whose rows are `rows` (not re-centred), with
@@ -369,4 +416,69 @@ fn normalise(v: &mut [f64]) -> bool {
     }
     v.iter_mut().for_each(|x| *x /= norm);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Effects `[images, 3 neurons, 2]` whose centred norms repeat (ties across the split).
+    fn effects(images: usize) -> Vec<f32> {
+        (0..images * 6).map(|i| ((i * 7 + i / 6) % 5) as f32 - 2.0).collect()
+    }
+
+    fn accumulator(effects: &[f32]) -> TopKAccumulator {
+        let mut top = TopKAccumulator::new(vec![0.5; 6], 3, 2, 4).unwrap().with_histograms(vec![1.0; 3]).unwrap();
+        top.add(effects).unwrap();
+        top
+    }
+
+    /// Appending the accumulators of consecutive slices gives what one accumulator over every
+    /// image gives, ties included (the earlier image wins).
+    #[test]
+    fn appended_slices_equal_one_stream() {
+        let all = effects(23);
+        let whole = accumulator(&all).finish().unwrap();
+        for cuts in [vec![0, 23], vec![0, 2, 11, 23], vec![0, 0, 5, 23, 23]] {
+            let mut merged = accumulator(&all[..cuts[1] * 6]);
+            for pair in cuts[1..].windows(2) {
+                merged.append(&accumulator(&all[pair[0] * 6..pair[1] * 6])).unwrap();
+            }
+            assert_eq!(merged.images(), 23);
+            let merged = merged.finish().unwrap();
+            assert_eq!(merged.top_images, whole.top_images, "{cuts:?}");
+            assert_eq!(merged.norms, whole.norms);
+            assert_eq!(merged.directions, whole.directions);
+            assert_eq!(merged.distributions, whole.distributions);
+        }
+        assert!(whole.norms.windows(2).any(|w| w[0] == w[1]), "the case has ties");
+    }
+
+    /// Of equal norms the earlier image stays, whichever of them was replaced before.
+    #[test]
+    fn ties_keep_the_earlier_image() {
+        let top = |effects: &[f32]| {
+            let mut top = TopKAccumulator::new(vec![0.0], 1, 1, 2).unwrap();
+            top.add(effects).unwrap();
+            top
+        };
+        // Image 2 replaces one of the two tied images 0 and 1: image 1, the later.
+        assert_eq!(top(&[1.0, 1.0, 2.0]).finish().unwrap().top_images, [0, 2]);
+        let mut merged = top(&[1.0, 1.0]);
+        merged.append(&top(&[2.0])).unwrap();
+        assert_eq!(merged.finish().unwrap().top_images, [0, 2]);
+        // Later images of a tied norm stay out; a larger one replaces the latest of the ties.
+        assert_eq!(top(&[3.0, 1.0, 1.0, 1.0, 2.0]).finish().unwrap().top_images, [4, 0]);
+    }
+
+    #[test]
+    fn append_refuses_other_means_and_shapes() {
+        let mut top = accumulator(&effects(4));
+        let other_mean = TopKAccumulator::new(vec![0.0; 6], 3, 2, 4).unwrap().with_histograms(vec![1.0; 3]).unwrap();
+        assert!(top.append(&other_mean).unwrap_err().to_string().contains("another mean"));
+        let other_k = TopKAccumulator::new(vec![0.5; 6], 3, 2, 2).unwrap();
+        assert!(top.append(&other_k).unwrap_err().to_string().contains("top-2"));
+        let no_histograms = TopKAccumulator::new(vec![0.5; 6], 3, 2, 4).unwrap();
+        assert!(top.append(&no_histograms).unwrap_err().to_string().contains("histograms"));
+    }
 }

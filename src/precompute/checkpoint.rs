@@ -30,6 +30,18 @@ pub(super) enum Accumulators {
 }
 
 impl Accumulators {
+    /// Pass 1's accumulators (a panic in pass 2: a bug).
+    pub(super) fn into_means(self) -> Vec<MeanAccumulator> {
+        let Accumulators::Means(means) = self else { unreachable!("pass 1 accumulates means") };
+        means
+    }
+
+    /// Pass 2's accumulators (a panic in pass 1: a bug).
+    pub(super) fn into_tops(self) -> Vec<TopKAccumulator> {
+        let Accumulators::Tops(tops) = self else { unreachable!("pass 2 keeps the top k") };
+        tops
+    }
+
     pub(super) fn add(&mut self, layer: usize, effects: &[f32]) -> Result<()> {
         match self {
             Accumulators::Means(m) => m[layer].add(effects),
@@ -37,7 +49,8 @@ impl Accumulators {
         }
     }
 
-    fn snapshot(&self, layers: &[usize]) -> Vec<NamedTensor> {
+    /// The accumulators as named tensors, `layer.L.*` for each lens layer L.
+    pub(super) fn snapshot(&self, layers: &[usize]) -> Vec<NamedTensor> {
         match self {
             Accumulators::Means(m) => {
                 m.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect()
@@ -46,6 +59,35 @@ impl Accumulators {
                 t.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect()
             }
         }
+    }
+}
+
+impl Accumulators {
+    /// The accumulators of pass `pass` from [`Accumulators::snapshot`]'s tensors.
+    pub(super) fn restore(
+        tensors: &HashMap<String, NamedTensor>,
+        pass: u8,
+        layers: &[usize],
+        neurons: usize,
+        dim: usize,
+        k: usize,
+    ) -> Result<Self> {
+        let prefix = |l: &usize| format!("layer.{l}");
+        Ok(match pass {
+            1 => Accumulators::Means(
+                layers
+                    .iter()
+                    .map(|l| MeanAccumulator::restore(tensors, &prefix(l), neurons, dim))
+                    .collect::<Result<_>>()?,
+            ),
+            2 => Accumulators::Tops(
+                layers
+                    .iter()
+                    .map(|l| TopKAccumulator::restore(tensors, &prefix(l), neurons, dim, k))
+                    .collect::<Result<_>>()?,
+            ),
+            other => return Err(Error::InvalidInput(format!("pass {other}"))),
+        })
     }
 }
 
@@ -61,13 +103,9 @@ pub(super) struct Checkpoint {
 const CHECKPOINT_VERSION: &str = "2";
 
 impl Checkpoint {
-    pub(super) fn new(out: &Path, fingerprint: String, seconds: u64) -> Self {
-        Self {
-            path: out.join(".precompute-checkpoint.safetensors"),
-            fingerprint,
-            every: Duration::from_secs(seconds),
-            last_saved: Instant::now(),
-        }
+    /// The checkpoint at `path` of the run with this fingerprint, saved every `seconds`.
+    pub(super) fn new(path: PathBuf, fingerprint: String, seconds: u64) -> Self {
+        Self { path, fingerprint, every: Duration::from_secs(seconds), last_saved: Instant::now() }
     }
 
     /// Writes the state atomically (a temporary file renamed over the old checkpoint).
@@ -80,11 +118,7 @@ impl Checkpoint {
             ("position".to_string(), position_json),
         ]);
         let bytes = serialize_with_metadata(&accumulators.snapshot(layers), Some(metadata))?;
-        let parent = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        let temporary = self.path.with_extension("tmp");
-        std::fs::write(&temporary, bytes).map_err(|e| Error::io(&temporary, e))?;
-        std::fs::rename(&temporary, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        write_atomically(&self.path, &bytes)?;
         self.last_saved = Instant::now();
         Ok(())
     }
@@ -129,24 +163,8 @@ impl Checkpoint {
             )));
         }
         let position: Position = serde_json::from_str(&field("position")?).map_err(|e| corrupt(e.to_string()))?;
-        let restore = |l: &usize| format!("layer.{l}");
-        let accumulators = match position.pass {
-            1 => Accumulators::Means(
-                layers
-                    .iter()
-                    .map(|l| MeanAccumulator::restore(&tensors, &restore(l), neurons, dim))
-                    .collect::<Result<_>>()
-                    .map_err(|e| corrupt(e.to_string()))?,
-            ),
-            2 => Accumulators::Tops(
-                layers
-                    .iter()
-                    .map(|l| TopKAccumulator::restore(&tensors, &restore(l), neurons, dim, k))
-                    .collect::<Result<_>>()
-                    .map_err(|e| corrupt(e.to_string()))?,
-            ),
-            other => return Err(corrupt(format!("pass {other}"))),
-        };
+        let accumulators = Accumulators::restore(&tensors, position.pass, layers, neurons, dim, k)
+            .map_err(|e| corrupt(e.to_string()))?;
         Ok(Some((position, accumulators)))
     }
 
@@ -156,6 +174,16 @@ impl Checkpoint {
             _ => Ok(()),
         }
     }
+}
+
+/// Writes `bytes` to `path` through a temporary file renamed over it (a reader never sees a
+/// partial file), creating the folder.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, bytes).map_err(|e| Error::io(&temporary, e))?;
+    std::fs::rename(&temporary, path).map_err(|e| Error::io(path, e))
 }
 
 /// What a checkpoint must agree on: weights, layers, k, and every file's name and size.

@@ -9,9 +9,15 @@
 //! when `interrupted` is set. Running again with the same settings resumes where the last
 //! checkpoint was taken, with identical results; the checkpoint is removed once the bundle is
 //! written.
+//!
+//! Beyond one machine, `shards` cuts both passes into N slices of the image list, run as N
+//! ordinary processes ([`precompute_shard`]) and merged exactly ([`merge_shards`]).
 
 mod checkpoint;
 mod passes;
+mod shards;
+
+pub use shards::{means_file, merge_shards, precompute_shard, shard_dir, Merged, Shard};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -20,13 +26,13 @@ use std::sync::atomic::AtomicBool;
 use burn::tensor::Device;
 
 use crate::bundle::{sha256_hex, Bundle, LayerLens, Manifest, Storage, FORMAT_VERSION};
-use crate::lens::{orthogonal_matching_pursuit, Dictionary, LensFactors, HISTOGRAM_BINS, PERCENTILES};
+use crate::lens::{orthogonal_matching_pursuit, Dictionary, NeuronStatistics, HISTOGRAM_BINS, PERCENTILES};
 use crate::model::ClipModel;
 use crate::preprocess::{center_crop, decode_image, preprocess_image};
 use crate::text_embeddings::{class_embeddings, lines, word_embeddings, IMAGENET_CLASSES, IMAGENET_TEMPLATES};
 use crate::tokenizer::ClipTokenizer;
 use crate::{Error, Result};
-use checkpoint::{fingerprint, Checkpoint};
+use checkpoint::{fingerprint, Checkpoint, Position};
 use passes::Passes;
 
 /// What a run computes, and from what.
@@ -198,25 +204,25 @@ fn write_thumbnails(
     Ok(())
 }
 
-/// Runs the whole precomputation (both passes, resumable; the words and ImageNet classes through
-/// the text tower; OMP; thumbnails) and writes the bundle to `settings.out`. Returns the bundle
-/// written.
-pub fn precompute(
-    model: &ClipModel,
-    device: &Device,
-    weights_bytes: &[u8],
-    settings: &Settings,
-    progress: &mut dyn Progress,
-) -> Result<Bundle> {
-    let config = &model.config;
-    let vision = model.vision()?;
-    let text = model.text()?;
-    let layers = vision.config.layers;
+/// A run's inputs, checked: the words, the image files (sorted) and the weights' digest.
+struct Inputs {
+    words: Vec<String>,
+    files: Vec<PathBuf>,
+    weights_sha256: String,
+}
+
+/// Checks the settings against the model and reads the words and the folder's file list.
+fn check_inputs(model: &ClipModel, weights_bytes: &[u8], settings: &Settings) -> Result<Inputs> {
+    let layers = model.vision()?.config.layers;
     if let Some(&bad) = settings.layers.iter().find(|&&l| l >= layers) {
         return Err(Error::InvalidInput(format!(
             "layer {bad} is out of range: the image tower has layers 0..={}",
             layers - 1
         )));
+    }
+    let layers = &settings.layers;
+    if let Some(repeated) = layers.iter().enumerate().find_map(|(i, l)| layers[..i].contains(l).then_some(*l)) {
+        return Err(Error::InvalidInput(format!("layer {repeated} is given twice")));
     }
     let words = read_words(&settings.words)?;
     let files = list_images(&settings.images)?;
@@ -227,16 +233,53 @@ pub fn precompute(
             files.len()
         )));
     }
-    let dim = config.embed_dim;
-    let weights_sha256 = sha256_hex(weights_bytes);
-    let fingerprint = fingerprint(&weights_sha256, &settings.layers, settings.top_k, &files);
-    let checkpoint = Checkpoint::new(&settings.out, fingerprint, settings.checkpoint_seconds);
-    let resumed = checkpoint.load(&settings.layers, vision.config.mlp_width, dim, settings.top_k, settings.restart)?;
-    let factors = settings.layers.iter().map(|&l| LensFactors::new(vision, l)).collect::<Result<Vec<_>>>()?;
-    let mut passes = Passes { vision, factors, settings, checkpoint, progress, processed_this_run: 0 };
-    let (stats, position) = passes.run(&files, resumed)?;
-    let (checkpoint, progress) = (passes.checkpoint, passes.progress);
+    Ok(Inputs { words, files, weights_sha256: sha256_hex(weights_bytes) })
+}
 
+/// The checkpoint of an unsharded run, in the bundle directory.
+const CHECKPOINT_FILE: &str = ".precompute-checkpoint.safetensors";
+
+/// Runs the whole precomputation (both passes, resumable; the words and ImageNet classes through
+/// the text tower; OMP; thumbnails) and writes the bundle to `settings.out`. Returns the bundle
+/// written.
+pub fn precompute(
+    model: &ClipModel,
+    device: &Device,
+    weights_bytes: &[u8],
+    settings: &Settings,
+    progress: &mut dyn Progress,
+) -> Result<Bundle> {
+    let inputs = check_inputs(model, weights_bytes, settings)?;
+    let vision = model.vision()?;
+    model.text()?;
+    let fingerprint = fingerprint(&inputs.weights_sha256, &settings.layers, settings.top_k, &inputs.files);
+    let checkpoint = Checkpoint::new(settings.out.join(CHECKPOINT_FILE), fingerprint, settings.checkpoint_seconds);
+    let (neurons, dim) = (vision.config.mlp_width, model.config.embed_dim);
+    let resumed = checkpoint.load(&settings.layers, neurons, dim, settings.top_k, settings.restart)?;
+    let mut passes = Passes::new(vision, settings, checkpoint, progress)?;
+    let (stats, position) = passes.run(&inputs.files, resumed)?;
+    let (checkpoint, progress) = (passes.checkpoint, passes.progress);
+    let bundle = write_bundle(model, device, settings, inputs, stats, position, progress)?;
+    checkpoint.remove()?;
+    Ok(bundle)
+}
+
+/// What follows the passes, for a run and for a merge of shards alike: the words and ImageNet
+/// classes through the text tower, OMP of every direction, thumbnails, and the bundle written
+/// to `settings.out` (and returned).
+fn write_bundle(
+    model: &ClipModel,
+    device: &Device,
+    settings: &Settings,
+    inputs: Inputs,
+    stats: Vec<NeuronStatistics>,
+    position: Position,
+    progress: &mut dyn Progress,
+) -> Result<Bundle> {
+    let config = &model.config;
+    let (vision, text) = (model.vision()?, model.text()?);
+    let Inputs { words, weights_sha256, .. } = inputs;
+    let dim = config.embed_dim;
     let tokenizer = ClipTokenizer::new();
     progress.start("embedding words", words.len(), 0);
     let word_embeds = pollster::block_on(word_embeddings(text, &tokenizer, &words, 256, |d| progress.reach(d)))?;
@@ -300,6 +343,5 @@ pub fn precompute(
     };
     let bundle = Bundle { manifest, layers: lens, word_embeds, class_embeds };
     bundle.write(&settings.out, settings.storage)?;
-    checkpoint.remove()?;
     Ok(bundle)
 }

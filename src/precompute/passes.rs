@@ -23,61 +23,92 @@ pub(super) struct Passes<'a> {
     pub processed_this_run: usize,
 }
 
-impl Passes<'_> {
+impl<'a> Passes<'a> {
+    /// The passes of `settings`' lens layers of `vision`, checkpointed into `checkpoint`.
+    pub fn new(
+        vision: &'a VisionTransformer,
+        settings: &'a Settings,
+        checkpoint: Checkpoint,
+        progress: &'a mut dyn Progress,
+    ) -> Result<Self> {
+        let factors = settings.layers.iter().map(|&l| LensFactors::new(vision, l)).collect::<Result<Vec<_>>>()?;
+        Ok(Self { vision, factors, settings, checkpoint, progress, processed_this_run: 0 })
+    }
+
     /// Runs (or resumes) both passes; returns the statistics per layer and the position at the end.
     pub fn run(
         &mut self,
         files: &[PathBuf],
         resumed: Option<(Position, Accumulators)>,
     ) -> Result<(Vec<NeuronStatistics>, Position)> {
-        let (neurons, dim) = (self.vision.config.mlp_width, self.vision.projection.dims()[1]);
-        let top_k = self.settings.top_k;
-        let (mut position, mut accumulators) = match resumed {
-            Some((position, accumulators)) => {
-                let total = if position.pass == 1 { files.len() } else { position.images.len() };
-                let (pass, done) = (position.pass, position.done);
-                self.progress.note(&format!("resuming from the checkpoint: pass {pass}/2 at image {done}/{total}"));
-                (position, accumulators)
-            }
-            None => (
-                Position { pass: 1, done: 0, images: Vec::new(), skipped: Vec::new() },
-                Accumulators::Means(self.factors.iter().map(|_| MeanAccumulator::new(neurons, dim)).collect()),
-            ),
-        };
+        let start = self.pass_one_start();
+        let (mut position, mut accumulators) = self.resume_or(resumed, files.len(), start);
         if position.pass == 1 {
-            self.pass(files, "pass 1/2 (means)", &mut position, &mut accumulators)?;
-            let Accumulators::Means(means) = accumulators else { unreachable!("pass 1 accumulates means") };
-            if position.images.len() < top_k {
-                return Err(Error::InvalidInput(format!(
-                    "--top-k {top_k} is larger than the number of readable images ({}, {} skipped)",
-                    position.images.len(),
-                    position.skipped.len()
-                )));
-            }
-            accumulators = Accumulators::Tops(
-                means
-                    .iter()
-                    .map(|m| TopKAccumulator::new(m.mean()?, neurons, dim, top_k)?.with_histograms(m.centred_scales()?))
-                    .collect::<Result<_>>()?,
-            );
+            self.pass(files, &mut position, &mut accumulators)?;
+            let means = accumulators.into_means();
+            check_readable(&position.images, position.skipped.len(), self.settings.top_k)?;
+            accumulators = Accumulators::Tops(self.pass_two_start(&means)?);
             position.pass = 2;
             position.done = 0;
             self.checkpoint.save(&position, &accumulators, &self.settings.layers)?;
         }
         let images = position.images.clone();
-        self.pass(&images, "pass 2/2 (top-k)", &mut position, &mut accumulators)?;
-        let Accumulators::Tops(tops) = accumulators else { unreachable!("pass 2 keeps the top k") };
+        self.pass(&images, &mut position, &mut accumulators)?;
+        let tops = accumulators.into_tops();
         Ok((tops.into_iter().map(TopKAccumulator::finish).collect::<Result<_>>()?, position))
     }
 
-    /// One pass over `inputs[position.done..]`, batch by batch, with checkpoints.
-    fn pass(
+    /// Runs (or resumes) one pass alone over `inputs` (a shard's), from `start` unless resumed;
+    /// returns the position and the accumulators at the end.
+    pub fn run_one(
         &mut self,
         inputs: &[PathBuf],
-        what: &str,
-        position: &mut Position,
-        accumulators: &mut Accumulators,
-    ) -> Result<()> {
+        start: (Position, Accumulators),
+        resumed: Option<(Position, Accumulators)>,
+    ) -> Result<(Position, Accumulators)> {
+        let (mut position, mut accumulators) = self.resume_or(resumed, inputs.len(), start);
+        self.pass(inputs, &mut position, &mut accumulators)?;
+        Ok((position, accumulators))
+    }
+
+    /// Pass 1's empty accumulators.
+    pub fn pass_one_start(&self) -> (Position, Accumulators) {
+        let (neurons, dim) = (self.vision.config.mlp_width, self.vision.projection.dims()[1]);
+        (
+            Position { pass: 1, done: 0, images: Vec::new(), skipped: Vec::new() },
+            Accumulators::Means(self.factors.iter().map(|_| MeanAccumulator::new(neurons, dim)).collect()),
+        )
+    }
+
+    /// Pass 2's empty accumulators, centred on pass 1's means (with histograms around its scales).
+    pub fn pass_two_start(&self, means: &[MeanAccumulator]) -> Result<Vec<TopKAccumulator>> {
+        let (neurons, dim) = (self.vision.config.mlp_width, self.vision.projection.dims()[1]);
+        means
+            .iter()
+            .map(|m| {
+                TopKAccumulator::new(m.mean()?, neurons, dim, self.settings.top_k)?.with_histograms(m.centred_scales()?)
+            })
+            .collect()
+    }
+
+    /// The resumed state (said through the progress), else `start`; `pass_one_total` is the
+    /// number of pass 1's inputs.
+    fn resume_or(
+        &mut self,
+        resumed: Option<(Position, Accumulators)>,
+        pass_one_total: usize,
+        start: (Position, Accumulators),
+    ) -> (Position, Accumulators) {
+        let Some((position, accumulators)) = resumed else { return start };
+        let total = if position.pass == 1 { pass_one_total } else { position.images.len() };
+        let (pass, done) = (position.pass, position.done);
+        self.progress.note(&format!("resuming from the checkpoint: pass {pass}/2 at image {done}/{total}"));
+        (position, accumulators)
+    }
+
+    /// One pass over `inputs[position.done..]`, batch by batch, with checkpoints.
+    fn pass(&mut self, inputs: &[PathBuf], position: &mut Position, accumulators: &mut Accumulators) -> Result<()> {
+        let what = if position.pass == 1 { "pass 1/2 (means)" } else { "pass 2/2 (top-k)" };
         let size = self.vision.config.image_size;
         let layers: Vec<usize> = self.factors.iter().map(|f| f.layer).collect();
         let request = CaptureRequest::for_lens(&layers);
@@ -134,4 +165,15 @@ impl Passes<'_> {
         }
         Ok(())
     }
+}
+
+/// An error unless at least `top_k` images decoded.
+pub(super) fn check_readable(images: &[PathBuf], skipped: usize, top_k: usize) -> Result<()> {
+    if images.len() < top_k {
+        return Err(Error::InvalidInput(format!(
+            "--top-k {top_k} is larger than the number of readable images ({}, {skipped} skipped)",
+            images.len()
+        )));
+    }
+    Ok(())
 }

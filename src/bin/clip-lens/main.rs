@@ -58,7 +58,8 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// Neuron statistics over an image folder, word decompositions, and the page's bundle.
+    /// Neuron statistics over an image folder, word decompositions, and the page's bundle; or
+    /// one shard of its passes (--shard), or a merge of shard files (--merge).
     Precompute(crate::precompute::PrecomputeCommand),
     /// A neuron's words from a bundle.
     Describe {
@@ -174,7 +175,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Text { model, out, texts } => tensors::text(&model, out.as_deref(), &texts),
         Command::Precompute(command) => {
-            let loaded = load_model(&command.model, Towers::Both)?;
+            let towers = if command.needs_text_tower() { Towers::Both } else { Towers::Vision };
+            let loaded = load_model(&command.model, towers)?;
             crate::precompute::precompute(&loaded.model, &loaded.device, loaded.weights.bytes(), &command)
         }
         Command::Describe { bundle, layer, neuron, json } => describe::describe(&bundle, layer, neuron, json),

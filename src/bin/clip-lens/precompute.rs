@@ -1,15 +1,18 @@
 //! `clip-lens precompute`: the bundle the page reads, from an image folder and word lists
 //! ([`clip_lens::precompute`] does the work; this file maps the arguments, shows the progress
-//! bars and turns Ctrl-C into a checkpoint).
+//! bars and turns Ctrl-C into a checkpoint). With `--shard I/N` it runs one shard of a pass, with
+//! `--merge` it merges shard files (`docs/sharding.md`).
 
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use burn::tensor::Device;
 
 use clip_lens::bundle::Storage;
 use clip_lens::model::ClipModel;
-use clip_lens::precompute::{precompute as run, Settings};
+use clip_lens::precompute::{merge_shards, precompute as run, precompute_shard, Merged, Progress, Settings, Shard};
 use clip_lens::Result;
 
 use crate::common::{Bars, ModelArgs};
@@ -52,6 +55,18 @@ pub struct PrecomputeCommand {
     /// Discard a checkpoint in --out instead of resuming from it.
     #[arg(long)]
     pub restart: bool,
+    /// Run one shard: the files of slice I (from 0) of N of the sorted image list (cut at
+    /// multiples of --batch), pass 1, or pass 2 with --means; writes OUT/shards/passP-I-of-N.safetensors.
+    #[arg(long, value_name = "I/N", conflicts_with = "merge")]
+    pub shard: Option<Shard>,
+    /// With --shard: run pass 2 of the shard, centred on these merged means (from --merge of
+    /// every shard's pass-1 file).
+    #[arg(long, value_name = "MEANS_FILE", requires = "shard")]
+    pub means: Option<PathBuf>,
+    /// Merge the shard files of one pass: pass-1 files into OUT/shards/means.safetensors, pass-2
+    /// files into the bundle in OUT (the same bundle as an unsharded run).
+    #[arg(long, value_name = "SHARD_FILE", num_args = 1..)]
+    pub merge: Vec<PathBuf>,
     /// Test hook: act as if Ctrl-C came once this many images were processed.
     #[arg(long, hide = true)]
     pub interrupt_after: Option<usize>,
@@ -83,6 +98,43 @@ impl PrecomputeCommand {
     }
 }
 
+/// The bars, and where stderr is not a terminal (a batch engine's log, where the bars are not
+/// drawn) a line per stage when it ends: steps, seconds and rate.
+struct Logged {
+    bars: Bars,
+    log: bool,
+    stage: Option<(String, usize, Instant)>,
+}
+
+impl Logged {
+    fn new() -> Self {
+        Self { bars: Bars::default(), log: !std::io::stderr().is_terminal(), stage: None }
+    }
+}
+
+impl Progress for Logged {
+    fn start(&mut self, what: &str, total: usize, done: usize) {
+        self.bars.start(what, total, done);
+        self.stage = Some((what.to_string(), total.saturating_sub(done), Instant::now()));
+    }
+    fn advance(&mut self, steps: usize) {
+        self.bars.advance(steps);
+    }
+    fn reach(&mut self, done: usize) {
+        self.bars.reach(done);
+    }
+    fn finish(&mut self) {
+        self.bars.finish();
+        if let (true, Some((what, steps, started))) = (self.log, self.stage.take()) {
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!("{what}: {steps} in {seconds:.2} s ({:.2}/s)", steps as f64 / seconds.max(1e-9));
+        }
+    }
+    fn note(&mut self, message: &str) {
+        self.bars.note(message);
+    }
+}
+
 /// Set by the Ctrl-C handler; the passes check it after every batch.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -96,12 +148,46 @@ fn install_interrupt_handler() {
     });
 }
 
-/// Runs the whole precomputation and writes the bundle.
+impl PrecomputeCommand {
+    /// Whether the model's text tower is needed: not by a shard's passes.
+    pub fn needs_text_tower(&self) -> bool {
+        self.shard.is_none()
+    }
+}
+
+/// Runs the whole precomputation and writes the bundle, or one shard's pass, or a merge.
 pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args: &PrecomputeCommand) -> Result<()> {
     install_interrupt_handler();
-    let bundle = run(model, device, weights_bytes, &args.settings(&INTERRUPTED), &mut Bars::default())?;
+    let settings = args.settings(&INTERRUPTED);
+    let bars = &mut Logged::new();
+    if let Some(shard) = args.shard {
+        let file = precompute_shard(model, weights_bytes, &settings, shard, args.means.as_deref(), bars)?;
+        let pass = if args.means.is_some() { 2 } else { 1 };
+        eprintln!("wrote pass {pass} of shard {shard} to {}", file.display());
+        return Ok(());
+    }
+    if !args.merge.is_empty() {
+        match merge_shards(model, device, weights_bytes, &settings, &args.merge, bars)? {
+            Merged::Means { path, images, skipped } => {
+                eprintln!(
+                    "merged the means of {} shards into {} ({images} images, {skipped} skipped); next: pass 2 of \
+                     every shard with --means {}",
+                    args.merge.len(),
+                    path.display(),
+                    path.display()
+                );
+            }
+            Merged::Bundle(bundle) => wrote_bundle(&bundle, &args.out),
+        }
+        return Ok(());
+    }
+    let bundle = run(model, device, weights_bytes, &settings, bars)?;
+    wrote_bundle(&bundle, &args.out);
+    Ok(())
+}
+
+fn wrote_bundle(bundle: &clip_lens::bundle::Bundle, out: &Path) {
     let manifest = &bundle.manifest;
     let (images, skipped) = (manifest.images.len(), manifest.skipped_images.len());
-    eprintln!("wrote the bundle to {} ({images} images, {skipped} skipped)", args.out.display());
-    Ok(())
+    eprintln!("wrote the bundle to {} ({images} images, {skipped} skipped)", out.display());
 }
