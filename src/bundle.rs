@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::lens::Distributions;
 use crate::tensor_file::{serialize, NamedTensor};
 use crate::vector;
 
@@ -105,6 +104,18 @@ pub struct LayerLens {
     pub decomposition_coef: Vec<f32>,
     /// Each neuron's distribution of centred norms (none in format 2).
     pub distributions: Option<Distributions>,
+}
+
+/// One layer's distributions of centred norms (format 3; `crate::lens::histogram` gathers
+/// them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Distributions {
+    /// Bin edges `[N, bins + 1]`, ascending.
+    pub edges: Vec<f32>,
+    /// Images per bin `[N, bins]`.
+    pub counts: Vec<u64>,
+    /// The manifest's percentiles `[N, P]`.
+    pub percentiles: Vec<f32>,
 }
 
 /// A loaded bundle.

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+pub use crate::bundle::Distributions;
 use crate::error::{Error, Result};
 use crate::tensor_file::{lookup, NamedTensor};
 
@@ -32,17 +33,6 @@ pub struct NormHistograms {
     scales: Vec<f32>,
     /// `[N, HISTOGRAM_BINS]`.
     counts: Vec<u64>,
-}
-
-/// One layer's finished distributions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Distributions {
-    /// Bin edges `[N, HISTOGRAM_BINS + 1]`, ascending.
-    pub edges: Vec<f32>,
-    /// Images per bin `[N, HISTOGRAM_BINS]`.
-    pub counts: Vec<u64>,
-    /// The [`PERCENTILES`] `[N, 5]`.
-    pub percentiles: Vec<f32>,
 }
 
 impl NormHistograms {
