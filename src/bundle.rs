@@ -106,6 +106,14 @@ pub struct LayerLens {
     pub distributions: Option<Distributions>,
 }
 
+impl LayerLens {
+    /// Each neuron's significance threshold `[N]`: its k-th largest centred norm (column 0 of
+    /// `norms`, `[N, k]`).
+    pub fn thresholds(&self, k: usize) -> Vec<f32> {
+        self.norms.iter().step_by(k.max(1)).copied().collect()
+    }
+}
+
 /// One layer's distributions of centred norms (format 3; `crate::lens::histogram` gathers
 /// them).
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::apps::concepts::is_significant;
 use crate::error::{Error, Result};
 use crate::vector::dot;
 
@@ -88,11 +87,6 @@ pub fn ablate_layer(v: &mut [f32], layer: LayerEffects, replacement: &Replacemen
     }
 }
 
-/// The neurons of one layer that are (or are not) significant: centred norm above threshold.
-pub fn significant_neurons(norms: &[f32], thresholds: &[f32], significant: bool) -> Vec<usize> {
-    (0..norms.len()).filter(|&n| is_significant(norms[n], thresholds[n]) == significant).collect()
-}
-
 /// A list of neurons `"9:4, 9:17,10:301"`: `(layer, neuron)` in order, repeats dropped. Each
 /// item must be `layer:neuron` with two whole numbers.
 pub fn parse_neurons(spec: &str) -> Result<Vec<(usize, usize)>> {
@@ -141,8 +135,6 @@ mod tests {
         assert!(parse_neurons("9:4,x").unwrap_err().to_string().contains("“x” is not a neuron"));
         assert!(parse_neurons("9-4").unwrap_err().to_string().contains("“9-4” is not a neuron"));
         assert!(parse_neurons(" , ").unwrap_err().to_string().contains("empty"));
-        assert_eq!(significant_neurons(&[1.0, 3.0, 2.0], &[1.5, 1.5, 2.0], true), [1]);
-        assert_eq!(significant_neurons(&[1.0, 3.0, 2.0], &[1.5, 1.5, 2.0], false), [0, 2]);
     }
 
     #[test]

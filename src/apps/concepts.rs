@@ -20,6 +20,12 @@ pub fn is_significant(centred_norm: f32, threshold: f32) -> bool {
     centred_norm > threshold * (1.0 + SIGNIFICANCE_MARGIN)
 }
 
+/// The neurons whose centred norm `[N]` is (`significant`) or is not above its threshold `[N]`,
+/// ascending.
+pub fn significant_neurons(norms: &[f32], thresholds: &[f32], significant: bool) -> Vec<usize> {
+    (0..norms.len()).filter(|&n| is_significant(norms[n], thresholds[n]) == significant).collect()
+}
+
 /// What concept discovery found in one image for one layer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Concepts {
@@ -48,8 +54,7 @@ pub fn discover_concepts(
             "layer {layer}: {neurons} centred norms do not match the bundle's thresholds and decompositions"
         )));
     }
-    let significant_neurons: Vec<usize> =
-        (0..neurons).filter(|&n| is_significant(centred_norms[n], lens.norms[n * k])).collect();
+    let significant_neurons = significant_neurons(centred_norms, &lens.thresholds(k), true);
     let mut scores: HashMap<usize, f64> = HashMap::new();
     for &n in &significant_neurons {
         let row = n * m..(n + 1) * m;
@@ -76,9 +81,9 @@ pub fn discover_concepts(
 
 /// Concept discovery across several layers: the words' scores summed over the layers, best
 /// first, keeping `top`. The per-layer results must hold every word (`top = usize::MAX`).
-pub fn merge_layers(per_layer: &[Concepts], top: usize) -> Vec<(String, f32)> {
+pub fn merge_layers<'a>(per_layer: impl IntoIterator<Item = &'a Concepts>, top: usize) -> Vec<(String, f32)> {
     let mut totals: HashMap<&str, f64> = HashMap::new();
-    for (word, score) in per_layer.iter().flat_map(|c| &c.words) {
+    for (word, score) in per_layer.into_iter().flat_map(|c| &c.words) {
         *totals.entry(word).or_default() += *score as f64;
     }
     let mut scores: Vec<(String, f64)> = totals.into_iter().map(|(w, s)| (w.to_string(), s)).collect();
@@ -94,6 +99,12 @@ mod tests {
     /// norms 1.5, 3, 0.5: neurons 0 and 1 are significant, 2 equals its threshold and is not.
     /// Scores: word 1 gets 0.4 x 1.5 (neuron 0) - 0.5 x 3 (neuron 1) = -0.9, word 0 gets
     /// 0.2 x 3 = 0.6; neuron 2's word 2 does not count.
+    #[test]
+    fn significant_neurons_are_those_above_their_thresholds() {
+        assert_eq!(significant_neurons(&[1.0, 3.0, 2.0], &[1.5, 1.5, 2.0], true), [1]);
+        assert_eq!(significant_neurons(&[1.0, 3.0, 2.0], &[1.5, 1.5, 2.0], false), [0, 2]);
+    }
+
     #[test]
     fn concept_scores_sum_coefficient_times_norm_over_significant_neurons() {
         let lens = LayerLens {

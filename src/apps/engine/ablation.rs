@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 
 use super::results::{AblationResult, AblationView};
 use super::{elapsed_ms, invalid, Engine, LastImage, LoadedBundle};
-use crate::apps::ablate_image::{
-    ablate_layer, parse_neurons, significant_neurons, AblationRequest, LayerEffects, Replacement,
-};
+use crate::apps::ablate_image::{ablate_layer, parse_neurons, AblationRequest, LayerEffects, Replacement};
+use crate::apps::analysis::LayerFindings;
 use crate::apps::classify::classify;
-use crate::apps::concepts::{discover_concepts, merge_layers, Concepts};
+use crate::apps::concepts::{discover_concepts, merge_layers, significant_neurons, Concepts};
 use crate::bundle::Bundle;
 use crate::device::read_f32;
 use crate::error::Result;
@@ -43,28 +42,24 @@ impl Engine {
         let unit = vector::unit(&last.embedding).ok_or_else(|| invalid("the image embedding is zero"))?;
         let before_v: Vec<f32> = unit.iter().map(|x| 100.0 * x).collect();
         let mut v = before_v.clone();
-        let mut norms = last.norms.clone();
+        // The centred norms of the ablated layers after the ablation.
+        let mut changed: BTreeMap<usize, Vec<f32>> = BTreeMap::new();
         let mut ablated = 0;
         for (layer, replacement) in &plan {
-            let (Some(centred), Some(layer_norms)) = (last.centred.get(layer), norms.get_mut(layer)) else {
+            let (Some(centred), Some(found)) = (last.centred.get(layer), last.findings.get(layer)) else {
                 return Err(invalid(format!("layer {layer} of the analysed image has no effects")));
             };
-            let layer_effects =
-                LayerEffects { centred, directions: &bundle.layers[layer].direction, norms: layer_norms };
+            let norms = changed.entry(*layer).or_insert_with(|| found.norms.clone());
+            let layer_effects = LayerEffects { centred, directions: &bundle.layers[layer].direction, norms };
             ablated += ablate_layer(&mut v, layer_effects, replacement);
         }
         let shift = vector::norm(&v.iter().zip(&before_v).map(|(a, b)| a - b).collect::<Vec<_>>());
-        let before = match &last.before {
-            Some(before) => before.clone(),
-            None => view(bundle, &before_v, &last.norms)?,
-        };
-        last.before = Some(before.clone());
         let result = AblationResult {
             request: request.clone(),
             description,
             ablated,
-            before,
-            after: view(bundle, &v, &norms)?,
+            before: view(bundle, &before_v, &last.findings, &BTreeMap::new())?,
+            after: view(bundle, &v, &last.findings, &changed)?,
             shift,
             ms: elapsed_ms(start),
         };
@@ -77,14 +72,14 @@ impl Engine {
 fn plan(request: &AblationRequest, bundle: &Bundle, last: &LastImage) -> Result<Plan> {
     let manifest = &bundle.manifest;
     let layer_norms = |layer: usize| {
-        last.norms
+        last.findings
             .get(&layer)
+            .map(|found| &found.norms)
             .ok_or_else(|| invalid(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers)))
     };
-    let thresholds =
-        |layer: usize| -> Vec<f32> { bundle.layers[&layer].norms.iter().step_by(manifest.top_k).copied().collect() };
     let mean_ablated = |layer: usize, significant: bool| -> Result<Plan> {
-        let neurons = significant_neurons(layer_norms(layer)?, &thresholds(layer), significant);
+        let thresholds = bundle.layers[&layer].thresholds(manifest.top_k);
+        let neurons = significant_neurons(layer_norms(layer)?, &thresholds, significant);
         let which = if significant { "significant" } else { "insignificant" };
         let description = format!("mean-ablated the {} {which} neurons of layer {layer}", neurons.len());
         Ok(([(layer, Replacement::Mean(neurons))].into(), description))
@@ -139,17 +134,25 @@ async fn compute_centred(
     Ok(())
 }
 
-/// The top classes and merged concept words of an embedding `v` with these centred norms.
-fn view(bundle: &Bundle, v: &[f32], norms: &BTreeMap<usize, Vec<f32>>) -> Result<AblationView> {
+/// The top classes of an embedding `v` and the concept words merged over the analysed image's
+/// layers, discovery run again only in the `changed` layers (their centred norms after an
+/// ablation).
+fn view(
+    bundle: &Bundle,
+    v: &[f32],
+    findings: &BTreeMap<usize, LayerFindings>,
+    changed: &BTreeMap<usize, Vec<f32>>,
+) -> Result<AblationView> {
     let manifest = &bundle.manifest;
     let classes = classify(v, &bundle.class_embeds, &manifest.classes, TOP_CLASSES)?;
-    let per_layer = norms
+    let (k, m) = (manifest.top_k, manifest.components);
+    let rediscovered = changed
         .iter()
-        .map(|(&layer, layer_norms)| {
-            let lens = &bundle.layers[&layer];
-            let (k, m) = (manifest.top_k, manifest.components);
-            discover_concepts(layer, layer_norms, lens, k, m, &manifest.words, usize::MAX)
+        .map(|(&layer, norms)| {
+            let concepts = discover_concepts(layer, norms, &bundle.layers[&layer], k, m, &manifest.words, usize::MAX)?;
+            Ok((layer, concepts))
         })
-        .collect::<Result<Vec<Concepts>>>()?;
-    Ok(AblationView { classes, words: merge_layers(&per_layer, TOP_WORDS) })
+        .collect::<Result<BTreeMap<usize, Concepts>>>()?;
+    let per_layer = findings.iter().map(|(layer, found)| rediscovered.get(layer).unwrap_or(&found.concepts));
+    Ok(AblationView { classes, words: merge_layers(per_layer, TOP_WORDS) })
 }

@@ -22,7 +22,7 @@ pub use results::*;
 use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery};
 use crate::apps::analysis::{BundleLens, LayerFindings};
 use crate::apps::classify::classify;
-use crate::apps::concepts::{merge_layers, Concepts};
+use crate::apps::concepts::merge_layers;
 use crate::apps::segment::{self, ConceptNeurons, ConceptSpec, RankedNeuron};
 use crate::bundle::{sha256_hex, Bundle};
 use crate::convert::ConvertedManifest;
@@ -47,12 +47,10 @@ struct LastImage {
     output: VisionOutput,
     /// The unnormalised image embedding.
     embedding: Vec<f32>,
-    /// Every bundle layer's centred norms `[N]`.
-    norms: BTreeMap<usize, Vec<f32>>,
+    /// Every bundle layer's centred norms `[N]` and concept discovery (all words), by layer.
+    findings: BTreeMap<usize, LayerFindings>,
     /// Centred effects `[N, D]` of the layers an ablation needed, computed on first use.
     centred: BTreeMap<usize, Vec<f32>>,
-    /// The classes and words every ablation compares with, computed on first use.
-    before: Option<AblationView>,
     /// The analysis, and the ablations run on it since (for the CSV export).
     analysis: Analysis,
     ablations: Vec<AblationResult>,
@@ -335,7 +333,6 @@ impl Engine {
 
         let lens_start = web_time::Instant::now();
         let findings = loaded.lens.discover(vision, &output, bundle).await?;
-        let norms: BTreeMap<usize, Vec<f32>> = findings.iter().map(|f| (f.concepts.layer, f.norms.clone())).collect();
         let mut layers = Vec::with_capacity(findings.len());
         for LayerFindings { norms, concepts } in &findings {
             let (layer, lens) = (concepts.layer, &bundle.layers[&concepts.layer]);
@@ -356,8 +353,7 @@ impl Engine {
                 neurons,
             });
         }
-        let found: Vec<Concepts> = findings.into_iter().map(|f| f.concepts).collect();
-        let words = merge_layers(&found, top_words);
+        let words = merge_layers(findings.iter().map(|f| &f.concepts), top_words);
         let classes = classify(&embedding, &bundle.class_embeds, &manifest.classes, top_classes)?;
         let lens = elapsed_ms(lens_start);
 
@@ -372,9 +368,8 @@ impl Engine {
         self.last = Some(LastImage {
             output,
             embedding,
-            norms,
+            findings: findings.into_iter().map(|f| (f.concepts.layer, f)).collect(),
             centred: BTreeMap::new(),
-            before: None,
             analysis: analysis.clone(),
             ablations: Vec::new(),
         });
@@ -496,7 +491,7 @@ impl Engine {
 
     /// The last analysed image's centred norm of a neuron, when its layer was analysed.
     fn analysed_norm(&self, layer: usize, neuron: usize) -> Option<f32> {
-        self.last.as_ref()?.norms.get(&layer)?.get(neuron).copied()
+        self.last.as_ref()?.findings.get(&layer)?.norms.get(neuron).copied()
     }
 
     /// The neurons whose decomposition holds `text` when it is a word of the bundle, and the

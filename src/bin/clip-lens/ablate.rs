@@ -182,7 +182,7 @@ fn table(model: &ClipModel, device: &Device, weights: &[u8], folder: &Path, args
                 sparse_directions(&lens.decomposition_index, &lens.decomposition_coef, m, &dictionary.atoms, d),
                 [n, d],
             ),
-            thresholds: tensor(lens.norms.chunks(k).map(|row| row[0]).collect(), [1, n]),
+            thresholds: tensor(lens.thresholds(k), [1, n]),
         };
         per_layer.push((LensFactors::new(vision, layer)?, factors, AblationTable::new(layer)));
     }
