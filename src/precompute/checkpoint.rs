@@ -188,9 +188,11 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// What a checkpoint must agree on: weights, layers, k, and every file's name and size.
 pub(super) fn fingerprint(weights_sha256: &str, layers: &[usize], top_k: usize, files: &[PathBuf]) -> String {
-    let listing: String = files
-        .iter()
-        .map(|f| format!("{}:{}\n", f.display(), std::fs::metadata(f).map(|m| m.len()).unwrap_or(0)))
-        .collect();
+    let listing = listing(files, |f| f.display().to_string());
     sha256_hex(format!("{weights_sha256}|{layers:?}|{top_k}|{listing}").as_bytes())
+}
+
+/// `name:size` of every file, a line each, in order: what says that a run's files are the same.
+pub(super) fn listing(files: &[PathBuf], name: impl Fn(&Path) -> String) -> String {
+    files.iter().map(|f| format!("{}:{}\n", name(f), std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))).collect()
 }

@@ -36,7 +36,7 @@ use std::str::FromStr;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{write_atomically, Accumulators, Checkpoint, Position};
+use super::checkpoint::{listing, write_atomically, Accumulators, Checkpoint, Position};
 use super::passes::{check_readable, Passes};
 use super::{check_inputs, write_bundle, Inputs, Progress, Settings};
 use crate::bundle::{sha256_hex, Bundle};
@@ -115,13 +115,7 @@ struct Run {
 
 impl Run {
     fn new(settings: &Settings, inputs: &Inputs) -> Self {
-        let listing: String = inputs
-            .files
-            .iter()
-            .map(|f| {
-                format!("{}:{}\n", relative(&settings.images, f), std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-            })
-            .collect();
+        let listing = listing(&inputs.files, |f| relative(&settings.images, f));
         Run {
             weights_sha256: inputs.weights_sha256.clone(),
             layers: settings.layers.clone(),
