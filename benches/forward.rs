@@ -8,7 +8,7 @@ mod common;
 
 use burn::tensor::{Device, Tensor};
 use clip_lens::device::read_f32_blocking;
-use clip_lens::model::{CaptureRequest, ClipModel, Towers};
+use clip_lens::model::{CaptureRequest, ClipModel, Keep, Towers};
 use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
 use clip_lens::{ClipConfig, Layout, WeightFile};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -69,7 +69,7 @@ fn last_block(c: &mut Criterion, models: &[(&str, ClipModel)]) {
         let x = Tensor::<3>::ones([1, tokens, vision.config.width], &vision.projection.device());
         for (label, rows) in [("all-tokens", tokens), ("cls-only", 1)] {
             group.bench_function(format!("{name}/{label}"), |b| {
-                b.iter(|| read_f32_blocking(block.forward_rows(x.clone(), rows, None, false, true).0).unwrap())
+                b.iter(|| read_f32_blocking(block.forward_rows(x.clone(), rows, None, Keep { neurons: false, lens: true }).0).unwrap())
             });
         }
     }

@@ -3,7 +3,7 @@
 # site, so serving the demo needs no native build): the tiny fixture model split into its towers
 # (`clip-lens convert`, f32, into OUT/tiny-converted) and its bundle over www/samples with the
 # fixture's 400 words (OUT/tiny-bundle). OUT is the first argument (default www/generated).
-# tests/demo_data.rs runs this into a scratch folder and fails when the committed data differs:
+# tests/it/demo_data.rs runs this into a scratch folder and fails when the committed data differs:
 # after a change to `convert`, `precompute` or the fixture, run it and commit www/generated.
 # Needs the CLI built (`cargo build --tests --bin clip-lens`); CLIP_LENS names another binary.
 set -euo pipefail

@@ -12,7 +12,7 @@
 # A finding stops the script with libFuzzer's report; the input is saved in
 # target/fuzz/artifacts/<target>/. Reproduce it with
 #   cargo +nightly fuzz run -a <target> <that file>
-# fix the cause, and keep the input in fuzz/regressions/<target>/ (tests/fuzz.rs replays it on
+# fix the cause, and keep the input in fuzz/regressions/<target>/ (tests/it/fuzz.rs replays it on
 # the stable toolchain too).
 #
 # Installs what it needs: a nightly toolchain (cargo-fuzz needs it for the sanitizer flags; the

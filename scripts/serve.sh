@@ -8,7 +8,7 @@ start=$(date +%s)
 bash scripts/setup.sh --demo
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
-# The demo's model and bundle are committed (www/generated, kept current by tests/demo_data.rs):
+# The demo's model and bundle are committed (www/generated, kept current by tests/it/demo_data.rs):
 # no native build here.
 bash scripts/wasm-web.sh
 

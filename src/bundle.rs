@@ -144,9 +144,8 @@ pub struct Bundle {
 /// Fed in chunks of [`HASH_CHUNK`] bytes, each its own call of the block function: a browser
 /// runs a WebAssembly function in its baseline code until the call returns (V8 has no
 /// on-stack replacement for WebAssembly), so one call over a whole checkpoint hashed all of it
-/// at the baseline code's speed. In the page, the first engine of a 176 MB ViT-B/32 took 8.2 s,
-/// 6.6 s of them hashing, against 0.5 s once the function was optimised (Node 20, the
-/// single-threaded release module); in chunks the optimised code takes over after the first few.
+/// at the baseline code's speed (most of the first engine's load time: `docs/performance.md`);
+/// in chunks the optimised code takes over after the first few.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let mut hasher = Sha256::new();
     for chunk in bytes.chunks(HASH_CHUNK) {

@@ -77,7 +77,7 @@ impl Error {
     /// branches on it): `needs-text-tower` (load it and ask again), `device-lost` (move to
     /// the CPU), `device` (the device failed otherwise), `io`, `interrupted`, and `bad-input`
     /// for everything the input itself got wrong (weights, configuration, images, arguments).
-    /// The page's TypeScript type of these names is `EngineErrorKind` in `src/web.rs`.
+    /// The page's TypeScript type of these names is `EngineErrorKind` in `src/web/types.d.ts`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::NeedsTextTower => "needs-text-tower",

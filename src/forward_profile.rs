@@ -8,7 +8,7 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 use crate::device::read_f32;
 use crate::error::Result;
-use crate::model::VisionTransformer;
+use crate::model::{Keep, VisionTransformer};
 
 /// One step's mean time.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -88,6 +88,6 @@ pub async fn block_profile(
         time_step("MLP in + QuickGELU", runs, || block.mlp.neurons(normed.clone())).await?,
         time_step("MLP out", runs, || block.mlp.fc_out.forward(neurons.clone())).await?,
     ];
-    timings.push(time_step("whole block", runs, || block.forward(x.clone(), None, false, false).0).await?);
+    timings.push(time_step("whole block", runs, || block.forward(x.clone(), None, Keep::NOTHING).0).await?);
     Ok(timings)
 }

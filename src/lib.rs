@@ -7,7 +7,7 @@
 //! [`model::VisionTransformer::forward`] with a [`model::CaptureRequest`] → embedding and the
 //! captures the lens needs. Text goes through [`tokenizer`] and [`model::TextTransformer`].
 //!
-//! Without the default `engine` feature only the file formats build (weights, configuration,
+//! Without the `engine` feature (on by default, through `cli`) only the file formats build (weights, configuration,
 //! bundle, images, tokenizer, tensor files, conversion): no burn. The fuzz targets use that.
 
 #[cfg(feature = "engine")]

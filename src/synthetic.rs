@@ -2,7 +2,7 @@
 //! of real-size models (ViT-B/32, B/16, L/14) where real weights cannot be downloaded.
 
 use crate::config::ClipConfig;
-use crate::weights::Layout;
+use crate::weights::{Layout, Tower};
 
 /// Storage type of generated tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,11 +62,11 @@ fn linear(specs: &mut Vec<Spec>, prefix: &str, out: usize, inp: usize) {
     specs.push(spec(format!("{prefix}.bias"), &[out], 0.0, 0.02));
 }
 
-fn blocks(specs: &mut Vec<Spec>, layout: Layout, vision: bool, layers: usize, width: usize, mlp: usize) {
+fn blocks(specs: &mut Vec<Spec>, layout: Layout, tower: Tower, layers: usize, width: usize, mlp: usize) {
     for l in 0..layers {
-        let prefix = |module: &str| layout.layer_module(vision, l, module);
+        let prefix = |module: &str| layout.layer_module(tower, l, module);
         layer_norm(specs, &prefix("ln_1"), width);
-        let block = layout.block_prefix(vision, l);
+        let block = layout.block_prefix(tower, l);
         match layout {
             Layout::OpenAi => linear_packed(specs, &format!("{block}attn.in_proj"), 3 * width, width),
             Layout::HuggingFace => {
@@ -104,7 +104,7 @@ fn specs(config: &ClipConfig, layout: Layout, towers: TowerSelection) -> Vec<Spe
         specs.push(spec(names.vision_class_embedding, &[v.width], 0.0, 0.5));
         specs.push(spec(names.vision_positional_embedding, &[v.tokens(), v.width], 0.0, 0.1));
         layer_norm(&mut specs, names.vision_ln_pre, v.width);
-        blocks(&mut specs, layout, true, v.layers, v.width, v.mlp_width);
+        blocks(&mut specs, layout, Tower::Vision, v.layers, v.width, v.mlp_width);
         layer_norm(&mut specs, names.vision_ln_post, v.width);
         specs.push(projection(layout, names.vision_projection, v.width, config.embed_dim));
     }
@@ -112,7 +112,7 @@ fn specs(config: &ClipConfig, layout: Layout, towers: TowerSelection) -> Vec<Spe
         let t = &config.text;
         specs.push(spec(names.text_token_embedding, &[t.vocab_size, t.width], 0.0, 0.02));
         specs.push(spec(names.text_positional_embedding, &[t.context_length, t.width], 0.0, 0.01));
-        blocks(&mut specs, layout, false, t.layers, t.width, t.mlp_width);
+        blocks(&mut specs, layout, Tower::Text, t.layers, t.width, t.mlp_width);
         layer_norm(&mut specs, names.text_ln_final, t.width);
         specs.push(projection(layout, names.text_projection, t.width, config.embed_dim));
     }

@@ -77,6 +77,15 @@ const HF_NAMES: TowerNames = TowerNames {
     text_layer_prefix: "text_model.encoder.layers.",
 };
 
+/// One of CLIP's two transformers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tower {
+    /// The image tower (ViT).
+    Vision,
+    /// The text tower.
+    Text,
+}
+
 impl Layout {
     /// The names of the non-block tensors.
     pub fn names(&self) -> &'static TowerNames {
@@ -87,14 +96,18 @@ impl Layout {
     }
 
     /// The prefix of every tensor of block `layer`, e.g. `visual.transformer.resblocks.3.`.
-    pub fn block_prefix(&self, vision: bool, layer: usize) -> String {
+    pub fn block_prefix(&self, tower: Tower, layer: usize) -> String {
         let names = self.names();
-        format!("{}{layer}.", if vision { names.vision_layer_prefix } else { names.text_layer_prefix })
+        let prefix = match tower {
+            Tower::Vision => names.vision_layer_prefix,
+            Tower::Text => names.text_layer_prefix,
+        };
+        format!("{prefix}{layer}.")
     }
 
     /// The file name of a module of block `layer`, without the parameter: `module` is one of
     /// the layout-neutral names `ln_1`, `ln_2`, `mlp_in`, `mlp_out`, `attn_out`.
-    pub fn layer_module(&self, vision: bool, layer: usize, module: &str) -> String {
+    pub fn layer_module(&self, tower: Tower, layer: usize, module: &str) -> String {
         let module = match (self, module) {
             (Layout::OpenAi, "ln_1") => "ln_1",
             (Layout::OpenAi, "ln_2") => "ln_2",
@@ -108,14 +121,14 @@ impl Layout {
             (Layout::HuggingFace, "attn_out") => "self_attn.out_proj",
             (_, other) => other,
         };
-        format!("{}{module}", self.block_prefix(vision, layer))
+        format!("{}{module}", self.block_prefix(tower, layer))
     }
 
     /// The file name of a tensor of block `layer`: `part` is `module.param` with a
     /// layout-neutral module name (see [`Layout::layer_module`]), e.g. `mlp_in.weight`.
-    pub fn layer_tensor(&self, vision: bool, layer: usize, part: &str) -> String {
+    pub fn layer_tensor(&self, tower: Tower, layer: usize, part: &str) -> String {
         let (module, param) = part.split_once('.').unwrap_or((part, ""));
-        format!("{}.{param}", self.layer_module(vision, layer, module))
+        format!("{}.{param}", self.layer_module(tower, layer, module))
     }
 }
 

@@ -145,7 +145,7 @@ async fn concept_discovery_on_webgpu_and_cpu() {
 // ---------------------------------------------------------------------------
 // The Engine API of src/web, through its JavaScript-facing methods, on the fixture model with
 // a bundle built from the reference's lens data (mean/pca/norms/omp of layers 0, 1, 2); the
-// same checks as tests/engine.rs makes natively, plus the JavaScript conversions.
+// same checks as tests/it/engine.rs makes natively, plus the JavaScript conversions.
 // ---------------------------------------------------------------------------
 
 use clip_lens::bundle::{sha256_hex, Storage};

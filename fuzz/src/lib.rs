@@ -4,7 +4,7 @@
 //!
 //! The same functions run in three places: the cargo-fuzz targets (`fuzz_targets/`), the
 //! replay of kept findings (`regressions/<target>/`, in CI), and the crate's stable tests
-//! (`tests/fuzz.rs` includes this file: its mutation fuzzing and the same replay).
+//! (`tests/it/fuzz.rs` includes this file: its mutation fuzzing and the same replay).
 
 use clip_lens::bundle::{Bundle, Storage};
 use clip_lens::convert::{split_towers, WeightDtype};

@@ -1,9 +1,15 @@
-//! Zero-shot classification with the bundle's class embeddings (unit-norm, 80 templates
-//! averaged): CLIP's logits `100 cos(image, class)` and their softmax.
+//! Zero-shot classification and the concepts it is made of: the bundle's classes (names and
+//! unit-norm embeddings, 80 templates averaged), free-text concepts through the text tower,
+//! CLIP's logits `100 cos(image, class)` and their softmax. Segmentation, adversarial words and
+//! the engine take their concept embeddings from here.
 
 use serde::Serialize;
 
+use crate::bundle::Bundle;
+use crate::device::read_f32;
 use crate::error::{Error, Result};
+use crate::model::TextTransformer;
+use crate::tokenizer::ClipTokenizer;
 use crate::vector;
 
 /// CLIP's logit scale (`exp(logit_scale)` of the trained ViT models).
@@ -88,4 +94,41 @@ pub fn class_index(class_names: &[String], name: &str) -> Result<usize> {
         .collect();
     let hint = if similar.is_empty() { String::new() } else { format!(" (similar: {})", similar.join(", ")) };
     Err(Error::InvalidInput(format!("unknown class \"{name}\"{hint}")))
+}
+
+/// `embedding / |embedding|`; an error for a zero (or non-finite) vector.
+pub fn unit(embedding: &[f32]) -> Result<Vec<f32>> {
+    vector::unit(embedding).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "cannot normalise a concept embedding of norm {}",
+            vector::dot_f64(embedding, embedding).sqrt()
+        ))
+    })
+}
+
+/// The normalised text embedding of a free-text concept. Empty (or blank) text is an error.
+pub async fn text_concept(text: &TextTransformer, tokenizer: &ClipTokenizer, concept: &str) -> Result<Vec<f32>> {
+    if concept.trim().is_empty() {
+        return Err(Error::InvalidInput("the concept text is empty".into()));
+    }
+    let tokens = tokenizer.tokenize(concept, text.config.context_length);
+    unit(&read_f32(text.encode(&tokens)?).await?)
+}
+
+/// The unit-norm zero-shot classifier row of a class of the bundle (80 templates averaged).
+pub fn class_concept(bundle: &Bundle, class: &str) -> Result<Vec<f32>> {
+    class_row(bundle, class_index(&bundle.manifest.classes, class)?)
+}
+
+/// The unit-norm zero-shot classifier row of class `index` (a class the bundle has, e.g. from
+/// [`class_index`] of its classes or [`predicted_class`]).
+pub fn class_row(bundle: &Bundle, index: usize) -> Result<Vec<f32>> {
+    let d = bundle.manifest.embed_dim;
+    unit(&bundle.class_embeds[index * d..(index + 1) * d])
+}
+
+/// The bundle class that best matches an (unnormalised) image embedding: the argmax of
+/// `classes.embeds . embedding`, the first on ties (NumPy's `argmax`).
+pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize> {
+    best_class(image_embedding, &bundle.class_embeds, bundle.manifest.classes.len())
 }

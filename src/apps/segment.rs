@@ -2,8 +2,9 @@
 //! `compute_segmentation.py`).
 //!
 //! 1. The concept embedding `e`: the normalised text embedding of a free text
-//!    ([`text_concept`]), or a class of the bundle's zero-shot classifier (the 80-template
-//!    average, [`class_concept`]), e.g. the image's predicted class ([`predicted_class`]).
+//!    ([`classify::text_concept`]), or a class of the bundle's zero-shot classifier (the
+//!    80-template average, [`classify::class_concept`]), e.g. the image's predicted class
+//!    ([`classify::predicted_class`]).
 //! 2. Rank the neurons of the chosen layers by `|r_n . e|` (`r_n` = the bundle's
 //!    `layer.L.direction`) and keep the top K ([`top_neurons`]).
 //! 3. Average their post-GELU activations at each patch token (CLS dropped), reshape to the
@@ -22,12 +23,13 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Int, Tensor, TensorData};
 
+#[cfg(doc)]
+use crate::apps::classify;
 use crate::bundle::Bundle;
 use crate::device::read_f32;
 use crate::error::{Error, Result};
-use crate::model::{CaptureRequest, TextTransformer, VisionTransformer};
+use crate::model::{CaptureRequest, VisionTransformer};
 use crate::preprocess::CropGeometry;
-use crate::tokenizer::ClipTokenizer;
 use crate::vector;
 
 /// The paper's layers for ViT-B/32.
@@ -44,52 +46,6 @@ pub struct RankedNeuron {
     pub neuron: usize,
     /// `r_n . e` (signed; the ranking uses its absolute value).
     pub score: f32,
-}
-
-// ---------------------------------------------------------------------------
-// Concepts
-// ---------------------------------------------------------------------------
-
-/// `embedding / |embedding|`; an error for a zero (or non-finite) vector.
-pub fn unit(embedding: &[f32]) -> Result<Vec<f32>> {
-    vector::unit(embedding).ok_or_else(|| {
-        Error::InvalidInput(format!(
-            "cannot normalise a concept embedding of norm {}",
-            vector::dot_f64(embedding, embedding).sqrt()
-        ))
-    })
-}
-
-/// The normalised text embedding of a free-text concept. Empty (or blank) text is an error.
-pub async fn text_concept(text: &TextTransformer, tokenizer: &ClipTokenizer, concept: &str) -> Result<Vec<f32>> {
-    if concept.trim().is_empty() {
-        return Err(Error::InvalidInput("the concept text is empty".into()));
-    }
-    let tokens = tokenizer.tokenize(concept, text.config.context_length);
-    unit(&read_f32(text.encode(&tokens)?).await?)
-}
-
-/// The index of an ImageNet class of the bundle by name (exact, else ignoring case).
-pub fn class_index(bundle: &Bundle, class: &str) -> Result<usize> {
-    crate::apps::classify::class_index(&bundle.manifest.classes, class)
-}
-
-/// The unit-norm zero-shot classifier row of a class of the bundle (80 templates averaged).
-pub fn class_concept(bundle: &Bundle, class: &str) -> Result<Vec<f32>> {
-    class_row(bundle, class_index(bundle, class)?)
-}
-
-/// The unit-norm zero-shot classifier row of class `index` (a class the bundle has, e.g. from
-/// [`class_index`] or [`predicted_class`]).
-pub fn class_row(bundle: &Bundle, index: usize) -> Result<Vec<f32>> {
-    let d = bundle.manifest.embed_dim;
-    unit(&bundle.class_embeds[index * d..(index + 1) * d])
-}
-
-/// The bundle class that best matches an (unnormalised) image embedding: the argmax of
-/// `classes.embeds . embedding`, the first on ties (NumPy's `argmax`).
-pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize> {
-    crate::apps::classify::best_class(image_embedding, &bundle.class_embeds, bundle.manifest.classes.len())
 }
 
 // ---------------------------------------------------------------------------

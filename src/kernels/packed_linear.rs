@@ -28,17 +28,15 @@ use super::SharedOut;
 /// Columns per panel: three AVX-512 registers, twelve WebAssembly SIMD ones.
 pub const PANEL: usize = 48;
 /// Rows per register tile, at most: nine with AVX-512, whose 32 vector registers hold the
-/// tile's 27 accumulators, three panel values and a broadcast. Per step that is 27 fused
-/// multiply-adds for 12 loads, against 15 for 8 with five rows: on the forward's shapes one
-/// thread went from 112-120 to 132-150 GFLOP/s in a standalone copy of the kernel (rows of 8:
-/// 137-145; more than 9 spill) and from 79-106 to 93-110 in `benches/matmul.rs` (Intel Xeon).
+/// tile's 27 accumulators, three panel values and a broadcast: 27 fused multiply-adds per 12
+/// loads (five rows: 15 per 8); more than nine spill. Measured against 5 and 8 rows in
+/// `docs/performance.md` (*Why the kernels are shaped so*).
 #[cfg(not(target_arch = "wasm32"))]
 pub const ROWS: usize = 9;
 /// Rows per register tile, at most: four in WebAssembly, whose SIMD engines map onto 16
 /// registers. Four rows of eight columns keep 8 accumulators, 2 panel values and a broadcast in
-/// registers; five (13 of them) measured 18-25 GFLOP/s against 27-31 for four on the forward's
-/// three shapes, one thread, in Chromium 156 and Node 20 on an Intel Xeon (a standalone copy of
-/// the kernel).
+/// registers; five rows (13 registers) spill on the engines measured (`docs/performance.md`,
+/// *Why the kernels are shaped so*).
 #[cfg(target_arch = "wasm32")]
 pub const ROWS: usize = 4;
 
@@ -129,10 +127,10 @@ impl PackedLinear {
     }
 
     /// Columns `p * PANEL ..` of every row of `y`. Never inlined: inlined into `forward_with`'s
-    /// rayon task, the threaded release wasm module ran the packed product at 9 GFLOP/s on two
-    /// threads against 31-36 with this (`bench.html?probe=1&threads=2`; the forward 922 ms against
-    /// 267-364). Both this and [`super::store`] are needed; the inlined copy has no more
-    /// `memory.fill`/`memory.copy` than this one, so the cause is not pinned down.
+    /// rayon task, the threaded release wasm module ran the packed product at a third of the
+    /// speed (`bench.html?probe=1&threads=2`; figures in `docs/performance.md`). Both this and
+    /// [`super::store`] are needed; the inlined copy has no more `memory.fill`/`memory.copy`
+    /// than this one, so the cause is not pinned down.
     #[inline(never)]
     fn panel_product(&self, x: &[f32], m: usize, p: usize, bias: Bias, epilogue: Epilogue, y: SharedOut) {
         let panel = &self.panels[p * self.k * PANEL..(p + 1) * self.k * PANEL];
@@ -145,8 +143,8 @@ impl PackedLinear {
         let mut tile = [[0.0f32; PANEL]; ROWS];
         // The first tile also brings the next panel into the second-level cache, so that its
         // tiles do not wait on memory: at batch 1 the weights are read once per forward (340 MB
-        // for ViT-B/32) and the forward took 61-62 ms without this, 57.6-59.6 with it
-        // (`benches/forward.rs`, 2 threads; batch 8 unchanged).
+        // for ViT-B/32), and the forward waited on them (`benches/forward.rs`; before/after in
+        // `docs/performance.md`).
         let next = &self.panels[((p + 1) * self.k * PANEL).min(self.panels.len())..];
         let mut prefetch = (next.len() >= self.k * PANEL).then_some(next);
         for (row, rows) in row_tiles(m) {

@@ -7,7 +7,7 @@ use super::Loader;
 use crate::config::Activation;
 use crate::error::Result;
 use crate::kernels::{self, Epilogue, PackedLinear};
-use crate::weights::Layout;
+use crate::weights::{Layout, Tower};
 
 /// `y = x @ weight + bias`, weight `[in, out]`.
 pub struct Linear {
@@ -241,18 +241,25 @@ pub struct ResidualBlock {
     pub mlp: Mlp,
 }
 
+/// What a block's forward keeps of its intermediate values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Keep {
+    /// The post-activation MLP values (the neurons).
+    pub neurons: bool,
+    /// What the lens needs of a later block: the CLS attention row and the `ln_1` statistics.
+    pub lens: bool,
+}
+
+impl Keep {
+    /// Nothing: the output alone.
+    pub const NOTHING: Keep = Keep { neurons: false, lens: false };
+}
+
 impl ResidualBlock {
-    /// Runs the block. `keep_neurons` keeps the post-activation MLP values; `keep_lens` keeps
-    /// the CLS attention row and the `ln_1` statistics.
-    pub fn forward(
-        &self,
-        x: Tensor<3>,
-        mask: Option<&Tensor<2>>,
-        keep_neurons: bool,
-        keep_lens: bool,
-    ) -> (Tensor<3>, BlockCaptures) {
+    /// Runs the block, keeping what `keep` asks for.
+    pub fn forward(&self, x: Tensor<3>, mask: Option<&Tensor<2>>, keep: Keep) -> (Tensor<3>, BlockCaptures) {
         let tokens = x.dims()[1];
-        self.forward_rows(x, tokens, mask, keep_neurons, keep_lens)
+        self.forward_rows(x, tokens, mask, keep)
     }
 
     /// The block's output for the first `rows` tokens only, `[B, rows, W]`: every token still
@@ -265,8 +272,7 @@ impl ResidualBlock {
         x: Tensor<3>,
         rows: usize,
         mask: Option<&Tensor<2>>,
-        keep_neurons: bool,
-        keep_lens: bool,
+        keep: Keep,
     ) -> (Tensor<3>, BlockCaptures) {
         let [batch, tokens, _] = x.dims();
         let first_rows = |t: Tensor<3>| if rows == tokens { t } else { t.narrow(1, 0, rows) };
@@ -277,18 +283,18 @@ impl ResidualBlock {
         let x = x + self.mlp.fc_out.forward(neurons.clone());
         let heads = self.attn.heads;
         let captures = BlockCaptures {
-            neurons: keep_neurons.then_some(neurons),
-            cls_attention: keep_lens.then(|| probs.narrow(2, 0, 1).reshape([batch, heads, tokens])),
-            ln_1: keep_lens.then_some(ln_1),
+            neurons: keep.neurons.then_some(neurons),
+            cls_attention: keep.lens.then(|| probs.narrow(2, 0, 1).reshape([batch, heads, tokens])),
+            ln_1: keep.lens.then_some(ln_1),
         };
         (x, captures)
     }
 
-    /// Loads block `layer` of the image (`vision`) or text tower.
-    pub(crate) fn load(loader: &Loader, vision: bool, layer: usize, shape: &BlockShape) -> Result<Self> {
+    /// Loads block `layer` of `tower`.
+    pub(crate) fn load(loader: &Loader, tower: Tower, layer: usize, shape: &BlockShape) -> Result<Self> {
         let BlockShape { width, heads, mlp_width, eps, activation } = *shape;
-        let prefix = |module: &str| loader.layout.layer_module(vision, layer, module);
-        let [query, key, value] = load_qkv(loader, vision, layer, width)?;
+        let prefix = |module: &str| loader.layout.layer_module(tower, layer, module);
+        let [query, key, value] = load_qkv(loader, tower, layer, width)?;
         Ok(Self {
             ln_1: loader.layer_norm(&prefix("ln_1"), width, eps)?,
             attn: Attention { query, key, value, out: loader.linear(&prefix("attn_out"), width, width)?, heads },
@@ -303,8 +309,8 @@ impl ResidualBlock {
 }
 
 /// Query, key and value maps: split from OpenAI's packed `in_proj`, or Hugging Face's three.
-fn load_qkv(loader: &Loader, vision: bool, layer: usize, width: usize) -> Result<[Linear; 3]> {
-    let block = loader.layout.block_prefix(vision, layer);
+fn load_qkv(loader: &Loader, tower: Tower, layer: usize, width: usize) -> Result<[Linear; 3]> {
+    let block = loader.layout.block_prefix(tower, layer);
     match loader.layout {
         Layout::OpenAi => {
             let weight = loader.file.tensor(&format!("{block}attn.in_proj_weight"), &[3 * width, width])?;

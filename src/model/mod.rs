@@ -7,7 +7,7 @@ mod block;
 mod text;
 mod vision;
 
-pub use block::{Attention, LayerNorm, LayerNormStats, Linear, Mlp, ResidualBlock};
+pub use block::{Attention, Keep, LayerNorm, LayerNormStats, Linear, Mlp, ResidualBlock};
 pub use text::TextTransformer;
 pub use vision::{CaptureRequest, VisionCaptures, VisionOutput, VisionTransformer};
 

@@ -3,10 +3,11 @@
 
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::block::{BlockShape, LayerNorm, ResidualBlock};
+use super::block::{BlockShape, Keep, LayerNorm, ResidualBlock};
 use super::Loader;
 use crate::config::{ClipConfig, TextConfig};
 use crate::error::{Error, Result};
+use crate::weights::Tower;
 
 /// CLIP's text transformer.
 pub struct TextTransformer {
@@ -45,7 +46,7 @@ impl TextTransformer {
             activation: c.activation,
         };
         let blocks =
-            (0..c.layers).map(|l| ResidualBlock::load(loader, false, l, &shape)).collect::<Result<Vec<_>>>()?;
+            (0..c.layers).map(|l| ResidualBlock::load(loader, Tower::Text, l, &shape)).collect::<Result<Vec<_>>>()?;
         let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { MASKED } else { 0.0 }).collect();
         Ok(Self {
             config: c.clone(),
@@ -88,7 +89,7 @@ impl TextTransformer {
         let mask = self.causal_mask.clone().narrow(0, 0, used).narrow(1, 0, used);
         let mut x = self.token_embedding.clone().select(0, ids).reshape([texts, used, width]) + positions;
         for block in &self.blocks {
-            x = block.forward(x, Some(&mask), false, false).0;
+            x = block.forward(x, Some(&mask), Keep::NOTHING).0;
         }
         let pooled_rows: Vec<i64> = ends.iter().enumerate().map(|(i, &end)| (i * used + end) as i64).collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(pooled_rows, [texts]), &device);

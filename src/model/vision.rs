@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Tensor, TensorData};
 
-use super::block::{BlockShape, LayerNorm, LayerNormStats, Linear, ResidualBlock};
+use super::block::{BlockShape, Keep, LayerNorm, LayerNormStats, Linear, ResidualBlock};
 use super::Loader;
 use crate::config::{ClipConfig, VisionConfig};
 use crate::error::{Error, Result};
+use crate::weights::Tower;
 
 /// What the image forward must keep besides the embedding. Nothing is kept unless asked, so a
 /// plain embedding costs a plain forward.
@@ -88,7 +89,7 @@ impl VisionTransformer {
             eps: c.layer_norm_eps,
             activation: c.activation,
         };
-        let blocks = (0..c.layers).map(|l| ResidualBlock::load(loader, true, l, &shape)).collect::<Result<Vec<_>>>()?;
+        let blocks = (0..c.layers).map(|l| ResidualBlock::load(loader, Tower::Vision, l, &shape)).collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: c.clone(),
             patch_embedding: Linear::new(
@@ -155,11 +156,13 @@ impl VisionTransformer {
         let mut captures = VisionCaptures::default();
         let last = self.blocks.len() - 1;
         for (layer, block) in self.blocks.iter().enumerate() {
-            let keep_neurons = request.neurons.contains(&layer);
-            let keep_lens = request.lens_from.is_some_and(|from| layer >= from);
+            let keep = Keep {
+                neurons: request.neurons.contains(&layer),
+                lens: request.lens_from.is_some_and(|from| layer >= from),
+            };
             // Only CLS leaves the last block, unless its neurons are wanted at every token.
-            let rows = if layer == last && !keep_neurons { 1 } else { x.dims()[1] };
-            let (next, kept) = block.forward_rows(x, rows, None, keep_neurons, keep_lens);
+            let rows = if layer == last && !keep.neurons { 1 } else { x.dims()[1] };
+            let (next, kept) = block.forward_rows(x, rows, None, keep);
             x = next;
             if let Some(neurons) = kept.neurons {
                 captures.neurons.insert(layer, neurons);

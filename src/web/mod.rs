@@ -2,8 +2,8 @@
 //! [`crate::apps::engine::Engine`], which holds the page's logic and is tested natively.
 //!
 //! Each export turns bytes and strings from JavaScript into an engine call and the typed result
-//! back into a plain JavaScript object (serde, through JSON text, which measured faster here
-//! than serde-wasm-bindgen: see [`to_js`]; snake_case keys, as in the CLI's `--json`) or a
+//! back into a plain JavaScript object (serde, through JSON text, which measured faster than
+//! serde-wasm-bindgen: see [`to_js`]; snake_case keys, as in the CLI's `--json`) or a
 //! typed array. Every method rejects with an `Error` carrying the library's message and its
 //! `kind` ([`js_error`]); none panics on bad input. The TypeScript types are in [`types`]; the
 //! browser benchmark is in [`benchmark`].
@@ -50,7 +50,7 @@ pub fn start() {
 /// Why it exists: when no code refers to `__wasm_call_ctors`, wasm-ld treats the module as a
 /// "command" and wraps every export in a call to all the constructors, so every call into the
 /// module, down to wasm-bindgen's allocator and its table of JavaScript values, ran them again:
-/// ~0.25 ms a call. This explicit call is the reference that turns the wrappers off
+/// a fraction of a millisecond a call. This explicit call is the reference that turns the wrappers off
 /// (`lld/wasm/Writer.cpp`, `createCommandExportWrappers`); the benchmark page's `call_us`
 /// measures a call.
 fn run_static_constructors_once() {
@@ -99,12 +99,10 @@ async fn pick_device(backend: &str) -> Result<(Device, BackendKind)> {
 }
 
 /// A Rust value as a plain JavaScript object (snake_case keys, `null` for `None`, arrays for
-/// sequences; non-finite floats become `null`), through JSON text and `JSON.parse`: measured
-/// against serde-wasm-bindgen ([`to_js_through_serde`]) in the benchmark page
-/// (`analysis.conversions_us`), JSON text took under half the time for an analysis (580-670
-/// against 1,320-1,640 µs) and for a neuron card (27-31 against 54-69 µs): serde-wasm-bindgen
-/// makes a call into JavaScript for every value it creates. Options come in the same way
-/// ([`parse_options`]).
+/// sequences; non-finite floats become `null`), through JSON text and `JSON.parse`: in the
+/// benchmark page (`analysis.conversions_us`) it took under half the time of serde-wasm-bindgen
+/// ([`to_js_through_serde`]), which makes a call into JavaScript for every value it creates
+/// (figures in `docs/performance.md`). Options come in the same way ([`parse_options`]).
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue> {
     let text = serde_json::to_string(value).map_err(|e| invalid(format!("cannot build the result: {e}")))?;
     js_sys::JSON::parse(&text).map_err(|e| invalid(format!("cannot build the result: {e:?}")))
@@ -133,9 +131,8 @@ fn with_float_array(object: JsValue, key: &str, values: &[f32]) -> JsResult<JsVa
 }
 
 /// Options from JavaScript: `undefined` or `null` give the defaults; unknown keys are errors.
-/// Through `JSON.stringify` and serde_json, like the results ([`to_js`]): the benchmark page's
-/// `analysis.conversions_us.options` measured 1.5-1.7 µs, against 7-10 µs through
-/// serde-wasm-bindgen, which must go through a `serde_json::Value` to see unknown keys (it reads
+/// Through `JSON.stringify` and serde_json, like the results ([`to_js`]): faster in the
+/// benchmark page's `analysis.conversions_us.options` than serde-wasm-bindgen, which must go through a `serde_json::Value` to see unknown keys (it reads
 /// a struct's own fields by name, so `{"topWords": 3}` would pass unseen).
 fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>, what: &str) -> Result<T> {
     match value {

@@ -1,6 +1,6 @@
 // The TypeScript types of the engine's results, options and errors (src/apps/engine/results.rs
 // serialised; the crate's Error::kind), emitted into pkg/clip_lens.d.ts by src/web/types.rs.
-// tests/typescript_types.rs checks every interface's fields against the serialised results.
+// tests/it/typescript_types.rs checks every interface's fields against the serialised results.
 
 /** The `kind` property of an `Error` an engine method throws (the crate's `Error::kind`). */
 export type EngineErrorKind = "needs-text-tower" | "device-lost" | "device" | "io" | "interrupted" | "bad-input";

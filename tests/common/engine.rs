@@ -1,4 +1,4 @@
-//! The engine's test bundle and checks, shared by the native engine tests (`tests/engine.rs`)
+//! The engine's test bundle and checks, shared by the native engine tests (`tests/it/engine.rs`)
 //! and the browser tests of its bindings (`tests/web.rs`): both compare the engine's results,
 //! as the JSON the page receives, with the reference.
 
@@ -17,7 +17,7 @@ pub fn reference_bundle(weights_sha256: String) -> Bundle {
     let probes = &expected["probe_text_embeds"].values;
     let class_embeds = ENGINE_CLASSES
         .iter()
-        .flat_map(|&(_, i)| clip_lens::apps::segment::unit(&probes[i * 32..(i + 1) * 32]).unwrap())
+        .flat_map(|&(_, i)| clip_lens::apps::classify::unit(&probes[i * 32..(i + 1) * 32]).unwrap())
         .collect();
     let top_images = layers
         .iter()

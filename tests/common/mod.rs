@@ -1,6 +1,7 @@
 //! Golden checks against the paper's reference outputs (`tests/fixtures/tiny-a`), shared by
 //! the native tests and the browser (wasm-bindgen) tests. Fixture files are embedded with
 //! `include_bytes!` so that the same code runs where there is no filesystem.
+// Each browser suite uses only part of it.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -411,7 +412,7 @@ pub async fn segmentation_golden(bytes: &[u8], device: &Device) -> (Vec<[usize; 
     let expected = expected();
     let (concept, layers, k, _) = segmentation_settings();
     let model = load(bytes, Towers::Both, device);
-    let e = segment::text_concept(model.text().unwrap(), &ClipTokenizer::new(), &concept).await.unwrap();
+    let e = clip_lens::apps::classify::text_concept(model.text().unwrap(), &ClipTokenizer::new(), &concept).await.unwrap();
     let directions: Vec<(usize, &[f32])> =
         layers.iter().map(|&l| (l, expected[&format!("pca.{l}")].values.as_slice())).collect();
     let selected = segment::top_neurons(&directions, &e, k).unwrap();

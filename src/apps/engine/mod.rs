@@ -2,7 +2,7 @@
 //! (analyze, segment, activation map, neuron card, neuron lists and word pages ([`cards`]),
 //! ablations on the analysed image ([`ablation`]), search, adversarial words, fooled, CSV
 //! exports ([`export`])) with typed results ([`results`]). The page's WebAssembly bindings (`src/web`) are a thin layer
-//! over it; natively `tests/engine.rs` checks every method against the fixture.
+//! over it; natively `tests/it/engine.rs` checks every method against the fixture.
 //!
 //! The text tower loads on first use (from the weight file, or, for converted towers, when the
 //! caller hands it over after an [`Error::NeedsTextTower`]), so analysing images never pays for
@@ -21,7 +21,7 @@ pub use results::*;
 
 use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery};
 use crate::apps::analysis::{BundleLens, LayerFindings};
-use crate::apps::classify::classify;
+use crate::apps::classify::{self, classify};
 use crate::apps::concepts::merge_layers;
 use crate::apps::segment::{self, ConceptNeurons, ConceptSpec, RankedNeuron};
 use crate::bundle::{sha256_hex, Bundle};
@@ -29,7 +29,7 @@ use crate::convert::ConvertedManifest;
 use crate::device::{read_f32, BackendKind};
 use crate::error::{Error, Result};
 use crate::model::{CaptureRequest, ClipModel, Towers, VisionOutput};
-use crate::preprocess::preprocess_image;
+use crate::preprocess::{preprocess_image, CropGeometry};
 use crate::tokenizer::ClipTokenizer;
 use crate::{ClipConfig, WeightFile};
 
@@ -75,6 +75,20 @@ pub struct Engine {
     last: Option<LastImage>,
 }
 
+/// A concept of a segmentation, resolved: what it is called, its kind (`text`, `class` or
+/// `predicted`), its class's index, and its unit embedding.
+struct ResolvedConcept {
+    label: String,
+    kind: &'static str,
+    class_index: Option<usize>,
+    embedding: Vec<f32>,
+}
+
+/// The error of a call that needs an analysed image before any was analysed.
+fn no_image_yet() -> Error {
+    invalid("no image has been analysed yet: call analyze first")
+}
+
 /// An [`Error::InvalidInput`] with `message` (the page's bindings use it too).
 pub(crate) fn invalid(message: impl Into<String>) -> Error {
     Error::InvalidInput(message.into())
@@ -96,8 +110,8 @@ fn check_tower_file(tower: &str, expected: &str, bytes: &[u8]) -> Result<()> {
 
 impl Engine {
     /// The image tower of safetensors `weights` (either layout) on `device` (of kind
-    /// `backend`). `config_json` is a Hugging Face `config.json`; without one the shapes decide
-    /// (OpenAI convention). A weight tensor above `buffer_limit` bytes is refused, and the lens
+    /// `backend`). `config_json` is a Hugging Face `config.json` or an open_clip model JSON;
+    /// without one the shapes decide where they can ([`ClipConfig::infer`]). A weight tensor above `buffer_limit` bytes is refused, and the lens
     /// keeps its factors below it (the GPU's largest buffer; `usize::MAX` on the CPU).
     pub fn new(
         weights: Vec<u8>,
@@ -109,7 +123,7 @@ impl Engine {
         let weights_sha256 = sha256_hex(&weights);
         let weights = WeightFile::from_bytes(weights)?;
         let config = match config_json {
-            Some(json) => ClipConfig::from_hf_json(json)?,
+            Some(json) => ClipConfig::from_json(json)?,
             None => ClipConfig::infer(&weights)?,
         };
         weights.check_buffer_limit(buffer_limit)?;
@@ -134,7 +148,7 @@ impl Engine {
             .map_err(|e| invalid(format!("invalid converted manifest.json: {e}")))?;
         check_tower_file("image", &manifest.image.sha256, &image_tower)?;
         let weights = WeightFile::from_bytes(image_tower)?;
-        let config = ClipConfig::from_hf_json(config_json)?;
+        let config = ClipConfig::from_json(config_json)?;
         weights.check_buffer_limit(buffer_limit)?;
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
         let text_sha256 = Some(manifest.text.sha256);
@@ -278,7 +292,7 @@ impl Engine {
     async fn text_concept(&mut self, text: &str) -> Result<Vec<f32>> {
         self.ensure_text_tower()?;
         let tokenizer = self.tokenizer.get_or_insert_with(ClipTokenizer::new);
-        segment::text_concept(self.model.text()?, tokenizer, text).await
+        classify::text_concept(self.model.text()?, tokenizer, text).await
     }
 
     /// A class's unit embedding: the bundle's classifier row when `name` is one of its classes,
@@ -287,7 +301,7 @@ impl Engine {
         if name.trim().is_empty() {
             return Err(invalid("a class name is empty"));
         }
-        match segment::class_concept(&self.bundle()?.bundle, name) {
+        match classify::class_concept(&self.bundle()?.bundle, name) {
             Ok(embedding) => Ok(embedding),
             Err(_) => self.text_concept(name).await,
         }
@@ -390,39 +404,97 @@ impl Engine {
         let concept = ConceptSpec::parse(concept)?;
         self.bundle()?;
         if self.last.is_none() {
-            return Err(invalid("no image has been analysed yet: call analyze first"));
+            return Err(no_image_yet());
         }
-        // The text tower first: it needs `&mut self`.
-        let mut text_embedding = match concept {
-            ConceptSpec::Text(text) => Some(self.text_concept(text).await?),
-            _ => None,
-        };
-        let bundle = &self.bundle()?.bundle;
-        let last = self.last.as_ref().ok_or_else(|| invalid("no image has been analysed yet: call analyze first"))?;
-        let (label, kind, class_index, embedding) = match concept {
-            ConceptSpec::Text(text) => {
-                let embedding = text_embedding.take().ok_or_else(|| invalid("the concept text has no embedding"))?;
-                (text.to_string(), "text", None, embedding)
-            }
-            ConceptSpec::Class(name) => {
-                let index = segment::class_index(bundle, name)?;
-                (bundle.manifest.classes[index].clone(), "class", Some(index), segment::class_row(bundle, index)?)
-            }
-            ConceptSpec::Predicted => {
-                let index = segment::predicted_class(bundle, &last.embedding)?;
-                (bundle.manifest.classes[index].clone(), "predicted", Some(index), segment::class_row(bundle, index)?)
-            }
-        };
+        let text = self.text_embedding_of(&concept).await?;
+        let last = self.last.as_ref().ok_or_else(no_image_yet)?;
+        let choice = self.concept_neurons(layers, top_neurons)?;
+        let resolved = self.resolve_concept(concept, text, &last.embedding)?;
+        self.segmentation(resolved, &choice, &last.output.captures.neurons, start).await
+    }
+
+    /// The heatmap of a concept on an encoded image, with a forward of its own that keeps only
+    /// the ranked layers' neurons: no lens and no concepts, what `clip-lens segment` and
+    /// `eval-seg` need for many images. The last analysed image is left as it was. Returns the
+    /// crop geometry too, which maps the heatmap back onto the image. Arguments as
+    /// [`Engine::segment`]'s.
+    pub async fn segment_image(
+        &mut self,
+        image: &[u8],
+        concept: &str,
+        layers: Option<Vec<usize>>,
+        top_neurons: Option<usize>,
+    ) -> Result<(Segmentation, CropGeometry)> {
+        let start = web_time::Instant::now();
+        let concept = ConceptSpec::parse(concept)?;
+        self.bundle()?;
+        let text = self.text_embedding_of(&concept).await?;
+        let choice = self.concept_neurons(layers, top_neurons)?;
+        let vision = self.model.vision()?;
+        let pre = preprocess_image(image, vision.config.image_size as u32)?;
+        let output = vision.forward(vision.pixel_tensor(pre.pixels)?, &CaptureRequest::neurons(&choice.layers))?;
+        let embedding = read_f32(output.embeds).await?;
+        let resolved = self.resolve_concept(concept, text, &embedding)?;
+        let segmentation = self.segmentation(resolved, &choice, &output.captures.neurons, start).await?;
+        Ok((segmentation, pre.geometry))
+    }
+
+    /// The unit text embedding a free-text concept needs (loads the text tower); `None` for a
+    /// class.
+    async fn text_embedding_of(&mut self, concept: &ConceptSpec<'_>) -> Result<Option<Vec<f32>>> {
+        match concept {
+            ConceptSpec::Text(text) => Ok(Some(self.text_concept(text).await?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The bundle's neurons a segmentation ranks: of `layers` (default: the bundle's), the
+    /// `top_neurons` best (default: the paper's 200, clamped to what the layers have).
+    fn concept_neurons(&self, layers: Option<Vec<usize>>, top_neurons: Option<usize>) -> Result<ConceptNeurons> {
         let count = top_neurons.unwrap_or(segment::PAPER_TOP_NEURONS);
-        let choice = ConceptNeurons::new(bundle, &layers.unwrap_or_default(), count)?;
-        let selected = choice.rank(bundle, &embedding)?;
-        let maps =
-            segment::heatmaps(&last.output.captures.neurons, &selected, self.model.config.vision.patch_size).await?;
+        ConceptNeurons::new(&self.bundle()?.bundle, &layers.unwrap_or_default(), count)
+    }
+
+    /// A concept's name, kind and unit embedding: free text (its `text` embedding), a class of
+    /// the bundle, or the class an image of unnormalised embedding `image_embedding` is
+    /// predicted as.
+    fn resolve_concept(
+        &self,
+        concept: ConceptSpec<'_>,
+        text: Option<Vec<f32>>,
+        image_embedding: &[f32],
+    ) -> Result<ResolvedConcept> {
+        let bundle = &self.bundle()?.bundle;
+        let class = |index: usize, kind: &'static str| -> Result<ResolvedConcept> {
+            let label = bundle.manifest.classes[index].clone();
+            Ok(ResolvedConcept { label, kind, class_index: Some(index), embedding: classify::class_row(bundle, index)? })
+        };
+        match concept {
+            ConceptSpec::Text(label) => {
+                let embedding = text.ok_or_else(|| invalid("the concept text has no embedding"))?;
+                Ok(ResolvedConcept { label: label.to_string(), kind: "text", class_index: None, embedding })
+            }
+            ConceptSpec::Class(name) => class(classify::class_index(&bundle.manifest.classes, name)?, "class"),
+            ConceptSpec::Predicted => class(classify::predicted_class(bundle, image_embedding)?, "predicted"),
+        }
+    }
+
+    /// The segmentation of a resolved concept from a forward's post-GELU activations
+    /// (`neurons`, by layer): the concept's top neurons of `choice`, their heatmap.
+    async fn segmentation(
+        &self,
+        concept: ResolvedConcept,
+        choice: &ConceptNeurons,
+        neurons: &BTreeMap<usize, burn::tensor::Tensor<3>>,
+        start: web_time::Instant,
+    ) -> Result<Segmentation> {
+        let selected = choice.rank(&self.bundle()?.bundle, &concept.embedding)?;
+        let maps = segment::heatmaps(neurons, &selected, self.model.config.vision.patch_size).await?;
         Ok(Segmentation {
-            concept: label,
-            kind,
-            class_index,
-            layers: choice.layers,
+            concept: concept.label,
+            kind: concept.kind,
+            class_index: concept.class_index,
+            layers: choice.layers.clone(),
             size: maps.size,
             heatmap: maps.image(0).to_vec(),
             neurons: selected.iter().map(Ranked::from).collect(),
@@ -485,7 +557,7 @@ impl Engine {
 
     /// The last analysis and the ablations run on it as CSV ([`export::analysis_csv`]).
     pub fn analysis_csv(&self) -> Result<String> {
-        let last = self.last.as_ref().ok_or_else(|| invalid("no image has been analysed yet: call analyze first"))?;
+        let last = self.last.as_ref().ok_or_else(no_image_yet)?;
         Ok(export::analysis_csv(&last.analysis, &last.ablations))
     }
 
@@ -556,7 +628,7 @@ impl Engine {
     pub async fn fooled(&mut self, image: &[u8], class0: &str, class1: &str) -> Result<FooledResult> {
         let (e0, e1) = self.class_pair(class0, class1).await?;
         let embedding = self.embed_image(image).await?;
-        segment::unit(&embedding)?; // a zero embedding is an error
+        classify::unit(&embedding)?; // a zero embedding is an error
         let score = fooling_score(&embedding, &e0, &e1);
         Ok(FooledResult { class0: class0.into(), class1: class1.into(), fooled: score > 0.0, score })
     }

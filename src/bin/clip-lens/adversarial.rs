@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clip_lens::apps::adversarial::{adversarial_words, fools, AdversarialQuery};
-use clip_lens::apps::segment::{class_concept, text_concept};
+use clip_lens::apps::classify::{class_concept, text_concept};
 use clip_lens::bundle::Bundle;
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::ClipModel;

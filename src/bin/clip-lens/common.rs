@@ -20,7 +20,8 @@ pub struct ModelArgs {
     /// CLIP weights (.safetensors, OpenAI/open_clip or Hugging Face names).
     #[arg(long)]
     pub weights: PathBuf,
-    /// Hugging Face config.json (default: the one beside the weights, else inferred from shapes).
+    /// The model's configuration: Hugging Face config.json or open_clip model JSON (default: the
+    /// config.json beside the weights, else inferred from the shapes of OpenAI's checkpoints).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// cpu (burn flex) or gpu (wgpu).
@@ -33,6 +34,7 @@ pub struct Loaded {
     pub model: ClipModel,
     pub weights: WeightFile,
     pub device: Device,
+    pub backend: BackendKind,
 }
 
 /// The model of `args` with the towers asked for, on its device.
@@ -41,7 +43,7 @@ pub fn load_model(args: &ModelArgs, towers: Towers) -> Result<Loaded> {
     let config = ClipConfig::resolve(&weights, &args.weights, args.config.as_deref())?;
     let device = device(args.device)?;
     let model = ClipModel::load(&weights, &config, towers, &device)?;
-    Ok(Loaded { model, weights, device })
+    Ok(Loaded { model, weights, device, backend: args.device })
 }
 
 /// Preprocessed pixels of every input, in order, as `[3*S*S]` rows.

@@ -203,11 +203,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Segment { model, args } => {
             let loaded = load_model(&model, crate::segment::towers_for(&args.concept))?;
-            crate::segment::segment(&loaded.model, loaded.weights.bytes(), &args)
+            crate::segment::segment(loaded, &args)
         }
         Command::EvalSeg { model, args } => {
             let loaded = load_model(&model, crate::segment::towers_for(&args.concept))?;
-            crate::segment::eval_seg(&loaded.model, loaded.weights.bytes(), &args)
+            crate::segment::eval_seg(loaded, &args)
         }
     }
 }

@@ -1,23 +1,18 @@
 //! `clip-lens segment` (zero-shot segmentation heatmaps and overlays for a concept) and
 //! `clip-lens eval-seg` (pixel accuracy, mIoU and mAP against ground-truth masks).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use clip_lens::apps::engine::{Engine, Ranked, Segmentation};
 use clip_lens::apps::metrics::SegmentationMetrics;
-use clip_lens::apps::segment::{
-    class_concept, heatmap_to_original, heatmaps, predicted_class, text_concept, ConceptNeurons, ConceptSpec, Heatmaps,
-    RankedNeuron,
-};
-use clip_lens::bundle::Bundle;
-use clip_lens::device::read_f32_blocking;
-use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
-use clip_lens::preprocess::{decode_image, preprocess_mask, preprocess_rgb, Preprocessed};
+use clip_lens::apps::segment::{heatmap_to_original, ConceptSpec};
+use clip_lens::bundle::sha256_hex;
+use clip_lens::model::Towers;
+use clip_lens::preprocess::{decode_image, preprocess_mask, CropGeometry};
 use clip_lens::tensor_file::{serialize, NamedTensor};
-use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{Error, Result};
 
-use crate::common::{progress, read_bundle_for};
+use crate::common::{progress, read_bundle_for, Loaded};
 
 /// Which bundle, and which of its neurons make the heatmaps (both commands).
 #[derive(clap::Args)]
@@ -80,75 +75,41 @@ pub fn towers_for(concept: &str) -> Towers {
     }
 }
 
-/// The bundle, the chosen layers and neurons, and the model: turns preprocessed pixels into a
-/// heatmap.
-struct Segmenter<'a> {
-    bundle: Bundle,
-    vision: &'a VisionTransformer,
-    neurons: ConceptNeurons,
-    /// The neurons of a fixed concept, with its label.
-    fixed: Option<(String, Vec<RankedNeuron>)>,
-    /// Per predicted class, its neurons.
-    by_class: HashMap<usize, Vec<RankedNeuron>>,
+/// The engine both commands segment with: the model and the bundle of `choice`, checked
+/// against the weights.
+fn engine_for(loaded: Loaded, choice: &NeuronChoice) -> Result<Engine> {
+    let bundle = read_bundle_for(&choice.bundle, loaded.weights.bytes())?;
+    let sha256 = sha256_hex(loaded.weights.bytes());
+    let mut engine = Engine::from_model(loaded.model, sha256, loaded.device, loaded.backend);
+    engine.use_bundle(bundle)?;
+    Ok(engine)
 }
 
-impl<'a> Segmenter<'a> {
-    fn new(model: &'a ClipModel, weights: &[u8], choice: &NeuronChoice, concept: &str) -> Result<Self> {
-        let concept = ConceptSpec::parse(concept)?;
-        let bundle = read_bundle_for(&choice.bundle, weights)?;
-        let neurons = ConceptNeurons::new(&bundle, &choice.layers, choice.top_neurons)?;
-        if neurons.count < choice.top_neurons {
-            let (requested, layers, available) = (choice.top_neurons, &neurons.layers, neurons.count);
-            eprintln!("--top-neurons {requested} is more than the {available} neurons of layers {layers:?}: using {available}");
-        }
-        let vision = model.vision()?;
-        let mut segmenter = Self { bundle, vision, neurons, fixed: None, by_class: HashMap::new() };
-        let fixed = match concept {
-            ConceptSpec::Text(text) => Some((
-                format!("{text:?}"),
-                pollster::block_on(text_concept(model.text()?, &ClipTokenizer::new(), text))?,
-            )),
-            ConceptSpec::Class(class) => Some((format!("class {class:?}"), class_concept(&segmenter.bundle, class)?)),
-            ConceptSpec::Predicted => None,
-        };
-        if let Some((label, embedding)) = fixed {
-            let neurons = segmenter.rank(&embedding)?;
-            segmenter.fixed = Some((label, neurons));
-        }
-        Ok(segmenter)
-    }
-
-    fn rank(&self, concept: &[f32]) -> Result<Vec<RankedNeuron>> {
-        self.neurons.rank(&self.bundle, concept)
-    }
-
-    /// The heatmap `[S, S]` of one preprocessed image, with the concept's label and neurons.
-    fn heatmap(&mut self, pixels: Vec<f32>) -> Result<(Heatmaps, String, Vec<RankedNeuron>)> {
-        let input = self.vision.pixel_tensor(pixels)?;
-        let output = self.vision.forward(input, &CaptureRequest::neurons(&self.neurons.layers))?;
-        let (label, neurons) = match &self.fixed {
-            Some((label, neurons)) => (label.clone(), neurons.clone()),
-            None => {
-                let class = predicted_class(&self.bundle, &read_f32_blocking(output.embeds)?)?;
-                if !self.by_class.contains_key(&class) {
-                    let d = self.bundle.manifest.embed_dim;
-                    let neurons = self.rank(&self.bundle.class_embeds[class * d..(class + 1) * d])?;
-                    self.by_class.insert(class, neurons);
-                }
-                (format!("predicted class {:?}", self.bundle.manifest.classes[class]), self.by_class[&class].clone())
-            }
-        };
-        let maps = pollster::block_on(heatmaps(&output.captures.neurons, &neurons, self.vision.config.patch_size))?;
-        Ok((maps, label, neurons))
-    }
-}
-
-/// Decodes and preprocesses one image, naming the file in errors.
-fn read_image(path: &Path, size: usize) -> Result<(image::RgbImage, Preprocessed)> {
+/// The heatmap `[S, S]` of one image file and its crop geometry ([`Engine::segment_image`]),
+/// naming the file in errors.
+fn segment_file(
+    engine: &mut Engine,
+    path: &Path,
+    concept: &str,
+    choice: &NeuronChoice,
+) -> Result<(Vec<u8>, Segmentation, CropGeometry)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let image = decode_image(&bytes).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
-    let pre = preprocess_rgb(&image, size as u32);
-    Ok((image, pre))
+    let layers = (!choice.layers.is_empty()).then(|| choice.layers.clone());
+    let (segmentation, geometry) = pollster::block_on(engine.segment_image(&bytes, concept, layers, Some(choice.top_neurons)))
+        .map_err(|e| match e {
+            Error::Preprocess(e) => Error::InvalidInput(format!("{}: {e}", path.display())),
+            other => other,
+        })?;
+    Ok((bytes, segmentation, geometry))
+}
+
+/// Says on stderr when `--top-neurons` asked for more neurons than the layers have.
+fn warn_if_clamped(choice: &NeuronChoice, segmentation: &Segmentation) {
+    let available = segmentation.neurons.len();
+    if available < choice.top_neurons {
+        let (requested, layers) = (choice.top_neurons, &segmentation.layers);
+        eprintln!("--top-neurons {requested} is more than the {available} neurons of layers {layers:?}: using {available}");
+    }
 }
 
 /// The original image with the heatmap blended in red (up to 60% opacity where it is 1).
@@ -162,39 +123,52 @@ fn overlay(image: &image::RgbImage, heat: &[f32]) -> image::RgbImage {
     })
 }
 
-fn describe_neurons(neurons: &[RankedNeuron]) -> String {
+/// The concept as the summary line names it.
+fn concept_label(segmentation: &Segmentation) -> String {
+    match segmentation.kind {
+        "class" => format!("class {:?}", segmentation.concept),
+        "predicted" => format!("predicted class {:?}", segmentation.concept),
+        _ => format!("{:?}", segmentation.concept),
+    }
+}
+
+fn describe_neurons(neurons: &[Ranked]) -> String {
     let head: Vec<String> =
         neurons.iter().take(5).map(|n| format!("L{}/{} ({:+.3})", n.layer, n.neuron, n.score)).collect();
     format!("{} neurons, best {}", neurons.len(), head.join(", "))
 }
 
 /// `clip-lens segment`.
-pub fn segment(model: &ClipModel, weights: &[u8], args: &SegmentArgs) -> Result<()> {
-    let mut segmenter = Segmenter::new(model, weights, &args.neurons, &args.concept)?;
-    let size = segmenter.vision.config.image_size;
+pub fn segment(loaded: Loaded, args: &SegmentArgs) -> Result<()> {
+    let mut engine = engine_for(loaded, &args.neurons)?;
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     }
-    let mut all = Vec::new();
-    for path in &args.images {
-        let (image, pre) = read_image(path, size)?;
-        let (maps, label, neurons) = segmenter.heatmap(pre.pixels)?;
-        let heat = maps.image(0);
+    let (mut all, mut size) = (Vec::new(), 0);
+    for (i, path) in args.images.iter().enumerate() {
+        let (bytes, segmentation, geometry) = segment_file(&mut engine, path, &args.concept, &args.neurons)?;
+        if i == 0 {
+            warn_if_clamped(&args.neurons, &segmentation);
+        }
+        let heat = &segmentation.heatmap;
         let covered = heat.iter().filter(|&&v| v > 0.5).count() as f64 / heat.len() as f64;
         println!(
-            "{}: {label}, {}; mask covers {:.1}% of the crop",
+            "{}: {}, {}; mask covers {:.1}% of the crop",
             path.display(),
-            describe_neurons(&neurons),
+            concept_label(&segmentation),
+            describe_neurons(&segmentation.neurons),
             100.0 * covered
         );
         if let Some(out) = &args.out {
             let stem = path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
             let file = out.join(format!("{stem}.overlay.png"));
-            let on_original = heatmap_to_original(heat, &pre.geometry)?;
+            let image = decode_image(&bytes).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
+            let on_original = heatmap_to_original(heat, &geometry)?;
             overlay(&image, &on_original)
                 .save_with_format(&file, image::ImageFormat::Png)
                 .map_err(|e| Error::io(&file, e))?;
         }
+        size = segmentation.size;
         all.extend_from_slice(heat);
     }
     if let Some(out) = &args.out {
@@ -234,7 +208,7 @@ fn pair_images(dir: &Path, masks: &Path) -> Result<(Vec<ImageAndMask>, Vec<PathB
 }
 
 /// `clip-lens eval-seg`.
-pub fn eval_seg(model: &ClipModel, weights: &[u8], args: &EvalSegArgs) -> Result<()> {
+pub fn eval_seg(loaded: Loaded, args: &EvalSegArgs) -> Result<()> {
     let (pairs, unmatched) = pair_images(&args.images, &args.masks)?;
     for file in &unmatched {
         eprintln!(
@@ -251,17 +225,19 @@ pub fn eval_seg(model: &ClipModel, weights: &[u8], args: &EvalSegArgs) -> Result
             args.masks.display()
         )));
     }
-    let mut segmenter = Segmenter::new(model, weights, &args.neurons, &args.concept)?;
-    let size = segmenter.vision.config.image_size;
+    let mut engine = engine_for(loaded, &args.neurons)?;
     let mut metrics = SegmentationMetrics::new();
     let bar = progress(pairs.len(), "images");
-    for (image_path, mask_path) in &pairs {
-        let (image, pre) = read_image(image_path, size)?;
+    for (i, (image_path, mask_path)) in pairs.iter().enumerate() {
+        let (_, segmentation, geometry) = segment_file(&mut engine, image_path, &args.concept, &args.neurons)?;
+        if i == 0 {
+            bar.suspend(|| warn_if_clamped(&args.neurons, &segmentation));
+        }
         let bytes = std::fs::read(mask_path).map_err(|e| Error::io(mask_path, e))?;
-        let truth = preprocess_mask(&bytes, image.width(), image.height(), size as u32)
+        let size = segmentation.size as u32;
+        let truth = preprocess_mask(&bytes, geometry.original_width, geometry.original_height, size)
             .map_err(|e| Error::InvalidInput(format!("{}: {e}", mask_path.display())))?;
-        let (maps, _, _) = segmenter.heatmap(pre.pixels)?;
-        metrics.add(maps.image(0), &truth)?;
+        metrics.add(&segmentation.heatmap, &truth)?;
         bar.inc(1);
     }
     bar.finish_and_clear();

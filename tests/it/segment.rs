@@ -1,20 +1,18 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! Zero-shot segmentation: the reference's golden heatmaps and neurons, the metrics, the
 //! upsampling and the geometry against hand-computed cases, error paths, and the `segment` /
 //! `eval-seg` commands.
-
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use burn::tensor::{Tensor, TensorData};
+use clip_lens::apps::classify;
 use clip_lens::apps::segment::{self, RankedNeuron};
 use clip_lens::bundle::{sha256_hex, Bundle, FORMAT_VERSION};
 use clip_lens::device;
 use clip_lens::tensor_file::{serialize, NamedTensor};
-use common::*;
+use crate::common::*;
 
 fn close(actual: f64, expected: f64) -> bool {
     (actual - expected).abs() < 1e-9
@@ -84,7 +82,7 @@ fn ranking_uses_absolute_alignment_across_layers() {
         .to_string()
         .contains("layer 4 has 3 direction values"));
     assert!(segment::rank_neurons(&[], &e).is_err());
-    assert!(segment::unit(&[0.0, 0.0]).is_err());
+    assert!(classify::unit(&[0.0, 0.0]).is_err());
 }
 
 #[test]
@@ -92,7 +90,7 @@ fn empty_concept_text_is_an_error() {
     let model = load(MODEL_OPENAI, clip_lens::Towers::Text, &device::cpu());
     let tokenizer = clip_lens::tokenizer::ClipTokenizer::new();
     for text in ["", "   "] {
-        let error = pollster::block_on(segment::text_concept(model.text().unwrap(), &tokenizer, text)).unwrap_err();
+        let error = pollster::block_on(classify::text_concept(model.text().unwrap(), &tokenizer, text)).unwrap_err();
         assert!(error.to_string().contains("the concept text is empty"), "{error}");
     }
 }
@@ -205,11 +203,11 @@ fn bundle_helpers_report_unknown_layers_and_classes() {
     assert!(segment::bundle_directions(&bundle, &[]).is_err());
     let error = segment::bundle_directions(&bundle, &[2, 1, 2]).unwrap_err().to_string();
     assert!(error.contains("layer 2 is chosen twice"), "{error}");
-    let error = segment::class_concept(&bundle, "unicorn").unwrap_err().to_string();
+    let error = classify::class_concept(&bundle, "unicorn").unwrap_err().to_string();
     assert!(error.contains("unknown class \"unicorn\""), "{error}");
-    assert_eq!(segment::class_index(&bundle, "Dog").unwrap(), 1);
+    assert_eq!(classify::class_index(&bundle.manifest.classes, "Dog").unwrap(), 1);
     // The reference embedding of "a photo of a cat." is class 0's row, so it predicts class 0.
-    assert_eq!(segment::predicted_class(&bundle, &expected()["probe_text_embeds"].values[..32]).unwrap(), 0);
+    assert_eq!(classify::predicted_class(&bundle, &expected()["probe_text_embeds"].values[..32]).unwrap(), 0);
 }
 
 fn read_heatmap(path: &Path) -> (Vec<usize>, Vec<f32>) {
@@ -383,7 +381,7 @@ fn concept_neurons_default_to_the_bundles_layers_and_clamp_the_count() {
     assert_eq!((some.layers.as_slice(), some.count), (&[2][..], 3));
     assert!(segment::ConceptNeurons::new(&bundle, &[7], 3).is_err());
 
-    let concept = segment::class_concept(&bundle, "dog").unwrap();
+    let concept = classify::class_concept(&bundle, "dog").unwrap();
     let directions = &expected()["pca.2"].values;
     let mut by_alignment: Vec<(f64, usize)> = directions
         .chunks(32)

@@ -1,14 +1,11 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! Weight loading: layouts, configurations, single towers, and every error path.
-
-mod common;
 
 use clip_lens::config::{Activation, ClipConfig};
 use clip_lens::device;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers};
 use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
 use clip_lens::{Error, Layout, WeightFile};
-use common::*;
+use crate::common::*;
 
 /// Re-serialises the fixture with `edit` applied to its (name, dtype, shape, bytes) list.
 fn edited_fixture(edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {
@@ -300,4 +297,17 @@ fn largest_tensor_and_buffer_limit() {
             && message.contains("CPU backend"),
         "{message}"
     );
+}
+
+/// Shapes that do not decide the configuration are refused, not guessed: the fixture's 64-wide
+/// towers (4 heads of 16; OpenAI's 64-wide heads would make them one head) and any Hugging Face
+/// checkpoint (OpenAI's use QuickGELU, LAION's GELU).
+#[test]
+fn undecidable_shapes_are_refused() {
+    let openai = WeightFile::from_bytes(MODEL_OPENAI.to_vec()).unwrap();
+    let message = ClipConfig::infer(&openai).unwrap_err().to_string();
+    assert!(message.contains("64 wide") && message.contains("configuration"), "{message}");
+    let hf = WeightFile::from_bytes(MODEL_HF.to_vec()).unwrap();
+    let message = ClipConfig::infer(&hf).unwrap_err().to_string();
+    assert!(message.contains("activation") && message.contains("config.json"), "{message}");
 }

@@ -1,4 +1,3 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! Sharded `precompute` (`--shard I/N`, `--merge`, `scripts/precompute-local.sh`) on the
 //! fixture: the merged bundle is the unsharded one byte for byte; wrong sets of shard files are
 //! refused by name; a killed shard resumes.
@@ -7,15 +6,13 @@
 //! skipped); with `--batch 7` the 7 batches split 2 + 2 + 3 over 3 shards (files 0..14, 14..28,
 //! 28..49), so shard 1 skips a file and shard 2's image ids start at 27.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
 use clip_lens::bundle::Bundle;
 use clip_lens::precompute::Shard;
-use common::*;
+use crate::common::*;
 
 /// The run's arguments but `--images` and `--out`.
 const ARGS: [&str; 8] = ["--layers", "0,1,2", "--top-k", "6", "--components", "8", "--batch", "7"];

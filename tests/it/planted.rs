@@ -1,4 +1,3 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! Planted concepts: ground truth for the lens that the random-weight fixture cannot give.
 //!
 //! The tiny fixture model (4 layers, width 64, 4 heads, 256 neurons, output 32) is edited so
@@ -55,8 +54,6 @@
 //! {2, 4}, μ in {30, 1000} and 6 or 10 firing images (one at a time) passes as well; μ = 1
 //! does not (the uniform-firing term must dominate).
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -65,11 +62,11 @@ use burn::tensor::{Tensor, TensorData};
 use clip_lens::bundle::Bundle;
 use clip_lens::device::read_f32_blocking;
 use clip_lens::lens::{scaled_unit_rows, Dictionary};
-use clip_lens::model::{CaptureRequest, ClipModel, Towers, VisionTransformer};
+use clip_lens::model::{CaptureRequest, ClipModel, Keep, Towers, VisionTransformer};
 use clip_lens::tensor_file::{deserialize, serialize, NamedTensor, Values};
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{ClipConfig, WeightFile};
-use common::{clip_lens_command, fixture_path};
+use crate::common::{clip_lens_command, fixture_path};
 
 const IMAGES: usize = 48;
 /// Images each planted neuron fires on.
@@ -165,7 +162,7 @@ fn pixels() -> Tensor<4> {
 fn mlp_inputs(vision: &VisionTransformer, pixels: Tensor<4>, layer: usize) -> Vec<f32> {
     let mut x = vision.embed(pixels);
     for b in &vision.blocks[..layer] {
-        x = b.forward(x, None, false, false).0;
+        x = b.forward(x, None, Keep::NOTHING).0;
     }
     let b = &vision.blocks[layer];
     let normed = b.ln_1.forward(x.clone());

@@ -1,11 +1,8 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! Tests of `clip_lens::preprocess`: PIL parity on the tiny-a fixtures,
 //! torchvision geometry, error handling and the supported formats.
 
-mod common;
-
 use clip_lens::preprocess::*;
-use common::{fixture_path, with_exif_orientation};
+use crate::common::{fixture_path, with_exif_orientation};
 use image::codecs::gif::GifEncoder;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;

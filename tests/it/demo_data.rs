@@ -1,4 +1,3 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! The demo's committed data (`www/generated`: the tiny model's converted towers and its bundle
 //! over `www/samples`) is what `convert` and `precompute` make today: `scripts/demo-bundle.sh`
 //! runs again into a scratch folder, and every file must come out the same. Bytes must be equal,
@@ -7,13 +6,11 @@
 //! everything else in the file (tensor names, shapes and dtypes; the manifest's words, ids and
 //! structure) must still match exactly.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::MODEL_TOLERANCE;
+use crate::common::MODEL_TOLERANCE;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 

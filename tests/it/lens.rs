@@ -1,11 +1,8 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! The lens engine against the paper's reference outputs, natively.
-
-mod common;
 
 use clip_lens::device;
 use clip_lens::lens::AtomSearch;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn second_order_effects_match_reference_on_cpu() {

@@ -1,4 +1,3 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! The parsers of untrusted bytes under fuzzing, on the stable toolchain. The coverage-guided
 //! fuzzers are the cargo-fuzz targets in `fuzz/` (nightly; `scripts/fuzz.sh`, a bounded run in
 //! CI); their bodies (`fuzz/src/lib.rs`) are included here and run in three ways:
@@ -7,12 +6,10 @@
 //!   fixed xorshift seed, so a failure reproduces;
 //! - the replay of every kept finding, `fuzz/regressions/<target>/*`;
 //! - a check that the fuzzers' seeds (`fuzz/seeds/<target>/*`) are still accepted by the
-//!   parsers, so that fuzzing starts past their first checks. `cargo test --test fuzz
-//!   write_fuzz_seeds -- --ignored` writes them anew (after a format change).
+//!   parsers, so that fuzzing starts past their first checks. `cargo test --test it
+//!   fuzz::write_fuzz_seeds -- --ignored` writes them anew (after a format change).
 
-mod common;
-
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod targets;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,7 +20,7 @@ use clip_lens::config::{Activation, TextConfig, VisionConfig};
 use clip_lens::preprocess::preprocess_image;
 use clip_lens::synthetic::{random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
 use clip_lens::{ClipConfig, Layout, WeightFile};
-use common::*;
+use crate::common::*;
 
 struct Mutator(u64);
 
@@ -236,7 +233,7 @@ fn fuzz_seeds_are_accepted() {
         let seeds = files("seeds", target);
         assert!(
             !seeds.is_empty(),
-            "fuzz/seeds/{target} is empty: run `cargo test --test fuzz write_fuzz_seeds -- --ignored`"
+            "fuzz/seeds/{target} is empty: run `cargo test --test it fuzz::write_fuzz_seeds -- --ignored`"
         );
         for (path, bytes) in seeds {
             let accepted = match target {

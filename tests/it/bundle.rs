@@ -1,13 +1,10 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! `precompute` end to end on the fixture's 48 PNGs, the bundle format, and `describe`.
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use clip_lens::bundle::{sha256_hex, Bundle};
-use common::*;
+use crate::common::*;
 
 /// Runs `precompute` once for all tests of this file.
 fn bundle_dir() -> &'static Path {
@@ -78,7 +75,7 @@ fn precompute_distributions_match_reference_norms() {
 }
 
 /// Largest deviation of unit directions compared up to sign (the sign is tested, with the
-/// reference's tie caveat, in tests/lens.rs).
+/// reference's tie caveat, in tests/it/lens.rs).
 fn sign_free_deviation(ours: &[f32], theirs: &[f32], dim: usize) -> f32 {
     ours.chunks(dim)
         .zip(theirs.chunks(dim))

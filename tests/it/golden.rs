@@ -1,11 +1,8 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! Native golden tests: the model against the paper's reference outputs, on the CPU (flex)
 //! and, when a wgpu adapter exists (lavapipe in CI), on the GPU path.
 
-mod common;
-
 use clip_lens::device;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn image_tower_matches_reference_openai_layout_cpu() {

@@ -1,11 +1,8 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! The `clip-lens` command line, end to end on the fixture.
-
-mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn clip_lens(args: &[&str]) -> std::process::Output {
     clip_lens_command().args(args).output().expect("the binary runs")

@@ -1,9 +1,14 @@
-//! Model configuration: from a Hugging Face `config.json`, or inferred from tensor shapes.
+//! Model configuration: from a Hugging Face `config.json`, an open_clip model JSON
+//! (`model_configs/ViT-H-14.json`), or inferred from the tensor shapes of one of OpenAI's
+//! released checkpoints. What the shapes cannot decide (the head count of another width, the
+//! activation of another checkpoint) is refused, not guessed.
+
+mod open_clip;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::weights::{Layout, WeightFile};
+use crate::weights::{Layout, Tower, WeightFile};
 
 /// The MLP nonlinearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +20,7 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The name in a Hugging Face `config.json` (`hidden_act`).
     fn from_name(name: &str) -> Result<Self> {
         match name {
             "quick_gelu" => Ok(Activation::QuickGelu),
@@ -102,6 +108,24 @@ pub struct ClipConfig {
 /// OpenAI's convention: every head is 64 wide.
 const OPENAI_HEAD_WIDTH: usize = 64;
 
+/// The tower widths of OpenAI's released ViT checkpoints (B/32, B/16, L/14: images 768 and
+/// 1024 wide, text 512 and 768), the only ones whose head count the shapes decide (64-wide
+/// heads). Other checkpoints (open_clip's ViT-H-14 has 16 heads of 80) need their
+/// configuration.
+const OPENAI_WIDTHS: [usize; 3] = [512, 768, 1024];
+
+/// The head count of a tower of `width` inferred from shapes alone, or why it cannot be.
+fn openai_heads(tower: &str, width: usize) -> Result<usize> {
+    if OPENAI_WIDTHS.contains(&width) {
+        return Ok(width / OPENAI_HEAD_WIDTH);
+    }
+    Err(Error::Config(format!(
+        "the {tower} tower is {width} wide, not one of OpenAI's checkpoints (widths {OPENAI_WIDTHS:?}): its number \
+         of attention heads cannot be told from the tensors; give the model's configuration (Hugging Face \
+         config.json or open_clip model JSON)"
+    )))
+}
+
 #[derive(Deserialize)]
 struct HfVision {
     hidden_size: Option<usize>,
@@ -181,6 +205,18 @@ impl ClipConfig {
         }
     }
 
+    /// Parses a model configuration: a Hugging Face `config.json` or an open_clip model JSON
+    /// (told apart by its `vision_cfg` key).
+    pub fn from_json(json: &str) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| Error::Config(format!("configuration JSON: {e}")))?;
+        if value.get("vision_cfg").is_some() {
+            open_clip::from_json_value(value)
+        } else {
+            Self::from_hf_json(json)
+        }
+    }
+
     /// Parses a Hugging Face `CLIPConfig` `config.json`. Absent keys take transformers' defaults
     /// (which are ViT-B/32's).
     pub fn from_hf_json(json: &str) -> Result<Self> {
@@ -215,11 +251,20 @@ impl ClipConfig {
         Ok(config)
     }
 
-    /// Infers the configuration from the tensor shapes of a weight file, with OpenAI's
-    /// conventions (heads 64 wide, QuickGELU, LayerNorm eps 1e-5). Towers absent from the
-    /// file keep ViT-B/32's values.
+    /// Infers the configuration from the tensor shapes of one of OpenAI's checkpoints (the
+    /// OpenAI layout, widths of B/32, B/16 or L/14; heads 64 wide, QuickGELU, LayerNorm eps
+    /// 1e-5). Towers absent from the file keep ViT-B/32's values. Anything else is refused: a
+    /// Hugging Face checkpoint comes with its `config.json`, and other widths or activations
+    /// (open_clip's GELU models) cannot be told from shapes.
     pub fn infer(weights: &WeightFile) -> Result<Self> {
         let layout = weights.layout()?;
+        if layout == Layout::HuggingFace {
+            return Err(Error::Config(
+                "a Hugging Face checkpoint's shapes do not tell its activation (OpenAI's use QuickGELU, LAION's GELU): \
+                 give its config.json"
+                    .into(),
+            ));
+        }
         let mut config = Self::vit_b_32();
         let dim = |name: &str, axis: usize| -> Result<usize> {
             let shape = weights
@@ -239,8 +284,8 @@ impl ClipConfig {
             }
             v.image_size = grid * v.patch_size;
             v.layers = weights.count_layers(names.vision_layer_prefix);
-            v.heads = (v.width / OPENAI_HEAD_WIDTH).max(1);
-            v.mlp_width = dim(&layout.layer_tensor(true, 0, "mlp_in.weight"), 0)?;
+            v.heads = openai_heads("image", v.width)?;
+            v.mlp_width = dim(&layout.layer_tensor(Tower::Vision, 0, "mlp_in.weight"), 0)?;
             config.embed_dim = match layout {
                 Layout::OpenAi => dim(names.vision_projection, 1)?,
                 Layout::HuggingFace => dim(names.vision_projection, 0)?,
@@ -252,8 +297,8 @@ impl ClipConfig {
             t.width = dim(names.text_token_embedding, 1)?;
             t.context_length = dim(names.text_positional_embedding, 0)?;
             t.layers = weights.count_layers(names.text_layer_prefix);
-            t.heads = (t.width / OPENAI_HEAD_WIDTH).max(1);
-            t.mlp_width = dim(&layout.layer_tensor(false, 0, "mlp_in.weight"), 0)?;
+            t.heads = openai_heads("text", t.width)?;
+            t.mlp_width = dim(&layout.layer_tensor(Tower::Text, 0, "mlp_in.weight"), 0)?;
             config.embed_dim = match layout {
                 Layout::OpenAi => dim(names.text_projection, 1)?,
                 Layout::HuggingFace => dim(names.text_projection, 0)?,
@@ -263,8 +308,9 @@ impl ClipConfig {
         Ok(config)
     }
 
-    /// The configuration for a weight file on disk: `explicit` if given, else the
-    /// `config.json` beside the weights if there is one, else inferred from the shapes.
+    /// The configuration for a weight file on disk: `explicit` (a Hugging Face `config.json`
+    /// or an open_clip model JSON) if given, else the `config.json` beside the weights if there
+    /// is one, else inferred from the shapes.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn resolve(
         weights: &WeightFile,
@@ -275,7 +321,7 @@ impl ClipConfig {
         match explicit.map(std::path::Path::to_path_buf).or(beside) {
             Some(path) => {
                 let json = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-                Self::from_hf_json(&json).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+                Self::from_json(&json).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
             }
             None => Self::infer(weights),
         }

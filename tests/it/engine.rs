@@ -1,9 +1,6 @@
 //! The engine (`clip_lens::apps::engine`), natively on the CPU: every method against the
 //! reference fixture, with a bundle built from the reference's lens data (layers 0, 1, 2). The
 //! browser tests (`tests/web.rs`) run the same checks through the page's bindings.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
 
 use clip_lens::apps::engine::{AdversarialOptions, AnalyzeOptions, Engine};
 use clip_lens::apps::segment::heatmap_from_patches;
@@ -11,8 +8,8 @@ use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::convert::{split_towers, WeightDtype};
 use clip_lens::device::{self, BackendKind};
 use clip_lens::WeightFile;
-use common::engine::{check_engine_concepts, reference_bundle, ENGINE_CLASSES};
-use common::*;
+use crate::common::engine::{check_engine_concepts, reference_bundle, ENGINE_CLASSES};
+use crate::common::*;
 use pollster::block_on;
 
 /// An engine on the CPU for the fixture model (OpenAI layout).

@@ -1,12 +1,9 @@
-#![cfg(not(target_arch = "wasm32"))]
 //! The applications (classification, concept discovery) natively: against the reference where
 //! it has results, against hand-computed cases elsewhere.
 
-mod common;
-
 use clip_lens::apps::classify::{class_index, classify};
 use clip_lens::device;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn concept_discovery_matches_reference() {

@@ -1,9 +1,6 @@
 //! The page's TypeScript types (`src/web/types.d.ts`, emitted into the wasm-bindgen glue) against
 //! what they describe: every interface's fields are the keys of the engine's serialised result
 //! (natively, on the fixture), and `EngineErrorKind` is every kind `Error::kind` gives.
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,12 +10,12 @@ use clip_lens::apps::engine::{
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::device::{self, BackendKind};
 use clip_lens::Error;
-use common::engine::reference_bundle;
-use common::*;
+use crate::common::engine::reference_bundle;
+use crate::common::*;
 use pollster::block_on;
 use serde_json::Value;
 
-const TYPES: &str = include_str!("../src/web/types.d.ts");
+const TYPES: &str = include_str!("../../src/web/types.d.ts");
 
 /// Each `export interface` of [`TYPES`] with its field names (optional or not).
 fn interfaces() -> BTreeMap<String, BTreeSet<String>> {

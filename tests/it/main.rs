@@ -1,0 +1,23 @@
+//! The native integration tests, one module per concept, in one test binary: one link of burn
+//! and wgpu instead of one per file. The browser suites (`tests/web.rs`, `tests/web_bench.rs`)
+//! stay their own targets for `wasm-pack test`. Run one module with `cargo test --test it lens::`.
+#![cfg(not(target_arch = "wasm32"))]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod apps;
+mod bundle;
+mod cli;
+mod demo_data;
+mod engine;
+mod explorer;
+mod fuzz;
+mod golden;
+mod lens;
+mod loading;
+mod planted;
+mod preprocess;
+mod segment;
+mod shards;
+mod typescript_types;
