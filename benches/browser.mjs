@@ -1,7 +1,7 @@
 // Runs the benchmark page (bench.html of a built site) in headless Chromium through
 // playwright-core, one page per run, and prints each run's JSON result on a line.
 //
-// Usage (after building the site, see the README's Benchmarks section):
+// Usage (after building the site, see docs/performance.md, *Running the benchmarks*):
 //   node benches/browser.mjs [--dist DIR] SETTINGS...
 // where each SETTINGS is bench.html's address settings, e.g.
 //   node benches/browser.mjs "backend=cpu&runs=3&analysis=1" "backend=webgpu&runs=1&analysis=1"

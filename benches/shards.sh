@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Times `precompute` unsharded and sharded (docs/sharding.md) on a random-weight CLIP over
 # synthetic images, checks that both write the same bundle, and prints each step's time, rate
-# and peak memory (the figures of the README's *Sharded precompute*):
+# and peak memory (the figures of docs/performance.md, *Sharded precompute*):
 #
 #   bash benches/shards.sh OUT [IMAGES=300] [SHARDS=3] [SHAPE=b32]
 #

@@ -7,7 +7,7 @@
 #   bash examples/slurm-precompute.sh            # from a login node; prints the job ids
 #
 # Adapt N, ARGS (exactly those of an unsharded `clip-lens precompute`), the binary and the
-# resources (see the README's *Sharded precompute*: memory and time per image). A task that
+# resources (see docs/performance.md, *Sharded precompute*: memory and time per image). A task that
 # fails or is preempted can be resubmitted as is (`--requeue`): it resumes from its checkpoint,
 # and a task whose shard file is already written exits at once.
 set -euo pipefail

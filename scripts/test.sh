@@ -37,7 +37,7 @@ bash scripts/fuzz.sh
 
 disk_report
 echo "== browser tests (headless Chromium: WebGPU and CPU)"
-# The README's browser-test command (wasm-pack runs `cargo test` for wasm32 with
+# docs/testing.md's browser-test command (wasm-pack runs `cargo test` for wasm32 with
 # wasm-bindgen-test-runner and Debian's chromedriver from PATH); --test web: the suite alone.
 wasm-pack test --headless --chrome --locked --test web -- --nocapture 2>&1 | tee "$CARGO_TARGET_DIR/browser-tests.log"
 grep -q "test result: ok" "$CARGO_TARGET_DIR/browser-tests.log"

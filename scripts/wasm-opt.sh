@@ -2,7 +2,7 @@
 # Shrinks a wasm-bindgen output in place with binaryen's wasm-opt from npm (www/node_modules, the
 # `binaryen` dev dependency; Debian's binaryen 108 breaks the module) and prints the sizes:
 #   bash scripts/wasm-opt.sh pkg [--threads]
-# -O2, measured against -O1 and -Os (the README's *Size of the modules*). The --enable flags are
+# -O2, measured against -O1 and -Os (docs/performance.md, *What a visitor waits for*). The --enable flags are
 # the features rustc's output uses; the threaded module also has shared memory and atomics.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -48,7 +48,7 @@ export type FileSource = { kind: "url"; url: string } | { kind: "bytes"; name: s
  * first and its text tower only when text is first needed. */
 export type WeightsSource = FileSource | { kind: "converted"; url: string };
 
-/** A bundle (see the README): a directory address, or its two files picked by the user. */
+/** A bundle (docs/bundle-format.md): a directory address, or its two files picked by the user. */
 export type BundleSource =
   | { kind: "url"; url: string }
   | { kind: "files"; manifest: Uint8Array; tensors: Uint8Array; name: string };
