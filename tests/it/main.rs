@@ -10,6 +10,7 @@ mod apps;
 mod bundle;
 mod cli;
 mod demo_data;
+mod docs;
 mod engine;
 mod explorer;
 mod fuzz;
