@@ -119,6 +119,12 @@ fn specs(config: &ClipConfig, layout: Layout, towers: TowerSelection) -> Vec<Spe
     specs
 }
 
+/// The name and shape of every tensor of a model of `config` under `layout`'s names: what
+/// [`random_weights`] writes and the model's loader reads.
+pub fn weight_shapes(config: &ClipConfig, layout: Layout, towers: TowerSelection) -> Vec<(String, Vec<usize>)> {
+    specs(config, layout, towers).into_iter().map(|s| (s.name, s.shape)).collect()
+}
+
 /// A safetensors file (bytes) with random weights of `config`'s shapes under `layout`'s names.
 pub fn random_weights(
     config: &ClipConfig,

@@ -17,6 +17,7 @@ mod fuzz;
 mod golden;
 mod lens;
 mod loading;
+mod open_clip;
 mod planted;
 mod preprocess;
 mod segment;
