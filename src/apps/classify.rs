@@ -1,5 +1,11 @@
 //! Zero-shot classification with the bundle's class embeddings (unit-norm, 80 templates
 //! averaged): CLIP's logits `100 cos(image, class)` and their softmax.
+//!
+//! Reference: the class embeddings of [`compute_classifier_projection.py`, `zero_shot_classifier`][classifier],
+//! used as `representation @ classifier` in `compute_ablations.py` and `compute_segmentation.py`. Differs: the
+//! softmax probabilities are this crate's own (the reference takes the argmax).
+//!
+//! [classifier]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_classifier_projection.py
 
 use serde::Serialize;
 
@@ -65,6 +71,11 @@ pub fn class_cosines(image_embed: &[f32], class_embeds: &[f32], classes: usize) 
 }
 
 /// The class whose embedding has the largest cosine with `image_embed` (first on ties).
+///
+/// Reference: the argmax of `representation @ classifier` (`accuracy` in [`utils/misc.py`][misc],
+/// `chosen_class` in `compute_segmentation.py`).
+///
+/// [misc]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/utils/misc.py
 pub fn best_class(image_embed: &[f32], class_embeds: &[f32], classes: usize) -> Result<usize> {
     let cosines = class_cosines(image_embed, class_embeds, classes)?;
     Ok(cosines.iter().enumerate().fold(0, |best, (i, &c)| if c > cosines[best] { i } else { best }))
