@@ -1,5 +1,11 @@
 //! Texts to embeddings for the lens: word pools (100 x normalised) and the ImageNet zero-shot
 //! classifier (80 prompt templates averaged per class).
+//!
+//! Reference: [`compute_text_set_projection.py`, `get_text_features`][text] for the word pools and
+//! [`compute_classifier_projection.py`, `zero_shot_classifier`][classifier] for the classifier.
+//!
+//! [text]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_text_set_projection.py
+//! [classifier]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_classifier_projection.py
 
 use crate::device::read_f32;
 use crate::error::{Error, Result};
@@ -8,12 +14,25 @@ use crate::model::TextTransformer;
 use crate::tokenizer::ClipTokenizer;
 
 /// The 1000 ImageNet class names, one per line.
+///
+/// Reference: `imagenet_classes` in [`utils/imagenet_classes.py`][classes].
+///
+/// [classes]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/utils/imagenet_classes.py
 pub const IMAGENET_CLASSES: &str = include_str!("../data/imagenet/classes.txt");
 /// CLIP's 80 ImageNet prompt templates, `{}` standing for the class name.
+///
+/// Reference: `OPENAI_IMAGENET_TEMPLATES` in [`utils/openai_templates.py`][templates].
+///
+/// [templates]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/utils/openai_templates.py
 pub const IMAGENET_TEMPLATES: &str = include_str!("../data/imagenet/templates.txt");
 
 /// Unnormalised text embeddings `[M, D]` of `texts`, `batch` texts per forward; `progress` is
 /// told how many texts are done after each batch.
+///
+/// Reference: the batched `model.encode_text` of [`compute_text_set_projection.py`, `get_text_features`][text].
+/// Differs: in f32, where the reference runs under `torch.cuda.amp.autocast`.
+///
+/// [text]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_text_set_projection.py
 pub async fn embed_texts(
     text: &TextTransformer,
     tokenizer: &ClipTokenizer,
@@ -33,6 +52,11 @@ pub async fn embed_texts(
 }
 
 /// `100 x` normalised embeddings `[V, D]` of a word pool (the dictionary's input).
+///
+/// Reference: [`compute_text_set_projection.py`][text]: `get_text_features` (`F.normalize`) and `main`
+/// (`args.coefficient * features`), the `*_{model}_{pretrained}.npy` that `compute_sparse_decomposition.py` loads.
+///
+/// [text]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_text_set_projection.py
 pub async fn word_embeddings(
     text: &TextTransformer,
     tokenizer: &ClipTokenizer,
@@ -50,6 +74,11 @@ pub async fn word_embeddings(
 
 /// Unit-norm zero-shot classifier `[C, D]`: per class, the mean of the unit-normalised
 /// embeddings of every template filled with the class name, normalised again (CLIP's recipe).
+///
+/// Reference: [`compute_classifier_projection.py`, `zero_shot_classifier`][classifier]. Differs: rows `[C, D]`
+/// where the reference stacks columns `[D, C]`.
+///
+/// [classifier]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_classifier_projection.py
 pub async fn class_embeddings(
     text: &TextTransformer,
     tokenizer: &ClipTokenizer,

@@ -10,6 +10,13 @@
 //!
 //! The change to the embedding is linear in the effects (as in the paper: the later layers'
 //! normalisation statistics stay those of the forward).
+//!
+//! Reference: [`compute_ablations.py`, `main`][ablations] for `baseline` .. `rank_1`; `sparse` is the
+//! `--evaluate` part of [`compute_sparse_decomposition.py`, `main`][sparse]. Differs: `sparse`'s coefficient is
+//! `x_n` (along `r_n`), where the reference's is `(phi_n - mean_n) . r^_n`.
+//!
+//! [ablations]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_ablations.py
+//! [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
 
 use burn::tensor::Tensor;
 use serde::Serialize;
@@ -18,6 +25,10 @@ use crate::apps::classify::best_class;
 use crate::apps::concepts::SIGNIFICANCE_MARGIN;
 
 /// The ablation variants, in table order.
+///
+/// Reference: what `compute_ablations.py` prints ("Baseline (from representations)", "Without all the neurons",
+/// "Without significant neurons", "Without insignificant neurons", "With neurons reconstructed from PC"), then
+/// `compute_sparse_decomposition.py --evaluate`'s "Reconstructed neurons".
 pub const VARIANTS: [&str; 6] = ["baseline", "mean_all", "mean_significant", "mean_insignificant", "rank_1", "sparse"];
 
 /// Per layer lens data on the device.
@@ -34,6 +45,11 @@ pub struct AblationFactors {
 
 /// `r^_n = sum_j coef_{n,j} atom_{index_{n,j}}` for decompositions `[N, m]` over dictionary
 /// atoms `[V, D]` (row-major; index -1 pads).
+///
+/// Reference: `reconstruction = sparse_decomposition @ text_descriptions` in
+/// [`compute_sparse_decomposition.py`, `main`][sparse].
+///
+/// [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
 pub fn sparse_directions(index: &[i32], coef: &[f32], m: usize, atoms: &[f32], dim: usize) -> Vec<f32> {
     let neurons = index.len() / m.max(1);
     let mut out = vec![0f32; neurons * dim];
@@ -51,6 +67,13 @@ pub fn sparse_directions(index: &[i32], coef: &[f32], m: usize, atoms: &[f32], d
 
 /// The embeddings `[B, D]` (in `v` space) of every variant of [`VARIANTS`], from the image
 /// embeddings `[B, D]` and the effects `[B, N, D]` of one layer.
+///
+/// Reference: `without_neurons`, `representation_wo_sig`, `representation_wo_insig` and `representation_pc` in
+/// [`compute_ablations.py`, `main`][ablations]; `representation_mean_ablated` in
+/// [`compute_sparse_decomposition.py`, `main`][sparse].
+///
+/// [ablations]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_ablations.py
+/// [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
 pub fn ablated_embeddings(embeds: Tensor<2>, effects: Tensor<3>, factors: &AblationFactors) -> Vec<Tensor<2>> {
     let [batch, neurons, dim] = effects.dims();
     let v = embeds.clone() / embeds.square().sum_dim(1).sqrt() * 100.0;
@@ -74,6 +97,11 @@ pub fn ablated_embeddings(embeds: Tensor<2>, effects: Tensor<3>, factors: &Ablat
 }
 
 /// Accuracy per variant over a labelled set.
+///
+/// Reference: `accuracy` (top 1) of [`utils/misc.py`][misc] on `representation @ classifier`, as
+/// `compute_ablations.py` counts.
+///
+/// [misc]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/utils/misc.py
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AblationTable {
     /// The layer.

@@ -7,6 +7,14 @@
 //! `coefficient x (r_n . d)`, summed over those neurons. Words too similar to class 0 (cosine of
 //! their text embeddings above a threshold) or on a block list are dropped: they would make the
 //! image depict class 0 rather than fool CLIP. An image fools CLIP when `emb . d > 0`.
+//!
+//! Reference: [`generate_adversarial_images.py`, `main`][adversarial] (`class_embeddings_direction`,
+//! `max_directions`, `most_significant_neurons`, `all_words`, `block_list`, `classification_result`). Differs: a
+//! word's scores are summed over the neurons (the reference ranks each (neuron, word) pair); synonyms are judged by
+//! CLIP's text embeddings, not `all-distilroberta-v1`; the descriptions come from a fixed template
+//! ([`describe`]) instead of Llama 3, and generating images (DeepFloyd IF there) is left to an outside tool.
+//!
+//! [adversarial]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/generate_adversarial_images.py
 
 use std::collections::BTreeMap;
 
@@ -18,6 +26,11 @@ use crate::lens::omp::TEXT_SCALE;
 use crate::vector::{self, dot};
 
 /// What to search for.
+///
+/// Reference: the `--class_0`, `--class_1`, `--mlp_layers`, `--neurons_num`, `--overall_words` and
+/// `--cosim_similarity` arguments and `main`'s `block_list` of [`generate_adversarial_images.py`][adversarial].
+///
+/// [adversarial]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/generate_adversarial_images.py
 #[derive(Debug, Clone)]
 pub struct AdversarialQuery<'a> {
     /// The class CLIP should wrongly predict, its name and unit embedding.
@@ -72,6 +85,11 @@ pub struct AdversarialWords {
 }
 
 /// Ranks the neurons of `layers` by `|r_n . d|` and keeps `top`.
+///
+/// Reference: `max_directions = pcas @ class_embeddings_direction` and
+/// `np.argsort(np.abs(max_directions))[-neurons_num:]` in [`generate_adversarial_images.py`, `main`][adversarial].
+///
+/// [adversarial]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/generate_adversarial_images.py
 pub fn aligned_neurons(bundle: &Bundle, layers: &[usize], d: &[f32], top: usize) -> Result<Vec<AlignedNeuron>> {
     let dim = bundle.manifest.embed_dim;
     let mut ranked = Vec::new();
@@ -93,6 +111,11 @@ pub fn aligned_neurons(bundle: &Bundle, layers: &[usize], d: &[f32], top: usize)
 }
 
 /// The adversarial words for `query` from the bundle's decompositions and word embeddings.
+///
+/// Reference: `all_words`, `(coefficient * max_directions[neuron], text)` per `.json` entry of the top neurons,
+/// filtered and sorted, in [`generate_adversarial_images.py`, `main`][adversarial]; summed per word here.
+///
+/// [adversarial]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/generate_adversarial_images.py
 pub fn adversarial_words(bundle: &Bundle, query: &AdversarialQuery) -> Result<AdversarialWords> {
     let manifest = &bundle.manifest;
     let dim = manifest.embed_dim;
@@ -155,6 +178,11 @@ pub fn adversarial_words(bundle: &Bundle, query: &AdversarialQuery) -> Result<Ad
 pub const DESCRIPTION_TEMPLATE: &str = "a photo of a {class} with {word}";
 
 /// A description of class 1 with `word`; none if it would name class 0.
+///
+/// Differs: in [`generate_adversarial_images.py`][adversarial] Llama 3 writes the descriptions (`send_request`)
+/// and `main` keeps those that name class 1 and not class 0.
+///
+/// [adversarial]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/generate_adversarial_images.py
 pub fn describe(class1: &str, word: &str, class0: &str) -> Option<String> {
     let text = DESCRIPTION_TEMPLATE.replace("{class}", class1).replace("{word}", word);
     (!text.to_lowercase().contains(&class0.to_lowercase())).then_some(text)
@@ -173,6 +201,11 @@ pub fn fooling_score(image_embed: &[f32], class0: &[f32], class1: &[f32]) -> f32
 }
 
 /// Whether CLIP prefers class 0 for an image embedding (any scale): `emb . d > 0`.
+///
+/// Reference: `classification_result = repp[0] @ class_embeddings_direction`, a success when `> 0`, in
+/// [`generate_adversarial_images.py`, `main`][adversarial].
+///
+/// [adversarial]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/generate_adversarial_images.py
 pub fn fools(image_embed: &[f32], class0: &[f32], class1: &[f32]) -> bool {
     fooling_score(image_embed, class0, class1) > 0.0
 }

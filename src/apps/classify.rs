@@ -2,6 +2,12 @@
 //! unit-norm embeddings, 80 templates averaged), free-text concepts through the text tower,
 //! CLIP's logits `100 cos(image, class)` and their softmax. Segmentation, adversarial words and
 //! the engine take their concept embeddings from here.
+//!
+//! Reference: the class embeddings of [`compute_classifier_projection.py`, `zero_shot_classifier`][classifier],
+//! used as `representation @ classifier` in `compute_ablations.py` and `compute_segmentation.py`. Differs: the
+//! softmax probabilities are this crate's own (the reference takes the argmax).
+//!
+//! [classifier]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_classifier_projection.py
 
 use serde::Serialize;
 
@@ -71,6 +77,11 @@ pub fn class_cosines(image_embed: &[f32], class_embeds: &[f32], classes: usize) 
 }
 
 /// The class whose embedding has the largest cosine with `image_embed` (first on ties).
+///
+/// Reference: the argmax of `representation @ classifier` (`accuracy` in [`utils/misc.py`][misc],
+/// `chosen_class` in `compute_segmentation.py`).
+///
+/// [misc]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/utils/misc.py
 pub fn best_class(image_embed: &[f32], class_embeds: &[f32], classes: usize) -> Result<usize> {
     let cosines = class_cosines(image_embed, class_embeds, classes)?;
     Ok(cosines.iter().enumerate().fold(0, |best, (i, &c)| if c > cosines[best] { i } else { best }))
@@ -129,6 +140,11 @@ pub fn class_row(bundle: &Bundle, index: usize) -> Result<Vec<f32>> {
 
 /// The bundle class that best matches an (unnormalised) image embedding: the argmax of
 /// `classes.embeds . embedding`, the first on ties (NumPy's `argmax`).
+///
+/// Reference: `chosen_class = (representation @ classifier).argmax(axis=1)` in [`compute_segmentation.py`,
+/// `eval_batch`][segmentation].
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub fn predicted_class(bundle: &Bundle, image_embedding: &[f32]) -> Result<usize> {
     best_class(image_embedding, &bundle.class_embeds, bundle.manifest.classes.len())
 }

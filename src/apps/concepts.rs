@@ -2,6 +2,14 @@
 //! centred effect norm `|phi_n(I) - mean_n|` exceeds the neuron's threshold (the k-th largest
 //! norm over the image set), and the words of their decompositions ranked by the sum over those
 //! neurons of `coefficient x centred norm`.
+//!
+//! Reference: [`concept_discovery.ipynb`][notebook] (the cells of `components_centered_norm`, `indices` and
+//! `all_words`); the threshold is `norms[:, 0]` (the k-th largest centred norm) as in [`compute_ablations.py`,
+//! `main`][ablations], where the notebook's `all_norms_sorted` cell sorts the effects, not their norms. Differs:
+//! [`SIGNIFICANCE_MARGIN`], and several layers ([`merge_layers`]) where the notebook reads one.
+//!
+//! [notebook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/concept_discovery.ipynb
+//! [ablations]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_ablations.py
 
 use std::collections::HashMap;
 
@@ -13,6 +21,10 @@ use crate::error::{Error, Result};
 /// How far above its threshold a centred norm must be to count, relative: the image that set
 /// a threshold equals it in exact arithmetic and is not significant (the rule is `>`), but a
 /// forward in another batch reproduces its norm only to rounding.
+///
+/// Differs from the reference, whose rule is a bare `>` ([`compute_ablations.py`, `main`][ablations]).
+///
+/// [ablations]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_ablations.py
 pub const SIGNIFICANCE_MARGIN: f32 = 1e-5;
 
 /// Whether a centred norm is significant for a neuron with this threshold.
@@ -22,6 +34,12 @@ pub fn is_significant(centred_norm: f32, threshold: f32) -> bool {
 
 /// The neurons whose centred norm `[N]` is (`significant`) or is not above its threshold `[N]`,
 /// ascending.
+///
+/// Reference: `mlp_results_norm[batch] > norms[:, 0]` in [`compute_ablations.py`, `main`][ablations];
+/// `np.nonzero(components_centered_norm[image_index] > all_norms_sorted)` in [`concept_discovery.ipynb`][notebook].
+///
+/// [ablations]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_ablations.py
+/// [notebook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/concept_discovery.ipynb
 pub fn significant_neurons(norms: &[f32], thresholds: &[f32], significant: bool) -> Vec<usize> {
     (0..norms.len()).filter(|&n| is_significant(norms[n], thresholds[n]) == significant).collect()
 }
@@ -39,6 +57,12 @@ pub struct Concepts {
 
 /// Concept discovery from an image's centred norms `[N]` of `layer`, with the bundle data of
 /// that layer (`k` thresholds per neuron, `m` components), keeping the `top` words.
+///
+/// Reference: the `all_words` cell of [`concept_discovery.ipynb`][notebook]: for each `(index, coefficient, text)`
+/// of a significant neuron's decomposition (the `.json` of `compute_sparse_decomposition.py`),
+/// `coefficient x centred norm`, summed per text and sorted.
+///
+/// [notebook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/concept_discovery.ipynb
 pub fn discover_concepts(
     layer: usize,
     centred_norms: &[f32],
@@ -81,6 +105,10 @@ pub fn discover_concepts(
 
 /// Concept discovery across several layers: the words' scores summed over the layers, best
 /// first, keeping `top`. The per-layer results must hold every word (`top = usize::MAX`).
+///
+/// No reference counterpart: [`concept_discovery.ipynb`][notebook] reads one layer (`mlp_layer = 9`).
+///
+/// [notebook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/concept_discovery.ipynb
 pub fn merge_layers<'a>(per_layer: impl IntoIterator<Item = &'a Concepts>, top: usize) -> Vec<(String, f32)> {
     let mut totals: HashMap<&str, f64> = HashMap::new();
     for (word, score) in per_layer.into_iter().flat_map(|c| &c.words) {

@@ -18,6 +18,14 @@
 //!
 //! Everything here runs in wasm: no threads, no files, device reads are asynchronous
 //! ([`crate::device::read_f32`]), the rest is host arithmetic on small vectors.
+//!
+//! Reference: [`compute_segmentation.py`][segmentation]: `main` ranks the neurons (`max_per_class`) and
+//! `eval_batch` makes the heatmap from the post-GELU activations that [`prs_neuron_record.py`,
+//! `SwitchLogger.after_gelu`][record] records. Differs: the concept may also be free text or any class; the
+//! reference always takes the predicted class.
+//!
+//! [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
+//! [record]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/prs_neuron_record.py
 
 use std::collections::BTreeMap;
 
@@ -33,8 +41,12 @@ use crate::preprocess::CropGeometry;
 use crate::vector;
 
 /// The paper's layers for ViT-B/32.
+///
+/// Reference: `--mlp_layers` (default `[8, 9, 10]`) of `compute_segmentation.py`.
 pub const PAPER_LAYERS: [usize; 3] = [8, 9, 10];
 /// The paper's number of neurons.
+///
+/// Reference: `--top_neurons` (default 200) of `compute_segmentation.py`.
 pub const PAPER_TOP_NEURONS: usize = 200;
 
 /// A neuron with its alignment to a concept.
@@ -75,6 +87,11 @@ pub fn bundle_directions<'a>(bundle: &'a Bundle, layers: &[usize]) -> Result<Vec
 /// Every neuron of `layers` (each `(layer, directions [N, D])`, `D = concept.len()`), ranked by
 /// `|r_n . e|`, largest first. Ties keep the order of the concatenation (layers as given,
 /// neurons ascending). Products are summed in f64.
+///
+/// Reference: `max_directions = pcas @ classifier` and `np.argsort(np.abs(max_directions[:, i]))` in
+/// [`compute_segmentation.py`, `main`][segmentation], over the layers' concatenated `*_pca.npy`.
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<RankedNeuron>> {
     let d = concept.len();
     if d == 0 {
@@ -103,6 +120,11 @@ pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<R
 
 /// The `k` neurons of `layers` best aligned with `concept` ([`rank_neurons`]). `k` must be
 /// between 1 and the number of neurons available.
+///
+/// Reference: `max_per_class`, the last `top_neurons` of that `argsort`, in [`compute_segmentation.py`,
+/// `main`][segmentation].
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub fn top_neurons(layers: &[(usize, &[f32])], concept: &[f32], k: usize) -> Result<Vec<RankedNeuron>> {
     let mut ranked = rank_neurons(layers, concept)?;
     if k == 0 {
@@ -169,6 +191,10 @@ impl Heatmaps {
     }
 
     /// The predicted mask of image `i`: `heatmap > 0.5`.
+    ///
+    /// Reference: `Res_1 = Res.gt(ret)`, `ret = 0.5`, in [`compute_segmentation.py`, `eval_batch`][segmentation].
+    ///
+    /// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
     pub fn mask(&self, i: usize) -> Vec<bool> {
         super::metrics::predicted_mask(self.image(i))
     }
@@ -178,6 +204,13 @@ impl Heatmaps {
 /// dropped): `[B, T - 1]` on the captures' device. `neurons` are the captures
 /// ([`crate::model::VisionCaptures::neurons`], `[B, T, N]` by layer); every selected layer must
 /// be among them.
+///
+/// Reference: `np.mean(np.stack(prs.recorded, axis=0), axis=0)[:, 1:]` in [`compute_segmentation.py`,
+/// `eval_batch`][segmentation], of the `ret[:, :, index]` that [`prs_neuron_record.py`,
+/// `SwitchLogger.after_gelu`][record] records (`hook_switch_logger(post_gelu=True)`).
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
+/// [record]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/prs_neuron_record.py
 pub fn selected_activation(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[RankedNeuron]) -> Result<Tensor<2>> {
     if selected.is_empty() {
         return Err(Error::InvalidInput("no neurons were selected".into()));
@@ -222,6 +255,11 @@ pub fn selected_activation(neurons: &BTreeMap<usize, Tensor<3>>, selected: &[Ran
 /// one `[height, width]` map: output pixel `o` samples input coordinate
 /// `max(0, (o + 0.5) / factor - 0.5)`, and the upper neighbour is clamped to the last row or
 /// column.
+///
+/// Reference: `torch.nn.functional.interpolate(..., scale_factor=patch_size, mode="bilinear")` in
+/// [`compute_segmentation.py`, `eval_batch`][segmentation].
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub fn upsample_bilinear(values: &[f32], height: usize, width: usize, factor: usize) -> Result<Vec<f32>> {
     if values.len() != height * width || height == 0 || width == 0 || factor == 0 {
         return Err(Error::InvalidInput(format!(
@@ -252,6 +290,11 @@ pub fn upsample_bilinear(values: &[f32], height: usize, width: usize, factor: us
 
 /// `(v - min) / (max - min)` in place. A constant map (where the reference divides by zero and
 /// then maps NaN to 0) becomes all zeros.
+///
+/// Reference: `Res = (Res - Res.min()) / (Res.max() - Res.min())` in [`compute_segmentation.py`,
+/// `eval_batch`][segmentation].
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub fn min_max_normalise(values: &mut [f32]) {
     let (min, max) = values.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let range = max - min;
@@ -273,6 +316,10 @@ pub fn heatmap_from_patches(patches: &[f32], grid: usize, patch: usize) -> Resul
 /// The heatmaps `[B, S, S]` of the `selected` neurons from captured post-GELU activations
 /// (`[B, T, N]` by layer; request them with [`CaptureRequest::neurons`]), `S = grid * patch`.
 /// Each image is normalised on its own.
+///
+/// Reference: [`compute_segmentation.py`, `eval_batch`][segmentation] from `prs.recorded` to `Res`.
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub async fn heatmaps(
     neurons: &BTreeMap<usize, Tensor<3>>,
     selected: &[RankedNeuron],
@@ -296,6 +343,11 @@ pub async fn heatmaps(
 
 /// Runs the image tower on preprocessed `pixels` `[B, 3, S, S]`, capturing only the layers of
 /// `selected`, and returns their heatmaps with the unnormalised image embeddings `[B, D]`.
+///
+/// Reference: the second `model.encode_image` of [`compute_segmentation.py`, `eval_batch`][segmentation], with
+/// `prs.layers` and `prs.indices` set to the chosen neurons.
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub async fn segment(
     vision: &VisionTransformer,
     pixels: Tensor<4>,
@@ -354,6 +406,8 @@ pub fn heatmap_to_original(heatmap: &[f32], geometry: &CropGeometry) -> Result<V
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConceptSpec<'a> {
     /// `predicted`: each image's top zero-shot class.
+    ///
+    /// The reference's only concept (`chosen_class` in `compute_segmentation.py`'s `eval_batch`).
     Predicted,
     /// `class:<name>`: a class of the bundle (its 80-template embedding).
     Class(&'a str),

@@ -1,5 +1,12 @@
 //! The second-order lens (sections 1-3 of the method): per-neuron effects on the image
 //! embedding through the later attention heads.
+//!
+//! Reference: the paper's PyTorch code, [`second_order_lens`][repo] at f9f0544.
+//! [`second_order`] is `prs_second_order_neurons_hook.py` and `compute_second_order_neuron_prs.py`, [`stats`] is
+//! `compute_pcas.py`, [`omp`] is `decompose.py` and `compute_sparse_decomposition.py`; each module names the
+//! functions it matches. [`histogram`] has no counterpart there.
+//!
+//! [repo]: https://github.com/yossigandelsman/second_order_lens/tree/f9f054496a97c4e409556f2c9a31b47c3d3ed157
 
 pub mod histogram;
 pub mod omp;

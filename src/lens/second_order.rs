@@ -24,6 +24,16 @@
 //! `kappa` is the same vector for every neuron: the reference splits each bias and LayerNorm
 //! mean evenly over the residual components (`1 + 2l` of them enter block l) and over the
 //! N neurons, and `mu_post`, `beta_post` over `(1 + 2l)(1 + 2 layers) H N` per (l, h).
+//!
+//! Reference: [`prs_second_order_neurons_hook.py`,
+//! `SecondOrderPrsNeurons.apply_attention_head_and_project_layer_neurons`][hook] (one later layer and head),
+//! summed over the later layers and heads in [`compute_second_order_neuron_prs.py`, `main`][prs]; the forward's
+//! captures stand for `hook_prs_logger`'s hooks. Differs: the factored form above, where the reference runs
+//! `apply_mlp_post` .. `project_attentions_to_output_per_neuron` on `[B, tokens, N, width]` tensors per head (the
+//! same sum, regrouped).
+//!
+//! [hook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/prs_second_order_neurons_hook.py
+//! [prs]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_second_order_neuron_prs.py
 
 use burn::tensor::Tensor;
 
@@ -32,6 +42,11 @@ use crate::kernels;
 use crate::model::{LayerNormStats, VisionOutput, VisionTransformer};
 
 /// The paper's scale: effects are `100 / |emb|` times the unnormalised contribution.
+///
+/// Reference: `SecondOrderPrsNeurons`'s `coefficient` and the division by `final_representation.norm` in
+/// [`SecondOrderPrsNeurons.apply_attention_head_and_project_layer_neurons`][hook].
+///
+/// [hook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/prs_second_order_neurons_hook.py
 pub const EFFECT_COEFFICIENT: f64 = 100.0;
 
 /// Weight-only factors of one later layer l.
@@ -60,6 +75,13 @@ pub enum FactorForm {
 pub const PER_HEAD_BUDGET_BYTES: usize = 256 << 20;
 
 /// The weight-only factors of the lens for one layer L, computed once per model and layer.
+///
+/// Reference: the weights that [`SecondOrderPrsNeurons`][hook]'s `apply_mlp_post` (`c_proj`),
+/// `normalize_before_attention_per_neuron` (`ln_1`), `apply_attention_matrix_per_neuron` (`W_V`, `out_proj`) and
+/// `project_attentions_to_output_per_neuron` (`ln_post`, `proj`) read per image and head; here they are folded
+/// once per model and layer.
+///
+/// [hook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/prs_second_order_neurons_hook.py
 pub struct LensFactors {
     /// The neurons' layer L.
     pub layer: usize,
@@ -167,6 +189,12 @@ fn per_head_directions(later: &[LaterLayer], heads: usize) -> Tensor<3> {
 }
 
 /// The per-image pieces of the factored form, read from a captured forward.
+///
+/// Reference: what [`SecondOrderPrsNeurons`][hook]'s hooks log (`log_post_gelu`, `log_attention_map`,
+/// `log_ln_1_mean`, `log_ln_1_std`, `log_post_ln_mean`, `log_post_ln_std`) and `finalize` stacks. Differs: of each
+/// attention map only the CLS row, the one the reference projects (`bnmc[:, 0]`).
+///
+/// [hook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/prs_second_order_neurons_hook.py
 struct ImageTerms {
     /// `s_{l,h,n}` per later layer, `[B, H, N]` (including `1 / sigma_post`).
     scalars: Vec<Tensor<3>>,
@@ -202,6 +230,11 @@ fn image_terms(vision: &VisionTransformer, factors: &LensFactors, output: &Visio
 
 /// The second-order effects `[B, N, D]` of every neuron of `factors.layer`, from a forward
 /// that captured `CaptureRequest::for_lens(&[layer])` (or more).
+///
+/// Reference: one image's `[N, D]` of `mlp_results` in [`compute_second_order_neuron_prs.py`, `main`][prs]:
+/// `apply_attention_head_and_project_layer_neurons` summed over the heads of the layers after `mlp_layer`.
+///
+/// [prs]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_second_order_neuron_prs.py
 pub fn second_order_effects(
     vision: &VisionTransformer,
     factors: &LensFactors,
@@ -218,6 +251,11 @@ pub fn second_order_effects(
 
 /// The centred norms `|phi_n - mean_n|` `[B, N]` of [`second_order_effects`], with the means
 /// `[N, D]`; on the CPU in one pass over the per-head directions, without forming the effects.
+///
+/// Reference: `mlp_results_norm` in [`compute_ablations.py`, `main`][ablations] (`components_centered_norm` in
+/// `concept_discovery.ipynb`).
+///
+/// [ablations]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_ablations.py
 pub fn centred_effect_norms(
     vision: &VisionTransformer,
     factors: &LensFactors,
@@ -314,6 +352,11 @@ impl ProjectionFactors {
 /// The coefficient of each centred effect along its direction, `x_n = (phi_n - mean_n) . r_n`,
 /// `[B, N]`, without forming `phi`: `c(I) (sum_{l,h} s_{l,h,n} (u_{l,h,n} . r_n) + kappa . r_n)
 /// - mean_n . r_n`, O(layers x heads x tokens x neurons) per image.
+///
+/// Reference: `np.einsum("nd,nd->n", mlp_results_mean_ablated[batch], pcas)` of `representation_pc` in
+/// [`compute_ablations.py`, `main`][ablations], here without forming the effects.
+///
+/// [ablations]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_ablations.py
 pub fn projections(
     vision: &VisionTransformer,
     factors: &LensFactors,
@@ -337,6 +380,12 @@ pub fn projections(
 /// `1 / K`, so a head's mix `sum_t A[CLS, t] v0(t)` is those rows weighted by the attention
 /// row's sums of the same weights: `O(H T)` per image instead of a `[T, width] x
 /// [width, width]` product.
+///
+/// Reference: the `/ normalization_term` shares in [`SecondOrderPrsNeurons`][hook]'s
+/// `normalize_before_attention_per_neuron` (`ln_1` mean and bias), `apply_attention_matrix_per_neuron` (`v_bias`,
+/// `out_proj.bias`) and `project_attentions_to_output_per_neuron` (`post_ln_mean`, `ln_post.bias`).
+///
+/// [hook]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/prs_second_order_neurons_hook.py
 fn shared_term(
     vision: &VisionTransformer,
     later: &LaterLayer,

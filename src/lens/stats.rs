@@ -8,6 +8,13 @@
 //! [`TopKAccumulator::with_histograms`] pass 2 also counts every neuron's centred norms into a
 //! histogram ([`super::histogram`]), whose bins come from pass 1's RMS centred norms
 //! ([`MeanAccumulator::centred_scales`]).
+//!
+//! Reference: [`compute_pcas.py`, `main`][pcas]: the mean over the images, per neuron the `top_k_pca` largest
+//! centred norms (saved as `*_norm.npy`; the thresholds) and the first right singular vector `vh[0]` of their
+//! centred effects with the majority sign rule (saved as `*_pca.npy`). Differs: two streaming passes instead of
+//! loading every image's effects (`*_merged.npy`, `[images, N, D]`), and power iteration instead of an SVD.
+//!
+//! [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
 
 use std::collections::HashMap;
 
@@ -17,6 +24,10 @@ use crate::tensor_file::{lookup, NamedTensor};
 use crate::vector::dot_f64;
 
 /// Pass 1: the mean effect of every neuron.
+///
+/// Reference: `neurons_mean = neurons.mean(axis=0)` in [`compute_pcas.py`, `main`][pcas].
+///
+/// [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
 pub struct MeanAccumulator {
     neurons: usize,
     dim: usize,
@@ -128,6 +139,11 @@ struct Kept {
 }
 
 /// Pass 2: per neuron, the k largest centred norms and their centred effects.
+///
+/// Reference: `np.argsort(np.linalg.norm(current_neurons, axis=-1))[-top_k_pca:]` and `current_neurons[important]`
+/// in [`compute_pcas.py`, `main`][pcas]; here kept while streaming.
+///
+/// [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
 pub struct TopKAccumulator {
     k: usize,
     dim: usize,
@@ -138,6 +154,12 @@ pub struct TopKAccumulator {
 }
 
 /// What the statistics of one layer are.
+///
+/// Reference: what [`compute_pcas.py`, `main`][pcas] saves: `directions` is `*_pca.npy`, `norms` is `*_norm.npy`
+/// (whose `norms[:, 0]` is `compute_ablations.py`'s threshold); `top_images` is what `visualize_neurons.ipynb`
+/// shows (`importants`, its top 25).
+///
+/// [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
 #[derive(Debug, Clone)]
 pub struct NeuronStatistics {
     /// Neurons.
@@ -366,6 +388,11 @@ fn stronger(a: &Kept, b: &Kept) -> std::cmp::Ordering {
 ///
 /// Computed as `X^T v / |X^T v|` for the top eigenvector `v` of the small Gram matrix `X X^T`
 /// (k x k), found by power iteration in f64.
+///
+/// Reference: `vh[0]` of `np.linalg.svd(current_important_neurons)` and the `how_many_positive > top_k_pca // 2`
+/// rule in [`compute_pcas.py`, `main`][pcas]. Differs: power iteration, not LAPACK (the tie orientation above).
+///
+/// [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
 pub fn first_right_singular_vector(rows: &[&[f32]], dim: usize) -> Vec<f32> {
     let k = rows.len();
     let gram: Vec<f64> = (0..k * k).map(|ij| dot_f64(rows[ij / k], rows[ij % k])).collect();

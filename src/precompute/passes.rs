@@ -2,6 +2,13 @@
 //! neuron's second-order effects into its mean (and squared norms, for the histograms' bins),
 //! pass 2 keeps each neuron's top k centred effects and counts its centred norms in a histogram.
 //! Batch by batch (memory O(batch)), checkpointed, resumable.
+//!
+//! Reference: [`compute_second_order_neuron_prs.py`, `main`][prs] (every image's effects, saved as
+//! `*_merged.npy`) followed by [`compute_pcas.py`, `main`][pcas] (means, top k, directions). Differs: the effects
+//! are reduced batch by batch instead of stored (`[images, N, D]`), at the cost of a second forward per image.
+//!
+//! [prs]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_second_order_neuron_prs.py
+//! [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -36,6 +43,11 @@ impl<'a> Passes<'a> {
     }
 
     /// Runs (or resumes) both passes; returns the statistics per layer and the position at the end.
+    ///
+    /// Reference: `compute_second_order_neuron_prs.py` then [`compute_pcas.py`, `main`][pcas]; pass 1 is its
+    /// `neurons.mean(axis=0)`, pass 2 its per-neuron loop.
+    ///
+    /// [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
     pub fn run(
         &mut self,
         files: &[PathBuf],
@@ -107,6 +119,11 @@ impl<'a> Passes<'a> {
     }
 
     /// One pass over `inputs[position.done..]`, batch by batch, with checkpoints.
+    ///
+    /// Reference: the image loop of [`compute_second_order_neuron_prs.py`, `main`][prs] (`prs.reinit()`,
+    /// `model.encode_image`, `prs.finalize()`, the effects of layer `mlp_layer`), for several layers at once.
+    ///
+    /// [prs]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_second_order_neuron_prs.py
     fn pass(&mut self, inputs: &[PathBuf], position: &mut Position, accumulators: &mut Accumulators) -> Result<()> {
         let what = if position.pass == 1 { "pass 1/2 (means)" } else { "pass 2/2 (top-k)" };
         let size = self.vision.config.image_size;

@@ -1,6 +1,13 @@
 //! Sparse text decomposition (section 3 of the method): the word dictionary and Orthogonal
 //! Matching Pursuit as scikit-learn's `SparseCoder(transform_algorithm="omp")` computes it
 //! (Gram-OMP with Cholesky updates).
+//!
+//! Reference: [`decompose.py`, `Decompose.transform`][decompose] with `solver="omp"`, applied to the neurons'
+//! directions (`*_pca.npy`) in [`compute_sparse_decomposition.py`, `main`][sparse]. Differs: OMP written out
+//! here, batched on a device, instead of calling scikit-learn.
+//!
+//! [decompose]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/decompose.py
+//! [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod tiles;
@@ -13,9 +20,20 @@ use crate::vector::dot_f64;
 use rayon::prelude::*;
 
 /// The paper's scale of text embeddings and dictionary atoms.
+///
+/// Reference: the `--coefficient` (100) of [`compute_text_set_projection.py`][text] and
+/// [`compute_sparse_decomposition.py`][sparse].
+///
+/// [text]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_text_set_projection.py
+/// [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
 pub const TEXT_SCALE: f32 = 100.0;
 
 /// `100 x` the L2-normalised rows of `embeds` (`[V, D]`): how texts enter the dictionary.
+///
+/// Reference: `F.normalize(class_embeddings, dim=-1)` in [`compute_text_set_projection.py`,
+/// `get_text_features`][text], times `args.coefficient` in its `main`.
+///
+/// [text]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_text_set_projection.py
 pub fn scaled_unit_rows(embeds: &[f32], dim: usize) -> Vec<f32> {
     embeds
         .chunks_exact(dim)
@@ -28,6 +46,12 @@ pub fn scaled_unit_rows(embeds: &[f32], dim: usize) -> Vec<f32> {
 
 /// The OMP dictionary: word embeddings minus their mean over words, each column divided by its
 /// norm over words, times 100. Atoms (rows) are not unit-normalised.
+///
+/// Reference: `text_descriptions - text_descriptions.mean(axis=0)`, then `args.coefficient * text_descriptions`
+/// over `np.linalg.norm(text_descriptions, axis=0, keepdims=True)`, in [`compute_sparse_decomposition.py`,
+/// `main`][sparse].
+///
+/// [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
 #[derive(Debug, Clone)]
 pub struct Dictionary {
     /// Row-major `[V, D]`.
@@ -73,6 +97,11 @@ pub struct SparseCode {
 
 impl SparseCode {
     /// Indices and coefficients sorted by |coefficient|, largest first.
+    ///
+    /// Reference: the `.json` listing of [`compute_sparse_decomposition.py`, `main`][sparse]: per neuron
+    /// `np.argsort(np.abs(decomposition[neuron]))`, largest first.
+    ///
+    /// [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
     pub fn by_magnitude(&self) -> Vec<(usize, f32)> {
         let mut pairs: Vec<(usize, f32)> =
             self.indices.iter().copied().zip(self.coefficients.iter().copied()).collect();
@@ -127,6 +156,13 @@ pub fn tiles_available() -> bool {
 /// residual (the expensive part: `targets x D x V`, compute-bound) are searched for the largest;
 /// the Cholesky refit and the residuals (`t x D` per target and step) are computed on the host
 /// in f64.
+///
+/// Reference: `coder.transform(pcas)` in [`compute_sparse_decomposition.py`, `main`][sparse], i.e. scikit-learn's
+/// `SparseCoder(transform_algorithm="omp", transform_n_nonzero_coefs=components)` built by [`decompose.py`,
+/// `Decompose.__init__`][decompose] (its `transform_alpha` plays no part in OMP).
+///
+/// [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
+/// [decompose]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/decompose.py
 pub async fn orthogonal_matching_pursuit(
     dictionary: &Dictionary,
     targets: &[f32],
