@@ -8,6 +8,7 @@ mod common;
 
 mod apps;
 mod bundle;
+mod card;
 mod cli;
 mod demo_data;
 mod docs;
