@@ -166,8 +166,8 @@ fn with_head_terms<T>(
 /// Copies `values` to `out`. In wasm as scalar stores, not `memory.copy`: engines run that
 /// instruction outside the compiled code, and on the threaded module's shared memory such calls
 /// from two threads at once halved the packed product's speed in Chromium
-/// (`bench.html?probe=1&threads=2`: 9 GFLOP/s on two threads against 18 on one; 25-40 with
-/// this). Volatile stores keep LLVM from turning the loop back into a `memory.copy`.
+/// (`bench.html?probe=1&threads=2`; figures in `docs/performance.md`). Volatile stores keep
+/// LLVM from turning the loop back into a `memory.copy`.
 ///
 /// # Safety
 /// `out` is valid for `values.len()` writes that no other thread makes.
