@@ -24,9 +24,9 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use clip_lens::apps::analysis::BundleLens;
+use clip_lens::apps::classify::{class_row, predicted_class};
 use clip_lens::apps::classify::{classify, ClassScore};
 use clip_lens::apps::concepts::{merge_layers, Concepts};
-use clip_lens::apps::classify::{class_row, predicted_class};
 use clip_lens::apps::segment::{bundle_directions, heatmaps, top_neurons, Heatmaps, PAPER_TOP_NEURONS};
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
 use clip_lens::device::read_f32_blocking;

@@ -69,7 +69,10 @@ fn last_block(c: &mut Criterion, models: &[(&str, ClipModel)]) {
         let x = Tensor::<3>::ones([1, tokens, vision.config.width], &vision.projection.device());
         for (label, rows) in [("all-tokens", tokens), ("cls-only", 1)] {
             group.bench_function(format!("{name}/{label}"), |b| {
-                b.iter(|| read_f32_blocking(block.forward_rows(x.clone(), rows, None, Keep { neurons: false, lens: true }).0).unwrap())
+                b.iter(|| {
+                    read_f32_blocking(block.forward_rows(x.clone(), rows, None, Keep { neurons: false, lens: true }).0)
+                        .unwrap()
+                })
             });
         }
     }

@@ -17,9 +17,8 @@
 
 use burn::tensor::{Tensor, TensorData};
 use clip_lens::apps::analysis::BundleLens;
-use clip_lens::apps::segment::{
-    bundle_directions, class_row, heatmaps, predicted_class, top_neurons, PAPER_TOP_NEURONS,
-};
+use clip_lens::apps::classify::{class_row, predicted_class};
+use clip_lens::apps::segment::{bundle_directions, heatmaps, top_neurons, PAPER_TOP_NEURONS};
 use clip_lens::bundle::sha256_hex;
 use clip_lens::device::{self, read_f32_blocking};
 use clip_lens::model::{ClipModel, Towers};

@@ -38,7 +38,6 @@ use crate::device::read_f32;
 use crate::error::{Error, Result};
 use crate::model::{CaptureRequest, VisionTransformer};
 use crate::preprocess::CropGeometry;
-use crate::vector;
 
 /// The paper's layers for ViT-B/32.
 ///

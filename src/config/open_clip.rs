@@ -111,7 +111,9 @@ fn single(section: &str, key: &str, value: &Value) -> Result<usize> {
 fn mlp_width(section: &str, width: usize, ratio: f64) -> Result<usize> {
     let neurons = width as f64 * ratio;
     if neurons.fract() != 0.0 || neurons <= 0.0 {
-        return Err(Error::Config(format!("open_clip model JSON: {section}.mlp_ratio {ratio} x width {width} is not a whole number of neurons")));
+        return Err(Error::Config(format!(
+            "open_clip model JSON: {section}.mlp_ratio {ratio} x width {width} is not a whole number of neurons"
+        )));
     }
     Ok(neurons as usize)
 }

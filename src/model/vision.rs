@@ -89,7 +89,8 @@ impl VisionTransformer {
             eps: c.layer_norm_eps,
             activation: c.activation,
         };
-        let blocks = (0..c.layers).map(|l| ResidualBlock::load(loader, Tower::Vision, l, &shape)).collect::<Result<Vec<_>>>()?;
+        let blocks =
+            (0..c.layers).map(|l| ResidualBlock::load(loader, Tower::Vision, l, &shape)).collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: c.clone(),
             patch_embedding: Linear::new(

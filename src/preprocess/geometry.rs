@@ -4,7 +4,7 @@
 
 use image::RgbImage;
 
-use super::decode_image;
+use super::{center_crop, decode_image, resize_bicubic};
 
 /// How an image of `original_width x original_height` is resized (shorter
 /// side to `size`, torchvision `Resize`) and centre-cropped to

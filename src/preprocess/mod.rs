@@ -87,7 +87,6 @@ pub enum PreprocessError {
     },
 }
 
-
 /// torchvision `CenterCrop(size)`: the central `size x size` window, with
 /// offsets `round((len - size) / 2)` (round-half-to-even). Along an axis
 /// shorter than `size` the image is zero-padded first, `(size - len) // 2`

@@ -412,7 +412,8 @@ pub async fn segmentation_golden(bytes: &[u8], device: &Device) -> (Vec<[usize; 
     let expected = expected();
     let (concept, layers, k, _) = segmentation_settings();
     let model = load(bytes, Towers::Both, device);
-    let e = clip_lens::apps::classify::text_concept(model.text().unwrap(), &ClipTokenizer::new(), &concept).await.unwrap();
+    let e =
+        clip_lens::apps::classify::text_concept(model.text().unwrap(), &ClipTokenizer::new(), &concept).await.unwrap();
     let directions: Vec<(usize, &[f32])> =
         layers.iter().map(|&l| (l, expected[&format!("pca.{l}")].values.as_slice())).collect();
     let selected = segment::top_neurons(&directions, &e, k).unwrap();

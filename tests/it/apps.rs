@@ -1,9 +1,9 @@
 //! The applications (classification, concept discovery) natively: against the reference where
 //! it has results, against hand-computed cases elsewhere.
 
+use crate::common::*;
 use clip_lens::apps::classify::{class_index, classify};
 use clip_lens::device;
-use crate::common::*;
 
 #[test]
 fn concept_discovery_matches_reference() {

@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use clip_lens::bundle::{sha256_hex, Bundle};
 use crate::common::*;
+use clip_lens::bundle::{sha256_hex, Bundle};
 
 /// Runs `precompute` once for all tests of this file.
 fn bundle_dir() -> &'static Path {

@@ -38,8 +38,17 @@ fn card_reader_matches_describe() {
         node.arg(repository("www/test/card-reader.mjs")).arg(&bundle).arg(layer.to_string()).arg(neuron.to_string());
         let read = json_of(node, "node www/test/card-reader.mjs (npm ci --prefix www installs esbuild)");
         let mut describe = Command::new(env!("CARGO_BIN_EXE_clip-lens"));
-        describe.args(["describe", "--json", "--layer", &layer.to_string(), "--neuron", &neuron.to_string(), "--bundle"]);
-        let described = json_of(describe.arg(&bundle), "clip-lens describe --json");
+        describe.args([
+            "describe",
+            "--json",
+            "--layer",
+            &layer.to_string(),
+            "--neuron",
+            &neuron.to_string(),
+            "--bundle",
+        ]);
+        describe.arg(&bundle);
+        let described = json_of(describe, "clip-lens describe --json");
         let (card, label) = (&read["card"], format!("{layer}:{neuron}"));
 
         let (words, expected_words) = (card["words"].as_array().unwrap(), described["words"].as_array().unwrap());
@@ -49,7 +58,8 @@ fn card_reader_matches_describe() {
             assert_eq!(word[0], expected[0], "{label}: words in order");
             assert_close(&word[1], &expected[1], 1e-6, &format!("{label}: coefficient of {}", word[0]));
         }
-        let (classes, expected_classes) = (card["classes"].as_array().unwrap(), described["classes"].as_array().unwrap());
+        let (classes, expected_classes) =
+            (card["classes"].as_array().unwrap(), described["classes"].as_array().unwrap());
         assert_eq!(classes.len(), expected_classes.len(), "{label}: nearest classes");
         for (class, expected) in classes.iter().zip(expected_classes) {
             assert_eq!(class[0], expected["name"], "{label}: nearest classes in order");

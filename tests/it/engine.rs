@@ -2,14 +2,14 @@
 //! reference fixture, with a bundle built from the reference's lens data (layers 0, 1, 2). The
 //! browser tests (`tests/web.rs`) run the same checks through the page's bindings.
 
+use crate::common::engine::{check_engine_concepts, reference_bundle, ENGINE_CLASSES};
+use crate::common::*;
 use clip_lens::apps::engine::{AdversarialOptions, AnalyzeOptions, Engine};
 use clip_lens::apps::segment::heatmap_from_patches;
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::convert::{split_towers, WeightDtype};
 use clip_lens::device::{self, BackendKind};
 use clip_lens::WeightFile;
-use crate::common::engine::{check_engine_concepts, reference_bundle, ENGINE_CLASSES};
-use crate::common::*;
 use pollster::block_on;
 
 /// An engine on the CPU for the fixture model (OpenAI layout).

@@ -3,11 +3,11 @@
 //! norm on a card and the CSV exports. The page's e2e checks (www/e2e.mjs) drive the same
 //! engine methods through the bindings.
 
+use crate::common::engine::{check_mean_ablation, reference_bundle, ENGINE_CLASSES};
+use crate::common::*;
 use clip_lens::apps::engine::{AblationRequest, AblationResult, AnalyzeOptions, Engine};
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
 use clip_lens::device::{self, BackendKind};
-use crate::common::engine::{check_mean_ablation, reference_bundle, ENGINE_CLASSES};
-use crate::common::*;
 use pollster::block_on;
 
 /// An engine on the CPU for the fixture model with `bundle` loaded.

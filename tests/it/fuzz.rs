@@ -15,12 +15,12 @@ mod targets;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
 use clip_lens::config::{Activation, TextConfig, VisionConfig};
 use clip_lens::preprocess::preprocess_image;
 use clip_lens::synthetic::{random_bundle, random_weights, BundleSizes, StorageType, TowerSelection};
 use clip_lens::{ClipConfig, Layout, WeightFile};
-use crate::common::*;
 
 struct Mutator(u64);
 

@@ -1,8 +1,8 @@
 //! Native golden tests: the model against the paper's reference outputs, on the CPU (flex)
 //! and, when a wgpu adapter exists (lavapipe in CI), on the GPU path.
 
-use clip_lens::device;
 use crate::common::*;
+use clip_lens::device;
 
 #[test]
 fn image_tower_matches_reference_openai_layout_cpu() {

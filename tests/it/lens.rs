@@ -1,8 +1,8 @@
 //! The lens engine against the paper's reference outputs, natively.
 
+use crate::common::*;
 use clip_lens::device;
 use clip_lens::lens::AtomSearch;
-use crate::common::*;
 
 #[test]
 fn second_order_effects_match_reference_on_cpu() {

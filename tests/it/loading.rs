@@ -1,11 +1,11 @@
 //! Weight loading: layouts, configurations, single towers, and every error path.
 
+use crate::common::*;
 use clip_lens::config::{Activation, ClipConfig};
 use clip_lens::device;
 use clip_lens::model::{CaptureRequest, ClipModel, Towers};
 use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
 use clip_lens::{Error, Layout, WeightFile};
-use crate::common::*;
 
 /// Re-serialises the fixture with `edit` applied to its (name, dtype, shape, bytes) list.
 fn edited_fixture(edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {

@@ -3,6 +3,7 @@
 //! stay their own targets for `wasm-pack test`. Run one module with `cargo test --test it lens::`.
 #![cfg(not(target_arch = "wasm32"))]
 
+#[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 

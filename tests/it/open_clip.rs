@@ -37,7 +37,10 @@ fn tensors_of(path: &str) -> HashMap<String, Expected> {
             other => panic!("unexpected dtype {other:?}"),
         }
     };
-    file.tensors().iter().map(|(name, view)| (name.clone(), Expected { shape: view.shape().to_vec(), values: value(view) })).collect()
+    file.tensors()
+        .iter()
+        .map(|(name, view)| (name.clone(), Expected { shape: view.shape().to_vec(), values: value(view) }))
+        .collect()
 }
 
 #[test]

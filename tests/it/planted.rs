@@ -58,6 +58,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::common::{clip_lens_command, fixture_path};
 use burn::tensor::{Tensor, TensorData};
 use clip_lens::bundle::Bundle;
 use clip_lens::device::read_f32_blocking;
@@ -66,7 +67,6 @@ use clip_lens::model::{CaptureRequest, ClipModel, Keep, Towers, VisionTransforme
 use clip_lens::tensor_file::{deserialize, serialize, NamedTensor, Values};
 use clip_lens::tokenizer::ClipTokenizer;
 use clip_lens::{ClipConfig, WeightFile};
-use crate::common::{clip_lens_command, fixture_path};
 
 const IMAGES: usize = 48;
 /// Images each planted neuron fires on.

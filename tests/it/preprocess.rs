@@ -1,8 +1,8 @@
 //! Tests of `clip_lens::preprocess`: PIL parity on the tiny-a fixtures,
 //! torchvision geometry, error handling and the supported formats.
 
-use clip_lens::preprocess::*;
 use crate::common::{fixture_path, with_exif_orientation};
+use clip_lens::preprocess::*;
 use image::codecs::gif::GifEncoder;
 use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;

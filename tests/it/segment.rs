@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::common::*;
 use burn::tensor::{Tensor, TensorData};
 use clip_lens::apps::classify;
 use clip_lens::apps::segment::{self, RankedNeuron};
 use clip_lens::bundle::{sha256_hex, Bundle, FORMAT_VERSION};
 use clip_lens::device;
 use clip_lens::tensor_file::{serialize, NamedTensor};
-use crate::common::*;
 
 fn close(actual: f64, expected: f64) -> bool {
     (actual - expected).abs() < 1e-9

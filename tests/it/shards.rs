@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
+use crate::common::*;
 use clip_lens::bundle::Bundle;
 use clip_lens::precompute::Shard;
-use crate::common::*;
 
 /// The run's arguments but `--images` and `--out`.
 const ARGS: [&str; 8] = ["--layers", "0,1,2", "--top-k", "6", "--components", "8", "--batch", "7"];

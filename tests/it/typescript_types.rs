@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::common::engine::reference_bundle;
+use crate::common::*;
 use clip_lens::apps::engine::{
     AblationRequest, AdversarialOptions, AnalyzeOptions, Engine, GpuMemory, NeuronDistribution,
 };
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::device::{self, BackendKind};
 use clip_lens::Error;
-use crate::common::engine::reference_bundle;
-use crate::common::*;
 use pollster::block_on;
 use serde_json::Value;
 

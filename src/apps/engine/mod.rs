@@ -467,7 +467,12 @@ impl Engine {
         let bundle = &self.bundle()?.bundle;
         let class = |index: usize, kind: &'static str| -> Result<ResolvedConcept> {
             let label = bundle.manifest.classes[index].clone();
-            Ok(ResolvedConcept { label, kind, class_index: Some(index), embedding: classify::class_row(bundle, index)? })
+            Ok(ResolvedConcept {
+                label,
+                kind,
+                class_index: Some(index),
+                embedding: classify::class_row(bundle, index)?,
+            })
         };
         match concept {
             ConceptSpec::Text(label) => {

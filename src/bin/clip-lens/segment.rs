@@ -95,11 +95,13 @@ fn segment_file(
 ) -> Result<(Vec<u8>, Segmentation, CropGeometry)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let layers = (!choice.layers.is_empty()).then(|| choice.layers.clone());
-    let (segmentation, geometry) = pollster::block_on(engine.segment_image(&bytes, concept, layers, Some(choice.top_neurons)))
-        .map_err(|e| match e {
-            Error::Preprocess(e) => Error::InvalidInput(format!("{}: {e}", path.display())),
-            other => other,
-        })?;
+    let (segmentation, geometry) =
+        pollster::block_on(engine.segment_image(&bytes, concept, layers, Some(choice.top_neurons))).map_err(
+            |e| match e {
+                Error::Preprocess(e) => Error::InvalidInput(format!("{}: {e}", path.display())),
+                other => other,
+            },
+        )?;
     Ok((bytes, segmentation, geometry))
 }
 
@@ -108,7 +110,9 @@ fn warn_if_clamped(choice: &NeuronChoice, segmentation: &Segmentation) {
     let available = segmentation.neurons.len();
     if available < choice.top_neurons {
         let (requested, layers) = (choice.top_neurons, &segmentation.layers);
-        eprintln!("--top-neurons {requested} is more than the {available} neurons of layers {layers:?}: using {available}");
+        eprintln!(
+            "--top-neurons {requested} is more than the {available} neurons of layers {layers:?}: using {available}"
+        );
     }
 }
 

@@ -25,8 +25,8 @@
 
 mod tiles;
 
-pub(super) use tiles::avx512;
 pub use tiles::available;
+pub(super) use tiles::avx512;
 use tiles::tile_product;
 
 use super::SharedOut;

@@ -36,12 +36,7 @@ fn check(m: usize, k: usize, n: usize) {
     assert_eq!(y.len(), m * n);
     for (i, (&got, &(want, size))) in y.iter().zip(&reference(&x, &w, &b, m, k, n)).enumerate() {
         let bound = (k + 1) as f64 * f32::EPSILON as f64 / 2.0 * size + 1e-30;
-        assert!(
-            (got as f64 - want).abs() <= bound,
-            "[{m},{k}]x[{k},{n}] at ({}, {}): {got} vs {want}",
-            i / n,
-            i % n
-        );
+        assert!((got as f64 - want).abs() <= bound, "[{m},{k}]x[{k},{n}] at ({}, {}): {got} vs {want}", i / n, i % n);
     }
 }
 

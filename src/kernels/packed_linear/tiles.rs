@@ -78,7 +78,14 @@ pub fn available() -> bool {
 
 /// The tile in plain Rust: the reference the vector kernels are tested against, and what runs
 /// where neither exists (only in tests: see [`available`]).
-pub(super) fn portable_tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+pub(super) fn portable_tile(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    panel: &[f32],
+    bias: &[f32],
+    tile: &mut [[f32; PANEL]; ROWS],
+) {
     for (r, out) in tile.iter_mut().take(rows).enumerate() {
         out.copy_from_slice(bias);
         for (step, w) in panel.chunks_exact(PANEL).enumerate() {
