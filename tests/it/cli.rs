@@ -206,6 +206,8 @@ fn convert_splits_towers_for_the_web() {
                     "convert",
                     "--weights",
                     weights.to_str().unwrap(),
+                    "--config",
+                    fixture_path("config.json").to_str().unwrap(),
                     "--dtype",
                     dtype,
                     "--out",
