@@ -26,6 +26,7 @@
 mod tiles;
 
 pub use tiles::available;
+#[cfg(target_arch = "x86_64")]
 pub(super) use tiles::avx512;
 use tiles::tile_product;
 

@@ -2,7 +2,7 @@
 //! AVX-512 natively, WebAssembly SIMD in the page, and in plain Rust as the reference the
 //! vector kernels are tested against (`the_vector_tile_matches_the_portable_one`).
 
-use super::{Epilogue, PANEL, ROWS};
+use super::{PANEL, ROWS};
 
 /// `$kernel::<R>(args)` for the row count `$rows` (1 to [`ROWS`]), so that each tile's
 /// accumulators are a fixed set of registers.
@@ -101,7 +101,7 @@ pub(super) fn portable_tile(
 pub(in crate::kernels) mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::super::{PANEL, ROWS};
+    use super::super::{Epilogue, PANEL, ROWS};
 
     pub fn available() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -110,7 +110,7 @@ pub(in crate::kernels) mod avx512 {
     /// [`Epilogue::apply`] compiled for AVX-512 (16 lanes; without this, baseline x86-64 code
     /// would run it 4 lanes wide).
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn epilogue(epilogue: super::Epilogue, values: &mut [f32]) {
+    pub unsafe fn epilogue(epilogue: Epilogue, values: &mut [f32]) {
         epilogue.apply(values)
     }
 
