@@ -38,7 +38,10 @@ if (!threadsBuilt && process.env.E2E_NO_THREADS !== "1") {
 
 /** serve.mjs on `servePort` (extra environment in `env`), once it listens. */
 async function serve(servePort, env = {}) {
-  const child = spawn(process.execPath, [join(www, "serve.mjs")], { env: { ...process.env, ...env, PORT: String(servePort) }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [join(www, "serve.mjs")], {
+    env: { ...process.env, ...env, PORT: String(servePort) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   await new Promise((resolve, reject) => {
     child.stdout.on("data", (chunk) => String(chunk).includes("serve:") && resolve());
     child.on("exit", (code) => reject(new Error(`serve.mjs exited with ${code}`)));
@@ -53,9 +56,14 @@ const plainServer = await serve(plainPort, { ISOLATION: "0" });
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   args: [
-    "--no-sandbox", "--enable-unsafe-webgpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--enable-unsafe-webgpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     // A synthetic camera (a test pattern) for the lab's camera snapshot, without a prompt.
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
   ],
 });
 
@@ -81,7 +89,12 @@ async function check(name, run) {
     if (violations.length) throw new Error(`CSP violations: ${violations.join("; ")}`);
     results.push({ name, ok: true, ms: Date.now() - started });
   } catch (error) {
-    results.push({ name, ok: false, ms: Date.now() - started, error: `${error.message}${errors.length ? ` (page errors: ${errors.join("; ")})` : ""}` });
+    results.push({
+      name,
+      ok: false,
+      ms: Date.now() - started,
+      error: `${error.message}${errors.length ? ` (page errors: ${errors.join("; ")})` : ""}`,
+    });
   } finally {
     await page.screenshot({ path: join(out, `${name}.png`), fullPage: true }).catch(() => {});
     await page.close();
@@ -89,7 +102,9 @@ async function check(name, run) {
 }
 
 async function status(page, selector) {
-  await page.waitForFunction((s) => ["ready", "error"].includes(document.querySelector(s)?.dataset.status ?? ""), selector, { timeout: TIMEOUT });
+  await page.waitForFunction((s) => ["ready", "error"].includes(document.querySelector(s)?.dataset.status ?? ""), selector, {
+    timeout: TIMEOUT,
+  });
   return page.$eval(selector, (element) => ({ status: element.dataset.status, text: element.textContent ?? "" }));
 }
 
@@ -227,22 +242,31 @@ await check("paste-and-camera", async (page) => {
   await page.click("#camera-button");
   await page.waitForFunction(() => (document.querySelector("#camera video")?.videoWidth ?? 0) > 0, null, { timeout: TIMEOUT });
   await page.click("#camera-button");
-  await page.waitForFunction(() => /^camera snapshot/.test(document.querySelector("#lab-caption")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => /^camera snapshot/.test(document.querySelector("#lab-caption")?.textContent ?? ""), null, {
+    timeout: TIMEOUT,
+  });
   await checkLab(page);
 });
 
 /** Drops files (names in www/samples, or {name, type, base64}) on `selector` as a drag and drop
  * from the desktop does: dragenter, dragover and drop events carrying them. */
 async function dropFiles(page, selector, files) {
-  await page.evaluate(async ({ selector, files }) => {
-    const transfer = new DataTransfer();
-    for (const file of files) {
-      const blob = typeof file === "string" ? await (await fetch(`samples/${file}`)).blob() : new Blob([Uint8Array.from(atob(file.base64), (c) => c.charCodeAt(0))], { type: file.type });
-      transfer.items.add(new File([blob], typeof file === "string" ? file : file.name, { type: blob.type }));
-    }
-    const target = document.querySelector(selector);
-    for (const type of ["dragenter", "dragover", "drop"]) target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
-  }, { selector, files });
+  await page.evaluate(
+    async ({ selector, files }) => {
+      const transfer = new DataTransfer();
+      for (const file of files) {
+        const blob =
+          typeof file === "string"
+            ? await (await fetch(`samples/${file}`)).blob()
+            : new Blob([Uint8Array.from(atob(file.base64), (c) => c.charCodeAt(0))], { type: file.type });
+        transfer.items.add(new File([blob], typeof file === "string" ? file : file.name, { type: blob.type }));
+      }
+      const target = document.querySelector(selector);
+      for (const type of ["dragenter", "dragover", "drop"])
+        target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+    },
+    { selector, files },
+  );
 }
 
 /** Counts the page's live object URLs and records main-thread long tasks (installed before the
@@ -263,7 +287,10 @@ async function watchMainThread(page) {
     };
     window.__liveObjectUrls = () => live.size;
     window.__longTasks = [];
-    new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((entry) => entry.duration))).observe({ type: "longtask", buffered: true });
+    new PerformanceObserver((list) => window.__longTasks.push(...list.getEntries().map((entry) => entry.duration))).observe({
+      type: "longtask",
+      buffered: true,
+    });
   });
 }
 
@@ -293,28 +320,46 @@ await check("image-queue", async (page) => {
   await page.evaluate(() => (window.__longTasks.length = 0));
   await dropFiles(page, "#lab-drop", names);
   await page.click("#queue-cancel", { timeout: 5000 });
-  await page.waitForFunction(() => [...document.querySelectorAll(".queue-item")].every((item) => !["queued", "running"].includes(item.dataset.state)), null, { timeout: TIMEOUT });
+  await page.waitForFunction(
+    () => [...document.querySelectorAll(".queue-item")].every((item) => !["queued", "running"].includes(item.dataset.state)),
+    null,
+    { timeout: TIMEOUT },
+  );
   const states = await queueStates(page);
   const count = (state) => states.filter((s) => s === state).length;
-  if (states.length !== 50 || count("cancelled") === 0 || count("done") === 0 || count("error") > 0) throw new Error(`queue states: ${JSON.stringify(states)}`);
+  if (states.length !== 50 || count("cancelled") === 0 || count("done") === 0 || count("error") > 0)
+    throw new Error(`queue states: ${JSON.stringify(states)}`);
   await ready(page, "#lab-result");
   const first = await memory(page, cdp);
   // A new batch once that one is over: a new queue, analysed to the end.
   const started = Date.now();
   await dropFiles(page, "#lab-drop", names);
-  await page.waitForFunction(() => {
-    const items = [...document.querySelectorAll(".queue-item")];
-    return items.length === 50 && items.every((item) => item.dataset.state === "done");
-  }, null, { timeout: TIMEOUT });
+  await page.waitForFunction(
+    () => {
+      const items = [...document.querySelectorAll(".queue-item")];
+      return items.length === 50 && items.every((item) => item.dataset.state === "done");
+    },
+    null,
+    { timeout: TIMEOUT },
+  );
   await ready(page, "#lab-result");
   const seconds = (Date.now() - started) / 1000;
   const second = await memory(page, cdp);
   const longTasks = await page.evaluate(() => window.__longTasks);
-  timings["image-queue"] = { first_batch: first, after_50_more: second, seconds_for_50: seconds, main_thread_long_tasks: longTasks.length, longest_task_ms: Math.max(0, ...longTasks) };
+  timings["image-queue"] = {
+    first_batch: first,
+    after_50_more: second,
+    seconds_for_50: seconds,
+    main_thread_long_tasks: longTasks.length,
+    longest_task_ms: Math.max(0, ...longTasks),
+  };
   // The queue keeps one object URL per image (to show it again) and the shown image's.
-  if (second.live_object_urls > 51) throw new Error(`${second.live_object_urls} live object URLs after two batches of 50: the first batch's leaked`);
-  if (second.js_heap_mb - first.js_heap_mb > 24) throw new Error(`the JS heap grew by ${(second.js_heap_mb - first.js_heap_mb).toFixed(1)} MB over 50 images`);
-  if (!(second.wasm_mb > 0) || second.wasm_mb - first.wasm_mb > 16) throw new Error(`wasm memory ${first.wasm_mb} MB, then ${second.wasm_mb} MB after 50 images`);
+  if (second.live_object_urls > 51)
+    throw new Error(`${second.live_object_urls} live object URLs after two batches of 50: the first batch's leaked`);
+  if (second.js_heap_mb - first.js_heap_mb > 24)
+    throw new Error(`the JS heap grew by ${(second.js_heap_mb - first.js_heap_mb).toFixed(1)} MB over 50 images`);
+  if (!(second.wasm_mb > 0) || second.wasm_mb - first.wasm_mb > 16)
+    throw new Error(`wasm memory ${first.wasm_mb} MB, then ${second.wasm_mb} MB after 50 images`);
   if (Math.max(0, ...longTasks) > 1000) throw new Error(`the page froze: main-thread tasks of ${longTasks.map(Math.round).join(", ")} ms`);
 });
 
@@ -362,13 +407,19 @@ await check("stop-running-analysis", async (page) => {
   await ready(page, "#lab-result");
   const fullSeconds = (Date.now() - started) / 1000;
   await dropFiles(page, "#lab-drop", ["cat.jpg", big, "horse.png"]);
-  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(2)")?.dataset.state === "running", null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(2)")?.dataset.state === "running", null, {
+    timeout: TIMEOUT,
+  });
   await page.click("#lab-stop", { timeout: 5000 });
   const clicked = Date.now();
-  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(2)")?.dataset.state === "cancelled", null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(2)")?.dataset.state === "cancelled", null, {
+    timeout: TIMEOUT,
+  });
   const stopSeconds = (Date.now() - clicked) / 1000;
   // The queue goes on with the next image, on the restarted engine.
-  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(3)")?.dataset.state === "done", null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(3)")?.dataset.state === "done", null, {
+    timeout: TIMEOUT,
+  });
   await checkLab(page);
   timings["stop-running-analysis"] = { full_analysis_s: fullSeconds, stopped_after_s: stopSeconds };
   if (fullSeconds < 1.5) throw new Error(`the large image took only ${fullSeconds} s: the stop is not tested`);
@@ -382,13 +433,17 @@ await check("neuron-deep-link", async (page) => {
   const title = await page.$eval("#card-title", (e) => e.textContent);
   const bars = await page.$$eval("#neuron-card .word-bars li", (items) => items.length);
   if (title !== "Layer 1, neuron 4" || bars < 1) throw new Error(`card “${title}” with ${bars} words`);
-  await page.waitForFunction(() => /drawn/.test(document.querySelector("#neuron-card .map-status")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => /drawn/.test(document.querySelector("#neuron-card .map-status")?.textContent ?? ""), null, {
+    timeout: TIMEOUT,
+  });
   const maps = await overlayStats(page, "#neuron-card .top-images canvas");
   if (maps.opaque === 0) throw new Error("no activation map over the top images");
   await page.click("#neuron-next");
   await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 1, neuron 5", null, { timeout: TIMEOUT });
   // A malformed address: a message in the card, not a blank view.
-  await page.evaluate(() => { location.hash = "#/neuron/abc/4"; });
+  await page.evaluate(() => {
+    location.hash = "#/neuron/abc/4";
+  });
   await page.waitForFunction(() => document.querySelector("#neuron-card")?.dataset.status === "error", null, { timeout: TIMEOUT });
   const message = await page.$eval("#neuron-card", (e) => e.textContent);
   if (!message.includes("names no neuron")) throw new Error(`#/neuron/abc/4 says: ${message}`);
@@ -402,7 +457,8 @@ await check("search", async (page) => {
   await page.click("#search-form button[type=submit]");
   await ready(page, "#search-result");
   const text = await page.$eval("#search-result", (e) => e.textContent);
-  if (!text.includes(`decomposition holds “${word}”`) || !text.includes("L1/N4")) throw new Error(`search for ${word}: ${text.slice(0, 300)}`);
+  if (!text.includes(`decomposition holds “${word}”`) || !text.includes("L1/N4"))
+    throw new Error(`search for ${word}: ${text.slice(0, 300)}`);
   // Free text needed the text tower: it was downloaded now.
   const tower = await page.$eval("#downloads li[data-file='text tower']", (e) => e.dataset.source).catch(() => null);
   if (tower !== "network" && tower !== "cache") throw new Error(`text tower: ${tower}`);
@@ -416,7 +472,9 @@ await check("adversarial-miner", async (page) => {
   const descriptions = await page.$$eval("#miner-result .description", (items) => items.map((item) => item.textContent));
   if (rows < 1 || descriptions.length < 1) throw new Error(`${rows} words, ${descriptions.length} descriptions`);
   await page.setInputFiles("#miner-file", [join(www, "samples", "cat.jpg"), join(www, "samples", "coffee.jpg")]);
-  await page.waitForFunction(() => /Success rate: \d+ of 2/.test(document.querySelector("#miner-summary")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => /Success rate: \d+ of 2/.test(document.querySelector("#miner-summary")?.textContent ?? ""), null, {
+    timeout: TIMEOUT,
+  });
 });
 
 await check("embed-mode", async (page) => {
@@ -436,13 +494,20 @@ await check("wrong-files", async (page) => {
   // An HTML page as weights, then the other layout's weights with this bundle (another sha256).
   await page.goto(`${base}/index.html?weights=index.html&config=models/tiny/config.json&bundle=models/tiny/bundle/&backend=cpu`);
   const html = await status(page, "main");
-  if (html.status !== "error" || !/HTML page/.test(html.text)) throw new Error(`weights=index.html: ${html.status}: ${html.text.slice(0, 300)}`);
-  await page.goto(`${base}/index.html?weights=models/tiny/model-hf.safetensors&config=models/tiny/config.json&bundle=models/tiny/bundle/&backend=cpu`);
+  if (html.status !== "error" || !/HTML page/.test(html.text))
+    throw new Error(`weights=index.html: ${html.status}: ${html.text.slice(0, 300)}`);
+  await page.goto(
+    `${base}/index.html?weights=models/tiny/model-hf.safetensors&config=models/tiny/config.json&bundle=models/tiny/bundle/&backend=cpu`,
+  );
   const mismatch = await status(page, "main");
-  if (mismatch.status !== "error" || !/mismatch/.test(mismatch.text)) throw new Error(`mismatched bundle: ${mismatch.status}: ${mismatch.text.slice(0, 300)}`);
-  await page.goto(`${base}/index.html?weights=models/tiny/model-hf.safetensors&config=models/tiny/config.json&bundle=models/missing/&backend=cpu`);
+  if (mismatch.status !== "error" || !/mismatch/.test(mismatch.text))
+    throw new Error(`mismatched bundle: ${mismatch.status}: ${mismatch.text.slice(0, 300)}`);
+  await page.goto(
+    `${base}/index.html?weights=models/tiny/model-hf.safetensors&config=models/tiny/config.json&bundle=models/missing/&backend=cpu`,
+  );
   const missing = await status(page, "main");
-  if (missing.status !== "error" || !/404/.test(missing.text)) throw new Error(`missing bundle: ${missing.status}: ${missing.text.slice(0, 300)}`);
+  if (missing.status !== "error" || !/404/.test(missing.text))
+    throw new Error(`missing bundle: ${missing.status}: ${missing.text.slice(0, 300)}`);
 });
 
 await check("second-visit-from-cache", async (page) => {
@@ -450,7 +515,9 @@ await check("second-visit-from-cache", async (page) => {
   await ready(page, "main");
   await page.reload();
   await ready(page, "main");
-  const sources = await page.$$eval("#downloads li", (items) => Object.fromEntries(items.map((item) => [item.dataset.file, item.dataset.source])));
+  const sources = await page.$$eval("#downloads li", (items) =>
+    Object.fromEntries(items.map((item) => [item.dataset.file, item.dataset.source])),
+  );
   if (sources["image tower"] !== "cache" || sources.bundle !== "cache") throw new Error(`second visit: ${JSON.stringify(sources)}`);
 });
 
@@ -463,15 +530,22 @@ await check("local-files", async (page) => {
   await page.setInputFiles("#weights-file", join(root, "tests/fixtures/tiny-a/model-hf.safetensors"));
   await page.setInputFiles("#config-file", join(root, "tests/fixtures/tiny-a/config.json"));
   await page.click("#file-form button[type=submit]");
-  await page.waitForFunction(() => document.querySelector("#weights-source")?.textContent?.startsWith("local:"), null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => document.querySelector("#weights-source")?.textContent?.startsWith("local:"), null, {
+    timeout: TIMEOUT,
+  });
   await ready(page, "main");
   if (!/No bundle/.test(await page.$eval("#status", (e) => e.textContent))) throw new Error("no word of the missing bundle");
   // The model with its bundle's two files: the lab works again.
   await page.setInputFiles("#weights-file", join(root, "tests/fixtures/tiny-a/model-openai.safetensors"));
-  await page.setInputFiles("#bundle-files", [join(root, "www/generated/tiny-bundle/manifest.json"), join(root, "www/generated/tiny-bundle/lens.safetensors")]);
+  await page.setInputFiles("#bundle-files", [
+    join(root, "www/generated/tiny-bundle/manifest.json"),
+    join(root, "www/generated/tiny-bundle/lens.safetensors"),
+  ]);
   await page.setInputFiles("#config-file", []);
   await page.click("#file-form button[type=submit]");
-  await page.waitForFunction(() => /manifest/.test(document.querySelector("#bundle-source")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  await page.waitForFunction(() => /manifest/.test(document.querySelector("#bundle-source")?.textContent ?? ""), null, {
+    timeout: TIMEOUT,
+  });
   await ready(page, "main");
   await checkLab(page);
   const source = await page.$eval("#downloads li[data-file=bundle]", (e) => e.dataset.source);
@@ -485,20 +559,25 @@ await check("benchmark-page-cpu", async (page) => {
   await page.waitForFunction(() => document.body.dataset.done === "1", null, { timeout: TIMEOUT });
   const status = await page.$eval("main", (e) => e.dataset.status);
   const result = JSON.parse(await page.$eval("#result", (e) => e.textContent));
-  if (status !== "done" || !(result.analysis?.analysis_ms_per_image > 0) || !(result.analysis?.segmentation_ms > 0)) throw new Error(`bench: ${status}: ${JSON.stringify(result).slice(0, 400)}`);
+  if (status !== "done" || !(result.analysis?.analysis_ms_per_image > 0) || !(result.analysis?.segmentation_ms > 0))
+    throw new Error(`bench: ${status}: ${JSON.stringify(result).slice(0, 400)}`);
   const { threads } = await expectedThreads(page);
-  if (result.threads !== threads || result.matmul?.threads !== threads) throw new Error(`bench ran on ${result.threads} threads, not ${threads}`);
+  if (result.threads !== threads || result.matmul?.threads !== threads)
+    throw new Error(`bench ran on ${result.threads} threads, not ${threads}`);
   // (each shape twice on the CPU: burn's matmul and the packed kernel the forward uses)
   const products = result.matmul?.timings ?? [];
   const shapes = products.map((t) => `${t.kernel}:${t.m}x${t.k}x${t.n}`).join(" ");
-  const expected = ["50x768x2304", "50x768x3072", "50x3072x768", "400x768x2304", "400x768x3072", "400x3072x768"].flatMap((s) => [`matmul:${s}`, `packed:${s}`]).join(" ");
+  const expected = ["50x768x2304", "50x768x3072", "50x3072x768", "400x768x2304", "400x768x3072", "400x3072x768"]
+    .flatMap((s) => [`matmul:${s}`, `packed:${s}`])
+    .join(" ");
   if (shapes !== expected || !products.every((t) => t.gflops > 0)) throw new Error(`probe: ${JSON.stringify(result.matmul)}`);
   const rows = await page.$$eval("#matmul tbody tr", (r) => r.length);
   if (rows !== 12) throw new Error(`the probe's table has ${rows} rows, not 12`);
   // ... and one block's eleven steps, the whole block last.
   const steps = (result.steps ?? []).map((s) => s.step);
   // (each step timed for at least 20 ms, so even a layer norm reads above the clock's 0.1 ms grain)
-  if (steps.length !== 11 || steps[10] !== "whole block" || !result.steps.every((s) => s.ms > 0)) throw new Error(`steps: ${JSON.stringify(result.steps)}`);
+  if (steps.length !== 11 || steps[10] !== "whole block" || !result.steps.every((s) => s.ms > 0))
+    throw new Error(`steps: ${JSON.stringify(result.steps)}`);
   const stepRows = await page.$$eval("#steps tbody tr", (r) => r.length);
   if (stepRows !== 11) throw new Error(`the steps table has ${stepRows} rows, not 11`);
   timings["bench-vit-b-32-cpu"] = result;
@@ -541,7 +620,10 @@ await check("service-worker-isolation", async (page) => {
   // is then cross-origin isolated, with the threaded module.
   await page.goto(`http://127.0.0.1:${plainPort}/index.html?backend=cpu`);
   await ready(page, "main");
-  const state = await page.evaluate(() => ({ isolated: globalThis.crossOriginIsolated, controlled: navigator.serviceWorker.controller !== null }));
+  const state = await page.evaluate(() => ({
+    isolated: globalThis.crossOriginIsolated,
+    controlled: navigator.serviceWorker.controller !== null,
+  }));
   if (!state.isolated || !state.controlled) throw new Error(`after the service worker: ${JSON.stringify(state)}`);
   await checkCpuThreads(page);
   await checkLab(page);
@@ -555,7 +637,11 @@ await check("embedded-on-another-origin", async (page) => {
 <clip-lens-neuron bundle="${base}/models/tiny/bundle" layer="1" neuron="4"></clip-lens-neuron>
 <iframe src="${base}/index.html?embed=1&backend=cpu#/neuron/1/4" width="720" height="900" title="clip-lens"></iframe>`;
   const host = createServer((request, response) => {
-    response.writeHead(200, { "Content-Type": "text/html; charset=utf-8", "Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp" });
+    response.writeHead(200, {
+      "Content-Type": "text/html; charset=utf-8",
+      "Cross-Origin-Opener-Policy": "same-origin",
+      "Cross-Origin-Embedder-Policy": "require-corp",
+    });
     response.end(hostPage);
   });
   await new Promise((resolve) => host.listen(port + 2, "127.0.0.1", resolve));
@@ -590,7 +676,9 @@ async function go(page, hash) {
 /** The first word of the card of `layer`/`neuron` (a word of the demo's dictionary). */
 async function cardWord(page, layer, neuron) {
   await go(page, `#/neuron/${layer}/${neuron}`);
-  await page.waitForFunction((t) => document.querySelector("#card-title")?.textContent === t, `Layer ${layer}, neuron ${neuron}`, { timeout: TIMEOUT });
+  await page.waitForFunction((t) => document.querySelector("#card-title")?.textContent === t, `Layer ${layer}, neuron ${neuron}`, {
+    timeout: TIMEOUT,
+  });
   await ready(page, "#neuron-card");
   return page.$eval("#neuron-card .word-bars li a", (a) => a.textContent);
 }
@@ -609,14 +697,18 @@ async function checkHistogram(page, scope) {
       role: chart?.getAttribute("role") ?? null,
       label: chart?.getAttribute("aria-label") ?? "",
       bars: root.querySelectorAll(".distribution .hist-bar").length,
-      marks: [...root.querySelectorAll(".distribution .hist-mark")].map((g) => ({ kind: g.classList.contains("threshold") ? "threshold" : "analysed", value: Number(g.dataset.value) })),
+      marks: [...root.querySelectorAll(".distribution .hist-mark")].map((g) => ({
+        kind: g.classList.contains("threshold") ? "threshold" : "analysed",
+        value: Number(g.dataset.value),
+      })),
       caption: root.querySelector(".distribution .histogram-caption")?.textContent ?? "",
       percentiles: [...root.querySelectorAll(".distribution .percentiles td")].map((td) => td.textContent),
     };
   });
   if (found.role !== "img" || !/centred norm over \d+ images/.test(found.label)) throw new Error(`chart: ${JSON.stringify(found)}`);
   if (found.bars !== 32 || !found.marks.some((m) => m.kind === "threshold")) throw new Error(`bars and marks: ${JSON.stringify(found)}`);
-  if (!/^\d+ of \d+ images \(\d+\.\d\d%\) above the threshold/.test(found.caption) || found.percentiles.length !== 5) throw new Error(`caption and percentiles: ${JSON.stringify(found)}`);
+  if (!/^\d+ of \d+ images \(\d+\.\d\d%\) above the threshold/.test(found.caption) || found.percentiles.length !== 5)
+    throw new Error(`caption and percentiles: ${JSON.stringify(found)}`);
   return found.marks;
 }
 
@@ -633,21 +725,29 @@ await check("lab-histogram-marks-image", async (page) => {
   await ready(page, "main");
   await checkLab(page);
   await openNeuronLists(page);
-  const row = await page.$eval("#lab-neurons .significant-neuron", (li) => ({ key: li.dataset.neuron, norm: Number(/ (\d+\.\d+) >/.exec(li.textContent)?.[1]) }));
+  const row = await page.$eval("#lab-neurons .significant-neuron", (li) => ({
+    key: li.dataset.neuron,
+    norm: Number(/ (\d+\.\d+) >/.exec(li.textContent)?.[1]),
+  }));
   await page.click(`.significant-neuron[data-neuron="${row.key}"] .distribution-toggle`);
   await ready(page, `.significant-neuron[data-neuron="${row.key}"] .neuron-distribution`);
   const marks = await checkHistogram(page, `.significant-neuron[data-neuron="${row.key}"]`);
   const analysed = marks.find((m) => m.kind === "analysed");
-  if (!analysed || Math.abs(analysed.value - row.norm) > 0.01 + 0.01 * row.norm) throw new Error(`neuron ${row.key} (norm ${row.norm}): marks ${JSON.stringify(marks)}`);
+  if (!analysed || Math.abs(analysed.value - row.norm) > 0.01 + 0.01 * row.norm)
+    throw new Error(`neuron ${row.key} (norm ${row.norm}): marks ${JSON.stringify(marks)}`);
   const threshold = marks.find((m) => m.kind === "threshold");
-  if (!(analysed.value > threshold.value)) throw new Error(`a significant neuron's norm ${analysed.value} is not above its threshold ${threshold.value}`);
+  if (!(analysed.value > threshold.value))
+    throw new Error(`a significant neuron's norm ${analysed.value} is not above its threshold ${threshold.value}`);
   // Its card in the explorer marks the same image.
   const [layer, neuron] = row.key.split(":");
   await go(page, `#/neuron/${layer}/${neuron}`);
-  await page.waitForFunction((t) => document.querySelector("#card-title")?.textContent === t, `Layer ${layer}, neuron ${neuron}`, { timeout: TIMEOUT });
+  await page.waitForFunction((t) => document.querySelector("#card-title")?.textContent === t, `Layer ${layer}, neuron ${neuron}`, {
+    timeout: TIMEOUT,
+  });
   await ready(page, "#neuron-card");
   const cardMarks = await checkHistogram(page, "#neuron-card");
-  if (!cardMarks.some((m) => m.kind === "analysed" && Math.abs(m.value - analysed.value) < 1e-6)) throw new Error(`the card's marks: ${JSON.stringify(cardMarks)}`);
+  if (!cardMarks.some((m) => m.kind === "analysed" && Math.abs(m.value - analysed.value) < 1e-6))
+    throw new Error(`the card's marks: ${JSON.stringify(cardMarks)}`);
   await go(page, "#/lab"); // the screenshot: the lab with the distribution open
 });
 
@@ -664,14 +764,20 @@ async function ablate(page, selector) {
         words: [...(lists[1]?.querySelectorAll("li") ?? [])].map((li) => li.textContent),
       };
     };
-    return { summary: root.querySelector(".ablation-summary")?.textContent ?? "", shift: Number(root.querySelector(".shift")?.textContent), before: side(0), after: side(1) };
+    return {
+      summary: root.querySelector(".ablation-summary")?.textContent ?? "",
+      shift: Number(root.querySelector(".shift")?.textContent),
+      before: side(0),
+      after: side(1),
+    };
   });
 }
 
 /** Throws unless an ablation's result shows both sides and changed something. */
 function expectChange(result, what) {
   const same = JSON.stringify(result.before) === JSON.stringify(result.after);
-  if (result.before.classes.length < 1 || result.after.classes.length < 1) throw new Error(`${what}: no classes: ${JSON.stringify(result)}`);
+  if (result.before.classes.length < 1 || result.after.classes.length < 1)
+    throw new Error(`${what}: no classes: ${JSON.stringify(result)}`);
   if (same && !(result.shift > 0)) throw new Error(`${what}: nothing changed: ${JSON.stringify(result)}`);
 }
 
@@ -718,17 +824,30 @@ await check("list", async (page) => {
   if (keys.length < 2) keys.push(keys[0] === "0:1" ? "0:2" : "0:1");
   await go(page, `#/list/${keys.join(",")}`);
   await ready(page, "#list-cards");
-  const cards = await page.$$eval(".compact-card", (items) => items.map((card) => ({ key: card.dataset.neuron, box: card.getBoundingClientRect().toJSON(), histogram: card.querySelector("svg.histogram") !== null, thumbnails: card.querySelectorAll(".thumb-strip img").length, shared: card.querySelectorAll(".score-row.shared").length })));
+  const cards = await page.$$eval(".compact-card", (items) =>
+    items.map((card) => ({
+      key: card.dataset.neuron,
+      box: card.getBoundingClientRect().toJSON(),
+      histogram: card.querySelector("svg.histogram") !== null,
+      thumbnails: card.querySelectorAll(".thumb-strip img").length,
+      shared: card.querySelectorAll(".score-row.shared").length,
+    })),
+  );
   if (cards.map((c) => c.key).join(",") !== keys.join(",")) throw new Error(`cards ${cards.map((c) => c.key)} for ${keys}`);
-  if (!(Math.abs(cards[0].box.y - cards[1].box.y) < 2 && cards[1].box.x > cards[0].box.x)) throw new Error(`not side by side: ${JSON.stringify(cards.map((c) => c.box))}`);
+  if (!(Math.abs(cards[0].box.y - cards[1].box.y) < 2 && cards[1].box.x > cards[0].box.x))
+    throw new Error(`not side by side: ${JSON.stringify(cards.map((c) => c.box))}`);
   if (!cards.every((c) => c.histogram && c.thumbnails > 0)) throw new Error(`compact cards: ${JSON.stringify(cards)}`);
   const shared = await page.$$eval(".shared-summary .word-link.shared", (links) => links.map((a) => a.textContent));
-  if (keys.length >= 2 && cards.filter((c) => c.shared > 0).length < 2 && shared.length > 0) throw new Error(`shared words ${shared} are not highlighted in the cards`);
-  if (!shared.includes(word) && (await page.$$eval(".word-page-neuron", (items) => items.length)) >= 2) throw new Error(`“${word}” is not among the shared words ${shared}`);
+  if (keys.length >= 2 && cards.filter((c) => c.shared > 0).length < 2 && shared.length > 0)
+    throw new Error(`shared words ${shared} are not highlighted in the cards`);
+  if (!shared.includes(word) && (await page.$$eval(".word-page-neuron", (items) => items.length)) >= 2)
+    throw new Error(`“${word}” is not among the shared words ${shared}`);
   // Copy link: the clipboard, then the field where the clipboard is refused.
   const url = await page.evaluate(() => location.href);
   await page.click("#list-copy");
-  await page.waitForFunction(() => /copied/i.test(document.querySelector("#list-copy-status")?.textContent ?? ""), null, { timeout: 10_000 });
+  await page.waitForFunction(() => /copied/i.test(document.querySelector("#list-copy-status")?.textContent ?? ""), null, {
+    timeout: 10_000,
+  });
   const copied = await page.evaluate(() => navigator.clipboard.readText());
   if (copied !== url) throw new Error(`copied “${copied}”, expected ${url}`);
   await page.evaluate(() => (navigator.clipboard.writeText = () => Promise.reject(new Error("refused"))));
@@ -741,7 +860,8 @@ await check("list", async (page) => {
   await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 2, neuron 17", null, { timeout: TIMEOUT });
   await ready(page, "#neuron-card");
   await page.click("#neuron-card .list-button");
-  if ((await page.getAttribute("#neuron-card .list-button", "aria-pressed")) !== "true") throw new Error("the card's list button is not pressed");
+  if ((await page.getAttribute("#neuron-card .list-button", "aria-pressed")) !== "true")
+    throw new Error("the card's list button is not pressed");
   if ((await page.textContent("#list-count")) !== "1") throw new Error(`the header counts ${await page.textContent("#list-count")}`);
   await page.click("#list-link");
   await ready(page, "#list-cards");
@@ -785,14 +905,29 @@ await check("export", async (page) => {
   // The analysis, with its ablation.
   const json = await download(page, "#lab-export button:nth-child(1)");
   const analysis = JSON.parse(json.bytes.toString("utf8"));
-  if (json.name !== "analysis.json" || !Array.isArray(analysis.analysis?.classes) || analysis.ablations?.length !== 1 || !analysis.ablations[0].after) throw new Error(`${json.name}: ${json.bytes.toString("utf8").slice(0, 300)}`);
+  if (
+    json.name !== "analysis.json" ||
+    !Array.isArray(analysis.analysis?.classes) ||
+    analysis.ablations?.length !== 1 ||
+    !analysis.ablations[0].after
+  )
+    throw new Error(`${json.name}: ${json.bytes.toString("utf8").slice(0, 300)}`);
   const csv = await download(page, "#lab-export button:nth-child(2)");
   const csvLines = csv.bytes.toString("utf8").split("\n");
-  if (csv.name !== "analysis.csv" || csvLines[0] !== "section,variant,layer,neuron,rank,label,value" || csvLines.length < 10) throw new Error(`${csv.name}: ${csvLines.slice(0, 3).join(" / ")}`);
+  if (csv.name !== "analysis.csv" || csvLines[0] !== "section,variant,layer,neuron,rank,label,value" || csvLines.length < 10)
+    throw new Error(`${csv.name}: ${csvLines.slice(0, 3).join(" / ")}`);
   const png = await download(page, "#lab-export button:nth-child(3)");
   const concept = await page.$eval("#lab-result", (e) => e.dataset.concept);
-  const expectedPng = `heatmap-${concept.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, "-").replace(/^-+|-+$/g, "")}.png`;
-  if (png.name !== expectedPng || !png.bytes.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10])) || png.bytes.length < 200) throw new Error(`${png.name} (expected ${expectedPng}), ${png.bytes.length} bytes`);
+  const expectedPng = `heatmap-${concept
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, "-")
+    .replace(/^-+|-+$/g, "")}.png`;
+  if (
+    png.name !== expectedPng ||
+    !png.bytes.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10])) ||
+    png.bytes.length < 200
+  )
+    throw new Error(`${png.name} (expected ${expectedPng}), ${png.bytes.length} bytes`);
   // A card: JSON, CSV, and an activation map as PNG.
   await go(page, "#/neuron/1/4");
   await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 1, neuron 4", null, { timeout: TIMEOUT });
@@ -800,21 +935,34 @@ await check("export", async (page) => {
   const card = await download(page, "#neuron-card .card-actions .download-button >> nth=0");
   const parsed = JSON.parse(card.bytes.toString("utf8"));
   const keys = ["layer", "neuron", "words", "threshold", "top_images", "classes", "distribution", "analysed_norm"];
-  if (card.name !== "neuron-1-4.json" || !keys.every((k) => k in parsed) || parsed.layer !== 1 || parsed.neuron !== 4) throw new Error(`${card.name}: keys ${Object.keys(parsed)}`);
+  if (card.name !== "neuron-1-4.json" || !keys.every((k) => k in parsed) || parsed.layer !== 1 || parsed.neuron !== 4)
+    throw new Error(`${card.name}: keys ${Object.keys(parsed)}`);
   const cardCsv = await download(page, "#neuron-card .card-actions .download-button >> nth=1");
   const cardLines = cardCsv.bytes.toString("utf8").split("\n");
-  if (cardCsv.name !== "neuron-1-4.csv" || cardLines[0] !== "layer,neuron,field,index,label,value" || !cardLines.some((l) => l.startsWith("1,4,word,"))) throw new Error(`${cardCsv.name}: ${cardLines.slice(0, 3).join(" / ")}`);
-  await page.waitForFunction(() => /drawn/.test(document.querySelector("#neuron-card .map-status")?.textContent ?? ""), null, { timeout: TIMEOUT });
+  if (
+    cardCsv.name !== "neuron-1-4.csv" ||
+    cardLines[0] !== "layer,neuron,field,index,label,value" ||
+    !cardLines.some((l) => l.startsWith("1,4,word,"))
+  )
+    throw new Error(`${cardCsv.name}: ${cardLines.slice(0, 3).join(" / ")}`);
+  await page.waitForFunction(() => /drawn/.test(document.querySelector("#neuron-card .map-status")?.textContent ?? ""), null, {
+    timeout: TIMEOUT,
+  });
   const map = await download(page, "#neuron-card .top-images .download-button >> nth=0");
-  if (!/^heatmap-1-4-image-\d+\.png$/.test(map.name) || !map.bytes.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]))) throw new Error(`activation map: ${map.name}`);
+  if (!/^heatmap-1-4-image-\d+\.png$/.test(map.name) || !map.bytes.subarray(0, 8).equals(Buffer.from([137, 80, 78, 71, 13, 10, 26, 10])))
+    throw new Error(`activation map: ${map.name}`);
 });
 
 /** Waits for the thumbnails of the word page's first neurons (the later ones load lazily). */
 async function firstThumbnailsLoaded(page) {
-  await page.waitForFunction(() => {
-    const images = [...document.querySelectorAll(".word-page-neuron:nth-child(-n+3) .thumb-strip img")];
-    return images.length > 0 && images.every((img) => img.complete && img.naturalWidth > 0);
-  }, null, { timeout: 30_000 });
+  await page.waitForFunction(
+    () => {
+      const images = [...document.querySelectorAll(".word-page-neuron:nth-child(-n+3) .thumb-strip img")];
+      return images.length > 0 && images.every((img) => img.complete && img.naturalWidth > 0);
+    },
+    null,
+    { timeout: 30_000 },
+  );
 }
 
 await check("word-page", async (page) => {
@@ -826,8 +974,11 @@ await check("word-page", async (page) => {
   if (href !== `#/word/${encodeURIComponent(word)}`) throw new Error(`the word links to ${href}`);
   await page.click("#neuron-card .word-bars li a");
   await ready(page, "#word-result");
-  const rows = await page.$$eval(".word-page-neuron", (items) => items.map((li) => ({ key: li.dataset.neuron, text: li.textContent, images: li.querySelectorAll(".thumb-strip img").length })));
-  if (!rows.some((r) => r.key === "1:4") || !rows.every((r) => r.images > 0 && /[+−]\d/.test(r.text))) throw new Error(`word page of ${word}: ${JSON.stringify(rows)}`);
+  const rows = await page.$$eval(".word-page-neuron", (items) =>
+    items.map((li) => ({ key: li.dataset.neuron, text: li.textContent, images: li.querySelectorAll(".thumb-strip img").length })),
+  );
+  if (!rows.some((r) => r.key === "1:4") || !rows.every((r) => r.images > 0 && /[+−]\d/.test(r.text)))
+    throw new Error(`word page of ${word}: ${JSON.stringify(rows)}`);
   await firstThumbnailsLoaded(page);
   // Search results show their neurons' thumbnails too.
   await go(page, `#/search/${encodeURIComponent(word)}`);
@@ -854,8 +1005,13 @@ async function tabTo(page, selector, max = 400) {
 
 /** The new controls without an accessible name (aria-label, a <label>, or their text). */
 async function unnamedControls(page) {
-  return page.$$eval(".ablate-one, .ablate-select, .distribution-toggle, .download-button, .list-button, #ablate-neurons, #ablate-layer, #ablate-layer-form button, #list-spec, #list-copy, #list-copy-field, svg.histogram", (items) =>
-    items.filter((e) => !(e.getAttribute("aria-label") || e.labels?.length || e.textContent.trim())).map((e) => e.outerHTML.slice(0, 120)));
+  return page.$$eval(
+    ".ablate-one, .ablate-select, .distribution-toggle, .download-button, .list-button, #ablate-neurons, #ablate-layer, #ablate-layer-form button, #list-spec, #list-copy, #list-copy-field, svg.histogram",
+    (items) =>
+      items
+        .filter((e) => !(e.getAttribute("aria-label") || e.labels?.length || e.textContent.trim()))
+        .map((e) => e.outerHTML.slice(0, 120)),
+  );
 }
 
 await check("keyboard", async (page) => {
@@ -890,7 +1046,8 @@ await check("keyboard", async (page) => {
   await page.focus("#search-input");
   await tabTo(page, "#neuron-card .list-button");
   await page.keyboard.press("Enter");
-  if ((await page.getAttribute("#neuron-card .list-button", "aria-pressed")) !== "true") throw new Error("Enter did not add the card to the list");
+  if ((await page.getAttribute("#neuron-card .list-button", "aria-pressed")) !== "true")
+    throw new Error("Enter did not add the card to the list");
   await tabTo(page, "#neuron-card .download-button");
   const [file] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), page.keyboard.press("Enter")]);
   if (file.suggestedFilename() !== "neuron-1-4.json") throw new Error(`Enter downloaded ${file.suggestedFilename()}`);
@@ -899,7 +1056,10 @@ await check("keyboard", async (page) => {
   await ready(page, "#list-cards");
   missing.push(...(await unnamedControls(page)));
   if (missing.length) throw new Error(`controls without a name: ${missing.join(" | ")}`);
-  const histogram = await page.$eval("#list-cards svg.histogram", (svg) => ({ role: svg.getAttribute("role"), label: svg.getAttribute("aria-label") }));
+  const histogram = await page.$eval("#list-cards svg.histogram", (svg) => ({
+    role: svg.getAttribute("role"),
+    label: svg.getAttribute("aria-label"),
+  }));
   if (histogram.role !== "img" || !histogram.label) throw new Error(`the histogram has no text alternative: ${JSON.stringify(histogram)}`);
 });
 
@@ -918,7 +1078,8 @@ await check("old-bundle", async (page) => {
   await page.goto(`${base}/index.html?backend=cpu&bundle=models/tiny/bundle-format2/#/neuron/1/4`);
   await ready(page, "#neuron-card");
   const message = await page.$eval("#neuron-card .distribution", (e) => e.textContent);
-  if (!/format 2\) has no per-neuron histograms/.test(message) || !/clip-lens precompute/.test(message)) throw new Error(`the card says “${message}”`);
+  if (!/format 2\) has no per-neuron histograms/.test(message) || !/clip-lens precompute/.test(message))
+    throw new Error(`the card says “${message}”`);
   if (await page.$("#neuron-card svg.histogram")) throw new Error("a format-2 card draws a histogram");
   await go(page, "#/list/1:4,1:5");
   await ready(page, "#list-cards");

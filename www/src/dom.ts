@@ -89,7 +89,12 @@ export function acceptDroppedFiles(zone: HTMLElement, onFiles: (files: File[]) =
 /** Fills `section` with `loading` text (`data-status="loading"`), then with what `render`
  * makes of `work`'s result ("ready"), or with its error ("error"). Resolves to the result,
  * or null after an error. */
-export async function fillSection<T>(section: HTMLElement, loading: string, work: () => Promise<T>, render: (value: T) => Node[]): Promise<T | null> {
+export async function fillSection<T>(
+  section: HTMLElement,
+  loading: string,
+  work: () => Promise<T>,
+  render: (value: T) => Node[],
+): Promise<T | null> {
   section.dataset["status"] = "loading";
   section.replaceChildren(el("p", {}, loading));
   try {

@@ -144,8 +144,11 @@ export class ImageLab {
   private wire(): void {
     const ui = this.ui;
     for (const sample of SAMPLES) {
-      const button = el("button", { type: "button", class: "sample", "data-sample": sample.file, title: sample.alt },
-        el("img", { src: `samples/${sample.file}`, alt: sample.alt, width: 64, height: 64, loading: "lazy" }));
+      const button = el(
+        "button",
+        { type: "button", class: "sample", "data-sample": sample.file, title: sample.alt },
+        el("img", { src: `samples/${sample.file}`, alt: sample.alt, width: 64, height: 64, loading: "lazy" }),
+      );
       button.addEventListener("click", () => void this.open(`samples/${sample.file}`));
       ui.samples.append(button);
     }
@@ -181,12 +184,30 @@ export class ImageLab {
     const ui = this.ui;
     const failed = (error: unknown): void => this.setStatus("error", `The download failed: ${errorMessage(error)}`);
     ui.exports.append(
-      downloadButton("Analysis JSON", "Download the analysis and its ablations as JSON", () => "analysis.json", () => jsonBlob({ analysis: this.analysis, ablations: this.ablation.results }), failed),
-      downloadButton("Analysis CSV", "Download the analysis and its ablations as CSV", () => "analysis.csv", async () => csvBlob(await this.session.call("analysisCsv", {})), failed),
-      downloadButton("Heatmap PNG", "Download the heatmap over the image as PNG", () => `heatmap-${fileSlug(this.segmentation?.concept ?? "none")}.png`, () => {
-        if (!this.segmentation) throw new Error("no heatmap is drawn yet");
-        return canvasPng(composeOverlay(ui.image, ui.overlay, Number(ui.opacity.value) / 100));
-      }, failed),
+      downloadButton(
+        "Analysis JSON",
+        "Download the analysis and its ablations as JSON",
+        () => "analysis.json",
+        () => jsonBlob({ analysis: this.analysis, ablations: this.ablation.results }),
+        failed,
+      ),
+      downloadButton(
+        "Analysis CSV",
+        "Download the analysis and its ablations as CSV",
+        () => "analysis.csv",
+        async () => csvBlob(await this.session.call("analysisCsv", {})),
+        failed,
+      ),
+      downloadButton(
+        "Heatmap PNG",
+        "Download the heatmap over the image as PNG",
+        () => `heatmap-${fileSlug(this.segmentation?.concept ?? "none")}.png`,
+        () => {
+          if (!this.segmentation) throw new Error("no heatmap is drawn yet");
+          return canvasPng(composeOverlay(ui.image, ui.overlay, Number(ui.opacity.value) / 100));
+        },
+        failed,
+      ),
     );
   }
 
@@ -197,7 +218,10 @@ export class ImageLab {
   private enqueueFiles(files: File[]): Promise<void> {
     const images = files.filter(isImageFile);
     if (images.length === 0) {
-      this.setStatus("error", files.length ? `No image among the dropped files (${files.map((f) => f.name).join(", ")}).` : "Nothing was dropped.");
+      this.setStatus(
+        "error",
+        files.length ? `No image among the dropped files (${files.map((f) => f.name).join(", ")}).` : "Nothing was dropped.",
+      );
       return Promise.resolve();
     }
     return this.enqueue(images.map((file) => fromBlob(file, file.name)));
@@ -207,7 +231,13 @@ export class ImageLab {
     // A new batch starts a new queue once the previous one has finished.
     if (!this.queue.some((item) => item.state === "queued" || item.state === "running")) this.clearQueue();
     for (const image of images) {
-      const row = el("li", { class: "queue-item", "data-state": "queued" }, el("span", { class: "queue-name" }, image.name), " ", el("span", { class: "queue-state" }, "queued"));
+      const row = el(
+        "li",
+        { class: "queue-item", "data-state": "queued" },
+        el("span", { class: "queue-name" }, image.name),
+        " ",
+        el("span", { class: "queue-state" }, "queued"),
+      );
       const item: QueueItem = { image, row, state: "queued" };
       row.addEventListener("click", () => {
         if (item.state === "done" || item.state === "error") void this.runOne(item);
@@ -258,7 +288,10 @@ export class ImageLab {
     const waiting = count("queued") + count("running");
     this.ui.cancelButton.disabled = count("queued") === 0;
     this.ui.queue.parentElement?.toggleAttribute("hidden", this.queue.length < 2);
-    this.ui.queueStatus.textContent = this.queue.length < 2 ? "" : `${count("done")} analysed, ${waiting} waiting, ${count("error")} failed, ${count("cancelled")} cancelled.`;
+    this.ui.queueStatus.textContent =
+      this.queue.length < 2
+        ? ""
+        : `${count("done")} analysed, ${waiting} waiting, ${count("error")} failed, ${count("cancelled")} cancelled.`;
   }
 
   /** Cancels the images that have not started (the running one finishes). */
@@ -308,7 +341,8 @@ export class ImageLab {
     this.setStatus("loading", `Analysing ${image.name}…`);
     const previous = this.shown;
     this.shown = image;
-    if (previous && previous !== image && previous.src.startsWith("blob:") && !this.queue.some((item) => item.image === previous)) URL.revokeObjectURL(previous.src);
+    if (previous && previous !== image && previous.src.startsWith("blob:") && !this.queue.some((item) => item.image === previous))
+      URL.revokeObjectURL(previous.src);
     this.ui.image.src = image.src;
     this.ui.image.alt = `The analysed image: ${image.name}`;
     this.ui.caption.textContent = image.name;
@@ -344,22 +378,40 @@ export class ImageLab {
     const ui = this.ui;
     ui.classes.replaceChildren(
       ...analysis.classes.map((c) =>
-        el("li", { class: "score-row" }, el("span", { class: "score-label" }, c.name), signedBar(c.probability, 1), el("span", { class: "num" }, `${(100 * c.probability).toFixed(1)}%`)),
+        el(
+          "li",
+          { class: "score-row" },
+          el("span", { class: "score-label" }, c.name),
+          signedBar(c.probability, 1),
+          el("span", { class: "num" }, `${(100 * c.probability).toFixed(1)}%`),
+        ),
       ),
     );
     const largest = Math.max(1e-12, ...analysis.words.map(([, s]) => Math.abs(s)));
     ui.concepts.replaceChildren(
       ...analysis.words.map(([word, score]) =>
-        el("li", { class: "score-row" }, wordLink(word, word, "score-label word-link"), signedBar(score, largest), el("span", { class: "num" }, formatValue(score, 3))),
+        el(
+          "li",
+          { class: "score-row" },
+          wordLink(word, word, "score-label word-link"),
+          signedBar(score, largest),
+          el("span", { class: "num" }, formatValue(score, 3)),
+        ),
       ),
     );
-    if (analysis.words.length === 0) ui.concepts.append(el("li", { class: "hint" }, "No neuron of the bundle's layers is significant on this image."));
+    if (analysis.words.length === 0)
+      ui.concepts.append(el("li", { class: "hint" }, "No neuron of the bundle's layers is significant on this image."));
     ui.neurons.replaceChildren(
       ...analysis.layers.map((layer) => {
         const list = el("ul", { class: "neuron-list" });
         for (const n of layer.neurons) list.append(this.neuronRow(layer.layer, n));
         const summary = `Layer ${layer.layer}: ${layer.significant_neurons.length} significant neuron${layer.significant_neurons.length === 1 ? "" : "s"}`;
-        return el("details", { class: "layer-neurons", open: layer.neurons.length > 0 && layer.neurons.length <= 12 }, el("summary", {}, summary), list);
+        return el(
+          "details",
+          { class: "layer-neurons", open: layer.neurons.length > 0 && layer.neurons.length <= 12 },
+          el("summary", {}, summary),
+          list,
+        );
       }),
     );
   }
@@ -370,12 +422,31 @@ export class ImageLab {
     const words = el("span", { class: "neuron-words" });
     n.words.forEach(([w, c], i) => append(words, i ? ", " : "", wordLink(w, `${c < 0 ? "−" : ""}${w}`)));
     const panel = el("div", { class: "neuron-distribution", id: `distribution-${layer}-${n.neuron}`, hidden: true });
-    const toggle = el("button", { type: "button", class: "distribution-toggle", "aria-expanded": "false", "aria-controls": panel.id, "aria-label": `Distribution of layer ${layer}, neuron ${n.neuron}, with this image marked` }, "distribution");
+    const toggle = el(
+      "button",
+      {
+        type: "button",
+        class: "distribution-toggle",
+        "aria-expanded": "false",
+        "aria-controls": panel.id,
+        "aria-label": `Distribution of layer ${layer}, neuron ${n.neuron}, with this image marked`,
+      },
+      "distribution",
+    );
     toggle.addEventListener("click", () => void this.toggleDistribution(toggle, panel, layer, n.neuron));
     return el(
       "li",
       { class: "significant-neuron", "data-neuron": `${layer}:${n.neuron}` },
-      el("div", { class: "neuron-row" }, ...this.ablation.rowControls(layer, n.neuron), neuronLink(layer, n.neuron), ` ${formatValue(n.norm, 2)} > ${formatValue(n.threshold, 2)}: `, words, " ", toggle),
+      el(
+        "div",
+        { class: "neuron-row" },
+        ...this.ablation.rowControls(layer, n.neuron),
+        neuronLink(layer, n.neuron),
+        ` ${formatValue(n.norm, 2)} > ${formatValue(n.threshold, 2)}: `,
+        words,
+        " ",
+        toggle,
+      ),
       panel,
     );
   }
@@ -414,7 +485,10 @@ export class ImageLab {
       const segmentation = await this.session.call("segment", { concept: this.concept, layers: null, topNeurons: null }, this.queuedCalls);
       this.segmentation = segmentation;
       this.redraw();
-      const what = segmentation.kind === "text" ? `“${segmentation.concept}”` : `${segmentation.kind === "predicted" ? "the predicted class" : "the class"} “${segmentation.concept}”`;
+      const what =
+        segmentation.kind === "text"
+          ? `“${segmentation.concept}”`
+          : `${segmentation.kind === "predicted" ? "the predicted class" : "the class"} “${segmentation.concept}”`;
       const neurons = segmentation.neurons.slice(0, 5).map((n) => neuronLink(n.layer, n.neuron));
       this.ui.segmentInfo.replaceChildren(
         `Heatmap of ${what}: the mean activation map of the ${segmentation.neurons.length} neurons whose r_n best matches it (mask: ${(100 * maskFraction(segmentation.heatmap)).toFixed(0)}% of the crop; ${formatMs(segmentation.ms)}). Strongest: `,

@@ -78,7 +78,12 @@ function showListed(button: HTMLButtonElement, listed: boolean): void {
  * click updates every button of that neuron on the page. */
 export function listButton(store: ListStore, layer: number, neuron: number): HTMLButtonElement {
   const key = neuronKey(layer, neuron);
-  const button = el("button", { type: "button", class: "list-button", "data-neuron": key, "aria-label": `Add layer ${layer}, neuron ${neuron} to my list` });
+  const button = el("button", {
+    type: "button",
+    class: "list-button",
+    "data-neuron": key,
+    "aria-label": `Add layer ${layer}, neuron ${neuron} to my list`,
+  });
   button.addEventListener("click", () => {
     store.toggle(key);
     for (const same of document.querySelectorAll<HTMLButtonElement>(`.list-button[data-neuron="${key}"]`)) showListed(same, store.has(key));
@@ -120,7 +125,12 @@ export class ListView {
   ) {
     ui.form.addEventListener("submit", (event) => {
       event.preventDefault();
-      location.hash = listHref(ui.spec.value.split(",").map((item) => item.trim()).filter((item) => item));
+      location.hash = listHref(
+        ui.spec.value
+          .split(",")
+          .map((item) => item.trim())
+          .filter((item) => item),
+      );
     });
     ui.copy.addEventListener("click", () => void this.copyLink());
   }
@@ -138,17 +148,33 @@ export class ListView {
     ui.copyStatus.textContent = "";
     document.title = "Neuron list · clip-lens";
     if (wanted === "") {
-      ui.cards.replaceChildren(el("p", { class: "hint" }, "Your list is empty: add neurons with “+ add to list” on their cards, or type some above (layer:neuron, comma separated)."));
+      ui.cards.replaceChildren(
+        el(
+          "p",
+          { class: "hint" },
+          "Your list is empty: add neurons with “+ add to list” on their cards, or type some above (layer:neuron, comma separated).",
+        ),
+      );
       ui.cards.dataset["status"] = "ready";
       return;
     }
-    await fillSection(ui.cards, `Loading ${wanted}…`, () => this.session.call("neuronList", { spec: wanted }), (list) => this.render(list));
+    await fillSection(
+      ui.cards,
+      `Loading ${wanted}…`,
+      () => this.session.call("neuronList", { spec: wanted }),
+      (list) => this.render(list),
+    );
   }
 
   private render(list: NeuronList): Node[] {
     const shared = new Set(list.shared_words);
     const summary = list.shared_words.length
-      ? el("p", { class: "shared-summary" }, `Words shared by at least two of them (highlighted): `, ...list.shared_words.flatMap((word, i) => [i ? ", " : "", wordLink(word, word, "word-link shared")]))
+      ? el(
+          "p",
+          { class: "shared-summary" },
+          `Words shared by at least two of them (highlighted): `,
+          ...list.shared_words.flatMap((word, i) => [i ? ", " : "", wordLink(word, word, "word-link shared")]),
+        )
       : el("p", { class: "hint shared-summary" }, "No word is shared by two of these neurons' first words.");
     return [summary, el("div", { class: "list-cards" }, ...list.cards.map((card) => this.compactCard(card, shared)))];
   }
@@ -159,12 +185,29 @@ export class ListView {
     const words = el("ol", { class: "word-bars compact", "aria-label": `First words of layer ${card.layer}, neuron ${card.neuron}` });
     for (const [word, c] of card.words.slice(0, LIST_WORDS)) {
       const isShared = shared.has(word);
-      words.append(el("li", { class: `score-row${isShared ? " shared" : ""}`, "data-shared": isShared }, wordLink(word, word, `score-label word-link${isShared ? " shared" : ""}`), signedBar(c, largest), el("span", { class: "num" }, formatSigned(c))));
+      words.append(
+        el(
+          "li",
+          { class: `score-row${isShared ? " shared" : ""}`, "data-shared": isShared },
+          wordLink(word, word, `score-label word-link${isShared ? " shared" : ""}`),
+          signedBar(c, largest),
+          el("span", { class: "num" }, formatSigned(c)),
+        ),
+      );
     }
     return el(
       "article",
-      { class: "compact-card", "data-neuron": neuronKey(card.layer, card.neuron), "aria-label": `Layer ${card.layer}, neuron ${card.neuron}` },
-      el("header", { class: "card-header" }, el("h3", {}, neuronLink(card.layer, card.neuron, `Layer ${card.layer}, neuron ${card.neuron}`)), listButton(this.store, card.layer, card.neuron)),
+      {
+        class: "compact-card",
+        "data-neuron": neuronKey(card.layer, card.neuron),
+        "aria-label": `Layer ${card.layer}, neuron ${card.neuron}`,
+      },
+      el(
+        "header",
+        { class: "card-header" },
+        el("h3", {}, neuronLink(card.layer, card.neuron, `Layer ${card.layer}, neuron ${card.neuron}`)),
+        listButton(this.store, card.layer, card.neuron),
+      ),
       el("p", { class: "hint" }, card.threshold === null ? "No threshold (no norms)." : `Threshold ${formatSignificant(card.threshold)}`),
       words,
       thumbnailStrip(card.top_images, this.bundle, card.layer, card.neuron) ?? el("p", { class: "hint" }, "No thumbnails."),
@@ -175,7 +218,15 @@ export class ListView {
   /** Copies the list's address; where the clipboard is refused, shows it selected in a field. */
   private async copyLink(): Promise<void> {
     const ui = this.ui;
-    const url = new URL(listHref(ui.spec.value.split(",").map((item) => item.trim()).filter((item) => item)), location.href).href;
+    const url = new URL(
+      listHref(
+        ui.spec.value
+          .split(",")
+          .map((item) => item.trim())
+          .filter((item) => item),
+      ),
+      location.href,
+    ).href;
     try {
       await navigator.clipboard.writeText(url);
       ui.copyField.hidden = true;

@@ -11,7 +11,15 @@ import { formatBytes, formatMs, formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
 import { ImageLab } from "./lab";
 import { ListStore, ListView, wireListLink } from "./lists";
-import { isBackendChoice, type BackendChoice, type BundleSource, type FileSource, type ProgressEvent, type ReadyResponse, type WeightsSource } from "./protocol";
+import {
+  isBackendChoice,
+  type BackendChoice,
+  type BundleSource,
+  type FileSource,
+  type ProgressEvent,
+  type ReadyResponse,
+  type WeightsSource,
+} from "./protocol";
 import { Session, type Sources } from "./session";
 import { isConvertedDirectory, OPENAI_VIT_B_32, readSettings, settingsHref, type Settings } from "./settings";
 import { WordPageView } from "./word-page";
@@ -89,9 +97,14 @@ function showProgress(event: ProgressEvent): void {
   } else {
     progress.removeAttribute("value"); // indeterminate: the size is unknown
   }
-  const amount = event.total !== null ? `${formatBytes(event.loaded)} of ${formatBytes(event.total)} (${Math.floor((100 * event.loaded) / Math.max(1, event.total))}%)` : `${formatBytes(event.loaded)} (size unknown)`;
+  const amount =
+    event.total !== null
+      ? `${formatBytes(event.loaded)} of ${formatBytes(event.total)} (${Math.floor((100 * event.loaded) / Math.max(1, event.total))}%)`
+      : `${formatBytes(event.loaded)} (size unknown)`;
   const from = { network: "downloaded", cache: "from the browser's cache", local: "local file" }[event.source];
-  text.textContent = event.done ? `${formatBytes(event.loaded)}, ${from}${event.source === "network" ? ` in ${formatMs(event.elapsedMs)}` : ""}${speed}` : `${amount}${speed}`;
+  text.textContent = event.done
+    ? `${formatBytes(event.loaded)}, ${from}${event.source === "network" ? ` in ${formatMs(event.elapsedMs)}` : ""}${speed}`
+    : `${amount}${speed}`;
   row.progress.closest("li")?.setAttribute("data-source", event.source);
 }
 
@@ -106,7 +119,9 @@ function describeBackend(ready: ReadyResponse, requested: BackendChoice): string
 
 function urlSources(settings: Settings): Sources {
   return {
-    weights: isConvertedDirectory(settings.weightsUrl) ? { kind: "converted", url: settings.weightsUrl } : { kind: "url", url: settings.weightsUrl },
+    weights: isConvertedDirectory(settings.weightsUrl)
+      ? { kind: "converted", url: settings.weightsUrl }
+      : { kind: "url", url: settings.weightsUrl },
     config: settings.configUrl === null ? null : { kind: "url", url: settings.configUrl },
     bundle: settings.bundleUrl === null ? null : { kind: "url", url: settings.bundleUrl },
   };
@@ -121,9 +136,17 @@ async function pickedSources(weights: File | undefined, bundleFiles: File[], con
   if (!weights) throw new Error("Choose a weights file (.safetensors).");
   const manifest = bundleFiles.find((file) => file.name.endsWith(".json"));
   const tensors = bundleFiles.find((file) => file.name.endsWith(".safetensors"));
-  if (bundleFiles.length > 0 && (!manifest || !tensors)) throw new Error("A bundle is two files: choose its manifest.json and its lens.safetensors together.");
+  if (bundleFiles.length > 0 && (!manifest || !tensors))
+    throw new Error("A bundle is two files: choose its manifest.json and its lens.safetensors together.");
   const bundle: BundleSource | null =
-    manifest && tensors ? { kind: "files", name: `${manifest.name} + ${tensors.name}`, manifest: new Uint8Array(await manifest.arrayBuffer()), tensors: new Uint8Array(await tensors.arrayBuffer()) } : null;
+    manifest && tensors
+      ? {
+          kind: "files",
+          name: `${manifest.name} + ${tensors.name}`,
+          manifest: new Uint8Array(await manifest.arrayBuffer()),
+          tensors: new Uint8Array(await tensors.arrayBuffer()),
+        }
+      : null;
   return { weights: await fileSource(weights), config: config ? await fileSource(config) : null, bundle };
 }
 
@@ -146,10 +169,15 @@ const settings = (() => {
 if (settings.embed) document.body.classList.add("embed");
 ui.backendChoice.value = settings.backend;
 
-const session = new Session(urlSources(settings), settings.backend, {
-  progress: showProgress,
-  ready: (ready, reason) => onReady(ready, reason),
-}, settings.simulateDeviceLoss);
+const session = new Session(
+  urlSources(settings),
+  settings.backend,
+  {
+    progress: showProgress,
+    ready: (ready, reason) => onReady(ready, reason),
+  },
+  settings.simulateDeviceLoss,
+);
 
 const lab = new ImageLab(
   {
@@ -225,7 +253,10 @@ const lists = new ListView(
   myList,
 );
 
-const wordPage = new WordPageView({ view: byId("view-word", HTMLElement), title: byId("word-title", HTMLElement), result: byId("word-result", HTMLElement) }, session);
+const wordPage = new WordPageView(
+  { view: byId("view-word", HTMLElement), title: byId("word-title", HTMLElement), result: byId("word-result", HTMLElement) },
+  session,
+);
 
 const miner = new AdversarialMiner(
   {
@@ -252,7 +283,9 @@ function onReady(ready: ReadyResponse, reason: string | null): void {
   const bundle = ready.bundle;
   ui.modelFacts.textContent =
     `${ready.imageSize}-pixel input, ${formatBytes(ready.weightsBytes)} of weights, built in ${formatMs(ready.initMs)}` +
-    (bundle ? `; bundle of ${bundle.modelName}: layers ${bundle.layers.join(", ")}, ${bundle.neurons} neurons each, ${bundle.words} words, ${bundle.classes.length} classes, ${bundle.images} images` : "");
+    (bundle
+      ? `; bundle of ${bundle.modelName}: layers ${bundle.layers.join(", ")}, ${bundle.neurons} neurons each, ${bundle.words} words, ${bundle.classes.length} classes, ${bundle.images} images`
+      : "");
   for (const view of [lab, explorer, miner, lists, wordPage]) view.setBundle(bundle);
   ui.downloadsPanel.open = false;
   if (reason !== null) notify(reason);

@@ -48,15 +48,23 @@ export class AdversarialMiner {
     const ui = this.ui;
     const class0 = ui.class0.value.trim();
     const class1 = ui.class1.value.trim();
-    const block = ui.block.value.split(",").map((word) => word.trim()).filter((word) => word);
+    const block = ui.block.value
+      .split(",")
+      .map((word) => word.trim())
+      .filter((word) => word);
     const options = { neurons: Number(ui.neurons.value) || 100, words: Number(ui.words.value) || 50, block };
-    await fillSection(ui.result, `Mining words that push “${class1}” images towards “${class0}”…`, () => this.session.call("adversarial", { class0, class1, options }), (result) => {
-      this.pair = { class0, class1 };
-      this.tested = [];
-      ui.testResults.replaceChildren();
-      ui.testSummary.textContent = "";
-      return this.render(result);
-    });
+    await fillSection(
+      ui.result,
+      `Mining words that push “${class1}” images towards “${class0}”…`,
+      () => this.session.call("adversarial", { class0, class1, options }),
+      (result) => {
+        this.pair = { class0, class1 };
+        this.tested = [];
+        ui.testResults.replaceChildren();
+        ui.testSummary.textContent = "";
+        return this.render(result);
+      },
+    );
   }
 
   private wire(): void {
@@ -73,9 +81,20 @@ export class AdversarialMiner {
   }
 
   private render(result: AdversarialResult): Node[] {
-    const table = el("table", { class: "words-table" },
-      el("caption", {}, `Spurious words for “${result.class1}” → “${result.class0}” (layers ${result.layers.join(", ")}; ${result.neurons.length} aligned neurons)`),
-      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Word"), el("th", { scope: "col" }, "Score"), el("th", { scope: "col" }, "Neurons"))));
+    const table = el(
+      "table",
+      { class: "words-table" },
+      el(
+        "caption",
+        {},
+        `Spurious words for “${result.class1}” → “${result.class0}” (layers ${result.layers.join(", ")}; ${result.neurons.length} aligned neurons)`,
+      ),
+      el(
+        "thead",
+        {},
+        el("tr", {}, el("th", { scope: "col" }, "Word"), el("th", { scope: "col" }, "Score"), el("th", { scope: "col" }, "Neurons")),
+      ),
+    );
     const body = el("tbody");
     for (const word of result.words) {
       const neurons = el("td");
@@ -94,8 +113,11 @@ export class AdversarialMiner {
       });
       descriptions.append(el("li", {}, el("span", { class: "description" }, text), " ", copy));
     }
-    const nodes: Node[] = [result.words.length ? table : el("p", { class: "hint" }, "No words left after removing class-0 synonyms and blocked words.")];
-    if (result.removed.length) nodes.push(el("p", { class: "hint" }, `Removed as synonyms of “${result.class0}” or blocked: ${result.removed.join(", ")}.`));
+    const nodes: Node[] = [
+      result.words.length ? table : el("p", { class: "hint" }, "No words left after removing class-0 synonyms and blocked words."),
+    ];
+    if (result.removed.length)
+      nodes.push(el("p", { class: "hint" }, `Removed as synonyms of “${result.class0}” or blocked: ${result.removed.join(", ")}.`));
     nodes.push(el("h4", {}, "Image descriptions (they name class 1, never class 0)"), descriptions);
     return nodes;
   }
@@ -118,6 +140,8 @@ export class AdversarialMiner {
       }
     }
     const fooled = this.tested.filter((r) => r.fooled).length;
-    ui.testSummary.textContent = this.tested.length ? `Success rate: ${fooled} of ${this.tested.length} images fool CLIP (${((100 * fooled) / this.tested.length).toFixed(0)}%).` : "";
+    ui.testSummary.textContent = this.tested.length
+      ? `Success rate: ${fooled} of ${this.tested.length} images fool CLIP (${((100 * fooled) / this.tested.length).toFixed(0)}%).`
+      : "";
   }
 }

@@ -80,7 +80,11 @@ export function readSettings(search: string): Settings {
 /** The page's address for other weights/config/bundle (the rest of the query kept). */
 export function settingsHref(weights: string, config: string, bundle: string): string {
   const params = new URLSearchParams(location.search);
-  for (const [name, value] of [["weights", weights], ["config", config], ["bundle", bundle]] as const) {
+  for (const [name, value] of [
+    ["weights", weights],
+    ["config", config],
+    ["bundle", bundle],
+  ] as const) {
     if (value.trim()) params.set(name, value.trim());
     else params.delete(name);
   }

@@ -40,13 +40,25 @@ export class WordPageView {
       this.ui.result.dataset["status"] = "ready";
       return;
     }
-    await fillSection(this.ui.result, `Finding the neurons whose words include “${word}”…`, () => this.session.call("wordPage", { word, topImages: TOP_IMAGES }), (page) => this.render(page));
+    await fillSection(
+      this.ui.result,
+      `Finding the neurons whose words include “${word}”…`,
+      () => this.session.call("wordPage", { word, topImages: TOP_IMAGES }),
+      (page) => this.render(page),
+    );
   }
 
   private render(page: WordPage): Node[] {
-    const search = el("p", { class: "hint" }, "Also: ", el("a", { href: `#/search/${encodeURIComponent(page.word)}` }, `search for “${page.word}”`), " (the neurons whose direction best matches its text embedding).");
+    const search = el(
+      "p",
+      { class: "hint" },
+      "Also: ",
+      el("a", { href: `#/search/${encodeURIComponent(page.word)}` }, `search for “${page.word}”`),
+      " (the neurons whose direction best matches its text embedding).",
+    );
     const heading = el("h3", {}, `Neurons whose decomposition holds “${page.word}” (${page.neurons.length})`);
-    if (page.neurons.length === 0) return [heading, el("p", { class: "hint" }, "None: no neuron of the bundle's layers uses this word."), search];
+    if (page.neurons.length === 0)
+      return [heading, el("p", { class: "hint" }, "None: no neuron of the bundle's layers uses this word."), search];
     return [heading, el("ol", { class: "word-page-neurons" }, ...page.neurons.map((neuron) => this.row(page.word, neuron))), search];
   }
 
@@ -58,12 +70,19 @@ export class WordPageView {
     return el(
       "li",
       { class: "word-page-neuron", "data-neuron": `${n.layer}:${n.neuron}` },
-      el("div", { class: "word-page-head" },
+      el(
+        "div",
+        { class: "word-page-head" },
         neuronLink(n.layer, n.neuron),
         " ",
-        el("span", { class: `coefficient ${sign}`, title: `The coefficient of “${word}” in its decomposition` }, formatSigned(n.coefficient)),
+        el(
+          "span",
+          { class: `coefficient ${sign}`, title: `The coefficient of “${word}” in its decomposition` },
+          formatSigned(n.coefficient),
+        ),
         others.length ? el("span", { class: "hint" }, " with ") : null,
-        others.length ? words : null),
+        others.length ? words : null,
+      ),
       thumbnailStrip(n.top_images, this.bundle, n.layer, n.neuron, TOP_IMAGES),
     );
   }
