@@ -8,6 +8,7 @@ import type { AblationRequest, AblationResult, AblationView, Analysis } from "cl
 import { el, fillSection, signedBar, wordLink } from "./dom";
 import { formatMs, formatValue } from "./format";
 import type { Session } from "./session";
+import { commaItems, neuronKey } from "./specs";
 
 export interface AblationElements {
   panel: HTMLElement;
@@ -21,14 +22,6 @@ export interface AblationElements {
 type LayerKind = Exclude<AblationRequest["kind"], "neurons">;
 const LAYER_KINDS: readonly LayerKind[] = ["significant", "insignificant", "rank-one"];
 
-/** The items of a neuron spec ("9:4, 9:17" -> ["9:4", "9:17"]). */
-function specItems(spec: string): string[] {
-  return spec
-    .split(",")
-    .map((item) => item.trim())
-    .filter((item) => item);
-}
-
 export class AblationPanel {
   private runs: AblationResult[] = [];
   private readonly queued = new Set<number>();
@@ -39,7 +32,7 @@ export class AblationPanel {
   ) {
     ui.neuronsForm.addEventListener("submit", (event) => {
       event.preventDefault();
-      void this.run({ kind: "neurons", neurons: specItems(ui.neurons.value).join(",") });
+      void this.run({ kind: "neurons", neurons: commaItems(ui.neurons.value).join(",") });
     });
     for (const button of ui.layerForm.querySelectorAll<HTMLButtonElement>("button[data-kind]")) {
       const kind = button.dataset["kind"] as LayerKind;
@@ -77,16 +70,16 @@ export class AblationPanel {
   /** A significant neuron's row controls: a checkbox that adds it to the set, and a button
    * that ablates it alone. */
   rowControls(layer: number, neuron: number): HTMLElement[] {
-    const key = `${layer}:${neuron}`;
+    const key = neuronKey(layer, neuron);
     const box = el("input", {
       type: "checkbox",
       class: "ablate-select",
       "aria-label": `Select layer ${layer}, neuron ${neuron} for ablation`,
       "data-neuron": key,
     });
-    box.checked = specItems(this.ui.neurons.value).includes(key);
+    box.checked = commaItems(this.ui.neurons.value).includes(key);
     box.addEventListener("change", () => {
-      const items = specItems(this.ui.neurons.value).filter((item) => item !== key);
+      const items = commaItems(this.ui.neurons.value).filter((item) => item !== key);
       this.ui.neurons.value = (box.checked ? [...items, key] : items).join(",");
     });
     const button = el(

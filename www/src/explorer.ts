@@ -6,22 +6,16 @@
 // matches its embedding), with each found neuron's thumbnails.
 
 import type { ActivationMap, NeuronCard, SearchResult } from "clip-lens-wasm";
-import { append, el, errorMessage, errorParagraph, fillSection, neuronHref, neuronLink, signedBar, wordLink } from "./dom";
+import { append, el, errorMessage, errorParagraph, fillSection, neuronLink, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, jsonBlob } from "./export";
-import { formatSigned, formatValue } from "./format";
+import { formatOrdinal, formatSigned, formatValue } from "./format";
 import { composeOverlay, drawOverlay } from "./heatmap";
 import { distributionSection } from "./histogram";
 import { type ListStore, listButton } from "./lists";
 import type { BundleInfo } from "./protocol";
+import { neuronHref, searchHref } from "./routes";
 import type { Session } from "./session";
 import { thumbnailStrip, thumbnailUrl } from "./thumbnails";
-
-/** 1 -> "1st", 3 -> "3rd", 12 -> "12th". */
-function ordinal(n: number): string {
-  const teen = n % 100 >= 11 && n % 100 <= 13;
-  const suffix = teen ? "th" : (({ 1: "st", 2: "nd", 3: "rd" } as Record<number, string>)[n % 10] ?? "th");
-  return `${n}${suffix}`;
-}
 
 /** Word bars shown before "all words". */
 const SHOWN_WORDS = 16;
@@ -151,7 +145,7 @@ export class NeuronExplorer {
     ui.searchForm.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = ui.searchInput.value.trim();
-      if (text) location.hash = `#/search/${encodeURIComponent(text)}`;
+      if (text) location.hash = searchHref(text);
     });
   }
 
@@ -194,7 +188,7 @@ export class NeuronExplorer {
         {},
         card.threshold === null
           ? "unknown (no norms)"
-          : `when its centred norm exceeds ${formatValue(card.threshold, 3)}, its ${ordinal(bundle.topK)} largest over the bundle's images: on ${rate}`,
+          : `when its centred norm exceeds ${formatValue(card.threshold, 3)}, its ${formatOrdinal(bundle.topK)} largest over the bundle's images: on ${rate}`,
       ),
       el("dt", {}, "Nearest classes of r_n"),
       el(

@@ -15,6 +15,7 @@ import { composeOverlay, drawOverlay, maskFraction } from "./heatmap";
 import { distributionSection } from "./histogram";
 import type { BundleInfo } from "./protocol";
 import type { Session } from "./session";
+import { conceptSpec } from "./specs";
 import { WorkerError } from "./client";
 
 /** The samples served with the page (www/samples; sources in SOURCES.md). */
@@ -64,15 +65,6 @@ export interface LabElements {
   /** The analysis's downloads (filled here). */
   exports: HTMLElement;
   ablation: AblationElements;
-}
-
-/** "predicted", a bundle class ("class:<name>") or free text, from what the user typed. */
-export function conceptSpec(typed: string, classes: readonly string[]): string {
-  const text = typed.trim();
-  if (text === "" || text.toLowerCase() === "predicted" || text.toLowerCase() === "predicted class") return "predicted";
-  if (text.startsWith("class:")) return text;
-  const match = classes.find((name) => name.toLowerCase() === text.toLowerCase());
-  return match === undefined ? text : `class:${match}`;
 }
 
 function fromUrl(url: string, name = url.split("/").pop() || url): LabImage {

@@ -8,22 +8,14 @@ import { el, errorMessage, fillSection, neuronLink, signedBar, wordLink } from "
 import { formatSigned, formatSignificant } from "./format";
 import { distributionSection } from "./histogram";
 import type { BundleInfo } from "./protocol";
+import { listHref } from "./routes";
 import type { Session } from "./session";
+import { commaItems, isNeuronKey, neuronKey } from "./specs";
 import { thumbnailStrip } from "./thumbnails";
 
 const STORAGE_KEY = "clip-lens-list";
 /** Words shown on a compact card. */
 const LIST_WORDS = 8;
-
-/** "L:N", the list's item form. */
-export function neuronKey(layer: number, neuron: number): string {
-  return `${layer}:${neuron}`;
-}
-
-/** The route of a list. */
-export function listHref(keys: readonly string[]): string {
-  return `#/list/${keys.join(",")}`;
-}
 
 /** The visitor's list, in localStorage (in memory where storage is refused). */
 export class ListStore {
@@ -37,7 +29,7 @@ export class ListStore {
   private static read(): string[] {
     try {
       const stored: unknown = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "[]");
-      return Array.isArray(stored) ? stored.filter((key): key is string => typeof key === "string" && /^\d+:\d+$/.test(key)) : [];
+      return Array.isArray(stored) ? stored.filter((key): key is string => typeof key === "string" && isNeuronKey(key)) : [];
     } catch {
       return [];
     }
@@ -125,12 +117,7 @@ export class ListView {
   ) {
     ui.form.addEventListener("submit", (event) => {
       event.preventDefault();
-      location.hash = listHref(
-        ui.spec.value
-          .split(",")
-          .map((item) => item.trim())
-          .filter((item) => item),
-      );
+      location.hash = listHref(commaItems(ui.spec.value));
     });
     ui.copy.addEventListener("click", () => void this.copyLink());
   }
@@ -218,15 +205,7 @@ export class ListView {
   /** Copies the list's address; where the clipboard is refused, shows it selected in a field. */
   private async copyLink(): Promise<void> {
     const ui = this.ui;
-    const url = new URL(
-      listHref(
-        ui.spec.value
-          .split(",")
-          .map((item) => item.trim())
-          .filter((item) => item),
-      ),
-      location.href,
-    ).href;
+    const url = new URL(listHref(commaItems(ui.spec.value)), location.href).href;
     try {
       await navigator.clipboard.writeText(url);
       ui.copyField.hidden = true;

@@ -11,17 +11,11 @@ import { formatBytes, formatMs, formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
 import { ImageLab } from "./lab";
 import { ListStore, ListView, wireListLink } from "./lists";
-import {
-  isBackendChoice,
-  type BackendChoice,
-  type BundleSource,
-  type FileSource,
-  type ProgressEvent,
-  type ReadyResponse,
-  type WeightsSource,
-} from "./protocol";
+import { isBackendChoice, type BackendChoice, type ProgressEvent, type ReadyResponse } from "./protocol";
+import { parseRoute, type ViewName } from "./routes";
 import { Session, type Sources } from "./session";
-import { isConvertedDirectory, OPENAI_VIT_B_32, readSettings, settingsHref, type Settings } from "./settings";
+import { OPENAI_VIT_B_32, readSettings, settingsHref } from "./settings";
+import { pickedSources, sourceText, urlSources } from "./sources";
 import { WordPageView } from "./word-page";
 
 type Status = "loading" | "ready" | "error";
@@ -113,47 +107,6 @@ function describeBackend(ready: ReadyResponse, requested: BackendChoice): string
   const threads = `${formatThreads(ready.threads)}${ready.singleThreadReason === null ? "" : `: ${ready.singleThreadReason}`}`;
   if (ready.webgpuUnavailable !== null) return `CPU, ${threads} (WebGPU unavailable: ${ready.webgpuUnavailable})`;
   return requested === "cpu" ? `CPU, ${threads} (chosen)` : `CPU, ${threads}`;
-}
-
-// ---- Sources ----
-
-function urlSources(settings: Settings): Sources {
-  return {
-    weights: isConvertedDirectory(settings.weightsUrl)
-      ? { kind: "converted", url: settings.weightsUrl }
-      : { kind: "url", url: settings.weightsUrl },
-    config: settings.configUrl === null ? null : { kind: "url", url: settings.configUrl },
-    bundle: settings.bundleUrl === null ? null : { kind: "url", url: settings.bundleUrl },
-  };
-}
-
-async function fileSource(file: File): Promise<FileSource> {
-  return { kind: "bytes", name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
-}
-
-/** Sources from picked files: weights, the bundle's two files, an optional config. */
-async function pickedSources(weights: File | undefined, bundleFiles: File[], config: File | undefined): Promise<Sources> {
-  if (!weights) throw new Error("Choose a weights file (.safetensors).");
-  const manifest = bundleFiles.find((file) => file.name.endsWith(".json"));
-  const tensors = bundleFiles.find((file) => file.name.endsWith(".safetensors"));
-  if (bundleFiles.length > 0 && (!manifest || !tensors))
-    throw new Error("A bundle is two files: choose its manifest.json and its lens.safetensors together.");
-  const bundle: BundleSource | null =
-    manifest && tensors
-      ? {
-          kind: "files",
-          name: `${manifest.name} + ${tensors.name}`,
-          manifest: new Uint8Array(await manifest.arrayBuffer()),
-          tensors: new Uint8Array(await tensors.arrayBuffer()),
-        }
-      : null;
-  return { weights: await fileSource(weights), config: config ? await fileSource(config) : null, bundle };
-}
-
-function sourceText(source: WeightsSource | BundleSource | null): string {
-  if (source === null) return "none (the lens views need one)";
-  if (source.kind === "converted") return `${source.url} (converted towers: the text tower loads when text is first used)`;
-  return source.kind === "url" ? source.url : `local: ${source.name}`;
 }
 
 // ---- The app ----
@@ -293,38 +246,7 @@ function onReady(ready: ReadyResponse, reason: string | null): void {
 
 // ---- Routes ----
 
-type Route =
-  | { view: "lab" }
-  | { view: "explorer"; layer: number | null; neuron: number | null; search: string | null }
-  | { view: "list"; spec: string }
-  | { view: "word"; word: string }
-  | { view: "miner" };
-
-/** A route's rest, decoded (a malformed escape is kept as typed). */
-function decodePart(parts: string[]): string {
-  const text = parts.join("/");
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-
-function parseRoute(hash: string): Route {
-  const parts = hash.replace(/^#\/?/, "").split("/");
-  if (parts[0] === "neuron") {
-    const layer = parts[1] === undefined || parts[1] === "" ? null : Number(parts[1]);
-    const neuron = parts[2] === undefined || parts[2] === "" ? null : Number(parts[2]);
-    return { view: "explorer", layer, neuron, search: null };
-  }
-  if (parts[0] === "search") return { view: "explorer", layer: null, neuron: null, search: decodePart(parts.slice(1)) };
-  if (parts[0] === "list") return { view: "list", spec: decodePart(parts.slice(1)) };
-  if (parts[0] === "word") return { view: "word", word: decodePart(parts.slice(1)) };
-  if (parts[0] === "miner") return { view: "miner" };
-  return { view: "lab" };
-}
-
-function showView(name: Route["view"]): void {
+function showView(name: ViewName): void {
   for (const section of document.querySelectorAll<HTMLElement>("section.view")) section.hidden = section.dataset["view"] !== name;
   for (const link of document.querySelectorAll<HTMLAnchorElement>("nav.tabs a[data-view]")) {
     if (link.dataset["view"] === name) link.setAttribute("aria-current", "page");
@@ -365,10 +287,7 @@ function wireSourceForms(): void {
     location.href = settingsHref(ui.weightsUrl.value, ui.configUrl.value, ui.bundleUrl.value);
   });
   const loadFiles = async (files: File[]): Promise<void> => {
-    const weights = files.find((file) => file.name.endsWith(".safetensors") && !file.name.startsWith("lens"));
-    const bundle = files.filter((file) => file.name === "manifest.json" || file.name.startsWith("lens"));
-    const config = files.find((file) => file.name.endsWith(".json") && file.name !== "manifest.json");
-    await restart(ui.backendChoice.value as BackendChoice, await pickedSources(weights, bundle, config));
+    await restart(ui.backendChoice.value as BackendChoice, await pickedSources(files));
   };
   ui.fileForm.addEventListener("submit", (event) => {
     event.preventDefault();

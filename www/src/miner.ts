@@ -8,6 +8,7 @@ import { acceptDroppedFiles, append, el, errorMessage, fillSection, isImageFile,
 import { formatValue } from "./format";
 import type { BundleInfo } from "./protocol";
 import type { Session } from "./session";
+import { commaItems } from "./specs";
 
 export interface MinerElements {
   form: HTMLFormElement;
@@ -48,10 +49,7 @@ export class AdversarialMiner {
     const ui = this.ui;
     const class0 = ui.class0.value.trim();
     const class1 = ui.class1.value.trim();
-    const block = ui.block.value
-      .split(",")
-      .map((word) => word.trim())
-      .filter((word) => word);
+    const block = commaItems(ui.block.value);
     const options = { neurons: Number(ui.neurons.value) || 100, words: Number(ui.words.value) || 50, block };
     await fillSection(
       ui.result,

@@ -1,5 +1,5 @@
 // The page's settings, read from its address. Query: weights, config, bundle, backend, image,
-// concept, embed, simulate; the hash is the route (see router in main.ts).
+// concept, embed, simulate; the hash is the route (routes.ts).
 
 import { isBackendChoice, type BackendChoice } from "./protocol";
 

@@ -2,8 +2,9 @@
 // the lists, the word pages and the search results.
 
 import type { TopImage } from "clip-lens-wasm";
-import { el, neuronHref } from "./dom";
+import { el } from "./dom";
 import type { BundleInfo } from "./protocol";
+import { neuronHref } from "./routes";
 
 /** The absolute address of a top image's thumbnail, or null when the bundle has none (or was
  * picked as files, with no address). */

@@ -6,6 +6,7 @@ import type { WordPage, WordPageNeuron } from "clip-lens-wasm";
 import { append, el, fillSection, neuronLink, wordLink } from "./dom";
 import { formatSigned } from "./format";
 import type { BundleInfo } from "./protocol";
+import { searchHref } from "./routes";
 import type { Session } from "./session";
 import { thumbnailStrip } from "./thumbnails";
 
@@ -53,7 +54,7 @@ export class WordPageView {
       "p",
       { class: "hint" },
       "Also: ",
-      el("a", { href: `#/search/${encodeURIComponent(page.word)}` }, `search for “${page.word}”`),
+      el("a", { href: searchHref(page.word) }, `search for “${page.word}”`),
       " (the neurons whose direction best matches its text embedding).",
     );
     const heading = el("h3", {}, `Neurons whose decomposition holds “${page.word}” (${page.neurons.length})`);
