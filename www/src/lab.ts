@@ -1,40 +1,26 @@
 // The image lab: pick an image (sample, file, drag and drop, paste, camera, or ?image=), see
 // its top classes, the concepts the lens discovers, the significant neurons with their words,
 // and a segmentation heatmap for a concept, drawn on the original image. Several dropped
-// images form a queue whose waiting images can be cancelled; the running analysis can be
-// stopped (the engine restarts). Under the result: the ablation panel (ablation.ts), each
-// significant neuron's distribution with the image's norm marked, and the exports (the
-// analysis as JSON or CSV, the heatmap as PNG).
+// images form a queue (analysis-queue.ts) whose waiting images can be cancelled; the running
+// analysis can be stopped (the engine restarts). Under the result: the ablation panel
+// (ablation.ts), each significant neuron's distribution with the image's norm marked, and the
+// exports (the analysis as JSON or CSV, the heatmap as PNG). The images: lab-images.ts; the
+// camera: camera.ts.
 
 import type { Analysis, Segmentation, SignificantNeuron } from "clip-lens-wasm";
 import { AblationPanel, type AblationElements } from "./ablation";
+import { AnalysisQueue, queueSummary, type QueueState } from "./analysis-queue";
+import { Camera } from "./camera";
 import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, fileSlug, jsonBlob } from "./export";
 import { formatBytes, formatMs, formatValue } from "./format";
 import { composeOverlay, drawOverlay, maskFraction } from "./heatmap";
 import { distributionSection } from "./histogram";
+import { imageFromBlob, imageFromUrl, SAMPLES, type LabImage } from "./lab-images";
 import type { BundleInfo } from "./protocol";
 import type { Session } from "./session";
 import { conceptSpec } from "./specs";
 import { WorkerError } from "./client";
-
-/** The samples served with the page (www/samples; sources in SOURCES.md). */
-export const SAMPLES = [
-  { file: "cat.jpg", alt: "A tabby cat's face" },
-  { file: "astronaut.jpg", alt: "An astronaut in a spacesuit with a flag" },
-  { file: "coffee.jpg", alt: "A cup of coffee on a saucer" },
-  { file: "horse.png", alt: "A horse on a plain background" },
-  { file: "rocket.jpg", alt: "A rocket on its launch pad" },
-  { file: "galaxies.jpg", alt: "Two galaxies in space" },
-] as const;
-
-/** An image to analyse: where it came from and how to read it. */
-interface LabImage {
-  name: string;
-  /** An address the <img> can show (an object URL for local files). */
-  src: string;
-  bytes(): Promise<Uint8Array>;
-}
 
 /** The lab's elements (in index.html). */
 export interface LabElements {
@@ -67,38 +53,23 @@ export interface LabElements {
   ablation: AblationElements;
 }
 
-function fromUrl(url: string, name = url.split("/").pop() || url): LabImage {
-  return {
-    name,
-    src: url,
-    async bytes() {
-      let response: Response;
-      try {
-        response = await fetch(url);
-      } catch (error) {
-        throw new Error(`Could not download the image ${url}: ${errorMessage(error)}`);
-      }
-      if (!response.ok) throw new Error(`Could not download the image ${url}: HTTP ${response.status} ${response.statusText}`.trim());
-      return new Uint8Array(await response.arrayBuffer());
-    },
-  };
+/** An image in the queue, with its row in the queue's list. */
+interface QueuedImage {
+  image: LabImage;
+  row: HTMLLIElement;
 }
 
-function fromBlob(blob: Blob, name: string): LabImage {
-  return { name, src: URL.createObjectURL(blob), bytes: async () => new Uint8Array(await blob.arrayBuffer()) };
-}
-
-type QueueItem = { image: LabImage; row: HTMLLIElement; state: "queued" | "running" | "done" | "error" | "cancelled" };
+/** A queue row's state text, for the states without a result. */
+const QUEUE_STATE_TEXT: Partial<Record<QueueState, string>> = { queued: "queued", running: "analysing…", cancelled: "cancelled" };
 
 export class ImageLab {
   private bundle: BundleInfo | null = null;
   private analysis: Analysis | null = null;
   private segmentation: Segmentation | null = null;
   private shown: LabImage | null = null;
-  private queue: QueueItem[] = [];
+  private readonly queue: AnalysisQueue<QueuedImage>;
+  /** The engine calls of the lab (analyses and segmentations) still queued in the worker. */
   private readonly queuedCalls = new Set<number>();
-  private running = false;
-  private stream: MediaStream | null = null;
   private readonly ablation: AblationPanel;
 
   constructor(
@@ -107,6 +78,30 @@ export class ImageLab {
     private concept: string,
   ) {
     this.ablation = new AblationPanel(ui.ablation, session);
+    this.queue = new AnalysisQueue<QueuedImage>({
+      run: async ({ image }) => (await this.analyse(image))?.classes[0]?.name ?? "done",
+      isCancellation: (error) => error instanceof WorkerError && error.cancelled,
+      added: ({ value }) => {
+        this.ui.queue.append(value.row);
+        this.updateQueueStatus();
+      },
+      changed: ({ value, state, detail }) => {
+        value.row.dataset["state"] = state;
+        const label = value.row.querySelector(".queue-state");
+        if (label) label.textContent = QUEUE_STATE_TEXT[state] ?? detail ?? state;
+        this.updateQueueStatus();
+      },
+      cleared: (values) => {
+        this.session.cancel(this.queuedCalls);
+        for (const { image } of values) if (image.src.startsWith("blob:") && image !== this.shown) URL.revokeObjectURL(image.src);
+        this.ui.queue.replaceChildren();
+        this.updateQueueStatus();
+      },
+    });
+    new Camera(ui.cameraButton, ui.camera, (blob, name) => {
+      this.queue.clear();
+      void this.enqueue([imageFromBlob(blob, name)]);
+    });
     this.wire();
     this.wireExports();
   }
@@ -125,7 +120,7 @@ export class ImageLab {
       this.ui.conceptInput.value = concept === "predicted" ? "" : concept;
     }
     this.cancelQueue();
-    await this.enqueue([fromUrl(url)]);
+    await this.enqueue([imageFromUrl(url)]);
   }
 
   /** Re-analyses the shown image (after a backend switch the engine has forgotten it). */
@@ -157,7 +152,6 @@ export class ImageLab {
         void this.enqueueFiles(files);
       }
     });
-    ui.cameraButton.addEventListener("click", () => void this.toggleCamera());
     ui.cancelButton.addEventListener("click", () => this.cancelQueue());
     ui.stopButton.addEventListener("click", () => void this.stopRunning());
     ui.conceptForm.addEventListener("submit", (event) => {
@@ -216,88 +210,39 @@ export class ImageLab {
       );
       return Promise.resolve();
     }
-    return this.enqueue(images.map((file) => fromBlob(file, file.name)));
+    return this.enqueue(images.map((file) => imageFromBlob(file, file.name)));
   }
 
-  private async enqueue(images: LabImage[]): Promise<void> {
-    // A new batch starts a new queue once the previous one has finished.
-    if (!this.queue.some((item) => item.state === "queued" || item.state === "running")) this.clearQueue();
-    for (const image of images) {
-      const row = el(
-        "li",
-        { class: "queue-item", "data-state": "queued" },
-        el("span", { class: "queue-name" }, image.name),
-        " ",
-        el("span", { class: "queue-state" }, "queued"),
-      );
-      const item: QueueItem = { image, row, state: "queued" };
-      row.addEventListener("click", () => {
-        if (item.state === "done" || item.state === "error") void this.runOne(item);
-      });
-      this.queue.push(item);
-      this.ui.queue.append(row);
-    }
-    this.updateQueueStatus();
-    await this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      for (let item = this.next(); item; item = this.next()) await this.runOne(item);
-    } finally {
-      this.running = false;
-      this.updateQueueStatus();
-    }
-  }
-
-  private next(): QueueItem | undefined {
-    return this.queue.find((item) => item.state === "queued");
-  }
-
-  private async runOne(item: QueueItem): Promise<void> {
-    this.mark(item, "running", "analysing…");
-    try {
-      const analysis = await this.analyse(item.image);
-      this.mark(item, "done", analysis ? (analysis.classes[0]?.name ?? "done") : "done");
-    } catch (error) {
-      if (error instanceof WorkerError && error.cancelled) this.mark(item, "cancelled", "cancelled");
-      else this.mark(item, "error", errorMessage(error));
-    }
-  }
-
-  private mark(item: QueueItem, state: QueueItem["state"], text: string): void {
-    item.state = state;
-    item.row.dataset["state"] = state;
-    const label = item.row.querySelector(".queue-state");
-    if (label) label.textContent = text;
-    this.updateQueueStatus();
+  /** Queues `images` (their rows in the queue's list) and analyses them in turn. */
+  private enqueue(images: LabImage[]): Promise<void> {
+    return this.queue.add(
+      images.map((image) => {
+        const row = el(
+          "li",
+          { class: "queue-item", "data-state": "queued" },
+          el("span", { class: "queue-name" }, image.name),
+          " ",
+          el("span", { class: "queue-state" }, "queued"),
+        );
+        const queued = { image, row };
+        // A finished image's row analyses it again.
+        row.addEventListener("click", () => void this.queue.rerun(queued));
+        return queued;
+      }),
+    );
   }
 
   private updateQueueStatus(): void {
-    const count = (state: QueueItem["state"]): number => this.queue.filter((item) => item.state === state).length;
-    const waiting = count("queued") + count("running");
-    this.ui.cancelButton.disabled = count("queued") === 0;
-    this.ui.queue.parentElement?.toggleAttribute("hidden", this.queue.length < 2);
-    this.ui.queueStatus.textContent =
-      this.queue.length < 2
-        ? ""
-        : `${count("done")} analysed, ${waiting} waiting, ${count("error")} failed, ${count("cancelled")} cancelled.`;
+    const counts = this.queue.counts();
+    this.ui.cancelButton.disabled = counts.queued === 0;
+    this.ui.queue.parentElement?.toggleAttribute("hidden", this.queue.items.length < 2);
+    this.ui.queueStatus.textContent = queueSummary(counts);
   }
 
   /** Cancels the images that have not started (the running one finishes). */
   private cancelQueue(): void {
-    for (const item of this.queue) if (item.state === "queued") this.mark(item, "cancelled", "cancelled");
+    this.queue.cancelWaiting();
     this.session.cancel(this.queuedCalls);
-  }
-
-  private clearQueue(): void {
-    this.cancelQueue();
-    for (const item of this.queue) if (item.image.src.startsWith("blob:") && item.image !== this.shown) URL.revokeObjectURL(item.image.src);
-    this.queue = [];
-    this.ui.queue.replaceChildren();
-    this.updateQueueStatus();
   }
 
   private setStatus(status: "loading" | "ready" | "error" | "cancelled", text: string): void {
@@ -333,7 +278,12 @@ export class ImageLab {
     this.setStatus("loading", `Analysing ${image.name}…`);
     const previous = this.shown;
     this.shown = image;
-    if (previous && previous !== image && previous.src.startsWith("blob:") && !this.queue.some((item) => item.image === previous))
+    if (
+      previous &&
+      previous !== image &&
+      previous.src.startsWith("blob:") &&
+      !this.queue.items.some((entry) => entry.value.image === previous)
+    )
       URL.revokeObjectURL(previous.src);
     this.ui.image.src = image.src;
     this.ui.image.alt = `The analysed image: ${image.name}`;
@@ -498,45 +448,5 @@ export class ImageLab {
     const { segmentation, analysis } = this;
     if (!segmentation || !analysis) return;
     drawOverlay(this.ui.overlay, segmentation.heatmap, segmentation.size, analysis.geometry, { mask: this.ui.mask.checked });
-  }
-
-  /** Opens the camera preview, or takes the snapshot and closes it. */
-  private async toggleCamera(): Promise<void> {
-    const ui = this.ui;
-    if (this.stream) {
-      const video = ui.camera.querySelector("video");
-      if (video && video.videoWidth > 0) {
-        const canvas = el("canvas", { width: video.videoWidth, height: video.videoHeight });
-        canvas.getContext("2d")?.drawImage(video, 0, 0);
-        const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
-        if (blob) {
-          this.clearQueue();
-          void this.enqueue([fromBlob(blob, `camera snapshot ${new Date().toLocaleTimeString()}`)]);
-        }
-      }
-      this.stopCamera();
-      return;
-    }
-    try {
-      if (!navigator.mediaDevices?.getUserMedia) throw new Error("this browser gives no camera access to pages");
-      this.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
-    } catch (error) {
-      ui.camera.replaceChildren(errorParagraph(`No camera: ${errorMessage(error)}`));
-      ui.camera.hidden = false;
-      return;
-    }
-    const video = el("video", { autoplay: true, playsinline: true, muted: true, "aria-label": "Camera preview" });
-    video.srcObject = this.stream;
-    ui.camera.replaceChildren(video);
-    ui.camera.hidden = false;
-    ui.cameraButton.textContent = "Take the snapshot";
-  }
-
-  private stopCamera(): void {
-    for (const track of this.stream?.getTracks() ?? []) track.stop();
-    this.stream = null;
-    this.ui.camera.hidden = true;
-    this.ui.camera.replaceChildren();
-    this.ui.cameraButton.textContent = "Camera";
   }
 }
