@@ -5,31 +5,38 @@
 // the image embedding and the time taken.
 
 import type { AblationRequest, AblationResult, AblationView, Analysis } from "clip-lens-wasm";
-import { el, fillSection, signedBar, wordLink } from "./dom";
+import { el, fillSection, part, signedBar, wordLink } from "./dom";
 import { formatMs, formatValue } from "./format";
 import type { Session } from "./session";
 import { commaItems, neuronKey } from "./specs";
 
-export interface AblationElements {
-  panel: HTMLElement;
-  neuronsForm: HTMLFormElement;
-  neurons: HTMLInputElement;
-  layerForm: HTMLFormElement;
-  layer: HTMLSelectElement;
-  result: HTMLElement;
+/** The panel's elements, inside its section. */
+function ablationElements(panel: HTMLElement) {
+  return {
+    panel,
+    neuronsForm: part(panel, "ablate-neurons-form", HTMLFormElement),
+    neurons: part(panel, "ablate-neurons", HTMLInputElement),
+    layerForm: part(panel, "ablate-layer-form", HTMLFormElement),
+    layer: part(panel, "ablate-layer", HTMLSelectElement),
+    result: part(panel, "ablation-result", HTMLElement),
+  };
 }
 
 type LayerKind = Exclude<AblationRequest["kind"], "neurons">;
 const LAYER_KINDS: readonly LayerKind[] = ["significant", "insignificant", "rank-one"];
 
 export class AblationPanel {
+  private readonly ui: ReturnType<typeof ablationElements>;
   private runs: AblationResult[] = [];
   private readonly queued = new Set<number>();
 
+  /** `panel`: the lab's ablation section. */
   constructor(
-    private readonly ui: AblationElements,
+    panel: HTMLElement,
     private readonly session: Session,
   ) {
+    const ui = ablationElements(panel);
+    this.ui = ui;
     ui.neuronsForm.addEventListener("submit", (event) => {
       event.preventDefault();
       void this.run({ kind: "neurons", neurons: commaItems(ui.neurons.value).join(",") });

@@ -6,36 +6,41 @@
 // matches its embedding), with each found neuron's thumbnails.
 
 import type { ActivationMap, NeuronCard, SearchResult } from "clip-lens-wasm";
-import { append, el, errorMessage, errorParagraph, fillSection, neuronLink, signedBar, wordLink } from "./dom";
+import { append, el, errorMessage, errorParagraph, fillSection, neuronLink, part, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, jsonBlob } from "./export";
 import { formatOrdinal, formatSigned, formatValue } from "./format";
 import { composeOverlay, drawOverlay } from "./heatmap";
 import { distributionSection } from "./histogram";
 import { type ListStore, listButton } from "./lists";
 import type { BundleInfo } from "./protocol";
-import { neuronHref, searchHref } from "./routes";
+import { neuronHref, searchHref, type RouteOf } from "./routes";
 import type { Session } from "./session";
 import { thumbnailStrip, thumbnailUrl } from "./thumbnails";
+import type { View } from "./view";
 
 /** Word bars shown before "all words". */
 const SHOWN_WORDS = 16;
 /** Opacity of the activation map over a thumbnail (as .thumb .overlay in style.css). */
 const THUMB_OVERLAY_OPACITY = 0.55;
 
-export interface ExplorerElements {
-  view: HTMLElement;
-  pickForm: HTMLFormElement;
-  layer: HTMLSelectElement;
-  neuron: HTMLInputElement;
-  previous: HTMLButtonElement;
-  next: HTMLButtonElement;
-  card: HTMLElement;
-  searchForm: HTMLFormElement;
-  searchInput: HTMLInputElement;
-  searchResult: HTMLElement;
+/** The explorer's elements, inside its section. */
+function explorerElements(section: HTMLElement) {
+  return {
+    pickForm: part(section, "neuron-pick", HTMLFormElement),
+    layer: part(section, "layer-select", HTMLSelectElement),
+    neuron: part(section, "neuron-input", HTMLInputElement),
+    previous: part(section, "neuron-previous", HTMLButtonElement),
+    next: part(section, "neuron-next", HTMLButtonElement),
+    card: part(section, "neuron-card", HTMLElement),
+    searchForm: part(section, "search-form", HTMLFormElement),
+    searchInput: part(section, "search-input", HTMLInputElement),
+    searchResult: part(section, "search-result", HTMLElement),
+  };
 }
 
-export class NeuronExplorer {
+/** The explorer (the routes #/neuron/<layer>/<index> and #/search/<text>). */
+export class NeuronExplorer implements View<RouteOf<"explorer">> {
+  private readonly ui: ReturnType<typeof explorerElements>;
   private bundle: BundleInfo | null = null;
   private shown: { layer: number; neuron: number } | null = null;
   /** Activation-map calls of the shown card still queued (cancelled when the card changes). */
@@ -44,10 +49,11 @@ export class NeuronExplorer {
   private readonly thumbnailCalls = new Set<number>();
 
   constructor(
-    private readonly ui: ExplorerElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
     private readonly list: ListStore,
   ) {
+    this.ui = explorerElements(section);
     this.wire();
   }
 
@@ -59,8 +65,18 @@ export class NeuronExplorer {
       control.disabled = bundle === null;
   }
 
+  /** Runs the route's search, or shows its card (by default the first layer's neuron 0). */
+  async show(route: RouteOf<"explorer">): Promise<void> {
+    if (route.search !== null) await this.search(route.search);
+    else await this.showCard(route.layer ?? this.bundle?.layers[0] ?? 0, route.neuron ?? 0);
+  }
+
+  hide(): void {
+    this.section.hidden = true;
+  }
+
   /** Shows the card of `neuron` of `layer` (the route #/neuron/L/N). */
-  async show(layer: number, neuron: number): Promise<void> {
+  private async showCard(layer: number, neuron: number): Promise<void> {
     const ui = this.ui;
     this.session.cancel(this.mapCalls);
     this.shown = { layer, neuron };
@@ -92,7 +108,7 @@ export class NeuronExplorer {
   }
 
   /** Runs a search (the route #/search/<text>). */
-  async search(text: string): Promise<void> {
+  private async search(text: string): Promise<void> {
     const ui = this.ui;
     ui.searchInput.value = text;
     this.session.cancel(this.thumbnailCalls);
@@ -136,7 +152,7 @@ export class NeuronExplorer {
     };
     ui.previous.addEventListener("click", () => step(-1));
     ui.next.addEventListener("click", () => step(1));
-    ui.view.addEventListener("keydown", (event) => {
+    this.section.addEventListener("keydown", (event) => {
       const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement;
       if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
       if (event.key === "ArrowLeft") step(-1);

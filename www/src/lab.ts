@@ -8,49 +8,51 @@
 // camera: camera.ts.
 
 import type { Analysis, Segmentation, SignificantNeuron } from "clip-lens-wasm";
-import { AblationPanel, type AblationElements } from "./ablation";
+import { AblationPanel } from "./ablation";
 import { AnalysisQueue, queueSummary, type QueueState } from "./analysis-queue";
 import { Camera } from "./camera";
-import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, signedBar, wordLink } from "./dom";
+import { WorkerError } from "./client";
+import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, part, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, fileSlug, jsonBlob } from "./export";
 import { formatBytes, formatMs, formatValue } from "./format";
 import { composeOverlay, drawOverlay, maskFraction } from "./heatmap";
 import { distributionSection } from "./histogram";
 import { imageFromBlob, imageFromUrl, SAMPLES, type LabImage } from "./lab-images";
 import type { BundleInfo } from "./protocol";
+import type { RouteOf } from "./routes";
 import type { Session } from "./session";
 import { conceptSpec } from "./specs";
-import { WorkerError } from "./client";
+import type { View } from "./view";
 
-/** The lab's elements (in index.html). */
-export interface LabElements {
-  view: HTMLElement;
-  samples: HTMLElement;
-  fileInput: HTMLInputElement;
-  dropZone: HTMLElement;
-  cameraButton: HTMLButtonElement;
-  camera: HTMLElement;
-  queue: HTMLOListElement;
-  queueStatus: HTMLElement;
-  cancelButton: HTMLButtonElement;
-  stopButton: HTMLButtonElement;
-  result: HTMLElement;
-  image: HTMLImageElement;
-  overlay: HTMLCanvasElement;
-  caption: HTMLElement;
-  classes: HTMLOListElement;
-  concepts: HTMLOListElement;
-  neurons: HTMLElement;
-  timings: HTMLElement;
-  conceptForm: HTMLFormElement;
-  conceptInput: HTMLInputElement;
-  classList: HTMLDataListElement;
-  opacity: HTMLInputElement;
-  mask: HTMLInputElement;
-  segmentInfo: HTMLElement;
-  /** The analysis's downloads (filled here). */
-  exports: HTMLElement;
-  ablation: AblationElements;
+/** The lab's elements, inside its section. */
+function labElements(section: HTMLElement) {
+  return {
+    samples: part(section, "samples", HTMLElement),
+    fileInput: part(section, "lab-file", HTMLInputElement),
+    dropZone: part(section, "lab-drop", HTMLElement),
+    cameraButton: part(section, "camera-button", HTMLButtonElement),
+    camera: part(section, "camera", HTMLElement),
+    queue: part(section, "lab-queue", HTMLOListElement),
+    queueStatus: part(section, "queue-status", HTMLElement),
+    cancelButton: part(section, "queue-cancel", HTMLButtonElement),
+    stopButton: part(section, "lab-stop", HTMLButtonElement),
+    result: part(section, "lab-result", HTMLElement),
+    image: part(section, "lab-image", HTMLImageElement),
+    overlay: part(section, "lab-overlay", HTMLCanvasElement),
+    caption: part(section, "lab-caption", HTMLElement),
+    classes: part(section, "lab-classes", HTMLOListElement),
+    concepts: part(section, "lab-concepts", HTMLOListElement),
+    neurons: part(section, "lab-neurons", HTMLElement),
+    timings: part(section, "lab-timings", HTMLElement),
+    conceptForm: part(section, "concept-form", HTMLFormElement),
+    conceptInput: part(section, "concept-input", HTMLInputElement),
+    classList: part(section, "class-names", HTMLDataListElement),
+    opacity: part(section, "opacity", HTMLInputElement),
+    mask: part(section, "mask-toggle", HTMLInputElement),
+    segmentInfo: part(section, "segment-info", HTMLElement),
+    /** The analysis's downloads (filled here). */
+    exports: part(section, "lab-export", HTMLElement),
+  };
 }
 
 /** An image in the queue, with its row in the queue's list. */
@@ -62,7 +64,9 @@ interface QueuedImage {
 /** A queue row's state text, for the states without a result. */
 const QUEUE_STATE_TEXT: Partial<Record<QueueState, string>> = { queued: "queued", running: "analysing…", cancelled: "cancelled" };
 
-export class ImageLab {
+/** The lab (the route #/lab): its image stays when another view is shown. */
+export class ImageLab implements View<RouteOf<"lab">> {
+  private readonly ui: ReturnType<typeof labElements>;
   private bundle: BundleInfo | null = null;
   private analysis: Analysis | null = null;
   private segmentation: Segmentation | null = null;
@@ -73,11 +77,12 @@ export class ImageLab {
   private readonly ablation: AblationPanel;
 
   constructor(
-    private readonly ui: LabElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
     private concept: string,
   ) {
-    this.ablation = new AblationPanel(ui.ablation, session);
+    this.ui = labElements(section);
+    this.ablation = new AblationPanel(part(section, "ablation", HTMLElement), session);
     this.queue = new AnalysisQueue<QueuedImage>({
       run: async ({ image }) => (await this.analyse(image))?.classes[0]?.name ?? "done",
       isCancellation: (error) => error instanceof WorkerError && error.cancelled,
@@ -98,7 +103,7 @@ export class ImageLab {
         this.updateQueueStatus();
       },
     });
-    new Camera(ui.cameraButton, ui.camera, (blob, name) => {
+    new Camera(this.ui.cameraButton, this.ui.camera, (blob, name) => {
       this.queue.clear();
       void this.enqueue([imageFromBlob(blob, name)]);
     });
@@ -111,6 +116,13 @@ export class ImageLab {
     this.bundle = bundle;
     this.ui.classList.replaceChildren(...(bundle?.classes ?? []).map((name) => el("option", { value: name })));
     this.ui.conceptInput.value = this.concept === "predicted" ? "" : this.concept.replace(/^class:/, "");
+  }
+
+  /** Nothing to load: the lab shows its last image (main.ts opens the first). */
+  async show(): Promise<void> {}
+
+  hide(): void {
+    this.section.hidden = true;
   }
 
   /** Analyses one image now (queue cleared); resolves when its segmentation is drawn. */
@@ -145,7 +157,7 @@ export class ImageLab {
     });
     acceptDroppedFiles(ui.dropZone, (files) => void this.enqueueFiles(files));
     document.addEventListener("paste", (event) => {
-      if (ui.view.hidden) return;
+      if (this.section.hidden) return;
       const files = [...(event.clipboardData?.files ?? [])].filter((file) => file.type.startsWith("image/"));
       if (files.length > 0) {
         event.preventDefault();

@@ -4,14 +4,15 @@
 // header), and a list's link can be copied.
 
 import type { NeuronCard, NeuronList } from "clip-lens-wasm";
-import { el, errorMessage, fillSection, neuronLink, signedBar, wordLink } from "./dom";
+import { el, errorMessage, fillSection, neuronLink, part, signedBar, wordLink } from "./dom";
 import { formatSigned, formatSignificant } from "./format";
 import { distributionSection } from "./histogram";
 import type { BundleInfo } from "./protocol";
-import { listHref } from "./routes";
+import { listHref, type RouteOf } from "./routes";
 import type { Session } from "./session";
 import { commaItems, isNeuronKey, neuronKey } from "./specs";
 import { thumbnailStrip } from "./thumbnails";
+import type { View } from "./view";
 
 const STORAGE_KEY = "clip-lens-list";
 /** Words shown on a compact card. */
@@ -96,25 +97,30 @@ export function wireListLink(store: ListStore, link: HTMLAnchorElement, count: H
   update();
 }
 
-export interface ListElements {
-  view: HTMLElement;
-  form: HTMLFormElement;
-  spec: HTMLInputElement;
-  copy: HTMLButtonElement;
-  copyStatus: HTMLElement;
-  copyField: HTMLInputElement;
-  cards: HTMLElement;
+/** The list view's elements, inside its section. */
+function listElements(section: HTMLElement) {
+  return {
+    form: part(section, "list-form", HTMLFormElement),
+    spec: part(section, "list-spec", HTMLInputElement),
+    copy: part(section, "list-copy", HTMLButtonElement),
+    copyStatus: part(section, "list-copy-status", HTMLElement),
+    copyField: part(section, "list-copy-field", HTMLInputElement),
+    cards: part(section, "list-cards", HTMLElement),
+  };
 }
 
 /** The list view (#/list/<spec>). */
-export class ListView {
+export class ListView implements View<RouteOf<"list">> {
+  private readonly ui: ReturnType<typeof listElements>;
   private bundle: BundleInfo | null = null;
 
   constructor(
-    private readonly ui: ListElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
     private readonly store: ListStore,
   ) {
+    const ui = listElements(section);
+    this.ui = ui;
     ui.form.addEventListener("submit", (event) => {
       event.preventDefault();
       location.hash = listHref(commaItems(ui.spec.value));
@@ -126,8 +132,12 @@ export class ListView {
     this.bundle = bundle;
   }
 
-  /** Shows the cards of `spec` ("9:4,9:17"); an empty spec shows the visitor's list. */
-  async show(spec: string): Promise<void> {
+  hide(): void {
+    this.section.hidden = true;
+  }
+
+  /** Shows the cards of the route's spec ("9:4,9:17"); an empty spec shows the visitor's list. */
+  async show({ spec }: RouteOf<"list">): Promise<void> {
     const ui = this.ui;
     const wanted = spec.trim() === "" ? this.store.items.join(",") : spec.trim();
     ui.spec.value = wanted;

@@ -4,35 +4,43 @@
 // for each test image whether CLIP is fooled, with the success rate.
 
 import type { AdversarialResult, FooledResult } from "clip-lens-wasm";
-import { acceptDroppedFiles, append, el, errorMessage, fillSection, isImageFile, neuronLink } from "./dom";
+import { acceptDroppedFiles, append, el, errorMessage, fillSection, isImageFile, neuronLink, part } from "./dom";
 import { formatValue } from "./format";
 import type { BundleInfo } from "./protocol";
+import type { RouteOf } from "./routes";
 import type { Session } from "./session";
 import { commaItems } from "./specs";
+import type { View } from "./view";
 
-export interface MinerElements {
-  form: HTMLFormElement;
-  class0: HTMLInputElement;
-  class1: HTMLInputElement;
-  neurons: HTMLInputElement;
-  words: HTMLInputElement;
-  block: HTMLInputElement;
-  classList: HTMLDataListElement;
-  result: HTMLElement;
-  testZone: HTMLElement;
-  testInput: HTMLInputElement;
-  testResults: HTMLOListElement;
-  testSummary: HTMLElement;
+/** The miner's elements, inside its section. */
+function minerElements(section: HTMLElement) {
+  return {
+    form: part(section, "miner-form", HTMLFormElement),
+    class0: part(section, "class0", HTMLInputElement),
+    class1: part(section, "class1", HTMLInputElement),
+    neurons: part(section, "miner-neurons", HTMLInputElement),
+    words: part(section, "miner-words", HTMLInputElement),
+    block: part(section, "miner-block", HTMLInputElement),
+    classList: part(section, "miner-classes", HTMLDataListElement),
+    result: part(section, "miner-result", HTMLElement),
+    testZone: part(section, "miner-test", HTMLElement),
+    testInput: part(section, "miner-file", HTMLInputElement),
+    testResults: part(section, "miner-results", HTMLOListElement),
+    testSummary: part(section, "miner-summary", HTMLElement),
+  };
 }
 
-export class AdversarialMiner {
+/** The adversarial miner (the route #/miner). */
+export class AdversarialMiner implements View<RouteOf<"miner">> {
+  private readonly ui: ReturnType<typeof minerElements>;
   private pair: { class0: string; class1: string } | null = null;
   private tested: FooledResult[] = [];
 
   constructor(
-    private readonly ui: MinerElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
   ) {
+    this.ui = minerElements(section);
     this.wire();
   }
 
@@ -44,8 +52,17 @@ export class AdversarialMiner {
     }
   }
 
+  /** Mines the words for the form's classes (on every visit: the bundle may have changed). */
+  show(): Promise<void> {
+    return this.mine();
+  }
+
+  hide(): void {
+    this.section.hidden = true;
+  }
+
   /** Mines the words for the form's classes. */
-  async mine(): Promise<void> {
+  private async mine(): Promise<void> {
     const ui = this.ui;
     const class0 = ui.class0.value.trim();
     const class1 = ui.class1.value.trim();

@@ -3,36 +3,47 @@
 // thumbnails, each linked to the neuron's card. Needs no text tower; search stays a link away.
 
 import type { WordPage, WordPageNeuron } from "clip-lens-wasm";
-import { append, el, fillSection, neuronLink, wordLink } from "./dom";
+import { append, el, fillSection, neuronLink, part, wordLink } from "./dom";
 import { formatSigned } from "./format";
 import type { BundleInfo } from "./protocol";
-import { searchHref } from "./routes";
+import { searchHref, type RouteOf } from "./routes";
 import type { Session } from "./session";
 import { thumbnailStrip } from "./thumbnails";
+import type { View } from "./view";
 
 /** Thumbnails per neuron. */
 const TOP_IMAGES = 6;
 
-export interface WordPageElements {
-  view: HTMLElement;
-  title: HTMLElement;
-  result: HTMLElement;
+/** The word page's elements, inside its section. */
+function wordPageElements(section: HTMLElement) {
+  return {
+    title: part(section, "word-title", HTMLElement),
+    result: part(section, "word-result", HTMLElement),
+  };
 }
 
-export class WordPageView {
+/** A word's page (the route #/word/<word>). */
+export class WordPageView implements View<RouteOf<"word">> {
+  private readonly ui: ReturnType<typeof wordPageElements>;
   private bundle: BundleInfo | null = null;
 
   constructor(
-    private readonly ui: WordPageElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
-  ) {}
+  ) {
+    this.ui = wordPageElements(section);
+  }
 
   setBundle(bundle: BundleInfo | null): void {
     this.bundle = bundle;
   }
 
-  /** Shows the page of `word` (the route #/word/<word>). */
-  async show(word: string): Promise<void> {
+  hide(): void {
+    this.section.hidden = true;
+  }
+
+  /** Shows the page of the route's word. */
+  async show({ word }: RouteOf<"word">): Promise<void> {
     this.ui.title.textContent = `The word “${word}”`;
     document.title = `“${word}” · clip-lens`;
     if (word.trim() === "") {
