@@ -52,7 +52,7 @@ export class AdversarialMiner implements View<RouteOf<"miner">> {
     }
   }
 
-  /** Mines the words for the form's classes (on every visit: the bundle may have changed). */
+  /** Mines the words for the form's classes, each time the route is shown. */
   show(): Promise<void> {
     return this.mine();
   }
