@@ -53,6 +53,8 @@ echo "== the site in Chromium (playwright-core): every view on WebGPU and CPU, l
 # Debug wasm builds: they reuse the browser tests' compilations (seconds, not release builds).
 wasm-pack build --target web --out-dir target/pkg-dev --dev --no-opt
 bash scripts/wasm-threads.sh wasm-pack build --target web --out-dir target/pkg-threads-dev --dev --no-opt -- --features threads
+npm --prefix www run format:check
+npm --prefix www test
 # The page's own safetensors reader (the neuron card's), fuzzed like the Rust parsers.
 node www/fuzz.mjs
 (cd www && npx tsc --noEmit -p tsconfig.test.json)

@@ -53,7 +53,9 @@ for (const file of ["clip_lens.js", "clip_lens_bg.wasm"]) {
 }
 for (const [from] of copies) {
   if (!existsSync(join(root, from))) {
-    const hint = from.startsWith("www/generated") ? " It is the committed demo data: restore it with git, or rebuild it with scripts/demo-bundle.sh." : "";
+    const hint = from.startsWith("www/generated")
+      ? " It is the committed demo data: restore it with git, or rebuild it with scripts/demo-bundle.sh."
+      : "";
     fail(`${from} is missing.${hint}`);
   }
 }
@@ -108,7 +110,9 @@ if (existsSync(join(pkgThreads, "clip_lens_bg.wasm"))) {
     if (existsSync(join(pkgThreads, file))) await cp(join(pkgThreads, file), join(dist, "pkg-threads", file), { recursive: true });
   }
 } else {
-  console.warn(`build: no threaded module at ${relative(process.cwd(), pkgThreads) || "."}: the site runs on one CPU thread (bash scripts/wasm-threads.sh builds it)`);
+  console.warn(
+    `build: no threaded module at ${relative(process.cwd(), pkgThreads) || "."}: the site runs on one CPU thread (bash scripts/wasm-threads.sh builds it)`,
+  );
 }
 
 async function listing(dir, prefix = "") {
@@ -130,6 +134,9 @@ for (const file of firstPaint) {
   const size = gzipSync(bytes, { level: 9 }).length;
   raw += bytes.length;
   gzipped += size;
-  if (file.endsWith(".wasm")) console.log(`build: ${file}: ${(bytes.length / 1048576).toFixed(2)} MiB raw, ${(size / 1048576).toFixed(2)} MiB gzipped`);
+  if (file.endsWith(".wasm"))
+    console.log(`build: ${file}: ${(bytes.length / 1048576).toFixed(2)} MiB raw, ${(size / 1048576).toFixed(2)} MiB gzipped`);
 }
-console.log(`build: page, worker and wasm: ${(raw / 1048576).toFixed(2)} MiB raw, ${(gzipped / 1048576).toFixed(2)} MiB gzipped (the demo model and bundle come on top)`);
+console.log(
+  `build: page, worker and wasm: ${(raw / 1048576).toFixed(2)} MiB raw, ${(gzipped / 1048576).toFixed(2)} MiB gzipped (the demo model and bundle come on top)`,
+);

@@ -19,7 +19,13 @@ const seedPath = process.argv[2] ?? join(www, "generated", "tiny-bundle", "lens.
 const CASES = Number(process.env.FUZZ_CASES ?? 5000);
 const URL_NAME = "https://example.test/lens.safetensors";
 
-const bundled = await build({ entryPoints: [join(www, "src", "safetensors.ts")], bundle: true, format: "esm", write: false, platform: "neutral" });
+const bundled = await build({
+  entryPoints: [join(www, "src", "safetensors.ts")],
+  bundle: true,
+  format: "esm",
+  write: false,
+  platform: "neutral",
+});
 const { RemoteSafetensors } = await import(`data:text/javascript;base64,${Buffer.from(bundled.outputFiles[0].text).toString("base64")}`);
 
 let state = 0x9e3779b97f4a7c15n;
@@ -38,12 +44,23 @@ function mutate(seed, hot) {
     const span = below(4) === 0 ? bytes.length : Math.min(hot, bytes.length);
     const at = below(span);
     switch (below(6)) {
-      case 0: bytes = bytes.subarray(0, at); break;
-      case 1: bytes = Buffer.concat([bytes.subarray(0, at), Uint8Array.of(below(256)), bytes.subarray(at)]); break;
-      case 2: if (at < bytes.length) bytes[at] ^= 1 << below(8); break;
-      case 3: if (at < bytes.length) bytes[at] = [0, 0xff, 0x39, 0x22, 0x7b, 0x2d, 0x5b, 0x2c][below(8)]; break;
-      case 4: for (let i = 0; i < 8 && at + i < bytes.length; i++) bytes[at + i] = below(256); break;
-      default: bytes = Buffer.concat([bytes, new Uint8Array(below(16))]);
+      case 0:
+        bytes = bytes.subarray(0, at);
+        break;
+      case 1:
+        bytes = Buffer.concat([bytes.subarray(0, at), Uint8Array.of(below(256)), bytes.subarray(at)]);
+        break;
+      case 2:
+        if (at < bytes.length) bytes[at] ^= 1 << below(8);
+        break;
+      case 3:
+        if (at < bytes.length) bytes[at] = [0, 0xff, 0x39, 0x22, 0x7b, 0x2d, 0x5b, 0x2c][below(8)];
+        break;
+      case 4:
+        for (let i = 0; i < 8 && at + i < bytes.length; i++) bytes[at + i] = below(256);
+        break;
+      default:
+        bytes = Buffer.concat([bytes, new Uint8Array(below(16))]);
     }
   }
   return bytes;
@@ -84,7 +101,8 @@ async function exercise(file) {
 /** An error the reader may raise: an Error (not a TypeError or RangeError) naming the file. */
 function expected(error) {
   if (error instanceof Finding) throw error;
-  if (error?.constructor !== Error || !String(error.message).includes(URL_NAME)) throw new Finding(`unexpected failure: ${error?.name}: ${error?.message}`);
+  if (error?.constructor !== Error || !String(error.message).includes(URL_NAME))
+    throw new Finding(`unexpected failure: ${error?.name}: ${error?.message}`);
   return null;
 }
 
@@ -95,7 +113,9 @@ for (const name of (await readdir(regressions)).sort()) {
   const file = await readFile(join(regressions, name));
   for (const ranges of [true, false]) {
     globalThis.fetch = fakeFetch(file, ranges);
-    await exercise(file).catch(expected).catch((error) => failures.push(`fuzz-regressions/${name} (${ranges ? "ranges" : "whole file"}): ${error.message}`));
+    await exercise(file)
+      .catch(expected)
+      .catch((error) => failures.push(`fuzz-regressions/${name} (${ranges ? "ranges" : "whole file"}): ${error.message}`));
   }
 }
 
@@ -114,6 +134,8 @@ for (let i = 0; i < CASES; i++) {
     }
   }
 }
-console.log(`fuzz: the kept findings, then ${CASES} mutants of ${seedPath} (${seed.length} bytes), each with and without Range support: ${opened} opened and read, the rest refused with a message; ${failures.length} failures`);
+console.log(
+  `fuzz: the kept findings, then ${CASES} mutants of ${seedPath} (${seed.length} bytes), each with and without Range support: ${opened} opened and read, the rest refused with a message; ${failures.length} failures`,
+);
 for (const failure of failures.slice(0, 20)) console.log(`  ${failure}`);
 process.exit(failures.length === 0 ? 0 : 1);

@@ -143,7 +143,9 @@ const server = createServer(async (request, response) => {
       });
       log(206);
       if (method === "HEAD") return response.end();
-      createReadStream(path, { start, end }).on("error", () => response.destroy()).pipe(response);
+      createReadStream(path, { start, end })
+        .on("error", () => response.destroy())
+        .pipe(response);
       return;
     }
     response.writeHead(200, {

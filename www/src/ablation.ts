@@ -5,38 +5,41 @@
 // the image embedding and the time taken.
 
 import type { AblationRequest, AblationResult, AblationView, Analysis } from "clip-lens-wasm";
-import { el, fillSection, signedBar, wordLink } from "./dom";
+import { el, fillSection, part, signedBar, wordLink } from "./dom";
 import { formatMs, formatValue } from "./format";
 import type { Session } from "./session";
+import { commaItems, neuronKey } from "./specs";
 
-export interface AblationElements {
-  panel: HTMLElement;
-  neuronsForm: HTMLFormElement;
-  neurons: HTMLInputElement;
-  layerForm: HTMLFormElement;
-  layer: HTMLSelectElement;
-  result: HTMLElement;
+/** The panel's elements, inside its section. */
+function ablationElements(panel: HTMLElement) {
+  return {
+    panel,
+    neuronsForm: part(panel, "ablate-neurons-form", HTMLFormElement),
+    neurons: part(panel, "ablate-neurons", HTMLInputElement),
+    layerForm: part(panel, "ablate-layer-form", HTMLFormElement),
+    layer: part(panel, "ablate-layer", HTMLSelectElement),
+    result: part(panel, "ablation-result", HTMLElement),
+  };
 }
 
 type LayerKind = Exclude<AblationRequest["kind"], "neurons">;
 const LAYER_KINDS: readonly LayerKind[] = ["significant", "insignificant", "rank-one"];
 
-/** The items of a neuron spec ("9:4, 9:17" -> ["9:4", "9:17"]). */
-function specItems(spec: string): string[] {
-  return spec.split(",").map((item) => item.trim()).filter((item) => item);
-}
-
 export class AblationPanel {
+  private readonly ui: ReturnType<typeof ablationElements>;
   private runs: AblationResult[] = [];
   private readonly queued = new Set<number>();
 
+  /** `panel`: the lab's ablation section. */
   constructor(
-    private readonly ui: AblationElements,
+    panel: HTMLElement,
     private readonly session: Session,
   ) {
+    const ui = ablationElements(panel);
+    this.ui = ui;
     ui.neuronsForm.addEventListener("submit", (event) => {
       event.preventDefault();
-      void this.run({ kind: "neurons", neurons: specItems(ui.neurons.value).join(",") });
+      void this.run({ kind: "neurons", neurons: commaItems(ui.neurons.value).join(",") });
     });
     for (const button of ui.layerForm.querySelectorAll<HTMLButtonElement>("button[data-kind]")) {
       const kind = button.dataset["kind"] as LayerKind;
@@ -61,7 +64,11 @@ export class AblationPanel {
     ui.result.replaceChildren();
     ui.result.dataset["status"] = "idle";
     const layers = analysis?.layers ?? [];
-    ui.layer.replaceChildren(...layers.map((layer) => el("option", { value: layer.layer }, `Layer ${layer.layer} (${layer.significant_neurons.length} significant)`)));
+    ui.layer.replaceChildren(
+      ...layers.map((layer) =>
+        el("option", { value: layer.layer }, `Layer ${layer.layer} (${layer.significant_neurons.length} significant)`),
+      ),
+    );
     // The deepest layer first: its neurons change the embedding most directly.
     const last = layers[layers.length - 1];
     if (last) ui.layer.value = String(last.layer);
@@ -70,14 +77,23 @@ export class AblationPanel {
   /** A significant neuron's row controls: a checkbox that adds it to the set, and a button
    * that ablates it alone. */
   rowControls(layer: number, neuron: number): HTMLElement[] {
-    const key = `${layer}:${neuron}`;
-    const box = el("input", { type: "checkbox", class: "ablate-select", "aria-label": `Select layer ${layer}, neuron ${neuron} for ablation`, "data-neuron": key });
-    box.checked = specItems(this.ui.neurons.value).includes(key);
+    const key = neuronKey(layer, neuron);
+    const box = el("input", {
+      type: "checkbox",
+      class: "ablate-select",
+      "aria-label": `Select layer ${layer}, neuron ${neuron} for ablation`,
+      "data-neuron": key,
+    });
+    box.checked = commaItems(this.ui.neurons.value).includes(key);
     box.addEventListener("change", () => {
-      const items = specItems(this.ui.neurons.value).filter((item) => item !== key);
+      const items = commaItems(this.ui.neurons.value).filter((item) => item !== key);
       this.ui.neurons.value = (box.checked ? [...items, key] : items).join(",");
     });
-    const button = el("button", { type: "button", class: "ablate-one", "aria-label": `Ablate layer ${layer}, neuron ${neuron}`, "data-neuron": key }, "ablate");
+    const button = el(
+      "button",
+      { type: "button", class: "ablate-one", "aria-label": `Ablate layer ${layer}, neuron ${neuron}`, "data-neuron": key },
+      "ablate",
+    );
     button.addEventListener("click", () => void this.run({ kind: "neurons", neurons: key }));
     return [box, button];
   }
@@ -86,11 +102,22 @@ export class AblationPanel {
   async run(request: AblationRequest): Promise<AblationResult | null> {
     const ui = this.ui;
     if (request.kind === "neurons" && request.neurons === "") {
-      ui.result.replaceChildren(el("p", { class: "inline-error", role: "alert" }, "Type neurons to ablate (layer:neuron, comma separated, e.g. 9:4,9:17) or tick significant neurons."));
+      ui.result.replaceChildren(
+        el(
+          "p",
+          { class: "inline-error", role: "alert" },
+          "Type neurons to ablate (layer:neuron, comma separated, e.g. 9:4,9:17) or tick significant neurons.",
+        ),
+      );
       ui.result.dataset["status"] = "error";
       return null;
     }
-    const result = await fillSection(ui.result, "Ablating…", () => this.session.call("ablate", { request }, this.queued), (found) => AblationPanel.render(found));
+    const result = await fillSection(
+      ui.result,
+      "Ablating…",
+      () => this.session.call("ablate", { request }, this.queued),
+      (found) => AblationPanel.render(found),
+    );
     if (result) this.runs.push(result);
     ui.result.scrollIntoView({ block: "nearest" });
     return result;
@@ -105,7 +132,15 @@ export class AblationPanel {
       el("span", { class: "shift" }, formatValue(result.shift, 2)),
       ` (its length being 100), in ${formatMs(result.ms)}.`,
     );
-    return [summary, el("div", { class: "before-after" }, AblationPanel.view("Before", result.before, null), AblationPanel.view("After", result.after, result.before))];
+    return [
+      summary,
+      el(
+        "div",
+        { class: "before-after" },
+        AblationPanel.view("Before", result.before, null),
+        AblationPanel.view("After", result.after, result.before),
+      ),
+    ];
   }
 
   /** One side: top classes (probabilities) and concept words; on the after side, what
@@ -114,15 +149,39 @@ export class AblationPanel {
     const classes = el("ol", { class: "score-list", "aria-label": `${title}: top classes` });
     view.classes.forEach((c, i) => {
       const moved = before !== null && before.classes[i]?.name !== c.name;
-      classes.append(el("li", { class: `score-row${moved ? " changed" : ""}` }, el("span", { class: "score-label" }, c.name), signedBar(c.probability, 1), el("span", { class: "num" }, `${(100 * c.probability).toFixed(1)}%`)));
+      classes.append(
+        el(
+          "li",
+          { class: `score-row${moved ? " changed" : ""}` },
+          el("span", { class: "score-label" }, c.name),
+          signedBar(c.probability, 1),
+          el("span", { class: "num" }, `${(100 * c.probability).toFixed(1)}%`),
+        ),
+      );
     });
     const largest = Math.max(1e-12, ...view.words.map(([, s]) => Math.abs(s)));
     const words = el("ol", { class: "score-list", "aria-label": `${title}: concept words` });
     for (const [word, score] of view.words) {
       const fresh = before !== null && !before.words.some(([w]) => w === word);
-      words.append(el("li", { class: `score-row${fresh ? " changed" : ""}` }, wordLink(word, word, "score-label word-link"), signedBar(score, largest), el("span", { class: "num" }, formatValue(score, 3))));
+      words.append(
+        el(
+          "li",
+          { class: `score-row${fresh ? " changed" : ""}` },
+          wordLink(word, word, "score-label word-link"),
+          signedBar(score, largest),
+          el("span", { class: "num" }, formatValue(score, 3)),
+        ),
+      );
     }
     if (view.words.length === 0) words.append(el("li", { class: "hint" }, "No concept word."));
-    return el("section", { class: "ablation-side", "aria-label": title }, el("h4", {}, title), el("h5", {}, "Top classes"), classes, el("h5", {}, "Concept words"), words);
+    return el(
+      "section",
+      { class: "ablation-side", "aria-label": title },
+      el("h4", {}, title),
+      el("h5", {}, "Top classes"),
+      classes,
+      el("h5", {}, "Concept words"),
+      words,
+    );
   }
 }

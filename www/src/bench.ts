@@ -25,7 +25,6 @@ interface BenchSettings {
   probe: boolean;
 }
 
-
 const ui = {
   main: byId("bench", HTMLElement),
   form: byId("bench-form", HTMLFormElement),
@@ -60,7 +59,14 @@ function parseFlag(what: string, text: string): boolean {
   throw new Error(`${what} must be 1 or 0, not “${text}”.`);
 }
 
-function parseSettings(values: { shape: string; backend: string; batch: string; runs: string; analysis: string; probe: string }): BenchSettings {
+function parseSettings(values: {
+  shape: string;
+  backend: string;
+  batch: string;
+  runs: string;
+  analysis: string;
+  probe: string;
+}): BenchSettings {
   if (!isBenchShape(values.shape)) throw new Error(`Unknown shape “${values.shape}”: use ViT-B/32, ViT-B/16 or ViT-L/14.`);
   if (!isBackendChoice(values.backend)) throw new Error(`Unknown backend “${values.backend}”: use auto, webgpu or cpu.`);
   return {
@@ -74,7 +80,14 @@ function parseSettings(values: { shape: string; backend: string; batch: string; 
 }
 
 function formSettings(): BenchSettings {
-  return parseSettings({ shape: ui.shape.value, backend: ui.backend.value, batch: ui.batch.value, runs: ui.runs.value, analysis: ui.analysis.value, probe: ui.probe.value });
+  return parseSettings({
+    shape: ui.shape.value,
+    backend: ui.backend.value,
+    batch: ui.batch.value,
+    runs: ui.runs.value,
+    analysis: ui.analysis.value,
+    probe: ui.probe.value,
+  });
 }
 
 const NUMBER_FIELDS = ["batch", "runs", "load_ms", "first_ms", "mean_ms_per_image"] as const;
@@ -97,8 +110,14 @@ function parseResult(json: string): BenchmarkResult {
     const matmul = asRecord(record.matmul);
     const timings = Array.isArray(matmul.timings) ? matmul.timings.map(asRecord) : [];
     if (typeof matmul.threads !== "number" || timings.length === 0) bad.push("matmul");
-    if (!Array.isArray(record.steps) || !record.steps.every((s) => typeof asRecord(s).ms === "number" && typeof asRecord(s).step === "string")) bad.push("steps");
-    timings.forEach((timing, i) => bad.push(...MATMUL_NUMBER_FIELDS.filter((key) => typeof timing[key] !== "number").map((key) => `matmul.timings[${i}].${key}`)));
+    if (
+      !Array.isArray(record.steps) ||
+      !record.steps.every((s) => typeof asRecord(s).ms === "number" && typeof asRecord(s).step === "string")
+    )
+      bad.push("steps");
+    timings.forEach((timing, i) =>
+      bad.push(...MATMUL_NUMBER_FIELDS.filter((key) => typeof timing[key] !== "number").map((key) => `matmul.timings[${i}].${key}`)),
+    );
   }
   if (typeof record.backend !== "string" || typeof record.shape !== "string" || typeof record.threads !== "number" || bad.length > 0) {
     throw new Error(`benchmarkVision returned unexpected JSON: ${json}`);
@@ -167,7 +186,10 @@ function matmulShape(timing: MatmulTiming): string {
 function summary(result: BenchmarkResult): string {
   const forward = `${formatMs(result.mean_ms_per_image)} per image${result.backend === "cpu" ? ` on ${formatThreads(result.threads)}` : ""}`;
   const analysis = result.analysis;
-  const probe = result.matmul === undefined ? "" : `; matrix products ${Math.min(...result.matmul.timings.map((t) => t.gflops)).toPrecision(3)}–${Math.max(...result.matmul.timings.map((t) => t.gflops)).toPrecision(3)} GFLOP/s`;
+  const probe =
+    result.matmul === undefined
+      ? ""
+      : `; matrix products ${Math.min(...result.matmul.timings.map((t) => t.gflops)).toPrecision(3)}–${Math.max(...result.matmul.timings.map((t) => t.gflops)).toPrecision(3)} GFLOP/s`;
   if (analysis === undefined) return forward + probe;
   return `${forward}${probe}; analysis ${formatMs(analysis.analysis_ms_per_image)} per image, segmentation ${formatMs(analysis.segmentation_ms)}`;
 }
@@ -189,7 +211,14 @@ async function run(client: WorkerClient, settings: BenchSettings): Promise<void>
   const label = `${settings.shape} on ${settings.backend}, batch ${settings.batch}, ${settings.runs} run${settings.runs === 1 ? "" : "s"}${settings.analysis ? ", with the analysis" : ""}${settings.probe ? ", with the matrix-product probe" : ""}`;
   ui.status.textContent = `Running ${label}… (the page stays responsive; the work happens in a Web Worker)`;
   try {
-    const response = await client.benchmark(settings.shape, settings.backend, settings.batch, settings.runs, settings.analysis, settings.probe);
+    const response = await client.benchmark(
+      settings.shape,
+      settings.backend,
+      settings.batch,
+      settings.runs,
+      settings.analysis,
+      settings.probe,
+    );
     const result = parseResult(response.json);
     addRow(result, response.adapter);
     addMatmulRows(result);
@@ -237,7 +266,13 @@ function main(): void {
       finish("error", message(error), JSON.stringify({ error: message(error) }, null, 2));
       return;
     }
-    const address = new URLSearchParams({ ...settings, batch: String(settings.batch), runs: String(settings.runs), analysis: settings.analysis ? "1" : "0", probe: settings.probe ? "1" : "0" });
+    const address = new URLSearchParams({
+      ...settings,
+      batch: String(settings.batch),
+      runs: String(settings.runs),
+      analysis: settings.analysis ? "1" : "0",
+      probe: settings.probe ? "1" : "0",
+    });
     history.replaceState(null, "", `?${address}`);
     void run(client, settings);
   });

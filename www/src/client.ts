@@ -64,14 +64,17 @@ export class WorkerClient {
     onProgress?: (event: ProgressEvent) => void,
   ): Promise<EngineCalls[M]["result"]> & { requestId: number } {
     const requestId = this.nextId;
-    const promise = this.request("call", { method, args } as unknown as RequestBody<"call">, [], onProgress).then((response) => response.value as EngineCalls[M]["result"]);
+    const promise = this.request("call", { method, args } as unknown as RequestBody<"call">, [], onProgress).then(
+      (response) => response.value as EngineCalls[M]["result"],
+    );
     return Object.assign(promise, { requestId });
   }
 
   /** Drops queued requests that have not started; each then fails with a `WorkerError` whose
    * `cancelled` is true. A request already running finishes (only `terminate` stops it). */
   cancel(requestIds: number[]): void {
-    if (requestIds.length > 0 && !this.failure) this.worker.postMessage({ id: this.nextId++, type: "cancel", ids: requestIds } satisfies WorkerRequest);
+    if (requestIds.length > 0 && !this.failure)
+      this.worker.postMessage({ id: this.nextId++, type: "cancel", ids: requestIds } satisfies WorkerRequest);
   }
 
   /** The embedding of an encoded image; `bytes` is transferred to the worker (left empty here). */
@@ -88,7 +91,14 @@ export class WorkerClient {
     return this.request("memory", {});
   }
 
-  benchmark(shape: BenchShape, backend: BackendChoice, batch: number, runs: number, analysis = false, probe = false): Promise<BenchmarkResponse> {
+  benchmark(
+    shape: BenchShape,
+    backend: BackendChoice,
+    batch: number,
+    runs: number,
+    analysis = false,
+    probe = false,
+  ): Promise<BenchmarkResponse> {
     return this.request("benchmark", { shape, backend, batch, runs, analysis, probe });
   }
 
@@ -96,7 +106,11 @@ export class WorkerClient {
    * whose `cancelled` is true when `cancelled`, else with "The Web Worker was stopped.". */
   terminate(cancelled = false): void {
     this.worker.terminate();
-    this.fail(cancelled ? new WorkerError({ id: 0, type: "error", message: "Stopped.", cancelled: true }) : new Error("The Web Worker was stopped."));
+    this.fail(
+      cancelled
+        ? new WorkerError({ id: 0, type: "error", message: "Stopped.", cancelled: true })
+        : new Error("The Web Worker was stopped."),
+    );
   }
 
   private request<T extends RequestType>(

@@ -1,5 +1,7 @@
 // Small DOM helpers shared by the page's views: element builders, lookups and links.
 
+import { neuronHref, wordHref } from "./routes";
+
 type Child = Node | string | null | undefined | false;
 type Props = Record<string, string | number | boolean | null | undefined>;
 
@@ -30,19 +32,16 @@ export function byId<T extends HTMLElement>(id: string, type: { new (): T; proto
   return found;
 }
 
-/** The route of a neuron's card. */
-export function neuronHref(layer: number, neuron: number): string {
-  return `#/neuron/${layer}/${neuron}`;
+/** The element with id `id` inside `root` (a view's section), which must be a `type`. */
+export function part<T extends HTMLElement>(root: HTMLElement, id: string, type: { new (): T; prototype: T }): T {
+  const found = root.querySelector(`[id="${id}"]`);
+  if (!(found instanceof type)) throw new Error(`The page lacks the element #${id} in #${root.id}.`);
+  return found;
 }
 
 /** A link to a neuron's card, "L9/N1234" with an explanatory label. */
 export function neuronLink(layer: number, neuron: number, text = `L${layer}/N${neuron}`): HTMLAnchorElement {
   return el("a", { href: neuronHref(layer, neuron), class: "neuron-link", "aria-label": `Layer ${layer}, neuron ${neuron}` }, text);
-}
-
-/** The route of a word's page. */
-export function wordHref(word: string): string {
-  return `#/word/${encodeURIComponent(word)}`;
 }
 
 /** A link to a word's page (the neurons whose decomposition holds it). */
@@ -89,7 +88,12 @@ export function acceptDroppedFiles(zone: HTMLElement, onFiles: (files: File[]) =
 /** Fills `section` with `loading` text (`data-status="loading"`), then with what `render`
  * makes of `work`'s result ("ready"), or with its error ("error"). Resolves to the result,
  * or null after an error. */
-export async function fillSection<T>(section: HTMLElement, loading: string, work: () => Promise<T>, render: (value: T) => Node[]): Promise<T | null> {
+export async function fillSection<T>(
+  section: HTMLElement,
+  loading: string,
+  work: () => Promise<T>,
+  render: (value: T) => Node[],
+): Promise<T | null> {
   section.dataset["status"] = "loading";
   section.replaceChildren(el("p", {}, loading));
   try {

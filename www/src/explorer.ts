@@ -6,42 +6,41 @@
 // matches its embedding), with each found neuron's thumbnails.
 
 import type { ActivationMap, NeuronCard, SearchResult } from "clip-lens-wasm";
-import { append, el, errorMessage, errorParagraph, fillSection, neuronHref, neuronLink, signedBar, wordLink } from "./dom";
+import { append, el, errorMessage, errorParagraph, fillSection, neuronLink, part, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, jsonBlob } from "./export";
-import { formatSigned, formatValue } from "./format";
+import { formatOrdinal, formatSigned, formatValue } from "./format";
 import { composeOverlay, drawOverlay } from "./heatmap";
 import { distributionSection } from "./histogram";
 import { type ListStore, listButton } from "./lists";
 import type { BundleInfo } from "./protocol";
+import { neuronHref, searchHref, type RouteOf } from "./routes";
 import type { Session } from "./session";
 import { thumbnailStrip, thumbnailUrl } from "./thumbnails";
-
-/** 1 -> "1st", 3 -> "3rd", 12 -> "12th". */
-function ordinal(n: number): string {
-  const teen = n % 100 >= 11 && n % 100 <= 13;
-  const suffix = teen ? "th" : ({ 1: "st", 2: "nd", 3: "rd" } as Record<number, string>)[n % 10] ?? "th";
-  return `${n}${suffix}`;
-}
+import type { View } from "./view";
 
 /** Word bars shown before "all words". */
 const SHOWN_WORDS = 16;
 /** Opacity of the activation map over a thumbnail (as .thumb .overlay in style.css). */
 const THUMB_OVERLAY_OPACITY = 0.55;
 
-export interface ExplorerElements {
-  view: HTMLElement;
-  pickForm: HTMLFormElement;
-  layer: HTMLSelectElement;
-  neuron: HTMLInputElement;
-  previous: HTMLButtonElement;
-  next: HTMLButtonElement;
-  card: HTMLElement;
-  searchForm: HTMLFormElement;
-  searchInput: HTMLInputElement;
-  searchResult: HTMLElement;
+/** The explorer's elements, inside its section. */
+function explorerElements(section: HTMLElement) {
+  return {
+    pickForm: part(section, "neuron-pick", HTMLFormElement),
+    layer: part(section, "layer-select", HTMLSelectElement),
+    neuron: part(section, "neuron-input", HTMLInputElement),
+    previous: part(section, "neuron-previous", HTMLButtonElement),
+    next: part(section, "neuron-next", HTMLButtonElement),
+    card: part(section, "neuron-card", HTMLElement),
+    searchForm: part(section, "search-form", HTMLFormElement),
+    searchInput: part(section, "search-input", HTMLInputElement),
+    searchResult: part(section, "search-result", HTMLElement),
+  };
 }
 
-export class NeuronExplorer {
+/** The explorer (the routes #/neuron/<layer>/<index> and #/search/<text>). */
+export class NeuronExplorer implements View<RouteOf<"explorer">> {
+  private readonly ui: ReturnType<typeof explorerElements>;
   private bundle: BundleInfo | null = null;
   private shown: { layer: number; neuron: number } | null = null;
   /** Activation-map calls of the shown card still queued (cancelled when the card changes). */
@@ -50,10 +49,11 @@ export class NeuronExplorer {
   private readonly thumbnailCalls = new Set<number>();
 
   constructor(
-    private readonly ui: ExplorerElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
     private readonly list: ListStore,
   ) {
+    this.ui = explorerElements(section);
     this.wire();
   }
 
@@ -61,11 +61,22 @@ export class NeuronExplorer {
     this.bundle = bundle;
     this.ui.layer.replaceChildren(...(bundle?.layers ?? []).map((layer) => el("option", { value: layer }, `Layer ${layer}`)));
     this.ui.neuron.max = String(Math.max(0, (bundle?.neurons ?? 1) - 1));
-    for (const control of [this.ui.layer, this.ui.neuron, this.ui.previous, this.ui.next, this.ui.searchInput]) control.disabled = bundle === null;
+    for (const control of [this.ui.layer, this.ui.neuron, this.ui.previous, this.ui.next, this.ui.searchInput])
+      control.disabled = bundle === null;
+  }
+
+  /** Runs the route's search, or shows its card (by default the first layer's neuron 0). */
+  async show(route: RouteOf<"explorer">): Promise<void> {
+    if (route.search !== null) await this.search(route.search);
+    else await this.showCard(route.layer ?? this.bundle?.layers[0] ?? 0, route.neuron ?? 0);
+  }
+
+  hide(): void {
+    this.section.hidden = true;
   }
 
   /** Shows the card of `neuron` of `layer` (the route #/neuron/L/N). */
-  async show(layer: number, neuron: number): Promise<void> {
+  private async showCard(layer: number, neuron: number): Promise<void> {
     const ui = this.ui;
     this.session.cancel(this.mapCalls);
     this.shown = { layer, neuron };
@@ -76,9 +87,14 @@ export class NeuronExplorer {
     try {
       const bundle = this.bundle;
       if (!bundle) throw new Error("No bundle is loaded: the explorer needs one (?bundle=URL).");
-      if (!Number.isInteger(layer) || !Number.isInteger(neuron)) throw new Error(`The address ${location.hash} names no neuron: write #/neuron/<layer>/<index>, e.g. #/neuron/${bundle.layers[0] ?? 0}/4.`);
-      if (!bundle.layers.includes(layer)) throw new Error(`Layer ${layer} is not in the bundle (it has layers ${bundle.layers.join(", ")}).`);
-      if (!Number.isInteger(neuron) || neuron < 0 || neuron >= bundle.neurons) throw new Error(`Neuron ${neuron} is out of range: layer ${layer} has neurons 0 to ${bundle.neurons - 1}.`);
+      if (!Number.isInteger(layer) || !Number.isInteger(neuron))
+        throw new Error(
+          `The address ${location.hash} names no neuron: write #/neuron/<layer>/<index>, e.g. #/neuron/${bundle.layers[0] ?? 0}/4.`,
+        );
+      if (!bundle.layers.includes(layer))
+        throw new Error(`Layer ${layer} is not in the bundle (it has layers ${bundle.layers.join(", ")}).`);
+      if (!Number.isInteger(neuron) || neuron < 0 || neuron >= bundle.neurons)
+        throw new Error(`Neuron ${neuron} is out of range: layer ${layer} has neurons 0 to ${bundle.neurons - 1}.`);
       const card = await this.session.call("neuron", { layer, neuron });
       if (this.shown?.layer !== layer || this.shown.neuron !== neuron) return;
       ui.card.replaceChildren(...this.renderCard(card, bundle));
@@ -92,11 +108,16 @@ export class NeuronExplorer {
   }
 
   /** Runs a search (the route #/search/<text>). */
-  async search(text: string): Promise<void> {
+  private async search(text: string): Promise<void> {
     const ui = this.ui;
     ui.searchInput.value = text;
     this.session.cancel(this.thumbnailCalls);
-    const result = await fillSection(ui.searchResult, `Searching for “${text}”…`, () => this.session.call("search", { text, top: 20 }), (found) => this.renderSearch(found));
+    const result = await fillSection(
+      ui.searchResult,
+      `Searching for “${text}”…`,
+      () => this.session.call("search", { text, top: 20 }),
+      (found) => this.renderSearch(found),
+    );
     if (result) void this.fillSearchThumbnails();
   }
 
@@ -127,11 +148,11 @@ export class NeuronExplorer {
     ui.layer.addEventListener("change", () => go(Number(ui.layer.value), Number(ui.neuron.value)));
     const step = (delta: number): void => {
       const count = this.bundle?.neurons ?? 1;
-      go(Number(ui.layer.value), (((Number(ui.neuron.value) || 0) + delta) % count + count) % count);
+      go(Number(ui.layer.value), ((((Number(ui.neuron.value) || 0) + delta) % count) + count) % count);
     };
     ui.previous.addEventListener("click", () => step(-1));
     ui.next.addEventListener("click", () => step(1));
-    ui.view.addEventListener("keydown", (event) => {
+    this.section.addEventListener("keydown", (event) => {
       const typing = event.target instanceof HTMLInputElement || event.target instanceof HTMLSelectElement;
       if (typing || event.altKey || event.ctrlKey || event.metaKey) return;
       if (event.key === "ArrowLeft") step(-1);
@@ -140,7 +161,7 @@ export class NeuronExplorer {
     ui.searchForm.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = ui.searchInput.value.trim();
-      if (text) location.hash = `#/search/${encodeURIComponent(text)}`;
+      if (text) location.hash = searchHref(text);
     });
   }
 
@@ -155,19 +176,53 @@ export class NeuronExplorer {
       "div",
       { class: "button-row card-actions" },
       listButton(this.list, card.layer, card.neuron),
-      downloadButton("JSON", `Download the card of layer ${card.layer}, neuron ${card.neuron} as JSON`, () => `${name}.json`, () => jsonBlob(card), failed),
-      downloadButton("CSV", `Download the card of layer ${card.layer}, neuron ${card.neuron} as CSV`, () => `${name}.csv`, async () => csvBlob(await this.session.call("neuronCsv", { layer: card.layer, neuron: card.neuron })), failed),
+      downloadButton(
+        "JSON",
+        `Download the card of layer ${card.layer}, neuron ${card.neuron} as JSON`,
+        () => `${name}.json`,
+        () => jsonBlob(card),
+        failed,
+      ),
+      downloadButton(
+        "CSV",
+        `Download the card of layer ${card.layer}, neuron ${card.neuron} as CSV`,
+        () => `${name}.csv`,
+        async () => csvBlob(await this.session.call("neuronCsv", { layer: card.layer, neuron: card.neuron })),
+        failed,
+      ),
     );
-    const rate = bundle.images > 0 ? `${Math.max(0, bundle.topK - 1)} of the bundle's ${bundle.images} images (${((100 * Math.max(0, bundle.topK - 1)) / bundle.images).toFixed(1)}%)` : "no images";
+    const rate =
+      bundle.images > 0
+        ? `${Math.max(0, bundle.topK - 1)} of the bundle's ${bundle.images} images (${((100 * Math.max(0, bundle.topK - 1)) / bundle.images).toFixed(1)}%)`
+        : "no images";
     const facts = el(
       "dl",
       { class: "facts" },
       el("dt", {}, "Significant"),
-      el("dd", {}, card.threshold === null ? "unknown (no norms)" : `when its centred norm exceeds ${formatValue(card.threshold, 3)}, its ${ordinal(bundle.topK)} largest over the bundle's images: on ${rate}`),
+      el(
+        "dd",
+        {},
+        card.threshold === null
+          ? "unknown (no norms)"
+          : `when its centred norm exceeds ${formatValue(card.threshold, 3)}, its ${formatOrdinal(bundle.topK)} largest over the bundle's images: on ${rate}`,
+      ),
       el("dt", {}, "Nearest classes of r_n"),
-      el("dd", {}, card.classes.length ? card.classes.map((c) => `${c.name} (${formatValue(c.cosine, 3)})`).join(", ") : "none (its direction is zero)"),
+      el(
+        "dd",
+        {},
+        card.classes.length
+          ? card.classes.map((c) => `${c.name} (${formatValue(c.cosine, 3)})`).join(", ")
+          : "none (its direction is zero)",
+      ),
     );
-    return [el("header", { class: "card-header" }, title, " ", share), actions, facts, distributionSection(card, "the last analysed image"), this.renderWords(card), this.renderTopImages(card, bundle)];
+    return [
+      el("header", { class: "card-header" }, title, " ", share),
+      actions,
+      facts,
+      distributionSection(card, "the last analysed image"),
+      this.renderWords(card),
+      this.renderTopImages(card, bundle),
+    ];
   }
 
   private renderWords(card: NeuronCard): HTMLElement {
@@ -175,11 +230,24 @@ export class NeuronExplorer {
     const list = el("ol", { class: "word-bars", "aria-label": "The words of its sparse decomposition, signed, largest first" });
     const add = (words: [string, number][]): void => {
       for (const [word, c] of words) {
-        list.append(el("li", { class: "score-row" }, wordLink(word, word, "score-label word-link"), signedBar(c, largest), el("span", { class: "num" }, formatSigned(c))));
+        list.append(
+          el(
+            "li",
+            { class: "score-row" },
+            wordLink(word, word, "score-label word-link"),
+            signedBar(c, largest),
+            el("span", { class: "num" }, formatSigned(c)),
+          ),
+        );
       }
     };
     add(card.words.slice(0, SHOWN_WORDS));
-    const section = el("section", { class: "card-words", "aria-label": "Words" }, el("h4", {}, `Words (${card.words.length} of the decomposition)`), list);
+    const section = el(
+      "section",
+      { class: "card-words", "aria-label": "Words" },
+      el("h4", {}, `Words (${card.words.length} of the decomposition)`),
+      list,
+    );
     if (card.words.length > SHOWN_WORDS) {
       const more = el("button", { type: "button", class: "more" }, `Show all ${card.words.length} words`);
       more.addEventListener("click", () => {
@@ -198,17 +266,33 @@ export class NeuronExplorer {
       const src = thumbnailUrl(image, bundle);
       if (src !== null) {
         grid.append(
-          el("li", { "data-image": image.id },
-            el("figure", { class: "thumb" },
-              el("div", { class: "overlay-box" }, el("img", { src, alt: `Top image ${name}`, loading: "lazy" }), el("canvas", { class: "overlay", "aria-hidden": "true" })),
-              el("figcaption", {}, name)),
+          el(
+            "li",
+            { "data-image": image.id },
+            el(
+              "figure",
+              { class: "thumb" },
+              el(
+                "div",
+                { class: "overlay-box" },
+                el("img", { src, alt: `Top image ${name}`, loading: "lazy" }),
+                el("canvas", { class: "overlay", "aria-hidden": "true" }),
+              ),
+              el("figcaption", {}, name),
+            ),
           ),
         );
       } else {
         grid.append(el("li", {}, name));
       }
     }
-    return el("section", { class: "card-images", "aria-label": "Top images" }, el("h4", {}, `Images that fire it most (${card.top_images.length})`), grid, el("p", { class: "hint map-status" }, card.top_images.length ? "Activation maps: computing…" : "The bundle lists no images."));
+    return el(
+      "section",
+      { class: "card-images", "aria-label": "Top images" },
+      el("h4", {}, `Images that fire it most (${card.top_images.length})`),
+      grid,
+      el("p", { class: "hint map-status" }, card.top_images.length ? "Activation maps: computing…" : "The bundle lists no images."),
+    );
   }
 
   /** Overlays the neuron's activation map on each top image's thumbnail (one forward each). */
@@ -223,7 +307,11 @@ export class NeuronExplorer {
       try {
         const response = await fetch(src);
         if (!response.ok) throw new Error(`thumbnail: HTTP ${response.status}`);
-        const map: ActivationMap = await this.session.call("activationMap", { bytes: new Uint8Array(await response.arrayBuffer()), layer: card.layer, neuron: card.neuron }, this.mapCalls);
+        const map: ActivationMap = await this.session.call(
+          "activationMap",
+          { bytes: new Uint8Array(await response.arrayBuffer()), layer: card.layer, neuron: card.neuron },
+          this.mapCalls,
+        );
         if (this.shown?.layer !== card.layer || this.shown.neuron !== card.neuron) return;
         drawOverlay(canvas, map.heatmap, map.size, map.geometry, { mask: false });
         canvas.title = `peak activation ${formatValue(map.peak, 3)}`;
@@ -235,24 +323,34 @@ export class NeuronExplorer {
         return;
       }
     }
-    if (status) status.textContent = drawn ? `The neuron's activation map (its post-GELU activation over the patches) is drawn over each thumbnail.` : "";
+    if (status)
+      status.textContent = drawn
+        ? `The neuron's activation map (its post-GELU activation over the patches) is drawn over each thumbnail.`
+        : "";
   }
 
   /** A button that saves a top image's thumbnail with the activation map over it as PNG. */
   private mapDownload(card: NeuronCard, imageId: number, canvas: HTMLCanvasElement): HTMLButtonElement {
     const image = canvas.parentElement?.querySelector("img");
-    return downloadButton("PNG", `Download the activation map of layer ${card.layer}, neuron ${card.neuron} on image ${imageId} as PNG`, () => `heatmap-${card.layer}-${card.neuron}-image-${imageId}.png`, () => {
-      if (!image) throw new Error("the thumbnail is missing");
-      return canvasPng(composeOverlay(image, canvas, THUMB_OVERLAY_OPACITY));
-    });
+    return downloadButton(
+      "PNG",
+      `Download the activation map of layer ${card.layer}, neuron ${card.neuron} on image ${imageId} as PNG`,
+      () => `heatmap-${card.layer}-${card.neuron}-image-${imageId}.png`,
+      () => {
+        if (!image) throw new Error("the thumbnail is missing");
+        return canvasPng(composeOverlay(image, canvas, THUMB_OVERLAY_OPACITY));
+      },
+    );
   }
 
   private renderSearch(result: SearchResult): Node[] {
     const nodes: Node[] = [];
-    const row = (layer: number, neuron: number, text: string): HTMLLIElement => el("li", { "data-layer": layer, "data-neuron": neuron }, neuronLink(layer, neuron), text);
+    const row = (layer: number, neuron: number, text: string): HTMLLIElement =>
+      el("li", { "data-layer": layer, "data-neuron": neuron }, neuronLink(layer, neuron), text);
     if (result.word !== null) {
       const list = el("ul", { class: "neuron-list" });
-      for (const n of result.word_neurons.slice(0, 50)) append(list, row(n.layer, n.neuron, ` coefficient ${formatValue(n.coefficient, 3)}`));
+      for (const n of result.word_neurons.slice(0, 50))
+        append(list, row(n.layer, n.neuron, ` coefficient ${formatValue(n.coefficient, 3)}`));
       nodes.push(
         el("h4", {}, `Neurons whose decomposition holds “${result.word}” (${result.word_neurons.length})`),
         el("p", { class: "hint" }, wordLink(result.word, `The word page of “${result.word}”`), " lists them with their other words."),

@@ -26,17 +26,31 @@ export function csvBlob(text: string): Blob {
 
 /** A canvas as PNG bytes. */
 export function canvasPng(canvas: HTMLCanvasElement): Promise<Blob> {
-  return new Promise((resolve, reject) => canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("The canvas could not be encoded as PNG."))), "image/png"));
+  return new Promise((resolve, reject) =>
+    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("The canvas could not be encoded as PNG."))), "image/png"),
+  );
 }
 
 /** `text` as a file-name part: letters, digits and dashes ("a horse!" -> "a-horse"). */
 export function fileSlug(text: string): string {
-  return text.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, "-").replace(/^-+|-+$/g, "").slice(0, 60) || "untitled";
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}]+/gu, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 60) || "untitled"
+  );
 }
 
 /** A button that downloads what `make` builds as `filename`; a failure shows on the button's
  * `title` and in `onError`. */
-export function downloadButton(label: string, ariaLabel: string, filename: () => string, make: () => Promise<Blob> | Blob, onError?: (error: unknown) => void): HTMLButtonElement {
+export function downloadButton(
+  label: string,
+  ariaLabel: string,
+  filename: () => string,
+  make: () => Promise<Blob> | Blob,
+  onError?: (error: unknown) => void,
+): HTMLButtonElement {
   const button = el("button", { type: "button", class: "download-button", "aria-label": ariaLabel }, label);
   button.addEventListener("click", () => {
     button.disabled = true;

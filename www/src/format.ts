@@ -40,3 +40,10 @@ export function formatSignificant(value: number, digits = 3): string {
 export function formatSigned(value: number, decimals = 3): string {
   return `${value < 0 ? "−" : "+"}${formatValue(Math.abs(value), decimals)}`;
 }
+
+/** 1 -> "1st", 3 -> "3rd", 12 -> "12th", 22 -> "22nd". */
+export function formatOrdinal(n: number): string {
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? "th" : (({ 1: "st", 2: "nd", 3: "rd" } as Record<number, string>)[n % 10] ?? "th");
+  return `${n}${suffix}`;
+}

@@ -50,7 +50,13 @@ function heatCanvas(heatmap: Float32Array, size: number, style: OverlayStyle): H
 
 /** Draws `heatmap` ([size x size] on the crop) onto `canvas` sized to the original image;
  * the parts the model never saw (outside the crop) are hatched dark. */
-export function drawOverlay(canvas: HTMLCanvasElement, heatmap: Float32Array, size: number, geometry: CropGeometry, style: OverlayStyle): void {
+export function drawOverlay(
+  canvas: HTMLCanvasElement,
+  heatmap: Float32Array,
+  size: number,
+  geometry: CropGeometry,
+  style: OverlayStyle,
+): void {
   if (heatmap.length !== size * size) throw new Error(`A heatmap of ${heatmap.length} values is not ${size} x ${size}.`);
   canvas.width = geometry.original_width;
   canvas.height = geometry.original_height;

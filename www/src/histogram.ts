@@ -26,10 +26,20 @@ export interface Mark {
 
 /** What a card of a format-2 bundle (no histograms) says instead of its chart. */
 function noHistogram(): HTMLParagraphElement {
-  return el("p", { class: "hint no-histogram" }, "This bundle (format 2) has no per-neuron histograms: rebuild it with ", el("code", {}, "clip-lens precompute"), ".");
+  return el(
+    "p",
+    { class: "hint no-histogram" },
+    "This bundle (format 2) has no per-neuron histograms: rebuild it with ",
+    el("code", {}, "clip-lens precompute"),
+    ".",
+  );
 }
 
-function svg<K extends keyof SVGElementTagNameMap>(tag: K, attributes: Record<string, string | number>, ...children: (Node | string)[]): SVGElementTagNameMap[K] {
+function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string | number>,
+  ...children: (Node | string)[]
+): SVGElementTagNameMap[K] {
   const element = document.createElementNS(SVG, tag);
   for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
   element.append(...children);
@@ -60,29 +70,51 @@ function chartLabel(distribution: NeuronDistribution, marks: readonly Mark[]): s
 }
 
 /** The bar chart of `distribution` with `marks` as vertical lines. */
-export function histogramChart(distribution: NeuronDistribution, marks: readonly Mark[] = [], threshold: number | null = null): SVGSVGElement {
+export function histogramChart(
+  distribution: NeuronDistribution,
+  marks: readonly Mark[] = [],
+  threshold: number | null = null,
+): SVGSVGElement {
   const { edges, counts } = distribution;
   const largest = Math.max(1, ...counts);
   const plot = PLOT;
   const top = 4 + MARK_ROW * marks.length;
   const height = top + PLOT + BOTTOM;
   const x = (value: number): number => WIDTH * axisPosition(edges, value);
-  const chart = svg("svg", { viewBox: `0 0 ${WIDTH} ${height}`, class: "histogram", role: "img", "aria-label": chartLabel(distribution, marks) });
+  const chart = svg("svg", {
+    viewBox: `0 0 ${WIDTH} ${height}`,
+    class: "histogram",
+    role: "img",
+    "aria-label": chartLabel(distribution, marks),
+  });
   counts.forEach((count, i) => {
     const low = edges[i] ?? 0;
     const high = edges[i + 1] ?? low;
     const bar = count > 0 ? Math.max(1.5, (plot * count) / largest) : 0;
     const above = threshold !== null && low >= threshold;
     chart.append(
-      svg("rect", { class: `hist-bar${above ? " above" : ""}`, x: x(low) + 0.5, y: top + plot - bar, width: Math.max(0.5, x(high) - x(low) - 1), height: bar },
-        svg("title", {}, `${formatSignificant(low)} to ${formatSignificant(high)}: ${count} image${count === 1 ? "" : "s"}`)),
+      svg(
+        "rect",
+        {
+          class: `hist-bar${above ? " above" : ""}`,
+          x: x(low) + 0.5,
+          y: top + plot - bar,
+          width: Math.max(0.5, x(high) - x(low) - 1),
+          height: bar,
+        },
+        svg("title", {}, `${formatSignificant(low)} to ${formatSignificant(high)}: ${count} image${count === 1 ? "" : "s"}`),
+      ),
     );
   });
   const baseline = top + plot;
   chart.append(
     svg("line", { class: "hist-axis", x1: 0, x2: WIDTH, y1: baseline, y2: baseline }),
     svg("text", { class: "hist-tick", x: 0, y: height - 3 }, formatSignificant(edges[0] ?? 0)),
-    svg("text", { class: "hist-tick", x: WIDTH / 2, y: height - 3, "text-anchor": "middle" }, `tallest bar: ${largest} image${largest === 1 ? "" : "s"}`),
+    svg(
+      "text",
+      { class: "hist-tick", x: WIDTH / 2, y: height - 3, "text-anchor": "middle" },
+      `tallest bar: ${largest} image${largest === 1 ? "" : "s"}`,
+    ),
     svg("text", { class: "hist-tick", x: WIDTH, y: height - 3, "text-anchor": "end" }, formatSignificant(edges[edges.length - 1] ?? 0)),
   );
   // Each mark's label on its own row above the plot, on the side with room.
@@ -91,9 +123,12 @@ export function histogramChart(distribution: NeuronDistribution, marks: readonly
     const anchor = at > WIDTH / 2 ? "end" : "start";
     const row = 4 + MARK_ROW * (i + 1) - 2;
     chart.append(
-      svg("g", { class: `hist-mark ${mark.kind}`, "data-value": mark.value },
+      svg(
+        "g",
+        { class: `hist-mark ${mark.kind}`, "data-value": mark.value },
         svg("line", { x1: at, x2: at, y1: row - 8, y2: baseline }),
-        svg("text", { x: anchor === "end" ? at - 3 : at + 3, y: row, "text-anchor": anchor }, mark.label)),
+        svg("text", { x: anchor === "end" ? at - 3 : at + 3, y: row, "text-anchor": anchor }, mark.label),
+      ),
     );
   });
   return chart;
@@ -106,24 +141,41 @@ export function percentileTable(distribution: NeuronDistribution): HTMLTableElem
     head.append(el("th", { scope: "col" }, `${percentile}`));
     values.append(el("td", {}, formatSignificant(value)));
   }
-  return el("table", { class: "percentiles" }, el("caption", { class: "visually-hidden" }, "Percentiles of the centred norm over the bundle's images"), el("thead", {}, head), el("tbody", {}, values));
+  return el(
+    "table",
+    { class: "percentiles" },
+    el("caption", { class: "visually-hidden" }, "Percentiles of the centred norm over the bundle's images"),
+    el("thead", {}, head),
+    el("tbody", {}, values),
+  );
 }
 
 /** The card's distribution section: chart, share above the threshold and percentiles, with
  * the analysed image's norm marked when `analysedLabel` is given and the card has one; a
  * format-2 bundle's message instead when the card has no distribution. */
 export function distributionSection(card: NeuronCard, analysedLabel: string | null = null): HTMLElement {
-  const section = el("section", { class: "distribution", "aria-label": "Distribution of its centred norm" }, el("h4", {}, "Distribution of its centred norm"));
+  const section = el(
+    "section",
+    { class: "distribution", "aria-label": "Distribution of its centred norm" },
+    el("h4", {}, "Distribution of its centred norm"),
+  );
   const distribution = card.distribution;
   if (distribution === null) {
     section.append(noHistogram());
     return section;
   }
   const marks: Mark[] = [];
-  if (card.threshold !== null) marks.push({ value: card.threshold, label: `threshold ${formatSignificant(card.threshold)}`, kind: "threshold" });
-  if (analysedLabel !== null && card.analysed_norm !== null) marks.push({ value: card.analysed_norm, label: `${analysedLabel} ${formatSignificant(card.analysed_norm)}`, kind: "analysed" });
+  if (card.threshold !== null)
+    marks.push({ value: card.threshold, label: `threshold ${formatSignificant(card.threshold)}`, kind: "threshold" });
+  if (analysedLabel !== null && card.analysed_norm !== null)
+    marks.push({ value: card.analysed_norm, label: `${analysedLabel} ${formatSignificant(card.analysed_norm)}`, kind: "analysed" });
   section.append(
-    el("figure", { class: "histogram-figure" }, histogramChart(distribution, marks, card.threshold), el("figcaption", { class: "histogram-caption" }, `${shareText(distribution)}.`)),
+    el(
+      "figure",
+      { class: "histogram-figure" },
+      histogramChart(distribution, marks, card.threshold),
+      el("figcaption", { class: "histogram-caption" }, `${shareText(distribution)}.`),
+    ),
     el("div", { class: "table-scroll" }, percentileTable(distribution)),
   );
   return section;

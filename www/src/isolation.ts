@@ -32,7 +32,9 @@ async function isolateOnce(): Promise<boolean> {
   if (globalThis.crossOriginIsolated) sessionStorage.removeItem(RELOADED_KEY);
   if (!wantsServiceWorker()) return false;
   if (sessionStorage.getItem(RELOADED_KEY) !== null) {
-    console.warn("clip-lens: the isolation service worker is active but the page is still not cross-origin isolated; running on one thread");
+    console.warn(
+      "clip-lens: the isolation service worker is active but the page is still not cross-origin isolated; running on one thread",
+    );
     return false;
   }
   try {

@@ -1,120 +1,112 @@
 // The image lab: pick an image (sample, file, drag and drop, paste, camera, or ?image=), see
 // its top classes, the concepts the lens discovers, the significant neurons with their words,
 // and a segmentation heatmap for a concept, drawn on the original image. Several dropped
-// images form a queue whose waiting images can be cancelled; the running analysis can be
-// stopped (the engine restarts). Under the result: the ablation panel (ablation.ts), each
-// significant neuron's distribution with the image's norm marked, and the exports (the
-// analysis as JSON or CSV, the heatmap as PNG).
+// images form a queue (analysis-queue.ts) whose waiting images can be cancelled; the running
+// analysis can be stopped (the engine restarts). Under the result: the ablation panel
+// (ablation.ts), each significant neuron's distribution with the image's norm marked, and the
+// exports (the analysis as JSON or CSV, the heatmap as PNG). The images: lab-images.ts; the
+// camera: camera.ts.
 
 import type { Analysis, Segmentation, SignificantNeuron } from "clip-lens-wasm";
-import { AblationPanel, type AblationElements } from "./ablation";
-import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, signedBar, wordLink } from "./dom";
+import { AblationPanel } from "./ablation";
+import { AnalysisQueue, queueSummary, type QueueState } from "./analysis-queue";
+import { Camera } from "./camera";
+import { WorkerError } from "./client";
+import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, part, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, fileSlug, jsonBlob } from "./export";
 import { formatBytes, formatMs, formatValue } from "./format";
 import { composeOverlay, drawOverlay, maskFraction } from "./heatmap";
 import { distributionSection } from "./histogram";
+import { imageFromBlob, imageFromUrl, SAMPLES, type LabImage } from "./lab-images";
 import type { BundleInfo } from "./protocol";
+import type { RouteOf } from "./routes";
 import type { Session } from "./session";
-import { WorkerError } from "./client";
+import { conceptSpec } from "./specs";
+import type { View } from "./view";
 
-/** The samples served with the page (www/samples; sources in SOURCES.md). */
-export const SAMPLES = [
-  { file: "cat.jpg", alt: "A tabby cat's face" },
-  { file: "astronaut.jpg", alt: "An astronaut in a spacesuit with a flag" },
-  { file: "coffee.jpg", alt: "A cup of coffee on a saucer" },
-  { file: "horse.png", alt: "A horse on a plain background" },
-  { file: "rocket.jpg", alt: "A rocket on its launch pad" },
-  { file: "galaxies.jpg", alt: "Two galaxies in space" },
-] as const;
-
-/** An image to analyse: where it came from and how to read it. */
-interface LabImage {
-  name: string;
-  /** An address the <img> can show (an object URL for local files). */
-  src: string;
-  bytes(): Promise<Uint8Array>;
-}
-
-/** The lab's elements (in index.html). */
-export interface LabElements {
-  view: HTMLElement;
-  samples: HTMLElement;
-  fileInput: HTMLInputElement;
-  dropZone: HTMLElement;
-  cameraButton: HTMLButtonElement;
-  camera: HTMLElement;
-  queue: HTMLOListElement;
-  queueStatus: HTMLElement;
-  cancelButton: HTMLButtonElement;
-  stopButton: HTMLButtonElement;
-  result: HTMLElement;
-  image: HTMLImageElement;
-  overlay: HTMLCanvasElement;
-  caption: HTMLElement;
-  classes: HTMLOListElement;
-  concepts: HTMLOListElement;
-  neurons: HTMLElement;
-  timings: HTMLElement;
-  conceptForm: HTMLFormElement;
-  conceptInput: HTMLInputElement;
-  classList: HTMLDataListElement;
-  opacity: HTMLInputElement;
-  mask: HTMLInputElement;
-  segmentInfo: HTMLElement;
-  /** The analysis's downloads (filled here). */
-  exports: HTMLElement;
-  ablation: AblationElements;
-}
-
-/** "predicted", a bundle class ("class:<name>") or free text, from what the user typed. */
-export function conceptSpec(typed: string, classes: readonly string[]): string {
-  const text = typed.trim();
-  if (text === "" || text.toLowerCase() === "predicted" || text.toLowerCase() === "predicted class") return "predicted";
-  if (text.startsWith("class:")) return text;
-  const match = classes.find((name) => name.toLowerCase() === text.toLowerCase());
-  return match === undefined ? text : `class:${match}`;
-}
-
-function fromUrl(url: string, name = url.split("/").pop() || url): LabImage {
+/** The lab's elements, inside its section. */
+function labElements(section: HTMLElement) {
   return {
-    name,
-    src: url,
-    async bytes() {
-      let response: Response;
-      try {
-        response = await fetch(url);
-      } catch (error) {
-        throw new Error(`Could not download the image ${url}: ${errorMessage(error)}`);
-      }
-      if (!response.ok) throw new Error(`Could not download the image ${url}: HTTP ${response.status} ${response.statusText}`.trim());
-      return new Uint8Array(await response.arrayBuffer());
-    },
+    samples: part(section, "samples", HTMLElement),
+    fileInput: part(section, "lab-file", HTMLInputElement),
+    dropZone: part(section, "lab-drop", HTMLElement),
+    cameraButton: part(section, "camera-button", HTMLButtonElement),
+    camera: part(section, "camera", HTMLElement),
+    queue: part(section, "lab-queue", HTMLOListElement),
+    queueStatus: part(section, "queue-status", HTMLElement),
+    cancelButton: part(section, "queue-cancel", HTMLButtonElement),
+    stopButton: part(section, "lab-stop", HTMLButtonElement),
+    result: part(section, "lab-result", HTMLElement),
+    image: part(section, "lab-image", HTMLImageElement),
+    overlay: part(section, "lab-overlay", HTMLCanvasElement),
+    caption: part(section, "lab-caption", HTMLElement),
+    classes: part(section, "lab-classes", HTMLOListElement),
+    concepts: part(section, "lab-concepts", HTMLOListElement),
+    neurons: part(section, "lab-neurons", HTMLElement),
+    timings: part(section, "lab-timings", HTMLElement),
+    conceptForm: part(section, "concept-form", HTMLFormElement),
+    conceptInput: part(section, "concept-input", HTMLInputElement),
+    classList: part(section, "class-names", HTMLDataListElement),
+    opacity: part(section, "opacity", HTMLInputElement),
+    mask: part(section, "mask-toggle", HTMLInputElement),
+    segmentInfo: part(section, "segment-info", HTMLElement),
+    /** The analysis's downloads (filled here). */
+    exports: part(section, "lab-export", HTMLElement),
   };
 }
 
-function fromBlob(blob: Blob, name: string): LabImage {
-  return { name, src: URL.createObjectURL(blob), bytes: async () => new Uint8Array(await blob.arrayBuffer()) };
+/** An image in the queue, with its row in the queue's list. */
+interface QueuedImage {
+  image: LabImage;
+  row: HTMLLIElement;
 }
 
-type QueueItem = { image: LabImage; row: HTMLLIElement; state: "queued" | "running" | "done" | "error" | "cancelled" };
+/** A queue row's state text, for the states without a result. */
+const QUEUE_STATE_TEXT: Partial<Record<QueueState, string>> = { queued: "queued", running: "analysing…", cancelled: "cancelled" };
 
-export class ImageLab {
+/** The lab (the route #/lab): its image stays when another view is shown. */
+export class ImageLab implements View<RouteOf<"lab">> {
+  private readonly ui: ReturnType<typeof labElements>;
   private bundle: BundleInfo | null = null;
   private analysis: Analysis | null = null;
   private segmentation: Segmentation | null = null;
   private shown: LabImage | null = null;
-  private queue: QueueItem[] = [];
+  private readonly queue: AnalysisQueue<QueuedImage>;
+  /** The engine calls of the lab (analyses and segmentations) still queued in the worker. */
   private readonly queuedCalls = new Set<number>();
-  private running = false;
-  private stream: MediaStream | null = null;
   private readonly ablation: AblationPanel;
 
   constructor(
-    private readonly ui: LabElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
     private concept: string,
   ) {
-    this.ablation = new AblationPanel(ui.ablation, session);
+    this.ui = labElements(section);
+    this.ablation = new AblationPanel(part(section, "ablation", HTMLElement), session);
+    this.queue = new AnalysisQueue<QueuedImage>({
+      run: async ({ image }) => (await this.analyse(image))?.classes[0]?.name ?? "done",
+      isCancellation: (error) => error instanceof WorkerError && error.cancelled,
+      added: ({ value }) => {
+        this.ui.queue.append(value.row);
+        this.updateQueueStatus();
+      },
+      changed: ({ value, state, detail }) => {
+        value.row.dataset["state"] = state;
+        const label = value.row.querySelector(".queue-state");
+        if (label) label.textContent = QUEUE_STATE_TEXT[state] ?? detail ?? state;
+        this.updateQueueStatus();
+      },
+      cleared: (values) => {
+        this.session.cancel(this.queuedCalls);
+        for (const { image } of values) if (image.src.startsWith("blob:") && image !== this.shown) URL.revokeObjectURL(image.src);
+        this.ui.queue.replaceChildren();
+        this.updateQueueStatus();
+      },
+    });
+    new Camera(this.ui.cameraButton, this.ui.camera, (blob, name) => {
+      this.queue.clear();
+      void this.enqueue([imageFromBlob(blob, name)]);
+    });
     this.wire();
     this.wireExports();
   }
@@ -126,6 +118,13 @@ export class ImageLab {
     this.ui.conceptInput.value = this.concept === "predicted" ? "" : this.concept.replace(/^class:/, "");
   }
 
+  /** Nothing to load: the lab shows its last image (main.ts opens the first). */
+  async show(): Promise<void> {}
+
+  hide(): void {
+    this.section.hidden = true;
+  }
+
   /** Analyses one image now (queue cleared); resolves when its segmentation is drawn. */
   async open(url: string, concept?: string): Promise<void> {
     if (concept !== undefined) {
@@ -133,7 +132,7 @@ export class ImageLab {
       this.ui.conceptInput.value = concept === "predicted" ? "" : concept;
     }
     this.cancelQueue();
-    await this.enqueue([fromUrl(url)]);
+    await this.enqueue([imageFromUrl(url)]);
   }
 
   /** Re-analyses the shown image (after a backend switch the engine has forgotten it). */
@@ -144,8 +143,11 @@ export class ImageLab {
   private wire(): void {
     const ui = this.ui;
     for (const sample of SAMPLES) {
-      const button = el("button", { type: "button", class: "sample", "data-sample": sample.file, title: sample.alt },
-        el("img", { src: `samples/${sample.file}`, alt: sample.alt, width: 64, height: 64, loading: "lazy" }));
+      const button = el(
+        "button",
+        { type: "button", class: "sample", "data-sample": sample.file, title: sample.alt },
+        el("img", { src: `samples/${sample.file}`, alt: sample.alt, width: 64, height: 64, loading: "lazy" }),
+      );
       button.addEventListener("click", () => void this.open(`samples/${sample.file}`));
       ui.samples.append(button);
     }
@@ -155,14 +157,13 @@ export class ImageLab {
     });
     acceptDroppedFiles(ui.dropZone, (files) => void this.enqueueFiles(files));
     document.addEventListener("paste", (event) => {
-      if (ui.view.hidden) return;
+      if (this.section.hidden) return;
       const files = [...(event.clipboardData?.files ?? [])].filter((file) => file.type.startsWith("image/"));
       if (files.length > 0) {
         event.preventDefault();
         void this.enqueueFiles(files);
       }
     });
-    ui.cameraButton.addEventListener("click", () => void this.toggleCamera());
     ui.cancelButton.addEventListener("click", () => this.cancelQueue());
     ui.stopButton.addEventListener("click", () => void this.stopRunning());
     ui.conceptForm.addEventListener("submit", (event) => {
@@ -181,12 +182,30 @@ export class ImageLab {
     const ui = this.ui;
     const failed = (error: unknown): void => this.setStatus("error", `The download failed: ${errorMessage(error)}`);
     ui.exports.append(
-      downloadButton("Analysis JSON", "Download the analysis and its ablations as JSON", () => "analysis.json", () => jsonBlob({ analysis: this.analysis, ablations: this.ablation.results }), failed),
-      downloadButton("Analysis CSV", "Download the analysis and its ablations as CSV", () => "analysis.csv", async () => csvBlob(await this.session.call("analysisCsv", {})), failed),
-      downloadButton("Heatmap PNG", "Download the heatmap over the image as PNG", () => `heatmap-${fileSlug(this.segmentation?.concept ?? "none")}.png`, () => {
-        if (!this.segmentation) throw new Error("no heatmap is drawn yet");
-        return canvasPng(composeOverlay(ui.image, ui.overlay, Number(ui.opacity.value) / 100));
-      }, failed),
+      downloadButton(
+        "Analysis JSON",
+        "Download the analysis and its ablations as JSON",
+        () => "analysis.json",
+        () => jsonBlob({ analysis: this.analysis, ablations: this.ablation.results }),
+        failed,
+      ),
+      downloadButton(
+        "Analysis CSV",
+        "Download the analysis and its ablations as CSV",
+        () => "analysis.csv",
+        async () => csvBlob(await this.session.call("analysisCsv", {})),
+        failed,
+      ),
+      downloadButton(
+        "Heatmap PNG",
+        "Download the heatmap over the image as PNG",
+        () => `heatmap-${fileSlug(this.segmentation?.concept ?? "none")}.png`,
+        () => {
+          if (!this.segmentation) throw new Error("no heatmap is drawn yet");
+          return canvasPng(composeOverlay(ui.image, ui.overlay, Number(ui.opacity.value) / 100));
+        },
+        failed,
+      ),
     );
   }
 
@@ -197,82 +216,45 @@ export class ImageLab {
   private enqueueFiles(files: File[]): Promise<void> {
     const images = files.filter(isImageFile);
     if (images.length === 0) {
-      this.setStatus("error", files.length ? `No image among the dropped files (${files.map((f) => f.name).join(", ")}).` : "Nothing was dropped.");
+      this.setStatus(
+        "error",
+        files.length ? `No image among the dropped files (${files.map((f) => f.name).join(", ")}).` : "Nothing was dropped.",
+      );
       return Promise.resolve();
     }
-    return this.enqueue(images.map((file) => fromBlob(file, file.name)));
+    return this.enqueue(images.map((file) => imageFromBlob(file, file.name)));
   }
 
-  private async enqueue(images: LabImage[]): Promise<void> {
-    // A new batch starts a new queue once the previous one has finished.
-    if (!this.queue.some((item) => item.state === "queued" || item.state === "running")) this.clearQueue();
-    for (const image of images) {
-      const row = el("li", { class: "queue-item", "data-state": "queued" }, el("span", { class: "queue-name" }, image.name), " ", el("span", { class: "queue-state" }, "queued"));
-      const item: QueueItem = { image, row, state: "queued" };
-      row.addEventListener("click", () => {
-        if (item.state === "done" || item.state === "error") void this.runOne(item);
-      });
-      this.queue.push(item);
-      this.ui.queue.append(row);
-    }
-    this.updateQueueStatus();
-    await this.drain();
-  }
-
-  private async drain(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      for (let item = this.next(); item; item = this.next()) await this.runOne(item);
-    } finally {
-      this.running = false;
-      this.updateQueueStatus();
-    }
-  }
-
-  private next(): QueueItem | undefined {
-    return this.queue.find((item) => item.state === "queued");
-  }
-
-  private async runOne(item: QueueItem): Promise<void> {
-    this.mark(item, "running", "analysing…");
-    try {
-      const analysis = await this.analyse(item.image);
-      this.mark(item, "done", analysis ? (analysis.classes[0]?.name ?? "done") : "done");
-    } catch (error) {
-      if (error instanceof WorkerError && error.cancelled) this.mark(item, "cancelled", "cancelled");
-      else this.mark(item, "error", errorMessage(error));
-    }
-  }
-
-  private mark(item: QueueItem, state: QueueItem["state"], text: string): void {
-    item.state = state;
-    item.row.dataset["state"] = state;
-    const label = item.row.querySelector(".queue-state");
-    if (label) label.textContent = text;
-    this.updateQueueStatus();
+  /** Queues `images` (their rows in the queue's list) and analyses them in turn. */
+  private enqueue(images: LabImage[]): Promise<void> {
+    return this.queue.add(
+      images.map((image) => {
+        const row = el(
+          "li",
+          { class: "queue-item", "data-state": "queued" },
+          el("span", { class: "queue-name" }, image.name),
+          " ",
+          el("span", { class: "queue-state" }, "queued"),
+        );
+        const queued = { image, row };
+        // A finished image's row analyses it again.
+        row.addEventListener("click", () => void this.queue.rerun(queued));
+        return queued;
+      }),
+    );
   }
 
   private updateQueueStatus(): void {
-    const count = (state: QueueItem["state"]): number => this.queue.filter((item) => item.state === state).length;
-    const waiting = count("queued") + count("running");
-    this.ui.cancelButton.disabled = count("queued") === 0;
-    this.ui.queue.parentElement?.toggleAttribute("hidden", this.queue.length < 2);
-    this.ui.queueStatus.textContent = this.queue.length < 2 ? "" : `${count("done")} analysed, ${waiting} waiting, ${count("error")} failed, ${count("cancelled")} cancelled.`;
+    const counts = this.queue.counts();
+    this.ui.cancelButton.disabled = counts.queued === 0;
+    this.ui.queue.parentElement?.toggleAttribute("hidden", this.queue.items.length < 2);
+    this.ui.queueStatus.textContent = queueSummary(counts);
   }
 
   /** Cancels the images that have not started (the running one finishes). */
   private cancelQueue(): void {
-    for (const item of this.queue) if (item.state === "queued") this.mark(item, "cancelled", "cancelled");
+    this.queue.cancelWaiting();
     this.session.cancel(this.queuedCalls);
-  }
-
-  private clearQueue(): void {
-    this.cancelQueue();
-    for (const item of this.queue) if (item.image.src.startsWith("blob:") && item.image !== this.shown) URL.revokeObjectURL(item.image.src);
-    this.queue = [];
-    this.ui.queue.replaceChildren();
-    this.updateQueueStatus();
   }
 
   private setStatus(status: "loading" | "ready" | "error" | "cancelled", text: string): void {
@@ -308,7 +290,13 @@ export class ImageLab {
     this.setStatus("loading", `Analysing ${image.name}…`);
     const previous = this.shown;
     this.shown = image;
-    if (previous && previous !== image && previous.src.startsWith("blob:") && !this.queue.some((item) => item.image === previous)) URL.revokeObjectURL(previous.src);
+    if (
+      previous &&
+      previous !== image &&
+      previous.src.startsWith("blob:") &&
+      !this.queue.items.some((entry) => entry.value.image === previous)
+    )
+      URL.revokeObjectURL(previous.src);
     this.ui.image.src = image.src;
     this.ui.image.alt = `The analysed image: ${image.name}`;
     this.ui.caption.textContent = image.name;
@@ -344,22 +332,40 @@ export class ImageLab {
     const ui = this.ui;
     ui.classes.replaceChildren(
       ...analysis.classes.map((c) =>
-        el("li", { class: "score-row" }, el("span", { class: "score-label" }, c.name), signedBar(c.probability, 1), el("span", { class: "num" }, `${(100 * c.probability).toFixed(1)}%`)),
+        el(
+          "li",
+          { class: "score-row" },
+          el("span", { class: "score-label" }, c.name),
+          signedBar(c.probability, 1),
+          el("span", { class: "num" }, `${(100 * c.probability).toFixed(1)}%`),
+        ),
       ),
     );
     const largest = Math.max(1e-12, ...analysis.words.map(([, s]) => Math.abs(s)));
     ui.concepts.replaceChildren(
       ...analysis.words.map(([word, score]) =>
-        el("li", { class: "score-row" }, wordLink(word, word, "score-label word-link"), signedBar(score, largest), el("span", { class: "num" }, formatValue(score, 3))),
+        el(
+          "li",
+          { class: "score-row" },
+          wordLink(word, word, "score-label word-link"),
+          signedBar(score, largest),
+          el("span", { class: "num" }, formatValue(score, 3)),
+        ),
       ),
     );
-    if (analysis.words.length === 0) ui.concepts.append(el("li", { class: "hint" }, "No neuron of the bundle's layers is significant on this image."));
+    if (analysis.words.length === 0)
+      ui.concepts.append(el("li", { class: "hint" }, "No neuron of the bundle's layers is significant on this image."));
     ui.neurons.replaceChildren(
       ...analysis.layers.map((layer) => {
         const list = el("ul", { class: "neuron-list" });
         for (const n of layer.neurons) list.append(this.neuronRow(layer.layer, n));
         const summary = `Layer ${layer.layer}: ${layer.significant_neurons.length} significant neuron${layer.significant_neurons.length === 1 ? "" : "s"}`;
-        return el("details", { class: "layer-neurons", open: layer.neurons.length > 0 && layer.neurons.length <= 12 }, el("summary", {}, summary), list);
+        return el(
+          "details",
+          { class: "layer-neurons", open: layer.neurons.length > 0 && layer.neurons.length <= 12 },
+          el("summary", {}, summary),
+          list,
+        );
       }),
     );
   }
@@ -370,12 +376,31 @@ export class ImageLab {
     const words = el("span", { class: "neuron-words" });
     n.words.forEach(([w, c], i) => append(words, i ? ", " : "", wordLink(w, `${c < 0 ? "−" : ""}${w}`)));
     const panel = el("div", { class: "neuron-distribution", id: `distribution-${layer}-${n.neuron}`, hidden: true });
-    const toggle = el("button", { type: "button", class: "distribution-toggle", "aria-expanded": "false", "aria-controls": panel.id, "aria-label": `Distribution of layer ${layer}, neuron ${n.neuron}, with this image marked` }, "distribution");
+    const toggle = el(
+      "button",
+      {
+        type: "button",
+        class: "distribution-toggle",
+        "aria-expanded": "false",
+        "aria-controls": panel.id,
+        "aria-label": `Distribution of layer ${layer}, neuron ${n.neuron}, with this image marked`,
+      },
+      "distribution",
+    );
     toggle.addEventListener("click", () => void this.toggleDistribution(toggle, panel, layer, n.neuron));
     return el(
       "li",
       { class: "significant-neuron", "data-neuron": `${layer}:${n.neuron}` },
-      el("div", { class: "neuron-row" }, ...this.ablation.rowControls(layer, n.neuron), neuronLink(layer, n.neuron), ` ${formatValue(n.norm, 2)} > ${formatValue(n.threshold, 2)}: `, words, " ", toggle),
+      el(
+        "div",
+        { class: "neuron-row" },
+        ...this.ablation.rowControls(layer, n.neuron),
+        neuronLink(layer, n.neuron),
+        ` ${formatValue(n.norm, 2)} > ${formatValue(n.threshold, 2)}: `,
+        words,
+        " ",
+        toggle,
+      ),
       panel,
     );
   }
@@ -414,7 +439,10 @@ export class ImageLab {
       const segmentation = await this.session.call("segment", { concept: this.concept, layers: null, topNeurons: null }, this.queuedCalls);
       this.segmentation = segmentation;
       this.redraw();
-      const what = segmentation.kind === "text" ? `“${segmentation.concept}”` : `${segmentation.kind === "predicted" ? "the predicted class" : "the class"} “${segmentation.concept}”`;
+      const what =
+        segmentation.kind === "text"
+          ? `“${segmentation.concept}”`
+          : `${segmentation.kind === "predicted" ? "the predicted class" : "the class"} “${segmentation.concept}”`;
       const neurons = segmentation.neurons.slice(0, 5).map((n) => neuronLink(n.layer, n.neuron));
       this.ui.segmentInfo.replaceChildren(
         `Heatmap of ${what}: the mean activation map of the ${segmentation.neurons.length} neurons whose r_n best matches it (mask: ${(100 * maskFraction(segmentation.heatmap)).toFixed(0)}% of the crop; ${formatMs(segmentation.ms)}). Strongest: `,
@@ -432,45 +460,5 @@ export class ImageLab {
     const { segmentation, analysis } = this;
     if (!segmentation || !analysis) return;
     drawOverlay(this.ui.overlay, segmentation.heatmap, segmentation.size, analysis.geometry, { mask: this.ui.mask.checked });
-  }
-
-  /** Opens the camera preview, or takes the snapshot and closes it. */
-  private async toggleCamera(): Promise<void> {
-    const ui = this.ui;
-    if (this.stream) {
-      const video = ui.camera.querySelector("video");
-      if (video && video.videoWidth > 0) {
-        const canvas = el("canvas", { width: video.videoWidth, height: video.videoHeight });
-        canvas.getContext("2d")?.drawImage(video, 0, 0);
-        const blob = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.92));
-        if (blob) {
-          this.clearQueue();
-          void this.enqueue([fromBlob(blob, `camera snapshot ${new Date().toLocaleTimeString()}`)]);
-        }
-      }
-      this.stopCamera();
-      return;
-    }
-    try {
-      if (!navigator.mediaDevices?.getUserMedia) throw new Error("this browser gives no camera access to pages");
-      this.stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
-    } catch (error) {
-      ui.camera.replaceChildren(errorParagraph(`No camera: ${errorMessage(error)}`));
-      ui.camera.hidden = false;
-      return;
-    }
-    const video = el("video", { autoplay: true, playsinline: true, muted: true, "aria-label": "Camera preview" });
-    video.srcObject = this.stream;
-    ui.camera.replaceChildren(video);
-    ui.camera.hidden = false;
-    ui.cameraButton.textContent = "Take the snapshot";
-  }
-
-  private stopCamera(): void {
-    for (const track of this.stream?.getTracks() ?? []) track.stop();
-    this.stream = null;
-    this.ui.camera.hidden = true;
-    this.ui.camera.replaceChildren();
-    this.ui.cameraButton.textContent = "Camera";
   }
 }

@@ -4,26 +4,19 @@
 // header), and a list's link can be copied.
 
 import type { NeuronCard, NeuronList } from "clip-lens-wasm";
-import { el, errorMessage, fillSection, neuronLink, signedBar, wordLink } from "./dom";
+import { el, errorMessage, fillSection, neuronLink, part, signedBar, wordLink } from "./dom";
 import { formatSigned, formatSignificant } from "./format";
 import { distributionSection } from "./histogram";
 import type { BundleInfo } from "./protocol";
+import { listHref, type RouteOf } from "./routes";
 import type { Session } from "./session";
+import { commaItems, isNeuronKey, neuronKey } from "./specs";
 import { thumbnailStrip } from "./thumbnails";
+import type { View } from "./view";
 
 const STORAGE_KEY = "clip-lens-list";
 /** Words shown on a compact card. */
 const LIST_WORDS = 8;
-
-/** "L:N", the list's item form. */
-export function neuronKey(layer: number, neuron: number): string {
-  return `${layer}:${neuron}`;
-}
-
-/** The route of a list. */
-export function listHref(keys: readonly string[]): string {
-  return `#/list/${keys.join(",")}`;
-}
 
 /** The visitor's list, in localStorage (in memory where storage is refused). */
 export class ListStore {
@@ -37,7 +30,7 @@ export class ListStore {
   private static read(): string[] {
     try {
       const stored: unknown = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "[]");
-      return Array.isArray(stored) ? stored.filter((key): key is string => typeof key === "string" && /^\d+:\d+$/.test(key)) : [];
+      return Array.isArray(stored) ? stored.filter((key): key is string => typeof key === "string" && isNeuronKey(key)) : [];
     } catch {
       return [];
     }
@@ -78,7 +71,12 @@ function showListed(button: HTMLButtonElement, listed: boolean): void {
  * click updates every button of that neuron on the page. */
 export function listButton(store: ListStore, layer: number, neuron: number): HTMLButtonElement {
   const key = neuronKey(layer, neuron);
-  const button = el("button", { type: "button", class: "list-button", "data-neuron": key, "aria-label": `Add layer ${layer}, neuron ${neuron} to my list` });
+  const button = el("button", {
+    type: "button",
+    class: "list-button",
+    "data-neuron": key,
+    "aria-label": `Add layer ${layer}, neuron ${neuron} to my list`,
+  });
   button.addEventListener("click", () => {
     store.toggle(key);
     for (const same of document.querySelectorAll<HTMLButtonElement>(`.list-button[data-neuron="${key}"]`)) showListed(same, store.has(key));
@@ -99,28 +97,33 @@ export function wireListLink(store: ListStore, link: HTMLAnchorElement, count: H
   update();
 }
 
-export interface ListElements {
-  view: HTMLElement;
-  form: HTMLFormElement;
-  spec: HTMLInputElement;
-  copy: HTMLButtonElement;
-  copyStatus: HTMLElement;
-  copyField: HTMLInputElement;
-  cards: HTMLElement;
+/** The list view's elements, inside its section. */
+function listElements(section: HTMLElement) {
+  return {
+    form: part(section, "list-form", HTMLFormElement),
+    spec: part(section, "list-spec", HTMLInputElement),
+    copy: part(section, "list-copy", HTMLButtonElement),
+    copyStatus: part(section, "list-copy-status", HTMLElement),
+    copyField: part(section, "list-copy-field", HTMLInputElement),
+    cards: part(section, "list-cards", HTMLElement),
+  };
 }
 
 /** The list view (#/list/<spec>). */
-export class ListView {
+export class ListView implements View<RouteOf<"list">> {
+  private readonly ui: ReturnType<typeof listElements>;
   private bundle: BundleInfo | null = null;
 
   constructor(
-    private readonly ui: ListElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
     private readonly store: ListStore,
   ) {
+    const ui = listElements(section);
+    this.ui = ui;
     ui.form.addEventListener("submit", (event) => {
       event.preventDefault();
-      location.hash = listHref(ui.spec.value.split(",").map((item) => item.trim()).filter((item) => item));
+      location.hash = listHref(commaItems(ui.spec.value));
     });
     ui.copy.addEventListener("click", () => void this.copyLink());
   }
@@ -129,8 +132,12 @@ export class ListView {
     this.bundle = bundle;
   }
 
-  /** Shows the cards of `spec` ("9:4,9:17"); an empty spec shows the visitor's list. */
-  async show(spec: string): Promise<void> {
+  hide(): void {
+    this.section.hidden = true;
+  }
+
+  /** Shows the cards of the route's spec ("9:4,9:17"); an empty spec shows the visitor's list. */
+  async show({ spec }: RouteOf<"list">): Promise<void> {
     const ui = this.ui;
     const wanted = spec.trim() === "" ? this.store.items.join(",") : spec.trim();
     ui.spec.value = wanted;
@@ -138,17 +145,33 @@ export class ListView {
     ui.copyStatus.textContent = "";
     document.title = "Neuron list · clip-lens";
     if (wanted === "") {
-      ui.cards.replaceChildren(el("p", { class: "hint" }, "Your list is empty: add neurons with “+ add to list” on their cards, or type some above (layer:neuron, comma separated)."));
+      ui.cards.replaceChildren(
+        el(
+          "p",
+          { class: "hint" },
+          "Your list is empty: add neurons with “+ add to list” on their cards, or type some above (layer:neuron, comma separated).",
+        ),
+      );
       ui.cards.dataset["status"] = "ready";
       return;
     }
-    await fillSection(ui.cards, `Loading ${wanted}…`, () => this.session.call("neuronList", { spec: wanted }), (list) => this.render(list));
+    await fillSection(
+      ui.cards,
+      `Loading ${wanted}…`,
+      () => this.session.call("neuronList", { spec: wanted }),
+      (list) => this.render(list),
+    );
   }
 
   private render(list: NeuronList): Node[] {
     const shared = new Set(list.shared_words);
     const summary = list.shared_words.length
-      ? el("p", { class: "shared-summary" }, `Words shared by at least two of them (highlighted): `, ...list.shared_words.flatMap((word, i) => [i ? ", " : "", wordLink(word, word, "word-link shared")]))
+      ? el(
+          "p",
+          { class: "shared-summary" },
+          `Words shared by at least two of them (highlighted): `,
+          ...list.shared_words.flatMap((word, i) => [i ? ", " : "", wordLink(word, word, "word-link shared")]),
+        )
       : el("p", { class: "hint shared-summary" }, "No word is shared by two of these neurons' first words.");
     return [summary, el("div", { class: "list-cards" }, ...list.cards.map((card) => this.compactCard(card, shared)))];
   }
@@ -159,12 +182,29 @@ export class ListView {
     const words = el("ol", { class: "word-bars compact", "aria-label": `First words of layer ${card.layer}, neuron ${card.neuron}` });
     for (const [word, c] of card.words.slice(0, LIST_WORDS)) {
       const isShared = shared.has(word);
-      words.append(el("li", { class: `score-row${isShared ? " shared" : ""}`, "data-shared": isShared }, wordLink(word, word, `score-label word-link${isShared ? " shared" : ""}`), signedBar(c, largest), el("span", { class: "num" }, formatSigned(c))));
+      words.append(
+        el(
+          "li",
+          { class: `score-row${isShared ? " shared" : ""}`, "data-shared": isShared },
+          wordLink(word, word, `score-label word-link${isShared ? " shared" : ""}`),
+          signedBar(c, largest),
+          el("span", { class: "num" }, formatSigned(c)),
+        ),
+      );
     }
     return el(
       "article",
-      { class: "compact-card", "data-neuron": neuronKey(card.layer, card.neuron), "aria-label": `Layer ${card.layer}, neuron ${card.neuron}` },
-      el("header", { class: "card-header" }, el("h3", {}, neuronLink(card.layer, card.neuron, `Layer ${card.layer}, neuron ${card.neuron}`)), listButton(this.store, card.layer, card.neuron)),
+      {
+        class: "compact-card",
+        "data-neuron": neuronKey(card.layer, card.neuron),
+        "aria-label": `Layer ${card.layer}, neuron ${card.neuron}`,
+      },
+      el(
+        "header",
+        { class: "card-header" },
+        el("h3", {}, neuronLink(card.layer, card.neuron, `Layer ${card.layer}, neuron ${card.neuron}`)),
+        listButton(this.store, card.layer, card.neuron),
+      ),
       el("p", { class: "hint" }, card.threshold === null ? "No threshold (no norms)." : `Threshold ${formatSignificant(card.threshold)}`),
       words,
       thumbnailStrip(card.top_images, this.bundle, card.layer, card.neuron) ?? el("p", { class: "hint" }, "No thumbnails."),
@@ -175,7 +215,7 @@ export class ListView {
   /** Copies the list's address; where the clipboard is refused, shows it selected in a field. */
   private async copyLink(): Promise<void> {
     const ui = this.ui;
-    const url = new URL(listHref(ui.spec.value.split(",").map((item) => item.trim()).filter((item) => item)), location.href).href;
+    const url = new URL(listHref(commaItems(ui.spec.value)), location.href).href;
     try {
       await navigator.clipboard.writeText(url);
       ui.copyField.hidden = true;

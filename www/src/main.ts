@@ -1,19 +1,23 @@
 // The app: loads the model and its bundle in a worker (WebGPU, else the CPU), then routes
-// between the image lab, the neuron explorer (with word pages and lists of neurons) and the
-// adversarial miner. `<main data-status>`
-// is "loading" until the first view has its result, then "ready"; a failure shows a readable
-// message and sets it to "error".
+// (routes.ts) between the views: the image lab, the neuron explorer (with word pages and lists
+// of neurons) and the adversarial miner, each in its own <section> (view.ts). `<main
+// data-status>` is "loading" until the first view has its result, then "ready"; a failure
+// shows a readable message and sets it to "error".
 
-import { AdversarialMiner } from "./miner";
-import { byId, el, errorMessage } from "./dom";
+import { byId, errorMessage } from "./dom";
 import { NeuronExplorer } from "./explorer";
-import { formatBytes, formatMs, formatThreads } from "./format";
+import { formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
 import { ImageLab } from "./lab";
 import { ListStore, ListView, wireListLink } from "./lists";
-import { isBackendChoice, type BackendChoice, type BundleSource, type FileSource, type ProgressEvent, type ReadyResponse, type WeightsSource } from "./protocol";
+import { AdversarialMiner } from "./miner";
+import { ModelPanel } from "./model-panel";
+import { isBackendChoice, type BackendChoice, type ReadyResponse } from "./protocol";
+import { parseRoute, type RouteOf, type ViewName } from "./routes";
 import { Session, type Sources } from "./session";
-import { isConvertedDirectory, OPENAI_VIT_B_32, readSettings, settingsHref, type Settings } from "./settings";
+import { readSettings } from "./settings";
+import { pickedSources, urlSources } from "./sources";
+import type { View } from "./view";
 import { WordPageView } from "./word-page";
 
 type Status = "loading" | "ready" | "error";
@@ -26,21 +30,6 @@ const ui = {
   errorMessage: byId("error-message", HTMLElement),
   backend: byId("backend", HTMLElement),
   backendChoice: byId("backend-choice", HTMLSelectElement),
-  weightsSource: byId("weights-source", HTMLElement),
-  bundleSource: byId("bundle-source", HTMLElement),
-  modelFacts: byId("model-facts", HTMLElement),
-  modelNote: byId("model-note", HTMLElement),
-  downloads: byId("downloads", HTMLUListElement),
-  downloadsPanel: byId("downloads-panel", HTMLDetailsElement),
-  urlForm: byId("url-form", HTMLFormElement),
-  weightsUrl: byId("weights-url", HTMLInputElement),
-  configUrl: byId("config-url", HTMLInputElement),
-  bundleUrl: byId("bundle-url", HTMLInputElement),
-  presetOpenAi: byId("preset-openai", HTMLButtonElement),
-  fileForm: byId("file-form", HTMLFormElement),
-  weightsFile: byId("weights-file", HTMLInputElement),
-  bundleFiles: byId("bundle-files", HTMLInputElement),
-  configFile: byId("config-file", HTMLInputElement),
 };
 
 function setStatus(status: Status, text: string): void {
@@ -64,37 +53,6 @@ function notify(text: string): void {
   ui.notice.hidden = false;
 }
 
-// ---- Downloads ----
-
-const progressRows = new Map<string, { progress: HTMLProgressElement; text: HTMLElement }>();
-
-function showProgress(event: ProgressEvent): void {
-  let row = progressRows.get(event.file);
-  if (!row) {
-    const progress = el("progress", { max: 1, value: 0, "aria-label": `${event.file} download` });
-    const text = el("span", { class: "progress-text" });
-    ui.downloads.append(el("li", { "data-file": event.file }, el("span", { class: "download-name" }, event.file), progress, text));
-    row = { progress, text };
-    progressRows.set(event.file, row);
-  }
-  const { progress, text } = row;
-  const seconds = event.elapsedMs / 1000;
-  const speed = seconds > 0 && event.source === "network" ? ` at ${formatBytes(event.loaded / seconds)}/s` : "";
-  if (event.total !== null && event.total > 0) {
-    progress.max = event.total;
-    progress.value = event.loaded;
-  } else if (event.done) {
-    progress.max = 1;
-    progress.value = 1;
-  } else {
-    progress.removeAttribute("value"); // indeterminate: the size is unknown
-  }
-  const amount = event.total !== null ? `${formatBytes(event.loaded)} of ${formatBytes(event.total)} (${Math.floor((100 * event.loaded) / Math.max(1, event.total))}%)` : `${formatBytes(event.loaded)} (size unknown)`;
-  const from = { network: "downloaded", cache: "from the browser's cache", local: "local file" }[event.source];
-  text.textContent = event.done ? `${formatBytes(event.loaded)}, ${from}${event.source === "network" ? ` in ${formatMs(event.elapsedMs)}` : ""}${speed}` : `${amount}${speed}`;
-  row.progress.closest("li")?.setAttribute("data-source", event.source);
-}
-
 function describeBackend(ready: ReadyResponse, requested: BackendChoice): string {
   if (ready.backend === "webgpu") return ready.adapter === null ? "WebGPU" : `WebGPU (${ready.adapter})`;
   const threads = `${formatThreads(ready.threads)}${ready.singleThreadReason === null ? "" : `: ${ready.singleThreadReason}`}`;
@@ -102,35 +60,9 @@ function describeBackend(ready: ReadyResponse, requested: BackendChoice): string
   return requested === "cpu" ? `CPU, ${threads} (chosen)` : `CPU, ${threads}`;
 }
 
-// ---- Sources ----
-
-function urlSources(settings: Settings): Sources {
-  return {
-    weights: isConvertedDirectory(settings.weightsUrl) ? { kind: "converted", url: settings.weightsUrl } : { kind: "url", url: settings.weightsUrl },
-    config: settings.configUrl === null ? null : { kind: "url", url: settings.configUrl },
-    bundle: settings.bundleUrl === null ? null : { kind: "url", url: settings.bundleUrl },
-  };
-}
-
-async function fileSource(file: File): Promise<FileSource> {
-  return { kind: "bytes", name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) };
-}
-
-/** Sources from picked files: weights, the bundle's two files, an optional config. */
-async function pickedSources(weights: File | undefined, bundleFiles: File[], config: File | undefined): Promise<Sources> {
-  if (!weights) throw new Error("Choose a weights file (.safetensors).");
-  const manifest = bundleFiles.find((file) => file.name.endsWith(".json"));
-  const tensors = bundleFiles.find((file) => file.name.endsWith(".safetensors"));
-  if (bundleFiles.length > 0 && (!manifest || !tensors)) throw new Error("A bundle is two files: choose its manifest.json and its lens.safetensors together.");
-  const bundle: BundleSource | null =
-    manifest && tensors ? { kind: "files", name: `${manifest.name} + ${tensors.name}`, manifest: new Uint8Array(await manifest.arrayBuffer()), tensors: new Uint8Array(await tensors.arrayBuffer()) } : null;
-  return { weights: await fileSource(weights), config: config ? await fileSource(config) : null, bundle };
-}
-
-function sourceText(source: WeightsSource | BundleSource | null): string {
-  if (source === null) return "none (the lens views need one)";
-  if (source.kind === "converted") return `${source.url} (converted towers: the text tower loads when text is first used)`;
-  return source.kind === "url" ? source.url : `local: ${source.name}`;
+function readyText(ready: ReadyResponse): string {
+  const where = ready.backend === "webgpu" ? "WebGPU" : "the CPU";
+  return `Ready on ${where}.${ready.bundle ? "" : " No bundle is loaded: the image lab, the neurons and the adversarial words need one (?bundle=URL, or the bundle's two files)."}`;
 }
 
 // ---- The app ----
@@ -146,153 +78,53 @@ const settings = (() => {
 if (settings.embed) document.body.classList.add("embed");
 ui.backendChoice.value = settings.backend;
 
-const session = new Session(urlSources(settings), settings.backend, {
-  progress: showProgress,
-  ready: (ready, reason) => onReady(ready, reason),
-}, settings.simulateDeviceLoss);
+const panel = new ModelPanel(byId("loading-panel", HTMLElement), settings, (files) => {
+  pickedSources(files)
+    .then((sources) => restart(ui.backendChoice.value as BackendChoice, sources))
+    .catch(showFatal);
+});
 
-const lab = new ImageLab(
+const session = new Session(
+  urlSources(settings),
+  settings.backend,
   {
-    view: byId("view-lab", HTMLElement),
-    samples: byId("samples", HTMLElement),
-    fileInput: byId("lab-file", HTMLInputElement),
-    dropZone: byId("lab-drop", HTMLElement),
-    cameraButton: byId("camera-button", HTMLButtonElement),
-    camera: byId("camera", HTMLElement),
-    queue: byId("lab-queue", HTMLOListElement),
-    queueStatus: byId("queue-status", HTMLElement),
-    cancelButton: byId("queue-cancel", HTMLButtonElement),
-    stopButton: byId("lab-stop", HTMLButtonElement),
-    result: byId("lab-result", HTMLElement),
-    image: byId("lab-image", HTMLImageElement),
-    overlay: byId("lab-overlay", HTMLCanvasElement),
-    caption: byId("lab-caption", HTMLElement),
-    classes: byId("lab-classes", HTMLOListElement),
-    concepts: byId("lab-concepts", HTMLOListElement),
-    neurons: byId("lab-neurons", HTMLElement),
-    timings: byId("lab-timings", HTMLElement),
-    conceptForm: byId("concept-form", HTMLFormElement),
-    conceptInput: byId("concept-input", HTMLInputElement),
-    classList: byId("class-names", HTMLDataListElement),
-    opacity: byId("opacity", HTMLInputElement),
-    mask: byId("mask-toggle", HTMLInputElement),
-    segmentInfo: byId("segment-info", HTMLElement),
-    exports: byId("lab-export", HTMLElement),
-    ablation: {
-      panel: byId("ablation", HTMLElement),
-      neuronsForm: byId("ablate-neurons-form", HTMLFormElement),
-      neurons: byId("ablate-neurons", HTMLInputElement),
-      layerForm: byId("ablate-layer-form", HTMLFormElement),
-      layer: byId("ablate-layer", HTMLSelectElement),
-      result: byId("ablation-result", HTMLElement),
-    },
+    progress: (event) => panel.showProgress(event),
+    ready: (ready, reason) => onReady(ready, reason),
   },
-  session,
-  settings.concept ?? "predicted",
+  settings.simulateDeviceLoss,
 );
 
 const myList = new ListStore();
 wireListLink(myList, byId("list-link", HTMLAnchorElement), byId("list-count", HTMLElement));
 
-const explorer = new NeuronExplorer(
-  {
-    view: byId("view-explorer", HTMLElement),
-    pickForm: byId("neuron-pick", HTMLFormElement),
-    layer: byId("layer-select", HTMLSelectElement),
-    neuron: byId("neuron-input", HTMLInputElement),
-    previous: byId("neuron-previous", HTMLButtonElement),
-    next: byId("neuron-next", HTMLButtonElement),
-    card: byId("neuron-card", HTMLElement),
-    searchForm: byId("search-form", HTMLFormElement),
-    searchInput: byId("search-input", HTMLInputElement),
-    searchResult: byId("search-result", HTMLElement),
-  },
-  session,
-  myList,
-);
+const lab = new ImageLab(byId("view-lab", HTMLElement), session, settings.concept ?? "predicted");
 
-const lists = new ListView(
-  {
-    view: byId("view-list", HTMLElement),
-    form: byId("list-form", HTMLFormElement),
-    spec: byId("list-spec", HTMLInputElement),
-    copy: byId("list-copy", HTMLButtonElement),
-    copyStatus: byId("list-copy-status", HTMLElement),
-    copyField: byId("list-copy-field", HTMLInputElement),
-    cards: byId("list-cards", HTMLElement),
-  },
-  session,
-  myList,
-);
-
-const wordPage = new WordPageView({ view: byId("view-word", HTMLElement), title: byId("word-title", HTMLElement), result: byId("word-result", HTMLElement) }, session);
-
-const miner = new AdversarialMiner(
-  {
-    form: byId("miner-form", HTMLFormElement),
-    class0: byId("class0", HTMLInputElement),
-    class1: byId("class1", HTMLInputElement),
-    neurons: byId("miner-neurons", HTMLInputElement),
-    words: byId("miner-words", HTMLInputElement),
-    block: byId("miner-block", HTMLInputElement),
-    classList: byId("miner-classes", HTMLDataListElement),
-    result: byId("miner-result", HTMLElement),
-    testZone: byId("miner-test", HTMLElement),
-    testInput: byId("miner-file", HTMLInputElement),
-    testResults: byId("miner-results", HTMLOListElement),
-    testSummary: byId("miner-summary", HTMLElement),
-  },
-  session,
-);
+/** The views by name (the `data-view` of their sections and the routes' `view`). */
+const views: { [V in ViewName]: View<RouteOf<V>> } = {
+  lab,
+  explorer: new NeuronExplorer(byId("view-explorer", HTMLElement), session, myList),
+  list: new ListView(byId("view-list", HTMLElement), session, myList),
+  word: new WordPageView(byId("view-word", HTMLElement), session),
+  miner: new AdversarialMiner(byId("view-miner", HTMLElement), session),
+};
 
 function onReady(ready: ReadyResponse, reason: string | null): void {
   ui.backend.textContent = describeBackend(ready, ui.backendChoice.value as BackendChoice);
   ui.backend.dataset["backend"] = ready.backend;
   ui.main.dataset["backend"] = ready.backend;
-  const bundle = ready.bundle;
-  ui.modelFacts.textContent =
-    `${ready.imageSize}-pixel input, ${formatBytes(ready.weightsBytes)} of weights, built in ${formatMs(ready.initMs)}` +
-    (bundle ? `; bundle of ${bundle.modelName}: layers ${bundle.layers.join(", ")}, ${bundle.neurons} neurons each, ${bundle.words} words, ${bundle.classes.length} classes, ${bundle.images} images` : "");
-  for (const view of [lab, explorer, miner, lists, wordPage]) view.setBundle(bundle);
-  ui.downloadsPanel.open = false;
+  panel.showReady(ready);
+  for (const view of Object.values(views)) view.setBundle(ready.bundle);
   if (reason !== null) notify(reason);
 }
 
 // ---- Routes ----
 
-type Route =
-  | { view: "lab" }
-  | { view: "explorer"; layer: number | null; neuron: number | null; search: string | null }
-  | { view: "list"; spec: string }
-  | { view: "word"; word: string }
-  | { view: "miner" };
-
-/** A route's rest, decoded (a malformed escape is kept as typed). */
-function decodePart(parts: string[]): string {
-  const text = parts.join("/");
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
+/** Reveals the section of view `name` and hides the others; marks its tab. */
+function showView(name: ViewName): void {
+  for (const [viewName, view] of Object.entries(views)) {
+    if (viewName === name) view.section.hidden = false;
+    else view.hide();
   }
-}
-
-function parseRoute(hash: string): Route {
-  const parts = hash.replace(/^#\/?/, "").split("/");
-  if (parts[0] === "neuron") {
-    const layer = parts[1] === undefined || parts[1] === "" ? null : Number(parts[1]);
-    const neuron = parts[2] === undefined || parts[2] === "" ? null : Number(parts[2]);
-    return { view: "explorer", layer, neuron, search: null };
-  }
-  if (parts[0] === "search") return { view: "explorer", layer: null, neuron: null, search: decodePart(parts.slice(1)) };
-  if (parts[0] === "list") return { view: "list", spec: decodePart(parts.slice(1)) };
-  if (parts[0] === "word") return { view: "word", word: decodePart(parts.slice(1)) };
-  if (parts[0] === "miner") return { view: "miner" };
-  return { view: "lab" };
-}
-
-function showView(name: Route["view"]): void {
-  for (const section of document.querySelectorAll<HTMLElement>("section.view")) section.hidden = section.dataset["view"] !== name;
   for (const link of document.querySelectorAll<HTMLAnchorElement>("nav.tabs a[data-view]")) {
     if (link.dataset["view"] === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -303,69 +135,21 @@ function showView(name: Route["view"]): void {
 async function route(): Promise<void> {
   const target = parseRoute(location.hash);
   showView(target.view);
-  if (target.view === "explorer") {
-    const bundle = session.ready?.bundle;
-    if (target.search !== null) await explorer.search(target.search);
-    else await explorer.show(target.layer ?? bundle?.layers[0] ?? 0, target.neuron ?? 0);
-  } else if (target.view === "list") {
-    await lists.show(target.spec);
-  } else if (target.view === "word") {
-    await wordPage.show(target.word);
-  } else if (target.view === "miner") {
-    await miner.mine();
-  }
+  // The table pairs each view with its kind of route (TypeScript does not follow the pairing
+  // through the lookup: View's show is checked as a method, bivariantly).
+  const view: View = views[target.view];
+  await view.show(target);
 }
 
-// ---- Model and bundle choice ----
-
-function wireSourceForms(): void {
-  ui.weightsUrl.value = settings.demo ? "" : settings.weightsUrl;
-  ui.configUrl.value = settings.demo || settings.configUrl === null ? "" : settings.configUrl;
-  ui.bundleUrl.value = settings.demo || settings.bundleUrl === null ? "" : settings.bundleUrl;
-  ui.presetOpenAi.addEventListener("click", () => {
-    ui.weightsUrl.value = OPENAI_VIT_B_32.weights;
-    ui.configUrl.value = OPENAI_VIT_B_32.config;
-    ui.bundleUrl.focus();
-  });
-  ui.urlForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    location.href = settingsHref(ui.weightsUrl.value, ui.configUrl.value, ui.bundleUrl.value);
-  });
-  const loadFiles = async (files: File[]): Promise<void> => {
-    const weights = files.find((file) => file.name.endsWith(".safetensors") && !file.name.startsWith("lens"));
-    const bundle = files.filter((file) => file.name === "manifest.json" || file.name.startsWith("lens"));
-    const config = files.find((file) => file.name.endsWith(".json") && file.name !== "manifest.json");
-    await restart(ui.backendChoice.value as BackendChoice, await pickedSources(weights, bundle, config));
-  };
-  ui.fileForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const files = [...(ui.weightsFile.files ?? []), ...(ui.bundleFiles.files ?? []), ...(ui.configFile.files ?? [])];
-    loadFiles(files).catch(showFatal);
-  });
-  ui.fileForm.addEventListener("dragover", (event) => event.preventDefault());
-  ui.fileForm.addEventListener("drop", (event) => {
-    event.preventDefault();
-    loadFiles([...(event.dataTransfer?.files ?? [])]).catch(showFatal);
-  });
-  ui.backendChoice.addEventListener("change", () => {
-    const choice = ui.backendChoice.value;
-    if (isBackendChoice(choice)) restart(choice).catch(showFatal);
-  });
-}
+// ---- Engine (re)starts ----
 
 /** A new engine (another backend or other sources); the current view is shown again. */
 async function restart(backend: BackendChoice, sources?: Sources): Promise<void> {
   ui.errorPanel.hidden = true;
   setStatus("loading", `Loading on ${backend}…`);
-  progressRows.clear();
-  ui.downloads.replaceChildren();
-  ui.downloadsPanel.open = true;
+  panel.resetDownloads();
   const ready = await session.start(backend, sources);
-  if (sources) {
-    ui.weightsSource.textContent = sourceText(sources.weights);
-    ui.bundleSource.textContent = sourceText(sources.bundle);
-    ui.modelNote.hidden = true;
-  }
+  if (sources) panel.showSources(sources, false);
   if (ready.bundle) {
     await lab.refresh();
     await route();
@@ -378,11 +162,11 @@ async function restart(backend: BackendChoice, sources?: Sources): Promise<void>
 async function start(): Promise<void> {
   // Where the server cannot make the page cross-origin isolated, the service worker does, after one reload.
   if (await ensureIsolation()) return;
-  const sources = urlSources(settings);
-  ui.weightsSource.textContent = sourceText(sources.weights);
-  ui.bundleSource.textContent = sourceText(sources.bundle);
-  ui.modelNote.hidden = !settings.demo;
-  wireSourceForms();
+  panel.showSources(urlSources(settings), settings.demo);
+  ui.backendChoice.addEventListener("change", () => {
+    const choice = ui.backendChoice.value;
+    if (isBackendChoice(choice)) restart(choice).catch(showFatal);
+  });
 
   setStatus("loading", "Downloading the model and its bundle…");
   const ready = await session.start();
@@ -401,11 +185,6 @@ async function start(): Promise<void> {
     await route();
   }
   setStatus("ready", readyText(session.ready ?? ready));
-}
-
-function readyText(ready: ReadyResponse): string {
-  const where = ready.backend === "webgpu" ? "WebGPU" : "the CPU";
-  return `Ready on ${where}.${ready.bundle ? "" : " No bundle is loaded: the image lab, the neurons and the adversarial words need one (?bundle=URL, or the bundle's two files)."}`;
 }
 
 window.addEventListener("unhandledrejection", (event) => showFatal(event.reason));

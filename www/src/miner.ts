@@ -4,34 +4,43 @@
 // for each test image whether CLIP is fooled, with the success rate.
 
 import type { AdversarialResult, FooledResult } from "clip-lens-wasm";
-import { acceptDroppedFiles, append, el, errorMessage, fillSection, isImageFile, neuronLink } from "./dom";
+import { acceptDroppedFiles, append, el, errorMessage, fillSection, isImageFile, neuronLink, part } from "./dom";
 import { formatValue } from "./format";
 import type { BundleInfo } from "./protocol";
+import type { RouteOf } from "./routes";
 import type { Session } from "./session";
+import { commaItems } from "./specs";
+import type { View } from "./view";
 
-export interface MinerElements {
-  form: HTMLFormElement;
-  class0: HTMLInputElement;
-  class1: HTMLInputElement;
-  neurons: HTMLInputElement;
-  words: HTMLInputElement;
-  block: HTMLInputElement;
-  classList: HTMLDataListElement;
-  result: HTMLElement;
-  testZone: HTMLElement;
-  testInput: HTMLInputElement;
-  testResults: HTMLOListElement;
-  testSummary: HTMLElement;
+/** The miner's elements, inside its section. */
+function minerElements(section: HTMLElement) {
+  return {
+    form: part(section, "miner-form", HTMLFormElement),
+    class0: part(section, "class0", HTMLInputElement),
+    class1: part(section, "class1", HTMLInputElement),
+    neurons: part(section, "miner-neurons", HTMLInputElement),
+    words: part(section, "miner-words", HTMLInputElement),
+    block: part(section, "miner-block", HTMLInputElement),
+    classList: part(section, "miner-classes", HTMLDataListElement),
+    result: part(section, "miner-result", HTMLElement),
+    testZone: part(section, "miner-test", HTMLElement),
+    testInput: part(section, "miner-file", HTMLInputElement),
+    testResults: part(section, "miner-results", HTMLOListElement),
+    testSummary: part(section, "miner-summary", HTMLElement),
+  };
 }
 
-export class AdversarialMiner {
+/** The adversarial miner (the route #/miner). */
+export class AdversarialMiner implements View<RouteOf<"miner">> {
+  private readonly ui: ReturnType<typeof minerElements>;
   private pair: { class0: string; class1: string } | null = null;
   private tested: FooledResult[] = [];
 
   constructor(
-    private readonly ui: MinerElements,
+    readonly section: HTMLElement,
     private readonly session: Session,
   ) {
+    this.ui = minerElements(section);
     this.wire();
   }
 
@@ -43,20 +52,34 @@ export class AdversarialMiner {
     }
   }
 
+  /** Mines the words for the form's classes, each time the route is shown. */
+  show(): Promise<void> {
+    return this.mine();
+  }
+
+  hide(): void {
+    this.section.hidden = true;
+  }
+
   /** Mines the words for the form's classes. */
-  async mine(): Promise<void> {
+  private async mine(): Promise<void> {
     const ui = this.ui;
     const class0 = ui.class0.value.trim();
     const class1 = ui.class1.value.trim();
-    const block = ui.block.value.split(",").map((word) => word.trim()).filter((word) => word);
+    const block = commaItems(ui.block.value);
     const options = { neurons: Number(ui.neurons.value) || 100, words: Number(ui.words.value) || 50, block };
-    await fillSection(ui.result, `Mining words that push “${class1}” images towards “${class0}”…`, () => this.session.call("adversarial", { class0, class1, options }), (result) => {
-      this.pair = { class0, class1 };
-      this.tested = [];
-      ui.testResults.replaceChildren();
-      ui.testSummary.textContent = "";
-      return this.render(result);
-    });
+    await fillSection(
+      ui.result,
+      `Mining words that push “${class1}” images towards “${class0}”…`,
+      () => this.session.call("adversarial", { class0, class1, options }),
+      (result) => {
+        this.pair = { class0, class1 };
+        this.tested = [];
+        ui.testResults.replaceChildren();
+        ui.testSummary.textContent = "";
+        return this.render(result);
+      },
+    );
   }
 
   private wire(): void {
@@ -73,9 +96,20 @@ export class AdversarialMiner {
   }
 
   private render(result: AdversarialResult): Node[] {
-    const table = el("table", { class: "words-table" },
-      el("caption", {}, `Spurious words for “${result.class1}” → “${result.class0}” (layers ${result.layers.join(", ")}; ${result.neurons.length} aligned neurons)`),
-      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Word"), el("th", { scope: "col" }, "Score"), el("th", { scope: "col" }, "Neurons"))));
+    const table = el(
+      "table",
+      { class: "words-table" },
+      el(
+        "caption",
+        {},
+        `Spurious words for “${result.class1}” → “${result.class0}” (layers ${result.layers.join(", ")}; ${result.neurons.length} aligned neurons)`,
+      ),
+      el(
+        "thead",
+        {},
+        el("tr", {}, el("th", { scope: "col" }, "Word"), el("th", { scope: "col" }, "Score"), el("th", { scope: "col" }, "Neurons")),
+      ),
+    );
     const body = el("tbody");
     for (const word of result.words) {
       const neurons = el("td");
@@ -94,8 +128,11 @@ export class AdversarialMiner {
       });
       descriptions.append(el("li", {}, el("span", { class: "description" }, text), " ", copy));
     }
-    const nodes: Node[] = [result.words.length ? table : el("p", { class: "hint" }, "No words left after removing class-0 synonyms and blocked words.")];
-    if (result.removed.length) nodes.push(el("p", { class: "hint" }, `Removed as synonyms of “${result.class0}” or blocked: ${result.removed.join(", ")}.`));
+    const nodes: Node[] = [
+      result.words.length ? table : el("p", { class: "hint" }, "No words left after removing class-0 synonyms and blocked words."),
+    ];
+    if (result.removed.length)
+      nodes.push(el("p", { class: "hint" }, `Removed as synonyms of “${result.class0}” or blocked: ${result.removed.join(", ")}.`));
     nodes.push(el("h4", {}, "Image descriptions (they name class 1, never class 0)"), descriptions);
     return nodes;
   }
@@ -118,6 +155,8 @@ export class AdversarialMiner {
       }
     }
     const fooled = this.tested.filter((r) => r.fooled).length;
-    ui.testSummary.textContent = this.tested.length ? `Success rate: ${fooled} of ${this.tested.length} images fool CLIP (${((100 * fooled) / this.tested.length).toFixed(0)}%).` : "";
+    ui.testSummary.textContent = this.tested.length
+      ? `Success rate: ${fooled} of ${this.tested.length} images fool CLIP (${((100 * fooled) / this.tested.length).toFixed(0)}%).`
+      : "";
   }
 }

@@ -58,7 +58,9 @@ function bundleFiles(base: string): Promise<{ manifest: Manifest; tensors: Remot
       if (!response.ok) throw new Error(`${root}manifest.json answered ${response.status}: is this a bundle directory?`);
       const manifest = (await response.json()) as Manifest;
       if (!SUPPORTED_FORMATS.includes(manifest.format_version)) {
-        throw new Error(`The bundle has format version ${manifest.format_version}; this card reads versions ${SUPPORTED_FORMATS.join(" and ")}.`);
+        throw new Error(
+          `The bundle has format version ${manifest.format_version}; this card reads versions ${SUPPORTED_FORMATS.join(" and ")}.`,
+        );
       }
       return { manifest, tensors: await RemoteSafetensors.open(`${root}lens.safetensors`) };
     })();
@@ -102,7 +104,11 @@ export async function loadNeuronCard(base: string, layer: number, neuron: number
     words,
     classes: cosines.slice(0, 5),
     threshold: norms[0] ?? 0,
-    images: ids.map((id) => ({ id, name: manifest.images[id] ?? `#${id}`, thumbnail: manifest.thumbnail_size ? `${root}thumbnails/${id}.jpg` : null })),
+    images: ids.map((id) => ({
+      id,
+      name: manifest.images[id] ?? `#${id}`,
+      thumbnail: manifest.thumbnail_size ? `${root}thumbnails/${id}.jpg` : null,
+    })),
   };
 }
 

@@ -49,9 +49,7 @@ export type FileSource = { kind: "url"; url: string } | { kind: "bytes"; name: s
 export type WeightsSource = FileSource | { kind: "converted"; url: string };
 
 /** A bundle (docs/bundle-format.md): a directory address, or its two files picked by the user. */
-export type BundleSource =
-  | { kind: "url"; url: string }
-  | { kind: "files"; manifest: Uint8Array; tensors: Uint8Array; name: string };
+export type BundleSource = { kind: "url"; url: string } | { kind: "files"; manifest: Uint8Array; tensors: Uint8Array; name: string };
 
 /** Download (or take) the weights, config and bundle, and build an engine with the bundle. */
 export interface LoadRequest {
@@ -141,7 +139,8 @@ export interface MemoryRequest {
   type: "memory";
 }
 
-export type WorkerRequest = LoadRequest | EmbedImageRequest | EmbedTextRequest | BenchmarkRequest | CallRequest | CancelRequest | MemoryRequest;
+export type WorkerRequest =
+  LoadRequest | EmbedImageRequest | EmbedTextRequest | BenchmarkRequest | CallRequest | CancelRequest | MemoryRequest;
 /** The requests the worker handles one at a time, in order (cancel and memory are answered on
  * arrival). */
 export type QueuedRequest = Exclude<WorkerRequest, CancelRequest | MemoryRequest>;

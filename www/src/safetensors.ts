@@ -66,17 +66,20 @@ export class RemoteSafetensors {
     const headerLength = Number(new DataView(first.bytes).getBigUint64(0, true));
     if (headerLength > 100_000_000) throw new Error(`${url} is not a safetensors file (header length ${headerLength}).`);
     const headerBytes = first.whole ? first.bytes.slice(8, 8 + headerLength) : (await fetchRange(url, 8, 8 + headerLength)).bytes;
-    if (headerBytes.byteLength !== headerLength) throw new Error(`${url} is not a safetensors file (its header is cut short: ${headerBytes.byteLength} of ${headerLength} bytes).`);
+    if (headerBytes.byteLength !== headerLength)
+      throw new Error(`${url} is not a safetensors file (its header is cut short: ${headerBytes.byteLength} of ${headerLength} bytes).`);
     let header: unknown;
     try {
       header = JSON.parse(new TextDecoder().decode(headerBytes));
     } catch {
       throw new Error(`${url} is not a safetensors file (its header is not JSON).`);
     }
-    if (typeof header !== "object" || header === null || Array.isArray(header)) throw new Error(`${url} is not a safetensors file (its header is not a JSON object).`);
+    if (typeof header !== "object" || header === null || Array.isArray(header))
+      throw new Error(`${url} is not a safetensors file (its header is not a JSON object).`);
     const dataLength = first.size === null ? null : first.size - 8 - headerLength;
     const tensors: Record<string, TensorInfo> = {};
-    for (const [name, entry] of Object.entries(header)) if (name !== "__metadata__") tensors[name] = checkedEntry(url, name, entry, dataLength);
+    for (const [name, entry] of Object.entries(header))
+      if (name !== "__metadata__") tensors[name] = checkedEntry(url, name, entry, dataLength);
     const file = new RemoteSafetensors(url, tensors, 8 + headerLength);
     if (first.whole) file.whole = first.bytes;
     return file;
@@ -86,7 +89,8 @@ export class RemoteSafetensors {
   private info(name: string): TensorInfo {
     const info = this.tensors[name];
     if (!info) throw new Error(`Tensor ${name} is missing from ${this.url}.`);
-    if (BYTES[info.dtype] === undefined) throw new Error(`Tensor ${name} of ${this.url} has dtype ${info.dtype}; this reader decodes F32, F16 and I32.`);
+    if (BYTES[info.dtype] === undefined)
+      throw new Error(`Tensor ${name} of ${this.url} has dtype ${info.dtype}; this reader decodes F32, F16 and I32.`);
     return info;
   }
 
@@ -119,7 +123,8 @@ export class RemoteSafetensors {
       if (got.whole) this.whole = got.bytes;
       bytes = got.whole ? got.bytes.slice(start, end) : got.bytes;
     }
-    if (bytes.byteLength !== end - start) throw new Error(`${this.url} ends early: bytes ${start} to ${end} were asked for, ${bytes.byteLength} came (a truncated file?).`);
+    if (bytes.byteLength !== end - start)
+      throw new Error(`${this.url} ends early: bytes ${start} to ${end} were asked for, ${bytes.byteLength} came (a truncated file?).`);
     return bytes;
   }
 }
@@ -134,11 +139,13 @@ function checkedEntry(url: string, name: string, entry: unknown, dataLength: num
   const whole = (x: unknown): x is number => typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
   if (typeof dtype !== "string") throw bad("has no dtype");
   if (!Array.isArray(shape) || !shape.every(whole)) throw bad("has no shape of whole numbers");
-  if (!Array.isArray(offsets) || offsets.length !== 2 || !whole(offsets[0]) || !whole(offsets[1]) || offsets[0] > offsets[1]) throw bad("has no data offsets [start, end)");
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !whole(offsets[0]) || !whole(offsets[1]) || offsets[0] > offsets[1])
+    throw bad("has no data offsets [start, end)");
   if (dataLength !== null && offsets[1] > dataLength) throw bad(`ends at byte ${offsets[1]}, past the data's ${dataLength} bytes`);
   const width = BYTES[dtype];
   const values = shape.reduce((product: number, n: number) => product * n, 1);
-  if (width !== undefined && (!Number.isSafeInteger(values) || values * width !== offsets[1] - offsets[0])) throw bad(`holds ${offsets[1] - offsets[0]} bytes, not the ${values} values of shape [${shape.join(", ")}]`);
+  if (width !== undefined && (!Number.isSafeInteger(values) || values * width !== offsets[1] - offsets[0]))
+    throw bad(`holds ${offsets[1] - offsets[0]} bytes, not the ${values} values of shape [${shape.join(", ")}]`);
   return { dtype, shape, data_offsets: [offsets[0], offsets[1]] };
 }
 

@@ -3,7 +3,17 @@
 // device is lost). Views call it and never see the worker.
 
 import { WorkerClient, WorkerError } from "./client";
-import type { BackendChoice, BundleSource, EngineCalls, EngineMethod, FileSource, LoadRequest, ProgressEvent, ReadyResponse, WeightsSource } from "./protocol";
+import type {
+  BackendChoice,
+  BundleSource,
+  EngineCalls,
+  EngineMethod,
+  FileSource,
+  LoadRequest,
+  ProgressEvent,
+  ReadyResponse,
+  WeightsSource,
+} from "./protocol";
 
 /** What to load: the sources outlive the worker, so a restart needs nothing from the user. */
 export interface Sources {
@@ -50,13 +60,15 @@ export class Session {
     // for a restart.
     const body: Omit<LoadRequest, "id" | "type"> = { ...sources, backend, simulateDeviceLoss: this.simulateDeviceLoss };
     this.simulateDeviceLoss = false;
-    const loading = client.load(body, (event) => this.events.progress(event)).then((ready) => {
-      if (this.client === client) {
-        this.current = ready;
-        this.events.ready(ready, reason);
-      }
-      return ready;
-    });
+    const loading = client
+      .load(body, (event) => this.events.progress(event))
+      .then((ready) => {
+        if (this.client === client) {
+          this.current = ready;
+          this.events.ready(ready, reason);
+        }
+        return ready;
+      });
     this.loading = loading;
     return loading;
   }

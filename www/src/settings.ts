@@ -1,5 +1,5 @@
 // The page's settings, read from its address. Query: weights, config, bundle, backend, image,
-// concept, embed, simulate; the hash is the route (see router in main.ts).
+// concept, embed, simulate; the hash is the route (routes.ts).
 
 import { isBackendChoice, type BackendChoice } from "./protocol";
 
@@ -80,7 +80,11 @@ export function readSettings(search: string): Settings {
 /** The page's address for other weights/config/bundle (the rest of the query kept). */
 export function settingsHref(weights: string, config: string, bundle: string): string {
   const params = new URLSearchParams(location.search);
-  for (const [name, value] of [["weights", weights], ["config", config], ["bundle", bundle]] as const) {
+  for (const [name, value] of [
+    ["weights", weights],
+    ["config", config],
+    ["bundle", bundle],
+  ] as const) {
     if (value.trim()) params.set(name, value.trim());
     else params.delete(name);
   }

@@ -69,7 +69,9 @@ export async function download(id: number, file: FileRole, url: string): Promise
       if (value !== null) stored.set(name, value);
     }
     stored.set("Content-Length", String(bytes.length));
-    await cache.put(url, new Response(new Blob([bytes as Uint8Array<ArrayBuffer>]), { headers: stored })).catch((error: unknown) => console.warn(`Not cached: ${url}: ${describe(error)}`));
+    await cache
+      .put(url, new Response(new Blob([bytes as Uint8Array<ArrayBuffer>]), { headers: stored }))
+      .catch((error: unknown) => console.warn(`Not cached: ${url}: ${describe(error)}`));
   }
   return bytes;
 }

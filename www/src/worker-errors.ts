@@ -29,7 +29,9 @@ export function errorKind(error: unknown): EngineErrorKind | null {
 
 export function describe(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  const outOfMemory = /out of memory|allocation failed|could not allocate|memory allocation of \d+ bytes failed|WebAssembly.Memory/i.test(text);
+  const outOfMemory = /out of memory|allocation failed|could not allocate|memory allocation of \d+ bytes failed|WebAssembly.Memory/i.test(
+    text,
+  );
   if (error instanceof WebAssembly.RuntimeError) {
     crashed = lastPanic ?? error.message;
     return `The WebAssembly module crashed: ${crashed}${outOfMemory || /alloc|memory/i.test(crashed) ? OUT_OF_MEMORY_HINT : ""}`;

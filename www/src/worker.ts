@@ -78,7 +78,8 @@ async function obtainBundle(id: number, source: BundleSource): Promise<{ manifes
     download(id, "bundle", new URL("lens.safetensors", baseUrl).href),
   ]);
   const text = new TextDecoder().decode(manifest);
-  if (looksLikeHtml(manifest)) throw new Error(`${baseUrl}manifest.json is an HTML page, not a bundle manifest: is ${baseUrl} a bundle directory?`);
+  if (looksLikeHtml(manifest))
+    throw new Error(`${baseUrl}manifest.json is an HTML page, not a bundle manifest: is ${baseUrl} a bundle directory?`);
   return { manifest: text, tensors, baseUrl };
 }
 
@@ -89,8 +90,7 @@ function sourceName(source: WeightsSource): string {
 /** The weights, ready for an engine: one file, or a converted directory's image tower (its
  * text tower's address kept for later). */
 type Weights =
-  | { kind: "file"; bytes: Uint8Array }
-  | { kind: "converted"; manifest: string; image: Uint8Array; config: string; textUrl: string };
+  { kind: "file"; bytes: Uint8Array } | { kind: "converted"; manifest: string; image: Uint8Array; config: string; textUrl: string };
 
 /** The text tower still to load for the current engine (converted weights), or null. */
 let pendingTextTower: string | null = null;
@@ -99,7 +99,8 @@ async function obtainWeights(id: number, source: WeightsSource): Promise<Weights
   if (source.kind !== "converted") return { kind: "file", bytes: await obtain(id, "weights", source) };
   const base = source.url.replace(/manifest\.json$/, "").replace(/\/?$/, "/");
   const manifestBytes = await download(id, "weights manifest", new URL("manifest.json", base).href);
-  if (looksLikeHtml(manifestBytes)) throw new Error(`${base}manifest.json is an HTML page: is ${base} a directory written by clip-lens convert?`);
+  if (looksLikeHtml(manifestBytes))
+    throw new Error(`${base}manifest.json is an HTML page: is ${base} a directory written by clip-lens convert?`);
   const manifest = new TextDecoder().decode(manifestBytes);
   let files: { image?: { file?: unknown }; text?: { file?: unknown } };
   try {
@@ -109,7 +110,10 @@ async function obtainWeights(id: number, source: WeightsSource): Promise<Weights
   }
   const imageFile = String(files.image?.file ?? "image.safetensors");
   const textFile = String(files.text?.file ?? "text.safetensors");
-  const [image, config] = await Promise.all([download(id, "image tower", new URL(imageFile, base).href), download(id, "config", new URL("config.json", base).href)]);
+  const [image, config] = await Promise.all([
+    download(id, "image tower", new URL(imageFile, base).href),
+    download(id, "config", new URL("config.json", base).href),
+  ]);
   return { kind: "converted", manifest, image, config: new TextDecoder().decode(config), textUrl: new URL(textFile, base).href };
 }
 
@@ -126,7 +130,6 @@ async function withTextTower<T>(id: number, current: Engine, work: () => Promise
     return work();
   }
 }
-
 
 async function load(request: LoadRequest): Promise<void> {
   const { id, weights: weightsSource, config: configSource, bundle: bundleSource } = request;
@@ -146,12 +149,15 @@ async function load(request: LoadRequest): Promise<void> {
   const create = async (kind: BackendName): Promise<Engine> => {
     try {
       // The engine takes its own copy (wasm memory); the bytes stay for a CPU retry.
-      if (weights.kind === "converted") return await module.Engine.createFromConverted(weights.manifest, weights.image, configJson ?? weights.config, kind, bufferLimit);
+      if (weights.kind === "converted")
+        return await module.Engine.createFromConverted(weights.manifest, weights.image, configJson ?? weights.config, kind, bufferLimit);
       return await module.Engine.create(weights.bytes, configJson, kind, bufferLimit);
     } catch (error) {
       let message = describe(error);
-      if (looksLikeHtml(weights.kind === "file" ? weights.bytes : weights.image)) message += ". The weights file looks like an HTML page, not a safetensors file.";
-      const source = configSource === null ? sourceName(weightsSource) : `${sourceName(weightsSource)} (config ${sourceName(configSource)})`;
+      if (looksLikeHtml(weights.kind === "file" ? weights.bytes : weights.image))
+        message += ". The weights file looks like an HTML page, not a safetensors file.";
+      const source =
+        configSource === null ? sourceName(weightsSource) : `${sourceName(weightsSource)} (config ${sourceName(configSource)})`;
       const where = kind === "webgpu" ? "WebGPU" : "the CPU";
       throw new LoadError(`Could not load the model from ${source} on ${where}: ${message}`, describe(error));
     }
@@ -227,7 +233,9 @@ async function embedText(request: EmbedTextRequest): Promise<void> {
 async function benchmark(request: BenchmarkRequest): Promise<void> {
   const backend = request.backend === "auto" && (await autoSkipsWebgpu()) !== null ? "cpu" : request.backend;
   const { module } = await wasm(backend);
-  const parsed = JSON.parse(await module.benchmarkVision(request.shape, backend, request.batch, request.runs, request.analysis, request.probe)) as { backend?: string };
+  const parsed = JSON.parse(
+    await module.benchmarkVision(request.shape, backend, request.batch, request.runs, request.analysis, request.probe),
+  ) as { backend?: string };
   const json = JSON.stringify({ ...parsed, call_us: callMicros(module) });
   post({ id: request.id, type: "benchmark", json, adapter: parsed.backend !== "cpu" ? await adapterName() : null });
 }
@@ -269,7 +277,12 @@ async function call(request: CallRequest): Promise<void> {
   const method = METHODS[request.method] as (engine: Engine, args: unknown) => Promise<unknown>;
   const value = await withTextTower(request.id, current, () => method(current, request.args));
   // Float32Arrays (heatmaps) move to the page without a copy.
-  const transfer = value !== null && typeof value === "object" ? Object.values(value).filter((v): v is Float32Array => v instanceof Float32Array).map((v) => v.buffer) : [];
+  const transfer =
+    value !== null && typeof value === "object"
+      ? Object.values(value)
+          .filter((v): v is Float32Array => v instanceof Float32Array)
+          .map((v) => v.buffer)
+      : [];
   post({ id: request.id, type: "result", value, ms: performance.now() - started }, transfer);
 }
 
