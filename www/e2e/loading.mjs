@@ -120,7 +120,7 @@ export const checks = [
       join(root, "www/generated/tiny-bundle/manifest.json"),
       join(root, "www/generated/tiny-bundle/lens.safetensors"),
     ]);
-    await page.setInputFiles("#config-file", []);
+    await page.setInputFiles("#config-file", join(root, "tests/fixtures/tiny-a/config.json"));
     await page.click("#file-form button[type=submit]");
     await page.waitForFunction(() => /manifest/.test(document.querySelector("#bundle-source")?.textContent ?? ""), null, {
       timeout: TIMEOUT,
@@ -129,6 +129,16 @@ export const checks = [
     await checkLab(page);
     const source = await page.$eval("#downloads li[data-file=bundle]", (e) => e.dataset.source);
     if (source !== "local") throw new Error(`bundle source ${source}`);
+    // Weights alone whose shapes do not tell the model (a 64-wide tower: 4 heads of 16, not OpenAI's
+    // heads of 64): refused with a message that asks for the configuration, never guessed.
+    await page.goto(`${base}/index.html?backend=cpu`);
+    await ready(page, "main");
+    await page.click("#source-panel summary");
+    await page.setInputFiles("#weights-file", join(root, "tests/fixtures/tiny-a/model-openai.safetensors"));
+    await page.click("#file-form button[type=submit]");
+    await page.waitForFunction(() => document.querySelector("main")?.dataset.status === "error", null, { timeout: TIMEOUT });
+    const refused = await status(page, "main");
+    if (!/configuration/.test(refused.text)) throw new Error(`weights without a configuration: ${refused.text.slice(0, 300)}`);
   }),
 
   check("one-thread", async (page) => {

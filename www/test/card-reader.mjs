@@ -55,7 +55,13 @@ globalThis.HTMLElement ??= class {};
 globalThis.customElements ??= { get: () => undefined, define: () => {} };
 
 const www = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bundled = await build({ entryPoints: [join(www, "src", "neuron-card.ts")], bundle: true, format: "esm", write: false, logLevel: "silent" });
+const bundled = await build({
+  entryPoints: [join(www, "src", "neuron-card.ts")],
+  bundle: true,
+  format: "esm",
+  write: false,
+  logLevel: "silent",
+});
 const module = await import(`data:text/javascript;base64,${Buffer.from(bundled.outputFiles[0].text).toString("base64")}`);
 
 await stat(join(bundleDir, "manifest.json"));
