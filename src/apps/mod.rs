@@ -4,8 +4,7 @@
 pub mod metrics;
 pub mod segment;
 
-pub mod ablate;
-pub mod ablate_image;
+pub mod ablation;
 pub mod adversarial;
 pub mod analysis;
 pub mod classify;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::results::{NearestClass, NeuronCard, NeuronDistribution, NeuronList, TopImage, WordPage, WordPageNeuron};
-use crate::apps::ablate_image::parse_neurons;
+use crate::apps::ablation::image::parse_neurons;
 use crate::apps::classify::classify;
 use crate::apps::concepts::is_significant;
 use crate::bundle::Bundle;

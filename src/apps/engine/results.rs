@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::apps::ablate_image::AblationRequest;
+pub use crate::apps::ablation::image::{AblationRequest, AblationResult, AblationView};
 use crate::apps::adversarial::AdversarialWords;
 use crate::apps::classify::ClassScore;
 use crate::apps::segment::RankedNeuron;
@@ -263,34 +263,6 @@ pub struct NeuronList {
     pub cards: Vec<NeuronCard>,
     /// Words among the first words of at least two cards, most shared first.
     pub shared_words: Vec<String>,
-}
-
-/// Classes and concept words of the analysed image, before or after an ablation.
-#[derive(Debug, Clone, Serialize)]
-pub struct AblationView {
-    /// The top classes.
-    pub classes: Vec<ClassScore>,
-    /// Concept words merged over the bundle's layers.
-    pub words: Vec<(String, f32)>,
-}
-
-/// An ablation on the analysed image.
-#[derive(Debug, Clone, Serialize)]
-pub struct AblationResult {
-    /// What was asked.
-    pub request: AblationRequest,
-    /// What was done, in words.
-    pub description: String,
-    /// Neurons whose effect was replaced.
-    pub ablated: usize,
-    /// The image as analysed.
-    pub before: AblationView,
-    /// With the effects replaced.
-    pub after: AblationView,
-    /// `|v' - v|`, where `|v| = 100`.
-    pub shift: f32,
-    /// Milliseconds (the layers' effects, once per image, included).
-    pub ms: f64,
 }
 
 /// A neuron whose decomposition holds a searched word.
