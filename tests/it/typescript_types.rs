@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common::engine::reference_bundle;
 use crate::common::*;
-use clip_lens::apps::engine::{
-    AblationRequest, AdversarialOptions, AnalyzeOptions, Engine, GpuMemory, NeuronDistribution,
-};
+use clip_lens::apps::ablation::image::AblationRequest;
+use clip_lens::apps::cards::NeuronDistribution;
+use clip_lens::apps::engine::{AdversarialOptions, AnalyzeOptions, Engine, GpuMemory};
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::device::{self, BackendKind};
 use clip_lens::Error;

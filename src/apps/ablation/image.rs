@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ablate_layer, classifier_embedding, LayerEffects, Replacement};
 use crate::apps::analysis::LayerFindings;
+use crate::apps::cards::parse_neurons;
 use crate::apps::classify::{classify, ClassScore};
 use crate::apps::concepts::{discover_concepts, merge_layers, significant_neurons, Concepts};
 use crate::bundle::Bundle;
@@ -136,24 +137,6 @@ impl Plan {
     }
 }
 
-/// A list of neurons `"9:4, 9:17,10:301"`: `(layer, neuron)` in order, repeats dropped. Each
-/// item must be `layer:neuron` with two whole numbers.
-pub fn parse_neurons(spec: &str) -> Result<Vec<(usize, usize)>> {
-    let mut neurons = Vec::new();
-    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let parsed = item.split_once(':').and_then(|(l, n)| Some((l.trim().parse().ok()?, n.trim().parse().ok()?)));
-        let neuron = parsed
-            .ok_or_else(|| Error::InvalidInput(format!("“{item}” is not a neuron: write layer:neuron, e.g. 9:4")))?;
-        if !neurons.contains(&neuron) {
-            neurons.push(neuron);
-        }
-    }
-    if neurons.is_empty() {
-        return Err(Error::InvalidInput("the neuron list is empty: write layer:neuron pairs, e.g. 9:4,9:17".into()));
-    }
-    Ok(neurons)
-}
-
 /// An analysed image as its ablations see it.
 pub struct AnalysedImage<'a> {
     /// Its unnormalised embedding.
@@ -221,14 +204,6 @@ fn view(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn neuron_lists_parse_or_say_what_is_wrong() {
-        assert_eq!(parse_neurons("9:4, 9:17,10:301,9:4").unwrap(), [(9, 4), (9, 17), (10, 301)]);
-        assert!(parse_neurons("9:4,x").unwrap_err().to_string().contains("“x” is not a neuron"));
-        assert!(parse_neurons("9-4").unwrap_err().to_string().contains("“9-4” is not a neuron"));
-        assert!(parse_neurons(" , ").unwrap_err().to_string().contains("empty"));
-    }
 
     #[test]
     fn requests_read_from_json_and_refuse_unknown_keys() {

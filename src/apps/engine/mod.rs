@@ -1,5 +1,6 @@
 //! The engine: a CLIP model on one device with a bundle's lens, answering what the page asks
-//! (analyze, segment, activation map, neuron card, neuron lists and word pages ([`cards`]),
+//! (analyze, segment, activation map, neuron card, neuron lists and word pages
+//! ([`crate::apps::cards`]),
 //! ablations on the analysed image ([`ablation`]), search, adversarial words, fooled, CSV
 //! exports ([`export`])) with typed results ([`results`]). The page's WebAssembly bindings (`src/web`) are a thin layer
 //! over it; natively `tests/it/engine.rs` checks every method against the fixture.
@@ -9,7 +10,6 @@
 //! it.
 
 mod ablation;
-pub mod cards;
 pub mod export;
 pub mod results;
 
@@ -21,6 +21,7 @@ pub use results::*;
 
 use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery};
 use crate::apps::analysis::{BundleLens, LayerFindings};
+use crate::apps::cards;
 use crate::apps::classify::{self, classify};
 use crate::apps::concepts::merge_layers;
 use crate::apps::segment::{self, ConceptNeurons, ConceptSpec, RankedNeuron};

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::apps::ablation::image::{AblationRequest, AblationResult, AblationView};
 use crate::apps::adversarial::AdversarialWords;
+pub use crate::apps::cards::{
+    NearestClass, NeuronCard, NeuronDistribution, NeuronList, TopImage, WordPage, WordPageNeuron,
+};
 use crate::apps::classify::ClassScore;
 use crate::apps::segment::RankedNeuron;
 use crate::preprocess::CropGeometry;
@@ -170,99 +173,6 @@ pub struct ActivationMap {
     pub peak: f32,
     /// The crop geometry.
     pub geometry: Geometry,
-}
-
-/// One of a neuron's top images.
-#[derive(Debug, Clone, Serialize)]
-pub struct TopImage {
-    /// Its index in the bundle's image list.
-    pub id: usize,
-    /// Its path there.
-    pub path: Option<String>,
-    /// Its thumbnail's path in the bundle, when the bundle has thumbnails.
-    pub thumbnail: Option<String>,
-}
-
-/// A class near a neuron's direction.
-#[derive(Debug, Clone, Serialize)]
-pub struct NearestClass {
-    /// The class's index in the bundle.
-    pub index: usize,
-    /// Its name.
-    pub name: String,
-    /// The cosine of r_n with the class embedding.
-    pub cosine: f32,
-}
-
-/// A neuron's card.
-#[derive(Debug, Clone, Serialize)]
-pub struct NeuronCard {
-    /// The layer.
-    pub layer: usize,
-    /// The neuron.
-    pub neuron: usize,
-    /// All its words with their coefficients.
-    pub words: Vec<(String, f32)>,
-    /// Its significance threshold.
-    pub threshold: Option<f32>,
-    /// Its top images.
-    pub top_images: Vec<TopImage>,
-    /// The classes nearest to r_n, best first.
-    pub classes: Vec<NearestClass>,
-    /// Its distribution of centred norms over the bundle's images (none in format 2).
-    pub distribution: Option<NeuronDistribution>,
-    /// The last analysed image's centred norm for this neuron, when there is one.
-    pub analysed_norm: Option<f32>,
-}
-
-/// A neuron's distribution of centred norms `|phi_n - mean_n|` over the bundle's images.
-#[derive(Debug, Clone, Serialize)]
-pub struct NeuronDistribution {
-    /// Bin edges, ascending, log-spaced (bins + 1 values).
-    pub edges: Vec<f32>,
-    /// Images per bin; the first bin also counts smaller norms, the last larger ones.
-    pub counts: Vec<u64>,
-    /// `(percentile, value)`: 50, 90, 98, 99, 99.9.
-    pub percentiles: Vec<(f32, f32)>,
-    /// Images counted.
-    pub images: u64,
-    /// Images whose norm is above the significance threshold.
-    pub above_threshold: usize,
-    /// `above_threshold / images`.
-    pub share_above: f64,
-}
-
-/// A word's page: every neuron whose decomposition holds it.
-#[derive(Debug, Clone, Serialize)]
-pub struct WordPage {
-    /// The word as the bundle spells it.
-    pub word: String,
-    /// The neurons, by |coefficient| descending.
-    pub neurons: Vec<WordPageNeuron>,
-}
-
-/// A neuron on a word's page.
-#[derive(Debug, Clone, Serialize)]
-pub struct WordPageNeuron {
-    /// The layer.
-    pub layer: usize,
-    /// The neuron.
-    pub neuron: usize,
-    /// The word's signed coefficient in its decomposition.
-    pub coefficient: f32,
-    /// Its first words (this one included).
-    pub words: Vec<(String, f32)>,
-    /// Its first top images.
-    pub top_images: Vec<TopImage>,
-}
-
-/// Several neurons' cards, side by side.
-#[derive(Debug, Clone, Serialize)]
-pub struct NeuronList {
-    /// The cards, in the list's order.
-    pub cards: Vec<NeuronCard>,
-    /// Words among the first words of at least two cards, most shared first.
-    pub shared_words: Vec<String>,
 }
 
 /// A neuron whose decomposition holds a searched word.
