@@ -78,6 +78,19 @@ pub struct NeuronDistribution {
     pub share_above: f64,
 }
 
+/// Options of a word's page ([`word_page`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordPageOptions {
+    /// Top images shown per neuron.
+    pub top_images: usize,
+}
+
+impl Default for WordPageOptions {
+    fn default() -> Self {
+        Self { top_images: 6 }
+    }
+}
+
 /// A word's page: every neuron whose decomposition holds it.
 #[derive(Debug, Clone, Serialize)]
 pub struct WordPage {

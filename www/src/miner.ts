@@ -49,7 +49,8 @@ export class AdversarialMiner {
     const class0 = ui.class0.value.trim();
     const class1 = ui.class1.value.trim();
     const block = ui.block.value.split(",").map((word) => word.trim()).filter((word) => word);
-    const options = { neurons: Number(ui.neurons.value) || 100, words: Number(ui.words.value) || 50, block };
+    const { adversarial } = await this.session.call("defaults", {});
+    const options = { neurons: Number(ui.neurons.value) || adversarial.neurons, words: Number(ui.words.value) || adversarial.words, block };
     await fillSection(ui.result, `Mining words that push “${class1}” images towards “${class0}”…`, () => this.session.call("adversarial", { class0, class1, options }), (result) => {
       this.pair = { class0, class1 };
       this.tested = [];

@@ -9,9 +9,6 @@ import type { BundleInfo } from "./protocol";
 import type { Session } from "./session";
 import { thumbnailStrip } from "./thumbnails";
 
-/** Thumbnails per neuron. */
-const TOP_IMAGES = 6;
-
 export interface WordPageElements {
   view: HTMLElement;
   title: HTMLElement;
@@ -40,7 +37,7 @@ export class WordPageView {
       this.ui.result.dataset["status"] = "ready";
       return;
     }
-    await fillSection(this.ui.result, `Finding the neurons whose words include “${word}”…`, () => this.session.call("wordPage", { word, topImages: TOP_IMAGES }), (page) => this.render(page));
+    await fillSection(this.ui.result, `Finding the neurons whose words include “${word}”…`, () => this.session.call("wordPage", { word, topImages: null /* the engine's default */ }), (page) => this.render(page));
   }
 
   private render(page: WordPage): Node[] {
@@ -64,7 +61,7 @@ export class WordPageView {
         el("span", { class: `coefficient ${sign}`, title: `The coefficient of “${word}” in its decomposition` }, formatSigned(n.coefficient)),
         others.length ? el("span", { class: "hint" }, " with ") : null,
         others.length ? words : null),
-      thumbnailStrip(n.top_images, this.bundle, n.layer, n.neuron, TOP_IMAGES),
+      thumbnailStrip(n.top_images, this.bundle, n.layer, n.neuron, n.top_images.length),
     );
   }
 }

@@ -330,9 +330,7 @@ impl Engine {
     /// merged, the significant neurons with their words, the crop geometry and timings. One
     /// forward; its activations are kept for [`Engine::segment`].
     pub async fn analyze(&mut self, image: &[u8], options: &AnalyzeOptions) -> Result<Analysis> {
-        let top_classes = options.top_classes.unwrap_or(5);
-        let top_words = options.top_words.unwrap_or(10);
-        let neuron_words = options.neuron_words.unwrap_or(5);
+        let (top_classes, top_words, neuron_words) = (options.top_classes, options.top_words, options.neuron_words);
         let start = web_time::Instant::now();
         let loaded = self.bundle()?;
         let (bundle, manifest) = (&loaded.bundle, &loaded.bundle.manifest);
@@ -393,8 +391,9 @@ impl Engine {
 
     /// The heatmap of a concept on the last analysed image, without a new forward. `concept`
     /// is `"predicted"` (the image's top class), `"class:<name>"` (a class of the bundle) or
-    /// free text (loads the text tower). `layers` default to the bundle's; `top_neurons`
-    /// (default 200, the paper's) is clamped to the neurons those layers have.
+    /// free text (loads the text tower). `layers` and `top_neurons` default to
+    /// [`SegmentOptions`]'s (the bundle's layers, the paper's count); `top_neurons` is clamped to
+    /// the neurons those layers have.
     pub async fn segment(
         &mut self,
         concept: &str,
@@ -449,11 +448,12 @@ impl Engine {
         }
     }
 
-    /// The bundle's neurons a segmentation ranks: of `layers` (default: the bundle's), the
-    /// `top_neurons` best (default: the paper's 200, clamped to what the layers have).
+    /// The bundle's neurons a segmentation ranks: of `layers`, the `top_neurons` best (clamped
+    /// to what the layers have), each defaulting to [`SegmentOptions`]'s.
     fn concept_neurons(&self, layers: Option<Vec<usize>>, top_neurons: Option<usize>) -> Result<ConceptNeurons> {
-        let count = top_neurons.unwrap_or(segment::PAPER_TOP_NEURONS);
-        ConceptNeurons::new(&self.bundle()?.bundle, &layers.unwrap_or_default(), count)
+        let defaults = SegmentOptions::default();
+        let layers = layers.or(defaults.layers).unwrap_or_default();
+        ConceptNeurons::new(&self.bundle()?.bundle, &layers, top_neurons.unwrap_or(defaults.top_neurons))
     }
 
     /// A concept's name, kind and unit embedding: free text (its `text` embedding), a class of
@@ -551,7 +551,7 @@ impl Engine {
     }
 
     /// A word's page: the neurons whose decomposition holds it, each with its first words and
-    /// its first `images` top images.
+    /// its first `images` top images ([`WordPageOptions`] has the page's default).
     pub fn word_page(&self, word: &str, images: usize) -> Result<WordPage> {
         cards::word_page(&self.bundle()?.bundle, word, images)
     }
@@ -621,9 +621,9 @@ impl Engine {
             class0: (class0, &e0),
             class1: (class1, &e1),
             layers: &layers,
-            neurons: options.neurons.unwrap_or(100),
-            words: options.words.unwrap_or(50),
-            synonym_cosine: options.synonym_cosine.unwrap_or(0.8),
+            neurons: options.neurons,
+            words: options.words,
+            synonym_cosine: options.synonym_cosine,
             block_list: &options.block,
         };
         let found = adversarial_words(bundle, &query)?;

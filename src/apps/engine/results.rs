@@ -1,28 +1,35 @@
 //! What the engine's methods return and take, as plain data: serialised to the page (JSON
 //! text; `src/web` declares their TypeScript types) and to the CLI's `--json`, with snake_case
-//! keys.
+//! keys. The options' defaults (the paper's settings) are their `Default` impls, and nowhere
+//! else: the CLI's flags and the page ([`Defaults`]) take theirs from there.
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::apps::ablation::image::{AblationRequest, AblationResult, AblationView};
 use crate::apps::adversarial::AdversarialWords;
 pub use crate::apps::cards::{
-    NearestClass, NeuronCard, NeuronDistribution, NeuronList, TopImage, WordPage, WordPageNeuron,
+    NearestClass, NeuronCard, NeuronDistribution, NeuronList, TopImage, WordPage, WordPageNeuron, WordPageOptions,
 };
 use crate::apps::classify::ClassScore;
-use crate::apps::segment::RankedNeuron;
+use crate::apps::segment::{RankedNeuron, PAPER_TOP_NEURONS};
 use crate::preprocess::CropGeometry;
 
-/// Options of [`super::Engine::analyze`]; every one has a default.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// Options of [`super::Engine::analyze`]; a key left out takes its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnalyzeOptions {
-    /// Classes returned (default 5).
-    pub top_classes: Option<usize>,
-    /// Words per layer and merged (default 10).
-    pub top_words: Option<usize>,
-    /// Words shown per significant neuron (default 5).
-    pub neuron_words: Option<usize>,
+    /// Classes returned.
+    pub top_classes: usize,
+    /// Words per layer and merged.
+    pub top_words: usize,
+    /// Words shown per significant neuron.
+    pub neuron_words: usize,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        Self { top_classes: 5, top_words: 10, neuron_words: 5 }
+    }
 }
 
 /// A significant neuron of an analysed image.
@@ -199,20 +206,58 @@ pub struct SearchResult {
     pub text_neurons: Vec<Ranked>,
 }
 
-/// Options of [`super::Engine::adversarial`]; every one has a default.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// Options of [`super::Engine::adversarial`]; a key left out takes its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdversarialOptions {
-    /// The layers searched (default: the bundle's).
+    /// The layers searched (`None`: the bundle's).
     pub layers: Option<Vec<usize>>,
-    /// Neurons kept (default 100).
-    pub neurons: Option<usize>,
-    /// Words returned (default 50).
-    pub words: Option<usize>,
-    /// Words whose cosine with class 0 is above this are dropped (default 0.8).
-    pub synonym_cosine: Option<f32>,
+    /// Neurons kept, by `|r_n . (e0 - e1)|`.
+    pub neurons: usize,
+    /// Words returned.
+    pub words: usize,
+    /// Words whose cosine with class 0 is above this are dropped (its synonyms).
+    pub synonym_cosine: f32,
     /// Words never returned.
     pub block: Vec<String>,
+}
+
+impl Default for AdversarialOptions {
+    /// The paper's: the bundle's layers, 100 neurons, 50 words, synonyms above a cosine of 0.8.
+    fn default() -> Self {
+        Self { layers: None, neurons: 100, words: 50, synonym_cosine: 0.8, block: Vec::new() }
+    }
+}
+
+/// Which neurons [`super::Engine::segment`] averages (its `layers` and `top_neurons`, each
+/// defaulting to these).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentOptions {
+    /// The layers whose neurons are ranked (`None`: the bundle's; the paper's are
+    /// [`crate::apps::segment::PAPER_LAYERS`]).
+    pub layers: Option<Vec<usize>>,
+    /// Neurons averaged, clamped to those the layers have.
+    pub top_neurons: usize,
+}
+
+impl Default for SegmentOptions {
+    /// The paper's: the [`PAPER_TOP_NEURONS`] best neurons of the bundle's layers.
+    fn default() -> Self {
+        Self { layers: None, top_neurons: PAPER_TOP_NEURONS }
+    }
+}
+
+/// Every option's default, as the page reads them (`Engine.defaults()` in `src/web`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Defaults {
+    /// [`super::Engine::analyze`]'s.
+    pub analyze: AnalyzeOptions,
+    /// [`super::Engine::adversarial`]'s.
+    pub adversarial: AdversarialOptions,
+    /// [`super::Engine::segment`]'s.
+    pub segment: SegmentOptions,
+    /// [`super::Engine::word_page`]'s.
+    pub word_page: WordPageOptions,
 }
 
 /// Adversarial words for a pair of classes.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clip_lens::apps::adversarial::{adversarial_words, fools, AdversarialQuery};
 use clip_lens::apps::classify::{class_concept, text_concept};
+use clip_lens::apps::engine::AdversarialOptions;
 use clip_lens::bundle::Bundle;
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::ClipModel;
@@ -28,26 +29,46 @@ pub struct ClassPair {
     pub class1: String,
 }
 
+/// The search's settings: the engine's [`AdversarialOptions`], with their defaults (the paper's).
+#[derive(clap::Args)]
+pub struct Mining {
+    /// Comma-separated layers (default: all the bundle's layers; the paper: 8,9,10).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<usize>,
+    /// Neurons kept by |r_n . d|.
+    #[arg(long, default_value_t = AdversarialOptions::default().neurons)]
+    pub neurons: usize,
+    /// Words listed.
+    #[arg(long, default_value_t = AdversarialOptions::default().words)]
+    pub words: usize,
+    /// Words whose text embedding has a cosine above this with class 0 are synonyms, dropped.
+    #[arg(long, default_value_t = AdversarialOptions::default().synonym_cosine)]
+    pub synonym_cosine: f32,
+    /// Words never used (repeatable).
+    #[arg(long = "block")]
+    pub block: Vec<String>,
+}
+
+impl Mining {
+    /// The engine's options.
+    pub fn options(&self) -> AdversarialOptions {
+        AdversarialOptions {
+            layers: (!self.layers.is_empty()).then(|| self.layers.clone()),
+            neurons: self.neurons,
+            words: self.words,
+            synonym_cosine: self.synonym_cosine,
+            block: self.block.clone(),
+        }
+    }
+}
+
 /// `adversarial`'s own arguments.
 #[derive(clap::Args)]
 pub struct AdversarialArgs {
     #[command(flatten)]
     pub classes: ClassPair,
-    /// Comma-separated layers (default: all the bundle's layers; the paper: 8,9,10).
-    #[arg(long, value_delimiter = ',')]
-    pub layers: Vec<usize>,
-    /// Neurons kept by |r_n . d| (the paper: 100).
-    #[arg(long, default_value_t = 100)]
-    pub neurons: usize,
-    /// Words listed.
-    #[arg(long, default_value_t = 50)]
-    pub words: usize,
-    /// Words whose text embedding has a cosine above this with class 0 are synonyms, dropped.
-    #[arg(long, default_value_t = 0.8)]
-    pub synonym_cosine: f32,
-    /// Words never used (repeatable).
-    #[arg(long = "block")]
-    pub block: Vec<String>,
+    #[command(flatten)]
+    pub mining: Mining,
     /// A shell command run for each description, `{}` replaced by it (single-quoted), e.g. an
     /// LLM or a text-to-image tool: `--command "my-t2i --prompt {} --out out/"`.
     #[arg(long)]
@@ -95,15 +116,16 @@ fn embeddings(pair: &ClassPair, model: &ClipModel, weights: &[u8]) -> Result<(Bu
 /// `clip-lens adversarial`.
 pub fn adversarial(model: &ClipModel, weights: &[u8], args: &AdversarialArgs) -> Result<()> {
     let (bundle, e0, e1) = embeddings(&args.classes, model, weights)?;
-    let layers = if args.layers.is_empty() { bundle.manifest.layers.clone() } else { args.layers.clone() };
+    let options = args.mining.options();
+    let layers = options.layers.unwrap_or_else(|| bundle.manifest.layers.clone());
     let query = AdversarialQuery {
         class0: (&args.classes.class0, &e0),
         class1: (&args.classes.class1, &e1),
         layers: &layers,
-        neurons: args.neurons,
-        words: args.words,
-        synonym_cosine: args.synonym_cosine,
-        block_list: &args.block,
+        neurons: options.neurons,
+        words: options.words,
+        synonym_cosine: options.synonym_cosine,
+        block_list: &options.block,
     };
     let found = adversarial_words(&bundle, &query)?;
     if args.json {

@@ -8,6 +8,7 @@ use burn::tensor::Device;
 use clip_lens::apps::analysis::BundleLens;
 use clip_lens::apps::classify::{classify, ClassScore};
 use clip_lens::apps::concepts::{merge_layers, Concepts};
+use clip_lens::apps::engine::AnalyzeOptions;
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::{CaptureRequest, ClipModel, VisionOutput};
 use clip_lens::Result;
@@ -25,7 +26,7 @@ pub struct ConceptsArgs {
     #[arg(long, value_delimiter = ',')]
     pub layer: Vec<usize>,
     /// Words shown per image.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = AnalyzeOptions::default().top_words)]
     pub top: usize,
     /// Print JSON: a list with one object per image, in input order.
     #[arg(long)]
@@ -42,7 +43,7 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub bundle: PathBuf,
     /// Classes shown per image.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = AnalyzeOptions::default().top_classes)]
     pub top: usize,
     /// Print JSON: a list with one object per image, in input order.
     #[arg(long)]

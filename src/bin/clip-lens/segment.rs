@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clip_lens::apps::engine::{Engine, Ranked, Segmentation};
+use clip_lens::apps::engine::{Engine, Ranked, SegmentOptions, Segmentation};
 use clip_lens::apps::metrics::SegmentationMetrics;
 use clip_lens::apps::segment::{heatmap_to_original, ConceptSpec};
 use clip_lens::bundle::sha256_hex;
@@ -23,8 +23,8 @@ pub struct NeuronChoice {
     /// Comma-separated layers whose neurons are ranked (default: all the bundle's layers).
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<usize>,
-    /// Neurons averaged (the paper: 200); clamped to the number the layers have.
-    #[arg(long, default_value_t = 200)]
+    /// Neurons averaged (the paper's count); clamped to the number the layers have.
+    #[arg(long, default_value_t = SegmentOptions::default().top_neurons)]
     pub top_neurons: usize,
 }
 
