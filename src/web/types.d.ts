@@ -16,6 +16,8 @@ export interface AnalyzeOptions {
   top_words?: number;
   /** Words shown per significant neuron. */
   neuron_words?: number;
+  /** The layers whose concepts are discovered and merged (null: all the bundle's). */
+  layers?: number[] | null;
 }
 
 /** A class of the bundle's zero-shot classifier. */

@@ -89,10 +89,14 @@ impl Plan {
     /// layers (`findings`, whose centred norms say which neurons are significant).
     pub fn new(request: &AblationRequest, bundle: &Bundle, findings: &BTreeMap<usize, LayerFindings>) -> Result<Plan> {
         let manifest = &bundle.manifest;
-        let layer_norms = |layer: usize| {
-            findings.get(&layer).map(|found| &found.norms).ok_or_else(|| {
-                Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers))
-            })
+        let layer_norms = |layer: usize| match findings.get(&layer) {
+            Some(found) => Ok(&found.norms),
+            None if bundle.layers.contains_key(&layer) => {
+                Err(Error::InvalidInput(format!("layer {layer} of the image was not analysed")))
+            }
+            None => {
+                Err(Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers)))
+            }
         };
         let one_layer = |layer: usize, replacement: Replacement, description: String| Plan {
             layers: [(layer, replacement)].into(),

@@ -13,7 +13,7 @@ mod ablation;
 pub mod export;
 pub mod results;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::tensor::Device;
 
@@ -48,7 +48,7 @@ struct LastImage {
     output: VisionOutput,
     /// The unnormalised image embedding.
     embedding: Vec<f32>,
-    /// Every bundle layer's centred norms `[N]` and concept discovery (all words), by layer.
+    /// Every analysed layer's centred norms `[N]` and concept discovery (all words), by layer.
     findings: BTreeMap<usize, LayerFindings>,
     /// Centred effects `[N, D]` of the layers an ablation needed, computed on first use.
     centred: BTreeMap<usize, Vec<f32>>,
@@ -72,6 +72,9 @@ pub struct Engine {
     device: Device,
     backend: BackendKind,
     tokenizer: Option<ClipTokenizer>,
+    /// The unit embeddings of the free-text concepts met so far, by text (a class named in
+    /// every `fooled` call is embedded once).
+    text_concepts: HashMap<String, Vec<f32>>,
     bundle: Option<LoadedBundle>,
     last: Option<LastImage>,
 }
@@ -180,6 +183,7 @@ impl Engine {
             backend,
             buffer_limit,
             tokenizer: None,
+            text_concepts: HashMap::new(),
             bundle: None,
             last: None,
         }
@@ -289,11 +293,16 @@ impl Engine {
         read_f32(self.model.text()?.encode(&tokens)?).await
     }
 
-    /// The unit text embedding of a non-empty text.
+    /// The unit text embedding of a non-empty text (embedded once per text).
     async fn text_concept(&mut self, text: &str) -> Result<Vec<f32>> {
+        if let Some(embedding) = self.text_concepts.get(text) {
+            return Ok(embedding.clone());
+        }
         self.ensure_text_tower()?;
         let tokenizer = self.tokenizer.get_or_insert_with(ClipTokenizer::new);
-        classify::text_concept(self.model.text()?, tokenizer, text).await
+        let embedding = classify::text_concept(self.model.text()?, tokenizer, text).await?;
+        self.text_concepts.insert(text.to_string(), embedding.clone());
+        Ok(embedding)
     }
 
     /// A class's unit embedding: the bundle's classifier row when `name` is one of its classes,
@@ -326,14 +335,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Analyses an encoded image with the bundle: top classes, concept discovery per layer and
-    /// merged, the significant neurons with their words, the crop geometry and timings. One
-    /// forward; its activations are kept for [`Engine::segment`].
+    /// Analyses an encoded image with the bundle: top classes, concept discovery per layer
+    /// (`options.layers`, default the bundle's) and merged, the significant neurons with their
+    /// words, the crop geometry and timings. One forward; its activations are kept for
+    /// [`Engine::segment`] (every bundle layer's), its layers' findings for [`Engine::ablate`] and
+    /// the cards.
     pub async fn analyze(&mut self, image: &[u8], options: &AnalyzeOptions) -> Result<Analysis> {
-        let (top_classes, top_words, neuron_words) = (options.top_classes, options.top_words, options.neuron_words);
         let start = web_time::Instant::now();
         let loaded = self.bundle()?;
         let (bundle, manifest) = (&loaded.bundle, &loaded.bundle.manifest);
+        let analysed = options.layers.clone().unwrap_or_else(|| manifest.layers.clone());
+        if let Some(missing) = analysed.iter().find(|layer| !bundle.layers.contains_key(layer)) {
+            return Err(invalid(format!("layer {missing} is not in the bundle (it has {:?})", manifest.layers)));
+        }
         let vision = self.model.vision()?;
         let preprocessed = preprocess_image(image, vision.config.image_size as u32)?;
         let decode = elapsed_ms(start);
@@ -345,7 +359,7 @@ impl Engine {
         let forward = elapsed_ms(forward_start);
 
         let lens_start = web_time::Instant::now();
-        let findings = loaded.lens.discover(vision, &output, bundle).await?;
+        let findings = loaded.lens.discover_layers(vision, &output, bundle, &analysed).await?;
         let mut layers = Vec::with_capacity(findings.len());
         for LayerFindings { norms, concepts } in &findings {
             let (layer, lens) = (concepts.layer, &bundle.layers[&concepts.layer]);
@@ -354,7 +368,7 @@ impl Engine {
                 .iter()
                 .map(|&neuron| {
                     let mut words = bundle.describe(layer, neuron)?;
-                    words.truncate(neuron_words);
+                    words.truncate(options.neuron_words);
                     let threshold = lens.norms[neuron * manifest.top_k];
                     Ok(SignificantNeuron { neuron, norm: norms[neuron], threshold, words })
                 })
@@ -362,12 +376,12 @@ impl Engine {
             layers.push(LayerConcepts {
                 layer,
                 significant_neurons: concepts.significant_neurons.clone(),
-                words: concepts.words.iter().take(top_words).cloned().collect(),
+                words: concepts.words.iter().take(options.top_words).cloned().collect(),
                 neurons,
             });
         }
-        let words = merge_layers(findings.iter().map(|f| &f.concepts), top_words);
-        let classes = classify(&embedding, &bundle.class_embeds, &manifest.classes, top_classes)?;
+        let words = merge_layers(findings.iter().map(|f| &f.concepts), options.top_words);
+        let classes = classify(&embedding, &bundle.class_embeds, &manifest.classes, options.top_classes)?;
         let lens = elapsed_ms(lens_start);
 
         let analysis = Analysis {

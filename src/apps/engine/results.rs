@@ -24,11 +24,14 @@ pub struct AnalyzeOptions {
     pub top_words: usize,
     /// Words shown per significant neuron.
     pub neuron_words: usize,
+    /// The layers whose concepts are discovered and merged, in this order (`None`: the
+    /// bundle's). Ablations and the cards' norms see only these layers of the image.
+    pub layers: Option<Vec<usize>>,
 }
 
 impl Default for AnalyzeOptions {
     fn default() -> Self {
-        Self { top_classes: 5, top_words: 10, neuron_words: 5 }
+        Self { top_classes: 5, top_words: 10, neuron_words: 5, layers: None }
     }
 }
 

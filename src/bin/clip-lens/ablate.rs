@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 use clip_lens::apps::ablation::image::{AblationRequest, AblationResult};
 use clip_lens::apps::ablation::table::{AblationTable, AblationTables, VARIANTS};
 use clip_lens::apps::classify::{class_index, ClassScore};
-use clip_lens::apps::engine::{AnalyzeOptions, Engine};
-use clip_lens::bundle::{sha256_hex, Bundle};
-use clip_lens::device::BackendKind;
+use clip_lens::apps::engine::AnalyzeOptions;
+use clip_lens::bundle::Bundle;
 use clip_lens::{Error, Result};
 
-use crate::common::{load_pixels, progress, read_bundle_for, Loaded};
+use crate::common::{engine_with_bundle, load_pixels, progress, read_bundle_for, read_file, Loaded};
 
 /// `ablate`'s own arguments.
 #[derive(clap::Args)]
@@ -87,10 +86,10 @@ fn labelled_images(dir: &Path, bundle: &Bundle) -> Result<(Vec<LabelledImage>, V
 }
 
 /// `clip-lens ablate`, on a folder or on one image.
-pub fn ablate(loaded: Loaded, backend: BackendKind, args: &AblateArgs) -> Result<()> {
+pub fn ablate(loaded: Loaded, args: &AblateArgs) -> Result<()> {
     match (&args.images, &args.image) {
         (Some(folder), _) => table(loaded, folder, args),
-        (None, Some(image)) => on_image(loaded, backend, image, args),
+        (None, Some(image)) => on_image(loaded, image, args),
         (None, None) => Err(Error::InvalidInput("ablate needs --images FOLDER or --image FILE".into())),
     }
 }
@@ -107,12 +106,9 @@ fn requests(args: &AblateArgs) -> Vec<AblationRequest> {
 
 /// One image through the engine: its analysis and each ablation, printed as a table (or JSON
 /// `{analysis, ablations}`, the page's export).
-fn on_image(loaded: Loaded, backend: BackendKind, image: &Path, args: &AblateArgs) -> Result<()> {
-    let weights_sha256 = sha256_hex(loaded.weights.bytes());
-    let bundle = read_bundle_for(&args.bundle, loaded.weights.bytes())?;
-    let mut engine = Engine::from_model(loaded.model, weights_sha256, loaded.device, backend);
-    engine.use_bundle(bundle)?;
-    let bytes = std::fs::read(image).map_err(|e| Error::io(image, e))?;
+fn on_image(loaded: Loaded, image: &Path, args: &AblateArgs) -> Result<()> {
+    let mut engine = engine_with_bundle(loaded, &args.bundle)?;
+    let bytes = read_file(image)?;
     let analysis = pollster::block_on(engine.analyze(&bytes, &AnalyzeOptions::default()))
         .map_err(|e| Error::InvalidInput(format!("{}: {e}", image.display())))?;
     let ablations =
