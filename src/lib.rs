@@ -8,9 +8,9 @@
 //! captures the lens needs. Text goes through [`tokenizer`] and [`model::TextTransformer`].
 //!
 //! Without the `engine` feature (on by default, through `cli`) only the file formats build (weights, configuration,
-//! bundle, images, tokenizer, tensor files, conversion): no burn. The fuzz targets use that.
+//! bundle, images, tokenizer, tensor files, conversion) and what reads a bundle alone (the cards,
+//! classification and concept discovery in [`apps`]): no burn. The fuzz targets use that.
 
-#[cfg(feature = "engine")]
 pub mod apps;
 pub mod bundle;
 pub mod config;

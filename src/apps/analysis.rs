@@ -82,21 +82,39 @@ impl BundleLens {
         output: &VisionOutput,
         bundle: &Bundle,
     ) -> Result<Vec<LayerFindings>> {
+        self.discover_layers(vision, output, bundle, &self.layer_numbers()).await
+    }
+
+    /// [`BundleLens::discover`] in some of the prepared layers only, in the order of `layers`.
+    pub async fn discover_layers(
+        &self,
+        vision: &VisionTransformer,
+        output: &VisionOutput,
+        bundle: &Bundle,
+        layers: &[usize],
+    ) -> Result<Vec<LayerFindings>> {
         let batch = output.embeds.dims()[0];
         if batch != 1 {
             return Err(Error::InvalidInput(format!("concept discovery takes one image per forward, not {batch}")));
         }
-        if self.layers.is_empty() {
+        let prepared = layers
+            .iter()
+            .map(|&layer| {
+                self.layers.iter().find(|l| l.layer == layer).ok_or_else(|| {
+                    Error::InvalidInput(format!("layer {layer} is not prepared (it has {:?})", self.layer_numbers()))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if prepared.is_empty() {
             return Ok(Vec::new());
         }
-        let norms = self
-            .layers
+        let norms = prepared
             .iter()
             .map(|l| centred_effect_norms(vision, &l.factors, output, &l.mean))
             .collect::<Result<Vec<_>>>()?;
         let norms = read_f32(Tensor::cat(norms, 1)).await?; // [1, layers x N]
         let manifest = &bundle.manifest;
-        self.layers
+        prepared
             .iter()
             .zip(norms.chunks_exact(manifest.neurons))
             .map(|(l, layer_norms)| {

@@ -12,9 +12,12 @@
 use serde::Serialize;
 
 use crate::bundle::Bundle;
+#[cfg(feature = "engine")]
 use crate::device::read_f32;
 use crate::error::{Error, Result};
+#[cfg(feature = "engine")]
 use crate::model::TextTransformer;
+#[cfg(feature = "engine")]
 use crate::tokenizer::ClipTokenizer;
 use crate::vector;
 
@@ -118,6 +121,7 @@ pub fn unit(embedding: &[f32]) -> Result<Vec<f32>> {
 }
 
 /// The normalised text embedding of a free-text concept. Empty (or blank) text is an error.
+#[cfg(feature = "engine")]
 pub async fn text_concept(text: &TextTransformer, tokenizer: &ClipTokenizer, concept: &str) -> Result<Vec<f32>> {
     if concept.trim().is_empty() {
         return Err(Error::InvalidInput("the concept text is empty".into()));

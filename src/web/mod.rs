@@ -17,7 +17,9 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use crate::apps::engine::{self, elapsed_ms, invalid, AblationRequest, AdversarialOptions, AnalyzeOptions};
+use crate::apps::engine::{
+    self, elapsed_ms, invalid, AblationRequest, AdversarialOptions, AnalyzeOptions, Defaults, WordPageOptions,
+};
 use crate::device::{self, BackendKind};
 use crate::Error;
 
@@ -289,8 +291,9 @@ impl Engine {
 
     /// The heatmap of a concept on the last analysed image, without a new forward. `concept`
     /// is `"predicted"` (the image's top class), `"class:<name>"` (a class of the bundle) or
-    /// free text (loads the text tower). `layers` default to the bundle's; `top_neurons`
-    /// (default 200) is clamped to the neurons those layers have.
+    /// free text (loads the text tower). `layers` and `top_neurons` default to `defaults().segment`
+    /// (the bundle's layers, the paper's count); `top_neurons` is clamped to the neurons those
+    /// layers have.
     #[wasm_bindgen(unchecked_return_type = "Segmentation")]
     pub async fn segment(
         &mut self,
@@ -325,10 +328,18 @@ impl Engine {
     }
 
     /// A word's page: every neuron whose decomposition holds `word`, with its first words and
-    /// its first `top_images` (default 6) top images.
+    /// its first `top_images` (default: `defaults().word_page.top_images`) top images.
     #[wasm_bindgen(js_name = wordPage, unchecked_return_type = "WordPage")]
     pub fn word_page(&self, word: String, top_images: Option<usize>) -> JsResult<JsValue> {
-        self.engine.word_page(&word, top_images.unwrap_or(6)).and_then(|page| to_js(&page)).map_err(js_error)
+        let images = top_images.unwrap_or(WordPageOptions::default().top_images);
+        self.engine.word_page(&word, images).and_then(|page| to_js(&page)).map_err(js_error)
+    }
+
+    /// Every option's default (the paper's settings), as the engine applies them when an option
+    /// is left out: `analyze`, `adversarial`, `segment` and `word_page`.
+    #[wasm_bindgen(unchecked_return_type = "Defaults")]
+    pub fn defaults(&self) -> JsResult<JsValue> {
+        to_js(&Defaults::default()).map_err(js_error)
     }
 
     /// Ablates second-order effects of the last analysed image (no new forward): its top

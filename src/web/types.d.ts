@@ -8,14 +8,16 @@ export type EngineErrorKind = "needs-text-tower" | "device-lost" | "device" | "i
 /** A word (or class) with its score or coefficient. */
 export type Scored = [string, number];
 
-/** Options of `Engine.analyze`; every key is optional. */
+/** Options of `Engine.analyze`; a key left out takes its default (`Engine.defaults().analyze`). */
 export interface AnalyzeOptions {
-  /** Classes returned (default 5). */
+  /** Classes returned. */
   top_classes?: number;
-  /** Words per layer and merged (default 10). */
+  /** Words per layer and merged. */
   top_words?: number;
-  /** Words shown per significant neuron (default 5). */
+  /** Words shown per significant neuron. */
   neuron_words?: number;
+  /** The layers whose concepts are discovered and merged (null: all the bundle's). */
+  layers?: number[] | null;
 }
 
 /** A class of the bundle's zero-shot classifier. */
@@ -244,18 +246,41 @@ export interface SearchResult {
   text_neurons: RankedNeuron[];
 }
 
-/** Options of `Engine.adversarial`; every key is optional. */
+/** Options of `Engine.adversarial`; a key left out takes its default
+ * (`Engine.defaults().adversarial`, the paper's). */
 export interface AdversarialOptions {
-  /** Layers whose neurons are ranked (default: all the bundle's). */
-  layers?: number[];
-  /** Top neurons kept (default 100). */
+  /** Layers whose neurons are ranked (null: all the bundle's). */
+  layers?: number[] | null;
+  /** Top neurons kept. */
   neurons?: number;
-  /** Words returned (default 50). */
+  /** Words returned. */
   words?: number;
-  /** Words whose cosine with class 0 is above this are dropped (default 0.8). */
+  /** Words whose cosine with class 0 is above this are dropped. */
   synonym_cosine?: number;
   /** Words dropped whatever their score. */
   block?: string[];
+}
+
+/** The neurons `Engine.segment` averages when its `layers` and `topNeurons` are left out. */
+export interface SegmentOptions {
+  /** Layers whose neurons are ranked (null: all the bundle's). */
+  layers: number[] | null;
+  /** Neurons averaged (clamped to those the layers have). */
+  top_neurons: number;
+}
+
+/** What `Engine.wordPage` shows when its `topImages` is left out. */
+export interface WordPageOptions {
+  /** Top images per neuron. */
+  top_images: number;
+}
+
+/** Every option's default (`Engine.defaults()`): what the engine applies to a key left out. */
+export interface Defaults {
+  analyze: Required<AnalyzeOptions>;
+  adversarial: Required<AdversarialOptions>;
+  segment: SegmentOptions;
+  word_page: WordPageOptions;
 }
 
 export interface AlignedNeuron {

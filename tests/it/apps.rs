@@ -116,24 +116,18 @@ fn adversarial_words_by_hand() {
 /// rebuild r^ = 0.5 (2, 0) = (1, 0) gives x r^ = (24, 0), residual (-24, 30).
 #[test]
 fn ablations_by_hand() {
-    use burn::tensor::{Tensor, TensorData};
-    use clip_lens::apps::ablate::{ablated_embeddings, sparse_directions, AblationFactors, AblationTable};
-    let cpu = device::cpu();
-    let t2 = |v: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(v, shape), &cpu);
+    use clip_lens::apps::ablation::sparse_directions;
+    use clip_lens::apps::ablation::table::{ablated_embeddings, AblationFactors, AblationTable};
     let sparse = sparse_directions(&[0, -1, 1, -1], &[1.0, 0.0, 0.5, 0.0], 2, &[1.0, 0.0, 2.0, 0.0], 2);
     assert_eq!(sparse, vec![1.0, 0.0, 1.0, 0.0]);
     // Neuron 0's sparse rebuild is exact ((1, 0)); neuron 1's is (1, 0).
     let factors = AblationFactors {
-        mean: t2(vec![10.0, 0.0, 0.0, 0.0], [2, 2]),
-        directions: t2(vec![1.0, 0.0, 0.6, 0.8], [2, 2]),
-        sparse_directions: t2(sparse, [2, 2]),
-        thresholds: t2(vec![50.0, 40.0], [1, 2]),
+        mean: vec![10.0, 0.0, 0.0, 0.0],
+        directions: vec![1.0, 0.0, 0.6, 0.8],
+        sparse_directions: sparse,
+        thresholds: vec![50.0, 40.0],
     };
-    let effects = Tensor::<3>::from_data(TensorData::new(vec![70.0f32, 0.0, 0.0, 30.0], [1, 2, 2]), &cpu);
-    let variants: Vec<Vec<f32>> = ablated_embeddings(t2(vec![3.0, 4.0], [1, 2]), effects, &factors)
-        .into_iter()
-        .map(|t| device::read_f32_blocking(t).unwrap())
-        .collect();
+    let variants = ablated_embeddings(&[3.0, 4.0], &[70.0, 0.0, 0.0, 30.0], &factors).unwrap();
     let expected: [[f32; 2]; 6] = [
         [60.0, 80.0],               // baseline
         [60.0 - 60.0, 80.0 - 30.0], // mean_all: minus (60, 0) and (0, 30)

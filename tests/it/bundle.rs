@@ -379,7 +379,7 @@ fn precompute_resumes_after_interruption_and_crash() {
     assert_eq!(Bundle::read(&out).unwrap(), Bundle::read(bundle_dir()).unwrap());
 }
 
-/// `concepts --json` on three fixture PNGs with the bundle made from the PNG folder: one object
+/// `concepts --json` on three fixture PNGs with the bundle made from the PNG folder: one analysis
 /// per image in input order, and (the bundle's statistics matching the reference's to 1e-4)
 /// nearly the reference's significant neurons and the same best word.
 #[test]
@@ -409,11 +409,13 @@ fn concepts_command_agrees_with_reference_discovery() {
     assert_eq!(list.len(), 3);
     for (object, path) in list.iter().zip(&images) {
         assert_eq!(object["image"].as_str().unwrap(), path.to_str().unwrap());
-        assert_eq!(object["layer"].as_u64(), Some(1));
+        let layers = object["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1);
+        assert_eq!(layers[0]["layer"].as_u64(), Some(1));
         let name = path.file_name().unwrap().to_str().unwrap();
         let expected = &reference["concept_discovery"]["results"][name];
         let ours: std::collections::BTreeSet<u64> =
-            object["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+            layers[0]["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
         let theirs: std::collections::BTreeSet<u64> =
             expected["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
         let jaccard = ours.intersection(&theirs).count() as f64 / ours.union(&theirs).count() as f64;

@@ -73,7 +73,7 @@ fn analyze_and_segment_match_the_reference() {
     let class = block_on(engine.segment("class:Cat", Some(layers), Some(k))).unwrap();
     assert_eq!((class.kind, class.concept.as_str(), class.class_index), ("class", "cat", Some(0)));
     assert!(relative_deviation(&class.heatmap, &text.heatmap) <= MODEL_TOLERANCE);
-    let options = AnalyzeOptions { top_classes: Some(2), top_words: Some(3), neuron_words: None };
+    let options = AnalyzeOptions { top_classes: 2, top_words: 3, ..Default::default() };
     let analysis = block_on(engine.analyze(DETAIL_PNGS[5], &options)).unwrap();
     assert_eq!(analysis.classes.len(), 2);
     assert!(analysis.words.len() <= 3);
@@ -155,7 +155,7 @@ fn neuron_cards_and_search() {
 #[test]
 fn adversarial_words_and_fooled() {
     let mut engine = engine_with_bundle();
-    let options = AdversarialOptions { neurons: Some(60), words: Some(20), ..Default::default() };
+    let options = AdversarialOptions { neurons: 60, words: 20, ..Default::default() };
     let result = block_on(engine.adversarial("cat", "dog", &options)).unwrap();
     assert_eq!(
         (result.class0.as_str(), result.class1.as_str(), result.layers.as_slice()),

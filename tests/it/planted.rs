@@ -507,7 +507,7 @@ fn planted_concepts_are_found_by_precompute_concepts_and_segment() {
         let found = &json[0];
         let top: Vec<&str> = found["words"].as_array().unwrap().iter().map(|w| w[0].as_str().unwrap()).collect();
         let significant: Vec<u64> =
-            found["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+            found["layers"][0]["significant_neurons"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
         println!("concepts on img{:03} (L{}): {top:?}, {} significant neurons", p.probe, p.layer, significant.len());
         assert!(
             significant.contains(&(p.neuron as u64)),

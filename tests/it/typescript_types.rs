@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common::engine::reference_bundle;
 use crate::common::*;
-use clip_lens::apps::engine::{
-    AblationRequest, AdversarialOptions, AnalyzeOptions, Engine, GpuMemory, NeuronDistribution,
-};
+use clip_lens::apps::ablation::image::AblationRequest;
+use clip_lens::apps::cards::NeuronDistribution;
+use clip_lens::apps::engine::{AdversarialOptions, AnalyzeOptions, Defaults, Engine, GpuMemory};
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::device::{self, BackendKind};
 use clip_lens::Error;
@@ -62,13 +62,14 @@ fn every_interface_has_the_fields_of_what_it_describes() {
     let map = json(&block_on(engine.activation_map(DETAIL_PNGS[0], 1, 4)).unwrap());
     let card = json(&engine.neuron(1, 23).unwrap());
     let search = json(&block_on(engine.search("genes", 5)).unwrap());
-    let options = AdversarialOptions { neurons: Some(20), words: Some(5), ..Default::default() };
+    let options = AdversarialOptions { neurons: 20, words: 5, ..Default::default() };
     let adversarial = json(&block_on(engine.adversarial("cat", "dog", &options)).unwrap());
     let fooled = json(&block_on(engine.fooled(DETAIL_PNGS[0], "cat", "dog")).unwrap());
     let layer = layer.expect("a layer with a significant neuron");
     let words = json(&engine.word_page("genes", 3).unwrap());
     let list = json(&engine.neuron_list("1:23,1:4").unwrap());
     let ablation = json(&block_on(engine.ablate(&AblationRequest::RankOne { layer: 1 })).unwrap());
+    let defaults = json(&Defaults::default());
     let distribution = NeuronDistribution {
         edges: vec![1.0, 2.0],
         counts: vec![3],
@@ -81,6 +82,9 @@ fn every_interface_has_the_fields_of_what_it_describes() {
     let described: Vec<(&str, BTreeSet<String>)> = vec![
         ("AnalyzeOptions", keys(&json(&AnalyzeOptions::default()), &[])),
         ("AdversarialOptions", keys(&json(&AdversarialOptions::default()), &[])),
+        ("Defaults", keys(&defaults, &[])),
+        ("SegmentOptions", keys(&defaults["segment"], &[])),
+        ("WordPageOptions", keys(&defaults["word_page"], &[])),
         ("Analysis", keys(&analysis, &[])),
         ("ClassScore", keys(&analysis["classes"][0], &[])),
         ("LayerConcepts", keys(layer, &[])),

@@ -67,7 +67,8 @@ export class AdversarialMiner implements View<RouteOf<"miner">> {
     const class0 = ui.class0.value.trim();
     const class1 = ui.class1.value.trim();
     const block = commaItems(ui.block.value);
-    const options = { neurons: Number(ui.neurons.value) || 100, words: Number(ui.words.value) || 50, block };
+    const { adversarial } = await this.session.call("defaults", {});
+    const options = { neurons: Number(ui.neurons.value) || adversarial.neurons, words: Number(ui.words.value) || adversarial.words, block };
     await fillSection(
       ui.result,
       `Mining words that push “${class1}” images towards “${class0}”…`,

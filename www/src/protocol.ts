@@ -10,6 +10,7 @@ import type {
   AdversarialOptions,
   AdversarialResult,
   Analysis,
+  Defaults,
   FooledResult,
   NeuronCard,
   NeuronList,
@@ -113,6 +114,8 @@ export interface EngineCalls {
   neuronCsv: { args: { layer: number; neuron: number }; result: string };
   /** The last analysis and every ablation run on it since, as CSV. */
   analysisCsv: { args: Record<string, never>; result: string };
+  /** Every option's default, as the engine applies it to an option left out. */
+  defaults: { args: Record<string, never>; result: Defaults };
 }
 export type EngineMethod = keyof EngineCalls;
 

@@ -11,9 +11,6 @@ import type { Session } from "./session";
 import { thumbnailStrip } from "./thumbnails";
 import type { View } from "./view";
 
-/** Thumbnails per neuron. */
-const TOP_IMAGES = 6;
-
 /** The word page's elements, inside its section. */
 function wordPageElements(section: HTMLElement) {
   return {
@@ -55,7 +52,7 @@ export class WordPageView implements View<RouteOf<"word">> {
     await fillSection(
       this.ui.result,
       `Finding the neurons whose words include “${word}”…`,
-      () => this.session.call("wordPage", { word, topImages: TOP_IMAGES }),
+      () => this.session.call("wordPage", { word, topImages: null /* the engine's default */ }),
       (page) => this.render(page),
     );
   }
@@ -95,7 +92,7 @@ export class WordPageView implements View<RouteOf<"word">> {
         others.length ? el("span", { class: "hint" }, " with ") : null,
         others.length ? words : null,
       ),
-      thumbnailStrip(n.top_images, this.bundle, n.layer, n.neuron, TOP_IMAGES),
+      thumbnailStrip(n.top_images, this.bundle, n.layer, n.neuron, n.top_images.length),
     );
   }
 }

@@ -265,6 +265,7 @@ const METHODS: { [M in EngineMethod]: (engine: Engine, args: Args<M>) => Promise
   ablate: (e, a) => e.ablate(a.request),
   neuronCsv: async (e, a) => e.neuronCsv(a.layer, a.neuron),
   analysisCsv: async (e) => e.analysisCsv(),
+  defaults: async (e) => e.defaults(),
 };
 
 async function call(request: CallRequest): Promise<void> {

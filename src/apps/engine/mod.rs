@@ -1,19 +1,21 @@
-//! The engine: a CLIP model on one device with a bundle's lens, answering what the page asks
-//! (analyze, segment, activation map, neuron card, neuron lists and word pages ([`cards`]),
-//! ablations on the analysed image ([`ablation`]), search, adversarial words, fooled, CSV
-//! exports ([`export`])) with typed results ([`results`]). The page's WebAssembly bindings (`src/web`) are a thin layer
-//! over it; natively `tests/it/engine.rs` checks every method against the fixture.
+//! The engine: a CLIP model on one device with a bundle's lens ([`loading`]), answering what the
+//! page asks (analyze, segment and activation map ([`segmentation`]), neuron card, neuron lists
+//! and word pages ([`crate::apps::cards`]), ablations on the analysed image ([`ablation`]),
+//! search, adversarial words, fooled, CSV exports ([`export`])) with typed results
+//! ([`results`]). The page's WebAssembly bindings (`src/web`) are a thin layer over it; natively
+//! `tests/it/engine.rs` checks every method against the fixture.
 //!
 //! The text tower loads on first use (from the weight file, or, for converted towers, when the
 //! caller hands it over after an [`Error::NeedsTextTower`]), so analysing images never pays for
 //! it.
 
 mod ablation;
-pub mod cards;
 pub mod export;
+mod loading;
 pub mod results;
+mod segmentation;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::tensor::Device;
 
@@ -21,17 +23,16 @@ pub use results::*;
 
 use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery};
 use crate::apps::analysis::{BundleLens, LayerFindings};
+use crate::apps::cards;
 use crate::apps::classify::{self, classify};
 use crate::apps::concepts::merge_layers;
-use crate::apps::segment::{self, ConceptNeurons, ConceptSpec, RankedNeuron};
-use crate::bundle::{sha256_hex, Bundle};
-use crate::convert::ConvertedManifest;
+use crate::bundle::Bundle;
 use crate::device::{read_f32, BackendKind};
 use crate::error::{Error, Result};
-use crate::model::{CaptureRequest, ClipModel, Towers, VisionOutput};
-use crate::preprocess::{preprocess_image, CropGeometry};
+use crate::model::{ClipModel, VisionOutput};
+use crate::preprocess::preprocess_image;
 use crate::tokenizer::ClipTokenizer;
-use crate::{ClipConfig, WeightFile};
+use crate::WeightFile;
 
 /// A bundle checked against the model, with its lens data on the device.
 struct LoadedBundle {
@@ -47,7 +48,7 @@ struct LastImage {
     output: VisionOutput,
     /// The unnormalised image embedding.
     embedding: Vec<f32>,
-    /// Every bundle layer's centred norms `[N]` and concept discovery (all words), by layer.
+    /// Every analysed layer's centred norms `[N]` and concept discovery (all words), by layer.
     findings: BTreeMap<usize, LayerFindings>,
     /// Centred effects `[N, D]` of the layers an ablation needed, computed on first use.
     centred: BTreeMap<usize, Vec<f32>>,
@@ -71,17 +72,11 @@ pub struct Engine {
     device: Device,
     backend: BackendKind,
     tokenizer: Option<ClipTokenizer>,
+    /// The unit embeddings of the free-text concepts met so far, by text (a class named in
+    /// every `fooled` call is embedded once).
+    text_concepts: HashMap<String, Vec<f32>>,
     bundle: Option<LoadedBundle>,
     last: Option<LastImage>,
-}
-
-/// A concept of a segmentation, resolved: what it is called, its kind (`text`, `class` or
-/// `predicted`), its class's index, and its unit embedding.
-struct ResolvedConcept {
-    label: String,
-    kind: &'static str,
-    class_index: Option<usize>,
-    embedding: Vec<f32>,
 }
 
 /// The error of a call that needs an analysed image before any was analysed.
@@ -99,112 +94,7 @@ pub(crate) fn elapsed_ms(start: web_time::Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-/// Checks a converted tower file's sha256 against its manifest.
-fn check_tower_file(tower: &str, expected: &str, bytes: &[u8]) -> Result<()> {
-    let found = sha256_hex(bytes);
-    if found != expected {
-        return Err(invalid(format!("the {tower} tower file does not match its manifest: sha256 {found}, the manifest says {expected} (a stale cache or a file from another conversion?)")));
-    }
-    Ok(())
-}
-
 impl Engine {
-    /// The image tower of safetensors `weights` (either layout) on `device` (of kind
-    /// `backend`). `config_json` is a Hugging Face `config.json` or an open_clip model JSON;
-    /// without one the shapes decide where they can ([`ClipConfig::infer`]). A weight tensor above `buffer_limit` bytes is refused, and the lens
-    /// keeps its factors below it (the GPU's largest buffer; `usize::MAX` on the CPU).
-    pub fn new(
-        weights: Vec<u8>,
-        config_json: Option<&str>,
-        device: Device,
-        backend: BackendKind,
-        buffer_limit: usize,
-    ) -> Result<Engine> {
-        let weights_sha256 = sha256_hex(&weights);
-        let weights = WeightFile::from_bytes(weights)?;
-        let config = match config_json {
-            Some(json) => ClipConfig::from_json(json)?,
-            None => ClipConfig::infer(&weights)?,
-        };
-        weights.check_buffer_limit(buffer_limit)?;
-        let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
-        let weights = weights.has_text().then_some(weights);
-        Ok(Engine::with_model(model, weights, weights_sha256, None, device, backend, buffer_limit))
-    }
-
-    /// The image tower of a checkpoint split by `clip-lens convert`: its `manifest.json`,
-    /// `image.safetensors` (checked against the manifest's sha256) and `config.json`. Bundles
-    /// are checked against the source checkpoint's sha256; the text tower comes later
-    /// ([`Engine::load_text_tower`]).
-    pub fn from_converted(
-        manifest_json: &str,
-        image_tower: Vec<u8>,
-        config_json: &str,
-        device: Device,
-        backend: BackendKind,
-        buffer_limit: usize,
-    ) -> Result<Engine> {
-        let manifest: ConvertedManifest = serde_json::from_str(manifest_json)
-            .map_err(|e| invalid(format!("invalid converted manifest.json: {e}")))?;
-        check_tower_file("image", &manifest.image.sha256, &image_tower)?;
-        let weights = WeightFile::from_bytes(image_tower)?;
-        let config = ClipConfig::from_json(config_json)?;
-        weights.check_buffer_limit(buffer_limit)?;
-        let model = ClipModel::load(&weights, &config, Towers::Vision, &device)?;
-        let text_sha256 = Some(manifest.text.sha256);
-        Ok(Engine::with_model(model, None, manifest.source_sha256, text_sha256, device, backend, buffer_limit))
-    }
-
-    /// An engine over a model already loaded (the CLI's), made from weights with
-    /// `weights_sha256`; text needs [`Engine::load_text_tower`] unless `model` has its tower.
-    pub fn from_model(model: ClipModel, weights_sha256: String, device: Device, backend: BackendKind) -> Engine {
-        Engine::with_model(model, None, weights_sha256, None, device, backend, usize::MAX)
-    }
-
-    fn with_model(
-        model: ClipModel,
-        weights: Option<WeightFile>,
-        weights_sha256: String,
-        text_tower_sha256: Option<String>,
-        device: Device,
-        backend: BackendKind,
-        buffer_limit: usize,
-    ) -> Engine {
-        Engine {
-            model,
-            weights,
-            weights_sha256,
-            text_tower_sha256,
-            device,
-            backend,
-            buffer_limit,
-            tokenizer: None,
-            bundle: None,
-            last: None,
-        }
-    }
-
-    /// Whether text can be embedded without [`Engine::load_text_tower`] (the tower is loaded,
-    /// or in the weight file the engine was made from).
-    pub fn text_tower_available(&self) -> bool {
-        self.model.text.is_some() || self.weights.is_some()
-    }
-
-    /// Loads the text tower of converted towers (`text.safetensors`, checked against the
-    /// manifest's sha256).
-    pub fn load_text_tower(&mut self, text_tower: Vec<u8>) -> Result<()> {
-        let expected = self.text_tower_sha256.as_ref().ok_or_else(|| {
-            invalid("this engine was not made from a converted checkpoint: its text tower comes with its weights")
-        })?;
-        check_tower_file("text", expected, &text_tower)?;
-        let file = WeightFile::from_bytes(text_tower)?;
-        file.check_buffer_limit(self.buffer_limit)?;
-        let loaded = ClipModel::load(&file, &self.model.config, Towers::Text, &self.device)?;
-        self.model.text = loaded.text;
-        self.text_tower_sha256 = None;
-        Ok(())
-    }
-
     /// What the GPU allocator holds; `None` on the CPU.
     pub fn gpu_memory(&self) -> Option<GpuMemory> {
         let usage = match self.backend {
@@ -265,21 +155,6 @@ impl Engine {
         read_f32(vision.encode(vision.pixel_tensor(pixels)?)?).await
     }
 
-    /// Loads the text tower (once; the weight file is then dropped).
-    fn ensure_text_tower(&mut self) -> Result<()> {
-        if self.model.text.is_none() {
-            if self.text_tower_sha256.is_some() {
-                // The caller loads it (`loadTextTower` in the page) and asks again.
-                return Err(Error::NeedsTextTower);
-            }
-            let weights = self.weights.as_ref().ok_or_else(|| invalid("these weights have no text tower"))?;
-            let loaded = ClipModel::load(weights, &self.model.config, Towers::Text, &self.device)?;
-            self.model.text = loaded.text;
-            self.weights = None;
-        }
-        Ok(())
-    }
-
     /// The unnormalised text embedding of `text`; loads the text tower on first use.
     pub async fn embed_text(&mut self, text: &str) -> Result<Vec<f32>> {
         self.ensure_text_tower()?;
@@ -288,11 +163,16 @@ impl Engine {
         read_f32(self.model.text()?.encode(&tokens)?).await
     }
 
-    /// The unit text embedding of a non-empty text.
+    /// The unit text embedding of a non-empty text (embedded once per text).
     async fn text_concept(&mut self, text: &str) -> Result<Vec<f32>> {
+        if let Some(embedding) = self.text_concepts.get(text) {
+            return Ok(embedding.clone());
+        }
         self.ensure_text_tower()?;
         let tokenizer = self.tokenizer.get_or_insert_with(ClipTokenizer::new);
-        classify::text_concept(self.model.text()?, tokenizer, text).await
+        let embedding = classify::text_concept(self.model.text()?, tokenizer, text).await?;
+        self.text_concepts.insert(text.to_string(), embedding.clone());
+        Ok(embedding)
     }
 
     /// A class's unit embedding: the bundle's classifier row when `name` is one of its classes,
@@ -307,34 +187,19 @@ impl Engine {
         }
     }
 
-    /// Loads a bundle (`manifest.json`'s text and `lens.safetensors`' bytes), checks it was
-    /// computed from these weights (sha256) and fits the model, and prepares its lens. Replaces
-    /// any earlier bundle and forgets the last analysed image.
-    pub fn load_bundle(&mut self, manifest_json: &str, tensors: Vec<u8>) -> Result<()> {
-        self.use_bundle(Bundle::from_parts(manifest_json, tensors)?)
-    }
-
-    /// [`Engine::load_bundle`] for a bundle already read.
-    pub fn use_bundle(&mut self, bundle: Bundle) -> Result<()> {
-        bundle.check_weights(&self.weights_sha256)?;
-        bundle.check_model(&self.model.config)?;
-        let vision = self.model.vision()?;
-        let lens = BundleLens::new(vision, &bundle, &bundle.manifest.layers, self.buffer_limit, &self.device)?;
-        self.last = None;
-        self.bundle = Some(LoadedBundle { bundle, lens });
-        Ok(())
-    }
-
-    /// Analyses an encoded image with the bundle: top classes, concept discovery per layer and
-    /// merged, the significant neurons with their words, the crop geometry and timings. One
-    /// forward; its activations are kept for [`Engine::segment`].
+    /// Analyses an encoded image with the bundle: top classes, concept discovery per layer
+    /// (`options.layers`, default the bundle's) and merged, the significant neurons with their
+    /// words, the crop geometry and timings. One forward; its activations are kept for
+    /// [`Engine::segment`] (every bundle layer's), its layers' findings for [`Engine::ablate`] and
+    /// the cards.
     pub async fn analyze(&mut self, image: &[u8], options: &AnalyzeOptions) -> Result<Analysis> {
-        let top_classes = options.top_classes.unwrap_or(5);
-        let top_words = options.top_words.unwrap_or(10);
-        let neuron_words = options.neuron_words.unwrap_or(5);
         let start = web_time::Instant::now();
         let loaded = self.bundle()?;
         let (bundle, manifest) = (&loaded.bundle, &loaded.bundle.manifest);
+        let analysed = options.layers.clone().unwrap_or_else(|| manifest.layers.clone());
+        if let Some(missing) = analysed.iter().find(|layer| !bundle.layers.contains_key(layer)) {
+            return Err(invalid(format!("layer {missing} is not in the bundle (it has {:?})", manifest.layers)));
+        }
         let vision = self.model.vision()?;
         let preprocessed = preprocess_image(image, vision.config.image_size as u32)?;
         let decode = elapsed_ms(start);
@@ -346,7 +211,7 @@ impl Engine {
         let forward = elapsed_ms(forward_start);
 
         let lens_start = web_time::Instant::now();
-        let findings = loaded.lens.discover(vision, &output, bundle).await?;
+        let findings = loaded.lens.discover_layers(vision, &output, bundle, &analysed).await?;
         let mut layers = Vec::with_capacity(findings.len());
         for LayerFindings { norms, concepts } in &findings {
             let (layer, lens) = (concepts.layer, &bundle.layers[&concepts.layer]);
@@ -355,7 +220,7 @@ impl Engine {
                 .iter()
                 .map(|&neuron| {
                     let mut words = bundle.describe(layer, neuron)?;
-                    words.truncate(neuron_words);
+                    words.truncate(options.neuron_words);
                     let threshold = lens.norms[neuron * manifest.top_k];
                     Ok(SignificantNeuron { neuron, norm: norms[neuron], threshold, words })
                 })
@@ -363,12 +228,12 @@ impl Engine {
             layers.push(LayerConcepts {
                 layer,
                 significant_neurons: concepts.significant_neurons.clone(),
-                words: concepts.words.iter().take(top_words).cloned().collect(),
+                words: concepts.words.iter().take(options.top_words).cloned().collect(),
                 neurons,
             });
         }
-        let words = merge_layers(findings.iter().map(|f| &f.concepts), top_words);
-        let classes = classify(&embedding, &bundle.class_embeds, &manifest.classes, top_classes)?;
+        let words = merge_layers(findings.iter().map(|f| &f.concepts), options.top_words);
+        let classes = classify(&embedding, &bundle.class_embeds, &manifest.classes, options.top_classes)?;
         let lens = elapsed_ms(lens_start);
 
         let analysis = Analysis {
@@ -390,153 +255,6 @@ impl Engine {
         Ok(analysis)
     }
 
-    /// The heatmap of a concept on the last analysed image, without a new forward. `concept`
-    /// is `"predicted"` (the image's top class), `"class:<name>"` (a class of the bundle) or
-    /// free text (loads the text tower). `layers` default to the bundle's; `top_neurons`
-    /// (default 200, the paper's) is clamped to the neurons those layers have.
-    pub async fn segment(
-        &mut self,
-        concept: &str,
-        layers: Option<Vec<usize>>,
-        top_neurons: Option<usize>,
-    ) -> Result<Segmentation> {
-        let start = web_time::Instant::now();
-        let concept = ConceptSpec::parse(concept)?;
-        self.bundle()?;
-        if self.last.is_none() {
-            return Err(no_image_yet());
-        }
-        let text = self.text_embedding_of(&concept).await?;
-        let last = self.last.as_ref().ok_or_else(no_image_yet)?;
-        let choice = self.concept_neurons(layers, top_neurons)?;
-        let resolved = self.resolve_concept(concept, text, &last.embedding)?;
-        self.segmentation(resolved, &choice, &last.output.captures.neurons, start).await
-    }
-
-    /// The heatmap of a concept on an encoded image, with a forward of its own that keeps only
-    /// the ranked layers' neurons: no lens and no concepts, what `clip-lens segment` and
-    /// `eval-seg` need for many images. The last analysed image is left as it was. Returns the
-    /// crop geometry too, which maps the heatmap back onto the image. Arguments as
-    /// [`Engine::segment`]'s.
-    pub async fn segment_image(
-        &mut self,
-        image: &[u8],
-        concept: &str,
-        layers: Option<Vec<usize>>,
-        top_neurons: Option<usize>,
-    ) -> Result<(Segmentation, CropGeometry)> {
-        let start = web_time::Instant::now();
-        let concept = ConceptSpec::parse(concept)?;
-        self.bundle()?;
-        let text = self.text_embedding_of(&concept).await?;
-        let choice = self.concept_neurons(layers, top_neurons)?;
-        let vision = self.model.vision()?;
-        let pre = preprocess_image(image, vision.config.image_size as u32)?;
-        let output = vision.forward(vision.pixel_tensor(pre.pixels)?, &CaptureRequest::neurons(&choice.layers))?;
-        let embedding = read_f32(output.embeds).await?;
-        let resolved = self.resolve_concept(concept, text, &embedding)?;
-        let segmentation = self.segmentation(resolved, &choice, &output.captures.neurons, start).await?;
-        Ok((segmentation, pre.geometry))
-    }
-
-    /// The unit text embedding a free-text concept needs (loads the text tower); `None` for a
-    /// class.
-    async fn text_embedding_of(&mut self, concept: &ConceptSpec<'_>) -> Result<Option<Vec<f32>>> {
-        match concept {
-            ConceptSpec::Text(text) => Ok(Some(self.text_concept(text).await?)),
-            _ => Ok(None),
-        }
-    }
-
-    /// The bundle's neurons a segmentation ranks: of `layers` (default: the bundle's), the
-    /// `top_neurons` best (default: the paper's 200, clamped to what the layers have).
-    fn concept_neurons(&self, layers: Option<Vec<usize>>, top_neurons: Option<usize>) -> Result<ConceptNeurons> {
-        let count = top_neurons.unwrap_or(segment::PAPER_TOP_NEURONS);
-        ConceptNeurons::new(&self.bundle()?.bundle, &layers.unwrap_or_default(), count)
-    }
-
-    /// A concept's name, kind and unit embedding: free text (its `text` embedding), a class of
-    /// the bundle, or the class an image of unnormalised embedding `image_embedding` is
-    /// predicted as.
-    fn resolve_concept(
-        &self,
-        concept: ConceptSpec<'_>,
-        text: Option<Vec<f32>>,
-        image_embedding: &[f32],
-    ) -> Result<ResolvedConcept> {
-        let bundle = &self.bundle()?.bundle;
-        let class = |index: usize, kind: &'static str| -> Result<ResolvedConcept> {
-            let label = bundle.manifest.classes[index].clone();
-            Ok(ResolvedConcept {
-                label,
-                kind,
-                class_index: Some(index),
-                embedding: classify::class_row(bundle, index)?,
-            })
-        };
-        match concept {
-            ConceptSpec::Text(label) => {
-                let embedding = text.ok_or_else(|| invalid("the concept text has no embedding"))?;
-                Ok(ResolvedConcept { label: label.to_string(), kind: "text", class_index: None, embedding })
-            }
-            ConceptSpec::Class(name) => class(classify::class_index(&bundle.manifest.classes, name)?, "class"),
-            ConceptSpec::Predicted => class(classify::predicted_class(bundle, image_embedding)?, "predicted"),
-        }
-    }
-
-    /// The segmentation of a resolved concept from a forward's post-GELU activations
-    /// (`neurons`, by layer): the concept's top neurons of `choice`, their heatmap.
-    async fn segmentation(
-        &self,
-        concept: ResolvedConcept,
-        choice: &ConceptNeurons,
-        neurons: &BTreeMap<usize, burn::tensor::Tensor<3>>,
-        start: web_time::Instant,
-    ) -> Result<Segmentation> {
-        let selected = choice.rank(&self.bundle()?.bundle, &concept.embedding)?;
-        let maps = segment::heatmaps(neurons, &selected, self.model.config.vision.patch_size).await?;
-        Ok(Segmentation {
-            concept: concept.label,
-            kind: concept.kind,
-            class_index: concept.class_index,
-            layers: choice.layers.clone(),
-            size: maps.size,
-            heatmap: maps.image(0).to_vec(),
-            neurons: selected.iter().map(Ranked::from).collect(),
-            ms: elapsed_ms(start),
-        })
-    }
-
-    /// One neuron's activation map on an encoded image, with its own forward (the last
-    /// analysed image is kept for [`Engine::segment`]). Needs no bundle; `layer` and `neuron`
-    /// must exist in the model.
-    pub async fn activation_map(&self, image: &[u8], layer: usize, neuron: usize) -> Result<ActivationMap> {
-        let vision = self.model.vision()?;
-        let config = &vision.config;
-        if layer >= config.layers {
-            return Err(invalid(format!("layer {layer} is out of range: the model has {} layers", config.layers)));
-        }
-        if neuron >= config.mlp_width {
-            return Err(invalid(format!(
-                "neuron {neuron} is out of range: layer {layer} has {} neurons",
-                config.mlp_width
-            )));
-        }
-        let preprocessed = preprocess_image(image, config.image_size as u32)?;
-        let input = vision.pixel_tensor(preprocessed.pixels)?;
-        let output = vision.forward(input, &CaptureRequest::neurons(&[layer]))?;
-        let one = [RankedNeuron { layer, neuron, score: 1.0 }];
-        let maps = segment::heatmaps(&output.captures.neurons, &one, config.patch_size).await?;
-        Ok(ActivationMap {
-            layer,
-            neuron,
-            size: maps.size,
-            heatmap: maps.image(0).to_vec(),
-            peak: maps.peaks[0],
-            geometry: Geometry::from(&preprocessed.geometry),
-        })
-    }
-
     /// A neuron's card from the bundle: all its words, its top images (with thumbnail paths),
     /// the classes nearest to r_n, its threshold and distribution, and its centred norm on the
     /// last analysed image.
@@ -550,7 +268,7 @@ impl Engine {
     }
 
     /// A word's page: the neurons whose decomposition holds it, each with its first words and
-    /// its first `images` top images.
+    /// its first `images` top images ([`WordPageOptions`] has the page's default).
     pub fn word_page(&self, word: &str, images: usize) -> Result<WordPage> {
         cards::word_page(&self.bundle()?.bundle, word, images)
     }
@@ -620,9 +338,9 @@ impl Engine {
             class0: (class0, &e0),
             class1: (class1, &e1),
             layers: &layers,
-            neurons: options.neurons.unwrap_or(100),
-            words: options.words.unwrap_or(50),
-            synonym_cosine: options.synonym_cosine.unwrap_or(0.8),
+            neurons: options.neurons,
+            words: options.words,
+            synonym_cosine: options.synonym_cosine,
             block_list: &options.block,
         };
         let found = adversarial_words(bundle, &query)?;

@@ -1,25 +1,38 @@
 //! What the engine's methods return and take, as plain data: serialised to the page (JSON
 //! text; `src/web` declares their TypeScript types) and to the CLI's `--json`, with snake_case
-//! keys.
+//! keys. The options' defaults (the paper's settings) are their `Default` impls, and nowhere
+//! else: the CLI's flags and the page ([`Defaults`]) take theirs from there.
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::apps::ablate_image::AblationRequest;
+pub use crate::apps::ablation::image::{AblationRequest, AblationResult, AblationView};
 use crate::apps::adversarial::AdversarialWords;
+pub use crate::apps::cards::{
+    NearestClass, NeuronCard, NeuronDistribution, NeuronList, TopImage, WordPage, WordPageNeuron, WordPageOptions,
+};
 use crate::apps::classify::ClassScore;
-use crate::apps::segment::RankedNeuron;
+use crate::apps::segment::{RankedNeuron, PAPER_TOP_NEURONS};
 use crate::preprocess::CropGeometry;
 
-/// Options of [`super::Engine::analyze`]; every one has a default.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// Options of [`super::Engine::analyze`]; a key left out takes its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnalyzeOptions {
-    /// Classes returned (default 5).
-    pub top_classes: Option<usize>,
-    /// Words per layer and merged (default 10).
-    pub top_words: Option<usize>,
-    /// Words shown per significant neuron (default 5).
-    pub neuron_words: Option<usize>,
+    /// Classes returned.
+    pub top_classes: usize,
+    /// Words per layer and merged.
+    pub top_words: usize,
+    /// Words shown per significant neuron.
+    pub neuron_words: usize,
+    /// The layers whose concepts are discovered and merged, in this order (`None`: the
+    /// bundle's). Ablations and the cards' norms see only these layers of the image.
+    pub layers: Option<Vec<usize>>,
+}
+
+impl Default for AnalyzeOptions {
+    fn default() -> Self {
+        Self { top_classes: 5, top_words: 10, neuron_words: 5, layers: None }
+    }
 }
 
 /// A significant neuron of an analysed image.
@@ -172,127 +185,6 @@ pub struct ActivationMap {
     pub geometry: Geometry,
 }
 
-/// One of a neuron's top images.
-#[derive(Debug, Clone, Serialize)]
-pub struct TopImage {
-    /// Its index in the bundle's image list.
-    pub id: usize,
-    /// Its path there.
-    pub path: Option<String>,
-    /// Its thumbnail's path in the bundle, when the bundle has thumbnails.
-    pub thumbnail: Option<String>,
-}
-
-/// A class near a neuron's direction.
-#[derive(Debug, Clone, Serialize)]
-pub struct NearestClass {
-    /// The class's index in the bundle.
-    pub index: usize,
-    /// Its name.
-    pub name: String,
-    /// The cosine of r_n with the class embedding.
-    pub cosine: f32,
-}
-
-/// A neuron's card.
-#[derive(Debug, Clone, Serialize)]
-pub struct NeuronCard {
-    /// The layer.
-    pub layer: usize,
-    /// The neuron.
-    pub neuron: usize,
-    /// All its words with their coefficients.
-    pub words: Vec<(String, f32)>,
-    /// Its significance threshold.
-    pub threshold: Option<f32>,
-    /// Its top images.
-    pub top_images: Vec<TopImage>,
-    /// The classes nearest to r_n, best first.
-    pub classes: Vec<NearestClass>,
-    /// Its distribution of centred norms over the bundle's images (none in format 2).
-    pub distribution: Option<NeuronDistribution>,
-    /// The last analysed image's centred norm for this neuron, when there is one.
-    pub analysed_norm: Option<f32>,
-}
-
-/// A neuron's distribution of centred norms `|phi_n - mean_n|` over the bundle's images.
-#[derive(Debug, Clone, Serialize)]
-pub struct NeuronDistribution {
-    /// Bin edges, ascending, log-spaced (bins + 1 values).
-    pub edges: Vec<f32>,
-    /// Images per bin; the first bin also counts smaller norms, the last larger ones.
-    pub counts: Vec<u64>,
-    /// `(percentile, value)`: 50, 90, 98, 99, 99.9.
-    pub percentiles: Vec<(f32, f32)>,
-    /// Images counted.
-    pub images: u64,
-    /// Images whose norm is above the significance threshold.
-    pub above_threshold: usize,
-    /// `above_threshold / images`.
-    pub share_above: f64,
-}
-
-/// A word's page: every neuron whose decomposition holds it.
-#[derive(Debug, Clone, Serialize)]
-pub struct WordPage {
-    /// The word as the bundle spells it.
-    pub word: String,
-    /// The neurons, by |coefficient| descending.
-    pub neurons: Vec<WordPageNeuron>,
-}
-
-/// A neuron on a word's page.
-#[derive(Debug, Clone, Serialize)]
-pub struct WordPageNeuron {
-    /// The layer.
-    pub layer: usize,
-    /// The neuron.
-    pub neuron: usize,
-    /// The word's signed coefficient in its decomposition.
-    pub coefficient: f32,
-    /// Its first words (this one included).
-    pub words: Vec<(String, f32)>,
-    /// Its first top images.
-    pub top_images: Vec<TopImage>,
-}
-
-/// Several neurons' cards, side by side.
-#[derive(Debug, Clone, Serialize)]
-pub struct NeuronList {
-    /// The cards, in the list's order.
-    pub cards: Vec<NeuronCard>,
-    /// Words among the first words of at least two cards, most shared first.
-    pub shared_words: Vec<String>,
-}
-
-/// Classes and concept words of the analysed image, before or after an ablation.
-#[derive(Debug, Clone, Serialize)]
-pub struct AblationView {
-    /// The top classes.
-    pub classes: Vec<ClassScore>,
-    /// Concept words merged over the bundle's layers.
-    pub words: Vec<(String, f32)>,
-}
-
-/// An ablation on the analysed image.
-#[derive(Debug, Clone, Serialize)]
-pub struct AblationResult {
-    /// What was asked.
-    pub request: AblationRequest,
-    /// What was done, in words.
-    pub description: String,
-    /// Neurons whose effect was replaced.
-    pub ablated: usize,
-    /// The image as analysed.
-    pub before: AblationView,
-    /// With the effects replaced.
-    pub after: AblationView,
-    /// `|v' - v|`, where `|v| = 100`.
-    pub shift: f32,
-    /// Milliseconds (the layers' effects, once per image, included).
-    pub ms: f64,
-}
-
 /// A neuron whose decomposition holds a searched word.
 #[derive(Debug, Clone, Serialize)]
 pub struct WordNeuron {
@@ -317,20 +209,58 @@ pub struct SearchResult {
     pub text_neurons: Vec<Ranked>,
 }
 
-/// Options of [`super::Engine::adversarial`]; every one has a default.
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// Options of [`super::Engine::adversarial`]; a key left out takes its default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdversarialOptions {
-    /// The layers searched (default: the bundle's).
+    /// The layers searched (`None`: the bundle's).
     pub layers: Option<Vec<usize>>,
-    /// Neurons kept (default 100).
-    pub neurons: Option<usize>,
-    /// Words returned (default 50).
-    pub words: Option<usize>,
-    /// Words whose cosine with class 0 is above this are dropped (default 0.8).
-    pub synonym_cosine: Option<f32>,
+    /// Neurons kept, by `|r_n . (e0 - e1)|`.
+    pub neurons: usize,
+    /// Words returned.
+    pub words: usize,
+    /// Words whose cosine with class 0 is above this are dropped (its synonyms).
+    pub synonym_cosine: f32,
     /// Words never returned.
     pub block: Vec<String>,
+}
+
+impl Default for AdversarialOptions {
+    /// The paper's: the bundle's layers, 100 neurons, 50 words, synonyms above a cosine of 0.8.
+    fn default() -> Self {
+        Self { layers: None, neurons: 100, words: 50, synonym_cosine: 0.8, block: Vec::new() }
+    }
+}
+
+/// Which neurons [`super::Engine::segment`] averages (its `layers` and `top_neurons`, each
+/// defaulting to these).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SegmentOptions {
+    /// The layers whose neurons are ranked (`None`: the bundle's; the paper's are
+    /// [`crate::apps::segment::PAPER_LAYERS`]).
+    pub layers: Option<Vec<usize>>,
+    /// Neurons averaged, clamped to those the layers have.
+    pub top_neurons: usize,
+}
+
+impl Default for SegmentOptions {
+    /// The paper's: the [`PAPER_TOP_NEURONS`] best neurons of the bundle's layers.
+    fn default() -> Self {
+        Self { layers: None, top_neurons: PAPER_TOP_NEURONS }
+    }
+}
+
+/// Every option's default, as the page reads them (`Engine.defaults()` in `src/web`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Defaults {
+    /// [`super::Engine::analyze`]'s.
+    pub analyze: AnalyzeOptions,
+    /// [`super::Engine::adversarial`]'s.
+    pub adversarial: AdversarialOptions,
+    /// [`super::Engine::segment`]'s.
+    pub segment: SegmentOptions,
+    /// [`super::Engine::word_page`]'s.
+    pub word_page: WordPageOptions,
 }
 
 /// Adversarial words for a pair of classes.

@@ -6,19 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
-
-use clip_lens::apps::ablate::{ablated_embeddings, sparse_directions, AblationFactors, AblationTable, VARIANTS};
-use clip_lens::apps::classify::class_index;
-use clip_lens::apps::engine::{AblationRequest, AblationResult, AnalyzeOptions, Engine};
-use clip_lens::bundle::{sha256_hex, Bundle};
-use clip_lens::device::read_f32_blocking;
-use clip_lens::device::BackendKind;
-use clip_lens::lens::{second_order_effects, Dictionary, LensFactors};
-use clip_lens::model::{CaptureRequest, ClipModel};
+use clip_lens::apps::ablation::image::{AblationRequest, AblationResult};
+use clip_lens::apps::ablation::table::{AblationTable, AblationTables, VARIANTS};
+use clip_lens::apps::classify::{class_index, ClassScore};
+use clip_lens::apps::engine::AnalyzeOptions;
+use clip_lens::bundle::Bundle;
 use clip_lens::{Error, Result};
 
-use crate::common::{load_pixels, progress, read_bundle_for, Loaded};
+use crate::common::{engine_with_bundle, load_pixels, progress, read_bundle_for, read_file, Loaded};
 
 /// `ablate`'s own arguments.
 #[derive(clap::Args)]
@@ -91,10 +86,10 @@ fn labelled_images(dir: &Path, bundle: &Bundle) -> Result<(Vec<LabelledImage>, V
 }
 
 /// `clip-lens ablate`, on a folder or on one image.
-pub fn ablate(loaded: Loaded, backend: BackendKind, args: &AblateArgs) -> Result<()> {
+pub fn ablate(loaded: Loaded, args: &AblateArgs) -> Result<()> {
     match (&args.images, &args.image) {
-        (Some(folder), _) => table(&loaded.model, &loaded.device, loaded.weights.bytes(), folder, args),
-        (None, Some(image)) => on_image(loaded, backend, image, args),
+        (Some(folder), _) => table(loaded, folder, args),
+        (None, Some(image)) => on_image(loaded, image, args),
         (None, None) => Err(Error::InvalidInput("ablate needs --images FOLDER or --image FILE".into())),
     }
 }
@@ -111,12 +106,9 @@ fn requests(args: &AblateArgs) -> Vec<AblationRequest> {
 
 /// One image through the engine: its analysis and each ablation, printed as a table (or JSON
 /// `{analysis, ablations}`, the page's export).
-fn on_image(loaded: Loaded, backend: BackendKind, image: &Path, args: &AblateArgs) -> Result<()> {
-    let weights_sha256 = sha256_hex(loaded.weights.bytes());
-    let bundle = read_bundle_for(&args.bundle, loaded.weights.bytes())?;
-    let mut engine = Engine::from_model(loaded.model, weights_sha256, loaded.device, backend);
-    engine.use_bundle(bundle)?;
-    let bytes = std::fs::read(image).map_err(|e| Error::io(image, e))?;
+fn on_image(loaded: Loaded, image: &Path, args: &AblateArgs) -> Result<()> {
+    let mut engine = engine_with_bundle(loaded, &args.bundle)?;
+    let bytes = read_file(image)?;
     let analysis = pollster::block_on(engine.analyze(&bytes, &AnalyzeOptions::default()))
         .map_err(|e| Error::InvalidInput(format!("{}: {e}", image.display())))?;
     let ablations =
@@ -138,7 +130,7 @@ fn print_ablation(result: &AblationResult) {
     println!("  {:<36} after", "before");
     let (before, after) = (&result.before, &result.after);
     for i in 0..before.classes.len().max(after.classes.len()) {
-        let class = |list: &[clip_lens::apps::classify::ClassScore]| {
+        let class = |list: &[ClassScore]| {
             list.get(i).map(|c| format!("{} {:.1}%", c.name, 100.0 * c.probability)).unwrap_or_default()
         };
         println!("  {:<36} {}", class(&before.classes), class(&after.classes));
@@ -160,52 +152,22 @@ fn write_json(target: Option<&Path>, value: &serde_json::Value) -> Result<()> {
 }
 
 /// The paper's table over a labelled folder.
-fn table(model: &ClipModel, device: &Device, weights: &[u8], folder: &Path, args: &AblateArgs) -> Result<()> {
-    let bundle = read_bundle_for(&args.bundle, weights)?;
-    let manifest = &bundle.manifest;
-    let (n, d, k, m) = (manifest.neurons, manifest.embed_dim, manifest.top_k, manifest.components);
-    let layers = if args.layers.is_empty() { manifest.layers.clone() } else { args.layers.clone() };
+fn table(loaded: Loaded, folder: &Path, args: &AblateArgs) -> Result<()> {
+    let bundle = read_bundle_for(&args.bundle, loaded.weights.bytes())?;
+    let layers = if args.layers.is_empty() { bundle.manifest.layers.clone() } else { args.layers.clone() };
     let (images, class_ids) = labelled_images(folder, &bundle)?;
-    let classes: Vec<f32> = class_ids.iter().flat_map(|&c| bundle.class_embeds[c * d..(c + 1) * d].to_vec()).collect();
-    let dictionary = Dictionary::from_word_embeddings(&bundle.word_embeds, d)?;
-    let vision = model.vision()?;
-    let tensor = |values: Vec<f32>, shape: [usize; 2]| Tensor::<2>::from_data(TensorData::new(values, shape), device);
-    let mut per_layer = Vec::new();
-    for &layer in &layers {
-        let lens = bundle.layers.get(&layer).ok_or_else(|| {
-            Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers))
-        })?;
-        let factors = AblationFactors {
-            mean: tensor(lens.mean.clone(), [n, d]),
-            directions: tensor(lens.direction.clone(), [n, d]),
-            sparse_directions: tensor(
-                sparse_directions(&lens.decomposition_index, &lens.decomposition_coef, m, &dictionary.atoms, d),
-                [n, d],
-            ),
-            thresholds: tensor(lens.thresholds(k), [1, n]),
-        };
-        per_layer.push((LensFactors::new(vision, layer)?, factors, AblationTable::new(layer)));
-    }
-    let size = vision.config.image_size;
-    let request = CaptureRequest::for_lens(&layers);
+    let vision = loaded.model.vision()?;
+    let mut tables = AblationTables::new(vision, &bundle, &layers, &class_ids)?;
     let bar = progress(images.len(), "ablations");
     for chunk in images.chunks(args.batch.max(1)) {
         let paths: Vec<PathBuf> = chunk.iter().map(|(p, _)| p.clone()).collect();
         let labels: Vec<usize> = chunk.iter().map(|(_, l)| *l).collect();
-        let pixels: Vec<f32> = load_pixels(&paths, size)?.concat();
-        let output = vision.forward(vision.pixel_tensor(pixels)?, &request)?;
-        for (lens_factors, factors, table) in &mut per_layer {
-            let effects = second_order_effects(vision, lens_factors, &output)?;
-            let variants = ablated_embeddings(output.embeds.clone(), effects, factors)
-                .into_iter()
-                .map(read_f32_blocking)
-                .collect::<Result<Vec<_>>>()?;
-            table.add(&variants, &labels, &classes, d);
-        }
+        let pixels: Vec<f32> = load_pixels(&paths, vision.config.image_size)?.concat();
+        pollster::block_on(tables.add(vision, pixels, &labels))?;
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
-    let tables: Vec<AblationTable> = per_layer.into_iter().map(|(_, _, t)| t).collect();
+    let tables: Vec<AblationTable> = tables.into_tables();
     println!("{:<20} {}", "variant", layers.iter().map(|l| format!("layer {l:>2}")).collect::<Vec<_>>().join("  "));
     for (v, name) in VARIANTS.iter().enumerate() {
         println!(

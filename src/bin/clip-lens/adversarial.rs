@@ -1,17 +1,13 @@
 //! `clip-lens adversarial` (words that make CLIP see class 0 in images of class 1) and
-//! `clip-lens fooled` (whether images fool CLIP that way).
+//! `clip-lens fooled` (whether images fool CLIP that way), through the engine as the page's
+//! miner (`Engine::adversarial`, `Engine::fooled`).
 
 use std::path::PathBuf;
 
-use clip_lens::apps::adversarial::{adversarial_words, fools, AdversarialQuery};
-use clip_lens::apps::classify::{class_concept, text_concept};
-use clip_lens::bundle::Bundle;
-use clip_lens::device::read_f32_blocking;
-use clip_lens::model::ClipModel;
-use clip_lens::tokenizer::ClipTokenizer;
+use clip_lens::apps::engine::AdversarialOptions;
 use clip_lens::{Error, Result};
 
-use crate::common::{load_pixels, read_bundle_for};
+use crate::common::{engine_with_bundle, on_file, read_file, Loaded};
 
 /// The two classes, shared by both commands.
 #[derive(clap::Args)]
@@ -28,26 +24,46 @@ pub struct ClassPair {
     pub class1: String,
 }
 
+/// The search's settings: the engine's [`AdversarialOptions`], with their defaults (the paper's).
+#[derive(clap::Args)]
+pub struct Mining {
+    /// Comma-separated layers (default: all the bundle's layers; the paper: 8,9,10).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Vec<usize>,
+    /// Neurons kept by |r_n . d|.
+    #[arg(long, default_value_t = AdversarialOptions::default().neurons)]
+    pub neurons: usize,
+    /// Words listed.
+    #[arg(long, default_value_t = AdversarialOptions::default().words)]
+    pub words: usize,
+    /// Words whose text embedding has a cosine above this with class 0 are synonyms, dropped.
+    #[arg(long, default_value_t = AdversarialOptions::default().synonym_cosine)]
+    pub synonym_cosine: f32,
+    /// Words never used (repeatable).
+    #[arg(long = "block")]
+    pub block: Vec<String>,
+}
+
+impl Mining {
+    /// The engine's options.
+    pub fn options(&self) -> AdversarialOptions {
+        AdversarialOptions {
+            layers: (!self.layers.is_empty()).then(|| self.layers.clone()),
+            neurons: self.neurons,
+            words: self.words,
+            synonym_cosine: self.synonym_cosine,
+            block: self.block.clone(),
+        }
+    }
+}
+
 /// `adversarial`'s own arguments.
 #[derive(clap::Args)]
 pub struct AdversarialArgs {
     #[command(flatten)]
     pub classes: ClassPair,
-    /// Comma-separated layers (default: all the bundle's layers; the paper: 8,9,10).
-    #[arg(long, value_delimiter = ',')]
-    pub layers: Vec<usize>,
-    /// Neurons kept by |r_n . d| (the paper: 100).
-    #[arg(long, default_value_t = 100)]
-    pub neurons: usize,
-    /// Words listed.
-    #[arg(long, default_value_t = 50)]
-    pub words: usize,
-    /// Words whose text embedding has a cosine above this with class 0 are synonyms, dropped.
-    #[arg(long, default_value_t = 0.8)]
-    pub synonym_cosine: f32,
-    /// Words never used (repeatable).
-    #[arg(long = "block")]
-    pub block: Vec<String>,
+    #[command(flatten)]
+    pub mining: Mining,
     /// A shell command run for each description, `{}` replaced by it (single-quoted), e.g. an
     /// LLM or a text-to-image tool: `--command "my-t2i --prompt {} --out out/"`.
     #[arg(long)]
@@ -70,47 +86,14 @@ pub struct FooledArgs {
     pub images: Vec<PathBuf>,
 }
 
-/// A class's unit embedding: the bundle's classifier row when the name is one of its
-/// classes, else the text embedding of the name.
-fn class_embedding(bundle: &Bundle, model: &ClipModel, name: &str) -> Result<Vec<f32>> {
-    if name.trim().is_empty() {
-        return Err(Error::InvalidInput("a class name is empty".into()));
-    }
-    match class_concept(bundle, name) {
-        Ok(embedding) => Ok(embedding),
-        Err(_) => pollster::block_on(text_concept(model.text()?, &ClipTokenizer::new(), name)),
-    }
-}
-
-fn embeddings(pair: &ClassPair, model: &ClipModel, weights: &[u8]) -> Result<(Bundle, Vec<f32>, Vec<f32>)> {
-    let bundle = read_bundle_for(&pair.bundle, weights)?;
-    if pair.class0.trim().eq_ignore_ascii_case(pair.class1.trim()) {
-        return Err(Error::InvalidInput("--class0 and --class1 are the same class".into()));
-    }
-    let e0 = class_embedding(&bundle, model, &pair.class0)?;
-    let e1 = class_embedding(&bundle, model, &pair.class1)?;
-    Ok((bundle, e0, e1))
-}
-
 /// `clip-lens adversarial`.
-pub fn adversarial(model: &ClipModel, weights: &[u8], args: &AdversarialArgs) -> Result<()> {
-    let (bundle, e0, e1) = embeddings(&args.classes, model, weights)?;
-    let layers = if args.layers.is_empty() { bundle.manifest.layers.clone() } else { args.layers.clone() };
-    let query = AdversarialQuery {
-        class0: (&args.classes.class0, &e0),
-        class1: (&args.classes.class1, &e1),
-        layers: &layers,
-        neurons: args.neurons,
-        words: args.words,
-        synonym_cosine: args.synonym_cosine,
-        block_list: &args.block,
-    };
-    let found = adversarial_words(&bundle, &query)?;
+pub fn adversarial(loaded: Loaded, args: &AdversarialArgs) -> Result<()> {
+    let mut engine = engine_with_bundle(loaded, &args.classes.bundle)?;
+    let (class0, class1) = (&args.classes.class0, &args.classes.class1);
+    let result = pollster::block_on(engine.adversarial(class0, class1, &args.mining.options()))?;
+    let (layers, found) = (&result.layers, &result.found);
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"class0": args.classes.class0, "class1": args.classes.class1, "layers": layers, "neurons": found.neurons, "words": found.words, "removed": found.removed, "descriptions": found.descriptions})
-        );
+        println!("{}", serde_json::to_value(&result).unwrap_or_default());
     } else {
         println!(
             "{} neurons of layers {layers:?}; removed as synonyms or blocked: {}",
@@ -146,15 +129,14 @@ fn run_command(template: &str, description: &str) -> Result<()> {
 }
 
 /// `clip-lens fooled`.
-pub fn fooled(model: &ClipModel, weights: &[u8], args: &FooledArgs) -> Result<()> {
-    let (_, e0, e1) = embeddings(&args.classes, model, weights)?;
-    let vision = model.vision()?;
-    let size = vision.config.image_size;
+pub fn fooled(loaded: Loaded, args: &FooledArgs) -> Result<()> {
+    let mut engine = engine_with_bundle(loaded, &args.classes.bundle)?;
+    let (class0, class1) = (&args.classes.class0, &args.classes.class1);
     let mut decisions = Vec::new();
     for path in &args.images {
-        let pixels = load_pixels(std::slice::from_ref(path), size)?.remove(0);
-        let embed = read_f32_blocking(vision.encode(vision.pixel_tensor(pixels)?)?)?;
-        decisions.push((path.display().to_string(), fools(&embed, &e0, &e1)));
+        let result =
+            pollster::block_on(engine.fooled(&read_file(path)?, class0, class1)).map_err(|e| on_file(path, e))?;
+        decisions.push((path.display().to_string(), result.fooled));
     }
     let rate = decisions.iter().filter(|(_, f)| *f).count() as f64 / decisions.len() as f64;
     if args.json {

@@ -1,12 +1,13 @@
 //! What the commands share: where the model comes from and loading it, bundles checked against
-//! the weights, preprocessed pixels of the inputs, progress bars. Every command file uses this,
-//! and none uses another command's file.
+//! the weights, the engine with a bundle and the image files it reads, preprocessed pixels of
+//! the inputs, progress bars. Every command file uses this, and none uses another command's file.
 
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use clip_lens::apps::engine::Engine;
 use clip_lens::bundle::{sha256_hex, Bundle};
 use clip_lens::device::{device, BackendKind};
 use clip_lens::model::{ClipModel, Towers};
@@ -92,6 +93,29 @@ pub fn read_bundle_for(dir: &Path, weights: &[u8]) -> Result<Bundle> {
     let bundle = Bundle::read(dir)?;
     bundle.check_weights(&sha256_hex(weights))?;
     Ok(bundle)
+}
+
+/// The engine over a loaded model with the bundle in `dir` (checked against the weights): what
+/// the commands that read images with a bundle run, as the page does.
+pub fn engine_with_bundle(loaded: Loaded, dir: &Path) -> Result<Engine> {
+    let bundle = Bundle::read(dir)?;
+    let sha256 = sha256_hex(loaded.weights.bytes());
+    let mut engine = Engine::from_model(loaded.model, sha256, loaded.device, loaded.backend);
+    engine.use_bundle(bundle)?;
+    Ok(engine)
+}
+
+/// A file's bytes.
+pub fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// An engine error about the image in `path`, naming the file when the image could not be read.
+pub fn on_file(path: &Path, error: Error) -> Error {
+    match error {
+        Error::Preprocess(e) => Error::InvalidInput(format!("{}: {e}", path.display())),
+        other => other,
+    }
 }
 
 /// The library's [`Progress`] as indicatif bars, one per stage; notes print above the bar.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clip_lens::apps::engine::cards::neuron_card;
+use clip_lens::apps::cards::neuron_card;
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::Towers;
 use clip_lens::tokenizer::ClipTokenizer;

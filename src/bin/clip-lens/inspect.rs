@@ -1,18 +1,15 @@
 //! `clip-lens concepts` (concept discovery) and `clip-lens classify` (zero-shot
-//! classification): per-image readings of a bundle.
+//! classification): per-image readings of a bundle, each image analysed by the engine as the page
+//! does it ([`Engine::analyze`]); `--json` prints each image's [`Analysis`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use burn::tensor::Device;
+use serde::Serialize;
 
-use clip_lens::apps::analysis::BundleLens;
-use clip_lens::apps::classify::{classify, ClassScore};
-use clip_lens::apps::concepts::{merge_layers, Concepts};
-use clip_lens::device::read_f32_blocking;
-use clip_lens::model::{CaptureRequest, ClipModel, VisionOutput};
+use clip_lens::apps::engine::{Analysis, AnalyzeOptions, Engine};
 use clip_lens::Result;
 
-use crate::common::{load_pixels, read_bundle_for};
+use crate::common::{engine_with_bundle, on_file, read_file, Loaded};
 
 /// `concepts`' own arguments.
 #[derive(clap::Args)]
@@ -25,9 +22,9 @@ pub struct ConceptsArgs {
     #[arg(long, value_delimiter = ',')]
     pub layer: Vec<usize>,
     /// Words shown per image.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = AnalyzeOptions::default().top_words)]
     pub top: usize,
-    /// Print JSON: a list with one object per image, in input order.
+    /// Print JSON: a list with the analysis of each image, in input order.
     #[arg(long)]
     pub json: bool,
     /// Image files.
@@ -42,9 +39,9 @@ pub struct ClassifyArgs {
     #[arg(long)]
     pub bundle: PathBuf,
     /// Classes shown per image.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = AnalyzeOptions::default().top_classes)]
     pub top: usize,
-    /// Print JSON: a list with one object per image, in input order.
+    /// Print JSON: a list with the analysis of each image, in input order.
     #[arg(long)]
     pub json: bool,
     /// Image files.
@@ -52,94 +49,67 @@ pub struct ClassifyArgs {
     pub images: Vec<PathBuf>,
 }
 
-/// One forward per image (with the captures of `layers`), in input order.
-fn forward_each(
-    model: &ClipModel,
-    images: &[PathBuf],
-    layers: &[usize],
-    mut each: impl FnMut(&Path, VisionOutput) -> Result<()>,
-) -> Result<()> {
-    let vision = model.vision()?;
-    let size = vision.config.image_size;
-    let request = CaptureRequest::for_lens(layers);
-    for path in images {
-        let pixels = load_pixels(std::slice::from_ref(path), size)?.remove(0);
-        let output = vision.forward(vision.pixel_tensor(pixels)?, &request)?;
-        each(path, output)?;
-    }
-    Ok(())
+/// An image's analysis as `--json` prints it: the engine's [`Analysis`] with the image's path.
+#[derive(Serialize)]
+struct ImageAnalysis<'a> {
+    image: String,
+    #[serde(flatten)]
+    analysis: &'a Analysis,
+}
+
+/// Each image's analysis with `options`, in input order.
+fn analyze_each(engine: &mut Engine, images: &[PathBuf], options: &AnalyzeOptions) -> Result<Vec<Analysis>> {
+    images
+        .iter()
+        .map(|path| pollster::block_on(engine.analyze(&read_file(path)?, options)).map_err(|e| on_file(path, e)))
+        .collect()
+}
+
+/// Prints the analyses as one JSON list.
+fn print_json(images: &[PathBuf], analyses: &[Analysis]) {
+    let list: Vec<ImageAnalysis> = images
+        .iter()
+        .zip(analyses)
+        .map(|(path, analysis)| ImageAnalysis { image: path.display().to_string(), analysis })
+        .collect();
+    println!("{}", serde_json::to_string(&list).unwrap_or_default());
 }
 
 /// `clip-lens concepts`.
-pub fn concepts(model: &ClipModel, device: &Device, weights: &[u8], args: &ConceptsArgs) -> Result<()> {
-    let bundle = read_bundle_for(&args.bundle, weights)?;
+pub fn concepts(loaded: Loaded, args: &ConceptsArgs) -> Result<()> {
+    let mut engine = engine_with_bundle(loaded, &args.bundle)?;
     let layers = if args.layer.is_empty() {
-        bundle.manifest.layers.last().copied().into_iter().collect()
+        engine.bundle_summary()?.layers.last().copied().into_iter().collect()
     } else {
         args.layer.clone()
     };
-    let vision = model.vision()?;
-    let lens = BundleLens::new(vision, &bundle, &layers, usize::MAX, device)?;
-    let mut results = Vec::new();
-    forward_each(model, &args.images, &layers, |path, output| {
-        let findings = pollster::block_on(lens.discover(vision, &output, &bundle))?;
-        results.push((path.to_path_buf(), findings.into_iter().map(|f| f.concepts).collect::<Vec<Concepts>>()));
-        Ok(())
-    })?;
+    let options = AnalyzeOptions { top_words: args.top, layers: Some(layers.clone()), ..Default::default() };
+    let analyses = analyze_each(&mut engine, &args.images, &options)?;
     if args.json {
-        let list: Vec<serde_json::Value> =
-            results.iter().map(|(path, found)| concepts_json(path, found, args.top)).collect();
-        println!("{}", serde_json::Value::Array(list));
-    } else {
-        for (path, found) in &results {
-            let significant: usize = found.iter().map(|c| c.significant_neurons.len()).sum();
-            let words: Vec<String> =
-                merge_layers(found, args.top).iter().map(|(w, s)| format!("{w} ({s:.3})")).collect();
-            println!("{} (layers {layers:?}, {significant} significant neurons): {}", path.display(), words.join(", "));
-        }
+        print_json(&args.images, &analyses);
+        return Ok(());
+    }
+    for (path, analysis) in args.images.iter().zip(&analyses) {
+        let significant: usize = analysis.layers.iter().map(|l| l.significant_neurons.len()).sum();
+        let words: Vec<String> = analysis.words.iter().map(|(w, s)| format!("{w} ({s:.3})")).collect();
+        println!("{} (layers {layers:?}, {significant} significant neurons): {}", path.display(), words.join(", "));
     }
     Ok(())
 }
 
-/// `{"image", "layer", "significant_neurons", "words"}`; over several layers `layer` is the
-/// list and the neurons are `[layer, neuron]` pairs.
-fn concepts_json(path: &Path, found: &[Concepts], top: usize) -> serde_json::Value {
-    let words: Vec<serde_json::Value> =
-        merge_layers(found, top).iter().map(|(w, s)| serde_json::json!([w, s])).collect();
-    match found {
-        [one] => {
-            serde_json::json!({"image": path.display().to_string(), "layer": one.layer, "significant_neurons": one.significant_neurons, "words": words})
-        }
-        several => {
-            let neurons: Vec<[usize; 2]> =
-                several.iter().flat_map(|c| c.significant_neurons.iter().map(move |&n| [c.layer, n])).collect();
-            let layers: Vec<usize> = several.iter().map(|c| c.layer).collect();
-            serde_json::json!({"image": path.display().to_string(), "layer": layers, "significant_neurons": neurons, "words": words})
-        }
-    }
-}
-
-/// `clip-lens classify`.
-pub fn classify_images(model: &ClipModel, weights: &[u8], args: &ClassifyArgs) -> Result<()> {
-    let bundle = read_bundle_for(&args.bundle, weights)?;
-    let mut results: Vec<(PathBuf, Vec<ClassScore>)> = Vec::new();
-    forward_each(model, &args.images, &[], |path, output| {
-        let embed = read_f32_blocking(output.embeds)?;
-        results.push((path.to_path_buf(), classify(&embed, &bundle.class_embeds, &bundle.manifest.classes, args.top)?));
-        Ok(())
-    })?;
+/// `clip-lens classify`: the analysis without concept discovery (no layers).
+pub fn classify_images(loaded: Loaded, args: &ClassifyArgs) -> Result<()> {
+    let mut engine = engine_with_bundle(loaded, &args.bundle)?;
+    let options = AnalyzeOptions { top_classes: args.top, layers: Some(Vec::new()), ..Default::default() };
+    let analyses = analyze_each(&mut engine, &args.images, &options)?;
     if args.json {
-        let list: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(path, top)| serde_json::json!({"image": path.display().to_string(), "classes": top}))
-            .collect();
-        println!("{}", serde_json::Value::Array(list));
-    } else {
-        for (path, top) in &results {
-            let classes: Vec<String> =
-                top.iter().map(|c| format!("{} {:.1}%", c.name, 100.0 * c.probability)).collect();
-            println!("{}: {}", path.display(), classes.join(", "));
-        }
+        print_json(&args.images, &analyses);
+        return Ok(());
+    }
+    for (path, analysis) in args.images.iter().zip(&analyses) {
+        let classes: Vec<String> =
+            analysis.classes.iter().map(|c| format!("{} {:.1}%", c.name, 100.0 * c.probability)).collect();
+        println!("{}: {}", path.display(), classes.join(", "));
     }
     Ok(())
 }

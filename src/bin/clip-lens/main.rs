@@ -181,25 +181,15 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Describe { bundle, layer, neuron, json } => describe::describe(&bundle, layer, neuron, json),
         Command::Neurons { model, bundle, top, json, text } => describe::neurons(&model, &bundle, top, json, &text),
-        Command::Concepts { model, args } => {
-            let loaded = load_model(&model, Towers::Vision)?;
-            crate::inspect::concepts(&loaded.model, &loaded.device, loaded.weights.bytes(), &args)
-        }
+        Command::Concepts { model, args } => crate::inspect::concepts(load_model(&model, Towers::Vision)?, &args),
         Command::Adversarial { model, args } => {
-            let loaded = load_model(&model, Towers::Both)?;
-            crate::adversarial::adversarial(&loaded.model, loaded.weights.bytes(), &args)
+            crate::adversarial::adversarial(load_model(&model, Towers::Both)?, &args)
         }
-        Command::Fooled { model, args } => {
-            let loaded = load_model(&model, Towers::Both)?;
-            crate::adversarial::fooled(&loaded.model, loaded.weights.bytes(), &args)
-        }
+        Command::Fooled { model, args } => crate::adversarial::fooled(load_model(&model, Towers::Both)?, &args),
         Command::Convert(args) => crate::convert::convert(&args),
-        Command::Ablate { model, args } => {
-            crate::ablate::ablate(load_model(&model, Towers::Vision)?, model.device, &args)
-        }
+        Command::Ablate { model, args } => crate::ablate::ablate(load_model(&model, Towers::Vision)?, &args),
         Command::Classify { model, args } => {
-            let loaded = load_model(&model, Towers::Vision)?;
-            crate::inspect::classify_images(&loaded.model, loaded.weights.bytes(), &args)
+            crate::inspect::classify_images(load_model(&model, Towers::Vision)?, &args)
         }
         Command::Segment { model, args } => {
             let loaded = load_model(&model, crate::segment::towers_for(&args.concept))?;

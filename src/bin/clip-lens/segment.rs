@@ -3,16 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-use clip_lens::apps::engine::{Engine, Ranked, Segmentation};
+use clip_lens::apps::engine::{Engine, Ranked, SegmentOptions, Segmentation};
 use clip_lens::apps::metrics::SegmentationMetrics;
 use clip_lens::apps::segment::{heatmap_to_original, ConceptSpec};
-use clip_lens::bundle::sha256_hex;
 use clip_lens::model::Towers;
 use clip_lens::preprocess::{decode_image, preprocess_mask, CropGeometry};
 use clip_lens::tensor_file::{serialize, NamedTensor};
 use clip_lens::{Error, Result};
 
-use crate::common::{progress, read_bundle_for, Loaded};
+use crate::common::{engine_with_bundle, on_file, progress, read_file, Loaded};
 
 /// Which bundle, and which of its neurons make the heatmaps (both commands).
 #[derive(clap::Args)]
@@ -23,8 +22,8 @@ pub struct NeuronChoice {
     /// Comma-separated layers whose neurons are ranked (default: all the bundle's layers).
     #[arg(long, value_delimiter = ',')]
     pub layers: Vec<usize>,
-    /// Neurons averaged (the paper: 200); clamped to the number the layers have.
-    #[arg(long, default_value_t = 200)]
+    /// Neurons averaged (the paper's count); clamped to the number the layers have.
+    #[arg(long, default_value_t = SegmentOptions::default().top_neurons)]
     pub top_neurons: usize,
 }
 
@@ -75,16 +74,6 @@ pub fn towers_for(concept: &str) -> Towers {
     }
 }
 
-/// The engine both commands segment with: the model and the bundle of `choice`, checked
-/// against the weights.
-fn engine_for(loaded: Loaded, choice: &NeuronChoice) -> Result<Engine> {
-    let bundle = read_bundle_for(&choice.bundle, loaded.weights.bytes())?;
-    let sha256 = sha256_hex(loaded.weights.bytes());
-    let mut engine = Engine::from_model(loaded.model, sha256, loaded.device, loaded.backend);
-    engine.use_bundle(bundle)?;
-    Ok(engine)
-}
-
 /// The heatmap `[S, S]` of one image file and its crop geometry ([`Engine::segment_image`]),
 /// naming the file in errors.
 fn segment_file(
@@ -93,15 +82,11 @@ fn segment_file(
     concept: &str,
     choice: &NeuronChoice,
 ) -> Result<(Vec<u8>, Segmentation, CropGeometry)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = read_file(path)?;
     let layers = (!choice.layers.is_empty()).then(|| choice.layers.clone());
     let (segmentation, geometry) =
-        pollster::block_on(engine.segment_image(&bytes, concept, layers, Some(choice.top_neurons))).map_err(
-            |e| match e {
-                Error::Preprocess(e) => Error::InvalidInput(format!("{}: {e}", path.display())),
-                other => other,
-            },
-        )?;
+        pollster::block_on(engine.segment_image(&bytes, concept, layers, Some(choice.top_neurons)))
+            .map_err(|e| on_file(path, e))?;
     Ok((bytes, segmentation, geometry))
 }
 
@@ -144,7 +129,7 @@ fn describe_neurons(neurons: &[Ranked]) -> String {
 
 /// `clip-lens segment`.
 pub fn segment(loaded: Loaded, args: &SegmentArgs) -> Result<()> {
-    let mut engine = engine_for(loaded, &args.neurons)?;
+    let mut engine = engine_with_bundle(loaded, &args.neurons.bundle)?;
     if let Some(out) = &args.out {
         std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     }
@@ -229,7 +214,7 @@ pub fn eval_seg(loaded: Loaded, args: &EvalSegArgs) -> Result<()> {
             args.masks.display()
         )));
     }
-    let mut engine = engine_for(loaded, &args.neurons)?;
+    let mut engine = engine_with_bundle(loaded, &args.neurons.bundle)?;
     let mut metrics = SegmentationMetrics::new();
     let bar = progress(pairs.len(), "images");
     for (i, (image_path, mask_path)) in pairs.iter().enumerate() {

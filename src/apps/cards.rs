@@ -1,11 +1,12 @@
-//! What the explorer shows from a bundle alone (no model): a neuron's card with its
-//! distribution, several cards side by side with their shared words, and a word's page. The
-//! CLI's `describe --json` prints the same card.
+//! What the explorer shows from a bundle alone (no model, and no `engine` feature: it builds
+//! with the file formats): a neuron's card with its distribution, several cards side by side
+//! with their shared words, and a word's page. The engine serves them to the page (with the
+//! analysed image's norms); the CLI's `describe --json` prints the same card.
 
 use std::collections::HashMap;
 
-use super::results::{NearestClass, NeuronCard, NeuronDistribution, NeuronList, TopImage, WordPage, WordPageNeuron};
-use crate::apps::ablate_image::parse_neurons;
+use serde::Serialize;
+
 use crate::apps::classify::classify;
 use crate::apps::concepts::is_significant;
 use crate::bundle::Bundle;
@@ -16,6 +17,112 @@ pub const MAX_LIST: usize = 64;
 
 /// Words of each card compared for [`NeuronList::shared_words`].
 const SHARED_WORDS_PER_CARD: usize = 20;
+
+/// One of a neuron's top images.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopImage {
+    /// Its index in the bundle's image list.
+    pub id: usize,
+    /// Its path there.
+    pub path: Option<String>,
+    /// Its thumbnail's path in the bundle, when the bundle has thumbnails.
+    pub thumbnail: Option<String>,
+}
+
+/// A class near a neuron's direction.
+#[derive(Debug, Clone, Serialize)]
+pub struct NearestClass {
+    /// The class's index in the bundle.
+    pub index: usize,
+    /// Its name.
+    pub name: String,
+    /// The cosine of r_n with the class embedding.
+    pub cosine: f32,
+}
+
+/// A neuron's card.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeuronCard {
+    /// The layer.
+    pub layer: usize,
+    /// The neuron.
+    pub neuron: usize,
+    /// All its words with their coefficients.
+    pub words: Vec<(String, f32)>,
+    /// Its significance threshold.
+    pub threshold: Option<f32>,
+    /// Its top images.
+    pub top_images: Vec<TopImage>,
+    /// The classes nearest to r_n, best first.
+    pub classes: Vec<NearestClass>,
+    /// Its distribution of centred norms over the bundle's images (none in format 2).
+    pub distribution: Option<NeuronDistribution>,
+    /// The last analysed image's centred norm for this neuron, when there is one.
+    pub analysed_norm: Option<f32>,
+}
+
+/// A neuron's distribution of centred norms `|phi_n - mean_n|` over the bundle's images.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeuronDistribution {
+    /// Bin edges, ascending, log-spaced (bins + 1 values).
+    pub edges: Vec<f32>,
+    /// Images per bin; the first bin also counts smaller norms, the last larger ones.
+    pub counts: Vec<u64>,
+    /// `(percentile, value)`: 50, 90, 98, 99, 99.9.
+    pub percentiles: Vec<(f32, f32)>,
+    /// Images counted.
+    pub images: u64,
+    /// Images whose norm is above the significance threshold.
+    pub above_threshold: usize,
+    /// `above_threshold / images`.
+    pub share_above: f64,
+}
+
+/// Options of a word's page ([`word_page`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WordPageOptions {
+    /// Top images shown per neuron.
+    pub top_images: usize,
+}
+
+impl Default for WordPageOptions {
+    fn default() -> Self {
+        Self { top_images: 6 }
+    }
+}
+
+/// A word's page: every neuron whose decomposition holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct WordPage {
+    /// The word as the bundle spells it.
+    pub word: String,
+    /// The neurons, by |coefficient| descending.
+    pub neurons: Vec<WordPageNeuron>,
+}
+
+/// A neuron on a word's page.
+#[derive(Debug, Clone, Serialize)]
+pub struct WordPageNeuron {
+    /// The layer.
+    pub layer: usize,
+    /// The neuron.
+    pub neuron: usize,
+    /// The word's signed coefficient in its decomposition.
+    pub coefficient: f32,
+    /// Its first words (this one included).
+    pub words: Vec<(String, f32)>,
+    /// Its first top images.
+    pub top_images: Vec<TopImage>,
+}
+
+/// Several neurons' cards, side by side.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeuronList {
+    /// The cards, in the list's order.
+    pub cards: Vec<NeuronCard>,
+    /// Words among the first words of at least two cards, most shared first.
+    pub shared_words: Vec<String>,
+}
 
 /// A neuron's card: all its words, top images, nearest classes, threshold and distribution;
 /// `analysed_norm` is the last analysed image's centred norm, when there is one.
@@ -85,6 +192,24 @@ fn distribution(bundle: &Bundle, layer: usize, neuron: usize) -> Option<NeuronDi
         above_threshold,
         share_above: above_threshold as f64 / images.max(1) as f64,
     })
+}
+
+/// A list of neurons `"9:4, 9:17,10:301"`: `(layer, neuron)` in order, repeats dropped. Each
+/// item must be `layer:neuron` with two whole numbers.
+pub fn parse_neurons(spec: &str) -> Result<Vec<(usize, usize)>> {
+    let mut neurons = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let parsed = item.split_once(':').and_then(|(l, n)| Some((l.trim().parse().ok()?, n.trim().parse().ok()?)));
+        let neuron = parsed
+            .ok_or_else(|| Error::InvalidInput(format!("“{item}” is not a neuron: write layer:neuron, e.g. 9:4")))?;
+        if !neurons.contains(&neuron) {
+            neurons.push(neuron);
+        }
+    }
+    if neurons.is_empty() {
+        return Err(Error::InvalidInput("the neuron list is empty: write layer:neuron pairs, e.g. 9:4,9:17".into()));
+    }
+    Ok(neurons)
 }
 
 /// The cards of a list such as `"9:4,9:17,10:301"` (at most [`MAX_LIST`]), with the words that
@@ -166,4 +291,17 @@ pub fn word_page(bundle: &Bundle, word: &str, images: usize) -> Result<WordPage>
         })
         .collect::<Result<_>>()?;
     Ok(WordPage { word: spelled, neurons })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neuron_lists_parse_or_say_what_is_wrong() {
+        assert_eq!(parse_neurons("9:4, 9:17,10:301,9:4").unwrap(), [(9, 4), (9, 17), (10, 301)]);
+        assert!(parse_neurons("9:4,x").unwrap_err().to_string().contains("“x” is not a neuron"));
+        assert!(parse_neurons("9-4").unwrap_err().to_string().contains("“9-4” is not a neuron"));
+        assert!(parse_neurons(" , ").unwrap_err().to_string().contains("empty"));
+    }
 }
