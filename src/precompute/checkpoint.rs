@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::sha256_hex;
-use crate::lens::{MeanAccumulator, TopKAccumulator};
+use crate::lens::{MeanAccumulator, NeuronStatistic, Sizes, TopKAccumulator};
 use crate::tensor_file::{deserialize, serialize_with_metadata, NamedTensor};
 use crate::{Error, Result};
 
@@ -50,45 +50,60 @@ impl Accumulators {
     }
 
     /// The accumulators as named tensors, `layer.L.*` for each lens layer L.
-    pub(super) fn snapshot(&self, layers: &[usize]) -> Vec<NamedTensor> {
+    pub(super) fn to_tensors(&self, layers: &[usize]) -> Vec<NamedTensor> {
         match self {
-            Accumulators::Means(m) => {
-                m.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect()
+            Accumulators::Means(m) => layer_tensors(m, layers),
+            Accumulators::Tops(t) => layer_tensors(t, layers),
+        }
+    }
+
+    /// The accumulators of pass `pass` from [`Accumulators::to_tensors`]' tensors.
+    pub(super) fn from_tensors(
+        tensors: &HashMap<String, NamedTensor>,
+        pass: u8,
+        layers: &[usize],
+        sizes: Sizes,
+    ) -> Result<Self> {
+        Ok(match pass {
+            1 => Accumulators::Means(from_layer_tensors(tensors, layers, sizes)?),
+            2 => {
+                let tops: Vec<TopKAccumulator> = from_layer_tensors(tensors, layers, sizes)?;
+                // Written before a rider was added: its statistic would be missing from the bundle.
+                if let Some(kind) = tops.iter().find_map(TopKAccumulator::missing_rider) {
+                    return Err(Error::InvalidInput(format!("no {} (written by another version)", kind.what())));
+                }
+                Accumulators::Tops(tops)
             }
-            Accumulators::Tops(t) => {
-                t.iter().zip(layers).flat_map(|(a, l)| a.snapshot(&format!("layer.{l}"))).collect()
-            }
+            other => return Err(Error::InvalidInput(format!("pass {other}"))),
+        })
+    }
+
+    /// Adds `other`'s accumulators (of the same pass, over the images that follow), layer by
+    /// layer (the shards' merge).
+    pub(super) fn merge(&mut self, other: &Accumulators) -> Result<()> {
+        match (self, other) {
+            (Accumulators::Means(mine), Accumulators::Means(theirs)) => merge_layers(mine, theirs),
+            (Accumulators::Tops(mine), Accumulators::Tops(theirs)) => merge_layers(mine, theirs),
+            _ => Err(Error::InvalidInput("cannot merge the accumulators of pass 1 and pass 2".into())),
         }
     }
 }
 
-impl Accumulators {
-    /// The accumulators of pass `pass` from [`Accumulators::snapshot`]'s tensors.
-    pub(super) fn restore(
-        tensors: &HashMap<String, NamedTensor>,
-        pass: u8,
-        layers: &[usize],
-        neurons: usize,
-        dim: usize,
-        k: usize,
-    ) -> Result<Self> {
-        let prefix = |l: &usize| format!("layer.{l}");
-        Ok(match pass {
-            1 => Accumulators::Means(
-                layers
-                    .iter()
-                    .map(|l| MeanAccumulator::restore(tensors, &prefix(l), neurons, dim))
-                    .collect::<Result<_>>()?,
-            ),
-            2 => Accumulators::Tops(
-                layers
-                    .iter()
-                    .map(|l| TopKAccumulator::restore(tensors, &prefix(l), neurons, dim, k))
-                    .collect::<Result<_>>()?,
-            ),
-            other => return Err(Error::InvalidInput(format!("pass {other}"))),
-        })
-    }
+/// Each layer's statistic under `layer.L`.
+fn layer_tensors<A: NeuronStatistic>(per_layer: &[A], layers: &[usize]) -> Vec<NamedTensor> {
+    per_layer.iter().zip(layers).flat_map(|(a, l)| a.to_tensors(&format!("layer.{l}"))).collect()
+}
+
+fn from_layer_tensors<A: NeuronStatistic>(
+    tensors: &HashMap<String, NamedTensor>,
+    layers: &[usize],
+    sizes: Sizes,
+) -> Result<Vec<A>> {
+    layers.iter().map(|l| A::from_tensors(tensors, &format!("layer.{l}"), sizes)).collect()
+}
+
+fn merge_layers<A: NeuronStatistic>(mine: &mut [A], theirs: &[A]) -> Result<()> {
+    mine.iter_mut().zip(theirs).try_for_each(|(a, b)| a.merge(b))
 }
 
 /// The checkpoint file of a run, and when it was last written.
@@ -117,7 +132,7 @@ impl Checkpoint {
             ("fingerprint".to_string(), self.fingerprint.clone()),
             ("position".to_string(), position_json),
         ]);
-        let bytes = serialize_with_metadata(&accumulators.snapshot(layers), Some(metadata))?;
+        let bytes = serialize_with_metadata(&accumulators.to_tensors(layers), Some(metadata))?;
         write_atomically(&self.path, &bytes)?;
         self.last_saved = Instant::now();
         Ok(())
@@ -132,9 +147,7 @@ impl Checkpoint {
     pub(super) fn load(
         &self,
         layers: &[usize],
-        neurons: usize,
-        dim: usize,
-        k: usize,
+        sizes: Sizes,
         restart: bool,
     ) -> Result<Option<(Position, Accumulators)>> {
         if !self.path.exists() {
@@ -163,8 +176,8 @@ impl Checkpoint {
             )));
         }
         let position: Position = serde_json::from_str(&field("position")?).map_err(|e| corrupt(e.to_string()))?;
-        let accumulators = Accumulators::restore(&tensors, position.pass, layers, neurons, dim, k)
-            .map_err(|e| corrupt(e.to_string()))?;
+        let accumulators =
+            Accumulators::from_tensors(&tensors, position.pass, layers, sizes).map_err(|e| corrupt(e.to_string()))?;
         Ok(Some((position, accumulators)))
     }
 

@@ -26,7 +26,7 @@ use std::sync::atomic::AtomicBool;
 use burn::tensor::Device;
 
 use crate::bundle::{sha256_hex, Bundle, LayerLens, Manifest, Storage, FORMAT_VERSION};
-use crate::lens::{orthogonal_matching_pursuit, Dictionary, NeuronStatistics, HISTOGRAM_BINS, PERCENTILES};
+use crate::lens::{orthogonal_matching_pursuit, Dictionary, NeuronStatistics, Sizes, HISTOGRAM_BINS, PERCENTILES};
 use crate::model::ClipModel;
 use crate::preprocess::{center_crop, decode_image, preprocess_image};
 use crate::text_embeddings::{class_embeddings, lines, word_embeddings, IMAGENET_CLASSES, IMAGENET_TEMPLATES};
@@ -255,7 +255,7 @@ pub fn precompute(
     let fingerprint = fingerprint(&inputs.weights_sha256, &settings.layers, settings.top_k, &inputs.files);
     let checkpoint = Checkpoint::new(settings.out.join(CHECKPOINT_FILE), fingerprint, settings.checkpoint_seconds);
     let (neurons, dim) = (vision.config.mlp_width, model.config.embed_dim);
-    let resumed = checkpoint.load(&settings.layers, neurons, dim, settings.top_k, settings.restart)?;
+    let resumed = checkpoint.load(&settings.layers, Sizes { neurons, dim, k: settings.top_k }, settings.restart)?;
     let mut passes = Passes::new(vision, settings, checkpoint, progress)?;
     let (stats, position) = passes.run(&inputs.files, resumed)?;
     let (checkpoint, progress) = (passes.checkpoint, passes.progress);

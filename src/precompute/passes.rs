@@ -1,6 +1,6 @@
 //! The two streaming passes over the images (section 2 of the method): pass 1 sums every
 //! neuron's second-order effects into its mean (and squared norms, for the histograms' bins),
-//! pass 2 keeps each neuron's top k centred effects and counts its centred norms in a histogram.
+//! pass 2 keeps each neuron's top k centred effects and gathers the riders (the histograms).
 //! Batch by batch (memory O(batch)), checkpointed, resumable.
 //!
 //! Reference: [`compute_second_order_neuron_prs.py`, `main`][prs] (every image's effects, saved as
@@ -92,15 +92,10 @@ impl<'a> Passes<'a> {
         )
     }
 
-    /// Pass 2's empty accumulators, centred on pass 1's means (with histograms around its scales).
+    /// Pass 2's empty accumulators, after pass 1's means (centred on them, the riders started
+    /// from their sums).
     pub fn pass_two_start(&self, means: &[MeanAccumulator]) -> Result<Vec<TopKAccumulator>> {
-        let (neurons, dim) = (self.vision.config.mlp_width, self.vision.projection.dims()[1]);
-        means
-            .iter()
-            .map(|m| {
-                TopKAccumulator::new(m.mean()?, neurons, dim, self.settings.top_k)?.with_histograms(m.centred_scales()?)
-            })
-            .collect()
+        means.iter().map(|m| TopKAccumulator::after(m, self.settings.top_k)).collect()
     }
 
     /// The resumed state (said through the progress), else `start`; `pass_one_total` is the

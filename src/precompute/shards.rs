@@ -40,7 +40,7 @@ use super::checkpoint::{listing, write_atomically, Accumulators, Checkpoint, Pos
 use super::passes::{check_readable, Passes};
 use super::{check_inputs, write_bundle, Inputs, Progress, Settings};
 use crate::bundle::{sha256_hex, Bundle};
-use crate::lens::{MeanAccumulator, TopKAccumulator};
+use crate::lens::{MeanAccumulator, Sizes, TopKAccumulator};
 use crate::model::ClipModel;
 use crate::tensor_file::{deserialize, serialize, serialize_with_metadata};
 use crate::{Error, Result};
@@ -222,19 +222,20 @@ fn read_accumulators(path: &Path, header: &Header, neurons: usize, dim: usize) -
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (tensors, _) = deserialize(&bytes).map_err(in_file)?;
     drop(bytes);
-    Accumulators::restore(&tensors, pass, &header.run.layers, neurons, dim, header.run.top_k).map_err(in_file)
+    let sizes = Sizes { neurons, dim, k: header.run.top_k };
+    Accumulators::from_tensors(&tensors, pass, &header.run.layers, sizes).map_err(in_file)
 }
 
 fn write_shard_file(path: &Path, header: &Header, accumulators: &Accumulators) -> Result<()> {
     let json = serde_json::to_string(header).map_err(|e| Error::InvalidInput(format!("shard header: {e}")))?;
     let metadata = HashMap::from([(HEADER_KEY.to_string(), json)]);
-    write_atomically(path, &serialize_with_metadata(&accumulators.snapshot(&header.run.layers), Some(metadata))?)
+    write_atomically(path, &serialize_with_metadata(&accumulators.to_tensors(&header.run.layers), Some(metadata))?)
 }
 
 /// The digest that pass-2 shards record of the means they were centred on: the merged sums and
 /// the shards' image lists.
 fn means_digest(means: &Accumulators, header: &Header) -> Result<String> {
-    let mut bytes = serialize(&means.snapshot(&header.run.layers))?;
+    let mut bytes = serialize(&means.to_tensors(&header.run.layers))?;
     bytes.extend(serde_json::to_vec(&header.slices).map_err(|e| Error::InvalidInput(e.to_string()))?);
     Ok(sha256_hex(&bytes))
 }
@@ -303,7 +304,7 @@ pub fn precompute_shard(
     );
     let checkpoint_path = dir.join(format!(".pass{pass}-{}-of-{}.checkpoint.safetensors", shard.index, shard.count));
     let checkpoint = Checkpoint::new(checkpoint_path, fingerprint, settings.checkpoint_seconds);
-    let resumed = checkpoint.load(&settings.layers, neurons, dim, settings.top_k, settings.restart)?;
+    let resumed = checkpoint.load(&settings.layers, Sizes { neurons, dim, k: settings.top_k }, settings.restart)?;
     let mut passes = Passes::new(vision, settings, checkpoint, progress)?;
     let (inputs, start) = match means {
         None => (inputs.files[shard.slice(inputs.files.len(), settings.batch)].to_vec(), passes.pass_one_start()),
@@ -385,21 +386,12 @@ pub fn merge_shards(
     let mut merged: Option<Accumulators> = None;
     for (path, header) in &shards {
         let accumulators = read_accumulators(path, header, neurons, dim)?;
-        merged = Some(match merged {
-            None => accumulators,
-            Some(Accumulators::Means(mut sums)) => {
-                for (sum, part) in sums.iter_mut().zip(accumulators.into_means()) {
-                    sum.merge(&part)?;
-                }
-                Accumulators::Means(sums)
+        match &mut merged {
+            None => merged = Some(accumulators),
+            Some(merged) => {
+                merged.merge(&accumulators).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?
             }
-            Some(Accumulators::Tops(mut tops)) => {
-                for (top, part) in tops.iter_mut().zip(accumulators.into_tops()) {
-                    top.append(&part).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?;
-                }
-                Accumulators::Tops(tops)
-            }
-        });
+        }
         progress.advance(1);
     }
     progress.finish();
