@@ -15,6 +15,7 @@
 
 mod checkpoint;
 mod passes;
+mod shard_files;
 mod shards;
 
 pub use shards::{means_file, merge_shards, precompute_shard, shard_dir, Merged, Shard};

@@ -20,29 +20,28 @@
 //! shards in order is the list itself. Image ids are positions among the decoded images, so
 //! shard I's ids follow those of shards 0..I.
 //!
-//! Every shard file carries the run it belongs to ([`Run`]: weights, layers, k, batch and a
-//! digest of the file names and sizes), its index and N, and for pass 2 the digest of the means
-//! it was centred on; merges refuse a file that disagrees, a missing or a repeated shard, and
-//! name the file. A shard's process checkpoints like an unsharded run (its own checkpoint file
-//! beside its shard file), so a shard that was stopped or killed resumes; a shard whose file
-//! is already written is not run again (unless `--restart`).
+//! Each shard file tells which run, shard and means it belongs to (`shard_files`), and merges
+//! refuse a wrong set by name. A shard's process checkpoints like an unsharded run (its own
+//! checkpoint file beside its shard file), so a shard that was stopped or killed resumes; a
+//! shard whose file is already written is not run again (unless `--restart`).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use burn::tensor::Device;
-use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{listing, write_atomically, Accumulators, Checkpoint, Position};
+use super::checkpoint::{Accumulators, Checkpoint};
 use super::passes::{check_readable, Passes};
-use super::{check_inputs, write_bundle, Inputs, Progress, Settings};
+use super::shard_files::{
+    check_shards, means_digest, pass_two_position, read_accumulators, read_header, write_shard_file, Header, Kind, Run,
+    Slice,
+};
+use super::{check_inputs, write_bundle, Progress, Settings};
 use crate::bundle::{sha256_hex, Bundle};
 use crate::lens::{MeanAccumulator, Sizes, TopKAccumulator};
 use crate::model::ClipModel;
-use crate::tensor_file::{deserialize, serialize, serialize_with_metadata};
 use crate::{Error, Result};
 
 /// Shard `index` (from 0) of `count`, written `I/N`.
@@ -85,7 +84,7 @@ impl Shard {
     }
 
     /// The shard file of pass `pass` (1 or 2) in `dir`.
-    fn file(&self, dir: &Path, pass: u8) -> PathBuf {
+    pub(super) fn file(&self, dir: &Path, pass: u8) -> PathBuf {
         dir.join(format!("pass{pass}-{}-of-{}.safetensors", self.index, self.count))
     }
 }
@@ -98,173 +97,6 @@ pub fn shard_dir(out: &Path) -> PathBuf {
 /// The merged means' file in [`shard_dir`].
 pub fn means_file(out: &Path) -> PathBuf {
     shard_dir(out).join("means.safetensors")
-}
-
-/// What every shard file of one run agrees on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Run {
-    weights_sha256: String,
-    layers: Vec<usize>,
-    top_k: usize,
-    batch: usize,
-    /// Image files in the folder.
-    images: usize,
-    /// sha256 of their names (relative to the folder) and sizes, in order.
-    images_sha256: String,
-}
-
-impl Run {
-    fn new(settings: &Settings, inputs: &Inputs) -> Self {
-        let listing = listing(&inputs.files, |f| relative(&settings.images, f));
-        Run {
-            weights_sha256: inputs.weights_sha256.clone(),
-            layers: settings.layers.clone(),
-            top_k: settings.top_k,
-            batch: settings.batch.max(1),
-            images: inputs.files.len(),
-            images_sha256: sha256_hex(listing.as_bytes()),
-        }
-    }
-
-    /// How `other` differs from this run, in words, if it does.
-    fn difference(&self, other: &Run) -> Option<String> {
-        if other.weights_sha256 != self.weights_sha256 {
-            Some(format!("other weights (sha256 {}, not {})", other.weights_sha256, self.weights_sha256))
-        } else if other.layers != self.layers {
-            Some(format!("other layers ({:?}, not {:?})", other.layers, self.layers))
-        } else if other.top_k != self.top_k {
-            Some(format!("another --top-k ({}, not {})", other.top_k, self.top_k))
-        } else if other.batch != self.batch {
-            Some(format!("another --batch ({}, not {}), which slices the images otherwise", other.batch, self.batch))
-        } else if (other.images, &other.images_sha256) != (self.images, &self.images_sha256) {
-            Some(format!("another image list ({} files, not {}, or other names or sizes)", other.images, self.images))
-        } else {
-            None
-        }
-    }
-}
-
-/// What a shard file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    /// One shard's pass 1: sums and counts.
-    Pass1,
-    /// Every shard's pass 1, merged.
-    Means,
-    /// One shard's pass 2: top k and histograms.
-    Pass2,
-}
-
-/// The files of one shard that decoded and those that did not, by name in the folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Slice {
-    images: Vec<String>,
-    skipped: Vec<String>,
-}
-
-/// A shard file's description of itself (its safetensors metadata `clip-lens-shard`, JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Header {
-    kind: Kind,
-    run: Run,
-    /// N.
-    shards: usize,
-    /// The shard's index; none in the means file.
-    shard: Option<usize>,
-    /// Pass 2: the digest of the means file it was centred on.
-    means_sha256: Option<String>,
-    /// Per shard covered (the shard's own; every shard's in the means file), in order.
-    slices: Vec<Slice>,
-}
-
-const HEADER_KEY: &str = "clip-lens-shard";
-
-impl Header {
-    fn kind_name(&self) -> &'static str {
-        match self.kind {
-            Kind::Pass1 => "a pass-1 shard file",
-            Kind::Means => "a file of merged means",
-            Kind::Pass2 => "a pass-2 shard file",
-        }
-    }
-
-    /// The same work (all but the slices, which are its result).
-    fn same_work(&self, other: &Header) -> bool {
-        Header { slices: Vec::new(), ..self.clone() } == Header { slices: Vec::new(), ..other.clone() }
-    }
-}
-
-/// Reads only the header of a shard file (its safetensors metadata), an error naming the file
-/// if it has none.
-fn read_header(path: &Path) -> Result<Header> {
-    use std::io::Read;
-    let not_a_shard =
-        |why: String| Error::InvalidInput(format!("{} is not a clip-lens shard or means file ({why})", path.display()));
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut length = [0u8; 8];
-    file.read_exact(&mut length).map_err(|e| not_a_shard(e.to_string()))?;
-    let length = u64::from_le_bytes(length);
-    if length > 1 << 30 {
-        return Err(not_a_shard("no safetensors header".into()));
-    }
-    let mut json = vec![0u8; length as usize];
-    file.read_exact(&mut json).map_err(|e| not_a_shard(e.to_string()))?;
-    let value: serde_json::Value = serde_json::from_slice(&json).map_err(|e| not_a_shard(e.to_string()))?;
-    let header = value["__metadata__"][HEADER_KEY].as_str().ok_or_else(|| not_a_shard("no shard header".into()))?;
-    serde_json::from_str(header).map_err(|e| not_a_shard(e.to_string()))
-}
-
-/// A shard file's accumulators (pass 1's for a pass-1 or means file, pass 2's otherwise).
-fn read_accumulators(path: &Path, header: &Header, neurons: usize, dim: usize) -> Result<Accumulators> {
-    let in_file = |e: Error| Error::InvalidInput(format!("{}: {e}", path.display()));
-    let pass = if header.kind == Kind::Pass2 { 2 } else { 1 };
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (tensors, _) = deserialize(&bytes).map_err(in_file)?;
-    drop(bytes);
-    let sizes = Sizes { neurons, dim, k: header.run.top_k };
-    Accumulators::from_tensors(&tensors, pass, &header.run.layers, sizes).map_err(in_file)
-}
-
-fn write_shard_file(path: &Path, header: &Header, accumulators: &Accumulators) -> Result<()> {
-    let json = serde_json::to_string(header).map_err(|e| Error::InvalidInput(format!("shard header: {e}")))?;
-    let metadata = HashMap::from([(HEADER_KEY.to_string(), json)]);
-    write_atomically(path, &serialize_with_metadata(&accumulators.to_tensors(&header.run.layers), Some(metadata))?)
-}
-
-/// The digest that pass-2 shards record of the means they were centred on: the merged sums and
-/// the shards' image lists.
-fn means_digest(means: &Accumulators, header: &Header) -> Result<String> {
-    let mut bytes = serialize(&means.to_tensors(&header.run.layers))?;
-    bytes.extend(serde_json::to_vec(&header.slices).map_err(|e| Error::InvalidInput(e.to_string()))?);
-    Ok(sha256_hex(&bytes))
-}
-
-/// `file`'s name relative to the image folder.
-fn relative(base: &Path, file: &Path) -> String {
-    file.strip_prefix(base).unwrap_or(file).display().to_string()
-}
-
-impl Slice {
-    fn new(base: &Path, position: &Position) -> Self {
-        Slice {
-            images: position.images.iter().map(|f| relative(base, f)).collect(),
-            skipped: position.skipped.iter().map(|f| relative(base, Path::new(f))).collect(),
-        }
-    }
-}
-
-/// The position of pass 2 over `slices` (in order) at its start, with paths in `base`.
-fn pass_two_position(base: &Path, slices: &[Slice]) -> Position {
-    Position {
-        pass: 2,
-        done: 0,
-        images: slices.iter().flat_map(|s| s.images.iter().map(|name| base.join(name))).collect(),
-        skipped: slices
-            .iter()
-            .flat_map(|s| s.skipped.iter().map(|name| base.join(name).display().to_string()))
-            .collect(),
-    }
 }
 
 /// Runs one shard's pass 1 (`means` none) or pass 2 (centred on the means file of step 2) and
@@ -407,77 +239,4 @@ pub fn merge_shards(
     }
     let stats = merged.into_tops().into_iter().map(TopKAccumulator::finish).collect::<Result<_>>()?;
     Ok(Merged::Bundle(Box::new(write_bundle(model, device, settings, inputs, stats, position, progress)?)))
-}
-
-/// The headers of `files`, in shard order, once checked: shard files of one pass of `run`, each
-/// shard of the same N exactly once, and (pass 2) centred on the same means.
-fn check_shards(run: &Run, files: &[PathBuf]) -> Result<Vec<(PathBuf, Header)>> {
-    let refuse = |path: &Path, why: String| Err(Error::InvalidInput(format!("{}: {why}", path.display())));
-    let Some(first) = files.first() else {
-        return Err(Error::InvalidInput("--merge needs the shard files of one pass".into()));
-    };
-    let reference = read_header(first)?;
-    let mut by_index: Vec<Option<(PathBuf, Header)>> = vec![None; reference.shards];
-    for path in files {
-        let header = read_header(path)?;
-        if header.kind == Kind::Means {
-            return refuse(path, "this is the merged means: merge the pass-1 or the pass-2 shard files".into());
-        }
-        if header.kind != reference.kind {
-            return refuse(
-                path,
-                format!(
-                    "this is {}, but {} is {}: merge the shards of one pass at a time",
-                    header.kind_name(),
-                    first.display(),
-                    reference.kind_name()
-                ),
-            );
-        }
-        if let Some(difference) = run.difference(&header.run) {
-            return refuse(path, format!("a shard of another run: {difference}"));
-        }
-        let index = header.shard.unwrap_or(usize::MAX);
-        if header.shards != reference.shards || index >= header.shards {
-            return refuse(
-                path,
-                format!(
-                    "shard {index}/{} of another sharding than {} (of {})",
-                    header.shards,
-                    first.display(),
-                    reference.shards
-                ),
-            );
-        }
-        if header.means_sha256 != reference.means_sha256 {
-            return refuse(
-                path,
-                format!(
-                    "pass 2 of this shard was centred on other means than {}'s: run pass 2 of every shard \
-                     with the same --means file",
-                    first.display()
-                ),
-            );
-        }
-        if let Some((other, _)) = &by_index[index] {
-            return refuse(path, format!("shard {index}/{} is given twice (also {})", header.shards, other.display()));
-        }
-        by_index[index] = Some((path.clone(), header));
-    }
-    let pass = if reference.kind == Kind::Pass1 { 1 } else { 2 };
-    let missing: Vec<String> = (0..reference.shards)
-        .filter(|&index| by_index[index].is_none())
-        .map(|index| {
-            let shard = Shard { index, count: reference.shards };
-            format!("shard {shard} ({})", shard.file(Path::new(""), pass).display())
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::InvalidInput(format!(
-            "missing from the pass-{pass} shard files given: {}; the merge needs all {} shards",
-            missing.join(", "),
-            reference.shards
-        )));
-    }
-    Ok(by_index.into_iter().flatten().collect())
 }
