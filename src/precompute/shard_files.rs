@@ -2,7 +2,7 @@
 //! accumulators as tensors), how they are read and written, and the checks of a set of them.
 //!
 //! Every shard file carries the run it belongs to ([`Run`]: weights, layers, k, batch and a
-//! digest of the file names and sizes), its index and N, and for pass 2 the digest of the
+//! digest of the image names and sizes), its index and N, and for pass 2 the digest of the
 //! means it was centred on; merges refuse a file that disagrees, a missing or a repeated shard,
 //! and name the file.
 
@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{listing, write_atomically, Accumulators, Position};
+use super::checkpoint::{listing, Accumulators, Position};
+use super::io::{BundleSink, DirectorySink, ImageEntry};
 use super::shards::Shard;
-use super::{Inputs, Settings};
+use super::Settings;
 use crate::bundle::sha256_hex;
 use crate::lens::Sizes;
 use crate::tensor_file::{deserialize, serialize, serialize_with_metadata};
@@ -26,21 +27,21 @@ pub(super) struct Run {
     pub layers: Vec<usize>,
     pub top_k: usize,
     pub batch: usize,
-    /// Image files in the folder.
+    /// Images in the source.
     pub images: usize,
-    /// sha256 of their names (relative to the folder) and sizes, in order.
+    /// sha256 of their names and sizes, in order.
     pub images_sha256: String,
 }
 
 impl Run {
-    pub fn new(settings: &Settings, inputs: &Inputs) -> Self {
-        let listing = listing(&inputs.files, |f| relative(&settings.images, f));
+    pub fn new(settings: &Settings, weights_sha256: &str, images: &[ImageEntry]) -> Self {
+        let listing = listing(images, str::to_string);
         Run {
-            weights_sha256: inputs.weights_sha256.clone(),
+            weights_sha256: weights_sha256.to_string(),
             layers: settings.layers.clone(),
             top_k: settings.top_k,
             batch: settings.batch.max(1),
-            images: inputs.files.len(),
+            images: images.len(),
             images_sha256: sha256_hex(listing.as_bytes()),
         }
     }
@@ -75,11 +76,27 @@ pub(super) enum Kind {
     Pass2,
 }
 
-/// The files of one shard that decoded and those that did not, by name in the folder.
+/// The images of one shard that decoded and those that did not, by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Slice {
     pub images: Vec<String>,
     pub skipped: Vec<String>,
+}
+
+impl Slice {
+    pub fn new(position: &Position) -> Self {
+        Slice { images: position.images.clone(), skipped: position.skipped.clone() }
+    }
+}
+
+/// The position of pass 2 over `slices` (in order) at its start.
+pub(super) fn pass_two_position(slices: &[Slice]) -> Position {
+    Position {
+        pass: 2,
+        done: 0,
+        images: slices.iter().flat_map(|s| s.images.iter().cloned()).collect(),
+        skipped: slices.iter().flat_map(|s| s.skipped.iter().cloned()).collect(),
+    }
 }
 
 /// A shard file's description of itself (its safetensors metadata `clip-lens-shard`, JSON).
@@ -112,6 +129,20 @@ impl Header {
     pub fn same_work(&self, other: &Header) -> bool {
         Header { slices: Vec::new(), ..self.clone() } == Header { slices: Vec::new(), ..other.clone() }
     }
+
+    /// The pass of the accumulators (pass 1's in a pass-1 or means file).
+    fn pass(&self) -> u8 {
+        if self.kind == Kind::Pass2 {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// The sizes of the accumulators.
+    fn sizes(&self, neurons: usize, dim: usize) -> Sizes {
+        Sizes { neurons, dim, k: self.run.top_k }
+    }
 }
 
 /// Reads only the header of a shard file (its safetensors metadata), an error naming the file
@@ -134,21 +165,27 @@ pub(super) fn read_header(path: &Path) -> Result<Header> {
     serde_json::from_str(header).map_err(|e| not_a_shard(e.to_string()))
 }
 
-/// A shard file's accumulators (pass 1's for a pass-1 or means file, pass 2's otherwise).
+/// A shard file's accumulators.
 pub(super) fn read_accumulators(path: &Path, header: &Header, neurons: usize, dim: usize) -> Result<Accumulators> {
     let in_file = |e: Error| Error::InvalidInput(format!("{}: {e}", path.display()));
-    let pass = if header.kind == Kind::Pass2 { 2 } else { 1 };
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let (tensors, _) = deserialize(&bytes).map_err(in_file)?;
     drop(bytes);
-    let sizes = Sizes { neurons, dim, k: header.run.top_k };
-    Accumulators::from_tensors(&tensors, pass, &header.run.layers, sizes).map_err(in_file)
+    Accumulators::from_tensors(&tensors, header.pass(), &header.run.layers, header.sizes(neurons, dim)).map_err(in_file)
 }
 
-pub(super) fn write_shard_file(path: &Path, header: &Header, accumulators: &Accumulators) -> Result<()> {
+/// Writes the shard file `name` of `sink`; returns its path.
+pub(super) async fn write_shard_file(
+    sink: &DirectorySink,
+    name: &str,
+    header: &Header,
+    accumulators: &Accumulators,
+) -> Result<PathBuf> {
     let json = serde_json::to_string(header).map_err(|e| Error::InvalidInput(format!("shard header: {e}")))?;
     let metadata = HashMap::from([(HEADER_KEY.to_string(), json)]);
-    write_atomically(path, &serialize_with_metadata(&accumulators.to_tensors(&header.run.layers), Some(metadata))?)
+    let bytes = serialize_with_metadata(&accumulators.to_tensors(&header.run.layers), Some(metadata))?;
+    sink.write(name, bytes).await?;
+    Ok(sink.path(name))
 }
 
 /// The digest that pass-2 shards record of the means they were centred on: the merged sums and
@@ -157,33 +194,6 @@ pub(super) fn means_digest(means: &Accumulators, header: &Header) -> Result<Stri
     let mut bytes = serialize(&means.to_tensors(&header.run.layers))?;
     bytes.extend(serde_json::to_vec(&header.slices).map_err(|e| Error::InvalidInput(e.to_string()))?);
     Ok(sha256_hex(&bytes))
-}
-
-/// `file`'s name relative to the image folder.
-fn relative(base: &Path, file: &Path) -> String {
-    file.strip_prefix(base).unwrap_or(file).display().to_string()
-}
-
-impl Slice {
-    pub fn new(base: &Path, position: &Position) -> Self {
-        Slice {
-            images: position.images.iter().map(|f| relative(base, f)).collect(),
-            skipped: position.skipped.iter().map(|f| relative(base, Path::new(f))).collect(),
-        }
-    }
-}
-
-/// The position of pass 2 over `slices` (in order) at its start, with paths in `base`.
-pub(super) fn pass_two_position(base: &Path, slices: &[Slice]) -> Position {
-    Position {
-        pass: 2,
-        done: 0,
-        images: slices.iter().flat_map(|s| s.images.iter().map(|name| base.join(name))).collect(),
-        skipped: slices
-            .iter()
-            .flat_map(|s| s.skipped.iter().map(|name| base.join(name).display().to_string()))
-            .collect(),
-    }
 }
 
 /// The headers of `files`, in shard order, once checked: shard files of one pass of `run`, each
@@ -241,12 +251,12 @@ pub(super) fn check_shards(run: &Run, files: &[PathBuf]) -> Result<Vec<(PathBuf,
         }
         by_index[index] = Some((path.clone(), header));
     }
-    let pass = if reference.kind == Kind::Pass1 { 1 } else { 2 };
+    let pass = reference.pass();
     let missing: Vec<String> = (0..reference.shards)
         .filter(|&index| by_index[index].is_none())
         .map(|index| {
             let shard = Shard { index, count: reference.shards };
-            format!("shard {shard} ({})", shard.file(Path::new(""), pass).display())
+            format!("shard {shard} ({})", shard.file_name(pass))
         })
         .collect();
     if !missing.is_empty() {

@@ -24,6 +24,10 @@
 //! refuse a wrong set by name. A shard's process checkpoints like an unsharded run (its own
 //! checkpoint file beside its shard file), so a shard that was stopped or killed resumes; a
 //! shard whose file is already written is not run again (unless `--restart`).
+//!
+//! Native only: merges read shard files by path (a header alone, then one file at a time) from
+//! wherever the batch engine left them, so the shards write through a [`DirectorySink`], whose
+//! paths they know.
 
 use std::fmt;
 use std::ops::Range;
@@ -32,15 +36,17 @@ use std::str::FromStr;
 
 use burn::tensor::Device;
 
-use super::checkpoint::{Accumulators, Checkpoint};
+use super::checkpoint::{Accumulators, Checkpoint, Locations};
+use super::driver::{Control, Driver};
+use super::io::{DirectorySink, ImageSource};
 use super::passes::{check_readable, Passes};
 use super::shard_files::{
     check_shards, means_digest, pass_two_position, read_accumulators, read_header, write_shard_file, Header, Kind, Run,
     Slice,
 };
-use super::{check_inputs, write_bundle, Progress, Settings};
+use super::{check_inputs, sizes, write_bundle, Settings};
 use crate::bundle::{sha256_hex, Bundle};
-use crate::lens::{MeanAccumulator, Sizes, TopKAccumulator};
+use crate::lens::{MeanAccumulator, TopKAccumulator};
 use crate::model::ClipModel;
 use crate::{Error, Result};
 
@@ -83,39 +89,47 @@ impl Shard {
         start(self.index)..start(self.index + 1)
     }
 
-    /// The shard file of pass `pass` (1 or 2) in `dir`.
-    pub(super) fn file(&self, dir: &Path, pass: u8) -> PathBuf {
-        dir.join(format!("pass{pass}-{}-of-{}.safetensors", self.index, self.count))
+    /// The name of its shard file of pass `pass` (1 or 2).
+    pub(super) fn file_name(&self, pass: u8) -> String {
+        format!("pass{pass}-{}-of-{}.safetensors", self.index, self.count)
     }
 }
 
+/// The folder, in the output directory, of a run's shard files, the merged means and the
+/// shards' checkpoints.
+const SHARD_DIR: &str = "shards";
+
+/// The merged means' file in [`SHARD_DIR`].
+const MEANS_FILE: &str = "shards/means.safetensors";
+
 /// The folder of a run's shard files, the merged means and the shards' checkpoints.
 pub fn shard_dir(out: &Path) -> PathBuf {
-    out.join("shards")
+    out.join(SHARD_DIR)
 }
 
 /// The merged means' file in [`shard_dir`].
 pub fn means_file(out: &Path) -> PathBuf {
-    shard_dir(out).join("means.safetensors")
+    out.join(MEANS_FILE)
 }
 
 /// Runs one shard's pass 1 (`means` none) or pass 2 (centred on the means file of step 2) and
-/// writes its shard file into [`shard_dir`]; returns the file's path. Resumes from the shard's
-/// checkpoint; does nothing when the shard file of this very work exists (unless
+/// writes its shard file into the sink's [`shard_dir`]; returns the file's path. Resumes from
+/// the shard's checkpoint; does nothing when the shard file of this very work exists (unless
 /// `settings.restart`).
-pub fn precompute_shard(
+pub async fn precompute_shard<S: ImageSource, C: Control>(
     model: &ClipModel,
     weights_bytes: &[u8],
     settings: &Settings,
     shard: Shard,
     means: Option<&Path>,
-    progress: &mut dyn Progress,
+    driver: Driver<'_, S, DirectorySink, C>,
 ) -> Result<PathBuf> {
-    let inputs = check_inputs(model, weights_bytes, settings)?;
+    let Driver { source, sink, progress, control } = driver;
+    let inputs = check_inputs(model, weights_bytes, settings, source).await?;
     let vision = model.vision()?;
-    let (neurons, dim) = (vision.config.mlp_width, model.config.embed_dim);
-    let run = Run::new(settings, &inputs);
-    let means = means.map(|path| read_means(path, &run, shard, neurons, dim)).transpose()?;
+    let sizes = sizes(model, settings)?;
+    let run = Run::new(settings, &inputs.weights_sha256, &inputs.images);
+    let means = means.map(|path| read_means(path, &run, shard, sizes.neurons, sizes.dim)).transpose()?;
     let (kind, pass) = if means.is_some() { (Kind::Pass2, 2) } else { (Kind::Pass1, 1) };
     let mut header = Header {
         kind,
@@ -125,8 +139,8 @@ pub fn precompute_shard(
         means_sha256: means.as_ref().map(|(_, _, digest)| digest.clone()),
         slices: Vec::new(),
     };
-    let dir = shard_dir(&settings.out);
-    let out = shard.file(&dir, pass);
+    let name = format!("{SHARD_DIR}/{}", shard.file_name(pass));
+    let out = sink.path(&name);
     if !settings.restart && read_header(&out).is_ok_and(|done| done.same_work(&header)) {
         progress.note(&format!("{} is already written: shard {shard} of pass {pass} is done", out.display()));
         return Ok(out);
@@ -134,22 +148,26 @@ pub fn precompute_shard(
     let fingerprint = sha256_hex(
         serde_json::to_string(&header).map_err(|e| Error::InvalidInput(format!("shard header: {e}")))?.as_bytes(),
     );
-    let checkpoint_path = dir.join(format!(".pass{pass}-{}-of-{}.checkpoint.safetensors", shard.index, shard.count));
-    let checkpoint = Checkpoint::new(checkpoint_path, fingerprint, settings.checkpoint_seconds);
-    let resumed = checkpoint.load(&settings.layers, Sizes { neurons, dim, k: settings.top_k }, settings.restart)?;
-    let mut passes = Passes::new(vision, settings, checkpoint, progress)?;
+    let checkpoint_name = format!("{SHARD_DIR}/.pass{pass}-{}-of-{}.checkpoint.safetensors", shard.index, shard.count);
+    let locations = Locations::new(source, &inputs.images);
+    let checkpoint = Checkpoint::new(sink, checkpoint_name, fingerprint, locations, settings.checkpoint_seconds);
+    let resumed = checkpoint.load(&settings.layers, sizes, settings.restart).await?;
+    let mut passes = Passes::new(vision, settings, source, checkpoint, progress, control)?;
     let (inputs, start) = match means {
-        None => (inputs.files[shard.slice(inputs.files.len(), settings.batch)].to_vec(), passes.pass_one_start()),
+        None => {
+            let slice = shard.slice(inputs.images.len(), settings.batch);
+            (inputs.images[slice].iter().map(|e| e.name.clone()).collect(), passes.pass_one_start())
+        }
         Some((means, slice, _)) => {
-            let position = pass_two_position(&settings.images, std::slice::from_ref(&slice));
+            let position = pass_two_position(std::slice::from_ref(&slice));
             let tops = Accumulators::Tops(passes.pass_two_start(&means)?);
             (position.images.clone(), (position, tops))
         }
     };
-    let (position, accumulators) = passes.run_one(&inputs, start, resumed)?;
-    header.slices = vec![Slice::new(&settings.images, &position)];
-    write_shard_file(&out, &header, &accumulators)?;
-    passes.checkpoint.remove()?;
+    let (position, accumulators) = passes.run_one(&inputs, start, resumed).await?;
+    header.slices = vec![Slice::new(&position)];
+    let out = write_shard_file(sink, &name, &header, &accumulators).await?;
+    passes.checkpoint.remove().await?;
     Ok(out)
 }
 
@@ -190,7 +208,7 @@ pub enum Merged {
         /// Files skipped, in all.
         skipped: usize,
     },
-    /// Pass-2 shards: the bundle, written to `settings.out`.
+    /// Pass-2 shards: the bundle, written to the sink.
     Bundle(Box<Bundle>),
 }
 
@@ -198,26 +216,27 @@ pub enum Merged {
 /// of this run (and for pass 2, all centred on the same means), else an error that names the
 /// file. Pass-1 files give the means file ([`means_file`]); pass-2 files give the bundle,
 /// written as [`super::precompute`] writes it.
-pub fn merge_shards(
+pub async fn merge_shards<S: ImageSource, C: Control>(
     model: &ClipModel,
     device: &Device,
     weights_bytes: &[u8],
     settings: &Settings,
     files: &[PathBuf],
-    progress: &mut dyn Progress,
+    driver: Driver<'_, S, DirectorySink, C>,
 ) -> Result<Merged> {
-    let inputs = check_inputs(model, weights_bytes, settings)?;
-    let (neurons, dim) = (model.vision()?.config.mlp_width, model.config.embed_dim);
-    let run = Run::new(settings, &inputs);
+    let inputs = check_inputs(model, weights_bytes, settings, driver.source).await?;
+    let sizes = sizes(model, settings)?;
+    let run = Run::new(settings, &inputs.weights_sha256, &inputs.images);
     let shards = check_shards(&run, files)?;
     let kind = shards[0].1.kind;
     if kind == Kind::Pass2 {
         model.text()?;
     }
+    let progress = &mut *driver.progress;
     progress.start(&format!("merging {} shards", shards.len()), shards.len(), 0);
     let mut merged: Option<Accumulators> = None;
     for (path, header) in &shards {
-        let accumulators = read_accumulators(path, header, neurons, dim)?;
+        let accumulators = read_accumulators(path, header, sizes.neurons, sizes.dim)?;
         match &mut merged {
             None => merged = Some(accumulators),
             Some(merged) => {
@@ -229,14 +248,13 @@ pub fn merge_shards(
     progress.finish();
     let merged = merged.expect("check_shards returns at least one shard");
     let slices: Vec<Slice> = shards.into_iter().flat_map(|(_, header)| header.slices).collect();
-    let position = pass_two_position(&settings.images, &slices);
+    let position = pass_two_position(&slices);
     if kind == Kind::Pass1 {
         check_readable(&position.images, position.skipped.len(), settings.top_k)?;
         let header = Header { kind: Kind::Means, run, shards: slices.len(), shard: None, means_sha256: None, slices };
-        let path = means_file(&settings.out);
-        write_shard_file(&path, &header, &merged)?;
+        let path = write_shard_file(driver.sink, MEANS_FILE, &header, &merged).await?;
         return Ok(Merged::Means { path, images: position.images.len(), skipped: position.skipped.len() });
     }
     let stats = merged.into_tops().into_iter().map(TopKAccumulator::finish).collect::<Result<_>>()?;
-    Ok(Merged::Bundle(Box::new(write_bundle(model, device, settings, inputs, stats, position, progress)?)))
+    Ok(Merged::Bundle(Box::new(write_bundle(model, device, settings, inputs, stats, position, driver).await?)))
 }

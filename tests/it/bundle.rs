@@ -683,29 +683,28 @@ impl clip_lens::precompute::Progress for Recorded {
 /// and writes the same bundle as the command.
 #[test]
 fn precompute_in_the_library_reports_its_stages_and_matches_the_command() {
-    use clip_lens::precompute::{precompute, Settings};
-    static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    use clip_lens::precompute::{precompute, DirectorySink, Driver, FolderSource, NeverStop, Settings, WordList};
     let out = std::env::temp_dir().join(format!("clip-lens-library-bundle-{}", std::process::id()));
     let settings = Settings {
-        images: fixture_path("images"),
         layers: vec![0, 1, 2],
         top_k: 6,
-        words: vec![fixture_path("words.txt")],
+        words: vec![WordList::read(&fixture_path("words.txt")).unwrap()],
         components: 8,
-        out: out.clone(),
         batch: 16,
         storage: clip_lens::bundle::Storage::F32,
         thumbnail_size: 64,
         checkpoint_seconds: 60,
         restart: false,
         model_name: "model-openai.safetensors".into(),
-        interrupted: &NEVER,
         interrupt_after: None,
         crash_after: None,
     };
     let model = load(MODEL_OPENAI, clip_lens::Towers::Both, &clip_lens::device::cpu());
     let mut progress = Recorded::default();
-    let bundle = precompute(&model, &clip_lens::device::cpu(), MODEL_OPENAI, &settings, &mut progress).unwrap();
+    let (source, sink, mut control) = (FolderSource::new(fixture_path("images")), DirectorySink::new(&out), NeverStop);
+    let driver = Driver::new(&source, &sink, &mut progress, &mut control);
+    let device = clip_lens::device::cpu();
+    let bundle = pollster::block_on(precompute(&model, &device, MODEL_OPENAI, &settings, driver)).unwrap();
     let stages: Vec<&str> = progress.stages.iter().map(|(what, _)| what.as_str()).collect();
     assert_eq!(
         stages,
