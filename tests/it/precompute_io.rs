@@ -1,13 +1,15 @@
-//! `precompute` through its seams on the fixture's 48 PNGs: in memory (`MemorySource`,
-//! `MemorySink`) it writes the files that the folder and directory run writes, byte for byte;
-//! the control's yield point comes between batches and stops a run with a checkpoint, from which
-//! the run resumes to the same files.
+//! `precompute` through its library API on the fixture's 48 PNGs: it reports its stages and
+//! writes the command's bundle; in memory (`MemorySource`, `MemorySink`) it writes the files
+//! that the folder and directory run writes, byte for byte; the control's yield point comes
+//! between batches and stops a run with a checkpoint, from which the run resumes to the same
+//! files.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::common::*;
+use clip_lens::bundle::Bundle;
 use clip_lens::precompute::{
     precompute, BundleSink, Control, DirectorySink, Driver, FolderSource, ImageSource, MemorySink, MemorySource,
     NeverStop, Progress, Settings, WordList,
@@ -156,4 +158,63 @@ fn the_yield_point_stops_a_run_that_resumes_to_the_same_files() {
     assert_eq!(notes.0, ["resuming from the checkpoint: pass 1/2 at image 32/48"]);
     assert_eq!(control.batches, [16, 32, 48, 64], "the last batch of pass 1, then pass 2");
     assert!(sink.into_files() == *directory_files(), "the resumed run wrote other files");
+}
+
+/// A [`clip_lens::precompute::Progress`] that records its stages and notes.
+#[derive(Default)]
+struct Recorded {
+    stages: Vec<(String, usize)>,
+    steps: usize,
+    notes: Vec<String>,
+}
+
+impl Progress for Recorded {
+    fn start(&mut self, what: &str, total: usize, _done: usize) {
+        self.stages.push((what.to_string(), total));
+    }
+    fn advance(&mut self, steps: usize) {
+        self.steps += steps;
+    }
+    fn reach(&mut self, _done: usize) {}
+    fn finish(&mut self) {}
+    fn note(&mut self, message: &str) {
+        self.notes.push(message.to_string());
+    }
+}
+
+/// The library's `precompute` (what the CLI calls) reports each stage to its progress callback
+/// and writes the same bundle as the command.
+#[test]
+fn precompute_in_the_library_reports_its_stages_and_matches_the_command() {
+    let out = std::env::temp_dir().join(format!("clip-lens-library-bundle-{}", std::process::id()));
+    let settings = Settings { checkpoint_seconds: 60, ..settings() };
+    let model = load(MODEL_OPENAI, clip_lens::Towers::Both, &clip_lens::device::cpu());
+    let mut progress = Recorded::default();
+    let (source, sink, mut control) = (FolderSource::new(fixture_path("images")), DirectorySink::new(&out), NeverStop);
+    let driver = Driver::new(&source, &sink, &mut progress, &mut control);
+    let device = clip_lens::device::cpu();
+    let bundle = pollster::block_on(precompute(&model, &device, MODEL_OPENAI, &settings, driver)).unwrap();
+    let stages: Vec<&str> = progress.stages.iter().map(|(what, _)| what.as_str()).collect();
+    assert_eq!(
+        stages,
+        [
+            "pass 1/2 (means)",
+            "pass 2/2 (top-k)",
+            "embedding words",
+            "embedding ImageNet classes",
+            "sparse decompositions (OMP)",
+            "thumbnails"
+        ]
+    );
+    assert_eq!(progress.stages[0].1, 48);
+    assert!(progress.steps >= 2 * 48 + 3, "{} steps", progress.steps);
+    assert!(progress.notes.is_empty(), "{:?}", progress.notes);
+    let command = Bundle::read(crate::bundle::bundle_dir()).unwrap();
+    assert_eq!(Bundle::read(&out).unwrap().manifest, bundle.manifest);
+    assert_eq!(bundle.manifest.top_images, command.manifest.top_images);
+    for layer in [0, 1, 2] {
+        assert_eq!(bundle.layers[&layer].mean, command.layers[&layer].mean, "layer {layer} means");
+        assert_eq!(bundle.layers[&layer].direction, command.layers[&layer].direction, "layer {layer} directions");
+    }
+    std::fs::remove_dir_all(&out).ok();
 }
