@@ -2,16 +2,21 @@
 //!
 //! [`NeuronStatistic`]: a statistic's state as named tensors (what a checkpoint and a shard file
 //! hold) and its exact merge (what the shards' merge needs). [`MeanAccumulator`] (pass 1),
-//! [`TopKAccumulator`] (pass 2) and the statistics riding along pass 2 implement it, so that
+//! [`TopKAccumulator`](super::TopKAccumulator) (pass 2) and the statistics riding along pass 2 implement it, so that
 //! `precompute`'s checkpoints, shard files and merges loop over statistics without naming them.
 //!
 //! [`Rider`]: a statistic that pass 2 gathers beside the top k, from every image's centred
 //! effects, starting from pass 1's sums ([`NormHistograms`] is one). Adding one takes its type
 //! (with both traits) and a line in [`RIDERS`]; the top-k accumulator, checkpoints, shard files
-//! and merges carry it from there. What it contributes to the bundle is a typed field that its
+//! and merges carry it from there (a checkpoint or shard file without it is refused as another
+//! version's). What it contributes to the bundle is a typed field that its
 //! [`Rider::finish`] sets in [`NeuronStatistics`], and the matching field of
 //! [`crate::bundle::LayerLens`] with its tensors in [`crate::bundle`]: the applications read
 //! those fields by name, so they stay typed rather than entries of a table.
+//!
+//! Pass 1 has no riders: its one statistic, [`MeanAccumulator`], also keeps the sums that pass
+//! 2's riders start from (the squared norms behind the histograms' bins), and a rider that needs
+//! other pass-1 sums adds them there; a second table would have no other user.
 
 use std::any::Any;
 use std::collections::HashMap;
