@@ -44,8 +44,8 @@ pub enum Storage {
     F16,
 }
 
-/// `manifest.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `manifest.json`. (`Default`: for the optional fields of bundles built in code.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     /// [`FORMAT_VERSION`] when written.
     pub format_version: u32,
@@ -89,8 +89,8 @@ pub struct Manifest {
     pub percentiles: Vec<f32>,
 }
 
-/// One layer's lens data.
-#[derive(Debug, Clone, PartialEq)]
+/// One layer's lens data. (`Default`: for the optional statistics of bundles built in code.)
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LayerLens {
     /// Mean effect `[N,D]`.
     pub mean: Vec<f32>,
@@ -182,22 +182,7 @@ impl Bundle {
                 lens.decomposition_coef.clone(),
             ));
             if let Some(d) = &lens.distributions {
-                let bins = m.histogram_bins;
-                tensors.push(NamedTensor::f32(
-                    format!("layer.{layer}.histogram.edges"),
-                    &[n, bins + 1],
-                    d.edges.clone(),
-                ));
-                tensors.push(NamedTensor::i32(
-                    format!("layer.{layer}.histogram.counts"),
-                    &[n, bins],
-                    d.counts.iter().map(|&c| c.min(i32::MAX as u64) as i32).collect(),
-                ));
-                tensors.push(NamedTensor::f32(
-                    format!("layer.{layer}.percentiles"),
-                    &[n, m.percentiles.len()],
-                    d.percentiles.clone(),
-                ));
+                tensors.extend(write_distributions(d, m, *layer));
             }
         }
         tensors.push(large("words.embeds".into(), &[m.words.len(), d], &self.word_embeds));
@@ -436,7 +421,28 @@ fn check_top_images(manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// A layer's distributions, when the manifest says the bundle has them.
+// Each per-neuron statistic beyond the lens (format 3: the distributions) is a typed field of
+// `LayerLens` that the applications read by name, so it has a writer and a reader here, side by
+// side, rather than an entry in a table of untyped tensors that every reader would then type.
+
+/// A layer's distributions as tensors: `layer.L.histogram.edges` `[N, B+1]`,
+/// `layer.L.histogram.counts` `[N, B]` (i32), `layer.L.percentiles` `[N, P]`.
+fn write_distributions(d: &Distributions, manifest: &Manifest, layer: usize) -> [NamedTensor; 3] {
+    let (n, bins) = (manifest.neurons, manifest.histogram_bins);
+    let name = |part: &str| format!("layer.{layer}.{part}");
+    [
+        NamedTensor::f32(name("histogram.edges"), &[n, bins + 1], d.edges.clone()),
+        NamedTensor::i32(
+            name("histogram.counts"),
+            &[n, bins],
+            d.counts.iter().map(|&c| c.min(i32::MAX as u64) as i32).collect(),
+        ),
+        NamedTensor::f32(name("percentiles"), &[n, manifest.percentiles.len()], d.percentiles.clone()),
+    ]
+}
+
+/// A layer's distributions ([`write_distributions`]), when the manifest says the bundle has
+/// them.
 fn read_distributions(file: &WeightFile, manifest: &Manifest, layer: usize) -> Result<Option<Distributions>> {
     let (n, bins) = (manifest.neurons, manifest.histogram_bins);
     if bins == 0 {

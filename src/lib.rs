@@ -28,8 +28,7 @@ pub mod lens;
 pub mod matmul_probe;
 #[cfg(feature = "engine")]
 pub mod model;
-/// Native only: it reads folders and writes the bundle.
-#[cfg(all(not(target_arch = "wasm32"), feature = "engine"))]
+#[cfg(feature = "engine")]
 pub mod precompute;
 pub mod preprocess;
 pub mod synthetic;

@@ -249,7 +249,8 @@ fn random_layer(rng: &mut SplitMix, neurons: usize, dim: usize, sizes: &BundleSi
             decomposition_coef.push(sign / (j + 1) as f32);
         }
     }
-    crate::bundle::LayerLens { mean, direction, norms, decomposition_index, decomposition_coef, distributions: None }
+    // No optional statistics (format 3's distributions): their fields keep their defaults.
+    crate::bundle::LayerLens { mean, direction, norms, decomposition_index, decomposition_coef, ..Default::default() }
 }
 
 /// A bundle of random lens data for `config`'s image tower, naming the weights whose sha256 is
@@ -283,9 +284,8 @@ pub fn random_bundle(
         images: vec![],
         skipped_images: vec![],
         top_images: Default::default(),
-        thumbnail_size: 0,
-        histogram_bins: 0,
-        percentiles: vec![],
+        // No thumbnails, no optional statistics.
+        ..Default::default()
     };
     let word_embeds = rng.unit_rows(sizes.words, dim, 100.0);
     let class_embeds = rng.unit_rows(sizes.classes, dim, 1.0);

@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use super::statistic::{NeuronStatistic, Observation, Rider, Sizes};
+use super::stats::{MeanAccumulator, NeuronStatistics};
 pub use crate::bundle::Distributions;
 use crate::error::{Error, Result};
 use crate::tensor_file::{lookup, NamedTensor};
@@ -67,21 +69,9 @@ impl NormHistograms {
         self.scales.iter().flat_map(|&s| (0..=HISTOGRAM_BINS).map(move |i| edge(s, i))).collect()
     }
 
-    /// Adds another set's counts (same neurons and scales: the histograms of disjoint image
-    /// sets with the same pass-1 statistics).
-    pub fn merge(&mut self, other: &NormHistograms) -> Result<()> {
-        if self.scales != other.scales {
-            return Err(Error::InvalidInput(
-                "histograms with other bins (other pass-1 statistics) cannot be added".into(),
-            ));
-        }
-        self.counts.iter_mut().zip(&other.counts).for_each(|(a, b)| *a += b);
-        Ok(())
-    }
-
     /// The distributions, with each neuron's top norms (ascending, `[N, k]`) for the exact
     /// upper percentiles.
-    pub fn finish(self, top_norms: &[f32], k: usize) -> Distributions {
+    pub fn distributions(self, top_norms: &[f32], k: usize) -> Distributions {
         let edges = self.edges();
         let mut percentiles = Vec::with_capacity(self.neurons() * PERCENTILES.len());
         for n in 0..self.neurons() {
@@ -92,9 +82,11 @@ impl NormHistograms {
         }
         Distributions { edges, counts: self.counts, percentiles }
     }
+}
 
-    /// The state as named tensors under `prefix`, to resume later.
-    pub fn snapshot(&self, prefix: &str) -> Vec<NamedTensor> {
+/// The scales and counts, `{prefix}.histogram.scales` and `.counts`.
+impl NeuronStatistic for NormHistograms {
+    fn to_tensors(&self, prefix: &str) -> Vec<NamedTensor> {
         let n = self.neurons();
         vec![
             NamedTensor::f32(format!("{prefix}.histogram.scales"), &[n], self.scales.clone()),
@@ -106,14 +98,44 @@ impl NormHistograms {
         ]
     }
 
-    /// Rebuilds histograms from [`NormHistograms::snapshot`]'s tensors.
-    pub fn restore(tensors: &HashMap<String, NamedTensor>, prefix: &str, neurons: usize) -> Result<Self> {
+    fn from_tensors(tensors: &HashMap<String, NamedTensor>, prefix: &str, sizes: Sizes) -> Result<Self> {
+        let neurons = sizes.neurons;
         let scales = lookup(tensors, &format!("{prefix}.histogram.scales"))?.f32_values(&[neurons])?;
         let counts = lookup(tensors, &format!("{prefix}.histogram.counts"))?.i64_values(&[neurons, HISTOGRAM_BINS])?;
         if counts.iter().any(|&c| c < 0) {
             return Err(Error::InvalidInput(format!("{prefix}.histogram.counts holds a negative count")));
         }
         Ok(Self { scales, counts: counts.into_iter().map(|c| c as u64).collect() })
+    }
+
+    /// Adds another set's counts (same neurons and scales: the histograms of disjoint image
+    /// sets with the same pass-1 statistics).
+    fn merge(&mut self, other: &NormHistograms) -> Result<()> {
+        if self.scales != other.scales {
+            return Err(Error::InvalidInput(
+                "histograms with other bins (other pass-1 statistics) cannot be added".into(),
+            ));
+        }
+        self.counts.iter_mut().zip(&other.counts).for_each(|(a, b)| *a += b);
+        Ok(())
+    }
+}
+
+/// Pass 2 counts every centred norm; the bins come from pass 1's RMS centred norms.
+impl Rider for NormHistograms {
+    const KEY: &'static str = "histogram";
+    const WHAT: &'static str = "histograms";
+
+    fn start(means: &MeanAccumulator) -> Result<Self> {
+        Ok(Self::new(means.centred_scales()?))
+    }
+
+    fn observe(&mut self, seen: &Observation<'_>) {
+        self.add(seen.neuron, seen.centred_norm);
+    }
+
+    fn finish(self, stats: &mut NeuronStatistics) {
+        stats.distributions = Some(self.distributions(&stats.norms, stats.k));
     }
 }
 
@@ -202,9 +224,8 @@ mod tests {
         assert_eq!(a.counts()[16], 2);
         assert_eq!(a.counts()[HISTOGRAM_BINS + HISTOGRAM_BINS - 1], 1);
         assert!(a.merge(&NormHistograms::new(vec![1.0, 2.0])).is_err());
-        let restored =
-            NormHistograms::restore(&a.snapshot("x").into_iter().map(|t| (t.name.clone(), t)).collect(), "x", 2)
-                .unwrap();
+        let tensors = a.to_tensors("x").into_iter().map(|t| (t.name.clone(), t)).collect();
+        let restored = NormHistograms::from_tensors(&tensors, "x", Sizes { neurons: 2, dim: 0, k: 0 }).unwrap();
         assert_eq!(restored, a);
     }
 }

@@ -2,15 +2,18 @@
 //! embedding through the later attention heads.
 //!
 //! Reference: the paper's PyTorch code, [`second_order_lens`][repo] at f9f0544.
-//! [`second_order`] is `prs_second_order_neurons_hook.py` and `compute_second_order_neuron_prs.py`, [`stats`] is
-//! `compute_pcas.py`, [`omp`] is `decompose.py` and `compute_sparse_decomposition.py`; each module names the
-//! functions it matches. [`histogram`] has no counterpart there.
+//! [`second_order`] is `prs_second_order_neurons_hook.py` and `compute_second_order_neuron_prs.py`, [`stats`] and
+//! [`singular`] are `compute_pcas.py`, [`omp`] is `decompose.py` and `compute_sparse_decomposition.py`; each module names the
+//! functions it matches. [`histogram`] and [`statistic`] (the seam of the per-neuron statistics) have no
+//! counterpart there.
 //!
 //! [repo]: https://github.com/yossigandelsman/second_order_lens/tree/f9f054496a97c4e409556f2c9a31b47c3d3ed157
 
 pub mod histogram;
 pub mod omp;
 pub mod second_order;
+pub mod singular;
+pub mod statistic;
 pub mod stats;
 
 pub use histogram::{Distributions, NormHistograms, HISTOGRAM_BINS, PERCENTILES};
@@ -22,4 +25,6 @@ pub use second_order::{
     centred_effect_norms, projections, second_order_effects, FactorForm, LensFactors, ProjectionFactors,
     EFFECT_COEFFICIENT, PER_HEAD_BUDGET_BYTES,
 };
-pub use stats::{first_right_singular_vector, MeanAccumulator, NeuronStatistics, TopKAccumulator};
+pub use singular::first_right_singular_vector;
+pub use statistic::{NeuronStatistic, Observation, Rider, RiderKind, Sizes, RIDERS};
+pub use stats::{MeanAccumulator, NeuronStatistics, TopKAccumulator};

@@ -4,10 +4,12 @@
 //! Pass 1 ([`MeanAccumulator`]) averages each neuron's effect. Pass 2 ([`TopKAccumulator`])
 //! keeps, per neuron, the k images with the largest centred norm `|phi_n(I) - mean_n|` and
 //! their centred effects; [`TopKAccumulator::finish`] then gives the first right singular
-//! vector of those k effects (with the paper's sign rule) and the thresholds. With
-//! [`TopKAccumulator::with_histograms`] pass 2 also counts every neuron's centred norms into a
-//! histogram ([`super::histogram`]), whose bins come from pass 1's RMS centred norms
-//! ([`MeanAccumulator::centred_scales`]).
+//! vector of those k effects ([`super::singular`]) and the thresholds. Started with
+//! [`TopKAccumulator::after`], pass 2 also gathers the [`super::statistic::RIDERS`] (every
+//! neuron's histogram of centred norms, [`super::histogram`], whose bins come from pass 1's RMS
+//! centred norms, [`MeanAccumulator::centred_scales`]).
+//!
+//! Both accumulators are [`NeuronStatistic`]s: their state as tensors, and exact merges.
 //!
 //! Reference: [`compute_pcas.py`, `main`][pcas]: the mean over the images, per neuron the `top_k_pca` largest
 //! centred norms (saved as `*_norm.npy`; the thresholds) and the first right singular vector `vh[0]` of their
@@ -19,6 +21,10 @@
 use std::collections::HashMap;
 
 use super::histogram::{Distributions, NormHistograms};
+use super::singular::first_right_singular_vector;
+use super::statistic::{
+    merge_riders, missing_rider, restore_riders, start_riders, AnyRider, NeuronStatistic, Observation, RiderKind, Sizes,
+};
 use crate::error::{Error, Result};
 use crate::tensor_file::{lookup, NamedTensor};
 use crate::vector::dot_f64;
@@ -61,37 +67,6 @@ impl MeanAccumulator {
         self.images
     }
 
-    /// The state as named tensors under `prefix` (exact: the f64 sums), to resume later.
-    pub fn snapshot(&self, prefix: &str) -> Vec<NamedTensor> {
-        vec![
-            NamedTensor::f64(format!("{prefix}.sum"), &[self.neurons, self.dim], self.sum.clone()),
-            NamedTensor::f64(format!("{prefix}.square_sum"), &[self.neurons], self.square_sum.clone()),
-            NamedTensor::i64(format!("{prefix}.images"), &[1], vec![self.images as i64]),
-        ]
-    }
-
-    /// Rebuilds an accumulator from [`MeanAccumulator::snapshot`]'s tensors.
-    pub fn restore(tensors: &HashMap<String, NamedTensor>, prefix: &str, neurons: usize, dim: usize) -> Result<Self> {
-        let sum = lookup(tensors, &format!("{prefix}.sum"))?.f64_values(&[neurons, dim])?;
-        let square_sum = lookup(tensors, &format!("{prefix}.square_sum"))?.f64_values(&[neurons])?;
-        let images = lookup(tensors, &format!("{prefix}.images"))?.i64_values(&[1])?[0] as usize;
-        Ok(Self { neurons, dim, sum, square_sum, images })
-    }
-
-    /// Adds another accumulator's sums (the same neurons and dimension; disjoint images).
-    pub fn merge(&mut self, other: &MeanAccumulator) -> Result<()> {
-        if (self.neurons, self.dim) != (other.neurons, other.dim) {
-            return Err(Error::InvalidInput(format!(
-                "cannot add [{}, {}] sums to [{}, {}] ones",
-                other.neurons, other.dim, self.neurons, self.dim
-            )));
-        }
-        self.sum.iter_mut().zip(&other.sum).for_each(|(a, b)| *a += b);
-        self.square_sum.iter_mut().zip(&other.square_sum).for_each(|(a, b)| *a += b);
-        self.images += other.images;
-        Ok(())
-    }
-
     /// Each neuron's RMS centred norm `sqrt(E|phi_n|^2 - |mean_n|^2)` `[N]`, in f64 from the
     /// sums (the histograms' scale); an error when no image was added.
     pub fn centred_scales(&self) -> Result<Vec<f32>> {
@@ -119,6 +94,39 @@ impl MeanAccumulator {
     }
 }
 
+/// The f64 sums and the image count (exact), `{prefix}.sum`, `.square_sum`, `.images`.
+impl NeuronStatistic for MeanAccumulator {
+    fn to_tensors(&self, prefix: &str) -> Vec<NamedTensor> {
+        vec![
+            NamedTensor::f64(format!("{prefix}.sum"), &[self.neurons, self.dim], self.sum.clone()),
+            NamedTensor::f64(format!("{prefix}.square_sum"), &[self.neurons], self.square_sum.clone()),
+            NamedTensor::i64(format!("{prefix}.images"), &[1], vec![self.images as i64]),
+        ]
+    }
+
+    fn from_tensors(tensors: &HashMap<String, NamedTensor>, prefix: &str, sizes: Sizes) -> Result<Self> {
+        let Sizes { neurons, dim, .. } = sizes;
+        let sum = lookup(tensors, &format!("{prefix}.sum"))?.f64_values(&[neurons, dim])?;
+        let square_sum = lookup(tensors, &format!("{prefix}.square_sum"))?.f64_values(&[neurons])?;
+        let images = lookup(tensors, &format!("{prefix}.images"))?.i64_values(&[1])?[0] as usize;
+        Ok(Self { neurons, dim, sum, square_sum, images })
+    }
+
+    /// Adds the sums (the same neurons and dimension; disjoint images).
+    fn merge(&mut self, other: &Self) -> Result<()> {
+        if (self.neurons, self.dim) != (other.neurons, other.dim) {
+            return Err(Error::InvalidInput(format!(
+                "cannot add [{}, {}] sums to [{}, {}] ones",
+                other.neurons, other.dim, self.neurons, self.dim
+            )));
+        }
+        self.sum.iter_mut().zip(&other.sum).for_each(|(a, b)| *a += b);
+        self.square_sum.iter_mut().zip(&other.square_sum).for_each(|(a, b)| *a += b);
+        self.images += other.images;
+        Ok(())
+    }
+}
+
 fn check_batch(effects: &[f32], neurons: usize, dim: usize) -> Result<usize> {
     let per_image = neurons * dim;
     if per_image == 0 || !effects.len().is_multiple_of(per_image) {
@@ -138,7 +146,7 @@ struct Kept {
     centred: Vec<f32>,
 }
 
-/// Pass 2: per neuron, the k largest centred norms and their centred effects.
+/// Pass 2: per neuron, the k largest centred norms and their centred effects, and the riders.
 ///
 /// Reference: `np.argsort(np.linalg.norm(current_neurons, axis=-1))[-top_k_pca:]` and `current_neurons[important]`
 /// in [`compute_pcas.py`, `main`][pcas]; here kept while streaming.
@@ -150,17 +158,18 @@ pub struct TopKAccumulator {
     mean: Vec<f32>,
     kept: Vec<Vec<Kept>>,
     next_image: usize,
-    histograms: Option<NormHistograms>,
+    /// The statistics gathered beside the top k, in [`super::statistic::RIDERS`] order.
+    riders: Vec<Box<dyn AnyRider>>,
 }
 
-/// What the statistics of one layer are.
+/// What the statistics of one layer are. (`Default`: the riders' fields start empty.)
 ///
 /// Reference: what [`compute_pcas.py`, `main`][pcas] saves: `directions` is `*_pca.npy`, `norms` is `*_norm.npy`
 /// (whose `norms[:, 0]` is `compute_ablations.py`'s threshold); `top_images` is what `visualize_neurons.ipynb`
 /// shows (`importants`, its top 25).
 ///
 /// [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NeuronStatistics {
     /// Neurons.
     pub neurons: usize,
@@ -179,7 +188,8 @@ pub struct NeuronStatistics {
     /// Per neuron, how many of its top-k centred effects have a positive dot product with its
     /// direction. Exactly k/2 is a tie, where the reference's sign is LAPACK's arbitrary one.
     pub sign_votes: Vec<usize>,
-    /// The distributions of the centred norms, when the accumulator kept histograms.
+    /// The distributions of the centred norms, when the accumulator kept histograms (set by
+    /// the [`NormHistograms`] rider).
     pub distributions: Option<Distributions>,
 }
 
@@ -189,16 +199,24 @@ impl TopKAccumulator {
         if k == 0 || mean.len() != neurons * dim {
             return Err(Error::InvalidInput(format!("top-k needs k > 0 and a [{neurons}, {dim}] mean")));
         }
-        Ok(Self { k, dim, mean, kept: vec![Vec::with_capacity(k); neurons], next_image: 0, histograms: None })
+        Ok(Self { k, dim, mean, kept: vec![Vec::with_capacity(k); neurons], next_image: 0, riders: Vec::new() })
+    }
+
+    /// Pass 2 after pass 1's `means`: centred on their mean, with every rider.
+    pub fn after(means: &MeanAccumulator, k: usize) -> Result<Self> {
+        let mut top = Self::new(means.mean()?, means.neurons, means.dim, k)?;
+        top.riders = start_riders(means)?;
+        Ok(top)
     }
 
     /// Also counts every centred norm into a histogram per neuron, with bins around `scales`
-    /// (`[N]`, pass 1's [`MeanAccumulator::centred_scales`]).
+    /// (`[N]`, pass 1's [`MeanAccumulator::centred_scales`]): the histogram rider without
+    /// [`TopKAccumulator::after`].
     pub fn with_histograms(mut self, scales: Vec<f32>) -> Result<Self> {
         if scales.len() != self.kept.len() {
             return Err(Error::InvalidInput(format!("{} scales for {} neurons", scales.len(), self.kept.len())));
         }
-        self.histograms = Some(NormHistograms::new(scales));
+        self.riders.push(Box::new(NormHistograms::new(scales)));
         Ok(self)
     }
 
@@ -209,79 +227,20 @@ impl TopKAccumulator {
             let id = self.next_image;
             self.next_image += 1;
             let rows = image.chunks_exact(self.dim).zip(self.mean.chunks_exact(self.dim));
-            for (n, (kept, (effect, mean))) in self.kept.iter_mut().zip(rows).enumerate() {
-                let norm = offer(kept, self.k, id, effect, mean);
-                if let Some(histograms) = &mut self.histograms {
-                    histograms.add(n, norm);
-                }
+            for (neuron, (kept, (effect, mean))) in self.kept.iter_mut().zip(rows).enumerate() {
+                let centred_norm = offer(kept, self.k, id, effect, mean);
+                let seen = Observation { neuron, image: id, centred_norm, effect, mean };
+                self.riders.iter_mut().for_each(|rider| rider.observe(&seen));
             }
         }
         Ok(())
-    }
-
-    /// The state as named tensors under `prefix`, to resume later: the mean, per neuron the
-    /// kept images in their current order (`-1` pads), their norms and centred effects.
-    pub fn snapshot(&self, prefix: &str) -> Vec<NamedTensor> {
-        let (neurons, k, dim) = (self.kept.len(), self.k, self.dim);
-        let mut images = vec![-1i64; neurons * k];
-        let mut norms = vec![0f32; neurons * k];
-        let mut centred = vec![0f32; neurons * k * dim];
-        for (n, kept) in self.kept.iter().enumerate() {
-            for (slot, entry) in kept.iter().enumerate() {
-                images[n * k + slot] = entry.image as i64;
-                norms[n * k + slot] = entry.norm;
-                centred[(n * k + slot) * dim..][..dim].copy_from_slice(&entry.centred);
-            }
-        }
-        let mut tensors = vec![
-            NamedTensor::f32(format!("{prefix}.mean"), &[neurons, dim], self.mean.clone()),
-            NamedTensor::i64(format!("{prefix}.images"), &[neurons, k], images),
-            NamedTensor::f32(format!("{prefix}.norms"), &[neurons, k], norms),
-            NamedTensor::f32(format!("{prefix}.centred"), &[neurons, k, dim], centred),
-            NamedTensor::i64(format!("{prefix}.next_image"), &[1], vec![self.next_image as i64]),
-        ];
-        tensors.extend(self.histograms.iter().flat_map(|h| h.snapshot(prefix)));
-        tensors
-    }
-
-    /// Rebuilds an accumulator from [`TopKAccumulator::snapshot`]'s tensors (with its
-    /// histograms when the snapshot has them).
-    pub fn restore(
-        tensors: &HashMap<String, NamedTensor>,
-        prefix: &str,
-        neurons: usize,
-        dim: usize,
-        k: usize,
-    ) -> Result<Self> {
-        let get = |part: &str| lookup(tensors, &format!("{prefix}.{part}"));
-        let mean = get("mean")?.f32_values(&[neurons, dim])?;
-        let images = get("images")?.i64_values(&[neurons, k])?;
-        let norms = get("norms")?.f32_values(&[neurons, k])?;
-        let centred = get("centred")?.f32_values(&[neurons, k, dim])?;
-        let next_image = get("next_image")?.i64_values(&[1])?[0] as usize;
-        let mut accumulator = Self::new(mean, neurons, dim, k)?;
-        accumulator.next_image = next_image;
-        if tensors.contains_key(&format!("{prefix}.histogram.counts")) {
-            accumulator.histograms = Some(NormHistograms::restore(tensors, prefix, neurons)?);
-        }
-        for (n, kept) in accumulator.kept.iter_mut().enumerate() {
-            for slot in (0..k).take_while(|&slot| images[n * k + slot] >= 0) {
-                let i = n * k + slot;
-                kept.push(Kept {
-                    norm: norms[i],
-                    image: images[i] as usize,
-                    centred: centred[i * dim..(i + 1) * dim].to_vec(),
-                });
-            }
-        }
-        Ok(accumulator)
     }
 
     /// Adds the images of `other` (pass 2 over the images that follow this accumulator's, with
     /// the same mean, k and histogram bins) as if they had been added here after this one's:
     /// their ids are shifted by the number of images added here. Each neuron keeps the k
     /// strongest of both sets, which are exactly those a single accumulator given every image
-    /// in order would keep (see [`offer`]); the histograms' counts add up.
+    /// in order would keep (see [`offer`]); the riders merge (the histograms' counts add up).
     pub fn append(&mut self, other: &TopKAccumulator) -> Result<()> {
         if (self.k, self.dim, self.kept.len()) != (other.k, other.dim, other.kept.len()) {
             return Err(Error::InvalidInput(format!(
@@ -297,11 +256,7 @@ impl TopKAccumulator {
         if self.mean != other.mean {
             return Err(Error::InvalidInput("cannot append top-k images centred on another mean".into()));
         }
-        match (&mut self.histograms, &other.histograms) {
-            (Some(mine), Some(theirs)) => mine.merge(theirs)?,
-            (None, None) => {}
-            _ => return Err(Error::InvalidInput("cannot append top-k images with and without histograms".into())),
-        }
+        merge_riders(&mut self.riders, &other.riders)?;
         let offset = self.next_image;
         for (kept, theirs) in self.kept.iter_mut().zip(&other.kept) {
             kept.extend(theirs.iter().map(|e| Kept { image: e.image + offset, ..e.clone() }));
@@ -315,6 +270,12 @@ impl TopKAccumulator {
     /// Images added so far.
     pub fn images(&self) -> usize {
         self.next_image
+    }
+
+    /// The first of the [`super::statistic::RIDERS`] that this accumulator does not gather
+    /// (one restored from the files of an older version).
+    pub fn missing_rider(&self) -> Option<&'static RiderKind> {
+        missing_rider(&self.riders)
     }
 
     /// Directions, thresholds and top images. An error when fewer than k images were added.
@@ -335,7 +296,7 @@ impl TopKAccumulator {
             norms: Vec::with_capacity(neurons * k),
             top_images: Vec::with_capacity(neurons * k),
             sign_votes: Vec::with_capacity(neurons),
-            distributions: None,
+            ..NeuronStatistics::default()
         };
         for mut kept in self.kept {
             kept.sort_by(|a, b| a.norm.total_cmp(&b.norm).then(a.image.cmp(&b.image)));
@@ -346,8 +307,68 @@ impl TopKAccumulator {
             stats.norms.extend(kept.iter().map(|e| e.norm));
             stats.top_images.extend(kept.iter().map(|e| e.image));
         }
-        stats.distributions = self.histograms.map(|h| h.finish(&stats.norms, k));
+        for rider in self.riders {
+            rider.finish(&mut stats);
+        }
         Ok(stats)
+    }
+}
+
+/// The top k's state, then each rider's (`{prefix}.{KEY}.*`).
+impl NeuronStatistic for TopKAccumulator {
+    /// The state as named tensors under `prefix`: the mean, per neuron the kept images in
+    /// their current order (`-1` pads), their norms and centred effects; the riders' tensors.
+    fn to_tensors(&self, prefix: &str) -> Vec<NamedTensor> {
+        let (neurons, k, dim) = (self.kept.len(), self.k, self.dim);
+        let mut images = vec![-1i64; neurons * k];
+        let mut norms = vec![0f32; neurons * k];
+        let mut centred = vec![0f32; neurons * k * dim];
+        for (n, kept) in self.kept.iter().enumerate() {
+            for (slot, entry) in kept.iter().enumerate() {
+                images[n * k + slot] = entry.image as i64;
+                norms[n * k + slot] = entry.norm;
+                centred[(n * k + slot) * dim..][..dim].copy_from_slice(&entry.centred);
+            }
+        }
+        let mut tensors = vec![
+            NamedTensor::f32(format!("{prefix}.mean"), &[neurons, dim], self.mean.clone()),
+            NamedTensor::i64(format!("{prefix}.images"), &[neurons, k], images),
+            NamedTensor::f32(format!("{prefix}.norms"), &[neurons, k], norms),
+            NamedTensor::f32(format!("{prefix}.centred"), &[neurons, k, dim], centred),
+            NamedTensor::i64(format!("{prefix}.next_image"), &[1], vec![self.next_image as i64]),
+        ];
+        tensors.extend(self.riders.iter().flat_map(|rider| rider.to_tensors(prefix)));
+        tensors
+    }
+
+    /// With the riders whose tensors are there.
+    fn from_tensors(tensors: &HashMap<String, NamedTensor>, prefix: &str, sizes: Sizes) -> Result<Self> {
+        let Sizes { neurons, dim, k } = sizes;
+        let get = |part: &str| lookup(tensors, &format!("{prefix}.{part}"));
+        let mean = get("mean")?.f32_values(&[neurons, dim])?;
+        let images = get("images")?.i64_values(&[neurons, k])?;
+        let norms = get("norms")?.f32_values(&[neurons, k])?;
+        let centred = get("centred")?.f32_values(&[neurons, k, dim])?;
+        let next_image = get("next_image")?.i64_values(&[1])?[0] as usize;
+        let mut accumulator = TopKAccumulator::new(mean, neurons, dim, k)?;
+        accumulator.next_image = next_image;
+        accumulator.riders = restore_riders(tensors, prefix, sizes)?;
+        for (n, kept) in accumulator.kept.iter_mut().enumerate() {
+            for slot in (0..k).take_while(|&slot| images[n * k + slot] >= 0) {
+                let i = n * k + slot;
+                kept.push(Kept {
+                    norm: norms[i],
+                    image: images[i] as usize,
+                    centred: centred[i * dim..(i + 1) * dim].to_vec(),
+                });
+            }
+        }
+        Ok(accumulator)
+    }
+
+    /// [`TopKAccumulator::append`].
+    fn merge(&mut self, other: &Self) -> Result<()> {
+        self.append(other)
     }
 }
 
@@ -375,74 +396,6 @@ fn offer(kept: &mut Vec<Kept>, k: usize, image: usize, effect: &[f32], mean: &[f
 /// The order of the top k: the larger norm first, on equal norms the earlier image.
 fn stronger(a: &Kept, b: &Kept) -> std::cmp::Ordering {
     b.norm.total_cmp(&a.norm).then(a.image.cmp(&b.image))
-}
-
-/// The first right singular vector of the matrix whose rows are `rows` (not re-centred), with
-/// the paper's sign rule: kept if more than half of the rows have a positive dot product with
-/// it, else negated (a tie negates).
-///
-/// The rule needs an orientation to negate on a tie, which the reference takes from LAPACK's
-/// SVD (arbitrary); here it is the one where the largest row has a positive projection, so a
-/// tie gives the vector on which that row projects negatively. Outside ties the result does
-/// not depend on this choice.
-///
-/// Computed as `X^T v / |X^T v|` for the top eigenvector `v` of the small Gram matrix `X X^T`
-/// (k x k), found by power iteration in f64.
-///
-/// Reference: `vh[0]` of `np.linalg.svd(current_important_neurons)` and the `how_many_positive > top_k_pca // 2`
-/// rule in [`compute_pcas.py`, `main`][pcas]. Differs: power iteration, not LAPACK (the tie orientation above).
-///
-/// [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
-pub fn first_right_singular_vector(rows: &[&[f32]], dim: usize) -> Vec<f32> {
-    let k = rows.len();
-    let gram: Vec<f64> = (0..k * k).map(|ij| dot_f64(rows[ij / k], rows[ij % k])).collect();
-    let v = top_eigenvector(&gram, k);
-    let mut direction = vec![0f64; dim];
-    for (row, weight) in rows.iter().zip(&v) {
-        direction.iter_mut().zip(row.iter()).for_each(|(d, &x)| *d += weight * x as f64);
-    }
-    let norm = direction.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if norm > 0.0 {
-        direction.iter_mut().for_each(|x| *x /= norm);
-    }
-    let project = |row: &[f32]| row.iter().zip(&direction).map(|(&x, d)| x as f64 * d).sum::<f64>();
-    let largest = rows.iter().max_by(|a, b| dot_f64(a, a).total_cmp(&dot_f64(b, b)));
-    let orientation = if largest.is_some_and(|row| project(row) < 0.0) { -1.0 } else { 1.0 };
-    let positive = rows.iter().filter(|row| orientation * project(row) > 0.0).count();
-    let sign = orientation * if 2 * positive > k { 1.0 } else { -1.0 };
-    direction.into_iter().map(|x| (sign * x) as f32).collect()
-}
-
-/// Top eigenvector of a symmetric positive semi-definite `n x n` matrix, by power iteration
-/// starting from the column of the largest diagonal entry (never orthogonal to the top
-/// eigenvector unless that column is zero), to a change below 1e-13.
-fn top_eigenvector(matrix: &[f64], n: usize) -> Vec<f64> {
-    let start = (0..n).max_by(|&a, &b| matrix[a * n + a].total_cmp(&matrix[b * n + b])).unwrap_or(0);
-    let mut v: Vec<f64> = (0..n).map(|i| matrix[i * n + start]).collect();
-    if !normalise(&mut v) {
-        return vec![0.0; n];
-    }
-    for _ in 0..100_000 {
-        let mut next: Vec<f64> = (0..n).map(|i| (0..n).map(|j| matrix[i * n + j] * v[j]).sum()).collect();
-        if !normalise(&mut next) {
-            return v;
-        }
-        let change = next.iter().zip(&v).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        v = next;
-        if change < 1e-13 {
-            break;
-        }
-    }
-    v
-}
-
-fn normalise(v: &mut [f64]) -> bool {
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if norm == 0.0 || !norm.is_finite() {
-        return false;
-    }
-    v.iter_mut().for_each(|x| *x /= norm);
-    true
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use crate::common::*;
 use clip_lens::bundle::{sha256_hex, Bundle};
 
-/// Runs `precompute` once for all tests of this file.
-fn bundle_dir() -> &'static Path {
+/// Runs `precompute` once for all tests of this file (and `precompute_io`'s).
+pub(crate) fn bundle_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let out = std::env::temp_dir().join(format!("clip-lens-bundle-{}", std::process::id()));
@@ -657,78 +657,4 @@ fn ablate_command_on_a_synthetic_labelling() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&one.stderr).contains("at least two class subfolders"));
-}
-
-/// A [`clip_lens::precompute::Progress`] that records its stages and notes.
-#[derive(Default)]
-struct Recorded {
-    stages: Vec<(String, usize)>,
-    steps: usize,
-    notes: Vec<String>,
-}
-
-impl clip_lens::precompute::Progress for Recorded {
-    fn start(&mut self, what: &str, total: usize, _done: usize) {
-        self.stages.push((what.to_string(), total));
-    }
-    fn advance(&mut self, steps: usize) {
-        self.steps += steps;
-    }
-    fn reach(&mut self, _done: usize) {}
-    fn finish(&mut self) {}
-    fn note(&mut self, message: &str) {
-        self.notes.push(message.to_string());
-    }
-}
-
-/// The library's `precompute` (what the CLI calls) reports each stage to its progress callback
-/// and writes the same bundle as the command.
-#[test]
-fn precompute_in_the_library_reports_its_stages_and_matches_the_command() {
-    use clip_lens::precompute::{precompute, Settings};
-    static NEVER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    let out = std::env::temp_dir().join(format!("clip-lens-library-bundle-{}", std::process::id()));
-    let settings = Settings {
-        images: fixture_path("images"),
-        layers: vec![0, 1, 2],
-        top_k: 6,
-        words: vec![fixture_path("words.txt")],
-        components: 8,
-        out: out.clone(),
-        batch: 16,
-        storage: clip_lens::bundle::Storage::F32,
-        thumbnail_size: 64,
-        checkpoint_seconds: 60,
-        restart: false,
-        model_name: "model-openai.safetensors".into(),
-        interrupted: &NEVER,
-        interrupt_after: None,
-        crash_after: None,
-    };
-    let model = load(MODEL_OPENAI, clip_lens::Towers::Both, &clip_lens::device::cpu());
-    let mut progress = Recorded::default();
-    let bundle = precompute(&model, &clip_lens::device::cpu(), MODEL_OPENAI, &settings, &mut progress).unwrap();
-    let stages: Vec<&str> = progress.stages.iter().map(|(what, _)| what.as_str()).collect();
-    assert_eq!(
-        stages,
-        [
-            "pass 1/2 (means)",
-            "pass 2/2 (top-k)",
-            "embedding words",
-            "embedding ImageNet classes",
-            "sparse decompositions (OMP)",
-            "thumbnails"
-        ]
-    );
-    assert_eq!(progress.stages[0].1, 48);
-    assert!(progress.steps >= 2 * 48 + 3, "{} steps", progress.steps);
-    assert!(progress.notes.is_empty(), "{:?}", progress.notes);
-    let command = Bundle::read(bundle_dir()).unwrap();
-    assert_eq!(Bundle::read(&out).unwrap().manifest, bundle.manifest);
-    assert_eq!(bundle.manifest.top_images, command.manifest.top_images);
-    for layer in [0, 1, 2] {
-        assert_eq!(bundle.layers[&layer].mean, command.layers[&layer].mean, "layer {layer} means");
-        assert_eq!(bundle.layers[&layer].direction, command.layers[&layer].direction, "layer {layer} directions");
-    }
-    std::fs::remove_dir_all(&out).ok();
 }

@@ -21,6 +21,7 @@ mod lens;
 mod loading;
 mod open_clip;
 mod planted;
+mod precompute_io;
 mod preprocess;
 mod segment;
 mod shards;

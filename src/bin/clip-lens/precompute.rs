@@ -1,7 +1,7 @@
 //! `clip-lens precompute`: the bundle the page reads, from an image folder and word lists
 //! ([`clip_lens::precompute`] does the work; this file maps the arguments, shows the progress
-//! bars and turns Ctrl-C into a checkpoint). With `--shard I/N` it runs one shard of a pass, with
-//! `--merge` it merges shard files (`docs/sharding.md`).
+//! bars, turns Ctrl-C into a checkpoint and awaits the run). With `--shard I/N` it runs one
+//! shard of a pass, with `--merge` it merges shard files (`docs/sharding.md`).
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,10 @@ use burn::tensor::Device;
 
 use clip_lens::bundle::Storage;
 use clip_lens::model::ClipModel;
-use clip_lens::precompute::{merge_shards, precompute as run, precompute_shard, Merged, Progress, Settings, Shard};
+use clip_lens::precompute::{
+    merge_shards, precompute as run, precompute_shard, DirectorySink, Driver, FolderSource, Merged, Progress, Settings,
+    Shard, StopFlag, WordList,
+};
 use clip_lens::Result;
 
 use crate::common::{Bars, ModelArgs};
@@ -76,25 +79,22 @@ pub struct PrecomputeCommand {
 }
 
 impl PrecomputeCommand {
-    /// The library's settings for these arguments; `interrupted` is set by Ctrl-C.
-    fn settings(&self, interrupted: &'static AtomicBool) -> Settings {
-        Settings {
-            images: self.images.clone(),
+    /// The library's settings for these arguments (the word files read).
+    fn settings(&self) -> Result<Settings> {
+        Ok(Settings {
             layers: self.layers.clone(),
             top_k: self.top_k,
-            words: self.words.clone(),
+            words: self.words.iter().map(|path| WordList::read(path)).collect::<Result<_>>()?,
             components: self.components,
-            out: self.out.clone(),
             batch: self.batch,
             storage: if self.f16 { Storage::F16 } else { Storage::F32 },
             thumbnail_size: self.thumbnail_size,
             checkpoint_seconds: self.checkpoint_seconds,
             restart: self.restart,
             model_name: self.model.weights.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            interrupted,
             interrupt_after: self.interrupt_after,
             crash_after: self.crash_after,
-        }
+        })
     }
 }
 
@@ -135,7 +135,7 @@ impl Progress for Logged {
     }
 }
 
-/// Set by the Ctrl-C handler; the passes check it after every batch.
+/// Set by the Ctrl-C handler; the passes check it after every batch ([`StopFlag`]).
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// The first Ctrl-C asks for a checkpoint and a clean stop; a second one stops at once.
@@ -157,17 +157,28 @@ impl PrecomputeCommand {
 
 /// Runs the whole precomputation and writes the bundle, or one shard's pass, or a merge.
 pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args: &PrecomputeCommand) -> Result<()> {
+    pollster::block_on(precompute_async(model, device, weights_bytes, args))
+}
+
+async fn precompute_async(
+    model: &ClipModel,
+    device: &Device,
+    weights_bytes: &[u8],
+    args: &PrecomputeCommand,
+) -> Result<()> {
     install_interrupt_handler();
-    let settings = args.settings(&INTERRUPTED);
-    let bars = &mut Logged::new();
+    let settings = args.settings()?;
+    let (source, sink) = (FolderSource::new(&args.images), DirectorySink::new(&args.out));
+    let (bars, control) = (&mut Logged::new(), &mut StopFlag(&INTERRUPTED));
+    let driver = Driver::new(&source, &sink, bars, control);
     if let Some(shard) = args.shard {
-        let file = precompute_shard(model, weights_bytes, &settings, shard, args.means.as_deref(), bars)?;
+        let file = precompute_shard(model, weights_bytes, &settings, shard, args.means.as_deref(), driver).await?;
         let pass = if args.means.is_some() { 2 } else { 1 };
         eprintln!("wrote pass {pass} of shard {shard} to {}", file.display());
         return Ok(());
     }
     if !args.merge.is_empty() {
-        match merge_shards(model, device, weights_bytes, &settings, &args.merge, bars)? {
+        match merge_shards(model, device, weights_bytes, &settings, &args.merge, driver).await? {
             Merged::Means { path, images, skipped } => {
                 eprintln!(
                     "merged the means of {} shards into {} ({images} images, {skipped} skipped); next: pass 2 of \
@@ -181,7 +192,7 @@ pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args
         }
         return Ok(());
     }
-    let bundle = run(model, device, weights_bytes, &settings, bars)?;
+    let bundle = run(model, device, weights_bytes, &settings, driver).await?;
     wrote_bundle(&bundle, &args.out);
     Ok(())
 }

@@ -1,0 +1,192 @@
+//! What follows the passes, for a run and for a merge of shards alike: the words and ImageNet
+//! classes through the text tower, OMP of every direction, thumbnails of the top images, and
+//! the bundle written to the sink.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use burn::tensor::Device;
+
+use super::checkpoint::Position;
+use super::driver::{Control, Driver, Progress};
+use super::io::{BundleSink, ImageSource};
+use super::{Inputs, Settings};
+use crate::bundle::{Bundle, LayerLens, Manifest, FORMAT_VERSION};
+use crate::lens::omp::OMP_BLOCK;
+use crate::lens::{orthogonal_matching_pursuit, Dictionary, NeuronStatistics, HISTOGRAM_BINS, PERCENTILES};
+use crate::model::ClipModel;
+use crate::preprocess::{center_crop, decode_image};
+use crate::text_embeddings::{class_embeddings, lines, word_embeddings, IMAGENET_CLASSES, IMAGENET_TEMPLATES};
+use crate::tokenizer::ClipTokenizer;
+use crate::{Error, Result};
+
+/// Neurons decomposed between two yield points: whole blocks of the device search, so that
+/// every block holds the neurons it holds in one call over the layer (the same results).
+const OMP_CHUNK: usize = OMP_BLOCK;
+
+/// Thumbnails written between two yield points.
+const THUMBNAILS_PER_STEP: usize = 16;
+
+/// The text tower's embeddings, OMP of every direction, the thumbnails, and the bundle written
+/// to the driver's sink (and returned).
+pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
+    model: &ClipModel,
+    device: &Device,
+    settings: &Settings,
+    inputs: Inputs,
+    stats: Vec<NeuronStatistics>,
+    position: Position,
+    driver: Driver<'_, S, K, C>,
+) -> Result<Bundle> {
+    let Driver { source, sink, progress, control } = driver;
+    let config = &model.config;
+    let (vision, text) = (model.vision()?, model.text()?);
+    let Inputs { words, weights_sha256, .. } = inputs;
+    let dim = config.embed_dim;
+    let tokenizer = ClipTokenizer::new();
+    progress.start("embedding words", words.len(), 0);
+    let word_embeds = word_embeddings(text, &tokenizer, &words, 256, |d| progress.reach(d)).await?;
+    progress.finish();
+    control.between_steps().await?;
+    let classes = lines(IMAGENET_CLASSES);
+    let templates = lines(IMAGENET_TEMPLATES);
+    progress.start("embedding ImageNet classes", classes.len(), 0);
+    let class_embeds = class_embeddings(text, &tokenizer, &classes, &templates, 80, |d| progress.reach(d)).await?;
+    progress.finish();
+    control.between_steps().await?;
+
+    let dictionary = Dictionary::from_word_embeddings(&word_embeds, dim)?;
+    let components = settings.components.min(words.len()).min(dim);
+    let mut lens = BTreeMap::new();
+    let mut top_images = BTreeMap::new();
+    progress.start("sparse decompositions (OMP)", stats.len(), 0);
+    for (layer, s) in settings.layers.iter().zip(stats) {
+        let (decomposition_index, decomposition_coef) =
+            decompose(&dictionary, &s.directions, components, device, control).await?;
+        top_images.insert(
+            layer.to_string(),
+            s.top_images.chunks(s.k).map(|ids| ids.iter().rev().copied().collect()).collect(),
+        );
+        lens.insert(
+            *layer,
+            LayerLens {
+                mean: s.mean,
+                direction: s.directions,
+                norms: s.norms,
+                decomposition_index,
+                decomposition_coef,
+                distributions: s.distributions,
+            },
+        );
+        progress.advance(1);
+    }
+    progress.finish();
+    if settings.thumbnail_size > 0 {
+        let ids: BTreeSet<usize> = top_images.values().flatten().flatten().copied().collect();
+        let thumbnails = Thumbnails { source, sink, images: &position.images, size: settings.thumbnail_size };
+        thumbnails.write(&ids, progress, control).await?;
+    }
+    let skipped_images = position.skipped.iter().map(|name| source.locate(name)).collect();
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        model_name: settings.model_name.clone(),
+        model_config: config.to_hf_json(),
+        weights_sha256,
+        layers: settings.layers.to_vec(),
+        neurons: vision.config.mlp_width,
+        embed_dim: dim,
+        top_k: settings.top_k,
+        components,
+        word_sources: settings.words.iter().map(|list| list.source.clone()).collect(),
+        words,
+        classes,
+        images: position.images,
+        skipped_images,
+        top_images,
+        thumbnail_size: settings.thumbnail_size,
+        histogram_bins: HISTOGRAM_BINS,
+        percentiles: PERCENTILES.to_vec(),
+    };
+    let bundle = Bundle { manifest, layers: lens, word_embeds, class_embeds };
+    // The manifest last: a bundle with a manifest is whole.
+    sink.write("lens.safetensors", bundle.tensors(settings.storage)?).await?;
+    sink.write("manifest.json", bundle.manifest_json()?.into_bytes()).await?;
+    Ok(bundle)
+}
+
+/// Decompositions `[N, m]` sorted by |coefficient|, padded with index -1; the control is asked
+/// between chunks of neurons.
+async fn decompose(
+    dictionary: &Dictionary,
+    directions: &[f32],
+    components: usize,
+    device: &Device,
+    control: &mut impl Control,
+) -> Result<(Vec<i32>, Vec<f32>)> {
+    let neurons = directions.len() / dictionary.dim;
+    let mut index = Vec::with_capacity(neurons * components);
+    let mut coef = Vec::with_capacity(neurons * components);
+    for chunk in directions.chunks(OMP_CHUNK * dictionary.dim) {
+        for code in orthogonal_matching_pursuit(dictionary, chunk, components, device).await? {
+            let sorted = code.by_magnitude();
+            for slot in 0..components {
+                let (i, c) = sorted.get(slot).map(|&(i, c)| (i as i32, c)).unwrap_or((-1, 0.0));
+                index.push(i);
+                coef.push(c);
+            }
+        }
+        control.between_steps().await?;
+    }
+    Ok((index, coef))
+}
+
+/// The thumbnails of a run's images.
+struct Thumbnails<'a, S, K> {
+    source: &'a S,
+    sink: &'a K,
+    /// The images that decoded, by id.
+    images: &'a [String],
+    /// The side in pixels.
+    size: u32,
+}
+
+impl<S: ImageSource, K: BundleSink> Thumbnails<'_, S, K> {
+    /// Writes `thumbnails/<id>.jpg` (a centre crop) for every image in some top k.
+    async fn write(
+        &self,
+        ids: &BTreeSet<usize>,
+        progress: &mut dyn Progress,
+        control: &mut impl Control,
+    ) -> Result<()> {
+        progress.start("thumbnails", ids.len(), 0);
+        for (i, &id) in ids.iter().enumerate() {
+            let name = &self.images[id];
+            let jpeg = self.thumbnail(&self.source.read(name).await?, name)?;
+            self.sink.write(&format!("thumbnails/{id}.jpg"), jpeg).await?;
+            progress.advance(1);
+            if (i + 1) % THUMBNAILS_PER_STEP == 0 {
+                control.between_steps().await?;
+            }
+        }
+        progress.finish();
+        Ok(())
+    }
+
+    /// The JPEG of the image `name`'s centre crop.
+    fn thumbnail(&self, bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+        let size = self.size;
+        let image = decode_image(bytes)?;
+        let (w, h) = image.dimensions();
+        let scale = size as f32 / w.min(h) as f32;
+        let resized = image::imageops::resize(
+            &image,
+            ((w as f32 * scale).round() as u32).max(size),
+            ((h as f32 * scale).round() as u32).max(size),
+            image::imageops::FilterType::Triangle,
+        );
+        let mut encoded = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut encoded, 80)
+            .encode_image(&center_crop(&resized, size))
+            .map_err(|e| Error::InvalidInput(format!("encoding the thumbnail of {}: {e}", self.source.locate(name))))?;
+        Ok(encoded)
+    }
+}
