@@ -57,6 +57,15 @@ pub fn clip_lens_command() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_clip-lens"))
 }
 
+/// `clip-lens SUBCOMMAND --weights <the fixture model> --bundle BUNDLE ARGS...`, run to its end.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn clip_lens_on_bundle(subcommand: &str, bundle: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let weights = fixture_path("model-openai.safetensors");
+    let mut command = clip_lens_command();
+    command.arg(subcommand).arg("--weights").arg(weights).arg("--bundle").arg(bundle).args(args);
+    command.output().expect("clip-lens runs")
+}
+
 /// `clip-lens precompute` of the fixture model with the fixture's words, from the images in
 /// `images` into `out`; the caller adds the layers, k and the rest.
 #[cfg(not(target_arch = "wasm32"))]

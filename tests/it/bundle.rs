@@ -232,21 +232,7 @@ fn precompute_reports_bad_inputs() {
 #[test]
 fn neurons_finds_the_best_matching_directions() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
-    let weights = fixture_path("model-openai.safetensors");
-    let result = clip_lens_command()
-        .args([
-            "neurons",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--bundle",
-            bundle_dir().to_str().unwrap(),
-            "--top",
-            "3",
-            "--json",
-            "a photo of a cat",
-        ])
-        .output()
-        .unwrap();
+    let result = clip_lens_on_bundle("neurons", bundle_dir(), &["--top", "3", "--json", "a photo of a cat"]);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     let list = json.as_array().unwrap();
@@ -386,22 +372,9 @@ fn precompute_resumes_after_interruption_and_crash() {
 fn concepts_command_agrees_with_reference_discovery() {
     let images: Vec<PathBuf> =
         ["img002.png", "img000.png", "img001.png"].iter().map(|n| fixture_path(&format!("images/{n}"))).collect();
-    let result = clip_lens_command()
-        .args([
-            "concepts",
-            "--weights",
-            fixture_path("model-openai.safetensors").to_str().unwrap(),
-            "--bundle",
-            bundle_dir().to_str().unwrap(),
-            "--layer",
-            "1",
-            "--top",
-            "5",
-            "--json",
-        ])
-        .args(&images)
-        .output()
-        .unwrap();
+    let mut args = vec!["--layer", "1", "--top", "5", "--json"];
+    args.extend(images.iter().map(|p| p.to_str().unwrap()));
+    let result = clip_lens_on_bundle("concepts", bundle_dir(), &args);
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
     let reference: serde_json::Value = serde_json::from_str(EXPECTED_JSON).unwrap();
@@ -550,21 +523,8 @@ fn adversarial_and_fooled_commands() {
     assert_eq!(decisions.len(), 4);
     let rate = decisions.iter().filter(|&&f| f).count() as f64 / 4.0;
     assert!((json["success_rate"].as_f64().unwrap() - rate).abs() < 1e-12);
-    let same = clip_lens_command()
-        .args([
-            "fooled",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--bundle",
-            bundle_dir().to_str().unwrap(),
-            "--class0",
-            "cat",
-            "--class1",
-            "Cat",
-        ])
-        .arg(&images[0])
-        .output()
-        .unwrap();
+    let image = images[0].to_str().unwrap();
+    let same = clip_lens_on_bundle("fooled", bundle_dir(), &["--class0", "cat", "--class1", "Cat", image]);
     assert!(String::from_utf8_lossy(&same.stderr).contains("the same class"));
 }
 
@@ -585,22 +545,11 @@ fn ablate_command_on_a_synthetic_labelling() {
     }
     let json = dir.join("table.json");
     let weights = fixture_path("model-openai.safetensors");
-    let result = clip_lens_command()
-        .args([
-            "ablate",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--bundle",
-            bundle_dir().to_str().unwrap(),
-            "--images",
-            dir.join("images").to_str().unwrap(),
-            "--layers",
-            "1,2",
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let result = clip_lens_on_bundle(
+        "ablate",
+        bundle_dir(),
+        &["--images", dir.join("images").to_str().unwrap(), "--layers", "1,2", "--json", json.to_str().unwrap()],
+    );
     assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
     let tables: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(tables.as_array().unwrap().len(), 2);
@@ -644,17 +593,7 @@ fn ablate_command_on_a_synthetic_labelling() {
             assert!((0.0..=1.0).contains(&a), "{variant}");
         }
     }
-    let one = clip_lens_command()
-        .args([
-            "ablate",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--bundle",
-            bundle_dir().to_str().unwrap(),
-            "--images",
-            dir.join("images/tabby_cat").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let one =
+        clip_lens_on_bundle("ablate", bundle_dir(), &["--images", dir.join("images/tabby_cat").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&one.stderr).contains("at least two class subfolders"));
 }
