@@ -14,7 +14,7 @@ use super::{center_crop, decode_image, resize_bicubic};
 /// `[i, i+1) x [j, j+1)`, so its centre is `(i + 0.5, j + 0.5)`. This is the
 /// convention of Pillow's resampler, where resized coordinate `u` samples
 /// original coordinate `u * original / resized`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct CropGeometry {
     /// Width of the input image, in pixels.
     pub original_width: u32,

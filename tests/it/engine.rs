@@ -51,7 +51,7 @@ fn analyze_and_segment_match_the_reference() {
         assert!((analysis.classes.iter().map(|c| c.probability).sum::<f32>() - 1.0).abs() < 1e-4);
         assert_eq!(analysis.layers.iter().map(|l| l.layer).collect::<Vec<_>>(), [0, 1, 2]);
         assert!(!analysis.words.is_empty() && analysis.words.len() <= 10);
-        assert_eq!(analysis.geometry.size, 64);
+        assert_eq!(analysis.geometry.crop.size, 64);
 
         let segmentation = block_on(engine.segment(&concept, Some(layers.clone()), Some(k))).unwrap();
         assert_eq!(

@@ -61,23 +61,13 @@ pub struct LayerConcepts {
     pub neurons: Vec<SignificantNeuron>,
 }
 
-/// Where the model's square input lies in the original image.
+/// Where the model's square input lies in the original image: the crop geometry's fields
+/// (serialised at the top level, as the page reads them) and the crop in the original's pixels.
 #[derive(Debug, Clone, Serialize)]
 pub struct Geometry {
-    /// The original's width in pixels.
-    pub original_width: u32,
-    /// The original's height.
-    pub original_height: u32,
-    /// The width after the resize of the short side.
-    pub resized_width: u32,
-    /// The height after the resize.
-    pub resized_height: u32,
-    /// The crop's left edge in the resized image.
-    pub left: u32,
-    /// The crop's top edge in the resized image.
-    pub top: u32,
-    /// The crop's side.
-    pub size: u32,
+    /// The resize and the crop.
+    #[serde(flatten)]
+    pub crop: CropGeometry,
     /// The crop in the original's pixels: left, top, width, height.
     pub crop_box: [f32; 4],
 }
@@ -85,16 +75,7 @@ pub struct Geometry {
 impl From<&CropGeometry> for Geometry {
     fn from(g: &CropGeometry) -> Self {
         let (left, top, width, height) = g.crop_box_in_original();
-        Geometry {
-            original_width: g.original_width,
-            original_height: g.original_height,
-            resized_width: g.resized_width,
-            resized_height: g.resized_height,
-            left: g.left,
-            top: g.top,
-            size: g.size,
-            crop_box: [left, top, width, height],
-        }
+        Geometry { crop: *g, crop_box: [left, top, width, height] }
     }
 }
 
