@@ -106,9 +106,10 @@ impl MemorySink {
         Self::default()
     }
 
-    /// The files written (and not removed), by name.
-    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
-        self.lock().clone()
+    /// The names of the files written (and not removed), sorted: without copying their bytes,
+    /// which for a checkpoint are the whole top-k state.
+    pub fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
     }
 
     /// The files written (and not removed), by name.
