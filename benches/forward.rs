@@ -6,24 +6,15 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use clip_lens::device::read_f32_blocking;
-use clip_lens::model::{CaptureRequest, ClipModel, Keep, Towers};
-use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
-use clip_lens::{ClipConfig, Layout, WeightFile};
+use clip_lens::model::{CaptureRequest, ClipModel, Keep};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-
-fn vit_b_32(device: &Device) -> ClipModel {
-    let config = ClipConfig::vit_b_32();
-    let bytes =
-        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
-    ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, device).unwrap()
-}
 
 /// Both groups on one model per device (generating and loading it takes longer than a group).
 fn forward_benches(c: &mut Criterion) {
     let models: Vec<(&str, ClipModel)> =
-        common::devices().into_iter().map(|(name, device)| (name, vit_b_32(&device))).collect();
+        common::devices().into_iter().map(|(name, device)| (name, common::vit_b_32(&device))).collect();
     image_forward(c, &models);
     last_block(c, &models);
 }

@@ -4,24 +4,17 @@
 //!
 //! `cargo bench --bench lens`. The paper's code takes 38 s per image for the effects on 2 cores.
 
-use burn::tensor::{Device, Tensor};
+mod common;
+
+use burn::tensor::Tensor;
 use clip_lens::device::{self, read_f32_blocking};
 use clip_lens::lens::{projections, second_order_effects, FactorForm, LensFactors, ProjectionFactors};
-use clip_lens::model::{CaptureRequest, ClipModel, Towers};
-use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
-use clip_lens::{ClipConfig, Layout, WeightFile};
+use clip_lens::model::CaptureRequest;
 use criterion::{criterion_group, criterion_main, Criterion};
-
-fn vit_b_32(device: &Device) -> ClipModel {
-    let config = ClipConfig::vit_b_32();
-    let bytes =
-        random_weights(&config, Layout::OpenAi, TowerSelection { vision: true, text: false }, StorageType::F32, 1);
-    ClipModel::load(&WeightFile::from_bytes(bytes).unwrap(), &config, Towers::Vision, device).unwrap()
-}
 
 fn layer_9(c: &mut Criterion) {
     let device = device::cpu();
-    let model = vit_b_32(&device);
+    let model = common::vit_b_32(&device);
     let vision = model.vision().unwrap();
     let request = CaptureRequest::for_lens(&[9]);
     let mut group = c.benchmark_group("vit_b_32_layer_9");
@@ -108,7 +101,7 @@ fn omp_30k_words(c: &mut Criterion) {
 fn precompute_batch(c: &mut Criterion) {
     use clip_lens::lens::{MeanAccumulator, TopKAccumulator};
     let device = device::cpu();
-    let model = vit_b_32(&device);
+    let model = common::vit_b_32(&device);
     let vision = model.vision().unwrap();
     let layers = [8usize, 9, 10];
     let factors: Vec<LensFactors> = layers.iter().map(|&l| LensFactors::new(vision, l).unwrap()).collect();

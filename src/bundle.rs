@@ -29,10 +29,11 @@ pub type WordUse = (usize, usize, f32);
 use crate::{ClipConfig, WeightFile};
 
 /// The bundle format this code writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
-/// The formats this code reads (2: without the per-neuron distributions).
-pub const READABLE_VERSIONS: [u32; 2] = [2, 3];
+/// The formats this code reads (2: without the per-neuron distributions; 3: without
+/// `class_templates`, always 80).
+pub const READABLE_VERSIONS: [u32; 3] = [2, 3, 4];
 
 /// How the large tensors (means, directions, word and class embeddings) are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,6 +72,10 @@ pub struct Manifest {
     pub words: Vec<String>,
     /// The zero-shot classes, in `classes.embeds` order.
     pub classes: Vec<String>,
+    /// The prompt templates each class's embedding averages: 80 (CLIP's; formats 2 and 3) or 1
+    /// ("a photo of a {}.", the quick setting of a text side computed in the page).
+    #[serde(default = "clip_templates")]
+    pub class_templates: usize,
     /// The images statistics were computed over (relative paths), in id order.
     pub images: Vec<String>,
     /// Images skipped because they could not be read or decoded.
@@ -87,6 +92,11 @@ pub struct Manifest {
     /// The percentiles kept per neuron, in `layer.L.percentiles` order.
     #[serde(default)]
     pub percentiles: Vec<f32>,
+}
+
+/// The `class_templates` of a manifest that does not say (formats 2 and 3): CLIP's 80.
+fn clip_templates() -> usize {
+    80
 }
 
 /// One layer's lens data. (`Default`: for the optional statistics of bundles built in code.)

@@ -65,7 +65,7 @@ pub enum Error {
     DeviceLost(String),
     /// The text tower of converted weights is not loaded yet: the caller loads it
     /// (`loadTextTower` in the page) and asks again.
-    #[error("the text tower is not loaded yet: call loadTextTower with the converted text.safetensors")]
+    #[error("the text tower of the converted weights is not loaded yet (its file, text.safetensors, is loaded on first use)")]
     NeedsTextTower,
 }
 

@@ -281,6 +281,7 @@ pub fn random_bundle(
         word_sources: vec![],
         words: (0..sizes.words).map(|i| format!("word{i}")).collect(),
         classes: (0..sizes.classes).map(|i| format!("class{i}")).collect(),
+        class_templates: 80,
         images: vec![],
         skipped_images: vec![],
         top_images: Default::default(),

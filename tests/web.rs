@@ -572,7 +572,7 @@ async fn engine_from_converted_towers() {
 
     let before = converted.embed_text("a photo of a cat".into()).await.unwrap_err();
     assert_eq!(kind(&before).as_deref(), Some("needs-text-tower"), "{}", message(before.clone()));
-    assert!(message(before).contains("loadTextTower"));
+    assert!(message(before).contains("text tower of the converted weights is not loaded yet"));
     let wrong = converted.load_text_tower(image).unwrap_err();
     assert_eq!(kind(&wrong).as_deref(), Some("bad-input"));
     let wrong = message(wrong);
@@ -601,6 +601,48 @@ async fn engine_from_converted_towers() {
     );
     assert!(stale.contains("image tower file does not match its manifest"), "{stale}");
     report!("engine/cpu: converted towers give the original's image and text embeddings exactly");
+}
+
+/// The demo's converted towers with their text side (`embed-text`'s file), as the page loads
+/// them: without a bundle the engine classifies with the text side, as it does with the bundle
+/// made from that file, on WebGPU (where there is an adapter) and the CPU.
+#[wasm_bindgen_test]
+async fn engine_classifies_with_the_text_side_without_a_bundle() {
+    start_module().await;
+    let manifest = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/www/generated/tiny-converted/manifest.json"));
+    let image = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/www/generated/tiny-converted/image.safetensors"));
+    let text = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/www/generated/tiny-converted/text-embeddings.safetensors"
+    ));
+    let bundle_manifest = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/www/generated/tiny-bundle/manifest.json"));
+    let bundle_tensors =
+        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/www/generated/tiny-bundle/lens.safetensors"));
+    let backends: &[&str] = if webgpu().await.is_some() { &["webgpu", "cpu"] } else { &["cpu"] };
+    for &backend in backends {
+        let create =
+            || Engine::create_from_converted(manifest.into(), image.to_vec(), CONFIG_JSON.into(), backend.into(), None);
+        let mut alone = create().await.map_err(message).unwrap();
+        let refused = message(alone.analyze(DETAIL_PNGS[1].to_vec(), None).await.unwrap_err());
+        assert!(refused.contains("no bundle is loaded: open one, or build one"), "{refused}");
+        alone.load_text_embeddings(text.to_vec()).map_err(message).unwrap();
+        assert!(alone.has_text_embeddings() && !alone.has_bundle());
+        let classes_alone = alone.analyze(DETAIL_PNGS[1].to_vec(), None).await.map_err(message).unwrap();
+        let mut with_bundle = create().await.map_err(message).unwrap();
+        with_bundle.load_bundle(bundle_manifest.into(), bundle_tensors.to_vec()).map_err(message).unwrap();
+        let full = with_bundle.analyze(DETAIL_PNGS[1].to_vec(), None).await.map_err(message).unwrap();
+        let json = |value: &JsValue| -> serde_json::Value {
+            serde_json::from_str(&js_sys::JSON::stringify(value).unwrap().as_string().unwrap()).unwrap()
+        };
+        let (alone_json, full_json) = (json(&classes_alone), json(&full));
+        assert_eq!(alone_json["layers"], serde_json::json!([]), "{backend}");
+        let names = |v: &serde_json::Value| {
+            v["classes"].as_array().unwrap().iter().map(|c| c["name"].clone()).collect::<Vec<_>>()
+        };
+        assert!(!names(&alone_json).is_empty());
+        assert_eq!(names(&alone_json), names(&full_json), "{backend}: the text side's classes are the bundle's");
+        report!("engine/{backend}: without a bundle the text side classifies as the bundle does");
+    }
 }
 
 /// Real-size image towers in the browser on the CPU backend: random-weight ViT-B/32 and ViT-L/14

@@ -9,24 +9,15 @@
 // in fuzz-regressions/ (inputs that once made it misbehave) are replayed first.
 // Usage: node fuzz.mjs [lens.safetensors] (default: the demo bundle, www/generated/tiny-bundle).
 
-import { build } from "esbuild";
 import { readdir, readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { importSource, www } from "./test/import-source.mjs";
 
-const www = dirname(fileURLToPath(import.meta.url));
 const seedPath = process.argv[2] ?? join(www, "generated", "tiny-bundle", "lens.safetensors");
 const CASES = Number(process.env.FUZZ_CASES ?? 5000);
 const URL_NAME = "https://example.test/lens.safetensors";
 
-const bundled = await build({
-  entryPoints: [join(www, "src", "safetensors.ts")],
-  bundle: true,
-  format: "esm",
-  write: false,
-  platform: "neutral",
-});
-const { RemoteSafetensors } = await import(`data:text/javascript;base64,${Buffer.from(bundled.outputFiles[0].text).toString("base64")}`);
+const { RemoteSafetensors } = await importSource("safetensors.ts", { platform: "neutral" });
 
 let state = 0x9e3779b97f4a7c15n;
 function next() {

@@ -229,6 +229,12 @@ pub(crate) struct BlockShape {
     pub activation: Activation,
 }
 
+impl BlockShape {
+    pub fn new(width: usize, heads: usize, mlp_width: usize, eps: f64, activation: Activation) -> Self {
+        Self { width, heads, mlp_width, eps, activation }
+    }
+}
+
 /// One pre-LN residual block: `x += attn(ln_1 x); x += mlp(ln_2 x)`.
 pub struct ResidualBlock {
     /// Before attention.
@@ -291,7 +297,12 @@ impl ResidualBlock {
     }
 
     /// Loads block `layer` of `tower`.
-    pub(crate) fn load(loader: &Loader, tower: Tower, layer: usize, shape: &BlockShape) -> Result<Self> {
+    /// Loads a tower's `layers` blocks, all of one shape.
+    pub(crate) fn load_tower(loader: &Loader, tower: Tower, layers: usize, shape: BlockShape) -> Result<Vec<Self>> {
+        (0..layers).map(|layer| Self::load(loader, tower, layer, &shape)).collect()
+    }
+
+    fn load(loader: &Loader, tower: Tower, layer: usize, shape: &BlockShape) -> Result<Self> {
         let BlockShape { width, heads, mlp_width, eps, activation } = *shape;
         let prefix = |module: &str| loader.layout.layer_module(tower, layer, module);
         let [query, key, value] = load_qkv(loader, tower, layer, width)?;

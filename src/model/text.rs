@@ -38,15 +38,8 @@ impl TextTransformer {
         let n = c.context_length;
         let token_embedding = loader.tensor(names.text_token_embedding, [c.vocab_size, c.width])?;
         let positional_embedding = loader.tensor(names.text_positional_embedding, [n, c.width])?;
-        let shape = BlockShape {
-            width: c.width,
-            heads: c.heads,
-            mlp_width: c.mlp_width,
-            eps: c.layer_norm_eps,
-            activation: c.activation,
-        };
-        let blocks =
-            (0..c.layers).map(|l| ResidualBlock::load(loader, Tower::Text, l, &shape)).collect::<Result<Vec<_>>>()?;
+        let shape = BlockShape::new(c.width, c.heads, c.mlp_width, c.layer_norm_eps, c.activation);
+        let blocks = ResidualBlock::load_tower(loader, Tower::Text, c.layers, shape)?;
         let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { MASKED } else { 0.0 }).collect();
         Ok(Self {
             config: c.clone(),

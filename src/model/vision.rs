@@ -82,15 +82,8 @@ impl VisionTransformer {
         let names = loader.layout.names();
         let patch_len = 3 * c.patch_size * c.patch_size;
         let conv = loader.file.tensor(names.vision_patch_embedding, &[c.width, 3, c.patch_size, c.patch_size])?;
-        let shape = BlockShape {
-            width: c.width,
-            heads: c.heads,
-            mlp_width: c.mlp_width,
-            eps: c.layer_norm_eps,
-            activation: c.activation,
-        };
-        let blocks =
-            (0..c.layers).map(|l| ResidualBlock::load(loader, Tower::Vision, l, &shape)).collect::<Result<Vec<_>>>()?;
+        let shape = BlockShape::new(c.width, c.heads, c.mlp_width, c.layer_norm_eps, c.activation);
+        let blocks = ResidualBlock::load_tower(loader, Tower::Vision, c.layers, shape)?;
         Ok(Self {
             config: c.clone(),
             patch_embedding: Linear::new(

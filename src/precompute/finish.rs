@@ -9,14 +9,13 @@ use burn::tensor::Device;
 use super::checkpoint::Position;
 use super::driver::{Control, Driver, Progress};
 use super::io::{BundleSink, ImageSource};
+use super::text_side::{self, TextSide};
 use super::{Inputs, Settings};
 use crate::bundle::{Bundle, LayerLens, Manifest, FORMAT_VERSION};
 use crate::lens::omp::OMP_BLOCK;
 use crate::lens::{orthogonal_matching_pursuit, Dictionary, NeuronStatistics, HISTOGRAM_BINS, PERCENTILES};
 use crate::model::ClipModel;
 use crate::preprocess::{center_crop, decode_image};
-use crate::text_embeddings::{class_embeddings, lines, word_embeddings, IMAGENET_CLASSES, IMAGENET_TEMPLATES};
-use crate::tokenizer::ClipTokenizer;
 use crate::{Error, Result};
 
 /// Neurons decomposed between two yield points: whole blocks of the device search, so that
@@ -39,20 +38,13 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
 ) -> Result<Bundle> {
     let Driver { source, sink, progress, control } = driver;
     let config = &model.config;
-    let (vision, text) = (model.vision()?, model.text()?);
+    let vision = model.vision()?;
     let Inputs { words, weights_sha256, .. } = inputs;
     let dim = config.embed_dim;
-    let tokenizer = ClipTokenizer::new();
-    progress.start("embedding words", words.len(), 0);
-    let word_embeds = word_embeddings(text, &tokenizer, &words, 256, |d| progress.reach(d)).await?;
-    progress.finish();
-    control.between_steps().await?;
-    let classes = lines(IMAGENET_CLASSES);
-    let templates = lines(IMAGENET_TEMPLATES);
-    progress.start("embedding ImageNet classes", classes.len(), 0);
-    let class_embeds = class_embeddings(text, &tokenizer, &classes, &templates, 80, |d| progress.reach(d)).await?;
-    progress.finish();
-    control.between_steps().await?;
+    // Checked again here for a merge of shards, whose passes ran without it.
+    text_side::check(model, &weights_sha256, settings, &words)?;
+    let TextSide { word_embeds, classes, class_templates, class_embeds } =
+        text_side::text_side(model, settings, &words, progress, control).await?;
 
     let dictionary = Dictionary::from_word_embeddings(&word_embeds, dim)?;
     let components = settings.components.min(words.len()).min(dim);
@@ -99,6 +91,7 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
         word_sources: settings.words.iter().map(|list| list.source.clone()).collect(),
         words,
         classes,
+        class_templates: class_templates.count(),
         images: position.images,
         skipped_images,
         top_images,

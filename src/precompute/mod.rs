@@ -30,6 +30,7 @@ mod passes;
 mod shard_files;
 #[cfg(not(target_arch = "wasm32"))]
 mod shards;
+mod text_side;
 
 pub use driver::{Control, Driver, NeverStop, Progress, StopFlag};
 pub use io::{BundleSink, ImageEntry, ImageSource, MemorySink, MemorySource};
@@ -43,7 +44,7 @@ use burn::tensor::Device;
 use crate::bundle::{sha256_hex, Bundle, Storage};
 use crate::lens::Sizes;
 use crate::model::ClipModel;
-use crate::text_embeddings::lines;
+use crate::text_embeddings::{lines, TextEmbeddings};
 use crate::{Error, Result};
 use checkpoint::{fingerprint, Checkpoint, Locations};
 use finish::write_bundle;
@@ -58,6 +59,9 @@ pub struct Settings {
     pub top_k: usize,
     /// The word lists.
     pub words: Vec<WordList>,
+    /// Text embeddings computed before (`embed-text`): the words and classes it holds are not
+    /// embedded again.
+    pub text: Option<TextFile>,
     /// OMP components per neuron (the paper: 128), at most the words and the dimension.
     pub components: usize,
     /// Images per forward pass.
@@ -97,8 +101,30 @@ impl WordList {
     }
 }
 
+/// A text-embeddings file given to a run.
+#[derive(Debug)]
+pub struct TextFile {
+    /// Its name in messages (the CLI: its path).
+    pub name: String,
+    /// What it holds.
+    pub embeddings: TextEmbeddings,
+}
+
+impl TextFile {
+    /// The text-embeddings file `path`.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read(path: &std::path::Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let embeddings = TextEmbeddings::from_bytes(&bytes).map_err(|e| match e {
+            Error::InvalidInput(message) => Error::InvalidInput(format!("{}: {message}", path.display())),
+            other => other,
+        })?;
+        Ok(Self { name: path.display().to_string(), embeddings })
+    }
+}
+
 /// The words of the word lists, in order, without repeats.
-fn read_words(lists: &[WordList]) -> Result<Vec<String>> {
+pub fn distinct_words(lists: &[WordList]) -> Result<Vec<String>> {
     let mut words: Vec<String> = lists.iter().flat_map(|list| lines(&list.text)).collect();
     let mut seen = std::collections::HashSet::new();
     words.retain(|w| seen.insert(w.clone()));
@@ -133,7 +159,7 @@ async fn check_inputs(
     if let Some(repeated) = layers.iter().enumerate().find_map(|(i, l)| layers[..i].contains(l).then_some(*l)) {
         return Err(Error::InvalidInput(format!("layer {repeated} is given twice")));
     }
-    let words = read_words(&settings.words)?;
+    let words = distinct_words(&settings.words)?;
     let images = source.list().await?;
     if images.is_empty() {
         return Err(Error::InvalidInput("there are no images".into()));
@@ -169,7 +195,7 @@ pub async fn precompute<S: ImageSource, K: BundleSink, C: Control>(
     let Driver { source, sink, progress, control } = driver;
     let inputs = check_inputs(model, weights_bytes, settings, source).await?;
     let vision = model.vision()?;
-    model.text()?;
+    text_side::check(model, &inputs.weights_sha256, settings, &inputs.words)?;
     let fingerprint = fingerprint(&inputs.weights_sha256, &settings.layers, settings.top_k, &inputs.images, source);
     let locations = Locations::new(source, &inputs.images);
     let checkpoint = Checkpoint::new(sink, CHECKPOINT_FILE.into(), fingerprint, locations, settings.checkpoint_seconds);

@@ -226,6 +226,19 @@ impl Engine {
         self.engine.load_text_tower(text_tower).map_err(js_error)
     }
 
+    /// Loads the model's text side (a text-embeddings file of these weights, from `clip-lens
+    /// embed-text`): `analyze` classifies images with it while no bundle is loaded.
+    #[wasm_bindgen(js_name = loadTextEmbeddings)]
+    pub fn load_text_embeddings(&mut self, bytes: Vec<u8>) -> JsResult<()> {
+        self.engine.load_text_embeddings(&bytes).map_err(js_error)
+    }
+
+    /// Whether the model's text side is loaded.
+    #[wasm_bindgen(getter, js_name = hasTextEmbeddings)]
+    pub fn has_text_embeddings(&self) -> bool {
+        self.engine.has_text_embeddings()
+    }
+
     /// What the GPU allocator holds on WebGPU; `null` on the CPU, whose tensors live in the
     /// WebAssembly memory.
     #[wasm_bindgen(js_name = gpuMemory, unchecked_return_type = "GpuMemory | null")]
@@ -278,7 +291,8 @@ impl Engine {
 
     /// Analyses an encoded image with the bundle: top classes, concept discovery per layer and
     /// merged, the significant neurons with their words, the crop geometry and timings. One
-    /// forward; its activations are kept for `segment`.
+    /// forward; its activations are kept for `segment`. Without a bundle but with the text side
+    /// (`loadTextEmbeddings`): the top classes alone, `layers` and `words` empty.
     #[wasm_bindgen(unchecked_return_type = "Analysis")]
     pub async fn analyze(
         &mut self,

@@ -36,6 +36,7 @@ pub fn reference_bundle(weights_sha256: String) -> Bundle {
         word_sources: vec!["words.txt".into()],
         words: WORDS.lines().map(str::to_string).collect(),
         classes: ENGINE_CLASSES.iter().map(|(name, _)| name.to_string()).collect(),
+        class_templates: 80,
         images: (0..48).map(|i| format!("img{i:03}.png")).collect(),
         skipped_images: vec![],
         top_images,

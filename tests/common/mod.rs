@@ -60,7 +60,18 @@ pub fn clip_lens_command() -> std::process::Command {
 /// `clip-lens SUBCOMMAND --weights <the fixture model> --bundle BUNDLE ARGS...`, run to its end.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn clip_lens_on_bundle(subcommand: &str, bundle: &std::path::Path, args: &[&str]) -> std::process::Output {
-    let weights = fixture_path("model-openai.safetensors");
+    clip_lens_with("model-openai.safetensors", subcommand, bundle, args)
+}
+
+/// [`clip_lens_on_bundle`] with the fixture weights `weights` (a file name under the fixtures).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn clip_lens_with(
+    weights: &str,
+    subcommand: &str,
+    bundle: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    let weights = fixture_path(weights);
     let mut command = clip_lens_command();
     command.arg(subcommand).arg("--weights").arg(weights).arg("--bundle").arg(bundle).args(args);
     command.output().expect("clip-lens runs")
@@ -74,6 +85,17 @@ pub fn precompute_command(images: &std::path::Path, out: &std::path::Path) -> st
     command.args(["precompute", "--weights"]).arg(fixture_path("model-openai.safetensors"));
     command.arg("--images").arg(images).arg("--words").arg(fixture_path("words.txt")).arg("--out").arg(out);
     command
+}
+
+/// A bundle precomputed from the fixture images with `args` (layers, k, ...) into a fresh
+/// temporary folder named after `name`; panics with precompute's errors when it fails.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn precomputed_bundle(name: &str, args: &[&str]) -> std::path::PathBuf {
+    let out = std::env::temp_dir().join(format!("clip-lens-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let result = precompute_command(&fixture_path("images"), &out).args(args).output().expect("clip-lens runs");
+    assert!(result.status.success(), "precompute failed: {}", String::from_utf8_lossy(&result.stderr));
+    out
 }
 
 /// Prints a line on the console (native) or the browser console (wasm).

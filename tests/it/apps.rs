@@ -51,6 +51,7 @@ fn toy_bundle() -> clip_lens::bundle::Bundle {
         word_sources: vec![],
         words,
         classes: vec!["boat".into(), "car".into()],
+        class_templates: 80,
         images: vec![],
         skipped_images: vec![],
         top_images: Default::default(),

@@ -10,13 +10,7 @@ use clip_lens::bundle::{sha256_hex, Bundle};
 pub(crate) fn bundle_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!("clip-lens-bundle-{}", std::process::id()));
-        let result = precompute_command(&fixture_path("images"), &out)
-            .args(["--layers", "0,1,2", "--top-k", "6", "--components", "8", "--batch", "16"])
-            .output()
-            .unwrap();
-        assert!(result.status.success(), "precompute failed: {}", String::from_utf8_lossy(&result.stderr));
-        out
+        precomputed_bundle("bundle", &["--layers", "0,1,2", "--top-k", "6", "--components", "8", "--batch", "16"])
     })
 }
 
@@ -48,7 +42,7 @@ fn precompute_distributions_match_reference_norms() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
     let expected = expected();
     let manifest = &bundle.manifest;
-    assert_eq!((manifest.format_version, manifest.histogram_bins), (3, 32));
+    assert_eq!((manifest.format_version, manifest.histogram_bins, manifest.class_templates), (4, 32, 80));
     assert_eq!(manifest.percentiles, [50.0, 90.0, 98.0, 99.0, 99.9]);
     for layer in 0..3usize {
         let d = bundle.layers[&layer].distributions.as_ref().expect("format 3 has distributions");
@@ -151,8 +145,13 @@ fn bad_bundles_are_rejected_with_reasons() {
     let tensors = std::fs::read(dir.join("lens.safetensors")).unwrap();
     let bundle = Bundle::from_parts(&manifest, tensors.clone()).unwrap();
     let message = |json: String, bytes: Vec<u8>| Bundle::from_parts(&json, bytes).unwrap_err().to_string();
-    let newer = manifest.replacen("\"format_version\": 3", "\"format_version\": 99", 1);
+    let newer = manifest.replacen("\"format_version\": 4", "\"format_version\": 99", 1);
     assert!(message(newer, tensors.clone()).contains("bundle format version 99"));
+    // Format 3 (no class_templates): still read, its classes CLIP's 80 templates.
+    let mut three: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    three["format_version"] = serde_json::json!(3);
+    three.as_object_mut().unwrap().remove("class_templates");
+    assert_eq!(Bundle::from_parts(&three.to_string(), tensors.clone()).unwrap().manifest.class_templates, 80);
     // Format 2 (no histograms): still read, without distributions.
     let mut old: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     old["format_version"] = serde_json::json!(2);
@@ -249,17 +248,7 @@ fn neurons_finds_the_best_matching_directions() {
             assert!(score <= best.2 + 1e-6, "layer {layer} neuron {n} scores {score} > best {}", best.2);
         }
     }
-    let wrong = clip_lens_command()
-        .args([
-            "neurons",
-            "--weights",
-            fixture_path("model-hf.safetensors").to_str().unwrap(),
-            "--bundle",
-            bundle_dir().to_str().unwrap(),
-            "cat",
-        ])
-        .output()
-        .unwrap();
+    let wrong = clip_lens_with("model-hf.safetensors", "neurons", bundle_dir(), &["cat"]);
     assert!(!wrong.status.success());
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("bundle/model mismatch"));
 }
@@ -401,19 +390,8 @@ fn concepts_command_agrees_with_reference_discovery() {
         assert_eq!(words.len(), 5);
         assert_eq!(words[0][0], expected["top_words"][0][0], "{name}");
     }
-    let missing = clip_lens_command()
-        .args([
-            "concepts",
-            "--weights",
-            fixture_path("model-openai.safetensors").to_str().unwrap(),
-            "--bundle",
-            bundle_dir().to_str().unwrap(),
-            "--layer",
-            "3",
-        ])
-        .arg(fixture_path("words.txt"))
-        .output()
-        .unwrap();
+    let missing =
+        clip_lens_on_bundle("concepts", bundle_dir(), &["--layer", "3", fixture_path("words.txt").to_str().unwrap()]);
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("layer 3 is not in the bundle"),
         "{}",

@@ -1,5 +1,6 @@
 //! The `clip-lens` command line, end to end on the fixture.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
@@ -126,51 +127,15 @@ fn bad_inputs_give_clear_messages() {
     let png = std::fs::read(fixture_path("images/img000.png")).unwrap();
     std::fs::write(&corrupt, &png[..png.len() / 3]).unwrap();
     let weights = fixture_path("model-openai.safetensors");
-    let cases: Vec<(Vec<String>, &str)> = vec![
-        (
-            vec![
-                "effects".into(),
-                "--weights".into(),
-                weights.display().to_string(),
-                "--layers".into(),
-                "0".into(),
-                corrupt.display().to_string(),
-            ],
-            "corrupt.png",
-        ),
-        (
-            vec![
-                "effects".into(),
-                "--weights".into(),
-                "/nonexistent/w.safetensors".into(),
-                "--layers".into(),
-                "0".into(),
-                corrupt.display().to_string(),
-            ],
-            "cannot read /nonexistent/w.safetensors",
-        ),
-        (
-            vec![
-                "effects".into(),
-                "--weights".into(),
-                weights.display().to_string(),
-                "--layers".into(),
-                "9".into(),
-                fixture_path("expected.safetensors").display().to_string(),
-            ],
-            "layer 9 is out of range",
-        ),
-        (
-            vec![
-                "effects".into(),
-                "--weights".into(),
-                weights.display().to_string(),
-                "--layers".into(),
-                "0".into(),
-                fixture_path("words.txt").display().to_string(),
-            ],
-            "words.txt",
-        ),
+    // `effects --weights WEIGHTS --layers LAYER IMAGE` and what its error must name.
+    let effects = |weights: &Path, layer: &str, image: &Path| -> Vec<OsString> {
+        vec!["effects".into(), "--weights".into(), weights.into(), "--layers".into(), layer.into(), image.into()]
+    };
+    let cases: Vec<(Vec<OsString>, &str)> = vec![
+        (effects(&weights, "0", &corrupt), "corrupt.png"),
+        (effects(Path::new("/nonexistent/w.safetensors"), "0", &corrupt), "cannot read /nonexistent/w.safetensors"),
+        (effects(&weights, "9", &fixture_path("expected.safetensors")), "layer 9 is out of range"),
+        (effects(&weights, "0", &fixture_path("words.txt")), "words.txt"),
     ];
     for (args, needle) in cases {
         let result = clip_lens_command().args(&args).output().unwrap();

@@ -252,7 +252,7 @@ fn converted_towers_give_the_originals_embeddings() {
 
     let (message, kind) = failure(block_on(converted.embed_text("a photo of a cat")));
     assert_eq!(kind, "needs-text-tower");
-    assert!(message.contains("loadTextTower"), "{message}");
+    assert!(message.contains("text tower of the converted weights is not loaded yet"), "{message}");
     let (message, kind) = failure(converted.load_text_tower(image));
     assert!(message.contains("text tower file does not match its manifest") && kind == "bad-input", "{message}");
     converted.load_text_tower(text).unwrap();

@@ -216,12 +216,8 @@ fn cards_lists_and_word_pages() {
 /// share above the threshold is the top-k norms above it over the images.
 #[test]
 fn card_distribution_from_a_format_3_bundle() {
-    let dir = std::env::temp_dir().join(format!("clip-lens-explorer-bundle-{}", std::process::id()));
-    let result = precompute_command(&fixture_path("images"), &dir)
-        .args(["--layers", "1", "--top-k", "6", "--components", "8", "--batch", "16"])
-        .output()
-        .unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let dir =
+        precomputed_bundle("explorer-bundle", &["--layers", "1", "--top-k", "6", "--components", "8", "--batch", "16"]);
     let bundle = Bundle::read(&dir).unwrap();
     let engine = engine_with(&bundle);
     let card = engine.neuron(1, 23).unwrap();

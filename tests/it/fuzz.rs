@@ -86,12 +86,8 @@ fn safetensors_reader_never_panics() {
 
 #[test]
 fn bundle_reader_never_panics() {
-    let dir = std::env::temp_dir().join(format!("clip-lens-fuzz-{}", std::process::id()));
-    let result = precompute_command(&fixture_path("images"), &dir)
-        .args(["--layers", "1", "--top-k", "3", "--components", "4", "--thumbnail-size", "0"])
-        .output()
-        .unwrap();
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let dir =
+        precomputed_bundle("fuzz", &["--layers", "1", "--top-k", "3", "--components", "4", "--thumbnail-size", "0"]);
     let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
     let tensors = std::fs::read(dir.join("lens.safetensors")).unwrap();
     Bundle::from_parts(&manifest, tensors.clone()).unwrap();

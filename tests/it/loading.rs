@@ -7,8 +7,11 @@ use clip_lens::model::{CaptureRequest, ClipModel, Towers};
 use clip_lens::synthetic::{random_weights, StorageType, TowerSelection};
 use clip_lens::{Error, Layout, WeightFile};
 
-/// Re-serialises the fixture with `edit` applied to its (name, dtype, shape, bytes) list.
-fn edited_fixture(edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>)) -> Vec<u8> {
+/// A tensor of the fixture file: name, dtype, shape, bytes.
+type Entry = (String, safetensors::Dtype, Vec<usize>, Vec<u8>);
+
+/// Re-serialises the fixture with `edit` applied to its list of tensors.
+fn edited_fixture(edit: impl FnOnce(&mut Vec<Entry>)) -> Vec<u8> {
     let file = safetensors::SafeTensors::deserialize(MODEL_OPENAI).unwrap();
     let mut tensors: Vec<_> =
         file.tensors().into_iter().map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec())).collect();
@@ -18,6 +21,11 @@ fn edited_fixture(edit: impl FnOnce(&mut Vec<(String, safetensors::Dtype, Vec<us
         .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
         .collect();
     safetensors::serialize(views, &None).unwrap()
+}
+
+/// The fixture with the tensor `name` edited.
+fn edited_tensor(name: &str, edit: impl FnOnce(&mut Entry)) -> Vec<u8> {
+    edited_fixture(|t| edit(t.iter_mut().find(|(n, ..)| n == name).unwrap()))
 }
 
 fn load_error(bytes: Vec<u8>, towers: Towers) -> Error {
@@ -37,8 +45,7 @@ fn missing_tensor_is_named() {
 
 #[test]
 fn wrong_shape_names_tensor_and_both_shapes() {
-    let bytes = edited_fixture(|t| {
-        let proj = t.iter_mut().find(|(n, ..)| n == "visual.proj").unwrap();
+    let bytes = edited_tensor("visual.proj", |proj| {
         proj.2 = vec![32, 64];
     });
     let message = load_error(bytes, Towers::Vision).to_string();
@@ -47,8 +54,7 @@ fn wrong_shape_names_tensor_and_both_shapes() {
 
 #[test]
 fn unsupported_dtype_is_named() {
-    let bytes = edited_fixture(|t| {
-        let ln = t.iter_mut().find(|(n, ..)| n == "visual.ln_pre.weight").unwrap();
+    let bytes = edited_tensor("visual.ln_pre.weight", |ln| {
         ln.1 = safetensors::Dtype::I32;
     });
     let message = load_error(bytes, Towers::Vision).to_string();
@@ -82,8 +88,7 @@ fn f64_weights_load_and_match_the_reference() {
 
 #[test]
 fn an_f64_value_beyond_f32_is_named() {
-    let bytes = edited_fixture(|t| {
-        let ln = t.iter_mut().find(|(n, ..)| n == "visual.ln_pre.weight").unwrap();
+    let bytes = edited_tensor("visual.ln_pre.weight", |ln| {
         ln.1 = safetensors::Dtype::F64;
         ln.3 = std::iter::once(1e300f64)
             .chain(std::iter::repeat(1.0))

@@ -25,4 +25,5 @@ mod precompute_io;
 mod preprocess;
 mod segment;
 mod shards;
+mod text_file;
 mod typescript_types;

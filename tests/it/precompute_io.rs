@@ -21,6 +21,7 @@ fn settings() -> Settings {
         layers: vec![0, 1, 2],
         top_k: 6,
         words: vec![WordList::read(&fixture_path("words.txt")).unwrap()],
+        text: None,
         components: 8,
         batch: 16,
         storage: clip_lens::bundle::Storage::F32,

@@ -182,6 +182,13 @@ fn clip_lens(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `clip-lens eval-seg` of the fixture model and this file's bundle on `images` and `masks`.
+fn eval_seg(images: &Path, masks: &Path, args: &[&str]) -> (bool, String, String) {
+    let weights = fixture_path("model-openai.safetensors");
+    let paths = ["--weights", s(&weights), "--bundle", s(bundle_dir()), "--images", s(images), "--masks", s(masks)];
+    clip_lens(&[&["eval-seg"], &paths[..], args].concat())
+}
+
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -306,19 +313,7 @@ fn segment_command_reports_bad_inputs() {
 /// files are listed as unmatched. The scores are fractions and mIoU is the mean of the two IoUs.
 #[test]
 fn eval_seg_scores_the_sample_horse() {
-    let weights = fixture_path("model-openai.safetensors");
-    let (ok, stdout, stderr) = clip_lens(&[
-        "eval-seg",
-        "--weights",
-        s(&weights),
-        "--bundle",
-        s(bundle_dir()),
-        "--images",
-        s(&samples()),
-        "--masks",
-        s(&samples().join("masks")),
-        "--json",
-    ]);
+    let (ok, stdout, stderr) = eval_seg(&samples(), &samples().join("masks"), &["--json"]);
     assert!(ok, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["images"], 1, "{json}");
@@ -339,25 +334,10 @@ fn eval_seg_scores_the_sample_horse() {
 
 #[test]
 fn eval_seg_reports_bad_masks() {
-    let weights = fixture_path("model-openai.safetensors");
     let images = temp_dir("eval-images");
     let masks = temp_dir("eval-masks");
     std::fs::copy(samples().join("horse.png"), images.join("horse.png")).unwrap();
-    let run = || {
-        clip_lens(&[
-            "eval-seg",
-            "--weights",
-            s(&weights),
-            "--bundle",
-            s(bundle_dir()),
-            "--images",
-            s(&images),
-            "--masks",
-            s(&masks),
-            "--concept",
-            "class:dog",
-        ])
-    };
+    let run = || eval_seg(&images, &masks, &["--concept", "class:dog"]);
     let (ok, _, stderr) = run();
     assert!(!ok && stderr.contains("has a mask in"), "{stderr}");
     std::fs::copy(fixture_path("images/img000.png"), masks.join("horse-mask.png")).unwrap();

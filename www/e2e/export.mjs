@@ -2,7 +2,7 @@
 // and CSV and an activation map (PNG).
 
 import { readFile } from "node:fs/promises";
-import { ablate, base, check, checkLab, go, ready, TIMEOUT } from "./harness.mjs";
+import { ablate, check, go, openLab, ready, TIMEOUT } from "./harness.mjs";
 
 /** Clicks `selector` and returns the download it starts: its file name and bytes. */
 async function download(page, selector) {
@@ -14,9 +14,7 @@ async function download(page, selector) {
 /** The checks, in the order they run. */
 export const checks = [
   check("export", async (page) => {
-    await page.goto(`${base}/index.html?backend=cpu`);
-    await ready(page, "main");
-    await checkLab(page);
+    await openLab(page);
     await ablate(page, "#ablate-layer-form button[data-kind=significant]");
     // The analysis, with its ablation.
     const json = await download(page, "#lab-export button:nth-child(1)");

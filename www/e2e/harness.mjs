@@ -81,6 +81,13 @@ export async function checkLab(page) {
   return { classes, heat };
 }
 
+/** Opens the demo on the CPU at `query` and waits for the lab's first analysis ([checkLab]). */
+export async function openLab(page, query = "") {
+  await page.goto(`${base}/index.html?backend=cpu${query}`);
+  await ready(page, "main");
+  await checkLab(page);
+}
+
 /** Moves to the route `hash` in the loaded page (a hashchange, no reload). */
 export async function go(page, hash) {
   await page.evaluate((h) => (location.hash = h), hash);

@@ -1,7 +1,7 @@
 // The lab's neuron controls, the ablation panel, a card and the list view from the keyboard,
 // and every such control with an accessible name.
 
-import { base, check, checkLab, go, ready, TIMEOUT } from "./harness.mjs";
+import { check, go, openLab, ready, TIMEOUT } from "./harness.mjs";
 
 /** Presses Tab until `selector` has the focus (at most `max` presses). */
 async function tabTo(page, selector, max = 400) {
@@ -26,9 +26,7 @@ async function unnamedControls(page) {
 /** The checks, in the order they run. */
 export const checks = [
   check("keyboard", async (page) => {
-    await page.goto(`${base}/index.html?backend=cpu`);
-    await ready(page, "main");
-    await checkLab(page);
+    await openLab(page);
     // Open the first layer's neurons with Enter, tick a neuron with Space, ablate it with Enter,
     // open a distribution with Space.
     await tabTo(page, "#lab-neurons summary");

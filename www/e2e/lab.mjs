@@ -10,6 +10,7 @@ import {
   checkHistogram,
   checkLab,
   go,
+  openLab,
   openNeuronLists,
   overlayStats,
   ready,
@@ -121,9 +122,7 @@ function expectChange(result, what) {
 /** The checks, in the order they run. */
 export const checks = [
   check("image-and-concept-link", async (page) => {
-    await page.goto(`${base}/index.html?backend=cpu&image=samples/horse.png&concept=a%20horse`);
-    await ready(page, "main");
-    await checkLab(page);
+    await openLab(page, "&image=samples/horse.png&concept=a%20horse");
     const concept = await page.$eval("#lab-result", (e) => e.dataset.concept);
     const caption = await page.$eval("#lab-caption", (e) => e.textContent);
     if (concept !== "a horse" || caption !== "horse.png") throw new Error(`concept ${concept}, image ${caption}`);
@@ -247,9 +246,7 @@ export const checks = [
   }),
 
   check("lab-histogram-marks-image", async (page) => {
-    await page.goto(`${base}/index.html?backend=cpu`);
-    await ready(page, "main");
-    await checkLab(page);
+    await openLab(page);
     await openNeuronLists(page);
     const row = await page.$eval("#lab-neurons .significant-neuron", (li) => ({
       key: li.dataset.neuron,
@@ -278,9 +275,7 @@ export const checks = [
   }),
 
   check("ablation", async (page) => {
-    await page.goto(`${base}/index.html?backend=cpu`);
-    await ready(page, "main");
-    await checkLab(page);
+    await openLab(page);
     await openNeuronLists(page);
     // One significant neuron.
     const key = await page.$eval("#lab-neurons .significant-neuron", (li) => li.dataset.neuron);

@@ -89,6 +89,24 @@ export const checks = [
       throw new Error(`missing bundle: ${missing.status}: ${missing.text.slice(0, 300)}`);
   }),
 
+  check("model-without-bundle-classifies", async (page) => {
+    // The demo's converted model alone (?bundle= empty): its text side (text-embeddings.safetensors
+    // beside the towers) still classifies, and the lab says what a bundle adds.
+    await page.goto(`${base}/index.html?backend=cpu&bundle=`);
+    await ready(page, "main");
+    await page.waitForFunction(() => document.querySelector("#lab-result")?.dataset.status === "ready", null, { timeout: TIMEOUT });
+    const classes = await page.$$eval("#lab-classes li", (items) => items.map((item) => item.textContent));
+    const concepts = await page.$eval("#lab-concepts", (e) => e.textContent ?? "");
+    const statusText = await page.$eval("#status", (e) => e.textContent ?? "");
+    const files = await page.$$eval("#downloads li", (items) => items.map((item) => item.dataset.file));
+    if (classes.length === 0) throw new Error("no classes without a bundle");
+    if (!/need a bundle/.test(concepts)) throw new Error(`the lab does not say what a bundle adds: ${concepts}`);
+    if (!/classifies with the model's text side/.test(statusText)) throw new Error(`status: ${statusText}`);
+    if (!files.includes("text embeddings")) throw new Error(`no text embeddings downloaded: ${files}`);
+    const text = await page.$eval("body", (e) => e.innerText);
+    if (/loadBundle|loadTextTower|call analy/.test(text)) throw new Error("an internal name reaches the page");
+  }),
+
   check("second-visit-from-cache", async (page) => {
     await page.goto(`${base}/index.html?backend=cpu`);
     await ready(page, "main");

@@ -6,24 +6,16 @@
 // is then "error").
 
 import { WorkerClient } from "./client";
-import { byId } from "./dom";
+import { append, byId, el } from "./dom";
 import { formatMs, formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
-import { isBackendChoice, isBenchShape, type BackendChoice, type BenchmarkResult, type BenchShape, type MatmulTiming } from "./protocol";
+import { isBackendChoice, isBenchShape, type BenchmarkRequest, type BenchmarkResult, type MatmulTiming } from "./protocol";
 
 const MAX_BATCH = 64;
 const MAX_RUNS = 100;
 
-interface BenchSettings {
-  shape: BenchShape;
-  backend: BackendChoice;
-  batch: number;
-  runs: number;
-  /** Also time the applications (`benchmarkVision`'s fifth argument). */
-  analysis: boolean;
-  /** Also run the matrix-product probe (`benchmarkVision`'s sixth argument). */
-  probe: boolean;
-}
+/** What a run times: the worker's benchmark request without its envelope. */
+type BenchSettings = Omit<BenchmarkRequest, "id" | "type">;
 
 const ui = {
   main: byId("bench", HTMLElement),
@@ -125,61 +117,84 @@ function parseResult(json: string): BenchmarkResult {
   return record as unknown as BenchmarkResult;
 }
 
-function cell(row: HTMLTableRowElement, text: string): void {
-  row.insertCell().textContent = text;
+/** A table's column: its header, and its cell's text for one row's data. */
+interface Column<Row> {
+  header: string;
+  cell: (row: Row) => string;
 }
 
-function addRow(result: BenchmarkResult, adapter: string | null): void {
-  const body = ui.results.tBodies[0] ?? ui.results.createTBody();
-  const row = body.insertRow();
-  cell(row, result.shape);
-  cell(row, adapter === null ? result.backend : `${result.backend} (${adapter})`);
-  cell(row, String(result.threads));
-  cell(row, String(result.batch));
-  cell(row, String(result.runs));
-  cell(row, formatMs(result.load_ms));
-  cell(row, formatMs(result.first_ms));
-  cell(row, formatMs(result.mean_ms_per_image));
-  cell(row, result.mean_ms_per_image > 0 ? (1000 / result.mean_ms_per_image).toPrecision(3) : "–");
-  const analysis = result.analysis;
-  cell(row, analysis === undefined ? "–" : formatMs(analysis.bundle_load_ms));
-  cell(row, analysis === undefined ? "–" : formatMs(analysis.analysis_ms_per_image));
-  cell(row, analysis === undefined ? "–" : formatMs(analysis.segmentation_ms));
+/** Writes `table`'s header row (the HTML holds only the table and its caption). */
+function writeHeader<Row>(table: HTMLTableElement, columns: Column<Row>[]): void {
+  append(table.createTHead().insertRow(), ...columns.map(({ header }) => el("th", { scope: "col" }, header)));
 }
 
-/** One row per step of the profiled block: backend, batch, step, ms and share of the block. */
-function addStepRows(result: BenchmarkResult): void {
-  if (result.steps === undefined) return;
-  const body = ui.steps.tBodies[0] ?? ui.steps.createTBody();
-  const block = result.steps[result.steps.length - 1]?.ms ?? 0;
-  for (const step of result.steps) {
+/** Appends one body row per item of `rows`. */
+function addRows<Row>(table: HTMLTableElement, columns: Column<Row>[], rows: Row[]): void {
+  const body = table.tBodies[0] ?? table.createTBody();
+  for (const data of rows) {
     const row = body.insertRow();
-    cell(row, result.backend);
-    cell(row, String(result.threads));
-    cell(row, String(result.batch));
-    cell(row, step.step);
-    cell(row, formatMs(step.ms));
-    cell(row, block > 0 ? `${((100 * step.ms) / block).toFixed(1)} %` : "–");
+    for (const { cell } of columns) row.insertCell().textContent = cell(data);
   }
 }
 
-/** One row per product of the probe: which, its shape, the threads, ms and GFLOP/s. */
-function addMatmulRows(result: BenchmarkResult): void {
-  if (result.matmul === undefined) return;
-  const body = ui.matmul.tBodies[0] ?? ui.matmul.createTBody();
-  for (const timing of result.matmul.timings) {
-    const row = body.insertRow();
-    cell(row, result.backend);
-    cell(row, String(result.threads));
-    cell(row, `${timing.name} (${timing.kernel})`);
-    cell(row, matmulShape(timing));
-    cell(row, formatMs(timing.ms));
-    cell(row, timing.gflops.toPrecision(3));
-  }
+const THREADS_COLUMN: Column<{ result: BenchmarkResult }> = { header: "Threads", cell: ({ result }) => String(result.threads) };
+
+/** The probe's tables start with the run's backend and threads. */
+const RUN_COLUMNS: Column<{ result: BenchmarkResult }>[] = [{ header: "Backend", cell: ({ result }) => result.backend }, THREADS_COLUMN];
+
+/** A run: its settings, the forward's times and, when asked, the applications'. */
+const RESULT_COLUMNS: Column<{ result: BenchmarkResult; adapter: string | null }>[] = [
+  { header: "Shape", cell: ({ result }) => result.shape },
+  { header: "Backend", cell: ({ result, adapter }) => (adapter === null ? result.backend : `${result.backend} (${adapter})`) },
+  THREADS_COLUMN,
+  { header: "Batch", cell: ({ result }) => String(result.batch) },
+  { header: "Runs", cell: ({ result }) => String(result.runs) },
+  { header: "Load", cell: ({ result }) => formatMs(result.load_ms) },
+  { header: "First run", cell: ({ result }) => formatMs(result.first_ms) },
+  { header: "Mean per image", cell: ({ result }) => formatMs(result.mean_ms_per_image) },
+  { header: "Images/s", cell: ({ result }) => (result.mean_ms_per_image > 0 ? (1000 / result.mean_ms_per_image).toPrecision(3) : "–") },
+  { header: "Bundle load", cell: ({ result }) => optionalMs(result.analysis?.bundle_load_ms) },
+  { header: "Analysis per image", cell: ({ result }) => optionalMs(result.analysis?.analysis_ms_per_image) },
+  { header: "Segmentation", cell: ({ result }) => optionalMs(result.analysis?.segmentation_ms) },
+];
+
+/** A product of the probe: which, its shape, ms and GFLOP/s. */
+const MATMUL_COLUMNS: Column<{ result: BenchmarkResult; timing: MatmulTiming }>[] = [
+  ...RUN_COLUMNS,
+  { header: "Product", cell: ({ timing }) => `${timing.name} (${timing.kernel})` },
+  { header: "Shape", cell: ({ timing }) => `[${timing.m},${timing.k}]×[${timing.k},${timing.n}]` },
+  { header: "Mean", cell: ({ timing }) => formatMs(timing.ms) },
+  { header: "GFLOP/s", cell: ({ timing }) => timing.gflops.toPrecision(3) },
+];
+
+/** A step of the profiled block: ms and share of the whole block (the last step). */
+const STEP_COLUMNS: Column<{ result: BenchmarkResult; step: { step: string; ms: number }; block: number }>[] = [
+  ...RUN_COLUMNS,
+  { header: "Batch", cell: ({ result }) => String(result.batch) },
+  { header: "Step", cell: ({ step }) => step.step },
+  { header: "Mean", cell: ({ step }) => formatMs(step.ms) },
+  { header: "Share of the block", cell: ({ step, block }) => (block > 0 ? `${((100 * step.ms) / block).toFixed(1)} %` : "–") },
+];
+
+function optionalMs(ms: number | undefined): string {
+  return ms === undefined ? "–" : formatMs(ms);
 }
 
-function matmulShape(timing: MatmulTiming): string {
-  return `[${timing.m},${timing.k}]×[${timing.k},${timing.n}]`;
+/** Adds a result's rows to the three tables. */
+function addResultRows(result: BenchmarkResult, adapter: string | null): void {
+  addRows(ui.results, RESULT_COLUMNS, [{ result, adapter }]);
+  addRows(
+    ui.matmul,
+    MATMUL_COLUMNS,
+    (result.matmul?.timings ?? []).map((timing) => ({ result, timing })),
+  );
+  const steps = result.steps ?? [];
+  const block = steps[steps.length - 1]?.ms ?? 0;
+  addRows(
+    ui.steps,
+    STEP_COLUMNS,
+    steps.map((step) => ({ result, step, block })),
+  );
 }
 
 /** The status line's summary of a result. */
@@ -220,9 +235,7 @@ async function run(client: WorkerClient, settings: BenchSettings): Promise<void>
       settings.probe,
     );
     const result = parseResult(response.json);
-    addRow(result, response.adapter);
-    addMatmulRows(result);
-    addStepRows(result);
+    addResultRows(result, response.adapter);
     const where =
       response.adapter !== null ? ` (${result.backend}: ${response.adapter})` : settings.backend === "auto" ? ` (${result.backend})` : "";
     finish("done", `Finished ${label}${where}: ${summary(result)}.`, JSON.stringify(result, null, 2));
@@ -233,6 +246,9 @@ async function run(client: WorkerClient, settings: BenchSettings): Promise<void>
 }
 
 function main(): void {
+  writeHeader(ui.results, RESULT_COLUMNS);
+  writeHeader(ui.matmul, MATMUL_COLUMNS);
+  writeHeader(ui.steps, STEP_COLUMNS);
   const client = new WorkerClient();
   const params = new URLSearchParams(location.search);
 

@@ -24,6 +24,11 @@ import type { Session } from "./session";
 import { conceptSpec } from "./specs";
 import type { View } from "./view";
 
+/** What the lab says where a bundle is missing: what one adds, and how to get one. */
+const NO_BUNDLE_HINT =
+  "The classes above need only the model. Concepts, neurons, heatmaps and ablations need a bundle of this model's neuron " +
+  "statistics over a set of images: open one (?bundle=URL, or its two files under Model), or make one with clip-lens precompute.";
+
 /** The lab's elements, inside its section. */
 function labElements(section: HTMLElement) {
   return {
@@ -354,7 +359,13 @@ export class ImageLab implements View<RouteOf<"lab">> {
       ),
     );
     if (analysis.words.length === 0)
-      ui.concepts.append(el("li", { class: "hint" }, "No neuron of the bundle's layers is significant on this image."));
+      ui.concepts.append(
+        el(
+          "li",
+          { class: "hint" },
+          this.bundle === null ? NO_BUNDLE_HINT : "No neuron of the bundle's layers is significant on this image.",
+        ),
+      );
     ui.neurons.replaceChildren(
       ...analysis.layers.map((layer) => {
         const list = el("ul", { class: "neuron-list" });
@@ -429,11 +440,17 @@ export class ImageLab implements View<RouteOf<"lab">> {
     return `Analysed on ${analysis.backend === "webgpu" ? "WebGPU" : "the CPU"} in ${formatMs(t.total)} (decode ${formatMs(t.decode)}, forward ${formatMs(t.forward)}, lens ${formatMs(t.lens)}).`;
   }
 
-  /** Segments the current concept on the analysed image and draws it. */
+  /** Segments the current concept on the analysed image and draws it; without a bundle (the
+   * classes came from the model's text side) says what a bundle adds instead. */
   private async segment(): Promise<void> {
     const analysis = this.analysis;
     if (!analysis) return;
     const timing = ImageLab.timingText(analysis);
+    if (this.bundle === null) {
+      this.ui.segmentInfo.replaceChildren(NO_BUNDLE_HINT);
+      this.setStatus("ready", `${timing} Classified without a bundle: no neuron concepts or heatmaps.` + (await this.memoryText()));
+      return;
+    }
     this.setStatus("loading", `${timing} Segmenting…`);
     try {
       const segmentation = await this.session.call("segment", { concept: this.concept, layers: null, topNeurons: null }, this.queuedCalls);

@@ -62,7 +62,9 @@ function describeBackend(ready: ReadyResponse, requested: BackendChoice): string
 
 function readyText(ready: ReadyResponse): string {
   const where = ready.backend === "webgpu" ? "WebGPU" : "the CPU";
-  return `Ready on ${where}.${ready.bundle ? "" : " No bundle is loaded: the image lab, the neurons and the adversarial words need one (?bundle=URL, or the bundle's two files)."}`;
+  if (ready.bundle) return `Ready on ${where}.`;
+  const lab = ready.textSide ? "the image lab classifies with the model's text side; its concepts," : "the image lab,";
+  return `Ready on ${where}. No bundle is loaded: ${lab} the neurons and the adversarial words need one (?bundle=URL, or the bundle's two files).`;
 }
 
 // ---- The app ----

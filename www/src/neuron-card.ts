@@ -41,7 +41,7 @@ export interface NeuronCardData {
 }
 
 /** Bundle formats this card reads (3 adds per-neuron histograms, which it does not need). */
-const SUPPORTED_FORMATS = [2, 3];
+const SUPPORTED_FORMATS = [2, 3, 4];
 const cache = new Map<string, Promise<{ manifest: Manifest; tensors: RemoteSafetensors }>>();
 
 function bundleFiles(base: string): Promise<{ manifest: Manifest; tensors: RemoteSafetensors }> {
@@ -59,7 +59,7 @@ function bundleFiles(base: string): Promise<{ manifest: Manifest; tensors: Remot
       const manifest = (await response.json()) as Manifest;
       if (!SUPPORTED_FORMATS.includes(manifest.format_version)) {
         throw new Error(
-          `The bundle has format version ${manifest.format_version}; this card reads versions ${SUPPORTED_FORMATS.join(" and ")}.`,
+          `The bundle has format version ${manifest.format_version}; this card reads versions ${SUPPORTED_FORMATS.join(", ")}.`,
         );
       }
       return { manifest, tensors: await RemoteSafetensors.open(`${root}lens.safetensors`) };

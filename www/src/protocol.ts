@@ -152,7 +152,8 @@ export type RequestType = Exclude<WorkerRequest["type"], "cancel">;
 // ---- Responses (worker -> page) ----
 
 /** Which file a progress event is about. */
-export type FileRole = "weights" | "config" | "bundle manifest" | "bundle" | "weights manifest" | "image tower" | "text tower";
+export type FileRole =
+  "weights" | "config" | "bundle manifest" | "bundle" | "weights manifest" | "image tower" | "text tower" | "text embeddings";
 
 /** Download progress of a `load` request (several per file). */
 export interface ProgressEvent {
@@ -204,6 +205,9 @@ export interface ReadyResponse {
   /** Milliseconds spent building the engine (and preparing the bundle) after the downloads. */
   initMs: number;
   bundle: BundleInfo | null;
+  /** Whether the model's text side (text-embeddings.safetensors beside converted towers) is
+   * loaded: without a bundle, analyses then still give the image's classes. */
+  textSide: boolean;
 }
 
 export interface EmbeddingResponse {

@@ -134,6 +134,14 @@ async function fetchWithProgress(file: FileRole, url: string, report: Report): P
   return { bytes: buffer.subarray(0, loaded), headers: response.headers };
 }
 
+/** The bytes of `url` as [download] gives them, or null when the server has no such file
+ * (HTTP 404 or 410 to a HEAD request): for files a directory may or may not hold. */
+export async function downloadIfPresent(id: number, file: FileRole, url: string): Promise<Uint8Array | null> {
+  const head = await fetch(url, { method: "HEAD", cache: "no-store" }).catch(() => null);
+  if (head !== null && (head.status === 404 || head.status === 410)) return null;
+  return download(id, file, url);
+}
+
 /** The bytes of a file source; picked files report one "local" progress event. */
 export async function obtain(id: number, file: FileRole, source: FileSource): Promise<Uint8Array> {
   if (source.kind === "url") return download(id, file, source.url);

@@ -26,7 +26,7 @@ import type {
   WorkerRequest,
   WorkerResponse,
 } from "./protocol";
-import { download, looksLikeHtml, obtain, reporter, sendProgressTo } from "./worker-downloads";
+import { download, downloadIfPresent, looksLikeHtml, obtain, reporter, sendProgressTo } from "./worker-downloads";
 import { crashReason, describe, errorKind, LoadError } from "./worker-errors";
 import { adapterBufferLimit, adapterName, autoSkipsWebgpu, webgpuProblem } from "./worker-gpu";
 import { type Wasm, wasm, wasmMemoryBytes } from "./worker-wasm";
@@ -90,7 +90,11 @@ function sourceName(source: WeightsSource): string {
 /** The weights, ready for an engine: one file, or a converted directory's image tower (its
  * text tower's address kept for later). */
 type Weights =
-  { kind: "file"; bytes: Uint8Array } | { kind: "converted"; manifest: string; image: Uint8Array; config: string; textUrl: string };
+  | { kind: "file"; bytes: Uint8Array }
+  | { kind: "converted"; manifest: string; image: Uint8Array; config: string; textUrl: string; textEmbeddings: Uint8Array | null };
+
+/** The model's text side beside converted towers (`clip-lens embed-text`), when the host has it. */
+const TEXT_EMBEDDINGS_FILE = "text-embeddings.safetensors";
 
 /** The text tower still to load for the current engine (converted weights), or null. */
 let pendingTextTower: string | null = null;
@@ -110,11 +114,13 @@ async function obtainWeights(id: number, source: WeightsSource): Promise<Weights
   }
   const imageFile = String(files.image?.file ?? "image.safetensors");
   const textFile = String(files.text?.file ?? "text.safetensors");
-  const [image, config] = await Promise.all([
+  const [image, config, textEmbeddings] = await Promise.all([
     download(id, "image tower", new URL(imageFile, base).href),
     download(id, "config", new URL("config.json", base).href),
+    downloadIfPresent(id, "text embeddings", new URL(TEXT_EMBEDDINGS_FILE, base).href),
   ]);
-  return { kind: "converted", manifest, image, config: new TextDecoder().decode(config), textUrl: new URL(textFile, base).href };
+  const textUrl = new URL(textFile, base).href;
+  return { kind: "converted", manifest, image, config: new TextDecoder().decode(config), textUrl, textEmbeddings };
 }
 
 /** Runs `work`; when it fails because the converted text tower is not loaded yet (an engine
@@ -179,6 +185,15 @@ async function load(request: LoadRequest): Promise<void> {
     created = await create(backend);
   }
 
+  if (weights.kind === "converted" && weights.textEmbeddings !== null) {
+    try {
+      created.loadTextEmbeddings(weights.textEmbeddings);
+    } catch (error) {
+      created.free();
+      throw new Error(`Could not use ${TEXT_EMBEDDINGS_FILE} beside the converted weights: ${describe(error)}`);
+    }
+  }
+
   let info: BundleInfo | null = null;
   if (bundle !== null) {
     try {
@@ -209,6 +224,7 @@ async function load(request: LoadRequest): Promise<void> {
     weightsBytes,
     initMs: performance.now() - started,
     bundle: info,
+    textSide: created.hasTextEmbeddings,
   });
 }
 

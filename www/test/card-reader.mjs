@@ -4,11 +4,10 @@
 // `clip-lens describe --json` and check that it read by ranges, not whole files.
 // Usage: node www/test/card-reader.mjs BUNDLE_DIR LAYER NEURON
 
-import { build } from "esbuild";
 import { createServer } from "node:http";
 import { readFile, stat } from "node:fs/promises";
-import { dirname, join, normalize } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, normalize } from "node:path";
+import { importSource } from "./import-source.mjs";
 
 const [bundleDir, layer, neuron] = process.argv.slice(2);
 if (!bundleDir || layer === undefined || neuron === undefined) {
@@ -54,15 +53,7 @@ function serveBundle(root) {
 globalThis.HTMLElement ??= class {};
 globalThis.customElements ??= { get: () => undefined, define: () => {} };
 
-const www = join(dirname(fileURLToPath(import.meta.url)), "..");
-const bundled = await build({
-  entryPoints: [join(www, "src", "neuron-card.ts")],
-  bundle: true,
-  format: "esm",
-  write: false,
-  logLevel: "silent",
-});
-const module = await import(`data:text/javascript;base64,${Buffer.from(bundled.outputFiles[0].text).toString("base64")}`);
+const module = await importSource("neuron-card.ts", { logLevel: "silent" });
 
 await stat(join(bundleDir, "manifest.json"));
 const server = serveBundle(bundleDir);

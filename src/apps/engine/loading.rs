@@ -12,6 +12,7 @@ use crate::convert::ConvertedManifest;
 use crate::device::BackendKind;
 use crate::error::{Error, Result};
 use crate::model::{ClipModel, Towers};
+use crate::text_embeddings::TextEmbeddings;
 use crate::{ClipConfig, WeightFile};
 
 /// Checks a converted tower file's sha256 against its manifest.
@@ -96,6 +97,7 @@ impl Engine {
             tokenizer: None,
             text_concepts: HashMap::new(),
             bundle: None,
+            text_side: None,
             last: None,
         }
     }
@@ -134,6 +136,20 @@ impl Engine {
             self.weights = None;
         }
         Ok(())
+    }
+
+    /// Loads the model's text side (a text-embeddings file of these weights, `embed-text`'s):
+    /// images are classified with it while no bundle is loaded.
+    pub fn load_text_embeddings(&mut self, bytes: &[u8]) -> Result<()> {
+        let text = TextEmbeddings::from_bytes(bytes)?;
+        text.check_model("the text embeddings file", &self.weights_sha256, self.model.config.embed_dim)?;
+        self.text_side = Some(text);
+        Ok(())
+    }
+
+    /// Whether the model's text side is loaded ([`Engine::load_text_embeddings`]).
+    pub fn has_text_embeddings(&self) -> bool {
+        self.text_side.is_some()
     }
 
     /// Loads a bundle (`manifest.json`'s text and `lens.safetensors`' bytes), checks it was

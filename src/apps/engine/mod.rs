@@ -31,6 +31,7 @@ use crate::device::{read_f32, BackendKind};
 use crate::error::{Error, Result};
 use crate::model::{ClipModel, VisionOutput};
 use crate::preprocess::preprocess_image;
+use crate::text_embeddings::TextEmbeddings;
 use crate::tokenizer::ClipTokenizer;
 use crate::WeightFile;
 
@@ -76,12 +77,18 @@ pub struct Engine {
     /// every `fooled` call is embedded once).
     text_concepts: HashMap<String, Vec<f32>>,
     bundle: Option<LoadedBundle>,
+    /// The model's text side computed before ([`Engine::load_text_embeddings`]): classifies
+    /// images while no bundle is loaded.
+    text_side: Option<TextEmbeddings>,
     last: Option<LastImage>,
 }
 
+/// What a call that needs a bundle says when none is loaded (shown to people as it is).
+const NO_BUNDLE: &str = "no bundle is loaded: open one, or build one from your images";
+
 /// The error of a call that needs an analysed image before any was analysed.
 fn no_image_yet() -> Error {
-    invalid("no image has been analysed yet: call analyze first")
+    invalid("no image has been analysed yet: analyse an image first")
 }
 
 /// An [`Error::InvalidInput`] with `message` (the page's bindings use it too).
@@ -145,7 +152,7 @@ impl Engine {
     }
 
     fn bundle(&self) -> Result<&LoadedBundle> {
-        self.bundle.as_ref().ok_or_else(|| invalid("no bundle is loaded: call loadBundle first"))
+        self.bundle.as_ref().ok_or_else(|| invalid(NO_BUNDLE))
     }
 
     /// The unnormalised image embedding of an encoded image (PNG, JPEG, WebP, GIF).
@@ -194,6 +201,9 @@ impl Engine {
     /// the cards.
     pub async fn analyze(&mut self, image: &[u8], options: &AnalyzeOptions) -> Result<Analysis> {
         let start = web_time::Instant::now();
+        if self.bundle.is_none() && self.text_side.is_some() {
+            return self.classify_only(image, options, start).await;
+        }
         let loaded = self.bundle()?;
         let (bundle, manifest) = (&loaded.bundle, &loaded.bundle.manifest);
         let analysed = options.layers.clone().unwrap_or_else(|| manifest.layers.clone());
@@ -253,6 +263,34 @@ impl Engine {
             ablations: Vec::new(),
         });
         Ok(analysis)
+    }
+
+    /// Without a bundle: the image's top classes by the text side's zero-shot classifier, and no
+    /// neuron concepts (they need a bundle's statistics).
+    async fn classify_only(
+        &mut self,
+        image: &[u8],
+        options: &AnalyzeOptions,
+        start: web_time::Instant,
+    ) -> Result<Analysis> {
+        let text = self.text_side.as_ref().ok_or_else(|| invalid(NO_BUNDLE))?;
+        let vision = self.model.vision()?;
+        let preprocessed = preprocess_image(image, vision.config.image_size as u32)?;
+        let decode = elapsed_ms(start);
+        let forward_start = web_time::Instant::now();
+        let embedding = read_f32(vision.encode(vision.pixel_tensor(preprocessed.pixels)?)?).await?;
+        let forward = elapsed_ms(forward_start);
+        let lens_start = web_time::Instant::now();
+        let classes = classify(&embedding, &text.class_embeds, &text.classes, options.top_classes)?;
+        self.last = None;
+        Ok(Analysis {
+            backend: self.backend_name().to_string(),
+            classes,
+            layers: Vec::new(),
+            words: Vec::new(),
+            geometry: Geometry::from(&preprocessed.geometry),
+            timings_ms: AnalysisTimings { decode, forward, lens: elapsed_ms(lens_start), total: elapsed_ms(start) },
+        })
     }
 
     /// A neuron's card from the bundle: all its words, its top images (with thumbnail paths),

@@ -5,7 +5,8 @@
 //! - `effects`, `text` (tensors.rs): embeddings, activations and second-order effects, tokens,
 //!   for checking against other implementations.
 //! - `precompute` (precompute.rs): the bundle; `describe`, `neurons` (describe.rs): reading it.
-//! - `convert` (convert.rs): separate image and text tower files for the page.
+//! - `convert` (convert.rs): separate image and text tower files for the page; `embed-text`
+//!   (embed_text.rs): the text side of a model, computed once.
 //! - `concepts`, `classify` (inspect.rs), `segment`, `eval-seg` (segment.rs), `adversarial`,
 //!   `fooled` (adversarial.rs), `ablate` (ablate.rs): the applications.
 
@@ -17,6 +18,7 @@ mod adversarial;
 mod common;
 mod convert;
 mod describe;
+mod embed_text;
 mod inspect;
 mod precompute;
 mod segment;
@@ -114,6 +116,9 @@ enum Command {
     },
     /// The image and text towers as separate files (f16 by default) for the page.
     Convert(crate::convert::ConvertArgs),
+    /// A model's text side, computed once: word pools and ImageNet classes through the text
+    /// tower, for `precompute --text` and the page.
+    EmbedText(crate::embed_text::EmbedTextArgs),
     /// Neurons whose direction best matches a text.
     Neurons {
         #[command(flatten)]
@@ -187,6 +192,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Fooled { model, args } => crate::adversarial::fooled(load_model(&model, Towers::Both)?, &args),
         Command::Convert(args) => crate::convert::convert(&args),
+        Command::EmbedText(args) => crate::embed_text::embed_text(&args),
         Command::Ablate { model, args } => crate::ablate::ablate(load_model(&model, Towers::Vision)?, &args),
         Command::Classify { model, args } => {
             crate::inspect::classify_images(load_model(&model, Towers::Vision)?, &args)

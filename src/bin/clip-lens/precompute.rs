@@ -14,7 +14,7 @@ use clip_lens::bundle::Storage;
 use clip_lens::model::ClipModel;
 use clip_lens::precompute::{
     merge_shards, precompute as run, precompute_shard, DirectorySink, Driver, FolderSource, Merged, Progress, Settings,
-    Shard, StopFlag, WordList,
+    Shard, StopFlag, TextFile, WordList,
 };
 use clip_lens::Result;
 
@@ -37,6 +37,10 @@ pub struct PrecomputeCommand {
     /// Word list files, one text per line.
     #[arg(long, num_args = 1.., required = true)]
     pub words: Vec<PathBuf>,
+    /// Text embeddings of these weights made by `embed-text`: the words and ImageNet classes it
+    /// holds are taken from it instead of the text tower (the words it lacks are embedded).
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<PathBuf>,
     /// OMP components per neuron (the paper: 128).
     #[arg(long, default_value_t = 128)]
     pub components: usize,
@@ -85,6 +89,7 @@ impl PrecomputeCommand {
             layers: self.layers.clone(),
             top_k: self.top_k,
             words: self.words.iter().map(|path| WordList::read(path)).collect::<Result<_>>()?,
+            text: self.text.as_deref().map(TextFile::read).transpose()?,
             components: self.components,
             batch: self.batch,
             storage: if self.f16 { Storage::F16 } else { Storage::F32 },

@@ -7,6 +7,10 @@
 //! [text]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_text_set_projection.py
 //! [classifier]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_classifier_projection.py
 
+mod file;
+
+pub use file::{ClassTemplates, TextEmbeddings, TextStage, SINGLE_TEMPLATE, TEXT_FILE_FORMAT, TEXT_FILE_VERSION};
+
 use crate::device::read_f32;
 use crate::error::{Error, Result};
 use crate::lens::omp::scaled_unit_rows;
@@ -18,13 +22,13 @@ use crate::tokenizer::ClipTokenizer;
 /// Reference: `imagenet_classes` in [`utils/imagenet_classes.py`][classes].
 ///
 /// [classes]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/utils/imagenet_classes.py
-pub const IMAGENET_CLASSES: &str = include_str!("../data/imagenet/classes.txt");
+pub const IMAGENET_CLASSES: &str = include_str!("../../data/imagenet/classes.txt");
 /// CLIP's 80 ImageNet prompt templates, `{}` standing for the class name.
 ///
 /// Reference: `OPENAI_IMAGENET_TEMPLATES` in [`utils/openai_templates.py`][templates].
 ///
 /// [templates]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/utils/openai_templates.py
-pub const IMAGENET_TEMPLATES: &str = include_str!("../data/imagenet/templates.txt");
+pub const IMAGENET_TEMPLATES: &str = include_str!("../../data/imagenet/templates.txt");
 
 /// Unnormalised text embeddings `[M, D]` of `texts`, `batch` texts per forward; `progress` is
 /// told how many texts are done after each batch.
