@@ -743,3 +743,72 @@ async fn engine_refuses_tensors_above_the_buffer_limit() {
         .map_err(message)
         .unwrap();
 }
+
+/// A bundle built through the page's binding (`Engine.buildBundle`: the 48 fixture images read
+/// by a JavaScript callback, progress and the yield point as callbacks, the fixture's words):
+/// its statistics match the reference's (1e-4 relative on the CPU, 1e-3 on WebGPU), on each
+/// backend there is.
+#[wasm_bindgen_test]
+async fn a_bundle_built_in_the_page_matches_the_reference() {
+    use js_sys::{Function, Promise, Reflect, Uint8Array};
+    use wasm_bindgen::closure::Closure;
+    start_module().await;
+    let expected = expected();
+    let backends: &[&str] = if webgpu().await.is_some() { &["webgpu", "cpu"] } else { &["cpu"] };
+    for &backend in backends {
+        let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into(), None)
+            .await
+            .map_err(message)
+            .unwrap();
+        let listed: Vec<serde_json::Value> =
+            FIXTURE_PNGS.iter().map(|(name, bytes)| serde_json::json!({"name": name, "size": bytes.len()})).collect();
+        let read = Closure::<dyn FnMut(JsValue) -> Promise>::new(|name: JsValue| {
+            let name = name.as_string().unwrap_or_default();
+            let bytes = FIXTURE_PNGS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).unwrap_or_default();
+            Promise::resolve(&JsValue::from(Uint8Array::from(bytes)))
+        });
+        let events = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        let counted = events.clone();
+        let progress = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| counted.set(counted.get() + 1));
+        let asked = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        let counted_asks = asked.clone();
+        let control = Closure::<dyn FnMut() -> Promise>::new(move || {
+            counted_asks.set(counted_asks.get() + 1);
+            Promise::resolve(&JsValue::TRUE)
+        });
+        let images = js_sys::JSON::parse(&serde_json::Value::Array(listed).to_string()).unwrap();
+        let options = options(serde_json::json!({
+            "layers": [0, 1, 2], "top_k": 6, "components": 8, "batch": 16,
+            "words": [{"source": "words.txt", "text": WORDS}],
+        }))
+        .unwrap();
+        let function = |closure: &JsValue| closure.unchecked_ref::<Function>().clone();
+        let files = engine
+            .build_bundle(
+                images,
+                function(read.as_ref()),
+                options,
+                function(progress.as_ref()),
+                function(control.as_ref()),
+            )
+            .await
+            .map_err(message)
+            .unwrap();
+        let file = |name: &str| Reflect::get(&files, &name.into()).unwrap().unchecked_into::<Uint8Array>().to_vec();
+        let bundle = clip_lens::bundle::Bundle::from_parts(
+            &String::from_utf8(file("manifest.json")).unwrap(),
+            file("lens.safetensors"),
+        )
+        .unwrap();
+        assert!(engine.has_bundle() && events.get() > 0 && asked.get() > 0, "{backend}");
+        let tolerance = if backend == "cpu" { 1e-4 } else { 1e-3 };
+        for layer in 0..3usize {
+            let lens = &bundle.layers[&layer];
+            let mean = relative_deviation(&lens.mean, &expected[&format!("mean.{layer}")].values);
+            let norms = relative_deviation(&lens.norms, &expected[&format!("norms.{layer}")].values);
+            let directions = sign_free_deviation(&lens.direction, &expected[&format!("pca.{layer}")].values, 32);
+            report!("build/{backend} layer {layer}: mean {mean:.2e}, norms {norms:.2e}, directions {directions:.2e}");
+            assert!(mean < tolerance && norms < tolerance && directions < tolerance, "{backend} layer {layer}");
+        }
+    }
+}

@@ -38,10 +38,11 @@ pub use io::{BundleSink, ImageEntry, ImageSource, MemorySink, MemorySource};
 pub use io::{DirectorySink, FolderSource, IMAGE_EXTENSIONS};
 #[cfg(not(target_arch = "wasm32"))]
 pub use shards::{means_file, merge_shards, precompute_shard, shard_dir, Merged, Shard};
+pub use text_side::text_tower_needed;
 
 use burn::tensor::Device;
 
-use crate::bundle::{sha256_hex, Bundle, Storage};
+use crate::bundle::{Bundle, Storage};
 use crate::lens::Sizes;
 use crate::model::ClipModel;
 use crate::text_embeddings::{lines, TextEmbeddings};
@@ -144,7 +145,7 @@ struct Inputs {
 /// Checks the settings against the model and lists the words and the images.
 async fn check_inputs(
     model: &ClipModel,
-    weights_bytes: &[u8],
+    weights_sha256: &str,
     settings: &Settings,
     source: &impl ImageSource,
 ) -> Result<Inputs> {
@@ -171,7 +172,7 @@ async fn check_inputs(
             images.len()
         )));
     }
-    Ok(Inputs { words, images, weights_sha256: sha256_hex(weights_bytes) })
+    Ok(Inputs { words, images, weights_sha256: weights_sha256.to_string() })
 }
 
 /// The sizes of the model's statistics with `settings`' k.
@@ -183,17 +184,17 @@ fn sizes(model: &ClipModel, settings: &Settings) -> Result<Sizes> {
 const CHECKPOINT_FILE: &str = ".precompute-checkpoint.safetensors";
 
 /// Runs the whole precomputation (both passes, resumable; the words and ImageNet classes through
-/// the text tower; OMP; thumbnails) over the driver's images and writes the bundle to its sink.
-/// Returns the bundle written.
+/// the text tower; OMP; thumbnails) over the driver's images and writes the bundle to its sink,
+/// for the model of the weights with `weights_sha256` (the bundle's). Returns the bundle written.
 pub async fn precompute<S: ImageSource, K: BundleSink, C: Control>(
     model: &ClipModel,
     device: &Device,
-    weights_bytes: &[u8],
+    weights_sha256: &str,
     settings: &Settings,
     driver: Driver<'_, S, K, C>,
 ) -> Result<Bundle> {
     let Driver { source, sink, progress, control } = driver;
-    let inputs = check_inputs(model, weights_bytes, settings, source).await?;
+    let inputs = check_inputs(model, weights_sha256, settings, source).await?;
     let vision = model.vision()?;
     text_side::check(model, &inputs.weights_sha256, settings, &inputs.words)?;
     let fingerprint = fingerprint(&inputs.weights_sha256, &settings.layers, settings.top_k, &inputs.images, source);

@@ -118,14 +118,14 @@ pub fn means_file(out: &Path) -> PathBuf {
 /// `settings.restart`).
 pub async fn precompute_shard<S: ImageSource, C: Control>(
     model: &ClipModel,
-    weights_bytes: &[u8],
+    weights_sha256: &str,
     settings: &Settings,
     shard: Shard,
     means: Option<&Path>,
     driver: Driver<'_, S, DirectorySink, C>,
 ) -> Result<PathBuf> {
     let Driver { source, sink, progress, control } = driver;
-    let inputs = check_inputs(model, weights_bytes, settings, source).await?;
+    let inputs = check_inputs(model, weights_sha256, settings, source).await?;
     let vision = model.vision()?;
     let sizes = sizes(model, settings)?;
     let run = Run::new(settings, &inputs.weights_sha256, &inputs.images);
@@ -219,12 +219,12 @@ pub enum Merged {
 pub async fn merge_shards<S: ImageSource, C: Control>(
     model: &ClipModel,
     device: &Device,
-    weights_bytes: &[u8],
+    weights_sha256: &str,
     settings: &Settings,
     files: &[PathBuf],
     driver: Driver<'_, S, DirectorySink, C>,
 ) -> Result<Merged> {
-    let inputs = check_inputs(model, weights_bytes, settings, driver.source).await?;
+    let inputs = check_inputs(model, weights_sha256, settings, driver.source).await?;
     let sizes = sizes(model, settings)?;
     let run = Run::new(settings, &inputs.weights_sha256, &inputs.images);
     let shards = check_shards(&run, files)?;

@@ -29,18 +29,33 @@ const PROMPT_BATCH: usize = 80;
 /// Checks before a run that its text side can be made: the text file (if any) is of these
 /// weights, and the text tower is loaded where the file does not hold everything.
 pub(super) fn check(model: &ClipModel, weights_sha256: &str, settings: &Settings, words: &[String]) -> Result<()> {
+    if let Some(TextFile { name, embeddings }) = &settings.text {
+        embeddings.check_model(name, weights_sha256, model.config.embed_dim)?;
+    }
+    match tower_work(settings, words) {
+        Some(what) => text_tower(model, &what).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
+/// What a run of `settings` over `words` must embed through the text tower, in words; `None`
+/// when its text file holds it all.
+fn tower_work(settings: &Settings, words: &[String]) -> Option<String> {
     let Some(TextFile { name, embeddings }) = &settings.text else {
-        return text_tower(model, "the words and the ImageNet classes").map(|_| ());
+        return Some("the words and the ImageNet classes".into());
     };
-    embeddings.check_model(name, weights_sha256, model.config.embed_dim)?;
     let missing = embeddings.word_rows(words).1.len();
     if missing > 0 {
-        text_tower(model, &format!("the {missing} words that {name} lacks"))?;
+        return Some(format!("the {missing} words that {name} lacks"));
     }
-    if !embeddings.has_imagenet_classes() {
-        text_tower(model, &format!("the ImageNet classes ({name} holds other classes)"))?;
-    }
-    Ok(())
+    (!embeddings.has_imagenet_classes()).then(|| format!("the ImageNet classes ({name} holds other classes)"))
+}
+
+/// Whether a run of `settings` needs the model's text tower (its text file, if any, does not
+/// hold all its words and the ImageNet classes): a caller that loads the tower on demand (the
+/// page's converted towers) loads it first.
+pub fn text_tower_needed(settings: &Settings) -> Result<bool> {
+    Ok(tower_work(settings, &super::distinct_words(&settings.words)?).is_some())
 }
 
 /// The embeddings of `words` and of the ImageNet classes for a run of `settings` over `model`

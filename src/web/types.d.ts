@@ -346,3 +346,37 @@ export interface GpuMemory {
   /** All it reserved: live tensors and pages kept for reuse. */
   bytes_reserved: number;
 }
+
+/** The settings of `Engine.buildBundle` (the Build view's). */
+export interface BuildOptions {
+  /** The lens layers. */
+  layers: number[];
+  /** Images kept per neuron (the paper: 100). */
+  top_k: number;
+  /** OMP components per neuron (the paper: 128). */
+  components: number;
+  /** Word lists; left out or empty: the words of the model's text side. */
+  words?: BuildWords[];
+  /** Images per forward pass (8). */
+  batch?: number;
+  /** Side in pixels of the thumbnails of the top images (64; 0: none). */
+  thumbnail_size?: number;
+  /** The manifest's `model_name`. */
+  model_name?: string;
+}
+
+/** A word list for a build: its name (the manifest's `word_sources`) and text, a line each. */
+export interface BuildWords {
+  source: string;
+  text: string;
+}
+
+/** An image of a build, as listed (its bytes are read when needed). */
+export interface BuildImage {
+  name: string;
+  size: number;
+}
+
+/** What `Engine.buildBundle` reports: a stage's steps done, or a note (a skipped image, the words
+ * found in the text side). */
+export type BuildProgress = { stage: string; total: number; done: number } | { note: string };

@@ -44,6 +44,58 @@ pub const DETAIL_PNGS: [&[u8]; 6] = [
     fixture!("images/img005.png"),
 ];
 
+/// All 48 fixture images (`images/imgNNN.png`), by name, as a folder of them holds them.
+pub const FIXTURE_PNGS: [(&str, &[u8]); 48] = [
+    ("img000.png", fixture!("images/img000.png")),
+    ("img001.png", fixture!("images/img001.png")),
+    ("img002.png", fixture!("images/img002.png")),
+    ("img003.png", fixture!("images/img003.png")),
+    ("img004.png", fixture!("images/img004.png")),
+    ("img005.png", fixture!("images/img005.png")),
+    ("img006.png", fixture!("images/img006.png")),
+    ("img007.png", fixture!("images/img007.png")),
+    ("img008.png", fixture!("images/img008.png")),
+    ("img009.png", fixture!("images/img009.png")),
+    ("img010.png", fixture!("images/img010.png")),
+    ("img011.png", fixture!("images/img011.png")),
+    ("img012.png", fixture!("images/img012.png")),
+    ("img013.png", fixture!("images/img013.png")),
+    ("img014.png", fixture!("images/img014.png")),
+    ("img015.png", fixture!("images/img015.png")),
+    ("img016.png", fixture!("images/img016.png")),
+    ("img017.png", fixture!("images/img017.png")),
+    ("img018.png", fixture!("images/img018.png")),
+    ("img019.png", fixture!("images/img019.png")),
+    ("img020.png", fixture!("images/img020.png")),
+    ("img021.png", fixture!("images/img021.png")),
+    ("img022.png", fixture!("images/img022.png")),
+    ("img023.png", fixture!("images/img023.png")),
+    ("img024.png", fixture!("images/img024.png")),
+    ("img025.png", fixture!("images/img025.png")),
+    ("img026.png", fixture!("images/img026.png")),
+    ("img027.png", fixture!("images/img027.png")),
+    ("img028.png", fixture!("images/img028.png")),
+    ("img029.png", fixture!("images/img029.png")),
+    ("img030.png", fixture!("images/img030.png")),
+    ("img031.png", fixture!("images/img031.png")),
+    ("img032.png", fixture!("images/img032.png")),
+    ("img033.png", fixture!("images/img033.png")),
+    ("img034.png", fixture!("images/img034.png")),
+    ("img035.png", fixture!("images/img035.png")),
+    ("img036.png", fixture!("images/img036.png")),
+    ("img037.png", fixture!("images/img037.png")),
+    ("img038.png", fixture!("images/img038.png")),
+    ("img039.png", fixture!("images/img039.png")),
+    ("img040.png", fixture!("images/img040.png")),
+    ("img041.png", fixture!("images/img041.png")),
+    ("img042.png", fixture!("images/img042.png")),
+    ("img043.png", fixture!("images/img043.png")),
+    ("img044.png", fixture!("images/img044.png")),
+    ("img045.png", fixture!("images/img045.png")),
+    ("img046.png", fixture!("images/img046.png")),
+    ("img047.png", fixture!("images/img047.png")),
+];
+
 /// The fixture file `name` under `tests/fixtures/tiny-a` (native tests; the browser tests embed
 /// what they need).
 #[cfg(not(target_arch = "wasm32"))]
@@ -319,6 +371,18 @@ pub fn statistics(
     let mut top = clip_lens::lens::TopKAccumulator::new(mean.mean().unwrap(), neurons, dim, k).unwrap();
     batches.iter().for_each(|b| top.add(&b[i]).unwrap());
     top.finish().unwrap()
+}
+
+/// Largest deviation of unit directions compared up to sign (the sign is tested, with the
+/// reference's tie caveat, in tests/it/lens.rs).
+pub fn sign_free_deviation(ours: &[f32], theirs: &[f32], dim: usize) -> f32 {
+    ours.chunks(dim)
+        .zip(theirs.chunks(dim))
+        .map(|(a, b)| {
+            let sign = if a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() < 0.0 { -1.0 } else { 1.0 };
+            a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((sign * x - y).abs()))
+        })
+        .fold(0f32, f32::max)
 }
 
 /// Relative deviations of `mean.L`, `pca.L`, `norms.L` over the 48 fixture images.

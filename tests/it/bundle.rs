@@ -68,18 +68,6 @@ fn precompute_distributions_match_reference_norms() {
     }
 }
 
-/// Largest deviation of unit directions compared up to sign (the sign is tested, with the
-/// reference's tie caveat, in tests/it/lens.rs).
-fn sign_free_deviation(ours: &[f32], theirs: &[f32], dim: usize) -> f32 {
-    ours.chunks(dim)
-        .zip(theirs.chunks(dim))
-        .map(|(a, b)| {
-            let sign = if a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>() < 0.0 { -1.0 } else { 1.0 };
-            a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((sign * x - y).abs()))
-        })
-        .fold(0f32, f32::max)
-}
-
 /// Each neuron's decomposition is sorted by |coefficient| and, where the direction's sign
 /// agrees with the reference, has the reference OMP's words and coefficients.
 #[test]

@@ -20,6 +20,7 @@ mod golden;
 mod lens;
 mod loading;
 mod open_clip;
+mod page_build;
 mod planted;
 mod precompute_io;
 mod preprocess;

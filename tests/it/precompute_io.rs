@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::common::*;
-use clip_lens::bundle::Bundle;
+use clip_lens::bundle::{sha256_hex, Bundle};
 use clip_lens::precompute::{
     precompute, BundleSink, Control, DirectorySink, Driver, FolderSource, ImageSource, MemorySink, MemorySource,
     NeverStop, Progress, Settings, WordList,
@@ -82,7 +82,7 @@ fn run<S: ImageSource, K: BundleSink, C: Control>(
     let device = clip_lens::device::cpu();
     let model = load(MODEL_OPENAI, clip_lens::Towers::Both, &device);
     let driver = Driver::new(source, sink, progress, control);
-    pollster::block_on(precompute(&model, &device, MODEL_OPENAI, &settings(), driver))
+    pollster::block_on(precompute(&model, &device, &sha256_hex(MODEL_OPENAI), &settings(), driver))
 }
 
 /// Every file under `dir`, by its name relative to `dir` (with `/`).
@@ -194,7 +194,7 @@ fn precompute_in_the_library_reports_its_stages_and_matches_the_command() {
     let (source, sink, mut control) = (FolderSource::new(fixture_path("images")), DirectorySink::new(&out), NeverStop);
     let driver = Driver::new(&source, &sink, &mut progress, &mut control);
     let device = clip_lens::device::cpu();
-    let bundle = pollster::block_on(precompute(&model, &device, MODEL_OPENAI, &settings, driver)).unwrap();
+    let bundle = pollster::block_on(precompute(&model, &device, &sha256_hex(MODEL_OPENAI), &settings, driver)).unwrap();
     let stages: Vec<&str> = progress.stages.iter().map(|(what, _)| what.as_str()).collect();
     assert_eq!(
         stages,

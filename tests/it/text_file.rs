@@ -27,7 +27,7 @@ fn embed_text(weights: &str, out: &Path, args: &[&str]) -> std::process::Output 
 }
 
 /// The fixture model's text side (80 templates, f32), made once.
-fn text_file() -> &'static Path {
+pub(crate) fn text_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
         let out = std::env::temp_dir().join(format!("clip-lens-text-{}.safetensors", std::process::id()));

@@ -8,7 +8,9 @@ use crate::common::engine::reference_bundle;
 use crate::common::*;
 use clip_lens::apps::ablation::image::AblationRequest;
 use clip_lens::apps::cards::NeuronDistribution;
-use clip_lens::apps::engine::{AdversarialOptions, AnalyzeOptions, Defaults, Engine, GpuMemory};
+use clip_lens::apps::engine::{
+    AdversarialOptions, AnalyzeOptions, BuildImage, BuildOptions, BuildWords, Defaults, Engine, GpuMemory,
+};
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::device::{self, BackendKind};
 use clip_lens::Error;
@@ -70,6 +72,15 @@ fn every_interface_has_the_fields_of_what_it_describes() {
     let list = json(&engine.neuron_list("1:23,1:4").unwrap());
     let ablation = json(&block_on(engine.ablate(&AblationRequest::RankOne { layer: 1 })).unwrap());
     let defaults = json(&Defaults::default());
+    let build = BuildOptions {
+        layers: vec![1],
+        top_k: 3,
+        components: 8,
+        words: vec![BuildWords { source: "words.txt".into(), text: "cat".into() }],
+        batch: 8,
+        thumbnail_size: 64,
+        model_name: "tiny".into(),
+    };
     let distribution = NeuronDistribution {
         edges: vec![1.0, 2.0],
         counts: vec![3],
@@ -111,6 +122,9 @@ fn every_interface_has_the_fields_of_what_it_describes() {
         ("NeuronList", keys(&list, &[])),
         ("AblationView", keys(&ablation["before"], &[])),
         ("AblationResult", keys(&ablation, &[])),
+        ("BuildOptions", keys(&json(&build), &[])),
+        ("BuildWords", keys(&json(&build.words[0]), &[])),
+        ("BuildImage", keys(&json(&BuildImage { name: "a.png".into(), size: 1 }), &[])),
     ];
     let declared = interfaces();
     for (name, fields) in &described {

@@ -1,15 +1,7 @@
 // Downloads: the lab's analysis (JSON with its ablations, CSV) and heatmap (PNG); a card's JSON
 // and CSV and an activation map (PNG).
 
-import { readFile } from "node:fs/promises";
-import { ablate, check, go, openLab, ready, TIMEOUT } from "./harness.mjs";
-
-/** Clicks `selector` and returns the download it starts: its file name and bytes. */
-async function download(page, selector) {
-  const [started] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), page.click(selector)]);
-  const path = await started.path();
-  return { name: started.suggestedFilename(), bytes: await readFile(path) };
-}
+import { ablate, check, download, go, openLab, ready, TIMEOUT } from "./harness.mjs";
 
 /** The checks, in the order they run. */
 export const checks = [

@@ -4,6 +4,7 @@
 // explorer.mjs, ...) exports its own.
 
 import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -86,6 +87,13 @@ export async function openLab(page, query = "") {
   await page.goto(`${base}/index.html?backend=cpu${query}`);
   await ready(page, "main");
   await checkLab(page);
+}
+
+/** Clicks `selector` and returns the download it starts: its file name and bytes. */
+export async function download(page, selector) {
+  const [started] = await Promise.all([page.waitForEvent("download", { timeout: 60_000 }), page.click(selector)]);
+  const path = await started.path();
+  return { name: started.suggestedFilename(), bytes: await readFile(path) };
 }
 
 /** Moves to the route `hash` in the loaded page (a hashchange, no reload). */

@@ -1,8 +1,12 @@
 // The page's side of the worker protocol: one method per request, each a promise of the
 // request's final response. Shared by the demo page (main.ts) and the benchmark (bench.ts).
 
+import type { BuildOptions, BuildProgress } from "clip-lens-wasm";
 import type {
   BenchShape,
+  BuildControlRequest,
+  BuildSourceImage,
+  BuiltResponse,
   BackendChoice,
   BenchmarkResponse,
   EmbeddingResponse,
@@ -25,6 +29,7 @@ interface Pending {
   resolve(response: WorkerResponse): void;
   reject(error: Error): void;
   onProgress: ((event: ProgressEvent) => void) | undefined;
+  onBuildProgress?: (event: BuildProgress) => void;
 }
 
 export class WorkerClient {
@@ -86,6 +91,20 @@ export class WorkerClient {
     return this.request("embedText", { text });
   }
 
+  /** Builds a bundle from `images` with the loaded model; `onProgress` sees each stage's steps
+   * and the notes. Resolves with the bundle's files. */
+  build(images: BuildSourceImage[], options: BuildOptions, onProgress: (event: BuildProgress) => void): Promise<BuiltResponse> {
+    const promise = this.request("build", { images, options });
+    const pending = this.pending.get(this.nextId - 1);
+    if (pending) pending.onBuildProgress = onProgress;
+    return promise;
+  }
+
+  /** Pauses, resumes or stops the running build (a stop ends it after its next checkpoint). */
+  controlBuild(action: BuildControlRequest["action"]): void {
+    if (!this.failure) this.worker.postMessage({ id: this.nextId++, type: "buildControl", action } satisfies WorkerRequest);
+  }
+
   /** The engine's memory: WebAssembly, and the GPU allocator's on WebGPU. */
   memory(): Promise<MemoryResponse> {
     return this.request("memory", {});
@@ -137,6 +156,10 @@ export class WorkerClient {
     if (!pending) return;
     if (response.type === "progress") {
       pending.onProgress?.(response);
+      return;
+    }
+    if (response.type === "buildProgress") {
+      pending.onBuildProgress?.(response.event);
       return;
     }
     this.pending.delete(response.id);

@@ -10,6 +10,7 @@ import { formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
 import { ImageLab } from "./lab";
 import { ListStore, ListView, wireListLink } from "./lists";
+import { BuildView } from "./build";
 import { AdversarialMiner } from "./miner";
 import { ModelPanel } from "./model-panel";
 import { isBackendChoice, type BackendChoice, type ReadyResponse } from "./protocol";
@@ -108,7 +109,18 @@ const views: { [V in ViewName]: View<RouteOf<V>> } = {
   list: new ListView(byId("view-list", HTMLElement), session, myList),
   word: new WordPageView(byId("view-word", HTMLElement), session),
   miner: new AdversarialMiner(byId("view-miner", HTMLElement), session),
+  build: new BuildView(byId("view-build", HTMLElement), session, openBuilt),
 };
+
+/** Opens a bundle built in the page: the engine reloads with it, and the explorer shows it. */
+async function openBuilt(files: Record<string, Uint8Array>): Promise<void> {
+  const { sources, backend } = session.loadedFrom;
+  const manifest = files["manifest.json"];
+  const tensors = files["lens.safetensors"];
+  if (!manifest || !tensors) throw new Error("The build wrote no manifest.json or lens.safetensors.");
+  await restart(backend, { ...sources, bundle: { kind: "files", name: "the bundle built here", manifest, tensors } });
+  location.hash = "#/neuron";
+}
 
 function onReady(ready: ReadyResponse, reason: string | null): void {
   ui.backend.textContent = describeBackend(ready, ui.backendChoice.value as BackendChoice);
@@ -182,7 +194,7 @@ async function start(): Promise<void> {
     await lab.open(settings.imageUrl, settings.concept ?? "predicted");
   } else if (target.view === "lab") {
     showView("lab");
-    if (ready.bundle) await lab.open("samples/cat.jpg");
+    if (ready.bundle || ready.textSide) await lab.open("samples/cat.jpg");
   } else {
     await route();
   }

@@ -10,6 +10,8 @@ import type {
   AdversarialOptions,
   AdversarialResult,
   Analysis,
+  BuildOptions,
+  BuildProgress,
   Defaults,
   FooledResult,
   NeuronCard,
@@ -142,12 +144,45 @@ export interface MemoryRequest {
   type: "memory";
 }
 
+/** An image of a build: a picked file, or an address on the site (the samples). */
+export interface BuildSourceImage {
+  name: string;
+  size: number;
+  file: Blob | null;
+  url: string | null;
+}
+
+/** Build a bundle from images with the loaded model (answered by `buildProgress` events, then
+ * `built`). The worker reads each image when the build needs it. */
+export interface BuildRequest {
+  id: number;
+  type: "build";
+  images: BuildSourceImage[];
+  options: BuildOptions;
+}
+
+/** Pause, resume or stop the running build (answered at once by nothing: the build's own
+ * request ends with `built`, or with an error whose `cancelled` is true). */
+export interface BuildControlRequest {
+  id: number;
+  type: "buildControl";
+  action: "pause" | "resume" | "stop";
+}
+
 export type WorkerRequest =
-  LoadRequest | EmbedImageRequest | EmbedTextRequest | BenchmarkRequest | CallRequest | CancelRequest | MemoryRequest;
-/** The requests the worker handles one at a time, in order (cancel and memory are answered on
- * arrival). */
-export type QueuedRequest = Exclude<WorkerRequest, CancelRequest | MemoryRequest>;
-export type RequestType = Exclude<WorkerRequest["type"], "cancel">;
+  | LoadRequest
+  | EmbedImageRequest
+  | EmbedTextRequest
+  | BenchmarkRequest
+  | CallRequest
+  | BuildRequest
+  | CancelRequest
+  | MemoryRequest
+  | BuildControlRequest;
+/** The requests the worker handles one at a time, in order (cancel, memory and build control
+ * are answered on arrival). */
+export type QueuedRequest = Exclude<WorkerRequest, CancelRequest | MemoryRequest | BuildControlRequest>;
+export type RequestType = Exclude<WorkerRequest["type"], "cancel" | "buildControl">;
 
 // ---- Responses (worker -> page) ----
 
@@ -195,6 +230,8 @@ export interface ReadyResponse {
   /** The WebGPU adapter in words when the backend is WebGPU and the browser describes it. */
   adapter: string | null;
   imageSize: number;
+  /** The image tower's layers. */
+  visionLayers: number;
   /** When the engine runs on the CPU although WebGPU was allowed or asked: why. */
   webgpuUnavailable: string | null;
   /** The WebAssembly module's CPU threads (rayon's pool on Web Workers; 1 without threads). */
@@ -255,8 +292,23 @@ export interface MemoryResponse {
   gpuBytesReserved: number | null;
 }
 
-export type FinalResponse = ReadyResponse | EmbeddingResponse | BenchmarkResponse | CallResponse | MemoryResponse;
-export type WorkerResponse = ProgressEvent | FinalResponse | ErrorResponse;
+/** A build's progress: a stage's steps done, or a note. */
+export interface BuildProgressEvent {
+  id: number;
+  type: "buildProgress";
+  event: BuildProgress;
+}
+
+/** A finished build: the bundle's files (`manifest.json`, `lens.safetensors`, `thumbnails/…`). */
+export interface BuiltResponse {
+  id: number;
+  type: "built";
+  files: Record<string, Uint8Array>;
+  ms: number;
+}
+
+export type FinalResponse = ReadyResponse | EmbeddingResponse | BenchmarkResponse | CallResponse | MemoryResponse | BuiltResponse;
+export type WorkerResponse = ProgressEvent | BuildProgressEvent | FinalResponse | ErrorResponse;
 
 /** The final response each request type resolves to. */
 export interface ResponseFor {
@@ -266,6 +318,7 @@ export interface ResponseFor {
   benchmark: BenchmarkResponse;
   call: CallResponse;
   memory: MemoryResponse;
+  build: BuiltResponse;
 }
 
 /** The parsed result of `benchmarkVision` (times in ms; "per image" means over the timed runs,

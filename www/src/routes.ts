@@ -1,5 +1,5 @@
 // The app's addresses: the hash routes (#/lab, #/neuron/<layer>/<index>, #/search/<text>,
-// #/word/<word>, #/list/<layer>:<neuron>,..., #/miner) parsed into a typed route, and the
+// #/word/<word>, #/list/<layer>:<neuron>,..., #/miner, #/build?layers=..&k=..&components=..) parsed into a typed route, and the
 // links that lead to them. Pure: no DOM (the unit tests run it in Node).
 
 /** The routes; `view` is the `data-view` of the <section> that shows it. */
@@ -12,7 +12,17 @@ export type Route =
   /** A list of neurons ("9:4,9:17"; empty: the visitor's own list). */
   | { view: "list"; spec: string }
   | { view: "word"; word: string }
-  | { view: "miner" };
+  | { view: "miner" }
+  /** The Build view, its settings preset by the address where it gives them. */
+  | { view: "build"; preset: BuildPreset };
+
+/** Build settings an address presets (`?layers=8,9,10&k=100&components=32`); null: not given.
+ * Values are kept as typed: the view checks them and says what is wrong. */
+export interface BuildPreset {
+  layers: string | null;
+  k: string | null;
+  components: string | null;
+}
 
 export type ViewName = Route["view"];
 
@@ -34,20 +44,30 @@ function numberPart(part: string | undefined): number | null {
   return part === undefined || part === "" ? null : Number(part);
 }
 
-/** The route table: an address's first part -> its route, made from the parts after it. */
-const ROUTES = new Map<string, (rest: readonly string[]) => Route>([
+/** The preset of a build address's query. */
+function buildPreset(query: string): BuildPreset {
+  const params = new URLSearchParams(query);
+  return { layers: params.get("layers"), k: params.get("k"), components: params.get("components") };
+}
+
+/** The route table: an address's first part -> its route, made from the parts after it (and
+ * the query after its `?`, for the Build view). */
+const ROUTES = new Map<string, (rest: readonly string[], query: string) => Route>([
   ["lab", () => ({ view: "lab" })],
   ["neuron", (rest) => ({ view: "explorer", layer: numberPart(rest[0]), neuron: numberPart(rest[1]), search: null })],
   ["search", (rest) => ({ view: "explorer", layer: null, neuron: null, search: decodeRest(rest) })],
   ["list", (rest) => ({ view: "list", spec: decodeRest(rest) })],
   ["word", (rest) => ({ view: "word", word: decodeRest(rest) })],
   ["miner", () => ({ view: "miner" })],
+  ["build", (_rest, query) => ({ view: "build", preset: buildPreset(query) })],
 ]);
 
 /** The route of a location's hash ("#/neuron/1/4"); anything unknown is the lab. */
 export function parseRoute(hash: string): Route {
-  const [head = "", ...rest] = hash.replace(/^#\/?/, "").split("/");
-  return ROUTES.get(head)?.(rest) ?? { view: "lab" };
+  const [first = "", ...rest] = hash.replace(/^#\/?/, "").split("/");
+  const query = first.indexOf("?");
+  const [head, search] = query < 0 ? [first, ""] : [first.slice(0, query), first.slice(query + 1)];
+  return ROUTES.get(head)?.(rest, search) ?? { view: "lab" };
 }
 
 /** The route of a neuron's card. */

@@ -44,6 +44,11 @@ export class Session {
     this.simulateDeviceLoss = simulateDeviceLoss;
   }
 
+  /** What the engine was loaded from (a build's worker loads the same model). */
+  get loadedFrom(): { sources: Sources; backend: BackendChoice } {
+    return { sources: this.sources, backend: this.backend };
+  }
+
   /** The ready engine's description (null before the first load). */
   get ready(): ReadyResponse | null {
     return this.current;

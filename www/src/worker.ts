@@ -9,10 +9,12 @@
 // worker-downloads.ts (downloads and the Cache API), worker-errors.ts (panics, messages,
 // error kinds).
 
-import type { Engine } from "clip-lens-wasm";
+import type { BuildProgress, Engine } from "clip-lens-wasm";
 import type {
   BackendName,
   BenchmarkRequest,
+  BuildRequest,
+  BuildSourceImage,
   BundleInfo,
   BundleSource,
   CallRequest,
@@ -218,6 +220,7 @@ async function load(request: LoadRequest): Promise<void> {
     backend: backendName,
     adapter,
     imageSize: created.imageSize,
+    visionLayers: created.visionLayers,
     webgpuUnavailable,
     threads: module.cpuThreads(),
     singleThreadReason,
@@ -303,6 +306,74 @@ async function call(request: CallRequest): Promise<void> {
   post({ id: request.id, type: "result", value, ms: performance.now() - started }, transfer);
 }
 
+// ---- Building a bundle ----
+
+/** The running build's pause and stop (`buildControl` requests act on it at once). */
+class BuildControl {
+  private stopped = false;
+  private paused: Promise<void> | null = null;
+  private resume: (() => void) | null = null;
+
+  pause(): void {
+    this.paused ??= new Promise((resolve) => (this.resume = resolve));
+  }
+
+  play(): void {
+    this.resume?.();
+    this.paused = this.resume = null;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.play();
+  }
+
+  /** Awaited by the build between batches and steps: a turn of the event loop (control
+   * requests get in), then any pause; false once stopped. */
+  async goOn(): Promise<boolean> {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (this.paused) await this.paused;
+    return !this.stopped;
+  }
+}
+
+/** The control of the build that runs now, if any. */
+let buildControl: BuildControl | null = null;
+
+/** The bytes of a build's image: a picked file, or an address on the site. */
+async function imageBytes(image: BuildSourceImage): Promise<Uint8Array> {
+  if (image.file !== null) return new Uint8Array(await image.file.arrayBuffer());
+  const response = await fetch(image.url ?? "");
+  if (!response.ok) throw new Error(`HTTP ${response.status} for ${image.url}`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function build(request: BuildRequest): Promise<void> {
+  const started = performance.now();
+  const current = loadedEngine();
+  const byName = new Map(request.images.map((image) => [image.name, image]));
+  const read = async (name: string): Promise<Uint8Array> => {
+    const image = byName.get(name);
+    if (image === undefined) throw new Error(`no image ${name}`);
+    return imageBytes(image);
+  };
+  const control = new BuildControl();
+  buildControl = control;
+  try {
+    const listed = request.images.map(({ name, size }) => ({ name, size }));
+    const report = (event: BuildProgress): void => post({ id: request.id, type: "buildProgress", event });
+    const files = await withTextTower(request.id, current, () =>
+      current.buildBundle(listed, read, request.options, report, () => control.goOn()),
+    );
+    post(
+      { id: request.id, type: "built", files, ms: performance.now() - started },
+      Object.values(files).map((bytes) => bytes.buffer),
+    );
+  } finally {
+    buildControl = null;
+  }
+}
+
 /** A failure of the GPU device itself: the page retries on the CPU. */
 class DeviceLostError extends Error {}
 
@@ -348,6 +419,8 @@ async function handle(request: QueuedRequest): Promise<void> {
         return await benchmark(request);
       case "call":
         return await call(request);
+      case "build":
+        return await build(request);
       default: {
         const unknown: never = request;
         throw new Error(`Unknown request ${JSON.stringify(unknown)}`);
@@ -365,6 +438,12 @@ scope.addEventListener("message", (event) => {
   // Cancels act at once, on requests still waiting in the queue; memory is answered at once.
   if (request.type === "cancel") {
     for (const id of request.ids) cancelled.add(id);
+    return;
+  }
+  if (request.type === "buildControl") {
+    if (request.action === "pause") buildControl?.pause();
+    else if (request.action === "resume") buildControl?.play();
+    else buildControl?.stop();
     return;
   }
   if (request.type === "memory") {

@@ -66,6 +66,17 @@ describe("parseRoute", () => {
     assert.deepEqual(parseRoute("#/word"), { view: "word", word: "" });
   });
 
+  it("reads the Build view with the settings its query presets, kept as typed", () => {
+    const none = { layers: null, k: null, components: null };
+    assert.deepEqual(parseRoute("#/build"), { view: "build", preset: none });
+    assert.deepEqual(parseRoute("#/build?layers=8,9,10&k=100&components=32"), {
+      view: "build",
+      preset: { layers: "8,9,10", k: "100", components: "32" },
+    });
+    assert.deepEqual(parseRoute("#/build?k=abc"), { view: "build", preset: { ...none, k: "abc" } });
+    assert.deepEqual(parseRoute("#/lab?k=3"), { view: "lab" });
+  });
+
   it("reads the miner", () => {
     assert.deepEqual(parseRoute("#/miner"), { view: "miner" });
     assert.deepEqual(parseRoute("#/miner/anything"), { view: "miner" });

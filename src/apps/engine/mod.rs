@@ -2,7 +2,7 @@
 //! page asks (analyze, segment and activation map ([`segmentation`]), neuron card, neuron lists
 //! and word pages ([`crate::apps::cards`]), ablations on the analysed image ([`ablation`]),
 //! search, adversarial words, fooled, CSV exports ([`export`])) with typed results
-//! ([`results`]). The page's WebAssembly bindings (`src/web`) are a thin layer over it; natively
+//! ([`results`]), and builds a bundle from images ([`build`]). The page's WebAssembly bindings (`src/web`) are a thin layer over it; natively
 //! `tests/it/engine.rs` checks every method against the fixture.
 //!
 //! The text tower loads on first use (from the weight file, or, for converted towers, when the
@@ -10,10 +10,13 @@
 //! it.
 
 mod ablation;
+mod build;
 pub mod export;
 mod loading;
 pub mod results;
 mod segmentation;
+
+pub use build::{BuildImage, BuildOptions, BuildWords};
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -123,6 +126,11 @@ impl Engine {
             BackendKind::Gpu if cfg!(target_arch = "wasm32") => "webgpu",
             BackendKind::Gpu => "wgpu",
         }
+    }
+
+    /// The image tower's layers.
+    pub fn vision_layers(&self) -> usize {
+        self.model.config.vision.layers
     }
 
     /// The model's input resolution in pixels.

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use burn::tensor::Device;
 
-use clip_lens::bundle::Storage;
+use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::model::ClipModel;
 use clip_lens::precompute::{
     merge_shards, precompute as run, precompute_shard, DirectorySink, Driver, FolderSource, Merged, Progress, Settings,
@@ -162,13 +162,13 @@ impl PrecomputeCommand {
 
 /// Runs the whole precomputation and writes the bundle, or one shard's pass, or a merge.
 pub fn precompute(model: &ClipModel, device: &Device, weights_bytes: &[u8], args: &PrecomputeCommand) -> Result<()> {
-    pollster::block_on(precompute_async(model, device, weights_bytes, args))
+    pollster::block_on(precompute_async(model, device, &sha256_hex(weights_bytes), args))
 }
 
 async fn precompute_async(
     model: &ClipModel,
     device: &Device,
-    weights_bytes: &[u8],
+    weights_sha256: &str,
     args: &PrecomputeCommand,
 ) -> Result<()> {
     install_interrupt_handler();
@@ -177,13 +177,13 @@ async fn precompute_async(
     let (bars, control) = (&mut Logged::new(), &mut StopFlag(&INTERRUPTED));
     let driver = Driver::new(&source, &sink, bars, control);
     if let Some(shard) = args.shard {
-        let file = precompute_shard(model, weights_bytes, &settings, shard, args.means.as_deref(), driver).await?;
+        let file = precompute_shard(model, weights_sha256, &settings, shard, args.means.as_deref(), driver).await?;
         let pass = if args.means.is_some() { 2 } else { 1 };
         eprintln!("wrote pass {pass} of shard {shard} to {}", file.display());
         return Ok(());
     }
     if !args.merge.is_empty() {
-        match merge_shards(model, device, weights_bytes, &settings, &args.merge, driver).await? {
+        match merge_shards(model, device, weights_sha256, &settings, &args.merge, driver).await? {
             Merged::Means { path, images, skipped } => {
                 eprintln!(
                     "merged the means of {} shards into {} ({images} images, {skipped} skipped); next: pass 2 of \
@@ -197,7 +197,7 @@ async fn precompute_async(
         }
         return Ok(());
     }
-    let bundle = run(model, device, weights_bytes, &settings, driver).await?;
+    let bundle = run(model, device, weights_sha256, &settings, driver).await?;
     wrote_bundle(&bundle, &args.out);
     Ok(())
 }

@@ -1,0 +1,122 @@
+//! Building a bundle with the engine's model (the page's Build view): `precompute` over the
+//! caller's images and sink, with the model's text side where the engine has it; the bundle
+//! built is then the engine's.
+
+use serde::{Deserialize, Serialize};
+
+use super::{invalid, Engine};
+use crate::bundle::{Bundle, Storage};
+use crate::error::Result;
+use crate::precompute::{
+    precompute, text_tower_needed, BundleSink, Control, Driver, ImageSource, Settings, TextFile, WordList,
+};
+use crate::text_embeddings::TextEmbeddings;
+
+/// The name of the engine's text side in a build's messages.
+const TEXT_SIDE_NAME: &str = "the model's text embeddings";
+
+/// What a build computes (the page's Build view; `BuildOptions` in TypeScript); the rest as the
+/// CLI's defaults, except checkpoints every 30 s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildOptions {
+    /// The lens layers.
+    pub layers: Vec<usize>,
+    /// Images kept per neuron.
+    pub top_k: usize,
+    /// OMP components per neuron.
+    pub components: usize,
+    /// Word lists; none: the words of the model's text side.
+    #[serde(default)]
+    pub words: Vec<BuildWords>,
+    /// Images per forward pass.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Side in pixels of the thumbnails of the top images (0: none).
+    #[serde(default = "default_thumbnail_size")]
+    pub thumbnail_size: u32,
+    /// The manifest's `model_name`.
+    #[serde(default)]
+    pub model_name: String,
+}
+
+/// A word list handed over by the page: where it came from (a file's name) and its text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildWords {
+    /// The manifest's `word_sources` entry.
+    pub source: String,
+    /// One word or phrase per line.
+    pub text: String,
+}
+
+/// An image as the page lists it for a build (its bytes are read when needed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildImage {
+    /// Its name (the manifest's), unique in the build.
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+fn default_batch() -> usize {
+    8
+}
+
+fn default_thumbnail_size() -> u32 {
+    64
+}
+
+/// Seconds between a page build's checkpoints.
+const CHECKPOINT_SECONDS: u64 = 30;
+
+impl BuildOptions {
+    /// The run's settings; a build without word lists takes the words of `text_side`.
+    fn settings(self, text_side: Option<&TextEmbeddings>) -> Result<Settings> {
+        let words = if self.words.is_empty() {
+            let text = text_side.ok_or_else(|| {
+                invalid("no word list: give one (one word or phrase per line), or load the model's text embeddings")
+            })?;
+            vec![WordList { source: text.word_sources.join(", "), text: text.words.join("\n") }]
+        } else {
+            self.words.into_iter().map(|list| WordList { source: list.source, text: list.text }).collect()
+        };
+        Ok(Settings {
+            layers: self.layers,
+            top_k: self.top_k,
+            words,
+            text: None,
+            components: self.components,
+            batch: self.batch.max(1),
+            storage: Storage::F32,
+            thumbnail_size: self.thumbnail_size,
+            checkpoint_seconds: CHECKPOINT_SECONDS,
+            restart: false,
+            model_name: self.model_name,
+            interrupt_after: None,
+            crash_after: None,
+        })
+    }
+}
+
+impl Engine {
+    /// Runs `precompute` with `options` over the driver's images into its sink and makes the
+    /// bundle this engine's (the explorer opens it at once). The engine's text side is used
+    /// where it has one; the text tower is needed only for what
+    /// that lacks ([`crate::error::Error::NeedsTextTower`] for converted towers not loaded yet,
+    /// before any image is read).
+    pub async fn build_bundle<S: ImageSource, K: BundleSink, C: Control>(
+        &mut self,
+        options: BuildOptions,
+        driver: Driver<'_, S, K, C>,
+    ) -> Result<()> {
+        let mut settings = options.settings(self.text_side.as_ref())?;
+        settings.text = self.text_side.clone().map(|embeddings| TextFile { name: TEXT_SIDE_NAME.into(), embeddings });
+        if text_tower_needed(&settings)? {
+            self.ensure_text_tower()?;
+        }
+        let bundle: Bundle = precompute(&self.model, &self.device, &self.weights_sha256, &settings, driver).await?;
+        self.use_bundle(bundle)
+    }
+}

@@ -1,0 +1,148 @@
+//! `Engine.buildBundle`: `precompute` in the page ([`crate::apps::engine::Engine::build_bundle`])
+//! over images that JavaScript reads one at a time (picked files, a folder, the samples), into
+//! memory; its progress goes to a JavaScript callback, and at each yield point it awaits another
+//! one, which a page can hold back (pause) or answer `false` (stop after a checkpoint).
+
+use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use super::{invalid, Result};
+use crate::apps::engine::BuildImage;
+use crate::precompute::{Control, ImageEntry, ImageSource, MemorySink, Progress};
+use crate::Error;
+
+/// The page's images: their names and sizes, and `read(name)`, a JavaScript function that
+/// returns a promise of the image's bytes (a `Uint8Array`).
+pub(super) struct PageImages {
+    entries: Vec<ImageEntry>,
+    read: Function,
+}
+
+impl PageImages {
+    /// From `images`, a JavaScript array of `{name, size}`, and `read`.
+    pub(super) fn new(images: JsValue, read: Function) -> Result<Self> {
+        let text: String = js_sys::JSON::stringify(&images).map_err(|_| invalid("the images are not a list"))?.into();
+        let mut listed: Vec<BuildImage> =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("invalid image list: {e}")))?;
+        listed.sort_by(|a, b| a.name.cmp(&b.name));
+        if let Some(pair) = listed.windows(2).find(|pair| pair[0].name == pair[1].name) {
+            return Err(invalid(format!("two images are named {:?}", pair[0].name)));
+        }
+        let entries = listed.into_iter().map(|image| ImageEntry { name: image.name, size: image.size }).collect();
+        Ok(Self { entries, read })
+    }
+}
+
+impl ImageSource for PageImages {
+    async fn list(&self) -> Result<Vec<ImageEntry>> {
+        Ok(self.entries.clone())
+    }
+
+    async fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let unreadable = |what: String| Error::InvalidInput(format!("{name}: cannot be read: {what}"));
+        let promise = self.read.call1(&JsValue::NULL, &name.into()).map_err(|e| unreadable(describe(&e)))?;
+        let bytes = JsFuture::from(Promise::resolve(&promise)).await.map_err(|e| unreadable(describe(&e)))?;
+        bytes.dyn_into::<Uint8Array>().map(|array| array.to_vec()).map_err(|_| unreadable("not bytes".into()))
+    }
+}
+
+/// A thrown JavaScript value's message.
+fn describe(value: &JsValue) -> String {
+    value.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// Progress as calls of a JavaScript function with `{stage, total, done}` (a stage's steps) or
+/// `{note}`.
+pub(super) struct PageProgress {
+    report: Function,
+    stage: String,
+    total: usize,
+    done: usize,
+}
+
+impl PageProgress {
+    pub(super) fn new(report: Function) -> Self {
+        Self { report, stage: String::new(), total: 0, done: 0 }
+    }
+
+    fn send(&self, fields: &[(&str, JsValue)]) {
+        let event = Object::new();
+        for (key, value) in fields {
+            let _ = Reflect::set(&event, &(*key).into(), value);
+        }
+        // A failing callback only loses a progress report.
+        let _ = self.report.call1(&JsValue::NULL, &event);
+    }
+
+    fn send_stage(&self) {
+        let (total, done) = (self.total as f64, self.done as f64);
+        self.send(&[("stage", self.stage.as_str().into()), ("total", total.into()), ("done", done.into())]);
+    }
+}
+
+impl Progress for PageProgress {
+    fn start(&mut self, what: &str, total: usize, done: usize) {
+        (self.stage, self.total, self.done) = (what.to_string(), total, done);
+        self.send_stage();
+    }
+    fn advance(&mut self, steps: usize) {
+        self.done += steps;
+        self.send_stage();
+    }
+    fn reach(&mut self, done: usize) {
+        self.done = done;
+        self.send_stage();
+    }
+    fn finish(&mut self) {
+        self.done = self.total;
+        self.send_stage();
+    }
+    fn note(&mut self, message: &str) {
+        self.send(&[("note", message.into())]);
+    }
+}
+
+/// The yield point as a JavaScript function that returns a promise of `true` (go on) or
+/// `false` (stop): awaiting it lets the worker's event loop run.
+pub(super) struct PageControl {
+    ask: Function,
+}
+
+impl PageControl {
+    pub(super) fn new(ask: Function) -> Self {
+        Self { ask }
+    }
+
+    async fn go_on(&self) -> Result<()> {
+        let answer = self
+            .ask
+            .call0(&JsValue::NULL)
+            .map_err(|e| invalid(format!("the build's control failed: {}", describe(&e))))?;
+        let answer = JsFuture::from(Promise::resolve(&answer)).await.map_err(|e| invalid(describe(&e)))?;
+        match answer.as_bool() {
+            Some(false) => Err(Error::Interrupted("the build was stopped".into())),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Control for PageControl {
+    async fn between_batches(&mut self, _processed: usize) -> Result<()> {
+        self.go_on().await
+    }
+
+    async fn between_steps(&mut self) -> Result<()> {
+        self.go_on().await
+    }
+}
+
+/// The files of a build as a JavaScript object, name to `Uint8Array` (`manifest.json`,
+/// `lens.safetensors`, `thumbnails/<id>.jpg`).
+pub(super) fn files_object(sink: MemorySink) -> JsValue {
+    let files = Object::new();
+    for (name, bytes) in sink.into_files() {
+        let _ = Reflect::set(&files, &name.into(), &Uint8Array::from(bytes.as_slice()));
+    }
+    files.into()
+}

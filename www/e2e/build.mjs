@@ -1,0 +1,69 @@
+// The Build view: a bundle built in the page over the six samples with the demo model (its
+// settings preset by the address), progress per stage, the bundle opened in the explorer, and
+// its zip download unzipped and read by `clip-lens describe` as a CLI bundle.
+
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { base, check, download, go, out, ready, TIMEOUT, www } from "./harness.mjs";
+
+/** The native CLI that CI builds before the e2e (`cargo test` builds it). */
+const clipLens = join(process.env.CARGO_TARGET_DIR ?? join(www, "..", "target"), "debug", "clip-lens");
+
+/** Unzips `bytes` into a fresh folder with Python's zipfile (another reader than ours). */
+function unzip(bytes) {
+  const dir = mkdtempSync(join(tmpdir(), "clip-lens-built-"));
+  writeFileSync(join(dir, "bundle.zip"), bytes);
+  const script =
+    "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; z.extractall(sys.argv[2]); print(len(z.namelist()))";
+  execFileSync("python3", ["-c", script, join(dir, "bundle.zip"), join(dir, "bundle")]);
+  return join(dir, "bundle");
+}
+
+/** The checks, in the order they run. */
+export const checks = [
+  check("build-a-bundle", async (page) => {
+    await page.goto(`${base}/index.html?backend=cpu#/build?layers=0,1,2&k=3&components=8`);
+    await ready(page, "main");
+    const preset = await page.$eval("#build-form", (form) =>
+      ["#build-layers", "#build-k", "#build-components"].map((s) => form.querySelector(s).value),
+    );
+    if (preset.join("|") !== "0,1,2|3|8") throw new Error(`the address's settings are not in the form: ${preset}`);
+    // Too large a k is said before anything runs.
+    await page.click("#build-samples");
+    await page.fill("#build-k", "7");
+    await page.click("#build-start");
+    const refused = await page.$eval("#build-status", (e) => e.textContent ?? "");
+    if (!/only 6 images/.test(refused)) throw new Error(`k 7 over 6 images: “${refused}”`);
+    await page.fill("#build-k", "3");
+    const started = Date.now();
+    await page.click("#build-start");
+    await page.waitForFunction(() => document.querySelector("main")?.dataset.build === "done", null, { timeout: TIMEOUT });
+    const seconds = (Date.now() - started) / 1000;
+    const stages = await page.$$eval("#build-stages li[data-stage]", (items) =>
+      items.map((item) => [item.dataset.stage, item.querySelector("progress").value, item.querySelector("progress").max]),
+    );
+    for (const name of ["pass 1", "pass 2", "sparse decompositions"]) {
+      const stage = stages.find(([stage]) => stage.startsWith(name));
+      if (!stage || stage[1] !== stage[2]) throw new Error(`no finished “${name}” bar: ${JSON.stringify(stages)}`);
+    }
+    // The explorer shows the built bundle.
+    await page.waitForFunction(() => location.hash.startsWith("#/neuron"), null, { timeout: TIMEOUT });
+    await ready(page, "#neuron-card");
+    await page.screenshot({ path: join(out, "build-explorer.png") });
+    // The zip is what precompute writes, and the CLI reads it.
+    await go(page, "#/build");
+    const zip = await download(page, "#build-download");
+    if (zip.name !== "bundle.zip") throw new Error(`download named ${zip.name}`);
+    const dir = unzip(zip.bytes);
+    for (const file of ["manifest.json", "lens.safetensors"]) if (!existsSync(join(dir, file))) throw new Error(`the zip has no ${file}`);
+    if (!existsSync(clipLens)) throw new Error(`${clipLens} is missing: build the CLI (cargo build) before the e2e`);
+    const described = JSON.parse(
+      execFileSync(clipLens, ["describe", "--bundle", dir, "--layer", "1", "--neuron", "4", "--json"], { encoding: "utf8" }),
+    );
+    if (!Array.isArray(described.words) || described.words.length === 0)
+      throw new Error(`describe: ${JSON.stringify(described).slice(0, 300)}`);
+    console.log(`build-a-bundle: six samples with the demo model in ${seconds.toFixed(1)} s (CPU)`);
+  }),
+];

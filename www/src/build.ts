@@ -1,0 +1,238 @@
+// The Build view (#/build): a bundle made in this page from the visitor's images with the loaded
+// model. The passes run in a worker of their own (the lab and the explorer stay usable); each
+// stage shows a progress bar with images/s and time left; the build pauses, resumes and stops;
+// the bundle opens in the explorer and downloads as a zip of exactly what `precompute` writes.
+
+import { checkBuildForm } from "./build-settings";
+import { WorkerClient, WorkerError } from "./client";
+import { el, errorMessage, part } from "./dom";
+import { formatBytes, formatMs } from "./format";
+import { SAMPLES } from "./lab-images";
+import type { BuildSourceImage, BundleInfo } from "./protocol";
+import type { RouteOf } from "./routes";
+import type { Session, Sources } from "./session";
+import type { View } from "./view";
+import { zipFiles } from "./zip";
+import type { BuildProgress } from "clip-lens-wasm";
+
+/** The build view's elements, inside its section. */
+function buildElements(section: HTMLElement) {
+  return {
+    form: part(section, "build-form", HTMLFormElement),
+    images: part(section, "build-images", HTMLInputElement),
+    folder: part(section, "build-folder", HTMLInputElement),
+    samples: part(section, "build-samples", HTMLButtonElement),
+    picked: part(section, "build-picked", HTMLElement),
+    layers: part(section, "build-layers", HTMLInputElement),
+    k: part(section, "build-k", HTMLInputElement),
+    components: part(section, "build-components", HTMLInputElement),
+    words: part(section, "build-words", HTMLInputElement),
+    start: part(section, "build-start", HTMLButtonElement),
+    pause: part(section, "build-pause", HTMLButtonElement),
+    stop: part(section, "build-stop", HTMLButtonElement),
+    stages: part(section, "build-stages", HTMLOListElement),
+    status: part(section, "build-status", HTMLElement),
+    download: part(section, "build-download", HTMLButtonElement),
+  };
+}
+
+/** A name for the model in the bundle's manifest: the weights' file or directory name. */
+function modelName(weights: Sources["weights"]): string {
+  if (weights.kind === "bytes") return weights.name;
+  return (
+    weights.url
+      .replace(/\/(manifest\.json)?$/, "")
+      .split("/")
+      .pop() ?? ""
+  );
+}
+
+/** Files whose name says they are images (a folder holds other files too). */
+const IMAGE_NAME = /\.(png|jpe?g|webp|gif)$/i;
+
+/** A stage's bar and line, and when it started (for its rate and time left). */
+interface StageRow {
+  progress: HTMLProgressElement;
+  text: HTMLElement;
+  started: number;
+  startDone: number;
+}
+
+/** The Build view (#/build?layers=..&k=..&components=..). */
+export class BuildView implements View<RouteOf<"build">> {
+  private readonly ui: ReturnType<typeof buildElements>;
+  private images: BuildSourceImage[] = [];
+  private client: WorkerClient | null = null;
+  private paused = false;
+  private stages = new Map<string, StageRow>();
+  private files: Record<string, Uint8Array> | null = null;
+  private modelLayers = 0;
+
+  constructor(
+    readonly section: HTMLElement,
+    private readonly session: Session,
+    /** Opens a built bundle in the page's engine (and the explorer). */
+    private readonly open: (files: Record<string, Uint8Array>) => Promise<void>,
+  ) {
+    this.ui = buildElements(section);
+    this.wire();
+  }
+
+  setBundle(bundle: BundleInfo | null): void {
+    this.modelLayers = this.session.ready?.visionLayers ?? 0;
+    if (bundle && this.ui.layers.value === "") this.ui.layers.value = bundle.layers.join(",");
+  }
+
+  async show(route: RouteOf<"build">): Promise<void> {
+    const { layers, k, components } = route.preset;
+    if (layers !== null) this.ui.layers.value = layers;
+    if (k !== null) this.ui.k.value = k;
+    if (components !== null) this.ui.components.value = components;
+  }
+
+  hide(): void {
+    this.section.hidden = true;
+  }
+
+  private wire(): void {
+    const ui = this.ui;
+    const pick = (input: HTMLInputElement) => () => this.pick([...(input.files ?? [])]);
+    ui.images.addEventListener("change", pick(ui.images));
+    ui.folder.addEventListener("change", pick(ui.folder));
+    ui.samples.addEventListener("click", () => this.pickSamples());
+    ui.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.build();
+    });
+    ui.pause.addEventListener("click", () => {
+      this.paused = !this.paused;
+      this.client?.controlBuild(this.paused ? "pause" : "resume");
+      ui.pause.textContent = this.paused ? "Resume" : "Pause";
+      this.say(this.paused ? "Paused." : "Building…");
+    });
+    ui.stop.addEventListener("click", () => this.client?.controlBuild("stop"));
+    ui.download.addEventListener("click", () => this.download());
+  }
+
+  /** Picked files (or a folder's): the images among them, by their path in the folder. */
+  private pick(files: File[]): void {
+    const images = files.filter((file) => IMAGE_NAME.test(file.name));
+    this.images = images.map((file) => ({
+      name: file.webkitRelativePath || file.name,
+      size: file.size,
+      file,
+      url: null,
+    }));
+    const skipped = files.length - images.length;
+    this.ui.picked.textContent =
+      `${images.length} images, ${formatBytes(images.reduce((sum, file) => sum + file.size, 0))}` +
+      (skipped > 0 ? ` (${skipped} other files left out)` : "");
+  }
+
+  /** The page's six samples (with the demo model: k 3, 8 components). */
+  private pickSamples(): void {
+    this.images = SAMPLES.map(({ file }) => ({ name: file, size: 0, file: null, url: new URL(`samples/${file}`, location.href).href }));
+    this.ui.picked.textContent = `the page's ${SAMPLES.length} samples`;
+  }
+
+  private say(text: string): void {
+    this.ui.status.textContent = text;
+  }
+
+  /** Starts a build in a worker of its own with the page's model; shows it, then opens it. */
+  private async build(): Promise<void> {
+    const ui = this.ui;
+    let settings;
+    try {
+      settings = checkBuildForm(
+        { layers: ui.layers.value, k: ui.k.value, components: ui.components.value },
+        this.modelLayers,
+        this.images.length,
+      );
+    } catch (error) {
+      this.finish("error", errorMessage(error));
+      return;
+    }
+    const words = ui.words.files?.[0];
+    const { sources, backend } = this.session.loadedFrom;
+    this.files = null;
+    this.stages.clear();
+    ui.stages.replaceChildren();
+    ui.download.hidden = true;
+    this.setRunning(true);
+    this.section.dataset["build"] = "running";
+    document.querySelector("main")?.removeAttribute("data-build");
+    const started = performance.now();
+    const client = new WorkerClient();
+    this.client = client;
+    try {
+      this.say("Loading the model in the build's worker…");
+      await client.load({ ...sources, bundle: null, backend });
+      this.say("Building…");
+      const options = {
+        layers: settings.layers,
+        top_k: settings.topK,
+        components: settings.components,
+        words: words ? [{ source: words.name, text: await words.text() }] : [],
+        model_name: modelName(sources.weights),
+      };
+      const built = await client.build(this.images, options, (event) => this.progress(event));
+      this.files = built.files;
+      const images = JSON.parse(new TextDecoder().decode(built.files["manifest.json"])).images.length as number;
+      this.finish("done", `Built a bundle over ${images} images in ${formatMs(performance.now() - started)}; opening it…`);
+      ui.download.hidden = false;
+      await this.open(built.files);
+      this.say(`Built a bundle over ${images} images in ${formatMs(performance.now() - started)}: it is open in the explorer.`);
+      document.querySelector("main")?.setAttribute("data-build", "done");
+    } catch (error) {
+      const stopped = error instanceof WorkerError && /interrupted/.test(error.message);
+      this.finish(stopped ? "stopped" : "error", stopped ? "Stopped: no bundle was written." : `The build failed: ${errorMessage(error)}`);
+    } finally {
+      client.terminate();
+      if (this.client === client) this.client = null;
+      this.setRunning(false);
+    }
+  }
+
+  private setRunning(running: boolean): void {
+    this.ui.start.disabled = running;
+    this.ui.pause.hidden = this.ui.stop.hidden = !running;
+    this.ui.pause.textContent = "Pause";
+    this.paused = false;
+  }
+
+  private finish(state: "done" | "error" | "stopped", text: string): void {
+    this.section.dataset["build"] = state;
+    this.say(text);
+  }
+
+  /** A stage's bar: steps done of its total, rate and time left. */
+  private progress(event: BuildProgress): void {
+    if ("note" in event) {
+      this.ui.stages.append(el("li", { class: "hint" }, event.note));
+      return;
+    }
+    let row = this.stages.get(event.stage);
+    if (!row) {
+      const progress = el("progress", { max: Math.max(1, event.total), value: 0, "aria-label": event.stage });
+      const text = el("span", { class: "progress-text" });
+      this.ui.stages.append(el("li", { "data-stage": event.stage }, el("span", { class: "download-name" }, event.stage), progress, text));
+      row = { progress, text, started: performance.now(), startDone: event.done };
+      this.stages.set(event.stage, row);
+    }
+    row.progress.max = Math.max(1, event.total);
+    row.progress.value = event.done;
+    const seconds = (performance.now() - row.started) / 1000;
+    const rate = seconds > 0 ? (event.done - row.startDone) / seconds : 0;
+    const left = rate > 0 && event.done < event.total ? `, ${formatMs((1000 * (event.total - event.done)) / rate)} left` : "";
+    row.text.textContent = `${event.done} of ${event.total}${rate > 0 ? ` (${rate.toFixed(1)}/s${left})` : ""}`;
+  }
+
+  /** The bundle as one zip of exactly what `precompute` writes. */
+  private download(): void {
+    if (!this.files) return;
+    const link = el("a", { href: URL.createObjectURL(zipFiles(this.files)), download: "bundle.zip" });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  }
+}
