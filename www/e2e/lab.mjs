@@ -229,7 +229,10 @@ export const checks = [
     await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(2)")?.dataset.state === "running", null, {
       timeout: TIMEOUT,
     });
-    await page.click("#lab-stop", { timeout: 5000 });
+    // The button shows after half a second (a quick analysis never flashes it) beside a status
+    // line that changes as the queue runs: pressed once visible, wherever the line puts it.
+    await page.waitForSelector("#lab-stop", { state: "visible", timeout: 5000 });
+    await page.$eval("#lab-stop", (button) => button.click());
     const clicked = Date.now();
     await page.waitForFunction(() => document.querySelector(".queue-item:nth-child(2)")?.dataset.state === "cancelled", null, {
       timeout: TIMEOUT,
