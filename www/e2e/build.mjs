@@ -37,6 +37,11 @@ export const checks = [
     const refused = await page.$eval("#build-status", (e) => e.textContent ?? "");
     if (!/only 6 images/.test(refused)) throw new Error(`k 7 over 6 images: “${refused}”`);
     await page.fill("#build-k", "3");
+    await page.fill("#build-name", "the samples");
+    await page.click("#build-start");
+    const badName = await page.$eval("#build-status", (e) => e.textContent ?? "");
+    if (!/cannot name a bundle/.test(badName)) throw new Error(`a name with a space: “${badName}”`);
+    await page.fill("#build-name", "samples");
     const started = Date.now();
     await page.click("#build-start");
     await page.waitForFunction(() => document.querySelector("main")?.dataset.build === "done", null, { timeout: TIMEOUT });
@@ -64,6 +69,19 @@ export const checks = [
     );
     if (!Array.isArray(described.words) || described.words.length === 0)
       throw new Error(`describe: ${JSON.stringify(described).slice(0, 300)}`);
+    // Kept in the browser: listed, named by the address, reopened by a reload, deleted.
+    const kept = await page.$$eval("#my-bundles-list li[data-bundle]", (items) => items.map((item) => item.dataset.bundle));
+    if (!kept.includes("samples")) throw new Error(`My bundles: ${kept}`);
+    if (!page.url().includes("bundle=local%3Asamples") && !page.url().includes("bundle=local:samples"))
+      throw new Error(`the address does not name the kept bundle: ${page.url()}`);
+    await page.goto(`${base}/index.html?backend=cpu&bundle=local:samples#/neuron/1/4`);
+    await ready(page, "main");
+    await ready(page, "#neuron-card");
+    const source = await page.$eval("#bundle-source", (e) => e.textContent ?? "");
+    if (!/kept in this browser: samples/.test(source)) throw new Error(`bundle source after a reload: ${source}`);
+    await go(page, "#/build");
+    await page.click('#my-bundles-list li[data-bundle="samples"] button');
+    await page.waitForFunction(() => !document.querySelector('#my-bundles-list li[data-bundle="samples"]'), null, { timeout: TIMEOUT });
     console.log(`build-a-bundle: six samples with the demo model in ${seconds.toFixed(1)} s (CPU)`);
   }),
 ];

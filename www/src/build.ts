@@ -8,9 +8,11 @@ import { WorkerClient, WorkerError } from "./client";
 import { el, errorMessage, part } from "./dom";
 import { formatBytes, formatMs } from "./format";
 import { SAMPLES } from "./lab-images";
+import { checkBundleName, deleteKeptBundle, keepBundle, type KeptBundle, listKeptBundles } from "./my-bundles";
 import type { BuildSourceImage, BundleInfo } from "./protocol";
 import type { RouteOf } from "./routes";
 import type { Session, Sources } from "./session";
+import { LOCAL_BUNDLE } from "./settings";
 import type { View } from "./view";
 import { zipFiles } from "./zip";
 import type { BuildProgress } from "clip-lens-wasm";
@@ -19,6 +21,7 @@ import type { BuildProgress } from "clip-lens-wasm";
 function buildElements(section: HTMLElement) {
   return {
     form: part(section, "build-form", HTMLFormElement),
+    name: part(section, "build-name", HTMLInputElement),
     images: part(section, "build-images", HTMLInputElement),
     folder: part(section, "build-folder", HTMLInputElement),
     samples: part(section, "build-samples", HTMLButtonElement),
@@ -33,7 +36,16 @@ function buildElements(section: HTMLElement) {
     stages: part(section, "build-stages", HTMLOListElement),
     status: part(section, "build-status", HTMLElement),
     download: part(section, "build-download", HTMLButtonElement),
+    kept: part(section, "my-bundles-list", HTMLUListElement),
   };
+}
+
+/** The page's address with kept bundle `name` as its bundle (the rest of the query kept). */
+export function keptHref(name: string): string {
+  const url = new URL(location.href);
+  url.searchParams.set("bundle", `${LOCAL_BUNDLE}${name}`);
+  url.hash = "#/neuron";
+  return url.href;
 }
 
 /** A name for the model in the bundle's manifest: the weights' file or directory name. */
@@ -71,8 +83,9 @@ export class BuildView implements View<RouteOf<"build">> {
   constructor(
     readonly section: HTMLElement,
     private readonly session: Session,
-    /** Opens a built bundle in the page's engine (and the explorer). */
-    private readonly open: (files: Record<string, Uint8Array>) => Promise<void>,
+    /** Opens a built bundle in the page's engine (and the explorer): kept under a name, or its
+     * files where it could not be kept. */
+    private readonly open: (bundle: { kept: string } | { files: Record<string, Uint8Array> }) => Promise<void>,
   ) {
     this.ui = buildElements(section);
     this.wire();
@@ -88,6 +101,37 @@ export class BuildView implements View<RouteOf<"build">> {
     if (layers !== null) this.ui.layers.value = layers;
     if (k !== null) this.ui.k.value = k;
     if (components !== null) this.ui.components.value = components;
+    await this.listKept();
+  }
+
+  /** "My bundles": each kept bundle with its size and date, a link that opens it, and Delete. */
+  private async listKept(): Promise<void> {
+    let kept: KeptBundle[];
+    try {
+      kept = await listKeptBundles();
+    } catch (error) {
+      this.ui.kept.replaceChildren(el("li", { class: "hint" }, errorMessage(error)));
+      return;
+    }
+    if (kept.length === 0) this.ui.kept.replaceChildren(el("li", { class: "hint" }, "None yet."));
+    else this.ui.kept.replaceChildren(...kept.map((bundle) => this.keptRow(bundle)));
+  }
+
+  private keptRow(bundle: KeptBundle): HTMLLIElement {
+    const remove = el("button", { type: "button", class: "list-button" }, "Delete");
+    remove.addEventListener("click", () => {
+      deleteKeptBundle(bundle.name)
+        .then(() => this.listKept())
+        .catch((error: unknown) => this.say(`Could not delete ${bundle.name}: ${errorMessage(error)}`));
+    });
+    const date = new Date(bundle.saved).toLocaleString();
+    return el(
+      "li",
+      { "data-bundle": bundle.name },
+      el("a", { href: keptHref(bundle.name) }, bundle.name),
+      ` ${formatBytes(bundle.bytes)}, ${date} `,
+      remove,
+    );
   }
 
   hide(): void {
@@ -153,6 +197,13 @@ export class BuildView implements View<RouteOf<"build">> {
       this.finish("error", errorMessage(error));
       return;
     }
+    let name: string;
+    try {
+      name = checkBundleName(ui.name.value);
+    } catch (error) {
+      this.finish("error", errorMessage(error));
+      return;
+    }
     const words = ui.words.files?.[0];
     const { sources, backend } = this.session.loadedFrom;
     this.files = null;
@@ -181,8 +232,17 @@ export class BuildView implements View<RouteOf<"build">> {
       const images = JSON.parse(new TextDecoder().decode(built.files["manifest.json"])).images.length as number;
       this.finish("done", `Built a bundle over ${images} images in ${formatMs(performance.now() - started)}; opening it…`);
       ui.download.hidden = false;
-      await this.open(built.files);
-      this.say(`Built a bundle over ${images} images in ${formatMs(performance.now() - started)}: it is open in the explorer.`);
+      let kept = true;
+      await keepBundle(name, built.files).catch((error: unknown) => {
+        kept = false;
+        this.say(`${errorMessage(error)} It is open in the explorer until the page is left.`);
+      });
+      await this.listKept();
+      await this.open(kept ? { kept: name } : { files: built.files });
+      if (kept)
+        this.say(
+          `Built “${name}” over ${images} images in ${formatMs(performance.now() - started)}: kept in this browser and open in the explorer.`,
+        );
       document.querySelector("main")?.setAttribute("data-build", "done");
     } catch (error) {
       const stopped = error instanceof WorkerError && /interrupted/.test(error.message);

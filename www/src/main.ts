@@ -10,10 +10,10 @@ import { formatThreads } from "./format";
 import { ensureIsolation } from "./isolation";
 import { ImageLab } from "./lab";
 import { ListStore, ListView, wireListLink } from "./lists";
-import { BuildView } from "./build";
+import { BuildView, keptHref } from "./build";
 import { AdversarialMiner } from "./miner";
 import { ModelPanel } from "./model-panel";
-import { isBackendChoice, type BackendChoice, type ReadyResponse } from "./protocol";
+import { isBackendChoice, type BackendChoice, type BundleSource, type ReadyResponse } from "./protocol";
 import { parseRoute, type RouteOf, type ViewName } from "./routes";
 import { Session, type Sources } from "./session";
 import { readSettings } from "./settings";
@@ -112,13 +112,21 @@ const views: { [V in ViewName]: View<RouteOf<V>> } = {
   build: new BuildView(byId("view-build", HTMLElement), session, openBuilt),
 };
 
-/** Opens a bundle built in the page: the engine reloads with it, and the explorer shows it. */
-async function openBuilt(files: Record<string, Uint8Array>): Promise<void> {
+/** Opens a bundle built in the page: kept under a name (the address then names it, so that a
+ * reload reopens it), or its files; the engine reloads with it and the explorer shows it. */
+async function openBuilt(bundle: { kept: string } | { files: Record<string, Uint8Array> }): Promise<void> {
   const { sources, backend } = session.loadedFrom;
-  const manifest = files["manifest.json"];
-  const tensors = files["lens.safetensors"];
-  if (!manifest || !tensors) throw new Error("The build wrote no manifest.json or lens.safetensors.");
-  await restart(backend, { ...sources, bundle: { kind: "files", name: "the bundle built here", manifest, tensors } });
+  let source: BundleSource;
+  if ("kept" in bundle) {
+    source = { kind: "local", name: bundle.kept };
+    history.replaceState(null, "", keptHref(bundle.kept));
+  } else {
+    const manifest = bundle.files["manifest.json"];
+    const tensors = bundle.files["lens.safetensors"];
+    if (!manifest || !tensors) throw new Error("The build wrote no manifest.json or lens.safetensors.");
+    source = { kind: "files", name: "the bundle built here", manifest, tensors };
+  }
+  await restart(backend, { ...sources, bundle: source });
   location.hash = "#/neuron";
 }
 

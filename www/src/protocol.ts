@@ -51,8 +51,12 @@ export type FileSource = { kind: "url"; url: string } | { kind: "bytes"; name: s
  * first and its text tower only when text is first needed. */
 export type WeightsSource = FileSource | { kind: "converted"; url: string };
 
-/** A bundle (docs/bundle-format.md): a directory address, or its two files picked by the user. */
-export type BundleSource = { kind: "url"; url: string } | { kind: "files"; manifest: Uint8Array; tensors: Uint8Array; name: string };
+/** A bundle (docs/bundle-format.md): a directory address, its two files picked by the user, or
+ * one kept in this browser ("My bundles", read by the worker). */
+export type BundleSource =
+  | { kind: "url"; url: string }
+  | { kind: "files"; manifest: Uint8Array; tensors: Uint8Array; name: string }
+  | { kind: "local"; name: string };
 
 /** Download (or take) the weights, config and bundle, and build an engine with the bundle. */
 export interface LoadRequest {

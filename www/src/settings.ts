@@ -22,8 +22,10 @@ export interface Settings {
   weightsUrl: string;
   /** null: infer the shapes from the weights. */
   configUrl: string | null;
-  /** null: `?bundle=` was given empty: the model alone (no lens). */
+  /** null: `?bundle=` was given empty, or names a kept bundle: the model alone (no lens). */
   bundleUrl: string | null;
+  /** `?bundle=local:NAME`: a bundle kept in this browser ("My bundles"). */
+  bundleLocal: string | null;
   backend: BackendChoice;
   /** Whether the weights are the bundled tiny test model. */
   demo: boolean;
@@ -51,6 +53,9 @@ export function isConvertedDirectory(url: string): boolean {
   return path.endsWith("/") || path.endsWith("/manifest.json");
 }
 
+/** How `?bundle=` names a bundle kept in this browser: `local:NAME`. */
+export const LOCAL_BUNDLE = "local:";
+
 /** Reads the settings from `search`; readable errors for bad values. */
 export function readSettings(search: string): Settings {
   const params = new URLSearchParams(search);
@@ -62,12 +67,14 @@ export function readSettings(search: string): Settings {
     throw new Error(`Unknown backend “${backend}” in the address: use auto, webgpu or cpu.`);
   }
   const configValue = config !== null ? config || null : null;
-  const bundleValue = bundle !== null ? bundle || null : weights === null ? DEMO.bundle : null;
+  const bundleLocal = bundle?.startsWith(LOCAL_BUNDLE) ? bundle.slice(LOCAL_BUNDLE.length) : null;
+  const bundleValue = bundleLocal !== null ? null : bundle !== null ? bundle || null : weights === null ? DEMO.bundle : null;
   const image = params.get("image");
   return {
     weightsUrl: absoluteUrl("weights", weights ?? DEMO.weights),
     configUrl: configValue === null ? null : absoluteUrl("config", configValue),
     bundleUrl: bundleValue === null ? null : absoluteUrl("bundle", bundleValue.endsWith("/") ? bundleValue : `${bundleValue}/`),
+    bundleLocal,
     backend,
     demo: weights === null,
     imageUrl: image ? absoluteUrl("image", image) : null,

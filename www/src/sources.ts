@@ -12,7 +12,12 @@ export function urlSources(settings: Settings): Sources {
       ? { kind: "converted", url: settings.weightsUrl }
       : { kind: "url", url: settings.weightsUrl },
     config: settings.configUrl === null ? null : { kind: "url", url: settings.configUrl },
-    bundle: settings.bundleUrl === null ? null : { kind: "url", url: settings.bundleUrl },
+    bundle:
+      settings.bundleLocal !== null
+        ? { kind: "local", name: settings.bundleLocal }
+        : settings.bundleUrl === null
+          ? null
+          : { kind: "url", url: settings.bundleUrl },
   };
 }
 
@@ -56,5 +61,6 @@ export async function pickedSources(files: readonly File[]): Promise<Sources> {
 export function sourceText(source: WeightsSource | BundleSource | null): string {
   if (source === null) return "none (the lens views need one)";
   if (source.kind === "converted") return `${source.url} (converted towers: the text tower loads when text is first used)`;
+  if (source.kind === "local") return `kept in this browser: ${source.name}`;
   return source.kind === "url" ? source.url : `local: ${source.name}`;
 }

@@ -29,6 +29,7 @@ import type {
   WorkerResponse,
 } from "./protocol";
 import { download, downloadIfPresent, looksLikeHtml, obtain, reporter, sendProgressTo } from "./worker-downloads";
+import { readKeptFile } from "./my-bundles";
 import { crashReason, describe, errorKind, LoadError } from "./worker-errors";
 import { adapterBufferLimit, adapterName, autoSkipsWebgpu, webgpuProblem } from "./worker-gpu";
 import { type Wasm, wasm, wasmMemoryBytes } from "./worker-wasm";
@@ -73,6 +74,14 @@ async function obtainBundle(id: number, source: BundleSource): Promise<{ manifes
   if (source.kind === "files") {
     reporter(id, "bundle", source.name)(source.tensors.length, source.tensors.length, true, "local");
     return { manifest: new TextDecoder().decode(source.manifest), tensors: source.tensors, baseUrl: null };
+  }
+  if (source.kind === "local") {
+    const [manifest, tensors] = await Promise.all([
+      readKeptFile(source.name, "manifest.json"),
+      readKeptFile(source.name, "lens.safetensors"),
+    ]);
+    reporter(id, "bundle", `local:${source.name}`)(tensors.length, tensors.length, true, "local");
+    return { manifest: new TextDecoder().decode(manifest), tensors, baseUrl: null };
   }
   const baseUrl = source.url.endsWith("/") ? source.url : `${source.url}/`;
   const [manifest, tensors] = await Promise.all([
