@@ -12,12 +12,11 @@ export function urlSources(settings: Settings): Sources {
       ? { kind: "converted", url: settings.weightsUrl }
       : { kind: "url", url: settings.weightsUrl },
     config: settings.configUrl === null ? null : { kind: "url", url: settings.configUrl },
-    bundle:
-      settings.bundleLocal !== null
-        ? { kind: "local", name: settings.bundleLocal }
-        : settings.bundleUrl === null
-          ? null
-          : { kind: "url", url: settings.bundleUrl },
+    bundle: settings.bundleLocal
+      ? { kind: "local", name: settings.bundleLocal }
+      : settings.bundleUrl === null
+        ? null
+        : { kind: "url", url: settings.bundleUrl },
   };
 }
 

@@ -64,6 +64,7 @@ describe("readSettings", () => {
       weightsUrl: "https://example.org/app/models/tiny/converted/",
       configUrl: null,
       bundleUrl: "https://example.org/app/models/tiny/bundle/",
+      bundleLocal: null,
       backend: "auto",
       demo: true,
       imageUrl: null,
@@ -93,6 +94,15 @@ describe("readSettings", () => {
     assert.equal(both.configUrl, "https://example.org/app/models/tiny/config.json");
     assert.equal(readSettings("?bundle=").bundleUrl, null);
     assert.equal(readSettings("?config=").configUrl, null);
+  });
+
+  it("reads a bundle kept in the browser, ?bundle=local:NAME", () => {
+    const kept = readSettings("?backend=cpu&bundle=local:my-bundle");
+    assert.equal(kept.bundleLocal, "my-bundle");
+    assert.equal(kept.bundleUrl, null);
+    assert.equal(kept.demo, true);
+    assert.deepEqual(urlSources(kept).bundle, { kind: "local", name: "my-bundle" });
+    assert.equal(sourceText(urlSources(kept).bundle), "kept in this browser: my-bundle");
   });
 
   it("reads the flags", () => {
