@@ -783,11 +783,30 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
         engine.load_text_embeddings(DEMO_TEXT_EMBEDDINGS.to_vec()).map_err(message).unwrap();
         let options =
             options(serde_json::json!({"layers": [0, 1, 2], "top_k": 6, "components": 8, "batch": 16})).unwrap();
+        // The bundle's files in a JavaScript Map, through the store's three functions.
+        let stored = js_sys::Map::new();
+        let (writes, reads, removes) = (stored.clone(), stored.clone(), stored.clone());
+        let write = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(move |name: JsValue, bytes: JsValue| {
+            writes.set(&name, &bytes);
+            Promise::resolve(&JsValue::UNDEFINED)
+        });
+        let read_file = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |name: JsValue| {
+            Promise::resolve(&if reads.has(&name) { reads.get(&name) } else { JsValue::NULL })
+        });
+        let remove = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |name: JsValue| {
+            removes.delete(&name);
+            Promise::resolve(&JsValue::UNDEFINED)
+        });
+        let files = js_sys::Object::new();
+        for (key, closure) in [("write", write.as_ref()), ("read", read_file.as_ref()), ("remove", remove.as_ref())] {
+            Reflect::set(&files, &key.into(), closure).unwrap();
+        }
         let function = |closure: &JsValue| closure.unchecked_ref::<Function>().clone();
-        let files = engine
+        engine
             .build_bundle(
                 images,
                 function(read.as_ref()),
+                files.into(),
                 options,
                 function(progress.as_ref()),
                 function(control.as_ref()),
@@ -795,7 +814,8 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
             .await
             .map_err(message)
             .unwrap();
-        let file = |name: &str| Reflect::get(&files, &name.into()).unwrap().unchecked_into::<Uint8Array>().to_vec();
+        assert!(!stored.has(&".precompute-checkpoint.safetensors".into()), "the checkpoint is removed at the end");
+        let file = |name: &str| stored.get(&name.into()).unchecked_into::<Uint8Array>().to_vec();
         let bundle = clip_lens::bundle::Bundle::from_parts(
             &String::from_utf8(file("manifest.json")).unwrap(),
             file("lens.safetensors"),

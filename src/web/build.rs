@@ -1,7 +1,9 @@
 //! `Engine.buildBundle`: `precompute` in the page ([`crate::apps::engine::Engine::build_bundle`])
 //! over images that JavaScript reads one at a time (picked files, a folder, the samples), into
-//! memory; its progress goes to a JavaScript callback, and at each yield point it awaits another
-//! one, which a page can hold back (pause) or answer `false` (stop after a checkpoint).
+//! files that JavaScript stores (the browser's storage: the checkpoint survives a reload, and a
+//! build of the same images resumes from it); its progress goes to a JavaScript callback, and at
+//! each yield point it awaits another one, which a page can hold back (pause) or answer `false`
+//! (stop after a checkpoint).
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -9,7 +11,7 @@ use wasm_bindgen_futures::JsFuture;
 
 use super::{invalid, Result};
 use crate::apps::engine::BuildImage;
-use crate::precompute::{Control, ImageEntry, ImageSource, MemorySink, Progress};
+use crate::precompute::{BundleSink, Control, ImageEntry, ImageSource, Progress};
 use crate::Error;
 
 /// The page's images: their names and sizes, and `read(name)`, a JavaScript function that
@@ -137,12 +139,50 @@ impl Control for PageControl {
     }
 }
 
-/// The files of a build as a JavaScript object, name to `Uint8Array` (`manifest.json`,
-/// `lens.safetensors`, `thumbnails/<id>.jpg`).
-pub(super) fn files_object(sink: MemorySink) -> JsValue {
-    let files = Object::new();
-    for (name, bytes) in sink.into_files() {
-        let _ = Reflect::set(&files, &name.into(), &Uint8Array::from(bytes.as_slice()));
+/// Where a build's files go: a JavaScript object with `write(name, bytes)`, `read(name)` (a
+/// promise of the bytes, or of `null` for no such file) and `remove(name)`, each returning a
+/// promise (the page: a folder of the browser's origin-private file system).
+pub(super) struct PageSink {
+    write: Function,
+    read: Function,
+    remove: Function,
+}
+
+impl PageSink {
+    /// From `sink`, an object with the three functions.
+    pub(super) fn new(sink: &JsValue) -> Result<Self> {
+        let function = |name: &str| {
+            Reflect::get(sink, &name.into())
+                .ok()
+                .and_then(|f| f.dyn_into::<Function>().ok())
+                .ok_or_else(|| invalid(format!("the build's file store has no `{name}` function")))
+        };
+        Ok(Self { write: function("write")?, read: function("read")?, remove: function("remove")? })
     }
-    files.into()
+
+    /// Calls `function` with `args` and awaits the promise it returns.
+    async fn call(&self, function: &Function, what: &str, name: &str, args: &[JsValue]) -> Result<JsValue> {
+        let failed = |e: JsValue| Error::Io { path: name.to_string(), message: format!("{what}: {}", describe(&e)) };
+        let promise = function.apply(&JsValue::NULL, &args.iter().collect::<js_sys::Array>()).map_err(failed)?;
+        JsFuture::from(Promise::resolve(&promise)).await.map_err(failed)
+    }
+}
+
+impl BundleSink for PageSink {
+    async fn write(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        let bytes = Uint8Array::from(bytes.as_slice());
+        self.call(&self.write, "cannot be written", name, &[name.into(), bytes.into()]).await.map(|_| ())
+    }
+
+    async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let value = self.call(&self.read, "cannot be read", name, &[name.into()]).await?;
+        if value.is_null() || value.is_undefined() {
+            return Ok(None);
+        }
+        value.dyn_into::<Uint8Array>().map(|a| Some(a.to_vec())).map_err(|_| invalid(format!("{name}: not bytes")))
+    }
+
+    async fn remove(&self, name: &str) -> Result<()> {
+        self.call(&self.remove, "cannot be removed", name, &[name.into()]).await.map(|_| ())
+    }
 }

@@ -242,26 +242,28 @@ impl Engine {
 
     /// Builds a bundle from the page's images (`precompute` in the page) and makes it this
     /// engine's: `images` lists them (`{name, size}`), `read(name)` returns a promise of an
-    /// image's bytes, `options` are the Build view's settings, `progress` is called with each
-    /// stage's steps (`{stage, total, done}`) and notes (`{note}`), and `control()` is awaited
-    /// between batches and steps: a promise of `false` stops the build (an `interrupted` error).
-    /// Returns the bundle's files, name to bytes, as `precompute` writes them.
-    #[wasm_bindgen(js_name = buildBundle, unchecked_return_type = "Record<string, Uint8Array>")]
+    /// image's bytes, `files` stores the bundle and its checkpoint (`{write(name, bytes),
+    /// read(name), remove(name)}`, each returning a promise; a build of the same images and
+    /// settings resumes from a checkpoint it finds there), `options` are the Build view's
+    /// settings, `progress` is called with each stage's steps (`{stage, total, done}`) and notes
+    /// (`{note}`), and `control()` is awaited between batches and steps: a promise of `false`
+    /// stops the build after a checkpoint (an `interrupted` error).
+    #[wasm_bindgen(js_name = buildBundle)]
     pub async fn build_bundle(
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "BuildImage[]")] images: JsValue,
         #[wasm_bindgen(unchecked_param_type = "(name: string) => Promise<Uint8Array>")] read: js_sys::Function,
+        #[wasm_bindgen(unchecked_param_type = "BuildFiles")] files: JsValue,
         #[wasm_bindgen(unchecked_param_type = "BuildOptions")] options: JsValue,
         #[wasm_bindgen(unchecked_param_type = "(event: BuildProgress) => void")] progress: js_sys::Function,
         #[wasm_bindgen(unchecked_param_type = "() => Promise<boolean>")] control: js_sys::Function,
-    ) -> JsResult<JsValue> {
+    ) -> JsResult<()> {
         let options: engine::BuildOptions = parse_object(options, "build options").map_err(js_error)?;
         let source = build::PageImages::new(images, read).map_err(js_error)?;
-        let sink = crate::precompute::MemorySink::new();
+        let sink = build::PageSink::new(&files).map_err(js_error)?;
         let (progress, control) = (&mut build::PageProgress::new(progress), &mut build::PageControl::new(control));
         let driver = crate::precompute::Driver::new(&source, &sink, progress, control);
-        self.engine.build_bundle(options, driver).await.map_err(js_error)?;
-        Ok(build::files_object(sink))
+        self.engine.build_bundle(options, driver).await.map_err(js_error)
     }
 
     /// What the GPU allocator holds on WebGPU; `null` on the CPU, whose tensors live in the

@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { base, check, download, go, out, ready, TIMEOUT, www } from "./harness.mjs";
+import { base, check, download, go, gradientPng, out, ready, TIMEOUT, www } from "./harness.mjs";
 
 /** The native CLI that CI builds before the e2e (`cargo test` builds it). */
 const clipLens = join(process.env.CARGO_TARGET_DIR ?? join(www, "..", "target"), "debug", "clip-lens");
@@ -60,7 +60,7 @@ export const checks = [
     // The zip is what precompute writes, and the CLI reads it.
     await go(page, "#/build");
     const zip = await download(page, "#build-download");
-    if (zip.name !== "bundle.zip") throw new Error(`download named ${zip.name}`);
+    if (zip.name !== "samples.zip") throw new Error(`download named ${zip.name}`);
     const dir = unzip(zip.bytes);
     for (const file of ["manifest.json", "lens.safetensors"]) if (!existsSync(join(dir, file))) throw new Error(`the zip has no ${file}`);
     if (!existsSync(clipLens)) throw new Error(`${clipLens} is missing: build the CLI (cargo build) before the e2e`);
@@ -70,18 +70,49 @@ export const checks = [
     if (!Array.isArray(described.words) || described.words.length === 0)
       throw new Error(`describe: ${JSON.stringify(described).slice(0, 300)}`);
     // Kept in the browser: listed, named by the address, reopened by a reload, deleted.
-    const kept = await page.$$eval("#my-bundles-list li[data-bundle]", (items) => items.map((item) => item.dataset.bundle));
-    if (!kept.includes("samples")) throw new Error(`My bundles: ${kept}`);
-    if (!page.url().includes("bundle=local%3Asamples") && !page.url().includes("bundle=local:samples"))
-      throw new Error(`the address does not name the kept bundle: ${page.url()}`);
-    await page.goto(`${base}/index.html?backend=cpu&bundle=local:samples#/neuron/1/4`);
-    await ready(page, "main");
-    await ready(page, "#neuron-card");
-    const source = await page.$eval("#bundle-source", (e) => e.textContent ?? "");
-    if (!/kept in this browser: samples/.test(source)) throw new Error(`bundle source after a reload: ${source}`);
-    await go(page, "#/build");
-    await page.click('#my-bundles-list li[data-bundle="samples"] button');
-    await page.waitForFunction(() => !document.querySelector('#my-bundles-list li[data-bundle="samples"]'), null, { timeout: TIMEOUT });
+    await checkKept(page);
     console.log(`build-a-bundle: six samples with the demo model in ${seconds.toFixed(1)} s (CPU)`);
   }),
+
+  check("build-stops-and-resumes", async (page) => {
+    // 24 images, 3 batches a pass: paused before the first batch ends, stopped there (after a
+    // checkpoint), then built again: it resumes from the checkpoint, and the bundle is whole.
+    await page.goto(`${base}/index.html?backend=cpu#/build?layers=1&k=3&components=8`);
+    await ready(page, "main");
+    const files = Array.from({ length: 24 }, (_, i) => ({ name: `g${i}.png`, mimeType: "image/png", buffer: gradientPng(64 + i, 64) }));
+    await page.setInputFiles("#build-images", files);
+    await page.fill("#build-name", "gradients");
+    await page.click("#build-start");
+    await page.click("#build-pause");
+    await page.waitForFunction(() => /^pass 1/.test(document.querySelector("#build-stages li[data-stage]")?.dataset.stage ?? ""), null, {
+      timeout: TIMEOUT,
+    });
+    await page.click("#build-stop");
+    await page.waitForFunction(() => document.querySelector("#view-build")?.dataset.build === "stopped", null, { timeout: TIMEOUT });
+    await page.waitForSelector('#my-bundles-list li[data-bundle="gradients"][data-whole="false"]', { timeout: TIMEOUT });
+    await page.click("#build-start");
+    await page.waitForFunction(() => document.querySelector("main")?.dataset.build === "done", null, { timeout: TIMEOUT });
+    const notes = await page.$$eval("#build-stages li.hint", (items) => items.map((item) => item.textContent));
+    if (!notes.some((note) => /resuming from the checkpoint: pass 1\/2 at image 8\/24/.test(note)))
+      throw new Error(`no resume: ${JSON.stringify(notes)}`);
+    await go(page, "#/build");
+    await page.waitForSelector('#my-bundles-list li[data-bundle="gradients"][data-whole="true"]', { timeout: TIMEOUT });
+  }),
 ];
+
+/** After "build-a-bundle": the bundle is listed in My bundles, the address names it, a reload
+ * reopens it, and Delete removes it. */
+async function checkKept(page) {
+  const kept = await page.$$eval("#my-bundles-list li[data-bundle]", (items) => items.map((item) => item.dataset.bundle));
+  if (!kept.includes("samples")) throw new Error(`My bundles: ${kept}`);
+  if (!page.url().includes("bundle=local%3Asamples") && !page.url().includes("bundle=local:samples"))
+    throw new Error(`the address does not name the kept bundle: ${page.url()}`);
+  await page.goto(`${base}/index.html?backend=cpu&bundle=local:samples#/neuron/1/4`);
+  await ready(page, "main");
+  await ready(page, "#neuron-card");
+  const source = await page.$eval("#bundle-source", (e) => e.textContent ?? "");
+  if (!/kept in this browser: samples/.test(source)) throw new Error(`bundle source after a reload: ${source}`);
+  await go(page, "#/build");
+  await page.click('#my-bundles-list li[data-bundle="samples"] button');
+  await page.waitForFunction(() => !document.querySelector('#my-bundles-list li[data-bundle="samples"]'), null, { timeout: TIMEOUT });
+}

@@ -2,7 +2,6 @@
 // camera, the image queue (50 dropped images, cancel; no freezing or leaks), stopping a running
 // analysis, a significant neuron's distribution with the image's norm marked, and ablations.
 
-import { deflateSync } from "node:zlib";
 import {
   ablate,
   base,
@@ -10,6 +9,7 @@ import {
   checkHistogram,
   checkLab,
   go,
+  gradientPng,
   openLab,
   openNeuronLists,
   overlayStats,
@@ -78,38 +78,6 @@ async function memory(page, cdp) {
 }
 
 const queueStates = (page) => page.$$eval(".queue-item", (items) => items.map((item) => item.dataset.state));
-
-/** A PNG of `width` x `height` RGB pixels (a gradient), encoded here: huge images are quick to
- * make and slow to decode. */
-function gradientPng(width, height) {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (bytes) => {
-    let c = 0xffffffff;
-    for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type, data) => {
-    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
-    const out = Buffer.alloc(12 + data.length);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc(body), 8 + data.length);
-    return out;
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  const row = Buffer.alloc(1 + 3 * width);
-  for (let x = 0; x < width; x++) row.set([x & 255, (x >> 3) & 255, 128], 1 + 3 * x);
-  const raw = Buffer.concat(Array.from({ length: height }, () => row));
-  const signature = Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]);
-  return Buffer.concat([signature, chunk("IHDR", header), chunk("IDAT", deflateSync(raw)), chunk("IEND", Buffer.alloc(0))]);
-}
 
 /** Throws unless an ablation's result shows both sides and changed something. */
 function expectChange(result, what) {

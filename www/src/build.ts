@@ -8,7 +8,7 @@ import { WorkerClient, WorkerError } from "./client";
 import { el, errorMessage, part } from "./dom";
 import { formatBytes, formatMs } from "./format";
 import { SAMPLES } from "./lab-images";
-import { checkBundleName, deleteKeptBundle, keepBundle, type KeptBundle, listKeptBundles } from "./my-bundles";
+import { checkBundleName, deleteKeptBundle, type KeptBundle, keptFiles, listKeptBundles, readKeptFile } from "./my-bundles";
 import type { BuildSourceImage, BundleInfo } from "./protocol";
 import type { RouteOf } from "./routes";
 import type { Session, Sources } from "./session";
@@ -77,15 +77,15 @@ export class BuildView implements View<RouteOf<"build">> {
   private client: WorkerClient | null = null;
   private paused = false;
   private stages = new Map<string, StageRow>();
-  private files: Record<string, Uint8Array> | null = null;
+  /** The kept name of the last bundle built here (Download bundle zips it). */
+  private built: string | null = null;
   private modelLayers = 0;
 
   constructor(
     readonly section: HTMLElement,
     private readonly session: Session,
-    /** Opens a built bundle in the page's engine (and the explorer): kept under a name, or its
-     * files where it could not be kept. */
-    private readonly open: (bundle: { kept: string } | { files: Record<string, Uint8Array> }) => Promise<void>,
+    /** Opens a kept bundle in the page's engine (and the explorer). */
+    private readonly open: (kept: string) => Promise<void>,
   ) {
     this.ui = buildElements(section);
     this.wire();
@@ -125,11 +125,13 @@ export class BuildView implements View<RouteOf<"build">> {
         .catch((error: unknown) => this.say(`Could not delete ${bundle.name}: ${errorMessage(error)}`));
     });
     const date = new Date(bundle.saved).toLocaleString();
+    const title = bundle.whole ? el("a", { href: keptHref(bundle.name) }, bundle.name) : el("span", {}, bundle.name);
+    const state = bundle.whole ? "" : " (stopped: build it again to resume)";
     return el(
       "li",
-      { "data-bundle": bundle.name },
-      el("a", { href: keptHref(bundle.name) }, bundle.name),
-      ` ${formatBytes(bundle.bytes)}, ${date} `,
+      { "data-bundle": bundle.name, "data-whole": String(bundle.whole) },
+      title,
+      ` ${formatBytes(bundle.bytes)}, ${date}${state} `,
       remove,
     );
   }
@@ -155,7 +157,7 @@ export class BuildView implements View<RouteOf<"build">> {
       this.say(this.paused ? "Paused." : "Building…");
     });
     ui.stop.addEventListener("click", () => this.client?.controlBuild("stop"));
-    ui.download.addEventListener("click", () => this.download());
+    ui.download.addEventListener("click", () => void this.download());
   }
 
   /** Picked files (or a folder's): the images among them, by their path in the folder. */
@@ -206,7 +208,7 @@ export class BuildView implements View<RouteOf<"build">> {
     }
     const words = ui.words.files?.[0];
     const { sources, backend } = this.session.loadedFrom;
-    this.files = null;
+    this.built = null;
     this.stages.clear();
     ui.stages.replaceChildren();
     ui.download.hidden = true;
@@ -227,26 +229,25 @@ export class BuildView implements View<RouteOf<"build">> {
         words: words ? [{ source: words.name, text: await words.text() }] : [],
         model_name: modelName(sources.weights),
       };
-      const built = await client.build(this.images, options, (event) => this.progress(event));
-      this.files = built.files;
-      const images = JSON.parse(new TextDecoder().decode(built.files["manifest.json"])).images.length as number;
-      this.finish("done", `Built a bundle over ${images} images in ${formatMs(performance.now() - started)}; opening it…`);
+      await client.build(name, this.images, options, (event) => this.progress(event));
+      this.built = name;
+      const manifest = JSON.parse(new TextDecoder().decode(await readKeptFile(name, "manifest.json"))) as { images: string[] };
+      const took = formatMs(performance.now() - started);
+      this.finish("done", `Built “${name}” over ${manifest.images.length} images in ${took}; opening it…`);
       ui.download.hidden = false;
-      let kept = true;
-      await keepBundle(name, built.files).catch((error: unknown) => {
-        kept = false;
-        this.say(`${errorMessage(error)} It is open in the explorer until the page is left.`);
-      });
       await this.listKept();
-      await this.open(kept ? { kept: name } : { files: built.files });
-      if (kept)
-        this.say(
-          `Built “${name}” over ${images} images in ${formatMs(performance.now() - started)}: kept in this browser and open in the explorer.`,
-        );
+      await this.open(name);
+      this.say(`Built “${name}” over ${manifest.images.length} images in ${took}: kept in this browser and open in the explorer.`);
       document.querySelector("main")?.setAttribute("data-build", "done");
     } catch (error) {
       const stopped = error instanceof WorkerError && /interrupted/.test(error.message);
-      this.finish(stopped ? "stopped" : "error", stopped ? "Stopped: no bundle was written." : `The build failed: ${errorMessage(error)}`);
+      this.finish(
+        stopped ? "stopped" : "error",
+        stopped
+          ? `Stopped after a checkpoint: build “${name}” again with the same images and settings to resume.`
+          : `The build failed: ${errorMessage(error)}`,
+      );
+      await this.listKept();
     } finally {
       client.terminate();
       if (this.client === client) this.client = null;
@@ -289,10 +290,14 @@ export class BuildView implements View<RouteOf<"build">> {
   }
 
   /** The bundle as one zip of exactly what `precompute` writes. */
-  private download(): void {
-    if (!this.files) return;
-    const link = el("a", { href: URL.createObjectURL(zipFiles(this.files)), download: "bundle.zip" });
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+  private async download(): Promise<void> {
+    if (this.built === null) return;
+    try {
+      const link = el("a", { href: URL.createObjectURL(zipFiles(await keptFiles(this.built))), download: `${this.built}.zip` });
+      link.click();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    } catch (error) {
+      this.say(`Could not make the zip: ${errorMessage(error)}`);
+    }
   }
 }

@@ -91,10 +91,15 @@ export class WorkerClient {
     return this.request("embedText", { text });
   }
 
-  /** Builds a bundle from `images` with the loaded model; `onProgress` sees each stage's steps
-   * and the notes. Resolves with the bundle's files. */
-  build(images: BuildSourceImage[], options: BuildOptions, onProgress: (event: BuildProgress) => void): Promise<BuiltResponse> {
-    const promise = this.request("build", { images, options });
+  /** Builds a bundle from `images` with the loaded model, kept as `name`; `onProgress` sees each
+   * stage's steps and the notes. */
+  build(
+    name: string,
+    images: BuildSourceImage[],
+    options: BuildOptions,
+    onProgress: (event: BuildProgress) => void,
+  ): Promise<BuiltResponse> {
+    const promise = this.request("build", { name, images, options });
     const pending = this.pending.get(this.nextId - 1);
     if (pending) pending.onBuildProgress = onProgress;
     return promise;

@@ -13,7 +13,7 @@ import { ListStore, ListView, wireListLink } from "./lists";
 import { BuildView, keptHref } from "./build";
 import { AdversarialMiner } from "./miner";
 import { ModelPanel } from "./model-panel";
-import { isBackendChoice, type BackendChoice, type BundleSource, type ReadyResponse } from "./protocol";
+import { isBackendChoice, type BackendChoice, type ReadyResponse } from "./protocol";
 import { parseRoute, type RouteOf, type ViewName } from "./routes";
 import { Session, type Sources } from "./session";
 import { readSettings } from "./settings";
@@ -112,21 +112,12 @@ const views: { [V in ViewName]: View<RouteOf<V>> } = {
   build: new BuildView(byId("view-build", HTMLElement), session, openBuilt),
 };
 
-/** Opens a bundle built in the page: kept under a name (the address then names it, so that a
- * reload reopens it), or its files; the engine reloads with it and the explorer shows it. */
-async function openBuilt(bundle: { kept: string } | { files: Record<string, Uint8Array> }): Promise<void> {
+/** Opens a bundle built in the page and kept: the address names it (a reload reopens it), the
+ * engine reloads with it and the explorer shows it. */
+async function openBuilt(kept: string): Promise<void> {
   const { sources, backend } = session.loadedFrom;
-  let source: BundleSource;
-  if ("kept" in bundle) {
-    source = { kind: "local", name: bundle.kept };
-    history.replaceState(null, "", keptHref(bundle.kept));
-  } else {
-    const manifest = bundle.files["manifest.json"];
-    const tensors = bundle.files["lens.safetensors"];
-    if (!manifest || !tensors) throw new Error("The build wrote no manifest.json or lens.safetensors.");
-    source = { kind: "files", name: "the bundle built here", manifest, tensors };
-  }
-  await restart(backend, { ...sources, bundle: source });
+  history.replaceState(null, "", keptHref(kept));
+  await restart(backend, { ...sources, bundle: { kind: "local", name: kept } });
   location.hash = "#/neuron";
 }
 

@@ -6,11 +6,16 @@
 /** A kept bundle as the list shows it. */
 export interface KeptBundle {
   name: string;
+  /** Whether it is whole; else a build that stopped, which resumes when built again. */
+  whole: boolean;
   /** Its files' bytes in all. */
   bytes: number;
   /** When it was kept (its manifest's last change), ms since the epoch. */
   saved: number;
 }
+
+/** A build's checkpoint in its folder (`precompute`'s). */
+const CHECKPOINT = ".precompute-checkpoint.safetensors";
 
 /** Names a bundle can be kept under: letters, digits, `-`, `_`, `.` (not first), 1-64 long. */
 const NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
@@ -40,26 +45,80 @@ function writeError(name: string, error: unknown): Error {
   return new Error(`Bundle “${name}” was not kept: ${error instanceof Error ? error.message : String(error)}`);
 }
 
-/** Keeps `files` (name -> bytes, `/` for subfolders) as bundle `name`, replacing one of that name.
- * The manifest is written last: a kept bundle with a manifest is whole. */
-export async function keepBundle(name: string, files: Record<string, Uint8Array>): Promise<void> {
-  const folder = (await bundlesFolder(true))!;
-  await folder.removeEntry(name, { recursive: true }).catch(() => undefined);
+/** The folder of kept bundle `name` (made when `create`). */
+async function bundleFolder(name: string, create: boolean): Promise<FileSystemDirectoryHandle> {
+  const folder = await bundlesFolder(create);
+  if (folder === null) throw new Error("no bundle is kept in this browser");
+  return folder.getDirectoryHandle(name, { create });
+}
+
+/** The folder holding file `path` (`a/b/c.jpg`) of `root`, and the file's own name. */
+async function parent(root: FileSystemDirectoryHandle, path: string, create: boolean): Promise<[FileSystemDirectoryHandle, string]> {
+  const parts = path.split("/");
+  let dir = root;
+  for (const part of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(part, { create });
+  return [dir, parts[parts.length - 1]!];
+}
+
+/** Writes file `path` of kept bundle `name` whole (a full quota is said in words). */
+export async function writeKeptFile(name: string, path: string, bytes: Uint8Array): Promise<void> {
   try {
-    const bundle = await folder.getDirectoryHandle(name, { create: true });
-    const names = Object.keys(files).sort((a, b) => Number(a === "manifest.json") - Number(b === "manifest.json"));
-    for (const path of names) {
-      const parts = path.split("/");
-      let dir = bundle;
-      for (const part of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(part, { create: true });
-      const writable = await (await dir.getFileHandle(parts[parts.length - 1]!, { create: true })).createWritable();
-      await writable.write(files[path] as Uint8Array<ArrayBuffer>);
-      await writable.close();
-    }
+    const [dir, file] = await parent(await bundleFolder(name, true), path, true);
+    const writable = await (await dir.getFileHandle(file, { create: true })).createWritable();
+    await writable.write(bytes as Uint8Array<ArrayBuffer>);
+    await writable.close();
   } catch (error) {
-    await folder.removeEntry(name, { recursive: true }).catch(() => undefined);
     throw writeError(name, error);
   }
+}
+
+/** The bytes of file `path` of kept bundle `name`, or null when it has none. */
+export async function readKeptFileIfAny(name: string, path: string): Promise<Uint8Array | null> {
+  if ((await bundlesFolder(false)) === null) return null;
+  try {
+    const [dir, file] = await parent(await bundleFolder(name, false), path, false);
+    return new Uint8Array(await (await (await dir.getFileHandle(file)).getFile()).arrayBuffer());
+  } catch (error) {
+    if (error instanceof DOMException && error.name === "NotFoundError") return null;
+    throw error;
+  }
+}
+
+/** Removes file `path` of kept bundle `name` (nothing when it has none). */
+export async function removeKeptFile(name: string, path: string): Promise<void> {
+  const [dir, file] = await parent(await bundleFolder(name, false), path, false).catch(() => [null, ""] as const);
+  await dir?.removeEntry(file).catch(() => undefined);
+}
+
+/** Keeps `files` (name -> bytes) as bundle `name`, replacing one of that name. The manifest is
+ * written last: a kept bundle with a manifest is whole. */
+export async function keepBundle(name: string, files: Record<string, Uint8Array>): Promise<void> {
+  await deleteKeptBundle(name);
+  const names = Object.keys(files).sort((a, b) => Number(a === "manifest.json") - Number(b === "manifest.json"));
+  try {
+    for (const path of names) await writeKeptFile(name, path, files[path]!);
+  } catch (error) {
+    await deleteKeptBundle(name);
+    throw error;
+  }
+}
+
+/** Every file of kept bundle `name`, path -> bytes (for its zip). */
+export async function keptFiles(name: string): Promise<Record<string, Uint8Array>> {
+  const files: Record<string, Uint8Array> = {};
+  const walk = async (dir: FileSystemDirectoryHandle, prefix: string): Promise<void> => {
+    for await (const [entry, handle] of dir.entries()) {
+      if (handle.kind === "directory") await walk(handle, `${prefix}${entry}/`);
+      else files[`${prefix}${entry}`] = new Uint8Array(await (await handle.getFile()).arrayBuffer());
+    }
+  };
+  await walk(await bundleFolder(name, false), "");
+  return files;
+}
+
+/** Whether kept bundle `name` is whole (has its manifest). */
+export async function isWhole(name: string): Promise<boolean> {
+  return (await readKeptFileIfAny(name, "manifest.json").catch(() => null)) !== null;
 }
 
 /** The kept bundles, newest first. */
@@ -69,12 +128,15 @@ export async function listKeptBundles(): Promise<KeptBundle[]> {
   const kept: KeptBundle[] = [];
   for await (const [name, handle] of folder.entries()) {
     if (handle.kind !== "directory") continue;
-    const manifest = await handle
-      .getFileHandle("manifest.json")
-      .then((file) => file.getFile())
-      .catch(() => null);
-    if (manifest === null) continue; // an interrupted write: not a bundle
-    kept.push({ name, bytes: await folderBytes(handle), saved: manifest.lastModified });
+    const file = (path: string): Promise<File | null> =>
+      handle
+        .getFileHandle(path)
+        .then((found) => found.getFile())
+        .catch(() => null);
+    const manifest = await file("manifest.json");
+    const marker = manifest ?? (await file(CHECKPOINT));
+    if (marker === null) continue; // neither a bundle nor a build that stopped
+    kept.push({ name, whole: manifest !== null, bytes: await folderBytes(handle), saved: marker.lastModified });
   }
   return kept.sort((a, b) => b.saved - a.saved);
 }
@@ -85,23 +147,17 @@ async function folderBytes(folder: FileSystemDirectoryHandle): Promise<number> {
   return bytes;
 }
 
-/** The bytes of file `path` of kept bundle `name`. */
+/** The bytes of file `path` of kept bundle `name`; an error that says so when it has none. */
 export async function readKeptFile(name: string, path: string): Promise<Uint8Array> {
-  const folder = await bundlesFolder(false);
-  try {
-    if (folder === null) throw new Error("no bundle is kept");
-    const parts = path.split("/");
-    let dir = await folder.getDirectoryHandle(name);
-    for (const part of parts.slice(0, -1)) dir = await dir.getDirectoryHandle(part);
-    const file = await (await dir.getFileHandle(parts[parts.length - 1]!)).getFile();
-    return new Uint8Array(await file.arrayBuffer());
-  } catch (error) {
-    throw new Error(`No kept bundle “${name}” with ${path} in this browser (${error instanceof Error ? error.message : String(error)}).`);
-  }
+  const bytes = await readKeptFileIfAny(name, path).catch(() => null);
+  if (bytes === null) throw new Error(`No bundle “${name}” with ${path} is kept in this browser.`);
+  return bytes;
 }
 
 /** Deletes kept bundle `name`. */
 export async function deleteKeptBundle(name: string): Promise<void> {
   const folder = await bundlesFolder(false);
-  await folder?.removeEntry(name, { recursive: true });
+  await folder?.removeEntry(name, { recursive: true }).catch((error: unknown) => {
+    if (!(error instanceof DOMException && error.name === "NotFoundError")) throw error;
+  });
 }

@@ -156,11 +156,13 @@ export interface BuildSourceImage {
   url: string | null;
 }
 
-/** Build a bundle from images with the loaded model (answered by `buildProgress` events, then
- * `built`). The worker reads each image when the build needs it. */
+/** Build a bundle from images with the loaded model into "My bundles" under `name` (answered by
+ * `buildProgress` events, then `built`). The worker reads each image when the build needs it; a
+ * whole bundle of that name is replaced, a stopped build of it resumes from its checkpoint. */
 export interface BuildRequest {
   id: number;
   type: "build";
+  name: string;
   images: BuildSourceImage[];
   options: BuildOptions;
 }
@@ -303,11 +305,11 @@ export interface BuildProgressEvent {
   event: BuildProgress;
 }
 
-/** A finished build: the bundle's files (`manifest.json`, `lens.safetensors`, `thumbnails/…`). */
+/** A finished build, kept in "My bundles" under `name`. */
 export interface BuiltResponse {
   id: number;
   type: "built";
-  files: Record<string, Uint8Array>;
+  name: string;
   ms: number;
 }
 

@@ -29,7 +29,7 @@ import type {
   WorkerResponse,
 } from "./protocol";
 import { download, downloadIfPresent, looksLikeHtml, obtain, reporter, sendProgressTo } from "./worker-downloads";
-import { readKeptFile } from "./my-bundles";
+import { deleteKeptBundle, isWhole, readKeptFile, readKeptFileIfAny, removeKeptFile, writeKeptFile } from "./my-bundles";
 import { crashReason, describe, errorKind, LoadError } from "./worker-errors";
 import { adapterBufferLimit, adapterName, autoSkipsWebgpu, webgpuProblem } from "./worker-gpu";
 import { type Wasm, wasm, wasmMemoryBytes } from "./worker-wasm";
@@ -346,8 +346,9 @@ class BuildControl {
   }
 }
 
-/** The control of the build that runs now, if any. */
-let buildControl: BuildControl | null = null;
+/** The builds' control: a build's worker runs one build, and a pause or stop sent before it
+ * starts (while the model loads) holds for it. */
+const buildControl = new BuildControl();
 
 /** The bytes of a build's image: a picked file, or an address on the site. */
 async function imageBytes(image: BuildSourceImage): Promise<Uint8Array> {
@@ -366,21 +367,20 @@ async function build(request: BuildRequest): Promise<void> {
     if (image === undefined) throw new Error(`no image ${name}`);
     return imageBytes(image);
   };
-  const control = new BuildControl();
-  buildControl = control;
-  try {
-    const listed = request.images.map(({ name, size }) => ({ name, size }));
-    const report = (event: BuildProgress): void => post({ id: request.id, type: "buildProgress", event });
-    const files = await withTextTower(request.id, current, () =>
-      current.buildBundle(listed, read, request.options, report, () => control.goOn()),
-    );
-    post(
-      { id: request.id, type: "built", files, ms: performance.now() - started },
-      Object.values(files).map((bytes) => bytes.buffer),
-    );
-  } finally {
-    buildControl = null;
-  }
+  const name = request.name;
+  // A whole bundle of that name is replaced; a stopped build of it resumes from its checkpoint.
+  if (await isWhole(name)) await deleteKeptBundle(name);
+  const files = {
+    write: (path: string, bytes: Uint8Array) => writeKeptFile(name, path, bytes),
+    read: (path: string) => readKeptFileIfAny(name, path),
+    remove: (path: string) => removeKeptFile(name, path),
+  };
+  const listed = request.images.map(({ name, size }) => ({ name, size }));
+  const report = (event: BuildProgress): void => post({ id: request.id, type: "buildProgress", event });
+  await withTextTower(request.id, current, () =>
+    current.buildBundle(listed, read, files, request.options, report, () => buildControl.goOn()),
+  );
+  post({ id: request.id, type: "built", name, ms: performance.now() - started });
 }
 
 /** A failure of the GPU device itself: the page retries on the CPU. */
@@ -450,9 +450,9 @@ scope.addEventListener("message", (event) => {
     return;
   }
   if (request.type === "buildControl") {
-    if (request.action === "pause") buildControl?.pause();
-    else if (request.action === "resume") buildControl?.play();
-    else buildControl?.stop();
+    if (request.action === "pause") buildControl.pause();
+    else if (request.action === "resume") buildControl.play();
+    else buildControl.stop();
     return;
   }
   if (request.type === "memory") {
