@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { base, check, download, go, gradientPng, out, ready, TIMEOUT, www } from "./harness.mjs";
+import { base, check, download, go, gradientPng, out, ready, timings, TIMEOUT, www } from "./harness.mjs";
 
 /** The native CLI that CI builds before the e2e (`cargo test` builds it). */
 const clipLens = join(process.env.CARGO_TARGET_DIR ?? join(www, "..", "target"), "debug", "clip-lens");
@@ -46,6 +46,7 @@ export const checks = [
     await page.click("#build-start");
     await page.waitForFunction(() => document.querySelector("main")?.dataset.build === "done", null, { timeout: TIMEOUT });
     const seconds = (Date.now() - started) / 1000;
+    timings["build-a-bundle"] = { six_samples_s: seconds };
     const stages = await page.$$eval("#build-stages li[data-stage]", (items) =>
       items.map((item) => [item.dataset.stage, item.querySelector("progress").value, item.querySelector("progress").max]),
     );
@@ -71,7 +72,21 @@ export const checks = [
       throw new Error(`describe: ${JSON.stringify(described).slice(0, 300)}`);
     // Kept in the browser: listed, named by the address, reopened by a reload, deleted.
     await checkKept(page);
-    console.log(`build-a-bundle: six samples with the demo model in ${seconds.toFixed(1)} s (CPU)`);
+  }),
+
+  check("build-on-webgpu", async (page) => {
+    // The same build on WebGPU (SwiftShader here: correctness, not speed).
+    await page.goto(`${base}/index.html?backend=webgpu#/build?layers=0,1,2&k=3&components=8`);
+    await ready(page, "main");
+    await page.click("#build-samples");
+    await page.fill("#build-name", "samples-webgpu");
+    const started = Date.now();
+    await page.click("#build-start");
+    await page.waitForFunction(() => document.querySelector("main")?.dataset.build === "done", null, { timeout: TIMEOUT });
+    timings["build-on-webgpu"] = { six_samples_s: (Date.now() - started) / 1000 };
+    await ready(page, "#neuron-card");
+    const backend = await page.$eval("main", (e) => e.dataset.backend);
+    if (backend !== "webgpu") throw new Error(`the build's model ran on ${backend}`);
   }),
 
   check("build-stops-and-resumes", async (page) => {

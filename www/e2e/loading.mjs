@@ -101,6 +101,8 @@ export const checks = [
     const files = await page.$$eval("#downloads li", (items) => items.map((item) => item.dataset.file));
     if (classes.length === 0) throw new Error("no classes without a bundle");
     if (!/need a bundle/.test(concepts)) throw new Error(`the lab does not say what a bundle adds: ${concepts}`);
+    const offered = await page.$eval("#lab-concepts a[href='#/build']", (a) => a.textContent).catch(() => null);
+    if (offered === null) throw new Error("the lab does not offer the Build view");
     if (!/classifies with the model's text side/.test(statusText)) throw new Error(`status: ${statusText}`);
     if (!files.includes("text embeddings")) throw new Error(`no text embeddings downloaded: ${files}`);
     const text = await page.$eval("body", (e) => e.innerText);

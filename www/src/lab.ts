@@ -25,9 +25,14 @@ import { conceptSpec } from "./specs";
 import type { View } from "./view";
 
 /** What the lab says where a bundle is missing: what one adds, and how to get one. */
-const NO_BUNDLE_HINT =
-  "The classes above need only the model. Concepts, neurons, heatmaps and ablations need a bundle of this model's neuron " +
-  "statistics over a set of images: open one (?bundle=URL, or its two files under Model), or make one with clip-lens precompute.";
+function noBundleHint(): (string | HTMLAnchorElement)[] {
+  return [
+    "The classes above need only the model. Concepts, neurons, heatmaps and ablations need a bundle of this model's neuron " +
+      "statistics over a set of images: open one (?bundle=URL, or its two files under Model), or ",
+    el("a", { href: "#/build" }, "build one from your images"),
+    ".",
+  ];
+}
 
 /** The lab's elements, inside its section. */
 function labElements(section: HTMLElement) {
@@ -363,7 +368,7 @@ export class ImageLab implements View<RouteOf<"lab">> {
         el(
           "li",
           { class: "hint" },
-          this.bundle === null ? NO_BUNDLE_HINT : "No neuron of the bundle's layers is significant on this image.",
+          ...(this.bundle === null ? noBundleHint() : ["No neuron of the bundle's layers is significant on this image."]),
         ),
       );
     ui.neurons.replaceChildren(
@@ -447,7 +452,7 @@ export class ImageLab implements View<RouteOf<"lab">> {
     if (!analysis) return;
     const timing = ImageLab.timingText(analysis);
     if (this.bundle === null) {
-      this.ui.segmentInfo.replaceChildren(NO_BUNDLE_HINT);
+      this.ui.segmentInfo.replaceChildren(...noBundleHint());
       this.setStatus("ready", `${timing} Classified without a bundle: no neuron concepts or heatmaps.` + (await this.memoryText()));
       return;
     }

@@ -9,12 +9,10 @@
 // worker-downloads.ts (downloads and the Cache API), worker-errors.ts (panics, messages,
 // error kinds).
 
-import type { BuildProgress, Engine } from "clip-lens-wasm";
+import type { Engine } from "clip-lens-wasm";
 import type {
   BackendName,
   BenchmarkRequest,
-  BuildRequest,
-  BuildSourceImage,
   BundleInfo,
   BundleSource,
   CallRequest,
@@ -29,7 +27,8 @@ import type {
   WorkerResponse,
 } from "./protocol";
 import { download, downloadIfPresent, looksLikeHtml, obtain, reporter, sendProgressTo } from "./worker-downloads";
-import { deleteKeptBundle, isWhole, readKeptFile, readKeptFileIfAny, removeKeptFile, writeKeptFile } from "./my-bundles";
+import { readKeptFile } from "./my-bundles";
+import { controlBuild, runBuild } from "./worker-build";
 import { crashReason, describe, errorKind, LoadError } from "./worker-errors";
 import { adapterBufferLimit, adapterName, autoSkipsWebgpu, webgpuProblem } from "./worker-gpu";
 import { type Wasm, wasm, wasmMemoryBytes } from "./worker-wasm";
@@ -315,74 +314,6 @@ async function call(request: CallRequest): Promise<void> {
   post({ id: request.id, type: "result", value, ms: performance.now() - started }, transfer);
 }
 
-// ---- Building a bundle ----
-
-/** The running build's pause and stop (`buildControl` requests act on it at once). */
-class BuildControl {
-  private stopped = false;
-  private paused: Promise<void> | null = null;
-  private resume: (() => void) | null = null;
-
-  pause(): void {
-    this.paused ??= new Promise((resolve) => (this.resume = resolve));
-  }
-
-  play(): void {
-    this.resume?.();
-    this.paused = this.resume = null;
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.play();
-  }
-
-  /** Awaited by the build between batches and steps: a turn of the event loop (control
-   * requests get in), then any pause; false once stopped. */
-  async goOn(): Promise<boolean> {
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    if (this.paused) await this.paused;
-    return !this.stopped;
-  }
-}
-
-/** The builds' control: a build's worker runs one build, and a pause or stop sent before it
- * starts (while the model loads) holds for it. */
-const buildControl = new BuildControl();
-
-/** The bytes of a build's image: a picked file, or an address on the site. */
-async function imageBytes(image: BuildSourceImage): Promise<Uint8Array> {
-  if (image.file !== null) return new Uint8Array(await image.file.arrayBuffer());
-  const response = await fetch(image.url ?? "");
-  if (!response.ok) throw new Error(`HTTP ${response.status} for ${image.url}`);
-  return new Uint8Array(await response.arrayBuffer());
-}
-
-async function build(request: BuildRequest): Promise<void> {
-  const started = performance.now();
-  const current = loadedEngine();
-  const byName = new Map(request.images.map((image) => [image.name, image]));
-  const read = async (name: string): Promise<Uint8Array> => {
-    const image = byName.get(name);
-    if (image === undefined) throw new Error(`no image ${name}`);
-    return imageBytes(image);
-  };
-  const name = request.name;
-  // A whole bundle of that name is replaced; a stopped build of it resumes from its checkpoint.
-  if (await isWhole(name)) await deleteKeptBundle(name);
-  const files = {
-    write: (path: string, bytes: Uint8Array) => writeKeptFile(name, path, bytes),
-    read: (path: string) => readKeptFileIfAny(name, path),
-    remove: (path: string) => removeKeptFile(name, path),
-  };
-  const listed = request.images.map(({ name, size }) => ({ name, size }));
-  const report = (event: BuildProgress): void => post({ id: request.id, type: "buildProgress", event });
-  await withTextTower(request.id, current, () =>
-    current.buildBundle(listed, read, files, request.options, report, () => buildControl.goOn()),
-  );
-  post({ id: request.id, type: "built", name, ms: performance.now() - started });
-}
-
 /** A failure of the GPU device itself: the page retries on the CPU. */
 class DeviceLostError extends Error {}
 
@@ -429,7 +360,7 @@ async function handle(request: QueuedRequest): Promise<void> {
       case "call":
         return await call(request);
       case "build":
-        return await build(request);
+        return await runBuild(request, loadedEngine(), post, withTextTower);
       default: {
         const unknown: never = request;
         throw new Error(`Unknown request ${JSON.stringify(unknown)}`);
@@ -450,9 +381,7 @@ scope.addEventListener("message", (event) => {
     return;
   }
   if (request.type === "buildControl") {
-    if (request.action === "pause") buildControl.pause();
-    else if (request.action === "resume") buildControl.play();
-    else buildControl.stop();
+    controlBuild(request.action);
     return;
   }
   if (request.type === "memory") {
