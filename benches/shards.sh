@@ -13,31 +13,16 @@
 # (cpu) set the run; CLIP_LENS names the binary.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-clip_lens="${CLIP_LENS:-${CARGO_TARGET_DIR:-$root/target}/debug/clip-lens}"
 out="${1:?usage: $0 OUT [IMAGES] [SHARDS] [SHAPE]}"
 images="${2:-300}"
 n="${3:-3}"
 shape="${4:-b32}"
-if [[ ! -d "$out/inputs/images" ]]; then
-  (cd "$root" && cargo run --locked --profile dev --example precompute_inputs -- "$out/inputs" "$images" "$shape")
-fi
+# shellcheck source=benches/common.sh
+source "$root/benches/common.sh"
+inputs "$images" "$shape"
 args=(--weights "$out/inputs/model.safetensors" --images "$out/inputs/images"
   --words "${WORDS:-$root/tests/fixtures/tiny-a/words.txt}" --layers "${LAYERS:-8,9,10}" --top-k "${TOP_K:-100}"
   --components "${COMPONENTS:-128}" --batch "${BATCH:-16}" --device "${DEVICE:-cpu}" --restart)
-mkdir -p "$out/logs"
-
-# timed NAME ARGS...: runs clip-lens ARGS, then prints its stage lines, wall time and peak memory.
-timed() {
-  local name="$1"
-  shift
-  /usr/bin/time -f "%e %M" -o "$out/logs/$name.time" "$clip_lens" "$@" 2>"$out/logs/$name.log" || {
-    cat "$out/logs/$name.log" >&2
-    exit 1
-  }
-  read -r seconds kilobytes <"$out/logs/$name.time"
-  grep -E "^(pass|merging|embedding|sparse|thumbnails)" "$out/logs/$name.log" | sed "s/^/  $name: /" || true
-  echo "$name: $seconds s in all, peak memory $((kilobytes / 1024)) MiB"
-}
 
 timed unsharded precompute "${args[@]}" --out "$out/unsharded"
 for ((i = 0; i < n; i++)); do timed "pass1-$i-of-$n" precompute "${args[@]}" --out "$out/sharded" --shard "$i/$n"; done

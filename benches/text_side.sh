@@ -12,31 +12,16 @@
 # fixture's 400) and CLASS_TEMPLATES (80) set the run; CLIP_LENS names the binary.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-clip_lens="${CLIP_LENS:-${CARGO_TARGET_DIR:-$root/target}/debug/clip-lens}"
 out="${1:?usage: $0 OUT [IMAGES] [SHAPE]}"
 images="${2:-32}"
 shape="${3:-b32}"
-if [[ ! -d "$out/inputs/images" ]]; then
-  (cd "$root" && cargo run --locked --profile dev --example precompute_inputs -- "$out/inputs" "$images" "$shape")
-fi
+# shellcheck source=benches/common.sh
+source "$root/benches/common.sh"
+inputs "$images" "$shape"
 words="${WORDS:-$root/tests/fixtures/tiny-a/words.txt}"
 model=(--weights "$out/inputs/model.safetensors" --config "$out/inputs/config.json")
 args=("${model[@]}" --images "$out/inputs/images" --words "$words" --layers "${LAYERS:-9}" --top-k "${TOP_K:-16}"
   --components "${COMPONENTS:-32}" --restart)
-mkdir -p "$out/logs"
-
-# timed NAME ARGS...: runs clip-lens ARGS, then prints its stage lines, wall time and peak memory.
-timed() {
-  local name="$1"
-  shift
-  /usr/bin/time -f "%e %M" -o "$out/logs/$name.time" "$clip_lens" "$@" 2>"$out/logs/$name.log" || {
-    cat "$out/logs/$name.log" >&2
-    exit 1
-  }
-  read -r seconds kilobytes <"$out/logs/$name.time"
-  grep -E "^(pass|embedding|sparse|thumbnails|[0-9]+ of [0-9]+ words)" "$out/logs/$name.log" | sed "s/^/  $name: /" || true
-  echo "$name: $seconds s in all, peak memory $((kilobytes / 1024)) MiB"
-}
 
 timed without precompute "${args[@]}" --out "$out/without"
 timed embed-text embed-text "${model[@]}" --words "$words" --class-templates "${CLASS_TEMPLATES:-80}" \

@@ -114,6 +114,6 @@ mod tests {
         assert_eq!(Error::io("x.safetensors", "not found").kind(), "io");
         assert_eq!(Error::InvalidInput("k = 0".into()).kind(), "bad-input");
         assert_eq!(Error::Config("no width".into()).kind(), "bad-input");
-        assert!(Error::NeedsTextTower.to_string().contains("loadTextTower"));
+        assert!(Error::NeedsTextTower.to_string().contains("text tower of the converted weights is not loaded yet"));
     }
 }

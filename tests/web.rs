@@ -754,7 +754,6 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
     use js_sys::{Function, Promise, Reflect, Uint8Array};
     use wasm_bindgen::closure::Closure;
     start_module().await;
-    let expected = expected();
     let backends: &[&str] = if webgpu().await.is_some() { &["webgpu", "cpu"] } else { &["cpu"] };
     for &backend in backends {
         let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into(), None)
@@ -823,14 +822,6 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
         .unwrap();
         assert!(engine.has_bundle() && events.get() > 0 && asked.get() > 0, "{backend}");
         assert_eq!(bundle.manifest.words, WORDS.lines().collect::<Vec<_>>(), "{backend}");
-        let tolerance = if backend == "cpu" { 1e-4 } else { 1e-3 };
-        for layer in 0..3usize {
-            let lens = &bundle.layers[&layer];
-            let mean = relative_deviation(&lens.mean, &expected[&format!("mean.{layer}")].values);
-            let norms = relative_deviation(&lens.norms, &expected[&format!("norms.{layer}")].values);
-            let directions = sign_free_deviation(&lens.direction, &expected[&format!("pca.{layer}")].values, 32);
-            report!("build/{backend} layer {layer}: mean {mean:.2e}, norms {norms:.2e}, directions {directions:.2e}");
-            assert!(mean < tolerance && norms < tolerance && directions < tolerance, "{backend} layer {layer}");
-        }
+        check_bundle_statistics(&bundle, &format!("build/{backend}"), if backend == "cpu" { 1e-4 } else { 1e-3 });
     }
 }

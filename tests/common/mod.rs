@@ -385,6 +385,20 @@ pub fn sign_free_deviation(ours: &[f32], theirs: &[f32], dim: usize) -> f32 {
         .fold(0f32, f32::max)
 }
 
+/// Checks a bundle over the 48 fixture images against the reference: each layer's mean, norms
+/// and directions (up to sign) within `tolerance` relative; `label` names the run in the report.
+pub fn check_bundle_statistics(bundle: &clip_lens::bundle::Bundle, label: &str, tolerance: f32) {
+    let expected = expected();
+    for layer in 0..3usize {
+        let lens = &bundle.layers[&layer];
+        let mean = relative_deviation(&lens.mean, &expected[&format!("mean.{layer}")].values);
+        let norms = relative_deviation(&lens.norms, &expected[&format!("norms.{layer}")].values);
+        let directions = sign_free_deviation(&lens.direction, &expected[&format!("pca.{layer}")].values, 32);
+        report!("{label} layer {layer}: mean {mean:.2e}, norms {norms:.2e}, directions (up to sign) {directions:.2e}");
+        assert!(mean < tolerance && norms < tolerance && directions < tolerance, "{label} layer {layer}");
+    }
+}
+
 /// Relative deviations of `mean.L`, `pca.L`, `norms.L` over the 48 fixture images.
 pub async fn statistics_deviations(bytes: &[u8], device: &Device, batch: usize) -> Vec<(String, f32)> {
     let expected = expected();

@@ -19,19 +19,11 @@ pub(crate) fn bundle_dir() -> &'static Path {
 #[test]
 fn precompute_statistics_match_reference() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
-    let expected = expected();
     assert_eq!(bundle.manifest.images.len(), 48);
     assert_eq!(bundle.manifest.words.len(), 400);
     assert_eq!(bundle.manifest.classes.len(), 1000);
     assert_eq!(bundle.manifest.weights_sha256, sha256_hex(MODEL_OPENAI));
-    for layer in 0..3usize {
-        let lens = &bundle.layers[&layer];
-        let mean = relative_deviation(&lens.mean, &expected[&format!("mean.{layer}")].values);
-        let norms = relative_deviation(&lens.norms, &expected[&format!("norms.{layer}")].values);
-        let directions = sign_free_deviation(&lens.direction, &expected[&format!("pca.{layer}")].values, 32);
-        println!("bundle layer {layer}: mean {mean:.2e}, norms {norms:.2e}, directions (up to sign) {directions:.2e}");
-        assert!(mean < 1e-4 && norms < 1e-4 && directions < 1e-4, "layer {layer}");
-    }
+    check_bundle_statistics(&bundle, "bundle", 1e-4);
 }
 
 /// Format 3's distributions: every neuron's histogram counts the 48 images once, and the
