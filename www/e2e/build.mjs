@@ -70,6 +70,13 @@ export const checks = [
     );
     if (!Array.isArray(described.words) || described.words.length === 0)
       throw new Error(`describe: ${JSON.stringify(described).slice(0, 300)}`);
+    // The zip imported again under another name opens as a bundle; a file that is no zip is refused.
+    await page.setInputFiles("#my-bundles-import", { name: "imported.zip", mimeType: "application/zip", buffer: zip.bytes });
+    await page.waitForSelector('#my-bundles-list li[data-bundle="imported"][data-whole="true"]', { timeout: TIMEOUT });
+    await page.setInputFiles("#my-bundles-import", { name: "broken.zip", mimeType: "application/zip", buffer: Buffer.from("not a zip") });
+    await page.waitForFunction(() => /not a zip archive/.test(document.querySelector("#my-bundles-status")?.textContent ?? ""), null, {
+      timeout: TIMEOUT,
+    });
     // Kept in the browser: listed, named by the address, reopened by a reload, deleted.
     await checkKept(page);
   }),
@@ -122,6 +129,9 @@ async function checkKept(page) {
   if (!kept.includes("samples")) throw new Error(`My bundles: ${kept}`);
   if (!page.url().includes("bundle=local%3Asamples") && !page.url().includes("bundle=local:samples"))
     throw new Error(`the address does not name the kept bundle: ${page.url()}`);
+  await page.goto(`${base}/index.html?backend=cpu&bundle=local:imported#/neuron/1/4`);
+  await ready(page, "main");
+  await ready(page, "#neuron-card");
   await page.goto(`${base}/index.html?backend=cpu&bundle=local:samples#/neuron/1/4`);
   await ready(page, "main");
   await ready(page, "#neuron-card");

@@ -103,6 +103,8 @@ export const checks = [
     if (!/need a bundle/.test(concepts)) throw new Error(`the lab does not say what a bundle adds: ${concepts}`);
     const offered = await page.$eval("#lab-concepts a[href='#/build']", (a) => a.textContent).catch(() => null);
     if (offered === null) throw new Error("the lab does not offer the Build view");
+    const shown = await page.$$eval("#ablation, #lab-export", (parts) => parts.filter((part) => !part.hidden).map((part) => part.id));
+    if (shown.length > 0) throw new Error(`shown without a bundle, where nothing can be ablated or exported: ${shown}`);
     if (!/classifies with the model's text side/.test(statusText)) throw new Error(`status: ${statusText}`);
     if (!files.includes("text embeddings")) throw new Error(`no text embeddings downloaded: ${files}`);
     const text = await page.$eval("body", (e) => e.innerText);

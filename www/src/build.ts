@@ -8,13 +8,13 @@ import { WorkerClient, WorkerError } from "./client";
 import { el, errorMessage, part } from "./dom";
 import { formatBytes, formatMs } from "./format";
 import { SAMPLES } from "./lab-images";
-import { checkBundleName, deleteKeptBundle, type KeptBundle, keptFiles, listKeptBundles, readKeptFile } from "./my-bundles";
+import { checkBundleName, deleteKeptBundle, keepBundle, type KeptBundle, keptFiles, listKeptBundles, readKeptFile } from "./my-bundles";
 import type { BuildSourceImage, BundleInfo } from "./protocol";
 import type { RouteOf } from "./routes";
 import type { Session, Sources } from "./session";
 import { LOCAL_BUNDLE } from "./settings";
 import type { View } from "./view";
-import { zipFiles } from "./zip";
+import { unzipFiles, zipFiles } from "./zip";
 import type { BuildProgress } from "clip-lens-wasm";
 
 /** The build view's elements, inside its section. */
@@ -37,6 +37,8 @@ function buildElements(section: HTMLElement) {
     status: part(section, "build-status", HTMLElement),
     download: part(section, "build-download", HTMLButtonElement),
     kept: part(section, "my-bundles-list", HTMLUListElement),
+    importZip: part(section, "my-bundles-import", HTMLInputElement),
+    keptStatus: part(section, "my-bundles-status", HTMLElement),
   };
 }
 
@@ -158,6 +160,7 @@ export class BuildView implements View<RouteOf<"build">> {
     });
     ui.stop.addEventListener("click", () => this.client?.controlBuild("stop"));
     ui.download.addEventListener("click", () => void this.download());
+    ui.importZip.addEventListener("change", () => void this.importZip());
   }
 
   /** Picked files (or a folder's): the images among them, by their path in the folder. */
@@ -287,6 +290,26 @@ export class BuildView implements View<RouteOf<"build">> {
     const rate = seconds > 0 ? (event.done - row.startDone) / seconds : 0;
     const left = rate > 0 && event.done < event.total ? `, ${formatMs((1000 * (event.total - event.done)) / rate)} left` : "";
     row.text.textContent = `${event.done} of ${event.total}${rate > 0 ? ` (${rate.toFixed(1)}/s${left})` : ""}`;
+  }
+
+  /** Keeps a bundle's zip (what Download bundle or a zip of a `precompute` folder holds) under
+   * the zip's name, after checking it holds a bundle. */
+  private async importZip(): Promise<void> {
+    const file = this.ui.importZip.files?.[0];
+    if (!file) return;
+    const say = (text: string) => (this.ui.keptStatus.textContent = text);
+    try {
+      const name = checkBundleName(file.name.replace(/\.zip$/i, ""));
+      const files = await unzipFiles(new Uint8Array(await file.arrayBuffer()));
+      if (!files["manifest.json"] || !files["lens.safetensors"])
+        throw new Error("it holds no manifest.json and lens.safetensors: is it a bundle's zip?");
+      await keepBundle(name, files);
+      say(`Imported “${name}”.`);
+    } catch (error) {
+      say(`Could not import ${file.name}: ${errorMessage(error)}`);
+    }
+    this.ui.importZip.value = "";
+    await this.listKept();
   }
 
   /** The bundle as one zip of exactly what `precompute` writes. */

@@ -318,9 +318,10 @@ export class ImageLab implements View<RouteOf<"lab">> {
       const analysis = await this.session.call("analyze", { bytes }, this.queuedCalls);
       if (this.shown !== image) return analysis; // another image took over meanwhile
       this.analysis = analysis;
-      this.ablation.setAnalysis(analysis);
+      // Without a bundle (classes from the text side) there is nothing to ablate or export.
+      this.ablation.setAnalysis(this.bundle === null ? null : analysis);
       this.render(analysis);
-      this.ui.exports.hidden = false;
+      this.ui.exports.hidden = this.bundle === null;
       await this.segment();
       return analysis;
     } catch (error) {

@@ -1,5 +1,6 @@
-// A zip archive of files, stored without compression (the bundle's tensors and JPEG thumbnails
-// barely compress): local headers, the data, a central directory. Pure: tested in Node.
+// Zip archives of a bundle's files: written stored, without compression (its tensors and JPEG
+// thumbnails barely compress): local headers, the data, a central directory; read stored or
+// deflated (DecompressionStream), each file's CRC checked. Pure: tested in Node.
 
 /** CRC-32 (IEEE 802.3, as zip uses) of `bytes`, table-driven. */
 export function crc32(bytes: Uint8Array): number {
@@ -71,4 +72,67 @@ function fields(view: DataView, at: number, crc: number, length: number, nameLen
   view.setUint32(at + 14, length, true);
   view.setUint32(at + 18, length, true);
   view.setUint16(at + 22, nameLength, true);
+}
+
+/** The most bytes an archive may unpack to (a bundle of the paper's size is about 0.1 GiB). */
+export const MAX_UNZIPPED_BYTES = 4 * 2 ** 30;
+
+/** The files of a zip archive, path -> bytes, a common top folder removed (`bundle/manifest.json`
+ * -> `manifest.json`). Refused with a message: not a zip, zip64, encryption, a method other than
+ * stored or deflate, a path that leaves the folder, a CRC that does not match, or more than
+ * [MAX_UNZIPPED_BYTES]. */
+export async function unzipFiles(zip: Uint8Array): Promise<Record<string, Uint8Array>> {
+  const view = new DataView(zip.buffer, zip.byteOffset, zip.byteLength);
+  let end = zip.length - 22;
+  while (end >= 0 && view.getUint32(end, true) !== 0x06054b50) end--;
+  if (end < 0) throw new Error("This is not a zip archive (no end of central directory).");
+  const count = view.getUint16(end + 10, true);
+  let at = view.getUint32(end + 16, true);
+  if (at === 0xffffffff || count === 0xffff) throw new Error("Zip64 archives are not read: zip the bundle again.");
+  const decoder = new TextDecoder();
+  const files: Record<string, Uint8Array> = {};
+  let total = 0;
+  for (let i = 0; i < count; i++) {
+    if (at + 46 > zip.length || view.getUint32(at, true) !== 0x02014b50) throw new Error("The zip's central directory is damaged.");
+    const flags = view.getUint16(at + 8, true);
+    const method = view.getUint16(at + 10, true);
+    const crc = view.getUint32(at + 16, true);
+    const [packed, size] = [view.getUint32(at + 20, true), view.getUint32(at + 24, true)];
+    const [nameLength, extraLength, commentLength] = [
+      view.getUint16(at + 28, true),
+      view.getUint16(at + 30, true),
+      view.getUint16(at + 32, true),
+    ];
+    const local = view.getUint32(at + 42, true);
+    const name = decoder.decode(zip.subarray(at + 46, at + 46 + nameLength));
+    at += 46 + nameLength + extraLength + commentLength;
+    if (name.endsWith("/")) continue; // a folder
+    if (flags & 1) throw new Error(`${name} is encrypted.`);
+    if (name.startsWith("/") || name.split("/").includes("..")) throw new Error(`${name} would leave the bundle's folder.`);
+    total += size;
+    if (total > MAX_UNZIPPED_BYTES) throw new Error(`The zip unpacks to more than ${MAX_UNZIPPED_BYTES / 2 ** 30} GiB.`);
+    if (local + 30 > zip.length) throw new Error(`${name} is cut short.`);
+    const start = local + 30 + view.getUint16(local + 26, true) + view.getUint16(local + 28, true);
+    const data = zip.subarray(start, start + packed);
+    if (start + packed > zip.length) throw new Error(`${name} is cut short.`);
+    const bytes = method === 0 ? data : method === 8 ? await inflate(data) : null;
+    if (bytes === null) throw new Error(`${name} is compressed with method ${method}: only stored and deflated files are read.`);
+    if (bytes.length !== size || crc32(bytes) !== crc) throw new Error(`${name} is damaged (its size or CRC does not match).`);
+    files[name] = bytes;
+  }
+  return withoutTopFolder(files);
+}
+
+/** Raw deflate data inflated by the platform's DecompressionStream. */
+async function inflate(data: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** `files` without the one top folder they all share, if they share one. */
+function withoutTopFolder(files: Record<string, Uint8Array>): Record<string, Uint8Array> {
+  const names = Object.keys(files);
+  const top = names[0]?.split("/")[0];
+  if (top === undefined || !names.every((name) => name.startsWith(`${top}/`))) return files;
+  return Object.fromEntries(names.map((name) => [name.slice(top.length + 1), files[name]!]));
 }
