@@ -137,6 +137,19 @@ async function checkKept(page) {
   await ready(page, "#neuron-card");
   const source = await page.$eval("#bundle-source", (e) => e.textContent ?? "");
   if (!/kept in this browser: samples/.test(source)) throw new Error(`bundle source after a reload: ${source}`);
+  // Its thumbnails come from storage (object URLs) and decode.
+  const thumbnails = await page.$$eval("#neuron-card img", (images) =>
+    images.map((image) => [image.getAttribute("src") ?? "", image.complete && image.naturalWidth > 0]),
+  );
+  if (thumbnails.length === 0 || !thumbnails.every(([src]) => src.startsWith("blob:")))
+    throw new Error(`the kept bundle's thumbnails: ${JSON.stringify(thumbnails)}`);
+  await page.waitForFunction(
+    () => [...document.querySelectorAll("#neuron-card img")].every((i) => i.complete && i.naturalWidth > 0),
+    null,
+    {
+      timeout: TIMEOUT,
+    },
+  );
   await go(page, "#/build");
   await page.click('#my-bundles-list li[data-bundle="samples"] button');
   await page.waitForFunction(() => !document.querySelector('#my-bundles-list li[data-bundle="samples"]'), null, { timeout: TIMEOUT });

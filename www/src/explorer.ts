@@ -15,7 +15,7 @@ import { type ListStore, listButton } from "./lists";
 import type { BundleInfo } from "./protocol";
 import { neuronHref, searchHref, type RouteOf } from "./routes";
 import type { Session } from "./session";
-import { thumbnailStrip, thumbnailUrl } from "./thumbnails";
+import { thumbnailBytes, thumbnailStrip, thumbnailUrl } from "./thumbnails";
 import type { View } from "./view";
 
 /** Word bars shown before "all words". */
@@ -300,16 +300,15 @@ export class NeuronExplorer implements View<RouteOf<"explorer">> {
     const status = this.ui.card.querySelector(".map-status");
     let drawn = 0;
     for (const image of card.top_images) {
-      const src = thumbnailUrl(image, bundle);
       const item = this.ui.card.querySelector(`[data-image="${image.id}"]`);
       const canvas = item?.querySelector("canvas");
-      if (src === null || !canvas) continue;
+      if (thumbnailUrl(image, bundle) === null || !canvas) continue;
       try {
-        const response = await fetch(src);
-        if (!response.ok) throw new Error(`thumbnail: HTTP ${response.status}`);
+        const bytes = await thumbnailBytes(image, bundle);
+        if (bytes === null) continue;
         const map: ActivationMap = await this.session.call(
           "activationMap",
-          { bytes: new Uint8Array(await response.arrayBuffer()), layer: card.layer, neuron: card.neuron },
+          { bytes, layer: card.layer, neuron: card.neuron },
           this.mapCalls,
         );
         if (this.shown?.layer !== card.layer || this.shown.neuron !== card.neuron) return;

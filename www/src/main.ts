@@ -18,6 +18,7 @@ import { parseRoute, type RouteOf, type ViewName } from "./routes";
 import { Session, type Sources } from "./session";
 import { readSettings } from "./settings";
 import { pickedSources, urlSources } from "./sources";
+import { loadKeptThumbnails } from "./thumbnails";
 import type { View } from "./view";
 import { WordPageView } from "./word-page";
 
@@ -121,7 +122,8 @@ async function openBuilt(kept: string): Promise<void> {
   location.hash = "#/neuron";
 }
 
-function onReady(ready: ReadyResponse, reason: string | null): void {
+async function onReady(ready: ReadyResponse, reason: string | null): Promise<void> {
+  await loadKeptThumbnails(ready.bundle);
   ui.backend.textContent = describeBackend(ready, ui.backendChoice.value as BackendChoice);
   ui.backend.dataset["backend"] = ready.backend;
   ui.main.dataset["backend"] = ready.backend;

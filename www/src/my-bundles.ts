@@ -103,8 +103,9 @@ export async function keepBundle(name: string, files: Record<string, Uint8Array>
   }
 }
 
-/** Every file of kept bundle `name`, path -> bytes (for its zip). */
-export async function keptFiles(name: string): Promise<Record<string, Uint8Array>> {
+/** Every file of kept bundle `name` (or of its subfolder `folder`), path -> bytes (for its zip,
+ * or its thumbnails). */
+export async function keptFiles(name: string, folder?: string): Promise<Record<string, Uint8Array>> {
   const files: Record<string, Uint8Array> = {};
   const walk = async (dir: FileSystemDirectoryHandle, prefix: string): Promise<void> => {
     for await (const [entry, handle] of dir.entries()) {
@@ -112,7 +113,9 @@ export async function keptFiles(name: string): Promise<Record<string, Uint8Array
       else files[`${prefix}${entry}`] = new Uint8Array(await (await handle.getFile()).arrayBuffer());
     }
   };
-  await walk(await bundleFolder(name, false), "");
+  const root = await bundleFolder(name, false);
+  if (folder === undefined) await walk(root, "");
+  else await walk(await root.getDirectoryHandle(folder), `${folder}/`);
   return files;
 }
 

@@ -226,6 +226,8 @@ export interface BundleInfo {
   images: number;
   /** The bundle directory's absolute address (thumbnails are relative to it); null for files. */
   baseUrl: string | null;
+  /** The name of a bundle kept in this browser (its thumbnails are read from storage); else null. */
+  kept: string | null;
   hasThumbnails: boolean;
 }
 

@@ -25,8 +25,9 @@ export interface Sources {
 export interface SessionEvents {
   /** Download progress of a (re)load. */
   progress(event: ProgressEvent): void;
-  /** A new engine is ready (the first, or after a switch or a fallback). */
-  ready(ready: ReadyResponse, reason: string | null): void;
+  /** A new engine is ready (the first, or after a switch or a fallback); the start resolves
+   * once what this returns does. */
+  ready(ready: ReadyResponse, reason: string | null): void | Promise<void>;
 }
 
 export class Session {
@@ -67,10 +68,10 @@ export class Session {
     this.simulateDeviceLoss = false;
     const loading = client
       .load(body, (event) => this.events.progress(event))
-      .then((ready) => {
+      .then(async (ready) => {
         if (this.client === client) {
           this.current = ready;
-          this.events.ready(ready, reason);
+          await this.events.ready(ready, reason);
         }
         return ready;
       });

@@ -3,13 +3,42 @@
 
 import type { TopImage } from "clip-lens-wasm";
 import { el } from "./dom";
+import { keptFiles } from "./my-bundles";
 import type { BundleInfo } from "./protocol";
 import { neuronHref } from "./routes";
 
-/** The absolute address of a top image's thumbnail, or null when the bundle has none (or was
- * picked as files, with no address). */
+/** The thumbnails of the kept bundle now loaded, by path (`thumbnails/3.jpg`): their bytes and
+ * object URLs. */
+const keptThumbnails = new Map<string, { bytes: Uint8Array; url: string }>();
+
+/** Reads the thumbnails of `bundle` when it is kept in this browser (they have no address), as
+ * object URLs; the previous bundle's are revoked. */
+export async function loadKeptThumbnails(bundle: BundleInfo | null): Promise<void> {
+  for (const { url } of keptThumbnails.values()) URL.revokeObjectURL(url);
+  keptThumbnails.clear();
+  if (!bundle?.kept || !bundle.hasThumbnails) return;
+  const files = await keptFiles(bundle.kept, "thumbnails").catch(() => ({}) as Record<string, Uint8Array>);
+  for (const [path, bytes] of Object.entries(files))
+    keptThumbnails.set(path, { bytes, url: URL.createObjectURL(new Blob([bytes as Uint8Array<ArrayBuffer>], { type: "image/jpeg" })) });
+}
+
+/** The address of a top image's thumbnail (absolute, or an object URL for a kept bundle), or
+ * null when the bundle has none (or was picked as files, with no address). */
 export function thumbnailUrl(image: TopImage, bundle: BundleInfo | null): string | null {
-  return image.thumbnail && bundle?.baseUrl ? new URL(image.thumbnail, bundle.baseUrl).href : null;
+  if (!image.thumbnail) return null;
+  if (bundle?.kept) return keptThumbnails.get(image.thumbnail)?.url ?? null;
+  return bundle?.baseUrl ? new URL(image.thumbnail, bundle.baseUrl).href : null;
+}
+
+/** The bytes of a top image's thumbnail (read from storage for a kept bundle, downloaded
+ * otherwise), or null when it has none. */
+export async function thumbnailBytes(image: TopImage, bundle: BundleInfo | null): Promise<Uint8Array | null> {
+  if (bundle?.kept) return (image.thumbnail && keptThumbnails.get(image.thumbnail)?.bytes) || null;
+  const src = thumbnailUrl(image, bundle);
+  if (src === null) return null;
+  const response = await fetch(src);
+  if (!response.ok) throw new Error(`thumbnail: HTTP ${response.status}`);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 /** A strip of up to `limit` thumbnails of a neuron's top images, linked to its card; null when

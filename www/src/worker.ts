@@ -52,7 +52,7 @@ let engine: Engine | null = null;
 let simulatedLoss = false;
 
 /** What the page shows of the engine's bundle (the engine read and checked its manifest). */
-function bundleInfo(current: Engine, baseUrl: string | null): BundleInfo {
+function bundleInfo(current: Engine, baseUrl: string | null, kept: string | null): BundleInfo {
   const summary = current.bundleSummary();
   return {
     modelName: summary.model_name,
@@ -64,12 +64,16 @@ function bundleInfo(current: Engine, baseUrl: string | null): BundleInfo {
     classes: summary.classes,
     images: summary.images,
     baseUrl,
+    kept,
     hasThumbnails: summary.thumbnail_size > 0,
   };
 }
 
 /** The bundle's manifest text, tensors and directory address. */
-async function obtainBundle(id: number, source: BundleSource): Promise<{ manifest: string; tensors: Uint8Array; baseUrl: string | null }> {
+async function obtainBundle(
+  id: number,
+  source: BundleSource,
+): Promise<{ manifest: string; tensors: Uint8Array; baseUrl: string | null; kept?: string }> {
   if (source.kind === "files") {
     reporter(id, "bundle", source.name)(source.tensors.length, source.tensors.length, true, "local");
     return { manifest: new TextDecoder().decode(source.manifest), tensors: source.tensors, baseUrl: null };
@@ -80,7 +84,7 @@ async function obtainBundle(id: number, source: BundleSource): Promise<{ manifes
       readKeptFile(source.name, "lens.safetensors"),
     ]);
     reporter(id, "bundle", `local:${source.name}`)(tensors.length, tensors.length, true, "local");
-    return { manifest: new TextDecoder().decode(manifest), tensors, baseUrl: null };
+    return { manifest: new TextDecoder().decode(manifest), tensors, baseUrl: null, kept: source.name };
   }
   const baseUrl = source.url.endsWith("/") ? source.url : `${source.url}/`;
   const [manifest, tensors] = await Promise.all([
@@ -213,7 +217,7 @@ async function load(request: LoadRequest): Promise<void> {
       const where = bundle.baseUrl ?? "the chosen files";
       throw new Error(`Could not use the bundle at ${where}: ${describe(error)}`);
     }
-    info = bundleInfo(created, bundle.baseUrl);
+    info = bundleInfo(created, bundle.baseUrl, bundle.kept ?? null);
   }
 
   const backendName: BackendName = created.backend() === "webgpu" ? "webgpu" : "cpu";
