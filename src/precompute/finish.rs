@@ -41,8 +41,6 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
     let vision = model.vision()?;
     let Inputs { words, weights_sha256, .. } = inputs;
     let dim = config.embed_dim;
-    // Checked again here for a merge of shards, whose passes ran without it.
-    text_side::check(model, &weights_sha256, settings, &words)?;
     let TextSide { word_embeds, classes, class_templates, class_embeds } =
         text_side::text_side(model, settings, &words, progress, control).await?;
 

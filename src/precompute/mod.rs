@@ -40,6 +40,8 @@ pub use io::{DirectorySink, FolderSource, IMAGE_EXTENSIONS};
 pub use shards::{means_file, merge_shards, precompute_shard, shard_dir, Merged, Shard};
 pub use text_side::text_tower_needed;
 
+use std::sync::Arc;
+
 use burn::tensor::Device;
 
 use crate::bundle::{Bundle, Storage};
@@ -107,8 +109,8 @@ impl WordList {
 pub struct TextFile {
     /// Its name in messages (the CLI: its path).
     pub name: String,
-    /// What it holds.
-    pub embeddings: TextEmbeddings,
+    /// What it holds (shared: the page's engine keeps it for classifying, too).
+    pub embeddings: Arc<TextEmbeddings>,
 }
 
 impl TextFile {
@@ -120,7 +122,7 @@ impl TextFile {
             Error::InvalidInput(message) => Error::InvalidInput(format!("{}: {message}", path.display())),
             other => other,
         })?;
-        Ok(Self { name: path.display().to_string(), embeddings })
+        Ok(Self { name: path.display().to_string(), embeddings: Arc::new(embeddings) })
     }
 }
 

@@ -230,7 +230,7 @@ pub async fn merge_shards<S: ImageSource, C: Control>(
     let shards = check_shards(&run, files)?;
     let kind = shards[0].1.kind;
     if kind == Kind::Pass2 {
-        model.text()?;
+        super::text_side::check(model, &inputs.weights_sha256, settings, &inputs.words)?;
     }
     let progress = &mut *driver.progress;
     progress.start(&format!("merging {} shards", shards.len()), shards.len(), 0);

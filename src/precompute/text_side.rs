@@ -44,7 +44,7 @@ fn tower_work(settings: &Settings, words: &[String]) -> Option<String> {
     let Some(TextFile { name, embeddings }) = &settings.text else {
         return Some("the words and the ImageNet classes".into());
     };
-    let missing = embeddings.word_rows(words).1.len();
+    let missing = embeddings.missing_words(words).len();
     if missing > 0 {
         return Some(format!("the {missing} words that {name} lacks"));
     }

@@ -261,7 +261,7 @@ impl TextEmbeddings {
     /// positions in `words` of those it lacks.
     pub fn word_rows(&self, words: &[String]) -> (Vec<f32>, Vec<usize>) {
         let d = self.embed_dim;
-        let index: HashMap<&str, usize> = self.words.iter().enumerate().map(|(i, w)| (w.as_str(), i)).collect();
+        let index = self.word_index();
         let mut rows = vec![0.0; words.len() * d];
         let mut missing = Vec::new();
         for (i, word) in words.iter().enumerate() {
@@ -271,6 +271,17 @@ impl TextEmbeddings {
             }
         }
         (rows, missing)
+    }
+
+    /// The positions in `words` of those the file lacks (no rows copied).
+    pub fn missing_words(&self, words: &[String]) -> Vec<usize> {
+        let index = self.word_index();
+        (0..words.len()).filter(|&i| !index.contains_key(words[i].as_str())).collect()
+    }
+
+    /// Each word's row.
+    fn word_index(&self) -> HashMap<&str, usize> {
+        self.words.iter().enumerate().map(|(i, w)| (w.as_str(), i)).collect()
     }
 
     /// Whether its classes are the ImageNet classes this build classifies with, in order.

@@ -111,7 +111,7 @@ impl Engine {
         options: BuildOptions,
         driver: Driver<'_, S, K, C>,
     ) -> Result<()> {
-        let mut settings = options.settings(self.text_side.as_ref())?;
+        let mut settings = options.settings(self.text_side.as_deref())?;
         settings.text = self.text_side.clone().map(|embeddings| TextFile { name: TEXT_SIDE_NAME.into(), embeddings });
         if text_tower_needed(&settings)? {
             self.ensure_text_tower()?;

@@ -2,6 +2,7 @@
 //! tower on first use, and loading a bundle.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use burn::tensor::Device;
 
@@ -143,7 +144,7 @@ impl Engine {
     pub fn load_text_embeddings(&mut self, bytes: &[u8]) -> Result<()> {
         let text = TextEmbeddings::from_bytes(bytes)?;
         text.check_model("the text embeddings file", &self.weights_sha256, self.model.config.embed_dim)?;
-        self.text_side = Some(text);
+        self.text_side = Some(Arc::new(text));
         Ok(())
     }
 

@@ -19,6 +19,7 @@ mod segmentation;
 pub use build::{BuildImage, BuildOptions, BuildWords};
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use burn::tensor::Device;
 
@@ -82,7 +83,7 @@ pub struct Engine {
     bundle: Option<LoadedBundle>,
     /// The model's text side computed before ([`Engine::load_text_embeddings`]): classifies
     /// images while no bundle is loaded.
-    text_side: Option<TextEmbeddings>,
+    text_side: Option<Arc<TextEmbeddings>>,
     last: Option<LastImage>,
 }
 
