@@ -5,7 +5,7 @@
 
 import { checkBuildForm } from "./build-settings";
 import { WorkerClient, WorkerError } from "./client";
-import { el, errorMessage, part } from "./dom";
+import { el, errorMessage, parts } from "./dom";
 import { formatBytes, formatMs } from "./format";
 import { SAMPLES } from "./lab-images";
 import { checkBundleName, deleteKeptBundle, keepBundle, type KeptBundle, keptFiles, listKeptBundles, readKeptFile } from "./my-bundles";
@@ -19,27 +19,19 @@ import type { BuildProgress } from "clip-lens-wasm";
 
 /** The build view's elements, inside its section. */
 function buildElements(section: HTMLElement) {
-  return {
-    form: part(section, "build-form", HTMLFormElement),
-    name: part(section, "build-name", HTMLInputElement),
-    images: part(section, "build-images", HTMLInputElement),
-    folder: part(section, "build-folder", HTMLInputElement),
-    samples: part(section, "build-samples", HTMLButtonElement),
-    picked: part(section, "build-picked", HTMLElement),
-    layers: part(section, "build-layers", HTMLInputElement),
-    k: part(section, "build-k", HTMLInputElement),
-    components: part(section, "build-components", HTMLInputElement),
-    words: part(section, "build-words", HTMLInputElement),
-    start: part(section, "build-start", HTMLButtonElement),
-    pause: part(section, "build-pause", HTMLButtonElement),
-    stop: part(section, "build-stop", HTMLButtonElement),
-    stages: part(section, "build-stages", HTMLOListElement),
-    status: part(section, "build-status", HTMLElement),
-    download: part(section, "build-download", HTMLButtonElement),
-    kept: part(section, "my-bundles-list", HTMLUListElement),
-    importZip: part(section, "my-bundles-import", HTMLInputElement),
-    keptStatus: part(section, "my-bundles-status", HTMLElement),
-  };
+  const [form] = parts(section, HTMLFormElement, "build-form");
+  const [name, images, folder] = parts(section, HTMLInputElement, "build-name", "build-images", "build-folder");
+  const [layers, k, components, words] = parts(section, HTMLInputElement, "build-layers", "build-k", "build-components", "build-words");
+  const [samples, start, pause] = parts(section, HTMLButtonElement, "build-samples", "build-start", "build-pause");
+  const [stop, download] = parts(section, HTMLButtonElement, "build-stop", "build-download");
+  const [picked, status] = parts(section, HTMLElement, "build-picked", "build-status");
+  const [stages] = parts(section, HTMLOListElement, "build-stages");
+  const [kept] = parts(section, HTMLUListElement, "my-bundles-list");
+  const [importZip] = parts(section, HTMLInputElement, "my-bundles-import");
+  const [keptStatus] = parts(section, HTMLElement, "my-bundles-status");
+  // prettier-ignore
+  return { form, name, images, folder, samples, picked, layers, k, components, words, start, pause, stop, stages, status, download,
+    kept, importZip, keptStatus };
 }
 
 /** The page's address with kept bundle `name` as its bundle (the rest of the query kept). */
@@ -136,10 +128,6 @@ export class BuildView implements View<RouteOf<"build">> {
       ` ${formatBytes(bundle.bytes)}, ${date}${state} `,
       remove,
     );
-  }
-
-  hide(): void {
-    this.section.hidden = true;
   }
 
   private wire(): void {

@@ -39,6 +39,18 @@ export function part<T extends HTMLElement>(root: HTMLElement, id: string, type:
   return found;
 }
 
+/**
+ * The elements with ids `ids` inside `root`, in order, each of which must be a `type`: a view
+ * looks its elements up once, grouped by type, so that a missing one fails at start-up.
+ */
+export function parts<T extends HTMLElement, const Ids extends readonly string[]>(
+  root: HTMLElement,
+  type: { new (): T; prototype: T },
+  ...ids: Ids
+): { [K in keyof Ids]: T } {
+  return ids.map((id) => part(root, id, type)) as { [K in keyof Ids]: T };
+}
+
 /** A link to a neuron's card, "L9/N1234" with an explanatory label. */
 export function neuronLink(layer: number, neuron: number, text = `L${layer}/N${neuron}`): HTMLAnchorElement {
   return el("a", { href: neuronHref(layer, neuron), class: "neuron-link", "aria-label": `Layer ${layer}, neuron ${neuron}` }, text);

@@ -6,7 +6,7 @@
 // matches its embedding), with each found neuron's thumbnails.
 
 import type { ActivationMap, NeuronCard, SearchResult } from "clip-lens-wasm";
-import { append, el, errorMessage, errorParagraph, fillSection, neuronLink, part, signedBar, wordLink } from "./dom";
+import { append, el, errorMessage, errorParagraph, fillSection, neuronLink, parts, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, jsonBlob } from "./export";
 import { formatOrdinal, formatSigned, formatValue } from "./format";
 import { composeOverlay, drawOverlay } from "./heatmap";
@@ -25,17 +25,12 @@ const THUMB_OVERLAY_OPACITY = 0.55;
 
 /** The explorer's elements, inside its section. */
 function explorerElements(section: HTMLElement) {
-  return {
-    pickForm: part(section, "neuron-pick", HTMLFormElement),
-    layer: part(section, "layer-select", HTMLSelectElement),
-    neuron: part(section, "neuron-input", HTMLInputElement),
-    previous: part(section, "neuron-previous", HTMLButtonElement),
-    next: part(section, "neuron-next", HTMLButtonElement),
-    card: part(section, "neuron-card", HTMLElement),
-    searchForm: part(section, "search-form", HTMLFormElement),
-    searchInput: part(section, "search-input", HTMLInputElement),
-    searchResult: part(section, "search-result", HTMLElement),
-  };
+  const [pickForm, searchForm] = parts(section, HTMLFormElement, "neuron-pick", "search-form");
+  const [layer] = parts(section, HTMLSelectElement, "layer-select");
+  const [neuron, searchInput] = parts(section, HTMLInputElement, "neuron-input", "search-input");
+  const [previous, next] = parts(section, HTMLButtonElement, "neuron-previous", "neuron-next");
+  const [card, searchResult] = parts(section, HTMLElement, "neuron-card", "search-result");
+  return { pickForm, layer, neuron, previous, next, card, searchForm, searchInput, searchResult };
 }
 
 /** The explorer (the routes #/neuron/<layer>/<index> and #/search/<text>). */
@@ -69,10 +64,6 @@ export class NeuronExplorer implements View<RouteOf<"explorer">> {
   async show(route: RouteOf<"explorer">): Promise<void> {
     if (route.search !== null) await this.search(route.search);
     else await this.showCard(route.layer ?? this.bundle?.layers[0] ?? 0, route.neuron ?? 0);
-  }
-
-  hide(): void {
-    this.section.hidden = true;
   }
 
   /** Shows the card of `neuron` of `layer` (the route #/neuron/L/N). */

@@ -12,7 +12,7 @@ import { AblationPanel } from "./ablation";
 import { AnalysisQueue, queueSummary, type QueueState } from "./analysis-queue";
 import { Camera } from "./camera";
 import { WorkerError } from "./client";
-import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, part, signedBar, wordLink } from "./dom";
+import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, parts, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, fileSlug, jsonBlob } from "./export";
 import { formatBytes, formatMs, formatValue } from "./format";
 import { composeOverlay, drawOverlay, maskFraction } from "./heatmap";
@@ -36,33 +36,21 @@ function noBundleHint(): (string | HTMLAnchorElement)[] {
 
 /** The lab's elements, inside its section. */
 function labElements(section: HTMLElement) {
-  return {
-    samples: part(section, "samples", HTMLElement),
-    fileInput: part(section, "lab-file", HTMLInputElement),
-    dropZone: part(section, "lab-drop", HTMLElement),
-    cameraButton: part(section, "camera-button", HTMLButtonElement),
-    camera: part(section, "camera", HTMLElement),
-    queue: part(section, "lab-queue", HTMLOListElement),
-    queueStatus: part(section, "queue-status", HTMLElement),
-    cancelButton: part(section, "queue-cancel", HTMLButtonElement),
-    stopButton: part(section, "lab-stop", HTMLButtonElement),
-    result: part(section, "lab-result", HTMLElement),
-    image: part(section, "lab-image", HTMLImageElement),
-    overlay: part(section, "lab-overlay", HTMLCanvasElement),
-    caption: part(section, "lab-caption", HTMLElement),
-    classes: part(section, "lab-classes", HTMLOListElement),
-    concepts: part(section, "lab-concepts", HTMLOListElement),
-    neurons: part(section, "lab-neurons", HTMLElement),
-    timings: part(section, "lab-timings", HTMLElement),
-    conceptForm: part(section, "concept-form", HTMLFormElement),
-    conceptInput: part(section, "concept-input", HTMLInputElement),
-    classList: part(section, "class-names", HTMLDataListElement),
-    opacity: part(section, "opacity", HTMLInputElement),
-    mask: part(section, "mask-toggle", HTMLInputElement),
-    segmentInfo: part(section, "segment-info", HTMLElement),
-    /** The analysis's downloads (filled here). */
-    exports: part(section, "lab-export", HTMLElement),
-  };
+  const [samples, dropZone, camera] = parts(section, HTMLElement, "samples", "lab-drop", "camera");
+  const [queueStatus, result, caption] = parts(section, HTMLElement, "queue-status", "lab-result", "lab-caption");
+  const [neurons, timings, segmentInfo] = parts(section, HTMLElement, "lab-neurons", "lab-timings", "segment-info");
+  /** The analysis's downloads (filled here). */
+  const [exports] = parts(section, HTMLElement, "lab-export");
+  const [fileInput, conceptInput, opacity, mask] = parts(section, HTMLInputElement, "lab-file", "concept-input", "opacity", "mask-toggle");
+  const [cameraButton, cancelButton, stopButton] = parts(section, HTMLButtonElement, "camera-button", "queue-cancel", "lab-stop");
+  const [queue, classes, concepts] = parts(section, HTMLOListElement, "lab-queue", "lab-classes", "lab-concepts");
+  const [image] = parts(section, HTMLImageElement, "lab-image");
+  const [overlay] = parts(section, HTMLCanvasElement, "lab-overlay");
+  const [conceptForm] = parts(section, HTMLFormElement, "concept-form");
+  const [classList] = parts(section, HTMLDataListElement, "class-names");
+  // prettier-ignore
+  return { samples, fileInput, dropZone, cameraButton, camera, queue, queueStatus, cancelButton, stopButton, result, image, overlay,
+    caption, classes, concepts, neurons, timings, conceptForm, conceptInput, classList, opacity, mask, segmentInfo, exports };
 }
 
 /** An image in the queue, with its row in the queue's list. */
@@ -130,10 +118,6 @@ export class ImageLab implements View<RouteOf<"lab">> {
 
   /** Nothing to load: the lab shows its last image (main.ts opens the first). */
   async show(): Promise<void> {}
-
-  hide(): void {
-    this.section.hidden = true;
-  }
 
   /** Analyses one image now (queue cleared); resolves when its segmentation is drawn. */
   async open(url: string, concept?: string): Promise<void> {

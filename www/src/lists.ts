@@ -4,7 +4,7 @@
 // header), and a list's link can be copied.
 
 import type { NeuronCard, NeuronList } from "clip-lens-wasm";
-import { el, errorMessage, fillSection, neuronLink, part, signedBar, wordLink } from "./dom";
+import { el, errorMessage, fillSection, neuronLink, parts, signedBar, wordLink } from "./dom";
 import { formatSigned, formatSignificant } from "./format";
 import { distributionSection } from "./histogram";
 import type { BundleInfo } from "./protocol";
@@ -99,14 +99,11 @@ export function wireListLink(store: ListStore, link: HTMLAnchorElement, count: H
 
 /** The list view's elements, inside its section. */
 function listElements(section: HTMLElement) {
-  return {
-    form: part(section, "list-form", HTMLFormElement),
-    spec: part(section, "list-spec", HTMLInputElement),
-    copy: part(section, "list-copy", HTMLButtonElement),
-    copyStatus: part(section, "list-copy-status", HTMLElement),
-    copyField: part(section, "list-copy-field", HTMLInputElement),
-    cards: part(section, "list-cards", HTMLElement),
-  };
+  const [form] = parts(section, HTMLFormElement, "list-form");
+  const [spec, copyField] = parts(section, HTMLInputElement, "list-spec", "list-copy-field");
+  const [copy] = parts(section, HTMLButtonElement, "list-copy");
+  const [copyStatus, cards] = parts(section, HTMLElement, "list-copy-status", "list-cards");
+  return { form, spec, copy, copyStatus, copyField, cards };
 }
 
 /** The list view (#/list/<spec>). */
@@ -130,10 +127,6 @@ export class ListView implements View<RouteOf<"list">> {
 
   setBundle(bundle: BundleInfo | null): void {
     this.bundle = bundle;
-  }
-
-  hide(): void {
-    this.section.hidden = true;
   }
 
   /** Shows the cards of the route's spec ("9:4,9:17"); an empty spec shows the visitor's list. */

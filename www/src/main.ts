@@ -136,10 +136,7 @@ async function onReady(ready: ReadyResponse, reason: string | null): Promise<voi
 
 /** Reveals the section of view `name` and hides the others; marks its tab. */
 function showView(name: ViewName): void {
-  for (const [viewName, view] of Object.entries(views)) {
-    if (viewName === name) view.section.hidden = false;
-    else view.hide();
-  }
+  for (const [viewName, view] of Object.entries(views)) view.section.hidden = viewName !== name;
   for (const link of document.querySelectorAll<HTMLAnchorElement>("nav.tabs a[data-view]")) {
     if (link.dataset["view"] === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");

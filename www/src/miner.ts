@@ -4,7 +4,7 @@
 // for each test image whether CLIP is fooled, with the success rate.
 
 import type { AdversarialResult, FooledResult } from "clip-lens-wasm";
-import { acceptDroppedFiles, append, el, errorMessage, fillSection, isImageFile, neuronLink, part } from "./dom";
+import { acceptDroppedFiles, append, el, errorMessage, fillSection, isImageFile, neuronLink, parts } from "./dom";
 import { formatValue } from "./format";
 import type { BundleInfo } from "./protocol";
 import type { RouteOf } from "./routes";
@@ -14,20 +14,13 @@ import type { View } from "./view";
 
 /** The miner's elements, inside its section. */
 function minerElements(section: HTMLElement) {
-  return {
-    form: part(section, "miner-form", HTMLFormElement),
-    class0: part(section, "class0", HTMLInputElement),
-    class1: part(section, "class1", HTMLInputElement),
-    neurons: part(section, "miner-neurons", HTMLInputElement),
-    words: part(section, "miner-words", HTMLInputElement),
-    block: part(section, "miner-block", HTMLInputElement),
-    classList: part(section, "miner-classes", HTMLDataListElement),
-    result: part(section, "miner-result", HTMLElement),
-    testZone: part(section, "miner-test", HTMLElement),
-    testInput: part(section, "miner-file", HTMLInputElement),
-    testResults: part(section, "miner-results", HTMLOListElement),
-    testSummary: part(section, "miner-summary", HTMLElement),
-  };
+  const [form] = parts(section, HTMLFormElement, "miner-form");
+  const [class0, class1, neurons] = parts(section, HTMLInputElement, "class0", "class1", "miner-neurons");
+  const [words, block, testInput] = parts(section, HTMLInputElement, "miner-words", "miner-block", "miner-file");
+  const [classList] = parts(section, HTMLDataListElement, "miner-classes");
+  const [result, testZone, testSummary] = parts(section, HTMLElement, "miner-result", "miner-test", "miner-summary");
+  const [testResults] = parts(section, HTMLOListElement, "miner-results");
+  return { form, class0, class1, neurons, words, block, classList, result, testZone, testInput, testResults, testSummary };
 }
 
 /** The adversarial miner (the route #/miner). */
@@ -55,10 +48,6 @@ export class AdversarialMiner implements View<RouteOf<"miner">> {
   /** Mines the words for the form's classes, each time the route is shown. */
   show(): Promise<void> {
     return this.mine();
-  }
-
-  hide(): void {
-    this.section.hidden = true;
   }
 
   /** Mines the words for the form's classes. */

@@ -2,7 +2,7 @@
 // facts, each download's progress, and the forms that open another model or bundle (addresses,
 // which reload the page, or local files, which restart the engine).
 
-import { el, part } from "./dom";
+import { el, parts } from "./dom";
 import { formatBytes, formatMs } from "./format";
 import type { ProgressEvent, ReadyResponse } from "./protocol";
 import type { Sources } from "./session";
@@ -11,23 +11,17 @@ import { sourceText } from "./sources";
 
 /** The panel's elements, inside its section. */
 function panelElements(section: HTMLElement) {
-  return {
-    weightsSource: part(section, "weights-source", HTMLElement),
-    bundleSource: part(section, "bundle-source", HTMLElement),
-    modelFacts: part(section, "model-facts", HTMLElement),
-    modelNote: part(section, "model-note", HTMLElement),
-    downloads: part(section, "downloads", HTMLUListElement),
-    downloadsPanel: part(section, "downloads-panel", HTMLDetailsElement),
-    urlForm: part(section, "url-form", HTMLFormElement),
-    weightsUrl: part(section, "weights-url", HTMLInputElement),
-    configUrl: part(section, "config-url", HTMLInputElement),
-    bundleUrl: part(section, "bundle-url", HTMLInputElement),
-    presetOpenAi: part(section, "preset-openai", HTMLButtonElement),
-    fileForm: part(section, "file-form", HTMLFormElement),
-    weightsFile: part(section, "weights-file", HTMLInputElement),
-    bundleFiles: part(section, "bundle-files", HTMLInputElement),
-    configFile: part(section, "config-file", HTMLInputElement),
-  };
+  const [weightsSource, bundleSource] = parts(section, HTMLElement, "weights-source", "bundle-source");
+  const [modelFacts, modelNote] = parts(section, HTMLElement, "model-facts", "model-note");
+  const [downloads] = parts(section, HTMLUListElement, "downloads");
+  const [downloadsPanel] = parts(section, HTMLDetailsElement, "downloads-panel");
+  const [urlForm, fileForm] = parts(section, HTMLFormElement, "url-form", "file-form");
+  const [weightsUrl, configUrl, bundleUrl] = parts(section, HTMLInputElement, "weights-url", "config-url", "bundle-url");
+  const [weightsFile, bundleFiles, configFile] = parts(section, HTMLInputElement, "weights-file", "bundle-files", "config-file");
+  const [presetOpenAi] = parts(section, HTMLButtonElement, "preset-openai");
+  // prettier-ignore
+  return { weightsSource, bundleSource, modelFacts, modelNote, downloads, downloadsPanel, urlForm, weightsUrl, configUrl, bundleUrl,
+    presetOpenAi, fileForm, weightsFile, bundleFiles, configFile };
 }
 
 export class ModelPanel {

@@ -12,6 +12,4 @@ export interface View<R extends Route = Route> {
   /** Shows `route` in the section, which main.ts has just revealed; resolves when its result
    * (or its error) is shown. */
   show(route: R): Promise<void>;
-  /** Hides the section (another view is shown). */
-  hide(): void;
 }

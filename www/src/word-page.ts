@@ -35,10 +35,6 @@ export class WordPageView implements View<RouteOf<"word">> {
     this.bundle = bundle;
   }
 
-  hide(): void {
-    this.section.hidden = true;
-  }
-
   /** Shows the page of the route's word. */
   async show({ word }: RouteOf<"word">): Promise<void> {
     this.ui.title.textContent = `The word “${word}”`;

@@ -28,7 +28,7 @@ mod tiles;
 pub use tiles::available;
 #[cfg(target_arch = "x86_64")]
 pub(super) use tiles::avx512;
-use tiles::tile_product;
+use tiles::{tile_product, TileInput};
 
 use super::SharedOut;
 
@@ -156,7 +156,7 @@ impl PackedLinear {
         let mut prefetch = (next.len() >= self.k * PANEL).then_some(next);
         for (row, rows) in row_tiles(m) {
             let x = &x[row * self.k..(row + rows) * self.k];
-            tile_product(x, rows, self.k, panel, bias, prefetch.take(), &mut tile);
+            tile_product(TileInput { x, rows, k: self.k, panel, bias, prefetch: prefetch.take() }, &mut tile);
             for (r, values) in tile.iter_mut().take(rows).enumerate() {
                 apply_epilogue(epilogue, &mut values[..cols]);
                 // SAFETY: each (row, panel) block of y is written by one call only: panels are

@@ -1,6 +1,6 @@
 //! The packed product against its definition, tile by tile and end to end.
 
-use super::tiles::portable_tile;
+use super::tiles::{portable_tile, TileInput};
 use super::*;
 
 /// Deterministic values in [-1, 1).
@@ -132,8 +132,9 @@ fn the_vector_tile_matches_the_portable_one() {
     let (x, panel, bias) = (values(ROWS * k, 6), values(k * PANEL, 7), values(PANEL, 8));
     for rows in 1..=ROWS {
         let (mut fast, mut plain) = ([[0.0f32; PANEL]; ROWS], [[0.0f32; PANEL]; ROWS]);
-        tile_product(&x[..rows * k], rows, k, &panel, &bias, None, &mut fast);
-        portable_tile(&x[..rows * k], rows, k, &panel, &bias, &mut plain);
+        let input = TileInput { x: &x[..rows * k], rows, k, panel: &panel, bias: &bias, prefetch: None };
+        tile_product(input, &mut fast);
+        portable_tile(input, &mut plain);
         for r in 0..rows {
             for c in 0..PANEL {
                 assert!(

@@ -27,35 +27,38 @@ macro_rules! for_rows {
     };
 }
 
-/// One register tile: `rows` (at most [`ROWS`]) rows of `x` (row-major, `k` wide) times one
-/// panel, plus the panel's bias, into `tile`. Natively `prefetch` (another panel, when given)
-/// is brought into the second-level cache on the way; WebAssembly has no prefetch.
-pub(super) fn tile_product(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    panel: &[f32],
-    bias: &[f32],
-    prefetch: Option<&[f32]>,
-    tile: &mut [[f32; PANEL]; ROWS],
-) {
+/// The operands of one register tile: `rows` (at most [`ROWS`]) rows of `x` (row-major, `k`
+/// wide), one panel of `W` and its bias, and natively a panel to bring into the second-level
+/// cache on the way (the next one, when there is one; WebAssembly has no prefetch).
+#[derive(Clone, Copy)]
+pub(super) struct TileInput<'a> {
+    pub x: &'a [f32],
+    pub rows: usize,
+    pub k: usize,
+    pub panel: &'a [f32],
+    pub bias: &'a [f32],
+    pub prefetch: Option<&'a [f32]>,
+}
+
+/// One register tile: `input`'s rows times its panel, plus the panel's bias, into `tile`.
+pub(super) fn tile_product(input: TileInput, tile: &mut [[f32; PANEL]; ROWS]) {
+    let TileInput { x, rows, k, panel, prefetch, .. } = input;
     debug_assert!((1..=ROWS).contains(&rows) && x.len() == rows * k && panel.len() == k * PANEL);
     debug_assert!(prefetch.is_none_or(|next| next.len() >= k * PANEL));
     #[cfg(target_arch = "x86_64")]
     if avx512::available() {
         // SAFETY: the CPU has AVX-512F (checked); the slices have the sizes asserted above.
-        unsafe { avx512::tile(x, rows, k, panel, bias, prefetch, tile) };
+        unsafe { avx512::tile(input, tile) };
         return;
     }
-    let _ = prefetch;
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        simd128::tile(x, rows, k, panel, bias, tile);
+        simd128::tile(input, tile);
         return;
     }
     #[allow(unreachable_code)]
     {
-        portable_tile(x, rows, k, panel, bias, tile)
+        portable_tile(input, tile)
     }
 }
 
@@ -78,14 +81,8 @@ pub fn available() -> bool {
 
 /// The tile in plain Rust: the reference the vector kernels are tested against, and what runs
 /// where neither exists (only in tests: see [`available`]).
-pub(super) fn portable_tile(
-    x: &[f32],
-    rows: usize,
-    k: usize,
-    panel: &[f32],
-    bias: &[f32],
-    tile: &mut [[f32; PANEL]; ROWS],
-) {
+pub(super) fn portable_tile(input: TileInput, tile: &mut [[f32; PANEL]; ROWS]) {
+    let TileInput { x, rows, k, panel, bias, .. } = input;
     for (r, out) in tile.iter_mut().take(rows).enumerate() {
         out.copy_from_slice(bias);
         for (step, w) in panel.chunks_exact(PANEL).enumerate() {
@@ -102,6 +99,7 @@ pub(in crate::kernels) mod avx512 {
     use std::arch::x86_64::*;
 
     use super::super::{Epilogue, PANEL, ROWS};
+    use super::TileInput;
 
     pub fn available() -> bool {
         std::arch::is_x86_feature_detected!("avx512f")
@@ -116,15 +114,8 @@ pub(in crate::kernels) mod avx512 {
 
     /// Dispatches on the row count ([`for_rows`]) and on whether a panel is prefetched.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile(
-        x: &[f32],
-        rows: usize,
-        k: usize,
-        panel: &[f32],
-        bias: &[f32],
-        prefetch: Option<&[f32]>,
-        tile: &mut [[f32; PANEL]; ROWS],
-    ) {
+    pub(super) unsafe fn tile(input: TileInput, tile: &mut [[f32; PANEL]; ROWS]) {
+        let TileInput { x, rows, k, panel, bias, prefetch } = input;
         unsafe {
             match prefetch {
                 Some(next) => for_rows!(rows, tile_rows(x, k, panel, bias, next.as_ptr(), tile)),
@@ -184,6 +175,7 @@ mod simd128 {
     use std::arch::wasm32::*;
 
     use super::super::{PANEL, ROWS};
+    use super::TileInput;
 
     /// Steps of `k` per pass over the panel's eight-column blocks: the tile's rows of `x` for
     /// one pass (4 x 128 values) stay in the first-level cache while the six blocks reread them.
@@ -193,7 +185,8 @@ mod simd128 {
     /// [`ROWS`]), the panel's values and the broadcast fit the 16 vector registers engines map
     /// WebAssembly SIMD onto; WebAssembly has no fused multiply-add, so each term is a multiply
     /// and an add. `k` runs in passes of [`STEPS`], the partial sums kept in `tile` between them.
-    pub fn tile(x: &[f32], rows: usize, k: usize, panel: &[f32], bias: &[f32], tile: &mut [[f32; PANEL]; ROWS]) {
+    pub fn tile(input: TileInput, tile: &mut [[f32; PANEL]; ROWS]) {
+        let TileInput { x, rows, k, panel, bias, .. } = input;
         for_rows!(rows, tile_rows(x, k, panel, bias, tile))
     }
 
