@@ -12,7 +12,19 @@ import { AblationPanel } from "./ablation";
 import { AnalysisQueue, queueSummary, type QueueState } from "./analysis-queue";
 import { Camera } from "./camera";
 import { WorkerError } from "./client";
-import { acceptDroppedFiles, append, el, errorMessage, errorParagraph, isImageFile, neuronLink, parts, signedBar, wordLink } from "./dom";
+import {
+  acceptDroppedFiles,
+  append,
+  el,
+  errorMessage,
+  errorParagraph,
+  isImageFile,
+  neuronLink,
+  part,
+  parts,
+  signedBar,
+  wordLink,
+} from "./dom";
 import { canvasPng, csvBlob, downloadButton, fileSlug, jsonBlob } from "./export";
 import { formatBytes, formatMs, formatValue } from "./format";
 import { composeOverlay, drawOverlay, maskFraction } from "./heatmap";
