@@ -388,3 +388,12 @@ export type BuildFiles = {
 /** What `Engine.buildBundle` reports: a stage's steps done, or a note (a skipped image, the words
  * found in the text side). */
 export type BuildProgress = { stage: string; total: number; done: number } | { note: string };
+
+/** What `Engine.completeTextSide` would embed for a word pool: words the model's text side
+ * lacks, ImageNet classes (all or none) times templates, and the prompts in all. */
+export interface TextSidePlan {
+  words: number;
+  classes: number;
+  templates: number;
+  prompts: number;
+}

@@ -21,6 +21,7 @@ mod lens;
 mod loading;
 mod open_clip;
 mod page_build;
+mod page_text_side;
 mod planted;
 mod precompute_io;
 mod preprocess;

@@ -11,7 +11,7 @@ use pollster::block_on;
 
 /// Keeps the stages and notes.
 #[derive(Default)]
-struct Stages(Vec<String>);
+pub(crate) struct Stages(pub Vec<String>);
 
 impl Progress for Stages {
     fn start(&mut self, what: &str, _total: usize, _done: usize) {
@@ -25,11 +25,11 @@ impl Progress for Stages {
     }
 }
 
-fn fixture_images() -> MemorySource {
+pub(crate) fn fixture_images() -> MemorySource {
     FIXTURE_PNGS.iter().map(|&(name, bytes)| (name, bytes.to_vec())).collect()
 }
 
-fn options() -> BuildOptions {
+pub(crate) fn options() -> BuildOptions {
     BuildOptions {
         layers: vec![0, 1, 2],
         top_k: 6,

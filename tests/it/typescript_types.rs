@@ -13,6 +13,7 @@ use clip_lens::apps::engine::{
 };
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::device::{self, BackendKind};
+use clip_lens::text_embeddings::ClassTemplates;
 use clip_lens::Error;
 use pollster::block_on;
 use serde_json::Value;
@@ -125,6 +126,7 @@ fn every_interface_has_the_fields_of_what_it_describes() {
         ("BuildOptions", keys(&json(&build), &[])),
         ("BuildWords", keys(&json(&build.words[0]), &[])),
         ("BuildImage", keys(&json(&BuildImage { name: "a.png".into(), size: 1 }), &[])),
+        ("TextSidePlan", keys(&json(&engine.plan_text_side(&build.words, ClassTemplates::One).unwrap()), &[])),
     ];
     let declared = interfaces();
     for (name, fields) in &described {

@@ -153,6 +153,11 @@ impl Engine {
         self.text_side.is_some()
     }
 
+    /// The sha256 of the weights (of the source checkpoint, for converted towers).
+    pub fn weights_sha256(&self) -> &str {
+        &self.weights_sha256
+    }
+
     /// Loads a bundle (`manifest.json`'s text and `lens.safetensors`' bytes), checks it was
     /// computed from these weights (sha256) and fits the model, and prepares its lens. Replaces
     /// any earlier bundle and forgets the last analysed image.

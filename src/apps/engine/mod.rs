@@ -15,8 +15,10 @@ pub mod export;
 mod loading;
 pub mod results;
 mod segmentation;
+mod text_side;
 
 pub use build::{BuildImage, BuildOptions, BuildWords};
+pub use text_side::TextSidePlan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
