@@ -36,6 +36,9 @@ const copies = [
   ["www/generated/tiny-converted", "models/tiny/converted"],
   ["www/generated/tiny-bundle", "models/tiny/bundle"],
   ["www/samples", "samples"],
+  // The paper's word pools, offered by the Build view (data/words/README.md says where they come from).
+  ["data/words/30k.txt", "words/30k.txt"],
+  ["data/words/image_descriptions_per_class.txt", "words/image-descriptions.txt"],
 ];
 
 function fail(message) {

@@ -120,6 +120,80 @@ export const checks = [
     await go(page, "#/build");
     await page.waitForSelector('#my-bundles-list li[data-bundle="gradients"][data-whole="true"]', { timeout: TIMEOUT });
   }),
+
+  check("build-computes-the-text-side", async (page) => {
+    // The tiny model as one file: no text side beside it, so the build computes one for the
+    // paper's 30k words (1 class template, the quick setting), says so first, and keeps it: after
+    // a reload the Build view says nothing is left to embed, and the lab classifies without a bundle.
+    const address = `${base}/index.html?backend=cpu&weights=models/tiny/model.safetensors&config=models/tiny/config.json`;
+    await page.goto(`${address}#/build?layers=0,1&k=3&components=8`);
+    await ready(page, "main");
+    const pool = await page.$eval("#build-pool", (select) => [select.value, select.querySelector('option[value="model"]').disabled]);
+    if (pool.join("|") !== "30k|true") throw new Error(`without a text side the pool is ${pool}`);
+    const plan = () => page.$eval("#build-text-plan", (e) => e.textContent ?? "");
+    await page.waitForFunction(
+      () => /1,000 classes × 80 templates/.test(document.querySelector("#build-text-plan")?.textContent ?? ""),
+      null,
+      {
+        timeout: TIMEOUT,
+      },
+    );
+    if (!/[\d,]+ words and 1,000 classes × 80 templates: [\d,]+ prompts .*Class templates 1/.test(await plan()))
+      throw new Error(`the plan before a build: “${await plan()}”`);
+    await page.selectOption("#build-templates", "1");
+    await page.waitForFunction(
+      () => /1,000 classes × 1 templates/.test(document.querySelector("#build-text-plan")?.textContent ?? ""),
+      null,
+      {
+        timeout: TIMEOUT,
+      },
+    );
+    // Images dropped on the view (a drop without folder entries gives its files).
+    await page.evaluate(async () => {
+      const transfer = new DataTransfer();
+      for (const name of ["cat.jpg", "horse.png", "rocket.jpg"]) {
+        const blob = await (await fetch(`samples/${name}`)).blob();
+        transfer.items.add(new File([blob], name, { type: blob.type }));
+      }
+      transfer.items.add(new File(["not an image"], "notes.txt", { type: "text/plain" }));
+      document
+        .querySelector("#build-drop")
+        .dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    });
+    await page.waitForFunction(
+      () => /^3 images, .*1 other files left out/.test(document.querySelector("#build-picked")?.textContent ?? ""),
+      null,
+      {
+        timeout: TIMEOUT,
+      },
+    );
+    await page.fill("#build-name", "text-side");
+    const started = Date.now();
+    await page.click("#build-start");
+    await page.waitForFunction(() => document.querySelector("main")?.dataset.build === "done", null, { timeout: TIMEOUT });
+    timings["build-computes-the-text-side"] = { build_with_text_side_s: (Date.now() - started) / 1000 };
+    const stages = await page.$$eval("#build-stages li[data-stage]", (items) => items.map((item) => item.dataset.stage));
+    const notes = await page.$$eval("#build-stages li.hint", (items) => items.map((item) => item.textContent ?? ""));
+    if (!stages.includes("embedding words") || !stages.includes("embedding ImageNet classes"))
+      throw new Error(`no text-side stages: ${JSON.stringify(stages)}`);
+    if (!notes.some((n) => /^Computing the model's text side first/.test(n)) || !notes.some((n) => /kept in this browser/.test(n)))
+      throw new Error(`the text side's notes: ${JSON.stringify(notes)}`);
+    await go(page, "#/build");
+    await page.screenshot({ path: join(out, "build-text-side.png"), fullPage: true });
+    await page.goto(`${address}#/build`);
+    await ready(page, "main");
+    // The kept text side is the model's pool now, and holds the 30k words and the classes.
+    await page.waitForFunction(() => /the model's own/.test(document.querySelector("#build-text-plan")?.textContent ?? ""), null, {
+      timeout: TIMEOUT,
+    });
+    if ((await page.$eval("#build-pool", (select) => select.value)) !== "model")
+      throw new Error("the kept text side is not the model's pool");
+    await page.selectOption("#build-pool", "30k");
+    await page.selectOption("#build-templates", "1");
+    await page.waitForFunction(() => /kept for this model/.test(document.querySelector("#build-text-plan")?.textContent ?? ""), null, {
+      timeout: TIMEOUT,
+    });
+  }),
 ];
 
 /** After "build-a-bundle": the bundle is listed in My bundles, the address names it, a reload

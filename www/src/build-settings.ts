@@ -37,3 +37,37 @@ export function checkBuildForm(form: BuildForm, modelLayers: number, images: num
   const components = count("Components", form.components, 1, 512);
   return { layers, topK, components };
 }
+
+/** What completing the model's text side takes (the engine's `TextSidePlan`). */
+export interface TextPlan {
+  words: number;
+  classes: number;
+  templates: number;
+  prompts: number;
+}
+
+/** The Build view's line about the text side, said before a build: what it will embed and, when
+ * this model's text tower was timed here before (`promptsPerSecond`), how long that takes; with
+ * the paper's 80 templates, what the quick setting (1) would cost instead. */
+export function textPlanText(plan: TextPlan, promptsPerSecond: number | null): string {
+  if (plan.prompts === 0) return "Text side: kept for this model; the build embeds no text.";
+  const number = (n: number) => n.toLocaleString("en-US");
+  const classes = plan.classes > 0 ? ` and ${number(plan.classes)} classes × ${plan.templates} templates` : "";
+  const what = `${number(plan.words)} words${classes}: ${number(plan.prompts)} prompts through the text tower`;
+  const time = (prompts: number) => formatDuration(prompts / (promptsPerSecond ?? 1));
+  const took = promptsPerSecond ? `, about ${time(plan.prompts)} here` : ", timed on its bar from its first batch";
+  const quick = plan.classes > 0 && plan.templates > 1 ? plan.words + plan.classes : null;
+  const hint =
+    quick === null
+      ? ""
+      : ` For a quicker first bundle, choose Class templates 1: ${number(quick)} prompts` +
+        (promptsPerSecond ? `, about ${time(quick)}.` : ".");
+  return `The build first computes this model's text side, then keeps it in this browser: ${what}${took}.${hint}`;
+}
+
+/** Seconds in words: "45 s", "12 min", "1 h 40 min". */
+export function formatDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 90 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}

@@ -3,16 +3,18 @@
 // stage shows a progress bar with images/s and time left; the build pauses, resumes and stops;
 // the bundle opens in the explorer and downloads as a zip of exactly what `precompute` writes.
 
-import { checkBuildForm } from "./build-settings";
+import { checkBuildForm, textPlanText } from "./build-settings";
 import { WorkerClient, WorkerError } from "./client";
-import { el, errorMessage, parts } from "./dom";
+import { acceptDrops, el, errorMessage, parts } from "./dom";
+import { droppedFiles, folderFiles, folderPicker, type PathedFile } from "./folder-files";
 import { formatBytes, formatMs } from "./format";
 import { SAMPLES } from "./lab-images";
 import { checkBundleName, deleteKeptBundle, keepBundle, type KeptBundle, keptFiles, listKeptBundles, readKeptFile } from "./my-bundles";
-import type { BuildSourceImage, BundleInfo } from "./protocol";
+import type { BuildSourceImage, BundleInfo, TextSideRequest } from "./protocol";
 import type { RouteOf } from "./routes";
 import type { Session, Sources } from "./session";
 import { LOCAL_BUNDLE } from "./settings";
+import { rememberedRate, rememberRate, textSideRequest } from "./text-side";
 import type { View } from "./view";
 import { unzipFiles, zipFiles } from "./zip";
 import type { BuildProgress } from "clip-lens-wasm";
@@ -22,16 +24,18 @@ function buildElements(section: HTMLElement) {
   const [form] = parts(section, HTMLFormElement, "build-form");
   const [name, images, folder] = parts(section, HTMLInputElement, "build-name", "build-images", "build-folder");
   const [layers, k, components, words] = parts(section, HTMLInputElement, "build-layers", "build-k", "build-components", "build-words");
-  const [samples, start, pause] = parts(section, HTMLButtonElement, "build-samples", "build-start", "build-pause");
-  const [stop, download] = parts(section, HTMLButtonElement, "build-stop", "build-download");
-  const [picked, status] = parts(section, HTMLElement, "build-picked", "build-status");
+  const [samples, openFolder] = parts(section, HTMLButtonElement, "build-samples", "build-open-folder");
+  const [start, pause, stop, download] = parts(section, HTMLButtonElement, "build-start", "build-pause", "build-stop", "build-download");
+  const [picked, status, drop] = parts(section, HTMLElement, "build-picked", "build-status", "build-drop");
+  const [textPlan] = parts(section, HTMLElement, "build-text-plan");
+  const [pool, templates] = parts(section, HTMLSelectElement, "build-pool", "build-templates");
   const [stages] = parts(section, HTMLOListElement, "build-stages");
   const [kept] = parts(section, HTMLUListElement, "my-bundles-list");
   const [importZip] = parts(section, HTMLInputElement, "my-bundles-import");
   const [keptStatus] = parts(section, HTMLElement, "my-bundles-status");
   // prettier-ignore
-  return { form, name, images, folder, samples, picked, layers, k, components, words, start, pause, stop, stages, status, download,
-    kept, importZip, keptStatus };
+  return { form, name, images, folder, openFolder, drop, samples, picked, layers, k, components, pool, words, templates, textPlan,
+    start, pause, stop, stages, status, download, kept, importZip, keptStatus };
 }
 
 /** The page's address with kept bundle `name` as its bundle (the rest of the query kept). */
@@ -52,6 +56,9 @@ function modelName(weights: Sources["weights"]): string {
       .pop() ?? ""
   );
 }
+
+/** The text side's stages, as the engine names them (`TextStage::label`). */
+const TEXT_STAGES = { words: "embedding words", classes: "embedding ImageNet classes" };
 
 /** Files whose name says they are images (a folder holds other files too). */
 const IMAGE_NAME = /\.(png|jpe?g|webp|gif)$/i;
@@ -74,6 +81,8 @@ export class BuildView implements View<RouteOf<"build">> {
   /** The kept name of the last bundle built here (Download bundle zips it). */
   private built: string | null = null;
   private modelLayers = 0;
+  /** The running build's text side (its class templates turn classes/s into prompts/s). */
+  private textSide: TextSideRequest | null = null;
 
   constructor(
     readonly section: HTMLElement,
@@ -87,6 +96,9 @@ export class BuildView implements View<RouteOf<"build">> {
 
   setBundle(bundle: BundleInfo | null): void {
     this.modelLayers = this.session.ready?.visionLayers ?? 0;
+    const modelPool = this.ui.pool.querySelector<HTMLOptionElement>('option[value="model"]');
+    if (modelPool) modelPool.disabled = !this.session.ready?.textSide;
+    if (modelPool?.disabled && this.ui.pool.value === "model") this.ui.pool.value = "30k";
     if (bundle && this.ui.layers.value === "") this.ui.layers.value = bundle.layers.join(",");
   }
 
@@ -95,7 +107,7 @@ export class BuildView implements View<RouteOf<"build">> {
     if (layers !== null) this.ui.layers.value = layers;
     if (k !== null) this.ui.k.value = k;
     if (components !== null) this.ui.components.value = components;
-    await this.listKept();
+    await Promise.all([this.listKept(), this.showTextPlan()]);
   }
 
   /** "My bundles": each kept bundle with its size and date, a link that opens it, and Delete. */
@@ -132,9 +144,15 @@ export class BuildView implements View<RouteOf<"build">> {
 
   private wire(): void {
     const ui = this.ui;
-    const pick = (input: HTMLInputElement) => () => this.pick([...(input.files ?? [])]);
+    const pick = (input: HTMLInputElement) => () =>
+      this.pick([...(input.files ?? [])].map((file) => ({ file, path: file.webkitRelativePath || file.name })));
     ui.images.addEventListener("change", pick(ui.images));
     ui.folder.addEventListener("change", pick(ui.folder));
+    acceptDrops(ui.drop, (transfer) => void this.pickFound(() => droppedFiles(transfer)));
+    const openFolder = folderPicker();
+    ui.openFolder.hidden = openFolder === null;
+    if (openFolder) ui.openFolder.addEventListener("click", () => void this.pickFound(async () => folderFiles(await openFolder())));
+    for (const control of [ui.pool, ui.templates, ui.words]) control.addEventListener("change", () => void this.showTextPlan());
     ui.samples.addEventListener("click", () => this.pickSamples());
     ui.form.addEventListener("submit", (event) => {
       event.preventDefault();
@@ -152,24 +170,61 @@ export class BuildView implements View<RouteOf<"build">> {
   }
 
   /** Picked files (or a folder's): the images among them, by their path in the folder. */
-  private pick(files: File[]): void {
-    const images = files.filter((file) => IMAGE_NAME.test(file.name));
-    this.images = images.map((file) => ({
-      name: file.webkitRelativePath || file.name,
-      size: file.size,
-      file,
-      url: null,
-    }));
+  private pick(files: PathedFile[]): void {
+    const images = files.filter(({ file }) => IMAGE_NAME.test(file.name));
+    this.images = images.map(({ file, path }) => ({ name: path, size: file.size, file, url: null }));
     const skipped = files.length - images.length;
     this.ui.picked.textContent =
-      `${images.length} images, ${formatBytes(images.reduce((sum, file) => sum + file.size, 0))}` +
+      `${images.length} images, ${formatBytes(images.reduce((sum, { file }) => sum + file.size, 0))}` +
       (skipped > 0 ? ` (${skipped} other files left out)` : "");
+  }
+
+  /** Files handed over by `find` (a drop, a folder opened), or what went wrong, in words. */
+  private async pickFound(find: () => Promise<PathedFile[]>): Promise<void> {
+    try {
+      this.pick(await find());
+    } catch (error) {
+      if (error instanceof DOMException && error.name === "AbortError") return;
+      this.ui.picked.textContent = `Could not read the folder: ${errorMessage(error)}`;
+    }
   }
 
   /** The page's six samples (with the demo model: k 3, 8 components). */
   private pickSamples(): void {
     this.images = SAMPLES.map(({ file }) => ({ name: file, size: 0, file: null, url: new URL(`samples/${file}`, location.href).href }));
     this.ui.picked.textContent = `the page's ${SAMPLES.length} samples`;
+  }
+
+  /** The text side the form asks for (the chosen pool, or the file under Your words). */
+  private textSideRequest(): Promise<TextSideRequest | null> {
+    return textSideRequest(this.ui.pool.value, this.ui.words.files?.[0], Number(this.ui.templates.value));
+  }
+
+  /** Says, before a build, what completing the model's text side for the form's pool takes:
+   * the prompts, and a time where this model's text tower was timed here before. */
+  private async showTextPlan(): Promise<void> {
+    const say = (text: string): void => {
+      this.ui.textPlan.textContent = text;
+    };
+    try {
+      const request = await this.textSideRequest();
+      if (request === null) return say("Text side: the model's own, as it is; the build embeds no text.");
+      const plan = await this.session.call("textSidePlan", request);
+      const ready = this.session.ready;
+      say(textPlanText(plan, ready ? rememberedRate(ready.weightsSha256, ready.backend) : null));
+    } catch (error) {
+      say(errorMessage(error));
+    }
+  }
+
+  /** Remembers the text tower's speed from a text-side stage's progress (classes count as their
+   * templates' prompts). */
+  private rememberTextRate(event: { stage: string; done: number }, row: StageRow): void {
+    const perStep = event.stage === TEXT_STAGES.words ? 1 : event.stage === TEXT_STAGES.classes ? this.textSide?.classTemplates : undefined;
+    const ready = this.session.ready;
+    const seconds = (performance.now() - row.started) / 1000;
+    if (perStep === undefined || ready === null || event.done <= row.startDone || seconds <= 0) return;
+    rememberRate(ready.weightsSha256, ready.backend, ((event.done - row.startDone) * perStep) / seconds);
   }
 
   private say(text: string): void {
@@ -197,7 +252,14 @@ export class BuildView implements View<RouteOf<"build">> {
       this.finish("error", errorMessage(error));
       return;
     }
-    const words = ui.words.files?.[0];
+    let textSide: TextSideRequest | null;
+    try {
+      textSide = await this.textSideRequest();
+    } catch (error) {
+      this.finish("error", errorMessage(error));
+      return;
+    }
+    this.textSide = textSide;
     const { sources, backend } = this.session.loadedFrom;
     this.built = null;
     this.stages.clear();
@@ -217,10 +279,10 @@ export class BuildView implements View<RouteOf<"build">> {
         layers: settings.layers,
         top_k: settings.topK,
         components: settings.components,
-        words: words ? [{ source: words.name, text: await words.text() }] : [],
+        words: textSide?.words ?? [],
         model_name: modelName(sources.weights),
       };
-      await client.build(name, this.images, options, (event) => this.progress(event));
+      await client.build(name, this.images, options, textSide, (event) => this.progress(event));
       this.built = name;
       const manifest = JSON.parse(new TextDecoder().decode(await readKeptFile(name, "manifest.json"))) as { images: string[] };
       const took = formatMs(performance.now() - started);
@@ -228,6 +290,7 @@ export class BuildView implements View<RouteOf<"build">> {
       ui.download.hidden = false;
       await this.listKept();
       await this.open(name);
+      void this.showTextPlan();
       this.say(`Built “${name}” over ${manifest.images.length} images in ${took}: kept in this browser and open in the explorer.`);
       document.querySelector("main")?.setAttribute("data-build", "done");
     } catch (error) {
@@ -272,6 +335,7 @@ export class BuildView implements View<RouteOf<"build">> {
       row = { progress, text, started: performance.now(), startDone: event.done };
       this.stages.set(event.stage, row);
     }
+    this.rememberTextRate(event, row);
     row.progress.max = Math.max(1, event.total);
     row.progress.value = event.done;
     const seconds = (performance.now() - row.started) / 1000;

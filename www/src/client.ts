@@ -6,6 +6,7 @@ import type {
   BenchShape,
   BuildControlRequest,
   BuildSourceImage,
+  TextSideRequest,
   BuiltResponse,
   BackendChoice,
   BenchmarkResponse,
@@ -97,9 +98,10 @@ export class WorkerClient {
     name: string,
     images: BuildSourceImage[],
     options: BuildOptions,
+    textSide: TextSideRequest | null,
     onProgress: (event: BuildProgress) => void,
   ): Promise<BuiltResponse> {
-    const promise = this.request("build", { name, images, options });
+    const promise = this.request("build", { name, images, options, textSide });
     const pending = this.pending.get(this.nextId - 1);
     if (pending) pending.onBuildProgress = onProgress;
     return promise;

@@ -83,8 +83,8 @@ export function isImageFile(file: File): boolean {
   return file.type.startsWith("image/") || /\.(png|jpe?g|webp|gif)$/i.test(file.name);
 }
 
-/** Makes `zone` take dropped files: the `dragging` class while they hover, `onFiles` on drop. */
-export function acceptDroppedFiles(zone: HTMLElement, onFiles: (files: File[]) => void): void {
+/** Makes `zone` take drops: the `dragging` class while they hover, `onDrop` with what is dropped. */
+export function acceptDrops(zone: HTMLElement, onDrop: (transfer: DataTransfer) => void): void {
   zone.addEventListener("dragover", (event) => {
     event.preventDefault();
     zone.classList.add("dragging");
@@ -93,8 +93,13 @@ export function acceptDroppedFiles(zone: HTMLElement, onFiles: (files: File[]) =
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
     zone.classList.remove("dragging");
-    onFiles([...(event.dataTransfer?.files ?? [])]);
+    if (event.dataTransfer) onDrop(event.dataTransfer);
   });
+}
+
+/** Makes `zone` take dropped files (`onFiles` on drop). */
+export function acceptDroppedFiles(zone: HTMLElement, onFiles: (files: File[]) => void): void {
+  acceptDrops(zone, (transfer) => onFiles([...transfer.files]));
 }
 
 /** Fills `section` with `loading` text (`data-status="loading"`), then with what `render`

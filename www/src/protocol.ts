@@ -12,10 +12,12 @@ import type {
   Analysis,
   BuildOptions,
   BuildProgress,
+  BuildWords,
   Defaults,
   FooledResult,
   NeuronCard,
   NeuronList,
+  TextSidePlan,
   SearchResult,
   Segmentation,
   WordPage,
@@ -122,6 +124,9 @@ export interface EngineCalls {
   analysisCsv: { args: Record<string, never>; result: string };
   /** Every option's default, as the engine applies it to an option left out. */
   defaults: { args: Record<string, never>; result: Defaults };
+  /** What a build's text side would embed for a word pool (the model's kept text side read
+   * again first, when a build has written it since). */
+  textSidePlan: { args: TextSideRequest; result: TextSidePlan };
 }
 export type EngineMethod = keyof EngineCalls;
 
@@ -165,6 +170,15 @@ export interface BuildRequest {
   name: string;
   images: BuildSourceImage[];
   options: BuildOptions;
+  /** The word pool whose text side the build completes first (kept per model), or null: the
+   * words of the model's text side as they are. */
+  textSide: TextSideRequest | null;
+}
+
+/** A word pool and the templates per ImageNet class for the model's text side. */
+export interface TextSideRequest {
+  words: BuildWords[];
+  classTemplates: number;
 }
 
 /** Pause, resume or stop the running build (answered at once by nothing: the build's own
@@ -250,9 +264,12 @@ export interface ReadyResponse {
   /** Milliseconds spent building the engine (and preparing the bundle) after the downloads. */
   initMs: number;
   bundle: BundleInfo | null;
-  /** Whether the model's text side (text-embeddings.safetensors beside converted towers) is
-   * loaded: without a bundle, analyses then still give the image's classes. */
+  /** Whether the model's text side (text-embeddings.safetensors beside converted towers, or one
+   * a build computed and kept in this browser) is loaded: without a bundle, analyses then still
+   * give the image's classes. */
   textSide: boolean;
+  /** The sha256 of the weights (the key of what this browser keeps for the model). */
+  weightsSha256: string;
 }
 
 export interface EmbeddingResponse {

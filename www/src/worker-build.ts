@@ -4,7 +4,8 @@
 
 import type { BuildProgress, Engine } from "clip-lens-wasm";
 import { deleteKeptBundle, isWhole, readKeptFileIfAny, removeKeptFile, writeKeptFile } from "./my-bundles";
-import type { BuildControlRequest, BuildRequest, BuildSourceImage, WorkerResponse } from "./protocol";
+import { writeKeptTextSide } from "./kept-text-sides";
+import type { BuildControlRequest, BuildRequest, BuildSourceImage, TextSideRequest, WorkerResponse } from "./protocol";
 
 /** The running build's pause and stop (`buildControl` requests act on it at once). */
 class BuildControl {
@@ -72,10 +73,34 @@ export async function runBuild(
   };
   const listed = request.images.map(({ name, size }) => ({ name, size }));
   const report = (event: BuildProgress): void => post({ id: request.id, type: "buildProgress", event });
-  await withTextTower(request.id, current, () =>
-    current.buildBundle(listed, read, files, request.options, report, () => buildControl.goOn()),
-  );
+  const goOn = () => buildControl.goOn();
+  if (request.textSide !== null)
+    await completeTextSide(request.textSide, current, report, goOn, (work) => withTextTower(request.id, current, work));
+  await withTextTower(request.id, current, () => current.buildBundle(listed, read, files, request.options, report, goOn));
   post({ id: request.id, type: "built", name, ms: performance.now() - started });
+}
+
+/** Completes the model's text side for the build's word pool where it lacks words or classes
+ * (said first, in a note), and keeps it in this browser for the model's next loads and builds;
+ * a text side that cannot be kept (a full storage) is said and the build goes on. */
+async function completeTextSide(
+  request: TextSideRequest,
+  current: Engine,
+  report: (event: BuildProgress) => void,
+  goOn: () => Promise<boolean>,
+  withTextTower: (work: () => Promise<Uint8Array>) => Promise<Uint8Array>,
+): Promise<void> {
+  const plan = current.planTextSide(request.words, request.classTemplates);
+  if (plan.prompts === 0) return;
+  const classes = plan.classes > 0 ? ` and ${plan.classes} ImageNet classes × ${plan.templates} templates` : "";
+  report({ note: `Computing the model's text side first: ${plan.words} words${classes} (${plan.prompts} prompts).` });
+  const bytes = await withTextTower(() => current.completeTextSide(request.words, request.classTemplates, report, goOn));
+  try {
+    await writeKeptTextSide(current.weightsSha256, bytes);
+    report({ note: "The model's text side is kept in this browser: its next builds and loads embed no text." });
+  } catch (error) {
+    report({ note: error instanceof Error ? error.message : String(error) });
+  }
 }
 
 /** Acts on a `buildControl` request at once. */

@@ -27,6 +27,7 @@ import type {
   WorkerResponse,
 } from "./protocol";
 import { download, downloadIfPresent, looksLikeHtml, obtain, reporter, sendProgressTo } from "./worker-downloads";
+import { readKeptTextSide } from "./kept-text-sides";
 import { readKeptFile } from "./my-bundles";
 import { controlBuild, runBuild } from "./worker-build";
 import { crashReason, describe, errorKind, LoadError } from "./worker-errors";
@@ -137,6 +138,23 @@ async function obtainWeights(id: number, source: WeightsSource): Promise<Weights
   return { kind: "converted", manifest, image, config: new TextDecoder().decode(config), textUrl, textEmbeddings };
 }
 
+/** When the model's kept text side (computed by a build in this browser) was last read. */
+let keptTextSideModified = 0;
+
+/** Loads the text side this browser keeps for `current`'s weights, when one was written since it
+ * was last read (a build computes and keeps it; it holds what a shipped text side held, and
+ * more). A kept file that does not load is left alone: the model works without it. */
+async function loadKeptTextSide(current: Engine): Promise<void> {
+  try {
+    const kept = await readKeptTextSide(current.weightsSha256, keptTextSideModified);
+    if (kept === null) return;
+    current.loadTextEmbeddings(kept.bytes);
+    keptTextSideModified = kept.modified;
+  } catch (error) {
+    console.warn(`The text side kept in this browser for this model was not loaded: ${describe(error)}`);
+  }
+}
+
 /** Runs `work`; when it fails because the converted text tower is not loaded yet (an engine
  * error of kind `needs-text-tower`), downloads and loads the tower (progress under the request
  * `id`) and runs `work` again. Engine calls check for the tower before any other work. */
@@ -208,6 +226,9 @@ async function load(request: LoadRequest): Promise<void> {
     }
   }
 
+  keptTextSideModified = 0;
+  await loadKeptTextSide(created);
+
   let info: BundleInfo | null = null;
   if (bundle !== null) {
     try {
@@ -240,6 +261,7 @@ async function load(request: LoadRequest): Promise<void> {
     initMs: performance.now() - started,
     bundle: info,
     textSide: created.hasTextEmbeddings,
+    weightsSha256: created.weightsSha256,
   });
 }
 
@@ -297,6 +319,10 @@ const METHODS: { [M in EngineMethod]: (engine: Engine, args: Args<M>) => Promise
   neuronCsv: async (e, a) => e.neuronCsv(a.layer, a.neuron),
   analysisCsv: async (e) => e.analysisCsv(),
   defaults: async (e) => e.defaults(),
+  textSidePlan: async (e, a) => {
+    await loadKeptTextSide(e);
+    return e.planTextSide(a.words, a.classTemplates);
+  },
 };
 
 async function call(request: CallRequest): Promise<void> {

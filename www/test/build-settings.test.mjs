@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { checkBuildForm } from "../src/build-settings.ts";
+import { checkBuildForm, formatDuration, textPlanText } from "../src/build-settings.ts";
 
 describe("checkBuildForm", () => {
   it("reads layers, k and components", () => {
@@ -29,5 +29,36 @@ describe("checkBuildForm", () => {
     assert.match(message({ layers: "1", k: "3", components: "8" }, 3, 0), /choose some images/);
     assert.match(message({ layers: "1", k: "abc", components: "8" }), /Top images \(k\) must be a whole number/);
     assert.match(message({ layers: "1", k: "3", components: "0" }), /Components must be a whole number from 1/);
+  });
+});
+
+describe("textPlanText", () => {
+  const paper = { words: 30_000, classes: 1000, templates: 80, prompts: 110_000 };
+
+  it("says what the text side embeds, and the quick setting's cost", () => {
+    assert.equal(
+      textPlanText(paper, null),
+      "The build first computes this model's text side, then keeps it in this browser: 30,000 words and 1,000 classes × 80 " +
+        "templates: 110,000 prompts through the text tower, timed on its bar from its first batch. For a quicker first bundle, " +
+        "choose Class templates 1: 31,000 prompts.",
+    );
+  });
+
+  it("gives times where the text tower was timed here", () => {
+    const text = textPlanText(paper, 50);
+    assert.match(text, /110,000 prompts through the text tower, about 37 min here\./);
+    assert.match(text, /Class templates 1: 31,000 prompts, about 10 min\.$/);
+    assert.match(textPlanText({ words: 12, classes: 0, templates: 1, prompts: 12 }, 50), /12 words: 12 prompts .*, about 1 s here\.$/);
+  });
+
+  it("says when nothing is left to embed", () => {
+    assert.equal(
+      textPlanText({ words: 0, classes: 0, templates: 80, prompts: 0 }, null),
+      "Text side: kept for this model; the build embeds no text.",
+    );
+  });
+
+  it("writes durations in seconds, minutes, or hours and minutes", () => {
+    assert.deepEqual([0.2, 45, 89, 91, 5399, 6000].map(formatDuration), ["1 s", "45 s", "89 s", "2 min", "1 h 30 min", "1 h 40 min"]);
   });
 });
