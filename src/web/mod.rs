@@ -274,6 +274,17 @@ impl Engine {
         self.engine.build_bundle(options, driver).await.map_err(js_error)
     }
 
+    /// The peak memory a build of `options` holds beside the model (`BuildMemory`): the page
+    /// refuses a build that cannot fit, and proposes settings that do.
+    #[wasm_bindgen(js_name = buildMemory, unchecked_return_type = "BuildMemory")]
+    pub fn build_memory(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "BuildOptions")] options: JsValue,
+    ) -> JsResult<JsValue> {
+        let options: engine::BuildOptions = parse_object(options, "build options").map_err(js_error)?;
+        to_js(&self.engine.build_memory(&options)).map_err(js_error)
+    }
+
     /// What completing the model's text side for the word pool `words` with `classTemplates`
     /// (80 or 1) per ImageNet class would embed (`completeTextSide`): the Build view shows it,
     /// with a time, before a build.

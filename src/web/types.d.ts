@@ -397,3 +397,12 @@ export interface TextSidePlan {
   templates: number;
   prompts: number;
 }
+
+/** The peak memory a build holds beside the model, in bytes: `per_k` per image kept per neuron
+ * (pass 2's top-k state, held twice while a checkpoint is written), `fixed` the rest, `total`
+ * for the options asked. */
+export interface BuildMemory {
+  per_k: number;
+  fixed: number;
+  total: number;
+}

@@ -126,6 +126,7 @@ fn every_interface_has_the_fields_of_what_it_describes() {
         ("BuildOptions", keys(&json(&build), &[])),
         ("BuildWords", keys(&json(&build.words[0]), &[])),
         ("BuildImage", keys(&json(&BuildImage { name: "a.png".into(), size: 1 }), &[])),
+        ("BuildMemory", keys(&json(&engine.build_memory(&build)), &[])),
         ("TextSidePlan", keys(&json(&engine.plan_text_side(&build.words, ClassTemplates::One).unwrap()), &[])),
     ];
     let declared = interfaces();

@@ -1,5 +1,8 @@
 // The Build view's settings as typed (or preset by its address), checked and turned into the
-// engine's BuildOptions; every problem is said in words. Pure: the unit tests run it in Node.
+// engine's BuildOptions, the memory a build needs against what WebAssembly holds, and what the
+// view says of the text side; every problem is said in words. Pure: the unit tests run it in Node.
+
+import { formatBytes } from "./format";
 
 /** The settings as the form holds them. */
 export interface BuildForm {
@@ -70,4 +73,38 @@ export function formatDuration(seconds: number): string {
   if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
   const minutes = Math.round(seconds / 60);
   return minutes < 90 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** What a build holds beside the model at its peak (the engine's `BuildMemory`), in bytes. */
+export interface BuildMemory {
+  per_k: number;
+  fixed: number;
+  total: number;
+}
+
+/** The most a WebAssembly module's memory holds (wasm32: 4 GiB). */
+export const WASM_MEMORY_LIMIT = 4 * 2 ** 30;
+
+/** Null when a build needing `memory` fits beside a model of `modelBytes` in `limit`; else why
+ * not, with settings that fit: the largest k at these layers, and the most layers at this k. */
+export function buildMemoryProblem(
+  memory: BuildMemory,
+  settings: BuildSettings,
+  modelBytes: number,
+  limit = WASM_MEMORY_LIMIT,
+): string | null {
+  const budget = limit - modelBytes;
+  if (memory.total <= budget) return null;
+  const asked = settings.layers.length;
+  // Both parts grow with the layers: per layer, the same share.
+  const largestK = (layers: number) => Math.floor((budget - (memory.fixed * layers) / asked) / ((memory.per_k * layers) / asked));
+  const fits: string[] = [];
+  if (largestK(asked) >= 1) fits.push(`Top images (k) ${Math.min(largestK(asked), settings.topK - 1)}`);
+  const layers = [...Array(asked - 1).keys()].map((i) => asked - 1 - i).find((count) => largestK(count) >= settings.topK);
+  if (layers !== undefined) fits.push(`Layers ${settings.layers.slice(-layers).join(",")} with k ${settings.topK}`);
+  const need = `This build would hold about ${formatBytes(memory.total)} beside the model's ${formatBytes(modelBytes)}`;
+  const room = `more than the ${formatBytes(limit)} WebAssembly can hold`;
+  const advice =
+    fits.length > 0 ? `Settings that fit: ${fits.join(", or ")}.` : "No k fits: use fewer layers, or the CLI (clip-lens precompute).";
+  return `${need}: ${room}. ${advice}`;
 }

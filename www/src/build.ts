@@ -3,7 +3,7 @@
 // stage shows a progress bar with images/s and time left; the build pauses, resumes and stops;
 // the bundle opens in the explorer and downloads as a zip of exactly what `precompute` writes.
 
-import { checkBuildForm, textPlanText } from "./build-settings";
+import { buildMemoryProblem, checkBuildForm, textPlanText } from "./build-settings";
 import { WorkerClient, WorkerError } from "./client";
 import { acceptDrops, el, errorMessage, parts } from "./dom";
 import { droppedFiles, folderFiles, folderPicker, type PathedFile } from "./folder-files";
@@ -17,7 +17,7 @@ import { LOCAL_BUNDLE } from "./settings";
 import { rememberedRate, rememberRate, textSideRequest } from "./text-side";
 import type { View } from "./view";
 import { unzipFiles, zipFiles } from "./zip";
-import type { BuildProgress } from "clip-lens-wasm";
+import type { BuildOptions, BuildProgress } from "clip-lens-wasm";
 
 /** The build view's elements, inside its section. */
 function buildElements(section: HTMLElement) {
@@ -231,34 +231,38 @@ export class BuildView implements View<RouteOf<"build">> {
     this.ui.status.textContent = text;
   }
 
+  /** The build the form asks for, checked: its name, options and text side; a build that
+   * cannot fit in WebAssembly's memory is refused here, with settings that fit. */
+  private async prepare(): Promise<{ name: string; options: BuildOptions; textSide: TextSideRequest | null }> {
+    const ui = this.ui;
+    const form = { layers: ui.layers.value, k: ui.k.value, components: ui.components.value };
+    const settings = checkBuildForm(form, this.modelLayers, this.images.length);
+    const name = checkBundleName(ui.name.value);
+    const textSide = await this.textSideRequest();
+    const options: BuildOptions = {
+      layers: settings.layers,
+      top_k: settings.topK,
+      components: settings.components,
+      words: textSide?.words ?? [],
+      model_name: modelName(this.session.loadedFrom.sources.weights),
+    };
+    const [memory, { wasmBytes }] = await Promise.all([this.session.call("buildMemory", { options }), this.session.memory()]);
+    const problem = buildMemoryProblem(memory, settings, wasmBytes ?? this.session.ready?.weightsBytes ?? 0);
+    if (problem !== null) throw new Error(problem);
+    return { name, options, textSide };
+  }
+
   /** Starts a build in a worker of its own with the page's model; shows it, then opens it. */
   private async build(): Promise<void> {
     const ui = this.ui;
-    let settings;
+    let prepared;
     try {
-      settings = checkBuildForm(
-        { layers: ui.layers.value, k: ui.k.value, components: ui.components.value },
-        this.modelLayers,
-        this.images.length,
-      );
+      prepared = await this.prepare();
     } catch (error) {
       this.finish("error", errorMessage(error));
       return;
     }
-    let name: string;
-    try {
-      name = checkBundleName(ui.name.value);
-    } catch (error) {
-      this.finish("error", errorMessage(error));
-      return;
-    }
-    let textSide: TextSideRequest | null;
-    try {
-      textSide = await this.textSideRequest();
-    } catch (error) {
-      this.finish("error", errorMessage(error));
-      return;
-    }
+    const { name, options, textSide } = prepared;
     this.textSide = textSide;
     const { sources, backend } = this.session.loadedFrom;
     this.built = null;
@@ -275,13 +279,6 @@ export class BuildView implements View<RouteOf<"build">> {
       this.say("Loading the model in the build's worker…");
       await client.load({ ...sources, bundle: null, backend });
       this.say("Building…");
-      const options = {
-        layers: settings.layers,
-        top_k: settings.topK,
-        components: settings.components,
-        words: textSide?.words ?? [],
-        model_name: modelName(sources.weights),
-      };
       await client.build(name, this.images, options, textSide, (event) => this.progress(event));
       this.built = name;
       const manifest = JSON.parse(new TextDecoder().decode(await readKeptFile(name, "manifest.json"))) as { images: string[] };

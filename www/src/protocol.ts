@@ -10,6 +10,7 @@ import type {
   AdversarialOptions,
   AdversarialResult,
   Analysis,
+  BuildMemory,
   BuildOptions,
   BuildProgress,
   BuildWords,
@@ -127,6 +128,8 @@ export interface EngineCalls {
   /** What a build's text side would embed for a word pool (the model's kept text side read
    * again first, when a build has written it since). */
   textSidePlan: { args: TextSideRequest; result: TextSidePlan };
+  /** The peak memory a build of `options` holds beside the model. */
+  buildMemory: { args: { options: BuildOptions }; result: BuildMemory };
 }
 export type EngineMethod = keyof EngineCalls;
 

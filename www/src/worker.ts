@@ -319,6 +319,7 @@ const METHODS: { [M in EngineMethod]: (engine: Engine, args: Args<M>) => Promise
   neuronCsv: async (e, a) => e.neuronCsv(a.layer, a.neuron),
   analysisCsv: async (e) => e.analysisCsv(),
   defaults: async (e) => e.defaults(),
+  buildMemory: async (e, a) => e.buildMemory(a.options),
   textSidePlan: async (e, a) => {
     await loadKeptTextSide(e);
     return e.planTextSide(a.words, a.classTemplates);

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{invalid, Engine};
 use crate::bundle::{Bundle, Storage};
 use crate::error::Result;
+use crate::lens::HISTOGRAM_BINS;
 use crate::precompute::{
     precompute, text_tower_needed, BundleSink, Control, Driver, ImageSource, Settings, TextFile, WordList,
 };
@@ -100,7 +101,41 @@ impl BuildOptions {
     }
 }
 
+/// What a build holds in memory beside the model, in bytes, at its peak (`BuildMemory` in
+/// TypeScript): pass 2's top-k state (per layer, neuron and kept image its centred effect: the
+/// part that grows with k), held twice while a checkpoint is written, and the rest (pass 1's
+/// sums, one batch's effects, the histograms). The page refuses a build that cannot fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BuildMemory {
+    /// Bytes per image kept per neuron (times k).
+    pub per_k: u64,
+    /// Bytes that do not grow with k.
+    pub fixed: u64,
+    /// `per_k * k + fixed` for the options asked.
+    pub total: u64,
+}
+
+/// Bytes of one kept image beside its effect: its norm, its id and the effect's vector header
+/// and allocation (wasm32: 4-byte words).
+const KEPT_OVERHEAD: u64 = 32;
+
 impl Engine {
+    /// The peak memory a build of `options` holds beside the model ([`BuildMemory`]).
+    pub fn build_memory(&self, options: &BuildOptions) -> BuildMemory {
+        let config = &self.model.config;
+        let (layers, neurons) = (options.layers.len() as u64, config.vision.mlp_width as u64);
+        let dim = config.embed_dim as u64;
+        let kept = 4 * dim + KEPT_OVERHEAD;
+        // Checkpoints serialise the top-k state beside itself: twice its size at the peak.
+        let per_k = 2 * layers * neurons * kept;
+        // Pass 1's f64 sums and the f32 mean; a batch's effects, as tensor data and read back.
+        let sums = layers * neurons * dim * (8 + 4);
+        let batch = 2 * options.batch.max(1) as u64 * layers * neurons * dim * 4;
+        let histograms = layers * neurons * HISTOGRAM_BINS as u64 * 4;
+        let fixed = sums + batch + histograms;
+        BuildMemory { per_k, fixed, total: per_k * options.top_k as u64 + fixed }
+    }
+
     /// Runs `precompute` with `options` over the driver's images into its sink and makes the
     /// bundle this engine's (the explorer opens it at once). The engine's text side is used
     /// where it has one; the text tower is needed only for what

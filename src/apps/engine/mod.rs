@@ -17,7 +17,7 @@ pub mod results;
 mod segmentation;
 mod text_side;
 
-pub use build::{BuildImage, BuildOptions, BuildWords};
+pub use build::{BuildImage, BuildMemory, BuildOptions, BuildWords};
 pub use text_side::TextSidePlan;
 
 use std::collections::{BTreeMap, HashMap};
