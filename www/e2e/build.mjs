@@ -96,6 +96,24 @@ export const checks = [
     if (backend !== "webgpu") throw new Error(`the build's model ran on ${backend}`);
   }),
 
+  check("build-survives-a-lost-gpu", async (page) => {
+    // The build's GPU device is lost (simulated as the build starts): it goes on on the CPU, says
+    // so, and the bundle is whole.
+    await page.goto(`${base}/index.html?backend=webgpu&simulate=build-device-lost#/build?layers=0,1&k=3&components=8`);
+    await ready(page, "main");
+    await page.click("#build-samples");
+    await page.fill("#build-name", "samples-lost-gpu");
+    await page.click("#build-start");
+    await page.waitForFunction(() => document.querySelector("main")?.dataset.build === "done", null, { timeout: TIMEOUT });
+    const notes = await page.$$eval("#build-stages li.hint", (items) => items.map((item) => item.textContent ?? ""));
+    if (!notes.some((note) => /GPU device was lost .* goes on on the CPU, from its last checkpoint/.test(note)))
+      throw new Error(`no word of the lost GPU: ${JSON.stringify(notes)}`);
+    await page.waitForSelector('#my-bundles-list li[data-bundle="samples-lost-gpu"][data-whole="true"]', {
+      state: "attached",
+      timeout: TIMEOUT,
+    });
+  }),
+
   check("build-stops-and-resumes", async (page) => {
     // 24 images, 3 batches a pass: paused before the first batch ends, stopped there (after a
     // checkpoint), then built again: it resumes from the checkpoint, and the bundle is whole.

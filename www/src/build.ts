@@ -10,7 +10,7 @@ import { droppedFiles, folderFiles, folderPicker, type PathedFile } from "./fold
 import { formatBytes, formatMs } from "./format";
 import { SAMPLES } from "./lab-images";
 import { checkBundleName, deleteKeptBundle, keepBundle, type KeptBundle, keptFiles, listKeptBundles, readKeptFile } from "./my-bundles";
-import type { BuildSourceImage, BundleInfo, TextSideRequest } from "./protocol";
+import type { BackendChoice, BuildSourceImage, BundleInfo, TextSideRequest } from "./protocol";
 import type { RouteOf } from "./routes";
 import type { Session, Sources } from "./session";
 import { LOCAL_BUNDLE } from "./settings";
@@ -89,6 +89,8 @@ export class BuildView implements View<RouteOf<"build">> {
     private readonly session: Session,
     /** Opens a kept bundle in the page's engine (and the explorer). */
     private readonly open: (kept: string) => Promise<void>,
+    /** A test hook (`?simulate=build-device-lost`): the first build on WebGPU loses its device. */
+    private simulateDeviceLoss = false,
   ) {
     this.ui = buildElements(section);
     this.wire();
@@ -264,7 +266,6 @@ export class BuildView implements View<RouteOf<"build">> {
     }
     const { name, options, textSide } = prepared;
     this.textSide = textSide;
-    const { sources, backend } = this.session.loadedFrom;
     this.built = null;
     this.stages.clear();
     ui.stages.replaceChildren();
@@ -273,13 +274,8 @@ export class BuildView implements View<RouteOf<"build">> {
     this.section.dataset["build"] = "running";
     document.querySelector("main")?.removeAttribute("data-build");
     const started = performance.now();
-    const client = new WorkerClient();
-    this.client = client;
     try {
-      this.say("Loading the model in the build's worker…");
-      await client.load({ ...sources, bundle: null, backend });
-      this.say("Building…");
-      await client.build(name, this.images, options, textSide, (event) => this.progress(event));
+      await this.runInWorker(name, options, textSide, this.session.loadedFrom.backend);
       this.built = name;
       const manifest = JSON.parse(new TextDecoder().decode(await readKeptFile(name, "manifest.json"))) as { images: string[] };
       const took = formatMs(performance.now() - started);
@@ -300,9 +296,32 @@ export class BuildView implements View<RouteOf<"build">> {
       );
       await this.listKept();
     } finally {
+      this.setRunning(false);
+    }
+  }
+
+  /** Runs the build in a worker of its own (the page's model, loaded again) on `backend`; where
+   * the GPU device is lost, runs it again on the CPU, which resumes from the lost run's last
+   * checkpoint. */
+  private async runInWorker(name: string, options: BuildOptions, textSide: TextSideRequest | null, backend: BackendChoice): Promise<void> {
+    const client = new WorkerClient();
+    this.client = client;
+    const simulateDeviceLoss = this.simulateDeviceLoss;
+    this.simulateDeviceLoss = false;
+    let onGpu = false;
+    try {
+      this.say("Loading the model in the build's worker…");
+      onGpu = (await client.load({ ...this.session.loadedFrom.sources, bundle: null, backend, simulateDeviceLoss })).backend === "webgpu";
+      this.say("Building…");
+      await client.build(name, this.images, options, textSide, (event) => this.progress(event));
+    } catch (error) {
+      if (!(onGpu && error instanceof WorkerError && error.deviceLost)) throw error;
+      client.terminate();
+      this.progress({ note: `${error.message} The build goes on on the CPU, from its last checkpoint.` });
+      await this.runInWorker(name, options, textSide, "cpu");
+    } finally {
       client.terminate();
       if (this.client === client) this.client = null;
-      this.setRunning(false);
     }
   }
 

@@ -110,7 +110,7 @@ const views: { [V in ViewName]: View<RouteOf<V>> } = {
   list: new ListView(byId("view-list", HTMLElement), session, myList),
   word: new WordPageView(byId("view-word", HTMLElement), session),
   miner: new AdversarialMiner(byId("view-miner", HTMLElement), session),
-  build: new BuildView(byId("view-build", HTMLElement), session, openBuilt),
+  build: new BuildView(byId("view-build", HTMLElement), session, openBuilt, settings.simulateBuildDeviceLoss),
 };
 
 /** Opens a bundle built in the page and kept: the address names it (a reload reopens it), the

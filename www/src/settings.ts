@@ -37,6 +37,8 @@ export interface Settings {
   embed: boolean;
   /** `?simulate=device-lost`: the first engine call fails as a lost GPU (a test hook). */
   simulateDeviceLoss: boolean;
+  /** `?simulate=build-device-lost`: the first build on WebGPU fails as a lost GPU (a test hook). */
+  simulateBuildDeviceLoss: boolean;
 }
 
 export function absoluteUrl(what: string, value: string): string {
@@ -81,6 +83,7 @@ export function readSettings(search: string): Settings {
     concept: params.get("concept") || null,
     embed: params.get("embed") === "1",
     simulateDeviceLoss: params.get("simulate") === "device-lost",
+    simulateBuildDeviceLoss: params.get("simulate") === "build-device-lost",
   };
 }
 

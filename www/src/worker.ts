@@ -391,6 +391,10 @@ async function handle(request: QueuedRequest): Promise<void> {
       case "call":
         return await call(request);
       case "build":
+        if (simulatedLoss) {
+          simulatedLoss = false;
+          throw new DeviceLostError("The GPU device was lost (simulated with ?simulate=build-device-lost).");
+        }
         return await runBuild(request, loadedEngine(), post, withTextTower);
       default: {
         const unknown: never = request;
@@ -398,7 +402,7 @@ async function handle(request: QueuedRequest): Promise<void> {
       }
     }
   } catch (error) {
-    const deviceLost = request.type === "call" && isDeviceLoss(error);
+    const deviceLost = (request.type === "call" || request.type === "build") && isDeviceLoss(error);
     post({ id: request.id, type: "error", message: describe(error), deviceLost });
   }
 }
