@@ -399,7 +399,7 @@ export interface TextSidePlan {
 }
 
 /** The peak memory a build holds beside the model, in bytes: `per_k` per image kept per neuron
- * (pass 2's top-k state, held twice while a checkpoint is written), `fixed` the rest, `total`
+ * (pass 2's top-k state, held three times while a checkpoint is written), `fixed` the rest, `total`
  * for the options asked. */
 export interface BuildMemory {
   per_k: number;

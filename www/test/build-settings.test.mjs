@@ -65,22 +65,22 @@ describe("textPlanText", () => {
 
 describe("buildMemoryProblem", () => {
   // ViT-B/32 at the paper's settings (3072 neurons, D 512, layers 8-10, k 100, batch 8), as the
-  // engine estimates it: 2 x 3 x 3072 x (4 x 512 + 32) bytes per k, 360 MB besides.
+  // engine estimates it: 3 x 3 layers x 3072 x (4 x 512 + 32) bytes per k, 360 MB besides.
   const paper = { layers: [8, 9, 10], topK: 100, components: 128 };
-  const memory = { per_k: 38_338_560, fixed: 360_185_856, total: 38_338_560 * 100 + 360_185_856 };
+  const memory = { per_k: 57_507_840, fixed: 359_792_640, total: 57_507_840 * 100 + 359_792_640 };
   const model = 700 * 2 ** 20;
 
   it("lets a build that fits go", () => {
-    assert.equal(buildMemoryProblem({ ...memory, total: 38_338_560 * 50 + 360_185_856 }, { ...paper, topK: 50 }, model), null);
+    assert.equal(buildMemoryProblem({ ...memory, total: 57_507_840 * 50 + 359_792_640 }, { ...paper, topK: 50 }, model), null);
   });
 
   it("says what a build that cannot fit needs, and the settings that fit", () => {
     const problem = buildMemoryProblem(memory, paper, model);
     assert.match(
       problem,
-      /^This build would hold about 3\.9 GiB beside the model's 700\.0 MiB: more than the 4\.0 GiB WebAssembly can hold\./,
+      /^This build would hold about 5\.7 GiB beside the model's 700\.0 MiB: more than the 4\.0 GiB WebAssembly can hold\./,
     );
-    assert.match(problem, /Settings that fit: Top images \(k\) 83, or Layers 9,10 with k 100\.$/);
+    assert.match(problem, /Settings that fit: Top images \(k\) 55, or Layers 10 with k 100\.$/);
   });
 
   it("says when no k fits", () => {

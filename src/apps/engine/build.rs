@@ -103,7 +103,7 @@ impl BuildOptions {
 
 /// What a build holds in memory beside the model, in bytes, at its peak (`BuildMemory` in
 /// TypeScript): pass 2's top-k state (per layer, neuron and kept image its centred effect: the
-/// part that grows with k), held twice while a checkpoint is written, and the rest (pass 1's
+/// part that grows with k), held three times while a checkpoint is written, and the rest (pass 1's
 /// sums, one batch's effects, the histograms). The page refuses a build that cannot fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BuildMemory {
@@ -126,8 +126,9 @@ impl Engine {
         let (layers, neurons) = (options.layers.len() as u64, config.vision.mlp_width as u64);
         let dim = config.embed_dim as u64;
         let kept = 4 * dim + KEPT_OVERHEAD;
-        // Checkpoints serialise the top-k state beside itself: twice its size at the peak.
-        let per_k = 2 * layers * neurons * kept;
+        // While a checkpoint is written the state, its tensors and their serialised bytes are
+        // all in memory: three times its size at the peak.
+        let per_k = 3 * layers * neurons * kept;
         // Pass 1's f64 sums and the f32 mean; a batch's effects, as tensor data and read back.
         let sums = layers * neurons * dim * (8 + 4);
         let batch = 2 * options.batch.max(1) as u64 * layers * neurons * dim * 4;
