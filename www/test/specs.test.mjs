@@ -71,6 +71,7 @@ describe("readSettings", () => {
       concept: null,
       embed: false,
       simulateDeviceLoss: false,
+      simulateBuildDeviceLoss: false,
     });
   });
 
@@ -112,6 +113,8 @@ describe("readSettings", () => {
     assert.equal(flags.backend, "webgpu");
     assert.equal(readSettings("?embed=true").embed, false);
     assert.equal(readSettings("?simulate=other").simulateDeviceLoss, false);
+    const build = readSettings("?simulate=build-device-lost");
+    assert.deepEqual([build.simulateBuildDeviceLoss, build.simulateDeviceLoss, flags.simulateBuildDeviceLoss], [true, false, false]);
     assert.equal(readSettings("?backend=").backend, "auto");
   });
 
