@@ -10,7 +10,7 @@ import { droppedFiles, folderFiles, folderPicker, type PathedFile } from "./fold
 import { formatBytes, formatMs } from "./format";
 import { SAMPLES } from "./lab-images";
 import { checkBundleName, deleteKeptBundle, keepBundle, type KeptBundle, keptFiles, listKeptBundles, readKeptFile } from "./my-bundles";
-import type { BackendChoice, BuildSourceImage, BundleInfo, TextSideRequest } from "./protocol";
+import type { BackendChoice, BuildSourceImage, BuiltResponse, BundleInfo, TextSideRequest } from "./protocol";
 import type { RouteOf } from "./routes";
 import type { Session, Sources } from "./session";
 import { LOCAL_BUNDLE } from "./settings";
@@ -275,10 +275,11 @@ export class BuildView implements View<RouteOf<"build">> {
     document.querySelector("main")?.removeAttribute("data-build");
     const started = performance.now();
     try {
-      await this.runInWorker(name, options, textSide, this.session.loadedFrom.backend);
+      const built = await this.runInWorker(name, options, textSide, this.session.loadedFrom.backend);
       this.built = name;
       const manifest = JSON.parse(new TextDecoder().decode(await readKeptFile(name, "manifest.json"))) as { images: string[] };
-      const took = formatMs(performance.now() - started);
+      const memory = built.wasmBytes === null ? "" : `, at most ${formatBytes(built.wasmBytes)} of WebAssembly memory`;
+      const took = `${formatMs(performance.now() - started)}${memory}`;
       this.finish("done", `Built “${name}” over ${manifest.images.length} images in ${took}; opening it…`);
       ui.download.hidden = false;
       await this.listKept();
@@ -303,7 +304,12 @@ export class BuildView implements View<RouteOf<"build">> {
   /** Runs the build in a worker of its own (the page's model, loaded again) on `backend`; where
    * the GPU device is lost, runs it again on the CPU, which resumes from the lost run's last
    * checkpoint. */
-  private async runInWorker(name: string, options: BuildOptions, textSide: TextSideRequest | null, backend: BackendChoice): Promise<void> {
+  private async runInWorker(
+    name: string,
+    options: BuildOptions,
+    textSide: TextSideRequest | null,
+    backend: BackendChoice,
+  ): Promise<BuiltResponse> {
     const client = new WorkerClient();
     this.client = client;
     const simulateDeviceLoss = this.simulateDeviceLoss;
@@ -313,12 +319,12 @@ export class BuildView implements View<RouteOf<"build">> {
       this.say("Loading the model in the build's worker…");
       onGpu = (await client.load({ ...this.session.loadedFrom.sources, bundle: null, backend, simulateDeviceLoss })).backend === "webgpu";
       this.say("Building…");
-      await client.build(name, this.images, options, textSide, (event) => this.progress(event));
+      return await client.build(name, this.images, options, textSide, (event) => this.progress(event));
     } catch (error) {
       if (!(onGpu && error instanceof WorkerError && error.deviceLost)) throw error;
       client.terminate();
       this.progress({ note: `${error.message} The build goes on on the CPU, from its last checkpoint.` });
-      await this.runInWorker(name, options, textSide, "cpu");
+      return await this.runInWorker(name, options, textSide, "cpu");
     } finally {
       client.terminate();
       if (this.client === client) this.client = null;

@@ -333,6 +333,8 @@ export interface BuiltResponse {
   type: "built";
   name: string;
   ms: number;
+  /** The build worker's WebAssembly memory at the end: its peak (the memory never shrinks). */
+  wasmBytes: number | null;
 }
 
 export type FinalResponse = ReadyResponse | EmbeddingResponse | BenchmarkResponse | CallResponse | MemoryResponse | BuiltResponse;

@@ -5,6 +5,7 @@
 import type { BuildProgress, Engine } from "clip-lens-wasm";
 import { deleteKeptBundle, isWhole, readKeptFileIfAny, removeKeptFile, writeKeptFile } from "./my-bundles";
 import { writeKeptTextSide } from "./kept-text-sides";
+import { wasmMemoryBytes } from "./worker-wasm";
 import type { BuildControlRequest, BuildRequest, BuildSourceImage, TextSideRequest, WorkerResponse } from "./protocol";
 
 /** The running build's pause and stop (`buildControl` requests act on it at once). */
@@ -77,7 +78,7 @@ export async function runBuild(
   if (request.textSide !== null)
     await completeTextSide(request.textSide, current, report, goOn, (work) => withTextTower(request.id, current, work));
   await withTextTower(request.id, current, () => current.buildBundle(listed, read, files, request.options, report, goOn));
-  post({ id: request.id, type: "built", name, ms: performance.now() - started });
+  post({ id: request.id, type: "built", name, ms: performance.now() - started, wasmBytes: wasmMemoryBytes() });
 }
 
 /** Completes the model's text side for the build's word pool where it lacks words or classes
