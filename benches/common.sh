@@ -1,8 +1,17 @@
-# What the benchmark scripts (benches/shards.sh, benches/text_side.sh) share; they set `root`
-# (the repository) and `out` (inputs, bundles and logs go there) before sourcing it.
+# What the benchmark scripts (benches/shards.sh, text_side.sh, page_build.sh) share; they set
+# `root` (the repository) before sourcing it, and `out` (inputs, bundles and logs go there).
 
 # The binary: CLIP_LENS, or the debug build.
 clip_lens="${CLIP_LENS:-${CARGO_TARGET_DIR:-$root/target}/debug/clip-lens}"
+
+# out_and_inputs DEFAULT_IMAGES OUT [IMAGES] [SHAPE]: sets `out`, `images` and `shape` from a
+# script's arguments `OUT [IMAGES=DEFAULT_IMAGES] [SHAPE=b32]` and makes its inputs.
+out_and_inputs() {
+  out="${2:?usage: $0 OUT [IMAGES] [SHAPE]}"
+  images="${3:-$1}"
+  shape="${4:-b32}"
+  inputs "$images" "$shape"
+}
 
 # inputs IMAGES SHAPE: OUT/inputs from `cargo run --profile dev --example precompute_inputs`
 # (once; delete it for other inputs).

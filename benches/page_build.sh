@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Times a bundle's build in the page (the Build view, headless Chromium, CPU backend) against
 # `precompute` natively on the same images, model and settings, and a reload during pass 2
-# (docs/performance.md, *Building in the page*):
+# (docs/performance.md, *A bundle built in the page*):
 #
 #   bash benches/page_build.sh OUT [IMAGES=500] [SHAPE=b32]
 #
@@ -13,12 +13,9 @@
 # WebAssembly's 4 GiB with 3 layers; the page refuses 100) and COMPONENTS (32) set the run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="${1:?usage: $0 OUT [IMAGES] [SHAPE]}"
-images="${2:-500}"
-shape="${3:-b32}"
 # shellcheck source=benches/common.sh
 source "$root/benches/common.sh"
-inputs "$images" "$shape"
+out_and_inputs 500 "$@"
 words="${WORDS:-$out/words-10k.txt}"
 [[ -n "${WORDS:-}" ]] || head -n 10000 "$root/data/words/30k.txt" >"$words"
 model=(--weights "$out/inputs/model.safetensors" --config "$out/inputs/config.json")

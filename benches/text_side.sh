@@ -12,12 +12,9 @@
 # fixture's 400) and CLASS_TEMPLATES (80) set the run; CLIP_LENS names the binary.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="${1:?usage: $0 OUT [IMAGES] [SHAPE]}"
-images="${2:-32}"
-shape="${3:-b32}"
 # shellcheck source=benches/common.sh
 source "$root/benches/common.sh"
-inputs "$images" "$shape"
+out_and_inputs 32 "$@"
 words="${WORDS:-$root/tests/fixtures/tiny-a/words.txt}"
 model=(--weights "$out/inputs/model.safetensors" --config "$out/inputs/config.json")
 args=("${model[@]}" --images "$out/inputs/images" --words "$words" --layers "${LAYERS:-9}" --top-k "${TOP_K:-16}"
