@@ -71,8 +71,53 @@ async function follow(page, until = async () => false) {
   }
 }
 
+/** The text tower's speed in the page (BENCH_TEXT_SIDE=1), with the towers at
+ * models/bench-notext/ (no text side beside them): builds stopped after BENCH_TEXT_SECONDS (120)
+ * of one text stage each, the 30k words, then the classes with 1 and with 80 templates (a
+ * one-word pool, so that they start at once); per stage its rate, and the whole stage's time at
+ * that rate. */
+async function textSideRates() {
+  const seconds = Number(process.env.BENCH_TEXT_SECONDS ?? 120);
+  const runs = [
+    { pool: "30k", templates: "1", stage: "embedding words", total: null },
+    { pool: "one-word", templates: "1", stage: "embedding ImageNet classes" },
+    { pool: "one-word", templates: "80", stage: "embedding ImageNet classes" },
+  ];
+  const results = [];
+  for (const run of runs) {
+    await page.goto(address.replace("models/bench/", "models/bench-notext/").replace(/#.*/, "#/build?layers=9&k=3&components=8"));
+    await page.waitForFunction(() => document.querySelector("main")?.dataset.status === "ready", null, { timeout });
+    if (run.pool === "one-word") await page.setInputFiles("#build-words", { name: "one.txt", mimeType: "text/plain", buffer: Buffer.from("lighthouse\n") });
+    else await page.selectOption("#build-pool", run.pool);
+    await page.selectOption("#build-templates", run.templates);
+    await page.waitForFunction(() => /prompts/.test(document.querySelector("#build-text-plan")?.textContent ?? ""), null, { timeout });
+    const plan = await page.$eval("#build-text-plan", (e) => e.textContent);
+    await page.click("#build-samples");
+    await page.fill("#build-name", "text-bench");
+    await page.click("#build-start");
+    let started = null;
+    const seen = await follow(page, async () => {
+      const bar = (await bars(page)).find(({ stage }) => stage === run.stage);
+      if (bar && bar.done > 0 && started === null) started = Date.now();
+      return bar !== undefined && (bar.done >= bar.total || (started !== null && Date.now() - started > seconds * 1000));
+    });
+    await page.click("#build-stop").catch(() => undefined);
+    const row = seen.stages.find(({ stage }) => stage === run.stage);
+    const rate = row && row.last_s > row.first_s ? (row.done - row.first_done) / (row.last_s - row.first_s) : null;
+    const prompts = run.stage === "embedding words" ? 1 : Number(run.templates);
+    results.push({ ...run, plan, steps: row?.done, total: row?.total, per_second: rate, prompts_per_second: rate && rate * prompts, whole_stage_s: rate && row.total / rate });
+  }
+  return results;
+}
+
 const page = await browser.newPage();
 page.on("console", (message) => message.type() === "error" && console.error(`[page] ${message.text()}`));
+if (process.env.BENCH_TEXT_SIDE === "1") {
+  console.log(JSON.stringify(await textSideRates(), null, 1));
+  await browser.close();
+  server.kill();
+  process.exit(0);
+}
 const result = { images: images.length, layers, k: Number(k), components: Number(components) };
 await openBuild(page, "bench");
 await page.click("#build-start");

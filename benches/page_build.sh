@@ -9,7 +9,8 @@
 # converted towers with the model's text side beside them (OUT/converted: `convert`, `embed-text`
 # over WORDS, default the first 10,000 words of data/words/30k.txt, with 1 class template), then
 # `precompute --text` (OUT/native) and the page's build (benches/page_build.mjs, on www/dist: build
-# the site first, with its threaded module for 2 threads). LAYERS (8,9,10), TOP_K (50: what fits
+# the site first, with its threaded module for 2 threads), and the text tower's speed in the page
+# (BENCH_TEXT_SIDE=1, towers without their text side). LAYERS (8,9,10), TOP_K (50: what fits
 # WebAssembly's 4 GiB with 3 layers; the page refuses 100) and COMPONENTS (32) set the run.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -31,3 +32,12 @@ timed native precompute "${model[@]}" --images "$out/inputs/images" --text "$out
 rm -rf "$root/www/dist/models/bench"
 cp -al "$out/converted" "$root/www/dist/models/bench" 2>/dev/null || cp -r "$out/converted" "$root/www/dist/models/bench"
 node "$root/benches/page_build.mjs" "$out/inputs/images" "${LAYERS:-8,9,10}" "${TOP_K:-50}" "${COMPONENTS:-32}" | tee "$out/logs/page.json"
+# The text tower's speed in the page: the same towers without their text side.
+rm -rf "$root/www/dist/models/bench-notext"
+mkdir -p "$root/www/dist/models/bench-notext"
+for file in "$out/converted"/*; do
+  [[ "$(basename "$file")" == text-embeddings.safetensors ]] || ln "$file" "$root/www/dist/models/bench-notext/" 2>/dev/null ||
+    cp "$file" "$root/www/dist/models/bench-notext/"
+done
+BENCH_TEXT_SIDE=1 node "$root/benches/page_build.mjs" "$out/inputs/images" "${LAYERS:-8,9,10}" "${TOP_K:-50}" "${COMPONENTS:-32}" |
+  tee "$out/logs/page-text-side.json"
