@@ -1,29 +1,32 @@
-//! `Engine.buildBundle`: `precompute` in the page ([`crate::apps::engine::Engine::build_bundle`])
-//! over images that JavaScript reads one at a time (picked files, a folder, the samples), into
-//! files that JavaScript stores (the browser's storage: the checkpoint survives a reload, and a
-//! build of the same images resumes from it); its progress goes to a JavaScript callback, and at
-//! each yield point it awaits another one, which a page can hold back (pause) or answer `false`
-//! (stop after a checkpoint).
+//! The Build view's bindings: `Engine.buildBundle` runs `precompute` in the page
+//! ([`crate::apps::engine::Engine::build_bundle`]) over images that JavaScript reads one at a
+//! time (picked files, a folder, the samples), into files that JavaScript stores (the browser's
+//! storage: the checkpoint survives a reload, and a build of the same images resumes from it);
+//! its progress goes to a JavaScript callback, and at each yield point it awaits another one,
+//! which a page can hold back (pause) or answer `false` (stop after a checkpoint).
+//! `Engine.buildMemory` says what a build needs, `planTextSide` and `completeTextSide` the model's
+//! text side that a build completes first.
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{invalid, Result};
-use crate::apps::engine::BuildImage;
+use super::{invalid, js_error, parse_object, to_js, Engine, JsResult, Result};
+use crate::apps::engine::{self, BuildImage};
 use crate::precompute::{BundleSink, Control, ImageEntry, ImageSource, Progress};
+use crate::text_embeddings::ClassTemplates;
 use crate::Error;
 
 /// The page's images: their names and sizes, and `read(name)`, a JavaScript function that
 /// returns a promise of the image's bytes (a `Uint8Array`).
-pub(super) struct PageImages {
+struct PageImages {
     entries: Vec<ImageEntry>,
     read: Function,
 }
 
 impl PageImages {
     /// From `images`, a JavaScript array of `{name, size}`, and `read`.
-    pub(super) fn new(images: JsValue, read: Function) -> Result<Self> {
+    fn new(images: JsValue, read: Function) -> Result<Self> {
         let text: String = js_sys::JSON::stringify(&images).map_err(|_| invalid("the images are not a list"))?.into();
         let mut listed: Vec<BuildImage> =
             serde_json::from_str(&text).map_err(|e| invalid(format!("invalid image list: {e}")))?;
@@ -56,7 +59,7 @@ fn describe(value: &JsValue) -> String {
 
 /// Progress as calls of a JavaScript function with `{stage, total, done}` (a stage's steps) or
 /// `{note}`.
-pub(super) struct PageProgress {
+struct PageProgress {
     report: Function,
     stage: String,
     total: usize,
@@ -64,7 +67,7 @@ pub(super) struct PageProgress {
 }
 
 impl PageProgress {
-    pub(super) fn new(report: Function) -> Self {
+    fn new(report: Function) -> Self {
         Self { report, stage: String::new(), total: 0, done: 0 }
     }
 
@@ -107,12 +110,12 @@ impl Progress for PageProgress {
 
 /// The yield point as a JavaScript function that returns a promise of `true` (go on) or
 /// `false` (stop): awaiting it lets the worker's event loop run.
-pub(super) struct PageControl {
+struct PageControl {
     ask: Function,
 }
 
 impl PageControl {
-    pub(super) fn new(ask: Function) -> Self {
+    fn new(ask: Function) -> Self {
         Self { ask }
     }
 
@@ -142,7 +145,7 @@ impl Control for PageControl {
 /// Where a build's files go: a JavaScript object with `write(name, bytes)`, `read(name)` (a
 /// promise of the bytes, or of `null` for no such file) and `remove(name)`, each returning a
 /// promise (the page: a folder of the browser's origin-private file system).
-pub(super) struct PageSink {
+struct PageSink {
     write: Function,
     read: Function,
     remove: Function,
@@ -150,7 +153,7 @@ pub(super) struct PageSink {
 
 impl PageSink {
     /// From `sink`, an object with the three functions.
-    pub(super) fn new(sink: &JsValue) -> Result<Self> {
+    fn new(sink: &JsValue) -> Result<Self> {
         let function = |name: &str| {
             Reflect::get(sink, &name.into())
                 .ok()
@@ -185,4 +188,81 @@ impl BundleSink for PageSink {
     async fn remove(&self, name: &str) -> Result<()> {
         self.call(&self.remove, "cannot be removed", name, &[name.into()]).await.map(|_| ())
     }
+}
+
+/// The Build view's bindings: a build, its memory, and the model's text side it completes first.
+#[wasm_bindgen]
+impl Engine {
+    /// Builds a bundle from the page's images (`precompute` in the page) and makes it this
+    /// engine's: `images` lists them (`{name, size}`), `read(name)` returns a promise of an
+    /// image's bytes, `files` stores the bundle and its checkpoint (`{write(name, bytes),
+    /// read(name), remove(name)}`, each returning a promise; a build of the same images and
+    /// settings resumes from a checkpoint it finds there), `options` are the Build view's
+    /// settings, `progress` is called with each stage's steps (`{stage, total, done}`) and notes
+    /// (`{note}`), and `control()` is awaited between batches and steps: a promise of `false`
+    /// stops the build after a checkpoint (an `interrupted` error).
+    #[wasm_bindgen(js_name = buildBundle)]
+    pub async fn build_bundle(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "BuildImage[]")] images: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(name: string) => Promise<Uint8Array>")] read: js_sys::Function,
+        #[wasm_bindgen(unchecked_param_type = "BuildFiles")] files: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "BuildOptions")] options: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(event: BuildProgress) => void")] progress: js_sys::Function,
+        #[wasm_bindgen(unchecked_param_type = "() => Promise<boolean>")] control: js_sys::Function,
+    ) -> JsResult<()> {
+        let options: engine::BuildOptions = parse_object(options, "build options").map_err(js_error)?;
+        let source = PageImages::new(images, read).map_err(js_error)?;
+        let sink = PageSink::new(&files).map_err(js_error)?;
+        let (progress, control) = (&mut PageProgress::new(progress), &mut PageControl::new(control));
+        let driver = crate::precompute::Driver::new(&source, &sink, progress, control);
+        self.engine.build_bundle(options, driver).await.map_err(js_error)
+    }
+
+    /// The peak memory a build of `options` holds beside the model (`BuildMemory`): the page
+    /// refuses a build that cannot fit, and proposes settings that do.
+    #[wasm_bindgen(js_name = buildMemory, unchecked_return_type = "BuildMemory")]
+    pub fn build_memory(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "BuildOptions")] options: JsValue,
+    ) -> JsResult<JsValue> {
+        let options: engine::BuildOptions = parse_object(options, "build options").map_err(js_error)?;
+        to_js(&self.engine.build_memory(&options)).map_err(js_error)
+    }
+
+    /// What completing the model's text side for the word pool `words` with `classTemplates`
+    /// (80 or 1) per ImageNet class would embed (`completeTextSide`): the Build view shows it,
+    /// with a time, before a build.
+    #[wasm_bindgen(js_name = planTextSide, unchecked_return_type = "TextSidePlan")]
+    pub fn plan_text_side(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "BuildWords[]")] words: JsValue,
+        class_templates: usize,
+    ) -> JsResult<JsValue> {
+        let (words, templates) = text_side_request(words, class_templates).map_err(js_error)?;
+        to_js(&self.engine.plan_text_side(&words, templates).map_err(js_error)?).map_err(js_error)
+    }
+
+    /// Embeds what the model's text side lacks for the word pool `words` and `classTemplates`
+    /// per class, makes it the engine's text side, and returns it as a text-embeddings file for
+    /// the page to keep; `progress` and `control` as for `buildBundle` (a stop keeps nothing).
+    #[wasm_bindgen(js_name = completeTextSide)]
+    pub async fn complete_text_side(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "BuildWords[]")] words: JsValue,
+        class_templates: usize,
+        #[wasm_bindgen(unchecked_param_type = "(event: BuildProgress) => void")] progress: js_sys::Function,
+        #[wasm_bindgen(unchecked_param_type = "() => Promise<boolean>")] control: js_sys::Function,
+    ) -> JsResult<Vec<u8>> {
+        let (words, templates) = text_side_request(words, class_templates).map_err(js_error)?;
+        let (progress, control) = (&mut PageProgress::new(progress), &mut PageControl::new(control));
+        self.engine.complete_text_side(&words, templates, progress, control).await.map_err(js_error)
+    }
+}
+
+/// A text-side request's word pool (a list of `{source, text}`) and template count.
+fn text_side_request(words: JsValue, class_templates: usize) -> Result<(Vec<engine::BuildWords>, ClassTemplates)> {
+    let text: String = js_sys::JSON::stringify(&words).map_err(|_| invalid("the word pool is not a list"))?.into();
+    let words = serde_json::from_str(&text).map_err(|e| invalid(format!("invalid word pool: {e}")))?;
+    Ok((words, ClassTemplates::from_count(class_templates)?))
 }

@@ -22,7 +22,6 @@ use crate::apps::engine::{
     self, elapsed_ms, invalid, AblationRequest, AdversarialOptions, AnalyzeOptions, Defaults, WordPageOptions,
 };
 use crate::device::{self, BackendKind};
-use crate::text_embeddings::ClassTemplates;
 use crate::Error;
 
 type Result<T> = std::result::Result<T, Error>;
@@ -145,13 +144,6 @@ fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>,
     }
 }
 
-/// A text-side request's word pool (a list of `{source, text}`) and template count.
-fn text_side_request(words: JsValue, class_templates: usize) -> Result<(Vec<engine::BuildWords>, ClassTemplates)> {
-    let text: String = js_sys::JSON::stringify(&words).map_err(|_| invalid("the word pool is not a list"))?.into();
-    let words = serde_json::from_str(&text).map_err(|e| invalid(format!("invalid word pool: {e}")))?;
-    Ok((words, ClassTemplates::from_count(class_templates)?))
-}
-
 /// A plain object read as `T` through its JSON text (unknown keys refused where `T` says so).
 fn parse_object<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T> {
     let error = |e: &dyn std::fmt::Display| invalid(format!("invalid {what}: {e}"));
@@ -246,72 +238,6 @@ impl Engine {
     #[wasm_bindgen(getter, js_name = hasTextEmbeddings)]
     pub fn has_text_embeddings(&self) -> bool {
         self.engine.has_text_embeddings()
-    }
-
-    /// Builds a bundle from the page's images (`precompute` in the page) and makes it this
-    /// engine's: `images` lists them (`{name, size}`), `read(name)` returns a promise of an
-    /// image's bytes, `files` stores the bundle and its checkpoint (`{write(name, bytes),
-    /// read(name), remove(name)}`, each returning a promise; a build of the same images and
-    /// settings resumes from a checkpoint it finds there), `options` are the Build view's
-    /// settings, `progress` is called with each stage's steps (`{stage, total, done}`) and notes
-    /// (`{note}`), and `control()` is awaited between batches and steps: a promise of `false`
-    /// stops the build after a checkpoint (an `interrupted` error).
-    #[wasm_bindgen(js_name = buildBundle)]
-    pub async fn build_bundle(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "BuildImage[]")] images: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "(name: string) => Promise<Uint8Array>")] read: js_sys::Function,
-        #[wasm_bindgen(unchecked_param_type = "BuildFiles")] files: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "BuildOptions")] options: JsValue,
-        #[wasm_bindgen(unchecked_param_type = "(event: BuildProgress) => void")] progress: js_sys::Function,
-        #[wasm_bindgen(unchecked_param_type = "() => Promise<boolean>")] control: js_sys::Function,
-    ) -> JsResult<()> {
-        let options: engine::BuildOptions = parse_object(options, "build options").map_err(js_error)?;
-        let source = build::PageImages::new(images, read).map_err(js_error)?;
-        let sink = build::PageSink::new(&files).map_err(js_error)?;
-        let (progress, control) = (&mut build::PageProgress::new(progress), &mut build::PageControl::new(control));
-        let driver = crate::precompute::Driver::new(&source, &sink, progress, control);
-        self.engine.build_bundle(options, driver).await.map_err(js_error)
-    }
-
-    /// The peak memory a build of `options` holds beside the model (`BuildMemory`): the page
-    /// refuses a build that cannot fit, and proposes settings that do.
-    #[wasm_bindgen(js_name = buildMemory, unchecked_return_type = "BuildMemory")]
-    pub fn build_memory(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "BuildOptions")] options: JsValue,
-    ) -> JsResult<JsValue> {
-        let options: engine::BuildOptions = parse_object(options, "build options").map_err(js_error)?;
-        to_js(&self.engine.build_memory(&options)).map_err(js_error)
-    }
-
-    /// What completing the model's text side for the word pool `words` with `classTemplates`
-    /// (80 or 1) per ImageNet class would embed (`completeTextSide`): the Build view shows it,
-    /// with a time, before a build.
-    #[wasm_bindgen(js_name = planTextSide, unchecked_return_type = "TextSidePlan")]
-    pub fn plan_text_side(
-        &self,
-        #[wasm_bindgen(unchecked_param_type = "BuildWords[]")] words: JsValue,
-        class_templates: usize,
-    ) -> JsResult<JsValue> {
-        let (words, templates) = text_side_request(words, class_templates).map_err(js_error)?;
-        to_js(&self.engine.plan_text_side(&words, templates).map_err(js_error)?).map_err(js_error)
-    }
-
-    /// Embeds what the model's text side lacks for the word pool `words` and `classTemplates`
-    /// per class, makes it the engine's text side, and returns it as a text-embeddings file for
-    /// the page to keep; `progress` and `control` as for `buildBundle` (a stop keeps nothing).
-    #[wasm_bindgen(js_name = completeTextSide)]
-    pub async fn complete_text_side(
-        &mut self,
-        #[wasm_bindgen(unchecked_param_type = "BuildWords[]")] words: JsValue,
-        class_templates: usize,
-        #[wasm_bindgen(unchecked_param_type = "(event: BuildProgress) => void")] progress: js_sys::Function,
-        #[wasm_bindgen(unchecked_param_type = "() => Promise<boolean>")] control: js_sys::Function,
-    ) -> JsResult<Vec<u8>> {
-        let (words, templates) = text_side_request(words, class_templates).map_err(js_error)?;
-        let (progress, control) = (&mut build::PageProgress::new(progress), &mut build::PageControl::new(control));
-        self.engine.complete_text_side(&words, templates, progress, control).await.map_err(js_error)
     }
 
     /// The sha256 of the weights (of the source checkpoint, for converted towers): the key
