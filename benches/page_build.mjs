@@ -17,10 +17,14 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const { chromium } = createRequire(join(root, "www", "package.json"))("playwright-core");
+const { chromium } = createRequire(join(root, "www", "package.json"))(
+  "playwright-core",
+);
 const [imagesDir, layers, k, components] = process.argv.slice(2);
 if (!components) {
-  console.error("usage: node benches/page_build.mjs IMAGES_DIR LAYERS K COMPONENTS");
+  console.error(
+    "usage: node benches/page_build.mjs IMAGES_DIR LAYERS K COMPONENTS",
+  );
   process.exit(2);
 }
 const port = Number(process.env.BENCH_PORT ?? 8767);
@@ -31,17 +35,32 @@ const images = readdirSync(imagesDir)
   .map((name) => join(imagesDir, name));
 const address = `http://127.0.0.1:${port}/index.html?backend=cpu&weights=models/bench/manifest.json#/build?layers=${layers}&k=${k}&components=${components}`;
 
-const server = spawn(process.execPath, [join(root, "www", "serve.mjs")], { env: { ...process.env, PORT: String(port) }, stdio: ["ignore", "pipe", "inherit"] });
+const server = spawn(process.execPath, [join(root, "www", "serve.mjs")], {
+  env: { ...process.env, PORT: String(port) },
+  stdio: ["ignore", "pipe", "inherit"],
+});
 await new Promise((done, fail) => {
-  server.stdout.on("data", (chunk) => String(chunk).includes("serve:") && done());
+  server.stdout.on(
+    "data",
+    (chunk) => String(chunk).includes("serve:") && done(),
+  );
   server.on("exit", (code) => fail(new Error(`serve.mjs exited with ${code}`)));
 });
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium" });
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+});
 
 /** The Build view with the images picked and `name` typed, ready to build. */
 async function openBuild(page, name) {
   await page.goto(address);
-  await page.waitForFunction(() => ["ready", "error"].includes(document.querySelector("main")?.dataset.status ?? ""), null, { timeout });
+  await page.waitForFunction(
+    () =>
+      ["ready", "error"].includes(
+        document.querySelector("main")?.dataset.status ?? "",
+      ),
+    null,
+    { timeout },
+  );
   await page.setInputFiles("#build-images", images);
   await page.fill("#build-name", name);
 }
@@ -49,7 +68,11 @@ async function openBuild(page, name) {
 /** Each bar's steps done and total, with the time. */
 function bars(page) {
   return page.$$eval("#build-stages li[data-stage]", (items) =>
-    items.map((item) => ({ stage: item.dataset.stage, done: item.querySelector("progress").value, total: item.querySelector("progress").max })),
+    items.map((item) => ({
+      stage: item.dataset.stage,
+      done: item.querySelector("progress").value,
+      total: item.querySelector("progress").max,
+    })),
   );
 }
 
@@ -59,14 +82,27 @@ async function follow(page, until = async () => false) {
   const seen = new Map();
   const started = Date.now();
   for (;;) {
-    const state = await page.$eval("#view-build", (view) => view.dataset.build ?? "");
+    const state = await page.$eval(
+      "#view-build",
+      (view) => view.dataset.build ?? "",
+    );
     const now = (Date.now() - started) / 1000;
     for (const { stage, done, total } of await bars(page)) {
-      const row = seen.get(stage) ?? { stage, first_s: now, first_done: done, total };
+      const row = seen.get(stage) ?? {
+        stage,
+        first_s: now,
+        first_done: done,
+        total,
+      };
       Object.assign(row, { last_s: now, done });
       seen.set(stage, row);
     }
-    if (state !== "running" || (await until())) return { state, seconds: now, stages: [...seen.values()] };
+    if (state !== "running" || (await until()))
+      return { state, seconds: now, stages: [...seen.values()] };
+    if (Math.round(now) % 15 === 0)
+      console.error(
+        `[${Math.round(now)} s] ${[...seen.values()].map((r) => `${r.stage} ${r.done}/${r.total}`).join(", ")} ${await page.$eval("#build-status", (e) => e.textContent)}`,
+      );
     await page.waitForTimeout(1000);
   }
 }
@@ -85,12 +121,32 @@ async function textSideRates() {
   ];
   const results = [];
   for (const run of runs) {
-    await page.goto(address.replace("models/bench/", "models/bench-notext/").replace(/#.*/, "#/build?layers=9&k=3&components=8"));
-    await page.waitForFunction(() => document.querySelector("main")?.dataset.status === "ready", null, { timeout });
-    if (run.pool === "one-word") await page.setInputFiles("#build-words", { name: "one.txt", mimeType: "text/plain", buffer: Buffer.from("lighthouse\n") });
+    await page.goto(
+      address
+        .replace("models/bench/", "models/bench-notext/")
+        .replace(/#.*/, "#/build?layers=9&k=3&components=8"),
+    );
+    await page.waitForFunction(
+      () => document.querySelector("main")?.dataset.status === "ready",
+      null,
+      { timeout },
+    );
+    if (run.pool === "one-word")
+      await page.setInputFiles("#build-words", {
+        name: "one.txt",
+        mimeType: "text/plain",
+        buffer: Buffer.from("lighthouse\n"),
+      });
     else await page.selectOption("#build-pool", run.pool);
     await page.selectOption("#build-templates", run.templates);
-    await page.waitForFunction(() => /prompts/.test(document.querySelector("#build-text-plan")?.textContent ?? ""), null, { timeout });
+    await page.waitForFunction(
+      () =>
+        /prompts/.test(
+          document.querySelector("#build-text-plan")?.textContent ?? "",
+        ),
+      null,
+      { timeout },
+    );
     const plan = await page.$eval("#build-text-plan", (e) => e.textContent);
     await page.click("#build-samples");
     await page.fill("#build-name", "text-bench");
@@ -99,42 +155,74 @@ async function textSideRates() {
     const seen = await follow(page, async () => {
       const bar = (await bars(page)).find(({ stage }) => stage === run.stage);
       if (bar && bar.done > 0 && started === null) started = Date.now();
-      return bar !== undefined && (bar.done >= bar.total || (started !== null && Date.now() - started > seconds * 1000));
+      return (
+        bar !== undefined &&
+        (bar.done >= bar.total ||
+          (started !== null && Date.now() - started > seconds * 1000))
+      );
     });
     await page.click("#build-stop").catch(() => undefined);
     const row = seen.stages.find(({ stage }) => stage === run.stage);
-    const rate = row && row.last_s > row.first_s ? (row.done - row.first_done) / (row.last_s - row.first_s) : null;
+    const rate =
+      row && row.last_s > row.first_s
+        ? (row.done - row.first_done) / (row.last_s - row.first_s)
+        : null;
     const prompts = run.stage === "embedding words" ? 1 : Number(run.templates);
-    results.push({ ...run, plan, steps: row?.done, total: row?.total, per_second: rate, prompts_per_second: rate && rate * prompts, whole_stage_s: rate && row.total / rate });
+    results.push({
+      ...run,
+      plan,
+      steps: row?.done,
+      total: row?.total,
+      per_second: rate,
+      prompts_per_second: rate && rate * prompts,
+      whole_stage_s: rate && row.total / rate,
+    });
   }
   return results;
 }
 
 const page = await browser.newPage();
-page.on("console", (message) => message.type() === "error" && console.error(`[page] ${message.text()}`));
+page.on(
+  "console",
+  (message) =>
+    message.type() === "error" && console.error(`[page] ${message.text()}`),
+);
 if (process.env.BENCH_TEXT_SIDE === "1") {
   console.log(JSON.stringify(await textSideRates(), null, 1));
   await browser.close();
   server.kill();
   process.exit(0);
 }
-const result = { images: images.length, layers, k: Number(k), components: Number(components) };
+const result = {
+  images: images.length,
+  layers,
+  k: Number(k),
+  components: Number(components),
+};
 await openBuild(page, "bench");
 await page.click("#build-start");
 const whole = await follow(page);
 result.build = whole;
 result.status = await page.$eval("#build-status", (e) => e.textContent);
-result.stages = whole.stages.map(({ stage, first_s, last_s, first_done, done }) => ({
-  stage,
-  steps: done - first_done,
-  seconds: Number((last_s - first_s).toFixed(1)),
-  per_second: last_s > first_s ? Number(((done - first_done) / (last_s - first_s)).toFixed(2)) : null,
-}));
+result.stages = whole.stages.map(
+  ({ stage, first_s, last_s, first_done, done }) => ({
+    stage,
+    steps: done - first_done,
+    seconds: Number((last_s - first_s).toFixed(1)),
+    per_second:
+      last_s > first_s
+        ? Number(((done - first_done) / (last_s - first_s)).toFixed(2))
+        : null,
+  }),
+);
 if (whole.state === "done") {
   // Download bundle: the zip made in the page from storage, until the browser has it.
   await page.evaluate(() => (location.hash = "#/build"));
   const zipStarted = Date.now();
-  const [download] = await Promise.all([page.waitForEvent("download", { timeout }), page.click("#build-download")]);
+  const [download] = await Promise.all([
+    page.waitForEvent("download", { timeout }),
+    page.click("#build-download"),
+  ]);
   await download.path();
   result.zip_s = (Date.now() - zipStarted) / 1000;
 }
@@ -144,16 +232,34 @@ if (process.env.BENCH_RELOAD !== "0") {
   await page.click("#build-start");
   let reached = 0;
   await follow(page, async () => {
-    const pass2 = (await bars(page)).find(({ stage }) => stage.startsWith("pass 2"));
+    const pass2 = (await bars(page)).find(({ stage }) =>
+      stage.startsWith("pass 2"),
+    );
     reached = pass2?.done ?? 0;
     return pass2 !== undefined && reached >= Math.min(images.length / 2, 300);
   });
   await openBuild(page, "bench-reload");
   await page.click("#build-start");
-  await page.waitForFunction(() => [...document.querySelectorAll("#build-stages li.hint")].some((li) => /resuming from the checkpoint/.test(li.textContent ?? "")), null, { timeout });
-  const note = await page.$$eval("#build-stages li.hint", (items) => items.map((li) => li.textContent).find((t) => /resuming/.test(t)));
-  const resumedAt = Number(/pass 2\/2 at image (\d+)/.exec(note ?? "")?.[1] ?? NaN);
-  result.reload = { pass2_images_before_reload: reached, resumed_at_image: resumedAt, images_lost: reached - resumedAt, note };
+  await page.waitForFunction(
+    () =>
+      [...document.querySelectorAll("#build-stages li.hint")].some((li) =>
+        /resuming from the checkpoint/.test(li.textContent ?? ""),
+      ),
+    null,
+    { timeout },
+  );
+  const note = await page.$$eval("#build-stages li.hint", (items) =>
+    items.map((li) => li.textContent).find((t) => /resuming/.test(t)),
+  );
+  const resumedAt = Number(
+    /pass 2\/2 at image (\d+)/.exec(note ?? "")?.[1] ?? NaN,
+  );
+  result.reload = {
+    pass2_images_before_reload: reached,
+    resumed_at_image: resumedAt,
+    images_lost: reached - resumedAt,
+    note,
+  };
 }
 console.log(JSON.stringify(result, null, 1));
 await browser.close();

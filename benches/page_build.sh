@@ -26,7 +26,8 @@ if [[ ! -f "$out/converted/text-embeddings.safetensors" ]]; then
     --out "$out/converted/text-embeddings.safetensors"
 fi
 settings=(--layers "${LAYERS:-8,9,10}" --top-k "${TOP_K:-50}" --components "${COMPONENTS:-32}")
-timed native precompute "${model[@]}" --images "$out/inputs/images" --text "$out/converted/text-embeddings.safetensors" \
+timed native precompute "${model[@]}" --images "$out/inputs/images" --words "$words" \
+  --text "$out/converted/text-embeddings.safetensors" \
   "${settings[@]}" --restart --out "$out/native"
 # The page reads the towers from its own origin (its CSP): a link into the built site.
 rm -rf "$root/www/dist/models/bench"

@@ -110,13 +110,15 @@ impl NamedTensor {
         }
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    /// Its values as the file stores them (little-endian, as every target this crate builds
+    /// for), without a copy.
+    fn bytes(&self) -> &[u8] {
         match &self.values {
-            Values::F32(v) => bytemuck::cast_slice(v).to_vec(),
-            Values::F16(v) => bytemuck::cast_slice(v).to_vec(),
-            Values::F64(v) => bytemuck::cast_slice(v).to_vec(),
-            Values::I32(v) => bytemuck::cast_slice(v).to_vec(),
-            Values::I64(v) => bytemuck::cast_slice(v).to_vec(),
+            Values::F32(v) => bytemuck::cast_slice(v),
+            Values::F16(v) => bytemuck::cast_slice(v),
+            Values::F64(v) => bytemuck::cast_slice(v),
+            Values::I32(v) => bytemuck::cast_slice(v),
+            Values::I64(v) => bytemuck::cast_slice(v),
         }
     }
 
@@ -156,18 +158,34 @@ pub fn serialize(tensors: &[NamedTensor]) -> Result<Vec<u8>> {
 
 /// Serialises tensors and a string map (the file's `__metadata__`) to bytes.
 pub fn serialize_with_metadata(tensors: &[NamedTensor], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(NamedTensor::bytes).collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            TensorView::new(t.dtype(), t.shape.clone(), b)
-                .map(|view| (t.name.clone(), view))
-                .map_err(|e| Error::InvalidInput(format!("tensor `{}`: {e}", t.name)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, &metadata).map_err(|e| Error::InvalidInput(format!("serialising tensors: {e}")))
+    for tensor in tensors {
+        if tensor.shape.iter().product::<usize>() * tensor.dtype().size() != tensor.bytes().len() {
+            return Err(Error::InvalidInput(format!("tensor `{}`: {:?} does not fit its values", tensor.name, tensor.shape)));
+        }
+    }
+    let named = tensors.iter().map(|tensor| (tensor.name.as_str(), tensor));
+    safetensors::serialize(named, &metadata).map_err(|e| Error::InvalidInput(format!("serialising tensors: {e}")))
 }
+
+/// A tensor as safetensors writes it: its values' bytes borrowed, not copied, so that writing a
+/// checkpoint holds the state, its tensors and the file's bytes, and no fourth copy.
+impl safetensors::View for &NamedTensor {
+    fn dtype(&self) -> Dtype {
+        NamedTensor::dtype(self)
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(self.bytes())
+    }
+    fn data_len(&self) -> usize {
+        self.bytes().len()
+    }
+}
+
+#[cfg(target_endian = "big")]
+compile_error!("safetensors files are little-endian; NamedTensor::bytes casts values in place");
 
 /// Looks a tensor up by name; the error names the missing tensor.
 pub fn lookup<'a>(tensors: &'a HashMap<String, NamedTensor>, name: &str) -> Result<&'a NamedTensor> {
