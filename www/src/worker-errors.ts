@@ -33,8 +33,11 @@ export function describe(error: unknown): string {
     text,
   );
   if (error instanceof WebAssembly.RuntimeError) {
-    crashed = lastPanic ?? error.message;
-    return `The WebAssembly module crashed: ${crashed}${outOfMemory || /alloc|memory/i.test(crashed) ? OUT_OF_MEMORY_HINT : ""}`;
+    // A trap without a panic is an abort: how Rust in WebAssembly fails when an allocation does.
+    const aborted = lastPanic === null;
+    crashed = lastPanic ?? `${error.message} (an abort without a panic message)`;
+    const memoryHint = outOfMemory || aborted || /alloc|memory/i.test(crashed) ? OUT_OF_MEMORY_HINT : "";
+    return `The WebAssembly module crashed: ${crashed}${memoryHint}`;
   }
   return outOfMemory ? `${text}.${OUT_OF_MEMORY_HINT}` : text;
 }

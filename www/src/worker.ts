@@ -38,6 +38,7 @@ import { type Wasm, wasm, wasmMemoryBytes } from "./worker-wasm";
 interface WorkerScope {
   postMessage(message: WorkerResponse, transfer: Transferable[]): void;
   addEventListener(type: "message", listener: (event: MessageEvent<WorkerRequest>) => void): void;
+  addEventListener(type: "unhandledrejection", listener: (event: PromiseRejectionEvent) => void): void;
 }
 const scope = globalThis as unknown as WorkerScope;
 
@@ -369,11 +370,15 @@ function gpuBytesReserved(): number | null {
 
 const cancelled = new Set<number>();
 
+/** The request being handled, if any (a trap answers it: see below). */
+let running: QueuedRequest | null = null;
+
 async function handle(request: QueuedRequest): Promise<void> {
   if (cancelled.delete(request.id)) {
     post({ id: request.id, type: "error", message: "Cancelled.", cancelled: true });
     return;
   }
+  running = request;
   try {
     const crashed = crashReason();
     if (crashed !== null) {
@@ -402,10 +407,27 @@ async function handle(request: QueuedRequest): Promise<void> {
       }
     }
   } catch (error) {
-    const deviceLost = (request.type === "call" || request.type === "build") && isDeviceLoss(error);
-    post({ id: request.id, type: "error", message: describe(error), deviceLost });
+    fail(request, error);
+  } finally {
+    running = null;
   }
 }
+
+/** Answers `request` with `error`. */
+function fail(request: QueuedRequest, error: unknown): void {
+  const deviceLost = (request.type === "call" || request.type === "build") && isDeviceLoss(error);
+  post({ id: request.id, type: "error", message: describe(error), deviceLost });
+}
+
+// A trap in WebAssembly while an async engine method runs (an allocation that failed, a panic)
+// rejects a promise inside wasm-bindgen's task queue, not the method's: the method's promise
+// never settles. The request that was running fails with the trap instead of waiting for ever
+// (the page then shows it; the engine is not used again).
+scope.addEventListener("unhandledrejection", (event: PromiseRejectionEvent) => {
+  if (!(event.reason instanceof WebAssembly.RuntimeError) || running === null) return;
+  fail(running, event.reason);
+  running = null;
+});
 
 let queue: Promise<void> = Promise.resolve();
 scope.addEventListener("message", (event) => {
