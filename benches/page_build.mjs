@@ -11,7 +11,8 @@
 // limit of each build (default 60 minutes); BENCH_RELOAD=0 skips the reload.
 
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,7 +47,10 @@ await new Promise((done, fail) => {
   );
   server.on("exit", (code) => fail(new Error(`serve.mjs exited with ${code}`)));
 });
-const browser = await chromium.launch({
+// A profile on disk: an incognito context (a plain `newPage`) keeps OPFS in memory, with a
+// quota too small for a large build's checkpoint ("the browser's storage is full").
+const profile = mkdtempSync(join(tmpdir(), "clip-lens-bench-profile-"));
+const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
 });
 

@@ -163,9 +163,10 @@ impl PageSink {
         Ok(Self { write: function("write")?, read: function("read")?, remove: function("remove")? })
     }
 
-    /// Calls `function` with `args` and awaits the promise it returns.
+    /// Calls `function` with `args` and awaits the promise it returns; a failure says that file
+    /// `name` `what` ("cannot be written") and why.
     async fn call(&self, function: &Function, what: &str, name: &str, args: &[JsValue]) -> Result<JsValue> {
-        let failed = |e: JsValue| Error::Io { path: name.to_string(), message: format!("{what}: {}", describe(&e)) };
+        let failed = |e: JsValue| Error::InvalidInput(format!("{name} {what}: {}", describe(&e)));
         let promise = function.apply(&JsValue::NULL, &args.iter().collect::<js_sys::Array>()).map_err(failed)?;
         JsFuture::from(Promise::resolve(&promise)).await.map_err(failed)
     }
