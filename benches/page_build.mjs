@@ -92,13 +92,8 @@ async function follow(page, until = async () => false) {
     );
     const now = (Date.now() - started) / 1000;
     for (const { stage, done, total } of await bars(page)) {
-      const row = seen.get(stage) ?? {
-        stage,
-        first_s: now,
-        first_done: done,
-        total,
-      };
-      Object.assign(row, { last_s: now, done });
+      const row = seen.get(stage) ?? { stage, first_s: now, first_done: done, total, last_s: now, done };
+      if (done !== row.done) Object.assign(row, { last_s: now, done });
       seen.set(stage, row);
     }
     if (state !== "running" || (await until()))
