@@ -119,7 +119,8 @@ async function textSideRates() {
     { pool: "one-word", templates: "80", stage: "embedding ImageNet classes" },
   ];
   const results = [];
-  for (const run of runs) {
+  const only = process.env.BENCH_TEXT_RUNS?.split(",").map(Number);
+  for (const run of runs.filter((_, i) => !only || only.includes(i))) {
     await page.goto(
       address
         .replace("models/bench/", "models/bench-notext/")
@@ -167,6 +168,7 @@ async function textSideRates() {
         ? (row.done - row.first_done) / (row.last_s - row.first_s)
         : null;
     const prompts = run.stage === "embedding words" ? 1 : Number(run.templates);
+    run.status = await page.$eval("#build-status", (e) => e.textContent);
     results.push({
       ...run,
       plan,
@@ -198,6 +200,10 @@ const result = {
   k: Number(k),
   components: Number(components),
 };
+if (process.env.BENCH_BUILD !== "0") await wholeBuild();
+
+/** The build, timed stage by stage, and its zip. */
+async function wholeBuild() {
 await openBuild(page, "bench");
 await page.click("#build-start");
 const whole = await follow(page);
@@ -225,6 +231,7 @@ if (whole.state === "done") {
   await download.path();
   result.zip_s = (Date.now() - zipStarted) / 1000;
 }
+}
 if (process.env.BENCH_RELOAD !== "0") {
   // A reload during pass 2, after a checkpoint (every 30 s): how far the build gets again.
   await openBuild(page, "bench-reload");
@@ -237,6 +244,7 @@ if (process.env.BENCH_RELOAD !== "0") {
     reached = pass2?.done ?? 0;
     return pass2 !== undefined && reached >= Math.min(images.length / 2, 300);
   });
+  await page.reload();
   await openBuild(page, "bench-reload");
   await page.click("#build-start");
   await page.waitForFunction(

@@ -49,23 +49,36 @@ export interface TextPlan {
   prompts: number;
 }
 
+/** The text tower's speeds measured here for a model: words per second, and ImageNet classes per
+ * second by templates per class (a class's templates are one forward). */
+export interface TextRates {
+  words: number | null;
+  classes: Record<number, number | null>;
+}
+
 /** The Build view's line about the text side, said before a build: what it will embed and, when
- * this model's text tower was timed here before (`promptsPerSecond`), how long that takes; with
- * the paper's 80 templates, what the quick setting (1) would cost instead. */
-export function textPlanText(plan: TextPlan, promptsPerSecond: number | null): string {
+ * this model's text tower was timed here before (`rates`), how long that takes; with the paper's
+ * 80 templates, what the quick setting (1) would cost instead. */
+export function textPlanText(plan: TextPlan, rates: TextRates): string {
   if (plan.prompts === 0) return "Text side: kept for this model; the build embeds no text.";
   const number = (n: number) => n.toLocaleString("en-US");
   const classes = plan.classes > 0 ? ` and ${number(plan.classes)} classes × ${plan.templates} templates` : "";
   const what = `${number(plan.words)} words${classes}: ${number(plan.prompts)} prompts through the text tower`;
-  const time = (prompts: number) => formatDuration(prompts / (promptsPerSecond ?? 1));
-  const took = promptsPerSecond ? `, about ${time(plan.prompts)} here` : ", timed on its bar from its first batch";
+  /** The time to embed the words and the classes with `templates`, where both were timed. */
+  const time = (templates: number): string | null => {
+    const [words, perClass] = [rates.words, rates.classes[templates] ?? null];
+    if ((plan.words > 0 && !words) || (plan.classes > 0 && !perClass)) return null;
+    return formatDuration((words ? plan.words / words : 0) + (perClass ? plan.classes / perClass : 0));
+  };
+  const took = time(plan.templates);
   const quick = plan.classes > 0 && plan.templates > 1 ? plan.words + plan.classes : null;
+  const quickTook = time(1);
   const hint =
     quick === null
       ? ""
-      : ` For a quicker first bundle, choose Class templates 1: ${number(quick)} prompts` +
-        (promptsPerSecond ? `, about ${time(quick)}.` : ".");
-  return `The build first computes this model's text side, then keeps it in this browser: ${what}${took}.${hint}`;
+      : ` For a quicker first bundle, choose Class templates 1: ${number(quick)} prompts` + (quickTook ? `, about ${quickTook}.` : ".");
+  const when = took ? `, about ${took} here` : ", timed on its bars from their first batch";
+  return `The build first computes this model's text side, then keeps it in this browser: ${what}${when}.${hint}`;
 }
 
 /** Seconds in words: "45 s", "12 min", "1 h 40 min". */

@@ -213,7 +213,8 @@ export class BuildView implements View<RouteOf<"build">> {
       if (request === null) return say("Text side: the model's own, as it is; the build embeds no text.");
       const plan = await this.session.call("textSidePlan", request);
       const ready = this.session.ready;
-      say(textPlanText(plan, ready ? rememberedRate(ready.weightsSha256, ready.backend) : null));
+      const rate = (what: "words" | number) => (ready ? rememberedRate(ready.weightsSha256, ready.backend, what) : null);
+      say(textPlanText(plan, { words: rate("words"), classes: { 1: rate(1), 80: rate(80) } }));
     } catch (error) {
       say(errorMessage(error));
     }
@@ -222,11 +223,12 @@ export class BuildView implements View<RouteOf<"build">> {
   /** Remembers the text tower's speed from a text-side stage's progress (classes count as their
    * templates' prompts). */
   private rememberTextRate(event: { stage: string; done: number }, row: StageRow): void {
-    const perStep = event.stage === TEXT_STAGES.words ? 1 : event.stage === TEXT_STAGES.classes ? this.textSide?.classTemplates : undefined;
+    const what =
+      event.stage === TEXT_STAGES.words ? "words" : event.stage === TEXT_STAGES.classes ? this.textSide?.classTemplates : undefined;
     const ready = this.session.ready;
     const seconds = (performance.now() - row.started) / 1000;
-    if (perStep === undefined || ready === null || event.done <= row.startDone || seconds <= 0) return;
-    rememberRate(ready.weightsSha256, ready.backend, ((event.done - row.startDone) * perStep) / seconds);
+    if (what === undefined || ready === null || event.done <= row.startDone || seconds <= 0) return;
+    rememberRate(ready.weightsSha256, ready.backend, what, (event.done - row.startDone) / seconds);
   }
 
   private say(text: string): void {

@@ -45,25 +45,27 @@ export async function textSideRequest(pool: string, file: File | undefined, clas
   return { words: [{ source: shipped.source, text: await shippedPoolText(shipped.file) }], classTemplates };
 }
 
-/** Where the text tower's speed for a model and backend is remembered. */
-function rateKey(weightsSha256: string, backend: string): string {
-  return `clip-lens:text-prompts-per-second:${weightsSha256}:${backend}`;
+/** Where the text tower's speed for a model and backend is remembered: words per second, or
+ * classes per second with a number of templates. */
+function rateKey(weightsSha256: string, backend: string, what: "words" | number): string {
+  const unit = what === "words" ? "words" : `classes-of-${what}-templates`;
+  return `clip-lens:text-side-rate:${weightsSha256}:${backend}:${unit}`;
 }
 
-/** The text tower's prompts per second last measured here for the model and backend, if any. */
-export function rememberedRate(weightsSha256: string, backend: string): number | null {
+/** The text tower's speed last measured here for the model, backend and kind of text, if any. */
+export function rememberedRate(weightsSha256: string, backend: string, what: "words" | number): number | null {
   try {
-    const rate = Number(localStorage.getItem(rateKey(weightsSha256, backend)));
+    const rate = Number(localStorage.getItem(rateKey(weightsSha256, backend, what)));
     return rate > 0 ? rate : null;
   } catch {
     return null;
   }
 }
 
-/** Remembers the text tower's prompts per second for the model and backend. */
-export function rememberRate(weightsSha256: string, backend: string, promptsPerSecond: number): void {
+/** Remembers the text tower's speed for the model, backend and kind of text (steps per second). */
+export function rememberRate(weightsSha256: string, backend: string, what: "words" | number, perSecond: number): void {
   try {
-    localStorage.setItem(rateKey(weightsSha256, backend), String(promptsPerSecond));
+    localStorage.setItem(rateKey(weightsSha256, backend, what), String(perSecond));
   } catch {
     // Storage refused (private browsing): the next plan shows no time, nothing else is lost.
   }
