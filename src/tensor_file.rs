@@ -159,8 +159,9 @@ pub fn serialize(tensors: &[NamedTensor]) -> Result<Vec<u8>> {
 /// Serialises tensors and a string map (the file's `__metadata__`) to bytes.
 pub fn serialize_with_metadata(tensors: &[NamedTensor], metadata: Option<HashMap<String, String>>) -> Result<Vec<u8>> {
     for tensor in tensors {
-        if tensor.shape.iter().product::<usize>() * tensor.dtype().size() != tensor.bytes().len() {
-            return Err(Error::InvalidInput(format!("tensor `{}`: {:?} does not fit its values", tensor.name, tensor.shape)));
+        let (name, shape) = (&tensor.name, &tensor.shape);
+        if shape.iter().product::<usize>() * tensor.dtype().size() != tensor.bytes().len() {
+            return Err(Error::InvalidInput(format!("tensor `{name}`: {shape:?} does not fit its values")));
         }
     }
     let named = tensors.iter().map(|tensor| (tensor.name.as_str(), tensor));
