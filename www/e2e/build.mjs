@@ -198,6 +198,8 @@ export const checks = [
       throw new Error(`the text side's notes: ${JSON.stringify(notes)}`);
     await go(page, "#/build");
     await page.screenshot({ path: join(out, "build-text-side.png"), fullPage: true });
+    if (await page.$eval('#build-pool option[value="model"]', (option) => option.disabled))
+      throw new Error("the text side just computed is not offered as the model's pool");
     await page.goto(`${address}#/build`);
     await ready(page, "main");
     // The kept text side is the model's pool now, and holds the 30k words and the classes.

@@ -14,7 +14,7 @@ import type { BackendChoice, BuildSourceImage, BuiltResponse, BundleInfo, TextSi
 import type { RouteOf } from "./routes";
 import type { Session, Sources } from "./session";
 import { LOCAL_BUNDLE } from "./settings";
-import { rememberedRate, rememberRate, textSideRequest } from "./text-side";
+import { MODEL_POOL, rememberedRate, rememberRate, textSideRequest } from "./text-side";
 import type { View } from "./view";
 import { unzipFiles, zipFiles } from "./zip";
 import type { BuildOptions, BuildProgress } from "clip-lens-wasm";
@@ -98,10 +98,16 @@ export class BuildView implements View<RouteOf<"build">> {
 
   setBundle(bundle: BundleInfo | null): void {
     this.modelLayers = this.session.ready?.visionLayers ?? 0;
-    const modelPool = this.ui.pool.querySelector<HTMLOptionElement>('option[value="model"]');
-    if (modelPool) modelPool.disabled = !this.session.ready?.textSide;
-    if (modelPool?.disabled && this.ui.pool.value === "model") this.ui.pool.value = "30k";
+    this.offerModelPool(this.session.ready?.textSide === true);
     if (bundle && this.ui.layers.value === "") this.ui.layers.value = bundle.layers.join(",");
+  }
+
+  /** Offers the model's own text side as the word pool where it has one (a build that computed
+   * one makes it so at once), else picks the paper's 30k words. */
+  private offerModelPool(hasTextSide: boolean): void {
+    const modelPool = this.ui.pool.querySelector<HTMLOptionElement>(`option[value="${MODEL_POOL}"]`);
+    if (modelPool) modelPool.disabled = !hasTextSide;
+    if (!hasTextSide && this.ui.pool.value === MODEL_POOL) this.ui.pool.value = "30k";
   }
 
   async show(route: RouteOf<"build">): Promise<void> {
@@ -286,6 +292,7 @@ export class BuildView implements View<RouteOf<"build">> {
       ui.download.hidden = false;
       await this.listKept();
       await this.open(name);
+      if (textSide !== null) this.offerModelPool(true);
       void this.showTextPlan();
       this.say(`Built “${name}” over ${manifest.images.length} images in ${took}: kept in this browser and open in the explorer.`);
       document.querySelector("main")?.setAttribute("data-build", "done");
