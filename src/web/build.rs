@@ -11,7 +11,7 @@ use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{invalid, js_error, parse_object, to_js, Engine, JsResult, Result};
+use super::{invalid, js_error, parse_list, parse_object, to_js, Engine, JsResult, Result};
 use crate::apps::engine::{self, BuildImage};
 use crate::precompute::{BundleSink, Control, ImageEntry, ImageSource, Progress};
 use crate::text_embeddings::ClassTemplates;
@@ -27,9 +27,7 @@ struct PageImages {
 impl PageImages {
     /// From `images`, a JavaScript array of `{name, size}`, and `read`.
     fn new(images: JsValue, read: Function) -> Result<Self> {
-        let text: String = js_sys::JSON::stringify(&images).map_err(|_| invalid("the images are not a list"))?.into();
-        let mut listed: Vec<BuildImage> =
-            serde_json::from_str(&text).map_err(|e| invalid(format!("invalid image list: {e}")))?;
+        let mut listed: Vec<BuildImage> = parse_list(images, "image list")?;
         listed.sort_by(|a, b| a.name.cmp(&b.name));
         if let Some(pair) = listed.windows(2).find(|pair| pair[0].name == pair[1].name) {
             return Err(invalid(format!("two images are named {:?}", pair[0].name)));
@@ -263,7 +261,5 @@ impl Engine {
 
 /// A text-side request's word pool (a list of `{source, text}`) and template count.
 fn text_side_request(words: JsValue, class_templates: usize) -> Result<(Vec<engine::BuildWords>, ClassTemplates)> {
-    let text: String = js_sys::JSON::stringify(&words).map_err(|_| invalid("the word pool is not a list"))?.into();
-    let words = serde_json::from_str(&text).map_err(|e| invalid(format!("invalid word pool: {e}")))?;
-    Ok((words, ClassTemplates::from_count(class_templates)?))
+    Ok((parse_list(words, "word pool")?, ClassTemplates::from_count(class_templates)?))
 }

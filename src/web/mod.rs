@@ -144,6 +144,12 @@ fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>,
     }
 }
 
+/// A JavaScript array read as a list of `T` through its JSON text; `what` names it in errors.
+fn parse_list<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<Vec<T>> {
+    let text: String = js_sys::JSON::stringify(&value).map_err(|_| invalid(format!("{what} is not a list")))?.into();
+    serde_json::from_str(&text).map_err(|e| invalid(format!("invalid {what}: {e}")))
+}
+
 /// A plain object read as `T` through its JSON text (unknown keys refused where `T` says so).
 fn parse_object<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T> {
     let error = |e: &dyn std::fmt::Display| invalid(format!("invalid {what}: {e}"));

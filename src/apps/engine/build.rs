@@ -61,6 +61,12 @@ pub struct BuildImage {
     pub size: u64,
 }
 
+impl From<BuildWords> for WordList {
+    fn from(list: BuildWords) -> Self {
+        WordList { source: list.source, text: list.text }
+    }
+}
+
 fn default_batch() -> usize {
     8
 }
@@ -81,7 +87,7 @@ impl BuildOptions {
             })?;
             vec![WordList { source: text.word_sources.join(", "), text: text.words.join("\n") }]
         } else {
-            self.words.into_iter().map(|list| WordList { source: list.source, text: list.text }).collect()
+            self.words.into_iter().map(WordList::from).collect()
         };
         Ok(Settings {
             layers: self.layers,

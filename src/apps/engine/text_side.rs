@@ -37,11 +37,18 @@ pub struct TextSidePlan {
 }
 
 impl TextSidePlan {
-    fn new(current: Option<&TextEmbeddings>, words: &[String], templates: ClassTemplates) -> Self {
-        let words = current.map_or(words.len(), |text| text.missing_words(words).len());
-        let classes = if classes_needed(current, templates) { lines(IMAGENET_CLASSES).len() } else { 0 };
+    fn new(missing_words: usize, classes_needed: bool, templates: ClassTemplates) -> Self {
+        let classes = if classes_needed { lines(IMAGENET_CLASSES).len() } else { 0 };
         let templates = templates.count();
-        Self { words, classes, templates, prompts: words + classes * templates }
+        Self { words: missing_words, classes, templates, prompts: missing_words + classes * templates }
+    }
+}
+
+/// The words of `words` that `current` lacks, in order (all of them without a text side).
+fn missing_words(current: Option<&TextEmbeddings>, words: Vec<String>) -> Vec<String> {
+    match current {
+        Some(text) => text.missing_words(&words).into_iter().map(|i| words[i].clone()).collect(),
+        None => words,
     }
 }
 
@@ -53,16 +60,16 @@ fn classes_needed(current: Option<&TextEmbeddings>, templates: ClassTemplates) -
 
 /// The pool's words, without repeats, and where they came from.
 fn pool_words(pool: &[BuildWords]) -> Result<(Vec<String>, Vec<String>)> {
-    let lists: Vec<WordList> =
-        pool.iter().map(|list| WordList { source: list.source.clone(), text: list.text.clone() }).collect();
+    let lists: Vec<WordList> = pool.iter().cloned().map(WordList::from).collect();
     Ok((distinct_words(&lists)?, pool.iter().map(|list| list.source.clone()).collect()))
 }
 
 impl Engine {
     /// What [`Engine::complete_text_side`] would embed for `pool` and `templates`.
     pub fn plan_text_side(&self, pool: &[BuildWords], templates: ClassTemplates) -> Result<TextSidePlan> {
-        let (words, _) = pool_words(pool)?;
-        Ok(TextSidePlan::new(self.text_side.as_deref(), &words, templates))
+        let current = self.text_side.as_deref();
+        let missing = missing_words(current, pool_words(pool)?.0);
+        Ok(TextSidePlan::new(missing.len(), classes_needed(current, templates), templates))
     }
 
     /// Embeds what the text side lacks for `pool` and `templates` (see [`TextSidePlan`]), makes
@@ -79,36 +86,36 @@ impl Engine {
         control: &mut C,
     ) -> Result<Vec<u8>> {
         let (words, sources) = pool_words(pool)?;
-        let kept = self.text_side.clone();
-        let current = kept.as_deref();
-        let plan = TextSidePlan::new(current, &words, templates);
-        let mut text = current.cloned().unwrap_or_else(|| empty_text_side(&self.weights_sha256, self.embed_dim()));
-        if plan.prompts > 0 {
+        let missing = missing_words(self.text_side.as_deref(), words);
+        let with_classes = classes_needed(self.text_side.as_deref(), templates);
+        let (mut word_embeds, mut class_embeds) = (Vec::new(), None);
+        if !missing.is_empty() || with_classes {
             self.ensure_text_tower()?;
             let tower = self.model.text()?;
-            let missing: Vec<String> = match current {
-                Some(current) => current.missing_words(&words).into_iter().map(|i| words[i].clone()).collect(),
-                None => words,
-            };
-            text.word_embeds.extend(embed_words(tower, &missing, progress, control).await?);
-            text.words.extend(missing);
-            if plan.classes > 0 {
-                text.class_embeds = embed_classes(tower, templates, progress, control).await?;
-                (text.classes, text.class_templates) = (lines(IMAGENET_CLASSES), templates);
+            word_embeds = embed_words(tower, &missing, progress, control).await?;
+            if with_classes {
+                class_embeds = Some(embed_classes(tower, templates, progress, control).await?);
             }
+        }
+        // Embedded: the held text side grows (taken out of its Arc, copied only if shared).
+        let mut text = match self.text_side.take() {
+            Some(held) => Arc::unwrap_or_clone(held),
+            None => empty_text_side(&self.weights_sha256, self.model.config.embed_dim),
+        };
+        text.word_embeds.extend(word_embeds);
+        text.words.extend(missing);
+        if let Some(class_embeds) = class_embeds {
+            (text.classes, text.class_templates, text.class_embeds) =
+                (lines(IMAGENET_CLASSES), templates, class_embeds);
         }
         for source in sources {
             if !text.word_sources.contains(&source) {
                 text.word_sources.push(source);
             }
         }
-        let bytes = text.to_bytes(crate::bundle::Storage::F32)?;
-        self.text_side = Some(Arc::new(text));
-        Ok(bytes)
-    }
-
-    fn embed_dim(&self) -> usize {
-        self.model.config.embed_dim
+        let text = Arc::new(text);
+        self.text_side = Some(Arc::clone(&text));
+        text.to_bytes(crate::bundle::Storage::F32)
     }
 }
 
