@@ -4,6 +4,8 @@
 // model's text side is computed once and every later load of that model has it. No DOM: the
 // workers use it.
 
+import { storageFolder } from "./my-bundles";
+
 /** A kept text side's bytes, and when it was last written (ms since the epoch). */
 export interface KeptTextSide {
   bytes: Uint8Array;
@@ -11,17 +13,6 @@ export interface KeptTextSide {
 }
 
 const FOLDER = "text-sides";
-
-async function folder(create: boolean): Promise<FileSystemDirectoryHandle | null> {
-  if (!navigator.storage?.getDirectory) return null;
-  const root = await navigator.storage.getDirectory();
-  try {
-    return await root.getDirectoryHandle(FOLDER, { create });
-  } catch (error) {
-    if (!create && error instanceof DOMException && error.name === "NotFoundError") return null;
-    throw error;
-  }
-}
 
 /** The file of the model whose weights have `sha256` (hex, so a safe file name). */
 function fileName(sha256: string): string {
@@ -31,7 +22,8 @@ function fileName(sha256: string): string {
 
 /** The kept text side of the weights with `sha256`, if it was written after `since` (ms). */
 export async function readKeptTextSide(sha256: string, since = 0): Promise<KeptTextSide | null> {
-  const dir = await folder(false);
+  if (!navigator.storage?.getDirectory) return null;
+  const dir = await storageFolder(FOLDER, false);
   if (dir === null) return null;
   let file: File;
   try {
@@ -49,7 +41,7 @@ export async function readKeptTextSide(sha256: string, since = 0): Promise<KeptT
 export async function writeKeptTextSide(sha256: string, bytes: Uint8Array): Promise<void> {
   const name = fileName(sha256);
   try {
-    const dir = await folder(true);
+    const dir = await storageFolder(FOLDER, true);
     if (dir === null) throw new Error("this browser has no origin-private file system");
     const temporary = await dir.getFileHandle(`${name}.partial`, { create: true });
     const writable = await temporary.createWritable();

@@ -27,11 +27,12 @@ export function checkBundleName(name: string): string {
   return trimmed;
 }
 
-async function bundlesFolder(create: boolean): Promise<FileSystemDirectoryHandle | null> {
-  if (!navigator.storage?.getDirectory) throw new Error("This browser has no origin-private file system to keep bundles in.");
+/** The origin-private file system's top folder `name` (made when `create`; null when absent). */
+export async function storageFolder(name: string, create: boolean): Promise<FileSystemDirectoryHandle | null> {
+  if (!navigator.storage?.getDirectory) throw new Error(`This browser has no origin-private file system to keep ${name} in.`);
   const root = await navigator.storage.getDirectory();
   try {
-    return await root.getDirectoryHandle("bundles", { create });
+    return await root.getDirectoryHandle(name, { create });
   } catch (error) {
     if (!create && error instanceof DOMException && error.name === "NotFoundError") return null;
     throw error;
@@ -47,7 +48,7 @@ function writeError(name: string, error: unknown): Error {
 
 /** The folder of kept bundle `name` (made when `create`). */
 async function bundleFolder(name: string, create: boolean): Promise<FileSystemDirectoryHandle> {
-  const folder = await bundlesFolder(create);
+  const folder = await storageFolder("bundles", create);
   if (folder === null) throw new Error("no bundle is kept in this browser");
   return folder.getDirectoryHandle(name, { create });
 }
@@ -74,7 +75,7 @@ export async function writeKeptFile(name: string, path: string, bytes: Uint8Arra
 
 /** The bytes of file `path` of kept bundle `name`, or null when it has none. */
 export async function readKeptFileIfAny(name: string, path: string): Promise<Uint8Array | null> {
-  if ((await bundlesFolder(false)) === null) return null;
+  if ((await storageFolder("bundles", false)) === null) return null;
   try {
     const [dir, file] = await parent(await bundleFolder(name, false), path, false);
     return new Uint8Array(await (await (await dir.getFileHandle(file)).getFile()).arrayBuffer());
@@ -126,7 +127,7 @@ export async function isWhole(name: string): Promise<boolean> {
 
 /** The kept bundles, newest first. */
 export async function listKeptBundles(): Promise<KeptBundle[]> {
-  const folder = await bundlesFolder(false);
+  const folder = await storageFolder("bundles", false);
   if (folder === null) return [];
   const kept: KeptBundle[] = [];
   for await (const [name, handle] of folder.entries()) {
@@ -159,7 +160,7 @@ export async function readKeptFile(name: string, path: string): Promise<Uint8Arr
 
 /** Deletes kept bundle `name`. */
 export async function deleteKeptBundle(name: string): Promise<void> {
-  const folder = await bundlesFolder(false);
+  const folder = await storageFolder("bundles", false);
   await folder?.removeEntry(name, { recursive: true }).catch((error: unknown) => {
     if (!(error instanceof DOMException && error.name === "NotFoundError")) throw error;
   });

@@ -53,6 +53,13 @@ let engine: Engine | null = null;
 /** Set by a load with `simulateDeviceLoss`: the next engine call fails as a lost device. */
 let simulatedLoss = false;
 
+/** Throws the simulated device loss once, where a load asked for one (`?simulate=<hook>`). */
+function loseDeviceIfSimulated(hook: string): void {
+  if (!simulatedLoss) return;
+  simulatedLoss = false;
+  throw new DeviceLostError(`The GPU device was lost (simulated with ?simulate=${hook}).`);
+}
+
 /** What the page shows of the engine's bundle (the engine read and checked its manifest). */
 function bundleInfo(current: Engine, baseUrl: string | null, kept: string | null): BundleInfo {
   const summary = current.bundleSummary();
@@ -330,10 +337,7 @@ const METHODS: { [M in EngineMethod]: (engine: Engine, args: Args<M>) => Promise
 async function call(request: CallRequest): Promise<void> {
   const started = performance.now();
   const current = loadedEngine();
-  if (simulatedLoss) {
-    simulatedLoss = false;
-    throw new DeviceLostError("The GPU device was lost (simulated with ?simulate=device-lost).");
-  }
+  loseDeviceIfSimulated("device-lost");
   const method = METHODS[request.method] as (engine: Engine, args: unknown) => Promise<unknown>;
   const value = await withTextTower(request.id, current, () => method(current, request.args));
   // Float32Arrays (heatmaps) move to the page without a copy.
@@ -396,10 +400,7 @@ async function handle(request: QueuedRequest): Promise<void> {
       case "call":
         return await call(request);
       case "build":
-        if (simulatedLoss) {
-          simulatedLoss = false;
-          throw new DeviceLostError("The GPU device was lost (simulated with ?simulate=build-device-lost).");
-        }
+        loseDeviceIfSimulated("build-device-lost");
         return await runBuild(request, loadedEngine(), post, withTextTower);
       default: {
         const unknown: never = request;
