@@ -745,8 +745,36 @@ async fn engine_refuses_tensors_above_the_buffer_limit() {
 const DEMO_TEXT_EMBEDDINGS: &[u8] =
     include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/www/generated/tiny-converted/text-embeddings.safetensors"));
 
+/// Calls method `name` of `target` with `args` and awaits the promise it returns.
+async fn call_async(target: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let method: js_sys::Function = js_sys::Reflect::get(target, &name.into())?.dyn_into()?;
+    let promise = method.apply(target, &args.iter().collect::<js_sys::Array>())?;
+    wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&promise)).await
+}
+
+/// A new, empty top folder `name` of this origin's private file system.
+async fn storage_folder(name: &str) -> JsValue {
+    let storage =
+        js_sys::Reflect::get(&js_sys::Reflect::get(&js_sys::global(), &"navigator".into()).unwrap(), &"storage".into())
+            .unwrap();
+    let root = call_async(&storage, "getDirectory", &[]).await.unwrap();
+    let recursive = js_sys::JSON::parse(r#"{"recursive": true}"#).unwrap();
+    let _ = call_async(&root, "removeEntry", &[name.into(), recursive]).await;
+    let create = js_sys::JSON::parse(r#"{"create": true}"#).unwrap();
+    call_async(&root, "getDirectoryHandle", &[name.into(), create]).await.unwrap()
+}
+
+/// The bytes of file `name` of `folder`, or `None` when it has none.
+async fn stored_file(folder: &JsValue, name: &str) -> Option<Vec<u8>> {
+    let handle = call_async(folder, "getFileHandle", &[name.into()]).await.ok()?;
+    let file = call_async(&handle, "getFile", &[]).await.unwrap();
+    let bytes = call_async(&file, "arrayBuffer", &[]).await.unwrap();
+    Some(js_sys::Uint8Array::new(&bytes).to_vec())
+}
+
 /// A bundle built through the page's binding (`Engine.buildBundle`: the 48 fixture images read
-/// by a JavaScript callback, progress and the yield point as callbacks, the fixture's words):
+/// by a JavaScript callback, progress and the yield point as callbacks, the files in the browser's
+/// storage, the fixture's words):
 /// its statistics match the reference's (1e-4 relative on the CPU, 1e-3 on WebGPU), on each
 /// backend there is.
 #[wasm_bindgen_test]
@@ -782,30 +810,14 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
         engine.load_text_embeddings(DEMO_TEXT_EMBEDDINGS.to_vec()).map_err(message).unwrap();
         let options =
             options(serde_json::json!({"layers": [0, 1, 2], "top_k": 6, "components": 8, "batch": 16})).unwrap();
-        // The bundle's files in a JavaScript Map, through the store's three functions.
-        let stored = js_sys::Map::new();
-        let (writes, reads, removes) = (stored.clone(), stored.clone(), stored.clone());
-        let write = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(move |name: JsValue, bytes: JsValue| {
-            writes.set(&name, &bytes);
-            Promise::resolve(&JsValue::UNDEFINED)
-        });
-        let read_file = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |name: JsValue| {
-            Promise::resolve(&if reads.has(&name) { reads.get(&name) } else { JsValue::NULL })
-        });
-        let remove = Closure::<dyn FnMut(JsValue) -> Promise>::new(move |name: JsValue| {
-            removes.delete(&name);
-            Promise::resolve(&JsValue::UNDEFINED)
-        });
-        let files = js_sys::Object::new();
-        for (key, closure) in [("write", write.as_ref()), ("read", read_file.as_ref()), ("remove", remove.as_ref())] {
-            Reflect::set(&files, &key.into(), closure).unwrap();
-        }
+        // The bundle's files in a folder of the origin-private file system, as the page keeps them.
+        let folder = storage_folder(&format!("build-test-{backend}")).await;
         let function = |closure: &JsValue| closure.unchecked_ref::<Function>().clone();
         engine
             .build_bundle(
                 images,
                 function(read.as_ref()),
-                files.into(),
+                folder.clone(),
                 options,
                 function(progress.as_ref()),
                 function(control.as_ref()),
@@ -813,11 +825,17 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
             .await
             .map_err(message)
             .unwrap();
-        assert!(!stored.has(&".precompute-checkpoint.safetensors".into()), "the checkpoint is removed at the end");
-        let file = |name: &str| stored.get(&name.into()).unchecked_into::<Uint8Array>().to_vec();
+        assert!(
+            stored_file(&folder, ".precompute-checkpoint.safetensors").await.is_none(),
+            "the checkpoint is removed at the end"
+        );
+        let file = |name: &'static str| {
+            let folder = folder.clone();
+            async move { stored_file(&folder, name).await.unwrap_or_else(|| panic!("{name} was not written")) }
+        };
         let bundle = clip_lens::bundle::Bundle::from_parts(
-            &String::from_utf8(file("manifest.json")).unwrap(),
-            file("lens.safetensors"),
+            &String::from_utf8(file("manifest.json").await).unwrap(),
+            file("lens.safetensors").await,
         )
         .unwrap();
         assert!(engine.has_bundle() && events.get() > 0 && asked.get() > 0, "{backend}");

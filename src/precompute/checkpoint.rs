@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use web_time::Instant;
 
-use super::io::{BundleSink, ImageEntry, ImageSource};
+use super::io::{read_tensor_file, write_tensor_file, BundleSink, ImageEntry, ImageSource};
 use crate::bundle::sha256_hex;
 use crate::lens::{MeanAccumulator, NeuronStatistic, Sizes, TopKAccumulator};
-use crate::tensor_file::{deserialize, serialize_with_metadata, NamedTensor};
+use crate::tensor_file::NamedTensor;
 use crate::{Error, Result};
 
 /// Where a run stands: the pass (1: means over every image, 2: top-k over the images that
@@ -182,7 +182,8 @@ impl<'a, K: BundleSink> Checkpoint<'a, K> {
         self.sink.locate(&self.name)
     }
 
-    /// Writes the state (whole: the sink replaces the old checkpoint at once).
+    /// Writes the state (whole: the sink replaces the old checkpoint at once), part by part: the
+    /// top-k state is lent to the file, not copied.
     pub(super) async fn save(
         &mut self,
         position: &Position,
@@ -196,8 +197,7 @@ impl<'a, K: BundleSink> Checkpoint<'a, K> {
             ("fingerprint".to_string(), self.fingerprint.clone()),
             ("position".to_string(), position_json),
         ]);
-        let bytes = serialize_with_metadata(&accumulators.to_tensors(layers), Some(metadata))?;
-        self.sink.write(&self.name, bytes).await?;
+        write_tensor_file(self.sink, &self.name, &accumulators.to_tensors(layers), metadata).await?;
         self.last_saved = Instant::now();
         Ok(())
     }
@@ -218,15 +218,14 @@ impl<'a, K: BundleSink> Checkpoint<'a, K> {
             self.sink.remove(&self.name).await?;
             return Ok(None);
         }
-        let Some(bytes) = self.sink.read(&self.name).await? else { return Ok(None) };
         let corrupt = |why: String| {
             Error::InvalidInput(format!(
                 "the checkpoint {} is unusable ({why}); pass --restart to start over",
                 self.location()
             ))
         };
-        let (tensors, metadata) = deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
-        drop(bytes);
+        let file = read_tensor_file(self.sink, &self.name).await;
+        let Some((tensors, metadata)) = file.map_err(|e| corrupt(e.to_string()))? else { return Ok(None) };
         let field = |name: &str| metadata.get(name).cloned().ok_or_else(|| corrupt(format!("no {name}")));
         if field("version")? != CHECKPOINT_VERSION {
             return Err(corrupt("written by another version".into()));

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{listing, Accumulators, Position};
-use super::io::{BundleSink, DirectorySink, ImageEntry};
+use super::io::{read_tensor_file, write_tensor_file, DirectorySink, ImageEntry};
 use super::shards::Shard;
 use super::Settings;
 use crate::bundle::sha256_hex;
 use crate::lens::Sizes;
-use crate::tensor_file::{deserialize, serialize, serialize_with_metadata};
+use crate::tensor_file::serialize;
 use crate::{Error, Result};
 
 /// What every shard file of one run agrees on.
@@ -168,9 +168,10 @@ pub(super) fn read_header(path: &Path) -> Result<Header> {
 /// A shard file's accumulators.
 pub(super) fn read_accumulators(path: &Path, header: &Header, neurons: usize, dim: usize) -> Result<Accumulators> {
     let in_file = |e: Error| Error::InvalidInput(format!("{}: {e}", path.display()));
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (tensors, _) = deserialize(&bytes).map_err(in_file)?;
-    drop(bytes);
+    let (folder, name) = (path.parent().unwrap_or(Path::new(".")), path.file_name().unwrap_or_default());
+    let file = pollster::block_on(read_tensor_file(&DirectorySink::new(folder), &name.to_string_lossy()));
+    let (tensors, _) =
+        file.map_err(in_file)?.ok_or_else(|| Error::InvalidInput(format!("{} is gone", path.display())))?;
     Accumulators::from_tensors(&tensors, header.pass(), &header.run.layers, header.sizes(neurons, dim)).map_err(in_file)
 }
 
@@ -183,8 +184,7 @@ pub(super) async fn write_shard_file(
 ) -> Result<PathBuf> {
     let json = serde_json::to_string(header).map_err(|e| Error::InvalidInput(format!("shard header: {e}")))?;
     let metadata = HashMap::from([(HEADER_KEY.to_string(), json)]);
-    let bytes = serialize_with_metadata(&accumulators.to_tensors(&header.run.layers), Some(metadata))?;
-    sink.write(name, bytes).await?;
+    write_tensor_file(sink, name, &accumulators.to_tensors(&header.run.layers), metadata).await?;
     Ok(sink.path(name))
 }
 

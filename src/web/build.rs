@@ -11,6 +11,7 @@ use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use super::storage::StorageFolder;
 use super::{invalid, js_error, parse_list, parse_object, to_js, Engine, JsResult, Result};
 use crate::apps::engine::{self, BuildImage};
 use crate::precompute::{BundleSink, Control, ImageEntry, ImageSource, Progress};
@@ -51,7 +52,7 @@ impl ImageSource for PageImages {
 }
 
 /// A thrown JavaScript value's message.
-fn describe(value: &JsValue) -> String {
+pub(super) fn describe(value: &JsValue) -> String {
     value.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{value:?}"))
 }
 
@@ -140,63 +141,14 @@ impl Control for PageControl {
     }
 }
 
-/// Where a build's files go: a JavaScript object with `write(name, bytes)`, `read(name)` (a
-/// promise of the bytes, or of `null` for no such file) and `remove(name)`, each returning a
-/// promise (the page: a folder of the browser's origin-private file system).
-struct PageSink {
-    write: Function,
-    read: Function,
-    remove: Function,
-}
-
-impl PageSink {
-    /// From `sink`, an object with the three functions.
-    fn new(sink: &JsValue) -> Result<Self> {
-        let function = |name: &str| {
-            Reflect::get(sink, &name.into())
-                .ok()
-                .and_then(|f| f.dyn_into::<Function>().ok())
-                .ok_or_else(|| invalid(format!("the build's file store has no `{name}` function")))
-        };
-        Ok(Self { write: function("write")?, read: function("read")?, remove: function("remove")? })
-    }
-
-    /// Calls `function` with `args` and awaits the promise it returns; a failure says that file
-    /// `name` `what` ("cannot be written") and why.
-    async fn call(&self, function: &Function, what: &str, name: &str, args: &[JsValue]) -> Result<JsValue> {
-        let failed = |e: JsValue| Error::InvalidInput(format!("{name} {what}: {}", describe(&e)));
-        let promise = function.apply(&JsValue::NULL, &args.iter().collect::<js_sys::Array>()).map_err(failed)?;
-        JsFuture::from(Promise::resolve(&promise)).await.map_err(failed)
-    }
-}
-
-impl BundleSink for PageSink {
-    async fn write(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
-        let bytes = Uint8Array::from(bytes.as_slice());
-        self.call(&self.write, "cannot be written", name, &[name.into(), bytes.into()]).await.map(|_| ())
-    }
-
-    async fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
-        let value = self.call(&self.read, "cannot be read", name, &[name.into()]).await?;
-        if value.is_null() || value.is_undefined() {
-            return Ok(None);
-        }
-        value.dyn_into::<Uint8Array>().map(|a| Some(a.to_vec())).map_err(|_| invalid(format!("{name}: not bytes")))
-    }
-
-    async fn remove(&self, name: &str) -> Result<()> {
-        self.call(&self.remove, "cannot be removed", name, &[name.into()]).await.map(|_| ())
-    }
-}
-
 /// The Build view's bindings: a build, its memory, and the model's text side it completes first.
 #[wasm_bindgen]
 impl Engine {
     /// Builds a bundle from the page's images (`precompute` in the page) and makes it this
     /// engine's: `images` lists them (`{name, size}`), `read(name)` returns a promise of an
-    /// image's bytes, `files` stores the bundle and its checkpoint (`{write(name, bytes),
-    /// read(name), remove(name)}`, each returning a promise; a build of the same images and
-    /// settings resumes from a checkpoint it finds there), `options` are the Build view's
+    /// image's bytes, `folder` (a folder of the browser's origin-private file system) receives
+    /// the bundle and its checkpoint (a build of the same images and settings resumes from a
+    /// checkpoint it finds there), `options` are the Build view's
     /// settings, `progress` is called with each stage's steps (`{stage, total, done}`) and notes
     /// (`{note}`), and `control()` is awaited between batches and steps: a promise of `false`
     /// stops the build after a checkpoint (an `interrupted` error).
@@ -205,14 +157,14 @@ impl Engine {
         &mut self,
         #[wasm_bindgen(unchecked_param_type = "BuildImage[]")] images: JsValue,
         #[wasm_bindgen(unchecked_param_type = "(name: string) => Promise<Uint8Array>")] read: js_sys::Function,
-        #[wasm_bindgen(unchecked_param_type = "BuildFiles")] files: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "FileSystemDirectoryHandle")] folder: JsValue,
         #[wasm_bindgen(unchecked_param_type = "BuildOptions")] options: JsValue,
         #[wasm_bindgen(unchecked_param_type = "(event: BuildProgress) => void")] progress: js_sys::Function,
         #[wasm_bindgen(unchecked_param_type = "() => Promise<boolean>")] control: js_sys::Function,
     ) -> JsResult<()> {
         let options: engine::BuildOptions = parse_object(options, "build options").map_err(js_error)?;
         let source = PageImages::new(images, read).map_err(js_error)?;
-        let sink = PageSink::new(&files).map_err(js_error)?;
+        let sink = StorageFolder::new(folder).map_err(js_error)?;
         let (progress, control) = (&mut PageProgress::new(progress), &mut PageControl::new(control));
         let driver = crate::precompute::Driver::new(&source, &sink, progress, control);
         self.engine.build_bundle(options, driver).await.map_err(js_error)

@@ -10,6 +10,7 @@
 
 mod benchmark;
 mod build;
+mod storage;
 mod types;
 
 pub use benchmark::benchmark_vision;

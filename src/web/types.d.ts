@@ -377,14 +377,6 @@ export interface BuildImage {
   size: number;
 }
 
-/** Where `Engine.buildBundle` stores the bundle and its checkpoint: file names are relative
- * paths with `/` (`thumbnails/3.jpg`); `read` gives null for a file that is not there. */
-export type BuildFiles = {
-  write(name: string, bytes: Uint8Array): Promise<void>;
-  read(name: string): Promise<Uint8Array | null>;
-  remove(name: string): Promise<void>;
-};
-
 /** What `Engine.buildBundle` reports: a stage's steps done, or a note (a skipped image, the words
  * found in the text side). */
 export type BuildProgress = { stage: string; total: number; done: number } | { note: string };

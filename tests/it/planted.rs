@@ -136,7 +136,7 @@ impl EditableWeights {
     }
     fn get_mut(&mut self, name: &str) -> &mut [f32] {
         match &mut self.0.get_mut(name).unwrap().values {
-            Values::F32(v) => v,
+            Values::F32(v) => std::sync::Arc::make_mut(v).as_mut_slice(),
             _ => panic!("{name} is not F32"),
         }
     }

@@ -46,8 +46,8 @@ function writeError(name: string, error: unknown): Error {
   return new Error(`Bundle “${name}” was not kept: ${error instanceof Error ? error.message : String(error)}`);
 }
 
-/** The folder of kept bundle `name` (made when `create`). */
-async function bundleFolder(name: string, create: boolean): Promise<FileSystemDirectoryHandle> {
+/** The folder of kept bundle `name` (made when `create`): a build writes its files there. */
+export async function bundleFolder(name: string, create: boolean): Promise<FileSystemDirectoryHandle> {
   const folder = await storageFolder("bundles", create);
   if (folder === null) throw new Error("no bundle is kept in this browser");
   return folder.getDirectoryHandle(name, { create });
@@ -62,7 +62,7 @@ async function parent(root: FileSystemDirectoryHandle, path: string, create: boo
 }
 
 /** Writes file `path` of kept bundle `name` whole (a full quota is said in words). */
-export async function writeKeptFile(name: string, path: string, bytes: Uint8Array): Promise<void> {
+async function writeKeptFile(name: string, path: string, bytes: Uint8Array): Promise<void> {
   try {
     const [dir, file] = await parent(await bundleFolder(name, true), path, true);
     const writable = await (await dir.getFileHandle(file, { create: true })).createWritable();
@@ -83,12 +83,6 @@ export async function readKeptFileIfAny(name: string, path: string): Promise<Uin
     if (error instanceof DOMException && error.name === "NotFoundError") return null;
     throw error;
   }
-}
-
-/** Removes file `path` of kept bundle `name` (nothing when it has none). */
-export async function removeKeptFile(name: string, path: string): Promise<void> {
-  const [dir, file] = await parent(await bundleFolder(name, false), path, false).catch(() => [null, ""] as const);
-  await dir?.removeEntry(file).catch(() => undefined);
 }
 
 /** Keeps `files` (name -> bytes) as bundle `name`, replacing one of that name. The manifest is

@@ -1,9 +1,10 @@
 // The worker's side of a build (the Build view's worker runs one): the images read when the
-// build needs them, the bundle's files in "My bundles" (the browser's storage, where a stopped
-// build's checkpoint waits for it to resume), progress to the page, and pause and stop.
+// build needs them, the bundle's folder in "My bundles" (the browser's storage, which the module
+// writes itself, and where a stopped build's checkpoint waits for it to resume), progress to the
+// page, and pause and stop.
 
 import type { BuildProgress, Engine } from "clip-lens-wasm";
-import { deleteKeptBundle, isWhole, readKeptFileIfAny, removeKeptFile, writeKeptFile } from "./my-bundles";
+import { bundleFolder, deleteKeptBundle, isWhole } from "./my-bundles";
 import { writeKeptTextSide } from "./kept-text-sides";
 import { wasmMemoryBytes } from "./worker-wasm";
 import type { BuildControlRequest, BuildRequest, BuildSourceImage, TextSideRequest, WorkerResponse } from "./protocol";
@@ -67,17 +68,13 @@ export async function runBuild(
   const name = request.name;
   // A whole bundle of that name is replaced; a stopped build of it resumes from its checkpoint.
   if (await isWhole(name)) await deleteKeptBundle(name);
-  const files = {
-    write: (path: string, bytes: Uint8Array) => writeKeptFile(name, path, bytes),
-    read: (path: string) => readKeptFileIfAny(name, path),
-    remove: (path: string) => removeKeptFile(name, path),
-  };
+  const folder = await bundleFolder(name, true);
   const listed = request.images.map(({ name, size }) => ({ name, size }));
   const report = (event: BuildProgress): void => post({ id: request.id, type: "buildProgress", event });
   const goOn = () => buildControl.goOn();
   if (request.textSide !== null)
     await completeTextSide(request.textSide, current, report, goOn, (work) => withTextTower(request.id, current, work));
-  await withTextTower(request.id, current, () => current.buildBundle(listed, read, files, request.options, report, goOn));
+  await withTextTower(request.id, current, () => current.buildBundle(listed, read, folder, request.options, report, goOn));
   post({ id: request.id, type: "built", name, ms: performance.now() - started, wasmBytes: wasmMemoryBytes() });
 }
 

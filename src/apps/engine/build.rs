@@ -108,9 +108,10 @@ impl BuildOptions {
 }
 
 /// What a build holds in memory beside the model, in bytes, at its peak (`BuildMemory` in
-/// TypeScript): pass 2's top-k state (per layer, neuron and kept image its centred effect: the
-/// part that grows with k), held three times while a checkpoint is written, and the rest (pass 1's
-/// sums, one batch's effects, the histograms). The page refuses a build that cannot fit.
+/// TypeScript): pass 2's top-k state (per layer, neuron and kept image its centred effect, norm
+/// and id: the part that grows with k), held once (a checkpoint writes it a chunk at a time and
+/// reads it back in place), and the rest (pass 1's sums, one batch's effects, the histograms,
+/// the chunk in flight). The page refuses a build that cannot fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BuildMemory {
     /// Bytes per image kept per neuron (times k).
@@ -121,9 +122,12 @@ pub struct BuildMemory {
     pub total: u64,
 }
 
-/// Bytes of one kept image beside its effect: its norm, its id and the effect's vector header
-/// and allocation (wasm32: 4-byte words).
-const KEPT_OVERHEAD: u64 = 32;
+/// Bytes of one kept image beside its effect: its norm (f32) and id (i64), and their copies in
+/// a checkpoint being written or read.
+const KEPT_OVERHEAD: u64 = 2 * (4 + 8);
+
+/// The largest piece of a file a build holds while it writes or reads one (a sink's chunk).
+const FILE_CHUNK: u64 = 16 << 20;
 
 impl Engine {
     /// The peak memory a build of `options` holds beside the model ([`BuildMemory`]).
@@ -132,14 +136,13 @@ impl Engine {
         let (layers, neurons) = (options.layers.len() as u64, config.vision.mlp_width as u64);
         let dim = config.embed_dim as u64;
         let kept = 4 * dim + KEPT_OVERHEAD;
-        // While a checkpoint is written the state, its tensors and their serialised bytes are
-        // all in memory: three times its size at the peak.
-        let per_k = 3 * layers * neurons * kept;
-        // Pass 1's f64 sums and the f32 mean; a batch's effects, as tensor data and read back.
-        let sums = layers * neurons * dim * (8 + 4);
+        let per_k = layers * neurons * kept;
+        // Pass 1's f64 sums and the f32 mean (and its copy in a checkpoint); a batch's effects, as
+        // tensor data and read back.
+        let sums = layers * neurons * dim * (8 + 4 + 4);
         let batch = 2 * options.batch.max(1) as u64 * layers * neurons * dim * 4;
         let histograms = layers * neurons * HISTOGRAM_BINS as u64 * 4;
-        let fixed = sums + batch + histograms;
+        let fixed = sums + batch + histograms + FILE_CHUNK;
         BuildMemory { per_k, fixed, total: per_k * options.top_k as u64 + fixed }
     }
 
