@@ -173,6 +173,7 @@ struct Slots<'a> {
     norms: &'a mut [f32],
     images: &'a mut [i64],
     centred: &'a mut [f32],
+    dim: usize,
 }
 
 impl Slots<'_> {
@@ -181,11 +182,11 @@ impl Slots<'_> {
         (self.norms[slot], self.images[slot])
     }
 
+    /// Puts an image in slot `slot`: its norm, id and centred effect.
     fn set(&mut self, slot: usize, norm: f32, image: i64, centred: impl Iterator<Item = f32>) {
-        let dim = self.centred.len() / self.norms.len();
         self.norms[slot] = norm;
         self.images[slot] = image;
-        self.centred[slot * dim..][..dim].iter_mut().zip(centred).for_each(|(to, x)| *to = x);
+        self.centred[slot * self.dim..][..self.dim].iter_mut().zip(centred).for_each(|(to, x)| *to = x);
     }
 }
 
@@ -223,8 +224,8 @@ pub struct NeuronStatistics {
 impl TopKAccumulator {
     /// Keeps `k` images per neuron, centring with `mean` (`[N, D]` from pass 1).
     pub fn new(mean: Vec<f32>, neurons: usize, dim: usize, k: usize) -> Result<Self> {
-        if k == 0 || mean.len() != neurons * dim {
-            return Err(Error::InvalidInput(format!("top-k needs k > 0 and a [{neurons}, {dim}] mean")));
+        if k == 0 || dim == 0 || mean.len() != neurons * dim {
+            return Err(Error::InvalidInput(format!("top-k needs k > 0 and a [{neurons}, {dim}] mean (D > 0)")));
         }
         Ok(Self {
             k,
@@ -262,12 +263,11 @@ impl TopKAccumulator {
         norms: &'a mut [f32],
         images: &'a mut [i64],
         centred: &'a mut Arc<Vec<f32>>,
-        k: usize,
+        (k, dim): (usize, usize),
     ) -> impl Iterator<Item = Slots<'a>> {
-        let dim = centred.len() / norms.len().max(1);
         let centred = Arc::make_mut(centred).chunks_exact_mut(k * dim);
         (norms.chunks_exact_mut(k).zip(images.chunks_exact_mut(k)).zip(centred))
-            .map(|((norms, images), centred)| Slots { norms, images, centred })
+            .map(move |((norms, images), centred)| Slots { norms, images, centred, dim })
     }
 
     /// Adds a batch of effects `[B, N, D]`; images get consecutive ids.
@@ -278,7 +278,7 @@ impl TopKAccumulator {
             let id = self.next_image;
             self.next_image += 1;
             let rows = image.chunks_exact(dim).zip(self.mean.chunks_exact(dim));
-            let all_slots = Self::slots(&mut self.norms, &mut self.images, &mut self.centred, k);
+            let all_slots = Self::slots(&mut self.norms, &mut self.images, &mut self.centred, (k, dim));
             for (neuron, (slots, (effect, mean))) in all_slots.zip(rows).enumerate() {
                 let centred_norm = offer(slots, id.min(k), id, effect, mean);
                 let seen = Observation { neuron, image: id, centred_norm, effect, mean };
@@ -306,7 +306,7 @@ impl TopKAccumulator {
         merge_riders(&mut self.riders, &other.riders)?;
         let (k, dim, offset) = (self.k, self.dim, self.next_image as i64);
         let (mine, theirs) = (self.next_image.min(k), other.next_image.min(k));
-        let all_slots = Self::slots(&mut self.norms, &mut self.images, &mut self.centred, k);
+        let all_slots = Self::slots(&mut self.norms, &mut self.images, &mut self.centred, (k, dim));
         for (n, mut slots) in all_slots.enumerate() {
             let at = |slot: usize| n * k + slot;
             // Both sets' filled slots, strongest first (an image of `other`: `Err(slot)`).

@@ -14,7 +14,7 @@ use wasm_bindgen_futures::JsFuture;
 use super::storage::StorageFolder;
 use super::{invalid, js_error, parse_list, parse_object, to_js, Engine, JsResult, Result};
 use crate::apps::engine::{self, BuildImage};
-use crate::precompute::{BundleSink, Control, ImageEntry, ImageSource, Progress};
+use crate::precompute::{Control, ImageEntry, ImageSource, Progress};
 use crate::text_embeddings::ClassTemplates;
 use crate::Error;
 
