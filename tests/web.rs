@@ -150,7 +150,7 @@ async fn concept_discovery_on_webgpu_and_cpu() {
 
 use clip_lens::bundle::{sha256_hex, Storage};
 use clip_lens::web::Engine;
-use common::engine::{check_engine_concepts, check_mean_ablation, reference_bundle, ENGINE_CLASSES};
+use common::engine::{check_engine_concepts, check_mean_ablation, check_steering, reference_bundle, ENGINE_CLASSES};
 use wasm_bindgen::{JsCast, JsValue};
 
 /// Takes a Float32Array out of a result object (the rest converts to JSON).
@@ -372,8 +372,8 @@ async fn engine_neuron_cards_and_search() {
     assert!(message(engine.search(" ".into(), None).await.unwrap_err()).contains("the search text is empty"));
 }
 
-/// The explorer's methods through the bindings: an ablation on the analysed image against the
-/// hand computation (the native tests' shared check), a list, a word page, the CSV exports and
+/// The explorer's methods through the bindings: an ablation and a steering on the analysed image
+/// against the hand computation (the native tests' shared check), a list, a word page, the CSV exports and
 /// their errors.
 #[wasm_bindgen_test]
 async fn engine_ablation_lists_word_pages_and_exports() {
@@ -384,6 +384,8 @@ async fn engine_ablation_lists_word_pages_and_exports() {
     engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.map_err(message).unwrap();
     let result = json(engine.ablate(request()).await.map_err(message).unwrap());
     check_mean_ablation(&result, 0, &[4, 17]);
+    let steer = options(serde_json::json!({"kind": "steer", "neurons": "1:4=3,1:17=-1"})).unwrap();
+    check_steering(&json(engine.ablate(steer).await.map_err(message).unwrap()), 0, &[(4, 3.0), (17, -1.0)]);
     let bad = engine.ablate(options(serde_json::json!({"kind": "rank-one", "layer": 1, "x": 2})).unwrap()).await;
     let error = bad.unwrap_err();
     assert_eq!(kind(&error).as_deref(), Some("bad-input"));
@@ -779,7 +781,7 @@ async fn stored_file(folder: &JsValue, name: &str) -> Option<Vec<u8>> {
 /// backend there is.
 #[wasm_bindgen_test]
 async fn a_bundle_built_in_the_page_matches_the_reference() {
-    use js_sys::{Function, Promise, Reflect, Uint8Array};
+    use js_sys::{Function, Promise, Uint8Array};
     use wasm_bindgen::closure::Closure;
     start_module().await;
     let backends: &[&str] = if webgpu().await.is_some() { &["webgpu", "cpu"] } else { &["cpu"] };

@@ -205,6 +205,7 @@ export interface NeuronList {
 /** What `Engine.ablate` replaces on the last analysed image. */
 export type AblationRequest =
   | { kind: "neurons"; /** "9:4,9:17" */ neurons: string }
+  | { kind: "steer"; /** "9:4=3,9:17=-1": each neuron's centred effect times its factor */ neurons: string }
   | { kind: "significant"; layer: number }
   | { kind: "insignificant"; layer: number }
   | { kind: "rank-one"; layer: number };

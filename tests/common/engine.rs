@@ -76,10 +76,17 @@ pub fn check_engine_concepts(label: &str, i: usize, analysis: &serde_json::Value
 }
 
 /// Checks an ablation result (as JSON) of detail image `image` that mean-ablated the layer-1
-/// neurons `removed`, against a hand computation from the reference's tensors:
-/// `v' = v - sum_n (phi_n - mean_n)` with `v = 100 e / |e|`; the classes after are the cosines
-/// of `v'` with the bundle's unit class rows, the shift is `|v' - v|`. Returns the shift.
+/// neurons `removed` ([`check_steering`] with factors 0). Returns the shift.
 pub fn check_mean_ablation(result: &serde_json::Value, image: usize, removed: &[usize]) -> f32 {
+    check_steering(result, image, &removed.iter().map(|&n| (n, 0.0)).collect::<Vec<_>>())
+}
+
+/// Checks a steering result (as JSON) of detail image `image` that scaled the layer-1 neurons'
+/// centred effects by their factors, against a hand computation from the reference's tensors:
+/// `v' = v + sum_n (alpha_n - 1)(phi_n - mean_n)` with `v = 100 e / |e|`; the classes after are
+/// the cosines of `v'` with the bundle's unit class rows, the shift is `|v' - v|`. Returns the
+/// shift.
+pub fn check_steering(result: &serde_json::Value, image: usize, factors: &[(usize, f32)]) -> f32 {
     let expected = expected();
     let e = &expected["image_embeds"].values[image * 32..(image + 1) * 32];
     let length = e.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -87,9 +94,9 @@ pub fn check_mean_ablation(result: &serde_json::Value, image: usize, removed: &[
     let effects = &expected["second_order.1"].values[image * 256 * 32..(image + 1) * 256 * 32];
     let mean = &expected["mean.1"].values;
     let mut ablated = v.clone();
-    for &n in removed {
+    for &(n, alpha) in factors {
         for j in n * 32..(n + 1) * 32 {
-            ablated[j % 32] -= effects[j] - mean[j];
+            ablated[j % 32] += (alpha - 1.0) * (effects[j] - mean[j]);
         }
     }
     let bundle = reference_bundle(String::new());
@@ -112,6 +119,6 @@ pub fn check_mean_ablation(result: &serde_json::Value, image: usize, removed: &[
     let shift = ablated.iter().zip(&v).map(|(a, b)| (a - b).powi(2)).sum::<f32>().sqrt();
     let ours = result["shift"].as_f64().unwrap() as f32;
     assert!((ours - shift).abs() < 1e-3 * shift.max(1.0), "shift {ours} vs {shift}");
-    assert_eq!(result["ablated"].as_u64(), Some(removed.len() as u64));
+    assert_eq!(result["ablated"].as_u64(), Some(factors.len() as u64));
     shift
 }

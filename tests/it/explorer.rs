@@ -3,7 +3,7 @@
 //! norm on a card and the CSV exports. The page's e2e checks (www/e2e.mjs) drive the same
 //! engine methods through the bindings.
 
-use crate::common::engine::{check_mean_ablation, reference_bundle, ENGINE_CLASSES};
+use crate::common::engine::{check_mean_ablation, check_steering, reference_bundle, ENGINE_CLASSES};
 use crate::common::*;
 use clip_lens::apps::engine::{AblationRequest, AblationResult, AnalyzeOptions, Engine};
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
@@ -256,6 +256,29 @@ fn ablate_command_on_one_image() {
     assert!(json["analysis"]["classes"].is_array());
     assert_eq!(json["ablations"][0]["request"], serde_json::json!({"kind": "neurons", "neurons": "1:4,1:17"}));
     check_mean_ablation(&json["ablations"][0], 0, &[4, 17]);
+
+    // Steering: factor 0 is that mean ablation, factor 1 changes nothing, 3 moves the
+    // embedding twice as far as the ablation of the same neuron, the other way (v' - v =
+    // (alpha - 1) c_n).
+    let steered = run(&["--image", image.to_str().unwrap(), "--steer", "1:4=0,1:17=0", "--json"]);
+    assert!(steered.status.success(), "{}", String::from_utf8_lossy(&steered.stderr));
+    let steered: serde_json::Value = serde_json::from_slice(&steered.stdout).unwrap();
+    assert_eq!(steered["ablations"][0]["after"], json["ablations"][0]["after"]);
+    assert_eq!(steered["ablations"][0]["shift"], json["ablations"][0]["shift"]);
+    let result = run(&["--image", image.to_str().unwrap(), "--steer", "1:4=1", "--steer", "x", "--json"]);
+    assert!(!result.status.success(), "--steer given twice is refused");
+    let [one, three, ablated] = ["1:4=1", "1:4=3", "1:4=0"].map(|spec| {
+        let result = run(&["--image", image.to_str().unwrap(), "--steer", spec, "--json"]);
+        let json: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+        json["ablations"][0].clone()
+    });
+    assert_eq!(one["after"], one["before"], "factor 1 changes nothing");
+    check_steering(&three, 0, &[(4, 3.0)]);
+    assert_eq!(one["shift"].as_f64(), Some(0.0));
+    let (three, ablated) = (three["shift"].as_f64().unwrap(), ablated["shift"].as_f64().unwrap());
+    assert!(ablated > 0.0 && (three / ablated - 2.0).abs() < 1e-4, "{three} against 2 x {ablated}");
+    let result = run(&["--image", image.to_str().unwrap(), "--steer", "1:4=-1,1:4=2"]);
+    assert!(String::from_utf8_lossy(&result.stderr).contains("steered twice"));
 
     // The text table, several ablations in one run; bad input named.
     let result = run(&["--image", image.to_str().unwrap(), "--significant", "1", "--rank-one", "2"]);

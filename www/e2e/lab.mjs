@@ -273,4 +273,46 @@ export const checks = [
     if (bad.status !== "error" || !bad.text.includes("99")) throw new Error(`bad set: ${JSON.stringify(bad)}`);
     await ablate(page, "#ablate-layer-form button[data-kind=significant]"); // the screenshot shows a result
   }),
+
+  check("steering", async (page) => {
+    await openLab(page);
+    await openNeuronLists(page);
+    // Two significant neurons' sliders moved (each change steers at once): the field lists both
+    // factors, the result names both, and the embedding moved.
+    const keys = await page.$$eval(".steer-slider", (items) => items.slice(0, 2).map((slider) => slider.dataset.neuron));
+    if (keys.length < 2) throw new Error(`${keys.length} steering sliders`);
+    const slide = async (key, factor) => {
+      await page.$eval(
+        `.steer-slider[data-neuron="${key}"]`,
+        (slider, value) => {
+          slider.value = String(value);
+          slider.dispatchEvent(new Event("change", { bubbles: true }));
+        },
+        factor,
+      );
+      await ready(page, "#ablation-result");
+    };
+    await slide(keys[0], 3);
+    await slide(keys[1], -1);
+    const typed = await page.inputValue("#steer-neurons");
+    if (typed !== `${keys[0]}=3,${keys[1]}=-1`) throw new Error(`the steering field says “${typed}”`);
+    const steered = await page.$eval("#ablation-result", (root) => ({
+      summary: root.querySelector(".ablation-summary")?.textContent ?? "",
+      shift: Number(root.querySelector(".shift")?.textContent),
+    }));
+    if (!steered.summary.includes("2 neurons steered") || !keys.every((k) => steered.summary.includes(k)) || !(steered.shift > 0))
+      throw new Error(`steered: ${JSON.stringify(steered)}`);
+    // Factor 0 through the field is the mean ablation of the same neuron: the same shift.
+    await page.fill("#steer-neurons", `${keys[0]}=0`);
+    const zero = await ablate(page, "#steer-form button[type=submit]");
+    const ablated = await ablate(page, `.ablate-one[data-neuron="${keys[0]}"]`);
+    if (zero.shift !== ablated.shift) throw new Error(`factor 0 moved ${zero.shift}, the ablation ${ablated.shift}`);
+    // A bad steering: the engine's message.
+    await page.fill("#steer-neurons", `${keys[0]}=many`);
+    await page.click("#steer-form button[type=submit]");
+    const bad = await status(page, "#ablation-result");
+    if (bad.status !== "error" || !bad.text.includes("not a steering")) throw new Error(`bad steering: ${JSON.stringify(bad)}`);
+    await page.fill("#steer-neurons", `${keys[0]}=3,${keys[1]}=-1`);
+    await ablate(page, "#steer-form button[type=submit]"); // the screenshot: the two neurons steered
+  }),
 ];

@@ -1,8 +1,9 @@
 // The lab's ablation panel: on the analysed image (no new forward), replace the effects of
 // chosen neurons (one, a typed or ticked set, a layer's significant or insignificant ones) by
-// their means over the bundle's images, or keep only a layer's rank-one reconstruction, and
-// show the top classes and concept words before and after, side by side, with the shift of
-// the image embedding and the time taken.
+// their means over the bundle's images, keep only a layer's rank-one reconstruction, or steer
+// neurons (each one's centred effect times a factor from -5 to 5: a slider per significant
+// neuron, several at once), and show the top classes and concept words before and after, side
+// by side, with the shift of the image embedding and the time taken.
 
 import type { AblationRequest, AblationResult, AblationView, Analysis } from "clip-lens-wasm";
 import { el, fillSection, part, signedBar, wordLink } from "./dom";
@@ -16,13 +17,15 @@ function ablationElements(panel: HTMLElement) {
     panel,
     neuronsForm: part(panel, "ablate-neurons-form", HTMLFormElement),
     neurons: part(panel, "ablate-neurons", HTMLInputElement),
+    steerForm: part(panel, "steer-form", HTMLFormElement),
+    steer: part(panel, "steer-neurons", HTMLInputElement),
     layerForm: part(panel, "ablate-layer-form", HTMLFormElement),
     layer: part(panel, "ablate-layer", HTMLSelectElement),
     result: part(panel, "ablation-result", HTMLElement),
   };
 }
 
-type LayerKind = Exclude<AblationRequest["kind"], "neurons">;
+type LayerKind = Exclude<AblationRequest["kind"], "neurons" | "steer">;
 const LAYER_KINDS: readonly LayerKind[] = ["significant", "insignificant", "rank-one"];
 
 export class AblationPanel {
@@ -40,6 +43,10 @@ export class AblationPanel {
     ui.neuronsForm.addEventListener("submit", (event) => {
       event.preventDefault();
       void this.run({ kind: "neurons", neurons: commaItems(ui.neurons.value).join(",") });
+    });
+    ui.steerForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      void this.run({ kind: "steer", neurons: commaItems(ui.steer.value).join(",") });
     });
     for (const button of ui.layerForm.querySelectorAll<HTMLButtonElement>("button[data-kind]")) {
       const kind = button.dataset["kind"] as LayerKind;
@@ -60,7 +67,7 @@ export class AblationPanel {
     this.session.cancel(this.queued);
     this.runs = [];
     ui.panel.hidden = analysis === null;
-    ui.neurons.value = "";
+    ui.neurons.value = ui.steer.value = "";
     ui.result.replaceChildren();
     ui.result.dataset["status"] = "idle";
     const layers = analysis?.layers ?? [];
@@ -74,8 +81,8 @@ export class AblationPanel {
     if (last) ui.layer.value = String(last.layer);
   }
 
-  /** A significant neuron's row controls: a checkbox that adds it to the set, and a button
-   * that ablates it alone. */
+  /** A significant neuron's row controls: a checkbox that adds it to the set, a button that
+   * ablates it alone, and a slider that steers it (with the other steered neurons). */
   rowControls(layer: number, neuron: number): HTMLElement[] {
     const key = neuronKey(layer, neuron);
     const box = el("input", {
@@ -95,20 +102,51 @@ export class AblationPanel {
       "ablate",
     );
     button.addEventListener("click", () => void this.run({ kind: "neurons", neurons: key }));
-    return [box, button];
+    return [box, button, this.steerSlider(layer, neuron)];
+  }
+
+  /** The typed steering's factors by neuron (`9:4` → 3; a neuron not there is not steered). */
+  private factors(): Map<string, number> {
+    const pairs = commaItems(this.ui.steer.value).map((item) => item.split("=") as [string, string]);
+    return new Map(pairs.map(([key, factor]) => [key.trim(), Number(factor)]));
+  }
+
+  /** A slider from -5 to 5 that steers a neuron: a change sets its factor in the typed steering
+   * (1 removes it) and runs the steering of every neuron there. */
+  private steerSlider(layer: number, neuron: number): HTMLElement {
+    const key = neuronKey(layer, neuron);
+    const slider = el("input", {
+      type: "range",
+      min: -5,
+      max: 5,
+      step: 0.5,
+      value: this.factors().get(key) ?? 1,
+      class: "steer-slider",
+      "aria-label": `Steer layer ${layer}, neuron ${neuron}: its effect times this factor`,
+      "data-neuron": key,
+    });
+    slider.addEventListener("change", () => {
+      const factors = this.factors();
+      const factor = Number(slider.value);
+      if (factor === 1) factors.delete(key);
+      else factors.set(key, factor);
+      this.ui.steer.value = [...factors].map(([k, f]) => `${k}=${f}`).join(",");
+      if (factors.size > 0) void this.run({ kind: "steer", neurons: this.ui.steer.value });
+    });
+    return slider;
   }
 
   /** Runs `request` on the analysed image and shows the result (or the engine's message). */
   async run(request: AblationRequest): Promise<AblationResult | null> {
     const ui = this.ui;
-    if (request.kind === "neurons" && request.neurons === "") {
-      ui.result.replaceChildren(
-        el(
-          "p",
-          { class: "inline-error", role: "alert" },
-          "Type neurons to ablate (layer:neuron, comma separated, e.g. 9:4,9:17) or tick significant neurons.",
-        ),
-      );
+    const empty =
+      request.kind === "neurons" && request.neurons === ""
+        ? "Type neurons to ablate (layer:neuron, comma separated, e.g. 9:4,9:17) or tick significant neurons."
+        : request.kind === "steer" && request.neurons === ""
+          ? "Type neurons to steer (layer:neuron=factor, e.g. 9:4=3,9:17=-1) or move the sliders of significant neurons."
+          : null;
+    if (empty !== null) {
+      ui.result.replaceChildren(el("p", { class: "inline-error", role: "alert" }, empty));
       ui.result.dataset["status"] = "error";
       return null;
     }
@@ -128,7 +166,7 @@ export class AblationPanel {
       "p",
       { class: "ablation-summary" },
       el("strong", {}, result.description),
-      `: ${result.ablated} neuron${result.ablated === 1 ? "" : "s"} replaced; the embedding moved by `,
+      `: ${result.ablated} neuron${result.ablated === 1 ? "" : "s"} ${result.request.kind === "steer" ? "steered" : "replaced"}; the embedding moved by `,
       el("span", { class: "shift" }, formatValue(result.shift, 2)),
       ` (its length being 100), in ${formatMs(result.ms)}.`,
     );

@@ -30,6 +30,12 @@ pub enum AblationRequest {
         /// The neurons.
         neurons: String,
     },
+    /// Steer these neurons: scale each one's centred effect by its factor, `"9:4=3,9:17=-1"`
+    /// (`phi_n -> mean_n + alpha (phi_n - mean_n)`: 0 is the mean ablation, 1 changes nothing).
+    Steer {
+        /// The neurons and their factors, `layer:neuron=alpha` comma separated.
+        neurons: String,
+    },
     /// Mean-ablate every neuron of the layer that is significant on the image.
     Significant {
         /// The layer.
@@ -112,22 +118,26 @@ impl Plan {
         match request {
             AblationRequest::Neurons { neurons } => {
                 let neurons = parse_neurons(neurons)?;
-                let mut layers: BTreeMap<usize, Replacement> = BTreeMap::new();
-                for &(layer, neuron) in &neurons {
-                    layer_norms(layer)?;
-                    if neuron >= manifest.neurons {
-                        return Err(Error::InvalidInput(format!(
-                            "neuron {neuron} is out of range: layer {layer} has {} neurons",
-                            manifest.neurons
-                        )));
-                    }
-                    if let Replacement::Mean(list) = layers.entry(layer).or_insert(Replacement::Mean(Vec::new())) {
-                        list.push(neuron);
-                    }
-                }
                 let names: Vec<String> = neurons.iter().map(|(l, n)| format!("{l}:{n}")).collect();
-                let count = if names.len() == 1 { "neuron".to_string() } else { format!("{} neurons", names.len()) };
-                Ok(Plan { layers, description: format!("mean-ablated {count} ({})", names.join(", ")) })
+                let by_layer =
+                    neurons_by_layer(neurons.iter().map(|&neuron| (neuron, 0.0)), manifest.neurons, layer_norms)?;
+                let layers = by_layer
+                    .into_iter()
+                    .map(|(layer, list)| (layer, Replacement::Mean(list.into_iter().map(|(n, _)| n).collect())));
+                Ok(Plan {
+                    layers: layers.collect(),
+                    description: format!("mean-ablated {} ({})", count(names.len()), names.join(", ")),
+                })
+            }
+            AblationRequest::Steer { neurons } => {
+                let factors = parse_steering(neurons)?;
+                let names: Vec<String> = factors.iter().map(|((l, n), alpha)| format!("{l}:{n} × {alpha}")).collect();
+                let by_layer = neurons_by_layer(factors.iter().copied(), manifest.neurons, layer_norms)?;
+                let layers = by_layer.into_iter().map(|(layer, list)| (layer, Replacement::Steer(list)));
+                Ok(Plan {
+                    layers: layers.collect(),
+                    description: format!("steered {} ({})", count(names.len()), names.join(", ")),
+                })
             }
             AblationRequest::Significant { layer } => mean_ablated(*layer, true),
             AblationRequest::Insignificant { layer } => mean_ablated(*layer, false),
@@ -139,6 +149,58 @@ impl Plan {
             }
         }
     }
+}
+
+/// "neuron" or "N neurons".
+fn count(neurons: usize) -> String {
+    if neurons == 1 {
+        "neuron".to_string()
+    } else {
+        format!("{neurons} neurons")
+    }
+}
+
+/// `(layer, neuron)`s with a factor each, grouped by layer, once checked: every layer analysed
+/// (`layer_norms` says why not) and every neuron in range (`neurons` per layer).
+fn neurons_by_layer<'a>(
+    factors: impl Iterator<Item = ((usize, usize), f32)>,
+    neurons: usize,
+    layer_norms: impl Fn(usize) -> Result<&'a Vec<f32>>,
+) -> Result<BTreeMap<usize, Vec<(usize, f32)>>> {
+    let mut layers: BTreeMap<usize, Vec<(usize, f32)>> = BTreeMap::new();
+    for ((layer, neuron), alpha) in factors {
+        layer_norms(layer)?;
+        if neuron >= neurons {
+            return Err(Error::InvalidInput(format!(
+                "neuron {neuron} is out of range: layer {layer} has {neurons} neurons"
+            )));
+        }
+        layers.entry(layer).or_default().push((neuron, alpha));
+    }
+    Ok(layers)
+}
+
+/// The neurons and factors of a steering, `"9:4=3,9:17=-1"`: each neuron once, each factor a
+/// finite number.
+pub fn parse_steering(spec: &str) -> Result<Vec<((usize, usize), f32)>> {
+    let mut factors: Vec<((usize, usize), f32)> = Vec::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let unreadable =
+            || Error::InvalidInput(format!("“{item}” is not a steering: write layer:neuron=factor, e.g. 9:4=3"));
+        let (neuron, alpha) = item.split_once('=').ok_or_else(unreadable)?;
+        let alpha: f32 = alpha.trim().parse().ok().filter(|a: &f32| a.is_finite()).ok_or_else(unreadable)?;
+        let neuron = parse_neurons(neuron)?[0];
+        if factors.iter().any(|(seen, _)| *seen == neuron) {
+            return Err(Error::InvalidInput(format!("neuron {}:{} is steered twice", neuron.0, neuron.1)));
+        }
+        factors.push((neuron, alpha));
+    }
+    if factors.is_empty() {
+        return Err(Error::InvalidInput(
+            "the steering is empty: write layer:neuron=factor pairs, e.g. 9:4=3,9:17=-1".into(),
+        ));
+    }
+    Ok(factors)
 }
 
 /// An analysed image as its ablations see it.
@@ -211,9 +273,27 @@ mod tests {
 
     #[test]
     fn requests_read_from_json_and_refuse_unknown_keys() {
+        let request: AblationRequest = serde_json::from_str(r#"{"kind":"steer","neurons":"9:4=3"}"#).unwrap();
+        assert_eq!(request, AblationRequest::Steer { neurons: "9:4=3".into() });
         let request: AblationRequest = serde_json::from_str(r#"{"kind":"rank-one","layer":9}"#).unwrap();
         assert_eq!(request, AblationRequest::RankOne { layer: 9 });
         assert!(serde_json::from_str::<AblationRequest>(r#"{"kind":"rank-one","layer":9,"x":1}"#).is_err());
         assert!(serde_json::from_str::<AblationRequest>(r#"{"kind":"everything"}"#).is_err());
+    }
+
+    #[test]
+    fn steerings_read_each_neuron_once_with_a_finite_factor() {
+        assert_eq!(parse_steering(" 9:4=3, 10:17=-1.5 ").unwrap(), [((9, 4), 3.0), ((10, 17), -1.5)]);
+        for (spec, says) in [
+            ("9:4", "not a steering"),
+            ("9:4=x", "not a steering"),
+            ("9:4=inf", "not a steering"),
+            ("9=3", "not a neuron"),
+            ("9:4=1,9:4=2", "steered twice"),
+            ("", "empty"),
+        ] {
+            let error = parse_steering(spec).unwrap_err().to_string();
+            assert!(error.contains(says), "{spec}: {error}");
+        }
     }
 }

@@ -65,6 +65,9 @@ pub fn sparse_directions(index: &[i32], coef: &[f32], m: usize, atoms: &[f32], d
 pub enum Replacement {
     /// These neurons' effects by their means.
     Mean(Vec<usize>),
+    /// These neurons' centred effects scaled by their factors alpha (steering):
+    /// `phi_n -> mean_n + alpha (phi_n - mean_n)`; alpha 0 is the mean ablation, 1 changes nothing.
+    Steer(Vec<(usize, f32)>),
     /// Every neuron's effect by its rank-1 reconstruction `mean_n + x_n r_n`.
     RankOne,
     /// Every neuron's effect by its reconstruction from its sparse decomposition,
@@ -93,15 +96,16 @@ fn row(matrix: &[f32], n: usize, dim: usize) -> &[f32] {
 
 /// Applies `replacement` to one layer: subtracts the removed parts from `v` (`[D]`) and sets the
 /// affected centred norms; returns how many neurons' effects were replaced.
-pub fn ablate_layer(v: &mut [f32], layer: LayerEffects, replacement: &Replacement) -> usize {
+pub fn ablate_layer(v: &mut [f32], mut layer: LayerEffects, replacement: &Replacement) -> usize {
     let dim = v.len();
     match replacement {
         Replacement::Mean(neurons) => {
-            for &n in neurons {
-                v.iter_mut().zip(row(layer.centred, n, dim)).for_each(|(v, c)| *v -= c);
-                layer.norms[n] = 0.0;
-            }
+            neurons.iter().for_each(|&n| scale_effect(v, &mut layer, n, 0.0));
             neurons.len()
+        }
+        Replacement::Steer(factors) => {
+            factors.iter().for_each(|&(n, alpha)| scale_effect(v, &mut layer, n, alpha));
+            factors.len()
         }
         Replacement::RankOne | Replacement::Sparse => {
             let sparse = *replacement == Replacement::Sparse;
@@ -115,6 +119,14 @@ pub fn ablate_layer(v: &mut [f32], layer: LayerEffects, replacement: &Replacemen
             layer.norms.len()
         }
     }
+}
+
+/// Scales neuron `n`'s centred effect by `alpha` in `v` (`v += (alpha - 1) c_n`) and its
+/// centred norm with it.
+fn scale_effect(v: &mut [f32], layer: &mut LayerEffects, n: usize, alpha: f32) {
+    let centred = row(layer.centred, n, v.len());
+    v.iter_mut().zip(centred).for_each(|(v, c)| *v += (alpha - 1.0) * c);
+    layer.norms[n] *= alpha.abs();
 }
 
 #[cfg(test)]
@@ -151,6 +163,25 @@ mod tests {
         assert_eq!(ablate_layer(&mut v, layer, &Replacement::Sparse), 2);
         assert_eq!(v, [7.0, 19.0]);
         assert_eq!(norms, [2.0, 1.0]);
+    }
+
+    /// Steering by hand (the same layer): alpha 3 on c_1 = (3, -1) adds 2 c_1; alpha -1 on
+    /// c_0 = (1, 2) subtracts 2 c_0; the norms scale by |alpha|. Alpha 0 is the mean ablation and
+    /// alpha 1 changes nothing.
+    #[test]
+    fn steering_by_hand() {
+        let centred = [1.0, 2.0, 3.0, -1.0];
+        let steered = |factors: Vec<(usize, f32)>| {
+            let (mut v, mut norms) = ([10.0, 20.0], [5f32.sqrt(), 10f32.sqrt()]);
+            let layer = LayerEffects { centred: &centred, directions: &[], sparse_directions: &[], norms: &mut norms };
+            let count = ablate_layer(&mut v, layer, &Replacement::Steer(factors));
+            (v, norms, count)
+        };
+        let (v, norms, count) = steered(vec![(1, 3.0), (0, -1.0)]);
+        assert_eq!((v, count), ([14.0, 14.0], 2));
+        assert_eq!(norms, [5f32.sqrt(), 3.0 * 10f32.sqrt()]);
+        assert_eq!(steered(vec![(1, 0.0)]).0, [7.0, 21.0], "alpha 0: the mean ablation of neuron 1");
+        assert_eq!(steered(vec![(0, 1.0), (1, 1.0)]).0, [10.0, 20.0], "alpha 1: nothing changes");
     }
 
     /// Two images of one neuron, D = 2: each minus the mean (1, 1).

@@ -32,6 +32,10 @@ pub struct AblateArgs {
     /// With --image: mean-ablate these neurons, layer:neuron comma-separated (9:4,9:17).
     #[arg(long, group = "ablation")]
     pub neurons: Option<String>,
+    /// With --image: steer these neurons, scaling each one's centred effect by its factor,
+    /// layer:neuron=factor comma-separated (9:4=3,9:17=-1; 0 is the mean ablation, 1 nothing).
+    #[arg(long, group = "ablation", allow_hyphen_values = true)]
+    pub steer: Option<String>,
     /// With --image: mean-ablate the layer's neurons that are significant on the image.
     #[arg(long, group = "ablation")]
     pub significant: Option<usize>,
@@ -98,6 +102,7 @@ pub fn ablate(loaded: Loaded, args: &AblateArgs) -> Result<()> {
 fn requests(args: &AblateArgs) -> Vec<AblationRequest> {
     let mut requests = Vec::new();
     requests.extend(args.neurons.clone().map(|neurons| AblationRequest::Neurons { neurons }));
+    requests.extend(args.steer.clone().map(|neurons| AblationRequest::Steer { neurons }));
     requests.extend(args.significant.map(|layer| AblationRequest::Significant { layer }));
     requests.extend(args.insignificant.map(|layer| AblationRequest::Insignificant { layer }));
     requests.extend(args.rank_one.map(|layer| AblationRequest::RankOne { layer }));
