@@ -64,12 +64,15 @@ impl<'a, S: ImageSource, K: BundleSink, C: Control> Passes<'a, S, K, C> {
         let (mut position, mut accumulators) = self.resume_or(resumed, names.len(), start);
         if position.pass == 1 {
             self.pass(names, &mut position, &mut accumulators).await?;
+            // Pass 1's end is kept as pass 1's state (the sums), from which a resumed run starts
+            // pass 2 afresh: pass 2's empty state would be the whole top-k state written for
+            // nothing (1.9 GB of zeros at the paper's settings).
+            self.checkpoint.save(&position, &accumulators, &self.settings.layers).await?;
             let means = accumulators.into_means();
             check_readable(&position.images, position.skipped.len(), self.settings.top_k)?;
             accumulators = Accumulators::Tops(self.pass_two_start(&means)?);
             position.pass = 2;
             position.done = 0;
-            self.checkpoint.save(&position, &accumulators, &self.settings.layers).await?;
         }
         let images = position.images.clone();
         self.pass(&images, &mut position, &mut accumulators).await?;
