@@ -150,7 +150,7 @@ impl NamedTensor {
     }
 
     /// Its values' bytes as the file stores them, to fill in place (a tensor of
-    /// [`FileTable::into_tensors`]; shared values are copied first).
+    /// [`FileTable::into_parts`]; shared values are copied first).
     pub fn values_bytes_mut(&mut self) -> &mut [u8] {
         match &mut self.values {
             Values::F32(v) => bytemuck::cast_slice_mut(Arc::make_mut(v).as_mut_slice()),
@@ -171,18 +171,11 @@ impl NamedTensor {
         }
     }
 
+    /// A copy of a file's tensor (into aligned values: the file's bytes need not be aligned).
     fn from_view(name: &str, view: &TensorView) -> Result<Self> {
-        let data = view.data();
-        // Copies through `pod_collect_to_vec`: the file's bytes need not be aligned.
-        let values = match view.dtype() {
-            Dtype::F32 => Values::F32(Arc::new(bytemuck::pod_collect_to_vec(data))),
-            Dtype::F16 => Values::F16(bytemuck::pod_collect_to_vec(data)),
-            Dtype::F64 => Values::F64(bytemuck::pod_collect_to_vec(data)),
-            Dtype::I32 => Values::I32(bytemuck::pod_collect_to_vec(data)),
-            Dtype::I64 => Values::I64(bytemuck::pod_collect_to_vec(data)),
-            other => return Err(unsupported_dtype(name, other)),
-        };
-        Ok(Self { name: name.to_string(), shape: view.shape().to_vec(), values })
+        let mut tensor = Self::zeroed(name, view.dtype(), view.shape())?;
+        tensor.values_bytes_mut().copy_from_slice(view.data());
+        Ok(tensor)
     }
 }
 
@@ -268,10 +261,10 @@ struct TableEntry<'a> {
 const MAX_TABLE_BYTES: u64 = 100_000_000;
 
 /// The table of a safetensors file, read before its data, so that a large file (a checkpoint)
-/// is read tensor by tensor straight into their values ([`FileTable::tensors`]), never whole.
+/// is read tensor by tensor straight into their values ([`FileTable::into_parts`]), never whole.
 pub struct FileTable {
     /// The file's `__metadata__`.
-    pub metadata: HashMap<String, String>,
+    metadata: HashMap<String, String>,
     /// Each tensor, zeroed, and the byte offset in the file where its values start.
     tensors: Vec<(NamedTensor, u64)>,
 }
@@ -307,10 +300,10 @@ impl FileTable {
         Ok(Self { metadata: table.metadata().clone().unwrap_or_default(), tensors })
     }
 
-    /// Each tensor, zeroed, with the offset of its values in the file: fill
+    /// The metadata, and each tensor, zeroed, with the offset of its values in the file: fill
     /// [`NamedTensor::values_bytes_mut`] from there.
-    pub fn into_tensors(self) -> Vec<(NamedTensor, u64)> {
-        self.tensors
+    pub fn into_parts(self) -> (HashMap<String, String>, Vec<(NamedTensor, u64)>) {
+        (self.metadata, self.tensors)
     }
 }
 
@@ -382,8 +375,9 @@ mod tests {
         let size = bytes.len() as u64;
         let length = FileTable::length(bytes[..8].try_into().unwrap(), size).unwrap();
         let table = FileTable::parse(&bytes[8..8 + length], size).unwrap();
-        assert_eq!(table.metadata["k"], "v");
-        let read = table.into_tensors().into_iter().map(|(mut tensor, start)| {
+        let (metadata, zeroed) = table.into_parts();
+        assert_eq!(metadata["k"], "v");
+        let read = zeroed.into_iter().map(|(mut tensor, start)| {
             let values = tensor.values_bytes_mut();
             let len = values.len();
             values.copy_from_slice(&bytes[start as usize..][..len]);

@@ -15,6 +15,7 @@ pub mod second_order;
 pub mod singular;
 pub mod statistic;
 pub mod stats;
+pub mod top_k;
 
 pub use histogram::{Distributions, NormHistograms, HISTOGRAM_BINS, PERCENTILES};
 pub use omp::{
@@ -27,4 +28,5 @@ pub use second_order::{
 };
 pub use singular::first_right_singular_vector;
 pub use statistic::{NeuronStatistic, Observation, Rider, RiderKind, Sizes, RIDERS};
-pub use stats::{MeanAccumulator, NeuronStatistics, TopKAccumulator};
+pub use stats::{MeanAccumulator, NeuronStatistics};
+pub use top_k::TopKAccumulator;

@@ -103,10 +103,9 @@ pub(crate) async fn read_tensor_file(sink: &impl BundleSink, name: &str) -> Resu
     sink.read_range(name, 0, &mut first).await?;
     let mut json = vec![0; FileTable::length(first, size)?];
     sink.read_range(name, 8, &mut json).await?;
-    let table = FileTable::parse(&json, size)?;
-    let metadata = table.metadata.clone();
+    let (metadata, to_read) = FileTable::parse(&json, size)?.into_parts();
     let mut tensors = HashMap::new();
-    for (mut tensor, start) in table.into_tensors() {
+    for (mut tensor, start) in to_read {
         let mut offset = start;
         for chunk in tensor.values_bytes_mut().chunks_mut(READ_CHUNK) {
             sink.read_range(name, offset, chunk).await?;

@@ -12,7 +12,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use super::storage::StorageFolder;
-use super::{invalid, js_error, parse_list, parse_object, to_js, Engine, JsResult, Result};
+use super::{describe, invalid, js_error, parse_list, parse_object, to_js, Engine, JsResult, Result};
 use crate::apps::engine::{self, BuildImage};
 use crate::precompute::{Control, ImageEntry, ImageSource, Progress};
 use crate::text_embeddings::ClassTemplates;
@@ -49,11 +49,6 @@ impl ImageSource for PageImages {
         let bytes = JsFuture::from(Promise::resolve(&promise)).await.map_err(|e| unreadable(describe(&e)))?;
         bytes.dyn_into::<Uint8Array>().map(|array| array.to_vec()).map_err(|_| unreadable("not bytes".into()))
     }
-}
-
-/// A thrown JavaScript value's message.
-pub(super) fn describe(value: &JsValue) -> String {
-    value.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{value:?}"))
 }
 
 /// Progress as calls of a JavaScript function with `{stage, total, done}` (a stage's steps) or

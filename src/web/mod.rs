@@ -145,20 +145,30 @@ fn parse_options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>,
     }
 }
 
-/// A JavaScript array read as a list of `T` through its JSON text; `what` names it in errors.
+/// A JavaScript array read as a list of `T` ([`through_json`]); `what` names it in errors.
 fn parse_list<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<Vec<T>> {
-    let text: String = js_sys::JSON::stringify(&value).map_err(|_| invalid(format!("{what} is not a list")))?.into();
-    serde_json::from_str(&text).map_err(|e| invalid(format!("invalid {what}: {e}")))
+    through_json(&value, what)
 }
 
-/// A plain object read as `T` through its JSON text (unknown keys refused where `T` says so).
+/// A plain object read as `T` ([`through_json`]; unknown keys refused where `T` says so).
 fn parse_object<T: for<'de> Deserialize<'de>>(value: JsValue, what: &str) -> Result<T> {
-    let error = |e: &dyn std::fmt::Display| invalid(format!("invalid {what}: {e}"));
     if !value.is_object() || js_sys::Array::is_array(&value) {
-        return Err(error(&"expected an object"));
+        return Err(invalid(format!("invalid {what}: expected an object")));
     }
-    let text: String = js_sys::JSON::stringify(&value).map_err(|_| error(&"not serialisable as JSON"))?.into();
+    through_json(&value, what)
+}
+
+/// `value` read as `T` through its JSON text (`JSON.stringify`, then serde_json); `what` names
+/// it in errors.
+fn through_json<T: for<'de> Deserialize<'de>>(value: &JsValue, what: &str) -> Result<T> {
+    let error = |e: &dyn std::fmt::Display| invalid(format!("invalid {what}: {e}"));
+    let text: String = js_sys::JSON::stringify(value).map_err(|_| error(&"not serialisable as JSON"))?.into();
     serde_json::from_str(&text).map_err(|e| error(&e))
+}
+
+/// A thrown JavaScript value's message.
+fn describe(value: &JsValue) -> String {
+    value.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{value:?}"))
 }
 
 // ---------------------------------------------------------------------------

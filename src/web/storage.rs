@@ -6,6 +6,8 @@
 //! to the stream, and come back from it, a chunk at a time: a checkpoint (the top-k state, up
 //! to gigabytes) is never copied whole, neither into the page's memory nor out of the module's.
 
+use std::cell::RefCell;
+
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -14,7 +16,7 @@ use web_sys::{
     FileSystemGetFileOptions, FileSystemWritableFileStream,
 };
 
-use super::{JsResult, Result};
+use super::{describe, JsResult, Result};
 use crate::precompute::BundleSink;
 use crate::Error;
 
@@ -25,6 +27,9 @@ const WRITE_CHUNK: usize = 8 << 20;
 /// paths with `/` (`thumbnails/3.jpg`); their folders are made when a file is written.
 pub(super) struct StorageFolder {
     folder: FileSystemDirectoryHandle,
+    /// The file read last, kept between the ranges of one read (a checkpoint's are about a
+    /// hundred) instead of looking its handle up for each; a write or a removal forgets it.
+    last_read: RefCell<Option<(String, Blob)>>,
 }
 
 impl StorageFolder {
@@ -33,7 +38,7 @@ impl StorageFolder {
         let folder = folder
             .dyn_into::<FileSystemDirectoryHandle>()
             .map_err(|_| Error::InvalidInput("the build's files need a folder of the browser's storage".into()))?;
-        Ok(Self { folder })
+        Ok(Self { folder, last_read: RefCell::new(None) })
     }
 
     /// The subfolder `path` (`a/b`; `""`: this folder); with `create`, made, else `None` when
@@ -67,9 +72,14 @@ impl StorageFolder {
 
     /// File `name` as a `Blob`, if there is one.
     async fn blob(&self, name: &str) -> Result<Option<Blob>> {
+        if let Some((_, blob)) = self.last_read.borrow().as_ref().filter(|(read, _)| read == name) {
+            return Ok(Some(blob.clone()));
+        }
         let unreadable = |e: JsValue| failed(name, "cannot be read", e);
         let Some(handle) = self.file(name, false).await.map_err(unreadable)? else { return Ok(None) };
-        Ok(Some(awaited(handle.get_file()).await.map_err(unreadable)?.unchecked_into()))
+        let blob: Blob = awaited(handle.get_file()).await.map_err(unreadable)?.unchecked_into();
+        *self.last_read.borrow_mut() = Some((name.to_string(), blob.clone()));
+        Ok(Some(blob))
     }
 
     /// Writes `parts` to `stream`, a chunk at a time (each copied out of the module, which may
@@ -84,6 +94,7 @@ impl StorageFolder {
 
 impl BundleSink for StorageFolder {
     async fn write_parts(&self, name: &str, parts: &[&[u8]]) -> Result<()> {
+        self.last_read.take();
         let unwritable = |e: JsValue| failed(name, "cannot be written", e);
         let handle = self.file(name, true).await.map_err(unwritable)?.ok_or_else(|| unwritable(JsValue::NULL))?;
         let stream: FileSystemWritableFileStream =
@@ -114,6 +125,7 @@ impl BundleSink for StorageFolder {
     }
 
     async fn remove(&self, name: &str) -> Result<()> {
+        self.last_read.take();
         let cannot = |e: JsValue| failed(name, "cannot be removed", e);
         let (folders, file) = split(name);
         let Some(folder) = self.folder(folders, false).await.map_err(cannot)? else { return Ok(()) };
@@ -145,5 +157,5 @@ fn failed(name: &str, what: &str, error: JsValue) -> Error {
             "the browser's storage is full: {name} {what} (delete a kept bundle, or free space)"
         ));
     }
-    Error::InvalidInput(format!("{name} {what}: {}", super::build::describe(&error)))
+    Error::InvalidInput(format!("{name} {what}: {}", describe(&error)))
 }

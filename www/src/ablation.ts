@@ -26,6 +26,13 @@ function ablationElements(panel: HTMLElement) {
 }
 
 type LayerKind = Exclude<AblationRequest["kind"], "neurons" | "steer">;
+
+/** What an empty typed list asks for, by the kind of request it is. */
+const EMPTY_LIST_HINTS = {
+  neurons: "Type neurons to ablate (layer:neuron, comma separated, e.g. 9:4,9:17) or tick significant neurons.",
+  steer: "Type neurons to steer (layer:neuron=factor, e.g. 9:4=3,9:17=-1) or move the sliders of significant neurons.",
+} as const;
+
 const LAYER_KINDS: readonly LayerKind[] = ["significant", "insignificant", "rank-one"];
 
 export class AblationPanel {
@@ -139,14 +146,8 @@ export class AblationPanel {
   /** Runs `request` on the analysed image and shows the result (or the engine's message). */
   async run(request: AblationRequest): Promise<AblationResult | null> {
     const ui = this.ui;
-    const empty =
-      request.kind === "neurons" && request.neurons === ""
-        ? "Type neurons to ablate (layer:neuron, comma separated, e.g. 9:4,9:17) or tick significant neurons."
-        : request.kind === "steer" && request.neurons === ""
-          ? "Type neurons to steer (layer:neuron=factor, e.g. 9:4=3,9:17=-1) or move the sliders of significant neurons."
-          : null;
-    if (empty !== null) {
-      ui.result.replaceChildren(el("p", { class: "inline-error", role: "alert" }, empty));
+    if ((request.kind === "neurons" || request.kind === "steer") && request.neurons === "") {
+      ui.result.replaceChildren(el("p", { class: "inline-error", role: "alert" }, EMPTY_LIST_HINTS[request.kind]));
       ui.result.dataset["status"] = "error";
       return null;
     }
