@@ -51,12 +51,9 @@ fn layer_9(c: &mut Criterion) {
     group.finish();
 }
 
-/// OMP at the paper's size: 30,000 words, 512 dimensions, 128 components. The device search
-/// for one block of 256 neurons (x 12 for all 3072 of a layer); the AMX tile search (where the
-/// CPU has it) for 256 and for all 3072 neurons of a layer. Random dictionary and targets.
-fn omp_30k_words(c: &mut Criterion) {
-    use clip_lens::lens::{orthogonal_matching_pursuit_with, AtomSearch, Dictionary};
-    let (words, dim, neurons) = (30_000usize, 512usize, 3072usize);
+/// A random dictionary of `words` x `dim` (as `precompute` makes one from word embeddings) and
+/// `neurons` random targets.
+fn random_omp_inputs(words: usize, dim: usize, neurons: usize) -> (clip_lens::lens::Dictionary, Vec<f32>) {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut random = move || {
         state ^= state << 13;
@@ -65,9 +62,20 @@ fn omp_30k_words(c: &mut Criterion) {
         (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
     };
     let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
-    let dictionary = Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim).unwrap();
+    let dictionary =
+        clip_lens::lens::Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim)
+            .unwrap();
     let targets: Vec<f32> = (0..neurons * dim).map(|_| random()).collect();
-    let block = &targets[..256 * dim];
+    (dictionary, targets)
+}
+
+/// OMP at the paper's size: 30,000 words, 512 dimensions, 128 components. The device search
+/// for one block of 256 neurons (x 12 for all 3072 of a layer); the AMX tile search (where the
+/// CPU has it) for 256 and for all 3072 neurons of a layer. Random dictionary and targets.
+fn omp_30k_words(c: &mut Criterion) {
+    use clip_lens::lens::{orthogonal_matching_pursuit_with, AtomSearch};
+    let (dictionary, targets) = random_omp_inputs(30_000, 512, 3072);
+    let block = &targets[..256 * 512];
     let mut group = c.benchmark_group("omp_30k_words_512_dim_128_components");
     group.sample_size(10);
     let cpu = device::cpu();
@@ -92,6 +100,23 @@ fn omp_30k_words(c: &mut Criterion) {
         });
     } else {
         println!("no AMX-BF16 here: the tiled OMP benchmarks are skipped");
+    }
+    group.finish();
+}
+
+/// OMP at the page build's size (`benches/page_build.sh`): one layer's 3072 neurons over 10,000
+/// words of 512 dimensions, 32 components, by the device's products and in the Gram form (a
+/// fresh coder each time: no Gram row computed before).
+fn omp_10k_words(c: &mut Criterion) {
+    use clip_lens::lens::{orthogonal_matching_pursuit_with, AtomSearch};
+    let (dictionary, targets) = random_omp_inputs(10_000, 512, 3072);
+    let mut group = c.benchmark_group("omp_10k_words_512_dim_32_components_3072_neurons");
+    group.sample_size(10);
+    let cpu = device::cpu();
+    for (name, search) in [("cpu", AtomSearch::Device(&cpu)), ("gram", AtomSearch::Gram(&cpu))] {
+        group.bench_function(name, |b| {
+            b.iter(|| pollster::block_on(orthogonal_matching_pursuit_with(&dictionary, &targets, 32, search)).unwrap())
+        });
     }
     group.finish();
 }
@@ -125,5 +150,5 @@ fn precompute_batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, layer_9, omp_30k_words, precompute_batch);
+criterion_group!(benches, layer_9, omp_30k_words, omp_10k_words, precompute_batch);
 criterion_main!(benches);

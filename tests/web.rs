@@ -118,6 +118,7 @@ async fn dictionary_and_omp_in_the_browser() {
     }
     assert_within("cpu/dictionary", &dictionary_deviations(MODEL_HF, &device::cpu()).await.0);
     results.extend(omp_against_reference(AtomSearch::Device(&device::cpu())).await);
+    results.extend(omp_against_reference(AtomSearch::Gram(&device::cpu())).await);
     for (layer, mismatches, worst) in results {
         report!("browser omp.{layer}: {mismatches} supports differ, worst coefficient deviation {worst:.2e}");
         assert_eq!(mismatches, 0);

@@ -20,7 +20,7 @@ pub mod top_k;
 pub use histogram::{Distributions, NormHistograms, HISTOGRAM_BINS, PERCENTILES};
 pub use omp::{
     orthogonal_matching_pursuit, orthogonal_matching_pursuit_with, scaled_unit_rows, tiles_available, AtomSearch,
-    Dictionary, SparseCode,
+    Dictionary, SparseCode, SparseCoder,
 };
 pub use second_order::{
     centred_effect_norms, projections, second_order_effects, FactorForm, LensFactors, ProjectionFactors,

@@ -13,7 +13,7 @@ use super::text_side::{self, TextSide};
 use super::{Inputs, Settings};
 use crate::bundle::{Bundle, LayerLens, Manifest, FORMAT_VERSION};
 use crate::lens::omp::OMP_BLOCK;
-use crate::lens::{orthogonal_matching_pursuit, Dictionary, NeuronStatistics, HISTOGRAM_BINS, PERCENTILES};
+use crate::lens::{Dictionary, NeuronStatistics, SparseCoder, HISTOGRAM_BINS, PERCENTILES};
 use crate::model::ClipModel;
 use crate::preprocess::{center_crop, decode_image};
 use crate::{Error, Result};
@@ -48,10 +48,12 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
     let components = settings.components.min(words.len()).min(dim);
     let mut lens = BTreeMap::new();
     let mut top_images = BTreeMap::new();
+    // One coder for every layer: the atom search's state (the Gram rows) serves them all.
+    let mut coder = SparseCoder::for_device(&dictionary, device)?;
     progress.start("sparse decompositions (OMP)", stats.len(), 0);
     for (layer, s) in settings.layers.iter().zip(stats) {
         let (decomposition_index, decomposition_coef) =
-            decompose(&dictionary, &s.directions, components, device, control).await?;
+            decompose(&mut coder, dim, &s.directions, components, control).await?;
         top_images.insert(
             layer.to_string(),
             s.top_images.chunks(s.k).map(|ids| ids.iter().rev().copied().collect()).collect(),
@@ -107,17 +109,17 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
 /// Decompositions `[N, m]` sorted by |coefficient|, padded with index -1; the control is asked
 /// between chunks of neurons.
 async fn decompose(
-    dictionary: &Dictionary,
+    coder: &mut SparseCoder<'_>,
+    dim: usize,
     directions: &[f32],
     components: usize,
-    device: &Device,
     control: &mut impl Control,
 ) -> Result<(Vec<i32>, Vec<f32>)> {
-    let neurons = directions.len() / dictionary.dim;
+    let neurons = directions.len() / dim;
     let mut index = Vec::with_capacity(neurons * components);
     let mut coef = Vec::with_capacity(neurons * components);
-    for chunk in directions.chunks(OMP_CHUNK * dictionary.dim) {
-        for code in orthogonal_matching_pursuit(dictionary, chunk, components, device).await? {
+    for chunk in directions.chunks(OMP_CHUNK * dim) {
+        for code in coder.encode(chunk, components).await? {
             let sorted = code.by_magnitude();
             for slot in 0..components {
                 let (i, c) = sorted.get(slot).map(|&(i, c)| (i as i32, c)).unwrap_or((-1, 0.0));

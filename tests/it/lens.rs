@@ -68,11 +68,13 @@ fn word_embeddings_and_dictionary_match_reference() {
 }
 
 /// Same support and coefficients within 1e-3 of the reference's scikit-learn OMP: the atom
-/// search on the CPU device, on wgpu and, where the CPU has AMX, in bf16 tiles.
+/// search on the CPU device, in the Gram form, on wgpu and, where the CPU has AMX, in bf16
+/// tiles.
 #[test]
 fn omp_matches_scikit_learn() {
     let cpu = device::cpu();
     let mut results = pollster::block_on(omp_against_reference(AtomSearch::Device(&cpu)));
+    results.extend(pollster::block_on(omp_against_reference(AtomSearch::Gram(&cpu))));
     if let Some(gpu) = native_gpu_or_skip("OMP on wgpu") {
         results.extend(pollster::block_on(omp_against_reference(AtomSearch::Device(&gpu))));
     }
@@ -231,6 +233,39 @@ fn tiled_omp_equals_device_omp_on_random_dictionaries() {
         assert_eq!(d.indices, t.indices, "target {n}");
         let scale = d.coefficients.iter().fold(0f32, |m, c| m.max(c.abs()));
         let worst = d.coefficients.iter().zip(&t.coefficients).fold(0f32, |m, (a, b)| m.max((a - b).abs() / scale));
+        assert!(worst <= 1e-5, "target {n}: coefficients deviate by {worst}");
+    }
+}
+
+/// On a random dictionary (1,000 words x 70 dimensions, 300 targets: two blocks, so the second
+/// reuses the first's Gram rows), the Gram search gives the device search's codes: same atoms
+/// in the same order, coefficients within 1e-5 relative. One coder encodes the targets in two
+/// calls, as `precompute` does per layer.
+#[test]
+fn gram_omp_equals_device_omp_on_random_dictionaries() {
+    let (dim, words, targets) = (70, 1000, 300);
+    let mut random = uniform_numbers(0x9e37_79b9_7f4a_7c15);
+    let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
+    let dictionary =
+        clip_lens::lens::Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim)
+            .unwrap();
+    let targets: Vec<f32> = (0..targets * dim).map(|_| random()).collect();
+    let cpu = device::cpu();
+    let device = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(
+        &dictionary,
+        &targets,
+        20,
+        AtomSearch::Device(&cpu),
+    ))
+    .unwrap();
+    let mut coder = clip_lens::lens::SparseCoder::new(&dictionary, AtomSearch::Gram(&cpu)).unwrap();
+    let (first, second) = targets.split_at(100 * dim);
+    let mut gram = pollster::block_on(coder.encode(first, 20)).unwrap();
+    gram.extend(pollster::block_on(coder.encode(second, 20)).unwrap());
+    for (n, (d, g)) in device.iter().zip(&gram).enumerate() {
+        assert_eq!(d.indices, g.indices, "target {n}");
+        let scale = d.coefficients.iter().fold(0f32, |m, c| m.max(c.abs()));
+        let worst = d.coefficients.iter().zip(&g.coefficients).fold(0f32, |m, (a, b)| m.max((a - b).abs() / scale));
         assert!(worst <= 1e-5, "target {n}: coefficients deviate by {worst}");
     }
 }

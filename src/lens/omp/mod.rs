@@ -9,6 +9,7 @@
 //! [decompose]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/decompose.py
 //! [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
 
+pub mod gram;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod tiles;
 
@@ -120,6 +121,11 @@ pub enum AtomSearch<'a> {
     /// All correlations, `R D^T`, as one matrix product per step on a burn device, and their
     /// argmax there; only the picks come back. Targets go in blocks of [`OMP_BLOCK`].
     Device(&'a Device),
+    /// scikit-learn's own form (`orthogonal_mp_gram`): the dictionary's Gram matrix once, each
+    /// target's correlations with the atoms once (both products on the device), and each
+    /// step's correlations from them on the host (see [`gram`]). Targets go in blocks of
+    /// [`OMP_BLOCK`]; the Gram matrix is kept across blocks and calls.
+    Gram(&'a Device),
     /// Intel AMX bf16 tiles on this CPU screen the correlations and the few atoms that may be
     /// the largest are recomputed exactly in f64 (x86-64 Linux with AMX; see [`tiles_available`]).
     /// All targets go in one block. Elsewhere it is an error.
@@ -127,12 +133,17 @@ pub enum AtomSearch<'a> {
 }
 
 impl<'a> AtomSearch<'a> {
-    /// The fastest exact search for `device`: AMX tiles when `device` is the CPU and this CPU
-    /// has AMX, the device otherwise.
-    pub fn for_device(device: &'a Device) -> Self {
+    /// The fastest exact search for `device` and `dictionary`: AMX tiles when `device` is the
+    /// CPU and this CPU has AMX; else the Gram form on the CPU when the dictionary's Gram
+    /// matrix fits [`gram::GRAM_BUDGET_BYTES`]; the device's products otherwise.
+    pub fn for_device(device: &'a Device, dictionary: &Dictionary) -> Self {
+        let on_cpu = *device == crate::device::cpu();
         #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-        if *device == crate::device::cpu() && tiles::available() {
+        if on_cpu && tiles::available() {
             return AtomSearch::Tiles;
+        }
+        if on_cpu && gram::fits(dictionary) {
+            return AtomSearch::Gram(device);
         }
         AtomSearch::Device(device)
     }
@@ -151,11 +162,10 @@ pub fn tiles_available() -> bool {
 /// |correlation| with the residual, refit all chosen coefficients by least squares through a
 /// Cholesky factor updated one row at a time; stop early if an atom repeats or the new atom is
 /// linearly dependent on the chosen ones. The atom search is [`AtomSearch::for_device`].
+/// Several calls over one dictionary: keep one [`SparseCoder`].
 ///
-/// The targets go all in step: at each step the correlations of every atom with every
-/// residual (the expensive part: `targets x D x V`, compute-bound) are searched for the largest;
-/// the Cholesky refit and the residuals (`t x D` per target and step) are computed on the host
-/// in f64.
+/// The atom search is the expensive part; the Cholesky refit and the residuals (`t x D` per
+/// target and step) are computed on the host in f64.
 ///
 /// Reference: `coder.transform(pcas)` in [`compute_sparse_decomposition.py`, `main`][sparse], i.e. scikit-learn's
 /// `SparseCoder(transform_algorithm="omp", transform_n_nonzero_coefs=components)` built by [`decompose.py`,
@@ -169,7 +179,7 @@ pub async fn orthogonal_matching_pursuit(
     nonzero: usize,
     device: &Device,
 ) -> Result<Vec<SparseCode>> {
-    orthogonal_matching_pursuit_with(dictionary, targets, nonzero, AtomSearch::for_device(device)).await
+    SparseCoder::for_device(dictionary, device)?.encode(targets, nonzero).await
 }
 
 /// [`orthogonal_matching_pursuit`] with a chosen atom search.
@@ -179,44 +189,94 @@ pub async fn orthogonal_matching_pursuit_with(
     nonzero: usize,
     search: AtomSearch<'_>,
 ) -> Result<Vec<SparseCode>> {
-    let dim = dictionary.dim;
-    if !targets.len().is_multiple_of(dim) {
-        return Err(Error::InvalidInput(format!("targets are not rows of dimension {dim}")));
+    SparseCoder::new(dictionary, search)?.encode(targets, nonzero).await
+}
+
+/// OMP over one dictionary for many calls: the atom search's state (the dictionary on the
+/// device, the Gram matrix, the tiles) is made once.
+pub struct SparseCoder<'a> {
+    dictionary: &'a Dictionary,
+    search: Searcher<'a>,
+}
+
+/// The state of each [`AtomSearch`].
+enum Searcher<'a> {
+    Device(DeviceSearch<'a>),
+    Gram(gram::GramSearch<'a>),
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    Tiles(tiles::TiledDictionary),
+}
+
+impl<'a> SparseCoder<'a> {
+    /// The coder with [`AtomSearch::for_device`].
+    pub fn for_device(dictionary: &'a Dictionary, device: &'a Device) -> Result<Self> {
+        Self::new(dictionary, AtomSearch::for_device(device, dictionary))
     }
-    if nonzero == 0 || nonzero > dictionary.len.min(dim) {
-        return Err(Error::InvalidInput(format!(
-            "the number of components ({nonzero}) must be between 1 and min(words, dimension) = {}",
-            dictionary.len.min(dim)
-        )));
-    }
-    let mut codes = Vec::with_capacity(targets.len() / dim);
-    match search {
-        AtomSearch::Device(device) => {
-            let searcher = DeviceSearch::new(dictionary, device);
-            for block in targets.chunks(OMP_BLOCK * dim) {
-                codes.extend(
-                    pursue(dictionary, block, nonzero, |residuals| {
-                        searcher.picks(residuals.iter().flat_map(|r| r.iter().map(|&x| x as f32)).collect())
-                    })
-                    .await?,
-                );
+
+    /// The coder with `search`; an error for [`AtomSearch::Tiles`] where there is no AMX.
+    pub fn new(dictionary: &'a Dictionary, search: AtomSearch<'a>) -> Result<Self> {
+        let search = match search {
+            AtomSearch::Device(device) => Searcher::Device(DeviceSearch::new(dictionary, device)),
+            AtomSearch::Gram(device) => {
+                Searcher::Gram(gram::GramSearch::new(dictionary, DeviceSearch::new(dictionary, device)))
             }
+            AtomSearch::Tiles => {
+                if !tiles_available() {
+                    return Err(Error::Device("this CPU (or kernel) has no AMX-BF16 for the tiled OMP search".into()));
+                }
+                #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                {
+                    Searcher::Tiles(tiles::TiledDictionary::new(dictionary))
+                }
+                #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+                unreachable!("tiles_available() is false off x86-64 Linux")
+            }
+        };
+        Ok(Self { dictionary, search })
+    }
+
+    /// The sparse codes of `targets` (row-major `[N, D]`) with at most `nonzero` coefficients:
+    /// [`orthogonal_matching_pursuit`].
+    pub async fn encode(&mut self, targets: &[f32], nonzero: usize) -> Result<Vec<SparseCode>> {
+        let dictionary = self.dictionary;
+        let dim = dictionary.dim;
+        if !targets.len().is_multiple_of(dim) {
+            return Err(Error::InvalidInput(format!("targets are not rows of dimension {dim}")));
         }
-        AtomSearch::Tiles => {
-            if !tiles_available() {
-                return Err(Error::Device("this CPU (or kernel) has no AMX-BF16 for the tiled OMP search".into()));
+        if nonzero == 0 || nonzero > dictionary.len.min(dim) {
+            return Err(Error::InvalidInput(format!(
+                "the number of components ({nonzero}) must be between 1 and min(words, dimension) = {}",
+                dictionary.len.min(dim)
+            )));
+        }
+        let mut codes = Vec::with_capacity(targets.len() / dim);
+        match &mut self.search {
+            Searcher::Device(search) => {
+                for block in targets.chunks(OMP_BLOCK * dim) {
+                    codes.extend(pursue(dictionary, block, nonzero, search).await?);
+                }
+            }
+            Searcher::Gram(search) => {
+                for block in targets.chunks(OMP_BLOCK * dim) {
+                    codes.extend(search.encode(block, nonzero).await?);
+                }
             }
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-            {
-                let tiled = tiles::TiledDictionary::new(dictionary);
-                codes = pursue(dictionary, targets, nonzero, |residuals| {
-                    std::future::ready(Ok(exact_picks(dictionary, &tiled.candidates(residuals), residuals)))
-                })
-                .await?;
+            Searcher::Tiles(tiled) => {
+                codes = pursue(dictionary, targets, nonzero, &mut TiledPicks { tiled, dictionary }).await?;
             }
         }
+        Ok(codes)
     }
-    Ok(codes)
+}
+
+/// A pick: an atom and its |correlation| with the residual; none ends the pursuit.
+type Pick = Option<(usize, f64)>;
+
+/// Where the pursuits of a block, in step, get each step's picks.
+trait PickSource {
+    /// One pick per pursuit of `open`, in order.
+    async fn picks(&mut self, open: &[&Pursuit<'_>]) -> Result<Vec<Pick>>;
 }
 
 /// Searches on a burn device: `D^T` stays there; each step is one product and one argmax.
@@ -240,13 +300,30 @@ impl<'a> DeviceSearch<'a> {
         }
     }
 
-    /// The atom with the largest |correlation| per residual (row-major `[n, D]`, in f32), and
-    /// that |correlation|.
-    async fn picks(&self, residuals: Vec<f32>) -> Result<Vec<Option<(usize, f64)>>> {
-        let rows = residuals.len() / self.dim;
-        let correlations = Tensor::<2>::from_data(TensorData::new(residuals, [rows, self.dim]), self.device)
-            .matmul(self.atoms_t.clone())
-            .abs();
+    /// `rows D^T` (`rows` row-major `[n, D]`) on the device.
+    fn product(&self, rows: Vec<f32>) -> Tensor<2> {
+        let n = rows.len() / self.dim;
+        Tensor::<2>::from_data(TensorData::new(rows, [n, self.dim]), self.device).matmul(self.atoms_t.clone())
+    }
+
+    /// `rows D^T`, read back (row-major `[n, V]`).
+    async fn correlations(&self, rows: Vec<f32>) -> Result<Vec<f32>> {
+        read_f32(self.product(rows)).await
+    }
+
+    /// `rows D^T` with the atoms from `first` on only, read back (row-major `[n, V - first]`).
+    async fn correlations_from(&self, rows: Vec<f32>, first: usize) -> Result<Vec<f32>> {
+        let n = rows.len() / self.dim;
+        let atoms = self.atoms_t.dims()[1];
+        let rows = Tensor::<2>::from_data(TensorData::new(rows, [n, self.dim]), self.device);
+        read_f32(rows.matmul(self.atoms_t.clone().slice([0..self.dim, first..atoms]))).await
+    }
+}
+
+impl PickSource for DeviceSearch<'_> {
+    /// The atom with the largest |correlation| per residual (in f32), and that |correlation|.
+    async fn picks(&mut self, open: &[&Pursuit<'_>]) -> Result<Vec<Pick>> {
+        let correlations = self.product(open.iter().flat_map(|p| p.residual.iter().map(|&x| x as f32)).collect()).abs();
         // One readback per step: each row's argmax and max side by side.
         let picks =
             read_f32(Tensor::cat(vec![correlations.clone().argmax(1).float(), correlations.max_dim(1)], 1)).await?;
@@ -254,17 +331,32 @@ impl<'a> DeviceSearch<'a> {
     }
 }
 
+/// The AMX search: tiles screen, [`exact_picks`] decides.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+struct TiledPicks<'a> {
+    tiled: &'a tiles::TiledDictionary,
+    dictionary: &'a Dictionary,
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+impl PickSource for TiledPicks<'_> {
+    async fn picks(&mut self, open: &[&Pursuit<'_>]) -> Result<Vec<Pick>> {
+        let residuals: Vec<&[f64]> = open.iter().map(|p| p.residual.as_slice()).collect();
+        Ok(exact_picks(self.dictionary, &self.tiled.candidates(&residuals), &residuals))
+    }
+}
+
 /// The exact pick among each residual's screened candidates: the largest |r . a| in f64 (the
 /// lowest index among equals); none when there is no candidate (a non-finite residual).
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
-fn exact_picks(dictionary: &Dictionary, candidates: &[Vec<u32>], residuals: &[&[f64]]) -> Vec<Option<(usize, f64)>> {
+fn exact_picks(dictionary: &Dictionary, candidates: &[Vec<u32>], residuals: &[&[f64]]) -> Vec<Pick> {
     candidates
         .par_iter()
         .zip(residuals.par_iter())
         .map(|(atoms, residual)| {
             atoms.iter().map(|&atom| (atom as usize, dot_f64(residual, dictionary.atom(atom as usize)).abs())).fold(
                 None,
-                |best: Option<(usize, f64)>, (atom, value)| match best {
+                |best: Pick, (atom, value)| match best {
                     Some((b, v)) if v > value || (v == value && b < atom) => Some((b, v)),
                     _ => Some((atom, value)),
                 },
@@ -282,11 +374,28 @@ struct Pursuit<'a> {
     /// Lower-triangular `L` (row-major, stride `nonzero`) with `L L^T = G_AA`.
     chol: Vec<f64>,
     gamma: Vec<f64>,
+    /// `y - D_a^T gamma`, kept where the atom search reads it.
     residual: Vec<f64>,
+    keeps_residual: bool,
     done: bool,
 }
 
-impl Pursuit<'_> {
+impl<'a> Pursuit<'a> {
+    /// The pursuit of `target` before its first step; `keeps_residual` for searches that read
+    /// the residual.
+    fn new(target: &'a [f32], nonzero: usize, keeps_residual: bool) -> Self {
+        Pursuit {
+            target,
+            active: Vec::new(),
+            xy: Vec::new(),
+            chol: vec![0.0; nonzero * nonzero],
+            gamma: Vec::new(),
+            residual: if keeps_residual { target.iter().map(|&y| y as f64).collect() } else { Vec::new() },
+            keeps_residual,
+            done: false,
+        }
+    }
+
     /// Takes atom `pick` (its correlation with the residual is `correlation`); false when the
     /// pursuit ends instead.
     fn step(&mut self, dictionary: &Dictionary, pick: usize, correlation: f64, nonzero: usize) -> bool {
@@ -301,54 +410,47 @@ impl Pursuit<'_> {
         self.active.push(pick);
         self.xy.push(dot_f64(atom, self.target));
         self.gamma = cholesky_solve(&self.chol, nonzero, &self.xy);
-        self.residual.iter_mut().zip(self.target).for_each(|(r, &y)| *r = y as f64);
-        for (&a, g) in self.active.iter().zip(&self.gamma) {
-            self.residual.iter_mut().zip(dictionary.atom(a)).for_each(|(r, &x)| *r -= g * x as f64);
+        if self.keeps_residual {
+            self.residual.iter_mut().zip(self.target).for_each(|(r, &y)| *r = y as f64);
+            for (&a, g) in self.active.iter().zip(&self.gamma) {
+                self.residual.iter_mut().zip(dictionary.atom(a)).for_each(|(r, &x)| *r -= g * x as f64);
+            }
         }
         self.active.len() < nonzero
     }
+
+    /// Takes `pick` or ends: false once the pursuit is done.
+    fn advance(&mut self, dictionary: &Dictionary, pick: Pick, nonzero: usize) -> bool {
+        self.done = !pick.is_some_and(|(atom, value)| self.step(dictionary, atom, value, nonzero));
+        !self.done
+    }
+
+    fn into_code(self) -> SparseCode {
+        SparseCode { indices: self.active, coefficients: self.gamma.into_iter().map(|g| g as f32).collect() }
+    }
 }
 
-/// Runs the pursuits of `targets` in step; `search` gives each open residual's pick.
-async fn pursue<F, Fut>(
+/// Runs the pursuits of `targets` in step; `search` gives each open pursuit's pick.
+async fn pursue(
     dictionary: &Dictionary,
     targets: &[f32],
     nonzero: usize,
-    mut search: F,
-) -> Result<Vec<SparseCode>>
-where
-    F: FnMut(&[&[f64]]) -> Fut,
-    Fut: std::future::Future<Output = Result<Vec<Option<(usize, f64)>>>>,
-{
-    let mut pursuits: Vec<Pursuit> = targets
-        .chunks_exact(dictionary.dim)
-        .map(|target| Pursuit {
-            target,
-            active: Vec::new(),
-            xy: Vec::new(),
-            chol: vec![0.0; nonzero * nonzero],
-            gamma: Vec::new(),
-            residual: target.iter().map(|&y| y as f64).collect(),
-            done: false,
-        })
-        .collect();
+    search: &mut impl PickSource,
+) -> Result<Vec<SparseCode>> {
+    let mut pursuits: Vec<Pursuit> =
+        targets.chunks_exact(dictionary.dim).map(|target| Pursuit::new(target, nonzero, true)).collect();
     loop {
-        let residuals: Vec<&[f64]> = pursuits.iter().filter(|p| !p.done).map(|p| p.residual.as_slice()).collect();
-        if residuals.is_empty() {
+        let open: Vec<&Pursuit> = pursuits.iter().filter(|p| !p.done).collect();
+        if open.is_empty() {
             break;
         }
-        let picks = search(&residuals).await?;
-        let mut steps: Vec<(&mut Pursuit, Option<(usize, f64)>)> =
-            pursuits.iter_mut().filter(|p| !p.done).zip(picks).collect();
-        let advance = |(pursuit, pick): &mut (&mut Pursuit, Option<(usize, f64)>)| {
-            pursuit.done = !pick.is_some_and(|(atom, value)| pursuit.step(dictionary, atom, value, nonzero));
-        };
-        steps.par_iter_mut().for_each(advance);
+        let picks = search.picks(&open).await?;
+        let mut steps: Vec<(&mut Pursuit, Pick)> = pursuits.iter_mut().filter(|p| !p.done).zip(picks).collect();
+        steps.par_iter_mut().for_each(|(pursuit, pick)| {
+            pursuit.advance(dictionary, *pick, nonzero);
+        });
     }
-    Ok(pursuits
-        .into_iter()
-        .map(|p| SparseCode { indices: p.active, coefficients: p.gamma.into_iter().map(|g| g as f32).collect() })
-        .collect())
+    Ok(pursuits.into_iter().map(Pursuit::into_code).collect())
 }
 
 /// Adds the row of a new atom (`column` = its Gram entries with the active atoms, `diagonal`
