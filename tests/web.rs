@@ -775,15 +775,55 @@ async fn stored_file(folder: &JsValue, name: &str) -> Option<Vec<u8>> {
     Some(js_sys::Uint8Array::new(&bytes).to_vec())
 }
 
-/// A bundle built through the page's binding (`Engine.buildBundle`: the 48 fixture images read
-/// by a JavaScript callback, progress and the yield point as callbacks, the files in the browser's
-/// storage, the fixture's words):
-/// its statistics match the reference's (1e-4 relative on the CPU, 1e-3 on WebGPU), on each
-/// backend there is.
-#[wasm_bindgen_test]
-async fn a_bundle_built_in_the_page_matches_the_reference() {
+/// Builds a bundle through the page's binding (`Engine.buildBundle`: the 48 fixture images read
+/// by a JavaScript callback, progress and the yield point as callbacks, the files in `folder`,
+/// the fixture's words, layers 0-2, k 6, 8 components): its result (the error's message), and
+/// how many progress events and yield-point calls it made.
+async fn build_fixture_bundle(engine: &mut Engine, folder: JsValue) -> (Result<(), String>, usize, usize) {
     use js_sys::{Function, Promise, Uint8Array};
     use wasm_bindgen::closure::Closure;
+    let listed: Vec<serde_json::Value> =
+        FIXTURE_PNGS.iter().map(|(name, bytes)| serde_json::json!({"name": name, "size": bytes.len()})).collect();
+    let read = Closure::<dyn FnMut(JsValue) -> Promise>::new(|name: JsValue| {
+        let name = name.as_string().unwrap_or_default();
+        let bytes = FIXTURE_PNGS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).unwrap_or_default();
+        Promise::resolve(&JsValue::from(Uint8Array::from(bytes)))
+    });
+    let events = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let counted = events.clone();
+    let progress = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| counted.set(counted.get() + 1));
+    let asked = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let counted_asks = asked.clone();
+    let control = Closure::<dyn FnMut() -> Promise>::new(move || {
+        counted_asks.set(counted_asks.get() + 1);
+        Promise::resolve(&JsValue::TRUE)
+    });
+    let images = js_sys::JSON::parse(&serde_json::Value::Array(listed).to_string()).unwrap();
+    // The fixture words and the classes from the model's text side (the demo's file, made by
+    // `embed-text` from these weights): the text tower would take minutes on SwiftShader.
+    engine.load_text_embeddings(DEMO_TEXT_EMBEDDINGS.to_vec()).map_err(message).unwrap();
+    let options = options(serde_json::json!({"layers": [0, 1, 2], "top_k": 6, "components": 8, "batch": 16})).unwrap();
+    let function = |closure: &JsValue| closure.unchecked_ref::<Function>().clone();
+    let result = engine
+        .build_bundle(
+            images,
+            function(read.as_ref()),
+            folder,
+            options,
+            function(progress.as_ref()),
+            function(control.as_ref()),
+        )
+        .await
+        .map(|_| ())
+        .map_err(message);
+    (result, events.get(), asked.get())
+}
+
+/// A bundle built through the page's binding ([`build_fixture_bundle`], into a folder of the
+/// origin-private file system, as the page keeps them): its statistics match the reference's
+/// (1e-4 relative on the CPU, 1e-3 on WebGPU), on each backend there is.
+#[wasm_bindgen_test]
+async fn a_bundle_built_in_the_page_matches_the_reference() {
     start_module().await;
     let backends: &[&str] = if webgpu().await.is_some() { &["webgpu", "cpu"] } else { &["cpu"] };
     for &backend in backends {
@@ -791,43 +831,9 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
             .await
             .map_err(message)
             .unwrap();
-        let listed: Vec<serde_json::Value> =
-            FIXTURE_PNGS.iter().map(|(name, bytes)| serde_json::json!({"name": name, "size": bytes.len()})).collect();
-        let read = Closure::<dyn FnMut(JsValue) -> Promise>::new(|name: JsValue| {
-            let name = name.as_string().unwrap_or_default();
-            let bytes = FIXTURE_PNGS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).unwrap_or_default();
-            Promise::resolve(&JsValue::from(Uint8Array::from(bytes)))
-        });
-        let events = std::rc::Rc::new(std::cell::Cell::new(0usize));
-        let counted = events.clone();
-        let progress = Closure::<dyn FnMut(JsValue)>::new(move |_event: JsValue| counted.set(counted.get() + 1));
-        let asked = std::rc::Rc::new(std::cell::Cell::new(0usize));
-        let counted_asks = asked.clone();
-        let control = Closure::<dyn FnMut() -> Promise>::new(move || {
-            counted_asks.set(counted_asks.get() + 1);
-            Promise::resolve(&JsValue::TRUE)
-        });
-        let images = js_sys::JSON::parse(&serde_json::Value::Array(listed).to_string()).unwrap();
-        // The fixture words and the classes from the model's text side (the demo's file, made by
-        // `embed-text` from these weights): the text tower would take minutes on SwiftShader.
-        engine.load_text_embeddings(DEMO_TEXT_EMBEDDINGS.to_vec()).map_err(message).unwrap();
-        let options =
-            options(serde_json::json!({"layers": [0, 1, 2], "top_k": 6, "components": 8, "batch": 16})).unwrap();
-        // The bundle's files in a folder of the origin-private file system, as the page keeps them.
         let folder = storage_folder(&format!("build-test-{backend}")).await;
-        let function = |closure: &JsValue| closure.unchecked_ref::<Function>().clone();
-        engine
-            .build_bundle(
-                images,
-                function(read.as_ref()),
-                folder.clone(),
-                options,
-                function(progress.as_ref()),
-                function(control.as_ref()),
-            )
-            .await
-            .map_err(message)
-            .unwrap();
+        let (result, events, asked) = build_fixture_bundle(&mut engine, folder.clone()).await;
+        result.unwrap();
         assert!(
             stored_file(&folder, ".precompute-checkpoint.safetensors").await.is_none(),
             "the checkpoint is removed at the end"
@@ -841,8 +847,47 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
             file("lens.safetensors").await,
         )
         .unwrap();
-        assert!(engine.has_bundle() && events.get() > 0 && asked.get() > 0, "{backend}");
+        assert!(engine.has_bundle() && events > 0 && asked > 0, "{backend}");
         assert_eq!(bundle.manifest.words, WORDS.lines().collect::<Vec<_>>(), "{backend}");
         check_bundle_statistics(&bundle, &format!("build/{backend}"), if backend == "cpu" { 1e-4 } else { 1e-3 });
     }
+}
+
+/// A folder of the browser's storage that is full: a `FileSystemDirectoryHandle` (by its
+/// prototype) whose files do not exist until made, and whose writes fail as a full quota does,
+/// with a `QuotaExceededError`.
+fn full_storage_folder() -> JsValue {
+    let make = js_sys::Function::new_no_args(
+        r#"
+        const notFound = () => Promise.reject(new DOMException("absent", "NotFoundError"));
+        const full = () => Promise.reject(new DOMException("the quota is reached", "QuotaExceededError"));
+        const stream = { write: full, close: full, abort: () => Promise.resolve() };
+        const file = { createWritable: () => Promise.resolve(stream) };
+        const folder = Object.create(FileSystemDirectoryHandle.prototype);
+        const made = (options) => options && options.create;
+        folder.getDirectoryHandle = (name, options) => made(options) ? Promise.resolve(folder) : notFound();
+        folder.getFileHandle = (name, options) => made(options) ? Promise.resolve(file) : notFound();
+        folder.removeEntry = () => notFound();
+        return folder;
+        "#,
+    );
+    make.call0(&JsValue::NULL).unwrap()
+}
+
+/// A build whose storage is full stops with a message that says so and names the file, and
+/// leaves no bundle loaded.
+#[wasm_bindgen_test]
+async fn a_full_storage_stops_a_build_with_a_message_that_says_so() {
+    start_module().await;
+    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None)
+        .await
+        .map_err(message)
+        .unwrap();
+    let (result, _, _) = build_fixture_bundle(&mut engine, full_storage_folder()).await;
+    let error = result.unwrap_err();
+    assert!(
+        error.contains("the browser's storage is full:") && error.contains(".safetensors cannot be written"),
+        "{error}"
+    );
+    assert!(!engine.has_bundle(), "{error}");
 }

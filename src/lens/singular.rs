@@ -21,7 +21,15 @@ use crate::vector::dot_f64;
 /// [pcas]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_pcas.py
 pub fn first_right_singular_vector(rows: &[&[f32]], dim: usize) -> Vec<f32> {
     let k = rows.len();
-    let gram: Vec<f64> = (0..k * k).map(|ij| dot_f64(rows[ij / k], rows[ij % k])).collect();
+    // X X^T is symmetric: each product once, mirrored.
+    let mut gram = vec![0f64; k * k];
+    for i in 0..k {
+        for j in 0..=i {
+            let product = dot_f64(rows[i], rows[j]);
+            gram[i * k + j] = product;
+            gram[j * k + i] = product;
+        }
+    }
     let v = top_eigenvector(&gram, k);
     let mut direction = vec![0f64; dim];
     for (row, weight) in rows.iter().zip(&v) {

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use super::histogram::NormHistograms;
 use super::singular::first_right_singular_vector;
 use super::statistic::{
@@ -204,15 +206,25 @@ impl TopKAccumulator {
             sign_votes: Vec::with_capacity(neurons),
             ..NeuronStatistics::default()
         };
-        for n in 0..neurons {
+        // Each neuron's direction on its own (a thread each): 9216 neurons' k x k Gram
+        // matrices at the paper's settings, the longest step between pass 2 and OMP.
+        let per_neuron: Vec<(Vec<f32>, usize, Vec<usize>)> = (0..neurons)
+            .into_par_iter()
+            .map(|n| {
+                let at = |slot: usize| n * k + slot;
+                let mut order: Vec<usize> = (0..k).collect();
+                order.sort_by(|&a, &b| {
+                    self.norms[at(a)].total_cmp(&self.norms[at(b)]).then(self.images[at(a)].cmp(&self.images[at(b)]))
+                });
+                let rows: Vec<&[f32]> = order.iter().map(|&slot| &self.centred[at(slot) * dim..][..dim]).collect();
+                let direction = first_right_singular_vector(&rows, dim);
+                let votes = rows.iter().filter(|row| dot_f64(row, &direction) > 0.0).count();
+                (direction, votes, order)
+            })
+            .collect();
+        for (n, (direction, votes, order)) in per_neuron.into_iter().enumerate() {
             let at = |slot: usize| n * k + slot;
-            let mut order: Vec<usize> = (0..k).collect();
-            order.sort_by(|&a, &b| {
-                self.norms[at(a)].total_cmp(&self.norms[at(b)]).then(self.images[at(a)].cmp(&self.images[at(b)]))
-            });
-            let rows: Vec<&[f32]> = order.iter().map(|&slot| &self.centred[at(slot) * dim..][..dim]).collect();
-            let direction = first_right_singular_vector(&rows, dim);
-            stats.sign_votes.push(rows.iter().filter(|row| dot_f64(row, &direction) > 0.0).count());
+            stats.sign_votes.push(votes);
             stats.directions.extend(direction);
             stats.norms.extend(order.iter().map(|&slot| self.norms[at(slot)]));
             stats.top_images.extend(order.iter().map(|&slot| self.images[at(slot)] as usize));

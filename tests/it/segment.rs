@@ -369,6 +369,62 @@ fn concept_neurons_default_to_the_bundles_layers_and_clamp_the_count() {
         .map(|(n, r)| (r.iter().zip(&concept).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>().abs(), n))
         .collect();
     by_alignment.sort_by(|a, b| b.0.total_cmp(&a.0));
-    let chosen: Vec<usize> = some.rank(&bundle, &concept).unwrap().iter().map(|n| n.neuron).collect();
+    let chosen: Vec<usize> = some
+        .choose(&bundle, &concept, "a concept", segment::NeuronDraw::Best)
+        .unwrap()
+        .iter()
+        .map(|n| n.neuron)
+        .collect();
     assert_eq!(chosen, by_alignment[..3].iter().map(|&(_, n)| n).collect::<Vec<_>>());
+}
+
+/// The random baseline's draw: `k` distinct neurons of the chosen layers, the same for the same
+/// seed and concept, another for another seed or concept (as the reference draws one per class),
+/// listed best aligned first with their scores; all of them when `k` is every neuron.
+#[test]
+fn random_neurons_are_a_seeded_draw_per_concept() {
+    let bundle = read_bundle();
+    let layers = segment::bundle_directions(&bundle, &[1, 2]).unwrap();
+    let concept = classify::class_concept(&bundle, "dog").unwrap();
+    let draw = |seed, label| segment::random_neurons(&layers, &concept, 20, seed, label).unwrap();
+    let key = |neurons: &[RankedNeuron]| neurons.iter().map(|n| (n.layer, n.neuron)).collect::<Vec<_>>();
+    let first = draw(7, "dog");
+    assert_eq!(first.len(), 20);
+    assert_eq!(key(&first), key(&draw(7, "dog")));
+    assert_ne!(key(&first), key(&draw(8, "dog")));
+    assert_ne!(key(&first), key(&draw(7, "cat")));
+    let distinct: std::collections::BTreeSet<_> = key(&first).into_iter().collect();
+    assert_eq!(distinct.len(), 20);
+    assert!(first.windows(2).all(|w| w[0].score.abs() >= w[1].score.abs()));
+    let best = segment::top_neurons(&layers, &concept, 20).unwrap();
+    assert_ne!(key(&first), key(&best), "20 of 512 at random are not the 20 best");
+    let mut all = key(&segment::random_neurons(&layers, &concept, 512, 7, "dog").unwrap());
+    all.sort();
+    assert_eq!(all, (1..=2).flat_map(|l| (0..256).map(move |n| (l, n))).collect::<Vec<_>>());
+    assert!(segment::random_neurons(&layers, &concept, 513, 7, "dog").is_err());
+    assert!(segment::random_neurons(&layers, &concept, 0, 7, "dog").is_err());
+}
+
+/// `eval-seg --random-neurons` prints the random draw's scores beside the top neurons': with
+/// every neuron of the layers chosen, both average the same neurons (the same scores); with 3,
+/// the seeded draw gives the same scores twice, and the top 3 neurons' differ from them.
+#[test]
+fn eval_seg_scores_random_neurons_beside_the_top_ones() {
+    let run = |extra: &[&str]| {
+        let (ok, stdout, stderr) =
+            eval_seg(&samples(), &samples().join("masks"), &[&["--json", "--random-neurons"], extra].concat());
+        assert!(ok, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    let scores = |json: &serde_json::Value| {
+        ["pixel_accuracy", "mean_iou", "mean_average_precision"].map(|name| json[name].as_f64().unwrap())
+    };
+    let every = run(&["--top-neurons", "512"]);
+    assert_eq!(scores(&every), scores(&every["random"]), "{every}");
+    let three = run(&["--top-neurons", "3", "--seed", "5"]);
+    assert_eq!(three["random"]["seed"], 5, "{three}");
+    assert_eq!(scores(&three["random"]), scores(&run(&["--top-neurons", "3", "--seed", "5"])["random"]));
+    assert_ne!(scores(&three), scores(&three["random"]), "{three}");
+    let (ok, _, stderr) = eval_seg(&samples(), &samples().join("masks"), &["--seed", "5"]);
+    assert!(!ok && stderr.contains("--random-neurons"), "{stderr}");
 }

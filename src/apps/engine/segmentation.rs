@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use super::results::{ActivationMap, Geometry, Ranked, Segmentation};
 use super::{elapsed_ms, invalid, no_image_yet, Engine, SegmentOptions};
 use crate::apps::classify;
-use crate::apps::segment::{self, ConceptNeurons, ConceptSpec, RankedNeuron};
+use crate::apps::segment::{self, ConceptNeurons, ConceptSpec, NeuronDraw, RankedNeuron};
 use crate::device::read_f32;
 use crate::error::Result;
 use crate::model::CaptureRequest;
@@ -43,13 +43,14 @@ impl Engine {
         let last = self.last.as_ref().ok_or_else(no_image_yet)?;
         let choice = self.concept_neurons(layers, top_neurons)?;
         let resolved = self.resolve_concept(concept, text, &last.embedding)?;
-        self.segmentation(resolved, &choice, &last.output.captures.neurons, start).await
+        self.segmentation(&resolved, &choice, NeuronDraw::Best, &last.output.captures.neurons, start).await
     }
 
-    /// The heatmap of a concept on an encoded image, with a forward of its own that keeps only
-    /// the ranked layers' neurons: no lens and no concepts, what `clip-lens segment` and
-    /// `eval-seg` need for many images. The last analysed image is left as it was. Returns the
-    /// crop geometry too, which maps the heatmap back onto the image. Arguments as
+    /// The heatmaps of a concept on an encoded image, one per draw of its neurons (`draws`:
+    /// the best aligned, or as many at random), from one forward of its own that keeps only the
+    /// ranked layers' neurons: no lens and no concepts, what `clip-lens segment` and `eval-seg`
+    /// need for many images. The last analysed image is left as it was. Returns the crop
+    /// geometry too, which maps the heatmaps back onto the image. Other arguments as
     /// [`Engine::segment`]'s.
     pub async fn segment_image(
         &mut self,
@@ -57,7 +58,8 @@ impl Engine {
         concept: &str,
         layers: Option<Vec<usize>>,
         top_neurons: Option<usize>,
-    ) -> Result<(Segmentation, CropGeometry)> {
+        draws: &[NeuronDraw],
+    ) -> Result<(Vec<Segmentation>, CropGeometry)> {
         let start = web_time::Instant::now();
         let concept = ConceptSpec::parse(concept)?;
         self.bundle()?;
@@ -68,8 +70,11 @@ impl Engine {
         let output = vision.forward(vision.pixel_tensor(pre.pixels)?, &CaptureRequest::neurons(&choice.layers))?;
         let embedding = read_f32(output.embeds).await?;
         let resolved = self.resolve_concept(concept, text, &embedding)?;
-        let segmentation = self.segmentation(resolved, &choice, &output.captures.neurons, start).await?;
-        Ok((segmentation, pre.geometry))
+        let mut segmentations = Vec::with_capacity(draws.len());
+        for &draw in draws {
+            segmentations.push(self.segmentation(&resolved, &choice, draw, &output.captures.neurons, start).await?);
+        }
+        Ok((segmentations, pre.geometry))
     }
 
     /// The unit text embedding a free-text concept needs (loads the text tower); `None` for a
@@ -119,18 +124,19 @@ impl Engine {
     }
 
     /// The segmentation of a resolved concept from a forward's post-GELU activations
-    /// (`neurons`, by layer): the concept's top neurons of `choice`, their heatmap.
+    /// (`neurons`, by layer): the concept's neurons of `choice` drawn by `draw`, their heatmap.
     async fn segmentation(
         &self,
-        concept: ResolvedConcept,
+        concept: &ResolvedConcept,
         choice: &ConceptNeurons,
+        draw: NeuronDraw,
         neurons: &BTreeMap<usize, burn::tensor::Tensor<3>>,
         start: web_time::Instant,
     ) -> Result<Segmentation> {
-        let selected = choice.rank(&self.bundle()?.bundle, &concept.embedding)?;
+        let selected = choice.choose(&self.bundle()?.bundle, &concept.embedding, &concept.label, draw)?;
         let maps = segment::heatmaps(neurons, &selected, self.model.config.vision.patch_size).await?;
         Ok(Segmentation {
-            concept: concept.label,
+            concept: concept.label.clone(),
             kind: concept.kind,
             class_index: concept.class_index,
             layers: choice.layers.clone(),

@@ -92,6 +92,16 @@ pub fn bundle_directions<'a>(bundle: &'a Bundle, layers: &[usize]) -> Result<Vec
 ///
 /// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<RankedNeuron>> {
+    let mut ranked = scored_neurons(layers, concept)?;
+    // A stable sort: ties stay in concatenation order.
+    ranked.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+    Ok(ranked.into_iter().map(|(_, n)| n).collect())
+}
+
+/// Every neuron of `layers` with its `r_n . e` (summed in f64, and beside it in f32), in
+/// concatenation order; errors for an empty concept, no layers, or directions that are not
+/// `[N, D]`.
+fn scored_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<(f64, RankedNeuron)>> {
     let d = concept.len();
     if d == 0 {
         return Err(Error::InvalidInput("the concept embedding is empty".into()));
@@ -99,7 +109,7 @@ pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<R
     if layers.is_empty() {
         return Err(Error::InvalidInput("no layers were chosen".into()));
     }
-    let mut ranked: Vec<(f64, RankedNeuron)> = Vec::new();
+    let mut scored = Vec::new();
     for &(layer, directions) in layers {
         if directions.is_empty() || !directions.len().is_multiple_of(d) {
             return Err(Error::InvalidInput(format!(
@@ -109,12 +119,69 @@ pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<R
         }
         for (neuron, r) in directions.chunks_exact(d).enumerate() {
             let score = r.iter().zip(concept).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum::<f64>();
-            ranked.push((score.abs(), RankedNeuron { layer, neuron, score: score as f32 }));
+            scored.push((score, RankedNeuron { layer, neuron, score: score as f32 }));
         }
     }
-    // A stable sort: ties stay in concatenation order.
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-    Ok(ranked.into_iter().map(|(_, n)| n).collect())
+    Ok(scored)
+}
+
+/// `k` neurons of `layers` drawn at random without replacement (the paper's `--random`
+/// baseline), each with its score: the same draw for the same `seed` and `concept_label` (the
+/// reference draws once per class), another for another label. Best aligned first, as
+/// [`top_neurons`] lists them. `k` must be between 1 and the number of neurons available.
+///
+/// Reference: `np.random.choice(max_directions.shape[0], args.top_neurons, replace=False)` per
+/// class in [`compute_segmentation.py`, `main`][segmentation] (unseeded there).
+///
+/// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
+pub fn random_neurons(
+    layers: &[(usize, &[f32])],
+    concept: &[f32],
+    k: usize,
+    seed: u64,
+    concept_label: &str,
+) -> Result<Vec<RankedNeuron>> {
+    let mut scored = scored_neurons(layers, concept)?;
+    check_count(k, scored.len())?;
+    // A partial Fisher-Yates shuffle: the first k places are a uniform draw without replacement.
+    let mut random = SplitMix64(seed ^ fnv1a(concept_label.as_bytes()));
+    for i in 0..k {
+        let j = i + (random.next() % (scored.len() - i) as u64) as usize;
+        scored.swap(i, j);
+    }
+    scored.truncate(k);
+    scored.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+    Ok(scored.into_iter().map(|(_, n)| n).collect())
+}
+
+/// An error unless `1 <= k <= available`.
+fn check_count(k: usize, available: usize) -> Result<()> {
+    if k == 0 {
+        return Err(Error::InvalidInput("the number of neurons to keep must be at least 1".into()));
+    }
+    if k > available {
+        return Err(Error::InvalidInput(format!("cannot keep {k} neurons: the chosen layers have {available} in all")));
+    }
+    Ok(())
+}
+
+/// Steele, Lea and Flood's SplitMix64 (the seeding generator of Java's `SplittableRandom`): a
+/// small, well-mixed generator whose sequence is the same on every platform.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// The 64-bit FNV-1a hash of `bytes`.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The `k` neurons of `layers` best aligned with `concept` ([`rank_neurons`]). `k` must be
@@ -126,15 +193,7 @@ pub fn rank_neurons(layers: &[(usize, &[f32])], concept: &[f32]) -> Result<Vec<R
 /// [segmentation]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_segmentation.py
 pub fn top_neurons(layers: &[(usize, &[f32])], concept: &[f32], k: usize) -> Result<Vec<RankedNeuron>> {
     let mut ranked = rank_neurons(layers, concept)?;
-    if k == 0 {
-        return Err(Error::InvalidInput("the number of neurons to keep must be at least 1".into()));
-    }
-    if k > ranked.len() {
-        return Err(Error::InvalidInput(format!(
-            "cannot keep {k} neurons: the chosen layers have {} in all",
-            ranked.len()
-        )));
-    }
+    check_count(k, ranked.len())?;
     ranked.truncate(k);
     Ok(ranked)
 }
@@ -158,10 +217,34 @@ impl ConceptNeurons {
         Ok(Self { layers, count: count.min(available) })
     }
 
-    /// The chosen neurons for a unit concept embedding, best first ([`top_neurons`]).
-    pub fn rank(&self, bundle: &Bundle, concept: &[f32]) -> Result<Vec<RankedNeuron>> {
-        top_neurons(&bundle_directions(bundle, &self.layers)?, concept, self.count)
+    /// The chosen neurons for a unit concept embedding, best first: the best aligned
+    /// ([`top_neurons`]) or, for [`NeuronDraw::Random`], as many at random ([`random_neurons`],
+    /// drawn per `concept_label`).
+    pub fn choose(
+        &self,
+        bundle: &Bundle,
+        concept: &[f32],
+        concept_label: &str,
+        draw: NeuronDraw,
+    ) -> Result<Vec<RankedNeuron>> {
+        let layers = bundle_directions(bundle, &self.layers)?;
+        match draw {
+            NeuronDraw::Best => top_neurons(&layers, concept, self.count),
+            NeuronDraw::Random { seed } => random_neurons(&layers, concept, self.count, seed, concept_label),
+        }
     }
+}
+
+/// How a segmentation chooses its neurons among the layers'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeuronDraw {
+    /// The best aligned with the concept (the method).
+    Best,
+    /// As many at random, seeded (the paper's baseline).
+    Random {
+        /// The draw's seed.
+        seed: u64,
+    },
 }
 
 /// What a concept string asks for (the CLI's `--concept`, the page's `segment`).

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use clip_lens::apps::engine::{Engine, Ranked, SegmentOptions, Segmentation};
-use clip_lens::apps::metrics::SegmentationMetrics;
-use clip_lens::apps::segment::{heatmap_to_original, ConceptSpec};
+use clip_lens::apps::metrics::{SegmentationMetrics, SegmentationScores};
+use clip_lens::apps::segment::{heatmap_to_original, ConceptSpec, NeuronDraw};
 use clip_lens::model::Towers;
 use clip_lens::preprocess::{decode_image, preprocess_mask, CropGeometry};
 use clip_lens::tensor_file::{serialize, NamedTensor};
@@ -61,6 +61,13 @@ pub struct EvalSegArgs {
     /// name>`, or free text.
     #[arg(long, default_value = "predicted")]
     pub concept: String,
+    /// Also score as many neurons drawn at random (the paper's `--random` baseline; one draw
+    /// per concept, as the paper draws one per class) and print both results.
+    #[arg(long)]
+    pub random_neurons: bool,
+    /// The random draw's seed (with `--random-neurons`).
+    #[arg(long, default_value_t = 0, requires = "random_neurons")]
+    pub seed: u64,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -74,20 +81,21 @@ pub fn towers_for(concept: &str) -> Towers {
     }
 }
 
-/// The heatmap `[S, S]` of one image file and its crop geometry ([`Engine::segment_image`]),
-/// naming the file in errors.
+/// The heatmaps `[S, S]` of one image file, one per draw of its neurons, and its crop geometry
+/// ([`Engine::segment_image`]), naming the file in errors.
 fn segment_file(
     engine: &mut Engine,
     path: &Path,
     concept: &str,
     choice: &NeuronChoice,
-) -> Result<(Vec<u8>, Segmentation, CropGeometry)> {
+    draws: &[NeuronDraw],
+) -> Result<(Vec<u8>, Vec<Segmentation>, CropGeometry)> {
     let bytes = read_file(path)?;
     let layers = (!choice.layers.is_empty()).then(|| choice.layers.clone());
-    let (segmentation, geometry) =
-        pollster::block_on(engine.segment_image(&bytes, concept, layers, Some(choice.top_neurons)))
+    let (segmentations, geometry) =
+        pollster::block_on(engine.segment_image(&bytes, concept, layers, Some(choice.top_neurons), draws))
             .map_err(|e| on_file(path, e))?;
-    Ok((bytes, segmentation, geometry))
+    Ok((bytes, segmentations, geometry))
 }
 
 /// Says on stderr when `--top-neurons` asked for more neurons than the layers have.
@@ -135,16 +143,18 @@ pub fn segment(loaded: Loaded, args: &SegmentArgs) -> Result<()> {
     }
     let (mut all, mut size) = (Vec::new(), 0);
     for (i, path) in args.images.iter().enumerate() {
-        let (bytes, segmentation, geometry) = segment_file(&mut engine, path, &args.concept, &args.neurons)?;
+        let (bytes, segmentations, geometry) =
+            segment_file(&mut engine, path, &args.concept, &args.neurons, &[NeuronDraw::Best])?;
+        let segmentation = &segmentations[0];
         if i == 0 {
-            warn_if_clamped(&args.neurons, &segmentation);
+            warn_if_clamped(&args.neurons, segmentation);
         }
         let heat = &segmentation.heatmap;
         let covered = heat.iter().filter(|&&v| v > 0.5).count() as f64 / heat.len() as f64;
         println!(
             "{}: {}, {}; mask covers {:.1}% of the crop",
             path.display(),
-            concept_label(&segmentation),
+            concept_label(segmentation),
             describe_neurons(&segmentation.neurons),
             100.0 * covered
         );
@@ -167,6 +177,29 @@ pub fn segment(loaded: Loaded, args: &SegmentArgs) -> Result<()> {
         eprintln!("wrote {} and {} overlays to {}", file.display(), args.images.len(), out.display());
     }
     Ok(())
+}
+
+/// A result's scores as `eval-seg --json` prints them.
+fn scores_json(scores: &SegmentationScores) -> serde_json::Value {
+    serde_json::json!({
+        "pixel_accuracy": scores.pixel_accuracy,
+        "mean_iou": scores.mean_iou,
+        "iou": scores.iou,
+        "mean_average_precision": scores.mean_average_precision,
+    })
+}
+
+/// A result's scores, in percent, under `title`.
+fn print_scores(title: &str, scores: &SegmentationScores) {
+    println!("{title}:");
+    println!("  pixel accuracy {:.2}%", 100.0 * scores.pixel_accuracy);
+    println!(
+        "  mIoU {:.2}% (background {:.2}%, foreground {:.2}%)",
+        100.0 * scores.mean_iou,
+        100.0 * scores.iou[0],
+        100.0 * scores.iou[1]
+    );
+    println!("  mAP {:.2}%", 100.0 * scores.mean_average_precision);
 }
 
 /// An image file and its mask file.
@@ -215,38 +248,44 @@ pub fn eval_seg(loaded: Loaded, args: &EvalSegArgs) -> Result<()> {
         )));
     }
     let mut engine = engine_with_bundle(loaded, &args.neurons.bundle)?;
-    let mut metrics = SegmentationMetrics::new();
+    let mut draws = vec![NeuronDraw::Best];
+    if args.random_neurons {
+        draws.push(NeuronDraw::Random { seed: args.seed });
+    }
+    let mut metrics: Vec<SegmentationMetrics> = draws.iter().map(|_| SegmentationMetrics::new()).collect();
     let bar = progress(pairs.len(), "images");
     for (i, (image_path, mask_path)) in pairs.iter().enumerate() {
-        let (_, segmentation, geometry) = segment_file(&mut engine, image_path, &args.concept, &args.neurons)?;
+        let (_, segmentations, geometry) = segment_file(&mut engine, image_path, &args.concept, &args.neurons, &draws)?;
         if i == 0 {
-            bar.suspend(|| warn_if_clamped(&args.neurons, &segmentation));
+            bar.suspend(|| warn_if_clamped(&args.neurons, &segmentations[0]));
         }
         let bytes = std::fs::read(mask_path).map_err(|e| Error::io(mask_path, e))?;
-        let size = segmentation.size as u32;
+        let size = segmentations[0].size as u32;
         let truth = preprocess_mask(&bytes, geometry.original_width, geometry.original_height, size)
             .map_err(|e| Error::InvalidInput(format!("{}: {e}", mask_path.display())))?;
-        metrics.add(&segmentation.heatmap, &truth)?;
+        for (metrics, segmentation) in metrics.iter_mut().zip(&segmentations) {
+            metrics.add(&segmentation.heatmap, &truth)?;
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let scores = metrics.scores();
+    let scores: Vec<SegmentationScores> = metrics.iter().map(SegmentationMetrics::scores).collect();
     if args.json {
         let unmatched: Vec<String> = unmatched.iter().map(|p| p.display().to_string()).collect();
-        println!(
-            "{}",
-            serde_json::json!({"images": scores.images, "pixel_accuracy": scores.pixel_accuracy, "mean_iou": scores.mean_iou, "iou": scores.iou, "mean_average_precision": scores.mean_average_precision, "unmatched": unmatched})
-        );
+        let mut json = scores_json(&scores[0]);
+        json["images"] = scores[0].images.into();
+        json["unmatched"] = unmatched.into();
+        if let Some(random) = scores.get(1) {
+            json["random"] = scores_json(random);
+            json["random"]["seed"] = args.seed.into();
+        }
+        println!("{json}");
     } else {
-        println!("{} images ({} without a mask skipped)", scores.images, unmatched.len());
-        println!("pixel accuracy {:.2}%", 100.0 * scores.pixel_accuracy);
-        println!(
-            "mIoU {:.2}% (background {:.2}%, foreground {:.2}%)",
-            100.0 * scores.mean_iou,
-            100.0 * scores.iou[0],
-            100.0 * scores.iou[1]
-        );
-        println!("mAP {:.2}%", 100.0 * scores.mean_average_precision);
+        println!("{} images ({} without a mask skipped)", scores[0].images, unmatched.len());
+        print_scores(&format!("the concept's top {} neurons", args.neurons.top_neurons), &scores[0]);
+        if let Some(random) = scores.get(1) {
+            print_scores(&format!("as many neurons at random (seed {})", args.seed), random);
+        }
     }
     Ok(())
 }
