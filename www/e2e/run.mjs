@@ -4,7 +4,8 @@
 // a screenshot per check and the measured figures in $E2E_OUT (default ../target/e2e). The
 // checks, by view: loading.mjs (backends, errors, caches, local files, threads, isolation),
 // lab.mjs, explorer.mjs, lists.mjs, miner.mjs, build.mjs (a bundle built in the page), card.mjs
-// (the embeddable card), export.mjs, keyboard.mjs, layout.mjs and bench.mjs; their helpers in
+// (the embeddable card), export.mjs, keyboard.mjs, layout.mjs, accessibility.mjs (axe-core on every
+// view) and bench.mjs; their helpers in
 // harness.mjs.
 // Usage: node e2e/run.mjs, or node e2e.mjs (after `npm run build`; CHROMIUM=/path/to/chromium
 // to override, E2E_ONLY=image-queue,search to run only some checks).
@@ -13,6 +14,7 @@ import { chromium } from "playwright-core";
 import { spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import * as accessibility from "./accessibility.mjs";
 import * as bench from "./bench.mjs";
 import * as build from "./build.mjs";
 import * as card from "./card.mjs";
@@ -27,7 +29,9 @@ import * as loading from "./loading.mjs";
 import * as miner from "./miner.mjs";
 
 /** Every check, in the order they run. */
-const checks = [loading, lab, explorer, lists, miner, build, card, exports, keyboard, layout, bench].flatMap((module) => module.checks);
+const checks = [loading, lab, explorer, lists, miner, build, card, exports, keyboard, layout, accessibility, bench].flatMap(
+  (module) => module.checks,
+);
 
 /** E2E_ONLY=name,name runs only those checks (while working on them). */
 const only = process.env.E2E_ONLY ? process.env.E2E_ONLY.split(",") : null;

@@ -51,9 +51,12 @@ export function parts<T extends HTMLElement, const Ids extends readonly string[]
   return ids.map((id) => part(root, id, type)) as { [K in keyof Ids]: T };
 }
 
-/** A link to a neuron's card, "L9/N1234" with an explanatory label. */
+/** A link to a neuron's card, "L9/N1234"; its accessible name spells it out after the visible
+ * text ("L9/N1234, layer 9, neuron 1234": a name that holds what is shown, for voice control). */
 export function neuronLink(layer: number, neuron: number, text = `L${layer}/N${neuron}`): HTMLAnchorElement {
-  return el("a", { href: neuronHref(layer, neuron), class: "neuron-link", "aria-label": `Layer ${layer}, neuron ${neuron}` }, text);
+  const spelled = `layer ${layer}, neuron ${neuron}`;
+  const label = text.toLowerCase() === spelled ? null : `${text}, ${spelled}`;
+  return el("a", { href: neuronHref(layer, neuron), class: "neuron-link", "aria-label": label }, text);
 }
 
 /** A link to a word's page (the neurons whose decomposition holds it). */

@@ -42,16 +42,17 @@ export function fileSlug(text: string): string {
   );
 }
 
-/** A button that downloads what `make` builds as `filename`; a failure shows on the button's
- * `title` and in `onError`. */
+/** A button `label` that downloads what `make` builds as `filename`; its accessible name is the
+ * label, then `description` (the name holds the visible text). A failure shows on the
+ * button's `title` and in `onError`. */
 export function downloadButton(
   label: string,
-  ariaLabel: string,
+  description: string,
   filename: () => string,
   make: () => Promise<Blob> | Blob,
   onError?: (error: unknown) => void,
 ): HTMLButtonElement {
-  const button = el("button", { type: "button", class: "download-button", "aria-label": ariaLabel }, label);
+  const button = el("button", { type: "button", class: "download-button", "aria-label": `${label}: ${description}` }, label);
   button.addEventListener("click", () => {
     button.disabled = true;
     Promise.resolve()

@@ -63,7 +63,8 @@ export class ListStore {
 
 /** Shows on a list button whether its neuron is listed. */
 function showListed(button: HTMLButtonElement, listed: boolean): void {
-  button.textContent = listed ? "✓ in my list" : "+ add to list";
+  const state = button.firstChild ?? button.appendChild(document.createTextNode(""));
+  state.textContent = listed ? "✓ in my list" : "+ add to list";
   button.setAttribute("aria-pressed", String(listed));
 }
 
@@ -71,12 +72,14 @@ function showListed(button: HTMLButtonElement, listed: boolean): void {
  * click updates every button of that neuron on the page. */
 export function listButton(store: ListStore, layer: number, neuron: number): HTMLButtonElement {
   const key = neuronKey(layer, neuron);
-  const button = el("button", {
-    type: "button",
-    class: "list-button",
-    "data-neuron": key,
-    "aria-label": `Add layer ${layer}, neuron ${neuron} to my list`,
-  });
+  // The state's words, then the neuron for screen readers: the accessible name holds the
+  // visible text (and names the neuron), and aria-pressed says whether it is listed.
+  const button = el(
+    "button",
+    { type: "button", class: "list-button", "data-neuron": key },
+    "",
+    el("span", { class: "visually-hidden" }, `: layer ${layer}, neuron ${neuron}`),
+  );
   button.addEventListener("click", () => {
     store.toggle(key);
     for (const same of document.querySelectorAll<HTMLButtonElement>(`.list-button[data-neuron="${key}"]`)) showListed(same, store.has(key));
