@@ -108,6 +108,23 @@ async fn neuron_statistics_on_webgpu() {
     assert_within("webgpu/stats", &statistics_deviations(MODEL_OPENAI, &gpu, 16).await);
 }
 
+/// The fidelity of a neuron's words through the binding (`Engine.neuron`'s card) against the
+/// hand computation from the reference's arrays.
+#[wasm_bindgen_test]
+async fn the_fidelity_of_the_words_through_the_binding() {
+    start_module().await;
+    let engine = engine_with_bundle("cpu").await;
+    for (layer, neuron) in [(0, 3), (1, 4), (2, 200)] {
+        let card = engine.neuron(layer, neuron).map_err(message).unwrap();
+        let cosine = js_sys::Reflect::get(&js_sys::Reflect::get(&card, &"fidelity".into()).unwrap(), &"cosine".into())
+            .unwrap()
+            .as_f64()
+            .expect("the card has its fidelity");
+        let by_hand = fidelity_by_hand(layer)[neuron];
+        assert!((cosine - by_hand).abs() < 1e-4, "{layer}:{neuron}: {cosine} against {by_hand}");
+    }
+}
+
 #[wasm_bindgen_test]
 async fn dictionary_and_omp_in_the_browser() {
     start_module().await;

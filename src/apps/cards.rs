@@ -3,7 +3,7 @@
 //! with their shared words, and a word's page. The engine serves them to the page (with the
 //! analysed image's norms); the CLI's `describe --json` prints the same card.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -11,6 +11,7 @@ use crate::apps::classify::classify;
 use crate::apps::concepts::is_significant;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
+use crate::lens::{word_fidelity, Dictionary};
 
 /// The most neurons a list shows.
 pub const MAX_LIST: usize = 64;
@@ -59,6 +60,54 @@ pub struct NeuronCard {
     pub distribution: Option<NeuronDistribution>,
     /// The last analysed image's centred norm for this neuron, when there is one.
     pub analysed_norm: Option<f32>,
+    /// How well its words describe it, beside its layer's neurons.
+    pub fidelity: Option<WordFidelity>,
+}
+
+/// Bins of a layer's distribution of fidelity over [0, 1] ([`WordFidelity::layer_counts`]).
+pub const FIDELITY_BINS: usize = 10;
+
+/// How well a neuron's words describe it ([`word_fidelity`]: the cosine between r_n and its
+/// reconstruction from its words), and where that stands in its layer.
+#[derive(Debug, Clone, Serialize)]
+pub struct WordFidelity {
+    /// The cosine between r_n and its words' reconstruction.
+    pub cosine: f32,
+    /// The layer's median fidelity.
+    pub layer_median: f32,
+    /// The share of the layer's neurons whose fidelity is lower.
+    pub share_below: f32,
+    /// The layer's neurons per tenth of [0, 1] (values below 0 in the first, 1 in the last).
+    pub layer_counts: Vec<u32>,
+}
+
+impl WordFidelity {
+    /// Neuron `neuron`'s fidelity within its layer's (`layer` `[N]`).
+    pub fn within(layer: &[f32], neuron: usize) -> Option<Self> {
+        let cosine = *layer.get(neuron)?;
+        let mut sorted = layer.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        let mut layer_counts = vec![0u32; FIDELITY_BINS];
+        for &value in layer {
+            layer_counts[((value.max(0.0) * FIDELITY_BINS as f32) as usize).min(FIDELITY_BINS - 1)] += 1;
+        }
+        Some(Self {
+            cosine,
+            layer_median: sorted[sorted.len() / 2],
+            share_below: layer.iter().filter(|&&v| v < cosine).count() as f32 / layer.len() as f32,
+            layer_counts,
+        })
+    }
+}
+
+/// Every neuron's fidelity in `layer` of `bundle` ([`word_fidelity`] over the dictionary made
+/// from the bundle's word embeddings, as `precompute` made it).
+pub fn layer_fidelity(bundle: &Bundle, layer: usize) -> Result<Vec<f32>> {
+    let lens = bundle.layers.get(&layer).ok_or_else(|| {
+        Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers))
+    })?;
+    let dictionary = Dictionary::from_word_embeddings(&bundle.word_embeds, bundle.manifest.embed_dim)?;
+    Ok(word_fidelity(&dictionary, &lens.direction, &lens.decomposition_index, &lens.decomposition_coef))
 }
 
 /// A neuron's distribution of centred norms `|phi_n - mean_n|` over the bundle's images.
@@ -125,8 +174,15 @@ pub struct NeuronList {
 }
 
 /// A neuron's card: all its words, top images, nearest classes, threshold and distribution;
-/// `analysed_norm` is the last analysed image's centred norm, when there is one.
-pub fn neuron_card(bundle: &Bundle, layer: usize, neuron: usize, analysed_norm: Option<f32>) -> Result<NeuronCard> {
+/// `analysed_norm` is the last analysed image's centred norm, when there is one; `fidelity`
+/// the layer's fidelity ([`layer_fidelity`]), when known.
+pub fn neuron_card(
+    bundle: &Bundle,
+    layer: usize,
+    neuron: usize,
+    analysed_norm: Option<f32>,
+    fidelity: Option<&[f32]>,
+) -> Result<NeuronCard> {
     let manifest = &bundle.manifest;
     let words = bundle.describe(layer, neuron)?;
     let lens = &bundle.layers[&layer];
@@ -150,6 +206,7 @@ pub fn neuron_card(bundle: &Bundle, layer: usize, neuron: usize, analysed_norm: 
         classes,
         distribution: distribution(bundle, layer, neuron),
         analysed_norm,
+        fidelity: fidelity.and_then(|layer| WordFidelity::within(layer, neuron)),
     })
 }
 
@@ -214,11 +271,12 @@ pub fn parse_neurons(spec: &str) -> Result<Vec<(usize, usize)>> {
 
 /// The cards of a list such as `"9:4,9:17,10:301"` (at most [`MAX_LIST`]), with the words that
 /// at least two of them share among their first words. `analysed_norm` gives a neuron's norm on
-/// the last analysed image.
+/// the last analysed image; `fidelity` the layers' fidelity, when known.
 pub fn neuron_list(
     bundle: &Bundle,
     spec: &str,
     analysed_norm: impl Fn(usize, usize) -> Option<f32>,
+    fidelity: Option<&BTreeMap<usize, Vec<f32>>>,
 ) -> Result<NeuronList> {
     let neurons = parse_neurons(spec)?;
     if neurons.len() > MAX_LIST {
@@ -230,7 +288,8 @@ pub fn neuron_list(
     let cards = neurons
         .iter()
         .map(|&(layer, neuron)| {
-            neuron_card(bundle, layer, neuron, analysed_norm(layer, neuron))
+            let layer_fidelity = fidelity.and_then(|by_layer| by_layer.get(&layer)).map(Vec::as_slice);
+            neuron_card(bundle, layer, neuron, analysed_norm(layer, neuron), layer_fidelity)
                 .map_err(|e| Error::InvalidInput(format!("{layer}:{neuron}: {}", message(&e))))
         })
         .collect::<Result<Vec<_>>>()?;

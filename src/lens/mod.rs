@@ -4,11 +4,12 @@
 //! Reference: the paper's PyTorch code, [`second_order_lens`][repo] at f9f0544.
 //! [`second_order`] is `prs_second_order_neurons_hook.py` and `compute_second_order_neuron_prs.py`, [`stats`] and
 //! [`singular`] are `compute_pcas.py`, [`omp`] is `decompose.py` and `compute_sparse_decomposition.py`; each module names the
-//! functions it matches. [`histogram`] and [`statistic`] (the seam of the per-neuron statistics) have no
-//! counterpart there.
+//! functions it matches. [`histogram`], [`fidelity`] and [`statistic`] (the seam of the per-neuron statistics) have
+//! no counterpart there.
 //!
 //! [repo]: https://github.com/yossigandelsman/second_order_lens/tree/f9f054496a97c4e409556f2c9a31b47c3d3ed157
 
+pub mod fidelity;
 pub mod histogram;
 pub mod omp;
 pub mod second_order;
@@ -17,6 +18,7 @@ pub mod statistic;
 pub mod stats;
 pub mod top_k;
 
+pub use fidelity::word_fidelity;
 pub use histogram::{Distributions, NormHistograms, HISTOGRAM_BINS, PERCENTILES};
 pub use omp::{
     orthogonal_matching_pursuit, orthogonal_matching_pursuit_with, scaled_unit_rows, tiles_available, AtomSearch,

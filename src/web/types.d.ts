@@ -158,6 +158,20 @@ export interface NeuronCard {
   distribution: NeuronDistribution | null;
   /** The last analysed image's centred norm for this neuron (null before an analysis). */
   analysed_norm: number | null;
+  /** How well its words describe it, beside its layer's neurons. */
+  fidelity: WordFidelity | null;
+}
+
+/** How well a neuron's words describe it: the cosine between r_n and its reconstruction from
+ * its words' dictionary atoms (1: exactly), and where that stands in its layer. */
+export interface WordFidelity {
+  cosine: number;
+  /** The layer's median fidelity. */
+  layer_median: number;
+  /** The share of the layer's neurons whose fidelity is lower. */
+  share_below: number;
+  /** The layer's neurons per tenth of [0, 1] (below 0 in the first, 1 in the last). */
+  layer_counts: number[];
 }
 
 /** A neuron's distribution of centred norms |phi_n - mean_n| over the bundle's images. */
@@ -235,6 +249,8 @@ export interface WordNeuron {
   layer: number;
   neuron: number;
   coefficient: number;
+  /** How well the neuron's words describe it (WordFidelity's cosine). */
+  fidelity: number;
 }
 
 export interface SearchResult {

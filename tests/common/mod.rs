@@ -627,3 +627,27 @@ pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
     out.extend_from_slice(&jpeg[2..]);
     out
 }
+
+/// The fidelity of every neuron's words in `layer` (0-2) by hand from the reference's own
+/// arrays: the cosine of `pca.L`'s row with its dense `omp.L` coefficients times the
+/// reference's dictionary (400 words, 32 dimensions, 256 neurons).
+pub fn fidelity_by_hand(layer: usize) -> Vec<f64> {
+    let expected = expected();
+    let (dictionary, words, dim) = (&expected["dictionary"].values, 400, 32);
+    let (directions, codes) = (&expected[&format!("pca.{layer}")].values, &expected[&format!("omp.{layer}")].values);
+    (0..256)
+        .map(|n| {
+            let r = &directions[n * dim..(n + 1) * dim];
+            let mut reconstruction = vec![0f64; dim];
+            for w in 0..words {
+                let c = codes[n * words + w] as f64;
+                (0..dim).for_each(|d| reconstruction[d] += c * dictionary[w * dim + d] as f64);
+            }
+            let dot: f64 = (0..dim).map(|d| r[d] as f64 * reconstruction[d]).sum();
+            let norms = (r.iter().map(|&x| (x as f64).powi(2)).sum::<f64>()
+                * reconstruction.iter().map(|x| x * x).sum::<f64>())
+            .sqrt();
+            dot / norms
+        })
+        .collect()
+}

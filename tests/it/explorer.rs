@@ -290,3 +290,51 @@ fn ablate_command_on_one_image() {
     assert!(!result.status.success(), "--image without an ablation is refused");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The fidelity of a neuron's words on its card against [`fidelity_by_hand`] (from the
+/// reference's own arrays); where it stands in the layer (median, share below, tenths), by hand too; and the
+/// search's word neurons carry it.
+#[test]
+fn the_fidelity_of_the_words_matches_the_reference() {
+    let engine = engine_with(&reference_bundle(sha256_hex(MODEL_OPENAI)));
+    for layer in 0..3 {
+        let by_hand = fidelity_by_hand(layer);
+        let mut sorted = by_hand.clone();
+        sorted.sort_by(f64::total_cmp);
+        for n in [0, 17, 128, 255] {
+            let fidelity = engine.neuron(layer, n).unwrap().fidelity.expect("the card has its fidelity");
+            assert!(
+                (fidelity.cosine as f64 - by_hand[n]).abs() < 1e-4,
+                "{layer}:{n}: {} against {}",
+                fidelity.cosine,
+                by_hand[n]
+            );
+            assert!((fidelity.layer_median as f64 - sorted[128]).abs() < 1e-4, "{layer}: median");
+            let below = by_hand.iter().filter(|&&v| v < by_hand[n] - 1e-5).count() as f32 / 256.0;
+            assert!((fidelity.share_below - below).abs() <= 2.0 / 256.0, "{layer}:{n}: share below");
+            let tenths: Vec<u32> = (0..10)
+                .map(|b| by_hand.iter().filter(|&&v| ((v.max(0.0) * 10.0) as usize).min(9) == b).count() as u32)
+                .collect();
+            assert_eq!(fidelity.layer_counts, tenths, "{layer}: tenths");
+        }
+    }
+}
+
+/// A neuron whose direction is a dictionary atom, coded as that one word, has fidelity 1; coded
+/// by no word, 0.
+#[test]
+fn a_neuron_that_is_one_word_has_fidelity_one() {
+    let mut bundle = reference_bundle(String::new());
+    let dim = bundle.manifest.embed_dim;
+    let dictionary = clip_lens::lens::Dictionary::from_word_embeddings(&bundle.word_embeds, dim).unwrap();
+    let components = bundle.manifest.components;
+    let lens = bundle.layers.get_mut(&1).unwrap();
+    lens.direction[..dim].copy_from_slice(&dictionary.atoms[5 * dim..6 * dim]);
+    lens.decomposition_index[..components].fill(-1);
+    lens.decomposition_index[0] = 5;
+    lens.decomposition_coef[0] = 0.25;
+    lens.decomposition_index[components..2 * components].fill(-1);
+    let fidelity = clip_lens::apps::cards::layer_fidelity(&bundle, 1).unwrap();
+    assert!((fidelity[0] - 1.0).abs() < 1e-6, "{}", fidelity[0]);
+    assert_eq!(fidelity[1], 0.0);
+}

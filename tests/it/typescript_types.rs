@@ -107,6 +107,7 @@ fn every_interface_has_the_fields_of_what_it_describes() {
         ("RankedNeuron", keys(&segmentation["neurons"][0], &[])),
         ("ActivationMap", keys(&map, &["heatmap"])),
         ("NeuronCard", keys(&card, &[])),
+        ("WordFidelity", keys(&card["fidelity"], &[])),
         ("TopImage", keys(&card["top_images"][0], &[])),
         ("NearestClass", keys(&card["classes"][0], &[])),
         ("SearchResult", keys(&search, &[])),

@@ -3,7 +3,7 @@
 
 import { copyFile, cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { base, check, checkHistogram, go, overlayStats, ready, status, TIMEOUT, www } from "./harness.mjs";
+import { base, check, checkHistogram, go, out, overlayStats, ready, status, TIMEOUT, www } from "./harness.mjs";
 
 /** Waits for the thumbnails of the word page's first neurons (the later ones load lazily). */
 async function firstThumbnailsLoaded(page) {
@@ -57,6 +57,33 @@ export const checks = [
     // Free text needed the text tower: it was downloaded now.
     const tower = await page.$eval("#downloads li[data-file='text tower']", (e) => e.dataset.source).catch(() => null);
     if (tower !== "network" && tower !== "cache") throw new Error(`text tower: ${tower}`);
+    // Ordered by the fidelity of their words, best first.
+    await page.selectOption("#search-order", "fidelity");
+    const fidelities = await page.$$eval("#search-word-neurons li", (items) =>
+      items.map((item) => Number(/fidelity (-?[\d.]+)/.exec(item.textContent ?? "")?.[1])),
+    );
+    if (fidelities.length < 1 || fidelities.some(Number.isNaN) || fidelities.some((f, i) => i > 0 && f > fidelities[i - 1]))
+      throw new Error(`search by fidelity: ${JSON.stringify(fidelities)}`);
+  }),
+
+  check("card-fidelity", async (page) => {
+    // The card says how well its words describe it: the cosine, its layer's median and share,
+    // and the layer's ten bars with its own tenth marked.
+    await page.goto(`${base}/index.html?backend=cpu#/neuron/1/4`);
+    await ready(page, "#neuron-card");
+    const shown = await page.$eval("#neuron-card dd.fidelity", (dd) => ({
+      value: Number(dd.dataset.fidelity),
+      text: dd.textContent ?? "",
+      bars: dd.querySelectorAll("svg.fidelity-chart rect").length,
+      marked: dd.querySelectorAll("svg.fidelity-chart rect.this").length,
+      label: dd.querySelector("svg.fidelity-chart")?.getAttribute("aria-label") ?? "",
+    }));
+    if (!(shown.value > -1.0001 && shown.value < 1.0001) || !/cosine between r_n and its reconstruction/.test(shown.text))
+      throw new Error(`fidelity: ${JSON.stringify(shown)}`);
+    if (shown.bars !== 10 || shown.marked !== 1 || !/Layer 1's neurons by the fidelity/.test(shown.label))
+      throw new Error(`fidelity chart: ${JSON.stringify(shown)}`);
+    await page.$eval("#neuron-card dd.fidelity", (dd) => dd.scrollIntoView());
+    await page.screenshot({ path: join(out, "card-fidelity.png") });
   }),
 
   check("card-histogram", async (page) => {

@@ -17,6 +17,18 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props =
   return element;
 }
 
+/** An SVG element with attributes and children. */
+export function svg<K extends keyof SVGElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string | number>,
+  ...children: (Node | string)[]
+): SVGElementTagNameMap[K] {
+  const element = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  element.append(...children);
+  return element;
+}
+
 /** Appends children, skipping empty ones. */
 export function append(parent: Node, ...children: Child[]): void {
   for (const child of children) {

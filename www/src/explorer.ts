@@ -5,9 +5,10 @@
 // neurons whose decomposition holds it; any text finds the neurons whose direction r_n best
 // matches its embedding), with each found neuron's thumbnails.
 
-import type { ActivationMap, NeuronCard, SearchResult } from "clip-lens-wasm";
+import type { ActivationMap, NeuronCard, SearchResult, WordNeuron } from "clip-lens-wasm";
 import { append, el, errorMessage, errorParagraph, fillSection, neuronLink, parts, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, jsonBlob } from "./export";
+import { fidelityFacts } from "./fidelity";
 import { formatOrdinal, formatSigned, formatValue } from "./format";
 import { composeOverlay, drawOverlay } from "./heatmap";
 import { distributionSection } from "./histogram";
@@ -205,6 +206,7 @@ export class NeuronExplorer implements View<RouteOf<"explorer">> {
           ? card.classes.map((c) => `${c.name} (${formatValue(c.cosine, 3)})`).join(", ")
           : "none (its direction is zero)",
       ),
+      ...fidelityFacts(card.fidelity, card.layer),
     );
     return [
       el("header", { class: "card-header" }, title, " ", share),
@@ -338,13 +340,30 @@ export class NeuronExplorer implements View<RouteOf<"explorer">> {
     const row = (layer: number, neuron: number, text: string): HTMLLIElement =>
       el("li", { "data-layer": layer, "data-neuron": neuron }, neuronLink(layer, neuron), text);
     if (result.word !== null) {
-      const list = el("ul", { class: "neuron-list" });
-      for (const n of result.word_neurons.slice(0, 50))
-        append(list, row(n.layer, n.neuron, ` coefficient ${formatValue(n.coefficient, 3)}`));
+      const list = el("ul", { class: "neuron-list", id: "search-word-neurons" });
+      // The first 50 by |coefficient| (the engine's order) or by the fidelity of their words.
+      const fill = (byFidelity: boolean): void => {
+        const neurons: WordNeuron[] = byFidelity ? [...result.word_neurons].sort((a, b) => b.fidelity - a.fidelity) : result.word_neurons;
+        list.replaceChildren(
+          ...neurons
+            .slice(0, 50)
+            .map((n) => row(n.layer, n.neuron, ` coefficient ${formatValue(n.coefficient, 3)}, fidelity ${formatValue(n.fidelity, 3)}`)),
+        );
+      };
+      const order = el(
+        "select",
+        { id: "search-order" },
+        el("option", { value: "coefficient" }, "|coefficient| of the word, largest first"),
+        el("option", { value: "fidelity" }, "fidelity of the words, best first"),
+      );
+      order.addEventListener("change", () => fill(order.value === "fidelity"));
+      fill(false);
       nodes.push(
         el("h4", {}, `Neurons whose decomposition holds “${result.word}” (${result.word_neurons.length})`),
         el("p", { class: "hint" }, wordLink(result.word, `The word page of “${result.word}”`), " lists them with their other words."),
-        result.word_neurons.length ? list : el("p", { class: "hint" }, "None."),
+        ...(result.word_neurons.length
+          ? [el("label", { class: "input-row search-order" }, "Order by ", order), list]
+          : [el("p", { class: "hint" }, "None.")]),
       );
     } else {
       nodes.push(el("p", { class: "hint" }, `“${result.text}” is not a word of the bundle's dictionary.`));

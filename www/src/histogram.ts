@@ -4,10 +4,9 @@
 // percentiles as a table: the chart's text alternative.
 
 import type { NeuronCard, NeuronDistribution } from "clip-lens-wasm";
-import { el } from "./dom";
+import { el, svg } from "./dom";
 import { formatSignificant } from "./format";
 
-const SVG = "http://www.w3.org/2000/svg";
 /** The chart's drawing box (the SVG scales to its container). */
 const WIDTH = 320;
 const PLOT = 80;
@@ -33,17 +32,6 @@ function noHistogram(): HTMLParagraphElement {
     el("code", {}, "clip-lens precompute"),
     ".",
   );
-}
-
-function svg<K extends keyof SVGElementTagNameMap>(
-  tag: K,
-  attributes: Record<string, string | number>,
-  ...children: (Node | string)[]
-): SVGElementTagNameMap[K] {
-  const element = document.createElementNS(SVG, tag);
-  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
-  element.append(...children);
-  return element;
 }
 
 /** Where `value` lies on the axis, 0 (first edge) to 1 (last edge), clamped: log-spaced

@@ -172,7 +172,8 @@ export class ListView implements View<RouteOf<"list">> {
     return [summary, el("div", { class: "list-cards" }, ...list.cards.map((card) => this.compactCard(card, shared)))];
   }
 
-  /** A small card: title, threshold, first words (shared ones highlighted), thumbnails, histogram. */
+  /** A small card: title, threshold, fidelity of its words, first words (shared ones highlighted),
+   * thumbnails, histogram. */
   private compactCard(card: NeuronCard, shared: ReadonlySet<string>): HTMLElement {
     const largest = Math.max(1e-12, ...card.words.map(([, c]) => Math.abs(c)));
     const words = el("ol", { class: "word-bars compact", "aria-label": `First words of layer ${card.layer}, neuron ${card.neuron}` });
@@ -202,6 +203,13 @@ export class ListView implements View<RouteOf<"list">> {
         listButton(this.store, card.layer, card.neuron),
       ),
       el("p", { class: "hint" }, card.threshold === null ? "No threshold (no norms)." : `Threshold ${formatSignificant(card.threshold)}`),
+      el(
+        "p",
+        { class: "hint list-fidelity" },
+        card.fidelity === null
+          ? "Fidelity of its words: unknown."
+          : `Fidelity of its words ${formatSignificant(card.fidelity.cosine)} (layer median ${formatSignificant(card.fidelity.layer_median)})`,
+      ),
       words,
       thumbnailStrip(card.top_images, this.bundle, card.layer, card.neuron) ?? el("p", { class: "hint" }, "No thumbnails."),
       distributionSection(card),

@@ -46,6 +46,21 @@ struct LoadedBundle {
     bundle: Bundle,
     /// Its layers' lens on the device, in the manifest's order.
     lens: BundleLens,
+    /// Every layer's fidelity of the words ([`cards::layer_fidelity`]), computed on first use.
+    fidelity: std::cell::OnceCell<BTreeMap<usize, Vec<f32>>>,
+}
+
+impl LoadedBundle {
+    /// Every layer's fidelity of the words, computed once.
+    fn fidelity(&self) -> Result<&BTreeMap<usize, Vec<f32>>> {
+        if let Some(fidelity) = self.fidelity.get() {
+            return Ok(fidelity);
+        }
+        let layers = &self.bundle.manifest.layers;
+        let fidelity =
+            layers.iter().map(|&l| Ok((l, cards::layer_fidelity(&self.bundle, l)?))).collect::<Result<_>>()?;
+        Ok(self.fidelity.get_or_init(|| fidelity))
+    }
 }
 
 /// What `segment`, `ablate` and the cards need of the last analysed image.
@@ -308,12 +323,16 @@ impl Engine {
     /// the classes nearest to r_n, its threshold and distribution, and its centred norm on the
     /// last analysed image.
     pub fn neuron(&self, layer: usize, neuron: usize) -> Result<NeuronCard> {
-        cards::neuron_card(&self.bundle()?.bundle, layer, neuron, self.analysed_norm(layer, neuron))
+        let loaded = self.bundle()?;
+        let fidelity = loaded.fidelity()?.get(&layer).map(Vec::as_slice);
+        cards::neuron_card(&loaded.bundle, layer, neuron, self.analysed_norm(layer, neuron), fidelity)
     }
 
     /// The cards of a list such as `"9:4,9:17,10:301"`, with the words they share.
     pub fn neuron_list(&self, spec: &str) -> Result<NeuronList> {
-        cards::neuron_list(&self.bundle()?.bundle, spec, |layer, neuron| self.analysed_norm(layer, neuron))
+        let loaded = self.bundle()?;
+        let analysed_norm = |layer, neuron| self.analysed_norm(layer, neuron);
+        cards::neuron_list(&loaded.bundle, spec, analysed_norm, Some(loaded.fidelity()?))
     }
 
     /// A word's page: the neurons whose decomposition holds it, each with its first words and
@@ -346,11 +365,16 @@ impl Engine {
         }
         self.bundle()?;
         let embedding = self.embed_text(text).await?;
-        let bundle = &self.bundle()?.bundle;
+        let loaded = self.bundle()?;
+        let (bundle, fidelity) = (&loaded.bundle, loaded.fidelity()?);
         let (word, word_neurons) = match bundle.neurons_with_word(text) {
             Some((word, neurons)) => {
-                let holders =
-                    neurons.into_iter().map(|(layer, neuron, coefficient)| WordNeuron { layer, neuron, coefficient });
+                let holders = neurons.into_iter().map(|(layer, neuron, coefficient)| WordNeuron {
+                    layer,
+                    neuron,
+                    coefficient,
+                    fidelity: fidelity.get(&layer).and_then(|f| f.get(neuron)).copied().unwrap_or(0.0),
+                });
                 (Some(word), holders.collect())
             }
             None => (None, Vec::new()),

@@ -175,6 +175,8 @@ pub struct WordNeuron {
     pub neuron: usize,
     /// The word's coefficient in its decomposition.
     pub coefficient: f32,
+    /// How well the neuron's words describe it ([`crate::apps::cards::WordFidelity`]'s cosine).
+    pub fidelity: f32,
 }
 
 /// A search's result.

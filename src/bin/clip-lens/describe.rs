@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clip_lens::apps::cards::neuron_card;
+use clip_lens::apps::cards::{layer_fidelity, neuron_card};
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::Towers;
 use clip_lens::tokenizer::ClipTokenizer;
@@ -12,10 +12,12 @@ use clip_lens::Result;
 use crate::common::{load_model, read_bundle_for, Loaded, ModelArgs};
 
 /// `clip-lens describe`: the neuron's card (the page's, as JSON with `--json`): its words, top
-/// images, nearest classes, threshold and distribution.
+/// images, nearest classes, threshold, distribution and the fidelity of its words.
 pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()> {
     let bundle = clip_lens::bundle::Bundle::read(bundle)?;
-    let card = neuron_card(&bundle, layer, neuron, None)?;
+    // The card first: it names a layer or neuron that is not there.
+    neuron_card(&bundle, layer, neuron, None, None)?;
+    let card = neuron_card(&bundle, layer, neuron, None, Some(&layer_fidelity(&bundle, layer)?))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&card).unwrap_or_default());
         return Ok(());
@@ -34,6 +36,14 @@ pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Resul
             println!("above the threshold: {} images ({:.2}%)", d.above_threshold, 100.0 * d.share_above);
         }
         None => println!("(a format-2 bundle: no distribution; rebuild it with `clip-lens precompute`)"),
+    }
+    if let Some(f) = &card.fidelity {
+        println!(
+            "fidelity of the words: {:.3} (cosine of r_n and its words' reconstruction; layer median {:.3}, above {:.0}% of the layer)",
+            f.cosine,
+            f.layer_median,
+            (100.0 * f.share_below).floor()
+        );
     }
     Ok(())
 }
