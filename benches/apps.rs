@@ -118,6 +118,12 @@ fn applications(c: &mut Criterion) {
     let image = gradient_png(640, 480);
     let mut group = c.benchmark_group("vit_b_32_apps");
     group.sample_size(10);
+    let bundle = Bundle::from_parts(&files.manifest, files.tensors.clone()).unwrap();
+    // The fidelity of one layer's words (the first card's extra work): the dictionary of the
+    // bundle's 5000 words, then 3072 reconstructions from 128 words.
+    group.bench_function("fidelity_of_one_layer", |b| {
+        b.iter(|| clip_lens::apps::cards::layer_fidelity(&bundle, 9).unwrap())
+    });
     for (name, device) in common::devices() {
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device).unwrap();
         let vision = model.vision().unwrap();

@@ -3,7 +3,7 @@
 //! with their shared words, and a word's page. The engine serves them to the page (with the
 //! analysed image's norms); the CLI's `describe --json` prints the same card.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -175,13 +175,13 @@ pub struct NeuronList {
 
 /// A neuron's card: all its words, top images, nearest classes, threshold and distribution;
 /// `analysed_norm` is the last analysed image's centred norm, when there is one; `fidelity`
-/// the layer's fidelity ([`layer_fidelity`]), when known.
+/// its words' fidelity ([`WordFidelity::within`] its layer's [`layer_fidelity`]), when known.
 pub fn neuron_card(
     bundle: &Bundle,
     layer: usize,
     neuron: usize,
     analysed_norm: Option<f32>,
-    fidelity: Option<&[f32]>,
+    fidelity: Option<WordFidelity>,
 ) -> Result<NeuronCard> {
     let manifest = &bundle.manifest;
     let words = bundle.describe(layer, neuron)?;
@@ -206,7 +206,7 @@ pub fn neuron_card(
         classes,
         distribution: distribution(bundle, layer, neuron),
         analysed_norm,
-        fidelity: fidelity.and_then(|layer| WordFidelity::within(layer, neuron)),
+        fidelity,
     })
 }
 
@@ -271,12 +271,12 @@ pub fn parse_neurons(spec: &str) -> Result<Vec<(usize, usize)>> {
 
 /// The cards of a list such as `"9:4,9:17,10:301"` (at most [`MAX_LIST`]), with the words that
 /// at least two of them share among their first words. `analysed_norm` gives a neuron's norm on
-/// the last analysed image; `fidelity` the layers' fidelity, when known.
+/// the last analysed image; `fidelity` a neuron's [`WordFidelity`], when known.
 pub fn neuron_list(
     bundle: &Bundle,
     spec: &str,
     analysed_norm: impl Fn(usize, usize) -> Option<f32>,
-    fidelity: Option<&BTreeMap<usize, Vec<f32>>>,
+    fidelity: impl Fn(usize, usize) -> Result<Option<WordFidelity>>,
 ) -> Result<NeuronList> {
     let neurons = parse_neurons(spec)?;
     if neurons.len() > MAX_LIST {
@@ -288,8 +288,8 @@ pub fn neuron_list(
     let cards = neurons
         .iter()
         .map(|&(layer, neuron)| {
-            let layer_fidelity = fidelity.and_then(|by_layer| by_layer.get(&layer)).map(Vec::as_slice);
-            neuron_card(bundle, layer, neuron, analysed_norm(layer, neuron), layer_fidelity)
+            fidelity(layer, neuron)
+                .and_then(|fidelity| neuron_card(bundle, layer, neuron, analysed_norm(layer, neuron), fidelity))
                 .map_err(|e| Error::InvalidInput(format!("{layer}:{neuron}: {}", message(&e))))
         })
         .collect::<Result<Vec<_>>>()?;

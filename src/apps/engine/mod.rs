@@ -20,7 +20,9 @@ mod text_side;
 pub use build::{BuildImage, BuildMemory, BuildOptions, BuildWords};
 pub use text_side::TextSidePlan;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use burn::tensor::Device;
@@ -29,7 +31,7 @@ pub use results::*;
 
 use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery};
 use crate::apps::analysis::{BundleLens, LayerFindings};
-use crate::apps::cards;
+use crate::apps::cards::{self, WordFidelity};
 use crate::apps::classify::{self, classify};
 use crate::apps::concepts::merge_layers;
 use crate::bundle::Bundle;
@@ -46,20 +48,23 @@ struct LoadedBundle {
     bundle: Bundle,
     /// Its layers' lens on the device, in the manifest's order.
     lens: BundleLens,
-    /// Every layer's fidelity of the words ([`cards::layer_fidelity`]), computed on first use.
-    fidelity: std::cell::OnceCell<BTreeMap<usize, Vec<f32>>>,
+    /// Layers' fidelity of the words ([`cards::layer_fidelity`]), each computed when first used.
+    fidelity: RefCell<BTreeMap<usize, Rc<Vec<f32>>>>,
 }
 
 impl LoadedBundle {
-    /// Every layer's fidelity of the words, computed once.
-    fn fidelity(&self) -> Result<&BTreeMap<usize, Vec<f32>>> {
-        if let Some(fidelity) = self.fidelity.get() {
-            return Ok(fidelity);
-        }
-        let layers = &self.bundle.manifest.layers;
-        let fidelity =
-            layers.iter().map(|&l| Ok((l, cards::layer_fidelity(&self.bundle, l)?))).collect::<Result<_>>()?;
-        Ok(self.fidelity.get_or_init(|| fidelity))
+    /// Neuron `neuron`'s [`WordFidelity`] within `layer`, the layer's fidelity computed once.
+    fn word_fidelity(&self, layer: usize, neuron: usize) -> Result<Option<WordFidelity>> {
+        let known = self.fidelity.borrow().get(&layer).cloned();
+        let values = match known {
+            Some(values) => values,
+            None => {
+                let values = Rc::new(cards::layer_fidelity(&self.bundle, layer)?);
+                self.fidelity.borrow_mut().insert(layer, Rc::clone(&values));
+                values
+            }
+        };
+        Ok(WordFidelity::within(&values, neuron))
     }
 }
 
@@ -324,7 +329,7 @@ impl Engine {
     /// last analysed image.
     pub fn neuron(&self, layer: usize, neuron: usize) -> Result<NeuronCard> {
         let loaded = self.bundle()?;
-        let fidelity = loaded.fidelity()?.get(&layer).map(Vec::as_slice);
+        let fidelity = loaded.word_fidelity(layer, neuron)?;
         cards::neuron_card(&loaded.bundle, layer, neuron, self.analysed_norm(layer, neuron), fidelity)
     }
 
@@ -332,7 +337,7 @@ impl Engine {
     pub fn neuron_list(&self, spec: &str) -> Result<NeuronList> {
         let loaded = self.bundle()?;
         let analysed_norm = |layer, neuron| self.analysed_norm(layer, neuron);
-        cards::neuron_list(&loaded.bundle, spec, analysed_norm, Some(loaded.fidelity()?))
+        cards::neuron_list(&loaded.bundle, spec, analysed_norm, |layer, neuron| loaded.word_fidelity(layer, neuron))
     }
 
     /// A word's page: the neurons whose decomposition holds it, each with its first words and
@@ -366,16 +371,14 @@ impl Engine {
         self.bundle()?;
         let embedding = self.embed_text(text).await?;
         let loaded = self.bundle()?;
-        let (bundle, fidelity) = (&loaded.bundle, loaded.fidelity()?);
+        let bundle = &loaded.bundle;
         let (word, word_neurons) = match bundle.neurons_with_word(text) {
             Some((word, neurons)) => {
-                let holders = neurons.into_iter().map(|(layer, neuron, coefficient)| WordNeuron {
-                    layer,
-                    neuron,
-                    coefficient,
-                    fidelity: fidelity.get(&layer).and_then(|f| f.get(neuron)).copied().unwrap_or(0.0),
+                let holders = neurons.into_iter().map(|(layer, neuron, coefficient)| {
+                    let fidelity = loaded.word_fidelity(layer, neuron)?.map_or(0.0, |f| f.cosine);
+                    Ok(WordNeuron { layer, neuron, coefficient, fidelity })
                 });
-                (Some(word), holders.collect())
+                (Some(word), holders.collect::<Result<_>>()?)
             }
             None => (None, Vec::new()),
         };

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clip_lens::apps::cards::{layer_fidelity, neuron_card};
+use clip_lens::apps::cards::{layer_fidelity, neuron_card, WordFidelity};
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::Towers;
 use clip_lens::tokenizer::ClipTokenizer;
@@ -17,7 +17,8 @@ pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Resul
     let bundle = clip_lens::bundle::Bundle::read(bundle)?;
     // The card first: it names a layer or neuron that is not there.
     neuron_card(&bundle, layer, neuron, None, None)?;
-    let card = neuron_card(&bundle, layer, neuron, None, Some(&layer_fidelity(&bundle, layer)?))?;
+    let fidelity = WordFidelity::within(&layer_fidelity(&bundle, layer)?, neuron);
+    let card = neuron_card(&bundle, layer, neuron, None, fidelity)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&card).unwrap_or_default());
         return Ok(());

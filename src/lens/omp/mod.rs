@@ -70,14 +70,22 @@ impl Dictionary {
             return Err(Error::InvalidInput("the word list is empty or its embeddings are not [V, D]".into()));
         }
         let len = word_embeds.len() / dim;
-        let mut atoms = word_embeds.to_vec();
-        for column in 0..dim {
-            let mean = (0..len).map(|r| atoms[r * dim + column] as f64).sum::<f64>() / len as f64;
-            (0..len).for_each(|r| atoms[r * dim + column] -= mean as f32);
-            let norm = (0..len).map(|r| (atoms[r * dim + column] as f64).powi(2)).sum::<f64>().sqrt().max(1e-12);
-            (0..len).for_each(|r| {
-                atoms[r * dim + column] = (atoms[r * dim + column] as f64 / norm * TEXT_SCALE as f64) as f32
-            });
+        // Per column, over the rows in order (the sums of a column-by-column walk), but a row at
+        // a time: the walk down a column touched one value per cache line.
+        let column_sums = |values: &[f32], term: &dyn Fn(f32) -> f64| {
+            let mut sums = vec![0f64; dim];
+            for row in values.chunks_exact(dim) {
+                sums.iter_mut().zip(row).for_each(|(sum, &x)| *sum += term(x));
+            }
+            sums
+        };
+        let means: Vec<f32> = column_sums(word_embeds, &|x| x as f64).iter().map(|s| (s / len as f64) as f32).collect();
+        let mut atoms: Vec<f32> =
+            word_embeds.chunks_exact(dim).flat_map(|row| row.iter().zip(&means).map(|(x, m)| x - m)).collect();
+        let norms: Vec<f64> =
+            column_sums(&atoms, &|x| (x as f64).powi(2)).iter().map(|s| s.sqrt().max(1e-12)).collect();
+        for row in atoms.chunks_exact_mut(dim) {
+            row.iter_mut().zip(&norms).for_each(|(x, norm)| *x = (*x as f64 / norm * TEXT_SCALE as f64) as f32);
         }
         Ok(Self { atoms, len, dim })
     }
