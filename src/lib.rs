@@ -31,6 +31,7 @@ pub mod model;
 #[cfg(feature = "engine")]
 pub mod precompute;
 pub mod preprocess;
+pub mod random;
 pub mod synthetic;
 pub mod tensor_file;
 #[cfg(feature = "engine")]

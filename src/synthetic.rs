@@ -2,6 +2,7 @@
 //! of real-size models (ViT-B/32, B/16, L/14) where real weights cannot be downloaded.
 
 use crate::config::ClipConfig;
+use crate::random::SplitMix64 as SplitMix;
 use crate::weights::{Layout, Tower};
 
 /// Storage type of generated tensors.
@@ -22,18 +23,7 @@ pub struct TowerSelection {
     pub text: bool,
 }
 
-/// A small deterministic generator (SplitMix64), so that tests need no random crate.
-struct SplitMix(u64);
-
 impl SplitMix {
-    fn next_f32(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 40) as f32 / (1u64 << 24) as f32
-    }
     /// Uniform with the given standard deviation, centred on `mean`.
     fn uniform(&mut self, mean: f32, std: f32) -> f32 {
         mean + (self.next_f32() - 0.5) * std * 12f32.sqrt()

@@ -187,12 +187,17 @@ fn options(value: serde_json::Value) -> Option<JsValue> {
     Some(js_sys::JSON::parse(&value.to_string()).unwrap())
 }
 
-/// An engine on `backend` (fixture model, OpenAI layout) with the reference bundle loaded.
-async fn engine_with_bundle(backend: &str) -> Engine {
-    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into(), None)
+/// An engine on `backend` (fixture model, OpenAI layout), without a bundle.
+async fn fixture_engine(backend: &str) -> Engine {
+    Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into(), None)
         .await
         .map_err(message)
-        .unwrap();
+        .unwrap()
+}
+
+/// An engine on `backend` (fixture model, OpenAI layout) with the reference bundle loaded.
+async fn engine_with_bundle(backend: &str) -> Engine {
+    let mut engine = fixture_engine(backend).await;
     assert!(!engine.has_bundle());
     let bundle = reference_bundle(sha256_hex(MODEL_OPENAI));
     engine
@@ -844,10 +849,7 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
     start_module().await;
     let backends: &[&str] = if webgpu().await.is_some() { &["webgpu", "cpu"] } else { &["cpu"] };
     for &backend in backends {
-        let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), backend.into(), None)
-            .await
-            .map_err(message)
-            .unwrap();
+        let mut engine = fixture_engine(backend).await;
         let folder = storage_folder(&format!("build-test-{backend}")).await;
         let (result, events, asked) = build_fixture_bundle(&mut engine, folder.clone()).await;
         result.unwrap();
@@ -896,10 +898,7 @@ fn full_storage_folder() -> JsValue {
 #[wasm_bindgen_test]
 async fn a_full_storage_stops_a_build_with_a_message_that_says_so() {
     start_module().await;
-    let mut engine = Engine::create(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON.into()), "cpu".into(), None)
-        .await
-        .map_err(message)
-        .unwrap();
+    let mut engine = fixture_engine("cpu").await;
     let (result, _, _) = build_fixture_bundle(&mut engine, full_storage_folder()).await;
     let error = result.unwrap_err();
     assert!(

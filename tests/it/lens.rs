@@ -199,73 +199,63 @@ fn tiled_omp_picks_the_exact_largest_where_bf16_ranks_it_lower() {
     }
 }
 
-/// On a random dictionary whose size and dimension are not multiples of the tiles (1,000
-/// words x 70 dimensions), the tiled search gives the device search's codes: same atoms in the
-/// same order, coefficients within 1e-5 relative.
+/// A random dictionary of 1,000 words x 70 dimensions (not multiples of the AMX tiles) from
+/// `seed`, and `targets` random targets.
+fn random_omp_problem(seed: u64, targets: usize) -> (clip_lens::lens::Dictionary, Vec<f32>) {
+    let (dim, words) = (70, 1000);
+    let mut random = uniform_numbers(seed);
+    let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
+    let dictionary =
+        clip_lens::lens::Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim)
+            .unwrap();
+    (dictionary, (0..targets * dim).map(|_| random()).collect())
+}
+
+/// The same atoms in the same order, coefficients within 1e-5 relative to each code's largest.
+fn assert_same_codes(expected: &[clip_lens::lens::SparseCode], codes: &[clip_lens::lens::SparseCode]) {
+    assert_eq!(expected.len(), codes.len());
+    for (n, (e, c)) in expected.iter().zip(codes).enumerate() {
+        assert_eq!(e.indices, c.indices, "target {n}");
+        let scale = e.coefficients.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = e.coefficients.iter().zip(&c.coefficients).fold(0f32, |m, (a, b)| m.max((a - b).abs() / scale));
+        assert!(worst <= 1e-5, "target {n}: coefficients deviate by {worst}");
+    }
+}
+
+/// OMP of `targets` over `dictionary` with 20 components by `search`.
+fn codes_by(
+    dictionary: &clip_lens::lens::Dictionary,
+    targets: &[f32],
+    search: AtomSearch<'_>,
+) -> Vec<clip_lens::lens::SparseCode> {
+    pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(dictionary, targets, 20, search)).unwrap()
+}
+
+/// On a random dictionary ([`random_omp_problem`]), the tiled search gives the device search's
+/// codes.
 #[test]
 fn tiled_omp_equals_device_omp_on_random_dictionaries() {
     if !tiles_or_skip("the tiled OMP test") {
         return;
     }
-    let (dim, words, targets) = (70, 1000, 45);
-    let mut random = uniform_numbers(0x2545_f491_4f6c_dd1d);
-    let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
-    let dictionary =
-        clip_lens::lens::Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim)
-            .unwrap();
-    let targets: Vec<f32> = (0..targets * dim).map(|_| random()).collect();
+    let (dictionary, targets) = random_omp_problem(0x2545_f491_4f6c_dd1d, 45);
     let cpu = device::cpu();
-    let device = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(
-        &dictionary,
-        &targets,
-        20,
-        AtomSearch::Device(&cpu),
-    ))
-    .unwrap();
-    let tiled = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(
-        &dictionary,
-        &targets,
-        20,
-        AtomSearch::Tiles,
-    ))
-    .unwrap();
-    for (n, (d, t)) in device.iter().zip(&tiled).enumerate() {
-        assert_eq!(d.indices, t.indices, "target {n}");
-        let scale = d.coefficients.iter().fold(0f32, |m, c| m.max(c.abs()));
-        let worst = d.coefficients.iter().zip(&t.coefficients).fold(0f32, |m, (a, b)| m.max((a - b).abs() / scale));
-        assert!(worst <= 1e-5, "target {n}: coefficients deviate by {worst}");
-    }
+    assert_same_codes(
+        &codes_by(&dictionary, &targets, AtomSearch::Device(&cpu)),
+        &codes_by(&dictionary, &targets, AtomSearch::Tiles),
+    );
 }
 
-/// On a random dictionary (1,000 words x 70 dimensions, 300 targets: two blocks, so the second
-/// reuses the first's Gram rows), the Gram search gives the device search's codes: same atoms
-/// in the same order, coefficients within 1e-5 relative. One coder encodes the targets in two
-/// calls, as `precompute` does per layer.
+/// On a random dictionary ([`random_omp_problem`], 300 targets: two blocks, so the second
+/// reuses the first's Gram matrix), the Gram search gives the device search's codes. One coder
+/// encodes the targets in two calls, as `precompute` does per layer.
 #[test]
 fn gram_omp_equals_device_omp_on_random_dictionaries() {
-    let (dim, words, targets) = (70, 1000, 300);
-    let mut random = uniform_numbers(0x9e37_79b9_7f4a_7c15);
-    let embeds: Vec<f32> = (0..words * dim).map(|_| random()).collect();
-    let dictionary =
-        clip_lens::lens::Dictionary::from_word_embeddings(&clip_lens::lens::scaled_unit_rows(&embeds, dim), dim)
-            .unwrap();
-    let targets: Vec<f32> = (0..targets * dim).map(|_| random()).collect();
+    let (dictionary, targets) = random_omp_problem(0x9e37_79b9_7f4a_7c15, 300);
     let cpu = device::cpu();
-    let device = pollster::block_on(clip_lens::lens::orthogonal_matching_pursuit_with(
-        &dictionary,
-        &targets,
-        20,
-        AtomSearch::Device(&cpu),
-    ))
-    .unwrap();
     let mut coder = clip_lens::lens::SparseCoder::new(&dictionary, AtomSearch::Gram(&cpu)).unwrap();
-    let (first, second) = targets.split_at(100 * dim);
+    let (first, second) = targets.split_at(100 * 70);
     let mut gram = pollster::block_on(coder.encode(first, 20)).unwrap();
     gram.extend(pollster::block_on(coder.encode(second, 20)).unwrap());
-    for (n, (d, g)) in device.iter().zip(&gram).enumerate() {
-        assert_eq!(d.indices, g.indices, "target {n}");
-        let scale = d.coefficients.iter().fold(0f32, |m, c| m.max(c.abs()));
-        let worst = d.coefficients.iter().zip(&g.coefficients).fold(0f32, |m, (a, b)| m.max((a - b).abs() / scale));
-        assert!(worst <= 1e-5, "target {n}: coefficients deviate by {worst}");
-    }
+    assert_same_codes(&codes_by(&dictionary, &targets, AtomSearch::Device(&cpu)), &gram);
 }

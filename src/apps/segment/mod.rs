@@ -33,6 +33,7 @@ mod heatmap;
 use crate::apps::classify;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
+use crate::random::SplitMix64;
 
 pub use heatmap::{
     heatmap_from_patches, heatmap_to_original, heatmaps, min_max_normalise, segment, selected_activation,
@@ -146,7 +147,7 @@ pub fn random_neurons(
     // A partial Fisher-Yates shuffle: the first k places are a uniform draw without replacement.
     let mut random = SplitMix64(seed ^ fnv1a(concept_label.as_bytes()));
     for i in 0..k {
-        let j = i + (random.next() % (scored.len() - i) as u64) as usize;
+        let j = i + (random.next_u64() % (scored.len() - i) as u64) as usize;
         scored.swap(i, j);
     }
     scored.truncate(k);
@@ -163,20 +164,6 @@ fn check_count(k: usize, available: usize) -> Result<()> {
         return Err(Error::InvalidInput(format!("cannot keep {k} neurons: the chosen layers have {available} in all")));
     }
     Ok(())
-}
-
-/// Steele, Lea and Flood's SplitMix64 (the seeding generator of Java's `SplittableRandom`): a
-/// small, well-mixed generator whose sequence is the same on every platform.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 /// The 64-bit FNV-1a hash of `bytes`.
