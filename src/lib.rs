@@ -28,6 +28,7 @@ pub mod lens;
 pub mod matmul_probe;
 #[cfg(feature = "engine")]
 pub mod model;
+pub mod percentile;
 #[cfg(feature = "engine")]
 pub mod precompute;
 pub mod preprocess;

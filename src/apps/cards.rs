@@ -11,7 +11,9 @@ use crate::apps::classify::classify;
 use crate::apps::concepts::is_significant;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
+#[cfg(feature = "engine")]
 use crate::lens::{word_fidelity, Dictionary};
+use crate::percentile::percentile_bounds;
 
 /// The most neurons a list shows.
 pub const MAX_LIST: usize = 64;
@@ -102,6 +104,7 @@ impl WordFidelity {
 
 /// Every neuron's fidelity in `layer` of `bundle` ([`word_fidelity`] over the dictionary made
 /// from the bundle's word embeddings, as `precompute` made it).
+#[cfg(feature = "engine")]
 pub fn layer_fidelity(bundle: &Bundle, layer: usize) -> Result<Vec<f32>> {
     let lens = bundle.layers.get(&layer).ok_or_else(|| {
         Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers))
@@ -119,6 +122,10 @@ pub struct NeuronDistribution {
     pub counts: Vec<u64>,
     /// `(percentile, value)`: 50, 90, 98, 99, 99.9.
     pub percentiles: Vec<(f32, f32)>,
+    /// Per percentile, `None` when its value is exact (among the top k norms), else the edges
+    /// of the histogram bin it was interpolated in, which hold the exact value (`(low, high)`;
+    /// the first bin from 0, the last with no upper edge: `None`).
+    pub percentile_bounds: Vec<Option<(f32, Option<f32>)>>,
     /// Images counted.
     pub images: u64,
     /// Images whose norm is above the significance threshold.
@@ -236,9 +243,12 @@ fn distribution(bundle: &Bundle, layer: usize, neuron: usize) -> Option<NeuronDi
     let images: u64 = counts.iter().sum();
     let top = &lens.norms[neuron * k..(neuron + 1) * k];
     let above_threshold = top.iter().filter(|&&norm| is_significant(norm, top[0])).count();
+    let edges = d.edges[neuron * (bins + 1)..(neuron + 1) * (bins + 1)].to_vec();
+    let percentile_bounds = manifest.percentiles.iter().map(|&p| percentile_bounds(p, &counts, &edges, k)).collect();
     Some(NeuronDistribution {
-        edges: d.edges[neuron * (bins + 1)..(neuron + 1) * (bins + 1)].to_vec(),
+        edges,
         counts,
+        percentile_bounds,
         percentiles: manifest
             .percentiles
             .iter()

@@ -17,6 +17,7 @@ use super::statistic::{NeuronStatistic, Observation, Rider, Sizes};
 use super::stats::{MeanAccumulator, NeuronStatistics};
 pub use crate::bundle::Distributions;
 use crate::error::{Error, Result};
+use crate::percentile::percentile;
 use crate::tensor_file::{lookup, NamedTensor};
 
 /// Bins per neuron.
@@ -154,30 +155,6 @@ fn bin_of(norm: f32, scale: f32) -> usize {
     ((position * HISTOGRAM_BINS as f64).floor().max(0.0) as usize).min(HISTOGRAM_BINS - 1)
 }
 
-/// Percentile `p` (nearest rank) of a neuron's norms: from its `top` norms (ascending, the
-/// largest k exactly) when the rank is among them, else interpolated in the histogram.
-pub fn percentile(p: f32, counts: &[u64], edges: &[f32], top: &[f32]) -> f32 {
-    let total: u64 = counts.iter().sum();
-    if total == 0 {
-        return 0.0;
-    }
-    let rank = ((p as f64 / 100.0 * total as f64).ceil() as u64).clamp(1, total); // 1-based, ascending
-    let from_top = (total - rank) as usize; // 0: the largest
-    if from_top < top.len() {
-        return top[top.len() - 1 - from_top];
-    }
-    let mut below = 0u64;
-    for (bin, &count) in counts.iter().enumerate() {
-        if count > 0 && below + count >= rank {
-            let fraction = (rank - below) as f64 / count as f64;
-            let (low, high) = (edges[bin] as f64, edges[bin + 1] as f64);
-            return (low * (high / low).powf(fraction)) as f32;
-        }
-        below += count;
-    }
-    edges[edges.len() - 1]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,21 +173,6 @@ mod tests {
         assert!((edges[0] - 2.0 / 10f32.powf(1.5)).abs() < 1e-6);
         assert!((edges[16] - 2.0).abs() < 1e-6);
         assert!((edges[32] - 2.0 * 10f32.powf(1.5)).abs() < 1e-4);
-    }
-
-    #[test]
-    fn percentiles_take_the_top_norms_exactly_and_interpolate_below() {
-        // 10 norms: 8 in bin 3 (edges 1..2), the top two exact (5 and 9).
-        let mut counts = vec![0u64; 4];
-        counts[3] = 8;
-        counts[0] = 2; // the two top norms counted in some bin; here bin 0
-        let edges = [0.125, 0.25, 0.5, 1.0, 2.0];
-        let top = [5.0, 9.0];
-        assert_eq!(percentile(100.0, &counts, &edges, &top), 9.0); // rank 10: the largest
-        assert_eq!(percentile(90.0, &counts, &edges, &top), 5.0); // rank 9
-                                                                  // rank 5: the 3rd of bin 3's 8 after bin 0's 2: 1 x 2^(3/8).
-        assert!((percentile(50.0, &counts, &edges, &top) - 2f32.powf(3.0 / 8.0)).abs() < 1e-6);
-        assert_eq!(percentile(50.0, &[0, 0, 0, 0], &edges, &top), 0.0);
     }
 
     #[test]

@@ -229,6 +229,16 @@ fn card_distribution_from_a_format_3_bundle() {
     assert!((d.share_above - above as f64 / 48.0).abs() < 1e-12);
     assert_eq!(d.percentiles.iter().map(|p| p.0).collect::<Vec<_>>(), [50.0, 90.0, 98.0, 99.0, 99.9]);
     assert_eq!(d.percentiles[4].1, top[5]);
+    // 48 images, k 6: the 90th percentile and above (ranks 44-48) are among the top 6, exact;
+    // the median (rank 24) is interpolated in the bin where the counts reach 24, whose edges
+    // hold it.
+    assert!(d.percentile_bounds[1..].iter().all(Option::is_none), "{:?}", d.percentile_bounds);
+    let (low, high) = d.percentile_bounds[0].expect("the median is interpolated");
+    let bin = (0..32).find(|&b| d.counts[..=b].iter().sum::<u64>() >= 24).unwrap();
+    assert_eq!(low, if bin == 0 { 0.0 } else { d.edges[bin] });
+    assert_eq!(high, (bin < 31).then(|| d.edges[bin + 1]));
+    let median = d.percentiles[0].1;
+    assert!(low <= median && high.is_none_or(|h| median <= h), "{median} outside {low}..{high:?}");
     let csv = engine.neuron_csv(1, 23).unwrap();
     assert_eq!(csv.lines().filter(|l| l.starts_with("1,23,bin,")).count(), 32);
     std::fs::remove_dir_all(&dir).ok();

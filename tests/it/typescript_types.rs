@@ -86,6 +86,7 @@ fn every_interface_has_the_fields_of_what_it_describes() {
         edges: vec![1.0, 2.0],
         counts: vec![3],
         percentiles: vec![(50.0, 1.5)],
+        percentile_bounds: vec![Some((1.0, Some(2.0)))],
         images: 3,
         above_threshold: 1,
         share_above: 1.0 / 3.0,

@@ -122,20 +122,44 @@ export function histogramChart(
   return chart;
 }
 
-/** The percentiles as a two-row table (percentile, centred norm). */
-export function percentileTable(distribution: NeuronDistribution): HTMLTableElement {
+/** The percentiles as a two-row table (percentile, centred norm): an exact value as it is, an
+ * interpolated one marked ≈ with the bin edges that hold the exact value (its title, and a
+ * note under the table). */
+export function percentileTable(distribution: NeuronDistribution): HTMLElement {
   const [head, values] = [el("tr", {}, el("th", { scope: "row" }, "Percentile")), el("tr", {}, el("th", { scope: "row" }, "Centred norm"))];
-  for (const [percentile, value] of distribution.percentiles) {
+  const approximate: string[] = [];
+  distribution.percentiles.forEach(([percentile, value], i) => {
     head.append(el("th", { scope: "col" }, `${percentile}`));
-    values.append(el("td", {}, formatSignificant(value)));
-  }
-  return el(
+    const bounds = distribution.percentile_bounds[i] ?? null;
+    if (bounds === null) {
+      values.append(el("td", {}, formatSignificant(value)));
+      return;
+    }
+    const [low, high] = bounds;
+    const range = high === null ? `at least ${formatSignificant(low)}` : `between ${formatSignificant(low)} and ${formatSignificant(high)}`;
+    approximate.push(`the ${percentile}th is ${range}`);
+    values.append(
+      el(
+        "td",
+        { class: "approximate", title: `interpolated in a histogram bin: the exact value is ${range}` },
+        `≈${formatSignificant(value)}`,
+      ),
+    );
+  });
+  const table = el(
     "table",
     { class: "percentiles" },
     el("caption", { class: "visually-hidden" }, "Percentiles of the centred norm over the bundle's images"),
     el("thead", {}, head),
     el("tbody", {}, values),
   );
+  if (approximate.length === 0) return table;
+  const note = el(
+    "p",
+    { class: "hint percentile-bounds" },
+    `≈: interpolated inside a histogram bin (the others are exact: among the top k norms); the exact values: ${approximate.join("; ")}.`,
+  );
+  return el("div", {}, table, note);
 }
 
 /** The card's distribution section: chart, share above the threshold and percentiles, with

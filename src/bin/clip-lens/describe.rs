@@ -32,7 +32,17 @@ pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Resul
     }
     match &card.distribution {
         Some(d) => {
-            let percentiles: Vec<String> = d.percentiles.iter().map(|(p, v)| format!("p{p} {v:.4}")).collect();
+            // An interpolated percentile is marked ≈, with the bin edges that hold the exact value.
+            let percentiles: Vec<String> = d
+                .percentiles
+                .iter()
+                .zip(&d.percentile_bounds)
+                .map(|((p, v), bounds)| match bounds {
+                    None => format!("p{p} {v:.4}"),
+                    Some((low, Some(high))) => format!("p{p} ≈{v:.4} (in {low:.4}..{high:.4})"),
+                    Some((low, None)) => format!("p{p} ≈{v:.4} (at least {low:.4})"),
+                })
+                .collect();
             println!("centred norms over {} images: {}", d.images, percentiles.join(", "));
             println!("above the threshold: {} images ({:.2}%)", d.above_threshold, 100.0 * d.share_above);
         }
