@@ -122,7 +122,7 @@ fn applications(c: &mut Criterion) {
     // The fidelity of one layer's words (the first card's extra work): the dictionary of the
     // bundle's 5000 words, then 3072 reconstructions from 128 words.
     group.bench_function("fidelity_of_one_layer", |b| {
-        b.iter(|| clip_lens::apps::cards::layer_fidelity(&bundle, 9).unwrap())
+        b.iter(|| clip_lens::apps::cards::LayerFidelity::of(&bundle, 9).unwrap())
     });
     for (name, device) in common::devices() {
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device).unwrap();

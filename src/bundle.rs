@@ -308,11 +308,17 @@ impl Bundle {
         Ok(scores)
     }
 
+    /// Layer `layer`'s lens data; an error that names the bundle's layers when it has no such
+    /// layer.
+    pub fn layer(&self, layer: usize) -> Result<&LayerLens> {
+        self.layers.get(&layer).ok_or_else(|| {
+            Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", self.manifest.layers))
+        })
+    }
+
     /// A neuron's words with their signed coefficients, largest |coefficient| first.
     pub fn describe(&self, layer: usize, neuron: usize) -> Result<Vec<(String, f32)>> {
-        let lens = self.layers.get(&layer).ok_or_else(|| {
-            Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", self.manifest.layers))
-        })?;
+        let lens = self.layer(layer)?;
         if neuron >= self.manifest.neurons {
             return Err(Error::InvalidInput(format!(
                 "neuron {neuron} is out of range: layer {layer} has {} neurons",

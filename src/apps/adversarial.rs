@@ -94,9 +94,7 @@ pub fn aligned_neurons(bundle: &Bundle, layers: &[usize], d: &[f32], top: usize)
     let dim = bundle.manifest.embed_dim;
     let mut ranked = Vec::new();
     for &layer in layers {
-        let lens = bundle.layers.get(&layer).ok_or_else(|| {
-            Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers))
-        })?;
+        let lens = bundle.layer(layer)?;
         ranked.extend(lens.direction.chunks_exact(dim).enumerate().map(|(neuron, r)| AlignedNeuron {
             layer,
             neuron,

@@ -51,9 +51,7 @@ impl BundleLens {
         let layers = layers
             .iter()
             .map(|&layer| {
-                let lens = bundle.layers.get(&layer).ok_or_else(|| {
-                    Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers))
-                })?;
+                let lens = bundle.layer(layer)?;
                 let mean = Tensor::<2>::from_data(
                     TensorData::new(lens.mean.clone(), [manifest.neurons, manifest.embed_dim]),
                     device,

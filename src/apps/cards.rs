@@ -83,34 +83,47 @@ pub struct WordFidelity {
     pub layer_counts: Vec<u32>,
 }
 
-impl WordFidelity {
-    /// Neuron `neuron`'s fidelity within its layer's (`layer` `[N]`).
-    pub fn within(layer: &[f32], neuron: usize) -> Option<Self> {
-        let cosine = *layer.get(neuron)?;
-        let mut sorted = layer.to_vec();
-        sorted.sort_by(f32::total_cmp);
-        let mut layer_counts = vec![0u32; FIDELITY_BINS];
-        for &value in layer {
-            layer_counts[((value.max(0.0) * FIDELITY_BINS as f32) as usize).min(FIDELITY_BINS - 1)] += 1;
-        }
-        Some(Self {
-            cosine,
-            layer_median: sorted[sorted.len() / 2],
-            share_below: layer.iter().filter(|&&v| v < cosine).count() as f32 / layer.len() as f32,
-            layer_counts,
-        })
-    }
+/// A layer's fidelity of the words ([`word_fidelity`] per neuron), with what every neuron's
+/// [`WordFidelity`] shares: the layer's median and its tenths, computed once.
+#[derive(Debug, Clone)]
+pub struct LayerFidelity {
+    /// Each neuron's cosine `[N]`.
+    pub values: Vec<f32>,
+    median: f32,
+    counts: Vec<u32>,
 }
 
-/// Every neuron's fidelity in `layer` of `bundle` ([`word_fidelity`] over the dictionary made
-/// from the bundle's word embeddings, as `precompute` made it).
-#[cfg(feature = "engine")]
-pub fn layer_fidelity(bundle: &Bundle, layer: usize) -> Result<Vec<f32>> {
-    let lens = bundle.layers.get(&layer).ok_or_else(|| {
-        Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers))
-    })?;
-    let dictionary = Dictionary::from_word_embeddings(&bundle.word_embeds, bundle.manifest.embed_dim)?;
-    Ok(word_fidelity(&dictionary, &lens.direction, &lens.decomposition_index, &lens.decomposition_coef))
+impl LayerFidelity {
+    /// The layer's statistics of its neurons' fidelity `values` `[N]`.
+    pub fn new(values: Vec<f32>) -> Self {
+        let mut sorted = values.clone();
+        sorted.sort_by(f32::total_cmp);
+        let mut counts = vec![0u32; FIDELITY_BINS];
+        for &value in &values {
+            counts[((value.max(0.0) * FIDELITY_BINS as f32) as usize).min(FIDELITY_BINS - 1)] += 1;
+        }
+        Self { median: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0), values, counts }
+    }
+
+    /// Every neuron's fidelity in `layer` of `bundle` ([`word_fidelity`] over the dictionary
+    /// made from the bundle's word embeddings, as `precompute` made it).
+    #[cfg(feature = "engine")]
+    pub fn of(bundle: &Bundle, layer: usize) -> Result<Self> {
+        let lens = bundle.layer(layer)?;
+        let dictionary = Dictionary::from_word_embeddings(&bundle.word_embeds, bundle.manifest.embed_dim)?;
+        Ok(Self::new(word_fidelity(&dictionary, &lens.direction, &lens.decomposition_index, &lens.decomposition_coef)))
+    }
+
+    /// Neuron `neuron`'s fidelity within the layer; `None` past the layer's neurons.
+    pub fn neuron(&self, neuron: usize) -> Option<WordFidelity> {
+        let cosine = *self.values.get(neuron)?;
+        Some(WordFidelity {
+            cosine,
+            layer_median: self.median,
+            share_below: self.values.iter().filter(|&&v| v < cosine).count() as f32 / self.values.len() as f32,
+            layer_counts: self.counts.clone(),
+        })
+    }
 }
 
 /// A neuron's distribution of centred norms `|phi_n - mean_n|` over the bundle's images.
@@ -182,7 +195,7 @@ pub struct NeuronList {
 
 /// A neuron's card: all its words, top images, nearest classes, threshold and distribution;
 /// `analysed_norm` is the last analysed image's centred norm, when there is one; `fidelity`
-/// its words' fidelity ([`WordFidelity::within`] its layer's [`layer_fidelity`]), when known.
+/// its words' fidelity ([`LayerFidelity::neuron`]), when known.
 pub fn neuron_card(
     bundle: &Bundle,
     layer: usize,

@@ -1,6 +1,7 @@
-//! How well a neuron's words describe it: the cosine between its direction r_n and the
-//! reconstruction of r_n from the dictionary atoms of the words OMP chose, with their
-//! coefficients. 1 when the words span r_n exactly; near 0 when they explain little of it.
+//! The reconstruction of each neuron's direction r_n from its sparse code (the words OMP chose,
+//! their dictionary atoms and coefficients: what the sparse ablation puts in place of r_n), and
+//! how well the words describe the neuron: the cosine between r_n and that reconstruction. 1
+//! when the words span r_n exactly; near 0 when they explain little of it.
 //!
 //! The atoms are the dictionary's (word embeddings centred over words and scaled per column,
 //! [`Dictionary::from_word_embeddings`]), the space OMP fitted r_n in, so this is the share of
@@ -12,35 +13,40 @@ use rayon::prelude::*;
 use super::omp::Dictionary;
 use crate::vector::dot_f64;
 
-/// Per neuron, the cosine between its direction (`directions` `[N, D]`) and its sparse code's
-/// reconstruction `sum_j coef[n, j] atom(index[n, j])` (`index`, `coef` `[N, m]`; index -1
-/// pads). 0 when either vector is zero (a neuron without words, or a zero direction); an
-/// index outside the dictionary counts as no word.
-pub fn word_fidelity(dictionary: &Dictionary, directions: &[f32], index: &[i32], coef: &[f32]) -> Vec<f32> {
-    let dim = dictionary.dim;
-    let neurons = directions.len() / dim;
-    let components = index.len().checked_div(neurons).unwrap_or(0);
-    directions
-        .par_chunks_exact(dim)
-        .enumerate()
-        .map(|(n, direction)| {
-            let mut reconstruction = vec![0f64; dim];
-            let code = n * components..(n + 1) * components;
-            for (&word, &c) in index[code.clone()].iter().zip(&coef[code]) {
-                let Some(atom) = usize::try_from(word).ok().filter(|&w| w < dictionary.len) else { continue };
-                let atom = &dictionary.atoms[atom * dim..(atom + 1) * dim];
-                reconstruction.iter_mut().zip(atom).for_each(|(r, &a)| *r += c as f64 * a as f64);
-            }
-            cosine(direction, &reconstruction)
-        })
-        .collect()
+/// `r^_n = sum_j coef_{n,j} atom_{index_{n,j}}` for decompositions `[N, m]` over dictionary
+/// atoms `[V, D]` (row-major; index -1 pads, and an index outside the atoms counts as none).
+///
+/// Reference: `reconstruction = sparse_decomposition @ text_descriptions` in
+/// [`compute_sparse_decomposition.py`, `main`][sparse].
+///
+/// [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
+pub fn sparse_directions(index: &[i32], coef: &[f32], m: usize, atoms: &[f32], dim: usize) -> Vec<f32> {
+    let neurons = index.len() / m.max(1);
+    let mut out = vec![0f32; neurons * dim];
+    out.par_chunks_exact_mut(dim).enumerate().for_each(|(n, reconstruction)| {
+        for (&i, &c) in index[n * m..(n + 1) * m].iter().zip(&coef[n * m..(n + 1) * m]) {
+            let Some(atom) = usize::try_from(i).ok().and_then(|i| atoms.get(i * dim..(i + 1) * dim)) else { continue };
+            reconstruction.iter_mut().zip(atom).for_each(|(o, a)| *o += c * a);
+        }
+    });
+    out
 }
 
-/// `a . b / (|a| |b|)`, 0 when either is zero.
-fn cosine(a: &[f32], b: &[f64]) -> f32 {
-    let norms = dot_f64(a, a).sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt();
+/// Per neuron, the cosine between its direction (`directions` `[N, D]`) and its sparse code's
+/// reconstruction ([`sparse_directions`] over `dictionary`; `index`, `coef` `[N, m]`). 0 when
+/// either vector is zero (a neuron without words, or a zero direction).
+pub fn word_fidelity(dictionary: &Dictionary, directions: &[f32], index: &[i32], coef: &[f32]) -> Vec<f32> {
+    let dim = dictionary.dim;
+    let components = index.len().checked_div(directions.len() / dim).unwrap_or(0);
+    let reconstructions = sparse_directions(index, coef, components, &dictionary.atoms, dim);
+    directions.chunks_exact(dim).zip(reconstructions.chunks_exact(dim)).map(|(r, s)| cosine(r, s)).collect()
+}
+
+/// `a . b / (|a| |b|)` in f64, 0 when either is zero.
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let norms = (dot_f64(a, a) * dot_f64(b, b)).sqrt();
     if norms > 0.0 {
-        (b.iter().zip(a).map(|(x, &y)| x * y as f64).sum::<f64>() / norms) as f32
+        (dot_f64(a, b) / norms) as f32
     } else {
         0.0
     }

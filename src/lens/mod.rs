@@ -18,7 +18,7 @@ pub mod statistic;
 pub mod stats;
 pub mod top_k;
 
-pub use fidelity::word_fidelity;
+pub use fidelity::{sparse_directions, word_fidelity};
 pub use histogram::{Distributions, NormHistograms, HISTOGRAM_BINS, PERCENTILES};
 pub use omp::{
     orthogonal_matching_pursuit, orthogonal_matching_pursuit_with, scaled_unit_rows, tiles_available, AtomSearch,

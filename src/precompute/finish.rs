@@ -48,7 +48,7 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
     let components = settings.components.min(words.len()).min(dim);
     let mut lens = BTreeMap::new();
     let mut top_images = BTreeMap::new();
-    // One coder for every layer: the atom search's state (the Gram rows) serves them all.
+    // One coder for every layer: the atom search's state (the Gram matrix) serves them all.
     let mut coder = SparseCoder::for_device(&dictionary, device)?;
     progress.start("sparse decompositions (OMP)", stats.len(), 0);
     for (layer, s) in settings.layers.iter().zip(stats) {

@@ -117,8 +117,8 @@ fn adversarial_words_by_hand() {
 /// rebuild r^ = 0.5 (2, 0) = (1, 0) gives x r^ = (24, 0), residual (-24, 30).
 #[test]
 fn ablations_by_hand() {
-    use clip_lens::apps::ablation::sparse_directions;
     use clip_lens::apps::ablation::table::{ablated_embeddings, AblationFactors, AblationTable};
+    use clip_lens::lens::sparse_directions;
     let sparse = sparse_directions(&[0, -1, 1, -1], &[1.0, 0.0, 0.5, 0.0], 2, &[1.0, 0.0, 2.0, 0.0], 2);
     assert_eq!(sparse, vec![1.0, 0.0, 1.0, 0.0]);
     // Neuron 0's sparse rebuild is exact ((1, 0)); neuron 1's is (1, 0).

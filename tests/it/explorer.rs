@@ -344,7 +344,7 @@ fn a_neuron_that_is_one_word_has_fidelity_one() {
     lens.decomposition_index[0] = 5;
     lens.decomposition_coef[0] = 0.25;
     lens.decomposition_index[components..2 * components].fill(-1);
-    let fidelity = clip_lens::apps::cards::layer_fidelity(&bundle, 1).unwrap();
+    let fidelity = clip_lens::apps::cards::LayerFidelity::of(&bundle, 1).unwrap().values;
     assert!((fidelity[0] - 1.0).abs() < 1e-6, "{}", fidelity[0]);
     assert_eq!(fidelity[1], 0.0);
 }

@@ -33,14 +33,14 @@ function layerChart(fidelity: WordFidelity, layer: number): SVGSVGElement {
   const largest = Math.max(1, ...counts);
   const tenth = Math.min(counts.length - 1, Math.max(0, Math.floor(fidelity.cosine * counts.length)));
   const width = WIDTH / counts.length;
-  const summary = counts
-    .map((count, i) => `${(i / counts.length).toFixed(1)}-${((i + 1) / counts.length).toFixed(1)}: ${count}`)
-    .join(", ");
+  /** Tenth `i` as its range, "0.3-0.4". */
+  const range = (i: number): string => `${(i / counts.length).toFixed(1)}-${((i + 1) / counts.length).toFixed(1)}`;
+  const summary = counts.map((count, i) => `${range(i)}: ${count}`).join(", ");
   const chart = svg("svg", {
     viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
     class: "fidelity-chart",
     role: "img",
-    "aria-label": `Layer ${layer}'s neurons by the fidelity of their words, in tenths (${summary}); this neuron is in ${(tenth / counts.length).toFixed(1)}-${((tenth + 1) / counts.length).toFixed(1)}`,
+    "aria-label": `Layer ${layer}'s neurons by the fidelity of their words, in tenths (${summary}); this neuron is in ${range(tenth)}`,
   });
   counts.forEach((count, i) => {
     const bar = count > 0 ? Math.max(1.5, ((HEIGHT - 2) * count) / largest) : 0;
@@ -48,7 +48,7 @@ function layerChart(fidelity: WordFidelity, layer: number): SVGSVGElement {
       svg(
         "rect",
         { class: `fidelity-bar${i === tenth ? " this" : ""}`, x: i * width + 1, y: HEIGHT - bar, width: width - 2, height: bar },
-        svg("title", {}, `${(i / counts.length).toFixed(1)} to ${((i + 1) / counts.length).toFixed(1)}: ${count} neurons`),
+        svg("title", {}, `${range(i)}: ${count} neurons`),
       ),
     );
   });

@@ -63,8 +63,8 @@ export class ListStore {
 
 /** Shows on a list button whether its neuron is listed. */
 function showListed(button: HTMLButtonElement, listed: boolean): void {
-  const state = button.firstChild ?? button.appendChild(document.createTextNode(""));
-  state.textContent = listed ? "✓ in my list" : "+ add to list";
+  const state = button.querySelector(".list-state");
+  if (state) state.textContent = listed ? "✓ in my list" : "+ add to list";
   button.setAttribute("aria-pressed", String(listed));
 }
 
@@ -77,7 +77,7 @@ export function listButton(store: ListStore, layer: number, neuron: number): HTM
   const button = el(
     "button",
     { type: "button", class: "list-button", "data-neuron": key },
-    "",
+    el("span", { class: "list-state" }),
     el("span", { class: "visually-hidden" }, `: layer ${layer}, neuron ${neuron}`),
   );
   button.addEventListener("click", () => {

@@ -8,7 +8,7 @@
 //! - rank-1 reconstruction of a layer: every `phi_n` by `mean_n + x_n r_n` with
 //!   `x_n = c_n . r_n`: `v' = v - sum_n (c_n - x_n r_n)`; the centred norms become `|x_n|`;
 //! - sparse reconstruction: the same with `r^_n`, the direction rebuilt from the neuron's sparse
-//!   decomposition ([`sparse_directions`]), in place of `r_n` (`x_n` still along `r_n`):
+//!   decomposition ([`crate::lens::sparse_directions`]), in place of `r_n` (`x_n` still along `r_n`):
 //!   `v' = v - sum_n (c_n - x_n r^_n)`.
 //!
 //! [`ablate_layer`] applies one of them to one layer of one image, in O(|S| D) (O(N D) for a
@@ -36,28 +36,6 @@ pub fn centre(effects: &mut [f32], mean: &[f32]) {
     for image in effects.chunks_mut(mean.len().max(1)) {
         image.iter_mut().zip(mean).for_each(|(e, m)| *e -= m);
     }
-}
-
-/// `r^_n = sum_j coef_{n,j} atom_{index_{n,j}}` for decompositions `[N, m]` over dictionary
-/// atoms `[V, D]` (row-major; index -1 pads).
-///
-/// Reference: `reconstruction = sparse_decomposition @ text_descriptions` in
-/// [`compute_sparse_decomposition.py`, `main`][sparse].
-///
-/// [sparse]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_sparse_decomposition.py
-pub fn sparse_directions(index: &[i32], coef: &[f32], m: usize, atoms: &[f32], dim: usize) -> Vec<f32> {
-    let neurons = index.len() / m.max(1);
-    let mut out = vec![0f32; neurons * dim];
-    for n in 0..neurons {
-        for j in 0..m {
-            let (i, c) = (index[n * m + j], coef[n * m + j]);
-            if i >= 0 {
-                let atom = &atoms[i as usize * dim..(i as usize + 1) * dim];
-                out[n * dim..(n + 1) * dim].iter_mut().zip(atom).for_each(|(o, a)| *o += c * a);
-            }
-        }
-    }
-    out
 }
 
 /// How one layer's effects are replaced.

@@ -16,13 +16,13 @@
 
 use serde::Serialize;
 
-use super::{ablate_layer, centre, classifier_embedding, sparse_directions, LayerEffects, Replacement};
+use super::{ablate_layer, centre, classifier_embedding, LayerEffects, Replacement};
 use crate::apps::classify::best_class;
 use crate::apps::concepts::significant_neurons;
 use crate::bundle::Bundle;
 use crate::device::read_f32;
 use crate::error::{Error, Result};
-use crate::lens::{second_order_effects, Dictionary, LensFactors};
+use crate::lens::{second_order_effects, sparse_directions, Dictionary, LensFactors};
 use crate::model::{CaptureRequest, VisionTransformer};
 use crate::vector;
 
@@ -50,9 +50,7 @@ impl AblationFactors {
     /// (`[V, D]`).
     pub fn from_bundle(bundle: &Bundle, layer: usize, atoms: &[f32]) -> Result<Self> {
         let manifest = &bundle.manifest;
-        let lens = bundle.layers.get(&layer).ok_or_else(|| {
-            Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", manifest.layers))
-        })?;
+        let lens = bundle.layer(layer)?;
         let (index, coef) = (&lens.decomposition_index, &lens.decomposition_coef);
         Ok(Self {
             mean: lens.mean.clone(),

@@ -31,7 +31,7 @@ pub use results::*;
 
 use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery};
 use crate::apps::analysis::{BundleLens, LayerFindings};
-use crate::apps::cards::{self, WordFidelity};
+use crate::apps::cards::{self, LayerFidelity, WordFidelity};
 use crate::apps::classify::{self, classify};
 use crate::apps::concepts::merge_layers;
 use crate::bundle::Bundle;
@@ -48,23 +48,24 @@ struct LoadedBundle {
     bundle: Bundle,
     /// Its layers' lens on the device, in the manifest's order.
     lens: BundleLens,
-    /// Layers' fidelity of the words ([`cards::layer_fidelity`]), each computed when first used.
-    fidelity: RefCell<BTreeMap<usize, Rc<Vec<f32>>>>,
+    /// Layers' fidelity of the words, each computed when a card of the layer is first asked for.
+    fidelity: RefCell<BTreeMap<usize, Rc<LayerFidelity>>>,
 }
 
 impl LoadedBundle {
-    /// Neuron `neuron`'s [`WordFidelity`] within `layer`, the layer's fidelity computed once.
+    /// Layer `layer`'s fidelity of the words ([`LayerFidelity::of`]), computed once.
+    fn layer_fidelity(&self, layer: usize) -> Result<Rc<LayerFidelity>> {
+        if let Some(known) = self.fidelity.borrow().get(&layer) {
+            return Ok(Rc::clone(known));
+        }
+        let computed = Rc::new(LayerFidelity::of(&self.bundle, layer)?);
+        self.fidelity.borrow_mut().insert(layer, Rc::clone(&computed));
+        Ok(computed)
+    }
+
+    /// Neuron `neuron`'s [`WordFidelity`] within `layer`.
     fn word_fidelity(&self, layer: usize, neuron: usize) -> Result<Option<WordFidelity>> {
-        let known = self.fidelity.borrow().get(&layer).cloned();
-        let values = match known {
-            Some(values) => values,
-            None => {
-                let values = Rc::new(cards::layer_fidelity(&self.bundle, layer)?);
-                self.fidelity.borrow_mut().insert(layer, Rc::clone(&values));
-                values
-            }
-        };
-        Ok(WordFidelity::within(&values, neuron))
+        Ok(self.layer_fidelity(layer)?.neuron(neuron))
     }
 }
 
@@ -238,8 +239,8 @@ impl Engine {
         let loaded = self.bundle()?;
         let (bundle, manifest) = (&loaded.bundle, &loaded.bundle.manifest);
         let analysed = options.layers.clone().unwrap_or_else(|| manifest.layers.clone());
-        if let Some(missing) = analysed.iter().find(|layer| !bundle.layers.contains_key(layer)) {
-            return Err(invalid(format!("layer {missing} is not in the bundle (it has {:?})", manifest.layers)));
+        for &layer in &analysed {
+            bundle.layer(layer)?;
         }
         let vision = self.model.vision()?;
         let preprocessed = preprocess_image(image, vision.config.image_size as u32)?;
@@ -375,7 +376,7 @@ impl Engine {
         let (word, word_neurons) = match bundle.neurons_with_word(text) {
             Some((word, neurons)) => {
                 let holders = neurons.into_iter().map(|(layer, neuron, coefficient)| {
-                    let fidelity = loaded.word_fidelity(layer, neuron)?.map_or(0.0, |f| f.cosine);
+                    let fidelity = loaded.layer_fidelity(layer)?.values.get(neuron).copied().unwrap_or(0.0);
                     Ok(WordNeuron { layer, neuron, coefficient, fidelity })
                 });
                 (Some(word), holders.collect::<Result<_>>()?)

@@ -73,15 +73,7 @@ pub fn bundle_directions<'a>(bundle: &'a Bundle, layers: &[usize]) -> Result<Vec
     if let Some((i, layer)) = layers.iter().enumerate().find(|(i, l)| layers[..*i].contains(l)) {
         return Err(Error::InvalidInput(format!("layer {layer} is chosen twice (position {i})")));
     }
-    layers
-        .iter()
-        .map(|&layer| {
-            let lens = bundle.layers.get(&layer).ok_or_else(|| {
-                Error::InvalidInput(format!("layer {layer} is not in the bundle (it has {:?})", bundle.manifest.layers))
-            })?;
-            Ok((layer, lens.direction.as_slice()))
-        })
-        .collect()
+    layers.iter().map(|&layer| Ok((layer, bundle.layer(layer)?.direction.as_slice()))).collect()
 }
 
 /// Every neuron of `layers` (each `(layer, directions [N, D])`, `D = concept.len()`), ranked by

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clip_lens::apps::cards::{layer_fidelity, neuron_card, WordFidelity};
+use clip_lens::apps::cards::{neuron_card, LayerFidelity};
 use clip_lens::device::read_f32_blocking;
 use clip_lens::model::Towers;
 use clip_lens::tokenizer::ClipTokenizer;
@@ -15,9 +15,8 @@ use crate::common::{load_model, read_bundle_for, Loaded, ModelArgs};
 /// images, nearest classes, threshold, distribution and the fidelity of its words.
 pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()> {
     let bundle = clip_lens::bundle::Bundle::read(bundle)?;
-    // The card first: it names a layer or neuron that is not there.
-    neuron_card(&bundle, layer, neuron, None, None)?;
-    let fidelity = WordFidelity::within(&layer_fidelity(&bundle, layer)?, neuron);
+    // A layer the bundle lacks is named here; a neuron past the layer's, by the card.
+    let fidelity = LayerFidelity::of(&bundle, layer)?.neuron(neuron);
     let card = neuron_card(&bundle, layer, neuron, None, fidelity)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&card).unwrap_or_default());

@@ -179,16 +179,6 @@ pub fn segment(loaded: Loaded, args: &SegmentArgs) -> Result<()> {
     Ok(())
 }
 
-/// A result's scores as `eval-seg --json` prints them.
-fn scores_json(scores: &SegmentationScores) -> serde_json::Value {
-    serde_json::json!({
-        "pixel_accuracy": scores.pixel_accuracy,
-        "mean_iou": scores.mean_iou,
-        "iou": scores.iou,
-        "mean_average_precision": scores.mean_average_precision,
-    })
-}
-
 /// A result's scores, in percent, under `title`.
 fn print_scores(title: &str, scores: &SegmentationScores) {
     println!("{title}:");
@@ -272,11 +262,11 @@ pub fn eval_seg(loaded: Loaded, args: &EvalSegArgs) -> Result<()> {
     let scores: Vec<SegmentationScores> = metrics.iter().map(SegmentationMetrics::scores).collect();
     if args.json {
         let unmatched: Vec<String> = unmatched.iter().map(|p| p.display().to_string()).collect();
-        let mut json = scores_json(&scores[0]);
-        json["images"] = scores[0].images.into();
+        let as_json = |scores: &SegmentationScores| serde_json::to_value(scores).unwrap_or_default();
+        let mut json = as_json(&scores[0]);
         json["unmatched"] = unmatched.into();
         if let Some(random) = scores.get(1) {
-            json["random"] = scores_json(random);
+            json["random"] = as_json(random);
             json["random"]["seed"] = args.seed.into();
         }
         println!("{json}");

@@ -61,13 +61,13 @@ impl<'a> GramSearch<'a> {
             self.gram = self.gram_matrix().await?;
         }
         let (dictionary, words) = (self.dictionary, self.dictionary.len);
-        let correlations = self.products.correlations(targets.to_vec()).await?;
+        let correlations = self.products.correlations(targets.to_vec(), 0).await?;
         let gram = &self.gram;
         Ok(targets
             .par_chunks_exact(dictionary.dim)
             .zip(correlations.par_chunks_exact(words))
             .map(|(target, alpha0)| {
-                let mut pursuit = Pursuit::new(target, nonzero, false);
+                let mut pursuit = Pursuit::new(target, nonzero);
                 loop {
                     let rows: Vec<&[f32]> = pursuit.active.iter().map(|&a| &gram[a * words..][..words]).collect();
                     let pick = largest_correlation(alpha0, &rows, &pursuit.gamma);
@@ -88,7 +88,7 @@ impl<'a> GramSearch<'a> {
         for first in (0..words).step_by(OMP_BLOCK) {
             let last = words.min(first + OMP_BLOCK);
             let block = self.dictionary.atoms[first * dim..last * dim].to_vec();
-            let products = self.products.correlations_from(block, first).await?;
+            let products = self.products.correlations(block, first).await?;
             for (row, values) in (first..last).zip(products.chunks_exact(words - first)) {
                 gram[row * words + first..(row + 1) * words].copy_from_slice(values);
             }

@@ -261,7 +261,7 @@ impl<'a> SparseCoder<'a> {
         match &mut self.search {
             Searcher::Device(search) => {
                 for block in targets.chunks(OMP_BLOCK * dim) {
-                    codes.extend(pursue(dictionary, block, nonzero, search).await?);
+                    codes.extend(pursue(dictionary, block, nonzero, &*search).await?);
                 }
             }
             Searcher::Gram(search) => {
@@ -271,7 +271,7 @@ impl<'a> SparseCoder<'a> {
             }
             #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
             Searcher::Tiles(tiled) => {
-                codes = pursue(dictionary, targets, nonzero, &mut TiledPicks { tiled, dictionary }).await?;
+                codes = pursue(dictionary, targets, nonzero, &TiledPicks { tiled, dictionary }).await?;
             }
         }
         Ok(codes)
@@ -283,8 +283,8 @@ type Pick = Option<(usize, f64)>;
 
 /// Where the pursuits of a block, in step, get each step's picks.
 trait PickSource {
-    /// One pick per pursuit of `open`, in order.
-    async fn picks(&mut self, open: &[&Pursuit<'_>]) -> Result<Vec<Pick>>;
+    /// One pick per residual of the open pursuits, in order.
+    async fn picks(&self, residuals: &[Vec<f64>]) -> Result<Vec<Pick>>;
 }
 
 /// Searches on a burn device: `D^T` stays there; each step is one product and one argmax.
@@ -308,30 +308,27 @@ impl<'a> DeviceSearch<'a> {
         }
     }
 
-    /// `rows D^T` (`rows` row-major `[n, D]`) on the device.
-    fn product(&self, rows: Vec<f32>) -> Tensor<2> {
+    /// `rows D^T` (`rows` row-major `[n, D]`) with the atoms from `first` on, on the device
+    /// (`[n, V - first]`).
+    fn product(&self, rows: Vec<f32>, first: usize) -> Tensor<2> {
         let n = rows.len() / self.dim;
-        Tensor::<2>::from_data(TensorData::new(rows, [n, self.dim]), self.device).matmul(self.atoms_t.clone())
+        let atoms = match first {
+            0 => self.atoms_t.clone(),
+            _ => self.atoms_t.clone().slice([0..self.dim, first..self.atoms_t.dims()[1]]),
+        };
+        Tensor::<2>::from_data(TensorData::new(rows, [n, self.dim]), self.device).matmul(atoms)
     }
 
-    /// `rows D^T`, read back (row-major `[n, V]`).
-    async fn correlations(&self, rows: Vec<f32>) -> Result<Vec<f32>> {
-        read_f32(self.product(rows)).await
-    }
-
-    /// `rows D^T` with the atoms from `first` on only, read back (row-major `[n, V - first]`).
-    async fn correlations_from(&self, rows: Vec<f32>, first: usize) -> Result<Vec<f32>> {
-        let n = rows.len() / self.dim;
-        let atoms = self.atoms_t.dims()[1];
-        let rows = Tensor::<2>::from_data(TensorData::new(rows, [n, self.dim]), self.device);
-        read_f32(rows.matmul(self.atoms_t.clone().slice([0..self.dim, first..atoms]))).await
+    /// [`Self::product`], read back (row-major).
+    async fn correlations(&self, rows: Vec<f32>, first: usize) -> Result<Vec<f32>> {
+        read_f32(self.product(rows, first)).await
     }
 }
 
 impl PickSource for DeviceSearch<'_> {
     /// The atom with the largest |correlation| per residual (in f32), and that |correlation|.
-    async fn picks(&mut self, open: &[&Pursuit<'_>]) -> Result<Vec<Pick>> {
-        let correlations = self.product(open.iter().flat_map(|p| p.residual.iter().map(|&x| x as f32)).collect()).abs();
+    async fn picks(&self, residuals: &[Vec<f64>]) -> Result<Vec<Pick>> {
+        let correlations = self.product(residuals.iter().flatten().map(|&x| x as f32).collect(), 0).abs();
         // One readback per step: each row's argmax and max side by side.
         let picks =
             read_f32(Tensor::cat(vec![correlations.clone().argmax(1).float(), correlations.max_dim(1)], 1)).await?;
@@ -348,8 +345,8 @@ struct TiledPicks<'a> {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 impl PickSource for TiledPicks<'_> {
-    async fn picks(&mut self, open: &[&Pursuit<'_>]) -> Result<Vec<Pick>> {
-        let residuals: Vec<&[f64]> = open.iter().map(|p| p.residual.as_slice()).collect();
+    async fn picks(&self, residuals: &[Vec<f64>]) -> Result<Vec<Pick>> {
+        let residuals: Vec<&[f64]> = residuals.iter().map(Vec::as_slice).collect();
         Ok(exact_picks(self.dictionary, &self.tiled.candidates(&residuals), &residuals))
     }
 }
@@ -382,26 +379,29 @@ struct Pursuit<'a> {
     /// Lower-triangular `L` (row-major, stride `nonzero`) with `L L^T = G_AA`.
     chol: Vec<f64>,
     gamma: Vec<f64>,
-    /// `y - D_a^T gamma`, kept where the atom search reads it.
-    residual: Vec<f64>,
-    keeps_residual: bool,
     done: bool,
 }
 
 impl<'a> Pursuit<'a> {
-    /// The pursuit of `target` before its first step; `keeps_residual` for searches that read
-    /// the residual.
-    fn new(target: &'a [f32], nonzero: usize, keeps_residual: bool) -> Self {
+    /// The pursuit of `target` before its first step.
+    fn new(target: &'a [f32], nonzero: usize) -> Self {
         Pursuit {
             target,
             active: Vec::new(),
             xy: Vec::new(),
             chol: vec![0.0; nonzero * nonzero],
             gamma: Vec::new(),
-            residual: if keeps_residual { target.iter().map(|&y| y as f64).collect() } else { Vec::new() },
-            keeps_residual,
             done: false,
         }
+    }
+
+    /// The residual `y - D_a^T gamma`, in f64 (what the direct and tiled searches correlate).
+    fn residual(&self, dictionary: &Dictionary) -> Vec<f64> {
+        let mut residual: Vec<f64> = self.target.iter().map(|&y| y as f64).collect();
+        for (&a, g) in self.active.iter().zip(&self.gamma) {
+            residual.iter_mut().zip(dictionary.atom(a)).for_each(|(r, &x)| *r -= g * x as f64);
+        }
+        residual
     }
 
     /// Takes atom `pick` (its correlation with the residual is `correlation`); false when the
@@ -418,12 +418,6 @@ impl<'a> Pursuit<'a> {
         self.active.push(pick);
         self.xy.push(dot_f64(atom, self.target));
         self.gamma = cholesky_solve(&self.chol, nonzero, &self.xy);
-        if self.keeps_residual {
-            self.residual.iter_mut().zip(self.target).for_each(|(r, &y)| *r = y as f64);
-            for (&a, g) in self.active.iter().zip(&self.gamma) {
-                self.residual.iter_mut().zip(dictionary.atom(a)).for_each(|(r, &x)| *r -= g * x as f64);
-            }
-        }
         self.active.len() < nonzero
     }
 
@@ -443,16 +437,17 @@ async fn pursue(
     dictionary: &Dictionary,
     targets: &[f32],
     nonzero: usize,
-    search: &mut impl PickSource,
+    search: &impl PickSource,
 ) -> Result<Vec<SparseCode>> {
     let mut pursuits: Vec<Pursuit> =
-        targets.chunks_exact(dictionary.dim).map(|target| Pursuit::new(target, nonzero, true)).collect();
+        targets.chunks_exact(dictionary.dim).map(|target| Pursuit::new(target, nonzero)).collect();
     loop {
-        let open: Vec<&Pursuit> = pursuits.iter().filter(|p| !p.done).collect();
-        if open.is_empty() {
+        let residuals: Vec<Vec<f64>> =
+            pursuits.par_iter().filter(|p| !p.done).map(|p| p.residual(dictionary)).collect();
+        if residuals.is_empty() {
             break;
         }
-        let picks = search.picks(&open).await?;
+        let picks = search.picks(&residuals).await?;
         let mut steps: Vec<(&mut Pursuit, Pick)> = pursuits.iter_mut().filter(|p| !p.done).zip(picks).collect();
         steps.par_iter_mut().for_each(|(pursuit, pick)| {
             pursuit.advance(dictionary, *pick, nonzero);
