@@ -16,6 +16,9 @@
 //!   --image`): two neurons of layer 8 (which computes the layer's effects `[N, D]` once), one
 //!   more neuron, the layer's rank-1 reconstruction (the analysis itself untimed).
 //!
+//! - `neighbours_of_one_layer`, `map_of_one_layer`: a layer's 15 nearest neurons by r_n and its
+//!   UMAP map (the work `precompute` adds per layer for format 5's neighbours and map).
+//!
 //! `cargo bench --profile dev --bench apps`; `CLIP_LENS_BENCH_GPU=1` adds the wgpu device.
 
 mod common;
@@ -123,6 +126,16 @@ fn applications(c: &mut Criterion) {
     // bundle's 5000 words, then 3072 reconstructions from 128 words.
     group.bench_function("fidelity_of_one_layer", |b| {
         b.iter(|| clip_lens::apps::cards::LayerFidelity::of(&bundle, 9).unwrap())
+    });
+    // A layer's neighbours and map (format 5's finish, per layer; and the map view of an older
+    // bundle, computed on load): the 15 nearest of 3072 directions, then UMAP.
+    let directions = &bundle.layers[&9].direction;
+    group.bench_function("neighbours_of_one_layer", |b| {
+        b.iter(|| clip_lens::lens::nearest_with_cosines(directions, 512, clip_lens::lens::MAP_NEIGHBOURS))
+    });
+    let nearest = clip_lens::lens::nearest_with_cosines(directions, 512, clip_lens::lens::MAP_NEIGHBOURS);
+    group.bench_function("map_of_one_layer", |b| {
+        b.iter(|| clip_lens::lens::map_of_neighbours(&nearest, clip_lens::lens::MAP_NEIGHBOURS))
     });
     for (name, device) in common::devices() {
         let model = ClipModel::load(&weights, &config, Towers::Vision, &device).unwrap();

@@ -108,6 +108,34 @@ async fn neuron_statistics_on_webgpu() {
     assert_within("webgpu/stats", &statistics_deviations(MODEL_OPENAI, &gpu, 16).await);
 }
 
+/// Each later head's part of the effects against the NumPy reference (`tests/fixtures/heads`).
+#[wasm_bindgen_test]
+async fn head_terms_on_webgpu_and_cpu() {
+    start_module().await;
+    if let Some(gpu) = webgpu().await {
+        assert_within("webgpu/heads", &heads::head_term_deviations(MODEL_OPENAI, &gpu).await);
+    }
+    assert_within("cpu/heads", &heads::head_term_deviations(MODEL_OPENAI, &device::cpu()).await);
+}
+
+/// The lab's heads of an analysed image through the binding (`Engine.imageHeads`): the
+/// reference's head terms of that image (the reference bundle's r_n are `pca.L`).
+#[wasm_bindgen_test]
+async fn the_lab_heads_through_the_binding() {
+    start_module().await;
+    let mut engine = engine_with_bundle("cpu").await;
+    engine.analyze(DETAIL_PNGS[0].to_vec(), None).await.map_err(message).unwrap();
+    let (reference, heads) = heads::reference_head_terms(1);
+    let mut ours = Vec::with_capacity(256 * heads);
+    for neuron in 0..256 {
+        let grid = json(engine.image_heads(1, neuron).await.map_err(message).unwrap());
+        ours.extend(grid["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32));
+    }
+    let deviation = relative_deviation(&ours, &reference[..256 * heads]);
+    report!("lab heads through the binding, layer 1: {deviation:.2e} relative");
+    assert!(deviation < 1e-4, "{deviation}");
+}
+
 /// The fidelity of a neuron's words through the binding (`Engine.neuron`'s card) against the
 /// hand computation from the reference's arrays.
 #[wasm_bindgen_test]

@@ -5,11 +5,12 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::apps::cards::HeadGrid;
 use crate::apps::concepts::{discover_concepts, Concepts};
 use crate::bundle::Bundle;
 use crate::device::read_f32;
 use crate::error::{Error, Result};
-use crate::lens::{centred_effect_norms, LensFactors};
+use crate::lens::{centred_effect_norms, head_alignments, head_scalars, LensFactors};
 use crate::model::{CaptureRequest, VisionOutput, VisionTransformer};
 
 /// One bundle layer's lens on the device.
@@ -62,6 +63,43 @@ impl BundleLens {
         Ok(Self { layers })
     }
 
+    /// Layer `layer`'s prepared lens; an error naming the prepared layers when it is not one.
+    pub fn prepared(&self, layer: usize) -> Result<&PreparedLayer> {
+        self.layers.iter().find(|l| l.layer == layer).ok_or_else(|| {
+            Error::InvalidInput(format!("layer {layer} is not prepared (it has {:?})", self.layer_numbers()))
+        })
+    }
+
+    /// Neuron `neuron`'s heads on the one image of a forward captured with
+    /// [`BundleLens::capture_request`]: each later head's part of its effect along r_n,
+    /// `c(I) s_{l,h,n}(I) (u_{l,h,n} . r_n)`, from the captures and the factors (no new
+    /// forward; one `[1, D] x [D, width]` product per later layer).
+    pub async fn image_heads(
+        &self,
+        vision: &VisionTransformer,
+        output: &VisionOutput,
+        bundle: &Bundle,
+        (layer, neuron): (usize, usize),
+    ) -> Result<HeadGrid> {
+        let factors = &self.prepared(layer)?.factors;
+        bundle.describe(layer, neuron)?;
+        let later = bundle.later_heads(layer)?;
+        let dim = bundle.manifest.embed_dim;
+        let direction = bundle.layer(layer)?.direction[neuron * dim..(neuron + 1) * dim].to_vec();
+        let device = output.embeds.device();
+        let direction = Tensor::<2>::from_data(TensorData::new(direction, [1, dim]), &device);
+        let (Some(scalars), Some(alignment)) =
+            (head_scalars(vision, factors, output)?, head_alignments(vision, factors, &direction, neuron))
+        else {
+            return Ok(HeadGrid::new(later, Vec::new()));
+        };
+        let [_, neurons, heads] = scalars.dims();
+        let scalars = read_f32(scalars.narrow(1, neuron, 1).reshape([heads])).await?;
+        let alignment = read_f32(alignment.reshape([heads])).await?;
+        debug_assert_eq!(neurons, bundle.manifest.neurons);
+        Ok(HeadGrid::new(later, scalars.iter().zip(&alignment).map(|(s, a)| s * a).collect()))
+    }
+
     /// The layer numbers, in order.
     pub fn layer_numbers(&self) -> Vec<usize> {
         self.layers.iter().map(|l| l.layer).collect()
@@ -95,14 +133,7 @@ impl BundleLens {
         if batch != 1 {
             return Err(Error::InvalidInput(format!("concept discovery takes one image per forward, not {batch}")));
         }
-        let prepared = layers
-            .iter()
-            .map(|&layer| {
-                self.layers.iter().find(|l| l.layer == layer).ok_or_else(|| {
-                    Error::InvalidInput(format!("layer {layer} is not prepared (it has {:?})", self.layer_numbers()))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let prepared = layers.iter().map(|&layer| self.prepared(layer)).collect::<Result<Vec<_>>>()?;
         if prepared.is_empty() {
             return Ok(Vec::new());
         }

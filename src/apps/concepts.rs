@@ -141,7 +141,7 @@ mod tests {
             norms: vec![1.0, 0.9, 2.0, 1.0, 0.5, 0.4],
             decomposition_index: vec![1, -1, 1, 0, 2, -1],
             decomposition_coef: vec![0.4, 0.0, -0.5, 0.2, 1.0, 0.0],
-            distributions: None,
+            ..LayerLens::default()
         };
         let words: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
         let found = discover_concepts(7, &[1.5, 3.0, 0.5], &lens, 2, 2, &words, 10).unwrap();

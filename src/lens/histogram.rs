@@ -147,7 +147,7 @@ fn edge(scale: f32, i: usize) -> f32 {
 }
 
 /// The bin of a norm, the outer bins taking what lies outside the edges.
-fn bin_of(norm: f32, scale: f32) -> usize {
+pub(super) fn bin_of(norm: f32, scale: f32) -> usize {
     if norm <= 0.0 || norm.is_nan() {
         return 0;
     }

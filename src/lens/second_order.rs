@@ -86,6 +86,8 @@ pub struct LensFactors {
     /// The neurons' layer L.
     pub layer: usize,
     later: Vec<LaterLayer>,
+    /// Heads per layer.
+    heads: usize,
     form: FactorForm,
     /// `u_{l,h,n}` as `[K, N, D]` (later layers x heads along K), in the per-head form (none
     /// for the last layer, which has no later heads).
@@ -117,6 +119,16 @@ impl LensFactors {
     /// The form the factors are kept in.
     pub fn form(&self) -> FactorForm {
         self.form
+    }
+
+    /// The later heads K (later layers x heads) whose terms the effects sum.
+    pub fn later_heads(&self) -> usize {
+        self.later.len() * self.heads
+    }
+
+    /// The later layers, in order.
+    pub fn later_layers(&self) -> Vec<usize> {
+        self.later.iter().map(|later| later.layer).collect()
     }
 
     /// Precomputes the factors of layer `layer` of `vision` in the given form.
@@ -163,7 +175,7 @@ impl LensFactors {
             .collect::<Vec<_>>();
         let head_directions = (form == FactorForm::PerHead && !later.is_empty())
             .then(|| per_head_directions(&later, vision.config.heads));
-        Ok(Self { layer, later, form, head_directions })
+        Ok(Self { layer, later, heads: vision.config.heads, form, head_directions })
     }
 }
 
@@ -240,13 +252,55 @@ pub fn second_order_effects(
     factors: &LensFactors,
     output: &VisionOutput,
 ) -> Result<Tensor<3>> {
+    Ok(effects_of(vision, factors, image_terms(vision, factors, output)?))
+}
+
+/// [`second_order_effects`] with each neuron's per-head scalars `c(I) s_{l,h,n}(I)` `[B, N, K]`
+/// (K = later layers x heads, layer-major; `None` for the last layer, which has no later head):
+/// head h of layer l carries `c(I) s_{l,h,n}(I) u_{l,h,n}` of the effect, so its part along any
+/// direction r is that scalar times `u_{l,h,n} . r` ([`head_alignments`]).
+///
+/// Reference: each `(layer, head)` term of [`compute_second_order_neuron_prs.py`, `main`][prs]'s sum, which the
+/// reference adds up and does not keep.
+///
+/// [prs]: https://github.com/yossigandelsman/second_order_lens/blob/f9f054496a97c4e409556f2c9a31b47c3d3ed157/compute_second_order_neuron_prs.py
+pub fn second_order_effects_and_heads(
+    vision: &VisionTransformer,
+    factors: &LensFactors,
+    output: &VisionOutput,
+) -> Result<(Tensor<3>, Option<Tensor<3>>)> {
     let terms = image_terms(vision, factors, output)?;
+    let heads = scaled_head_scalars(&terms);
+    Ok((effects_of(vision, factors, terms), heads))
+}
+
+/// The per-head scalars `c(I) s_{l,h,n}(I)` `[B, N, K]` of [`second_order_effects_and_heads`]
+/// alone (`None` for the last layer), from a forward's captures: the lab's heads of one image.
+pub fn head_scalars(
+    vision: &VisionTransformer,
+    factors: &LensFactors,
+    output: &VisionOutput,
+) -> Result<Option<Tensor<3>>> {
+    Ok(scaled_head_scalars(&image_terms(vision, factors, output)?))
+}
+
+/// `c(I) s_{l,h,n}(I)` `[B, N, K]` from an image's terms.
+fn scaled_head_scalars(terms: &ImageTerms) -> Option<Tensor<3>> {
+    (!terms.scalars.is_empty()).then(|| {
+        let scalars = Tensor::cat(terms.scalars.clone(), 1); // [B, K, N]
+        (scalars * terms.scale.clone().unsqueeze_dim::<3>(2)).swap_dims(1, 2)
+    })
+}
+
+/// The effects `[B, N, D]` from an image's terms: on the CPU's per-head kernel where the
+/// factors allow, else with burn's ops.
+fn effects_of(vision: &VisionTransformer, factors: &LensFactors, terms: ImageTerms) -> Tensor<3> {
     if let Some((scalars, directions)) = cpu_head_terms(factors, &terms) {
         if let Some(effects) = kernels::flex_head_effects(&scalars, directions, &terms.kappa, &terms.scale) {
-            return Ok(effects);
+            return effects;
         }
     }
-    Ok(effects_from_terms(vision, factors, terms))
+    effects_from_terms(vision, factors, terms)
 }
 
 /// The centred norms `|phi_n - mean_n|` `[B, N]` of [`second_order_effects`], with the means
@@ -329,24 +383,35 @@ impl ProjectionFactors {
     /// Precomputes the scalars for directions `r` and means (both `[N, D]`).
     pub fn new(vision: &VisionTransformer, factors: &LensFactors, directions: Tensor<2>, mean: Tensor<2>) -> Self {
         let [count, _] = directions.dims();
-        let heads = vision.config.heads;
-        let width = vision.config.width;
-        let head_alignment = factors
-            .later
-            .iter()
-            .map(|later| {
-                // u_{l,h,n} . r_n = sum_{j in head h} G_l[n, j] (M_l r_n)_j
-                let mapped = directions.clone().matmul(later.output_map.clone().transpose()); // [N, width]
-                (later.neuron_values.clone() * mapped)
-                    .reshape([count, heads, width / heads])
-                    .sum_dim(2)
-                    .reshape([count, heads])
-                    .transpose()
-            })
-            .collect();
+        let head_alignment = factors.later.iter().map(|later| later_alignment(vision, later, &directions, 0)).collect();
         let mean_alignment = (mean * directions.clone()).sum_dim(1).reshape([1, count]);
         Self { head_alignment, directions, mean_alignment }
     }
+}
+
+/// `u_{l,h,n} . r_n` for every later layer and head, `[K, M]` (K = later layers x heads,
+/// layer-major), for the directions `r` `[M, D]` of neurons `first..first + M`; `None` for the
+/// last layer (no later head).
+pub fn head_alignments(
+    vision: &VisionTransformer,
+    factors: &LensFactors,
+    directions: &Tensor<2>,
+    first: usize,
+) -> Option<Tensor<2>> {
+    let per_layer: Vec<_> =
+        factors.later.iter().map(|later| later_alignment(vision, later, directions, first)).collect();
+    (!per_layer.is_empty()).then(|| Tensor::cat(per_layer, 0))
+}
+
+/// `u_{l,h,n} . r_n = sum_{j in head h} G_l[n, j] (M_l r_n)_j` for one later layer and the
+/// neurons `first..first + M` of directions `[M, D]`, `[H, M]`: one `[M, D] x [D, width]`
+/// product, without the per-head directions.
+fn later_alignment(vision: &VisionTransformer, later: &LaterLayer, directions: &Tensor<2>, first: usize) -> Tensor<2> {
+    let [count, _] = directions.dims();
+    let (heads, width) = (vision.config.heads, vision.config.width);
+    let mapped = directions.clone().matmul(later.output_map.clone().transpose()); // [M, width]
+    let values = later.neuron_values.clone().narrow(0, first, count);
+    (values * mapped).reshape([count, heads, width / heads]).sum_dim(2).reshape([count, heads]).transpose()
 }
 
 /// The coefficient of each centred effect along its direction, `x_n = (phi_n - mean_n) . r_n`,

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use super::histogram::NormHistograms;
 use super::stats::{MeanAccumulator, NeuronStatistics};
+use super::typical::TypicalImages;
 use crate::error::{Error, Result};
 use crate::tensor_file::NamedTensor;
 
@@ -57,6 +58,8 @@ pub struct Observation<'a> {
     pub neuron: usize,
     /// The image's id (its position among the images added).
     pub image: usize,
+    /// A hash of the image's name: the same for the image in every run, shard and resumption.
+    pub image_key: u64,
     /// `|effect - mean|`.
     pub centred_norm: f32,
     /// The effect `[D]`.
@@ -78,12 +81,19 @@ pub trait Rider: NeuronStatistic + Send + 'static {
     /// Counts one neuron's effect of one image.
     fn observe(&mut self, seen: &Observation<'_>);
 
+    /// [`NeuronStatistic::merge`] of a statistic gathered over the images that follow the
+    /// `images_before` this one saw (a rider that keeps image ids shifts `other`'s by that).
+    fn merge_after(&mut self, other: &Self, images_before: usize) -> Result<()> {
+        let _ = images_before;
+        NeuronStatistic::merge(self, other)
+    }
+
     /// Sets its field of the layer's statistics, whose top k are final.
     fn finish(self, stats: &mut NeuronStatistics);
 }
 
 /// Every statistic pass 2 gathers beside the top k, in this order.
-pub const RIDERS: &[RiderKind] = &[RiderKind::of::<NormHistograms>()];
+pub const RIDERS: &[RiderKind] = &[RiderKind::of::<NormHistograms>(), RiderKind::of::<TypicalImages>()];
 
 /// Tensors by name (a checkpoint's or a shard file's).
 type Tensors = HashMap<String, NamedTensor>;
@@ -142,14 +152,19 @@ pub(super) fn missing_rider(riders: &[Box<dyn AnyRider>]) -> Option<&'static Rid
     RIDERS.iter().find(|kind| !riders.iter().any(|r| r.key() == kind.key))
 }
 
-/// Merges `theirs` into `mine`, rider by rider: the same riders on both sides (both in
-/// [`RIDERS`] order), else an error that names the one missing.
-pub(super) fn merge_riders(mine: &mut [Box<dyn AnyRider>], theirs: &[Box<dyn AnyRider>]) -> Result<()> {
+/// Merges `theirs` (gathered over the images after the `images_before` of `mine`) into `mine`,
+/// rider by rider: the same riders on both sides (both in [`RIDERS`] order), else an error that
+/// names the one missing.
+pub(super) fn merge_riders(
+    mine: &mut [Box<dyn AnyRider>],
+    theirs: &[Box<dyn AnyRider>],
+    images_before: usize,
+) -> Result<()> {
     let has = |riders: &[Box<dyn AnyRider>], key: &str| riders.iter().any(|r| r.key() == key);
     if let Some(odd) = mine.iter().chain(theirs).find(|r| !has(mine, r.key()) || !has(theirs, r.key())) {
         return Err(Error::InvalidInput(format!("cannot append top-k images with and without {}", odd.what())));
     }
-    mine.iter_mut().zip(theirs).try_for_each(|(m, t)| m.merge(t.as_ref()))
+    mine.iter_mut().zip(theirs).try_for_each(|(m, t)| m.merge(t.as_ref(), images_before))
 }
 
 /// A [`Rider`] as an object, so that one accumulator holds riders of any types.
@@ -162,8 +177,8 @@ pub trait AnyRider: Send {
     fn observe(&mut self, seen: &Observation<'_>);
     /// [`NeuronStatistic::to_tensors`].
     fn to_tensors(&self, prefix: &str) -> Vec<NamedTensor>;
-    /// [`NeuronStatistic::merge`] with a rider of the same type.
-    fn merge(&mut self, other: &dyn AnyRider) -> Result<()>;
+    /// [`Rider::merge_after`] with a rider of the same type.
+    fn merge(&mut self, other: &dyn AnyRider, images_before: usize) -> Result<()>;
     /// [`Rider::finish`].
     fn finish(self: Box<Self>, stats: &mut NeuronStatistics);
     /// For [`AnyRider::merge`]'s type check.
@@ -183,12 +198,12 @@ impl<R: Rider> AnyRider for R {
     fn to_tensors(&self, prefix: &str) -> Vec<NamedTensor> {
         NeuronStatistic::to_tensors(self, prefix)
     }
-    fn merge(&mut self, other: &dyn AnyRider) -> Result<()> {
+    fn merge(&mut self, other: &dyn AnyRider, images_before: usize) -> Result<()> {
         let other = other
             .as_any()
             .downcast_ref::<R>()
             .ok_or_else(|| Error::InvalidInput(format!("cannot merge {} with {}", R::WHAT, other.what())))?;
-        NeuronStatistic::merge(self, other)
+        Rider::merge_after(self, other, images_before)
     }
     fn finish(self: Box<Self>, stats: &mut NeuronStatistics) {
         Rider::finish(*self, stats)

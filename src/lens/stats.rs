@@ -8,7 +8,8 @@
 //! vector of those k effects ([`super::singular`]) and the thresholds. Started with
 //! [`TopKAccumulator::after`](super::TopKAccumulator::after), pass 2 also gathers the [`super::statistic::RIDERS`] (every
 //! neuron's histogram of centred norms, [`super::histogram`], whose bins come from pass 1's RMS
-//! centred norms, [`MeanAccumulator::centred_scales`]).
+//! centred norms, [`MeanAccumulator::centred_scales`], and its typical images per band of it,
+//! [`super::typical`]).
 //!
 //! Both accumulators are [`NeuronStatistic`]s: their state as tensors, and exact merges.
 //!
@@ -166,4 +167,12 @@ pub struct NeuronStatistics {
     /// The distributions of the centred norms, when the accumulator kept histograms (set by
     /// the [`NormHistograms`](super::NormHistograms) rider).
     pub distributions: Option<Distributions>,
+    /// Later heads K (later layers x heads, layer-major).
+    pub later_heads: usize,
+    /// Per neuron, its typical images `[N, bands x m]` (ids, -1 pads; set by the
+    /// [`TypicalImages`](super::typical::TypicalImages) rider).
+    pub typical: Option<Vec<i64>>,
+    /// Per neuron, the mean over its top k of each later head's scalar `c(I) s_{l,h,n}(I)`,
+    /// `[N, K]`: times `u_{l,h,n} . r_n`, the head's mean part of the effect along r_n.
+    pub head_scalars: Vec<f32>,
 }

@@ -13,6 +13,7 @@ use super::statistic::{
     merge_riders, missing_rider, restore_riders, start_riders, AnyRider, NeuronStatistic, Observation, RiderKind, Sizes,
 };
 use super::stats::{check_batch, MeanAccumulator, NeuronStatistics};
+use super::typical::TypicalImages;
 use crate::error::{Error, Result};
 use crate::tensor_file::{lookup, NamedTensor};
 use crate::vector::dot_f64;
@@ -41,9 +42,25 @@ pub struct TopKAccumulator {
     /// Their centred effects `[N, k, D]`. Shared only with a checkpoint being written, which
     /// is dropped before the next batch: `Arc::make_mut` never copies it.
     centred: Arc<Vec<f32>>,
+    /// Later heads K (later layers x heads): each slot's per-head scalars `c(I) s_{l,h,n}(I)`.
+    heads: usize,
+    /// Those scalars `[N, k, K]` (the heads' parts of the effect along any direction, once it
+    /// is known: [`crate::lens::second_order::second_order_effects_and_heads`]).
+    head_scalars: Vec<f32>,
     next_image: usize,
     /// The statistics gathered beside the top k, in [`super::statistic::RIDERS`] order.
     riders: Vec<Box<dyn AnyRider>>,
+}
+
+/// One batch of pass 2: its images' effects and what the statistics beside the top k need.
+#[derive(Debug, Clone, Copy)]
+pub struct PassTwoBatch<'a> {
+    /// The effects `[B, N, D]`.
+    pub effects: &'a [f32],
+    /// Their per-head scalars `[B, N, K]` (empty for a layer with no later head).
+    pub head_scalars: &'a [f32],
+    /// Each image's key `[B]`, a hash of its name ([`Observation::image_key`]).
+    pub image_keys: &'a [u64],
 }
 
 /// One neuron's k slots of the top-k state.
@@ -51,7 +68,9 @@ struct Slots<'a> {
     norms: &'a mut [f32],
     images: &'a mut [i64],
     centred: &'a mut [f32],
+    head_scalars: &'a mut [f32],
     dim: usize,
+    heads: usize,
 }
 
 impl Slots<'_> {
@@ -60,11 +79,12 @@ impl Slots<'_> {
         (self.norms[slot], self.images[slot])
     }
 
-    /// Puts an image in slot `slot`: its norm, id and centred effect.
-    fn set(&mut self, slot: usize, norm: f32, image: i64, centred: impl Iterator<Item = f32>) {
+    /// Puts an image in slot `slot`: its norm, id, centred effect and per-head scalars.
+    fn set(&mut self, slot: usize, norm: f32, image: i64, centred: impl Iterator<Item = f32>, heads: &[f32]) {
         self.norms[slot] = norm;
         self.images[slot] = image;
         self.centred[slot * self.dim..][..self.dim].iter_mut().zip(centred).for_each(|(to, x)| *to = x);
+        self.head_scalars[slot * self.heads..][..self.heads].copy_from_slice(heads);
     }
 }
 
@@ -82,56 +102,108 @@ impl TopKAccumulator {
             norms: vec![0.0; neurons * k],
             images: vec![-1; neurons * k],
             centred: Arc::new(vec![0.0; neurons * k * dim]),
+            heads: 0,
+            head_scalars: Vec::new(),
             next_image: 0,
             riders: Vec::new(),
         })
     }
 
-    /// Pass 2 after pass 1's `means`: centred on their mean, with every rider.
-    pub fn after(means: &MeanAccumulator, k: usize) -> Result<Self> {
-        let mut top = Self::new(means.mean()?, means.neurons, means.dim, k)?;
+    /// Pass 2 after pass 1's `means`: centred on their mean, with every rider, keeping `heads`
+    /// per-head scalars per slot (the layer's later heads).
+    pub fn after(means: &MeanAccumulator, k: usize, heads: usize) -> Result<Self> {
+        let mut top = Self::new(means.mean()?, means.neurons, means.dim, k)?.with_heads(heads);
         top.riders = start_riders(means)?;
         Ok(top)
+    }
+
+    /// Also keeps `heads` per-head scalars per slot ([`TopKAccumulator::add_batch`]).
+    pub fn with_heads(mut self, heads: usize) -> Self {
+        self.heads = heads;
+        self.head_scalars = vec![0.0; self.neurons * self.k * heads];
+        self
     }
 
     /// Also counts every centred norm into a histogram per neuron, with bins around `scales`
     /// (`[N]`, pass 1's [`MeanAccumulator::centred_scales`]): the histogram rider without
     /// [`TopKAccumulator::after`].
-    pub fn with_histograms(mut self, scales: Vec<f32>) -> Result<Self> {
+    pub fn with_histograms(self, scales: Vec<f32>) -> Result<Self> {
+        self.with_rider(scales, |scales| Box::new(NormHistograms::new(scales)))
+    }
+
+    /// Also keeps typical images per band of each neuron's distribution, with bins around
+    /// `scales` (`[N]`): the typical-images rider without [`TopKAccumulator::after`].
+    pub fn with_typical(self, scales: Vec<f32>) -> Result<Self> {
+        self.with_rider(scales, |scales| Box::new(TypicalImages::new(scales)))
+    }
+
+    /// Adds the rider `make` starts from per-neuron `scales` (`[N]`).
+    fn with_rider(mut self, scales: Vec<f32>, make: impl FnOnce(Vec<f32>) -> Box<dyn AnyRider>) -> Result<Self> {
         if scales.len() != self.neurons {
             return Err(Error::InvalidInput(format!("{} scales for {} neurons", scales.len(), self.neurons)));
         }
-        self.riders.push(Box::new(NormHistograms::new(scales)));
+        self.riders.push(make(scales));
         Ok(self)
     }
 
     /// Each neuron's slots, in order.
-    fn slots<'a>(
-        norms: &'a mut [f32],
-        images: &'a mut [i64],
-        centred: &'a mut Arc<Vec<f32>>,
-        (k, dim): (usize, usize),
-    ) -> impl Iterator<Item = Slots<'a>> {
-        let centred = Arc::make_mut(centred).chunks_exact_mut(k * dim);
-        (norms.chunks_exact_mut(k).zip(images.chunks_exact_mut(k)).zip(centred))
-            .map(move |((norms, images), centred)| Slots { norms, images, centred, dim })
+    fn slots(&mut self) -> impl Iterator<Item = Slots<'_>> {
+        let (k, dim, heads) = (self.k, self.dim, self.heads);
+        let centred = Arc::make_mut(&mut self.centred).chunks_exact_mut(k * dim);
+        // With no later head, every neuron's scalars are the same empty row.
+        let head_scalars =
+            self.head_scalars.chunks_mut((k * heads).max(1)).chain(std::iter::repeat_with(|| &mut [][..]));
+        (self.norms.chunks_exact_mut(k).zip(self.images.chunks_exact_mut(k)).zip(centred).zip(head_scalars)).map(
+            move |(((norms, images), centred), head_scalars)| Slots {
+                norms,
+                images,
+                centred,
+                head_scalars,
+                dim,
+                heads,
+            },
+        )
     }
 
-    /// Adds a batch of effects `[B, N, D]`; images get consecutive ids.
+    /// Adds a batch of effects `[B, N, D]` (of a layer with no later head); images get
+    /// consecutive ids, which also serve as their keys.
     pub fn add(&mut self, effects: &[f32]) -> Result<()> {
+        let first = self.next_image as u64;
+        let keys: Vec<u64> = (first..).take(effects.len() / (self.neurons * self.dim).max(1)).collect();
+        self.add_batch(PassTwoBatch { effects, head_scalars: &[], image_keys: &keys })
+    }
+
+    /// Adds a batch of pass 2; its images get consecutive ids.
+    pub fn add_batch(&mut self, batch: PassTwoBatch<'_>) -> Result<()> {
+        let PassTwoBatch { effects, head_scalars, image_keys } = batch;
         let per_image = check_batch(effects, self.neurons, self.dim)?;
-        let (k, dim) = (self.k, self.dim);
-        for image in effects.chunks_exact(per_image) {
+        let images = effects.len() / per_image;
+        if head_scalars.len() != images * self.neurons * self.heads || image_keys.len() != images {
+            return Err(Error::InvalidInput(format!(
+                "{} per-head scalars and {} keys for {images} images of {} neurons and {} later heads",
+                head_scalars.len(),
+                image_keys.len(),
+                self.neurons,
+                self.heads
+            )));
+        }
+        let (k, dim, heads) = (self.k, self.dim, self.heads);
+        let mean = std::mem::take(&mut self.mean);
+        let mut riders = std::mem::take(&mut self.riders);
+        let per_image_heads = chunks_or_empty(head_scalars, self.neurons * heads);
+        for ((image, image_heads), &image_key) in effects.chunks_exact(per_image).zip(per_image_heads).zip(image_keys) {
             let id = self.next_image;
             self.next_image += 1;
-            let rows = image.chunks_exact(dim).zip(self.mean.chunks_exact(dim));
-            let all_slots = Self::slots(&mut self.norms, &mut self.images, &mut self.centred, (k, dim));
-            for (neuron, (slots, (effect, mean))) in all_slots.zip(rows).enumerate() {
-                let centred_norm = offer(slots, id.min(k), id, effect, mean);
-                let seen = Observation { neuron, image: id, centred_norm, effect, mean };
-                self.riders.iter_mut().for_each(|rider| rider.observe(&seen));
+            let rows = image.chunks_exact(dim).zip(mean.chunks_exact(dim));
+            let neuron_heads = chunks_or_empty(image_heads, heads);
+            for (neuron, ((slots, (effect, mean)), heads)) in self.slots().zip(rows).zip(neuron_heads).enumerate() {
+                let centred_norm = offer(slots, id.min(k), id, effect, mean, heads);
+                let seen = Observation { neuron, image: id, image_key, centred_norm, effect, mean };
+                riders.iter_mut().for_each(|rider| rider.observe(&seen));
             }
         }
+        self.riders = riders;
+        self.mean = mean;
         Ok(())
     }
 
@@ -150,11 +222,16 @@ impl TopKAccumulator {
         if self.mean != other.mean {
             return Err(Error::InvalidInput("cannot append top-k images centred on another mean".into()));
         }
-        merge_riders(&mut self.riders, &other.riders)?;
-        let (k, dim, offset) = (self.k, self.dim, self.next_image as i64);
+        if self.heads != other.heads {
+            return Err(Error::InvalidInput(format!(
+                "cannot append top-k images with {} later heads to ones with {}",
+                other.heads, self.heads
+            )));
+        }
+        merge_riders(&mut self.riders, &other.riders, self.next_image)?;
+        let (k, dim, heads, offset) = (self.k, self.dim, self.heads, self.next_image as i64);
         let (mine, theirs) = (self.next_image.min(k), other.next_image.min(k));
-        let all_slots = Self::slots(&mut self.norms, &mut self.images, &mut self.centred, (k, dim));
-        for (n, mut slots) in all_slots.enumerate() {
+        for (n, mut slots) in self.slots().enumerate() {
             let at = |slot: usize| n * k + slot;
             // Both sets' filled slots, strongest first (an image of `other`: `Err(slot)`).
             let mut candidates: Vec<((f32, i64), std::result::Result<usize, usize>)> = (0..mine)
@@ -163,13 +240,15 @@ impl TopKAccumulator {
                 .collect();
             candidates.sort_by(|a, b| stronger(a.0, b.0));
             candidates.truncate(k);
-            let own_rows = slots.centred.to_vec();
+            let (own_rows, own_heads) = (slots.centred.to_vec(), slots.head_scalars.to_vec());
             for (slot, &((norm, image), from)) in candidates.iter().enumerate() {
-                let row = match from {
-                    Ok(own) => &own_rows[own * dim..][..dim],
-                    Err(their) => &other.centred[at(their) * dim..][..dim],
+                let (row, head_row) = match from {
+                    Ok(own) => (&own_rows[own * dim..][..dim], &own_heads[own * heads..][..heads]),
+                    Err(their) => {
+                        (&other.centred[at(their) * dim..][..dim], &other.head_scalars[at(their) * heads..][..heads])
+                    }
                 };
-                slots.set(slot, norm, image, row.iter().copied());
+                slots.set(slot, norm, image, row.iter().copied(), head_row);
             }
         }
         self.next_image += other.next_image;
@@ -222,13 +301,20 @@ impl TopKAccumulator {
                 (direction, votes, order)
             })
             .collect();
+        let heads = self.heads;
         for (n, (direction, votes, order)) in per_neuron.into_iter().enumerate() {
             let at = |slot: usize| n * k + slot;
             stats.sign_votes.push(votes);
             stats.directions.extend(direction);
             stats.norms.extend(order.iter().map(|&slot| self.norms[at(slot)]));
             stats.top_images.extend(order.iter().map(|&slot| self.images[at(slot)] as usize));
+            // The mean over the top k, summed in rank order: the same whatever slots hold them.
+            stats.head_scalars.extend((0..heads).map(|h| {
+                let sum: f64 = order.iter().map(|&slot| self.head_scalars[at(slot) * heads + h] as f64).sum();
+                (sum / k as f64) as f32
+            }));
         }
+        stats.later_heads = heads;
         stats.mean = self.mean;
         for rider in self.riders {
             rider.finish(&mut stats);
@@ -249,6 +335,7 @@ impl NeuronStatistic for TopKAccumulator {
             NamedTensor::i64(format!("{prefix}.images"), &[neurons, k], self.images.clone()),
             NamedTensor::f32(format!("{prefix}.norms"), &[neurons, k], self.norms.clone()),
             NamedTensor::shared_f32(format!("{prefix}.centred"), &[neurons, k, dim], Arc::clone(&self.centred)),
+            NamedTensor::f32(format!("{prefix}.head_scalars"), &[neurons, k, self.heads], self.head_scalars.clone()),
             NamedTensor::i64(format!("{prefix}.next_image"), &[1], vec![self.next_image as i64]),
         ];
         tensors.extend(self.riders.iter().flat_map(|rider| rider.to_tensors(prefix)));
@@ -268,9 +355,16 @@ impl NeuronStatistic for TopKAccumulator {
         {
             return Err(Error::InvalidInput(format!("`{prefix}.images` does not hold {filled} images per neuron")));
         }
+        // Written before the per-head scalars were kept: the bundle would lack its heads.
+        let head_scalars = get("head_scalars").map_err(|_| {
+            Error::InvalidInput(format!("no `{prefix}.head_scalars` (written by another version of clip-lens)"))
+        })?;
+        let heads = head_scalars.shape.get(2).copied().unwrap_or(0);
         Ok(Self {
             norms: get("norms")?.f32_values(&[neurons, k])?,
             centred: get("centred")?.shared_f32_values(&[neurons, k, dim])?,
+            head_scalars: head_scalars.f32_values(&[neurons, k, heads])?,
+            heads,
             images,
             next_image,
             riders: restore_riders(tensors, prefix, sizes)?,
@@ -291,7 +385,7 @@ impl NeuronStatistic for TopKAccumulator {
 /// come in id order, so a later image with a norm equal to the weakest kept one stays out, and
 /// among equal weakest norms the latest image leaves first): a set that does not depend on the
 /// order of the offers, which [`TopKAccumulator::append`] relies on.
-fn offer(mut slots: Slots<'_>, filled: usize, image: usize, effect: &[f32], mean: &[f32]) -> f32 {
+fn offer(mut slots: Slots<'_>, filled: usize, image: usize, effect: &[f32], mean: &[f32], heads: &[f32]) -> f32 {
     let norm = effect.iter().zip(mean).map(|(e, m)| ((e - m) as f64).powi(2)).sum::<f64>().sqrt() as f32;
     let k = slots.norms.len();
     let slot = if filled < k {
@@ -303,8 +397,16 @@ fn offer(mut slots: Slots<'_>, filled: usize, image: usize, effect: &[f32], mean
             false => return norm,
         }
     };
-    slots.set(slot, norm, image as i64, effect.iter().zip(mean).map(|(e, m)| e - m));
+    slots.set(slot, norm, image as i64, effect.iter().zip(mean).map(|(e, m)| e - m), heads);
     norm
+}
+
+/// `values` in chunks of `size`, or endless empty chunks when `size` is 0 (no later head).
+fn chunks_or_empty(values: &[f32], size: usize) -> Box<dyn Iterator<Item = &[f32]> + '_> {
+    match size {
+        0 => Box::new(std::iter::repeat(&[][..])),
+        _ => Box::new(values.chunks_exact(size)),
+    }
 }
 
 /// The order of the top k on (norm, image): the larger norm first, on equal norms the earlier
@@ -314,101 +416,4 @@ fn stronger(a: (f32, i64), b: (f32, i64)) -> std::cmp::Ordering {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Effects `[images, 3 neurons, 2]` whose centred norms repeat (ties across the split).
-    fn effects(images: usize) -> Vec<f32> {
-        (0..images * 6).map(|i| ((i * 7 + i / 6) % 5) as f32 - 2.0).collect()
-    }
-
-    fn accumulator(effects: &[f32]) -> TopKAccumulator {
-        let mut top = TopKAccumulator::new(vec![0.5; 6], 3, 2, 4).unwrap().with_histograms(vec![1.0; 3]).unwrap();
-        top.add(effects).unwrap();
-        top
-    }
-
-    /// Appending the accumulators of consecutive slices gives what one accumulator over every
-    /// image gives, ties included (the earlier image wins).
-    #[test]
-    fn appended_slices_equal_one_stream() {
-        let all = effects(23);
-        let whole = accumulator(&all).finish().unwrap();
-        for cuts in [vec![0, 23], vec![0, 2, 11, 23], vec![0, 0, 5, 23, 23]] {
-            let mut merged = accumulator(&all[..cuts[1] * 6]);
-            for pair in cuts[1..].windows(2) {
-                merged.append(&accumulator(&all[pair[0] * 6..pair[1] * 6])).unwrap();
-            }
-            assert_eq!(merged.images(), 23);
-            let merged = merged.finish().unwrap();
-            assert_eq!(merged.top_images, whole.top_images, "{cuts:?}");
-            assert_eq!(merged.norms, whole.norms);
-            assert_eq!(merged.directions, whole.directions);
-            assert_eq!(merged.distributions, whole.distributions);
-        }
-        assert!(whole.norms.windows(2).any(|w| w[0] == w[1]), "the case has ties");
-    }
-
-    /// Of equal norms the earlier image stays, whichever of them was replaced before.
-    #[test]
-    fn ties_keep_the_earlier_image() {
-        let top = |effects: &[f32]| {
-            let mut top = TopKAccumulator::new(vec![0.0], 1, 1, 2).unwrap();
-            top.add(effects).unwrap();
-            top
-        };
-        // Image 2 replaces one of the two tied images 0 and 1: image 1, the later.
-        assert_eq!(top(&[1.0, 1.0, 2.0]).finish().unwrap().top_images, [0, 2]);
-        let mut merged = top(&[1.0, 1.0]);
-        merged.append(&top(&[2.0])).unwrap();
-        assert_eq!(merged.finish().unwrap().top_images, [0, 2]);
-        // Later images of a tied norm stay out; a larger one replaces the latest of the ties.
-        assert_eq!(top(&[3.0, 1.0, 1.0, 1.0, 2.0]).finish().unwrap().top_images, [4, 0]);
-    }
-
-    /// A checkpoint's tensors lend the centred effects (no copy); once they are dropped, the
-    /// next batch writes into the same buffer. Restored from them, the state finishes alike.
-    #[test]
-    fn checkpoint_tensors_lend_the_state() {
-        let mut top = accumulator(&effects(5));
-        let tensors = top.to_tensors("x");
-        let centred = tensors.iter().find(|t| t.name == "x.centred").unwrap();
-        let crate::tensor_file::Values::F32(lent) = &centred.values else { panic!("f32 values") };
-        assert!(Arc::ptr_eq(lent, &top.centred), "lent, not copied");
-        let (by_name, _) = crate::tensor_file::deserialize(&crate::tensor_file::serialize(&tensors).unwrap()).unwrap();
-        let restored = TopKAccumulator::from_tensors(&by_name, "x", Sizes { neurons: 3, dim: 2, k: 4 }).unwrap();
-        let buffer = top.centred.as_ptr();
-        drop((tensors, by_name));
-        top.add(&effects(3)).unwrap();
-        assert_eq!(top.centred.as_ptr(), buffer, "the next batch copies nothing");
-        let (mut again, whole) = (restored, accumulator(&effects(5)));
-        assert_eq!(again.images(), 5);
-        again.add(&effects(3)).unwrap();
-        let mut expected = whole;
-        expected.add(&effects(3)).unwrap();
-        assert_eq!(again.finish().unwrap().top_images, expected.finish().unwrap().top_images);
-    }
-
-    /// Slots that do not hold the first min(images, k) ids of every neuron are refused.
-    #[test]
-    fn restoring_refuses_misplaced_slots() {
-        let top = accumulator(&effects(2));
-        let mut by_name: HashMap<String, NamedTensor> =
-            top.to_tensors("x").into_iter().map(|t| (t.name.clone(), t)).collect();
-        let images = by_name.get_mut("x.images").unwrap();
-        *images = NamedTensor::i64("x.images", &[3, 4], vec![0, 1, -1, -1, 0, -1, 1, -1, 0, 1, -1, -1]);
-        let error = TopKAccumulator::from_tensors(&by_name, "x", Sizes { neurons: 3, dim: 2, k: 4 }).err().unwrap();
-        assert!(error.to_string().contains("does not hold 2 images per neuron"), "{error}");
-    }
-
-    #[test]
-    fn append_refuses_other_means_and_shapes() {
-        let mut top = accumulator(&effects(4));
-        let other_mean = TopKAccumulator::new(vec![0.0; 6], 3, 2, 4).unwrap().with_histograms(vec![1.0; 3]).unwrap();
-        assert!(top.append(&other_mean).unwrap_err().to_string().contains("another mean"));
-        let other_k = TopKAccumulator::new(vec![0.5; 6], 3, 2, 2).unwrap();
-        assert!(top.append(&other_k).unwrap_err().to_string().contains("top-2"));
-        let no_histograms = TopKAccumulator::new(vec![0.5; 6], 3, 2, 4).unwrap();
-        assert!(top.append(&no_histograms).unwrap_err().to_string().contains("histograms"));
-    }
-}
+mod tests;

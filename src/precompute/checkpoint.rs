@@ -44,13 +44,6 @@ impl Accumulators {
         tops
     }
 
-    pub(super) fn add(&mut self, layer: usize, effects: &[f32]) -> Result<()> {
-        match self {
-            Accumulators::Means(m) => m[layer].add(effects),
-            Accumulators::Tops(t) => t[layer].add(effects),
-        }
-    }
-
     /// The accumulators as named tensors, `layer.L.*` for each lens layer L.
     pub(super) fn to_tensors(&self, layers: &[usize]) -> Vec<NamedTensor> {
         match self {
@@ -168,7 +161,7 @@ pub(super) struct Checkpoint<'a, K> {
     last_saved: Instant,
 }
 
-const CHECKPOINT_VERSION: &str = "2";
+const CHECKPOINT_VERSION: &str = "3";
 
 impl<'a, K: BundleSink> Checkpoint<'a, K> {
     /// The checkpoint `name` in `sink` of the run with this fingerprint, saved every `seconds`.

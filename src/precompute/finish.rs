@@ -1,20 +1,26 @@
 //! What follows the passes, for a run and for a merge of shards alike: the words and ImageNet
-//! classes through the text tower, OMP of every direction, thumbnails of the top images, and
-//! the bundle written to the sink.
+//! classes through the text tower, OMP of every direction, each neuron's heads, fidelity of its
+//! words, neighbours and place on the layer's map, thumbnails of the top and typical images,
+//! and the bundle written to the sink.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::checkpoint::Position;
 use super::driver::{Control, Driver, Progress};
 use super::io::{BundleSink, ImageSource};
 use super::text_side::{self, TextSide};
 use super::{Inputs, Settings};
-use crate::bundle::{Bundle, LayerLens, Manifest, FORMAT_VERSION};
+use crate::bundle::{Bundle, LayerLens, Manifest, FORMAT_VERSION, NEIGHBOURS};
+use crate::device::read_f32;
 use crate::lens::omp::OMP_BLOCK;
-use crate::lens::{Dictionary, NeuronStatistics, SparseCoder, HISTOGRAM_BINS, PERCENTILES};
-use crate::model::ClipModel;
+use crate::lens::{
+    head_alignments, map_of_neighbours, nearest_with_cosines, neighbour_ids, word_fidelity, Dictionary, FactorForm,
+    LensFactors, NeuronStatistics, SparseCoder, HISTOGRAM_BINS, MAP_NEIGHBOURS, PERCENTILES, TYPICAL_BAND_BINS,
+    TYPICAL_PER_BAND,
+};
+use crate::model::{ClipModel, VisionTransformer};
 use crate::preprocess::{center_crop, decode_image};
 use crate::{Error, Result};
 
@@ -51,29 +57,27 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
     // One coder for every layer: the atom search's state (the Gram matrix) serves them all.
     let mut coder = SparseCoder::for_device(&dictionary, device)?;
     progress.start("sparse decompositions (OMP)", stats.len(), 0);
-    for (layer, s) in settings.layers.iter().zip(stats) {
-        let (decomposition_index, decomposition_coef) =
-            decompose(&mut coder, dim, &s.directions, components, control).await?;
+    let mut codes = Vec::with_capacity(stats.len());
+    for s in &stats {
+        codes.push(decompose(&mut coder, dim, &s.directions, components, control).await?);
+        progress.advance(1);
+    }
+    progress.finish();
+    drop(coder);
+    progress.start("heads, neighbours and maps", stats.len(), 0);
+    for ((&layer, s), code) in settings.layers.iter().zip(stats).zip(codes) {
         top_images.insert(
             layer.to_string(),
             s.top_images.chunks(s.k).map(|ids| ids.iter().rev().copied().collect()).collect(),
         );
-        lens.insert(
-            *layer,
-            LayerLens {
-                mean: s.mean,
-                direction: s.directions,
-                norms: s.norms,
-                decomposition_index,
-                decomposition_coef,
-                distributions: s.distributions,
-            },
-        );
+        lens.insert(layer, layer_lens(vision, &dictionary, layer, s, code).await?);
         progress.advance(1);
+        control.between_steps().await?;
     }
     progress.finish();
     if settings.thumbnail_size > 0 {
-        let ids: BTreeSet<usize> = top_images.values().flatten().flatten().copied().collect();
+        let typical = lens.values().flat_map(|l| l.typical.iter().flatten()).filter_map(|&id| usize::try_from(id).ok());
+        let ids: BTreeSet<usize> = top_images.values().flatten().flatten().copied().chain(typical).collect();
         let thumbnails = Thumbnails { source, sink, images: &position.images, size: settings.thumbnail_size };
         thumbnails.write(&ids, progress, control).await?;
     }
@@ -98,12 +102,63 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
         thumbnail_size: settings.thumbnail_size,
         histogram_bins: HISTOGRAM_BINS,
         percentiles: PERCENTILES.to_vec(),
+        typical_band_bins: TYPICAL_BAND_BINS.to_vec(),
+        typical_per_band: TYPICAL_PER_BAND,
     };
     let bundle = Bundle { manifest, layers: lens, word_embeds, class_embeds };
     // The manifest last: a bundle with a manifest is whole.
     sink.write("lens.safetensors", bundle.tensors(settings.storage)?).await?;
     sink.write("manifest.json", bundle.manifest_json()?.into_bytes()).await?;
     Ok(bundle)
+}
+
+/// A layer's lens from its statistics and its sparse code: with each neuron's heads, the
+/// fidelity of its words, its neighbours and its place on the map.
+async fn layer_lens(
+    vision: &VisionTransformer,
+    dictionary: &Dictionary,
+    layer: usize,
+    s: NeuronStatistics,
+    (decomposition_index, decomposition_coef): (Vec<i32>, Vec<f32>),
+) -> Result<LayerLens> {
+    let dim = s.dim;
+    let heads = layer_heads(vision, layer, &s).await?;
+    let fidelity = word_fidelity(dictionary, &s.directions, &decomposition_index, &decomposition_coef);
+    // The map's neighbourhoods hold the card's neighbours: one O(N^2 D) search for both.
+    let k = MAP_NEIGHBOURS.max(NEIGHBOURS).min(s.neurons.saturating_sub(1));
+    let nearest = nearest_with_cosines(&s.directions, dim, k);
+    Ok(LayerLens {
+        neighbours: Some(neighbour_ids(&nearest, k, NEIGHBOURS)),
+        map: Some(map_of_neighbours(&nearest, k)),
+        heads: Some(heads),
+        fidelity: Some(fidelity),
+        typical: s.typical.map(|ids| ids.into_iter().map(|id| id as i32).collect()),
+        mean: s.mean,
+        direction: s.directions,
+        norms: s.norms,
+        decomposition_index,
+        decomposition_coef,
+        distributions: s.distributions,
+    })
+}
+
+/// Each neuron's heads ([`LayerLens::heads`], `[N, K]`): the mean over its top k of each later
+/// head's scalar `c(I) s_{l,h,n}(I)` (kept by pass 2) times `u_{l,h,n} . r_n`, which is the
+/// mean of `<phi_{n,l,h}(I), r_n>`.
+async fn layer_heads(vision: &VisionTransformer, layer: usize, stats: &NeuronStatistics) -> Result<Vec<f32>> {
+    let (neurons, dim, heads) = (stats.neurons, stats.dim, stats.later_heads);
+    let factors = LensFactors::with_form(vision, layer, FactorForm::Compact)?;
+    let directions =
+        Tensor::<2>::from_data(TensorData::new(stats.directions.clone(), [neurons, dim]), &vision.projection.device());
+    let Some(alignments) = head_alignments(vision, &factors, &directions, 0) else { return Ok(Vec::new()) };
+    let alignments = read_f32(alignments).await?; // [K, N]
+    if heads != factors.later_heads() || stats.head_scalars.len() != neurons * heads {
+        return Err(Error::InvalidInput(format!(
+            "layer {layer}'s top k kept {heads} heads' scalars, its model has {} later heads",
+            factors.later_heads()
+        )));
+    }
+    Ok((0..neurons * heads).map(|i| stats.head_scalars[i] * alignments[(i % heads) * neurons + i / heads]).collect())
 }
 
 /// Decompositions `[N, m]` sorted by |coefficient|, padded with index -1; the control is asked
@@ -143,7 +198,8 @@ struct Thumbnails<'a, S, K> {
 }
 
 impl<S: ImageSource, K: BundleSink> Thumbnails<'_, S, K> {
-    /// Writes `thumbnails/<id>.jpg` (a centre crop) for every image in some top k.
+    /// Writes `thumbnails/<id>.jpg` (a centre crop) for every image in some top k or among some
+    /// neuron's typical images.
     async fn write(
         &self,
         ids: &BTreeSet<usize>,

@@ -16,8 +16,11 @@ use super::driver::{Control, Progress};
 use super::io::{BundleSink, ImageSource};
 use super::Settings;
 use crate::device::read_f32;
-use crate::lens::{second_order_effects, LensFactors, MeanAccumulator, NeuronStatistics, TopKAccumulator};
-use crate::model::{CaptureRequest, VisionTransformer};
+use crate::lens::{
+    image_key, second_order_effects, second_order_effects_and_heads, LensFactors, MeanAccumulator, NeuronStatistics,
+    PassTwoBatch, TopKAccumulator,
+};
+use crate::model::{CaptureRequest, VisionOutput, VisionTransformer};
 use crate::preprocess::preprocess_image;
 use crate::{Error, Result};
 
@@ -106,7 +109,8 @@ impl<'a, S: ImageSource, K: BundleSink, C: Control> Passes<'a, S, K, C> {
     /// Pass 2's empty accumulators, after pass 1's means (centred on them, the riders started
     /// from their sums).
     pub fn pass_two_start(&self, means: &[MeanAccumulator]) -> Result<Vec<TopKAccumulator>> {
-        means.iter().map(|m| TopKAccumulator::after(m, self.settings.top_k)).collect()
+        let heads = self.factors.iter().map(LensFactors::later_heads);
+        means.iter().zip(heads).map(|(m, heads)| TopKAccumulator::after(m, self.settings.top_k, heads)).collect()
     }
 
     /// The resumed state (said through the progress), else `start`; `pass_one_total` is the
@@ -151,8 +155,9 @@ impl<'a, S: ImageSource, K: BundleSink, C: Control> Passes<'a, S, K, C> {
             if !ok.is_empty() {
                 let input = self.vision.pixel_tensor(pixels)?;
                 let output = self.vision.forward(input, &request)?;
+                let keys: Vec<u64> = ok.iter().map(|name| image_key(name)).collect();
                 for (i, f) in self.factors.iter().enumerate() {
-                    accumulators.add(i, &read_f32(second_order_effects(self.vision, f, &output)?).await?)?;
+                    self.add_effects(accumulators, i, f, &output, &keys).await?;
                 }
             }
             if position.pass == 1 {
@@ -166,6 +171,33 @@ impl<'a, S: ImageSource, K: BundleSink, C: Control> Passes<'a, S, K, C> {
         }
         self.progress.finish();
         Ok(())
+    }
+
+    /// Adds a batch's effects of layer `factors.layer` (the `i`-th lens layer) to its
+    /// accumulator: pass 1 the effects alone, pass 2 with their per-head scalars and the
+    /// images' keys.
+    async fn add_effects(
+        &self,
+        accumulators: &mut Accumulators,
+        i: usize,
+        factors: &LensFactors,
+        output: &VisionOutput,
+        image_keys: &[u64],
+    ) -> Result<()> {
+        match accumulators {
+            Accumulators::Means(means) => {
+                means[i].add(&read_f32(second_order_effects(self.vision, factors, output)?).await?)
+            }
+            Accumulators::Tops(tops) => {
+                let (effects, heads) = second_order_effects_and_heads(self.vision, factors, output)?;
+                let heads = match heads {
+                    Some(heads) => read_f32(heads).await?,
+                    None => Vec::new(),
+                };
+                let effects = read_f32(effects).await?;
+                tops[i].add_batch(PassTwoBatch { effects: &effects, head_scalars: &heads, image_keys })
+            }
+        }
     }
 
     /// Reads, decodes and preprocesses `names`: the names that decode with their pixels, and

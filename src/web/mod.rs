@@ -366,6 +366,20 @@ impl Engine {
         self.engine.neuron(layer, index).and_then(|card| to_js(&card)).map_err(js_error)
     }
 
+    /// A neuron's heads on the last analysed image: each later head's part of its effect along
+    /// r_n (a later layers x heads grid, its largest heads named).
+    #[wasm_bindgen(js_name = imageHeads, unchecked_return_type = "HeadGrid")]
+    pub async fn image_heads(&self, layer: usize, neuron: usize) -> JsResult<JsValue> {
+        self.engine.image_heads(layer, neuron).await.and_then(|grid| to_js(&grid)).map_err(js_error)
+    }
+
+    /// A layer's map of neurons by the cosine of their r_n (`#/map/<layer>`): each neuron's place
+    /// and first words.
+    #[wasm_bindgen(js_name = neuronMap, unchecked_return_type = "NeuronMap")]
+    pub fn neuron_map(&self, layer: usize) -> JsResult<JsValue> {
+        self.engine.neuron_map(layer).and_then(|map| to_js(&map)).map_err(js_error)
+    }
+
     /// The cards of a list such as `"9:4,9:17,10:301"`, with the words at least two share.
     #[wasm_bindgen(js_name = neuronList, unchecked_return_type = "NeuronList")]
     pub fn neuron_list(&self, spec: String) -> JsResult<JsValue> {

@@ -160,6 +160,62 @@ export interface NeuronCard {
   analysed_norm: number | null;
   /** How well its words describe it, beside its layer's neurons. */
   fidelity: WordFidelity | null;
+  /** Through which later heads its effect flows, along r_n (null before bundle format 5: a
+   * rebuild adds it). */
+  heads: HeadGrid | null;
+  /** Its nearest neurons of the layer by the cosine of r_n, nearest first (null before format 5). */
+  neighbours: Neighbour[] | null;
+  /** A few images from each band of its distribution of centred norms, lowest band first (null
+   * before format 5). */
+  typical: TypicalBand[] | null;
+}
+
+/** A layer's map of neurons (`#/map/<layer>`): UMAP of the cosines of their r_n. */
+export interface NeuronMap {
+  layer: number;
+  /** Each neuron's place, [x0, y0, x1, y1, ...] (arbitrary units). */
+  points: number[];
+  /** Each neuron's first words. */
+  words: string[][];
+  /** Whether the bundle held the map (format 5) or it was computed on load. */
+  stored: boolean;
+}
+
+/** A band of a neuron's distribution of centred norms and a sample of its images. */
+export interface TypicalBand {
+  /** The band's lower edge (0 for the first). */
+  low: number;
+  /** Its upper edge (null for the last band). */
+  high: number | null;
+  images: TopImage[];
+}
+
+/** What each head after a neuron's layer carries of its effect along r_n: on a card, the mean
+ * over its top images of <phi_{n,l,h}(I), r_n>; in the lab, the analysed image's term. */
+export interface HeadGrid {
+  /** The later layers: the grid's rows. */
+  layers: number[];
+  /** Heads per layer: its columns. */
+  heads: number;
+  /** The terms, layer-major (layers.length x heads); empty for the model's last layer. */
+  values: number[];
+  /** The largest terms by magnitude, largest first. */
+  largest: HeadTerm[];
+}
+
+/** One head's term in a grid. */
+export interface HeadTerm {
+  layer: number;
+  head: number;
+  value: number;
+}
+
+/** A neuron near another by the cosine of their r_n (same layer). */
+export interface Neighbour {
+  neuron: number;
+  cosine: number;
+  /** Its first words. */
+  words: string[];
 }
 
 /** How well a neuron's words describe it: the cosine between r_n and its reconstruction from

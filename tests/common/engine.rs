@@ -9,6 +9,23 @@ use super::{expected, reference_layer_lens, CONFIG_JSON, EXPECTED_JSON, WORDS};
 /// The test bundle's classes: names and the `probe_text_embeds` row each is (normalised).
 pub const ENGINE_CLASSES: [(&str, usize); 4] = [("cat", 0), ("dog", 1), ("origami crane", 2), ("creme brulee", 3)];
 
+/// An engine on the CPU for the fixture model with `bundle` loaded.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn engine_with(bundle: &Bundle) -> clip_lens::apps::engine::Engine {
+    use clip_lens::device::{self, BackendKind};
+    let mut engine = clip_lens::apps::engine::Engine::new(
+        super::MODEL_OPENAI.to_vec(),
+        Some(CONFIG_JSON),
+        device::cpu(),
+        BackendKind::Cpu,
+        usize::MAX,
+    )
+    .unwrap();
+    let tensors = bundle.tensors(clip_lens::bundle::Storage::F32).unwrap();
+    engine.load_bundle(&bundle.manifest_json().unwrap(), tensors).unwrap();
+    engine
+}
+
 /// A bundle from the reference's data for weights with `weights_sha256`: layers 0, 1, 2,
 /// the fixture words, a few classes, made-up top images and thumbnails.
 pub fn reference_bundle(weights_sha256: String) -> Bundle {
@@ -41,8 +58,7 @@ pub fn reference_bundle(weights_sha256: String) -> Bundle {
         skipped_images: vec![],
         top_images,
         thumbnail_size: 16,
-        histogram_bins: 0,
-        percentiles: vec![],
+        ..Manifest::default()
     };
     let layers = layers.iter().map(|&l| (l, reference_layer_lens(&expected, l))).collect();
     Bundle { manifest, layers, word_embeds: expected["word_embeds"].values.clone(), class_embeds }

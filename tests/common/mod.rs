@@ -16,6 +16,7 @@ use clip_lens::{ClipConfig, WeightFile};
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
 pub mod engine;
+pub mod heads;
 
 macro_rules! fixture {
     ($name:literal) => {
@@ -551,7 +552,7 @@ pub fn reference_layer_lens(expected: &HashMap<String, Expected>, layer: usize) 
         norms: expected[&format!("norms.{layer}")].values.clone(),
         decomposition_index,
         decomposition_coef,
-        distributions: None,
+        ..Default::default()
     }
 }
 

@@ -56,8 +56,7 @@ fn toy_bundle() -> clip_lens::bundle::Bundle {
         skipped_images: vec![],
         top_images: Default::default(),
         thumbnail_size: 0,
-        histogram_bins: 0,
-        percentiles: vec![],
+        ..Manifest::default()
     };
     let lens = LayerLens {
         mean: vec![0.0; 6],
@@ -66,7 +65,7 @@ fn toy_bundle() -> clip_lens::bundle::Bundle {
         // n0: sail 0.5, boathouse 0.3, ship 0.2; n1: wheel 0.4, sail -0.2; n2: ocean 0.9, wheel 0.1.
         decomposition_index: vec![0, 1, 2, 3, 0, -1, 4, 3, -1],
         decomposition_coef: vec![0.5, 0.3, 0.2, 0.4, -0.2, 0.0, 0.9, 0.1, 0.0],
-        distributions: None,
+        ..LayerLens::default()
     };
     Bundle { manifest, layers: [(5, lens)].into(), word_embeds, class_embeds: vec![1.0, 0.0, 0.0, 1.0] }
 }

@@ -34,7 +34,7 @@ fn precompute_distributions_match_reference_norms() {
     let bundle = Bundle::read(bundle_dir()).unwrap();
     let expected = expected();
     let manifest = &bundle.manifest;
-    assert_eq!((manifest.format_version, manifest.histogram_bins, manifest.class_templates), (4, 32, 80));
+    assert_eq!((manifest.format_version, manifest.histogram_bins, manifest.class_templates), (5, 32, 80));
     assert_eq!(manifest.percentiles, [50.0, 90.0, 98.0, 99.0, 99.9]);
     for layer in 0..3usize {
         let d = bundle.layers[&layer].distributions.as_ref().expect("format 3 has distributions");
@@ -125,7 +125,7 @@ fn bad_bundles_are_rejected_with_reasons() {
     let tensors = std::fs::read(dir.join("lens.safetensors")).unwrap();
     let bundle = Bundle::from_parts(&manifest, tensors.clone()).unwrap();
     let message = |json: String, bytes: Vec<u8>| Bundle::from_parts(&json, bytes).unwrap_err().to_string();
-    let newer = manifest.replacen("\"format_version\": 4", "\"format_version\": 99", 1);
+    let newer = manifest.replacen("\"format_version\": 5", "\"format_version\": 99", 1);
     assert!(message(newer, tensors.clone()).contains("bundle format version 99"));
     // Format 3 (no class_templates): still read, its classes CLIP's 80 templates.
     let mut three: serde_json::Value = serde_json::from_str(&manifest).unwrap();

@@ -3,20 +3,11 @@
 //! norm on a card and the CSV exports. The page's e2e checks (www/e2e.mjs) drive the same
 //! engine methods through the bindings.
 
-use crate::common::engine::{check_mean_ablation, check_steering, reference_bundle, ENGINE_CLASSES};
+use crate::common::engine::{check_mean_ablation, check_steering, engine_with, reference_bundle, ENGINE_CLASSES};
 use crate::common::*;
 use clip_lens::apps::engine::{AblationRequest, AblationResult, AnalyzeOptions, Engine};
 use clip_lens::bundle::{sha256_hex, Bundle, Storage};
-use clip_lens::device::{self, BackendKind};
 use pollster::block_on;
-
-/// An engine on the CPU for the fixture model with `bundle` loaded.
-fn engine_with(bundle: &Bundle) -> Engine {
-    let mut engine =
-        Engine::new(MODEL_OPENAI.to_vec(), Some(CONFIG_JSON), device::cpu(), BackendKind::Cpu, usize::MAX).unwrap();
-    engine.load_bundle(&bundle.manifest_json().unwrap(), bundle.tensors(Storage::F32).unwrap()).unwrap();
-    engine
-}
 
 /// An engine with the reference bundle, having analysed detail image `image`.
 fn analysed(image: usize) -> Engine {

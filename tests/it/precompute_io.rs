@@ -204,11 +204,12 @@ fn precompute_in_the_library_reports_its_stages_and_matches_the_command() {
             "embedding words",
             "embedding ImageNet classes",
             "sparse decompositions (OMP)",
+            "heads, neighbours and maps",
             "thumbnails"
         ]
     );
     assert_eq!(progress.stages[0].1, 48);
-    assert!(progress.steps >= 2 * 48 + 3, "{} steps", progress.steps);
+    assert!(progress.steps >= 2 * 48 + 6, "{} steps", progress.steps);
     assert!(progress.notes.is_empty(), "{:?}", progress.notes);
     let command = Bundle::read(crate::bundle::bundle_dir()).unwrap();
     assert_eq!(Bundle::read(&out).unwrap().manifest, bundle.manifest);

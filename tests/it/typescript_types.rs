@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::common::engine::reference_bundle;
 use crate::common::*;
 use clip_lens::apps::ablation::image::AblationRequest;
-use clip_lens::apps::cards::NeuronDistribution;
+use clip_lens::apps::cards::{Neighbour, NeuronDistribution, TypicalBand};
 use clip_lens::apps::engine::{
     AdversarialOptions, AnalyzeOptions, BuildImage, BuildOptions, BuildWords, Defaults, Engine, GpuMemory,
 };
@@ -64,6 +64,8 @@ fn every_interface_has_the_fields_of_what_it_describes() {
     let segmentation = json(&block_on(engine.segment("predicted", None, None)).unwrap());
     let map = json(&block_on(engine.activation_map(DETAIL_PNGS[0], 1, 4)).unwrap());
     let card = json(&engine.neuron(1, 23).unwrap());
+    let heads = json(&block_on(engine.image_heads(1, 23)).unwrap());
+    let neighbour = Neighbour { neuron: 4, cosine: 0.5, words: vec!["cat".into()] };
     let search = json(&block_on(engine.search("genes", 5)).unwrap());
     let options = AdversarialOptions { neurons: 20, words: 5, ..Default::default() };
     let adversarial = json(&block_on(engine.adversarial("cat", "dog", &options)).unwrap());
@@ -109,6 +111,11 @@ fn every_interface_has_the_fields_of_what_it_describes() {
         ("ActivationMap", keys(&map, &["heatmap"])),
         ("NeuronCard", keys(&card, &[])),
         ("WordFidelity", keys(&card["fidelity"], &[])),
+        ("HeadGrid", keys(&heads, &[])),
+        ("HeadTerm", keys(&heads["largest"][0], &[])),
+        ("Neighbour", keys(&json(&neighbour), &[])),
+        ("NeuronMap", keys(&json(&engine.neuron_map(1).unwrap()), &[])),
+        ("TypicalBand", keys(&json(&TypicalBand { low: 0.0, high: None, images: Vec::new() }), &[])),
         ("TopImage", keys(&card["top_images"][0], &[])),
         ("NearestClass", keys(&card["classes"][0], &[])),
         ("SearchResult", keys(&search, &[])),

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { base, check, checkLab, go, out, ready, timings, TIMEOUT, www } from "./harness.mjs";
+import { base, check, checkLab, go, openNeuronLists, out, ready, timings, TIMEOUT, www } from "./harness.mjs";
 
 /** axe-core's script, evaluated in the page (DevTools evaluation, outside the page's CSP). */
 const axeSource = readFileSync(createRequire(join(www, "package.json")).resolve("axe-core/axe.min.js"), "utf8");
@@ -30,11 +30,12 @@ async function violations(page) {
 
 /** Each view, reached as a visitor reaches it, and what shows it is ready. */
 const VIEWS = [
-  ["lab", "#/lab", async (page) => checkLab(page)],
+  ["lab", "#/lab", async (page) => showLabHeads(page)],
   ["explorer", "#/neuron/1/4", (page) => ready(page, "#neuron-card")],
   ["search", "#/search/dog", (page) => ready(page, "#search-result")],
   ["list", "#/list/1:4,1:7", (page) => ready(page, "#list-cards")],
   ["word", null, (page) => ready(page, "#word-result")],
+  ["map", "#/map/1", (page) => ready(page, "#map-status")],
   ["miner", "#/miner", (page) => ready(page, "#miner-result")],
   ["build", "#/build", (page) => page.waitForSelector("#build-form", { timeout: TIMEOUT })],
 ];
@@ -77,4 +78,12 @@ async function firstWord(page) {
   await go(page, "#/neuron/1/4");
   await ready(page, "#neuron-card");
   return page.$eval("#neuron-card a[href^='#/word/']", (link) => decodeURIComponent(link.getAttribute("href").slice("#/word/".length)));
+}
+
+/** The analysed lab with its first significant neuron's heads grid open. */
+async function showLabHeads(page) {
+  await checkLab(page);
+  await openNeuronLists(page);
+  await page.click("#lab-neurons .heads-toggle");
+  await ready(page, ".neuron-heads:not([hidden])");
 }

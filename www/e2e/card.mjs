@@ -3,7 +3,7 @@
 // iframe.
 
 import { createServer } from "node:http";
-import { base, check, port, ready, status } from "./harness.mjs";
+import { base, check, checkHeadGrid, port, ready, status } from "./harness.mjs";
 
 /** The checks, in the order they run. */
 export const checks = [
@@ -13,6 +13,11 @@ export const checks = [
     if (s !== "ready") throw new Error(`card status ${s}`);
     const bars = await page.$$eval("clip-lens-neuron", (cards) => cards[0]?.shadowRoot?.querySelectorAll("li").length ?? 0);
     if (bars < 1) throw new Error("the card shows no words");
+    // Format 5: its heads grid and its neighbours, read by range requests too.
+    await checkHeadGrid(page, "clip-lens-neuron .head-grid", 1);
+    const neighbours = await page.$eval("clip-lens-neuron .neighbours", (p) => p.textContent ?? "");
+    if (!/^Neighbours: \d+ \(-?\d\.\d\d(: [^)]+)?\)(, \d+ \(-?\d\.\d\d(: [^)]+)?\))*$/.test(neighbours))
+      throw new Error(`the card's neighbours: ${neighbours}`);
   }),
 
   check("neuron-card-error", async (page) => {

@@ -3,7 +3,7 @@
 
 import { copyFile, cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { base, check, checkHistogram, go, out, overlayStats, ready, status, TIMEOUT, www } from "./harness.mjs";
+import { base, check, checkHeadGrid, checkHistogram, go, out, overlayStats, ready, status, TIMEOUT, www } from "./harness.mjs";
 
 /** Waits for the thumbnails of the word page's first neurons (the later ones load lazily). */
 async function firstThumbnailsLoaded(page) {
@@ -84,6 +84,32 @@ export const checks = [
       throw new Error(`fidelity chart: ${JSON.stringify(shown)}`);
     await page.$eval("#neuron-card dd.fidelity", (dd) => dd.scrollIntoView());
     await page.screenshot({ path: join(out, "card-fidelity.png") });
+  }),
+
+  check("card-heads-and-neighbours", async (page) => {
+    // The card's heads grid (a row per later layer of the model, a column per head) and its
+    // neighbours, each a link to its card with its cosine.
+    await page.goto(`${base}/index.html?backend=cpu#/neuron/1/4`);
+    await ready(page, "#neuron-card");
+    await checkHeadGrid(page, "#neuron-card .card-heads .head-grid", 1);
+    const neighbours = await page.$$eval("#neuron-card .card-neighbours li", (items) =>
+      items.map((li) => ({ href: li.querySelector("a")?.getAttribute("href") ?? "", text: li.textContent ?? "" })),
+    );
+    if (neighbours.length < 1 || !neighbours.every((n) => /^#\/neuron\/1\/\d+$/.test(n.href) && /cosine -?\d\.\d\d/.test(n.text)))
+      throw new Error(`neighbours: ${JSON.stringify(neighbours)}`);
+    // A neighbour's link opens its card; the deepest lens layer has fewer later heads.
+    await page.click("#neuron-card .card-neighbours li a");
+    const title = `Layer 1, neuron ${neighbours[0].href.split("/").pop()}`;
+    await page.waitForFunction((t) => document.querySelector("#card-title")?.textContent === t, title, { timeout: TIMEOUT });
+    await ready(page, "#neuron-card");
+    await go(page, "#/neuron/2/17");
+    await page.waitForFunction(() => document.querySelector("#card-title")?.textContent === "Layer 2, neuron 17", null, {
+      timeout: TIMEOUT,
+    });
+    await ready(page, "#neuron-card");
+    await checkHeadGrid(page, "#neuron-card .card-heads .head-grid", 2);
+    await page.$eval("#neuron-card .card-heads", (section) => section.scrollIntoView());
+    await page.screenshot({ path: join(out, "card-heads.png") });
   }),
 
   check("card-histogram", async (page) => {

@@ -126,6 +126,39 @@ export async function checkHistogram(page, scope) {
   return found.marks;
 }
 
+/** Throws unless the heads grid at `selector` (head-grid.ts; Playwright's selectors reach into
+ * the card's shadow root) has a row per layer of the demo model after `layer` and a column per
+ * head (the bundle's manifest.model_config), a value and colour in every cell and its largest
+ * heads named; returns what it shows. */
+export async function checkHeadGrid(page, selector, layer) {
+  const manifest = JSON.parse(await readFile(join(www, "dist", "models", "tiny", "bundle", "manifest.json"), "utf8"));
+  const vision = manifest.model_config.vision_config;
+  const expected = { rows: vision.num_hidden_layers - layer - 1, columns: vision.num_attention_heads };
+  const shown = await page.$eval(selector, (grid) => ({
+    rows: grid.querySelectorAll("tbody tr").length,
+    rowHeaders: [...grid.querySelectorAll("tbody th[scope=row]")].map((th) => th.textContent),
+    columns: grid.querySelectorAll("thead th[scope=col]").length - 1,
+    caption: grid.querySelector("caption")?.textContent ?? "",
+    cells: [...grid.querySelectorAll("td.head-cell")].map((td) => ({
+      text: td.textContent,
+      heat: Number(td.style.getPropertyValue("--heat")),
+    })),
+    largest: grid.querySelector(".head-largest")?.textContent ?? "",
+  }));
+  const laterLayers = Array.from({ length: expected.rows }, (_, i) => `Layer ${layer + 1 + i}`);
+  if (
+    shown.rows !== expected.rows ||
+    shown.columns !== expected.columns ||
+    JSON.stringify(shown.rowHeaders) !== JSON.stringify(laterLayers)
+  )
+    throw new Error(`heads grid of layer ${layer}: expected ${JSON.stringify(expected)}, shown ${JSON.stringify(shown)}`);
+  const badCell = shown.cells.find((cell) => !/^[+−]\d+\.\d{3}$/.test(cell.text) || !(cell.heat >= 0 && cell.heat <= 1));
+  if (shown.cells.length !== expected.rows * expected.columns || badCell || !shown.cells.some((cell) => cell.heat === 1))
+    throw new Error(`heads grid cells: ${JSON.stringify(shown.cells)}`);
+  if (!shown.caption || !/^Largest: L\d+ H\d+ [+−]\d/.test(shown.largest)) throw new Error(`heads grid text: ${JSON.stringify(shown)}`);
+  return shown;
+}
+
 /** Opens the lab's first list of significant neurons (closed when a layer has more than 12). */
 export async function openNeuronLists(page) {
   await page.$eval("#lab-neurons details", (list) => (list.open = true));

@@ -15,7 +15,7 @@ async function tabTo(page, selector, max = 400) {
 /** The new controls without an accessible name (aria-label, a <label>, or their text). */
 async function unnamedControls(page) {
   return page.$$eval(
-    ".ablate-one, .ablate-select, .steer-slider, .distribution-toggle, .download-button, .list-button, #ablate-neurons, #steer-neurons, #ablate-layer, #ablate-layer-form button, #list-spec, #list-copy, #list-copy-field, svg.histogram",
+    ".ablate-one, .ablate-select, .steer-slider, .distribution-toggle, .heads-toggle, .download-button, .list-button, #ablate-neurons, #steer-neurons, #ablate-layer, #ablate-layer-form button, #list-spec, #list-copy, #list-copy-field, svg.histogram",
     (items) =>
       items
         .filter((e) => !(e.getAttribute("aria-label") || e.labels?.length || e.textContent.trim()))

@@ -1,11 +1,13 @@
 // The image lab: ?image=&concept= links and another concept (the mask view), paste and the
 // camera, the image queue (50 dropped images, cancel; no freezing or leaks), stopping a running
-// analysis, a significant neuron's distribution with the image's norm marked, and ablations.
+// analysis, a significant neuron's distribution with the image's norm marked and its heads on
+// the image, and ablations.
 
 import {
   ablate,
   base,
   check,
+  checkHeadGrid,
   checkHistogram,
   checkLab,
   go,
@@ -243,6 +245,24 @@ export const checks = [
     if (!cardMarks.some((m) => m.kind === "analysed" && Math.abs(m.value - analysed.value) < 1e-6))
       throw new Error(`the card's marks: ${JSON.stringify(cardMarks)}`);
     await go(page, "#/lab"); // the screenshot: the lab with the distribution open
+  }),
+
+  check("lab-heads", async (page) => {
+    // A significant neuron's "Heads" button: its later heads on this image, under the neuron.
+    await openLab(page);
+    await openNeuronLists(page);
+    const key = await page.$eval("#lab-neurons .significant-neuron", (li) => li.dataset.neuron);
+    const row = `.significant-neuron[data-neuron="${key}"]`;
+    await page.click(`${row} .heads-toggle`);
+    await ready(page, `${row} .neuron-heads`);
+    if ((await page.getAttribute(`${row} .heads-toggle`, "aria-expanded")) !== "true") throw new Error("the Heads button is not expanded");
+    const shown = await checkHeadGrid(page, `${row} .neuron-heads .head-grid`, Number(key.split(":")[0]));
+    if (!/on this image/.test(shown.caption)) throw new Error(`the lab's grid says “${shown.caption}”`);
+    // Pressed again, it hides the grid; a third time shows it without asking the engine again.
+    await page.click(`${row} .heads-toggle`);
+    if (!(await page.$eval(`${row} .neuron-heads`, (panel) => panel.hidden))) throw new Error("the Heads button did not hide the grid");
+    await page.click(`${row} .heads-toggle`);
+    await page.$eval(`${row} .neuron-heads`, (panel) => panel.scrollIntoView()); // the screenshot: the grid under its neuron
   }),
 
   check("ablation", async (page) => {

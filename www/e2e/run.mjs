@@ -26,10 +26,11 @@ import * as lab from "./lab.mjs";
 import * as layout from "./layout.mjs";
 import * as lists from "./lists.mjs";
 import * as loading from "./loading.mjs";
+import * as map from "./map.mjs";
 import * as miner from "./miner.mjs";
 
 /** Every check, in the order they run. */
-const checks = [loading, lab, explorer, lists, miner, build, card, exports, keyboard, layout, accessibility, bench].flatMap(
+const checks = [loading, lab, explorer, lists, map, miner, build, card, exports, keyboard, layout, accessibility, bench].flatMap(
   (module) => module.checks,
 );
 

@@ -1,11 +1,13 @@
 // The neuron explorer: a neuron's card (signed words, each a link to its word page; top images
 // with the neuron's activation map over them; nearest ImageNet classes; how often it is
-// significant, with the distribution of its centred norm), "add to list", downloads (JSON,
+// significant, with the distribution of its centred norm; the heads its effect flows through
+// and its nearest neurons, card-sections.ts), "add to list", downloads (JSON,
 // CSV, each map as PNG), previous/next, and a search box (a word of the dictionary finds the
 // neurons whose decomposition holds it; any text finds the neurons whose direction r_n best
 // matches its embedding), with each found neuron's thumbnails.
 
 import type { ActivationMap, NeuronCard, SearchResult, WordNeuron } from "clip-lens-wasm";
+import { headsSection, neighboursSection } from "./card-sections";
 import { append, el, errorMessage, errorParagraph, fillSection, neuronLink, parts, signedBar, wordLink } from "./dom";
 import { canvasPng, csvBlob, downloadButton, jsonBlob } from "./export";
 import { fidelityFacts } from "./fidelity";
@@ -208,6 +210,7 @@ export class NeuronExplorer implements View<RouteOf<"explorer">> {
       ),
       ...fidelityFacts(card.fidelity, card.layer),
     );
+    const neighbours = neighboursSection(card);
     return [
       el("header", { class: "card-header" }, title, " ", share),
       actions,
@@ -215,6 +218,8 @@ export class NeuronExplorer implements View<RouteOf<"explorer">> {
       distributionSection(card, "the last analysed image"),
       this.renderWords(card),
       this.renderTopImages(card, bundle),
+      headsSection(card),
+      ...(neighbours ? [neighbours] : []),
     ];
   }
 

@@ -3,9 +3,9 @@
 // and a segmentation heatmap for a concept, drawn on the original image. Several dropped
 // images form a queue (analysis-queue.ts) whose waiting images can be cancelled; the running
 // analysis can be stopped (the engine restarts). Under the result: the ablation panel
-// (ablation.ts), each significant neuron's distribution with the image's norm marked, and the
-// exports (the analysis as JSON or CSV, the heatmap as PNG). The images: lab-images.ts; the
-// camera: camera.ts.
+// (ablation.ts), each significant neuron's distribution with the image's norm marked and its
+// heads on the image (lab-heads.ts), and the exports (the analysis as JSON or CSV, the heatmap
+// as PNG). The images: lab-images.ts; the camera: camera.ts.
 
 import type { Analysis, Segmentation, SignificantNeuron } from "clip-lens-wasm";
 import { AblationPanel } from "./ablation";
@@ -29,6 +29,7 @@ import { canvasPng, csvBlob, downloadButton, fileSlug, jsonBlob } from "./export
 import { formatBytes, formatMs, formatValue } from "./format";
 import { composeOverlay, drawOverlay, maskFraction } from "./heatmap";
 import { distributionSection } from "./histogram";
+import { headsToggle } from "./lab-heads";
 import { imageFromBlob, imageFromUrl, SAMPLES, type LabImage } from "./lab-images";
 import type { BundleInfo } from "./protocol";
 import type { RouteOf } from "./routes";
@@ -383,8 +384,8 @@ export class ImageLab implements View<RouteOf<"lab">> {
     );
   }
 
-  /** A significant neuron: its link, norm against threshold and words, the ablation controls
-   * and a toggle for its distribution with this image's norm marked. */
+  /** A significant neuron: its link, norm against threshold and words, the ablation controls,
+   * a toggle for its distribution with this image's norm marked and one for its heads on it. */
   private neuronRow(layer: number, n: SignificantNeuron): HTMLLIElement {
     const words = el("span", { class: "neuron-words" });
     n.words.forEach(([w, c], i) => append(words, i ? ", " : "", wordLink(w, `${c < 0 ? "−" : ""}${w}`)));
@@ -401,6 +402,7 @@ export class ImageLab implements View<RouteOf<"lab">> {
       "distribution",
     );
     toggle.addEventListener("click", () => void this.toggleDistribution(toggle, panel, layer, n.neuron));
+    const [headsButton, headsPanel] = headsToggle(this.session, layer, n.neuron, () => this.shown?.name ?? "analysed");
     return el(
       "li",
       { class: "significant-neuron", "data-neuron": `${layer}:${n.neuron}` },
@@ -413,8 +415,11 @@ export class ImageLab implements View<RouteOf<"lab">> {
         words,
         " ",
         toggle,
+        " ",
+        headsButton,
       ),
       panel,
+      headsPanel,
     );
   }
 

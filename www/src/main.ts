@@ -20,6 +20,7 @@ import { readSettings } from "./settings";
 import { pickedSources, urlSources } from "./sources";
 import { loadKeptThumbnails } from "./thumbnails";
 import type { View } from "./view";
+import { MapView } from "./map-view";
 import { WordPageView } from "./word-page";
 
 type Status = "loading" | "ready" | "error";
@@ -109,6 +110,7 @@ const views: { [V in ViewName]: View<RouteOf<V>> } = {
   explorer: new NeuronExplorer(byId("view-explorer", HTMLElement), session, myList),
   list: new ListView(byId("view-list", HTMLElement), session, myList),
   word: new WordPageView(byId("view-word", HTMLElement), session),
+  map: new MapView(byId("view-map", HTMLElement), session),
   miner: new AdversarialMiner(byId("view-miner", HTMLElement), session),
   build: new BuildView(byId("view-build", HTMLElement), session, openBuilt, settings.simulateBuildDeviceLoss),
 };

@@ -16,8 +16,10 @@ import type {
   BuildWords,
   Defaults,
   FooledResult,
+  HeadGrid,
   NeuronCard,
   NeuronList,
+  NeuronMap,
   TextSidePlan,
   SearchResult,
   Segmentation,
@@ -113,6 +115,11 @@ export interface EngineCalls {
   segment: { args: { concept: string; layers: number[] | null; topNeurons: number | null }; result: Segmentation };
   activationMap: { args: { bytes: Uint8Array; layer: number; neuron: number }; result: ActivationMap };
   neuron: { args: { layer: number; neuron: number }; result: NeuronCard };
+  /** A neuron's later heads on the last analysed image (each head's part of its effect along
+   * r_n), without a new forward. */
+  imageHeads: { args: { layer: number; neuron: number }; result: HeadGrid };
+  /** A layer's map of neurons (`#/map/<layer>`): each neuron's place and first words. */
+  neuronMap: { args: { layer: number }; result: NeuronMap };
   search: { args: { text: string; top: number }; result: SearchResult };
   adversarial: { args: { class0: string; class1: string; options: AdversarialOptions | null }; result: AdversarialResult };
   fooled: { args: { bytes: Uint8Array; class0: string; class1: string }; result: FooledResult };

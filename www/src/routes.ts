@@ -1,5 +1,5 @@
 // The app's addresses: the hash routes (#/lab, #/neuron/<layer>/<index>, #/search/<text>,
-// #/word/<word>, #/list/<layer>:<neuron>,..., #/miner, #/build?layers=..&k=..&components=..) parsed into a typed route, and the
+// #/word/<word>, #/list/<layer>:<neuron>,..., #/map/<layer>, #/miner, #/build?layers=..&k=..&components=..) parsed into a typed route, and the
 // links that lead to them. Pure: no DOM (the unit tests run it in Node).
 
 /** The routes; `view` is the `data-view` of the <section> that shows it. */
@@ -12,6 +12,8 @@ export type Route =
   /** A list of neurons ("9:4,9:17"; empty: the visitor's own list). */
   | { view: "list"; spec: string }
   | { view: "word"; word: string }
+  /** A layer's map of neurons (layer null: the bundle's first). */
+  | { view: "map"; layer: number | null }
   | { view: "miner" }
   /** The Build view, its settings preset by the address where it gives them. */
   | { view: "build"; preset: BuildPreset };
@@ -58,6 +60,7 @@ const ROUTES = new Map<string, (rest: readonly string[], query: string) => Route
   ["search", (rest) => ({ view: "explorer", layer: null, neuron: null, search: decodeRest(rest) })],
   ["list", (rest) => ({ view: "list", spec: decodeRest(rest) })],
   ["word", (rest) => ({ view: "word", word: decodeRest(rest) })],
+  ["map", (rest) => ({ view: "map", layer: numberPart(rest[0]) })],
   ["miner", () => ({ view: "miner" })],
   ["build", (_rest, query) => ({ view: "build", preset: buildPreset(query) })],
 ]);
@@ -73,6 +76,11 @@ export function parseRoute(hash: string): Route {
 /** The route of a neuron's card. */
 export function neuronHref(layer: number, neuron: number): string {
   return `#/neuron/${layer}/${neuron}`;
+}
+
+/** The route of a layer's map of neurons. */
+export function mapHref(layer: number): string {
+  return `#/map/${layer}`;
 }
 
 /** The route of a word's page. */

@@ -85,6 +85,11 @@ export class RemoteSafetensors {
     return file;
   }
 
+  /** Whether the file holds a tensor called `name`. */
+  has(name: string): boolean {
+    return Object.hasOwn(this.tensors, name);
+  }
+
   /** A tensor's entry, when this reader can decode it. */
   private info(name: string): TensorInfo {
     const info = this.tensors[name];

@@ -318,6 +318,8 @@ const METHODS: { [M in EngineMethod]: (engine: Engine, args: Args<M>) => Promise
   segment: (e, a) => e.segment(a.concept, a.layers === null ? undefined : Uint32Array.from(a.layers), a.topNeurons ?? undefined),
   activationMap: (e, a) => e.activationMap(a.bytes, a.layer, a.neuron),
   neuron: async (e, a) => e.neuron(a.layer, a.neuron),
+  imageHeads: (e, a) => e.imageHeads(a.layer, a.neuron),
+  neuronMap: async (e, a) => e.neuronMap(a.layer),
   search: (e, a) => e.search(a.text, a.top),
   adversarial: (e, a) => e.adversarial(a.class0, a.class1, a.options),
   fooled: (e, a) => e.fooled(a.bytes, a.class0, a.class1),

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { listHref, neuronHref, parseRoute, searchHref, wordHref } from "../src/routes.ts";
+import { listHref, mapHref, neuronHref, parseRoute, searchHref, wordHref } from "../src/routes.ts";
 
 const lab = { view: "lab" };
 const explorer = (layer, neuron, search = null) => ({ view: "explorer", layer, neuron, search });
@@ -24,6 +24,14 @@ describe("parseRoute", () => {
     assert.deepEqual(parseRoute("#/neuron/10/3071"), explorer(10, 3071));
     assert.deepEqual(parseRoute("#neuron/2/17"), explorer(2, 17));
     assert.deepEqual(parseRoute("#/neuron/1/4/extra"), explorer(1, 4));
+  });
+
+  it("reads a layer's map", () => {
+    assert.deepEqual(parseRoute("#/map/9"), { view: "map", layer: 9 });
+    assert.deepEqual(parseRoute("#/map"), { view: "map", layer: null });
+    assert.deepEqual(parseRoute("#/map/x"), { view: "map", layer: NaN });
+    assert.deepEqual(parseRoute(mapHref(10)), { view: "map", layer: 10 });
+    assert.equal(mapHref(3), "#/map/3");
   });
 
   it("leaves out what a neuron address leaves out", () => {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{invalid, Engine};
 use crate::bundle::{Bundle, Storage};
 use crate::error::Result;
-use crate::lens::HISTOGRAM_BINS;
+use crate::lens::{HISTOGRAM_BINS, TYPICAL_BANDS, TYPICAL_PER_BAND};
 use crate::precompute::{
     precompute, text_tower_needed, BundleSink, Control, Driver, ImageSource, Settings, TextFile, WordList,
 };
@@ -108,10 +108,10 @@ impl BuildOptions {
 }
 
 /// What a build holds in memory beside the model, in bytes, at its peak (`BuildMemory` in
-/// TypeScript): pass 2's top-k state (per layer, neuron and kept image its centred effect, norm
-/// and id: the part that grows with k), held once (a checkpoint writes it a chunk at a time and
-/// reads it back in place), and the rest (pass 1's sums, one batch's effects, the histograms,
-/// the chunk in flight). The page refuses a build that cannot fit.
+/// TypeScript): pass 2's top-k state (per layer, neuron and kept image its centred effect, norm,
+/// id and per-head scalars: the part that grows with k), held once (a checkpoint writes it a
+/// chunk at a time and reads it back in place; the small head scalars it copies), and the rest
+/// (pass 1's sums, one batch's effects, the histograms and typical images, the chunk in flight). The page refuses a build that cannot fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BuildMemory {
     /// Bytes per image kept per neuron (times k).
@@ -135,14 +135,20 @@ impl Engine {
         let config = &self.model.config;
         let (layers, neurons) = (options.layers.len() as u64, config.vision.mlp_width as u64);
         let dim = config.embed_dim as u64;
-        let kept = 4 * dim + KEPT_OVERHEAD;
-        let per_k = layers * neurons * kept;
-        // Pass 1's f64 sums and the f32 mean (and its copy in a checkpoint); a batch's effects, as
-        // tensor data and read back.
+        // Each layer's later heads, whose scalars a kept image carries (copied in a checkpoint).
+        let later_heads: u64 = options
+            .layers
+            .iter()
+            .map(|&l| (config.vision.layers.saturating_sub(l + 1) * config.vision.heads) as u64)
+            .sum();
+        let per_k = neurons * (layers * (4 * dim + KEPT_OVERHEAD) + 2 * 4 * later_heads);
+        // Pass 1's f64 sums and the f32 mean (and its copy in a checkpoint); a batch's effects and
+        // head scalars, as tensor data and read back; the histograms and typical images.
         let sums = layers * neurons * dim * (8 + 4 + 4);
-        let batch = 2 * options.batch.max(1) as u64 * layers * neurons * dim * 4;
-        let histograms = layers * neurons * HISTOGRAM_BINS as u64 * 4;
-        let fixed = sums + batch + histograms + FILE_CHUNK;
+        let batch = 2 * options.batch.max(1) as u64 * neurons * (layers * dim + later_heads) * 4;
+        let typical = (TYPICAL_BANDS * TYPICAL_PER_BAND) as u64 * 2 * (8 + 8);
+        let riders = layers * neurons * (HISTOGRAM_BINS as u64 * 8 + typical);
+        let fixed = sums + batch + riders + FILE_CHUNK;
         BuildMemory { per_k, fixed, total: per_k * options.top_k as u64 + fixed }
     }
 

@@ -172,7 +172,7 @@ impl Engine {
         let vision = self.model.vision()?;
         let lens = BundleLens::new(vision, &bundle, &bundle.manifest.layers, self.buffer_limit, &self.device)?;
         self.last = None;
-        self.bundle = Some(LoadedBundle { bundle, lens, fidelity: Default::default() });
+        self.bundle = Some(LoadedBundle { bundle, lens, fidelity: Default::default(), maps: Default::default() });
         Ok(())
     }
 }

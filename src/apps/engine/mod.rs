@@ -31,7 +31,7 @@ pub use results::*;
 
 use crate::apps::adversarial::{adversarial_words, fooling_score, AdversarialQuery};
 use crate::apps::analysis::{BundleLens, LayerFindings};
-use crate::apps::cards::{self, LayerFidelity, WordFidelity};
+use crate::apps::cards::{self, HeadGrid, LayerFidelity, NeuronMap, WordFidelity};
 use crate::apps::classify::{self, classify};
 use crate::apps::concepts::merge_layers;
 use crate::bundle::Bundle;
@@ -50,6 +50,8 @@ struct LoadedBundle {
     lens: BundleLens,
     /// Layers' fidelity of the words, each computed when a card of the layer is first asked for.
     fidelity: RefCell<BTreeMap<usize, Rc<LayerFidelity>>>,
+    /// Layers' maps computed on load (a bundle before format 5), each when first asked for.
+    maps: RefCell<BTreeMap<usize, Rc<Vec<f32>>>>,
 }
 
 impl LoadedBundle {
@@ -61,6 +63,16 @@ impl LoadedBundle {
         let computed = Rc::new(LayerFidelity::of(&self.bundle, layer)?);
         self.fidelity.borrow_mut().insert(layer, Rc::clone(&computed));
         Ok(computed)
+    }
+
+    /// Layer `layer`'s map of neurons: the bundle's, else computed once ([`crate::lens::neuron_map`]).
+    fn neuron_map(&self, layer: usize) -> Result<NeuronMap> {
+        cards::neuron_map(&self.bundle, layer, |directions, dim| {
+            let known = self.maps.borrow().get(&layer).cloned();
+            let points = known.unwrap_or_else(|| Rc::new(crate::lens::neuron_map(directions, dim)));
+            self.maps.borrow_mut().insert(layer, Rc::clone(&points));
+            points.to_vec()
+        })
     }
 
     /// Neuron `neuron`'s [`WordFidelity`] within `layer`.
@@ -332,6 +344,20 @@ impl Engine {
         let loaded = self.bundle()?;
         let fidelity = loaded.word_fidelity(layer, neuron)?;
         cards::neuron_card(&loaded.bundle, layer, neuron, self.analysed_norm(layer, neuron), fidelity)
+    }
+
+    /// Neuron `neuron`'s heads on the last analysed image ([`BundleLens::image_heads`]): through
+    /// which later heads its effect on that image flows, along r_n.
+    pub async fn image_heads(&self, layer: usize, neuron: usize) -> Result<HeadGrid> {
+        let loaded = self.bundle()?;
+        let last = self.last.as_ref().ok_or_else(no_image_yet)?;
+        loaded.lens.image_heads(self.model.vision()?, &last.output, &loaded.bundle, (layer, neuron)).await
+    }
+
+    /// Layer `layer`'s map of neurons ([`NeuronMap`]): the bundle's, or computed here for a
+    /// bundle before format 5.
+    pub fn neuron_map(&self, layer: usize) -> Result<NeuronMap> {
+        self.bundle()?.neuron_map(layer)
     }
 
     /// The cards of a list such as `"9:4,9:17,10:301"`, with the words they share.

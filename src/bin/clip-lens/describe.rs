@@ -12,7 +12,8 @@ use clip_lens::Result;
 use crate::common::{load_model, read_bundle_for, Loaded, ModelArgs};
 
 /// `clip-lens describe`: the neuron's card (the page's, as JSON with `--json`): its words, top
-/// images, nearest classes, threshold, distribution and the fidelity of its words.
+/// images, nearest classes, threshold, distribution, the fidelity of its words, the heads its
+/// effect flows through and its nearest neurons.
 pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Result<()> {
     let bundle = clip_lens::bundle::Bundle::read(bundle)?;
     // A layer the bundle lacks is named here; a neuron past the layer's, by the card.
@@ -54,6 +55,21 @@ pub fn describe(bundle: &Path, layer: usize, neuron: usize, json: bool) -> Resul
             f.layer_median,
             (100.0 * f.share_below).floor()
         );
+    }
+    match &card.heads {
+        Some(grid) => {
+            let named: Vec<String> =
+                grid.largest.iter().map(|t| format!("L{}.H{} {:+.4}", t.layer, t.head, t.value)).collect();
+            println!("heads carrying its effect along r_n (mean over its top k): {}", named.join(", "));
+        }
+        None => println!("(no per-head terms: a bundle before format 5; rebuild it with `clip-lens precompute`)"),
+    }
+    if let Some(neighbours) = &card.neighbours {
+        let listed: Vec<String> = neighbours
+            .iter()
+            .map(|n| format!("{layer}:{} ({:.2}: {})", n.neuron, n.cosine, n.words.join(", ")))
+            .collect();
+        println!("nearest neurons by r_n: {}", listed.join("; "));
     }
     Ok(())
 }

@@ -11,9 +11,16 @@ use crate::apps::classify::classify;
 use crate::apps::concepts::is_significant;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-#[cfg(feature = "engine")]
-use crate::lens::{word_fidelity, Dictionary};
 use crate::percentile::percentile_bounds;
+
+mod fidelity;
+mod map;
+mod sections;
+
+pub use fidelity::{LayerFidelity, WordFidelity, FIDELITY_BINS};
+pub use map::{neuron_map, NeuronMap};
+use sections::{head_grid, neighbours, typical_bands};
+pub use sections::{HeadGrid, HeadTerm, Neighbour, TypicalBand};
 
 /// The most neurons a list shows.
 pub const MAX_LIST: usize = 64;
@@ -64,66 +71,12 @@ pub struct NeuronCard {
     pub analysed_norm: Option<f32>,
     /// How well its words describe it, beside its layer's neurons.
     pub fidelity: Option<WordFidelity>,
-}
-
-/// Bins of a layer's distribution of fidelity over [0, 1] ([`WordFidelity::layer_counts`]).
-pub const FIDELITY_BINS: usize = 10;
-
-/// How well a neuron's words describe it ([`word_fidelity`]: the cosine between r_n and its
-/// reconstruction from its words), and where that stands in its layer.
-#[derive(Debug, Clone, Serialize)]
-pub struct WordFidelity {
-    /// The cosine between r_n and its words' reconstruction.
-    pub cosine: f32,
-    /// The layer's median fidelity.
-    pub layer_median: f32,
-    /// The share of the layer's neurons whose fidelity is lower.
-    pub share_below: f32,
-    /// The layer's neurons per tenth of [0, 1] (values below 0 in the first, 1 in the last).
-    pub layer_counts: Vec<u32>,
-}
-
-/// A layer's fidelity of the words ([`word_fidelity`] per neuron), with what every neuron's
-/// [`WordFidelity`] shares: the layer's median and its tenths, computed once.
-#[derive(Debug, Clone)]
-pub struct LayerFidelity {
-    /// Each neuron's cosine `[N]`.
-    pub values: Vec<f32>,
-    median: f32,
-    counts: Vec<u32>,
-}
-
-impl LayerFidelity {
-    /// The layer's statistics of its neurons' fidelity `values` `[N]`.
-    pub fn new(values: Vec<f32>) -> Self {
-        let mut sorted = values.clone();
-        sorted.sort_by(f32::total_cmp);
-        let mut counts = vec![0u32; FIDELITY_BINS];
-        for &value in &values {
-            counts[((value.max(0.0) * FIDELITY_BINS as f32) as usize).min(FIDELITY_BINS - 1)] += 1;
-        }
-        Self { median: sorted.get(sorted.len() / 2).copied().unwrap_or(0.0), values, counts }
-    }
-
-    /// Every neuron's fidelity in `layer` of `bundle` ([`word_fidelity`] over the dictionary
-    /// made from the bundle's word embeddings, as `precompute` made it).
-    #[cfg(feature = "engine")]
-    pub fn of(bundle: &Bundle, layer: usize) -> Result<Self> {
-        let lens = bundle.layer(layer)?;
-        let dictionary = Dictionary::from_word_embeddings(&bundle.word_embeds, bundle.manifest.embed_dim)?;
-        Ok(Self::new(word_fidelity(&dictionary, &lens.direction, &lens.decomposition_index, &lens.decomposition_coef)))
-    }
-
-    /// Neuron `neuron`'s fidelity within the layer; `None` past the layer's neurons.
-    pub fn neuron(&self, neuron: usize) -> Option<WordFidelity> {
-        let cosine = *self.values.get(neuron)?;
-        Some(WordFidelity {
-            cosine,
-            layer_median: self.median,
-            share_below: self.values.iter().filter(|&&v| v < cosine).count() as f32 / self.values.len() as f32,
-            layer_counts: self.counts.clone(),
-        })
-    }
+    /// Through which later heads its effect flows (none before format 5: a rebuild adds it).
+    pub heads: Option<HeadGrid>,
+    /// Its nearest neurons by r_n (none before format 5).
+    pub neighbours: Option<Vec<Neighbour>>,
+    /// A few images from each band of its distribution (none before format 5).
+    pub typical: Option<Vec<TypicalBand>>,
 }
 
 /// A neuron's distribution of centred norms `|phi_n - mean_n|` over the bundle's images.
@@ -227,6 +180,9 @@ pub fn neuron_card(
         distribution: distribution(bundle, layer, neuron),
         analysed_norm,
         fidelity,
+        heads: head_grid(bundle, layer, neuron)?,
+        neighbours: neighbours(bundle, layer, neuron)?,
+        typical: typical_bands(bundle, layer, neuron)?,
     })
 }
 
@@ -234,15 +190,19 @@ pub fn neuron_card(
 fn top_images(bundle: &Bundle, layer: usize, neuron: usize, limit: usize) -> Vec<TopImage> {
     let manifest = &bundle.manifest;
     let ids = manifest.top_images.get(&layer.to_string()).and_then(|per_neuron| per_neuron.get(neuron));
-    ids.into_iter()
-        .flatten()
-        .take(limit)
-        .map(|&id| TopImage {
+    ids.into_iter().flatten().take(limit).map(|&id| TopImage::of(bundle, id)).collect()
+}
+
+impl TopImage {
+    /// Image `id` of `bundle`, with its path and thumbnail.
+    pub fn of(bundle: &Bundle, id: usize) -> Self {
+        let manifest = &bundle.manifest;
+        Self {
             id,
             path: manifest.images.get(id).cloned(),
             thumbnail: (manifest.thumbnail_size > 0).then(|| format!("thumbnails/{id}.jpg")),
-        })
-        .collect()
+        }
+    }
 }
 
 /// A neuron's distribution, when the bundle has them (format 3). The share above the

@@ -11,9 +11,15 @@
 //! distribution of centred norms over the images (see [`crate::lens::histogram`]):
 //! `layer.L.histogram.edges` `[N,B+1]`, `layer.L.histogram.counts` `[N,B]` (i32) and
 //! `layer.L.percentiles` `[N,P]` (the manifest's `percentiles`); format 2 still reads, without
-//! them. With [`Storage::F16`] the means, directions and embeddings
+//! them. Format 5 adds, where the run computed them, each neuron's heads `layer.L.heads`
+//! `[N,K]` (what each head after L carries of its effect along r_n, K = later layers x heads,
+//! layer-major), the fidelity of its words `layer.L.fidelity` `[N]`, its nearest neurons
+//! `layer.L.neighbours` `[N,8]` (i32), its place on the layer's map `layer.L.map` `[N,2]` and its
+//! typical images `layer.L.typical` `[N,bands x m]` (i32 image ids; thumbnails too); see
+//! [`LayerLens`]. With [`Storage::F16`] the means, directions and embeddings
 //! are stored as f16 (readers convert to f32). When the images were available, `thumbnails/`
-//! holds `<image id>.jpg` (a small centre crop) for every image that is in some neuron's top k.
+//! holds `<image id>.jpg` (a small centre crop) for every image that is in some neuron's top k
+//! or among its typical images.
 
 use std::collections::BTreeMap;
 
@@ -24,16 +30,21 @@ use crate::error::{Error, Result};
 use crate::tensor_file::{serialize, NamedTensor};
 use crate::vector;
 
+mod statistics;
+
+pub use statistics::NEIGHBOURS;
+use statistics::{read_distributions, read_format_5, write_distributions, write_format_5};
+
 /// A neuron whose decomposition holds a word: `(layer, neuron, coefficient)`.
 pub type WordUse = (usize, usize, f32);
 use crate::{ClipConfig, WeightFile};
 
 /// The bundle format this code writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The formats this code reads (2: without the per-neuron distributions; 3: without
-/// `class_templates`, always 80).
-pub const READABLE_VERSIONS: [u32; 3] = [2, 3, 4];
+/// `class_templates`, always 80; 4: without the heads, the fidelity and the neighbours).
+pub const READABLE_VERSIONS: [u32; 4] = [2, 3, 4, 5];
 
 /// How the large tensors (means, directions, word and class embeddings) are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,6 +103,13 @@ pub struct Manifest {
     /// The percentiles kept per neuron, in `layer.L.percentiles` order.
     #[serde(default)]
     pub percentiles: Vec<f32>,
+    /// The typical images' bands as histogram bins: band b holds bins
+    /// `typical_band_bins[b]..typical_band_bins[b + 1]` (empty: no typical images, before format 5).
+    #[serde(default)]
+    pub typical_band_bins: Vec<usize>,
+    /// Typical images kept per band.
+    #[serde(default)]
+    pub typical_per_band: usize,
 }
 
 /// The `class_templates` of a manifest that does not say (formats 2 and 3): CLIP's 80.
@@ -114,6 +132,23 @@ pub struct LayerLens {
     pub decomposition_coef: Vec<f32>,
     /// Each neuron's distribution of centred norms (none in format 2).
     pub distributions: Option<Distributions>,
+    /// Per neuron, what each later head carries of its effect along r_n: the mean over its top
+    /// k of `<phi_{n,l,h}(I), r_n>`, `[N, K]`, K = later layers x heads, layer-major (format 5).
+    pub heads: Option<Vec<f32>>,
+    /// Per neuron, the fidelity of its words: the cosine between r_n and its words'
+    /// reconstruction ([`crate::lens::word_fidelity`]), `[N]` (format 5; older bundles compute
+    /// it on load).
+    pub fidelity: Option<Vec<f32>>,
+    /// Per neuron, the [`NEIGHBOURS`] neurons of the layer nearest by the cosine of their r_n,
+    /// nearest first, `[N, 8]` (format 5; -1 pads a layer of fewer neurons).
+    pub neighbours: Option<Vec<i32>>,
+    /// Each neuron's place on the layer's map (UMAP of the cosines of r_n,
+    /// [`crate::lens::map`]), `[N, 2]` (format 5).
+    pub map: Option<Vec<f32>>,
+    /// Per neuron, a few images from each band of its distribution (the manifest's
+    /// `typical_band_bins`, `typical_per_band`), band by band, `[N, bands x m]` image ids (-1
+    /// pads; format 5).
+    pub typical: Option<Vec<i32>>,
 }
 
 impl LayerLens {
@@ -194,6 +229,7 @@ impl Bundle {
             if let Some(d) = &lens.distributions {
                 tensors.extend(write_distributions(d, m, *layer));
             }
+            tensors.extend(write_format_5(lens, m, *layer));
         }
         tensors.push(large("words.embeds".into(), &[m.words.len(), d], &self.word_embeds));
         tensors.push(large("classes.embeds".into(), &[m.classes.len(), d], &self.class_embeds));
@@ -233,22 +269,30 @@ impl Bundle {
                     manifest.words.len()
                 )));
             }
-            layers.insert(
-                layer,
-                LayerLens {
-                    mean: f32s(&name("mean"), &[n, d])?,
-                    direction: f32s(&name("direction"), &[n, d])?,
-                    norms: f32s(&name("norms"), &[n, k])?,
-                    decomposition_index: index,
-                    decomposition_coef: f32s(&name("decomposition.coef"), &[n, c])?,
-                    distributions: read_distributions(&file, &manifest, layer)?,
-                },
-            );
+            let mut lens = LayerLens {
+                mean: f32s(&name("mean"), &[n, d])?,
+                direction: f32s(&name("direction"), &[n, d])?,
+                norms: f32s(&name("norms"), &[n, k])?,
+                decomposition_index: index,
+                decomposition_coef: f32s(&name("decomposition.coef"), &[n, c])?,
+                distributions: read_distributions(&file, &manifest, layer)?,
+                ..LayerLens::default()
+            };
+            if manifest.format_version >= 5 {
+                read_format_5(&file, &manifest, layer, later_heads(&manifest, layer)?.count(), &mut lens)?;
+            }
+            layers.insert(layer, lens);
         }
         let word_embeds = f32s("words.embeds", &[manifest.words.len(), d])?;
         let class_embeds = f32s("classes.embeds", &[manifest.classes.len(), d])?;
         check_top_images(&manifest)?;
         Ok(Self { manifest, layers, word_embeds, class_embeds })
+    }
+
+    /// The heads after layer `layer` whose terms `layer.L.heads` holds: their count and the
+    /// later layers, in the order of its columns (layer-major).
+    pub fn later_heads(&self, layer: usize) -> Result<LaterHeads> {
+        later_heads(&self.manifest, layer)
     }
 
     /// Checks that `weights` are the ones the bundle was computed from.
@@ -386,6 +430,31 @@ impl Bundle {
     }
 }
 
+/// The later layers and heads per layer of the bundle's model after `layer`: the columns of
+/// `layer.L.heads`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaterHeads {
+    /// The later layers, in order.
+    pub layers: Vec<usize>,
+    /// Heads per layer.
+    pub heads: usize,
+}
+
+impl LaterHeads {
+    /// Columns: later layers x heads.
+    pub fn count(&self) -> usize {
+        self.layers.len() * self.heads
+    }
+}
+
+/// [`Bundle::later_heads`] from the manifest's model configuration.
+fn later_heads(manifest: &Manifest, layer: usize) -> Result<LaterHeads> {
+    let config = ClipConfig::from_hf_json(&manifest.model_config.to_string())
+        .map_err(|e| bundle_error(format!("manifest.json: model_config: {e}")))?;
+    let vision = &config.vision;
+    Ok(LaterHeads { layers: (layer + 1..vision.layers).collect(), heads: vision.heads })
+}
+
 /// The manifest's sizes are ones the readers can rely on: at least one layer (each listed
 /// once), neuron, embedding dimension, top image, component, word and class. (With no neurons
 /// or words, the tensors' shapes would hold no values and so could not back the other sizes.)
@@ -437,53 +506,6 @@ fn check_top_images(manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-// Each per-neuron statistic beyond the lens (format 3: the distributions) is a typed field of
-// `LayerLens` that the applications read by name, so it has a writer and a reader here, side by
-// side, rather than an entry in a table of untyped tensors that every reader would then type.
-
-/// A layer's distributions as tensors: `layer.L.histogram.edges` `[N, B+1]`,
-/// `layer.L.histogram.counts` `[N, B]` (i32), `layer.L.percentiles` `[N, P]`.
-fn write_distributions(d: &Distributions, manifest: &Manifest, layer: usize) -> [NamedTensor; 3] {
-    let (n, bins) = (manifest.neurons, manifest.histogram_bins);
-    let name = |part: &str| format!("layer.{layer}.{part}");
-    [
-        NamedTensor::f32(name("histogram.edges"), &[n, bins + 1], d.edges.clone()),
-        NamedTensor::i32(
-            name("histogram.counts"),
-            &[n, bins],
-            d.counts.iter().map(|&c| c.min(i32::MAX as u64) as i32).collect(),
-        ),
-        NamedTensor::f32(name("percentiles"), &[n, manifest.percentiles.len()], d.percentiles.clone()),
-    ]
-}
-
-/// A layer's distributions ([`write_distributions`]), when the manifest says the bundle has
-/// them.
-fn read_distributions(file: &WeightFile, manifest: &Manifest, layer: usize) -> Result<Option<Distributions>> {
-    let (n, bins) = (manifest.neurons, manifest.histogram_bins);
-    if bins == 0 {
-        return Ok(None);
-    }
-    let name = |part: &str| format!("layer.{layer}.{part}");
-    let read = |e: Error| bundle_error(e.to_string());
-    let counts = file.tensor_i32(&name("histogram.counts"), &[n, bins]).map_err(read)?;
-    if counts.iter().any(|&c| c < 0) {
-        return Err(bundle_error(format!("{} holds a negative count", name("histogram.counts"))));
-    }
-    let edges = file.tensor(&name("histogram.edges"), &[n, bins + 1]).map_err(read)?;
-    if edges
-        .chunks_exact(bins + 1)
-        .any(|row| row.windows(2).any(|pair| pair[0].partial_cmp(&pair[1]) != Some(std::cmp::Ordering::Less)))
-    {
-        return Err(bundle_error(format!("{} are not ascending", name("histogram.edges"))));
-    }
-    Ok(Some(Distributions {
-        edges,
-        counts: counts.into_iter().map(|c| c as u64).collect(),
-        percentiles: file.tensor(&name("percentiles"), &[n, manifest.percentiles.len()]).map_err(read)?,
-    }))
-}
-
-fn bundle_error(message: String) -> Error {
+pub(crate) fn bundle_error(message: String) -> Error {
     Error::InvalidInput(format!("invalid bundle: {message}"))
 }
