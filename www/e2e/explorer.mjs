@@ -3,7 +3,7 @@
 
 import { copyFile, cp, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { base, check, checkHeadGrid, checkHistogram, go, out, overlayStats, ready, status, TIMEOUT, www } from "./harness.mjs";
+import { base, check, checkHeadGrid, checkHistogram, go, out, overlayStats, ready, status, timings, TIMEOUT, www } from "./harness.mjs";
 
 /** Waits for the thumbnails of the word page's first neurons (the later ones load lazily). */
 async function firstThumbnailsLoaded(page) {
@@ -97,6 +97,15 @@ export const checks = [
     );
     if (neighbours.length < 1 || !neighbours.every((n) => /^#\/neuron\/1\/\d+$/.test(n.href) && /cosine -?\d\.\d\d/.test(n.text)))
       throw new Error(`neighbours: ${JSON.stringify(neighbours)}`);
+    // Typical images: a row per band of its distribution (5), the sampled images as thumbnails.
+    const bands = await page.$$eval("#neuron-card .card-typical .typical-band", (rows) =>
+      rows.map((row) => ({ range: row.querySelector(".typical-range")?.textContent ?? "", images: row.querySelectorAll("img").length })),
+    );
+    const sampled = bands.reduce((sum, band) => sum + band.images, 0);
+    if (bands.length !== 5 || sampled < 1 || sampled > 6 || !bands[4].range.includes("at least"))
+      throw new Error(`typical images: ${JSON.stringify(bands)}`);
+    // The card's render time after its data arrived (target: 100 ms).
+    timings["card-render-ms"] = Number(await page.$eval("#neuron-card", (card) => card.dataset.renderMs));
     // A neighbour's link opens its card; the deepest lens layer has fewer later heads.
     await page.click("#neuron-card .card-neighbours li a");
     const title = `Layer 1, neuron ${neighbours[0].href.split("/").pop()}`;

@@ -139,3 +139,18 @@ export async function fillSection<T>(
     return null;
   }
 }
+
+/** A disclosure whose panel loads once: `toggle` (aria-expanded) shows or hides `panel`; the first
+ * opening fills it with `load`'s nodes (`loading` meanwhile; an error as a message). */
+export async function toggleLoadedPanel(
+  toggle: HTMLButtonElement,
+  panel: HTMLElement,
+  loading: string,
+  load: () => Promise<Node[]>,
+): Promise<void> {
+  const open = toggle.getAttribute("aria-expanded") !== "true";
+  toggle.setAttribute("aria-expanded", String(open));
+  panel.hidden = !open;
+  if (!open || panel.dataset["status"] === "ready" || panel.dataset["status"] === "loading") return;
+  await fillSection(panel, loading, load, (nodes) => nodes);
+}

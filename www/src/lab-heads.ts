@@ -3,7 +3,7 @@
 // of its effect along r_n, without a new forward) and shows the grid under the neuron
 // (head-grid.ts). Loaded once per row; a failure shows the engine's message.
 
-import { el, errorParagraph } from "./dom";
+import { el, toggleLoadedPanel } from "./dom";
 import { headGridTable } from "./head-grid";
 import type { Session } from "./session";
 
@@ -35,25 +35,15 @@ async function toggleHeads(
   neuron: number,
   imageName: () => string,
 ): Promise<void> {
-  const open = toggle.getAttribute("aria-expanded") !== "true";
-  toggle.setAttribute("aria-expanded", String(open));
-  panel.hidden = !open;
-  if (!open || panel.dataset["status"] === "ready" || panel.dataset["status"] === "loading") return;
-  panel.dataset["status"] = "loading";
-  panel.replaceChildren(el("p", { class: "hint" }, "Computing its heads on this image…"));
-  try {
+  await toggleLoadedPanel(toggle, panel, "Computing its heads on this image…", async () => {
     const grid = await session.call("imageHeads", { layer, neuron });
-    panel.replaceChildren(
+    return [
       el(
         "p",
         { class: "hint" },
         `On this image (${imageName()}): each attention head after layer ${layer} with its part of the neuron's effect along r_n, c(I) s_{l,h,n}(I) (u_{l,h,n}·r_n) (blue adds to r_n, red works against it).`,
       ),
       headGridTable(grid, `Through which heads after layer ${layer} the effect of neuron ${neuron} along r_n flows on this image`),
-    );
-    panel.dataset["status"] = "ready";
-  } catch (error) {
-    panel.replaceChildren(errorParagraph(error));
-    panel.dataset["status"] = "error";
-  }
+    ];
+  });
 }

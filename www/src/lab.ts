@@ -24,6 +24,7 @@ import {
   parts,
   signedBar,
   wordLink,
+  toggleLoadedPanel,
 } from "./dom";
 import { canvasPng, csvBlob, downloadButton, fileSlug, jsonBlob } from "./export";
 import { formatBytes, formatMs, formatValue } from "./format";
@@ -425,20 +426,10 @@ export class ImageLab implements View<RouteOf<"lab">> {
 
   /** Shows or hides a neuron's distribution (loaded once, with the analysed image's norm). */
   private async toggleDistribution(toggle: HTMLButtonElement, panel: HTMLElement, layer: number, neuron: number): Promise<void> {
-    const open = toggle.getAttribute("aria-expanded") !== "true";
-    toggle.setAttribute("aria-expanded", String(open));
-    panel.hidden = !open;
-    if (!open || panel.dataset["status"] === "ready" || panel.dataset["status"] === "loading") return;
-    panel.dataset["status"] = "loading";
-    panel.replaceChildren(el("p", { class: "hint" }, "Loading its distribution…"));
-    try {
+    await toggleLoadedPanel(toggle, panel, "Loading its distribution…", async () => {
       const card = await this.session.call("neuron", { layer, neuron });
-      panel.replaceChildren(distributionSection(card, `this image (${this.shown?.name ?? "analysed"})`));
-      panel.dataset["status"] = "ready";
-    } catch (error) {
-      panel.replaceChildren(errorParagraph(error));
-      panel.dataset["status"] = "error";
-    }
+      return [distributionSection(card, `this image (${this.shown?.name ?? "analysed"})`)];
+    });
   }
 
   /** How the analysis went, for the status line. */
