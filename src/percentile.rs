@@ -1,4 +1,5 @@
-//! Percentiles of a neuron's centred norms from what a bundle keeps of them: its histogram and
+//! Percentiles of a neuron's centred norms: exact from all of them ([`exact_percentile`], what
+//! `precompute` keeps within its budget), or from what a bundle keeps of them, its histogram and
 //! its top k norms. Nearest rank: exact when the rank falls among the top k norms, else
 //! interpolated log-linearly inside the histogram's bin, whose edges then bound the exact value.
 //! Without the engine (the bundle's readers use it too).
@@ -41,6 +42,16 @@ pub fn percentile(p: f32, counts: &[u64], edges: &[f32], top: &[f32]) -> f32 {
             (low * (high / low).powf(fraction)) as f32
         }
     }
+}
+
+/// Percentile `p` (nearest rank, as [`percentile`] ranks) of `sorted` norms (ascending): the
+/// exact value; 0 without norms.
+pub fn exact_percentile(p: f32, sorted: &[f32]) -> f32 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p as f64 / 100.0 * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
 }
 
 /// What bounds percentile `p`'s true value when [`percentile`] interpolated it: the edges of

@@ -110,6 +110,10 @@ pub struct Manifest {
     /// Typical images kept per band.
     #[serde(default)]
     pub typical_per_band: usize,
+    /// Whether `layer.L.percentiles` are exact (from every image's norm; format 5, within
+    /// `precompute`'s budget), else interpolated in the histogram below the top k.
+    #[serde(default)]
+    pub exact_percentiles: bool,
 }
 
 /// The `class_templates` of a manifest that does not say (formats 2 and 3): CLIP's 80.
@@ -251,8 +255,10 @@ impl Bundle {
             Some(v) => return Err(bundle_error(format!("bundle format version {v}, this build reads versions {READABLE_VERSIONS:?}: rebuild the bundle with `clip-lens precompute`"))),
             None => return Err(bundle_error("manifest.json has no format_version".into())),
         }
-        let manifest: Manifest =
+        let mut manifest: Manifest =
             serde_json::from_value(version).map_err(|e| bundle_error(format!("manifest.json: {e}")))?;
+        // Before format 5 every percentile below the top k was interpolated.
+        manifest.exact_percentiles &= manifest.format_version >= 5;
         check_sizes(&manifest)?;
         let file = WeightFile::from_bytes(tensors).map_err(|e| bundle_error(format!("lens.safetensors: {e}")))?;
         let (n, d, k, c) = (manifest.neurons, manifest.embed_dim, manifest.top_k, manifest.components);
@@ -279,7 +285,7 @@ impl Bundle {
                 ..LayerLens::default()
             };
             if manifest.format_version >= 5 {
-                read_format_5(&file, &manifest, layer, later_heads(&manifest, layer)?.count(), &mut lens)?;
+                read_format_5(&file, &manifest, layer, &mut lens)?;
             }
             layers.insert(layer, lens);
         }

@@ -87,19 +87,14 @@ pub(super) fn write_format_5(lens: &LayerLens, manifest: &Manifest, layer: usize
 }
 
 /// Reads format 5's statistics of layer `layer` into `lens`, those the file has: the heads'
-/// columns must be the model's later heads (`later_heads`), the neighbours neurons of the layer.
-pub(super) fn read_format_5(
-    file: &WeightFile,
-    manifest: &Manifest,
-    layer: usize,
-    later_heads: usize,
-    lens: &mut LayerLens,
-) -> Result<()> {
+/// columns must be the model's later heads, the neighbours neurons of the layer.
+pub(super) fn read_format_5(file: &WeightFile, manifest: &Manifest, layer: usize, lens: &mut LayerLens) -> Result<()> {
     let n = manifest.neurons;
     let name = |part: &str| format!("layer.{layer}.{part}");
     let read = |e: Error| bundle_error(e.to_string());
     let present = |part: &str| file.contains(&name(part));
     if present("heads") {
+        let later_heads = super::later_heads(manifest, layer)?.count();
         lens.heads = Some(file.tensor(&name("heads"), &[n, later_heads]).map_err(read)?);
     }
     if present("fidelity") {

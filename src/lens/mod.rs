@@ -4,11 +4,12 @@
 //! Reference: the paper's PyTorch code, [`second_order_lens`][repo] at f9f0544.
 //! [`second_order`] is `prs_second_order_neurons_hook.py` and `compute_second_order_neuron_prs.py`, [`stats`] and
 //! [`singular`] are `compute_pcas.py`, [`omp`] is `decompose.py` and `compute_sparse_decomposition.py`; each module names the
-//! functions it matches. [`histogram`], [`typical`], [`fidelity`], [`neighbours`], [`map`] and [`statistic`] (the seam of the per-neuron statistics) have
+//! functions it matches. [`histogram`], [`all_norms`], [`typical`], [`fidelity`], [`neighbours`], [`map`] and [`statistic`] (the seam of the per-neuron statistics) have
 //! no counterpart there.
 //!
 //! [repo]: https://github.com/yossigandelsman/second_order_lens/tree/f9f054496a97c4e409556f2c9a31b47c3d3ed157
 
+pub mod all_norms;
 pub mod fidelity;
 pub mod histogram;
 pub mod map;

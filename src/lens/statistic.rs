@@ -21,6 +21,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 
+use super::all_norms::AllNorms;
 use super::histogram::NormHistograms;
 use super::stats::{MeanAccumulator, NeuronStatistics};
 use super::typical::TypicalImages;
@@ -93,7 +94,9 @@ pub trait Rider: NeuronStatistic + Send + 'static {
 }
 
 /// Every statistic pass 2 gathers beside the top k, in this order.
-pub const RIDERS: &[RiderKind] = &[RiderKind::of::<NormHistograms>(), RiderKind::of::<TypicalImages>()];
+/// (The histograms first: [`AllNorms`] replaces their interpolated percentiles by exact ones.)
+pub const RIDERS: &[RiderKind] =
+    &[RiderKind::of::<NormHistograms>(), RiderKind::of::<TypicalImages>(), RiderKind::of::<AllNorms>()];
 
 /// Tensors by name (a checkpoint's or a shard file's).
 type Tensors = HashMap<String, NamedTensor>;

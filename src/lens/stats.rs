@@ -169,6 +169,9 @@ pub struct NeuronStatistics {
     pub distributions: Option<Distributions>,
     /// Later heads K (later layers x heads, layer-major).
     pub later_heads: usize,
+    /// Whether the distributions' percentiles are exact (every centred norm was kept: the
+    /// [`AllNorms`](super::all_norms::AllNorms) rider), else interpolated below the top k.
+    pub percentiles_exact: bool,
     /// Per neuron, its typical images `[N, bands x m]` (ids, -1 pads; set by the
     /// [`TypicalImages`](super::typical::TypicalImages) rider).
     pub typical: Option<Vec<i64>>,

@@ -161,6 +161,8 @@ pub(super) struct Checkpoint<'a, K> {
     last_saved: Instant,
 }
 
+/// The checkpoint format: 3 keeps each top-k entry's per-head scalars and the typical images
+/// (bundle format 5); an older checkpoint is refused as another version's.
 const CHECKPOINT_VERSION: &str = "3";
 
 impl<'a, K: BundleSink> Checkpoint<'a, K> {

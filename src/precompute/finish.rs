@@ -56,6 +56,7 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
     let mut top_images = BTreeMap::new();
     // One coder for every layer: the atom search's state (the Gram matrix) serves them all.
     let mut coder = SparseCoder::for_device(&dictionary, device)?;
+    let exact_percentiles: Vec<bool> = stats.iter().map(|s| s.percentiles_exact).collect();
     progress.start("sparse decompositions (OMP)", stats.len(), 0);
     let mut codes = Vec::with_capacity(stats.len());
     for s in &stats {
@@ -102,6 +103,7 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
         thumbnail_size: settings.thumbnail_size,
         histogram_bins: HISTOGRAM_BINS,
         percentiles: PERCENTILES.to_vec(),
+        exact_percentiles: !exact_percentiles.is_empty() && exact_percentiles.iter().all(|&exact| exact),
         typical_band_bins: TYPICAL_BAND_BINS.to_vec(),
         typical_per_band: TYPICAL_PER_BAND,
     };

@@ -238,7 +238,8 @@ export interface NeuronDistribution {
   counts: number[];
   /** [percentile, value]: 50, 90, 98, 99, 99.9. */
   percentiles: [number, number][];
-  /** Per percentile, null when its value is exact (among the top k norms), else the edges of
+  /** Per percentile, null when its value is exact (every norm kept, bundle format 5, or among
+   * the top k norms), else the edges of
    * the histogram bin it was interpolated in, which hold the exact value ([low, high]; high
    * null for the last bin, which is open above). */
   percentile_bounds: ([number, number | null] | null)[];

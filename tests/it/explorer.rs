@@ -203,16 +203,19 @@ fn cards_lists_and_word_pages() {
     assert!(csv.lines().any(|l| l.starts_with("class,after: mean-ablated the ")));
 }
 
-/// A format-3 bundle's card carries the distribution: the counts add up to the images, the
-/// share above the threshold is the top-k norms above it over the images.
+/// A precomputed bundle's card carries the distribution: the counts add up to the images, the
+/// share above the threshold is the top-k norms above it over the images. Format 5 keeps every
+/// norm, so every percentile is exact (the median against one computed by hand from the
+/// reference's pixels); the same bundle read as format 4 interpolates the median inside the bin
+/// whose edges hold it.
 #[test]
-fn card_distribution_from_a_format_3_bundle() {
+fn card_distribution_exact_and_interpolated() {
     let dir =
         precomputed_bundle("explorer-bundle", &["--layers", "1", "--top-k", "6", "--components", "8", "--batch", "16"]);
     let bundle = Bundle::read(&dir).unwrap();
-    let engine = engine_with(&bundle);
-    let card = engine.neuron(1, 23).unwrap();
-    let d = card.distribution.expect("format 3");
+    assert!(bundle.manifest.exact_percentiles);
+    let card = engine_with(&bundle).neuron(1, 23).unwrap();
+    let d = card.distribution.expect("a distribution");
     assert_eq!((d.images, d.counts.len(), d.edges.len()), (48, 32, 33));
     let top = &bundle.layers[&1].norms[23 * 6..24 * 6];
     let above = top.iter().filter(|&&n| n > top[0] * 1.00001).count();
@@ -220,15 +223,33 @@ fn card_distribution_from_a_format_3_bundle() {
     assert!((d.share_above - above as f64 / 48.0).abs() < 1e-12);
     assert_eq!(d.percentiles.iter().map(|p| p.0).collect::<Vec<_>>(), [50.0, 90.0, 98.0, 99.0, 99.9]);
     assert_eq!(d.percentiles[4].1, top[5]);
-    // 48 images, k 6: the 90th percentile and above (ranks 44-48) are among the top 6, exact;
-    // the median (rank 24) is interpolated in the bin where the counts reach 24, whose edges
-    // hold it.
+    assert!(d.percentile_bounds.iter().all(Option::is_none), "{:?}", d.percentile_bounds);
+    // By hand: neuron 23's 48 centred norms, the 24th smallest (nearest rank of 50 %).
+    let batches = block_on(effect_batches(MODEL_OPENAI, &clip_lens::device::cpu(), &[1], 16));
+    let mean = &bundle.layers[&1].mean[23 * 32..24 * 32];
+    let mut norms: Vec<f32> = batches
+        .iter()
+        .flat_map(|b| b[0].chunks_exact(256 * 32).map(|image| image[23 * 32..24 * 32].to_vec()))
+        .map(|effect| effect.iter().zip(mean).map(|(e, m)| (e - m) * (e - m)).sum::<f32>().sqrt())
+        .collect();
+    norms.sort_by(f32::total_cmp);
+    let median = d.percentiles[0].1;
+    // (Our PNG decoder against the reference's pixels: the statistics agree to 1e-4 of the largest.)
+    assert!((median - norms[23]).abs() <= 1e-3 * norms[23], "median {median} against {} by hand", norms[23]);
+    // Read as format 4: the median (rank 24) is interpolated in the bin where the counts reach
+    // 24, whose edges hold it; the 90th and above (ranks 44-48) are among the top 6, exact.
+    let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap();
+    let tensors = std::fs::read(dir.join("lens.safetensors")).unwrap();
+    let older =
+        Bundle::from_parts(&manifest.replacen("\"format_version\": 5", "\"format_version\": 4", 1), tensors).unwrap();
+    assert!(!older.manifest.exact_percentiles);
+    let engine = engine_with(&older);
+    let d = engine.neuron(1, 23).unwrap().distribution.expect("a distribution");
     assert!(d.percentile_bounds[1..].iter().all(Option::is_none), "{:?}", d.percentile_bounds);
     let (low, high) = d.percentile_bounds[0].expect("the median is interpolated");
     let bin = (0..32).find(|&b| d.counts[..=b].iter().sum::<u64>() >= 24).unwrap();
     assert_eq!(low, if bin == 0 { 0.0 } else { d.edges[bin] });
     assert_eq!(high, (bin < 31).then(|| d.edges[bin + 1]));
-    let median = d.percentiles[0].1;
     assert!(low <= median && high.is_none_or(|h| median <= h), "{median} outside {low}..{high:?}");
     let csv = engine.neuron_csv(1, 23).unwrap();
     assert_eq!(csv.lines().filter(|l| l.starts_with("1,23,bin,")).count(), 32);

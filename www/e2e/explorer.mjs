@@ -127,14 +127,13 @@ export const checks = [
     const marks = await checkHistogram(page, "#neuron-card");
     // Nothing was analysed: no image is marked.
     if (marks.some((m) => m.kind === "analysed")) throw new Error(`an image is marked before any analysis: ${JSON.stringify(marks)}`);
-    // Six images, k 3: the median (rank 3 of 6) is interpolated in a bin, marked ≈ with the bin's
-    // edges; the 90th and above are among the top 3 norms, exact.
+    // Six images: format 5 keeps every norm, so every percentile is exact (no ≈, no bounds).
     const shown = await page.$eval("#neuron-card .distribution", (section) => ({
       cells: [...section.querySelectorAll(".percentiles td")].map((td) => td.textContent ?? ""),
       note: section.querySelector(".percentile-bounds")?.textContent ?? "",
     }));
     const [median, ...upper] = shown.cells;
-    if (!median.startsWith("≈") || upper.some((cell) => cell.startsWith("≈")) || !/the 50th is (between|at least) /.test(shown.note))
+    if (shown.cells.length !== 5 || [median, ...upper].some((cell) => cell.startsWith("≈")) || shown.note !== "")
       throw new Error(`percentiles: ${JSON.stringify(shown)}`);
   }),
 

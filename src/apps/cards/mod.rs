@@ -88,7 +88,8 @@ pub struct NeuronDistribution {
     pub counts: Vec<u64>,
     /// `(percentile, value)`: 50, 90, 98, 99, 99.9.
     pub percentiles: Vec<(f32, f32)>,
-    /// Per percentile, `None` when its value is exact (among the top k norms), else the edges
+    /// Per percentile, `None` when its value is exact (every norm kept, format 5, or among the
+    /// top k norms), else the edges
     /// of the histogram bin it was interpolated in, which hold the exact value (`(low, high)`;
     /// the first bin from 0, the last with no upper edge: `None`).
     pub percentile_bounds: Vec<Option<(f32, Option<f32>)>>,
@@ -217,7 +218,9 @@ fn distribution(bundle: &Bundle, layer: usize, neuron: usize) -> Option<NeuronDi
     let top = &lens.norms[neuron * k..(neuron + 1) * k];
     let above_threshold = top.iter().filter(|&&norm| is_significant(norm, top[0])).count();
     let edges = d.edges[neuron * (bins + 1)..(neuron + 1) * (bins + 1)].to_vec();
-    let percentile_bounds = manifest.percentiles.iter().map(|&p| percentile_bounds(p, &counts, &edges, k)).collect();
+    // Exact percentiles (format 5 within precompute's budget) have no bounds to say.
+    let bounds = |p: f32| if manifest.exact_percentiles { None } else { percentile_bounds(p, &counts, &edges, k) };
+    let percentile_bounds = manifest.percentiles.iter().map(|&p| bounds(p)).collect();
     Some(NeuronDistribution {
         edges,
         counts,

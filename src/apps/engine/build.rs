@@ -111,7 +111,10 @@ impl BuildOptions {
 /// TypeScript): pass 2's top-k state (per layer, neuron and kept image its centred effect, norm,
 /// id and per-head scalars: the part that grows with k), held once (a checkpoint writes it a
 /// chunk at a time and reads it back in place; the small head scalars it copies), and the rest
-/// (pass 1's sums, one batch's effects, the histograms and typical images, the chunk in flight). The page refuses a build that cannot fit.
+/// (pass 1's sums, one batch's effects, the histograms and typical images, the chunk in flight).
+/// The norms kept for exact percentiles grow with the images, not with k: 4 bytes per image,
+/// neuron and layer, at most 64 MiB per layer in the page (past that the percentiles below the
+/// top k are interpolated), so they are left out. The page refuses a build that cannot fit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct BuildMemory {
     /// Bytes per image kept per neuron (times k).
