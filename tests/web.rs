@@ -897,7 +897,25 @@ async fn a_bundle_built_in_the_page_matches_the_reference() {
         assert!(engine.has_bundle() && events > 0 && asked > 0, "{backend}");
         assert_eq!(bundle.manifest.words, WORDS.lines().collect::<Vec<_>>(), "{backend}");
         check_bundle_statistics(&bundle, &format!("build/{backend}"), if backend == "cpu" { 1e-4 } else { 1e-3 });
+        check_format_5_through_the_bindings(&engine, backend);
     }
+}
+
+/// Format 5 of a bundle built in the page, through the bindings: a card's heads (layer 1 of the
+/// 4-layer fixture: 2 later layers x 4 heads), its 8 neighbours, its typical images in 5 bands,
+/// its exact percentiles (no bounds), and the layer's stored map.
+fn check_format_5_through_the_bindings(engine: &Engine, backend: &str) {
+    let card = json(engine.neuron(1, 4).map_err(message).unwrap());
+    assert_eq!(card["heads"]["layers"], serde_json::json!([2, 3]), "{backend}");
+    assert_eq!(card["heads"]["values"].as_array().unwrap().len(), 8, "{backend}");
+    assert_eq!(card["neighbours"].as_array().unwrap().len(), 8, "{backend}");
+    assert!(card["neighbours"].as_array().unwrap().iter().all(|n| n["neuron"].as_u64().unwrap() != 4));
+    let bands = card["typical"].as_array().unwrap();
+    let sampled: usize = bands.iter().map(|band| band["images"].as_array().unwrap().len()).sum();
+    assert!(bands.len() == 5 && (1..=20).contains(&sampled), "{backend}: {bands:?}");
+    assert!(card["distribution"]["percentile_bounds"].as_array().unwrap().iter().all(|b| b.is_null()), "{backend}");
+    let map = json(engine.neuron_map(1).map_err(message).unwrap());
+    assert_eq!((map["points"].as_array().unwrap().len(), map["stored"].as_bool()), (512, Some(true)), "{backend}");
 }
 
 /// A folder of the browser's storage that is full: a `FileSystemDirectoryHandle` (by its
