@@ -94,7 +94,7 @@ pub(super) fn read_format_5(file: &WeightFile, manifest: &Manifest, layer: usize
     let read = |e: Error| bundle_error(e.to_string());
     let present = |part: &str| file.contains(&name(part));
     if present("heads") {
-        let later_heads = super::later_heads(manifest, layer)?.count();
+        let later_heads = manifest.later_heads(layer)?.count();
         lens.heads = Some(file.tensor(&name("heads"), &[n, later_heads]).map_err(read)?);
     }
     if present("fidelity") {

@@ -126,11 +126,6 @@ impl LensFactors {
         self.later.len() * self.heads
     }
 
-    /// The later layers, in order.
-    pub fn later_layers(&self) -> Vec<usize> {
-        self.later.iter().map(|later| later.layer).collect()
-    }
-
     /// Precomputes the factors of layer `layer` of `vision` in the given form.
     pub fn with_form(vision: &VisionTransformer, layer: usize, form: FactorForm) -> Result<Self> {
         let layers = vision.blocks.len();

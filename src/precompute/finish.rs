@@ -56,7 +56,7 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
     let mut top_images = BTreeMap::new();
     // One coder for every layer: the atom search's state (the Gram matrix) serves them all.
     let mut coder = SparseCoder::for_device(&dictionary, device)?;
-    let exact_percentiles: Vec<bool> = stats.iter().map(|s| s.percentiles_exact).collect();
+    let exact_percentiles = !stats.is_empty() && stats.iter().all(|s| s.percentiles_exact);
     progress.start("sparse decompositions (OMP)", stats.len(), 0);
     let mut codes = Vec::with_capacity(stats.len());
     for s in &stats {
@@ -64,6 +64,7 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
         progress.advance(1);
     }
     progress.finish();
+    // The atom search's state (the Gram matrix: up to 2 GiB) is not needed past OMP.
     drop(coder);
     progress.start("heads, neighbours and maps", stats.len(), 0);
     for ((&layer, s), code) in settings.layers.iter().zip(stats).zip(codes) {
@@ -103,7 +104,7 @@ pub(super) async fn write_bundle<S: ImageSource, K: BundleSink, C: Control>(
         thumbnail_size: settings.thumbnail_size,
         histogram_bins: HISTOGRAM_BINS,
         percentiles: PERCENTILES.to_vec(),
-        exact_percentiles: !exact_percentiles.is_empty() && exact_percentiles.iter().all(|&exact| exact),
+        exact_percentiles,
         typical_band_bins: TYPICAL_BAND_BINS.to_vec(),
         typical_per_band: TYPICAL_PER_BAND,
     };

@@ -51,7 +51,7 @@ struct LoadedBundle {
     /// Layers' fidelity of the words, each computed when a card of the layer is first asked for.
     fidelity: RefCell<BTreeMap<usize, Rc<LayerFidelity>>>,
     /// Layers' maps computed on load (a bundle before format 5), each when first asked for.
-    maps: RefCell<BTreeMap<usize, Rc<Vec<f32>>>>,
+    maps: RefCell<BTreeMap<usize, Vec<f32>>>,
 }
 
 impl LoadedBundle {
@@ -68,10 +68,8 @@ impl LoadedBundle {
     /// Layer `layer`'s map of neurons: the bundle's, else computed once ([`crate::lens::neuron_map`]).
     fn neuron_map(&self, layer: usize) -> Result<NeuronMap> {
         cards::neuron_map(&self.bundle, layer, |directions, dim| {
-            let known = self.maps.borrow().get(&layer).cloned();
-            let points = known.unwrap_or_else(|| Rc::new(crate::lens::neuron_map(directions, dim)));
-            self.maps.borrow_mut().insert(layer, Rc::clone(&points));
-            points.to_vec()
+            let mut maps = self.maps.borrow_mut();
+            maps.entry(layer).or_insert_with(|| crate::lens::neuron_map(directions, dim)).clone()
         })
     }
 
